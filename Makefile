@@ -1,0 +1,27 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`. Both create .venv idempotently.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv clean-venv lint
+
+venv: $(STAMP)
+
+# torch is installed first and alone (the CPU build), then everything else is held to constraints-cpu.txt so no
+# resolver can swap torch for a CUDA build.
+$(STAMP): requirements-cpu.txt constraints-cpu.txt setup.py
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints-cpu.txt -r requirements-cpu.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests -q -ra
+
+demo: $(STAMP)
+	$(BIN)/python -m nemo_cosmos_ar.demo
+
+clean-venv:
+	rm -rf $(VENV)

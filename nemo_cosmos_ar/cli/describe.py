@@ -1,0 +1,64 @@
+"""``cosmos-ar describe``: architecture, parameter count, latent grid, tokens per clip and training FLOPs/token.
+
+Example::
+
+    cosmos-ar describe --model 4b --resolution 640x1024 --num-frames 33
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nemo_cosmos_ar.model.config import CosmosARConfig, latent_shape_for
+from nemo_cosmos_ar.model.loss import first_frame_loss_mask
+from nemo_cosmos_ar.model.presets import PRESETS, get_preset
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution must look like HEIGHTxWIDTH (e.g. 640x1024), got {text!r}")
+    return h, w
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="4b", help=f"preset ({', '.join(PRESETS)}); default 4b")
+    p.add_argument("--config", help="a cosmos-predict1 style config.json instead of a preset")
+    p.add_argument("--resolution", type=parse_resolution, default=(640, 1024), help="HxW in pixels; default 640x1024")
+    p.add_argument("--num-frames", type=int, default=33, help="frames per clip, 1+8k; default 33")
+
+
+def describe(cfg: CosmosARConfig, resolution: tuple[int, int], num_frames: int) -> str:
+    grid = latent_shape_for(num_frames, *resolution)
+    cfg = cfg.with_latent_shape(grid)
+    n_total, n_body = cfg.num_params(), cfg.num_params(include_embedding=False)
+    train_len = cfg.seq_length - 1  # input = clip[:-1], labels = clip[1:]
+    flops = cfg.train_flops_per_token(train_len)
+    targets = int(first_frame_loss_mask(grid).sum())
+    yarn = (f"YaRN scale {cfg.yarn_scale:g}, beta {cfg.yarn_beta_fast:g}/{cfg.yarn_beta_slow:g}, "
+            f"original grid {'x'.join(map(str, cfg.original_latent_shape))}" if cfg.apply_yarn else "no YaRN")  # fmt: skip
+    rows = [
+        ("model", cfg.name),
+        ("layers / hidden / FFN", f"{cfg.n_layers} / {cfg.dim} / {cfg.ffn_hidden_size} (SwiGLU)"),
+        ("heads / KV groups / head dim", f"{cfg.n_heads} / {cfg.n_kv_heads} / {cfg.head_dim} (QK RMSNorm)"),
+        ("vocab", f"{cfg.vocab_size} (untied output head)"),
+        ("norm", f"RMSNorm eps {cfg.norm_eps:g}"),
+        ("position", f"3D RoPE theta {cfg.rope_theta:g}, {yarn}"),
+        ("parameters", f"{n_total:,} ({n_total / 1e9:.3f} B; {n_body:,} without the input embedding)"),
+        ("clip", f"{num_frames} frames at {resolution[0]}x{resolution[1]}"),
+        ("latent grid", f"{grid[0]}x{grid[1]}x{grid[2]}"),
+        ("tokens per clip", f"{cfg.seq_length:,}"),
+        ("trained targets per clip", f"{targets:,} (first latent frame not predicted)"),
+        ("training FLOPs per token", f"{flops:.4e} (6N + causal attention at {train_len:,} tokens)"),
+        ("training FLOPs per clip", f"{flops * train_len:.4e}"),
+        ("bf16 weights", f"{n_total * 2 / 2**30:.2f} GiB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = CosmosARConfig.from_json(args.config) if args.config else get_preset(args.model)
+    print(describe(cfg, args.resolution, args.num_frames))
+    return 0
