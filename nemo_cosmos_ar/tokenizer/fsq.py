@@ -140,7 +140,8 @@ class FSQuantizer(nn.Module):
         self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.int32))
         self.register_buffer("_basis", basis(self.levels, self._levels.device))
         all_indices = torch.arange(codebook_size(self.levels), device=self._levels.device)
-        self.register_buffer("implicit_codebook", indices_to_codes(all_indices, self.levels))
+        # bf16 like the released files (the codes are exact in bf16).
+        self.register_buffer("implicit_codebook", indices_to_codes(all_indices, self.levels).to(torch.bfloat16))
 
     @property
     def embedding_dim(self) -> int:
