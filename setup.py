@@ -19,5 +19,7 @@ setup(
     },
     entry_points={
         "console_scripts": ["cosmos-ar=nemo_cosmos_ar.cli:main"],
+        # The `nemo` CLI (nemo-run) loads every module of this group: that registers our recipe factories.
+        "nemo_run.cli": ["cosmos_ar=nemo_cosmos_ar.recipes"],
     },
 )

@@ -1,2 +1,10 @@
-"""NeMo 2 glue: the only package (with ``recipes``) that imports ``nemo``. Importing ``nemo_cosmos_ar.nemo_glue.model``
-registers nothing by itself; ``nemo_cosmos_ar.nemo_glue.connectors`` registers the ``pt`` importer/exporter."""
+"""NeMo 2 glue: the only package (with ``recipes``) that imports ``nemo``.
+
+On a machine without CUDA, importing it applies ``cpu_shim`` (Megatron-Core / NeMo need CUDA stand-ins to run on
+CPU); with CUDA it changes nothing.
+"""
+
+from nemo_cosmos_ar import cpu_shim
+
+if cpu_shim.on_cpu():
+    cpu_shim.apply(nemo=True)

@@ -1,0 +1,129 @@
+"""Small explicit builders the recipes compose (NeMo glue). No hidden defaults: every knob is an argument.
+
+Defaults follow cosmos-predict1's AR post-training experiments: AdamW lr 1e-3, weight decay 0.05, betas
+(0.9, 0.999), eps 1e-8, linear warm-up 5,000 steps then cosine to 1e-8, gradient clipping 1.0, one clip per GPU.
+Precision is NeMo's bf16-mixed (bf16 compute, fp32 master weights and Adam states).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import nemo_run as run
+import torch
+from megatron.core.optimizer import OptimizerConfig
+from nemo import lightning as nl
+from nemo.collections.llm.recipes.log.default import tensorboard_logger
+from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
+
+from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
+
+PROJECT, GROUP = "posttraining", "autoregressive_base"
+
+
+def output_root() -> str:
+    """``$OUTPUT_ROOT`` (cosmos-predict1's convention), default ``checkpoints``."""
+    return os.environ.get("OUTPUT_ROOT", "checkpoints")
+
+
+def run_dir(name: str, root: Optional[str] = None) -> str:
+    """``<root>/posttraining/autoregressive_base/<name>``: where cosmos-predict1 users look for checkpoints."""
+    return os.path.join(root or output_root(), PROJECT, GROUP, name)
+
+
+def trainer(
+    *,
+    num_nodes: int = 1,
+    devices: int = 1,
+    tensor_parallel: int = 1,
+    context_parallel: int = 1,
+    sequence_parallel: bool = False,
+    max_steps: int = 50_000,
+    val_check_interval: int = 1000,
+    limit_val_batches: int = 0,
+    log_every_n_steps: int = 1,
+    accelerator: str = "gpu",
+    precision: str = "bf16-mixed",
+    save_every: int = 1000,
+    keep_last: int = 2,
+    ckpt_async_save: bool = True,
+    flops_per_token: float = 0.0,
+) -> run.Config[nl.Trainer]:
+    strategy = run.Config(
+        nl.MegatronStrategy,
+        tensor_model_parallel_size=tensor_parallel,
+        pipeline_model_parallel_size=1,
+        context_parallel_size=context_parallel,
+        sequence_parallel=sequence_parallel and tensor_parallel > 1,
+        ckpt_async_save=ckpt_async_save,
+        ckpt_parallel_load=accelerator == "gpu",
+        ckpt_load_strictness="log_all",
+        ddp=run.Config(
+            nl.pytorch.strategies.megatron_strategy.DistributedDataParallelConfig,
+            grad_reduce_in_fp32=True, overlap_grad_reduce=accelerator == "gpu", overlap_param_gather=False,
+            use_distributed_optimizer=False, check_for_nan_in_grad=True,
+        ),  # fmt: skip
+    )
+    checkpoint = run.Config(
+        nl.ModelCheckpoint, every_n_train_steps=save_every, save_top_k=keep_last, monitor="step", mode="max",
+        save_last=True, filename="{step}", save_optim_on_train_end=True,
+    )  # fmt: skip
+    return run.Config(
+        nl.Trainer,
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        max_steps=max_steps,
+        val_check_interval=val_check_interval,
+        limit_val_batches=limit_val_batches,
+        num_sanity_val_steps=0,
+        log_every_n_steps=log_every_n_steps,
+        # NeMo's progress printer runs a collective on rank 0 only, which desynchronises gloo; our callback prints
+        # a per-step line instead.
+        enable_progress_bar=False,
+        use_distributed_sampler=False,
+        strategy=strategy,
+        plugins=run.Config(nl.MegatronMixedPrecision, precision=precision,
+                           params_dtype=torch.bfloat16 if precision.startswith("bf16") else torch.float32),
+        callbacks=[checkpoint, run.Config(CosmosARMetrics, flops_per_token=flops_per_token)],
+    )  # fmt: skip
+
+
+def optimizer(
+    *,
+    lr: float = 1e-3,
+    min_lr: float = 1e-8,
+    warmup_steps: int = 5000,
+    max_steps: int = 50_000,
+    weight_decay: float = 0.05,
+    clip_grad: float = 1.0,
+    distributed_optimizer: bool = False,
+    bf16: bool = True,
+) -> run.Config[nl.MegatronOptimizerModule]:
+    cfg = run.Config(
+        OptimizerConfig, optimizer="adam", lr=lr, min_lr=min_lr, weight_decay=weight_decay, adam_beta1=0.9,
+        adam_beta2=0.999, adam_eps=1e-8, clip_grad=clip_grad, bf16=bf16, fp16=False,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32, use_distributed_optimizer=distributed_optimizer,
+    )  # fmt: skip
+    sched = run.Config(
+        CosineAnnealingScheduler, warmup_steps=warmup_steps, max_steps=max_steps, min_lr=min_lr, constant_steps=0
+    )
+    return run.Config(nl.MegatronOptimizerModule, config=cfg, lr_scheduler=sched)
+
+
+def logger(name: str, root: Optional[str] = None) -> run.Config[nl.NeMoLogger]:
+    return run.Config(
+        nl.NeMoLogger, log_dir=os.path.dirname(run_dir(name, root)), name=name, use_datetime_version=False,
+        tensorboard=tensorboard_logger(name=name), wandb=None,
+    )  # fmt: skip
+
+
+def resume(base_checkpoint: Optional[str] = None) -> run.Config[nl.AutoResume]:
+    """Resume this run's own last checkpoint if there is one; otherwise start from ``base_checkpoint`` (a NeMo
+    checkpoint made by ``cosmos-ar convert import``: weights only) or from random weights when it is None."""
+    restore = None
+    if base_checkpoint:
+        restore = run.Config(nl.RestoreConfig, path=base_checkpoint, load_model_state=True, load_optim_state=False,
+                             load_artifacts=False)  # fmt: skip
+    return run.Config(nl.AutoResume, restore_config=restore, resume_if_exists=True, resume_ignore_no_checkpoint=True)

@@ -1,0 +1,159 @@
+"""Post-training recipes for Cosmos-Predict1 AR, as NeMo-Run factories of ``llm.finetune`` (and ``llm.pretrain``).
+
+Usage::
+
+    nemo llm finetune --factory cosmos_ar_4b_tealrobotsmall_tp1 data.path=datasets/tealrobot_small \\
+        resume.restore_config.path=checkpoints/Cosmos-Predict1-4B-nemo trainer.max_steps=1000
+    nemo llm finetune --factory cosmos_ar_4b_tealrobot_tp4 --dryrun          # print the whole config
+    nemo llm finetune --factory "cosmos_ar_4b_tealrobot_tp4(num_nodes=2)" executor=cosmos_slurm \\
+        executor.account=ACCT executor.partition=batch executor.container_image=IMAGE
+
+Every setting is overridable with ``a.b=c``. Parallelism knobs: ``trainer.strategy.tensor_model_parallel_size``,
+``...sequence_parallel``, ``...context_parallel_size`` (needs the TE layer spec), ``optim.config.use_distributed_optimizer``,
+activation recompute via ``model.config.recompute_granularity=full model.config.recompute_method=uniform
+model.config.recompute_num_layers=1``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import nemo_run as run
+import torch
+from nemo.collections import llm
+
+from nemo_cosmos_ar.model.presets import get_preset
+from nemo_cosmos_ar.nemo_glue.data_module import CosmosVideoDataModule
+from nemo_cosmos_ar.nemo_glue.model import NEMO_CONFIGS, CosmosARModel
+from nemo_cosmos_ar.recipes import _common
+
+
+def _model(preset: str, latent_shape, bf16: bool = True) -> run.Config[CosmosARModel]:
+    config = run.Config(
+        NEMO_CONFIGS[preset], latent_shape=tuple(latent_shape), bf16=bf16,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+    )  # fmt: skip
+    return run.Config(CosmosARModel, config=config)
+
+
+def _flops(preset: str, latent_shape) -> float:
+    cfg = get_preset(preset).with_latent_shape(tuple(latent_shape))
+    return cfg.train_flops_per_token(cfg.seq_length - 1)
+
+
+def gpu_recipe(
+    name: str,
+    preset: str,
+    latent_shape: tuple[int, int, int],
+    tensor_parallel: int,
+    devices: int,
+    num_nodes: int = 1,
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 50_000,
+    save_every: int = 1000,
+    output_root: Optional[str] = None,
+    fn=llm.finetune,
+) -> run.Partial:
+    """A complete post-training run on GPUs; one clip per GPU per step (global batch = data-parallel size)."""
+    dp = devices * num_nodes // tensor_parallel
+    parts = dict(
+        model=_model(preset, latent_shape),
+        data=run.Config(
+            CosmosVideoDataModule, path=data_path, latent_shape=latent_shape, micro_batch_size=1,
+            global_batch_size=dp, num_workers=2,
+        ),  # fmt: skip
+        trainer=_common.trainer(
+            num_nodes=num_nodes, devices=devices, tensor_parallel=tensor_parallel, max_steps=max_steps,
+            save_every=save_every, flops_per_token=_flops(preset, latent_shape),
+        ),  # fmt: skip
+        optim=_common.optimizer(max_steps=max_steps),
+        log=_common.logger(name, output_root),
+        resume=_common.resume(base_checkpoint),
+    )
+    if fn is llm.finetune:
+        # No text tokenizer: "model" hands the model's (None) to the data module, which yields token ids itself.
+        return run.Partial(llm.finetune, peft=None, tokenizer="model", **parts)
+    return run.Partial(fn, **parts)
+
+
+# ---- 4B, 1 GPU, 384x640 (cosmos-predict1's base_4b_example_tealrobotsmall_tp1) ----
+@run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobotsmall_tp1")
+def cosmos_ar_4b_tealrobotsmall_tp1(
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000
+) -> run.Partial:
+    """4B on 1 GPU, TP=1, 33 frames at 384x640 (latent 5x24x40 = 4,800 tokens)."""
+    return gpu_recipe("cosmos_ar_4b_tealrobotsmall_tp1", "4b", (5, 24, 40), tensor_parallel=1, devices=1,
+                      data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps)  # fmt: skip
+
+
+# ---- 4B, 4 GPUs, TP=4, 640x848 (cosmos-predict1's base_4b_example_tealrobot_tp4) ----
+@run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobot_tp4")
+def cosmos_ar_4b_tealrobot_tp4(
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
+    num_nodes: int = 1,
+) -> run.Partial:  # fmt: skip
+    """4B on 4 GPUs per node, TP=4, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens)."""
+    return gpu_recipe("cosmos_ar_4b_tealrobot_tp4", "4b", (5, 40, 53), tensor_parallel=4, devices=4,
+                      num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
+                      max_steps=max_steps, save_every=1000)  # fmt: skip
+
+
+# ---- 12B, 8 GPUs, TP=8, 640x848 ----
+@run.cli.factory(target=llm.finetune, name="cosmos_ar_12b_tealrobot_tp8")
+def cosmos_ar_12b_tealrobot_tp8(
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
+    num_nodes: int = 1,
+) -> run.Partial:  # fmt: skip
+    """12B on 8 GPUs per node, TP=8, 33 frames at 640x848.
+
+    Why TP=8: 11.56 B parameters in bf16-mixed need ~16 bytes each for weights, fp32 master copy and Adam states
+    (~185 GB) plus fp32 gradients (~46 GB) before activations; split 8 ways that is ~29 GB per GPU, leaving room
+    for 10,600-token activations on 80 GB GPUs. TP=8 is the largest size the 8 KV heads allow; add nodes for data
+    parallelism and turn on ``optim.config.use_distributed_optimizer`` to shard the optimizer further.
+    """
+    return gpu_recipe("cosmos_ar_12b_tealrobot_tp8", "12b", (5, 40, 53), tensor_parallel=8, devices=8,
+                      num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
+                      max_steps=max_steps)  # fmt: skip
+
+
+# ---- tiny model on CPU: the embedded demo and the CI workhorse ----
+def tiny_cpu_recipe(
+    name: str = "cosmos_ar_tiny_cpu", data_path: Optional[str] = None, base_checkpoint: Optional[str] = None,
+    max_steps: int = 30, devices: int = 1, tensor_parallel: int = 1, save_every: int = 10,
+    output_root: Optional[str] = None, lr: float = 3e-3, num_mock_clips: int = 4, global_batch_size: int = 2,
+    fn=llm.finetune,
+) -> run.Partial:  # fmt: skip
+    """fp32, gloo, no gradient clipping (Megatron's clip asserts CUDA tensors), short warm-up, synchronous saves."""
+    parts = dict(
+        model=_model("tiny", get_preset("tiny").latent_shape, bf16=False),
+        data=run.Config(
+            CosmosVideoDataModule, path=data_path, latent_shape=get_preset("tiny").latent_shape,
+            micro_batch_size=1, global_batch_size=global_batch_size, num_workers=0, pin_memory=False,
+            num_mock_clips=num_mock_clips,
+        ),  # fmt: skip
+        trainer=_common.trainer(
+            devices=devices, tensor_parallel=tensor_parallel, max_steps=max_steps, accelerator="cpu",
+            precision="32", save_every=save_every, keep_last=2, ckpt_async_save=False, val_check_interval=save_every,
+        ),  # fmt: skip
+        optim=_common.optimizer(lr=lr, min_lr=lr / 10, warmup_steps=2, max_steps=max_steps, clip_grad=0.0, bf16=False),
+        log=_common.logger(name, output_root),
+        resume=_common.resume(base_checkpoint),
+    )
+    if fn is llm.finetune:
+        return run.Partial(llm.finetune, peft=None, tokenizer="model", **parts)
+    return run.Partial(fn, **parts)
+
+
+@run.cli.factory(target=llm.finetune, name="cosmos_ar_tiny_cpu")
+def cosmos_ar_tiny_cpu(
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 30
+) -> run.Partial:
+    """The tiny Cosmos AR model on CPU (mock clips unless data_path is given)."""
+    return tiny_cpu_recipe(data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps)
+
+
+@run.cli.factory(target=llm.pretrain, name="cosmos_ar_tiny_cpu")
+def cosmos_ar_tiny_cpu_pretrain(data_path: Optional[str] = None, max_steps: int = 30) -> run.Partial:
+    """From-scratch training of the tiny model on CPU."""
+    return tiny_cpu_recipe(data_path=data_path, max_steps=max_steps, fn=llm.pretrain)
