@@ -45,13 +45,14 @@ def codebook_size(levels: LevelsLike = LEVELS) -> int:
     return math.prod(int(v) for v in levels)
 
 
-def basis(levels: LevelsLike = LEVELS, device: torch.device | str = "cpu") -> torch.Tensor:
+def basis(levels: LevelsLike = LEVELS, device: torch.device | str | None = None) -> torch.Tensor:
     """Mixed-radix weights of the digits: ``[1, L_0, L_0·L_1, ...]`` as int32 ``[D]``."""
-    lv = [int(v) for v in levels]
-    weights = [1]
-    for level in lv[:-1]:
-        weights.append(weights[-1] * level)
-    return torch.tensor(weights, dtype=torch.int32, device=device)
+    if isinstance(levels, torch.Tensor):
+        lv = levels if device is None else levels.to(device)
+    else:
+        lv = _levels_tensor(levels, torch.device(device if device is not None else "cpu"))
+    ones = torch.ones(1, dtype=torch.int32, device=lv.device)
+    return torch.cumprod(torch.cat([ones, lv[:-1].to(torch.int32)]), dim=0).to(torch.int32)
 
 
 def bound(z: torch.Tensor, levels: LevelsLike = LEVELS) -> torch.Tensor:
@@ -95,11 +96,11 @@ def codes_to_indices(codes: torch.Tensor, levels: LevelsLike = LEVELS) -> torch.
     """
     lv = _levels_tensor(levels, codes.device)
     if codes.shape[-1] != lv.numel():
-        raise ValueError(f"codes have {codes.shape[-1]} channels in the last dim; the levels {lv.tolist()} need {lv.numel()}")
+        raise ValueError(f"codes have {codes.shape[-1]} channels in the last dim but there are {lv.numel()} levels")
     half_width = (lv // 2).to(torch.float32)
     # Rounding makes the digits exact even if the codes went through bf16 or a lossy cast.
     digits = torch.round(codes.float() * half_width + half_width).long()
-    return (digits * basis(lv.tolist(), codes.device).long()).sum(dim=-1)
+    return (digits * basis(lv).long()).sum(dim=-1)
 
 
 def indices_to_codes(indices: torch.Tensor, levels: LevelsLike = LEVELS) -> torch.Tensor:
@@ -112,7 +113,7 @@ def indices_to_codes(indices: torch.Tensor, levels: LevelsLike = LEVELS) -> torc
         ``[..., D]`` float32 codes in [-1, 1].
     """
     lv = _levels_tensor(levels, indices.device)
-    return _digits_to_codes(indices.long().unsqueeze(-1), lv, basis(lv.tolist(), indices.device))
+    return _digits_to_codes(indices.long().unsqueeze(-1), lv, basis(lv))
 
 
 def _digits_to_codes(indices: torch.Tensor, lv: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -138,10 +139,10 @@ class FSQuantizer(nn.Module):
         super().__init__()
         self.levels = tuple(int(v) for v in levels)
         self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.int32))
-        self.register_buffer("_basis", basis(self.levels, self._levels.device))
+        self.register_buffer("_basis", basis(self._levels))
         all_indices = torch.arange(codebook_size(self.levels), device=self._levels.device)
         # bf16 like the released files (the codes are exact in bf16).
-        self.register_buffer("implicit_codebook", indices_to_codes(all_indices, self.levels).to(torch.bfloat16))
+        self.register_buffer("implicit_codebook", indices_to_codes(all_indices, self._levels).to(torch.bfloat16))
 
     @property
     def embedding_dim(self) -> int:
