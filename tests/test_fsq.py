@@ -65,5 +65,6 @@ def test_module_matches_pure_functions_and_keeps_released_buffers():
     assert torch.equal(q.indices_to_codes(indices), codes)
     # bf16 latents quantise through float32, like the released bf16 encoder.
     ib, cb, _ = q(z.bfloat16())
-    assert cb.dtype == torch.bfloat16 and torch.equal(ib.long(), fsq.codes_to_indices(fsq.quantize(z.bfloat16().float().movedim(1, -1))))
+    expected = fsq.codes_to_indices(fsq.quantize(z.bfloat16().float().movedim(1, -1)))
+    assert cb.dtype == torch.bfloat16 and torch.equal(ib.long(), expected)
     assert math.prod(q.levels) == 64000

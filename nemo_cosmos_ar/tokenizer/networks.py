@@ -78,7 +78,8 @@ class TokenizerConfig:
             value = getattr(self, name)
             if value < 1 or value & (value - 1):
                 raise ValueError(f"TokenizerConfig.{name} must be a power of 2, got {value}")
-        for name, downs in (("spatial_compression", self.num_spatial_downs), ("temporal_compression", self.num_temporal_downs)):
+        steps = (("spatial_compression", self.num_spatial_downs), ("temporal_compression", self.num_temporal_downs))
+        for name, downs in steps:
             if not 0 <= downs < len(self.channels_mult):
                 raise ValueError(
                     f"TokenizerConfig.{name}: needs {downs} down-sampling steps but channels_mult has "
@@ -246,7 +247,9 @@ class CausalVideoTokenizer(nn.Module):
         """``inv_quant -> post_quant_conv -> decoder``: indices -> pixels; keys of decoder.jit."""
         inv_quant = InverseQuantizer(self.quantizer, self.post_quant_conv)
         return nn.Sequential(
-            OrderedDict([("inv_quant", inv_quant), ("post_quant_conv", self.post_quant_conv), ("decoder", self.decoder)])
+            OrderedDict(
+                [("inv_quant", inv_quant), ("post_quant_conv", self.post_quant_conv), ("decoder", self.decoder)]
+            )
         )
 
     def encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -296,7 +299,7 @@ def infer_config(encoder_sd: Mapping[str, torch.Tensor], decoder_sd: Mapping[str
         patch_size = int(encoder_sd["encoder.patcher3d.patch_size_buffer"].reshape(-1)[0])
         in_channels = int(conv_in.shape[1]) // patch_size**3
         levels = _indices_under(encoder_sd, "encoder.down.")
-        mult = [int(encoder_sd[f"encoder.down.{i}.block.0.conv1.0.conv3d.weight"].shape[0]) // channels for i in levels]
+        mult = [encoder_sd[f"encoder.down.{i}.block.0.conv1.0.conv3d.weight"].shape[0] // channels for i in levels]
         num_res_blocks = len(_indices_under(encoder_sd, "encoder.down.0.block."))
         z_channels = int(encoder_sd["encoder.conv_out.1.conv3d.weight"].shape[0])
         fsq_levels = tuple(int(v) for v in encoder_sd["quantizer._levels"].tolist())
