@@ -5,8 +5,8 @@ Usage::
     nemo llm finetune --factory cosmos_ar_4b_tealrobotsmall_tp1 data.path=datasets/tealrobot_small \\
         resume.restore_config.path=checkpoints/Cosmos-Predict1-4B-nemo trainer.max_steps=1000
     nemo llm finetune --factory cosmos_ar_4b_tealrobot_tp4 --dryrun          # print the whole config
-    nemo llm finetune --factory "cosmos_ar_4b_tealrobot_tp4(num_nodes=2)" executor=cosmos_slurm \\
-        executor.account=ACCT executor.partition=batch executor.container_image=IMAGE
+    nemo llm finetune --factory "cosmos_ar_4b_tealrobot_tp4(num_nodes=2)" \\
+        run.executor="cosmos_slurm(account=ACCT,partition=batch,nodes=2,gpus_per_node=4)" run.executor.container_image=IMAGE
 
 Every setting is overridable with ``a.b=c``. Parallelism knobs: ``trainer.strategy.tensor_model_parallel_size``,
 ``...sequence_parallel``, ``...context_parallel_size`` (needs the TE layer spec), ``optim.config.use_distributed_optimizer``,
@@ -14,7 +14,6 @@ activation recompute via ``model.config.recompute_granularity=full model.config.
 model.config.recompute_num_layers=1``.
 """
 
-from __future__ import annotations
 
 from typing import Optional
 
