@@ -289,7 +289,9 @@ def read_video(
     return to_model_range(frames, dtype)
 
 
-def read_image(path: str | Path, *, size: tuple[int, int] | None = None, dtype: torch.dtype = torch.float32):
+def read_image(
+    path: str | Path, *, size: tuple[int, int] | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Read an image as a one-frame clip ``[3, 1, H, W]`` in [-1, 1] (same resize/crop as ``read_video``).
 
     Raises:

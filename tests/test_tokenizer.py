@@ -62,7 +62,8 @@ def test_released_state_dict_layout():
 
 
 @pytest.mark.parametrize(
-    "frames,height,width,grid", [(33, 640, 1024, (5, 40, 64)), (33, 384, 640, (5, 24, 40)), (17, 640, 848, (3, 40, 53))]
+    "frames,height,width,grid",
+    [(33, 640, 1024, (5, 40, 64)), (33, 384, 640, (5, 24, 40)), (17, 640, 848, (3, 40, 53))],
 )
 def test_token_grid_shapes_at_released_size(frames, height, width, grid):
     # The real network on the meta device: every layer's shape logic runs, no memory or compute.
@@ -152,6 +153,17 @@ def test_bf16_eager_and_dtype_rules(tiny_folder, backends):
     assert bf16.decode(ids).dtype == torch.float32
     with pytest.raises(ValueError, match="traced in torch.float32.*backend='eager'"):
         load_tokenizer(tiny_folder, "jit", dtype=torch.bfloat16)
+
+
+def test_bf16_folder_eager_and_torchscript_agree(tmp_path):
+    # A folder traced in bf16, like NVIDIA's export: both backends run it in bf16 and give the same numbers.
+    folder = write_random_tokenizer(tmp_path / "bf16", "tiny", seed=5, dtype=torch.bfloat16, autoencoder=False)
+    eager, jit = load_tokenizer(folder), load_tokenizer(folder, "jit")
+    assert eager.dtype == jit.dtype == torch.bfloat16
+    video = _clip(1, 17, seed=6)
+    ids = eager.encode(video)
+    assert torch.equal(ids, jit.encode(video))
+    assert (eager.decode(ids) - jit.decode(ids)).abs().max() < 1e-4
 
 
 def test_random_weights_are_seeded():

@@ -103,7 +103,7 @@ class _ChunkedTokenizer:
         lt, lh, lw = self.config.latent_shape(t, height, width)
         return n * lt, lh, lw
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Tokenize a batch of clips.
 
@@ -130,7 +130,7 @@ class _ChunkedTokenizer:
         indices = torch.cat(out, dim=0)
         return indices.reshape(b, n * indices.shape[1], *indices.shape[2:])
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Turn token grids back into pixels.
 
