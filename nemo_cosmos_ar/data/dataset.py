@@ -37,13 +37,22 @@ class ClipTokenDataset(Dataset):
         prefix = os.path.join(folder, split)
         if not os.path.isfile(prefix + ".idx"):
             raise FileNotFoundError(f"{prefix}.idx not found (split {split!r} of {folder})")
-        self._ds = IndexedDataset(prefix, mmap=True)
+        self.split = split
+        # Megatron cannot memory-map an empty .bin: an empty split (e.g. no validation videos) has no reader.
+        self._ds = IndexedDataset(prefix, mmap=True) if os.path.getsize(prefix + ".bin") else None
         n = self.latent_shape[0] * self.latent_shape[1] * self.latent_shape[2]
-        if len(self._ds) and int(self._ds.sequence_lengths.min()) != n or len(self._ds) and int(self._ds.sequence_lengths.max()) != n:
+        lengths = self._ds.sequence_lengths if self._ds is not None else []
+        if len(lengths) and (int(lengths.min()) != n or int(lengths.max()) != n):
             raise ValueError(f"{prefix}: documents are not all {n} tokens long (the {self.latent_shape} grid)")
 
     def __len__(self) -> int:
-        return len(self._ds)
+        return 0 if self._ds is None else len(self._ds)
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        if not 0 <= i < len(self):
+            raise IndexError(f"clip {i} of a {len(self)}-clip split")
         return torch.from_numpy(self._ds[i].astype("int64"))
+
+    def source(self, i: int) -> dict:
+        """Provenance of clip ``i``: ``{"video": path relative to the source folder, "first_frame", "frame_stride"}``."""
+        return self.meta["samples"][self.split][i]

@@ -1,0 +1,85 @@
+"""``cosmos-ar prepare-data``: a folder of MP4s -> a clip-token dataset for training (see docs/data.md).
+
+Examples::
+
+    cosmos-ar prepare-data --videos my_mp4s/ --output datasets/mine --resolution 384x640 --num-frames 33 \\
+        --window-stride 8 --val-fraction 0.1 --tokenizer checkpoints/Cosmos-Tokenize1-DV8x16x16-720p
+    cosmos-ar prepare-data --dataset tealrobot_video_small              # everything from the registry
+    torchrun --nproc-per-node 8 -m nemo_cosmos_ar.cli prepare-data ...   # one worker per GPU
+    cosmos-ar prepare-data --make-samples 6 --videos samples/           # write the bundled sample videos only
+
+Interrupted? Run the same command again: it resumes, and the result is identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from nemo_cosmos_ar.cli.describe import parse_resolution
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from nemo_cosmos_ar.data.prepare import DEFAULT_TOKENIZER
+
+    p.add_argument("--videos", help="folder of videos, searched recursively (default: the --dataset's)")
+    p.add_argument("--output", help="dataset folder to write (default: the --dataset's)")
+    p.add_argument("--dataset", help="registered dataset name: supplies the defaults of the options below")
+    p.add_argument("--resolution", type=parse_resolution, help="clip HEIGHTxWIDTH, multiples of 16; default 384x640")
+    p.add_argument("--num-frames", type=int, help="frames per clip, 1+8k; default 33")
+    p.add_argument("--window-stride", type=int, help="a clip starts every N frames; default 1 (as cosmos-predict1)")
+    p.add_argument("--frame-stride", type=int, help="take every N-th frame inside a clip; default 1")
+    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer folder; default {DEFAULT_TOKENIZER}")
+    p.add_argument("--val-fraction", type=float, default=0.0, help="fraction of videos held out for validation")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (under torchrun: one per rank)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per tokenizer batch (keep it when resuming)")
+    p.add_argument("--backend", choices=("eager", "jit"), default="eager", help="tokenizer backend; default eager")
+    p.add_argument("--device", help="cuda or cpu; default cuda when available")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset or unfinished run")
+    p.add_argument("--make-samples", type=int, metavar="N", help="first write N bundled sample videos into --videos")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    """A ``PrepareConfig`` from the arguments, filling unset ones from ``--dataset`` and then the defaults."""
+    from nemo_cosmos_ar.data.prepare import PrepareConfig
+    from nemo_cosmos_ar.data.registry import get_dataset
+    from nemo_cosmos_ar.data.windows import WindowSpec
+
+    spec = get_dataset(args.dataset) if args.dataset else None
+    fields = {"resolution": (384, 640), "num_frames": 33, "window_stride": 1, "frame_stride": 1,
+              "videos": None, "output": None}  # fmt: skip
+    for name, default in fields.items():
+        given, registered = getattr(args, name), None
+        if spec is not None:
+            registered = spec.videos_path if name == "videos" else spec.folder_path if name == "output" else getattr(spec, name)
+        if given is not None and registered is not None and name not in ("videos", "output") and given != registered:
+            raise ValueError(f"--{name.replace('_', '-')} {given} contradicts dataset {spec.name!r} ({registered}); "
+                             "drop the option or register another dataset name")  # fmt: skip
+        fields[name] = given if given is not None else registered if registered is not None else default
+    if fields["videos"] is None or fields["output"] is None:
+        raise ValueError("--videos and --output are required (or a --dataset that names them)")
+    return PrepareConfig(
+        videos=fields["videos"], output=fields["output"], resolution=fields["resolution"],
+        windows=WindowSpec(fields["num_frames"], fields["window_stride"], fields["frame_stride"]),
+        tokenizer=args.tokenizer, val_fraction=args.val_fraction, dataset=args.dataset, batch_size=args.batch_size,
+        backend=args.backend, device=args.device, overwrite=args.overwrite,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from nemo_cosmos_ar.data.prepare import prepare_dataset
+    from nemo_cosmos_ar.data.samples import write_sample_videos
+
+    if args.make_samples:
+        if not args.videos:
+            raise ValueError("--make-samples needs --videos (the folder to write the sample videos into)")
+        h, w = args.resolution or (384, 640)
+        paths = write_sample_videos(args.videos, args.make_samples, max(48, (args.num_frames or 33) + 15), h, w)
+        print(f"wrote {len(paths)} sample videos to {args.videos}")
+        if not args.output and not args.dataset:
+            return 0
+    summary = prepare_dataset(config_from_args(args), workers=args.workers, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(summary.format())
+    return 0
