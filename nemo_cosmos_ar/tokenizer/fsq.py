@@ -35,8 +35,10 @@ LevelsLike = Sequence[int] | torch.Tensor
 
 
 def _levels_tensor(levels: LevelsLike, device: torch.device) -> torch.Tensor:
+    # Tensors pass through untouched: inside the network they are the int32 buffers, already on the right device,
+    # and a .to(device) here would be baked into a traced TorchScript graph as a fixed device.
     if isinstance(levels, torch.Tensor):
-        return levels.to(device=device, dtype=torch.int32)
+        return levels
     return torch.tensor(list(levels), dtype=torch.int32, device=device)
 
 
