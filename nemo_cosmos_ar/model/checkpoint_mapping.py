@@ -52,16 +52,21 @@ FUSED: dict[str, tuple[str, ...]] = {
 
 
 def native_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
-    """Every key of a native state dict (no prefix) with its shape, in the released file's order."""
+    """Every key of a native state dict (no prefix) with its shape, in the released file's order.
+
+    That is the module registration order of cosmos-predict1's ``Transformer`` (whose ``state_dict()`` the file is):
+    ``TransformerBlock`` registers attention (wq, wk, wv, wo, q_norm, k_norm), feed_forward (w1, w2, w3), then
+    attention_norm and ffn_norm.
+    """
     d, f, q, kv, hd = cfg.dim, cfg.ffn_hidden_size, cfg.q_width, cfg.kv_width, cfg.head_dim
     out: dict[str, tuple[int, ...]] = {"tok_embeddings.weight": (cfg.vocab_size, d)}
     for i in range(cfg.n_layers):
         p = f"layers.{i}."
         out.update({
-            p + "attention_norm.weight": (d,), p + "attention.wq.weight": (q, d), p + "attention.wk.weight": (kv, d),
-            p + "attention.wv.weight": (kv, d), p + "attention.wo.weight": (d, q), p + "attention.q_norm.weight": (hd,),
-            p + "attention.k_norm.weight": (hd,), p + "ffn_norm.weight": (d,), p + "feed_forward.w1.weight": (f, d),
-            p + "feed_forward.w3.weight": (f, d), p + "feed_forward.w2.weight": (d, f),
+            p + "attention.wq.weight": (q, d), p + "attention.wk.weight": (kv, d), p + "attention.wv.weight": (kv, d),
+            p + "attention.wo.weight": (d, q), p + "attention.q_norm.weight": (hd,), p + "attention.k_norm.weight": (hd,),
+            p + "feed_forward.w1.weight": (f, d), p + "feed_forward.w2.weight": (d, f),
+            p + "feed_forward.w3.weight": (f, d), p + "attention_norm.weight": (d,), p + "ffn_norm.weight": (d,),
         })  # fmt: skip
     out["norm.weight"] = (d,)
     out["output.weight"] = (cfg.vocab_size, d)
