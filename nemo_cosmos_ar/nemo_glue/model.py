@@ -225,3 +225,8 @@ class CosmosARModel(GPTModel):
         if not getattr(self, "_cosmos_val_loss", None):
             self._cosmos_val_loss = CosmosARLossReduction(self.config.z_loss_coeff, validation_step=True)
         return self._cosmos_val_loss
+
+
+# Registers the pt/hf importers and exporters on CosmosARModel. NeMo finds connectors on the model class, and loading a
+# checkpoint's io.json imports only this module, so the registration has to happen here.
+from nemo_cosmos_ar.nemo_glue import connectors as _connectors  # noqa: E402,F401

@@ -1,0 +1,387 @@
+"""NeMo importers/exporters for Cosmos-Predict1 AR: native checkpoints <-> NeMo 2 distributed checkpoints.
+
+Registered on ``CosmosARModel`` (importing ``nemo_cosmos_ar.nemo_glue.model`` registers them)::
+
+    nemo llm import model=cosmos_ar_4b source=pt:///ckpts/Cosmos-Predict1-4B/model.pt output_path=ckpts/4b-nemo
+    nemo llm export path=ckpts/4b-nemo target=pt output_path=out/Cosmos-Predict1-4B-Base_post-trained
+    nemo llm export path=ckpts/4b-nemo target=pt_tp4 output_path=out/tp4        # model_model_mp_{0..3}.pt
+    nemo llm export path=ckpts/4b-nemo target=hf output_path=out/hf             # config.json + model.safetensors
+    llm.import_ckpt(CosmosARModel(CosmosARConfig4B()), "pt:///ckpts/.../model.pt", output_path=..., config="4b")
+
+Import sources are whatever ``native_io.load_native`` reads (released ``model.pt``, ``iter_*.pt``, TP shards,
+a Hugging Face folder). The architecture comes from, in order: the ``config=`` argument (preset name or
+``config.json``), a cosmos ``config.json`` next to the weights, the preset whose shapes the weights have. The model
+passed to ``llm.import_ckpt`` only selects this importer (NeMo hands importers the source path, not the model); when
+its architecture differs from the imported one, ``on_import_ckpt`` says so.
+
+Memory: import maps the source file and hands its tensors to the model's parameters without copies (only the fused
+QKV / FC1 tensors are new), so the NeMo save streams from the page cache. Export never builds a model: it reads the
+distributed checkpoint one layer at a time (torch DCP, any TP it was saved at) and streams each native tensor into
+the output file. A distributed checkpoint stores TP-independent global tensors, which is why export needs no TP and
+why an import at TP=1 loads at any TP.
+"""
+
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+from torch.distributed.checkpoint import FileSystemReader
+from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, MetadataIndex
+from torch.distributed.checkpoint.planner import LoadPlan, LoadPlanner
+from torch.distributed.checkpoint.planner_helpers import create_read_items_for_chunk_list
+from torch.distributed._shard._utils import narrow_tensor_by_index
+
+import nemo_run as run
+from lightning.pytorch import LightningModule
+from nemo.lightning import io, teardown
+from nemo.lightning.ckpt_utils import ckpt_to_context_subdir
+from nemo.lightning.io.pl import ckpt_to_weights_subdir
+
+from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion.native_io import ConversionError
+from nemo_cosmos_ar.model import checkpoint_mapping as cm
+from nemo_cosmos_ar.model.config import CosmosARConfig
+from nemo_cosmos_ar.model.presets import get_preset
+from nemo_cosmos_ar.nemo_glue.model import NEMO_CONFIGS, CosmosARModel, CosmosARNeMoConfig
+
+MODULE_PREFIX = "module."  # NeMo's MegatronParallel wrapper prefix in distributed checkpoints
+
+
+def nemo_config(cfg: CosmosARConfig, dtype: torch.dtype = torch.bfloat16, **overrides) -> CosmosARNeMoConfig:
+    """The NeMo config for ``cfg``: the sized class for an unmodified preset (short ``io.json``), else a full one."""
+    precision = dict(params_dtype=dtype, bf16=dtype == torch.bfloat16, **overrides)
+    if cfg.name in NEMO_CONFIGS and get_preset(cfg.name) == cfg:
+        return NEMO_CONFIGS[cfg.name](**precision)
+    return CosmosARNeMoConfig.from_cosmos(cfg, **precision)
+
+
+def _run_tag() -> str:
+    """A name every rank of one launch agrees on (for the shared temporary output folder)."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("SLURM_JOB_ID")
+    if run_id:
+        return f"{run_id}-{os.environ.get('SLURM_STEP_ID', '')}"
+    return str(os.getpid()) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else "shared"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Import: native -> NeMo
+# ---------------------------------------------------------------------------------------------------------------
+class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
+    """Native Cosmos AR checkpoint (``self`` is its path) -> NeMo 2 distributed checkpoint."""
+
+    def init(self) -> CosmosARModel:
+        return CosmosARModel(self._nemo_config)
+
+    def __call__(self, output_path: Optional[Path] = None, overwrite: bool = False, **kwargs) -> Path:
+        # NeMo's Connector.__call__ deletes an existing output before converting; we replace it only at the end.
+        return self.apply(Path(output_path) if output_path else self.local_path(), overwrite=overwrite, **kwargs)
+
+    def apply(self, output_path: Path, overwrite: bool = False, config=None, tensor_model_parallel_size: int = 1,
+              dtype: Optional[torch.dtype] = None) -> Path:  # fmt: skip
+        """Convert into ``output_path`` (written as a temporary folder next to it, renamed at the end).
+
+        Args:
+            config: preset name, ``config.json`` path or ``CosmosARConfig``; default: see the module docstring.
+            tensor_model_parallel_size: save at this TP; needs that many processes (``torchrun``). TP is a load-time
+                choice for distributed checkpoints, so 1 is right unless you want to prove exactly that.
+            dtype: parameter dtype of the NeMo checkpoint; default: the source's (bf16 for released files).
+        """
+        out = Path(output_path).absolute()
+        native_io.check_free([out], overwrite)
+        tp, world = int(tensor_model_parallel_size), int(os.environ.get("WORLD_SIZE", "1"))
+        if tp != world:
+            raise ConversionError(f"importing at TP={tp} needs {tp} processes (torchrun --nproc_per_node={tp}); "
+                                  f"this launch has {world}")  # fmt: skip
+        ckpt = native_io.load_native(Path(str(self)))
+        cfg = native_io.resolve_config(ckpt, config)
+        bad = [f"{k}={getattr(cfg, k)}" for k in ("n_heads", "n_kv_heads", "ffn_hidden_size") if getattr(cfg, k) % tp]
+        if bad:
+            raise ConversionError(f"TP={tp} does not divide {', '.join(bad)}")
+        self.imported_config = cfg
+        self._nemo_config = nemo_config(cfg, dtype or ckpt.dtype)
+        rank = int(os.environ.get("RANK", "0"))
+        tmp = out.parent / f".{out.name}.partial-{_run_tag()}"
+        created_parent = not out.parent.exists()
+        model = self.init()
+        trainer = None
+        try:
+            trainer = self.nemo_setup(model, self._trainer(tp) if tp > 1 else None)
+            _assign_parameters(model.module, ckpt.tensors, cfg, tp, tp_rank=rank % tp)
+            del ckpt
+            self.nemo_save(tmp, trainer)
+            if torch.distributed.is_initialized():
+                torch.distributed.barrier()
+            if rank == 0:
+                _replace(tmp, out)
+            if torch.distributed.is_initialized():
+                torch.distributed.barrier()
+        except BaseException:
+            if rank == 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if created_parent:
+                    shutil.rmtree(out.parent, ignore_errors=True)
+            raise
+        finally:
+            if trainer is not None:
+                teardown(trainer, model)
+        print(f"Converted {cfg.name} Cosmos AR weights ({self}) to NeMo at TP={tp}: {out}")
+        return out
+
+    @staticmethod
+    def _trainer(tp: int):
+        from nemo import lightning as nl
+
+        strategy = nl.MegatronStrategy(tensor_model_parallel_size=tp, ckpt_save_optimizer=False,
+                                       always_save_context=True, ckpt_async_save=False)  # fmt: skip
+        return nl.Trainer(devices=tp, accelerator="cpu", strategy=strategy, enable_progress_bar=False, logger=False)
+
+    def on_import_ckpt(self, model: CosmosARModel) -> None:
+        cfg = getattr(self, "imported_config", None)
+        try:
+            asked = model.config.cosmos_config()
+        except AttributeError:  # a config NeMo could not build
+            return
+        if cfg is not None and any(getattr(asked, f) != getattr(cfg, f) for f in native_io._SHAPE_FIELDS):
+            print(f"Note: the model argument describes a {asked.name!r} model, but the checkpoint is {cfg.name!r}; "
+                  "it was imported as what the weights are (its io.json records that architecture).")
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: int, tp_rank: int) -> None:
+    """Make the Megatron-Core model's parameters the converted tensors (views of the mapped source where possible).
+
+    The parameter names tell which layer spec built the model (local: separate pre-norms; TE: norms fused into the
+    linears). Embedding/output rows are zero-padded to Megatron's padded vocab; TP>1 takes this rank's slice.
+    """
+    params = dict(gpt.named_parameters())
+    spec = "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in params) else "local"
+    full = cm.native_to_mcore(native, cfg, spec)
+    missing, extra = sorted(set(params) - set(full)), sorted(set(full) - set(params))
+    if missing or extra:
+        raise ConversionError(f"the {spec} Megatron-Core model and the {cfg.name!r} mapping disagree: model-only "
+                              f"{missing[:6]}, mapping-only {extra[:6]}")  # fmt: skip
+    for name, p in params.items():
+        t = full.pop(name)
+        if name in ("embedding.word_embeddings.weight", "output_layer.weight") and t.shape[0] < p.shape[0] * tp:
+            t = torch.cat([t, t.new_zeros(p.shape[0] * tp - t.shape[0], t.shape[1])])
+        t = cm.mcore_tp_slice(name, t, tp, tp_rank).to(p.dtype)
+        if t.shape != p.shape:
+            raise ConversionError(f"{name}: converted shape {list(t.shape)} != model shape {list(p.shape)}")
+        owner = gpt.get_submodule(name.rpartition(".")[0])
+        owner.register_parameter(name.rpartition(".")[2], nn.Parameter(t, requires_grad=p.requires_grad))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a NeMo distributed checkpoint without building a model
+# ---------------------------------------------------------------------------------------------------------------
+class _SlicePlanner(LoadPlanner):
+    """Reads given slices of global tensors from a torch DCP checkpoint into given buffers."""
+
+    def __init__(self, requests: dict[str, tuple[str, tuple[int, ...], torch.Tensor]]) -> None:
+        self.requests = requests  # name -> (checkpoint key, offsets into the global tensor, destination)
+
+    def set_up_planner(self, state_dict, metadata=None, is_coordinator=False) -> None:
+        self.metadata = metadata
+
+    def create_local_plan(self) -> LoadPlan:
+        items = []
+        for name, (key, offsets, dest) in self.requests.items():
+            chunk = ChunkStorageMetadata(offsets=torch.Size(offsets), sizes=dest.shape)
+            for it in create_read_items_for_chunk_list(key, self.metadata.state_dict_metadata[key], [chunk]):
+                items.append(dataclasses.replace(it, dest_index=MetadataIndex(name, it.dest_index.offset, it.dest_index.index)))
+        return LoadPlan(items)
+
+    def create_global_plan(self, global_plan):
+        return global_plan
+
+    def finish_plan(self, central_plan):
+        return central_plan
+
+    def load_bytes(self, read_item, value) -> None:
+        pass
+
+    def resolve_tensor(self, read_item) -> torch.Tensor:
+        return narrow_tensor_by_index(self.requests[read_item.dest_index.fqn][2], read_item.dest_offsets, read_item.lengths)
+
+    def commit_tensor(self, read_item, tensor) -> None:
+        pass
+
+
+class NeMoCheckpointReader:
+    """The weights of a NeMo Cosmos AR checkpoint (saved at any TP) as native tensors, one layer at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.weights = ckpt_to_weights_subdir(self.path, is_saving=False)
+        if not (Path(self.weights) / ".metadata").exists():
+            raise ConversionError(f"{self.path} is not a NeMo distributed checkpoint (no {self.weights}/.metadata); "
+                                  "pass the folder that holds weights/ and context/")  # fmt: skip
+        self.nemo_config = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.config")
+        self.config = self.nemo_config.cosmos_config()
+        self._reader = FileSystemReader(str(self.weights))
+        self._md = self._reader.read_metadata()
+        keys = self._md.state_dict_metadata
+        self._spec = "te" if f"{MODULE_PREFIX}decoder.layers.self_attention.linear_qkv.layer_norm_weight" in keys else "local"
+
+    def _read(self, requests: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]]) -> dict[str, torch.Tensor]:
+        """name -> (checkpoint key, offsets, sizes) => name -> tensor of those sizes (stored dtype)."""
+        reqs = {}
+        for name, (key, offsets, sizes) in requests.items():
+            md = self._md.state_dict_metadata.get(key)
+            if md is None or not hasattr(md, "size"):
+                raise ConversionError(f"{self.weights} has no tensor {key!r}; is this a Cosmos AR checkpoint?")
+            if any(o + s > g for o, s, g in zip(offsets, sizes, md.size)) or len(md.size) != len(sizes):
+                raise ConversionError(f"{self.weights}: {key} has shape {list(md.size)}, but its config "
+                                      f"({self.config.name}) needs {list(sizes)} at {list(offsets)}")  # fmt: skip
+            reqs[name] = (key, offsets, torch.empty(sizes, dtype=md.properties.dtype))
+        planner = _SlicePlanner(reqs)
+        planner.set_up_planner({}, self._md, True)
+        self._reader.set_up_storage_reader(self._md, True)
+        plan = self._reader.prepare_local_plan(planner.create_local_plan())
+        plan = planner.finish_plan(self._reader.prepare_global_plan([plan])[0])
+        self._reader.read_data(plan, planner).wait()
+        return {name: t for name, (_, _, t) in reqs.items()}
+
+    def iter_native(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(native key, tensor)`` in the released order, in the stored dtype; holds one layer at a time."""
+        cfg, p = self.config, MODULE_PREFIX
+        v, d = cfg.vocab_size, cfg.dim
+        yield "tok_embeddings.weight", self._read({"t": (p + "embedding.word_embeddings.weight", (0, 0), (v, d))})["t"]
+        one = dataclasses.replace(cfg, n_layers=1)
+        shapes = _mcore_layer_shapes(cfg)
+        for i in range(cfg.n_layers):
+            req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s)) for name, s in shapes.items()}
+            layer = {k: t[0] for k, t in self._read(req).items()}
+            layer.update({k: torch.empty(0) for k in ("embedding.word_embeddings.weight", "decoder.final_layernorm.weight",
+                                                       "output_layer.weight")})  # fmt: skip
+            for k, t in cm.mcore_to_native(layer, one, "te").items():
+                if k.startswith("layers.0."):
+                    yield k.replace("layers.0.", f"layers.{i}.", 1), t
+        yield "norm.weight", self._read({"t": (p + "decoder.final_layernorm.weight", (0,), (d,))})["t"]
+        yield "output.weight", self._read({"t": (p + "output_layer.weight", (0, 0), (v, d))})["t"]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.iter_native())
+
+
+def _mcore_layer_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
+    """Layer-0 Megatron-Core tensors (TE names, as distributed checkpoints store them) and their full shapes."""
+    d, f, hd = cfg.dim, cfg.ffn_hidden_size, cfg.head_dim
+    p = "decoder.layers.0."
+    return {
+        p + "self_attention.linear_qkv.layer_norm_weight": (d,),
+        p + "self_attention.linear_qkv.weight": (cfg.q_width + 2 * cfg.kv_width, d),
+        p + "self_attention.q_layernorm.weight": (hd,), p + "self_attention.k_layernorm.weight": (hd,),
+        p + "self_attention.linear_proj.weight": (d, cfg.q_width),
+        p + "mlp.linear_fc1.layer_norm_weight": (d,), p + "mlp.linear_fc1.weight": (2 * f, d),
+        p + "mlp.linear_fc2.weight": (d, f),
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Export: NeMo -> native
+# ---------------------------------------------------------------------------------------------------------------
+class _CosmosARExporter(io.ModelConnector[CosmosARModel, "CosmosARCheckpoint"]):
+    """Base of the exporters; ``self`` is the NeMo checkpoint folder."""
+
+    def init(self) -> CosmosARModel:
+        return io.load_context(ckpt_to_context_subdir(Path(str(self))), subpath="model")
+
+    @property
+    def config(self) -> CosmosARConfig:
+        return NeMoCheckpointReader(Path(str(self))).config
+
+    def __call__(self, output_path: Optional[Path] = None, overwrite: bool = False, **kwargs) -> Path:
+        out = Path(output_path) if output_path else Path(str(self)) / "export"
+        return self.apply(out, overwrite=overwrite, **kwargs)
+
+
+@io.model_exporter(CosmosARModel, "pt")
+class CosmosARPTExporter(_CosmosARExporter):
+    """NeMo -> cosmos-predict1 ``model.pt`` (tp=1) or TP shards ``model_model_mp_{r}.pt`` (tp>1)."""
+
+    tp: int = 1
+
+    def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None) -> Path:
+        """``output_path`` ending in ``.pt``: the file itself (or its shards next to it); otherwise a folder with
+        ``model.pt`` (or the shards) and ``config.json``."""
+        tp = tp or self.tp
+        native_io.check_free([Path(output_path)], overwrite)
+        reader = NeMoCheckpointReader(Path(str(self)))
+        native_io.check_tp(reader.config, tp)
+        paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite)
+        print(f"Exported {self} to cosmos-predict1 {'model.pt' if tp == 1 else f'TP={tp} shards'}: "
+              + ", ".join(map(str, paths)))
+        return Path(output_path)
+
+
+def _tp_exporter(tp: int) -> type:
+    cls = type(f"CosmosARPTExporterTP{tp}", (CosmosARPTExporter,), {"tp": tp, "__doc__": f"``target=pt_tp{tp}``"})
+    return io.model_exporter(CosmosARModel, f"pt_tp{tp}")(cls)
+
+
+CosmosARPTExporterTP2, CosmosARPTExporterTP4, CosmosARPTExporterTP8 = (_tp_exporter(t) for t in (2, 4, 8))
+
+
+@io.model_exporter(CosmosARModel, "hf")
+class CosmosARHFExporter(_CosmosARExporter):
+    """NeMo -> Hugging Face folder: ``config.json`` (cosmos field names), ``model.safetensors``, ``README.md``."""
+
+    def apply(self, output_path: Path, overwrite: bool = False) -> Path:
+        native_io.check_free([Path(output_path)], overwrite)
+        reader = NeMoCheckpointReader(Path(str(self)))
+        native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self))
+        print(f"Exported {self} to a Hugging Face folder: {output_path}")
+        return Path(output_path)
+
+    def nemo_load(self, path, trainer=None, cpu=True):
+        """NeMo's ``export_ckpt(target="hf")`` first calls this only to ask whether ModelOpt converted the model.
+        Without ModelOpt state we answer with the unbuilt model (no weights loaded), so a 4B export does not load
+        8 GB for nothing; this exporter itself streams the weights."""
+        if (Path(ckpt_to_weights_subdir(path, is_saving=False)) / "modelopt_state").exists():
+            return super().nemo_load(path, trainer, cpu)
+        return io.load_context(ckpt_to_context_subdir(Path(path)), subpath="model"), None
+
+
+# Importers for both schemes: pt:// (a .pt file, shards or folder) and hf:// (a local Hugging Face folder).
+io.model_importer(CosmosARModel, "pt")(CosmosARImporter)
+io.model_importer(CosmosARModel, "hf")(CosmosARImporter)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `nemo llm import model=cosmos_ar_<size>` factories
+# ---------------------------------------------------------------------------------------------------------------
+def _model(preset: str) -> run.Config[LightningModule]:
+    return run.Config(CosmosARModel, config=run.Config(NEMO_CONFIGS[preset]))
+
+
+@run.cli.factory(name="cosmos_ar_tiny")
+def cosmos_ar_tiny() -> run.Config[LightningModule]:
+    """The 2-layer CPU test model."""
+    return _model("tiny")
+
+
+@run.cli.factory(name="cosmos_ar_4b")
+def cosmos_ar_4b() -> run.Config[LightningModule]:
+    """Cosmos-Predict1-4B."""
+    return _model("4b")
+
+
+@run.cli.factory(name="cosmos_ar_12b")
+def cosmos_ar_12b() -> run.Config[LightningModule]:
+    """Cosmos-Predict1-12B."""
+    return _model("12b")
