@@ -617,7 +617,7 @@ def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, thread
         queue.put(("error", f"{shard}: {_short(e)}\n{traceback.format_exc()}", e if isinstance(e, PrepareError) else None))
 
 
-def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], bar) -> None:
+def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> None:
     import queue as queue_mod
 
     import torch.multiprocessing as mp
@@ -640,7 +640,7 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], bar) -> None:
                     error = (f"a worker process died (exit code {dead[0].exitcode}); rerun to resume", None)
                 continue
             if msg[0] == "progress":
-                bar.update(msg[1])
+                advance(msg[1])
             elif msg[0] == "done":
                 finished += 1
             else:
@@ -656,7 +656,7 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], bar) -> None:
         raise RuntimeError(f"prepare-data worker failed: {error[0]}")
 
 
-def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True) -> PrepareSummary:
+def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True, on_progress=None) -> PrepareSummary:
     """Turn ``cfg.videos`` into a clip-token dataset in ``cfg.output`` (resuming an unfinished run there).
 
     Args:
@@ -664,6 +664,7 @@ def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True)
         workers: local worker processes (each its own shard; with GPUs, worker k uses GPU k mod #GPUs). Under
             torchrun leave it at 1: every rank is one worker.
         progress: show a progress bar (on rank 0).
+        on_progress: optional ``callable(n)`` told of every ``n`` clips finished (rank 0 / the parent process).
 
     Returns:
         The summary (every rank gets it).
@@ -700,15 +701,20 @@ def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True)
     initial = sum(plan["units"][u][1] for u in done)
     bar = tqdm(total=total, initial=initial, unit=" clips", desc="prepare-data", dynamic_ncols=True,
                disable=not progress or rank != 0, file=sys.stderr, smoothing=0.1)  # fmt: skip
+    def advance(n: int) -> None:
+        bar.update(n)
+        if on_progress is not None:
+            on_progress(n)
+
     error = None
     try:
         if world > 1:
             run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", _device_for(cfg, int(os.environ.get("LOCAL_RANK", rank))),
-                       on_progress=bar.update)  # fmt: skip
+                       on_progress=advance if rank == 0 else None)  # fmt: skip
         elif len(parts) > 1:
-            _run_local_workers(cfg, parts, bar)
+            _run_local_workers(cfg, parts, advance)
         else:
-            run_worker(cfg, plan, parts[0], "shard-000", _device_for(cfg, 0), on_progress=bar.update)
+            run_worker(cfg, plan, parts[0], "shard-000", _device_for(cfg, 0), on_progress=advance)
     except Exception as e:  # noqa: BLE001 -- every rank must reach the gather below, then all raise
         error = e
     finally:

@@ -40,7 +40,7 @@ def find_photos() -> list[str]:
     return found
 
 
-def _load_photo(path: str) -> torch.Tensor:
+def load_photo(path: str) -> torch.Tensor:
     """``[1, 3, H, W]`` float in [0, 1]."""
     from PIL import Image
 
@@ -57,9 +57,10 @@ def _smooth(x: torch.Tensor) -> torch.Tensor:
 def camera_path(motion: str, num_frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-frame camera ``(x, y, zoom)``: x, y in [-1, 1] (fraction of the free travel), zoom in (0, 1]."""
     g = torch.Generator().manual_seed(seed)
-    t = _smooth(torch.linspace(0, 1, num_frames))
+    # The move takes at least 48 frames (2 s at 24 fps), so shorter clips show its start, not a faster camera.
+    t = _smooth(torch.arange(num_frames) / max(num_frames - 1, 47))
     r = torch.rand(4, generator=g)
-    shake = 0.02 * torch.sin(torch.linspace(0, 6.3 * (2 + 3 * float(r[0])), num_frames))
+    shake = 0.02 * torch.sin(torch.arange(num_frames) * (0.25 + 0.4 * float(r[0])))
     side = 1.0 if r[1] < 0.5 else -1.0
     if motion == "pan":
         x, y, z = side * (2 * t - 1), (r[2] - 0.5) + shake, torch.full_like(t, 0.55 + 0.2 * float(r[3]))
@@ -68,7 +69,7 @@ def camera_path(motion: str, num_frames: int, seed: int) -> tuple[torch.Tensor, 
     elif motion == "zoom":
         x, y, z = (r[2] - 0.5) * t + shake, (r[3] - 0.5) * t, 1.0 - 0.55 * t
     elif motion == "orbit":
-        a = 2 * math.pi * (float(r[2]) + t)
+        a = 2 * math.pi * (float(r[2]) + 0.5 * t)
         x, y, z = 0.7 * torch.cos(a), 0.7 * torch.sin(a) + shake, 0.5 + 0.1 * torch.sin(2 * a)
     else:
         raise ValueError(f"unknown camera motion {motion!r}; choose one of {MOTIONS}")
@@ -166,7 +167,7 @@ def write_sample_videos(folder: str, num_videos: int = 6, num_frames: int = 48, 
         else:
             stem = os.path.splitext(os.path.basename(source))[0]
             name = f"sample_{i:02d}_{stem}_{motion}.mp4"
-            frames = render_camera_move(_load_photo(source), motion, num_frames, height, width, seed=seed + i)
+            frames = render_camera_move(load_photo(source), motion, num_frames, height, width, seed=seed + i)
         path = os.path.join(folder, name)
         write_mp4(path, frames, fps)
         paths.append(path)
