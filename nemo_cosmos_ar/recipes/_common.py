@@ -76,6 +76,7 @@ def trainer(
         num_nodes=num_nodes,
         max_steps=max_steps,
         val_check_interval=val_check_interval,
+        check_val_every_n_epoch=None,  # validate every val_check_interval steps, however long an epoch is
         limit_val_batches=limit_val_batches,
         num_sanity_val_steps=0,
         log_every_n_steps=log_every_n_steps,
