@@ -39,7 +39,8 @@ def write_videos(folder: Path, count: int, frames: int, height: int, width: int)
     for i in range(count):
         if sources:
             photo = samples.load_photo(sources[i % len(sources)])
-            clip = samples.render_camera_move(photo, samples.MOTIONS[i % len(samples.MOTIONS)], frames, height, width, seed=i)
+            motion = samples.MOTIONS[i % len(samples.MOTIONS)]
+            clip = samples.render_camera_move(photo, motion, frames, height, width, seed=i)
         else:
             clip = samples.render_bouncing_balls(frames, height, width, seed=i)
         samples.write_mp4(str(folder / f"video_{i:03d}.mp4"), clip, fps=24.0)
@@ -61,8 +62,9 @@ def time_stages(cfg: prep.PrepareConfig, device: str, iters: int) -> dict:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     read_rate = n / (time.perf_counter() - start)
-    tok = load_tokenizer(cfg.tokenizer, cfg.backend, device=device, dtype=None if cfg.backend == "jit" else cfg.torch_dtype(),
-                         pixel_chunk_duration=None, max_enc_batch_size=cfg.batch_size)  # fmt: skip
+    dtype = None if cfg.backend == "jit" else cfg.torch_dtype()
+    tok = load_tokenizer(cfg.tokenizer, cfg.backend, device=device, dtype=dtype, pixel_chunk_duration=None,
+                         max_enc_batch_size=cfg.batch_size)  # fmt: skip
     frames = batches[0]
     for _ in range(2):  # warm-up: the first calls pick and build kernels
         prep.encode_clips(tok, frames, cfg.latent_shape)
@@ -128,8 +130,11 @@ def main() -> None:
         stamps: list[tuple[float, int]] = []
         summary = prep.prepare_dataset(cfg, workers=args.workers, progress=False,
                                        on_progress=lambda n: stamps.append((time.perf_counter(), n)))  # fmt: skip
+        # Steady state: from the first finished unit to the last (tokenizer load and planning excluded).
         first_t, first_n = stamps[0]
-        steady = (sum(n for _, n in stamps) - first_n) / max(stamps[-1][0] - first_t, 1e-9) if len(stamps) > 1 else float("nan")
+        steady = float("nan")
+        if len(stamps) > 1:
+            steady = (sum(n for _, n in stamps) - first_n) / max(stamps[-1][0] - first_t, 1e-9)
     clips = sum(summary.clips.values())
     result = {
         "device": torch.cuda.get_device_name(0) if not args.smoke else "cpu", "smoke": args.smoke,
@@ -140,10 +145,12 @@ def main() -> None:
         "pipeline_clips_per_s": steady, **stages,
     }  # fmt: skip
     print(summary.format())
-    print("\n| clip | workers | batch | end to end clips/s | steady clips/s | read only clips/s | encode only clips/s | encode peak GiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {result['clip']} | {args.workers} | {args.batch_size} | {result['end_to_end_clips_per_s']:.2f} | {steady:.2f} | "
-          f"{stages['read_clips_per_s']:.2f} | {stages['encode_clips_per_s']:.2f} | {stages['encode_peak_gib']:.1f} |")  # fmt: skip
+    cols = ["clip", "workers", "batch", "end to end clips/s", "steady clips/s", "read only clips/s",
+            "encode only clips/s", "encode peak GiB"]  # fmt: skip
+    row = [result["clip"], args.workers, args.batch_size, f"{result['end_to_end_clips_per_s']:.2f}", f"{steady:.2f}",
+           f"{stages['read_clips_per_s']:.2f}", f"{stages['encode_clips_per_s']:.2f}",
+           f"{stages['encode_peak_gib']:.1f}"]  # fmt: skip
+    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n| " + " | ".join(map(str, row)) + " |")
     print(json.dumps(result))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

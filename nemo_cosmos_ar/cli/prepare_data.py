@@ -49,11 +49,11 @@ def config_from_args(args: argparse.Namespace):
     spec = get_dataset(args.dataset) if args.dataset else None
     fields = {"resolution": (384, 640), "num_frames": 33, "window_stride": 1, "frame_stride": 1,
               "videos": None, "output": None}  # fmt: skip
+    from_spec = {} if spec is None else {"videos": spec.videos_path, "output": spec.folder_path}
     for name, default in fields.items():
-        given, registered = getattr(args, name), None
-        if spec is not None:
-            registered = spec.videos_path if name == "videos" else spec.folder_path if name == "output" else getattr(spec, name)
-        if given is not None and registered is not None and name not in ("videos", "output") and given != registered:
+        given = getattr(args, name)
+        registered = from_spec.get(name, getattr(spec, name, None)) if spec is not None else None
+        if given is not None and registered is not None and name not in from_spec and given != registered:
             raise ValueError(f"--{name.replace('_', '-')} {given} contradicts dataset {spec.name!r} ({registered}); "
                              "drop the option or register another dataset name")  # fmt: skip
         fields[name] = given if given is not None else registered if registered is not None else default

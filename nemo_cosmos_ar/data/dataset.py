@@ -54,5 +54,5 @@ class ClipTokenDataset(Dataset):
         return torch.from_numpy(self._ds[i].astype("int64"))
 
     def source(self, i: int) -> dict:
-        """Provenance of clip ``i``: ``{"video": path relative to the source folder, "first_frame", "frame_stride"}``."""
+        """Provenance of clip ``i``: ``{"video": path under the source folder, "first_frame", "frame_stride"}``."""
         return self.meta["samples"][self.split][i]

@@ -119,14 +119,22 @@ class PrepareSummary:
             f"videos read  {self.videos_read} of {self.files_found} files",
             f"skipped      {len(self.skipped)}" + ("" if self.skipped else " (none)"),
         ]
-        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        if len(self.skipped) <= 20:
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        else:  # by kind of reason; every file and reason is in metadata.json
+            kinds: dict[str, list[str]] = {}
+            for path, reason in self.skipped:
+                kinds.setdefault(reason.split(" (")[0], []).append(path)
+            lines += [f"  {len(p)} {k}: {', '.join(p[:3])}{', ...' if len(p) > 3 else ''}" for k, p in kinds.items()]
+            lines.append("  (all of them, with reasons, in metadata.json)")
         clips = ", ".join(f"{k} {v:,}" for k, v in self.clips.items())
         lines += [f"clips        {sum(self.clips.values()):,} ({clips})", f"tokens       {self.tokens:,}"]
         if self.failed_clips:
             lines.append(f"dropped      {self.failed_clips} clips whose frames failed to decode")
         rate = self.clips_this_run / self.seconds if self.seconds > 0 else 0.0
         resumed = f"; resumed, {self.resumed_units} units already done" if self.resumed_units else ""
-        lines.append(f"time         {self.seconds:.1f} s ({self.clips_this_run:,} clips encoded, {rate:.2f} clips/s{resumed})")
+        lines.append(f"time         {self.seconds:.1f} s ({self.clips_this_run:,} clips encoded, "
+                     f"{rate:.2f} clips/s{resumed})")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -221,7 +229,8 @@ def make_plan(cfg: PrepareConfig, checksum: str, probe_threads: int = 8) -> dict
     skipped = sorted(skipped + [(rel, reason) for rel, (info, reason) in zip(files, probed) if info is None])
     if not videos:
         why = "; ".join(f"{p}: {r}" for p, r in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        raise PrepareError(f"none of the {files_found} files in {cfg.videos} gives a {cfg.windows.span}-frame clip ({why})")
+        raise PrepareError(f"none of the {files_found} files in {cfg.videos} gives a {cfg.windows.span}-frame "
+                           f"clip ({why})")  # fmt: skip
     held_out = val_videos(len(videos), cfg.val_fraction, cfg.seed)
     clips = []  # [video index, first frame, split index], ordered by (path, first frame)
     for i, v in enumerate(videos):
@@ -377,7 +386,7 @@ def encode_clips(tokenizer, frames: torch.Tensor, latent_shape: tuple[int, int, 
     ids = tokenizer.encode(video)
     if tuple(ids.shape[1:]) != tuple(latent_shape):
         raise PrepareError(f"the tokenizer turned {t}x{h}x{w} clips into a {tuple(ids.shape[1:])} grid, expected "
-                           f"{tuple(latent_shape)}: is --tokenizer a DV8x16x16 (8x temporal, 16x spatial) tokenizer?")  # fmt: skip
+                           f"{tuple(latent_shape)}: is --tokenizer a DV8x16x16 (8x time, 16x space) tokenizer?")
     return ids.reshape(b, -1).cpu().numpy().astype(TOKEN_DTYPE)
 
 
@@ -464,6 +473,7 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
             tokens[name] = np.memmap(path, dtype=TOKEN_DTYPE, mode="r").reshape(-1, clip_len)
     videos = plan["videos"]
     samples: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    stride = cfg.windows.frame_stride
     for s, split in enumerate(SPLITS):
         builder = IndexedDatasetBuilder(os.path.join(cfg.output, split + ".bin"), dtype=TOKEN_DTYPE)
         for cid, (v, start, sp) in enumerate(plan["clips"]):
@@ -472,7 +482,7 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
             name, row = where[cid]
             builder.add_item(torch.from_numpy(np.array(tokens[name][row], dtype=np.int32)))
             builder.end_document()
-            samples[split].append({"video": videos[v]["path"], "first_frame": start, "frame_stride": cfg.windows.frame_stride})
+            samples[split].append({"video": videos[v]["path"], "first_frame": start, "frame_stride": stride})
         builder.finalize(os.path.join(cfg.output, split + ".idx"))
     broken = {}  # videos none (or only some) of whose clips decoded
     for cid, reason in failed.items():
@@ -485,10 +495,11 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
         "latent_shape": list(cfg.latent_shape), "tokens_per_clip": clip_len, "dtype": np.dtype(TOKEN_DTYPE).name,
         "resolution": list(cfg.resolution), "num_frames": cfg.windows.num_frames,
         "window_stride": cfg.windows.window_stride, "frame_stride": cfg.windows.frame_stride,
-        "tokenizer": {"name": os.path.basename(os.path.normpath(cfg.tokenizer)), "path": os.path.abspath(cfg.tokenizer),
-                      "checksum": fp["tokenizer_checksum"], "backend": fp["backend"], "dtype": fp["dtype"],
-                      "device_type": fp["device_type"]},
-        "source": {"videos": fp["videos"], "files_found": plan["files_found"], "videos_used": len(videos) - len(fully_broken),
+        "tokenizer": {"name": os.path.basename(os.path.normpath(cfg.tokenizer)),
+                      "path": os.path.abspath(cfg.tokenizer), "checksum": fp["tokenizer_checksum"],
+                      "backend": fp["backend"], "dtype": fp["dtype"], "device_type": fp["device_type"]},
+        "source": {"videos": fp["videos"], "files_found": plan["files_found"],
+                   "videos_used": len(videos) - len(fully_broken),
                    "skipped": [{"path": p, "reason": r} for p, r in skipped]},
         "val_fraction": cfg.val_fraction, "split_seed": cfg.seed,
         "splits": {s: {"clips": len(samples[s]), "tokens": len(samples[s]) * clip_len,
@@ -539,8 +550,8 @@ def _setup(cfg: PrepareConfig) -> tuple[dict, bool]:
         diff = {k: (plan["fingerprint"].get(k), v) for k, v in want.items() if plan["fingerprint"].get(k) != v}
         if diff:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise FileExistsError(f"{cfg.output} holds an unfinished run with other settings ({changes}); rerun "
-                                  "with the same settings to resume it, or pass --overwrite to start over")  # fmt: skip
+            raise FileExistsError(f"{cfg.output} holds an unfinished run with other settings ({changes}); "
+                                  "rerun with the same settings to resume it, or pass --overwrite to start over")
         for name in _shard_names(work):
             repair_shard(work, name, int(np.prod(cfg.latent_shape)))
         return plan, True
@@ -614,7 +625,8 @@ def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, thread
         run_worker(cfg, plan, units, shard, device, on_progress=lambda n: queue.put(("progress", n)))
         queue.put(("done", shard))
     except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises
-        queue.put(("error", f"{shard}: {_short(e)}\n{traceback.format_exc()}", e if isinstance(e, PrepareError) else None))
+        user_error = e if isinstance(e, (PrepareError, FileNotFoundError)) else None
+        queue.put(("error", f"{shard}: {_short(e)}\n{traceback.format_exc()}", user_error))
 
 
 def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> None:
@@ -699,8 +711,14 @@ def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True,
     parts = _split_work(pending, world if world > 1 else max(1, min(workers, len(pending) or 1)))
     total = len(plan["clips"])
     initial = sum(plan["units"][u][1] for u in done)
-    bar = tqdm(total=total, initial=initial, unit=" clips", desc="prepare-data", dynamic_ncols=True,
-               disable=not progress or rank != 0, file=sys.stderr, smoothing=0.1)  # fmt: skip
+    if world > 1:  # rank 0 sees only its own progress
+        mine = sum(plan["units"][u][1] for u in parts[rank])
+        bar = tqdm(total=mine, unit=" clips", desc=f"prepare-data rank 0/{world}", dynamic_ncols=True,
+                   disable=not progress or rank != 0, file=sys.stderr, smoothing=0.1)  # fmt: skip
+    else:
+        bar = tqdm(total=total, initial=initial, unit=" clips", desc="prepare-data", dynamic_ncols=True,
+                   disable=not progress, file=sys.stderr, smoothing=0.1)  # fmt: skip
+
     def advance(n: int) -> None:
         bar.update(n)
         if on_progress is not None:
@@ -709,8 +727,8 @@ def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True,
     error = None
     try:
         if world > 1:
-            run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", _device_for(cfg, int(os.environ.get("LOCAL_RANK", rank))),
-                       on_progress=advance if rank == 0 else None)  # fmt: skip
+            device = _device_for(cfg, int(os.environ.get("LOCAL_RANK", rank)))
+            run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", device, on_progress=advance if rank == 0 else None)
         elif len(parts) > 1:
             _run_local_workers(cfg, parts, advance)
         else:

@@ -100,7 +100,8 @@ class CosmosVideoDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         max_steps = max(int(trainer.max_steps), 1) if trainer is not None else 1
         train = self._clips("train")
-        self._train_ds = ClipSamples(train, self.latent_shape, num_samples=max_steps * self.global_batch_size, seed=self.seed)
+        n_train = max_steps * self.global_batch_size
+        self._train_ds = ClipSamples(train, self.latent_shape, num_samples=n_train, seed=self.seed)
         val = self._clips("val")
         self._val_ds = None
         if len(val):
@@ -123,7 +124,7 @@ class CosmosVideoDataModule(pl.LightningDataModule):
         return self._loader(self._val_ds, "validation") if self._val_ds is not None else []
 
     def reconfigure_limit_batches(self) -> None:
-        """Count ``limit_train/val_batches`` in micro-batches, as NeMo's GPT data modules do (called by the strategy)."""
+        """Count ``limit_train/val_batches`` in micro-batches like NeMo's GPT data modules (the strategy calls it)."""
         from megatron.core.num_microbatches_calculator import get_num_microbatches
         from nemo.collections.llm.gpt.data.utils import _reconfigure_limit_batches
 

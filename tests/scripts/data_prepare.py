@@ -1,4 +1,7 @@
-"""``cosmos-ar prepare-data`` under torchrun (one worker per rank): ``torchrun --nproc_per_node 2 data_prepare.py ARGS``."""
+"""``cosmos-ar prepare-data`` under torchrun, one worker per rank.
+
+    torchrun --nproc_per_node 2 data_prepare.py --videos DIR --output DIR ...
+"""
 
 import sys
 
