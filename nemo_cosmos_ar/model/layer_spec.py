@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import math
@@ -60,10 +61,22 @@ class SDPACoreAttention(MegatronModule):
                 kwargs["attn_mask"] = torch.ones(sq, sk, dtype=torch.bool, device=q.device).tril(sk - sq)
         elif attention_mask is not None:
             kwargs["attn_mask"] = ~attention_mask  # Megatron: True = masked out; SDPA: True = attend
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout_p if self.training else 0.0, scale=self.softmax_scale, **kwargs
-        )
+        with _preferred_sdpa_backends(q.device):
+            out = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout_p if self.training else 0.0, scale=self.softmax_scale, **kwargs
+            )
         return out.permute(2, 0, 1, 3).reshape(sq, b, np_ * hn)
+
+
+def _preferred_sdpa_backends(device: torch.device):
+    """On GPU try cuDNN first (556 vs 306 TFLOP/s for flash at 12,800 causal tokens on an H200), then flash,
+    memory-efficient and math; torch skips any backend that cannot take the inputs. CPU: torch's own choice."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel(order, set_priority=True)
 
 
 def te_available() -> bool:
