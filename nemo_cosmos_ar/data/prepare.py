@@ -94,7 +94,7 @@ class PrepareConfig:
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def torch_dtype(self) -> torch.dtype:
-        name = self.dtype or ("bfloat16" if self.device_type() == "cuda" else "float32")
+        name = self.dtype or ("bfloat16" if self.device_type().startswith("cuda") else "float32")
         return getattr(torch, name)
 
 
@@ -205,7 +205,8 @@ def _fingerprint(cfg: PrepareConfig, checksum: str) -> dict:
         "videos": os.path.abspath(cfg.videos), "resolution": list(cfg.resolution), "windows": asdict(cfg.windows),
         "tokenizer_checksum": checksum, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
         "batch_size": cfg.batch_size, "backend": cfg.backend, "device_type": cfg.device_type().split(":")[0],
-        "dtype": str(cfg.torch_dtype()).replace("torch.", ""), "dataset": cfg.dataset,
+        "dtype": "traced" if cfg.backend == "jit" else str(cfg.torch_dtype()).replace("torch.", ""),
+        "dataset": cfg.dataset,
     }  # fmt: skip
 
 
@@ -602,7 +603,7 @@ def _gather(obj) -> list:
 
 
 def _device_for(cfg: PrepareConfig, worker: int) -> str:
-    if cfg.device_type() != "cuda":
+    if not cfg.device_type().startswith("cuda"):
         return "cpu"
     if cfg.device and ":" in cfg.device:
         return cfg.device
