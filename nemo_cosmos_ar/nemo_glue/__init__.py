@@ -4,7 +4,9 @@ On a machine without CUDA, importing it applies ``cpu_shim`` (Megatron-Core / Ne
 CPU); with CUDA it changes nothing.
 """
 
-from nemo_cosmos_ar import cpu_shim
+from nemo_cosmos_ar import compat, cpu_shim
+
+compat.apply()
 
 if cpu_shim.on_cpu():
     cpu_shim.apply(nemo=True)
