@@ -60,8 +60,8 @@ def main() -> None:
     task.log.tensorboard = None
     ckpt = task.trainer.callbacks[0]
     ckpt.every_n_train_steps = args.save_every or 10**9
-    ckpt.save_last = bool(args.save_every)
-    ckpt.save_optim_on_train_end = bool(args.save_every)
+    # One checkpoint only: a 4B bf16-mixed checkpoint with optimizer state is ~56 GB.
+    ckpt.save_last, ckpt.save_top_k, ckpt.save_optim_on_train_end = False, 1, False
     if not args.save_every:
         task.trainer.enable_checkpointing = False
         task.trainer.callbacks = task.trainer.callbacks[1:]
