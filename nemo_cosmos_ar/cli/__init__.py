@@ -10,6 +10,7 @@ import sys
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("nemo_cosmos_ar.cli.describe", "print a model's architecture, size, token grid and FLOPs"),
+    "convert": ("nemo_cosmos_ar.cli.convert", "convert checkpoints between cosmos-predict1 and NeMo; parity logits"),
     "prepare-data": ("nemo_cosmos_ar.cli.prepare_data", "tokenize a folder of videos into a training dataset"),
 }
 

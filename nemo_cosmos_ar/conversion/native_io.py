@@ -391,8 +391,8 @@ class TorchStreamWriter:
     """Writes a file that ``torch.load`` reads as ``{key: tensor}`` (the zip format of ``torch.save``), one tensor at
     a time: the pickled layout goes first, then each tensor's bytes as record ``data/<i>``."""
 
-    def __init__(self, path: Path, layout: Layout) -> None:
-        self.path, self.layout, self._next = path, list(layout), 0
+    def __init__(self, path: Path, layout: Layout, label: str | Path | None = None) -> None:
+        self.path, self.layout, self._next, self.label = path, list(layout), 0, label or path
         try:
             self._zip = torch._C.PyTorchFileWriter(str(path), True, 64)
         except TypeError:  # older torch
@@ -409,22 +409,26 @@ class TorchStreamWriter:
         self._zip.write_record("byteorder", sys.byteorder, len(sys.byteorder))
 
     def write(self, key: str, tensor: torch.Tensor) -> None:
-        _check_next(self.path, self.layout, self._next, key, tensor)
+        _check_next(self.label, self.layout, self._next, key, tensor)
         t = tensor.detach().to("cpu", self.layout[self._next][2]).contiguous()
-        self._zip.write_record(f"data/{self._next}", t.data_ptr(), t.numel() * t.element_size())
+        nbytes = t.numel() * t.element_size()
+        if t.storage_offset() or t.untyped_storage().nbytes() != nbytes:
+            t = t.clone()  # a record is a whole storage; a view into a larger one is copied (one tensor at most)
+        self._zip.write_record(f"data/{self._next}", t.untyped_storage(), nbytes)
         self._next += 1
 
     def close(self) -> None:
         if self._next != len(self.layout):
-            raise ConversionError(f"{self.path}: only {self._next} of {len(self.layout)} tensors were written")
+            raise ConversionError(f"{self.label}: only {self._next} of {len(self.layout)} tensors were written")
         self._zip.write_end_of_file()
 
 
 class SafetensorsStreamWriter:
     """Writes a ``.safetensors`` file one tensor at a time (the header holds all offsets, so it goes first)."""
 
-    def __init__(self, path: Path, layout: Layout, metadata: dict[str, str] | None = None) -> None:
-        self.path, self.layout, self._next = path, list(layout), 0
+    def __init__(self, path: Path, layout: Layout, metadata: dict[str, str] | None = None,
+                 label: str | Path | None = None) -> None:  # fmt: skip
+        self.path, self.layout, self._next, self.label = path, list(layout), 0, label or path
         header: dict = {}
         off = 0
         for k, shape, dt in self.layout:
@@ -438,18 +442,18 @@ class SafetensorsStreamWriter:
         self._f.write(struct.pack("<Q", len(hb)) + hb)
 
     def write(self, key: str, tensor: torch.Tensor) -> None:
-        _check_next(self.path, self.layout, self._next, key, tensor)
+        _check_next(self.label, self.layout, self._next, key, tensor)
         t = tensor.detach().to("cpu", self.layout[self._next][2]).contiguous()
         self._f.write(t.view(torch.uint8).reshape(-1).numpy().data)
         self._next += 1
 
-    def close(self) -> None:
+    def close(self, check: bool = True) -> None:
         self._f.close()
-        if self._next != len(self.layout):
-            raise ConversionError(f"{self.path}: only {self._next} of {len(self.layout)} tensors were written")
+        if check and self._next != len(self.layout):
+            raise ConversionError(f"{self.label}: only {self._next} of {len(self.layout)} tensors were written")
 
 
-def _check_next(path: Path, layout: list, i: int, key: str, tensor: torch.Tensor) -> None:
+def _check_next(path: str | Path, layout: list, i: int, key: str, tensor: torch.Tensor) -> None:
     if i >= len(layout) or layout[i][0] != key or tuple(tensor.shape) != tuple(layout[i][1]):
         want = f"{layout[i][0]} {list(layout[i][1])}" if i < len(layout) else "nothing"
         raise ConversionError(f"{path}: got tensor {key} {list(tensor.shape)} at position {i}, expected {want}")
@@ -528,16 +532,17 @@ def shard_paths(path: Path, tp: int) -> list[Path]:
 
 
 def _write_pt_files(paths: Sequence[Path], tensors: Iterable[tuple[str, torch.Tensor]], cfg: CosmosARConfig,
-                    tp: int, dtype: torch.dtype) -> None:  # fmt: skip
+                    tp: int, dtype: torch.dtype, labels: Sequence[Path]) -> None:  # fmt: skip
     if tp > 1:
         check_tp(cfg, tp)
     full = native_shapes(cfg)
     layouts = [[(NATIVE_PREFIX + k, _tp_shape(k, s, tp), dtype) for k, s in full.items()] for _ in range(tp)]
-    writers = [TorchStreamWriter(p, lay) for p, lay in zip(paths, layouts)]
+    writers = [TorchStreamWriter(p, lay, label) for p, lay, label in zip(paths, layouts, labels)]
     for key, t in tensors:
         if key not in full or tuple(t.shape) != full[key]:
             want = list(full[key]) if key in full else "no such key"
-            raise ConversionError(f"tensor {key} {list(t.shape)} does not fit the {cfg.name!r} layout ({want})")
+            raise ConversionError(f"{labels[0]}: tensor {key} {list(t.shape)} does not fit the {cfg.name!r} layout "
+                                  f"({want})")  # fmt: skip
         for w, part in zip(writers, split_tp(key, t, tp)):
             w.write(NATIVE_PREFIX + key, part)
     for w in writers:
@@ -556,7 +561,7 @@ def write_model_pt(path: str | Path, tensors: Iterable[tuple[str, torch.Tensor]]
     """One flat ``model.pt`` in the released layout: ``model.``-prefixed keys, released order, ``dtype`` (bf16)."""
     path = Path(path)
     with atomic_outputs([path], overwrite) as (tmp,):
-        _write_pt_files([tmp], tensors, cfg, 1, dtype)
+        _write_pt_files([tmp], tensors, cfg, 1, dtype, [path])
     return path
 
 
@@ -566,7 +571,7 @@ def write_tp_shards(path: str | Path, tensors: Iterable[tuple[str, torch.Tensor]
     check_tp(cfg, tp)
     finals = shard_paths(Path(path), tp)
     with atomic_outputs(finals, overwrite) as temps:
-        _write_pt_files(temps, tensors, cfg, tp, dtype)
+        _write_pt_files(temps, tensors, cfg, tp, dtype, finals)
     return finals
 
 
@@ -578,7 +583,8 @@ def write_native_dir(folder: str | Path, tensors: Iterable[tuple[str, torch.Tens
         check_tp(cfg, tp)
     with atomic_outputs([folder], overwrite, directory=True) as (tmp,):
         (tmp / HF_CONFIG).write_text(json.dumps(config_json(cfg, dtype), indent=2) + "\n")
-        _write_pt_files(shard_paths(tmp / "model.pt", tp) if tp > 1 else [tmp / "model.pt"], tensors, cfg, tp, dtype)
+        names = shard_paths(Path("model.pt"), tp) if tp > 1 else [Path("model.pt")]
+        _write_pt_files([tmp / n for n in names], tensors, cfg, tp, dtype, [folder / n for n in names])
     return folder
 
 
@@ -601,12 +607,14 @@ def write_hf(folder: str | Path, tensors: Iterable[tuple[str, torch.Tensor]], cf
         (tmp / HF_CONFIG).write_text(json.dumps(config_json(cfg, dtype), indent=2) + "\n")
         (tmp / HF_CARD).write_text(model_card(cfg, source))
         w = SafetensorsStreamWriter(tmp / HF_WEIGHTS, native_layout(cfg, dtype),
-                                    {"format": "pt", "cosmos_ar_preset": cfg.name})  # fmt: skip
+                                    {"format": "pt", "cosmos_ar_preset": cfg.name}, label=folder / HF_WEIGHTS)  # fmt: skip
         try:
             for k, t in tensors:
                 w.write(k, t)
-        finally:
-            w.close()
+        except BaseException:
+            w.close(check=False)
+            raise
+        w.close()
     return folder
 
 

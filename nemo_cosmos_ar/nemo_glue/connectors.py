@@ -127,7 +127,13 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
                     shutil.rmtree(out.parent, ignore_errors=True)
             raise
         finally:
-            if trainer is not None:
+            if trainer is not None and world > 1:
+                # Keep torchrun's process group: re-creating it inside one launch desyncs the ranks' group setup.
+                from megatron.core import parallel_state
+
+                parallel_state.destroy_model_parallel()
+                trainer._teardown()
+            elif trainer is not None:
                 teardown(trainer, model)
         print(f"Converted {cfg.name} Cosmos AR weights ({self}) to NeMo at TP={tp}: {out}")
         return out

@@ -1,0 +1,208 @@
+"""``cosmos-ar convert``: checkpoint conversion and the parity logits, a thin wrapper over ``nemo_glue.connectors``.
+
+Examples::
+
+    cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo
+    cosmos-ar convert import --source ckpts/tp4/model_model_mp_0.pt --config config.json --output ckpts/custom-nemo
+    cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
+    cosmos-ar convert export --checkpoint ckpts/4b-nemo --tp 4 --output out/tp4          # model_model_mp_{r}.pt
+    cosmos-ar convert export --checkpoint ckpts/4b-nemo --format hf --output out/hf
+    cosmos-ar convert logits --checkpoint ckpts/4b-nemo --tokens tokens.pt --output logits.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from nemo_cosmos_ar.model.presets import PRESETS
+
+EPILOG = """examples:
+  cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo
+  cosmos-ar convert import --source ckpts/tp4/model_model_mp_0.pt --output ckpts/4b-nemo     # merges the shards
+  cosmos-ar convert import --source my-model/ --config my-model/config.json --output ckpts/my-nemo
+  cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
+  cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/model.pt --tp 4            # out/model_model_mp_{r}.pt
+  cosmos-ar convert export --checkpoint ckpts/4b-nemo --format hf --output out/hf
+  cosmos-ar convert logits --checkpoint ckpts/4b-nemo --tokens tokens.pt --output logits.pt
+
+Sources for import: the released model.pt, a cosmos-predict1 training checkpoint iter_*.pt, TP shards
+*_model_mp_<r>.pt (any one of them, or <stem>.pt next to them), or a Hugging Face folder (config.json +
+model.safetensors). The architecture is --model/--config, else a config.json next to the weights, else the preset
+whose shapes the weights have. Outputs are written under a temporary name and renamed at the end; an existing output
+is refused without --overwrite. The same conversions run through NeMo:
+  nemo llm import model=cosmos_ar_4b source=pt:///abs/path/model.pt output_path=ckpts/4b-nemo
+  nemo llm export path=ckpts/4b-nemo target=pt|pt_tp4|hf output_path=out
+See docs/conversion.md."""
+
+
+def _add_arch(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--model", choices=sorted(PRESETS), help="architecture preset (default: from the checkpoint)")
+    g.add_argument("--config", help="a cosmos-predict1 style config.json with the architecture")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    imp = sub.add_parser("import", help="native checkpoint -> NeMo distributed checkpoint",
+                         description="Convert a cosmos-predict1 checkpoint into a NeMo 2 distributed checkpoint "
+                         "(loadable at any TP).", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    imp.add_argument("--source", required=True, help="model.pt, iter_*.pt, a *_model_mp_<r>.pt shard, or an HF folder")
+    imp.add_argument("--output", required=True, help="NeMo checkpoint folder to create")
+    _add_arch(imp)
+    imp.add_argument("--tp", type=int, default=1, help="save at this TP (needs torchrun with that many processes); "
+                     "default 1, which loads at any TP")  # fmt: skip
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing output (after the new one is written)")
+
+    exp = sub.add_parser("export", help="NeMo checkpoint -> model.pt, TP shards or a Hugging Face folder",
+                         description="Export a NeMo checkpoint (saved at any TP) to cosmos-predict1's formats.",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    exp.add_argument("--checkpoint", required=True, help="NeMo checkpoint folder (holds weights/ and context/)")
+    exp.add_argument("--output", required=True, help="a folder (gets model.pt or the shards, plus config.json), or a "
+                     "path ending in .pt (that file, or its shards <stem>_model_mp_<r>.pt next to it)")  # fmt: skip
+    exp.add_argument("--format", choices=("pt", "hf"), default="pt", help="pt: cosmos-predict1 model.pt (default); "
+                     "hf: config.json + model.safetensors + README.md")  # fmt: skip
+    exp.add_argument("--tp", type=int, default=1, help="with --format pt: write cosmos-predict1 TP shards for this TP")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing output (after the new one is written)")
+
+    lg = sub.add_parser("logits", help="teacher-forced fp32 logits of a checkpoint, for parity checks",
+                        description="Run the Megatron-Core model teacher-forced in fp32 on the available device (CUDA "
+                        "if present) and save logits [B, S, vocab] fp32. Under torchrun it runs at TP=WORLD_SIZE.",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    lg.add_argument("--checkpoint", required=True, help="a NeMo checkpoint folder or any import source")
+    _add_arch(lg)
+    lg.add_argument("--tokens", required=True, help="torch file with int64 token ids [B, S] or [S] (or {'tokens': ...})")
+    lg.add_argument("--output", required=True, help="where to save the logits (torch file)")
+    lg.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "import":
+        from nemo_cosmos_ar.nemo_glue.connectors import CosmosARImporter
+
+        CosmosARImporter(str(Path(args.source).absolute()))(
+            output_path=Path(args.output), overwrite=args.overwrite, config=args.config or args.model,
+            tensor_model_parallel_size=args.tp,
+        )  # fmt: skip
+    elif args.action == "export":
+        from nemo_cosmos_ar.nemo_glue.connectors import CosmosARHFExporter, CosmosARPTExporter
+
+        if args.format == "hf":
+            if args.tp != 1:
+                raise ValueError("--tp applies to --format pt only")
+            CosmosARHFExporter(str(Path(args.checkpoint).absolute()))(output_path=Path(args.output), overwrite=args.overwrite)
+        else:
+            CosmosARPTExporter(str(Path(args.checkpoint).absolute()))(
+                output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp
+            )
+    else:
+        from nemo_cosmos_ar.conversion.native_io import check_free
+
+        check_free([Path(args.output)], args.overwrite)
+        logits = compute_logits(args.checkpoint, load_tokens(args.tokens), config=args.config or args.model)
+        if int(os.environ.get("RANK", "0")) == 0:
+            save_tensor(logits, Path(args.output), args.overwrite)
+            print(f"logits {list(logits.shape)} fp32 -> {args.output}")
+    return 0
+
+
+def load_tokens(path: str) -> torch.Tensor:
+    """Token ids ``[B, S]`` int64 from a torch file holding a tensor (``[B, S]`` or ``[S]``) or ``{"tokens": ...}``."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict):
+        obj = obj.get("tokens")
+    if not isinstance(obj, torch.Tensor) or obj.ndim not in (1, 2) or obj.is_floating_point():
+        raise ValueError(f"{path}: expected integer token ids [B, S] or [S] (or a dict with 'tokens')")
+    return (obj[None] if obj.ndim == 1 else obj).long()
+
+
+def save_tensor(t: torch.Tensor, path: Path, overwrite: bool = False) -> None:
+    from nemo_cosmos_ar.conversion.native_io import atomic_outputs
+
+    with atomic_outputs([path], overwrite) as (tmp,):
+        torch.save(t, tmp)
+
+
+def is_nemo_checkpoint(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and ((p / "weights" / ".metadata").exists() or (p / "context" / "io.json").exists())
+
+
+def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config=None) -> torch.Tensor:
+    """Teacher-forced fp32 logits ``[B, S, vocab]`` of a NeMo checkpoint or a native one.
+
+    Builds the Megatron-Core model at TP = WORLD_SIZE (1 without torchrun) in fp32. A NeMo checkpoint is loaded the
+    way training loads it (``dist_checkpointing.load`` of the model's sharded state dict, so any saved TP works);
+    a native one goes through ``checkpoint_mapping``. Returns the gathered logits on CPU on every rank.
+    """
+    from nemo_cosmos_ar.conversion import native_io
+    from nemo_cosmos_ar.model import checkpoint_mapping as cm
+    from nemo_cosmos_ar.model.mcore import build_gpt_model
+    from nemo_cosmos_ar.runtime import gather_vocab_parallel, init_megatron, shutdown
+
+    tp = int(os.environ.get("WORLD_SIZE", "1"))
+    had_process_group = torch.distributed.is_initialized()
+    device = init_megatron(tp=tp)
+    from megatron.core import dist_checkpointing, parallel_state
+
+    try:
+        if is_nemo_checkpoint(checkpoint):
+            from nemo_cosmos_ar.nemo_glue.connectors import MODULE_PREFIX, NeMoCheckpointReader
+
+            reader = NeMoCheckpointReader(checkpoint)
+            cfg = reader.config
+            if config is not None:  # an explicit architecture must agree with the checkpoint's own
+                want = _explicit_config(config)
+                if any(getattr(want, f) != getattr(cfg, f) for f in native_io._SHAPE_FIELDS):
+                    raise cm.CheckpointMismatch(f"{checkpoint} holds a {cfg.name!r} model ({cfg.n_layers} layers, dim "
+                                                f"{cfg.dim}), not the requested {want.name!r}; drop --model/--config")  # fmt: skip
+            model = build_gpt_model(cfg, tensor_model_parallel_size=tp)
+            sharded = model.sharded_state_dict(prefix=MODULE_PREFIX)
+            loaded = dist_checkpointing.load(sharded, str(reader.weights))
+            state = {k[len(MODULE_PREFIX) :]: v for k, v in loaded.items() if k.startswith(MODULE_PREFIX)}
+        else:
+            ckpt = native_io.load_native(checkpoint)
+            cfg = native_io.resolve_config(ckpt, config)
+            model = build_gpt_model(cfg, tensor_model_parallel_size=tp)
+            names = dict(model.named_parameters())
+            spec = "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in names) else "local"
+            full = cm.native_to_mcore({k: v.float() for k, v in ckpt.tensors.items()}, cfg, spec)
+            rank = parallel_state.get_tensor_model_parallel_rank()
+            state = {k: cm.mcore_tp_slice(k, v, tp, rank) for k, v in full.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("_extra_state")]
+        if missing or unexpected:
+            raise RuntimeError(f"weights did not load: missing {missing[:6]}, unexpected {unexpected[:6]}")
+        if tokens.shape[1] > cfg.seq_length or int(tokens.min()) < 0 or int(tokens.max()) >= cfg.vocab_size:
+            raise ValueError(f"tokens {list(tokens.shape)} in [{int(tokens.min())}, {int(tokens.max())}] do not fit the "
+                             f"model: at most {cfg.seq_length} tokens (latent grid {list(cfg.latent_shape)}), ids < "
+                             f"{cfg.vocab_size}")  # fmt: skip
+        model = model.to(device).eval()
+        out = []
+        with torch.no_grad():
+            for row in tokens:
+                ids = row[None].to(device)
+                pos = torch.arange(ids.shape[1], device=device)[None]
+                logits = gather_vocab_parallel(model(ids, pos, None))
+                out.append(logits[..., : cfg.vocab_size].float().cpu())
+        return torch.cat(out)
+    finally:
+        if had_process_group:  # the caller's group stays (re-creating one inside a torchrun launch desyncs ranks)
+            parallel_state.destroy_model_parallel()
+        else:
+            shutdown()
+
+
+def _explicit_config(config):
+    from nemo_cosmos_ar.model.config import CosmosARConfig
+    from nemo_cosmos_ar.model.presets import get_preset
+
+    if isinstance(config, CosmosARConfig):
+        return config
+    return get_preset(config) if str(config).lower() in PRESETS else CosmosARConfig.from_json(str(config))
