@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--save-every", type=int, default=0, help="0: no checkpoints")
     p.add_argument("--out", default=None, help="run folder (checkpoints); default a temp dir")
+    p.add_argument("--resume-from", default=None, help="a checkpoint folder (.../checkpoints/step=N) to resume")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
 
@@ -57,6 +58,8 @@ def main() -> None:
         task.data.global_batch_size = world // tp
         task.trainer.strategy.ckpt_async_save = False
     task.trainer.max_steps = args.steps
+    if args.resume_from:
+        task.resume.resume_from_path = args.resume_from
     task.log.tensorboard = None
     ckpt = task.trainer.callbacks[0]
     ckpt.every_n_train_steps = args.save_every or 10**9
