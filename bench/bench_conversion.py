@@ -9,9 +9,9 @@ conversion as its own ``cosmos-ar convert`` process, exactly as a user would:
     export_tp4 NeMo -> model_model_mp_{0..3}.pt
     export_hf  NeMo -> config.json + model.safetensors + README.md
 
-Per step it reports wall time, the step process's peak RSS (``wait4``; it counts mapped file pages too, which the
-kernel can drop), and the peak rise of the machine's used memory (MemTotal - MemAvailable, sampled every 0.1 s:
-memory that page cache cannot give back). Needs about 5 copies of the weights on disk (8 GB each for 4B) at once; the
+Per step it reports wall time, the step process's peak RSS (``wait4``; it counts the memory-mapped checkpoint pages
+too, which the kernel can drop at any time) and the peak anonymous memory of the step's process tree (``Pss_Anon``
+summed over the processes, sampled every 0.1 s: heap memory that cannot be given back). Needs about 5 copies of the weights on disk (8 GB each for 4B) at once; the
 folder is deleted at the end unless ``--keep``.
 
 Usage::
@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -42,27 +43,37 @@ from nemo_cosmos_ar.model.presets import get_preset  # noqa: E402
 GiB = 2**30
 
 
-def mem_used() -> int:
-    info = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":")
-            info[k] = int(v.split()[0]) * 1024
-    return info["MemTotal"] - info["MemAvailable"]
+def anon_memory(pid: int) -> int:
+    """Heap (anonymous) memory of ``pid`` and all its descendants, in bytes: the sum of ``Pss_Anon`` (pages shared
+    copy-on-write by forked writer processes are split between them, so nothing is counted twice)."""
+    total = 0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            with open(f"/proc/{p.pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss_Anon:"))
+        except (OSError, StopIteration, psutil.Error):
+            pass
+    return total
 
 
-class UsedMemoryPeak:
-    """Samples MemTotal - MemAvailable in a thread; ``peak`` is the highest rise above the starting value."""
+class AnonPeak:
+    """Samples ``anon_memory(pid)`` every 0.1 s in a thread; ``peak`` is the highest value seen."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid, self.peak = pid or os.getpid(), 0
 
     def __enter__(self):
-        self.base, self.peak, self._stop = mem_used(), 0, threading.Event()
+        self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         return self
 
     def _run(self):
         while not self._stop.wait(0.1):
-            self.peak = max(self.peak, mem_used() - self.base)
+            try:
+                self.peak = max(self.peak, anon_memory(self.pid))
+            except psutil.Error:
+                return
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -76,15 +87,15 @@ def du(path: Path) -> int:
 
 
 def run_step(argv: list[str]) -> tuple[float, int, int]:
-    """Run ``cosmos-ar <argv>`` in a child; return (wall s, child's peak RSS bytes, peak used-memory rise bytes)."""
+    """Run ``cosmos-ar <argv>`` in a child; return (wall s, child's peak RSS, peak anonymous memory of its process tree)."""
     cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", *argv]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    with UsedMemoryPeak() as mem:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    with AnonPeak(proc.pid) as mem:
         out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out[-4000:]}")
     return wall, usage.ru_maxrss * 1024, mem.peak
@@ -123,7 +134,7 @@ def main() -> None:
     tp = 4 if cfg.n_kv_heads % 4 == 0 else 2  # the tiny model has 2 KV heads
     rows = []
     try:
-        with UsedMemoryPeak() as mem:
+        with AnonPeak() as mem:
             t0 = time.perf_counter()
             native_io.write_model_pt(src, random_weights(cfg), cfg)
             wall = time.perf_counter() - t0
@@ -156,7 +167,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n{cfg.name}: {cfg.num_params() / 1e9:.3f} B parameters, bf16; torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GiB:.0f} GiB RAM")  # fmt: skip
-    print("\n| step | wall s | peak RSS GiB | peak used-memory rise GiB | output GiB |")
+    print("\n| step | wall s | peak RSS GiB | peak anonymous GiB | output GiB |")
     print("|---|---:|---:|---:|---:|")
     for label, wall, rss, used, size in rows:
         cells = [f"{wall:.1f}", f"{rss / GiB:.2f}" if rss else "-", f"{used / GiB:.2f}" if rss else "-",
