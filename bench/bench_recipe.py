@@ -29,7 +29,8 @@ def main() -> None:
     p.add_argument("--factory", default="cosmos_ar_4b_tealrobotsmall_tp1")
     p.add_argument("--tp", type=int, default=None)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--save-every", type=int, default=0, help="0: no checkpoints")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="checkpoint interval; 0: no checkpoints (use a large value with --resume-from: NeMo's resume needs the callback)")
     p.add_argument("--out", default=None, help="run folder (checkpoints); default a temp dir")
     p.add_argument("--resume-from", default=None, help="a checkpoint folder (.../checkpoints/step=N) to resume")
     p.add_argument("--smoke", action="store_true")

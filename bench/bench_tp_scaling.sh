@@ -18,6 +18,6 @@ ls "$CK" || exit 1
 for TP in 1 2; do
   [ "$TP" -ge "$MAX_TP" ] && continue
   CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((TP - 1))) timeout 200 python3 -m torch.distributed.run --nproc-per-node=$TP \
-    bench/bench_recipe.py --factory $F --tp $TP --steps 8 --resume-from "$CK" --out /tmp/tp_$TP 2>&1 \
+    bench/bench_recipe.py --factory $F --tp $TP --steps 8 --save-every 1000 --resume-from "$CK" --out /tmp/tp_$TP 2>&1 \
     | grep -E "RESULT|Restored all states|Error|error:" | tail -5
 done
