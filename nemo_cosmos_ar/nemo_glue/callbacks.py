@@ -5,7 +5,7 @@ cross-entropy, z-loss, teacher-forced next-token accuracy, learning rate, step t
 TFLOP/s per GPU -- printed as one log line and logged to TensorBoard/W&B through Lightning.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
 
 import time
 
@@ -20,7 +20,7 @@ class CosmosARMetrics(pl.Callback):
     def __init__(self, flops_per_token: float = 0.0, print_every: int = 1) -> None:
         self.flops_per_token = flops_per_token
         self.print_every = max(1, print_every)
-        self._t0: float | None = None
+        self._t0 = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if not self.flops_per_token and hasattr(pl_module.config, "cosmos_config"):

@@ -14,7 +14,7 @@ by NeMo's ``MegatronDataSampler``; the train order is a seeded per-epoch permuta
 is a pure function of (i, seed) and a resumed run continues with exactly the clips it would have seen.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
 
 from typing import Optional, Sequence
 

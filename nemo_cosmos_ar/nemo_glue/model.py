@@ -8,7 +8,7 @@ translation the plain Megatron-Core builder uses), plus the Cosmos fields (laten
 There is no text tokenizer: the data module yields DV8x16x16 token ids directly.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
 
 from dataclasses import dataclass
 from typing import Callable, Optional
