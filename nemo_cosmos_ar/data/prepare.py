@@ -567,18 +567,20 @@ def _setup(cfg: PrepareConfig) -> tuple[dict, bool]:
     return plan, False
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); under torchrun, joins a gloo group (only used for barriers and small objects)."""
+def _distributed() -> tuple[int, int, bool]:
+    """(rank, world size, whether we created the process group). Under torchrun, joins a gloo group (used only for
+    barriers and small objects) unless the caller already set one up."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
+        return 0, 1, False
     import datetime
 
     import torch.distributed as dist
 
-    if not dist.is_initialized():  # long timeout: ranks wait for the slowest at the barriers
+    created = not dist.is_initialized()
+    if created:  # long timeout: ranks wait for the slowest at the barriers
         dist.init_process_group("gloo", timeout=datetime.timedelta(hours=48))
-    return dist.get_rank(), dist.get_world_size()
+    return dist.get_rank(), dist.get_world_size(), created
 
 
 def _share(obj, src: int = 0):
@@ -687,10 +689,20 @@ def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True,
         FileExistsError: ``output`` holds a dataset (or an unfinished run with other settings) and not ``overwrite``.
         FileNotFoundError: missing tokenizer files.
     """
+    rank, world, created = _distributed()
+    try:
+        return _prepare(cfg, workers, progress, on_progress, rank, world)
+    finally:
+        if created:  # an undestroyed gloo group can abort the process at exit
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank: int, world: int) -> PrepareSummary:
     from tqdm import tqdm
 
     start_time = time.time()
-    rank, world = _distributed()
     if world > 1 and workers > 1:
         raise PrepareError("under torchrun every rank is one worker: drop --workers (or run without torchrun)")
     status = None
