@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     run_root = out / "checkpoints"
     train_out = _step(
         f"post-train for {args.steps} steps (nemo llm finetune --factory cosmos_ar_tiny_cpu)",
-        NEMO + ["llm", "finetune", "--factory", f"cosmos_ar_tiny_cpu(max_steps={args.steps})", "--yes",
-                f"data.path={data}", f"resume.restore_config.path={nemo_base}", "data.num_mock_clips=0",
+        NEMO + ["llm", "finetune", "--factory",
+                f"cosmos_ar_tiny_cpu(max_steps={args.steps},data_path={data},base_checkpoint={nemo_base})", "--yes",
                 f"trainer.callbacks[0].every_n_train_steps={max(args.steps // 2, 1)}"],
         logs / "finetune.log", env={"OUTPUT_ROOT": str(run_root)},
     )  # fmt: skip
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  sample videos        {videos}")
     print(f"  tokenizer (random)   {tok}")
     print(f"  base model (random)  {base}/model.pt  -> NeMo: {nemo_base}")
-    print(f"  dataset              {data}  ({meta.get('num_train', meta.get('counts', '?'))} train clips, grid {meta['latent_shape']})")
+    print(f"  dataset              {data}  ({meta['splits']['train']['clips']} train / {meta['splits']['val']['clips']} val clips, grid {meta['latent_shape']})")
     print(f"  training run         {run_dir}  (TensorBoard: {run_root / 'posttraining' / 'autoregressive_base' / 'tb_logs'})")
     print(f"  loss                 {first:.3f} (first {k} steps) -> {last:.3f} (last {k} steps)")
     print(f"  exported model.pt    {exported / 'model.pt'}  (read back: {out / 'checkpoints' / 'reimported-nemo'})")
