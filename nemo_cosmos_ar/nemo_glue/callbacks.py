@@ -56,6 +56,13 @@ class CosmosARMetrics(pl.Callback):
                 f"step {trainer.global_step}/{trainer.max_steps} loss {metrics['train/loss']:.4f} "
                 f"ce {extra.get('ce', float('nan')):.4f} z {extra.get('z_loss', float('nan')):.2f} acc {acc:.3f} "
                 f"lr {lr:.3e} | {dt * 1000:.0f} ms/step {tps:,.0f} tok/s/gpu "
-                f"{metrics['perf/model_tflops_per_gpu']:.1f} TFLOP/s/gpu",
+                f"{metrics['perf/model_tflops_per_gpu']:.3g} TFLOP/s/gpu",
                 flush=True,
             )
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        val = trainer.callback_metrics.get("val_loss")
+        if trainer.global_rank == 0 and val is not None and not trainer.sanity_checking:
+            extra = getattr(pl_module.validation_loss_reduction, "last_metrics", {}) or {}
+            print(f"validation at step {trainer.global_step}: loss {float(val):.4f} ce {extra.get('ce', float('nan')):.4f} "
+                  f"acc {extra.get('accuracy', float('nan')):.3f}", flush=True)  # fmt: skip

@@ -41,7 +41,7 @@ def trainer(
     sequence_parallel: bool = False,
     max_steps: int = 50_000,
     val_check_interval: int = 1000,
-    limit_val_batches: int = 0,
+    limit_val_batches: float = 1.0,
     log_every_n_steps: int = 1,
     accelerator: str = "gpu",
     precision: str = "bf16-mixed",
