@@ -378,16 +378,21 @@ def test_data_module_feeds_a_real_training_step(reference, tmp_path):
                           capture_output=True, text=True, timeout=600, env=_env(), cwd=REPO)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-5000:]
     rows = [json.loads(line) for line in record.read_text().splitlines()]
-    batches, losses = [r for r in rows if "tokens" in r], [r["loss"] for r in rows if "loss" in r]
-    assert len(batches) == 4 and len(losses) == 2 and all(np.isfinite(losses))  # 2 steps x 2 micro-batches
-    train = ClipTokenDataset(str(reference[0]), "train")
-    clips = {tuple(train[i].tolist()) for i in range(len(train))}
-    for b in batches:
-        tokens, labels, mask = (np.asarray(b[k]) for k in ("tokens", "labels", "loss_mask"))
-        assert tokens.shape == labels.shape == mask.shape == (1, 71)
-        assert tuple(tokens[0].tolist()) + (int(labels[0, -1]),) in clips
-        assert int((mask == 0).sum()) == 23 and int(mask.sum()) == 48  # (T'-1)·H'·W' targets trained
-        assert b["position_ids"] == [0, 70]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    train_batches = [r for r in rows if r.get("training") is True]
+    val_batches = [r for r in rows if r.get("training") is False]
+    assert len(train_batches) == 4 and len(losses) == 2 and all(np.isfinite(losses))  # 2 steps x 2 micro-batches
+    for split, batches in (("train", train_batches), ("val", val_batches)):
+        ds = ClipTokenDataset(str(reference[0]), split)
+        clips = {tuple(ds[i].tolist()) for i in range(len(ds))}
+        for b in batches:
+            tokens, labels, mask = (np.asarray(b[k]) for k in ("tokens", "labels", "loss_mask"))
+            assert tokens.shape == labels.shape == mask.shape == (1, 71)
+            assert tuple(tokens[0].tolist()) + (int(labels[0, -1]),) in clips  # a whole clip of this split
+            assert int((mask == 0).sum()) == 23 and int(mask.sum()) == 48  # (T'-1)·H'·W' targets trained
+            assert b["position_ids"] == [0, 70]
+    # The tiny recipe validates at its last step: on the held-out split, all of it.
+    assert len(val_batches) == len(ClipTokenDataset(str(reference[0]), "val"))
 
 
 # ---- sample videos and the benchmark ----------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
     python data_train_step.py --data DIR --out DIR --record FILE [--steps N] [--global-batch-size N]
 
-Every micro-batch that reaches the model's forward step is appended to FILE as one JSON line: tokens, labels and
-loss_mask (as lists), position_ids' range, and the step's loss once the step ends.
+Every micro-batch that reaches the model (training and validation) is appended to FILE as one JSON line: tokens,
+labels and loss_mask (as lists), position_ids' range and whether it was a training step; and each training step's
+loss once the step ends.
 """
 
 import argparse
@@ -13,11 +14,14 @@ RECORD = None  # the --record file (module level, so the checkpoint's fiddle con
 
 
 def recording_data_step(dataloader_iter):
+    import torch
+
     from nemo_cosmos_ar.nemo_glue.model import cosmos_data_step
 
     batch = cosmos_data_step(dataloader_iter)
     row = {k: batch[k].tolist() for k in ("tokens", "labels", "loss_mask")}
     row["position_ids"] = [int(batch["position_ids"].min()), int(batch["position_ids"].max())]
+    row["training"] = torch.is_grad_enabled()  # validation steps run without autograd
     with open(RECORD, "a") as f:
         f.write(json.dumps(row) + "\n")
     return batch
