@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_torchrun
+from conftest import REPO, child_env, run_torchrun
 
 NEMO = [sys.executable, "-c", "import sys; sys.argv[0] = 'nemo'; from nemo_run.__main__ import app; app()"]
 
 
 def _run(cmd, timeout=600, env=None, ok=(0,)):
-    e = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", COLUMNS="250", **(env or {}))
+    e = child_env(COLUMNS="250", **(env or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=REPO, start_new_session=True)
     if proc.returncode not in ok:
         pytest.fail(f"{cmd} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
