@@ -9,8 +9,8 @@ conversion as its own ``cosmos-ar convert`` process, exactly as a user would:
     export_tp4 NeMo -> model_model_mp_{0..3}.pt
     export_hf  NeMo -> config.json + model.safetensors + README.md
 
-Per step it reports wall time, the step process's peak RSS (``wait4``; it counts the memory-mapped checkpoint pages
-too, which the kernel can drop at any time) and the peak anonymous memory of the step's process tree (``Pss_Anon``
+Per step it reports wall time, the step process's peak RSS (``VmHWM`` sampled every 0.1 s; it counts the
+memory-mapped checkpoint pages too, which the kernel can drop at any time) and the peak anonymous memory of the step's process tree (``Pss_Anon``
 summed over the processes, sampled every 0.1 s: heap memory that cannot be given back). Needs about 5 copies of the weights on disk (8 GB each for 4B) at once; the
 folder is deleted at the end unless ``--keep``.
 
@@ -56,11 +56,18 @@ def anon_memory(pid: int) -> int:
     return total
 
 
-class AnonPeak:
-    """Samples ``anon_memory(pid)`` every 0.1 s in a thread; ``peak`` is the highest value seen."""
+def hwm(pid: int) -> int:
+    """Peak RSS (``VmHWM``) of ``pid`` since its exec, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+class MemoryPeak:
+    """Samples every 0.1 s in a thread: ``rss`` = highest ``VmHWM`` of ``pid`` (its peak RSS, mapped file pages
+    included), ``anon`` = highest ``anon_memory`` of its process tree."""
 
     def __init__(self, pid: int | None = None) -> None:
-        self.pid, self.peak = pid or os.getpid(), 0
+        self.pid, self.rss, self.anon = pid or os.getpid(), 0, 0
 
     def __enter__(self):
         self._stop = threading.Event()
@@ -71,8 +78,9 @@ class AnonPeak:
     def _run(self):
         while not self._stop.wait(0.1):
             try:
-                self.peak = max(self.peak, anon_memory(self.pid))
-            except psutil.Error:
+                self.rss = max(self.rss, hwm(self.pid))
+                self.anon = max(self.anon, anon_memory(self.pid))
+            except (OSError, StopIteration, psutil.Error):
                 return
 
     def __exit__(self, *exc):
@@ -87,18 +95,18 @@ def du(path: Path) -> int:
 
 
 def run_step(argv: list[str]) -> tuple[float, int, int]:
-    """Run ``cosmos-ar <argv>`` in a child; return (wall s, child's peak RSS, peak anonymous memory of its process tree)."""
+    """Run ``cosmos-ar <argv>`` in a child; return (wall s, its peak RSS, peak anonymous memory of its process tree)."""
     cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", *argv]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    with AnonPeak(proc.pid) as mem:
+    with MemoryPeak(proc.pid) as mem:
         out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out[-4000:]}")
-    return wall, usage.ru_maxrss * 1024, mem.peak
+    return wall, mem.rss, mem.anon
 
 
 def random_weights(cfg, seed: int = 0):
@@ -134,14 +142,11 @@ def main() -> None:
     tp = 4 if cfg.n_kv_heads % 4 == 0 else 2  # the tiny model has 2 KV heads
     rows = []
     try:
-        with AnonPeak() as mem:
+        with MemoryPeak() as mem:
             t0 = time.perf_counter()
             native_io.write_model_pt(src, random_weights(cfg), cfg)
             wall = time.perf_counter() - t0
-        import resource
-
-        rows.append(("write random model.pt (streamed)", wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                     mem.peak, du(src)))  # fmt: skip
+        rows.append(("write random model.pt (streamed)", wall, mem.rss, mem.anon, du(src)))
         steps = {
             "import": ("import model.pt -> NeMo (TP=1)", ["convert", "import", "--source", str(src), "--output", str(nemo)], nemo),
             "export": ("export NeMo -> model.pt", ["convert", "export", "--checkpoint", str(nemo), "--output", str(work / "out_pt")], work / "out_pt"),

@@ -159,7 +159,7 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config=None) ->
             cfg = reader.config
             if config is not None:  # an explicit architecture must agree with the checkpoint's own
                 want = _explicit_config(config)
-                if any(getattr(want, f) != getattr(cfg, f) for f in native_io._SHAPE_FIELDS):
+                if any(getattr(want, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):
                     raise cm.CheckpointMismatch(f"{checkpoint} holds a {cfg.name!r} model ({cfg.n_layers} layers, dim "
                                                 f"{cfg.dim}), not the requested {want.name!r}; drop --model/--config")  # fmt: skip
             model = build_gpt_model(cfg, tensor_model_parallel_size=tp)

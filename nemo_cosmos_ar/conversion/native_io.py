@@ -256,7 +256,7 @@ def load_native(source: str | Path) -> NativeCheckpoint:
 # ---------------------------------------------------------------------------------------------------------------
 # Architecture
 # ---------------------------------------------------------------------------------------------------------------
-_SHAPE_FIELDS = ("n_layers", "dim", "n_heads", "n_kv_heads", "head_dim", "ffn_hidden_size", "vocab_size")
+SHAPE_FIELDS = ("n_layers", "dim", "n_heads", "n_kv_heads", "head_dim", "ffn_hidden_size", "vocab_size")
 
 
 def shape_signature(tensors: Mapping[str, torch.Tensor]) -> dict[str, int] | None:
@@ -276,7 +276,7 @@ def preset_for_shapes(tensors: Mapping[str, torch.Tensor]) -> str | None:
     sig = shape_signature(tensors)
     for name in PRESETS:
         p = get_preset(name)
-        if sig and all(getattr(p, f) == sig[f] for f in _SHAPE_FIELDS):
+        if sig and all(getattr(p, f) == sig[f] for f in SHAPE_FIELDS):
             return name
     return None
 

@@ -106,14 +106,17 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
         self._nemo_config = nemo_config(cfg, dtype or ckpt.dtype)
         rank = int(os.environ.get("RANK", "0"))
         tmp = out.parent / f".{out.name}.partial-{_run_tag()}"
+        scratch = out.parent / f".{out.name}.fc1-scratch-{_run_tag()}"
         created_parent = not out.parent.exists()
+        out.parent.mkdir(parents=True, exist_ok=True)
         model = self.init()
         trainer = None
         try:
             trainer = self.nemo_setup(model, self._trainer(tp) if tp > 1 else None)
-            _assign_parameters(model.module, ckpt.tensors, cfg, tp, tp_rank=rank % tp)
+            _assign_parameters(model.module, ckpt.tensors, cfg, tp, tp_rank=rank % tp, scratch=scratch)
             del ckpt
             self.nemo_save(tmp, trainer)
+            scratch.unlink(missing_ok=True)
             if torch.distributed.is_initialized():
                 torch.distributed.barrier()
             if rank == 0:
@@ -121,6 +124,7 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
             if torch.distributed.is_initialized():
                 torch.distributed.barrier()
         except BaseException:
+            scratch.unlink(missing_ok=True)
             if rank == 0:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if created_parent:
@@ -152,7 +156,7 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
             asked = model.config.cosmos_config()
         except AttributeError:  # a config NeMo could not build
             return
-        if cfg is not None and any(getattr(asked, f) != getattr(cfg, f) for f in native_io._SHAPE_FIELDS):
+        if cfg is not None and any(getattr(asked, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):
             print(f"Note: the model argument describes a {asked.name!r} model, but the checkpoint is {cfg.name!r}; "
                   "it was imported as what the weights are (its io.json records that architecture).")
 
@@ -167,26 +171,53 @@ def _replace(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: int, tp_rank: int) -> None:
+def _iter_mcore(native: dict, cfg: CosmosARConfig, spec: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """``checkpoint_mapping.native_to_mcore`` one layer at a time, so fused tensors exist for one layer at once."""
+    one = dataclasses.replace(cfg, n_layers=1)
+    top = {k: native[k] for k in ("tok_embeddings.weight", "norm.weight", "output.weight")}
+    for i in range(cfg.n_layers):
+        p = f"layers.{i}."
+        sub = {**top, **{"layers.0." + k[len(p) :]: v for k, v in native.items() if k.startswith(p)}}
+        for k, v in cm.native_to_mcore(sub, one, spec).items():
+            if k.startswith("decoder.layers.0."):
+                yield f"decoder.layers.{i}." + k[len("decoder.layers.0.") :], v
+            elif i == 0:
+                yield k, v
+
+
+def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: int, tp_rank: int,
+                       scratch: Optional[Path] = None) -> None:  # fmt: skip
     """Make the Megatron-Core model's parameters the converted tensors (views of the mapped source where possible).
 
     The parameter names tell which layer spec built the model (local: separate pre-norms; TE: norms fused into the
     linears). Embedding/output rows are zero-padded to Megatron's padded vocab; TP>1 takes this rank's slice.
+
+    ``scratch``: a file to hold the fused ``linear_fc1`` weights (TP=1). Megatron's SwiGLU checkpoint factory saves
+    fc1 as two ``torch.chunk`` halves, which the writer copies because they are views; keeping the fc1 parameters
+    themselves in a file mapping (page cache) instead of heap memory means that copy is the only heap copy.
     """
     params = dict(gpt.named_parameters())
     spec = "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in params) else "local"
-    full = cm.native_to_mcore(native, cfg, spec)
-    missing, extra = sorted(set(params) - set(full)), sorted(set(full) - set(params))
+    expected = set(cm.mcore_keys(cfg, spec))
+    missing, extra = sorted(set(params) - expected), sorted(expected - set(params))
     if missing or extra:
         raise ConversionError(f"the {spec} Megatron-Core model and the {cfg.name!r} mapping disagree: model-only "
                               f"{missing[:6]}, mapping-only {extra[:6]}")  # fmt: skip
-    for name, p in params.items():
-        t = full.pop(name)
+    fc1 = sorted(k for k in params if k.endswith("mlp.linear_fc1.weight"))
+    buf, offset = None, 0
+    if scratch is not None and tp == 1 and fc1:
+        buf = torch.from_file(str(scratch), shared=True, size=sum(params[k].numel() for k in fc1),
+                              dtype=params[fc1[0]].dtype)  # fmt: skip
+    for name, t in _iter_mcore(native, cfg, spec):
+        p = params[name]
         if name in ("embedding.word_embeddings.weight", "output_layer.weight") and t.shape[0] < p.shape[0] * tp:
             t = torch.cat([t, t.new_zeros(p.shape[0] * tp - t.shape[0], t.shape[1])])
         t = cm.mcore_tp_slice(name, t, tp, tp_rank).to(p.dtype)
         if t.shape != p.shape:
             raise ConversionError(f"{name}: converted shape {list(t.shape)} != model shape {list(p.shape)}")
+        if buf is not None and name in fc1:
+            t = buf[offset : offset + t.numel()].view(t.shape).copy_(t)
+            offset += t.numel()
         owner = gpt.get_submodule(name.rpartition(".")[0])
         owner.register_parameter(name.rpartition(".")[2], nn.Parameter(t, requires_grad=p.requires_grad))
 
