@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_torchrun
+from conftest import REPO, child_env, run_torchrun
 from nemo_cosmos_ar.conversion import native_io
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.presets import get_preset
@@ -23,7 +23,6 @@ from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
 TOL = 1e-5  # max |Δlogit|, fp32
 BIN = Path(sys.executable).parent
-ENV = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
 
 
 def _tiny_bf16(seed: int = 0) -> tuple:
@@ -107,7 +106,7 @@ def test_atomic_outputs_leave_nothing_on_failure(tmp_path):
 def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("conversion")
     cmd = [sys.executable, str(REPO / "tests" / "scripts" / "conversion_roundtrip.py"), str(d)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=ENV, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=child_env(), cwd=REPO)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return d
@@ -203,7 +202,7 @@ def test_tp2_checkpoint_loads_at_tp1_via_cli(tp_work):
     out = tp_work / "logits_tp2_at_tp1.pt"
     cmd = [str(BIN / "cosmos-ar"), "convert", "logits", "--checkpoint", str(tp_work / "nemo_tp2"), "--model", "tiny",
            "--tokens", str(tp_work / "tokens.pt"), "--output", str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=child_env(), cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert _max_diff(out, tp_work / "ref_logits.pt") < TOL
 
@@ -213,7 +212,7 @@ def test_nemo_llm_import_cli(work, tmp_path):
     out = tmp_path / "nemo_cli"
     cmd = [str(BIN / "nemo"), "llm", "import", "model=cosmos_ar_tiny", f"source=pt://{work / 'model.pt'}",
            f"output_path={out}", "-y"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV, cwd=tmp_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=child_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "weights" / ".metadata").exists() and (out / "context" / "io.json").exists()
     assert "CosmosARConfigTiny" in (out / "context" / "io.json").read_text()
