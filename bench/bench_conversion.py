@@ -10,9 +10,10 @@ conversion as its own ``cosmos-ar convert`` process, exactly as a user would:
     export_hf  NeMo -> config.json + model.safetensors + README.md
 
 Per step it reports wall time, the step process's peak RSS (``VmHWM`` sampled every 0.1 s; it counts the
-memory-mapped checkpoint pages too, which the kernel can drop at any time) and the peak anonymous memory of the step's process tree (``Pss_Anon``
-summed over the processes, sampled every 0.1 s: heap memory that cannot be given back). Needs about 5 copies of the weights on disk (8 GB each for 4B) at once; the
-folder is deleted at the end unless ``--keep``.
+memory-mapped checkpoint pages too, which the kernel can drop at any time) and the peak anonymous memory of the
+step's process tree (``Pss_Anon`` summed over the processes, sampled every 0.1 s: heap memory that cannot be given
+back). Needs about 5 copies of the weights on disk (8 GB each for 4B) at once; the folder is deleted at the end
+unless ``--keep``.
 
 Usage::
 
@@ -95,7 +96,7 @@ def du(path: Path) -> int:
 
 
 def run_step(argv: list[str]) -> tuple[float, int, int]:
-    """Run ``cosmos-ar <argv>`` in a child; return (wall s, its peak RSS, peak anonymous memory of its process tree)."""
+    """Run ``cosmos-ar <argv>`` in a child; return (wall s, its peak RSS, peak anonymous memory of its tree)."""
     cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", *argv]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     t0 = time.perf_counter()
@@ -147,13 +148,15 @@ def main() -> None:
             native_io.write_model_pt(src, random_weights(cfg), cfg)
             wall = time.perf_counter() - t0
         rows.append(("write random model.pt (streamed)", wall, mem.rss, mem.anon, du(src)))
+        export = ["convert", "export", "--checkpoint", str(nemo), "--output"]
         steps = {
-            "import": ("import model.pt -> NeMo (TP=1)", ["convert", "import", "--source", str(src), "--output", str(nemo)], nemo),
-            "export": ("export NeMo -> model.pt", ["convert", "export", "--checkpoint", str(nemo), "--output", str(work / "out_pt")], work / "out_pt"),
-            "export_tp4": (f"export NeMo -> {tp} TP shards", ["convert", "export", "--checkpoint", str(nemo), "--tp",
-                                                              str(tp), "--output", str(work / "out_tp")], work / "out_tp"),
-            "export_hf": ("export NeMo -> HF safetensors", ["convert", "export", "--checkpoint", str(nemo), "--format", "hf",
-                                                           "--output", str(work / "out_hf")], work / "out_hf"),
+            "import": ("import model.pt -> NeMo (TP=1)",
+                       ["convert", "import", "--source", str(src), "--output", str(nemo)], nemo),
+            "export": ("export NeMo -> model.pt", [*export, str(work / "out_pt")], work / "out_pt"),
+            "export_tp4": (f"export NeMo -> {tp} TP shards", [*export, str(work / "out_tp"), "--tp", str(tp)],
+                           work / "out_tp"),
+            "export_hf": ("export NeMo -> HF safetensors", [*export, str(work / "out_hf"), "--format", "hf"],
+                          work / "out_hf"),
         }  # fmt: skip
         exact = None
         for name in args.steps.split(","):
@@ -170,8 +173,9 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{cfg.name}: {cfg.num_params() / 1e9:.3f} B parameters, bf16; torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GiB:.0f} GiB RAM")  # fmt: skip
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
+    print(f"\n{cfg.name}: {cfg.num_params() / 1e9:.3f} B parameters, bf16; torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, {ram:.0f} GiB RAM")
     print("\n| step | wall s | peak RSS GiB | peak anonymous GiB | output GiB |")
     print("|---|---:|---:|---:|---:|")
     for label, wall, rss, used, size in rows:

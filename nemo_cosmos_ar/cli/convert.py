@@ -25,7 +25,7 @@ EPILOG = """examples:
   cosmos-ar convert import --source ckpts/tp4/model_model_mp_0.pt --output ckpts/4b-nemo     # merges the shards
   cosmos-ar convert import --source my-model/ --config my-model/config.json --output ckpts/my-nemo
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
-  cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/model.pt --tp 4            # out/model_model_mp_{r}.pt
+  cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/model.pt --tp 4   # out/model_model_mp_{r}.pt
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --format hf --output out/hf
   cosmos-ar convert logits --checkpoint ckpts/4b-nemo --tokens tokens.pt --output logits.pt
 
@@ -50,34 +50,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    imp = sub.add_parser("import", help="native checkpoint -> NeMo distributed checkpoint",
+    fmt = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    overwrite = "replace an existing output (after the new one is written)"
+    imp = sub.add_parser("import", help="native checkpoint -> NeMo distributed checkpoint", **fmt,
                          description="Convert a cosmos-predict1 checkpoint into a NeMo 2 distributed checkpoint "
-                         "(loadable at any TP).", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                         "(loadable at any TP).")  # fmt: skip
     imp.add_argument("--source", required=True, help="model.pt, iter_*.pt, a *_model_mp_<r>.pt shard, or an HF folder")
     imp.add_argument("--output", required=True, help="NeMo checkpoint folder to create")
     _add_arch(imp)
     imp.add_argument("--tp", type=int, default=1, help="save at this TP (needs torchrun with that many processes); "
                      "default 1, which loads at any TP")  # fmt: skip
-    imp.add_argument("--overwrite", action="store_true", help="replace an existing output (after the new one is written)")
+    imp.add_argument("--overwrite", action="store_true", help=overwrite)
 
-    exp = sub.add_parser("export", help="NeMo checkpoint -> model.pt, TP shards or a Hugging Face folder",
-                         description="Export a NeMo checkpoint (saved at any TP) to cosmos-predict1's formats.",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    exp = sub.add_parser("export", help="NeMo checkpoint -> model.pt, TP shards or a Hugging Face folder", **fmt,
+                         description="Export a NeMo checkpoint (saved at any TP) to cosmos-predict1's formats.")
     exp.add_argument("--checkpoint", required=True, help="NeMo checkpoint folder (holds weights/ and context/)")
     exp.add_argument("--output", required=True, help="a folder (gets model.pt or the shards, plus config.json), or a "
                      "path ending in .pt (that file, or its shards <stem>_model_mp_<r>.pt next to it)")  # fmt: skip
     exp.add_argument("--format", choices=("pt", "hf"), default="pt", help="pt: cosmos-predict1 model.pt (default); "
                      "hf: config.json + model.safetensors + README.md")  # fmt: skip
     exp.add_argument("--tp", type=int, default=1, help="with --format pt: write cosmos-predict1 TP shards for this TP")
-    exp.add_argument("--overwrite", action="store_true", help="replace an existing output (after the new one is written)")
+    exp.add_argument("--overwrite", action="store_true", help=overwrite)
 
     lg = sub.add_parser("logits", help="teacher-forced fp32 logits of a checkpoint, for parity checks",
                         description="Run the Megatron-Core model teacher-forced in fp32 on the available device (CUDA "
                         "if present) and save logits [B, S, vocab] fp32. Under torchrun it runs at TP=WORLD_SIZE.",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                        **fmt)  # fmt: skip
     lg.add_argument("--checkpoint", required=True, help="a NeMo checkpoint folder or any import source")
     _add_arch(lg)
-    lg.add_argument("--tokens", required=True, help="torch file with int64 token ids [B, S] or [S] (or {'tokens': ...})")
+    lg.add_argument("--tokens", required=True,
+                    help="torch file with int64 token ids [B, S] or [S] (or {'tokens': ...})")  # fmt: skip
     lg.add_argument("--output", required=True, help="where to save the logits (torch file)")
     lg.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -96,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "hf":
             if args.tp != 1:
                 raise ValueError("--tp applies to --format pt only")
-            CosmosARHFExporter(str(Path(args.checkpoint).absolute()))(output_path=Path(args.output), overwrite=args.overwrite)
+            exporter = CosmosARHFExporter(str(Path(args.checkpoint).absolute()))
+            exporter(output_path=Path(args.output), overwrite=args.overwrite)
         else:
             CosmosARPTExporter(str(Path(args.checkpoint).absolute()))(
                 output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp
@@ -160,8 +163,10 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config=None) ->
             if config is not None:  # an explicit architecture must agree with the checkpoint's own
                 want = _explicit_config(config)
                 if any(getattr(want, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):
-                    raise cm.CheckpointMismatch(f"{checkpoint} holds a {cfg.name!r} model ({cfg.n_layers} layers, dim "
-                                                f"{cfg.dim}), not the requested {want.name!r}; drop --model/--config")  # fmt: skip
+                    raise cm.CheckpointMismatch(
+                        f"{checkpoint} holds a {cfg.name!r} model ({cfg.n_layers} layers, dim {cfg.dim}), not the "
+                        f"requested {want.name!r}; drop --model/--config"
+                    )
             model = build_gpt_model(cfg, tensor_model_parallel_size=tp)
             sharded = model.sharded_state_dict(prefix=MODULE_PREFIX)
             loaded = dist_checkpointing.load(sharded, str(reader.weights))
@@ -180,9 +185,9 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config=None) ->
         if missing or unexpected:
             raise RuntimeError(f"weights did not load: missing {missing[:6]}, unexpected {unexpected[:6]}")
         if tokens.shape[1] > cfg.seq_length or int(tokens.min()) < 0 or int(tokens.max()) >= cfg.vocab_size:
-            raise ValueError(f"tokens {list(tokens.shape)} in [{int(tokens.min())}, {int(tokens.max())}] do not fit the "
-                             f"model: at most {cfg.seq_length} tokens (latent grid {list(cfg.latent_shape)}), ids < "
-                             f"{cfg.vocab_size}")  # fmt: skip
+            lo, hi = int(tokens.min()), int(tokens.max())
+            raise ValueError(f"tokens {list(tokens.shape)} in [{lo}, {hi}] do not fit the model: at most "
+                             f"{cfg.seq_length} tokens (latent grid {list(cfg.latent_shape)}), ids < {cfg.vocab_size}")
         model = model.to(device).eval()
         out = []
         with torch.no_grad():

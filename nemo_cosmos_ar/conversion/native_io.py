@@ -32,7 +32,7 @@ import shutil
 import struct
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -180,7 +180,10 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         if v["dtype"] not in dtypes:
             raise ConversionError(f"{path}: tensor {k} has unsupported dtype {v['dtype']}")
         dtype, (b, e) = dtypes[v["dtype"]], v["data_offsets"]
-        raw = torch.frombuffer(buf, dtype=torch.uint8, count=e - b, offset=8 + n + b) if e > b else torch.empty(0, dtype=torch.uint8)
+        if e > b:
+            raw = torch.frombuffer(buf, dtype=torch.uint8, count=e - b, offset=8 + n + b)
+        else:
+            raw = torch.empty(0, dtype=torch.uint8)
         if (8 + n + b) % dtype.itemsize:
             raw = raw.clone()
         out[k] = raw.view(dtype).reshape(v["shape"])
@@ -199,7 +202,8 @@ class NativeCheckpoint:
 
     @property
     def name(self) -> str:
-        return str(self.files[0]) if len(self.files) == 1 else f"{self.files[0].parent}/{self.files[0].name} (+{len(self.files) - 1} shards)"
+        first = self.files[0]
+        return str(first) if len(self.files) == 1 else f"{first} (+{len(self.files) - 1} shards)"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -397,7 +401,8 @@ class TorchStreamWriter:
             self._zip = torch._C.PyTorchFileWriter(str(path), True, 64)
         except TypeError:  # older torch
             self._zip = torch._C.PyTorchFileWriter(str(path))
-        stubs = {k: _TensorStub(_StorageStub(str(i), dt, math.prod(shape)), shape) for i, (k, shape, dt) in enumerate(self.layout)}
+        stubs = {k: _TensorStub(_StorageStub(str(i), dt, math.prod(shape)), shape)
+                 for i, (k, shape, dt) in enumerate(self.layout)}  # fmt: skip
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TypedStorage deprecation
@@ -606,8 +611,8 @@ def write_hf(folder: str | Path, tensors: Iterable[tuple[str, torch.Tensor]], cf
     with atomic_outputs([folder], overwrite, directory=True) as (tmp,):
         (tmp / HF_CONFIG).write_text(json.dumps(config_json(cfg, dtype), indent=2) + "\n")
         (tmp / HF_CARD).write_text(model_card(cfg, source))
-        w = SafetensorsStreamWriter(tmp / HF_WEIGHTS, native_layout(cfg, dtype),
-                                    {"format": "pt", "cosmos_ar_preset": cfg.name}, label=folder / HF_WEIGHTS)  # fmt: skip
+        meta = {"format": "pt", "cosmos_ar_preset": cfg.name}
+        w = SafetensorsStreamWriter(tmp / HF_WEIGHTS, native_layout(cfg, dtype), meta, label=folder / HF_WEIGHTS)
         try:
             for k, t in tensors:
                 w.write(k, t)

@@ -71,6 +71,7 @@ def _run_tag() -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Import: native -> NeMo
 # ---------------------------------------------------------------------------------------------------------------
+@io.model_importer(CosmosARModel, "pt")
 class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
     """Native Cosmos AR checkpoint (``self`` is its path) -> NeMo 2 distributed checkpoint."""
 
@@ -239,7 +240,8 @@ class _SlicePlanner(LoadPlanner):
         for name, (key, offsets, dest) in self.requests.items():
             chunk = ChunkStorageMetadata(offsets=torch.Size(offsets), sizes=dest.shape)
             for it in create_read_items_for_chunk_list(key, self.metadata.state_dict_metadata[key], [chunk]):
-                items.append(dataclasses.replace(it, dest_index=MetadataIndex(name, it.dest_index.offset, it.dest_index.index)))
+                dest = MetadataIndex(name, it.dest_index.offset, it.dest_index.index)
+                items.append(dataclasses.replace(it, dest_index=dest))
         return LoadPlan(items)
 
     def create_global_plan(self, global_plan):
@@ -252,7 +254,8 @@ class _SlicePlanner(LoadPlanner):
         pass
 
     def resolve_tensor(self, read_item) -> torch.Tensor:
-        return narrow_tensor_by_index(self.requests[read_item.dest_index.fqn][2], read_item.dest_offsets, read_item.lengths)
+        dest = self.requests[read_item.dest_index.fqn][2]
+        return narrow_tensor_by_index(dest, read_item.dest_offsets, read_item.lengths)
 
     def commit_tensor(self, read_item, tensor) -> None:
         pass
@@ -270,9 +273,7 @@ class NeMoCheckpointReader:
         self.nemo_config = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.config")
         self.config = self.nemo_config.cosmos_config()
         self._reader = FileSystemReader(str(self.weights))
-        self._md = self._reader.read_metadata()
-        keys = self._md.state_dict_metadata
-        self._spec = "te" if f"{MODULE_PREFIX}decoder.layers.self_attention.linear_qkv.layer_norm_weight" in keys else "local"
+        self._md = self._reader.read_metadata()  # both layer specs save TE names
 
     def _read(self, requests: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]]) -> dict[str, torch.Tensor]:
         """name -> (checkpoint key, offsets, sizes) => name -> tensor of those sizes (stored dtype)."""
@@ -301,10 +302,12 @@ class NeMoCheckpointReader:
         one = dataclasses.replace(cfg, n_layers=1)
         shapes = _mcore_layer_shapes(cfg)
         for i in range(cfg.n_layers):
-            req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s)) for name, s in shapes.items()}
+            # stored as [n_layers, ...] global tensors: read row i of each
+            req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s))
+                   for name, s in shapes.items()}  # fmt: skip
             layer = {k: t[0] for k, t in self._read(req).items()}
-            layer.update({k: torch.empty(0) for k in ("embedding.word_embeddings.weight", "decoder.final_layernorm.weight",
-                                                       "output_layer.weight")})  # fmt: skip
+            # mcore_to_native wants the whole model; the top-level tensors are passed through untouched
+            layer.update({k: torch.empty(0) for k in _TOP_LEVEL})
             for k, t in cm.mcore_to_native(layer, one, "te").items():
                 if k.startswith("layers.0."):
                     yield k.replace("layers.0.", f"layers.{i}.", 1), t
@@ -313,6 +316,9 @@ class NeMoCheckpointReader:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.iter_native())
+
+
+_TOP_LEVEL = ("embedding.word_embeddings.weight", "decoder.final_layernorm.weight", "output_layer.weight")
 
 
 def _mcore_layer_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
@@ -394,8 +400,7 @@ class CosmosARHFExporter(_CosmosARExporter):
         return io.load_context(ckpt_to_context_subdir(Path(path)), subpath="model"), None
 
 
-# Importers for both schemes: pt:// (a .pt file, shards or folder) and hf:// (a local Hugging Face folder).
-io.model_importer(CosmosARModel, "pt")(CosmosARImporter)
+# The same importer for hf:// (a local Hugging Face folder); pt:// takes a .pt file, TP shards or a folder.
 io.model_importer(CosmosARModel, "hf")(CosmosARImporter)
 
 
