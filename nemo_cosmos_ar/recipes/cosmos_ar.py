@@ -40,6 +40,13 @@ def _flops(preset: str, latent_shape) -> float:
     return cfg.train_flops_per_token(cfg.seq_length - 1)
 
 
+def _entrypoint(fn, parts: dict) -> run.Partial:
+    if fn is llm.finetune:
+        # No text tokenizer: "model" hands the model's (None) to the data module, which yields token ids itself.
+        return run.Partial(llm.finetune, peft=None, tokenizer="model", **parts)
+    return run.Partial(fn, **parts)
+
+
 def gpu_recipe(
     name: str,
     preset: str,
@@ -70,10 +77,7 @@ def gpu_recipe(
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint),
     )
-    if fn is llm.finetune:
-        # No text tokenizer: "model" hands the model's (None) to the data module, which yields token ids itself.
-        return run.Partial(llm.finetune, peft=None, tokenizer="model", **parts)
-    return run.Partial(fn, **parts)
+    return _entrypoint(fn, parts)
 
 
 # ---- 4B, 1 GPU, 384x640 (cosmos-predict1's base_4b_example_tealrobotsmall_tp1) ----
@@ -139,9 +143,7 @@ def tiny_cpu_recipe(
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint),
     )
-    if fn is llm.finetune:
-        return run.Partial(llm.finetune, peft=None, tokenizer="model", **parts)
-    return run.Partial(fn, **parts)
+    return _entrypoint(fn, parts)
 
 
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_tiny_cpu")
