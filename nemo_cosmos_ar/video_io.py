@@ -382,8 +382,7 @@ def write_video(
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # One encoder thread: x264's frame threading makes identical frames encode differently run to run.
-            stream.options = {"crf": str(crf), "threads": "1"}
+            stream.options = {"crf": str(crf)}
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode(None))

@@ -165,15 +165,3 @@ def test_bad_inputs_give_clear_errors(clip_file, tmp_path):
     with pytest.raises(vio.VideoError, match="even frame sizes"):
         vio.write_video(tmp_path / "odd.mp4", torch.zeros(3, 15, 16, 3, dtype=torch.uint8))
     assert not (tmp_path / "odd.mp4").exists()
-
-
-def test_write_video_is_byte_reproducible(tmp_path):
-    """Same frames -> same file bytes (single-threaded x264), so sample sets and datasets can be compared byte-wise."""
-    import torch
-
-    from nemo_cosmos_ar.video_io import write_video
-
-    frames = (torch.rand(9, 64, 96, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
-    a = write_video(tmp_path / "a.mp4", frames).read_bytes()
-    b = write_video(tmp_path / "b.mp4", frames).read_bytes()
-    assert a == b
