@@ -413,10 +413,20 @@ def test_sample_videos_have_structure(tmp_path):
         shuffled = (x - x.flatten(1, 2)[:, torch.randperm(64 * 96)].reshape_as(x)).abs().mean()
         assert temporal < 0.5 * shuffled and spatial < 0.5 * shuffled, (p, temporal, spatial, shuffled)  # not noise
         assert x.std() > 20  # not blank
-    again = write_sample_videos(str(tmp_path / "again"), num_videos=1, num_frames=12, height=64, width=96)
-    # Same frames rendered; multi-threaded x264 is not bit-reproducible, so compare within codec noise.
-    diff = (video_io.read_frames(again[0]).float() - video_io.read_frames(paths[0]).float()).abs().mean()
-    assert diff < 2.0, diff
+    # Rendering is a pure function of the arguments (global RNG state plays no part)...
+    from nemo_cosmos_ar.data.samples import MOTIONS, load_photo, render_camera_move
+
+    photo = load_photo(find_photos()[0])
+    first = render_camera_move(photo, MOTIONS[0], 12, 64, 96, seed=0)
+    torch.randperm(1000)
+    assert torch.equal(first, render_camera_move(photo, MOTIONS[0], 12, 64, 96, seed=0))
+    # ...while H.264 encoding is not bit-reproducible here (x264 gave two different streams for the same frames), so
+    # the written file is checked against the rendered frames within codec noise instead of byte-wise.
+    # yuv420 chroma subsampling of a small, detailed frame costs ~4 grey levels; another camera move costs far more.
+    decoded = video_io.read_frames(paths[0]).float()
+    err = (decoded - first.float()).abs().mean()
+    other = (decoded - render_camera_move(photo, MOTIONS[1], 12, 64, 96, seed=0).float()).abs().mean()
+    assert err < 8.0 and err < 0.5 * other, (err, other)
 
 
 def test_make_samples_then_prepare_via_cli(tokenizer_dir, tmp_path, capsys):
