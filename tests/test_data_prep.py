@@ -138,6 +138,32 @@ def test_dataset_holds_every_full_window_encoded_like_the_tokenizer(reference, v
     assert len(torch.unique(torch.stack([train[i] for i in range(len(train))]))) > 20  # real content: many codes
 
 
+@pytest.mark.parametrize("rows", [0, 1, 5])
+def test_indexed_writer_is_byte_identical_to_megatron_builder(tmp_path, rows):
+    # Our Megatron-free writer must produce exactly the files of Megatron-Core's IndexedDatasetBuilder (one document
+    # per row), including the empty split, and Megatron's reader must read the rows back.
+    from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
+
+    from nemo_cosmos_ar.data.indexed import IndexedRowsWriter
+
+    data = np.random.default_rng(rows).integers(0, 64000, size=(rows, 12)).astype(np.uint16)
+    ours = IndexedRowsWriter(str(tmp_path / "ours"), np.uint16, 12)
+    theirs = IndexedDatasetBuilder(str(tmp_path / "theirs.bin"), dtype=np.uint16)
+    for row in data:
+        ours.add(row)
+        theirs.add_item(torch.from_numpy(row.astype(np.int32)))
+        theirs.end_document()
+    ours.finalize()
+    theirs.finalize(str(tmp_path / "theirs.idx"))
+    for ext in (".bin", ".idx"):
+        assert (tmp_path / f"ours{ext}").read_bytes() == (tmp_path / f"theirs{ext}").read_bytes()
+    if rows:
+        ds = IndexedDataset(str(tmp_path / "ours"))
+        assert len(ds) == rows and all(np.array_equal(ds[i], data[i]) for i in range(rows))
+    with pytest.raises(ValueError, match="row of 3 elements, expected 12"):
+        IndexedRowsWriter(str(tmp_path / "bad"), np.uint16, 12).add(np.zeros(3))
+
+
 def test_bad_files_are_skipped_and_counted(reference):
     out, summary = reference
     reasons = dict(summary.skipped)

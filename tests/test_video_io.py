@@ -60,7 +60,7 @@ def test_pyav_fallback_reads_the_same_clip(clip_file, monkeypatch):
     path, frames = clip_file
     with_decord = vio.read_frames(path, num_frames=9, start=2, stride=1)
 
-    def no_decord(_path):
+    def no_decord(*_args):
         raise ImportError("decord unavailable")
 
     monkeypatch.setattr(vio, "_decord_reader", no_decord)
@@ -70,6 +70,25 @@ def test_pyav_fallback_reads_the_same_clip(clip_file, monkeypatch):
     assert (with_pyav.float() - with_decord.float()).abs().mean() < 1.0  # same stream, two YUV->RGB converters
     with pytest.raises(vio.VideoError, match="needs 33"):
         vio.read_frames(path, num_frames=33)
+
+
+def test_open_video_reads_windows_bit_exact(clip_file, monkeypatch):
+    # One open VideoFile read forward window by window (the decoder keeps its position) must give exactly the frames
+    # that a fresh read of each window gives, with decord and with the PyAV fallback.
+    path, _ = clip_file
+    windows = [(0, 5), (3, 5), (8, 9), (16, 1)]  # overlapping, adjacent, and the last frame
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(vio, "_decord_reader", lambda *_a: (_ for _ in ()).throw(ImportError("no decord")))
+        with vio.VideoFile(path, threads=1) as video:
+            assert video.num_frames == T
+            for start, n in windows:
+                got = video.read(n, start)
+                assert got.shape == (n, H, W, 3)
+                assert torch.equal(got, vio.read_frames(path, n, start))
+            assert torch.equal(video.frames([1, 2, 15]), vio.read_frames(path)[[1, 2, 15]])
+            with pytest.raises(vio.VideoError, match="needs 18"):
+                video.read(2, start=16)
 
 
 def test_windows(clip_file):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -112,6 +111,7 @@ class PrepareSummary:
     clips_this_run: int = 0
     seconds: float = 0.0
     resumed_units: int = 0
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds (setup, encode, merge)
 
     def format(self) -> str:
         lines = [
@@ -135,6 +135,8 @@ class PrepareSummary:
         resumed = f"; resumed, {self.resumed_units} units already done" if self.resumed_units else ""
         lines.append(f"time         {self.seconds:.1f} s ({self.clips_this_run:,} clips encoded, "
                      f"{rate:.2f} clips/s{resumed})")  # fmt: skip
+        if self.phases:  # where the time went: planning and tokenizer loading are fixed costs, encode scales
+            lines.append("phases       " + ", ".join(f"{k} {v:.1f} s" for k, v in self.phases.items()))
         return "\n".join(lines)
 
 
@@ -313,48 +315,54 @@ class ShardWriter:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _runs(ids: list[int], step: int) -> list[list[int]]:
-    """Split sorted frame ids into arithmetic runs of ``step`` (each becomes one ``read_frames`` call)."""
-    runs: list[list[int]] = []
-    for i in ids:
-        if runs and i - runs[-1][-1] == step:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
-
 class ClipReader:
     """Reads the clips of a unit as uint8 ``[B, T, H, W, 3]`` at the target size, on ``device``.
 
-    Resized frames of the current video are cached, so overlapping windows (stride 1: 33 windows share each frame)
-    decode and resize every frame once. A video that fails to decode fails its clips (recorded, not fatal).
+    The current video stays open (``video_io.VideoFile``) and its windows are read in increasing order, so the
+    decoder moves forward through the file instead of re-decoding from a keyframe for every window. Resized frames
+    of the current window are cached, so overlapping windows (stride 1: 33 windows share each frame) decode and
+    resize every frame once. A video that fails to decode fails its clips (recorded, not fatal).
     """
 
-    def __init__(self, root: str, plan: dict, resolution: tuple[int, int], spec: WindowSpec, device) -> None:
+    def __init__(self, root: str, plan: dict, resolution: tuple[int, int], spec: WindowSpec, device,
+                 decode_threads: int = 2) -> None:  # fmt: skip
         self.root, self.plan, self.resolution, self.spec, self.device = root, plan, resolution, spec, device
-        self.step = math.gcd(spec.window_stride, spec.frame_stride)  # every frame id is a multiple of this
+        self.decode_threads = decode_threads
         self._video: int | None = None
+        self._file = None
         self._cache: dict[int, torch.Tensor] = {}
         self._broken: dict[int, str] = {}
 
-    def _frames(self, v: int, ids: list[int]) -> list[torch.Tensor]:
+    def _open(self, v: int | None) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._video, self._file, self._cache = v, None, {}
+        if v is None:
+            return
         from nemo_cosmos_ar import video_io
 
         info = self.plan["videos"][v]
         path = os.path.join(self.root, info["path"])
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) != (info["bytes"], info["mtime_ns"]):
+            raise PrepareError(f"{path} changed after this run was planned; rerun with --overwrite")
+        self._file = video_io.VideoFile(path, threads=self.decode_threads)
+
+    def _frames(self, v: int, ids: list[int]) -> list[torch.Tensor]:
+        from nemo_cosmos_ar import video_io
+
         if self._video != v:
-            st = os.stat(path)
-            if (st.st_size, st.st_mtime_ns) != (info["bytes"], info["mtime_ns"]):
-                raise PrepareError(f"{path} changed after this run was planned; rerun with --overwrite")
-            self._video, self._cache = v, {}
+            self._open(v)
         lo = min(ids)
         self._cache = {i: f for i, f in self._cache.items() if i >= lo}  # windows only move forward
-        for run in _runs(sorted(set(ids) - set(self._cache)), self.step):
-            raw = video_io.read_frames(path, num_frames=len(run), start=run[0], stride=self.step)
-            frames = video_io.resize_and_crop(raw.to(self.device), *self.resolution)
-            self._cache.update(zip(run, frames))
+        missing = sorted(set(ids) - set(self._cache))
+        if missing:
+            raw = self._file.frames(missing)
+            self._cache.update(zip(missing, video_io.resize_and_crop(raw.to(self.device), *self.resolution)))
         return [self._cache[i] for i in ids]
+
+    def close(self) -> None:
+        self._open(None)
 
     def load(self, unit: int) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
         """``(clip ids read, frames [B, T, H, W, 3] uint8 or None, [(clip id, reason)] failed)``."""
@@ -372,7 +380,7 @@ class ClipReader:
                 raise
             except Exception as e:  # noqa: BLE001 -- a bad video loses its clips, the run goes on
                 self._broken[v] = f"decode failed ({_short(e)})"
-                self._video, self._cache = None, {}
+                self._open(None)
                 failed.append((cid, self._broken[v]))
         return ok, (torch.stack(clips) if clips else None), failed
 
@@ -391,9 +399,16 @@ def encode_clips(tokenizer, frames: torch.Tensor, latent_shape: tuple[int, int, 
     return ids.reshape(b, -1).cpu().numpy().astype(TOKEN_DTYPE)
 
 
+def decode_threads(processes: int = 1) -> int:
+    """Decoder threads per worker: the machine's cores shared by the workers on it, at most 8 (H.264 frame
+    threading gains little beyond that, and each thread holds frames in flight)."""
+    return max(1, min(8, (os.cpu_count() or 1) // max(1, processes)))
+
+
 def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, device: str,
-               on_progress=None) -> int:  # fmt: skip
-    """Encode ``units`` and append them to ``shard``; returns the number of clips handled."""
+               on_progress=None, threads: int | None = None) -> int:  # fmt: skip
+    """Encode ``units`` and append them to ``shard``; returns the number of clips handled. ``threads``: video
+    decoder threads (default: all cores, at most 8)."""
     from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
     if not units:
@@ -410,7 +425,8 @@ def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, dev
     )  # fmt: skip
     if tokenizer.codebook_size > np.iinfo(TOKEN_DTYPE).max + 1:
         raise PrepareError(f"codebook of {tokenizer.codebook_size} codes does not fit {np.dtype(TOKEN_DTYPE).name}")
-    reader = ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device)
+    reader = ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device,
+                        decode_threads=threads or decode_threads())
     writer = ShardWriter(work, shard)
     handled = 0
     try:
@@ -427,6 +443,7 @@ def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, dev
                 if on_progress is not None:
                     on_progress(len(clip_ids) + len(failed))
     finally:
+        reader.close()
         writer.close()
     return handled
 
@@ -449,7 +466,7 @@ def _format_json(obj, indent: str = "") -> str:
 
 def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
     """Write ``train``/``val`` ``.bin``/``.idx`` and ``metadata.json`` from the shards (all units must be done)."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    from nemo_cosmos_ar.data.indexed import IndexedRowsWriter
 
     work = os.path.join(cfg.output, WORK_DIR)
     clip_len = int(np.prod(cfg.latent_shape))
@@ -476,15 +493,14 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
     samples: dict[str, list[dict]] = {s: [] for s in SPLITS}
     stride = cfg.windows.frame_stride
     for s, split in enumerate(SPLITS):
-        builder = IndexedDatasetBuilder(os.path.join(cfg.output, split + ".bin"), dtype=TOKEN_DTYPE)
+        writer = IndexedRowsWriter(os.path.join(cfg.output, split), TOKEN_DTYPE, clip_len)
         for cid, (v, start, sp) in enumerate(plan["clips"]):
             if sp != s or cid in failed:
                 continue
             name, row = where[cid]
-            builder.add_item(torch.from_numpy(np.array(tokens[name][row], dtype=np.int32)))
-            builder.end_document()
+            writer.add(tokens[name][row])
             samples[split].append({"video": videos[v]["path"], "first_frame": start, "frame_stride": stride})
-        builder.finalize(os.path.join(cfg.output, split + ".idx"))
+        writer.finalize()
     broken = {}  # videos none (or only some) of whose clips decoded
     for cid, reason in failed.items():
         broken.setdefault(plan["clips"][cid][0], reason)
@@ -625,7 +641,8 @@ def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, thread
         torch.set_num_threads(threads)
         with open(os.path.join(cfg.output, WORK_DIR, PLAN_FILE)) as f:
             plan = json.load(f)
-        run_worker(cfg, plan, units, shard, device, on_progress=lambda n: queue.put(("progress", n)))
+        run_worker(cfg, plan, units, shard, device, on_progress=lambda n: queue.put(("progress", n)),
+                   threads=min(8, threads))
         queue.put(("done", shard))
     except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises
         user_error = e if isinstance(e, (PrepareError, FileNotFoundError)) else None
@@ -715,6 +732,7 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     status = _share(status)
     if status[0] == "error":
         raise status[1]
+    setup_done = time.time()
     if rank != 0:
         with open(os.path.join(cfg.output, WORK_DIR, PLAN_FILE)) as f:
             plan = json.load(f)
@@ -741,7 +759,8 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     try:
         if world > 1:
             device = _device_for(cfg, int(os.environ.get("LOCAL_RANK", rank)))
-            run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", device, on_progress=advance if rank == 0 else None)
+            run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", device, on_progress=advance if rank == 0 else None,
+                       threads=decode_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world))))
         elif len(parts) > 1:
             _run_local_workers(cfg, parts, advance)
         else:
@@ -755,7 +774,7 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
         raise error
     if errors:
         raise RuntimeError(f"prepare-data failed on another rank: {errors[0]}")
-    summary = None
+    summary, encode_done = None, time.time()
     if rank == 0:
         try:
             summary = merge_shards(cfg, plan)
@@ -768,4 +787,6 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     if isinstance(summary, Exception):
         raise summary
     summary.seconds = time.time() - start_time
+    summary.phases = {"setup": setup_done - start_time, "encode": encode_done - setup_done,
+                      "merge": start_time + summary.seconds - encode_done}  # fmt: skip
     return summary
