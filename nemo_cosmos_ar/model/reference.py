@@ -52,6 +52,11 @@ class Attention(nn.Module):
             cache["v"][:, start : start + s] = v
             k, v = cache["k"][:, : start + s], cache["v"][:, : start + s]
         rep = self.n_heads // self.n_kv
+        if s == 1 and start > 0:
+            # One decoding step: the new query sees every cached key, so no mask is needed, and enable_gqa maps q-head
+            # j to KV head j // rep (what repeat_interleave does) without copying the whole cache every step.
+            o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True)
+            return self.wo(o.transpose(1, 2).reshape(b, s, -1))
         q, k, v = q.transpose(1, 2), k.repeat_interleave(rep, 2).transpose(1, 2), v.repeat_interleave(rep, 2).transpose(1, 2)
         if start == 0:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -95,6 +100,10 @@ class ReferenceTransformer(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        # RoPE angles of positions 0..seq_length-1, built once per (device, config) and sliced per call, so that a
+        # decoding step neither recomputes the table nor copies positions host -> device (a sync on CUDA). A plain
+        # attribute, not a buffer: it never appears in state_dict.
+        self._angle_table: tuple[tuple[str, str], torch.Tensor] | None = None
 
     def init_random(self, seed: int = 0, std: float = 0.02) -> "ReferenceTransformer":
         """Deterministic random weights; norms get non-trivial values so that mapping mistakes show in logits."""
@@ -114,8 +123,18 @@ class ReferenceTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, start: int = 0, cache: list[dict] | None = None) -> torch.Tensor:
         s = tokens.shape[1]
-        angles = rope_3d_table(self.cfg, torch.arange(start, start + s), device=tokens.device)[:, 0]  # [s, 1, D]
+        angles = self.rope_angles(start, s, tokens.device)  # [s, 1, D]
         x = self.tok_embeddings(tokens)
         for i, layer in enumerate(self.layers):
             x = layer(x, angles, None if cache is None else cache[i], start)
         return self.output(self.norm(x))
+
+    def rope_angles(self, start: int, length: int, device: torch.device) -> torch.Tensor:
+        """RoPE angles ``[length, 1, head_dim]`` fp32 of positions ``start .. start+length-1`` (any position: past
+        the grid the temporal axis keeps counting)."""
+        if start + length > self.cfg.seq_length:
+            return rope_3d_table(self.cfg, torch.arange(start, start + length), device=device)[:, 0]
+        key = (str(device), repr(self.cfg))  # the config is a mutable dataclass: a changed grid or YaRN rebuilds
+        if self._angle_table is None or self._angle_table[0] != key:
+            self._angle_table = (key, rope_3d_table(self.cfg, device=device)[:, 0])
+        return self._angle_table[1][start : start + length]

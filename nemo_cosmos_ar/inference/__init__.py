@@ -1,0 +1,12 @@
+"""Video generation with a Cosmos-Predict1 base AR model: image or 9-frame video in, 33-frame video out.
+
+Plain PyTorch, no NeMo or Megatron import (the model is ``model/reference.py``'s transformer, the tokenizer
+``tokenizer/backends.py``). Only the discrete (DV8x16x16) decoder path exists; the diffusion decoder and the
+guardrails of cosmos-predict1 are not implemented.
+
+Entry points (import them from their modules; this ``__init__`` stays empty so importing a submodule is cheap):
+
+* ``nemo_cosmos_ar.inference.sampling``: temperature / top-k / top-p sampling with a seeded generator;
+* ``nemo_cosmos_ar.inference.generator``: model loading and KV-cache autoregressive decoding of a token grid;
+* ``nemo_cosmos_ar.inference.pipeline``: ``generate_video(GenerateOptions(...))``, what ``cosmos-ar generate`` runs.
+"""

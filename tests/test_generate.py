@@ -1,0 +1,285 @@
+"""``cosmos-ar generate``: sampling maths, KV-cache decoding against the teacher-forced forward, and the pipeline end to
+end on CPU with the tiny preset (random weights written in the released file formats)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, child_env
+from PIL import Image
+
+from nemo_cosmos_ar import video_io
+from nemo_cosmos_ar.cli import main
+from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.inference import generator as gen
+from nemo_cosmos_ar.inference import pipeline
+from nemo_cosmos_ar.inference.sampling import SamplingConfig, sample, sampling_probs
+from nemo_cosmos_ar.model.presets import get_preset
+from nemo_cosmos_ar.model.reference import ReferenceTransformer
+from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
+from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer
+
+TOL = 1e-5  # max |Δlogit| in fp32
+GRID = (5, 4, 6)  # 33 frames at the tiny preset's 64x96
+FORBIDDEN = ("nemo", "megatron", "lightning", "pytorch_lightning", "nemo_run", "transformer_engine")
+
+
+def _tiny_model(seed: int = 0) -> ReferenceTransformer:
+    return ReferenceTransformer(get_preset("tiny").with_latent_shape(GRID)).init_random(seed=seed).eval()
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------------------------
+# Known distribution scattered over the vocabulary (so a mix-up of sorted ranks and token ids would show).
+PROBS = torch.tensor([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
+IDS = torch.tensor([3, 0, 5, 1, 4, 2])  # token IDS[i] has probability PROBS[i]
+
+
+def _known_logits() -> torch.Tensor:
+    logits = torch.empty(6)
+    logits[IDS] = PROBS.log()
+    return logits
+
+
+@pytest.mark.parametrize("top_p, nucleus", [(0.7, [3, 0]), (0.85, [3, 0, 5]), (1.0, [3, 0, 5, 1, 4, 2])])
+def test_top_p_keeps_exactly_the_nucleus_and_renormalises(top_p, nucleus):
+    cfg = SamplingConfig(temperature=1.0, top_p=top_p)
+    probs = sampling_probs(_known_logits(), cfg)
+    kept = PROBS[: len(nucleus)]
+    want = torch.zeros(6)
+    want[IDS[: len(nucleus)]] = kept / kept.sum()
+    assert (probs - want).abs().max().item() < 1e-6  # 0.7 -> [0.625, 0.375]; 0.85 -> [0.5, 0.3, 0.1] / 0.9
+    draws = sample(_known_logits().expand(20000, 6), cfg, _gen(0))
+    counts = torch.bincount(draws, minlength=6)
+    assert set(draws.unique().tolist()) == set(nucleus)  # never outside the nucleus, every member drawn
+    freq = counts[3].item() / 20000  # the most likely token: 0.625, 0.556, 0.5; std of the estimate <= 0.0036
+    assert abs(freq - want[3].item()) < 0.02
+
+
+def test_tiny_top_p_and_zero_temperature_are_greedy():
+    logits = torch.randn(256, 1000, generator=_gen(1)) * 3
+    argmax = logits.argmax(-1)
+    for seed in range(3):
+        assert torch.equal(sample(logits, SamplingConfig(temperature=1.0, top_p=1e-6), _gen(seed)), argmax)
+        assert torch.equal(sample(logits, SamplingConfig(temperature=0.0, top_p=0.9), _gen(seed)), argmax)
+    # ...while a real nucleus does not pick the argmax every time (the checks above could not pass by accident).
+    assert (sample(logits, SamplingConfig(temperature=1.0, top_p=0.95), _gen(0)) != argmax).sum().item() > 20
+
+
+def test_temperature_and_top_k():
+    logits = torch.randn(1000, generator=_gen(2))
+    probs = sampling_probs(logits, SamplingConfig(temperature=2.0, top_p=1.0))
+    assert (probs - torch.softmax(logits / 2.0, -1)).abs().max().item() < 1e-7
+    top3 = set(logits.topk(3).indices.tolist())
+    draws = sample(logits.expand(5000, -1), SamplingConfig(temperature=5.0, top_p=1.0, top_k=3), _gen(3))
+    assert set(draws.unique().tolist()) == top3
+    assert torch.equal(sample(logits[None], SamplingConfig(top_p=1.0, top_k=1), _gen(3)), logits.argmax()[None])
+
+
+def test_same_seed_same_tokens_different_seed_different_tokens():
+    logits = torch.randn(64, 1000, generator=_gen(4))
+    cfg = SamplingConfig(temperature=1.0, top_p=0.9)
+    a, b, c = sample(logits, cfg, _gen(7)), sample(logits, cfg, _gen(7)), sample(logits, cfg, _gen(8))
+    assert torch.equal(a, b)
+    assert (a != c).sum().item() > 32  # nearly every row differs for a different seed
+    # The same holds for whole generations.
+    model, prompt = _tiny_model(), torch.randint(0, 64000, (1, 24), generator=_gen(5))
+    g1, _ = gen.generate_tokens(model, prompt, 60, cfg, _gen(11))
+    g2, _ = gen.generate_tokens(model, prompt, 60, cfg, _gen(11))
+    g3, _ = gen.generate_tokens(model, prompt, 60, cfg, _gen(12))
+    assert torch.equal(g1, g2) and (g1[:, 24:] != g3[:, 24:]).sum().item() > 18
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=-1.0), dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-2)])
+def test_sampling_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        SamplingConfig(**bad)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KV-cache decoding
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("prompt_frames", [1, 2])
+def test_kv_cache_decoding_matches_teacher_forced_logits(prompt_frames):
+    """Every logit vector a token was sampled from equals the full causal forward's at that position (fp32)."""
+    model = _tiny_model(seed=1)
+    hw = GRID[1] * GRID[2]
+    num_prompt, total = prompt_frames * hw, model.cfg.seq_length
+    prompt = torch.randint(0, 64000, (2, num_prompt), generator=_gen(6))  # batch 2: rows must not mix
+    seen: dict[int, torch.Tensor] = {}
+    out, stats = gen.generate_tokens(model, prompt, total, SamplingConfig(top_p=0.9), _gen(0),
+                                     on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()))  # fmt: skip
+    assert torch.equal(out[:, :num_prompt], prompt) and stats.generated_tokens == total - num_prompt
+    assert sorted(seen) == list(range(num_prompt, total))  # includes the latent-frame starts 48, 72, 96
+    with torch.no_grad():
+        full = model(out)  # teacher-forced: logits at position p-1 predict token p
+    diffs = torch.stack([(seen[p] - full[:, p - 1]).abs().max() for p in range(num_prompt, total)])
+    assert diffs.max().item() < TOL, f"max |Δlogit| {diffs.max().item():.2e} at position {num_prompt + diffs.argmax()}"
+    for boundary in (48, 72, 96):
+        assert diffs[boundary - num_prompt].item() < TOL
+    # Negative control: the neighbouring position's logits are far off, so the comparison can detect an off-by-one.
+    assert (seen[60] - full[:, 60]).abs().max().item() > 1e-2
+
+
+def test_load_model_reads_model_pt(tmp_path):
+    """A flat bf16 ``model.pt`` with ``model.`` keys loads into the reference transformer bit for bit."""
+    ref = _tiny_model(seed=2)
+    cfg = get_preset("tiny")
+    path = native_io.write_model_pt(tmp_path / "model.pt", native_io.iter_native(ref.state_dict(), cfg), cfg)
+    model = gen.load_model(path, "tiny", latent_shape=GRID)
+    assert model.cfg.latent_shape == GRID and model.output.weight.dtype == torch.float32
+    ref.load_state_dict({k: v.bfloat16().float() for k, v in ref.state_dict().items()})  # the file holds bf16
+    tokens = torch.randint(0, 64000, (1, 120), generator=_gen(8))
+    with torch.no_grad():
+        assert torch.equal(model(tokens), ref(tokens))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny bf16 model.pt, a tiny random tokenizer folder, a 80x120 PNG and a 12-frame 72x112 MP4."""
+    root = tmp_path_factory.mktemp("generate")
+    cfg = get_preset("tiny")
+    ref = ReferenceTransformer(cfg).init_random(seed=0)
+    native_io.write_model_pt(root / "model.pt", native_io.iter_native(ref.state_dict(), cfg), cfg)
+    write_random_tokenizer(root / "tokenizer", "tiny", seed=0, autoencoder=False)  # decoding needs decoder.jit only
+    yy, xx = np.mgrid[0:80, 0:120]
+    image = np.stack([(xx * 2) % 256, (yy * 3) % 256, ((xx + yy) * 2) % 256], -1).astype(np.uint8)
+    Image.fromarray(image).save(root / "input.png")
+    frames = torch.stack([torch.from_numpy(np.roll(image[4:76, 4:116], 6 * i, axis=1).copy()) for i in range(12)])
+    video_io.write_video(root / "input.mp4", frames)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tokenizer(assets):
+    return load_tokenizer(assets / "tokenizer")
+
+
+def _args(assets, inp, out, *extra):
+    return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
+            str(assets / "tokenizer"), "--input", str(inp), "--output", str(out), "--device", "cpu", *extra]  # fmt: skip
+
+
+def _run_cli(argv: list[str]) -> subprocess.CompletedProcess:
+    """``cosmos-ar`` in a fresh interpreter; it reports every NeMo/Megatron module that got imported."""
+    code = ("import json, sys\nfrom nemo_cosmos_ar.cli import main\nrc = main(sys.argv[1:])\n"
+            f"print('IMPORTED=' + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))\n"
+            "sys.exit(rc)")  # fmt: skip
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300,
+                          env=child_env(), cwd=REPO)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def image_run(assets):
+    out = assets / "from_image.mp4"
+    proc = _run_cli(_args(assets, assets / "input.png", out, "--save-tokens", str(assets / "from_image.pt")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_image_to_33_frame_video_without_nemo(image_run, assets, tokenizer):
+    out, proc = image_run
+    assert json.loads(proc.stdout.split("IMPORTED=")[1]) == []  # no NeMo / Megatron / Lightning anywhere
+    info = video_io.probe(out)
+    assert (info.num_frames, info.height, info.width, info.fps) == (33, 64, 96, 25.0)
+    assert video_io.read_frames(out).shape == (33, 64, 96, 3)
+    tokens = torch.load(assets / "from_image.pt", weights_only=True)
+    assert tokens.shape == (1, *GRID) and tokens.dtype == torch.int64
+    # Echo: the first latent frame is the tokenized image (resized + cropped to 64x96, padded to 33 frames).
+    clip = video_io.pad_frames(video_io.read_image(assets / "input.png", size=(64, 96)), 33)
+    prompt = tokenizer.encode(clip[None])
+    assert torch.equal(tokens[:, :1], prompt[:, :1])
+    assert not torch.equal(tokens[:, 1:], prompt[:, 1:])  # the rest was generated, not copied from the padding
+    assert "24 prompt + 96 generated tokens" in proc.stdout
+
+
+def test_video_prompt_is_the_last_9_frames(assets, tokenizer, capsys):
+    out, saved = assets / "from_video.mp4", assets / "from_video.pt"
+    assert main(_args(assets, assets / "input.mp4", out, "--save-tokens", str(saved), "--no-progress")) == 0
+    info = video_io.probe(out)
+    assert (info.num_frames, info.height, info.width) == (33, 64, 96)
+    tokens = torch.load(saved, weights_only=True)
+    last9 = video_io.read_video(assets / "input.mp4", num_frames=9, start=-9, size=(64, 96))
+    prompt = tokenizer.encode(video_io.pad_frames(last9, 33)[None])
+    assert torch.equal(tokens[:, :2], prompt[:, :2])  # (9 - 1) / 8 + 1 = 2 latent frames echoed
+    first9 = video_io.read_video(assets / "input.mp4", num_frames=9, start=0, size=(64, 96))
+    assert not torch.equal(tokens[:, :2], tokenizer.encode(video_io.pad_frames(first9, 33)[None])[:, :2])
+    assert "48 prompt + 72 generated tokens" in capsys.readouterr().out
+
+
+def test_offloading_reloads_modules_and_changes_no_token(assets, tokenizer, monkeypatch, tmp_path):
+    events: list[str] = []
+    written: list[torch.Tensor] = []
+    real_tok, real_model, real_write = pipeline.load_tokenizer, gen.build_model, video_io.write_video
+    monkeypatch.setattr(pipeline, "load_tokenizer", lambda *a, **k: events.append("tokenizer") or real_tok(*a, **k))
+    monkeypatch.setattr(gen, "build_model", lambda *a, **k: events.append("model") or real_model(*a, **k))
+    monkeypatch.setattr(video_io, "write_video", lambda p, v, **k: written.append(v) or real_write(p, v, **k))
+    results = {}
+    for offload in (False, True):
+        opts = pipeline.GenerateOptions(
+            input=assets / "input.png", output=tmp_path / f"{offload}.mp4", checkpoint=assets / "model.pt",
+            tokenizer=assets / "tokenizer", model="tiny", device="cpu", seed=3, progress=False,
+            offload_ar_model=offload, offload_tokenizer=offload,
+        )  # fmt: skip
+        results[offload] = pipeline.generate_video(opts)
+    # Resident: model + tokenizer loaded once up front. Offloaded: tokenizer (encode), model, tokenizer (decode).
+    assert events == ["model", "tokenizer", "tokenizer", "model", "tokenizer"]
+    assert torch.equal(results[False].tokens, results[True].tokens)
+    assert results[True].prompt_latent_frames == 1 and results[True].stats.generated_tokens == 96
+    # What was written is the DV decoding of the returned tokens (the whole grid, prompt re-decoded).
+    assert torch.equal(written[1], tokenizer.decode(results[True].tokens)[0])
+
+
+def test_refuses_to_overwrite(image_run, assets, capsys):
+    out, _ = image_run
+    before = out.read_bytes()
+    assert main(_args(assets, assets / "input.png", out)) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already exists" in err and "--overwrite" in err
+    assert out.read_bytes() == before
+
+
+def test_bad_input_path_is_exit_code_1_with_one_line(assets, tmp_path):
+    missing = tmp_path / "nowhere.png"
+    proc = _run_cli(_args(assets, missing, tmp_path / "out.mp4"))
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0] and err[0].startswith("cosmos-ar generate: error:"), proc.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def _one_line_error(argv, capsys) -> str:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_wrong_checkpoint_shape_names_key_and_expected_shape(assets, tmp_path, capsys):
+    argv = _args(assets, assets / "input.png", tmp_path / "out.mp4")
+    argv[argv.index("tiny")] = "4b"
+    err = _one_line_error(argv, capsys)
+    assert "tok_embeddings.weight has shape [64000, 64]" in err and "expects [64000, 4096]" in err
+    assert "--model tiny" in err  # the hint names the preset the weights do fit
+
+
+def test_short_video_and_unbuilt_features_are_clear_errors(assets, tmp_path, capsys):
+    short = tmp_path / "short.mp4"
+    video_io.write_video(short, torch.zeros(5, 64, 96, 3, dtype=torch.uint8))
+    err = _one_line_error(_args(assets, short, tmp_path / "a.mp4"), capsys)
+    assert "has 5 frame(s)" in err and "--num-input-frames 1" in err
+    for flag in ("--diffusion-decoder", "--guardrail"):
+        err = _one_line_error(_args(assets, assets / "input.png", tmp_path / "b.mp4", flag), capsys)
+        assert flag in err and "--disable_diffusion_decoder --disable_guardrail" in err
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists()
