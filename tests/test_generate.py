@@ -1,5 +1,5 @@
-"""``cosmos-ar generate``: sampling maths, KV-cache decoding against the teacher-forced forward, and the pipeline end to
-end on CPU with the tiny preset (random weights written in the released file formats)."""
+"""``cosmos-ar generate``: sampling maths, KV-cache decoding against the teacher-forced forward, and the pipeline
+end to end on CPU with the tiny preset (random weights written in the released file formats)."""
 
 import json
 import subprocess

@@ -55,49 +55,101 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description, p.epilog = DESCRIPTION, EPILOG
     io = p.add_argument_group("input and output")
-    io.add_argument("--input", required=True, type=Path,
-                    help="an image (.png/.jpg/...; one prompt frame) or a video (its last --num-input-frames frames)")
-    io.add_argument("--num-input-frames", type=int, choices=(1, 9),
-                    help="prompt frames taken from the end of a video: 9 (default; 2 latent frames) or 1 (1 latent "
-                    "frame); an image is always a one-frame prompt")
-    io.add_argument("--output", type=Path, default=Path("outputs/output.mp4"),
-                    help="MP4 to write (33 frames, 25 fps, uint8 RGB); default outputs/output.mp4")
+    io.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="an image (.png/.jpg/...; one prompt frame) or a video (its last --num-input-frames frames)",
+    )
+    io.add_argument(
+        "--num-input-frames",
+        type=int,
+        choices=(1, 9),
+        help="prompt frames taken from the end of a video: 9 (default; 2 latent frames) or 1 (1 latent "
+        "frame); an image is always a one-frame prompt",
+    )
+    io.add_argument(
+        "--output",
+        type=Path,
+        default=Path("outputs/output.mp4"),
+        help="MP4 to write (33 frames, 25 fps, uint8 RGB); default outputs/output.mp4",
+    )
     io.add_argument("--overwrite", action="store_true", help="replace an existing --output / --save-tokens")
-    io.add_argument("--save-tokens", type=Path, metavar="PATH",
-                    help="also save the generated token grid [1, 5, H/16, W/16] int64 (torch.save), prompt first")
+    io.add_argument(
+        "--save-tokens",
+        type=Path,
+        metavar="PATH",
+        help="also save the generated token grid [1, 5, H/16, W/16] int64 (torch.save), prompt first",
+    )
     mo = p.add_argument_group("model")
-    mo.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_CHECKPOINT),
-                    help="native weights: model.pt (flat dict, 'model.' keys), iter_*.pt, TP shards "
-                    f"*_model_mp_<r>.pt, or a Hugging Face folder; default {DEFAULT_CHECKPOINT}")
-    mo.add_argument("--model", help=f"architecture: a preset ({', '.join(PRESETS)}) or a config.json; default: the "
-                    "config.json next to the weights, else the preset whose shapes the weights have")
-    mo.add_argument("--tokenizer", type=Path, default=Path(DEFAULT_TOKENIZER),
-                    help=f"DV8x16x16 folder with encoder.jit and decoder.jit; default {DEFAULT_TOKENIZER}")
-    mo.add_argument("--tokenizer-backend", choices=("eager", "jit"), default="eager",
-                    help="eager: this package's network with the files' weights (any dtype); jit: the TorchScript "
-                    "files (their traced dtype only)")
-    mo.add_argument("--resolution", type=parse_resolution, metavar="HxW",
-                    help="output size, multiples of 16; default the model's grid x16 (640x1024 for 4b/12b). Use the "
-                    "post-training resolution for a post-trained model (e.g. 384x640)")
+    mo.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path(DEFAULT_CHECKPOINT),
+        help="native weights: model.pt (flat dict, 'model.' keys), iter_*.pt, TP shards "
+        f"*_model_mp_<r>.pt, or a Hugging Face folder; default {DEFAULT_CHECKPOINT}",
+    )
+    mo.add_argument(
+        "--model",
+        help=f"architecture: a preset ({', '.join(PRESETS)}) or a config.json; default: the "
+        "config.json next to the weights, else the preset whose shapes the weights have",
+    )
+    mo.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=Path(DEFAULT_TOKENIZER),
+        help=f"DV8x16x16 folder with encoder.jit and decoder.jit; default {DEFAULT_TOKENIZER}",
+    )
+    mo.add_argument(
+        "--tokenizer-backend",
+        choices=("eager", "jit"),
+        default="eager",
+        help="eager: this package's network with the files' weights (any dtype); jit: the TorchScript "
+        "files (their traced dtype only)",
+    )
+    mo.add_argument(
+        "--resolution",
+        type=parse_resolution,
+        metavar="HxW",
+        help="output size, multiples of 16; default the model's grid x16 (640x1024 for 4b/12b). Use the "
+        "post-training resolution for a post-trained model (e.g. 384x640)",
+    )
     sa = p.add_argument_group("sampling")
     sa.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy; default 1.0")
     sa.add_argument("--top-p", type=float, default=0.8, help="nucleus mass in (0, 1]; 1 = off; default 0.8")
-    sa.add_argument("--top-k", type=int, default=None, help="keep only the k most likely tokens (applied before top-p)")
+    sa.add_argument(
+        "--top-k", type=int, default=None, help="keep only the k most likely tokens (applied before top-p)"
+    )
     sa.add_argument("--seed", type=int, default=0, help="seed of the sampling generator; default 0")
     rt = p.add_argument_group("runtime")
     rt.add_argument("--device", help="cuda, cuda:N or cpu; default cuda when available")
-    rt.add_argument("--dtype", choices=sorted(DTYPES), help="model and tokenizer dtype; default bfloat16 on CUDA "
-                    "(as cosmos-predict1), float32 on CPU")
-    rt.add_argument("--offload-ar-model", action="store_true",
-                    help="load the AR model right before generating and delete it after (lower peak memory)")
-    rt.add_argument("--offload-tokenizer", action="store_true",
-                    help="load the tokenizer for encoding, delete it, reload it for decoding")
+    rt.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        help="model and tokenizer dtype; default bfloat16 on CUDA " "(as cosmos-predict1), float32 on CPU",
+    )
+    rt.add_argument(
+        "--offload-ar-model",
+        action="store_true",
+        help="load the AR model right before generating and delete it after (lower peak memory)",
+    )
+    rt.add_argument(
+        "--offload-tokenizer",
+        action="store_true",
+        help="load the tokenizer for encoding, delete it, reload it for decoding",
+    )
     rt.add_argument("--no-progress", action="store_true", help="no progress bar")
     nb = p.add_argument_group("not implemented (error if given)")
-    nb.add_argument("--diffusion-decoder", action="store_true",
-                    help="the 7B diffusion decoder of cosmos-predict1: NOT implemented; output is DV-decoded")
-    nb.add_argument("--guardrail", action="store_true",
-                    help="cosmos-predict1's safety guardrails: NOT implemented; outputs are not filtered")
+    nb.add_argument(
+        "--diffusion-decoder",
+        action="store_true",
+        help="the 7B diffusion decoder of cosmos-predict1: NOT implemented; output is DV-decoded",
+    )
+    nb.add_argument(
+        "--guardrail",
+        action="store_true",
+        help="cosmos-predict1's safety guardrails: NOT implemented; outputs are not filtered",
+    )
 
 
 def options_from_args(args: argparse.Namespace):

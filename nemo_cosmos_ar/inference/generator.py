@@ -95,7 +95,9 @@ def generate_tokens(
     """
     device = model.output.weight.device
     if prompt.ndim != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
-        raise ValueError(f"prompt must be integer token ids [B, P] with P >= 1, got {tuple(prompt.shape)} {prompt.dtype}")
+        raise ValueError(
+            f"prompt must be integer token ids [B, P] with P >= 1, got {tuple(prompt.shape)} {prompt.dtype}"
+        )
     batch, num_prompt = prompt.shape
     if not num_prompt <= total_tokens <= model.cfg.seq_length:
         raise ValueError(f"total_tokens={total_tokens} must lie between the prompt length {num_prompt} and the "
@@ -180,19 +182,25 @@ def _one_line_mismatch(ckpt: native_io.NativeCheckpoint, cfg: CosmosARConfig | N
     missing = [k for k in want if k not in ckpt.tensors]
     if wrong:
         k = wrong[0]
-        what = (f"tensor {k} has shape {list(ckpt.tensors[k].shape)}, the {cfg.name!r} model expects "
-                f"{list(want[k])} ({len(wrong)} of {len(want)} tensors differ)")  # fmt: skip
+        what = (
+            f"tensor {k} has shape {list(ckpt.tensors[k].shape)}, the {cfg.name!r} model expects {list(want[k])} "
+            f"({len(wrong)} of {len(want)} tensors differ in shape, {len(missing)} missing)"
+        )
     elif missing:
         what = f"key {missing[0]} (expected shape {list(want[missing[0]])}) is missing ({len(missing)} keys missing)"
     else:
         extra = [k for k in ckpt.tensors if k not in want]
         what = f"unexpected key {extra[0] if extra else '?'} ({len(extra)} unexpected)"
     hint = native_io.preset_for_shapes(ckpt.tensors)
-    hint = f"; the weights have the shapes of the {hint!r} preset (--model {hint})" if hint and hint != cfg.name else ""
+    hint = (
+        f"; the weights have the shapes of the {hint!r} preset (--model {hint})" if hint and hint != cfg.name else ""
+    )
     return f"{ckpt.name} does not fit the {cfg.name!r} architecture: {what}{hint}"
 
 
-def build_model(cfg: CosmosARConfig, state: dict, device: torch.device | str, dtype: torch.dtype) -> ReferenceTransformer:
+def build_model(
+    cfg: CosmosARConfig, state: dict, device: torch.device | str, dtype: torch.dtype
+) -> ReferenceTransformer:
     """The reference transformer holding ``state``, on ``device`` in ``dtype``, eval mode, no grad.
 
     Built on the meta device and filled with ``assign=True``: no random initialisation of 4B parameters and no

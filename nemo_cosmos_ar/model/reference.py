@@ -55,7 +55,9 @@ class Attention(nn.Module):
         if s == 1 and start > 0:
             # One decoding step: the new query sees every cached key, so no mask is needed, and enable_gqa maps q-head
             # j to KV head j // rep (what repeat_interleave does) without copying the whole cache every step.
-            o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True)
+            o = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True
+            )
             return self.wo(o.transpose(1, 2).reshape(b, s, -1))
         q, k, v = q.transpose(1, 2), k.repeat_interleave(rep, 2).transpose(1, 2), v.repeat_interleave(rep, 2).transpose(1, 2)
         if start == 0:
