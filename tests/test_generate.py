@@ -266,6 +266,19 @@ def _one_line_error(argv, capsys) -> str:
     return err
 
 
+@pytest.mark.parametrize(
+    "option, bad, needle",
+    [("--checkpoint", "missing.pt", "does not exist"), ("--tokenizer", "missing_tok", "does not exist"),
+     ("--checkpoint", "input.png", "is not a PyTorch checkpoint")],
+)  # fmt: skip
+def test_missing_or_wrong_files_are_one_line_errors(assets, tmp_path, capsys, option, bad, needle):
+    argv = _args(assets, assets / "input.png", tmp_path / "out.mp4")
+    argv[argv.index(option) + 1] = str(assets / bad)
+    err = _one_line_error(argv, capsys)
+    assert needle in err and str(assets / bad) in err
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_wrong_checkpoint_shape_names_key_and_expected_shape(assets, tmp_path, capsys):
     argv = _args(assets, assets / "input.png", tmp_path / "out.mp4")
     argv[argv.index("tiny")] = "4b"

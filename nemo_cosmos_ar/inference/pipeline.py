@@ -18,6 +18,7 @@ modules to the CPU. Without it the model and tokenizer are both loaded up front 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +216,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     t = time.perf_counter()
     if model is None:
         model = gen.build_model(cfg, state, device, dtype)
-    del state  # the model holds the weights now (or, offloaded, is rebuilt from the file; see below)
+    del state  # from here on only the model references the weights (on the CPU: the file's memory map)
     prompt = flatten_grid(ids[:, :n_prompt_frames]).to(device)
     rng = torch.Generator(device=device).manual_seed(opts.seed)
     seq, stats = gen.generate_tokens(model, prompt, cfg.seq_length, opts.sampling, rng, progress=opts.progress)
@@ -246,8 +247,6 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
 
 
 def _save_atomic(tensor: torch.Tensor, path: Path) -> None:
-    import os
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
