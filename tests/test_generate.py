@@ -107,16 +107,19 @@ def test_sampling_config_rejects_bad_values(bad):
 # ---------------------------------------------------------------------------------------------------------------
 # KV-cache decoding
 # ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("step_mode", ["dynamic", "static"])
 @pytest.mark.parametrize("prompt_frames", [1, 2])
-def test_kv_cache_decoding_matches_teacher_forced_logits(prompt_frames):
-    """Every logit vector a token was sampled from equals the full causal forward's at that position (fp32)."""
+def test_kv_cache_decoding_matches_teacher_forced_logits(prompt_frames, step_mode):
+    """Every logit vector a token was sampled from equals the full causal forward's at that position (fp32), with
+    the eager step and with the fixed-shape step that CUDA graphs capture (masked attention over the whole cache)."""
     model = _tiny_model(seed=1)
     hw = GRID[1] * GRID[2]
     num_prompt, total = prompt_frames * hw, model.cfg.seq_length
     prompt = torch.randint(0, 64000, (2, num_prompt), generator=_gen(6))  # batch 2: rows must not mix
     seen: dict[int, torch.Tensor] = {}
     out, stats = gen.generate_tokens(model, prompt, total, SamplingConfig(top_p=0.9), _gen(0),
-                                     on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()))  # fmt: skip
+                                     on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()),
+                                     step_mode=step_mode)  # fmt: skip
     assert torch.equal(out[:, :num_prompt], prompt) and stats.generated_tokens == total - num_prompt
     assert sorted(seen) == list(range(num_prompt, total))  # includes the latent-frame starts 48, 72, 96
     with torch.no_grad():

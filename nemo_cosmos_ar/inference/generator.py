@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -66,6 +67,61 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# How one decoding step runs: "dynamic" = ``model(token, start=pos)`` attending to the filled part of the cache;
+# "static" = ``model.forward_step`` (fixed shapes, the whole cache under a mask); "graph" = that step captured once
+# in a CUDA graph and replayed (CUDA only); "auto" = graph on CUDA, dynamic elsewhere.
+STEP_MODES = ("auto", "dynamic", "static", "graph")
+
+
+class _GraphStep:
+    """``model.forward_step`` captured in a CUDA graph: one replay per token instead of ~1,000 kernel launches.
+
+    The inputs live in static buffers (token, position); the captured kernels read the position on the device, so
+    a replay costs a few microseconds of CPU. Warm-up and capture run at the cache's last slot, which decoding never
+    reads (the last token's logits would predict past the grid) and never writes.
+    """
+
+    def __init__(self, model: ReferenceTransformer, cache: list[dict], batch: int, device: torch.device) -> None:
+        self.model, self.cache = model, cache
+        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        self.pos = torch.full((1,), cache[0]["k"].shape[1] - 1, dtype=torch.long, device=device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up on a side stream, as CUDA graph capture requires
+            for _ in range(2):
+                model.forward_step(self.token, self.pos, cache)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = model.forward_step(self.token, self.pos, cache)
+
+    def __call__(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits ``[B, V]``: a static buffer, overwritten by the next call (read it before stepping again)."""
+        self.token.copy_(tokens)
+        self.pos.fill_(pos)
+        self.graph.replay()
+        return self.logits
+
+
+def _step_fn(mode: str, model: ReferenceTransformer, cache: list[dict], batch: int, device: torch.device):
+    if mode not in STEP_MODES:
+        raise ValueError(f"step mode must be one of {STEP_MODES}, got {mode!r}")
+    if mode == "auto" and device.type == "cuda":
+        try:
+            return _GraphStep(model, cache, batch, device)
+        except RuntimeError as err:  # e.g. a kernel that cannot be captured on this torch/CUDA: slower, not wrong
+            warnings.warn(f"CUDA graph capture of the decoding step failed ({err}); decoding eagerly", stacklevel=3)
+            mode = "static"
+    if mode == "graph":
+        if device.type != "cuda":
+            raise ValueError("CUDA graphs need the model on a CUDA device; use step mode 'static' or 'dynamic'")
+        return _GraphStep(model, cache, batch, device)
+    if mode == "static":
+        pos_buf = torch.zeros(1, dtype=torch.long, device=device)
+        return lambda tokens, pos: model.forward_step(tokens, pos_buf.fill_(pos), cache)
+    return lambda tokens, pos: model(tokens, start=pos, cache=cache)[:, -1]
+
+
 @torch.inference_mode()
 def generate_tokens(
     model: ReferenceTransformer,
@@ -76,6 +132,7 @@ def generate_tokens(
     *,
     progress: bool = False,
     on_logits: Callable[[int, torch.Tensor], None] | None = None,
+    step_mode: str = "auto",
 ) -> tuple[torch.Tensor, DecodeStats]:
     """Extend ``prompt`` to ``total_tokens`` tokens: prefill, then one token at a time with a KV cache.
 
@@ -88,7 +145,9 @@ def generate_tokens(
         generator: seeded ``torch.Generator`` on the model's device (None: the global RNG).
         progress: show a tqdm bar over the generated tokens (on stderr).
         on_logits: called as ``on_logits(p, logits [B, V])`` with the logits that token ``p`` is drawn from (tests
-            compare them with a teacher-forced forward).
+            compare them with a teacher-forced forward). Copy them to keep them: with CUDA graphs the buffer is
+            reused.
+        step_mode: how decoding steps run, one of ``STEP_MODES`` (default: a CUDA graph on CUDA, eager elsewhere).
 
     Returns:
         ``([B, total_tokens] int64 on the model's device, stats)``; ``result[:, :P] == prompt``.
@@ -107,6 +166,9 @@ def generate_tokens(
     # Static cache for the whole grid, allocated once (cosmos-predict1 does the same): decoding never reallocates.
     cache = model.new_cache(batch, total_tokens, device=device)
 
+    # Built (and on CUDA captured) before the prefill: capture runs at the cache's last slot, which nothing reads.
+    step = _step_fn(step_mode, model, cache, batch, device) if total_tokens > num_prompt + 1 else None
+
     _sync(device)
     t0 = time.perf_counter()
     logits = model(out[:, :num_prompt], start=0, cache=cache)[:, -1]
@@ -122,14 +184,14 @@ def generate_tokens(
             on_logits(pos, logits)
         out[:, pos] = sample(logits, sampling, generator)
         if pos + 1 < total_tokens:  # the last token's logits would predict past the grid
-            logits = model(out[:, pos : pos + 1], start=pos, cache=cache)[:, -1]
+            logits = step(out[:, pos : pos + 1], pos)
         if bar is not None:
             bar.update(1)
     _sync(device)
     t2 = time.perf_counter()
     if bar is not None:
         bar.close()
-    del cache
+    del cache, step
     return out, DecodeStats(num_prompt, total_tokens - num_prompt, t1 - t0, t2 - t1)
 
 
