@@ -61,6 +61,7 @@ class GenerateOptions:
         overwrite: replace an existing output.
         save_tokens: also save the full token grid ``[1, T', H', W']`` int64 (``torch.save``) here.
         progress: tqdm bar over the generated tokens.
+        step_mode: how decoding steps run (``generator.STEP_MODES``; "auto": a CUDA graph on GPU, eager on CPU).
     """
 
     input: Path
@@ -81,6 +82,7 @@ class GenerateOptions:
     overwrite: bool = False
     save_tokens: Path | None = None
     progress: bool = True
+    step_mode: str = "auto"
 
     def __post_init__(self) -> None:
         self.input, self.output, self.checkpoint, self.tokenizer = (
@@ -219,7 +221,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     del state  # from here on only the model references the weights (on the CPU: the file's memory map)
     prompt = flatten_grid(ids[:, :n_prompt_frames]).to(device)
     rng = torch.Generator(device=device).manual_seed(opts.seed)
-    seq, stats = gen.generate_tokens(model, prompt, cfg.seq_length, opts.sampling, rng, progress=opts.progress)
+    seq, stats = gen.generate_tokens(model, prompt, cfg.seq_length, opts.sampling, rng, progress=opts.progress,
+                                     step_mode=opts.step_mode)
     tokens = unflatten_grid(seq, grid)
     if opts.offload_ar_model:
         del model
