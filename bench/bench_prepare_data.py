@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from nemo_cosmos_ar.data import encode  # noqa: E402
 from nemo_cosmos_ar.data import prepare as prep  # noqa: E402
 from nemo_cosmos_ar.data import samples  # noqa: E402
 from nemo_cosmos_ar.data.windows import WindowSpec  # noqa: E402
@@ -51,7 +52,7 @@ def time_stages(cfg: prep.PrepareConfig, device: str, iters: int) -> dict:
     from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
     plan = prep.make_plan(cfg, prep.tokenizer_checksum(cfg.tokenizer))
-    reader = prep.ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device, prep.decode_threads())
+    reader = encode.ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device, encode.decode_threads())
     start, n = time.perf_counter(), 0
     batches = []
     for u in range(len(plan["units"])):
@@ -73,13 +74,13 @@ def time_stages(cfg: prep.PrepareConfig, device: str, iters: int) -> dict:
         if device.startswith("cuda"):
             torch.backends.cudnn.deterministic = deterministic
         for _ in range(2):  # warm-up: the first calls pick and build kernels
-            prep.encode_clips(tok, frames, cfg.latent_shape)
+            encode.encode_clips(tok, frames, cfg.latent_shape)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         for _ in range(iters):
-            prep.encode_clips(tok, frames, cfg.latent_shape)
+            encode.encode_clips(tok, frames, cfg.latent_shape)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         rates[deterministic] = iters * frames.shape[0] / (time.perf_counter() - start)

@@ -18,6 +18,7 @@ import torch
 
 from conftest import REPO, run_torchrun
 from nemo_cosmos_ar.data import prepare as prep
+from nemo_cosmos_ar.data import shards
 from nemo_cosmos_ar.data.prepare import PrepareConfig, PrepareError, prepare_dataset
 from nemo_cosmos_ar.data.windows import WindowSpec, frame_indices, num_windows, window_starts
 
@@ -225,7 +226,7 @@ def test_torn_shard_tail_is_cut_back_on_resume(reference, videos, tokenizer_dir,
     """Kill between units (deterministic), then leave half-written token rows and a torn journal line behind."""
     out = tmp_path / "torn"
     commits = {"n": 0}
-    real_commit = prep.ShardWriter.commit
+    real_commit = shards.ShardWriter.commit
 
     def commit_then_die(self, *a, **k):
         if commits["n"] == 3:
@@ -233,10 +234,10 @@ def test_torn_shard_tail_is_cut_back_on_resume(reference, videos, tokenizer_dir,
         commits["n"] += 1
         return real_commit(self, *a, **k)
 
-    monkeypatch.setattr(prep.ShardWriter, "commit", commit_then_die)
+    monkeypatch.setattr(shards.ShardWriter, "commit", commit_then_die)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(_cfg(videos, out, tokenizer_dir), progress=False)
-    monkeypatch.setattr(prep.ShardWriter, "commit", real_commit)
+    monkeypatch.setattr(shards.ShardWriter, "commit", real_commit)
     work = out / prep.WORK_DIR
     with open(work / "shard-000.tokens", "ab") as f:
         f.write(b"\x07" * 100)  # part of a row
@@ -281,7 +282,7 @@ def test_existing_dataset_and_changed_settings(reference, videos, tokenizer_dir,
     with pytest.raises(FileExistsError, match="already holds a dataset"):
         prepare_dataset(_cfg(videos, reference[0], tokenizer_dir), progress=False)
     out = tmp_path / "changed"
-    monkeypatch.setattr(prep.ShardWriter, "commit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(shards.ShardWriter, "commit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(_cfg(videos, out, tokenizer_dir), progress=False)
     monkeypatch.undo()

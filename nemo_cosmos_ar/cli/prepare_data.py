@@ -20,7 +20,7 @@ from nemo_cosmos_ar.cli.describe import parse_resolution
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nemo_cosmos_ar.data.prepare import DEFAULT_TOKENIZER
+    from nemo_cosmos_ar.data.prepare_config import DEFAULT_TOKENIZER
 
     p.add_argument("--videos", help="folder of videos, searched recursively (default: the --dataset's)")
     p.add_argument("--output", help="dataset folder to write (default: the --dataset's)")
