@@ -249,7 +249,8 @@ def _split_work(pending: list[int], parts: int) -> list[list[int]]:
     return [[int(u) for u in x] for x in np.array_split(np.asarray(pending, dtype=np.int64), parts)]
 
 
-def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, threads: int, queue) -> None:
+def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, threads: int, decoders: int,
+           queue) -> None:  # fmt: skip
     """Entry point of a local worker process (``workers > 1``)."""
     import traceback
 
@@ -258,7 +259,7 @@ def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, thread
         with open(os.path.join(cfg.output, WORK_DIR, PLAN_FILE)) as f:
             plan = json.load(f)
         run_worker(cfg, plan, units, shard, device, on_progress=lambda n: queue.put(("progress", n)),
-                   threads=min(8, threads))
+                   threads=decoders)
         queue.put(("done", shard))
     except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises
         user_error = e if isinstance(e, (PrepareError, FileNotFoundError)) else None
@@ -273,8 +274,10 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // len(parts))
-    procs = [ctx.Process(target=_child, args=(cfg, units, f"shard-{w:03d}", _device_for(cfg, w), threads, queue),
-                         daemon=True) for w, units in enumerate(parts)]  # fmt: skip
+    decoders = decode_threads(len(parts))
+    procs = [ctx.Process(target=_child, daemon=True,
+                         args=(cfg, units, f"shard-{w:03d}", _device_for(cfg, w), threads, decoders, queue))
+             for w, units in enumerate(parts)]  # fmt: skip
     for p in procs:
         p.start()
     finished, error = 0, None
