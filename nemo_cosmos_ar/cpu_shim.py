@@ -55,12 +55,17 @@ def patch_torch_cuda() -> None:
 
 
 class CudaToCpuMode(TorchFunctionMode):
-    """Rewrites ``device='cuda[:n]'`` to CPU in factory calls, drops ``pin_memory`` and makes ``.cuda()`` a no-op."""
+    """Rewrites ``device='cuda[:n]'`` to CPU in factory calls, drops ``pin_memory``, makes ``.cuda()`` a no-op and
+    reports CPU tensors' ``.type()`` as the CUDA type."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func is torch.Tensor.cuda or func is torch.Tensor.pin_memory:
             return args[0]
+        if func is torch.Tensor.type and len(args) == 1 and not kwargs:
+            # Megatron's mixed-precision optimizer accepts parameters by their type string ("torch.cuda.*Tensor").
+            name = func(*args)
+            return name.replace("torch.", "torch.cuda.", 1) if name.count(".") == 1 else name
         if kwargs.get("pin_memory"):
             kwargs["pin_memory"] = False
         dev = kwargs.get("device")

@@ -29,7 +29,7 @@ def _losses(path: Path) -> dict[int, float]:
 def test_cli_dryrun_prints_complete_gpu_configs():
     out = _run(NEMO + ["llm", "finetune", "--factory", "cosmos_ar_4b_tealrobotsmall_tp1", "--dryrun", "--yes"]).stdout
     for needle in ["CosmosARConfig4B", "latent_shape=(5, 24, 40)", "tensor_model_parallel_size=1", "lr=0.001",
-                   "weight_decay=0.05", "clip_grad=1.0", "warmup_steps=5000", "bf16-mixed",
+                   "weight_decay=0.05", "clip_grad=1.0", "warmup_steps=5000", "CosmosPrecision(precision='bf16')",
                    "posttraining/autoregressive_base"]:  # fmt: skip
         assert needle in out, needle
     out = _run(NEMO + ["llm", "finetune", "--factory", "cosmos_ar_4b_tealrobot_tp4", "--dryrun", "--yes",

@@ -2,7 +2,8 @@
 
 Defaults follow cosmos-predict1's AR post-training experiments: AdamW lr 1e-3, weight decay 0.05, betas
 (0.9, 0.999), eps 1e-8, linear warm-up 5,000 steps then cosine to 1e-8, gradient clipping 1.0, one clip per GPU.
-Precision is NeMo's bf16-mixed (bf16 compute, fp32 master weights and Adam states).
+Precision is one of ``nemo_glue.precision.PRECISION_MODES``: "bf16" (cosmos-predict1's pure bf16: no fp32 master
+copy, bf16 Adam states) by default on GPU, "bf16-mixed" (NeMo's usual fp32 masters) on request, "32" on CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nemo.collections.llm.recipes.log.default import tensorboard_logger
 from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
 from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
+from nemo_cosmos_ar.nemo_glue.precision import CosmosOptimizerModule, CosmosPrecision, CosmosStrategy, check_precision
 
 PROJECT, GROUP = "posttraining", "autoregressive_base"
 
@@ -44,14 +46,14 @@ def trainer(
     limit_val_batches: float = 1.0,
     log_every_n_steps: int = 1,
     accelerator: str = "gpu",
-    precision: str = "bf16-mixed",
+    precision: str = "bf16",
     save_every: int = 1000,
     keep_last: int = 2,
     ckpt_async_save: bool = True,
     flops_per_token: float = 0.0,
 ) -> run.Config[nl.Trainer]:
     strategy = run.Config(
-        nl.MegatronStrategy,
+        CosmosStrategy,
         tensor_model_parallel_size=tensor_parallel,
         pipeline_model_parallel_size=1,
         context_parallel_size=context_parallel,
@@ -61,7 +63,7 @@ def trainer(
         ckpt_load_strictness="log_all",
         ddp=run.Config(
             nl.pytorch.strategies.megatron_strategy.DistributedDataParallelConfig,
-            grad_reduce_in_fp32=True, overlap_grad_reduce=accelerator == "gpu", overlap_param_gather=False,
+            grad_reduce_in_fp32=check_precision(precision) != "bf16", overlap_grad_reduce=accelerator == "gpu", overlap_param_gather=False,
             use_distributed_optimizer=False, check_for_nan_in_grad=True,
         ),  # fmt: skip
     )
@@ -85,8 +87,7 @@ def trainer(
         enable_progress_bar=False,
         use_distributed_sampler=False,
         strategy=strategy,
-        plugins=run.Config(nl.MegatronMixedPrecision, precision=precision,
-                           params_dtype=torch.bfloat16 if precision.startswith("bf16") else torch.float32),
+        plugins=run.Config(CosmosPrecision, precision=precision),
         callbacks=[checkpoint, run.Config(CosmosARMetrics, flops_per_token=flops_per_token)],
     )  # fmt: skip
 
@@ -101,7 +102,7 @@ def optimizer(
     clip_grad: float = 1.0,
     distributed_optimizer: bool = False,
     bf16: bool = True,
-) -> run.Config[nl.MegatronOptimizerModule]:
+) -> run.Config[CosmosOptimizerModule]:
     cfg = run.Config(
         OptimizerConfig, optimizer="adam", lr=lr, min_lr=min_lr, weight_decay=weight_decay, adam_beta1=0.9,
         adam_beta2=0.999, adam_eps=1e-8, clip_grad=clip_grad, bf16=bf16, fp16=False,
@@ -110,7 +111,8 @@ def optimizer(
     sched = run.Config(
         CosineAnnealingScheduler, warmup_steps=warmup_steps, max_steps=max_steps, min_lr=min_lr, constant_steps=0
     )
-    return run.Config(nl.MegatronOptimizerModule, config=cfg, lr_scheduler=sched)
+    # bf16 here only says "the model is bf16"; whether Adam keeps fp32 master weights is the precision plugin's call.
+    return run.Config(CosmosOptimizerModule, config=cfg, lr_scheduler=sched)
 
 
 def logger(name: str, root: Optional[str] = None) -> run.Config[nl.NeMoLogger]:

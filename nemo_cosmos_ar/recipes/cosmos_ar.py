@@ -27,11 +27,16 @@ from nemo_cosmos_ar.nemo_glue.model import NEMO_CONFIGS, CosmosARModel
 from nemo_cosmos_ar.recipes import _common
 
 
-def _model(preset: str, latent_shape, bf16: bool = True) -> run.Config[CosmosARModel]:
+def _model(preset: str, latent_shape, bf16: bool = True, recompute_layers: int = 0) -> run.Config[CosmosARModel]:
     config = run.Config(
         NEMO_CONFIGS[preset], latent_shape=tuple(latent_shape), bf16=bf16,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
     )  # fmt: skip
+    if recompute_layers:
+        # Full recompute of the first N layers of the block: their activations are rebuilt in the backward
+        # (about 1/3 more compute for those layers) instead of being kept.
+        config.recompute_granularity, config.recompute_method = "full", "block"
+        config.recompute_num_layers = recompute_layers
     return run.Config(CosmosARModel, config=config)
 
 
@@ -60,18 +65,25 @@ def gpu_recipe(
     save_every: int = 1000,
     output_root: Optional[str] = None,
     fn=llm.finetune,
+    precision: str = "bf16",
+    recompute_layers: int = 0,
 ) -> run.Partial:
-    """A complete post-training run on GPUs; one clip per GPU per step (global batch = data-parallel size)."""
+    """A complete post-training run on GPUs; one clip per GPU per step (global batch = data-parallel size).
+
+    ``precision``: "bf16" (cosmos-predict1's pure bf16, no fp32 master copy) or "bf16-mixed" (fp32 master weights
+    and Adam states: ~40 GB more for the 4B); ``recompute_layers``: recompute the activations of that many layers
+    in the backward (saves memory, costs time). See ``nemo_glue/precision.py``.
+    """
     dp = devices * num_nodes // tensor_parallel
     parts = dict(
-        model=_model(preset, latent_shape),
+        model=_model(preset, latent_shape, recompute_layers=recompute_layers),
         data=run.Config(
             CosmosVideoDataModule, path=data_path, latent_shape=latent_shape, micro_batch_size=1,
             global_batch_size=dp, num_workers=2,
         ),  # fmt: skip
         trainer=_common.trainer(
             num_nodes=num_nodes, devices=devices, tensor_parallel=tensor_parallel, max_steps=max_steps,
-            save_every=save_every, flops_per_token=_flops(preset, latent_shape),
+            save_every=save_every, flops_per_token=_flops(preset, latent_shape), precision=precision,
         ),  # fmt: skip
         optim=_common.optimizer(max_steps=max_steps),
         log=_common.logger(name, output_root),
@@ -83,41 +95,49 @@ def gpu_recipe(
 # ---- 4B, 1 GPU, 384x640 (cosmos-predict1's base_4b_example_tealrobotsmall_tp1) ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobotsmall_tp1")
 def cosmos_ar_4b_tealrobotsmall_tp1(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000
-) -> run.Partial:
-    """4B on 1 GPU, TP=1, 33 frames at 384x640 (latent 5x24x40 = 4,800 tokens)."""
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
+    precision: str = "bf16", recompute_layers: int = 0,
+) -> run.Partial:  # fmt: skip
+    """4B on 1 GPU, TP=1, 33 frames at 384x640 (latent 5x24x40 = 4,800 tokens).
+
+    Pure bf16 by default, as cosmos-predict1: it fits an 80 GB GPU (bf16-mixed's fp32 master weights and Adam
+    states do not: 87 GiB peak on an H200).
+    """
     return gpu_recipe("cosmos_ar_4b_tealrobotsmall_tp1", "4b", (5, 24, 40), tensor_parallel=1, devices=1,
-                      data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps)  # fmt: skip
+                      data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps, precision=precision,
+                      recompute_layers=recompute_layers)  # fmt: skip
 
 
 # ---- 4B, 4 GPUs, TP=4, 640x848 (cosmos-predict1's base_4b_example_tealrobot_tp4) ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobot_tp4")
 def cosmos_ar_4b_tealrobot_tp4(
     data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
-    num_nodes: int = 1,
+    num_nodes: int = 1, precision: str = "bf16", recompute_layers: int = 0,
 ) -> run.Partial:  # fmt: skip
-    """4B on 4 GPUs per node, TP=4, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens)."""
+    """4B on 4 GPUs per node, TP=4, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens). Pure bf16 as
+    cosmos-predict1; ``precision="bf16-mixed"`` also fits here (32 GiB per GPU)."""
     return gpu_recipe("cosmos_ar_4b_tealrobot_tp4", "4b", (5, 40, 53), tensor_parallel=4, devices=4,
                       num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
-                      max_steps=max_steps, save_every=1000)  # fmt: skip
+                      max_steps=max_steps, save_every=1000, precision=precision,
+                      recompute_layers=recompute_layers)  # fmt: skip
 
 
 # ---- 12B, 8 GPUs, TP=8, 640x848 ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_12b_tealrobot_tp8")
 def cosmos_ar_12b_tealrobot_tp8(
     data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
-    num_nodes: int = 1,
+    num_nodes: int = 1, precision: str = "bf16", recompute_layers: int = 0,
 ) -> run.Partial:  # fmt: skip
     """12B on 8 GPUs per node, TP=8, 33 frames at 640x848.
 
-    Why TP=8: 11.56 B parameters in bf16-mixed need ~16 bytes each for weights, fp32 master copy and Adam states
-    (~185 GB) plus fp32 gradients (~46 GB) before activations; split 8 ways that is ~29 GB per GPU, leaving room
-    for 10,600-token activations on 80 GB GPUs. TP=8 is the largest size the 8 KV heads allow; add nodes for data
-    parallelism and turn on ``optim.config.use_distributed_optimizer`` to shard the optimizer further.
+    Why TP=8: 11.56 B parameters need 8 bytes each in pure bf16 (weights, gradients, two Adam states: ~92 GB) and
+    ~20 in bf16-mixed (fp32 master copy, Adam states and gradients: ~231 GB) before activations; split 8 ways that
+    is ~12 / ~29 GB per GPU, leaving room for 10,600-token activations on 80 GB GPUs in either mode. TP=8 is the
+    largest size the 8 KV heads allow; add nodes for data parallelism.
     """
     return gpu_recipe("cosmos_ar_12b_tealrobot_tp8", "12b", (5, 40, 53), tensor_parallel=8, devices=8,
                       num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
-                      max_steps=max_steps)  # fmt: skip
+                      max_steps=max_steps, precision=precision, recompute_layers=recompute_layers)  # fmt: skip
 
 
 # ---- tiny model on CPU: the embedded demo and the CI workhorse ----
@@ -125,11 +145,13 @@ def tiny_cpu_recipe(
     name: str = "cosmos_ar_tiny_cpu", data_path: Optional[str] = None, base_checkpoint: Optional[str] = None,
     max_steps: int = 30, devices: int = 1, tensor_parallel: int = 1, save_every: int = 10,
     output_root: Optional[str] = None, lr: float = 3e-3, num_mock_clips: int = 4, global_batch_size: int = 2,
-    fn=llm.finetune,
+    fn=llm.finetune, precision: str = "32",
 ) -> run.Partial:  # fmt: skip
-    """fp32, gloo, no gradient clipping (Megatron's clip asserts CUDA tensors), short warm-up, synchronous saves."""
+    """fp32, gloo, no gradient clipping (Megatron's clip asserts CUDA tensors), short warm-up, synchronous saves.
+    ``precision="bf16"`` / ``"bf16-mixed"`` run the GPU modes on CPU (slower; the precision tests use them)."""
+    bf16 = precision != "32"
     parts = dict(
-        model=_model("tiny", get_preset("tiny").latent_shape, bf16=False),
+        model=_model("tiny", get_preset("tiny").latent_shape, bf16=bf16),
         data=run.Config(
             CosmosVideoDataModule, path=data_path, latent_shape=get_preset("tiny").latent_shape,
             micro_batch_size=1, global_batch_size=global_batch_size, num_workers=0, pin_memory=False,
@@ -137,9 +159,10 @@ def tiny_cpu_recipe(
         ),  # fmt: skip
         trainer=_common.trainer(
             devices=devices, tensor_parallel=tensor_parallel, max_steps=max_steps, accelerator="cpu",
-            precision="32", save_every=save_every, keep_last=2, ckpt_async_save=False, val_check_interval=save_every,
+            precision=precision, save_every=save_every, keep_last=2, ckpt_async_save=False,
+            val_check_interval=save_every,
         ),  # fmt: skip
-        optim=_common.optimizer(lr=lr, min_lr=lr / 10, warmup_steps=2, max_steps=max_steps, clip_grad=0.0, bf16=False),
+        optim=_common.optimizer(lr=lr, min_lr=lr / 10, warmup_steps=2, max_steps=max_steps, clip_grad=0.0, bf16=bf16),
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint),
     )

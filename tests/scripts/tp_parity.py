@@ -33,6 +33,20 @@ def main() -> None:
         mask = first_frame_loss_mask(cfg.latent_shape)[None].expand(2, -1)
         loss_tp, _ = cosmos_ar_loss(local, labels, mask)
         loss_ref, _ = cosmos_ar_loss(want, labels, mask, vocab_parallel=False)
+    # The chunked vocab-parallel loss's gradient on this rank's logits shard equals the slice of the full-vocab
+    # reference gradient (autograd through fp32 copies), forward and backward through the TP all-reduces.
+    from nemo_cosmos_ar.model.loss import token_terms_reference
+
+    lp = local.detach().clone().requires_grad_()
+    fp = want.detach().clone().requires_grad_()
+    cosmos_ar_loss(lp, labels, mask, z_loss_coeff=0.01)[0].backward()
+    terms = token_terms_reference(fp, labels, vocab_parallel=False)
+    m = mask.float()
+    ((terms.ce * m).sum() / m.sum() + 0.01 * terms.lse.pow(2).mean()).backward()
+    v = cfg.vocab_size // 2
+    gerr = (lp.grad - fp.grad[..., rank * v : (rank + 1) * v]).abs().max().item()
+    print(f"rank {rank}: loss grad max|d|={gerr:.3e}")
+    assert gerr < 1e-6, gerr
     err = (got - want).abs().max().item()
     print(f"rank {rank}: local {tuple(local.shape)} gathered {tuple(got.shape)} max|d|={err:.3e} "
           f"loss tp2={loss_tp.item():.6f} ref={loss_ref.item():.6f}")  # fmt: skip

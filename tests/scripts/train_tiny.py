@@ -22,6 +22,8 @@ def main() -> None:
     p.add_argument("--save-every", type=int, default=10)
     p.add_argument("--kill-after", type=int, default=0)
     p.add_argument("--data-path", default=None)
+    p.add_argument("--precision", default="32", help="32 | bf16 | bf16-mixed")
+    p.add_argument("--dump-optim", default=None, help="write the Adam moments' sums here after each step (json)")
     args = p.parse_args()
 
     import fiddle as fdl
@@ -33,7 +35,8 @@ def main() -> None:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     task = tiny_cpu_recipe(output_root=args.out, max_steps=args.sched_steps, devices=world, tensor_parallel=args.tp,
-                           save_every=args.save_every, data_path=args.data_path)  # fmt: skip
+                           save_every=args.save_every, data_path=args.data_path,
+                           precision=args.precision)  # fmt: skip
     task.trainer.max_steps = args.max_steps
     task.log.tensorboard = None
 
@@ -43,6 +46,20 @@ def main() -> None:
                 loss = outputs["loss"] if isinstance(outputs, dict) else outputs
                 with open(args.losses, "a") as f:
                     f.write(json.dumps({"step": trainer.global_step, "loss": float(loss)}) + "\n")
+            if args.dump_optim and trainer.global_rank == 0:
+                leaf = trainer.optimizers[0].mcore_optimizer
+                leaf = getattr(leaf, "chained_optimizers", [leaf])[0]
+                opt = leaf.optimizer
+                states = [s for s in opt.state.values() if "exp_avg" in s]
+                model_param = next(p for p in pl_module.parameters() if p.requires_grad)
+                row = {"step": trainer.global_step, "leaf": type(leaf).__name__,
+                       "param_dtype": str(opt.param_groups[0]["params"][0].dtype),
+                       "moment_dtype": str(states[0]["exp_avg"].dtype),
+                       "grad_dtype": str(model_param.main_grad.dtype)}  # fmt: skip
+                for k in ("exp_avg", "exp_avg_sq"):
+                    row[k] = sum(float(s[k].double().abs().sum()) for s in states)
+                with open(args.dump_optim, "a") as f:
+                    f.write(json.dumps(row) + "\n")
             if args.kill_after and trainer.global_step >= args.kill_after:
                 os.killpg(os.getpgid(0), signal.SIGKILL)  # a hard kill: no checkpoint on exit, no shutdown
 
