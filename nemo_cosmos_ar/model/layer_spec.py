@@ -48,12 +48,14 @@ class SDPACoreAttention(MegatronModule):
             raise NotImplementedError("SDPACoreAttention supports neither packed sequences nor attention bias")
         sq, b, np_, hn = query.shape
         sk, ng = key.shape[0], key.shape[2]
-        if ng != np_:
+        if ng != np_ and not _NATIVE_GQA:
             key = key.repeat_interleave(np_ // ng, dim=2)
             value = value.repeat_interleave(np_ // ng, dim=2)
+        kwargs: dict = {}
+        if ng != np_ and _NATIVE_GQA:
+            kwargs["enable_gqa"] = True  # the kernel reads each KV head for its group: no repeated copies
         q, k, v = (x.permute(1, 2, 0, 3) for x in (query, key, value))  # [b, heads, s, hn]
         mask_type = attn_mask_type or self.attn_mask_type
-        kwargs: dict = {}
         if mask_type == AttnMaskType.causal:
             if sq == sk:
                 kwargs["is_causal"] = True
@@ -66,6 +68,10 @@ class SDPACoreAttention(MegatronModule):
                 q, k, v, dropout_p=self.dropout_p if self.training else 0.0, scale=self.softmax_scale, **kwargs
             )
         return out.permute(2, 0, 1, 3).reshape(sq, b, np_ * hn)
+
+
+# COSMOS_AR_SDPA_GQA=1: let SDPA group the heads itself (``enable_gqa``) instead of repeating K/V (benchmarks).
+_NATIVE_GQA = os.environ.get("COSMOS_AR_SDPA_GQA") == "1"
 
 
 def _preferred_sdpa_backends(device: torch.device):

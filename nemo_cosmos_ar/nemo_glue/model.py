@@ -19,7 +19,7 @@ from nemo.collections.llm.gpt.model.base import GPTConfig, GPTModel
 from nemo.lightning.megatron_parallel import MegatronLossReduction
 
 from nemo_cosmos_ar.model.config import CosmosARConfig
-from nemo_cosmos_ar.model.loss import Z_LOSS_COEFF, token_terms
+from nemo_cosmos_ar.model.loss import Z_LOSS_COEFF, token_terms, token_terms_reference
 from nemo_cosmos_ar.model.mcore import install_rope_3d, transformer_config_kwargs
 
 
@@ -57,6 +57,9 @@ class CosmosARNeMoConfig(GPTConfig):
     yarn_beta_slow: float = 1.0
     original_latent_shape: Optional[tuple] = None
     z_loss_coeff: float = Z_LOSS_COEFF
+    # "chunked": fp32 softmax a chunk of rows at a time, never the whole fp32 logits (model/loss.py); "reference":
+    # plain autograd over fp32 copies (kept to measure the difference: bench/bench_recipe.py)
+    loss_impl: str = "chunked"
     layer_spec_name: Optional[str] = None  # None: TE when available, else local + torch SDPA
     preset: str = "4b"
 
@@ -180,14 +183,18 @@ class CosmosARLossReduction(MegatronLossReduction):
     ``reduce`` gives the global-batch loss for logging and keeps CE, z-loss and accuracy in ``last_metrics``.
     """
 
-    def __init__(self, z_loss_coeff: float = Z_LOSS_COEFF, validation_step: bool = False) -> None:
+    def __init__(self, z_loss_coeff: float = Z_LOSS_COEFF, validation_step: bool = False,
+                 loss_impl: str = "chunked") -> None:  # fmt: skip
         super().__init__()
+        if loss_impl not in ("chunked", "reference"):
+            raise ValueError(f"loss_impl={loss_impl!r}: use 'chunked' or 'reference'")
         self.z_loss_coeff = z_loss_coeff
+        self.terms = token_terms if loss_impl == "chunked" else token_terms_reference
         self.validation_step = validation_step
         self.last_metrics: dict[str, float] = {}
 
     def forward(self, batch, forward_out):
-        terms = token_terms(forward_out, batch["labels"])
+        terms = self.terms(forward_out, batch["labels"])
         mask = batch["loss_mask"].float()
         n = mask.sum()
         ce_sum = (terms.ce * mask).sum()
@@ -217,13 +224,14 @@ class CosmosARModel(GPTModel):
     @property
     def training_loss_reduction(self) -> CosmosARLossReduction:
         if not getattr(self, "_cosmos_train_loss", None):
-            self._cosmos_train_loss = CosmosARLossReduction(self.config.z_loss_coeff)
+            self._cosmos_train_loss = CosmosARLossReduction(self.config.z_loss_coeff, loss_impl=self.config.loss_impl)
         return self._cosmos_train_loss
 
     @property
     def validation_loss_reduction(self) -> CosmosARLossReduction:
         if not getattr(self, "_cosmos_val_loss", None):
-            self._cosmos_val_loss = CosmosARLossReduction(self.config.z_loss_coeff, validation_step=True)
+            self._cosmos_val_loss = CosmosARLossReduction(self.config.z_loss_coeff, validation_step=True,
+                                                          loss_impl=self.config.loss_impl)  # fmt: skip
         return self._cosmos_val_loss
 
 
