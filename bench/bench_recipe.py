@@ -108,7 +108,8 @@ def main() -> None:
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             if args.profile and trainer.global_step == 4 and trainer.global_rank == 0:
-                self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+                acts = torch.profiler.ProfilerActivity
+                self.prof = torch.profiler.profile(activities=[acts.CUDA if torch.cuda.is_available() else acts.CPU])
                 self.prof.__enter__()
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
