@@ -121,6 +121,10 @@ class CosmosARNeMoConfig(GPTConfig):
         )  # fmt: skip
 
     def configure_model(self, tokenizer, pre_process=None, post_process=None, vp_stage=None):
+        if self.gradient_accumulation_fusion:
+            from nemo_cosmos_ar.model import fused_wgrad
+
+            fused_wgrad.install()
         model = super().configure_model(tokenizer, pre_process=pre_process, post_process=post_process, vp_stage=vp_stage)
         install_rope_3d(model, self.cosmos_config())
         return model

@@ -21,6 +21,7 @@ resume in the other: see ``CosmosOptimizerModule`` and ``tests/test_precision.py
 # No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
 
 import dataclasses
+import math
 from typing import Optional
 
 import torch
@@ -89,12 +90,15 @@ class CosmosOptimizerModule(MegatronOptimizerModule):
         else:
             # Megatron-Core picks FP32Optimizer (no master copy: AdamW steps the bf16 parameters and keeps its
             # states in their dtype) when the config says neither bf16 nor fp16; the model itself stays bf16.
+            # Its gradient clipping asserts fp32 gradients, so clipping is done here (``clip_bf16_grads``).
             config = self.config
-            self.config = dataclasses.replace(config, bf16=False, fp16=False)
+            self.config = dataclasses.replace(config, bf16=False, fp16=False, clip_grad=0.0)
             try:
                 optimizers = super().optimizers(model)
             finally:
                 self.config = config
+            for opt in optimizers:
+                clip_bf16_grads(getattr(opt, "mcore_optimizer", opt), config.clip_grad)
         for leaf in _leaf_optimizers(optimizers):
             _cross_mode_checkpoints(leaf)
         return optimizers
@@ -104,6 +108,39 @@ class CosmosOptimizerModule(MegatronOptimizerModule):
         # Here rather than at creation: loading a checkpoint replaces the param groups (and their flags).
         for leaf in _leaf_optimizers(self._optimizers or []):
             use_fused_adam(leaf.optimizer, self.fused_adam)
+
+
+def clip_bf16_grads(mcore, max_norm: float) -> None:
+    """Global-norm gradient clipping for bf16 gradients, in place of Megatron's (which asserts fp32 ones).
+
+    Replaces the optimizer's ``get_grad_norm``, which Megatron calls once per step after the gradients are in
+    ``param.grad`` and before the update, so the norm it logs is this one. The norm is computed like Megatron's
+    ``get_grad_norm_fp32`` (L2 over the gradients that are not tensor-parallel duplicates, summed over the
+    grad-stats group) but in fp32 from per-tensor norms with one host sync, where Megatron's fallback without apex
+    syncs once per tensor. A non-finite norm stops training with one line, as Megatron's NaN check would.
+    """
+    leaves = _leaf_optimizers([mcore])
+
+    def get_grad_norm() -> float:
+        grads = [g for leaf in leaves for g in leaf.get_main_grads_for_grad_norm()]
+        if grads:
+            squares = torch.stack(torch._foreach_norm(grads, 2.0, dtype=torch.float32)).pow(2).sum()
+        else:
+            squares = torch.zeros((), dtype=torch.float32, device=torch.cuda.current_device())
+        group = mcore.get_grad_stats_parallel_group()
+        if group is not None and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(squares, group=group)
+        norm = float(squares.sqrt())
+        if not math.isfinite(norm):
+            raise FloatingPointError(f"the gradient norm is {norm}: training diverged (lower optim.config.lr, or "
+                                     "resume from an earlier checkpoint)")  # fmt: skip
+        mcore._cosmos_last_norm = norm
+        if max_norm > 0 and norm > max_norm:
+            every = [p.grad for leaf in leaves for p in leaf.get_parameters() if p.grad is not None]
+            torch._foreach_mul_(every, max_norm / (norm + 1e-6))
+        return norm
+
+    mcore.get_grad_norm = get_grad_norm
 
 
 def _leaf_optimizers(optimizers) -> list:

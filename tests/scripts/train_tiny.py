@@ -23,6 +23,8 @@ def main() -> None:
     p.add_argument("--kill-after", type=int, default=0)
     p.add_argument("--data-path", default=None)
     p.add_argument("--precision", default="32", help="32 | bf16 | bf16-mixed")
+    p.add_argument("--clip", type=float, default=0.0, help="gradient clipping (optim.config.clip_grad)")
+    p.add_argument("--grad-accum-fusion", action="store_true", help="model.config.gradient_accumulation_fusion")
     p.add_argument("--dump-optim", default=None, help="write the Adam moments' sums here after each step (json)")
     args = p.parse_args()
 
@@ -38,6 +40,8 @@ def main() -> None:
                            save_every=args.save_every, data_path=args.data_path,
                            precision=args.precision)  # fmt: skip
     task.trainer.max_steps = args.max_steps
+    task.optim.config.clip_grad = args.clip
+    task.model.config.gradient_accumulation_fusion = args.grad_accum_fusion
     task.log.tensorboard = None
 
     class Recorder(pl.Callback):
@@ -55,7 +59,8 @@ def main() -> None:
                 row = {"step": trainer.global_step, "leaf": type(leaf).__name__,
                        "param_dtype": str(opt.param_groups[0]["params"][0].dtype),
                        "moment_dtype": str(states[0]["exp_avg"].dtype),
-                       "grad_dtype": str(model_param.main_grad.dtype)}  # fmt: skip
+                       "grad_dtype": str(model_param.main_grad.dtype),
+                       "grad_norm": float(getattr(trainer.optimizers[0].mcore_optimizer, "_cosmos_last_norm", float("nan")))}  # fmt: skip
                 for k in ("exp_avg", "exp_avg_sq"):
                     row[k] = sum(float(s[k].double().abs().sum()) for s in states)
                 with open(args.dump_optim, "a") as f:
