@@ -13,12 +13,12 @@ EXTRA=${1:-}
 F=cosmos_ar_12b_tealrobot_tp8
 LOG=$OUT/results_12b.log; : > "$LOG"
 rm -rf /tmp/b12 /tmp/b12r
-timeout 330 python3 -m torch.distributed.run --nproc-per-node=2 bench/bench_recipe.py --factory $F --tp 2 --steps 10 \
+timeout 220 python3 -m torch.distributed.run --nproc-per-node=2 bench/bench_recipe.py --factory $F --tp 2 --steps 10 \
   --save-every 8 --out /tmp/b12 --label 12b_tp2 $EXTRA < /dev/null > "$OUT/run_12b.log" 2>&1
 grep -E "^RESULT" "$OUT/run_12b.log" >> "$LOG" || grep -E "Error|error" "$OUT/run_12b.log" | tail -5
 CK=/tmp/b12/posttraining/autoregressive_base/$F/checkpoints/step=7
 du -sh "$CK"; df -h /tmp | tail -1
-timeout 240 python3 -m torch.distributed.run --nproc-per-node=2 bench/bench_recipe.py --factory $F --tp 2 --steps 10 \
+timeout 170 python3 -m torch.distributed.run --nproc-per-node=2 bench/bench_recipe.py --factory $F --tp 2 --steps 10 \
   --save-every 1000 --resume-from "$CK" --out /tmp/b12r --label 12b_tp2_resumed $EXTRA < /dev/null > "$OUT/run_12b_resume.log" 2>&1
 grep -E "^RESULT" "$OUT/run_12b_resume.log" >> "$LOG" || grep -E "Error|error" "$OUT/run_12b_resume.log" | tail -5
 grep -h "Restored all states" "$OUT/run_12b_resume.log" | head -1

@@ -96,6 +96,10 @@ class CosmosARNeMoConfig(GPTConfig):
         self.seq_length = t * h * w
         self.max_position_embeddings = self.seq_length
         self.rotary_base = int(self.rope_theta)
+        if self.apply_rope_fusion:  # Megatron checks for a fused RoPE when the config is built
+            from nemo_cosmos_ar.model import fused_rope
+
+            fused_rope.install()
         super().__post_init__()
 
     @classmethod

@@ -64,7 +64,9 @@ def trainer(
         ddp=run.Config(
             nl.pytorch.strategies.megatron_strategy.DistributedDataParallelConfig,
             grad_reduce_in_fp32=check_precision(precision) != "bf16", overlap_grad_reduce=accelerator == "gpu", overlap_param_gather=False,
-            use_distributed_optimizer=False, check_for_nan_in_grad=True,
+            # Pure bf16 checks the gradient norm for NaN/Inf once per step (nemo_glue/precision.py); Megatron's check
+            # costs a norm and a host sync per bucket (27 ms of a 300 ms 4B step on an H200).
+            use_distributed_optimizer=False, check_for_nan_in_grad=precision != "bf16",
         ),  # fmt: skip
     )
     checkpoint = run.Config(

@@ -27,11 +27,19 @@ from nemo_cosmos_ar.nemo_glue.model import NEMO_CONFIGS, CosmosARModel
 from nemo_cosmos_ar.recipes import _common
 
 
-def _model(preset: str, latent_shape, bf16: bool = True, recompute_layers: int = 0) -> run.Config[CosmosARModel]:
+def _model(preset: str, latent_shape, bf16: bool = True, recompute_layers: int = 0, gpu_fusions: bool = False,
+           precision: str = "32") -> run.Config[CosmosARModel]:  # fmt: skip
     config = run.Config(
         NEMO_CONFIGS[preset], latent_shape=tuple(latent_shape), bf16=bf16,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
     )  # fmt: skip
+    if gpu_fusions:
+        # Fused SwiGLU and RoPE (torch.compile kernels: Megatron's own SwiGLU fusion, model/fused_rope.py) and, in
+        # pure bf16, weight gradients accumulated by the GEMM itself (model/fused_wgrad.py). Measured one by one
+        # on an H200 in BENCHMARKS.md. Off on CPU, where torch.compile would need a compiler and buys nothing.
+        config.bias_activation_fusion = True
+        config.apply_rope_fusion = True
+        config.gradient_accumulation_fusion = precision == "bf16"
     if recompute_layers:
         # Full recompute of the first N layers of the block: their activations are rebuilt in the backward
         # (about 1/3 more compute for those layers) instead of being kept.
@@ -76,7 +84,7 @@ def gpu_recipe(
     """
     dp = devices * num_nodes // tensor_parallel
     parts = dict(
-        model=_model(preset, latent_shape, recompute_layers=recompute_layers),
+        model=_model(preset, latent_shape, recompute_layers=recompute_layers, gpu_fusions=True, precision=precision),
         data=run.Config(
             CosmosVideoDataModule, path=data_path, latent_shape=latent_shape, micro_batch_size=1,
             global_batch_size=dp, num_workers=2,
