@@ -324,7 +324,13 @@ def resolve_config(ckpt: NativeCheckpoint, config: str | Path | CosmosARConfig |
             hints.append(f"The weights have the shapes of the {name!r} preset.")
         if any("cross_attention" in k for k in ckpt.tensors):
             hints.append("Cross-attention keys: Video2World (5B/13B) checkpoints are not supported by this converter.")
-        raise CheckpointMismatch("\n".join([str(e), *hints])) from None
+        # one line: the problems joined by "; ", at most 6 shape mismatches
+        head, *rest = [line.strip() for line in str(e).splitlines() if line.strip()]
+        shapes = [r for r in rest if ": expected " in r]
+        rest = [r for r in rest if ": expected " not in r and r != "shape mismatches:"]
+        if shapes:
+            rest.insert(0, "shape mismatches: " + ", ".join(shapes[:6]) + (" ..." if len(shapes) > 6 else ""))
+        raise CheckpointMismatch(" ".join([head, "; ".join(rest), *hints])) from None
     return cfg
 
 
