@@ -199,7 +199,7 @@ def assert_one_line_error(rc: int, err: str, needles: list[str], command: str, u
     assert rc == (2 if usage_error else 1), (rc, err)
     assert "Traceback" not in err and 'File "' not in err, err
     lines = [line for line in err.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(f"cosmos-ar {command}: error: ")]
+    errors = [line for line in lines if line.startswith(f"cosmos-ar {command}") and ": error: " in line]
     assert len(errors) == 1, err
     if not usage_error:  # argparse adds its usage lines above the error line; ours print that line alone
         assert lines == errors, err

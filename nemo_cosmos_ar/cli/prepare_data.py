@@ -63,6 +63,8 @@ def config_from_args(args: argparse.Namespace):
         fields[name] = given if given is not None else registered if registered is not None else default
     if fields["videos"] is None or fields["output"] is None:
         raise ValueError("--videos and --output are required (or a --dataset that names them)")
+    for name in ("num_frames", "window_stride", "frame_stride"):
+        checks.check_int(fields[name], f"--{name.replace('_', '-')}", 1, 100_000)
     return PrepareConfig(
         videos=fields["videos"], output=fields["output"], resolution=fields["resolution"],
         windows=WindowSpec(fields["num_frames"], fields["window_stride"], fields["frame_stride"]),
