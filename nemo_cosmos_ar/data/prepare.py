@@ -166,11 +166,12 @@ def _check_inputs(cfg: PrepareConfig) -> str:
     Returns the tokenizer checksum."""
     if not os.path.isdir(cfg.videos):
         raise PrepareError(f"--videos {cfg.videos} {'is not a folder' if os.path.exists(cfg.videos) else 'does not exist'}")
+    checksum = tokenizer_checksum(cfg.tokenizer)
     checks.check_no_overlap(cfg.output, [("--videos", cfg.videos), ("--tokenizer", cfg.tokenizer)])
     why = checks.writable_problem(cfg.output, inside=True)
     if why:
         raise PrepareError(f"cannot write to the output folder {cfg.output}: {why}")
-    return tokenizer_checksum(cfg.tokenizer)
+    return checksum
 
 
 def _load_plan(path: str) -> dict:
