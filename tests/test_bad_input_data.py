@@ -262,28 +262,56 @@ def real_inputs(tmp_path_factory):
     return root / "videos", tok
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_prepare_interrupted_says_how_to_resume(real_inputs, tmp_path, sig, code):
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _started(out: Path) -> bool:
+    work = out / "_work"
+    return work.is_dir() and any(j.stat().st_size for j in work.glob("shard-*.jsonl"))
+
+
+@pytest.mark.parametrize("sig, code, workers", [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1),
+                                                (signal.SIGTERM, 143, 2)], ids=["SIGINT", "SIGTERM", "SIGTERM-2-workers"])
+def test_prepare_interrupted_says_how_to_resume(real_inputs, tmp_path, sig, code, workers):
+    """The signal goes to the main process only (as a scheduler sends it): local workers are stopped too."""
     videos, tok = real_inputs
     out = tmp_path / "ds"
     argv = ["--videos", videos, "--output", out, "--tokenizer", tok, "--resolution", "64x96", "--num-frames", "17",
-            "--batch-size", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
+            "--batch-size", "1", "--device", "cpu", "--no-progress", "--workers", workers]  # fmt: skip
     cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "prepare-data", *map(str, argv)]
     before = snapshot(videos, tok)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env=child_env(PYTHONPATH=str(REPO)))  # fmt: skip
-    journal = out / "_work" / "shard-000.jsonl"
     deadline = time.time() + 300
-    while not (journal.exists() and journal.stat().st_size) and proc.poll() is None and time.time() < deadline:
+    while not _started(out) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)  # wait for the first finished unit: the run is encoding now
+    kids = [k for k in _children(proc.pid) if workers > 1]
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, (stdout, stderr)
+    end = time.time() + 15  # the workers are terminated at once; multiprocessing's helper exits when it sees EOF
+    while [k for k in kids if _alive(k)] and time.time() < end:
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)], [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids if _alive(k)]
+    from nemo_cosmos_ar.data.shards import done_units
+
+    assert 1 <= len(done_units(str(out / "_work"))) < 44  # stopped mid-run, not after the workers finished
     assert stderr.strip() == (f"cosmos-ar prepare-data: interrupted ({sig.name}); run the same command again to "
                               "resume (finished clips are kept)")  # fmt: skip
     assert snapshot(videos, tok) == before
     assert sorted(os.listdir(out)) == ["_work"]  # no dataset file yet; the work folder holds the finished units
-    rc, stdout, err = call_cli(["prepare-data", *argv])  # the same command resumes and finishes
+    rc, stdout, err = call_cli(["prepare-data", *argv[:-2]])  # the same command (one worker here) resumes
     assert rc == 0, err
     assert "resumed" in stdout and sorted(os.listdir(out)) == ["metadata.json", "train.bin", "train.idx", "val.bin",
                                                                "val.idx"]  # fmt: skip

@@ -313,7 +313,7 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
              for w, units in enumerate(parts)]  # fmt: skip
     for p in procs:
         p.start()
-    finished, error = 0, None
+    finished, error, aborted = 0, None, True
     try:
         while finished < len(procs) and error is None:
             try:
@@ -329,9 +329,10 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
                 finished += 1
             else:
                 error = msg[1:]
-    finally:
+        aborted = False
+    finally:  # on an error or an interrupt (Ctrl-C, SIGTERM to this process only) no worker is left running
         for p in procs:
-            if error is not None and p.is_alive():
+            if (error is not None or aborted) and p.is_alive():
                 p.terminate()
             p.join()
     if error is not None:
