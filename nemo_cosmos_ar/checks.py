@@ -14,7 +14,8 @@ What is here, each usable from any command (``generate`` included):
   JSON against a table of ``Field`` rules (``MODEL_CONFIG_FIELDS`` is the one for ``CosmosARConfig``).
 * paths: ``check_no_overlap`` (output vs inputs, through symlinks), ``check_writable`` (a real probe, so it also
   catches read-only mounts and ``chattr +i``), ``topmost_missing`` (what to remove again if a run fails).
-* devices: ``check_device`` (cpu, cuda, cuda:N, against what this machine has).
+* devices and packages: ``check_device`` (cpu, cuda, cuda:N, against what this machine has),
+  ``check_any_package`` (a missing library named as such, before any work).
 * ``guard(command)``: the context a command's ``run`` executes in (signals -> exit 130 / 143 with one line,
   stray ``OSError`` -> one line naming the file).
 """
@@ -225,6 +226,22 @@ def check_exists(path: str | Path | None, name: str, kind: str = "any") -> Path:
     if kind == "dir" and not p.is_dir():
         raise UserError(f"{name} {path} is not a folder")
     return p
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dependencies
+# ---------------------------------------------------------------------------------------------------------------
+def check_any_package(modules: Iterable[str], purpose: str, install: str) -> str:
+    """The first of ``modules`` that is installed; else a ``UserError`` naming the missing package, so a missing
+    library is not reported as a bad input file (checked before the expensive work)."""
+    import importlib.util
+
+    modules = list(modules)
+    for m in modules:
+        if importlib.util.find_spec(m) is not None:
+            return m
+    raise UserError(f"{purpose} needs the Python package {' or '.join(modules)}, which is not installed here; "
+                    f"install it ({install})")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------

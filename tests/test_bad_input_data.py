@@ -101,6 +101,16 @@ def test_prepare_bad_inputs(fx, tmp_path):
     run_bad(["prepare-data", "--videos", fx["videos"]], w, ["--videos and --output are required"])
 
 
+def test_prepare_names_a_missing_video_library(fx, tmp_path, monkeypatch):
+    """Without PyAV and decord every video would look unreadable; the missing package is named instead."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("av", "decord") else real(name, *a))
+    run_bad(_prep(fx, None, tmp_path / "out"), [fx["root"], tmp_path],
+            ["reading videos needs the Python package av or decord, which is not installed here", "pip install av"])
+
+
 def test_prepare_refuses_outputs_overlapping_inputs(fx, tmp_path):
     videos = copy_tree(fx["videos"], tmp_path / "videos")
     tok = copy_tree(fx["tokenizer"], tmp_path / "tok")

@@ -166,6 +166,7 @@ def _check_inputs(cfg: PrepareConfig) -> str:
     Returns the tokenizer checksum."""
     if not os.path.isdir(cfg.videos):
         raise PrepareError(f"--videos {cfg.videos} {'is not a folder' if os.path.exists(cfg.videos) else 'does not exist'}")
+    checks.check_any_package(("av", "decord"), "reading videos", "pip install av")
     checksum = tokenizer_checksum(cfg.tokenizer)
     checks.check_no_overlap(cfg.output, [("--videos", cfg.videos), ("--tokenizer", cfg.tokenizer)])
     why = checks.writable_problem(cfg.output, inside=True)
