@@ -394,3 +394,49 @@ def test_library_import_refuses_overlap_and_bad_tp(fx, nemo, tmp_path):
     with pytest.raises(ConversionError, match="tensor layers.0.attention.wq.weight is int64"):
         CosmosARImporter(str(fx["int64"]))(output_path=tmp_path / "o")
     assert snapshot(tmp_path) == before
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from nemo_cosmos_ar.nemo_glue.connectors import CosmosARImporter
+from nemo_cosmos_ar.cli import main
+
+save = CosmosARImporter.nemo_save
+def slow_save(self, output_path, trainer, *a, **k):  # the checkpoint is written, not yet renamed into place
+    save(self, output_path, trainer, *a, **k)
+    Path(sys.argv[1]).write_text("saved")
+    time.sleep(120)
+CosmosARImporter.nemo_save = slow_save
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_import_interrupted_removes_the_partial_checkpoint(fx, tmp_path):
+    """Ctrl-C after the NeMo checkpoint is written but before it is renamed: the partial folder and the folders the
+    run created go; one line, exit 130. (Export covers an interrupted --overwrite, in-process.)"""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    out = tmp_path / "deep" / "er" / "out"
+    marker = tmp_path.parent / f"{tmp_path.name}.saved"
+    before = snapshot(fx["root"], tmp_path)
+    for target in (out,):
+        argv = ["convert", "import", "--source", str(fx["model"]), "--output", str(target)]
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(marker), *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=child_env(PYTHONPATH=str(REPO)))  # fmt: skip
+        deadline = time.time() + 300
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert any(".partial-" in p.name for p in target.parent.iterdir())  # the save happened
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        marker.unlink()
+        assert proc.returncode == 130, stderr[-3000:]
+        assert stderr.strip().splitlines()[-1] == ("cosmos-ar convert: interrupted (SIGINT); partial outputs were "
+                                                   "removed; inputs are unchanged")  # fmt: skip
+        assert "Traceback" not in stderr
+        assert snapshot(fx["root"], tmp_path) == before
