@@ -26,6 +26,7 @@ VERIFY_TABLE = "published"  # --verify without a value: look the MD5 up in conve
 EPILOG = """examples:
   cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo
   cosmos-ar convert import --source ckpts/tp4/model_model_mp_0.pt --output ckpts/4b-nemo     # merges the shards
+  cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo --verify  # MD5 first
   cosmos-ar convert import --source my-model/ --config my-model/config.json --output ckpts/my-nemo
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/model.pt --tp 4   # out/model_model_mp_{r}.pt
@@ -36,7 +37,8 @@ Sources for import: the released model.pt, a cosmos-predict1 training checkpoint
 *_model_mp_<r>.pt (any one of them, or <stem>.pt next to them), or a Hugging Face folder (config.json +
 model.safetensors). The architecture is --model/--config, else a config.json next to the weights, else the preset
 whose shapes the weights have. Outputs are written under a temporary name and renamed at the end; an existing output
-is refused without --overwrite. The same conversions run through NeMo:
+is refused without --overwrite; an output that is, contains or lies inside an input is always refused. Weights
+must be bf16/fp16/fp32 and finite. The same conversions run through NeMo:
   nemo llm import model=cosmos_ar_4b source=pt:///abs/path/model.pt output_path=ckpts/4b-nemo
   nemo llm export path=ckpts/4b-nemo target=pt|pt_tp4|hf output_path=out
 See docs/conversion.md."""
