@@ -72,7 +72,8 @@ def check_float(value: Any, name: str, lo: float | None = None, hi: float | None
     ok_type = isinstance(value, numbers.Real) and not isinstance(value, bool)
     v = float(value) if ok_type else math.nan
     bad = not ok_type or not math.isfinite(v)
-    bad = bad or (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi))
+    bad = bad or (lo is not None and (v <= lo if lo_open else v < lo))
+    bad = bad or (hi is not None and (v >= hi if hi_open else v > hi))
     if bad:
         raise UserError(f"{name} must be a finite number {_interval(lo, hi, lo_open, hi_open)}, got {value!r}")
     return v

@@ -148,7 +148,8 @@ def make_fixtures(root: Path) -> dict[str, Path]:
 def make_nemo(root: Path, model: Path, env: dict) -> Path:
     """A NeMo checkpoint of ``model`` via the CLI in a child process (NeMo's trainer stays out of this one)."""
     out = root / "nemo"
-    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "convert", "import", "--source", str(model), "--output", str(out)]
+    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "convert", "import", "--source", str(model),
+           "--output", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return out

@@ -124,11 +124,12 @@ IMPORT = [
                                                                  "-10000.0"]),
     ("config_string_dim", lambda fx, t: fx["cfg_string_dim"], [], ["dim must be an integer in [1, 65536], got '32'"]),
     ("wrong_preset", lambda fx, t: fx["model"], ["--model", "4b"], ["does not match the '4b' architecture"]),
-    ("missing_config", lambda fx, t: fx["model"], ["--config", "/no/such/config.json"], ["--config /no/such/config.json "
-                                                                                        "does not exist"]),
+    ("missing_config", lambda fx, t: fx["model"], ["--config", "/no/such/config.json"],
+     ["--config /no/such/config.json does not exist"]),
     ("tp_zero", lambda fx, t: fx["model"], ["--tp", "0"], ["--tp must be an integer in [1, 1024], got 0"]),
     ("tp_negative", lambda fx, t: fx["model"], ["--tp=-2"], ["--tp must be an integer in [1, 1024], got -2"]),
-    ("tp_without_torchrun", lambda fx, t: fx["model"], ["--tp", "2"], ["--tp 2 needs 2 processes", "this launch has 1"]),
+    ("tp_without_torchrun", lambda fx, t: fx["model"], ["--tp", "2"],
+     ["--tp 2 needs 2 processes", "this launch has 1"]),
     ("nemo_folder_as_source", lambda fx, t: (t / "ck" / "weights").mkdir(parents=True) or t / "ck", [],
      ["is a NeMo checkpoint, not a native one", "convert export"]),
     ("folder_without_weights", lambda fx, t: fx["tokenizer"], [], ["has no model.safetensors, model.pt or "

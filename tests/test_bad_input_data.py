@@ -30,7 +30,8 @@ def fx(tmp_path_factory):
 
 def _prep(fx, videos=None, output=None, tokenizer=None, *extra) -> list:
     return ["prepare-data", "--videos", videos or fx["videos"], "--output", output, "--tokenizer",
-            tokenizer or fx["tokenizer"], "--resolution", "64x96", "--num-frames", "17", "--no-progress", *extra]  # fmt: skip
+            tokenizer or fx["tokenizer"], "--resolution", "64x96", "--num-frames", "17", "--no-progress",
+            *extra]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -106,7 +107,8 @@ def test_prepare_names_a_missing_video_library(fx, tmp_path, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("av", "decord") else real(name, *a))
+    hidden = ("av", "decord")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in hidden else real(name, *a))
     run_bad(_prep(fx, None, tmp_path / "out"), [fx["root"], tmp_path],
             ["reading videos needs the Python package av or decord, which is not installed here", "pip install av"])
 
@@ -291,8 +293,10 @@ def _started(out: Path) -> bool:
     return work.is_dir() and any(j.stat().st_size for j in work.glob("shard-*.jsonl"))
 
 
-@pytest.mark.parametrize("sig, code, workers", [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1),
-                                                (signal.SIGTERM, 143, 2)], ids=["SIGINT", "SIGTERM", "SIGTERM-2-workers"])
+INTERRUPTS = [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1), (signal.SIGTERM, 143, 2)]
+
+
+@pytest.mark.parametrize("sig, code, workers", INTERRUPTS, ids=["SIGINT", "SIGTERM", "SIGTERM-2-workers"])
 def test_prepare_interrupted_says_how_to_resume(real_inputs, tmp_path, sig, code, workers):
     """The signal goes to the main process only (as a scheduler sends it): local workers are stopped too."""
     videos, tok = real_inputs

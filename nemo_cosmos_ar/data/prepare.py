@@ -165,7 +165,8 @@ def _check_inputs(cfg: PrepareConfig) -> str:
     """Every check that needs no writing: input folder, output placement and writability, tokenizer files.
     Returns the tokenizer checksum."""
     if not os.path.isdir(cfg.videos):
-        raise PrepareError(f"--videos {cfg.videos} {'is not a folder' if os.path.exists(cfg.videos) else 'does not exist'}")
+        what = "is not a folder" if os.path.exists(cfg.videos) else "does not exist"
+        raise PrepareError(f"--videos {cfg.videos} {what}")
     checks.check_any_package(("av", "decord"), "reading videos", "pip install av")
     checksum = tokenizer_checksum(cfg.tokenizer)
     checks.check_no_overlap(cfg.output, [("--videos", cfg.videos), ("--tokenizer", cfg.tokenizer)])
@@ -425,7 +426,8 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     finally:
         bar.close()
     errors = [e for e in _gather(None if error is None else _short(error)) if e is not None]
-    if (error is not None or errors) and rank == 0 and not resumed and not done_units(os.path.join(cfg.output, WORK_DIR)):
+    failed = error is not None or errors
+    if failed and rank == 0 and not resumed and not done_units(os.path.join(cfg.output, WORK_DIR)):
         _discard(cfg, created)  # a fresh run that committed nothing leaves nothing behind (an interrupt keeps it)
     if error is not None:
         raise error
