@@ -441,3 +441,22 @@ def test_import_interrupted_removes_the_partial_checkpoint(fx, tmp_path):
                                                    "removed; inputs are unchanged")  # fmt: skip
         assert "Traceback" not in stderr
         assert snapshot(fx["root"], tmp_path) == before
+
+
+def test_guard_turns_stray_os_errors_and_interrupts_into_one_line(capsys):
+    """What `checks.guard` does for every command: an OSError that escaped the checks names the file and the fix;
+    a KeyboardInterrupt (Ctrl-C arriving before its handler) exits 130 with one line; handlers are restored."""
+    from nemo_cosmos_ar.checks import UserError, guard
+
+    with pytest.raises(UserError, match=r"^cannot access /data/x.pt: No space left on device; free some space"):
+        with guard("demo"):
+            raise OSError(28, "No space left on device", "/data/x.pt")
+    with pytest.raises(FileNotFoundError):  # main prints these itself
+        with guard("demo"):
+            raise FileNotFoundError("/nope")
+    with pytest.raises(SystemExit) as e:
+        with guard("demo", resume="run it again to resume"):
+            raise KeyboardInterrupt
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "cosmos-ar demo: interrupted (SIGINT); run it again to resume\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
