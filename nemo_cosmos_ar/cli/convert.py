@@ -18,11 +18,15 @@ from pathlib import Path
 
 import torch
 
+from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.model.presets import PRESETS
+
+VERIFY_TABLE = "published"  # --verify without a value: look the MD5 up in conversion/verify.py
 
 EPILOG = """examples:
   cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo
   cosmos-ar convert import --source ckpts/tp4/model_model_mp_0.pt --output ckpts/4b-nemo     # merges the shards
+  cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo --verify  # MD5 first
   cosmos-ar convert import --source my-model/ --config my-model/config.json --output ckpts/my-nemo
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/model.pt --tp 4   # out/model_model_mp_{r}.pt
@@ -33,7 +37,8 @@ Sources for import: the released model.pt, a cosmos-predict1 training checkpoint
 *_model_mp_<r>.pt (any one of them, or <stem>.pt next to them), or a Hugging Face folder (config.json +
 model.safetensors). The architecture is --model/--config, else a config.json next to the weights, else the preset
 whose shapes the weights have. Outputs are written under a temporary name and renamed at the end; an existing output
-is refused without --overwrite. The same conversions run through NeMo:
+is refused without --overwrite; an output that is, contains or lies inside an input is always refused. Weights
+must be bf16/fp16/fp32 and finite. The same conversions run through NeMo:
   nemo llm import model=cosmos_ar_4b source=pt:///abs/path/model.pt output_path=ckpts/4b-nemo
   nemo llm export path=ckpts/4b-nemo target=pt|pt_tp4|hf output_path=out
 See docs/conversion.md."""
@@ -61,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     imp.add_argument("--tp", type=int, default=1, help="save at this TP (needs torchrun with that many processes); "
                      "default 1, which loads at any TP")  # fmt: skip
     imp.add_argument("--overwrite", action="store_true", help=overwrite)
+    imp.add_argument("--verify", nargs="?", const=VERIFY_TABLE, metavar="MD5",
+                     help="check the source's MD5 first: against NVIDIA's published value for the released file "
+                     "(plain --verify), or against the given one")  # fmt: skip
 
     exp = sub.add_parser("export", help="NeMo checkpoint -> model.pt, TP shards or a Hugging Face folder", **fmt,
                          description="Export a NeMo checkpoint (saved at any TP) to cosmos-predict1's formats.")
@@ -85,19 +93,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with checks.guard("convert"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Every argument, input and output is checked before NeMo is imported or a byte is written."""
+    from nemo_cosmos_ar.conversion import native_io
+
+    if args.action != "logits":
+        args.tp = checks.check_int(args.tp, "--tp", 1, 1024)
+    if getattr(args, "config", None):
+        checks.check_exists(args.config, "--config", "file")
     if args.action == "import":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if args.tp != world:
+            raise checks.UserError(f"--tp {args.tp} needs {args.tp} processes (torchrun --nproc_per_node={args.tp}); "
+                                   f"this launch has {world}")  # fmt: skip
+        ckpt = native_io.load_native(args.source)  # memory-mapped: cheap; the importer gets it as it is
+        inputs = [("--source", args.source), ("--config", args.config)] + [("--source", f) for f in ckpt.files]
+        checks.check_no_overlap(args.output, inputs + [("--source", ckpt.config_path)])
+        native_io.check_free([Path(args.output)], args.overwrite)
+        checks.check_writable(args.output)
+        cfg = native_io.resolve_config(ckpt, args.config or args.model)
+        if args.verify is not None:
+            from nemo_cosmos_ar.conversion.verify import verify_md5
+
+            if len(ckpt.files) > 1 and args.verify != VERIFY_TABLE:
+                raise checks.UserError("--verify <md5> checks one file; TP shards are checked against the table "
+                                       "(plain --verify)")  # fmt: skip
+            for f in ckpt.files:
+                verify_md5(f, None if args.verify == VERIFY_TABLE else args.verify)
+                print(f"MD5 verified: {f}")
+        from nemo_cosmos_ar.conversion.verify import check_weights
+
+        check_weights(ckpt)
         from nemo_cosmos_ar.nemo_glue.connectors import CosmosARImporter
 
         CosmosARImporter(str(Path(args.source).absolute()))(
-            output_path=Path(args.output), overwrite=args.overwrite, config=args.config or args.model,
-            tensor_model_parallel_size=args.tp,
+            output_path=Path(args.output), overwrite=args.overwrite, config=cfg, tensor_model_parallel_size=args.tp,
+            native=ckpt,
         )  # fmt: skip
     elif args.action == "export":
+        if args.format == "hf" and args.tp != 1:
+            raise checks.UserError("--tp applies to --format pt only")
+        checks.check_exists(args.checkpoint, "--checkpoint", "dir")
+        checks.check_no_overlap(args.output, [("--checkpoint", args.checkpoint)])
+        native_io.check_free([Path(args.output)], args.overwrite)
+        checks.check_writable(args.output)
         from nemo_cosmos_ar.nemo_glue.connectors import CosmosARHFExporter, CosmosARPTExporter
 
         if args.format == "hf":
-            if args.tp != 1:
-                raise ValueError("--tp applies to --format pt only")
             exporter = CosmosARHFExporter(str(Path(args.checkpoint).absolute()))
             exporter(output_path=Path(args.output), overwrite=args.overwrite)
         else:
@@ -105,10 +151,13 @@ def run(args: argparse.Namespace) -> int:
                 output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp
             )
     else:
-        from nemo_cosmos_ar.conversion.native_io import check_free
-
-        check_free([Path(args.output)], args.overwrite)
-        logits = compute_logits(args.checkpoint, load_tokens(args.tokens), config=args.config or args.model)
+        checks.check_exists(args.checkpoint, "--checkpoint")
+        checks.check_no_overlap(args.output, [("--tokens", args.tokens), ("--checkpoint", args.checkpoint),
+                                              ("--config", args.config)])  # fmt: skip
+        native_io.check_free([Path(args.output)], args.overwrite)
+        checks.check_writable(args.output)
+        tokens = load_tokens(args.tokens)
+        logits = compute_logits(args.checkpoint, tokens, config=args.config or args.model)
         if int(os.environ.get("RANK", "0")) == 0:
             save_tensor(logits, Path(args.output), args.overwrite)
             print(f"logits {list(logits.shape)} fp32 -> {args.output}")
@@ -117,11 +166,28 @@ def run(args: argparse.Namespace) -> int:
 
 def load_tokens(path: str) -> torch.Tensor:
     """Token ids ``[B, S]`` int64 from a torch file holding a tensor (``[B, S]`` or ``[S]``) or ``{"tokens": ...}``."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    from nemo_cosmos_ar.conversion.native_io import ConversionError, _load_torch_file
+
+    p = checks.check_exists(path, "--tokens", "file")
+    try:
+        obj = _load_torch_file(p)
+    except ConversionError as e:  # the checkpoint wording ("Pass the released model.pt ...") does not fit here
+        raise checks.UserError(f"--tokens {str(e).split('. ')[0]}; save the ids with torch.save(ids, path)") from None
     if isinstance(obj, dict):
-        obj = obj.get("tokens")
-    if not isinstance(obj, torch.Tensor) or obj.ndim not in (1, 2) or obj.is_floating_point():
-        raise ValueError(f"{path}: expected integer token ids [B, S] or [S] (or a dict with 'tokens')")
+        if "tokens" not in obj:
+            raise checks.UserError(f"--tokens {path} holds a dict without a 'tokens' entry (keys: {list(obj)[:5]}); "
+                                   "save the ids as a tensor or as {'tokens': ids}")  # fmt: skip
+        obj = obj["tokens"]
+    if not isinstance(obj, torch.Tensor) or obj.ndim not in (1, 2) or obj.is_floating_point() or obj.is_complex() \
+            or obj.dtype == torch.bool:  # fmt: skip
+        what = f"a {obj.ndim}-D {str(obj.dtype).removeprefix('torch.')} tensor" if isinstance(obj, torch.Tensor) \
+            else f"a {type(obj).__name__}"  # fmt: skip
+        raise checks.UserError(f"--tokens {path} holds {what}; expected integer token ids [B, S] or [S] (or a dict "
+                               "with 'tokens')")  # fmt: skip
+    if obj.numel() == 0:
+        raise checks.UserError(f"--tokens {path} holds no token ids (shape {list(obj.shape)})")
+    if int(obj.min()) < 0:
+        raise checks.UserError(f"--tokens {path}: token ids must be >= 0, found {int(obj.min())}")
     return (obj[None] if obj.ndim == 1 else obj).long()
 
 

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 
+from nemo_cosmos_ar.checks import UserError, check_choice, check_resolution
 from nemo_cosmos_ar.model.config import CosmosARConfig, latent_shape_for
 from nemo_cosmos_ar.model.loss import first_frame_loss_mask
 from nemo_cosmos_ar.model.presets import PRESETS, get_preset
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
+    """``HEIGHTxWIDTH``, both multiples of 16 in [16, ``checks.MAX_SIDE``] (an argparse ``type``)."""
     try:
         h, w = (int(x) for x in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"resolution must look like HEIGHTxWIDTH (e.g. 640x1024), got {text!r}")
-    return h, w
+    try:
+        return check_resolution(h, w, name="resolution")
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="4b", help=f"preset ({', '.join(PRESETS)}); default 4b")
+    p.add_argument("--model", help=f"preset ({', '.join(PRESETS)}); default 4b")
     p.add_argument("--config", help="a cosmos-predict1 style config.json instead of a preset")
     p.add_argument("--resolution", type=parse_resolution, default=(640, 1024), help="HxW in pixels; default 640x1024")
     p.add_argument("--num-frames", type=int, default=33, help="frames per clip, 1+8k; default 33")
@@ -59,6 +64,11 @@ def describe(cfg: CosmosARConfig, resolution: tuple[int, int], num_frames: int) 
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = CosmosARConfig.from_json(args.config) if args.config else get_preset(args.model)
+    if args.config and args.model:
+        raise UserError("--model and --config exclude each other: pass one architecture")
+    if args.config:  # types and ranges of every field are checked while parsing (field, value, allowed range)
+        cfg = CosmosARConfig.from_json(args.config)
+    else:
+        cfg = get_preset(check_choice((args.model or "4b").lower(), "--model", PRESETS))
     print(describe(cfg, args.resolution, args.num_frames))
     return 0

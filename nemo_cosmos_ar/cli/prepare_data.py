@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.cli.describe import parse_resolution
 
 
@@ -46,7 +47,10 @@ def config_from_args(args: argparse.Namespace):
     from nemo_cosmos_ar.data.registry import get_dataset
     from nemo_cosmos_ar.data.windows import WindowSpec
 
-    spec = get_dataset(args.dataset) if args.dataset else None
+    try:
+        spec = get_dataset(args.dataset) if args.dataset else None
+    except KeyError as e:  # a KeyError prints quoted; the message is for people
+        raise checks.UserError(e.args[0]) from None
     fields = {"resolution": (384, 640), "num_frames": 33, "window_stride": 1, "frame_stride": 1,
               "videos": None, "output": None}  # fmt: skip
     from_spec = {} if spec is None else {"videos": spec.videos_path, "output": spec.folder_path}
@@ -59,6 +63,8 @@ def config_from_args(args: argparse.Namespace):
         fields[name] = given if given is not None else registered if registered is not None else default
     if fields["videos"] is None or fields["output"] is None:
         raise ValueError("--videos and --output are required (or a --dataset that names them)")
+    for name in ("num_frames", "window_stride", "frame_stride"):
+        checks.check_int(fields[name], f"--{name.replace('_', '-')}", 1, 100_000)
     return PrepareConfig(
         videos=fields["videos"], output=fields["output"], resolution=fields["resolution"],
         windows=WindowSpec(fields["num_frames"], fields["window_stride"], fields["frame_stride"]),
@@ -67,19 +73,42 @@ def config_from_args(args: argparse.Namespace):
     )  # fmt: skip
 
 
+RESUME = "run the same command again to resume (finished clips are kept)"
+
+
 def run(args: argparse.Namespace) -> int:
+    with checks.guard("prepare-data", resume=RESUME):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from nemo_cosmos_ar.data.prepare import prepare_dataset
     from nemo_cosmos_ar.data.samples import write_sample_videos
 
-    if args.make_samples:
+    # Everything is checked before the first file is written (sample videos included).
+    workers = checks.check_int(args.workers, "--workers", 1, 1024)
+    checks.check_device(args.device)
+    if args.make_samples is not None:
+        checks.check_int(args.make_samples, "--make-samples", 1, 1000)
         if not args.videos:
-            raise ValueError("--make-samples needs --videos (the folder to write the sample videos into)")
-        h, w = args.resolution or (384, 640)
-        paths = write_sample_videos(args.videos, args.make_samples, max(48, (args.num_frames or 33) + 15), h, w)
-        print(f"wrote {len(paths)} sample videos to {args.videos}")
+            raise checks.UserError("--make-samples needs --videos (the folder to write the sample videos into)")
+        checks.check_writable(args.videos, "--videos", inside=True)
         if not args.output and not args.dataset:
+            h, w = args.resolution or (384, 640)
+            paths = write_sample_videos(args.videos, args.make_samples, max(48, (args.num_frames or 33) + 15), h, w)
+            print(f"wrote {len(paths)} sample videos to {args.videos}")
             return 0
-    summary = prepare_dataset(config_from_args(args), workers=args.workers, progress=not args.no_progress)
+    cfg = config_from_args(args)
+    checks.check_no_overlap(cfg.output, [("--videos", cfg.videos), ("--tokenizer", cfg.tokenizer)])
+    if args.make_samples is not None:  # the videos are written first: everything else must be right already
+        from nemo_cosmos_ar.data.prepare import tokenizer_checksum
+
+        tokenizer_checksum(cfg.tokenizer)
+        checks.check_writable(cfg.output, inside=True)
+        h, w = cfg.resolution
+        paths = write_sample_videos(cfg.videos, args.make_samples, max(48, cfg.windows.num_frames + 15), h, w)
+        print(f"wrote {len(paths)} sample videos to {cfg.videos}")
+    summary = prepare_dataset(cfg, workers=workers, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary.format())
     return 0

@@ -166,8 +166,12 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConversionError(f"{path}: unreadable safetensors header ({e}); the file is corrupt") from None
-        header.pop("__metadata__", None)
-        end = max((v["data_offsets"][1] for v in header.values()), default=0)
+        try:
+            header.pop("__metadata__", None)
+            end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+        except (AttributeError, KeyError, TypeError, IndexError, ValueError):
+            raise ConversionError(f"{path}: the safetensors header is not a table of tensors; the file is corrupt. "
+                                  "Copy or export it again.") from None
         if 8 + n + end > size:
             raise ConversionError(f"{path} is truncated: the header describes {8 + n + end:,} bytes, the file has "
                                   f"{size:,}. Copy or export it again.")  # fmt: skip
@@ -232,6 +236,9 @@ def load_native(source: str | Path) -> NativeCheckpoint:
             path = path / "model.pt"
         elif shards := find_shards(path / "model.pt"):
             path = shards[0]
+        elif (path / "weights").is_dir() or (path / "context").is_dir():
+            raise ConversionError(f"{path} is a NeMo checkpoint, not a native one: `cosmos-ar convert export "
+                                  f"--checkpoint {path}` converts it to model.pt")  # fmt: skip
         else:
             raise FileNotFoundError(f"{path} has no {HF_WEIGHTS}, model.pt or model_model_mp_0.pt. Pass {ACCEPTED}.")
     config_path = path.parent / HF_CONFIG if (path.parent / HF_CONFIG).exists() else None
@@ -317,17 +324,34 @@ def resolve_config(ckpt: NativeCheckpoint, config: str | Path | CosmosARConfig |
             hints.append(f"The weights have the shapes of the {name!r} preset.")
         if any("cross_attention" in k for k in ckpt.tensors):
             hints.append("Cross-attention keys: Video2World (5B/13B) checkpoints are not supported by this converter.")
-        raise CheckpointMismatch("\n".join([str(e), *hints])) from None
+        # one line: the problems joined by "; ", at most 6 shape mismatches
+        head, *rest = [line.strip() for line in str(e).splitlines() if line.strip()]
+        shapes = [r for r in rest if ": expected " in r]
+        rest = [r for r in rest if ": expected " not in r and r != "shape mismatches:"]
+        if shapes:
+            rest.insert(0, "shape mismatches: " + ", ".join(shapes[:6]) + (" ..." if len(shapes) > 6 else ""))
+        raise CheckpointMismatch(" ".join([head, "; ".join(rest), *hints])) from None
     return cfg
 
 
+_COSMOS_KEYS = ("n_layers", "n_heads", "n_kv_heads", "ffn_hidden_size", "video_latent_shape")
+
+
 def _is_cosmos_config(path: Path) -> bool:
-    """A released folder may carry an unrelated config.json; only one with cosmos ModelConfig fields counts."""
+    """A released folder may carry an unrelated config.json; one with any cosmos ModelConfig field counts (and is
+    then checked field by field). One that is not a JSON object at all is an error, never silently skipped: the
+    architecture would otherwise come from a guess."""
+    fix = "fix or remove it, or name the architecture with --config/--model"
     try:
         d = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(d, dict) and all(k in d for k in ("n_layers", "dim", "n_heads"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{path} next to the weights is not valid JSON ({str(e).splitlines()[0]}); {fix}") from None
+    except OSError as e:
+        raise ConversionError(f"{path} next to the weights cannot be read ({e.strerror or e}); {fix}") from None
+    if not isinstance(d, dict):
+        raise ConversionError(f"{path} next to the weights holds a JSON {type(d).__name__}, not an object of "
+                              f"config fields; {fix}")  # fmt: skip
+    return any(k in d for k in _COSMOS_KEYS)
 
 
 def _matching_preset(cfg: CosmosARConfig) -> str | None:

@@ -167,11 +167,16 @@ def atomic_outputs(finals: Sequence[Path], overwrite: bool = False, directory: b
     ``directory=True`` creates the temporaries as empty folders. Existing finals are refused unless ``overwrite``;
     with it they are replaced only after everything new has been written.
     """
+    from nemo_cosmos_ar.checks import check_writable, topmost_missing
+
     finals = [Path(p).absolute() for p in finals]
     check_free(finals, overwrite)
-    created = [d for d in {p.parent for p in finals} if not d.exists()]
-    for d in created:
-        d.mkdir(parents=True)
+    for p in finals:
+        check_writable(p)
+    # every folder this creates (not just the last level) goes again if the write fails
+    created = sorted({top for p in finals if (top := topmost_missing(p.parent)) is not None})
+    for p in finals:
+        p.parent.mkdir(parents=True, exist_ok=True)
     tag = f"partial-{os.getpid()}"
     temps = [p.parent / f".{p.name}.{tag}" for p in finals]
     try:

@@ -128,10 +128,14 @@ def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, dev
         # Same unit -> same batch -> same kernels: keeps a resumed or re-sharded run byte-identical.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    tokenizer = load_tokenizer(
-        cfg.tokenizer, backend=cfg.backend, device=device, dtype=None if cfg.backend == "jit" else cfg.torch_dtype(),
-        pixel_chunk_duration=None, max_enc_batch_size=cfg.batch_size,
-    )  # fmt: skip
+    try:
+        tokenizer = load_tokenizer(
+            cfg.tokenizer, backend=cfg.backend, device=device, dtype=None if cfg.backend == "jit" else cfg.torch_dtype(),
+            pixel_chunk_duration=None, max_enc_batch_size=cfg.batch_size,
+        )  # fmt: skip
+    except (RuntimeError, ValueError, KeyError, OSError) as e:  # a damaged file: one line, not a torch traceback
+        raise PrepareError(f"--tokenizer {cfg.tokenizer} cannot be loaded ({_short(e)}); download the "
+                           "Cosmos-Tokenize1-DV8x16x16 folder again") from None  # fmt: skip
     if tokenizer.codebook_size > np.iinfo(TOKEN_DTYPE).max + 1:
         raise PrepareError(f"codebook of {tokenizer.codebook_size} codes does not fit {np.dtype(TOKEN_DTYPE).name}")
     reader = ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device,

@@ -34,6 +34,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.data.dataset import METADATA
 from nemo_cosmos_ar.data.encode import decode_threads, run_worker
 from nemo_cosmos_ar.data.prepare_config import (
@@ -103,6 +104,10 @@ def tokenizer_checksum(folder: str) -> str:
             )
         h.update(name.encode())
         with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # TorchScript files are zip archives
+                raise PrepareError(f"{path} is not a TorchScript file (it does not start like a zip archive): "
+                                   "--tokenizer must be a Cosmos-Tokenize1-DV8x16x16 folder; download it again")
+            f.seek(0)
             for block in iter(lambda: f.read(1 << 24), b""):
                 h.update(block)
     return "sha256:" + h.hexdigest()
@@ -156,29 +161,45 @@ def make_plan(cfg: PrepareConfig, checksum: str, probe_threads: int = 8) -> dict
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _setup(cfg: PrepareConfig) -> tuple[dict, bool]:
-    """Check the inputs, claim the output folder, and load (resume) or make the plan. Returns (plan, resumed)."""
+def _check_inputs(cfg: PrepareConfig) -> str:
+    """Every check that needs no writing: input folder, output placement and writability, tokenizer files.
+    Returns the tokenizer checksum."""
     if not os.path.isdir(cfg.videos):
-        raise PrepareError(f"--videos {cfg.videos} is not a folder")
+        what = "is not a folder" if os.path.exists(cfg.videos) else "does not exist"
+        raise PrepareError(f"--videos {cfg.videos} {what}")
+    checks.check_any_package(("av", "decord"), "reading videos", "pip install av")
+    checksum = tokenizer_checksum(cfg.tokenizer)
+    checks.check_no_overlap(cfg.output, [("--videos", cfg.videos), ("--tokenizer", cfg.tokenizer)])
+    why = checks.writable_problem(cfg.output, inside=True)
+    if why:
+        raise PrepareError(f"cannot write to the output folder {cfg.output}: {why}")
+    return checksum
+
+
+def _load_plan(path: str) -> dict:
     try:
-        os.makedirs(cfg.output, exist_ok=True)
-        probe = os.path.join(cfg.output, f".write_test.{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise PrepareError(f"cannot write to the output folder {cfg.output}: {e.strerror or e}") from e
+        with open(path) as f:
+            plan = json.load(f)
+        plan["fingerprint"].items()
+        return plan
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise PrepareError(f"{path} (the plan of an unfinished run) is damaged; pass --overwrite to start "
+                           "over") from None  # fmt: skip
+
+
+def _setup(cfg: PrepareConfig) -> tuple[dict, bool, str | None]:
+    """Check the inputs, then load (resume) or make the plan and claim the output folder.
+
+    Returns (plan, resumed, the folder this call created or None). Nothing on disk changes until every check has
+    passed and the plan is made (so a wrong --tokenizer or an empty --videos leaves everything as it was); an
+    existing dataset is never deleted here: with --overwrite it stays in place until ``merge_shards`` swaps the new
+    one in.
+    """
+    checksum = _check_inputs(cfg)
     work = os.path.join(cfg.output, WORK_DIR)
     plan_path = os.path.join(work, PLAN_FILE)
-    if cfg.overwrite:
-        shutil.rmtree(work, ignore_errors=True)
-        for name in OUTPUT_FILES:
-            if os.path.exists(os.path.join(cfg.output, name)):
-                os.remove(os.path.join(cfg.output, name))
-    checksum = tokenizer_checksum(cfg.tokenizer)
-    if os.path.isfile(plan_path):
-        with open(plan_path) as f:
-            plan = json.load(f)
+    if not cfg.overwrite and os.path.isfile(plan_path):
+        plan = _load_plan(plan_path)
         want = _fingerprint(cfg, checksum)
         diff = {k: (plan["fingerprint"].get(k), v) for k, v in want.items() if plan["fingerprint"].get(k) != v}
         if diff:
@@ -187,16 +208,30 @@ def _setup(cfg: PrepareConfig) -> tuple[dict, bool]:
                                   "rerun with the same settings to resume it, or pass --overwrite to start over")
         for name in _shard_names(work):
             repair_shard(work, name, int(np.prod(cfg.latent_shape)))
-        return plan, True
-    if any(os.path.exists(os.path.join(cfg.output, n)) for n in OUTPUT_FILES):
+        return plan, True, None
+    if not cfg.overwrite and any(os.path.exists(os.path.join(cfg.output, n)) for n in OUTPUT_FILES):
         raise FileExistsError(f"{cfg.output} already holds a dataset; pass --overwrite to replace it")
     plan = make_plan(cfg, checksum)
-    os.makedirs(work, exist_ok=True)
-    tmp = plan_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(plan, f)
-    os.replace(tmp, plan_path)
-    return plan, False
+    created = checks.topmost_missing(cfg.output)
+    try:
+        if cfg.overwrite:  # an earlier unfinished run is discarded; a finished dataset stays until the merge
+            shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work, exist_ok=True)
+        tmp = plan_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(plan, f)
+        os.replace(tmp, plan_path)
+    except BaseException:
+        _discard(cfg, created)
+        raise
+    return plan, False, None if created is None else str(created)
+
+
+def _discard(cfg: PrepareConfig, created) -> None:
+    """Remove what a failed fresh run made: its work folder, and the output folder if the run created it."""
+    shutil.rmtree(os.path.join(cfg.output, WORK_DIR), ignore_errors=True)
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _distributed() -> tuple[int, int, bool]:
@@ -280,7 +315,7 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
              for w, units in enumerate(parts)]  # fmt: skip
     for p in procs:
         p.start()
-    finished, error = 0, None
+    finished, error, aborted = 0, None, True
     try:
         while finished < len(procs) and error is None:
             try:
@@ -296,9 +331,10 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
                 finished += 1
             else:
                 error = msg[1:]
-    finally:
+        aborted = False
+    finally:  # on an error or an interrupt (Ctrl-C, SIGTERM to this process only) no worker is left running
         for p in procs:
-            if error is not None and p.is_alive():
+            if (error is not None or aborted) and p.is_alive():
                 p.terminate()
             p.join()
     if error is not None:
@@ -325,6 +361,7 @@ def prepare_dataset(cfg: PrepareConfig, workers: int = 1, progress: bool = True,
         FileExistsError: ``output`` holds a dataset (or an unfinished run with other settings) and not ``overwrite``.
         FileNotFoundError: missing tokenizer files.
     """
+    workers = checks.check_int(workers, "workers", 1, 1024)
     rank, world, created = _distributed()
     try:
         return _prepare(cfg, workers, progress, on_progress, rank, world)
@@ -341,10 +378,10 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     start_time = time.time()
     if world > 1 and workers > 1:
         raise PrepareError("under torchrun every rank is one worker: drop --workers (or run without torchrun)")
-    status = None
+    status, resumed, created = None, True, None
     if rank == 0:
         try:
-            plan, resumed = _setup(cfg)
+            plan, resumed, created = _setup(cfg)
             status = ("ok", resumed)
         except Exception as e:  # noqa: BLE001 -- re-raised on every rank below
             status = ("error", e)
@@ -389,6 +426,9 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     finally:
         bar.close()
     errors = [e for e in _gather(None if error is None else _short(error)) if e is not None]
+    failed = error is not None or errors
+    if failed and rank == 0 and not resumed and not done_units(os.path.join(cfg.output, WORK_DIR)):
+        _discard(cfg, created)  # a fresh run that committed nothing leaves nothing behind (an interrupt keeps it)
     if error is not None:
         raise error
     if errors:

@@ -8,11 +8,13 @@ circle.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.data.windows import WindowSpec
 from nemo_cosmos_ar.model.config import latent_shape_for
 
@@ -64,12 +66,25 @@ class PrepareConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        self.resolution = tuple(int(x) for x in self.resolution)
-        self.latent_shape = latent_shape_for(self.windows.num_frames, *self.resolution)  # validates
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise PrepareError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.batch_size < 1:
-            raise PrepareError(f"batch_size must be >= 1, got {self.batch_size}")
+        # Types and ranges of every field, with the option's name, before anything reads a file (issue 18).
+        if not isinstance(self.resolution, (tuple, list)) or len(self.resolution) != 2:
+            raise PrepareError(f"resolution must be (height, width), got {self.resolution!r}")
+        self.resolution = checks.check_resolution(*self.resolution)
+        for name in ("num_frames", "window_stride", "frame_stride"):
+            checks.check_int(getattr(self.windows, name), f"--{name.replace('_', '-')}", 1, 100_000)
+        self.latent_shape = latent_shape_for(self.windows.num_frames, *self.resolution)  # validates 1+8k
+        self.val_fraction = checks.check_float(self.val_fraction, "--val-fraction", 0.0, 1.0, hi_open=True)
+        self.batch_size = checks.check_int(self.batch_size, "--batch-size", 1, 4096)
+        self.seed = checks.check_int(self.seed, "seed", 0)
+        checks.check_choice(self.backend, "--backend", ("eager", "jit"))
+        if self.dtype is not None:
+            checks.check_choice(self.dtype, "dtype", ("bfloat16", "float32"))
+        self.device = checks.check_device(self.device)
+        for name in ("videos", "output", "tokenizer"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise PrepareError(f"--{name} must be a path, got {getattr(self, name)!r}")
 
     def device_type(self) -> str:
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -135,8 +135,10 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
     videos = plan["videos"]
     samples: dict[str, list[dict]] = {s: [] for s in SPLITS}
     stride = cfg.windows.frame_stride
+    # The new files are written in the work folder and renamed over the old ones only when all are complete, so
+    # an existing dataset (``--overwrite``) survives any failure before that point.
     for s, split in enumerate(SPLITS):
-        writer = IndexedRowsWriter(os.path.join(cfg.output, split), TOKEN_DTYPE, clip_len)
+        writer = IndexedRowsWriter(os.path.join(work, split), TOKEN_DTYPE, clip_len)
         for cid, (v, start, sp) in enumerate(plan["clips"]):
             if sp != s or cid in failed:
                 continue
@@ -167,10 +169,16 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
         "videos": [{k: v[k] for k in ("path", "frames", "fps", "height", "width", "split")} for v in videos],
         "samples": samples,
     }  # fmt: skip
-    tmp = os.path.join(cfg.output, f".{METADATA}.tmp")
+    tmp = os.path.join(work, METADATA)
     with open(tmp, "w") as f:
         f.write(_format_json(meta) + "\n")
-    os.replace(tmp, os.path.join(cfg.output, METADATA))  # last: its presence marks a complete dataset
+    old_meta = os.path.join(cfg.output, METADATA)
+    if os.path.exists(old_meta):
+        os.remove(old_meta)  # first: without it the folder reads as incomplete while the files are swapped
+    for split in SPLITS:
+        for ext in (".bin", ".idx"):
+            os.replace(os.path.join(work, split + ext), os.path.join(cfg.output, split + ext))
+    os.replace(tmp, old_meta)  # last: its presence marks a complete dataset
     return PrepareSummary(
         output=cfg.output, files_found=plan["files_found"], videos_read=len(videos) - len(fully_broken),
         skipped=skipped, clips={s: len(samples[s]) for s in SPLITS}, failed_clips=len(failed),

@@ -138,8 +138,11 @@ class CosmosARConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> "CosmosARConfig":
-        """Build from cosmos-predict1 ``ModelConfig`` field names; unknown fields are ignored, missing ones named."""
-        d = dict(d)
+        """Build from cosmos-predict1 ``ModelConfig`` field names; unknown fields are ignored, missing ones named,
+        wrong types and out-of-range values named with the allowed range (``checks.MODEL_CONFIG_FIELDS``)."""
+        from nemo_cosmos_ar.checks import MODEL_CONFIG_FIELDS, check_fields
+
+        d = check_fields(d, MODEL_CONFIG_FIELDS, source)
         if "video_latent_shape" in d:
             d["latent_shape"] = d.pop("video_latent_shape")
         if d.get("head_dim") is None and "dim" in d and "n_heads" in d:
@@ -156,7 +159,7 @@ class CosmosARConfig:
         try:
             with open(path) as f:
                 d = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"cannot read model config {path}: {e}") from e
         return cls.from_dict(d, source=path)
 

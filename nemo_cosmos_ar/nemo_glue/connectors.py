@@ -42,8 +42,10 @@ from nemo.lightning import io, teardown
 from nemo.lightning.ckpt_utils import ckpt_to_context_subdir
 from nemo.lightning.io.pl import ckpt_to_weights_subdir
 
+from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.conversion import native_io
 from nemo_cosmos_ar.conversion.native_io import ConversionError
+from nemo_cosmos_ar.conversion.verify import check_weights
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.presets import get_preset
@@ -83,7 +85,7 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
         return self.apply(Path(output_path) if output_path else self.local_path(), overwrite=overwrite, **kwargs)
 
     def apply(self, output_path: Path, overwrite: bool = False, config=None, tensor_model_parallel_size: int = 1,
-              dtype: Optional[torch.dtype] = None) -> Path:  # fmt: skip
+              dtype: Optional[torch.dtype] = None, native=None) -> Path:  # fmt: skip
         """Convert into ``output_path`` (written as a temporary folder next to it, renamed at the end).
 
         Args:
@@ -91,15 +93,22 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
             tensor_model_parallel_size: save at this TP; needs that many processes (``torchrun``). TP is a load-time
                 choice for distributed checkpoints, so 1 is right unless you want to prove exactly that.
             dtype: parameter dtype of the NeMo checkpoint; default: the source's (bf16 for released files).
+            native: the source already opened and checked (``load_native`` + ``verify.check_weights``), as
+                ``cosmos-ar convert import`` does before it imports NeMo; default: opened and checked here.
         """
         out = Path(output_path).absolute()
-        native_io.check_free([out], overwrite)
-        tp, world = int(tensor_model_parallel_size), int(os.environ.get("WORLD_SIZE", "1"))
+        tp, world = checks.check_int(tensor_model_parallel_size, "tensor_model_parallel_size", 1, 1024), \
+            int(os.environ.get("WORLD_SIZE", "1"))  # fmt: skip
         if tp != world:
             raise ConversionError(f"importing at TP={tp} needs {tp} processes (torchrun --nproc_per_node={tp}); "
                                   f"this launch has {world}")  # fmt: skip
-        ckpt = native_io.load_native(Path(str(self)))
+        ckpt = native if native is not None else native_io.load_native(Path(str(self)))
+        checks.check_no_overlap(out, [("source", f) for f in ckpt.files + [ckpt.config_path]], "output")
+        native_io.check_free([out], overwrite)
+        checks.check_writable(out, "output")
         cfg = native_io.resolve_config(ckpt, config)
+        if native is None:
+            check_weights(ckpt)
         bad = [f"{k}={getattr(cfg, k)}" for k in ("n_heads", "n_kv_heads", "ffn_hidden_size") if getattr(cfg, k) % tp]
         if bad:
             raise ConversionError(f"TP={tp} does not divide {', '.join(bad)}")
@@ -108,7 +117,7 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
         rank = int(os.environ.get("RANK", "0"))
         tmp = out.parent / f".{out.name}.partial-{_run_tag()}"
         scratch = out.parent / f".{out.name}.fc1-scratch-{_run_tag()}"
-        created_parent = not out.parent.exists()
+        created = checks.topmost_missing(out.parent)  # removed again if the import fails
         out.parent.mkdir(parents=True, exist_ok=True)
         model = self.init()
         trainer = None
@@ -128,8 +137,8 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
             scratch.unlink(missing_ok=True)
             if rank == 0:
                 shutil.rmtree(tmp, ignore_errors=True)
-                if created_parent:
-                    shutil.rmtree(out.parent, ignore_errors=True)
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
             raise
         finally:
             if trainer is not None and world > 1:
@@ -261,19 +270,49 @@ class _SlicePlanner(LoadPlanner):
         pass
 
 
+def _read_dcp_metadata(reader: FileSystemReader, weights: Path):
+    """The torch DCP ``.metadata``, and a check that every ``.distcp`` file holds the bytes it lists, so a truncated
+    or missing shard is one clear error up front instead of an exception from deep inside a read."""
+    try:
+        md = reader.read_metadata()
+        storage = md.storage_data.values()
+        need: dict[str, int] = {}
+        for info in storage:
+            need[info.relative_path] = max(need.get(info.relative_path, 0), int(info.offset) + int(info.length))
+    except Exception as e:  # noqa: BLE001 -- unpickling a damaged file raises anything
+        raise ConversionError(f"{weights}/.metadata is damaged ({type(e).__name__}); copy the checkpoint "
+                              "again") from None  # fmt: skip
+    for name, size in sorted(need.items()):
+        f = weights / name
+        have = f.stat().st_size if f.is_file() else None
+        if have is None or have < size:
+            state = "is missing" if have is None else f"is truncated ({have:,} of {size:,} bytes)"
+            raise ConversionError(f"{f} {state}; the checkpoint is incomplete: copy it again or use another "
+                                  "step's checkpoint")  # fmt: skip
+    return md
+
+
 class NeMoCheckpointReader:
     """The weights of a NeMo Cosmos AR checkpoint (saved at any TP) as native tensors, one layer at a time."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if not self.path.is_dir():
+            raise ConversionError(f"{self.path} {'is not a folder' if self.path.exists() else 'does not exist'}; "
+                                  "pass the NeMo checkpoint folder that holds weights/ and context/")  # fmt: skip
         self.weights = ckpt_to_weights_subdir(self.path, is_saving=False)
         if not (Path(self.weights) / ".metadata").exists():
             raise ConversionError(f"{self.path} is not a NeMo distributed checkpoint (no {self.weights}/.metadata); "
                                   "pass the folder that holds weights/ and context/")  # fmt: skip
-        self.nemo_config = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.config")
-        self.config = self.nemo_config.cosmos_config()
+        try:
+            self.nemo_config = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.config")
+            self.config = self.nemo_config.cosmos_config()
+        except Exception as e:  # noqa: BLE001 -- fiddle/json/import errors all mean "unreadable context"
+            raise ConversionError(f"{self.path}/context cannot be read ({type(e).__name__}: "
+                                  f"{(str(e).strip().splitlines() or [''])[0][:160]}); the checkpoint is damaged or "
+                                  "was not written by nemo_cosmos_ar: copy it again") from None  # fmt: skip
         self._reader = FileSystemReader(str(self.weights))
-        self._md = self._reader.read_metadata()  # both layer specs save TE names
+        self._md = _read_dcp_metadata(self._reader, Path(self.weights))  # both layer specs save TE names
 
     def _read(self, requests: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]]) -> dict[str, torch.Tensor]:
         """name -> (checkpoint key, offsets, sizes) => name -> tensor of those sizes (stored dtype)."""
@@ -349,8 +388,16 @@ class _CosmosARExporter(io.ModelConnector[CosmosARModel, "CosmosARCheckpoint"]):
         return NeMoCheckpointReader(Path(str(self))).config
 
     def __call__(self, output_path: Optional[Path] = None, overwrite: bool = False, **kwargs) -> Path:
-        out = Path(output_path) if output_path else Path(str(self)) / "export"
+        src = Path(str(self))
+        out = Path(output_path) if output_path else src.with_name(src.name + "-export")  # never inside the input
         return self.apply(out, overwrite=overwrite, **kwargs)
+
+    def _check_output(self, output_path: Path, overwrite: bool) -> None:
+        """Before anything is read or written: the output is not the checkpoint (nor in or around it), is free (or
+        ``overwrite``) and can be written."""
+        checks.check_no_overlap(output_path, [("checkpoint", str(self))], "output")
+        native_io.check_free([Path(output_path)], overwrite)
+        checks.check_writable(output_path, "output")
 
 
 @io.model_exporter(CosmosARModel, "pt")
@@ -362,8 +409,8 @@ class CosmosARPTExporter(_CosmosARExporter):
     def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None) -> Path:
         """``output_path`` ending in ``.pt``: the file itself (or its shards next to it); otherwise a folder with
         ``model.pt`` (or the shards) and ``config.json``."""
-        tp = tp or self.tp
-        native_io.check_free([Path(output_path)], overwrite)
+        tp = checks.check_int(self.tp if tp is None else tp, "tp", 1, 1024)
+        self._check_output(output_path, overwrite)
         reader = NeMoCheckpointReader(Path(str(self)))
         native_io.check_tp(reader.config, tp)
         paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite)
@@ -385,7 +432,7 @@ class CosmosARHFExporter(_CosmosARExporter):
     """NeMo -> Hugging Face folder: ``config.json`` (cosmos field names), ``model.safetensors``, ``README.md``."""
 
     def apply(self, output_path: Path, overwrite: bool = False) -> Path:
-        native_io.check_free([Path(output_path)], overwrite)
+        self._check_output(output_path, overwrite)
         reader = NeMoCheckpointReader(Path(str(self)))
         native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self))
         print(f"Exported {self} to a Hugging Face folder: {output_path}")

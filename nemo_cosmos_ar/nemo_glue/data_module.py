@@ -79,9 +79,10 @@ class CosmosVideoDataModule(pl.LightningDataModule):
         """The grid recorded in the dataset's metadata (None for mock data)."""
         if self.path is None:
             return None
-        from nemo_cosmos_ar.data.dataset import read_metadata
+        from nemo_cosmos_ar.data.dataset import check_dataset
 
-        return tuple(int(x) for x in read_metadata(self.path)["latent_shape"])
+        # Checked in full here, while the recipe is built: a bad dataset fails before NeMo creates the run folder.
+        return tuple(int(x) for x in check_dataset(self.path)["latent_shape"])
 
     def _clips(self, split: str):
         if self.path is None:
