@@ -65,8 +65,10 @@ def _split_prefixed(args: list[str], prefix: str) -> tuple[str | None, list[str]
 
 
 def is_cosmos_task(task) -> bool:
+    """A training task (``llm.finetune``/``llm.pretrain``) of a Cosmos AR model."""
     model = getattr(task, "model", None)
-    return getattr(model, "__fn_or_cls__", None) is CosmosARModel
+    training = getattr(task, "__fn_or_cls__", None) in (llm.finetune, llm.pretrain)
+    return training and getattr(model, "__fn_or_cls__", None) is CosmosARModel
 
 
 def _refuse_unsupported(args: list[str]) -> None:
@@ -95,6 +97,32 @@ def _follow_max_steps(task, args: list[str]) -> None:
     _common.note(f"trainer.max_steps={steps}: the learning-rate schedule now warms up for {sched.warmup_steps} "
                  f"steps and decays until step {steps} (was {old_warmup} of {old_steps}); set "
                  "optim.lr_scheduler.warmup_steps/max_steps to choose otherwise")  # fmt: skip
+
+
+def _follow_parallelism(task, args: list[str]) -> None:
+    """Keep the recipes' one clip per GPU when ``trainer.devices``/``num_nodes``/TP are overridden: the global batch
+    becomes the new data-parallel size (unless ``data.global_batch_size`` is set on the line, then it is checked)."""
+    trainer, strategy, data = task.trainer, task.trainer.strategy, task.data
+    if isinstance(trainer.devices, str) and trainer.devices.isdigit():
+        trainer.devices = int(trainer.devices)  # Trainer's Union[list, str, int] annotation parses "2" as a str
+    split = int(strategy.tensor_model_parallel_size or 1) * int(getattr(strategy, "context_parallel_size", 1) or 1)
+    world = int(trainer.devices or 1) * int(trainer.num_nodes or 1)
+    if world % split:
+        raise api.RunContextError(
+            f"trainer.devices x trainer.num_nodes = {world} GPUs cannot be split into tensor x context parallel "
+            f"groups of {split}: choose a device count that is a multiple of {split}"
+        )
+    step = int(data.micro_batch_size or 1) * (world // split)
+    if data.global_batch_size % step == 0:
+        return
+    if any(a.startswith("data.global_batch_size") for a in args):
+        raise api.RunContextError(
+            f"data.global_batch_size={data.global_batch_size} is not a multiple of micro_batch_size x data-parallel "
+            f"size = {step}: use a multiple of {step}"
+        )
+    _common.note(f"{world} GPUs at TP x CP = {split}: data.global_batch_size {data.global_batch_size} -> {step} "
+                 "(one clip per GPU per step)")  # fmt: skip
+    data.global_batch_size = step
 
 
 def _check_data(task) -> None:
@@ -130,6 +158,7 @@ def check_cosmos_task(ctx, task, args: list[str]) -> None:
         _check_start(task, bool(ctx.dryrun))
         _check_data(task)
         _follow_max_steps(task, args)
+        _follow_parallelism(task, args)
         if getattr(ctx, "executor", None) is not None:
             fit_to_recipe(ctx.executor, task)
     except RecipeError as e:
