@@ -60,6 +60,8 @@ EXTRA = {
     "slurm_dotted": (FT + [TP4_2N, "run.executor=cosmos_slurm", "run.executor.account=ACCT",
                            "run.executor.nodes=2", "run.executor.gpus_per_node=4", "--dryrun"], ""),
     "slurm_sized_by_recipe": (FT + [TP4_2N, "run.executor=cosmos_slurm", "--dryrun"], ""),
+    "slurm_ssh": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)", "--dryrun",
+                        "run.executor=cosmos_slurm(account=ACCT,ssh_host=login.invalid,job_dir=/lustre/runs)"], ""),
     "local_too_many": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)",
                              "run.executor=cosmos_local(ntasks_per_node=8)", "--dryrun"], ""),
     "devices_8": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)", "trainer.devices=8", "--dryrun"], ""),
@@ -81,7 +83,8 @@ EXTRA = {
 def runs(tmp_path_factory) -> dict[str, dict]:
     """Every documented ``nemo`` line (with ``--dryrun``) and every EXTRA line, run once; name/line -> result."""
     tmp = tmp_path_factory.mktemp("nemo_cli")
-    jobs = [(c, argv_of(c)[1:] + ["--dryrun"], "") for _, c in NEMO_DOC_COMMANDS]
+    # --dryrun right after the subcommand: whatever the line holds, nothing can be launched.
+    jobs = [(c, argv_of(c)[1:3] + ["--dryrun"] + argv_of(c)[3:], "") for _, c in NEMO_DOC_COMMANDS]
     jobs += [(name, argv, stdin) for name, (argv, stdin) in EXTRA.items()]
     (tmp / "cmds.json").write_text(json.dumps([{"argv": a, "stdin": s} for _, a, s in jobs]))
     env = child_env(COLUMNS="4000", NEMORUN_HOME=str(tmp / "nemo_run_home"))
@@ -174,6 +177,10 @@ def test_executor_forms_agree(runs):
         script = _sbatch(_ok(runs[name]))
         assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script, name
         assert any("--nnodes 2 --nproc-per-node 4 " in line for line in script), name
+    # over SSH: the same script, with nemo-run's files in the cluster's job_dir (nothing connects in a dry run)
+    script = _sbatch(_ok(runs["slurm_ssh"]))
+    assert "#SBATCH --nodes=1" in script and "#SBATCH --gpus-per-node=4" in script
+    assert any(line.startswith("#SBATCH --output=/lustre/runs/") for line in script), script
     assert _error_line(runs["local_too_many"]) == (
         "Error: the executor starts 1 node(s) x 8 process(es) but the recipe trains on trainer.num_nodes=1 x "
         "trainer.devices=4: make run.executor.ntasks_per_node match the recipe (or set trainer.num_nodes / "

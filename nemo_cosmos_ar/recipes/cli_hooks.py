@@ -19,7 +19,6 @@ nemo-run's (``run.run`` with its ``LocalExecutor``/``SlurmExecutor`` and tunnels
 
 from __future__ import annotations
 
-import copy
 import sys
 
 import nemo_run as run
@@ -191,7 +190,8 @@ def _wrap_execute_task(orig):
         task = getattr(self, "_cosmos_task", None)
         if self.dryrun and task is not None and self.executor is not None:
             print(f"Dry run of the launch on {type(self.executor).__name__} (nothing is submitted):", flush=True)
-            run.run(task, executor=copy.deepcopy(self.executor), name=self.name, dryrun=True)
+            # The last use of this executor (a dry run launches nothing), so no copy: an SSHTunnel holds a lock.
+            run.run(task, executor=self.executor, name=self.name, dryrun=True)
 
     return _execute_task
 
