@@ -54,7 +54,8 @@ def test_parse_resolution():
     assert grid.parse_resolution("384x640") == (384, 640) and grid.parse_resolution("640X848") == (640, 848)
     assert grid.parse_resolution((64, 96)) == (64, 96)
     for bad in ("640", "640x", "axb", "1x2x3"):
-        with pytest.raises(ValueError, match=f"resolution must look like HEIGHTxWIDTH \\(e.g. 640x1024\\), got '{bad}'"):
+        want = f"resolution must look like HEIGHTxWIDTH \\(e.g. 640x1024\\), got '{bad}'"
+        with pytest.raises(ValueError, match=want):
             grid.parse_resolution(bad)
 
 

@@ -143,14 +143,17 @@ def test_executors_fit_the_recipe(recipes, tmp_path, monkeypatch):
     ex = fit_to_recipe(fdl.build(cosmos_slurm(account="a")), task)
     assert (ex.nodes, ex.gpus_per_node, ex.torchrun_nproc_per_node, ex.ntasks_per_node) == (2, 4, 4, 1)
     ex = fdl.build(cosmos_slurm(account="a", nodes=2, gpus_per_node=8))
-    with pytest.raises(recipes.RecipeError, match=r"starts 2 node\(s\) x 8 process\(es\) but the recipe trains on "
-                       r"trainer.num_nodes=2 x trainer.devices=4: make run.executor.nodes / run.executor.gpus_per_node"):
+    want = (r"starts 2 node\(s\) x 8 process\(es\) but the recipe trains on trainer.num_nodes=2 x "
+            r"trainer.devices=4: make run.executor.nodes / run.executor.gpus_per_node")
+    with pytest.raises(recipes.RecipeError, match=want):
         fit_to_recipe(ex, task)
     local = fit_to_recipe(fdl.build(cosmos_local()), recipes.cosmos_ar_4b_tealrobot_tp4())
     assert isinstance(local, run.LocalExecutor) and local.nproc_per_node() == 4 and local.nnodes() == 1
     monkeypatch.chdir(tmp_path)
     assert fdl.build(cosmos_slurm()).tunnel.job_dir == str(tmp_path / "nemo_runs")  # mounted: must be absolute
     assert isinstance(fdl.build(cosmos_slurm(ssh_host="h", job_dir="/x")).tunnel, run.SSHTunnel)
+    assert type(fdl.build(cosmos_slurm()).packager) is run.GitArchivePackager  # ships the checkout's HEAD
+    assert type(fdl.build(cosmos_slurm(ship_code=False)).packager) is run.Packager  # uses the image's package
     with pytest.raises(recipes.RecipeError, match="job_dir='runs' must be an absolute path on login1"):
         cosmos_slurm(ssh_host="login1", job_dir="runs")
 

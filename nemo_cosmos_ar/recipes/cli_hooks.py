@@ -1,8 +1,9 @@
 """What the ``nemo`` CLI (nemo-run 0.11) needs to launch Cosmos recipes the way its documentation says.
 
 ``install()`` (called by ``recipes/__init__``, which the ``nemo`` CLI loads through our ``nemo_run.cli`` entry point)
-wraps four methods of nemo-run's ``RunContext``/CLI parser. Each wrapper calls nemo-run's own code; launching stays
-nemo-run's (``run.run`` with its ``LocalExecutor``/``SlurmExecutor`` and tunnels). Why each is needed:
+replaces nemo-run's prefixed-argument splitter and wraps three ``RunContext`` methods (written against the pinned
+nemo-run 0.11.1). Each wrapper calls nemo-run's own code; launching stays nemo-run's (``run.run`` with its
+``LocalExecutor``/``SlurmExecutor`` and tunnels). Why each is needed:
 
 1. ``run.executor="cosmos_slurm(account=A,nodes=2)"``: nemo-run 0.11 reads an ``executor=`` value up to its *second*
    ``=`` (``arg.split("=")[1]``), so factory keyword arguments can never reach the factory ("Executor
@@ -37,7 +38,9 @@ GRID_MESSAGE = (
     'num_frames=N to the factory instead, e.g. --factory "cosmos_ar_4b_tealrobotsmall_tp1(resolution=384x640,'
     'num_frames=33)" (or data_path=<dataset>, whose metadata.json sets the grid)'
 )
-PEFT_MESSAGE = "peft={value}: LoRA/PEFT is not supported yet for Cosmos AR (issue 16); leave peft out to train all weights"
+PEFT_MESSAGE = (
+    "peft={value}: LoRA/PEFT is not supported yet for Cosmos AR (issue 16); leave peft out to train all weights"
+)
 NO_ANSWER = (
     "stdin is not a terminal and gave no answer to 'Continue? [y/N]': add -y (--yes) to launch without asking"
 )
@@ -127,8 +130,10 @@ def _follow_parallelism(task, args: list[str]) -> None:
 def _check_data(task) -> None:
     data, model_grid = task.data, tuple(task.model.config.latent_shape)
     if getattr(data, "path", None) is None and getattr(data, "dataset", None) is None:
-        _common.note("WARNING: no data_path: this run trains on MOCK clips (random token ids), not on videos; "
-                     "pass data_path=<a `cosmos-ar prepare-data` folder> to the factory (or data.path=...)")  # fmt: skip
+        _common.note(
+            "WARNING: no data_path: this run trains on MOCK clips (random token ids), not on videos; "
+            "pass data_path=<a `cosmos-ar prepare-data` folder> to the factory (or data.path=...)"
+        )
         return
     found = dataset_grid(getattr(data, "path", None))
     if found is not None and found != model_grid:

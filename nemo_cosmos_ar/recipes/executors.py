@@ -41,6 +41,7 @@ def cosmos_slurm(
     job_dir: str = "nemo_runs",
     ssh_host: Optional[str] = None,
     ssh_user: Optional[str] = None,
+    ship_code: bool = True,
 ) -> run.Config[run.SlurmExecutor]:
     """sbatch with ``nodes`` x ``gpus_per_node`` GPUs; srun starts one ``torchrun --nproc-per-node=gpus_per_node``
     per node (c10d rendezvous on the first node), so ranks come from torchrun exactly as on one machine.
@@ -48,6 +49,9 @@ def cosmos_slurm(
     Submits over SSH when ``ssh_host`` is set, otherwise from the current (login) node. ``job_dir`` is where
     nemo-run keeps scripts and logs: a folder on the cluster's shared filesystem (absolute for SSH; a relative one
     is made absolute here for the login node). Mounts: ``run.executor.container_mounts='["/lustre:/lustre"]'``.
+    ``ship_code``: nemo-run's ``GitArchivePackager`` copies the committed HEAD of the git checkout you launch from
+    into the job (uncommitted changes are not shipped); False runs the package installed in the container image
+    (the ``Dockerfile``'s), and then the launch directory need not be a git checkout.
     """
     if ssh_host:
         if not os.path.isabs(job_dir):
@@ -56,8 +60,9 @@ def cosmos_slurm(
     else:
         # srun mounts job_dir into the container, and container mounts need absolute paths.
         tunnel = run.Config(run.LocalTunnel, job_dir=os.path.abspath(job_dir))
+    packager = run.Config(run.GitArchivePackager) if ship_code else run.Config(run.Packager)
     return run.Config(
-        run.SlurmExecutor, account=account, partition=partition, nodes=nodes, ntasks_per_node=1,
+        run.SlurmExecutor, packager=packager, account=account, partition=partition, nodes=nodes, ntasks_per_node=1,
         gpus_per_node=gpus_per_node, torchrun_nproc_per_node=gpus_per_node, launcher="torchrun", time=time,
         container_image=container_image, container_mounts=[], tunnel=tunnel, exclusive=True, mem="0",
         env_vars={"TORCH_NCCL_AVOID_RECORD_STREAMS": "1", "NVTE_FUSED_ATTN": "1"},
