@@ -72,6 +72,7 @@ EXTRA = {
     "overrides": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=480x640,num_frames=17)",
                         "resume.restore_config.path=/ckpt/4b-nemo", "trainer.max_steps=1000", "--dryrun"], ""),
     "guide_name": (FT + ["base_4b_example_tealrobot_tp4", "--dryrun"], ""),
+    "guide_name_small": (FT + ["base_4b_example_tealrobotsmall_tp1(max_steps=1000)", "--dryrun"], ""),
     "no_terminal": (FT + ["cosmos_ar_tiny_cpu"], ""),
     "answered_no": (FT + ["cosmos_ar_tiny_cpu"], "n\n"),
     "tp1_default": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "--dryrun", "--yes"], ""),
@@ -223,6 +224,9 @@ def test_guide_experiment_names(runs):
     out = _ok(runs["guide_name"])
     assert "name='base_4b_example_tealrobot_tp4'" in out and "latent_shape=(5, 40, 53)" in out
     assert "tensor_model_parallel_size=4" in out
+    out = _ok(runs["guide_name_small"])
+    assert "name='base_4b_example_tealrobotsmall_tp1'" in out and "latent_shape=(5, 24, 40)" in out
+    assert "[cosmos_ar] cosmos_ar_4b_tealrobotsmall_tp1: warm-up 100 steps (10% of max_steps=1000" in out
 
 
 def test_recipe_dry_runs_print_complete_configs(runs):
