@@ -62,7 +62,7 @@ def main() -> None:
         name = "cosmos_ar_tiny_cpu"
     else:
         name = args.factory
-        task = getattr(cosmos_ar, name)(max_steps=50_000)
+        task = getattr(cosmos_ar, name)(max_steps=50_000, allow_random_init=True)  # mock clips, random weights
         task.log.log_dir = os.path.join(out, "posttraining", "autoregressive_base")
         task.trainer.devices = world
         if args.tp:

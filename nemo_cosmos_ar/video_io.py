@@ -30,11 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nemo_cosmos_ar.tokenizer import grid
+
 DEFAULT_FPS = 25.0
 # Frames resized per interpolate call: bounds the float32 copy of a long high-resolution window.
 _RESIZE_CHUNK = 16
-# The causal tokenizer's frame-count rule: 1 + TEMPORAL_COMPRESSION·k frames.
-TEMPORAL_COMPRESSION = 8
 
 
 class VideoError(ValueError):
@@ -277,12 +277,12 @@ def to_model_range(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> 
 
 def check_tokenizable(num_frames: int, path: str | Path | None = None) -> None:
     """Raise ``VideoError`` unless ``num_frames`` is 1 + 8k (1, 9, 17, 25, 33, ...), the causal tokenizer's rule."""
-    if num_frames < 1 or (num_frames - 1) % TEMPORAL_COMPRESSION:
-        lower = 1 + (max(num_frames, 1) - 1) // TEMPORAL_COMPRESSION * TEMPORAL_COMPRESSION
+    if not grid.is_tokenizable(num_frames):
+        lower, upper = grid.neighbouring_frame_counts(num_frames)
         where = f"{path}: " if path is not None else ""
         raise VideoError(
             f"{where}a clip of {num_frames} frames cannot be tokenized: the causal tokenizer needs 1 + 8k frames "
-            f"(1, 9, 17, 25, 33, ...). Ask for {lower} or {lower + TEMPORAL_COMPRESSION} frames, or pad with "
+            f"(1, 9, 17, 25, 33, ...). Ask for {lower} or {upper} frames, or pad with "
             "pad_frames()"
         )
 

@@ -1,11 +1,21 @@
 """``cosmos-ar``: the project's console command. Each subcommand lives in its own module and is imported only
-when used, so ``cosmos-ar --help`` stays fast (no NeMo import)."""
+when used, so ``cosmos-ar --help`` stays fast (no NeMo import).
+
+Quiet by default: the stack's import-time chatter (torch's pynvml FutureWarning, Megatron's CPU fallbacks, NeMo's
+"could not import" notes, telemetry notices) is hidden, so a command prints its own output only. ``--verbose``
+(anywhere on the line) shows all of it; errors are always shown.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
 import sys
+import warnings
+from collections.abc import Iterator
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -22,25 +32,65 @@ def build_parser() -> argparse.ArgumentParser:
         description="Post-train, convert and run NVIDIA Cosmos-Predict1 autoregressive video world models "
         "with Megatron-Core / NeMo 2. Training runs through `nemo llm finetune --factory cosmos_ar_...`.",
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         importlib.import_module(module).add_arguments(p)
+        # SUPPRESS: a subcommand's default must not overwrite a --verbose given before the subcommand.
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
+VERBOSE_HELP = "also show third-party warnings and log messages (hidden by default)"
+
+
+def wants_verbose(argv: list[str]) -> bool:
+    """``--verbose`` anywhere before a ``--`` separator (read before argparse runs: the filters must be in place
+    before the subcommand modules import torch)."""
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    return "--verbose" in head
+
+
+@contextlib.contextmanager
+def quiet_third_party(verbose: bool) -> Iterator[None]:
+    """Hide warnings that other packages raise and their log records up to WARNING (errors still show); our own
+    warnings stay visible. Restores the previous state on exit, so in-process callers (tests) are unaffected."""
+    if verbose:
+        yield
+        return
+    saved_env = os.environ.get("PYTHONWARNINGS")
+    saved_disable = logging.root.manager.disable
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=r"nemo_cosmos_ar\b")
+        # Worker processes (checkpoint writers, data loaders) start with fresh filters: tell them through the env.
+        os.environ["PYTHONWARNINGS"] = "ignore"
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(saved_disable)
+            if saved_env is None:
+                os.environ.pop("PYTHONWARNINGS", None)
+            else:
+                os.environ["PYTHONWARNINGS"] = saved_env
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    try:
-        return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-        # User errors: one clear message, no traceback.
-        print(f"cosmos-ar {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with quiet_third_party(wants_verbose(argv)):
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        try:
+            return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+        except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+            # User errors: one clear message, no traceback.
+            print(f"cosmos-ar {args.command}: error: {e}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import argparse
 
-from nemo_cosmos_ar.checks import UserError, check_choice, check_resolution
-from nemo_cosmos_ar.model.config import CosmosARConfig, latent_shape_for
+from nemo_cosmos_ar.checks import UserError, check_resolution
+from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.loss import first_frame_loss_mask
 from nemo_cosmos_ar.model.presets import PRESETS, get_preset
+from nemo_cosmos_ar.tokenizer import grid
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
-    """``HEIGHTxWIDTH``, both multiples of 16 in [16, ``checks.MAX_SIDE``] (an argparse ``type``)."""
+    """``HEIGHTxWIDTH``, both multiples of 16 in [16, ``checks.MAX_SIDE``] (an argparse ``type``; the format rule
+    is ``grid.parse_resolution``'s)."""
     try:
-        h, w = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"resolution must look like HEIGHTxWIDTH (e.g. 640x1024), got {text!r}")
-    try:
+        h, w = grid.parse_resolution(text)
         return check_resolution(h, w, name="resolution")
-    except UserError as e:
+    except (ValueError, UserError) as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -35,12 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def describe(cfg: CosmosARConfig, resolution: tuple[int, int], num_frames: int) -> str:
-    grid = latent_shape_for(num_frames, *resolution)
-    cfg = cfg.with_latent_shape(grid)
+    shape = grid.latent_shape(num_frames, *resolution)
+    cfg = cfg.with_latent_shape(shape)
     n_total, n_body = cfg.num_params(), cfg.num_params(include_embedding=False)
     train_len = cfg.seq_length - 1  # input = clip[:-1], labels = clip[1:]
     flops = cfg.train_flops_per_token(train_len)
-    targets = int(first_frame_loss_mask(grid).sum())
+    targets = int(first_frame_loss_mask(shape).sum())
     yarn = (f"YaRN scale {cfg.yarn_scale:g}, beta {cfg.yarn_beta_fast:g}/{cfg.yarn_beta_slow:g}, "
             f"original grid {'x'.join(map(str, cfg.original_latent_shape))}" if cfg.apply_yarn else "no YaRN")  # fmt: skip
     rows = [
@@ -52,7 +51,7 @@ def describe(cfg: CosmosARConfig, resolution: tuple[int, int], num_frames: int) 
         ("position", f"3D RoPE theta {cfg.rope_theta:g}, {yarn}"),
         ("parameters", f"{n_total:,} ({n_total / 1e9:.3f} B; {n_body:,} without the input embedding)"),
         ("clip", f"{num_frames} frames at {resolution[0]}x{resolution[1]}"),
-        ("latent grid", f"{grid[0]}x{grid[1]}x{grid[2]}"),
+        ("latent grid", "x".join(map(str, shape))),
         ("tokens per clip", f"{cfg.seq_length:,}"),
         ("trained targets per clip", f"{targets:,} (first latent frame not predicted)"),
         ("training FLOPs per token", f"{flops:.4e} (6N + causal attention at {train_len:,} tokens)"),

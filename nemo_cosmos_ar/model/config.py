@@ -16,27 +16,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Spatial and temporal compression of the Cosmos-Tokenize1-DV8x16x16 tokenizer.
-TEMPORAL_COMPRESSION = 8
-SPATIAL_COMPRESSION = 16
+from nemo_cosmos_ar.tokenizer import grid
+from nemo_cosmos_ar.tokenizer.grid import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION  # noqa: F401  (re-exported)
+
 # FSQ levels [8,8,8,5,5,5] give 64,000 codes; the base models predict exactly these ids.
 VIDEO_VOCAB_SIZE = 64000
 
-
-def latent_shape_for(num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-    """Token grid (T', H', W') that DV8x16x16 produces for a ``num_frames x height x width`` clip.
-
-    The tokenizer is temporally causal: the first frame is encoded alone, then every 8 frames give one latent
-    frame, so clips must have 1 + 8k frames (33 -> 5). Height and width must be multiples of 16.
-    """
-    if num_frames < 1 or (num_frames - 1) % TEMPORAL_COMPRESSION:
-        raise ValueError(
-            f"num_frames={num_frames} is not 1+8k (e.g. 9, 17, 33): the DV8x16x16 tokenizer encodes the first "
-            "frame alone and then 8 frames per latent frame"
-        )
-    if height % SPATIAL_COMPRESSION or width % SPATIAL_COMPRESSION or height <= 0 or width <= 0:
-        raise ValueError(f"resolution {height}x{width} is not a multiple of 16 in both sides")
-    return (1 + (num_frames - 1) // TEMPORAL_COMPRESSION, height // SPATIAL_COMPRESSION, width // SPATIAL_COMPRESSION)
+# Token grid (T', H', W') of a ``num_frames x height x width`` clip; the rules live in ``tokenizer/grid.py``.
+latent_shape_for = grid.latent_shape
 
 
 @dataclass(kw_only=True)
@@ -83,12 +70,11 @@ class CosmosARConfig:
     # ---- derived values (never stored twice) ----
     @property
     def seq_length(self) -> int:
-        t, h, w = self.latent_shape
-        return t * h * w
+        return grid.tokens_per_clip(self.latent_shape)
 
     @property
     def tokens_per_latent_frame(self) -> int:
-        return self.latent_shape[1] * self.latent_shape[2]
+        return grid.tokens_per_frame(self.latent_shape)
 
     @property
     def q_width(self) -> int:

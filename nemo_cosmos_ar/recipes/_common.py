@@ -1,14 +1,16 @@
 """Small explicit builders the recipes compose (NeMo glue). No hidden defaults: every knob is an argument.
 
 Defaults follow cosmos-predict1's AR post-training experiments: AdamW lr 1e-3, weight decay 0.05, betas
-(0.9, 0.999), eps 1e-8, linear warm-up 5,000 steps then cosine to 1e-8, gradient clipping 1.0, one clip per GPU.
-Precision is one of ``nemo_glue.precision.PRECISION_MODES``: "bf16" (cosmos-predict1's pure bf16: no fp32 master
-copy, bf16 Adam states) by default on GPU, "bf16-mixed" (NeMo's usual fp32 masters) on request, "32" on CPU.
+(0.9, 0.999), eps 1e-8, linear warm-up 5,000 steps (of 50,000) then cosine to 1e-8, gradient clipping 1.0, one clip
+per GPU. A shorter run warms up for 10% of its steps (``warmup_for``). Precision is one of
+``nemo_glue.precision.PRECISION_MODES``: "bf16" (cosmos-predict1's pure bf16: no fp32 master copy, bf16 Adam states)
+by default on GPU, "bf16-mixed" (NeMo's usual fp32 masters) on request, "32" on CPU.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional
 
 import nemo_run as run
@@ -20,8 +22,22 @@ from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
 from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
 from nemo_cosmos_ar.nemo_glue.precision import CosmosOptimizerModule, CosmosPrecision, CosmosStrategy, check_precision
+from nemo_cosmos_ar.nemo_glue.resume import CosmosAutoResume
 
 PROJECT, GROUP = "posttraining", "autoregressive_base"
+# cosmos-predict1's post-training schedule: 5,000 warm-up steps in a 50,000-step run.
+WARMUP_STEPS, WARMUP_FRACTION = 5000, 0.1
+
+
+def warmup_for(max_steps: int, warmup_steps: int = WARMUP_STEPS) -> int:
+    """Warm-up of a ``max_steps`` run: ``warmup_steps``, but at most 10% of the run (at least 1 step), so a
+    shortened run still reaches its peak learning rate (1,000 steps -> 100)."""
+    return max(1, min(warmup_steps, int(max_steps * WARMUP_FRACTION)))
+
+
+def note(message: str) -> None:
+    """One line about a choice a recipe made for the user (a shortened warm-up, mock data ...), on stderr."""
+    print(f"[cosmos_ar] {message}", file=sys.stderr, flush=True)
 
 
 def output_root() -> str:
@@ -124,11 +140,11 @@ def logger(name: str, root: Optional[str] = None) -> run.Config[nl.NeMoLogger]:
     )  # fmt: skip
 
 
-def resume(base_checkpoint: Optional[str] = None) -> run.Config[nl.AutoResume]:
+def resume(base_checkpoint: Optional[str] = None, allow_random_init: bool = False) -> run.Config[CosmosAutoResume]:
     """Resume this run's own last checkpoint if there is one; otherwise start from ``base_checkpoint`` (a NeMo
-    checkpoint made by ``cosmos-ar convert import``: weights only) or from random weights when it is None."""
-    restore = None
-    if base_checkpoint:
-        restore = run.Config(nl.RestoreConfig, path=base_checkpoint, load_model_state=True, load_optim_state=False,
-                             load_artifacts=False)  # fmt: skip
-    return run.Config(nl.AutoResume, restore_config=restore, resume_if_exists=True, resume_ignore_no_checkpoint=True)
+    checkpoint made by ``cosmos-ar convert import``: weights only). With neither, the run refuses to start unless
+    ``allow_random_init``. The restore config is always present, so ``resume.restore_config.path=...`` works."""
+    restore = run.Config(nl.RestoreConfig, path=base_checkpoint, load_model_state=True, load_optim_state=False,
+                         load_artifacts=False)  # fmt: skip
+    return run.Config(CosmosAutoResume, restore_config=restore, resume_if_exists=True,
+                      resume_ignore_no_checkpoint=True, allow_random_init=allow_random_init)  # fmt: skip

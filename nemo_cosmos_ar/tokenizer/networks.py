@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.tokenizer.fsq import LEVELS, FSQuantizer, InverseQuantizer
 from nemo_cosmos_ar.tokenizer.modules import (
     CausalConv3d,
@@ -100,17 +101,7 @@ class TokenizerConfig:
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         """Token grid ``(T', H', W')`` of one clip of ``num_frames`` (1 + 8k) frames at ``height``×``width``."""
-        if num_frames < 1 or (num_frames - 1) % self.temporal_compression:
-            raise ValueError(
-                f"{num_frames} frames: the causal tokenizer needs 1 + {self.temporal_compression}k frames "
-                f"(1, {1 + self.temporal_compression}, {1 + 2 * self.temporal_compression}, ...)"
-            )
-        if height % self.spatial_compression or width % self.spatial_compression:
-            raise ValueError(
-                f"frame size {height}x{width} is not a multiple of {self.spatial_compression}; resize/crop first"
-            )
-        t = 1 + (num_frames - 1) // self.temporal_compression
-        return t, height // self.spatial_compression, width // self.spatial_compression
+        return grid.latent_shape(num_frames, height, width, self.temporal_compression, self.spatial_compression)
 
 
 def tiny_config() -> TokenizerConfig:
