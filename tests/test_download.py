@@ -256,6 +256,26 @@ def test_401_rejected_token(hub, tmp_path, monkeypatch):
     assert not root.exists() and len(hub.log) == 1  # failed at the first listing
 
 
+def test_stored_login_token_is_used(hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN")
+    Path(constants.HF_TOKEN_PATH).parent.mkdir(parents=True, exist_ok=True)
+    Path(constants.HF_TOKEN_PATH).write_text("hf_granted")  # what `huggingface-cli login` writes
+    _run(tmp_path / "c", diffusion_decoder=False, guardrail=False)
+    assert (tmp_path / "c" / "Cosmos-Predict1-4B" / "model.pt").is_file()
+    assert {r.token for r in hub.log if "/resolve/" in r.path} == {"hf_granted"}
+
+
+def test_offline_mode_message():
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    assert str(explain(OfflineModeIsEnabled("offline"), M4B, "https://huggingface.co", True)) == (
+        "HF_HUB_OFFLINE=1 is set, so nothing can be downloaded: unset it (or set HF_HUB_OFFLINE=0) and run the same "
+        "command again"
+    )
+
+
 def _cli(hub: FakeHub, tmp_path: Path, *args: str, token: str = "hf_granted") -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "cli_hf_home"), HF_HUB_OFFLINE="0", HF_TOKEN=token,

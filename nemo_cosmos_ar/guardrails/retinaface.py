@@ -179,7 +179,8 @@ def retinaface_resnet50(cfg: RetinaFaceConfig = RetinaFaceConfig()) -> RetinaFac
 
 def priors(height: int, width: int, cfg: RetinaFaceConfig = RetinaFaceConfig()) -> torch.Tensor:
     """Anchors ``[N, 4]`` as (cx, cy, w, h) in [0, 1] image units: per level (stride s, feature map
-    ``ceil(H/s) x ceil(W/s)``), per row i, column j, anchor size m: ``((j + .5) s / W, (i + .5) s / H, m / W, m / H)``."""
+    ``ceil(H/s) x ceil(W/s)``), per row i, column j, anchor size m:
+    ``((j + .5) s / W, (i + .5) s / H, m / W, m / H)``."""
     out = []
     for sizes, step in zip(cfg.min_sizes, cfg.steps):
         rows, cols = math.ceil(height / step), math.ceil(width / step)

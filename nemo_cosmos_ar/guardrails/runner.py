@@ -53,9 +53,9 @@ class VideoGuardrails:
         self.detector: FaceDetector | None = None
 
     @classmethod
-    def from_checkpoint_dir(cls, checkpoint_dir: str | Path = "checkpoints", *, device: str | torch.device | None = None,
-                            offload: bool = False, dtype: torch.dtype = torch.float32,
-                            batch_size: int = 8) -> VideoGuardrails:  # fmt: skip
+    def from_checkpoint_dir(cls, checkpoint_dir: str | Path = "checkpoints", *,
+                            device: str | torch.device | None = None, offload: bool = False,
+                            dtype: torch.dtype = torch.float32, batch_size: int = 8) -> VideoGuardrails:  # fmt: skip
         """Guardrails from the released weights under ``checkpoint_dir`` (see ``paths``). The files are located now
         (FileNotFoundError with one line if absent); the models load on first use."""
         files = find_guardrail_files(checkpoint_dir)

@@ -98,8 +98,8 @@ class VideoSafetyFilter:
     """SigLIP vision tower + ``SafetyClassifier``, on one device. Build with ``load_safety_filter`` (released
     weights) or directly from modules (tests, the bench)."""
 
-    def __init__(self, encoder: nn.Module, classifier: SafetyClassifier, processor, *, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+    def __init__(self, encoder: nn.Module, classifier: SafetyClassifier, processor, *,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
         self.device = torch.device(device)
         self.dtype = dtype
         self.encoder = encoder.to(self.device, dtype).eval()
