@@ -69,6 +69,15 @@ def test_safety_filter_over_mp4_matches_its_definition(mp4):
     assert verdict.safe == all(int(p.argmax()) == 0 for p in probs)
 
 
+def test_torch_preprocessing_within_one_level_of_transformers(mp4):
+    _, frames, _ = mp4
+    imgs = [frames[i].numpy() for i in (0, 12)]
+    ref = safety.siglip_processor(28)(images=imgs, return_tensors="pt")["pixel_values"]
+    ours = safety.TorchSiglipPreprocess(28)(images=imgs)["pixel_values"]
+    assert ours.shape == ref.shape == (2, 3, 28, 28)
+    assert (ours - ref).abs().max().item() <= 2 / 255 + 1e-6  # one uint8 level in [-1, 1] units
+
+
 def test_verdict_decides_whether_the_video_is_written(mp4, tmp_path):
     _, frames, fps = mp4
     face = face_blur.FaceDetector(tiny_retinaface())

@@ -5,7 +5,8 @@ embeddings, 1152-d, feed a 7-class MLP, ``safety_filter.pt``; any unsafe frame m
 SigLIP comes from ``transformers`` (``SiglipVisionModel``: the vision tower only, whose pooled output is what
 ``SiglipModel.get_image_features`` returns; a full SiglipModel checkpoint loads into it with the text tower left
 out). Pixels go through transformers' own ``SiglipImageProcessor`` (bicubic resize to the model's square size,
-/255, mean = std = 0.5), so the encoder sees what it saw in training.
+/255, mean = std = 0.5), so the encoder sees what it saw in training; ``TorchSiglipPreprocess`` stands in (within one
+uint8 level) where a transformers version lacks it.
 
 NOT IN THE REFERENCE (from our reading of cosmos-predict1's guardrail code; check against the released file):
 * the classifier's layout, ``network.layers`` = Linear(1152, 512), BatchNorm1d, ReLU, Linear(512, 256),
@@ -138,26 +139,45 @@ def check_video(frames, classifier: VideoSafetyFilter, fps: float = 25.0, batch_
     return Verdict(all(v.safe for v in verdicts), tuple(verdicts))
 
 
-def siglip_processor(image_size: int):
-    """transformers' SigLIP preprocessing for a square ``image_size`` (its defaults: bicubic, /255, mean=std=0.5)."""
-    from transformers import SiglipImageProcessor
+class TorchSiglipPreprocess:
+    """SigLIP preprocessing in torch, callable like transformers' image processor: bicubic antialiased resize to
+    ``image_size`` squared, rounded back to uint8 levels (as PIL's resize of a uint8 image is), /255, mean = std = 0.5.
+    Within one uint8 level of ``SiglipImageProcessor`` (PIL) on our test frames; used when that one is missing."""
 
-    return SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    def __init__(self, image_size: int) -> None:
+        self.image_size = image_size
+
+    def __call__(self, images, return_tensors: str = "pt") -> dict[str, torch.Tensor]:
+        x = torch.from_numpy(np.stack([np.asarray(i) for i in images])).permute(0, 3, 1, 2).float()
+        x = torch.nn.functional.interpolate(x, size=(self.image_size,) * 2, mode="bicubic", antialias=True,
+                                            align_corners=False)  # fmt: skip
+        return {"pixel_values": (x.round().clamp(0, 255) / 255 - 0.5) / 0.5}
+
+
+def siglip_processor(image_size: int):
+    """transformers' SigLIP preprocessing for a square ``image_size`` (its defaults: bicubic, /255, mean=std=0.5);
+    ``TorchSiglipPreprocess`` where this transformers version has no (slow, PIL) SiglipImageProcessor."""
+    try:
+        from transformers import SiglipImageProcessor
+
+        return SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    except ImportError:
+        return TorchSiglipPreprocess(image_size)
 
 
 def load_safety_filter(classifier_path: str | Path, siglip_dir: str | Path, *, device: str | torch.device = "cpu",
                        dtype: torch.dtype = torch.float32) -> VideoSafetyFilter:  # fmt: skip
     """The released safety filter: ``safety_filter.pt`` (read with ``weights_only=True``) + the SigLIP folder."""
-    from transformers import SiglipImageProcessor, SiglipVisionModel
+    from transformers import SiglipVisionModel
 
     from nemo_cosmos_ar.guardrails.weights import load_released_weights
 
     siglip_dir = Path(siglip_dir)
-    encoder = SiglipVisionModel.from_pretrained(siglip_dir, torch_dtype=dtype)
-    if (siglip_dir / "preprocessor_config.json").is_file():
-        processor = SiglipImageProcessor.from_pretrained(siglip_dir)
-    else:
-        processor = siglip_processor(encoder.config.image_size)
+    encoder = SiglipVisionModel.from_pretrained(siglip_dir, dtype=dtype)  # `dtype`: transformers >= 4.56 and 5.x
+    # The folder's own preprocessing when it has one, else the model's defaults.
+    processor = siglip_processor(encoder.config.image_size)
+    if (siglip_dir / "preprocessor_config.json").is_file() and not isinstance(processor, TorchSiglipPreprocess):
+        processor = type(processor).from_pretrained(siglip_dir)
     classifier = SafetyClassifier(input_size=encoder.config.hidden_size)
     load_released_weights(classifier, classifier_path, what="video safety classifier")
     return VideoSafetyFilter(encoder, classifier, processor, device=device, dtype=dtype)
