@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("nemo_cosmos_ar.cli.convert", "convert checkpoints between cosmos-predict1 and NeMo; parity logits"),
     "prepare-data": ("nemo_cosmos_ar.cli.prepare_data", "tokenize a folder of videos into a training dataset"),
     "generate": ("nemo_cosmos_ar.cli.generate", "image or 9-frame video -> 33-frame video (discrete decoder path)"),
+    "download": ("nemo_cosmos_ar.cli.download", "fetch the released checkpoints from the Hugging Face Hub"),
 }
 
 

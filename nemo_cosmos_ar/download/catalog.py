@@ -1,0 +1,154 @@
+"""What ``cosmos-ar download`` fetches and where it puts it: the Hub repos as data, plus the MD5 table.
+
+Layout (reference §7, cosmos-predict1 ``scripts/download_autoregressive_checkpoints.py``): every Cosmos repo lands in
+``<checkpoint_dir>/<repo name without "nvidia/">``, e.g. ``checkpoints/Cosmos-Predict1-4B/model.pt``; the inference
+code finds the tokenizers and the diffusion decoder under those exact names.
+
+Facts the reference does not give, and the choice made here (each one marked ``NOT IN THE REFERENCE`` below):
+
+* The guardrail repo ``nvidia/Cosmos-Guardrail1`` and where it goes. The March-2025 cosmos-predict1 took the weights
+  from a ``guardrail/`` folder inside each model repo and found it by a recursive search; later versions download
+  ``nvidia/Cosmos-Guardrail1`` on its own. We put it at ``checkpoints/nvidia/Cosmos-Guardrail1`` (the repo id as the
+  path, as cosmos-predict1 does for its non-Cosmos-named repos such as ``google-t5/t5-11b``); ``guardrails.paths``
+  accepts that, ``checkpoints/Cosmos-Guardrail1`` and the old ``*/guardrail/`` folders.
+* Whether that repo carries the SigLIP encoder. When its listing has no ``config.json`` under
+  ``video_content_safety_filter/``, ``google/siglip-so400m-patch14-384`` (public, not gated) is fetched into
+  ``checkpoints/google/siglip-so400m-patch14-384`` instead.
+
+Left out on purpose: ``google-t5/t5-11b`` (upstream fetches it even for 4B, but only the Video2World models read it),
+the text guardrails of Cosmos-Guardrail1 (``aegis/``, ``blocklist/``: for text prompts, which base models have none)
+and the 5B/13B Video2World repos (refused by ``check_model_sizes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Model size -> repo. Only the base (video-conditioned) models: the project cannot run Video2World yet.
+AR_MODEL_REPOS: dict[str, str] = {
+    "4B": "nvidia/Cosmos-Predict1-4B",
+    "12B": "nvidia/Cosmos-Predict1-12B",
+}
+VIDEO2WORLD_SIZES: dict[str, str] = {
+    "5B": "nvidia/Cosmos-Predict1-5B-Video2World",
+    "13B": "nvidia/Cosmos-Predict1-13B-Video2World",
+}
+GUARDRAIL_REPO = "nvidia/Cosmos-Guardrail1"
+SIGLIP_REPO = "google/siglip-so400m-patch14-384"
+
+# MD5 of released files, keyed by path relative to --checkpoint-dir. A file listed here that is already on disk with
+# this MD5 is not fetched again (no network call at all when a repo's required files all match), and a fetched file
+# that does not match is moved aside and reported.
+# TODO(checksums): fill in from NVIDIA's MD5_CHECKSUM_LOOKUP in cosmos-predict1's download script; the reference
+# quotes one value in full (below) and two truncated ones (DV8x16x16 encoder.jit 95186b04..., decoder.jit
+# f0c8a9d9...), and the script itself cannot be read from this machine. Files without an entry are still checked by
+# huggingface_hub (size, and the LFS SHA-256 when it finds a file without its own download metadata).
+MD5_CHECKSUMS: dict[str, str] = {
+    "Cosmos-Predict1-4B/model.pt": "5fdc62fc87fbf470dbcc2288589b7942",
+}
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """One Hub repo to fetch.
+
+    Attributes:
+        repo_id: ``owner/name`` on the Hub.
+        local_dir: folder relative to the checkpoint dir.
+        allow_patterns: fnmatch patterns over the repo's file paths (``*`` also matches ``/``, as in
+            huggingface_hub's filter).
+        required: files that must be in the listing and on disk afterwards (what the inference code opens).
+        gated: the repo needs a token and a licence click-through (all NVIDIA Cosmos repos are gated).
+        what: a few words for messages.
+    """
+
+    repo_id: str
+    local_dir: str
+    allow_patterns: tuple[str, ...]
+    required: tuple[str, ...]
+    gated: bool = True
+    what: str = ""
+    revision: str = field(default="main")
+
+
+def _cosmos_dir(repo_id: str) -> str:
+    return repo_id.split("/", 1)[1]
+
+
+def model_repo(size: str) -> RepoSpec:
+    repo = AR_MODEL_REPOS[size]
+    # Upstream also allows "mean_std.pt", "*.jit" and "guardrail/*" for every model repo; the AR repos hold only
+    # model.pt (+config/README) and the guardrails come from GUARDRAIL_REPO, so fetching guardrail/* twice is avoided.
+    return RepoSpec(repo, _cosmos_dir(repo), ("model.pt", "config.json", "README.md"), ("model.pt",),
+                    what=f"{size} autoregressive model")  # fmt: skip
+
+
+TOKENIZER_REPOS: tuple[RepoSpec, ...] = (
+    RepoSpec("nvidia/Cosmos-Tokenize1-DV8x16x16-720p", "Cosmos-Tokenize1-DV8x16x16-720p",
+             ("*.jit", "config.json", "README.md"), ("encoder.jit", "decoder.jit"),
+             what="discrete video tokenizer"),
+    RepoSpec("nvidia/Cosmos-Tokenize1-CV8x8x8-720p", "Cosmos-Tokenize1-CV8x8x8-720p",
+             ("*.jit", "mean_std.pt", "config.json", "README.md"), ("encoder.jit", "decoder.jit", "mean_std.pt"),
+             what="continuous video tokenizer (diffusion decoder latents)"),
+)  # fmt: skip
+
+DIFFUSION_DECODER_REPO = RepoSpec(
+    "nvidia/Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p", "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p",
+    # aux_vars.pt holds the generic prompt embedding the decoder is conditioned on; a missing one is the
+    # FileNotFoundError of cosmos-predict1 issue #111, hence "required".
+    ("model.pt", "aux_vars.pt", "config.json", "README.md"), ("model.pt", "aux_vars.pt"),
+    what="7B diffusion decoder",
+)
+
+GUARDRAIL_REPOS: tuple[RepoSpec, ...] = (
+    # NOT IN THE REFERENCE: local_dir (see the module docstring). The file names inside are the reference's
+    # (guardrail/video_content_safety_filter/safety_filter.pt, guardrail/face_blur_filter/Resnet50_Final.pth).
+    RepoSpec(GUARDRAIL_REPO, GUARDRAIL_REPO, ("video_content_safety_filter/*", "face_blur_filter/*", "README.md"),
+             ("video_content_safety_filter/safety_filter.pt", "face_blur_filter/Resnet50_Final.pth"),
+             what="video guardrails (safety filter, face detector)"),
+)  # fmt: skip
+
+# NOT IN THE REFERENCE: fetched only when GUARDRAIL_REPO's listing carries no SigLIP config (see fetch.plan).
+SIGLIP_FALLBACK = RepoSpec(SIGLIP_REPO, SIGLIP_REPO, ("config.json", "model.safetensors", "preprocessor_config.json"),
+                           ("config.json", "model.safetensors"), gated=False,
+                           what="SigLIP image encoder of the safety filter")  # fmt: skip
+SIGLIP_IN_GUARDRAIL = "video_content_safety_filter/*config.json"
+
+
+def normalize_size(text: str) -> str:
+    """``4b`` / ``4B`` -> ``4B``; also accepts the Video2World names so that they can be refused by name."""
+    size = text.strip().upper().removeprefix("COSMOS-PREDICT1-")
+    return size.removesuffix("-VIDEO2WORLD")
+
+
+def check_model_sizes(sizes: list[str]) -> list[str]:
+    """Normalize and validate ``--model-sizes``; refuse Video2World and unknown sizes before anything is fetched."""
+    out: list[str] = []
+    for text in sizes:
+        size = normalize_size(text)
+        if size in VIDEO2WORLD_SIZES:
+            raise ValueError(
+                f"--model-sizes {text}: {VIDEO2WORLD_SIZES[size]} is a text-conditioned Video2World model, which "
+                f"nemo_cosmos_ar cannot run yet (no T5 encoder, no cross-attention); nothing was downloaded. "
+                f"Choose from {', '.join(AR_MODEL_REPOS)}"
+            )
+        if size not in AR_MODEL_REPOS:
+            raise ValueError(f"--model-sizes {text}: unknown model size; choose from {', '.join(AR_MODEL_REPOS)}")
+        if size not in out:
+            out.append(size)
+    if not out:
+        raise ValueError(f"--model-sizes: give at least one of {', '.join(AR_MODEL_REPOS)}")
+    return out
+
+
+def repos_for(sizes: list[str], *, tokenizers: bool = True, diffusion_decoder: bool = True,
+              guardrail: bool = True) -> list[RepoSpec]:  # fmt: skip
+    """The repos a run of ``cosmos-ar download`` fetches, in order (models, tokenizers, decoder, guardrails)."""
+    specs = [model_repo(s) for s in check_model_sizes(sizes)]
+    if tokenizers:
+        specs += list(TOKENIZER_REPOS) if diffusion_decoder else [TOKENIZER_REPOS[0]]
+    if diffusion_decoder:
+        specs.append(DIFFUSION_DECODER_REPO)
+    if guardrail:
+        specs += list(GUARDRAIL_REPOS)
+    return specs

@@ -1,0 +1,101 @@
+"""Both video guardrails behind one object, with cosmos-predict1's offload semantics (reference §6.5: offload means
+delete the module and free its memory after use, then reload it from disk when next needed; not a move to CPU).
+
+Integration in ``cosmos-ar generate`` (construct before generating so missing weights fail fast)::
+
+    guard = None if args.disable_guardrail else VideoGuardrails.from_checkpoint_dir(
+        args.checkpoint_dir, device=device, offload=args.offload_guardrail)
+    ...
+    verdict, frames = guard(frames, fps=25)      # frames: uint8 [T, H, W, 3]; None when unsafe
+    if frames is None: print(f"cosmos-ar generate: {verdict.message}", file=sys.stderr); return 1
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from nemo_cosmos_ar.guardrails.face_blur import FaceDetector, blur_faces, load_face_detector
+from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
+from nemo_cosmos_ar.guardrails.safety import Verdict, VideoSafetyFilter, check_video, load_safety_filter
+
+
+class GuardrailResult(NamedTuple):
+    verdict: Verdict
+    frames: object  # the face-blurred frames (same type as the input), or None when the video is unsafe
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class VideoGuardrails:
+    """The safety filter, then (only for a safe video) the face blur.
+
+    Args:
+        load_safety / load_detector: build the models (from disk for the released weights; tests pass tiny ones).
+        device: where the models run (for freeing memory on offload).
+        offload: load each model right before use and delete it right after, as ``--offload_guardrail_models``.
+    """
+
+    def __init__(self, load_safety: Callable[[], VideoSafetyFilter], load_detector: Callable[[], FaceDetector], *,
+                 device: str | torch.device = "cpu", offload: bool = False) -> None:  # fmt: skip
+        self._load_safety, self._load_detector = load_safety, load_detector
+        self.device = torch.device(device)
+        self.offload = offload
+        self.safety: VideoSafetyFilter | None = None
+        self.detector: FaceDetector | None = None
+
+    @classmethod
+    def from_checkpoint_dir(cls, checkpoint_dir: str | Path = "checkpoints", *,
+                            device: str | torch.device | None = None, offload: bool = False,
+                            dtype: torch.dtype = torch.float32, batch_size: int = 8) -> VideoGuardrails:  # fmt: skip
+        """Guardrails from the released weights under ``checkpoint_dir`` (see ``paths``). The files are located now
+        (FileNotFoundError with one line if absent); the models load on first use."""
+        files = find_guardrail_files(checkpoint_dir)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(lambda: load_safety_filter(files.safety_filter, files.siglip_dir, device=device, dtype=dtype),
+                   lambda: load_face_detector(files.face_detector, device=device, batch_size=batch_size),
+                   device=device, offload=offload)  # fmt: skip
+
+    def _safety(self) -> VideoSafetyFilter:
+        if self.safety is None:
+            self.safety = self._load_safety()
+        return self.safety
+
+    def _detector(self) -> FaceDetector:
+        if self.detector is None:
+            self.detector = self._load_detector()
+        return self.detector
+
+    def check_video(self, frames, fps: float = 25.0) -> Verdict:
+        try:
+            return check_video(frames, self._safety(), fps=fps)
+        finally:
+            if self.offload:
+                self.safety = None
+                _free(self.device)
+
+    def blur_faces(self, frames):
+        try:
+            return blur_faces(frames, self._detector())
+        finally:
+            if self.offload:
+                self.detector = None
+                _free(self.device)
+
+    def __call__(self, frames, fps: float = 25.0) -> GuardrailResult:
+        """Safety filter, then face blur. An unsafe video gets ``frames=None`` (not blurred, not to be written)."""
+        verdict = self.check_video(frames, fps=fps)
+        return GuardrailResult(verdict, self.blur_faces(frames) if verdict.safe else None)
+
+    def release(self) -> None:
+        """Drop both models now (e.g. before the next generation when not offloading)."""
+        self.safety = self.detector = None
+        _free(self.device)

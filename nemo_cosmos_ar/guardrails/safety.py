@@ -1,0 +1,183 @@
+"""The video content safety filter: SigLIP image embeddings of frames sampled at 2 fps, a small MLP over each, and
+"unsafe" when any sampled frame is not classified as safe (reference §6.6: ``google/siglip-so400m-patch14-384``
+embeddings, 1152-d, feed a 7-class MLP, ``safety_filter.pt``; any unsafe frame means the video is not saved).
+
+SigLIP comes from ``transformers`` (``SiglipVisionModel``: the vision tower only, whose pooled output is what
+``SiglipModel.get_image_features`` returns; a full SiglipModel checkpoint loads into it with the text tower left
+out). Pixels go through transformers' own ``SiglipImageProcessor`` (bicubic resize to the model's square size,
+/255, mean = std = 0.5), so the encoder sees what it saw in training; ``TorchSiglipPreprocess`` stands in (within one
+uint8 level) where a transformers version lacks it.
+
+NOT IN THE REFERENCE (from our reading of cosmos-predict1's guardrail code; check against the released file):
+* the classifier's layout, ``network.layers`` = Linear(1152, 512), BatchNorm1d, ReLU, Linear(512, 256),
+  BatchNorm1d, ReLU, Linear(256, 7), stored under a ``"model"`` key (a bare state dict is accepted too);
+* the embeddings are L2-normalised before the classifier;
+* the class order below; only "index 0 is the safe class" decides anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+CLASS_NAMES: tuple[str, ...] = ("Safe", "Sexual_Content", "Violence", "Drugs", "Child_Abuse",
+                                "Hate_and_Harassment", "Self-Harm")  # fmt: skip
+SAFE_CLASS = 0
+SAMPLE_FPS = 2.0
+# google/siglip-so400m-patch14-384's vision tower (its published config.json); used by the bench for real shapes.
+SO400M_VISION = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                     image_size=384, patch_size=14)  # fmt: skip
+
+
+class SafetyClassifier(nn.Module):
+    """The MLP head. Attribute names mirror the released ``safety_filter.pt`` keys (``network.layers.N.*``)."""
+
+    def __init__(self, input_size: int = 1152, num_classes: int = len(CLASS_NAMES)) -> None:
+        super().__init__()
+        self.network = nn.Module()
+        self.network.layers = nn.Sequential(
+            nn.Linear(input_size, 512), nn.BatchNorm1d(512), nn.ReLU(),
+            nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Linear(256, num_classes),
+        )  # fmt: skip
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.network.layers(embeddings)
+
+
+@dataclass(frozen=True)
+class FrameVerdict:
+    index: int  # frame index in the video
+    label: str
+    probability: float  # of that label
+    safe: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the safety filter decided. ``safe`` is False when any sampled frame is classified as unsafe."""
+
+    safe: bool
+    frames: tuple[FrameVerdict, ...]
+
+    @property
+    def unsafe_frames(self) -> tuple[FrameVerdict, ...]:
+        return tuple(f for f in self.frames if not f.safe)
+
+    @property
+    def message(self) -> str:
+        """One line for the user."""
+        if self.safe:
+            return f"the video content safety filter passed the video ({len(self.frames)} frames checked)"
+        bad = self.unsafe_frames
+        labels = ", ".join(sorted({f.label for f in bad}))
+        return (f"the video content safety filter flagged the generated video ({labels} in {len(bad)} of "
+                f"{len(self.frames)} sampled frames, first at frame {bad[0].index}); it was not written")  # fmt: skip
+
+
+def sample_indices(num_frames: int, fps: float, sample_fps: float = SAMPLE_FPS) -> list[int]:
+    """Frames checked: every ``int(fps / sample_fps)``-th from frame 0 (0, 12, 24 for 33 frames at 25 fps)."""
+    step = max(1, int(fps / sample_fps))
+    return list(range(0, num_frames, step))
+
+
+def as_uint8_thwc(frames) -> np.ndarray:
+    """uint8 ``[T, H, W, 3]`` as numpy, from numpy or torch."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"guardrails expect uint8 frames [T, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
+    return frames
+
+
+class VideoSafetyFilter:
+    """SigLIP vision tower + ``SafetyClassifier``, on one device. Build with ``load_safety_filter`` (released
+    weights) or directly from modules (tests, the bench)."""
+
+    def __init__(self, encoder: nn.Module, classifier: SafetyClassifier, processor, *,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.encoder = encoder.to(self.device, dtype).eval()
+        self.classifier = classifier.to(self.device).eval()
+        self.processor = processor
+
+    @torch.no_grad()
+    def embed(self, frames: np.ndarray) -> torch.Tensor:
+        """L2-normalised float32 embeddings ``[N, D]`` of uint8 frames ``[N, H, W, 3]``."""
+        pixels = self.processor(images=list(frames), return_tensors="pt")["pixel_values"]
+        pooled = self.encoder(pixel_values=pixels.to(self.device, self.dtype)).pooler_output.float()
+        return pooled / pooled.norm(dim=-1, keepdim=True)
+
+    @torch.no_grad()
+    def probabilities(self, frames: np.ndarray) -> torch.Tensor:
+        """Class probabilities ``[N, num_classes]`` (float32, on CPU)."""
+        return torch.softmax(self.classifier(self.embed(frames)), dim=-1).cpu()
+
+    def to(self, device: str | torch.device) -> VideoSafetyFilter:
+        self.device = torch.device(device)
+        self.encoder.to(self.device)
+        self.classifier.to(self.device)
+        return self
+
+
+def check_video(frames, classifier: VideoSafetyFilter, fps: float = 25.0, batch_size: int = 8) -> Verdict:
+    """Run the safety filter over ``frames`` (uint8 ``[T, H, W, 3]``, numpy or torch) sampled at 2 fps."""
+    video = as_uint8_thwc(frames)
+    ids = sample_indices(video.shape[0], fps)
+    probs = torch.cat([classifier.probabilities(video[ids[i:i + batch_size]]) for i in range(0, len(ids), batch_size)])
+    names = CLASS_NAMES if probs.shape[1] == len(CLASS_NAMES) else tuple(f"class_{i}" for i in range(probs.shape[1]))
+    verdicts = []
+    for idx, p in zip(ids, probs):
+        k = int(p.argmax())
+        verdicts.append(FrameVerdict(idx, names[k], float(p[k]), k == SAFE_CLASS))
+    return Verdict(all(v.safe for v in verdicts), tuple(verdicts))
+
+
+class TorchSiglipPreprocess:
+    """SigLIP preprocessing in torch, callable like transformers' image processor: bicubic antialiased resize to
+    ``image_size`` squared, rounded back to uint8 levels (as PIL's resize of a uint8 image is), /255, mean = std = 0.5.
+    Within one uint8 level of ``SiglipImageProcessor`` (PIL) on our test frames; used when that one is missing."""
+
+    def __init__(self, image_size: int) -> None:
+        self.image_size = image_size
+
+    def __call__(self, images, return_tensors: str = "pt") -> dict[str, torch.Tensor]:
+        x = torch.from_numpy(np.stack([np.asarray(i) for i in images])).permute(0, 3, 1, 2).float()
+        x = torch.nn.functional.interpolate(x, size=(self.image_size,) * 2, mode="bicubic", antialias=True,
+                                            align_corners=False)  # fmt: skip
+        return {"pixel_values": (x.round().clamp(0, 255) / 255 - 0.5) / 0.5}
+
+
+def siglip_processor(image_size: int):
+    """transformers' SigLIP preprocessing for a square ``image_size`` (its defaults: bicubic, /255, mean=std=0.5);
+    ``TorchSiglipPreprocess`` where this transformers version has no (slow, PIL) SiglipImageProcessor."""
+    try:
+        from transformers import SiglipImageProcessor
+
+        return SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    except ImportError:
+        return TorchSiglipPreprocess(image_size)
+
+
+def load_safety_filter(classifier_path: str | Path, siglip_dir: str | Path, *, device: str | torch.device = "cpu",
+                       dtype: torch.dtype = torch.float32) -> VideoSafetyFilter:  # fmt: skip
+    """The released safety filter: ``safety_filter.pt`` (read with ``weights_only=True``) + the SigLIP folder."""
+    from transformers import SiglipVisionModel
+
+    from nemo_cosmos_ar.guardrails.weights import load_released_weights
+
+    siglip_dir = Path(siglip_dir)
+    encoder = SiglipVisionModel.from_pretrained(siglip_dir, dtype=dtype)  # `dtype`: transformers >= 4.56 and 5.x
+    # The folder's own preprocessing when it has one, else the model's defaults.
+    processor = siglip_processor(encoder.config.image_size)
+    if (siglip_dir / "preprocessor_config.json").is_file() and not isinstance(processor, TorchSiglipPreprocess):
+        processor = type(processor).from_pretrained(siglip_dir)
+    classifier = SafetyClassifier(input_size=encoder.config.hidden_size)
+    load_released_weights(classifier, classifier_path, what="video safety classifier")
+    return VideoSafetyFilter(encoder, classifier, processor, device=device, dtype=dtype)
