@@ -44,7 +44,8 @@ def runs(tmp_path_factory):
 def test_mode_builds_the_right_optimizer(runs):
     """Pure bf16: Megatron's FP32Optimizer stepping bf16 parameters with bf16 moments; bf16-mixed: fp32 masters."""
     pure, mixed = runs["bf16"][1][1], runs["bf16-mixed"][1][1]
-    assert pure["param_dtype"] == "torch.bfloat16" and pure["leaf"] == "FP32Optimizer" and pure["moment_dtype"] == "torch.bfloat16"
+    assert pure["param_dtype"] == "torch.bfloat16" and pure["leaf"] == "FP32Optimizer"
+    assert pure["moment_dtype"] == "torch.bfloat16"
     assert mixed["param_dtype"] == "torch.float32" and mixed["leaf"] == "Float16OptimizerWithFloat16Params"
     assert mixed["moment_dtype"] == "torch.float32"
     assert pure["grad_dtype"] == "torch.bfloat16" and mixed["grad_dtype"] == "torch.float32"  # gradient reduction
@@ -74,3 +75,74 @@ def test_checkpoint_resumes_in_the_other_mode(runs, saved, resumed):
         a, b = cross[1][5][key], same[1][5][key]
         assert abs(a - b) / b < 0.01, (key, a, b)
     assert cross[1][5]["param_dtype"] == ("torch.bfloat16" if resumed == "bf16" else "torch.float32")
+
+
+class _Leaf:
+    """The three methods ``clip_bf16_grads`` uses of a Megatron optimizer, over real tensors."""
+
+    def __init__(self, params, for_norm):
+        self.params, self.for_norm = params, for_norm
+
+    def get_parameters(self):
+        return self.params
+
+    def get_main_grads_for_grad_norm(self):
+        return [p.grad for p in self.for_norm]
+
+    def get_grad_stats_parallel_group(self):
+        return None
+
+
+def test_bf16_clipping_matches_the_global_norm_formula():
+    """Norm = L2 over the non-duplicate gradients (in fp32); every gradient is scaled by max/(norm+1e-6) when the
+    norm exceeds max; below it nothing changes; a NaN gradient stops with one line."""
+    import torch
+
+    from nemo_cosmos_ar.nemo_glue.precision import clip_bf16_grads
+
+    g = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.zeros(s, dtype=torch.bfloat16)) for s in ((4, 3), (5,), (2, 2))]
+    for p in params:
+        p.grad = (torch.randn(p.shape, generator=g) * 3).to(torch.bfloat16)
+    leaf = _Leaf(params, params[:2])  # the third is a TP duplicate: scaled, not counted
+    before = [p.grad.clone() for p in params]
+    want = torch.cat([b.float().flatten() for b in before[:2]]).norm().item()
+    clip_bf16_grads(leaf, max_norm=1.0)
+    norm = leaf.get_grad_norm()
+    assert abs(norm - want) < 1e-5 * want and norm > 1.0
+    for p, b in zip(params, before):  # the same factor for all (bf16 rounds the factor and each product: 2^-7)
+        scaled = b.float() / (want + 1e-6)
+        assert (p.grad.float() - scaled).abs().max().item() <= 2**-7 * scaled.abs().max().item()
+    clipped = torch.cat([p.grad.float().flatten() for p in params[:2]]).norm().item()
+    assert abs(clipped - 1.0) < 1e-2
+    unchanged = [p.grad.clone() for p in params]
+    clip_bf16_grads(leaf, max_norm=100.0)
+    leaf.get_grad_norm()
+    assert all(torch.equal(p.grad, u) for p, u in zip(params, unchanged))
+    params[0].grad[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="^the gradient norm is nan: training diverged"):
+        leaf.get_grad_norm()
+
+
+def test_pure_bf16_trains_with_clipping_and_fused_wgrad(tmp_path):
+    """The GPU recipe's pure-bf16 path with gradient clipping on (Megatron's own clip asserts fp32 gradients, which
+    once stopped every 4B run at its first step) and with the weight-gradient GEMM accumulating into the buffer."""
+    plain, opt, _ = _train_args(tmp_path / "a", "bf16", 3, "a", ["--clip", "0.05"])
+    fused, _, _ = _train_args(tmp_path / "b", "bf16", 3, "b", ["--clip", "0.05", "--grad-accum-fusion"])
+    assert opt[1]["grad_norm"] > 0.05  # the clip acted (random init: large gradients)
+    assert plain[1] == fused[1]
+    # two micro-batches accumulate into a bf16 buffer: the fused GEMM rounds once, the unfused path twice
+    assert all(abs(plain[s] - fused[s]) < 2e-3 for s in (2, 3)), (plain, fused)
+    assert plain[3] < plain[1]
+
+
+def _train_args(out, precision, max_steps, tag, extra):
+    losses, optim = out.parent / f"{tag}.losses", out.parent / f"{tag}.optim"
+    cmd = [sys.executable, str(REPO / "tests/scripts/train_tiny.py"), "--out", str(out), "--losses", str(losses),
+           "--precision", precision, "--max-steps", str(max_steps), "--sched-steps", "10", "--save-every", "100",
+           "--dump-optim", str(optim), *extra]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=child_env(), cwd=REPO)
+    if proc.returncode != 0:
+        pytest.fail(f"run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    rows = lambda p: {d["step"]: d for d in map(json.loads, p.read_text().splitlines())}  # noqa: E731
+    return {s: d["loss"] for s, d in rows(losses).items()}, rows(optim), proc.stdout
