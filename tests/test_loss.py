@@ -110,3 +110,20 @@ def test_training_reduction_equals_cosmos_ar_loss():
     assert (stats[1] / stats[4]).item() == pytest.approx(metrics["ce"].item(), abs=1e-5)
     assert (stats[2] / stats[4]).item() == pytest.approx(metrics["z_loss"].item(), abs=1e-4)
     assert (stats[3] / stats[4]).item() == pytest.approx(metrics["accuracy"].item(), abs=1e-6)
+
+
+def test_training_step_loss_on_fixed_logits_uses_cosmos_predict1s_coefficient():
+    """The reduction NeMo's training step builds from the default config (no coefficient passed anywhere) gives the
+    hand-computed loss: each of 3 positions has logit 2 at one of V = 8 ids and 0 elsewhere, so lse = ln(e² + 7) at
+    every position; the 2 unmasked targets are hit (CE = lse − 2), the masked one is not (it would be CE = lse)."""
+    from nemo_cosmos_ar.nemo_glue.model import CosmosARConfigTiny, CosmosARModel
+
+    red = CosmosARModel(CosmosARConfigTiny()).training_loss_reduction
+    logits = torch.zeros(1, 3, 8)
+    logits[0, torch.arange(3), torch.tensor([1, 4, 6])] = 2.0
+    labels = torch.tensor([[0, 4, 6]])
+    mask = torch.tensor([[0.0, 1.0, 1.0]])
+    loss_sum, n, _ = red.forward({"labels": labels, "loss_mask": mask}, logits)
+    lse = math.log(math.exp(2.0) + 7.0)
+    assert int(n) == 2
+    assert (loss_sum / n).item() == pytest.approx((lse - 2.0) + 1e-4 * lse**2, abs=1e-6)

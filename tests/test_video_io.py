@@ -128,6 +128,20 @@ def test_resize_rule_and_centre_crop_on_known_content():
     assert vio.resize_and_crop(ramp, H, 90)[0, 0, 0, 0] == 3
 
 
+@pytest.mark.parametrize("margin, offset", [(1, 0), (3, 2), (5, 2), (7, 4)])
+def test_centre_crop_of_odd_margins_rounds_half_to_even(margin, offset):
+    """cosmos-predict1 crops with torchvision's ``CenterCrop``, whose offset is ``int(round(margin / 2.0))``:
+    Python rounds halves to even, so margins 1, 3, 5, 7 start at 0, 2, 2, 4 (not floor's 0, 1, 2, 3 nor
+    half-up's 1, 2, 3, 4). Written out, not computed, so a changed rounding rule fails here."""
+    cols = torch.arange(W, dtype=torch.uint8).view(1, 1, W, 1).expand(1, H, W, 3).contiguous()
+    out = vio.resize_and_crop(cols, H, W - margin)  # scale 1 on both axes: no resize, only the crop
+    assert out.shape == (1, H, W - margin, 3)
+    assert torch.equal(out[0, 0, :, 0], torch.arange(offset, offset + W - margin, dtype=torch.uint8))
+    rows = torch.arange(H, dtype=torch.uint8).view(1, H, 1, 1).expand(1, H, W, 3).contiguous()
+    out = vio.resize_and_crop(rows, H - margin, W)
+    assert torch.equal(out[0, :, 0, 0], torch.arange(offset, offset + H - margin, dtype=torch.uint8))
+
+
 def test_scale_to_model_range():
     px = torch.tensor([0, 128, 255, 64], dtype=torch.uint8).view(1, 1, 4, 1).expand(2, 1, 4, 3)  # [T, H, W, 3]
     model = vio.to_model_range(px)
