@@ -119,6 +119,23 @@ def test_every_project_object_named_in_old_io_json_still_imports(case):
         assert {n for _, n in refs} >= {"CosmosARMetrics", "CosmosStrategy", "CosmosPrecision", "CosmosOptimizerModule"}
 
 
+@pytest.mark.parametrize("name", ["CosmosARNeMoConfig", "CosmosARConfigTiny", "CosmosARConfig4B", "CosmosARConfig12B"])
+def test_config_classes_keep_their_old_defaults(nemo_io, name):
+    """io.json of a preset import records only the precision arguments: the 4B/12B architecture comes from the
+    class defaults, which must stay those of 3c124d7 (``class_defaults.json``, written by ``dump_defaults.py``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dump_defaults", FIXTURES / "dump_defaults.py")
+    dump = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dump)
+    from nemo_cosmos_ar.nemo_glue import model
+
+    old = json.loads((FIXTURES / "class_defaults.json").read_text())[name]
+    new = dump.defaults(getattr(model, name))
+    assert {k: (v, new.get(k, "<missing>")) for k, v in old.items() if new.get(k, "<missing>") != v} == {}
+    assert set(new) == set(old)
+
+
 def test_old_context_reads_weights_bit_exactly(tmp_path):
     """A tiny checkpoint whose context is the frozen old one: `cosmos-ar convert export` and the NeMo reader give
     back the imported weights bit for bit (scripts/compat_old_checkpoint.py, one process)."""
