@@ -1,5 +1,5 @@
-"""The NeMo config classes describe exactly the architectures of the plain presets (sizes are declared twice:
-the dataclass fields NeMo serialises into io.json, and model/presets.py)."""
+"""The NeMo config classes describe exactly the architectures of the plain presets (the sized classes are generated
+from model/presets.py; this checks the translation both ways)."""
 
 import pytest
 

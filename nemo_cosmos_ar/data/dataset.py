@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nemo_cosmos_ar.tokenizer import grid
+
 METADATA = "metadata.json"
 
 
@@ -81,7 +83,7 @@ def check_dataset(folder: str) -> dict:
     """Everything training will read, checked up front (metadata, each split's index and data); returns the
     metadata. The train split must hold at least one clip; a val split may be absent or empty."""
     meta = read_metadata(folder)
-    n = int(np.prod(meta["latent_shape"]))
+    n = grid.tokens_per_clip(meta["latent_shape"])
     if check_split(os.path.join(folder, "train"), n) == 0:
         raise DatasetError(f"{folder}: the train split holds no clips; prepare it from videos with at least one "
                            "full clip each")  # fmt: skip
@@ -101,11 +103,11 @@ class ClipTokenDataset(Dataset):
         prefix = os.path.join(folder, split)
         if not os.path.isfile(prefix + ".idx"):
             raise FileNotFoundError(f"{prefix}.idx not found (split {split!r} of {folder})")
-        check_split(prefix, int(np.prod(self.latent_shape)))
+        n = grid.tokens_per_clip(self.latent_shape)
+        check_split(prefix, n)
         self.split = split
         # Megatron cannot memory-map an empty .bin: an empty split (e.g. no validation videos) has no reader.
         self._ds = IndexedDataset(prefix, mmap=True) if os.path.getsize(prefix + ".bin") else None
-        n = self.latent_shape[0] * self.latent_shape[1] * self.latent_shape[2]
         lengths = self._ds.sequence_lengths if self._ds is not None else []
         if len(lengths) and (int(lengths.min()) != n or int(lengths.max()) != n):
             raise ValueError(f"{prefix}: documents are not all {n} tokens long (the {self.latent_shape} grid)")

@@ -48,6 +48,7 @@ from nemo_cosmos_ar.data.prepare_config import (
 )
 from nemo_cosmos_ar.data.shards import _shard_names, done_units, merge_shards, repair_shard
 from nemo_cosmos_ar.data.windows import WindowSpec, window_starts
+from nemo_cosmos_ar.tokenizer import grid
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm")
 OUTPUT_FILES = ("train.bin", "train.idx", "val.bin", "val.idx", METADATA)
@@ -207,7 +208,7 @@ def _setup(cfg: PrepareConfig) -> tuple[dict, bool, str | None]:
             raise FileExistsError(f"{cfg.output} holds an unfinished run with other settings ({changes}); "
                                   "rerun with the same settings to resume it, or pass --overwrite to start over")
         for name in _shard_names(work):
-            repair_shard(work, name, int(np.prod(cfg.latent_shape)))
+            repair_shard(work, name, grid.tokens_per_clip(cfg.latent_shape))
         return plan, True, None
     if not cfg.overwrite and any(os.path.exists(os.path.join(cfg.output, n)) for n in OUTPUT_FILES):
         raise FileExistsError(f"{cfg.output} already holds a dataset; pass --overwrite to replace it")

@@ -23,6 +23,7 @@ from nemo_cosmos_ar.data.prepare_config import (
     PrepareConfig,
     PrepareSummary,
 )
+from nemo_cosmos_ar.tokenizer import grid
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
     from nemo_cosmos_ar.data.indexed import IndexedRowsWriter
 
     work = os.path.join(cfg.output, WORK_DIR)
-    clip_len = int(np.prod(cfg.latent_shape))
+    clip_len = grid.tokens_per_clip(cfg.latent_shape)
     where: dict[int, tuple[str, int]] = {}
     failed: dict[int, str] = {}
     units_done = set()

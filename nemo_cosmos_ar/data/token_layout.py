@@ -1,7 +1,7 @@
 """The one place the training-sample layout is defined (torch only).
 
 A clip is the DV8x16x16 token grid [T', H', W'] flattened row-major (W fastest) to L = T'·H'·W' ids in
-[0, 64000). One clip is one sample -- never concatenated with the next clip -- and becomes::
+[0, vocabulary) (``tokenizer.grid.tokens_per_clip``). One clip is one sample -- never concatenated with the next clip -- and becomes::
 
     tokens       = clip[:-1]            int64 [L-1]
     labels       = clip[1:]             int64 [L-1]
@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nemo_cosmos_ar.model.config import VIDEO_VOCAB_SIZE
 from nemo_cosmos_ar.model.loss import first_frame_loss_mask
+from nemo_cosmos_ar.tokenizer import grid
 
 
 def flatten_grid(grid: torch.Tensor) -> torch.Tensor:
@@ -27,11 +29,17 @@ def unflatten_grid(seq: torch.Tensor, latent_shape: tuple[int, int, int]) -> tor
     return seq.reshape(*seq.shape[:-1], *latent_shape)
 
 
+def sample_length(latent_shape: tuple[int, int, int]) -> int:
+    """Tokens (and labels) per training sample: the clip less one, the input/label shift."""
+    return grid.tokens_per_clip(latent_shape) - 1
+
+
 def clip_to_sample(clip: torch.Tensor, latent_shape: tuple[int, int, int]) -> dict[str, torch.Tensor]:
     clip = torch.as_tensor(clip).long().reshape(-1)
-    t, h, w = latent_shape
-    if clip.numel() != t * h * w:
-        raise ValueError(f"clip has {clip.numel()} tokens, the {t}x{h}x{w} grid needs {t * h * w}")
+    n = grid.tokens_per_clip(latent_shape)
+    if clip.numel() != n:
+        t, h, w = latent_shape
+        raise ValueError(f"clip has {clip.numel()} tokens, the {t}x{h}x{w} grid needs {n}")
     return {
         "tokens": clip[:-1],
         "labels": clip[1:],
@@ -72,7 +80,8 @@ class ClipSamples(Dataset):
 class RandomClips(Dataset):
     """``n`` random clips of the right layout, the same for a given seed (mock data for smoke runs and tests)."""
 
-    def __init__(self, n: int, latent_shape: tuple[int, int, int], vocab_size: int = 64000, seed: int = 0) -> None:
+    def __init__(self, n: int, latent_shape: tuple[int, int, int], vocab_size: int = VIDEO_VOCAB_SIZE,
+                 seed: int = 0) -> None:  # fmt: skip
         self.n, self.latent_shape, self.vocab_size, self.seed = n, tuple(latent_shape), vocab_size, seed
 
     def __len__(self) -> int:
@@ -82,5 +91,4 @@ class RandomClips(Dataset):
         if not 0 <= i < self.n:
             raise IndexError(i)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        t, h, w = self.latent_shape
-        return torch.randint(0, self.vocab_size, (t * h * w,), generator=g)
+        return torch.randint(0, self.vocab_size, (grid.tokens_per_clip(self.latent_shape),), generator=g)

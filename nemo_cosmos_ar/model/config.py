@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nemo_cosmos_ar.tokenizer import grid
+from nemo_cosmos_ar.tokenizer.fsq import CODEBOOK_SIZE
 from nemo_cosmos_ar.tokenizer.grid import SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION  # noqa: F401  (re-exported)
 
-# FSQ levels [8,8,8,5,5,5] give 64,000 codes; the base models predict exactly these ids.
-VIDEO_VOCAB_SIZE = 64000
+# The base models predict exactly the tokenizer's codes (FSQ levels [8,8,8,5,5,5]: 64,000 ids, no special tokens).
+VIDEO_VOCAB_SIZE = CODEBOOK_SIZE
 
 # Token grid (T', H', W') of a ``num_frames x height x width`` clip; the rules live in ``tokenizer/grid.py``.
 latent_shape_for = grid.latent_shape

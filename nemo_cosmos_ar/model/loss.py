@@ -14,14 +14,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nemo_cosmos_ar.tokenizer import grid
+
 Z_LOSS_COEFF = 1e-4
 
 
 def first_frame_loss_mask(latent_shape: tuple[int, int, int], num_condition_frames: int = 1) -> Tensor:
     """float ``[T·H·W − 1]`` mask over label positions: 0 for the first ``frames·H·W − 1``, 1 after."""
-    t, h, w = latent_shape
-    mask = torch.ones(t * h * w - 1)
-    mask[: num_condition_frames * h * w - 1] = 0.0
+    mask = torch.ones(grid.tokens_per_clip(latent_shape) - 1)
+    mask[: num_condition_frames * grid.tokens_per_frame(latent_shape) - 1] = 0.0
     return mask
 
 

@@ -14,6 +14,29 @@ from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import RotaryEmbedding3D
 
 
+# Megatron ``TransformerConfig`` settings every Cosmos AR size shares: RMSNorm, QK-norm, SwiGLU without biases, no
+# dropout, cosmos-predict1's init std. Fusions that need apex/TE kernels are off (the GPU recipes turn some on); the
+# SDPA core attention does not use the softmax fusion anyway. The NeMo config's defaults are this dict.
+ARCHITECTURE: dict = dict(
+    normalization="RMSNorm",
+    qk_layernorm=True,
+    add_bias_linear=False,
+    add_qkv_bias=False,
+    gated_linear_unit=True,
+    activation_func=F.silu,
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    init_method_std=0.02,
+    masked_softmax_fusion=False,
+    bias_activation_fusion=False,
+    bias_dropout_fusion=False,
+    apply_rope_fusion=False,
+    persist_layer_norm=False,
+    gradient_accumulation_fusion=False,
+    cross_entropy_loss_fusion=False,
+)
+
+
 def transformer_config_kwargs(cfg: CosmosARConfig) -> dict:
     """Architecture fields of Megatron's ``TransformerConfig`` for ``cfg``; parallelism/precision stay with the caller."""
     return dict(
@@ -23,23 +46,8 @@ def transformer_config_kwargs(cfg: CosmosARConfig) -> dict:
         num_attention_heads=cfg.n_heads,
         num_query_groups=cfg.n_kv_heads,
         kv_channels=cfg.head_dim,
-        normalization="RMSNorm",
         layernorm_epsilon=cfg.norm_eps,
-        qk_layernorm=True,
-        add_bias_linear=False,
-        add_qkv_bias=False,
-        gated_linear_unit=True,
-        activation_func=F.silu,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        # Fusions that need apex/TE kernels; the SDPA core attention does not use the softmax fusion anyway.
-        masked_softmax_fusion=False,
-        bias_activation_fusion=False,
-        bias_dropout_fusion=False,
-        apply_rope_fusion=False,
-        persist_layer_norm=False,
-        gradient_accumulation_fusion=False,
-        cross_entropy_loss_fusion=False,
+        **ARCHITECTURE,
     )
 
 
@@ -75,10 +83,7 @@ def build_gpt_model(cfg: CosmosARConfig, spec: str | None = None, params_dtype: 
     from nemo_cosmos_ar.model.layer_spec import cosmos_layer_spec
 
     kw = transformer_config_kwargs(cfg)
-    kw.update(
-        params_dtype=params_dtype, bf16=params_dtype == torch.bfloat16, use_cpu_initialization=True,
-        init_method_std=0.02,
-    )  # fmt: skip
+    kw.update(params_dtype=params_dtype, bf16=params_dtype == torch.bfloat16, use_cpu_initialization=True)
     kw.update(config_overrides)
     tconfig = TransformerConfig(**kw)
     model = GPTModel(

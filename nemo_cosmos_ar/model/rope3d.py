@@ -27,6 +27,8 @@ import math
 import torch
 from torch import nn
 
+from nemo_cosmos_ar.tokenizer import grid
+
 
 def axis_dims(head_dim: int) -> tuple[int, int, int]:
     """(dim_t, dim_h, dim_w) of the head-dim split; 128 -> (44, 42, 42)."""
@@ -70,7 +72,7 @@ def scaled_inv_freqs(
 def positions_to_grid(positions: torch.Tensor, latent_shape: tuple[int, int, int]) -> tuple[torch.Tensor, ...]:
     """Sequence index -> (t, h, w), row-major with W fastest; t keeps counting past the grid."""
     _, h, w = latent_shape
-    return positions // (h * w), (positions // w) % h, positions % w
+    return positions // grid.tokens_per_frame(latent_shape), (positions // w) % h, positions % w
 
 
 def rope_angles(positions: torch.Tensor, latent_shape: tuple[int, int, int], inv_t, inv_s) -> torch.Tensor:

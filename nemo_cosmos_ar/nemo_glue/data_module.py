@@ -23,7 +23,8 @@ from nemo.lightning.data import WrappedDataLoader
 from nemo.lightning.pytorch.plugins import MegatronDataSampler
 from torch.utils.data import default_collate
 
-from nemo_cosmos_ar.data.token_layout import ClipSamples, RandomClips
+from nemo_cosmos_ar.data.token_layout import ClipSamples, RandomClips, sample_length
+from nemo_cosmos_ar.model.config import VIDEO_VOCAB_SIZE
 
 MOCK_LATENT_SHAPE = (5, 24, 40)  # 33 frames at 384x640, cosmos-predict1's "tealrobot_video_small" grid
 
@@ -44,7 +45,7 @@ class CosmosVideoDataModule(pl.LightningDataModule):
 
     def __init__(self, path: Optional[str] = None, latent_shape: Optional[Sequence[int]] = None,
                  micro_batch_size: int = 1, global_batch_size: int = 1, num_workers: int = 2, seed: int = 0,
-                 num_mock_clips: int = 64, vocab_size: int = 64000, pin_memory: bool = True,
+                 num_mock_clips: int = 64, vocab_size: int = VIDEO_VOCAB_SIZE, pin_memory: bool = True,
                  num_val_samples: Optional[int] = None, dataset: Optional[str] = None) -> None:  # fmt: skip
         super().__init__()
         self.dataset = dataset
@@ -65,8 +66,7 @@ class CosmosVideoDataModule(pl.LightningDataModule):
         self.micro_batch_size, self.global_batch_size = micro_batch_size, global_batch_size
         self.num_workers, self.seed, self.pin_memory = num_workers, seed, pin_memory
         self.num_mock_clips, self.vocab_size, self.num_val_samples = num_mock_clips, vocab_size, num_val_samples
-        t, h, w = self.latent_shape
-        self.seq_length = t * h * w - 1
+        self.seq_length = sample_length(self.latent_shape)
         self.tokenizer = None  # no text tokenizer; `nemo llm finetune` sets model.tokenizer from here
         self.init_global_step = 0
         self._train_ds = self._val_ds = None

@@ -1,15 +1,19 @@
 """NeMo 2 model and config classes for Cosmos-Predict1 AR.
 
-``CosmosARNeMoConfig`` is a NeMo ``GPTConfig`` whose architecture fields come from ``model.mcore`` (the same
-translation the plain Megatron-Core builder uses), plus the Cosmos fields (latent grid, YaRN, z-loss).
-``configure_model`` builds the standard Megatron ``GPTModel`` and swaps in the 3D RoPE. The sized subclasses
-(``CosmosARConfigTiny/4B/12B``) are what recipes and checkpoints (``io.json``) refer to: keep their import paths.
+``CosmosARNeMoConfig`` is a NeMo ``GPTConfig`` whose architecture defaults are ``model.mcore.ARCHITECTURE`` (the
+same settings the plain Megatron-Core builder uses), plus the Cosmos fields (latent grid, YaRN, z-loss).
+``configure_model`` builds the standard Megatron ``GPTModel`` and swaps in the 3D RoPE.
+
+The sized subclasses ``CosmosARConfigTiny/4B/12B`` are thin aliases: subclasses whose field defaults are generated
+from the preset table (``model/presets.py``), nothing typed here. Recipes and checkpoints (``io.json`` names the
+class and only the arguments given to it) refer to them: keep their names and this module path.
 
 There is no text tokenizer: the data module yields DV8x16x16 token ids directly.
 """
 
 # No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -18,9 +22,14 @@ import torch.nn.functional as F
 from nemo.collections.llm.gpt.model.base import GPTConfig, GPTModel
 from nemo.lightning.megatron_parallel import MegatronLossReduction
 
-from nemo_cosmos_ar.model.config import CosmosARConfig
+from nemo_cosmos_ar.model.config import VIDEO_VOCAB_SIZE, CosmosARConfig
 from nemo_cosmos_ar.model.loss import Z_LOSS_COEFF, token_terms, token_terms_reference
-from nemo_cosmos_ar.model.mcore import install_rope_3d, transformer_config_kwargs
+from nemo_cosmos_ar.model.mcore import ARCHITECTURE, install_rope_3d, transformer_config_kwargs
+from nemo_cosmos_ar.model.presets import get_preset
+from nemo_cosmos_ar.tokenizer import grid
+
+# CosmosARConfig's own defaults (grid, RoPE theta, YaRN, norm eps): the NeMo config's Cosmos fields default to them.
+_COSMOS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CosmosARConfig) if f.default is not dataclasses.MISSING}
 
 
 def cosmos_transformer_layer_spec(config: "CosmosARNeMoConfig"):
@@ -45,17 +54,17 @@ def cosmos_forward_step(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @dataclass
-class CosmosARNeMoConfig(GPTConfig):
-    """NeMo config of a Cosmos AR base model; see ``CosmosARConfig`` for the meaning of the Cosmos fields."""
+class _CosmosARFields(GPTConfig):
+    """The Cosmos fields and methods of ``CosmosARNeMoConfig`` (which adds the architecture defaults below)."""
 
-    # -- Cosmos fields --
-    latent_shape: tuple = (5, 40, 64)
-    rope_theta: float = 500000.0
-    apply_yarn: bool = False
-    yarn_scale: float = 1.0
-    yarn_beta_fast: float = 4.0
-    yarn_beta_slow: float = 1.0
-    original_latent_shape: Optional[tuple] = None
+    # -- Cosmos fields (meaning: see ``CosmosARConfig``) --
+    latent_shape: tuple = _COSMOS_DEFAULTS["latent_shape"]
+    rope_theta: float = _COSMOS_DEFAULTS["rope_theta"]
+    apply_yarn: bool = _COSMOS_DEFAULTS["apply_yarn"]
+    yarn_scale: float = _COSMOS_DEFAULTS["yarn_scale"]
+    yarn_beta_fast: float = _COSMOS_DEFAULTS["yarn_beta_fast"]
+    yarn_beta_slow: float = _COSMOS_DEFAULTS["yarn_beta_slow"]
+    original_latent_shape: Optional[tuple] = _COSMOS_DEFAULTS["original_latent_shape"]
     z_loss_coeff: float = Z_LOSS_COEFF
     # "chunked": fp32 softmax a chunk of rows at a time, never the whole fp32 logits (model/loss.py); "reference":
     # plain autograd over fp32 copies (kept to measure the difference: bench/bench_recipe.py)
@@ -63,37 +72,20 @@ class CosmosARNeMoConfig(GPTConfig):
     layer_spec_name: Optional[str] = None  # None: TE when available, else local + torch SDPA
     preset: str = "4b"
 
-    # -- GPTConfig fields fixed by the Cosmos architecture --
-    normalization: str = "RMSNorm"
-    layernorm_epsilon: float = 1e-5
-    qk_layernorm: bool = True
-    add_bias_linear: bool = False
-    add_qkv_bias: bool = False
-    gated_linear_unit: bool = True
-    activation_func: Callable = F.silu
-    hidden_dropout: float = 0.0
-    attention_dropout: float = 0.0
+    # -- GPTConfig fields of the Cosmos model that are not TransformerConfig architecture --
+    layernorm_epsilon: float = _COSMOS_DEFAULTS["norm_eps"]
     position_embedding_type: str = "rope"
     share_embeddings_and_output_weights: bool = False
-    vocab_size: Optional[int] = 64000
-    make_vocab_size_divisible_by: int = 64  # 64000 = 64·1000: no padding at TP 1..8
-    masked_softmax_fusion: bool = False
-    bias_activation_fusion: bool = False
-    bias_dropout_fusion: bool = False
-    apply_rope_fusion: bool = False
-    persist_layer_norm: bool = False
-    gradient_accumulation_fusion: bool = False
-    cross_entropy_loss_fusion: bool = False
-    init_method_std: float = 0.02
+    vocab_size: Optional[int] = VIDEO_VOCAB_SIZE
+    make_vocab_size_divisible_by: int = 64  # the 64,000 codes = 64·1000: no padding at TP 1..8
     transformer_layer_spec: Callable = cosmos_transformer_layer_spec
     forward_step_fn: Callable = cosmos_forward_step
     data_step_fn: Callable = cosmos_data_step
 
     def __post_init__(self) -> None:
         self.latent_shape = tuple(self.latent_shape)
-        t, h, w = self.latent_shape
         # The model sees clip[:-1]: T·H·W − 1 tokens; the RoPE table covers the whole grid.
-        self.seq_length = t * h * w
+        self.seq_length = grid.tokens_per_clip(self.latent_shape)
         self.max_position_embeddings = self.seq_length
         self.rotary_base = int(self.rope_theta)
         if self.apply_rope_fusion:  # Megatron checks for a fused RoPE when the config is built
@@ -104,12 +96,7 @@ class CosmosARNeMoConfig(GPTConfig):
 
     @classmethod
     def from_cosmos(cls, cfg: CosmosARConfig, **overrides) -> "CosmosARNeMoConfig":
-        kw = transformer_config_kwargs(cfg)
-        kw.update(
-            latent_shape=tuple(cfg.latent_shape), rope_theta=cfg.rope_theta, apply_yarn=cfg.apply_yarn,
-            yarn_scale=cfg.yarn_scale, yarn_beta_fast=cfg.yarn_beta_fast, yarn_beta_slow=cfg.yarn_beta_slow,
-            original_latent_shape=cfg.original_latent_shape, vocab_size=cfg.vocab_size, preset=cfg.name,
-        )  # fmt: skip
+        kw = nemo_fields(cfg)
         kw.update(overrides)
         return cls(**kw)
 
@@ -134,51 +121,39 @@ class CosmosARNeMoConfig(GPTConfig):
         return model
 
 
-@dataclass
-class CosmosARConfigTiny(CosmosARNeMoConfig):
-    """2 layers, hidden 64, GQA 4/2, head dim 32, YaRN on: the CPU test and demo model."""
-
-    num_layers: int = 2
-    hidden_size: int = 64
-    ffn_hidden_size: int = 160
-    num_attention_heads: int = 4
-    num_query_groups: int = 2
-    kv_channels: int = 32
-    latent_shape: tuple = (3, 4, 6)
-    apply_yarn: bool = True
-    yarn_scale: float = 2.0
-    original_latent_shape: Optional[tuple] = (2, 4, 6)
-    preset: str = "tiny"
+def nemo_fields(cfg: CosmosARConfig) -> dict:
+    """``CosmosARNeMoConfig`` arguments that describe ``cfg`` (the inverse of ``cosmos_config``)."""
+    return dict(
+        transformer_config_kwargs(cfg), latent_shape=tuple(cfg.latent_shape), rope_theta=cfg.rope_theta,
+        apply_yarn=cfg.apply_yarn, yarn_scale=cfg.yarn_scale, yarn_beta_fast=cfg.yarn_beta_fast,
+        yarn_beta_slow=cfg.yarn_beta_slow, original_latent_shape=cfg.original_latent_shape, vocab_size=cfg.vocab_size,
+        preset=cfg.name,
+    )  # fmt: skip
 
 
-@dataclass
-class CosmosARConfig4B(CosmosARNeMoConfig):
-    """Cosmos-Predict1-4B: 16 layers, hidden 4096, FFN 14336, 32 heads / 8 KV groups."""
-
-    num_layers: int = 16
-    hidden_size: int = 4096
-    ffn_hidden_size: int = 14336
-    num_attention_heads: int = 32
-    num_query_groups: int = 8
-    kv_channels: int = 128
-    preset: str = "4b"
+def _with_defaults(name: str, base: type, defaults: dict, doc: str) -> type:
+    """A dataclass subclass of ``base`` called ``name`` (importable from this module under that name) whose fields
+    default to ``defaults``. NeMo-Run reads the real field annotations, which are the base's."""
+    types = {f.name: f.type for f in dataclasses.fields(base)}
+    fields = [(k, types[k], dataclasses.field(default=v)) for k, v in defaults.items()]
+    return dataclasses.make_dataclass(name, fields, bases=(base,), namespace={"__doc__": doc, "__module__": __name__})
 
 
-@dataclass
-class CosmosARConfig12B(CosmosARNeMoConfig):
-    """Cosmos-Predict1-12B: 40 layers, hidden 5120, head dim 128 (q width 4096), YaRN over the [3,40,64] grid."""
+CosmosARNeMoConfig = _with_defaults(
+    "CosmosARNeMoConfig", _CosmosARFields, ARCHITECTURE,
+    "NeMo config of a Cosmos AR base model; see ``CosmosARConfig`` for the meaning of the Cosmos fields.",
+)  # fmt: skip
 
-    num_layers: int = 40
-    hidden_size: int = 5120
-    ffn_hidden_size: int = 14336
-    num_attention_heads: int = 32
-    num_query_groups: int = 8
-    kv_channels: int = 128
-    apply_yarn: bool = True
-    yarn_scale: float = 2.0
-    original_latent_shape: Optional[tuple] = (3, 40, 64)
-    preset: str = "12b"
 
+def _sized(name: str, preset: str) -> type:
+    return _with_defaults(name, CosmosARNeMoConfig, nemo_fields(get_preset(preset)),
+                          f"The ``{preset}`` preset of ``model/presets.py`` as a NeMo config (its defaults).")  # fmt: skip
+
+
+# Thin aliases of the presets; the names are what io.json files record.
+CosmosARConfigTiny = _sized("CosmosARConfigTiny", "tiny")
+CosmosARConfig4B = _sized("CosmosARConfig4B", "4b")
+CosmosARConfig12B = _sized("CosmosARConfig12B", "12b")
 
 NEMO_CONFIGS = {"tiny": CosmosARConfigTiny, "4b": CosmosARConfig4B, "12b": CosmosARConfig12B}
 

@@ -13,7 +13,7 @@ cosmos-predict1 does: ``b c (n t) h w -> (b n) c t h w``) and run at most ``max_
 Usage::
 
     tok = load_tokenizer("checkpoints/Cosmos-Tokenize1-DV8x16x16-720p", device="cuda", dtype=torch.bfloat16)
-    ids = tok.encode(video)   # [B, 3, 33, 640, 1024] in [-1, 1] -> [B, 5, 40, 64] int64 in [0, 64000)
+    ids = tok.encode(video)   # [B, 3, 33, 640, 1024] in [-1, 1] -> [B, 5, 40, 64] int64 in [0, 64,000)
     rec = tok.decode(ids)     # -> [B, 3, 33, 640, 1024] float32, about [-1, 1]
 """
 
