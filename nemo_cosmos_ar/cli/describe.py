@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from nemo_cosmos_ar.checks import UserError, check_resolution
+from nemo_cosmos_ar.checks import UserError, check_choice, check_resolution
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.loss import first_frame_loss_mask
 from nemo_cosmos_ar.model.presets import PRESETS, get_preset
