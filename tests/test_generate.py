@@ -14,6 +14,8 @@ from PIL import Image
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.inference import checkpoints as ck
+from nemo_cosmos_ar.inference import engine
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference import pipeline
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, sample, sampling_probs
@@ -24,7 +26,7 @@ from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer
 
 TOL = 1e-5  # max |Δlogit| in fp32
 GRID = (5, 4, 6)  # 33 frames at the tiny preset's 64x96
-FORBIDDEN = ("nemo", "megatron", "lightning", "pytorch_lightning", "nemo_run", "transformer_engine")
+FORBIDDEN = ("nemo", "lightning", "pytorch_lightning", "nemo_run", "transformer_engine")
 
 
 def _tiny_model(seed: int = 0) -> ReferenceTransformer:
@@ -137,7 +139,7 @@ def test_load_model_reads_model_pt(tmp_path):
     ref = _tiny_model(seed=2)
     cfg = get_preset("tiny")
     path = native_io.write_model_pt(tmp_path / "model.pt", native_io.iter_native(ref.state_dict(), cfg), cfg)
-    model = gen.load_model(path, "tiny", latent_shape=GRID)
+    model = ck.load_reference(path, "tiny", latent_shape=GRID)
     assert model.cfg.latent_shape == GRID and model.output.weight.dtype == torch.float32
     ref.load_state_dict({k: v.bfloat16().float() for k, v in ref.state_dict().items()})  # the file holds bf16
     tokens = torch.randint(0, 64000, (1, 120), generator=_gen(8))
@@ -175,9 +177,11 @@ def _args(assets, inp, out, *extra):
 
 
 def _run_cli(argv: list[str]) -> subprocess.CompletedProcess:
-    """``cosmos-ar`` in a fresh interpreter; it reports every NeMo/Megatron module that got imported."""
+    """``cosmos-ar`` in a fresh interpreter; it reports every NeMo/Lightning module that got imported, and whether
+    Megatron-Core's GPTModel did (generation runs on it)."""
     code = ("import json, sys\nfrom nemo_cosmos_ar.cli import main\nrc = main(sys.argv[1:])\n"
             f"print('IMPORTED=' + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))\n"
+            "print('MCORE=' + str('megatron.core.models.gpt' in sys.modules))\n"
             "sys.exit(rc)")  # fmt: skip
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300,
                           env=child_env(), cwd=REPO)  # fmt: skip
@@ -193,7 +197,8 @@ def image_run(assets):
 
 def test_image_to_33_frame_video_without_nemo(image_run, assets, tokenizer):
     out, proc = image_run
-    assert json.loads(proc.stdout.split("IMPORTED=")[1]) == []  # no NeMo / Megatron / Lightning anywhere
+    assert json.loads(proc.stdout.split("IMPORTED=")[1].splitlines()[0]) == []  # no NeMo / Lightning anywhere
+    assert "MCORE=True" in proc.stdout  # the Megatron-Core model that trains is the one that generated
     info = video_io.probe(out)
     assert (info.num_frames, info.height, info.width, info.fps) == (33, 64, 96, 25.0)
     assert video_io.read_frames(out).shape == (33, 64, 96, 3)
@@ -224,9 +229,9 @@ def test_video_prompt_is_the_last_9_frames(assets, tokenizer, capsys):
 def test_offloading_reloads_modules_and_changes_no_token(assets, tokenizer, monkeypatch, tmp_path):
     events: list[str] = []
     written: list[torch.Tensor] = []
-    real_tok, real_model, real_write = pipeline.load_tokenizer, gen.build_model, video_io.write_video
+    real_tok, real_model, real_write = pipeline.load_tokenizer, engine.load_engine, video_io.write_video
     monkeypatch.setattr(pipeline, "load_tokenizer", lambda *a, **k: events.append("tokenizer") or real_tok(*a, **k))
-    monkeypatch.setattr(gen, "build_model", lambda *a, **k: events.append("model") or real_model(*a, **k))
+    monkeypatch.setattr(engine, "load_engine", lambda *a, **k: events.append("model") or real_model(*a, **k))
     monkeypatch.setattr(video_io, "write_video", lambda p, v, **k: written.append(v) or real_write(p, v, **k))
     results = {}
     for offload in (False, True):
