@@ -103,7 +103,7 @@ class Checkpoint:
         if self._nemo is not None:
             _load_nemo(model, self._nemo)
         else:
-            _load_native(model, self._native.tensors, self.cfg)
+            load_native_state(model, self._native.tensors, self.cfg)
 
     def native_state(self) -> dict[str, torch.Tensor]:
         """The full native state dict (keys without ``model.``), for the plain-PyTorch reference transformer."""
@@ -163,7 +163,8 @@ def _load_nemo(model, ckpt: Path) -> None:
 
 
 @torch.no_grad()
-def _load_native(model, tensors: dict[str, torch.Tensor], cfg: CosmosARConfig) -> None:
+def load_native_state(model, tensors: dict[str, torch.Tensor], cfg: CosmosARConfig) -> None:
+    """Copy this TP rank's part of a full native state dict (keys without ``model.``) into a ``GPTModel``."""
     from megatron.core import parallel_state
 
     params = dict(model.named_parameters())

@@ -119,7 +119,9 @@ def build_model(cfg: CosmosARConfig, tp: int, device: torch.device, dtype: torch
         warnings.simplefilter("ignore")
         model = build_gpt_model(build_cfg, params_dtype=dtype, tensor_model_parallel_size=tp,
                                 perform_initialization=False, use_cpu_initialization=device.type != "cuda")  # fmt: skip
-    return model.to(device).eval().requires_grad_(False)
+    # Every parameter in ``dtype``: Megatron creates the torch RMSNorm weights in the default dtype whatever
+    # params_dtype says (training's Float16Module casts them the same way for a bf16 run).
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
 class McoreEngine:
