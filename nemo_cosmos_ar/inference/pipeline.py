@@ -187,7 +187,8 @@ def load_input(path: Path, num_input_frames: int, height: int, width: int) -> to
 def check_job_paths(opts: GenerateOptions, job: Job) -> None:
     """The checks of one job that need no model: its input exists, its outputs are writable and not inputs."""
     if job.input is not None and not job.input.is_file():
-        raise FileNotFoundError(f"input {job.input} does not exist (pass an image or a video file with --input)")
+        where = "with --input" if job.line == 0 else "as \"visual_input\""
+        raise FileNotFoundError(f"input {job.input} does not exist (pass an image or a video file {where})")
     inputs = {"input": job.input, "prompt tokens": job.prompt_tokens, "checkpoint": opts.checkpoint,
               "tokenizer": opts.tokenizer}  # fmt: skip
     checks.check_output(job.output, "--output", opts.overwrite, ".mp4")
