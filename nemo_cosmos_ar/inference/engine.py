@@ -1,11 +1,10 @@
 """KV-cache decoding on the Megatron-Core ``GPTModel`` that trains, at any tensor-parallel size.
 
 One model implementation for training and generation: the network is ``model/mcore.build_gpt_model`` (the layer
-spec training uses), its weights and every tensor-parallel collective are Megatron-Core's (``ColumnParallelLinear``
-/ ``RowParallelLinear`` all-reduces, ``VocabParallelEmbedding``, the vocab-parallel output gathered with
-``gather_from_tensor_model_parallel_region``). What this module adds is what Megatron's training forward lacks for
-decoding: a static KV cache and a step with shapes that do not depend on the position, so that one step can be
-captured in a CUDA graph. Per layer it calls the layer's own modules in the order ``TransformerLayer.forward`` does:
+spec training uses), its weights and its tensor-parallel collectives are Megatron-Core's (``ColumnParallelLinear``
+/ ``RowParallelLinear`` all-reduces, ``VocabParallelEmbedding``); only the vocab-parallel logits are gathered here.
+What this module adds is what Megatron's training forward lacks for decoding: a static KV cache and a step with
+shapes that do not depend on the position, so that one step can be captured in a CUDA graph. Per layer it calls the layer's own modules in the order ``TransformerLayer.forward`` does:
 ``input_layernorm``, ``self_attention.get_query_key_value_tensors`` (fused QKV projection + QK RMSNorm),
 3D RoPE (the formula of Megatron's ``apply_rotary_pos_emb``, cos/sin tabulated once), the attention core,
 ``linear_proj``, the residual add, ``pre_mlp_layernorm``, ``mlp`` (fused gate/up), the residual add.
@@ -170,15 +169,32 @@ class McoreEngine:
         x = x + attn.linear_proj(o)[0]
         return x + layer.mlp(layer.pre_mlp_layernorm(x))[0]
 
+    def _gather(self, logits: torch.Tensor) -> torch.Tensor:
+        """Vocab-parallel ``[..., vocab / tp]`` -> ``[..., vocab]`` (rank r holds rows r·V/tp.. of the output layer).
+
+        Megatron's ``gather_from_tensor_model_parallel_region`` allocates on ``torch.cuda.current_device()``, so the
+        gather is done here: one ``all_gather_into_tensor`` (NCCL, capturable in a CUDA graph) or gloo's list form.
+        """
+        if self.tp == 1:
+            return logits
+        from megatron.core import parallel_state
+
+        group = parallel_state.get_tensor_model_parallel_group()
+        logits = logits.contiguous()
+        if self.device.type == "cuda":
+            parts = torch.empty((self.tp, *logits.shape), dtype=logits.dtype, device=logits.device)
+            dist.all_gather_into_tensor(parts, logits, group=group)
+        else:
+            chunks = [torch.empty_like(logits) for _ in range(self.tp)]
+            dist.all_gather(chunks, logits, group=group)
+            parts = torch.stack(chunks)
+        return torch.cat(parts.unbind(0), dim=-1)
+
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """Last position's logits ``[B, vocab]`` from hidden states ``[s, B, dim]``, gathered over TP ranks."""
-        from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
-
         h = self.model.decoder.final_layernorm(x[-1:])
         logits = self.model.output_layer(h)[0][0]  # [B, vocab / tp]
-        if self.tp > 1:
-            logits = gather_from_tensor_model_parallel_region(logits)
-        return logits[:, : self.vocab_size]
+        return self._gather(logits)[:, : self.vocab_size]
 
     def prefill(self, tokens: torch.Tensor, cache) -> torch.Tensor:
         """Run positions ``0..P-1`` of ``tokens [B, P]``, fill the cache, return the logits of position P-1."""
@@ -228,13 +244,9 @@ class McoreEngine:
     @torch.inference_mode()
     def teacher_forced(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, S, vocab]`` of the training forward (``GPTModel.forward``, no cache), gathered."""
-        from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
-
         pos = torch.arange(tokens.shape[1], device=self.device)[None]
         logits = self.model(tokens.to(self.device), pos, None)
-        if self.tp > 1:
-            logits = gather_from_tensor_model_parallel_region(logits)
-        return logits[..., : self.vocab_size]
+        return self._gather(logits)[..., : self.vocab_size]
 
 
 def load_engine(ckpt, tp: int, device: torch.device, dtype: torch.dtype) -> McoreEngine:
