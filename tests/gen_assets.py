@@ -35,7 +35,8 @@ def make_assets(root: Path) -> Path:
 def cli_args(assets: Path, inp, out, *extra: str) -> list[str]:
     """``cosmos-ar generate`` arguments for the tiny assets on CPU."""
     return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--input", str(inp), "--output", str(out), "--device", "cpu", *extra]  # fmt: skip
+            str(assets / "tokenizer"), "--input", str(inp), "--output", str(out), "--device", "cpu",
+            *extra]  # fmt: skip
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -4,9 +4,10 @@ One model implementation for training and generation: the network is ``model/mco
 spec training uses), its weights and its tensor-parallel collectives are Megatron-Core's (``ColumnParallelLinear``
 / ``RowParallelLinear`` all-reduces, ``VocabParallelEmbedding``); only the vocab-parallel logits are gathered here.
 What this module adds is what Megatron's training forward lacks for decoding: a static KV cache and a step with
-shapes that do not depend on the position, so that one step can be captured in a CUDA graph. Per layer it calls the layer's own modules in the order ``TransformerLayer.forward`` does:
-``input_layernorm``, ``self_attention.get_query_key_value_tensors`` (fused QKV projection + QK RMSNorm),
-3D RoPE (the formula of Megatron's ``apply_rotary_pos_emb``, cos/sin tabulated once), the attention core,
+shapes that do not depend on the position, so that one step can be captured in a CUDA graph. Per layer it calls
+the layer's own modules in the order ``TransformerLayer.forward`` does: ``input_layernorm``,
+``self_attention.get_query_key_value_tensors`` (fused QKV projection + QK RMSNorm), 3D RoPE (the formula of
+Megatron's ``apply_rotary_pos_emb``, cos/sin tabulated once), the attention core,
 ``linear_proj``, the residual add, ``pre_mlp_layernorm``, ``mlp`` (fused gate/up), the residual add.
 
 * **prefill** (positions 0..P-1) runs the spec's own core attention with the causal mask, as training does;
