@@ -84,10 +84,10 @@ def test_bad_lines_are_reported_and_skipped_the_others_written(assets, tmp_path,
     assert main(_batch_argv(assets, jsonl, tmp_path / "out", "--batch-size", "2")) == 1
     err = capsys.readouterr()
     reports = err.err.strip().splitlines()
-    assert [r.split(":")[1].strip() for r in reports] == ["line 2", "line 3", "line 7", "line 8", "line 9", "line 5"]
+    assert [r.split(":")[1].strip() for r in reports] == ["line 2", "line 3", "line 5", "line 7", "line 8", "line 9"]
     assert "not valid JSON" in reports[0] and "missing.mp4 does not exist" in reports[1]
-    assert "as line 6 does" in reports[2] and "\"seed\"" in reports[3] and "JSON object" in reports[4]
-    assert "has 5 frame(s)" in reports[5] and all(r.endswith("; skipped") for r in reports)
+    assert "has 5 frame(s)" in reports[2] and "as line 6 does" in reports[3] and "\"seed\"" in reports[4]
+    assert "JSON object" in reports[5] and all(r.endswith("; skipped") for r in reports)
     assert "wrote 2 of 8 videos" in err.out and "6 failed (lines 2, 3, 5, 7, 8, 9)" in err.out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.mp4", "clip.mp4"]  # nothing else, no tmp
     assert snapshot(assets) == before

@@ -81,6 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description, p.epilog = DESCRIPTION, EPILOG
     p.set_defaults(guide_spelling=False)
+
+    def one_line_error(message: str) -> None:  # argparse prints usage + message; one line is enough
+        print(f"cosmos-ar generate: error: {message} (see cosmos-ar generate --help)", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = one_line_error
     io = p.add_argument_group("input and output (cosmos-predict1's spellings in brackets)")
     io.add_argument("--input", "--input_image_or_video_path", action=_Spelling, dest="input", type=Path,
                     help="an image (.png/.jpg/...; one prompt frame) or a video (its last --num-input-frames frames) "
@@ -276,10 +282,10 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     opts = options_from_args(args)
     say = (lambda *a: print(*a)) if rank == 0 else (lambda *a: None)
     note = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
-    if args.guide_spelling and not (args.disable_diffusion_decoder and args.disable_guardrail):
-        note(GUIDE_NOTE)
     if args.batch_input_path is not None:
-        return _run_batch(args, opts, say)
+        rc = _run_batch(args, opts, say)
+        _guide_note(args, note)
+        return rc
     if opts.is_image and args.num_input_frames == 9:
         note("note: an image is a one-frame prompt (--num-input-frames 1)")
     from nemo_cosmos_ar.inference.pipeline import generate_video
@@ -294,7 +300,15 @@ def _run(args: argparse.Namespace, rank: int) -> int:
         f"({st.tokens_per_s:.1f} tokens/s), DV decode {s['decode']:.1f}s, write {s['write']:.1f}s")  # fmt: skip
     if opts.save_tokens:
         say(f"tokens [1, {t}, {h}, {w}] int64 -> {opts.save_tokens}")
+    _guide_note(args, note)
     return 0
+
+
+def _guide_note(args: argparse.Namespace, note) -> None:
+    """cosmos-predict1 runs its diffusion decoder and guardrails unless told not to; say that they do not exist here
+    (after the run, so a one-line error stays one line)."""
+    if args.guide_spelling and not (args.disable_diffusion_decoder and args.disable_guardrail):
+        note(GUIDE_NOTE)
 
 
 def _run_batch(args: argparse.Namespace, opts, say) -> int:

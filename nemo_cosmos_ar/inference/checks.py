@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -79,8 +80,12 @@ def check_output(path: Path, flag: str, overwrite: bool, suffix: str | None = No
         parent = parent.parent
     if not parent.is_dir():
         raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: the folder {parent} is not writable; choose another output path")
+    try:  # a real probe: os.access says yes to root on read-only mounts and pseudo file systems
+        fd, probe = tempfile.mkstemp(prefix=".cosmos-ar-write-test-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError:
+        raise ValueError(f"{flag} {path}: the folder {parent} is not writable; choose another output path") from None
 
 
 def check_not_an_input(path: Path, flag: str, inputs: dict[str, Path | None]) -> None:
@@ -109,6 +114,22 @@ def check_image_size(path: Path) -> None:
         raise ValueError(f"{path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the "
                          f"{limit / 1e6:.0f}-megapixel limit for images; downscale it first (the model sees "
                          "640x1024 at most)")  # fmt: skip
+
+
+def check_input(path: Path, is_image: bool, num_input_frames: int) -> None:
+    """Open the input's header before any model is loaded: a readable image of sane size, or a video with enough
+    frames (decoding happens later; a file that fails then is still reported with its name)."""
+    from nemo_cosmos_ar import video_io
+
+    if is_image:
+        check_image_size(path)
+        return
+    available = video_io.probe(path).num_frames
+    if available < num_input_frames:
+        raise video_io.VideoError(
+            f"{path} has {available} frame(s) but --num-input-frames {num_input_frames} takes the last "
+            f"{num_input_frames}; pass --num-input-frames 1 to start from its last frame"
+        )
 
 
 def check_grid(grid: tuple[int, int, int], model_grid: tuple[int, int, int], height: int, width: int) -> None:

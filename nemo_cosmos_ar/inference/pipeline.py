@@ -170,16 +170,11 @@ def load_input(path: Path, num_input_frames: int, height: int, width: int) -> to
     An image gives one frame; a video its last ``num_input_frames`` frames. The last real frame is repeated up to
     33 frames, which cannot leak into the prompt tokens (the tokenizer is causal).
     """
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        checks.check_image_size(path)
+    is_image = path.suffix.lower() in IMAGE_SUFFIXES
+    checks.check_input(path, is_image, num_input_frames)
+    if is_image:
         clip = video_io.read_image(path, size=(height, width))
     else:
-        available = video_io.probe(path).num_frames
-        if available < num_input_frames:
-            raise video_io.VideoError(
-                f"{path} has {available} frame(s) but --num-input-frames {num_input_frames} takes the last "
-                f"{num_input_frames}; pass --num-input-frames 1 to start from its last frame"
-            )
         clip = video_io.read_video(path, num_frames=num_input_frames, start=-num_input_frames, size=(height, width))
     return video_io.pad_frames(clip, gen.NUM_OUTPUT_FRAMES)
 
@@ -189,6 +184,8 @@ def check_job_paths(opts: GenerateOptions, job: Job) -> None:
     if job.input is not None and not job.input.is_file():
         where = "with --input" if job.line == 0 else "as \"visual_input\""
         raise FileNotFoundError(f"input {job.input} does not exist (pass an image or a video file {where})")
+    if job.prompt_tokens is not None:
+        checks.load_prompt_tokens(job.prompt_tokens)
     inputs = {"input": job.input, "prompt tokens": job.prompt_tokens, "checkpoint": opts.checkpoint,
               "tokenizer": opts.tokenizer}  # fmt: skip
     checks.check_output(job.output, "--output", opts.overwrite, ".mp4")
@@ -199,6 +196,8 @@ def check_job_paths(opts: GenerateOptions, job: Job) -> None:
                              "file (e.g. grid.pt)")  # fmt: skip
         checks.check_output(job.save_tokens, "--save-tokens", opts.overwrite)
         checks.check_not_an_input(job.save_tokens, "--save-tokens", inputs)
+    if job.input is not None:  # last: the one check that opens the input file
+        checks.check_input(job.input, job.input.suffix.lower() in IMAGE_SUFFIXES, job.num_input_frames)
 
 
 def check_common(opts: GenerateOptions) -> None:
@@ -329,11 +328,18 @@ class Runner:
         if job.output.exists() and not self.opts.overwrite:  # it may have appeared while we were generating
             raise FileExistsError(f"{job.output} already exists; pass --overwrite to replace it")
         created = _missing_parents([job.output] + ([job.save_tokens] if job.save_tokens else []))
-        try:
+        tmp = None
+        try:  # tokens to a temporary file, the video (itself atomic), then the tokens renamed: both or neither
             if job.save_tokens is not None:
-                _save_atomic(tokens, job.save_tokens)
+                job.save_tokens.parent.mkdir(parents=True, exist_ok=True)
+                tmp = job.save_tokens.with_name(f".{job.save_tokens.name}.{os.getpid()}.tmp")
+                torch.save(tokens, tmp)
             video_io.write_video(job.output, video, fps=OUTPUT_FPS, layout="CTHW")  # clamps, uint8, atomic
+            if tmp is not None:
+                os.replace(tmp, job.save_tokens)
         except BaseException:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             _remove_empty(created)
             raise
         self.seconds["write"] += time.perf_counter() - t
@@ -382,8 +388,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         raise ValueError("pass an input image or video (--input), or a saved token grid (--prompt-tokens)")
     job = Job(0, opts.input, opts.output, opts.save_tokens, opts.seed, opts.num_input_frames, opts.prompt_tokens)
     check_common(opts)
-    check_job_paths(opts, job)
     checks.check_dependencies(opts.input is not None and not opts.is_image)
+    check_job_paths(opts, job)
     runner = Runner(opts)
     rank, world = runner.rank, runner.world
     if not opts.offload_ar_model:
@@ -427,12 +433,3 @@ def _remove_empty(folders: list[Path]) -> None:
         except OSError:
             pass
 
-
-def _save_atomic(tensor: torch.Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(tensor, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
