@@ -182,8 +182,11 @@ class _Decoder:
             with torch.cuda.graph(graph, pool=pool):
                 self._forward(n)
             self.graphs[n] = graph
-        for g, s in zip(gens, saved):  # the warm-ups drew random numbers: back to the seeded state
-            g.set_state(s)
+        for g, s in zip(gens, saved):  # the warm-ups drew random numbers: back to the state we were given
+            try:
+                g.set_state(s)
+            except RuntimeError:  # a generator registered with a graph may refuse; it was freshly seeded
+                g.manual_seed(g.initial_seed())
 
     def run(self, pos: int) -> None:
         """Advance one token from position ``pos`` (fused: sample it, then step; else: step the buffered token)."""
