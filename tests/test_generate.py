@@ -376,3 +376,16 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
     assert (opts.checkpoint, opts.tokenizer, opts.output, opts.offload_tokenizer, opts.sampling.top_p) == (
         ckdir / "Cosmos-Predict1-4B-Base_post-trained", ckdir / "Cosmos-Tokenize1-DV8x16x16-720p", out, True, 0.8)
     assert args.guide_spelling and not build_parser().parse_args(_args(assets, "a.png", "b.mp4")).guide_spelling
+
+
+def test_prompt_tokens_replace_the_input(assets, tmp_path, capsys):
+    """A grid saved with --save-tokens gives the prompt back: greedy from it equals greedy from the image."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    assert main(_args(assets, assets / "input.png", tmp_path / "a.mp4", "--temperature", "0", "--save-tokens", str(a),
+                      "--no-progress")) == 0  # fmt: skip
+    argv = _args(assets, "x", tmp_path / "b.mp4", "--temperature", "0", "--save-tokens", str(b), "--no-progress",
+                 "--prompt-tokens", str(a), "--num-input-frames", "1")  # fmt: skip
+    i = argv.index("--input")
+    assert main(argv[:i] + argv[i + 2 :]) == 0
+    assert torch.equal(torch.load(a, weights_only=True), torch.load(b, weights_only=True))
+    assert "24 prompt + 96 generated tokens" in capsys.readouterr().out
