@@ -1,16 +1,28 @@
-"""Token generation speed of ``cosmos-ar generate``'s decoder (KV cache, top-p sampling) with random weights.
+"""Decode speed of ``cosmos-ar generate``, change by change, with random weights at the real shapes.
 
-The plain-PyTorch reference transformer with the real 4B shapes (16 layers, 4096 hidden, GQA 32/8), bf16 on one GPU,
-batch 1, grid 5x40x64 (640x1024, 33 frames). For a 1-frame prompt (2,560 tokens, image input) and a 2-frame prompt
-(5,120, 9-frame video input) it prints prefill time, decode tokens/s and peak memory as a markdown table. The
-tokenizer is not included (its encode/decode run once per video; see bench_tokenizer.py).
+Each *configuration* adds one change to the one before; all run in one process on the same weights and prompts, so
+the table shows what each change gave. Per configuration and batch size: prefill time, decode tokens/s (all rows),
+total autoregressive seconds, peak memory, and an exactness check (max |logit - teacher-forced logit| over the first
+``--check`` steps; for ``+sample-in-graph``, whether its tokens equal the same configuration sampling on the host).
 
-    python bench/bench_generate.py                       # 4B, both prompts, the whole grid
-    python bench/bench_generate.py --max-new-tokens 2048 # shorter: only the first 2,048 generated tokens
-    python bench/bench_generate.py --smoke               # CPU, tiny model (checks the script)
+    reference      the first release: plain-PyTorch model (separate Q/K/V, gate/up), masked SDPA over the whole
+                   cache (layout [B, L, KV, hd]), host-side sampling, one CUDA graph per step
+    mcore          the Megatron-Core model that trains: fused QKV and gate/up weights, cache [B, KV, L, hd]
+    +bucket        attention over the filled cache only, rounded up to --bucket slots (one graph per length)
+    +sample-in-graph  sampler, token write and position increment inside the captured step (no host work)
+    +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
+
+    python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
+    python bench/bench_generate.py --batch 1 --max-new-tokens 2048
+    torchrun --nproc-per-node 2 bench/bench_generate.py --tp 2 --model 12b --configs mcore,+bucket,+sample-in-graph
+    python bench/bench_generate.py --smoke                        # CPU, tiny model (checks the script)
+
+TP=1 vs TP=2 agreement: ``--greedy --save-tokens a.pt`` on one GPU, then the same under torchrun with
+``--compare a.pt``; weights are drawn per full tensor from fixed seeds, so every TP size holds the same model.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,102 +31,163 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+CONFIGS = ("reference", "mcore", "+bucket", "+sample-in-graph", "+topk-nucleus")
 
-def check_step_modes(model, cfg, hw: int, steps: int, sampling, device, cuda: bool) -> None:
-    """Decode ``steps`` tokens after a one-frame prompt in each step mode and compare every logit vector with a
-    teacher-forced forward over the result: eager and CUDA-graph decoding must agree with it equally well."""
+
+def random_mcore(cfg, tp: int, device, dtype):
+    """Megatron model with random weights drawn per *full* tensor from a seed of its name, then cut for this rank,
+    so TP=1 and TP=2 hold the same model."""
+    from megatron.core import parallel_state
+
+    from nemo_cosmos_ar.inference import engine as en
+    from nemo_cosmos_ar.model import checkpoint_mapping as cm
+
+    model = en.build_model(cfg, tp, device, dtype)
+    rank = parallel_state.get_tensor_model_parallel_rank()
+    with torch.no_grad():
+        for i, (name, p) in enumerate(model.named_parameters()):
+            shape = list(p.shape)
+            if name.endswith(("linear_qkv.weight", "word_embeddings.weight", "output_layer.weight", "fc1.weight")):
+                shape[0] *= tp
+            elif name.endswith(("linear_proj.weight", "linear_fc2.weight")):
+                shape[1] *= tp
+            g = torch.Generator(device=device).manual_seed(1000 + i)
+            if p.ndim == 1:
+                full = 1.0 + 0.1 * torch.randn(shape, generator=g, device=device, dtype=dtype)
+            else:
+                std = 1.0 if "word_embeddings" in name else 0.02
+                full = std * torch.randn(shape, generator=g, device=device, dtype=dtype)
+            p.copy_(cm.mcore_tp_slice(name, full, tp, rank))
+            del full
+    return model
+
+
+def reference_from(engine, cfg, device, dtype):
+    """The plain-PyTorch model holding the same weights as the (TP=1) Megatron engine."""
+    from nemo_cosmos_ar.inference.checkpoints import build_reference
+    from nemo_cosmos_ar.inference.generator import ReferenceEngine
+    from nemo_cosmos_ar.model import checkpoint_mapping as cm
+
+    state = dict(engine.model.state_dict())
+    spec = "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in state) else "local"
+    native = cm.mcore_to_native({k: v for k, v in state.items() if "_extra_state" not in k}, cfg, spec)
+    return ReferenceEngine(build_reference(cfg, native, device, dtype))
+
+
+def options(name: str, bucket: int, cuda: bool):
+    from nemo_cosmos_ar.inference.generator import DecodeOptions
+
+    i = CONFIGS.index(name)
+    mode = "graph" if cuda else "static"
+    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i == 3)
+
+
+def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
+    """Decode ``steps`` tokens and compare each logit vector with a teacher-forced forward over the result."""
     from nemo_cosmos_ar.inference.generator import generate_tokens
 
-    prompt = torch.randint(0, cfg.vocab_size, (1, hw), generator=torch.Generator().manual_seed(1))
-    print("| step mode | steps | max abs logit diff vs teacher-forced | top-1 agreement |")
-    print("|---|---|---|---|")
-    for mode in ("dynamic", "static") + (("graph",) if cuda else ()):
-        seen = {}
-        try:
-            rng = torch.Generator(device=device).manual_seed(0)
-            out, _ = generate_tokens(model, prompt, hw + steps, sampling, rng, step_mode=mode,
-                                     on_logits=lambda p, lg: seen.__setitem__(p, lg.float().clone()))
-        except RuntimeError as err:
-            print(f"| {mode} | {steps} | failed: {str(err).splitlines()[0][:200]} | - |")
-            continue
-        with torch.no_grad():
-            full = model(out).float()
-        got = torch.stack([seen[p] for p in range(hw, hw + steps)], 1)
-        ref = full[:, hw - 1 : hw + steps - 1]
-        agree = (got.argmax(-1) == ref.argmax(-1)).float().mean().item()
-        print(f"| {mode} | {steps} | {(got - ref).abs().max().item():.3g} | {agree:.3f} |")
-    print()
+    seen = {}
+    out, _ = generate_tokens(engine, prompt, prompt.shape[1] + steps, sampling,
+                             torch.Generator(device=device).manual_seed(0), options=opts,
+                             on_logits=lambda p, lg: seen.__setitem__(p, lg.float().clone()))  # fmt: skip
+    full = engine.teacher_forced(out).float()
+    p0 = prompt.shape[1]
+    return max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="4b")
-    p.add_argument("--grid", default="5x40x64")
-    p.add_argument("--prompt-frames", default="1,2", help="latent frames of prompt (1: image, 2: 9-frame video)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="stop after this many generated tokens")
-    p.add_argument("--top-p", type=float, default=0.8)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--step-mode", default="auto", help="auto (CUDA graph on GPU), graph, static or dynamic (eager)")
-    p.add_argument("--check", type=int, default=64,
-                   help="first compare this many decoded steps of each step mode with a teacher-forced forward")
-    p.add_argument("--smoke", action="store_true")
-    args = p.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="4b")
+    ap.add_argument("--grid", default="5x40x64")
+    ap.add_argument("--prompt-frames", type=int, default=2, help="latent frames of prompt (1: image, 2: 9-frame video)")
+    ap.add_argument("--batch", default="1,4,8", help="batch sizes")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"any of {', '.join(CONFIGS)}")
+    ap.add_argument("--bucket", type=int, default=1024, help="attention bucket of +bucket and later")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="stop after this many generated tokens")
+    ap.add_argument("--top-p", type=float, default=0.8)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--greedy", action="store_true", help="temperature 0")
+    ap.add_argument("--check", type=int, default=32, help="steps compared with a teacher-forced forward (0: none)")
+    ap.add_argument("--tp", type=int, default=int(os.environ.get("WORLD_SIZE", "1")))
+    ap.add_argument("--save-tokens", help="save the last run's tokens (rank 0)")
+    ap.add_argument("--compare", help="tokens saved by another run: print where this run's agree with them")
+    ap.add_argument("--smoke", action="store_true", help="CPU, tiny model, 24 new tokens")
+    args = ap.parse_args()
     if args.smoke:
-        args.model, args.grid, args.max_new_tokens, args.check = "tiny", "5x4x6", 24, 16
+        args.model, args.grid, args.max_new_tokens, args.check, args.batch = "tiny", "5x4x6", 24, 8, "1,2"
+        args.bucket = 8
 
+    from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference.generator import generate_tokens
     from nemo_cosmos_ar.inference.sampling import SamplingConfig
     from nemo_cosmos_ar.model.presets import get_preset
-    from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
     cuda = torch.cuda.is_available() and not args.smoke
-    device = torch.device("cuda" if cuda else "cpu")
+    device = en.init_parallel(args.tp, torch.device("cuda" if cuda else "cpu"))
+    rank = int(os.environ.get("RANK", "0"))
+    say = print if rank == 0 else (lambda *a, **k: None)
     dtype = torch.bfloat16 if cuda else torch.float32
     grid = tuple(int(x) for x in args.grid.split("x"))
     cfg = get_preset(args.model).with_latent_shape(grid)
-    # Random weights drawn on the device (no 16 GB CPU init); scales as ReferenceTransformer.init_random, so the
-    # logits spread like a trained model's rather than being flat.
-    with torch.device("meta"):
-        model = ReferenceTransformer(cfg)
-    model = model.to_empty(device=device).to(dtype).eval().requires_grad_(False)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, w in model.named_parameters():
-            if w.ndim == 1:
-                w.normal_(1.0, 0.1)
-            else:
-                w.normal_(0.0, 0.02 * (50.0 if "tok_embeddings" in name else 1.0))
-    sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p)
+    engine = en.McoreEngine(random_mcore(cfg, args.tp, device, dtype), cfg)
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    if args.tp > 1 and "reference" in configs:
+        configs.remove("reference")  # the plain-PyTorch model has no TP
+    ref = reference_from(engine, cfg, device, dtype) if "reference" in configs else None
     hw = grid[1] * grid[2]
-    if args.check:
-        check_step_modes(model, cfg, hw, args.check, sampling, device, cuda)
-    rows = []
-    for frames in (int(x) for x in args.prompt_frames.split(",")):
-        num_prompt = frames * hw
-        total = (
-            cfg.seq_length if args.max_new_tokens is None else min(cfg.seq_length, num_prompt + args.max_new_tokens)
-        )
-        prompt = torch.randint(0, cfg.vocab_size, (1, num_prompt), generator=torch.Generator().manual_seed(frames))
-        rng = torch.Generator(device=device).manual_seed(0)
-        # warm-up (kernels, allocator)
-        generate_tokens(model, prompt, min(total, num_prompt + 8), sampling, rng, step_mode=args.step_mode)
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
-        _, stats = generate_tokens(model, prompt, total, sampling, rng, step_mode=args.step_mode)
-        wall = time.perf_counter() - t
-        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
-        rows.append((frames, num_prompt, stats.generated_tokens, stats.prefill_s, stats.tokens_per_s, wall, peak))
-
+    num_prompt = args.prompt_frames * hw
+    total = cfg.seq_length if args.max_new_tokens is None else min(cfg.seq_length, num_prompt + args.max_new_tokens)
+    temp = 0.0 if args.greedy else args.temperature
+    rows, last = [], None
+    for batch in (int(b) for b in args.batch.split(",")):
+        prompt = torch.randint(0, cfg.vocab_size, (batch, num_prompt), generator=torch.Generator().manual_seed(batch))
+        host_tokens = None
+        for name in configs:
+            sampling = SamplingConfig(temperature=temp, top_p=args.top_p,
+                                      nucleus="topk" if name == "+topk-nucleus" else "sort")  # fmt: skip
+            eng = ref if name == "reference" else engine
+            opts = options(name, args.bucket, cuda)
+            gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
+            try:
+                generate_tokens(eng, prompt, min(total, num_prompt + 8), sampling, gens, options=opts)  # warm-up
+                if cuda:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
+                t = time.perf_counter()
+                out, st = generate_tokens(eng, prompt, total, sampling, gens, options=opts)
+                wall = time.perf_counter() - t
+            except RuntimeError as err:
+                say(f"| {name} | {batch} | failed: {str(err).splitlines()[0][:160]} |")
+                continue
+            peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+            exact = ""
+            if name == "+bucket":
+                host_tokens = out
+            if name == "+sample-in-graph" and host_tokens is not None:
+                same = (out == host_tokens).float().mean().item()
+                exact = f"tokens = host sampling: {same:.4f}"
+            if args.check and name != "+sample-in-graph" and batch == 1:
+                err = max_logit_error(eng, prompt[:1], args.check, sampling, opts, device)
+                exact = f"max abs dlogit {err:.3g}"
+            rows.append((name, batch, st.prefill_s, st.tokens_per_s, wall, peak, exact, st.step_mode))
+            last = out
     name = torch.cuda.get_device_name() if cuda else "CPU"
-    print(f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, batch 1, "
-          f"step mode {args.step_mode}\n")
-    print("| prompt | prompt tokens | generated | prefill s | decode tokens/s | total s | peak GiB |")
-    print("|---|---|---|---|---|---|---|")
-    for f, n, g, pre, tps, wall, peak in rows:
+    say(f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "
+        f"prompt {num_prompt:,} tokens, {total - num_prompt:,} new tokens, top-p {args.top_p}, T {temp}\n")
+    say("| configuration | batch | prefill s | decode tokens/s (all rows) | AR total s | peak GiB | exactness | mode |")
+    say("|---|---|---|---|---|---|---|---|")
+    for n, b, pre, tps, wall, peak, exact, mode in rows:
         mem = f"{peak:.1f}" if cuda else "-"
-        print(f"| {f} latent frame(s) | {n:,} | {g:,} | {pre:.2f} | {tps:.1f} | {wall:.1f} | {mem} |")
+        say(f"| {n} | {b} | {pre:.2f} | {tps:.1f} | {wall:.1f} | {mem} | {exact} | {mode} |")
+    if last is not None and rank == 0 and args.save_tokens:
+        torch.save(last.cpu(), args.save_tokens)
+    if last is not None and args.compare:
+        other = torch.load(args.compare, weights_only=True)
+        same = (other == last.cpu()).all(0)
+        first = int((~same).nonzero()[0]) if not bool(same.all()) else None
+        say(f"\ntokens vs {args.compare}: {same.float().mean().item():.4f} of positions agree; first difference at "
+            f"{first if first is not None else 'none'} (prompt ends at {num_prompt})")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ ARGS = [
                                          "cuda:N"]),
     ("device_cpu_1", ["--device", "cpu:1"], ["--device 'cpu:1' is not a device"]),
     ("device_cuda_x", ["--device", "cuda:x"], ["--device 'cuda:x' is not a device"]),
-    ("frames_32", ["--num-frames", "32"], ["num_frames=32 is not 1+8k"]),
+    ("frames_32", ["--num-frames", "32"], ["32 frames is not 1+8k"]),
     ("window_stride_0", ["--window-stride", "0"], ["--window-stride must be an integer in [1, 100000], got 0"]),
     ("frame_stride_negative", ["--frame-stride=-1"], ["--frame-stride must be an integer in [1, 100000], got -1"]),
     ("make_samples_0", ["--make-samples", "0"], ["--make-samples must be an integer in [1, 1000], got 0"]),

@@ -77,6 +77,7 @@ EXTRA = {
     "answered_no": (FT + ["cosmos_ar_tiny_cpu"], "n\n"),
     "tp1_default": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "--dryrun", "--yes"], ""),
     "tp4_sp": (FT + ["cosmos_ar_4b_tealrobot_tp4", "--dryrun", "--yes", "trainer.strategy.sequence_parallel=True"], ""),
+    "tp1_mixed": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(precision=bf16-mixed,recompute_layers=2)", "--dryrun", "--yes"], ""),
     "12b": (FT + ["cosmos_ar_12b_tealrobot_tp8", "--dryrun", "--yes"], ""),
 }
 
@@ -232,9 +233,17 @@ def test_guide_experiment_names(runs):
 def test_recipe_dry_runs_print_complete_configs(runs):
     out = _ok(runs["tp1_default"])
     for needle in ["CosmosARConfig4B", "latent_shape=(5, 24, 40)", "tensor_model_parallel_size=1", "lr=0.001",
-                   "weight_decay=0.05", "clip_grad=1.0", "warmup_steps=5000", "bf16-mixed",
-                   "posttraining/autoregressive_base"]:  # fmt: skip
+                   "weight_decay=0.05", "clip_grad=1.0", "warmup_steps=5000", "CosmosPrecision(precision='bf16')",
+                   "grad_reduce_in_fp32=False", "check_for_nan_in_grad=False", "bias_activation_fusion=True",
+                   "apply_rope_fusion=True", "gradient_accumulation_fusion=True", "CosmosOptimizerModule",
+                   "CosmosStrategy", "posttraining/autoregressive_base"]:  # fmt: skip
         assert needle in out, needle
+    # the other memory mode, chosen by one argument; recompute of 2 layers
+    out = _ok(runs["tp1_mixed"])
+    for needle in ["CosmosPrecision(precision='bf16-mixed')", "grad_reduce_in_fp32=True", "check_for_nan_in_grad=True",
+                   "recompute_granularity='full'", "recompute_method='block'", "recompute_num_layers=2"]:  # fmt: skip
+        assert needle in out, needle
+    assert "gradient_accumulation_fusion=True" not in out
     out = _ok(runs["tp4_sp"])
     assert "latent_shape=(5, 40, 53)" in out and "tensor_model_parallel_size=4" in out and "devices=4" in out
     assert "sequence_parallel=True" in out

@@ -5,27 +5,33 @@ Examples::
     cosmos-ar generate --input robot.mp4 --output outputs/robot.mp4
     cosmos-ar generate --checkpoint checkpoints/Cosmos-Predict1-4B-Base_post-trained/model.pt \\
         --input first_frame.jpg --top-p 0.8 --temperature 1.0 --seed 1 --offload-tokenizer
+    torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input robot.mp4
 
-No NeMo or Megatron import: the model runs as the plain PyTorch transformer of ``model/reference.py``.
+cosmos-predict1's flags (``--input_image_or_video_path``, ``--checkpoint_dir``, ``--ar_model_dir``,
+``--video_save_name`` ...) are accepted too, so the guide's inference command runs as pasted. No NeMo import: the
+model is the Megatron-Core ``GPTModel`` that trains (``inference/engine.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from nemo_cosmos_ar.model.presets import PRESETS
 
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32"}
+TOKENIZER_DIR = "Cosmos-Tokenize1-DV8x16x16-720p"
 
 DESCRIPTION = """Generate a 33-frame video (25 fps MP4) from an image or a video with a Cosmos-Predict1 base
-autoregressive model (4B or 12B, or a post-trained export of one), as cosmos-predict1's
-`autoregressive/inference/base.py` does. The input is resized to cover the model resolution (640x1024 for the
-released models), centre-cropped, padded to 33 frames with its last frame and tokenized with the DV8x16x16
-tokenizer; the first latent frame (image) or two (9-frame video) are the prompt, the model samples the other
-10,240 / 7,680 tokens one at a time with a KV cache (temperature + top-p, seeded), and the DV8x16x16 decoder turns
-the whole grid back into frames.
+autoregressive model (4B or 12B, a post-trained export of one, or the NeMo checkpoint of a post-training run), as
+cosmos-predict1's `autoregressive/inference/base.py` does. The input is resized to cover the model resolution
+(640x1024 for the released models), centre-cropped, padded to 33 frames with its last frame and tokenized with the
+DV8x16x16 tokenizer; the first latent frame (image) or two (9-frame video) are the prompt, the model samples the
+other 10,240 / 7,680 tokens one at a time with a KV cache (temperature + top-p, seeded, drawn as cosmos-predict1 draws
+them), and the DV8x16x16 decoder turns the whole grid back into frames. Under `torchrun --nproc-per-node N` with
+--num-gpus N the model runs tensor-parallel over N GPUs (Megatron-Core), with the same tokens as one GPU.
 
 Only the discrete decoder path exists: this is cosmos-predict1 with --disable_diffusion_decoder
 --disable_guardrail. The 7B diffusion decoder (sharper frames) and the safety guardrails are not implemented;
@@ -36,16 +42,36 @@ EPILOG = """examples:
   cosmos-ar generate --input robot.mp4 --num-input-frames 1                  # from the last frame only
   cosmos-ar generate --input frame.jpg --seed 7 --top-p 0.8 --temperature 1.0
   cosmos-ar generate --checkpoint out/Cosmos-Predict1-4B-Base_post-trained --resolution 384x640 --input clip.mp4
+  cosmos-ar generate --checkpoint runs/posttraining/.../checkpoints --input clip.mp4    # newest step=N-last
+  cosmos-ar generate --batch-input-path inputs.jsonl --video_save_folder outputs/ --batch-size 4
+  torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input clip.mp4
   cosmos-ar generate --model tiny --checkpoint tiny/model.pt --tokenizer tiny_tok --input x.png --device cpu
 
 Defaults are cosmos-predict1's: --num-input-frames 9, --temperature 1.0, --top-p 0.8, --seed 0, 25 fps, and
---checkpoint / --tokenizer in its checkpoints/ layout. A given seed reproduces the tokens on the same device and
-software. Outputs are written under a temporary name and renamed at the end; an existing output is refused without
---overwrite. See docs/generate.md."""
+--checkpoint / --tokenizer in its checkpoints/ layout. A seed reproduces cosmos-predict1's tokens on CPU in fp32, and
+our own on the same device and software. Outputs are written under a temporary name and renamed at the end; an
+existing output is refused without --overwrite. Ctrl-C leaves no partial file (exit 130). See docs/generate.md."""
 
 NOT_BUILT = ("{flag} is not available: only the discrete DV8x16x16 decoder path is implemented (cosmos-predict1's "
              "--disable_diffusion_decoder --disable_guardrail); the output is decoded by the tokenizer and is not "
              "safety-filtered. Drop {flag}.")  # fmt: skip
+GUIDE_NOTE = ("note: no diffusion decoder or guardrails here: frames come from the DV8x16x16 decoder and are not "
+              "safety-filtered (as with --disable_diffusion_decoder --disable_guardrail)")  # fmt: skip
+
+
+class _Spelling(argparse.Action):
+    """Stores like argparse's own actions and remembers when a cosmos-predict1 spelling (with ``_``) was used."""
+
+    def __init__(self, option_strings, dest, flag: bool = False, **kw) -> None:
+        if flag:
+            kw.update(nargs=0, default=False)
+        self.flag = flag
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, True if self.flag else values)
+        if option_string and "_" in option_string:
+            namespace.guide_spelling = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,144 +80,246 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description, p.epilog = DESCRIPTION, EPILOG
-    io = p.add_argument_group("input and output")
-    io.add_argument(
-        "--input",
-        required=True,
-        type=Path,
-        help="an image (.png/.jpg/...; one prompt frame) or a video (its last --num-input-frames frames)",
-    )
-    io.add_argument(
-        "--num-input-frames",
-        type=int,
-        choices=(1, 9),
-        help="prompt frames taken from the end of a video: 9 (default; 2 latent frames) or 1 (1 latent "
-        "frame); an image is always a one-frame prompt",
-    )
-    io.add_argument(
-        "--output",
-        type=Path,
-        default=Path("outputs/output.mp4"),
-        help="MP4 to write (33 frames, 25 fps, uint8 RGB); default outputs/output.mp4",
-    )
+    p.set_defaults(guide_spelling=False)
+
+    def one_line_error(message: str) -> None:  # argparse prints usage + message; one line is enough
+        print(f"cosmos-ar generate: error: {message} (see cosmos-ar generate --help)", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = one_line_error
+    io = p.add_argument_group("input and output (cosmos-predict1's spellings in brackets)")
+    io.add_argument("--input", "--input_image_or_video_path", action=_Spelling, dest="input", type=Path,
+                    help="an image (.png/.jpg/...; one prompt frame) or a video (its last --num-input-frames frames) "
+                    "[--input_image_or_video_path]")  # fmt: skip
+    io.add_argument("--input_type", action=_Spelling,
+                    choices=("image", "video", "text_and_image", "text_and_video"),
+                    help="cosmos-predict1's input kind; checked against --input (text_* are Video2World: refused)")
+    io.add_argument("--prompt-tokens", type=Path, metavar="PATH",
+                    help="instead of --input: a grid saved with --save-tokens whose first latent frame(s) are the "
+                    "prompt")
+    io.add_argument("--batch-input-path", "--batch_input_path", action=_Spelling, dest="batch_input_path",
+                    type=Path, metavar="JSONL",
+                    help="one video per line of a jsonl file ({\"visual_input\": path, optional \"seed\", "
+                    "\"video_save_name\"}), written to --video_save_folder; bad lines are reported and skipped")
+    io.add_argument("--num-input-frames", "--num_input_frames", action=_Spelling, dest="num_input_frames", type=int,
+                    choices=(1, 9),
+                    help="prompt frames taken from the end of a video: 9 (default; 2 latent frames) or 1 (1 latent "
+                    "frame); an image is always a one-frame prompt")  # fmt: skip
+    io.add_argument("--output", type=Path,
+                    help="MP4 to write (33 frames, 25 fps, uint8 RGB); default outputs/output.mp4")
+    io.add_argument("--video_save_folder", "--output-folder", action=_Spelling, dest="video_save_folder", type=Path,
+                    help="folder of the output: --video_save_name.mp4 in it, or the batch outputs; default outputs/")
+    io.add_argument("--video_save_name", action=_Spelling,
+                    help="output file name without .mp4 (cosmos-predict1's; default output)")
     io.add_argument("--overwrite", action="store_true", help="replace an existing --output / --save-tokens")
-    io.add_argument(
-        "--save-tokens",
-        type=Path,
-        metavar="PATH",
-        help="also save the generated token grid [1, 5, H/16, W/16] int64 (torch.save), prompt first",
-    )
+    io.add_argument("--skip-existing", action="store_true",
+                    help="batch mode: leave lines whose video already exists alone (resume an interrupted batch)")
+    io.add_argument("--save-tokens", type=Path, metavar="PATH",
+                    help="also save the token grid [1, 5, H/16, W/16] int64 (torch.save), prompt first; in batch "
+                    "mode a folder that gets <video name>.pt")  # fmt: skip
     mo = p.add_argument_group("model")
-    mo.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=Path(DEFAULT_CHECKPOINT),
-        help="native weights: model.pt (flat dict, 'model.' keys), iter_*.pt, TP shards "
-        f"*_model_mp_<r>.pt, or a Hugging Face folder; default {DEFAULT_CHECKPOINT}",
-    )
-    mo.add_argument(
-        "--model",
-        help=f"architecture: a preset ({', '.join(PRESETS)}) or a config.json; default: the "
-        "config.json next to the weights, else the preset whose shapes the weights have",
-    )
-    mo.add_argument(
-        "--tokenizer",
-        type=Path,
-        default=Path(DEFAULT_TOKENIZER),
-        help=f"DV8x16x16 folder with encoder.jit and decoder.jit; default {DEFAULT_TOKENIZER}",
-    )
-    mo.add_argument(
-        "--tokenizer-backend",
-        choices=("eager", "jit"),
-        default="eager",
-        help="eager: this package's network with the files' weights (any dtype); jit: the TorchScript "
-        "files (their traced dtype only)",
-    )
-    mo.add_argument(
-        "--resolution",
-        type=parse_resolution,
-        metavar="HxW",
-        help="output size, multiples of 16; default the model's grid x16 (640x1024 for 4b/12b). Use the "
-        "post-training resolution for a post-trained model (e.g. 384x640)",
-    )
+    mo.add_argument("--checkpoint", type=Path,
+                    help="model.pt, iter_*.pt, TP shards *_model_mp_<r>.pt, a Hugging Face folder, or a NeMo "
+                    "checkpoint (step=N-last, or a run's checkpoints/ folder); default "
+                    f"{DEFAULT_CHECKPOINT}")  # fmt: skip
+    mo.add_argument("--checkpoint_dir", action=_Spelling, type=Path,
+                    help="cosmos-predict1's checkpoints folder (default checkpoints): "
+                    "the model is <checkpoint_dir>/<ar_model_dir>, the tokenizer <checkpoint_dir>/" + TOKENIZER_DIR)
+    mo.add_argument("--ar_model_dir", action=_Spelling,
+                    help="cosmos-predict1's model folder name (default Cosmos-Predict1-4B)")
+    mo.add_argument("--model", help=f"architecture: a preset ({', '.join(PRESETS)}) or a config.json; default: the "
+                    "checkpoint's own config, else the preset whose shapes the weights have")  # fmt: skip
+    mo.add_argument("--tokenizer", type=Path,
+                    help=f"DV8x16x16 folder with encoder.jit and decoder.jit; default {DEFAULT_TOKENIZER}")
+    mo.add_argument("--tokenizer-backend", choices=("eager", "jit"), default="eager",
+                    help="eager: this package's network with the files' weights (any dtype); jit: the TorchScript "
+                    "files (their traced dtype only)")  # fmt: skip
+    mo.add_argument("--resolution", type=parse_resolution, metavar="HxW",
+                    help="output size, multiples of 16; default the model's grid x16 (640x1024 for 4b/12b). Use the "
+                    "post-training resolution for a post-trained model (e.g. 384x640)")  # fmt: skip
     sa = p.add_argument_group("sampling")
     sa.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy; default 1.0")
-    sa.add_argument("--top-p", type=float, default=0.8, help="nucleus mass in (0, 1]; 1 = off; default 0.8")
-    sa.add_argument(
-        "--top-k", type=int, default=None, help="keep only the k most likely tokens (applied before top-p)"
-    )
+    sa.add_argument("--top-p", "--top_p", action=_Spelling, dest="top_p", type=float,
+                    help="nucleus mass in (0, 1]; default 0.8, or none with --top-k (cosmos-predict1 uses one of them)")
+    sa.add_argument("--top-k", "--top_k", action=_Spelling, dest="top_k", type=int,
+                    help="keep only the k most likely tokens (k >= 1); with --top-p too, top-k is applied first")
     sa.add_argument("--seed", type=int, default=0, help="seed of the sampling generator; default 0")
+    sa.add_argument("--nucleus", choices=("sort", "topk"), default="sort",
+                    help="sort: cosmos-predict1's full sort (default); topk: exact pre-filter, see docs/generate.md")
     rt = p.add_argument_group("runtime")
-    rt.add_argument("--device", help="cuda, cuda:N or cpu; default cuda when available")
-    rt.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        help="model and tokenizer dtype; default bfloat16 on CUDA " "(as cosmos-predict1), float32 on CPU",
-    )
-    rt.add_argument(
-        "--offload-ar-model",
-        action="store_true",
-        help="load the AR model right before generating and delete it after (lower peak memory)",
-    )
-    rt.add_argument(
-        "--offload-tokenizer",
-        action="store_true",
-        help="load the tokenizer for encoding, delete it, reload it for decoding",
-    )
+    rt.add_argument("--device", help="cuda, cuda:N or cpu; default cuda when available (torchrun: the rank's GPU)")
+    rt.add_argument("--dtype", choices=sorted(DTYPES),
+                    help="model and tokenizer dtype; default bfloat16 on CUDA (as cosmos-predict1), float32 on CPU")
+    rt.add_argument("--num-gpus", "--num_gpus", action=_Spelling, dest="num_gpus", type=int,
+                    help="tensor-parallel size = the number of torchrun processes (default: that number)")
+    rt.add_argument("--batch-size", type=int, default=1, help="batch mode: prompts decoded together; default 1")
+    rt.add_argument("--offload-ar-model", "--offload_ar_model", dest="offload_ar_model", action=_Spelling, flag=True,
+                    help="load the AR model right before generating and delete it after (lower peak memory)")
+    rt.add_argument("--offload-tokenizer", "--offload_tokenizer", dest="offload_tokenizer", action=_Spelling, flag=True,
+                    help="load the tokenizer for encoding, delete it, reload it for decoding")
+    for flag in ("offload_diffusion_decoder", "offload_guardrail_models", "offload_text_encoder_model",
+                 "disable_diffusion_decoder", "disable_guardrail"):  # fmt: skip
+        rt.add_argument(f"--{flag}", action=_Spelling, flag=True, help=argparse.SUPPRESS)  # accepted, nothing to do
     rt.add_argument("--no-progress", action="store_true", help="no progress bar")
-    rt.add_argument(
-        "--no-cuda-graph",
-        action="store_true",
-        help="decode eagerly on a GPU instead of replaying one captured CUDA graph per token (15x slower for the 4B; "
-        "logits agree up to bf16 noise)",
-    )
+    ad = p.add_argument_group("decoding engine (see docs/generate.md; the defaults are the fastest exact ones)")
+    ad.add_argument("--engine", choices=("mcore", "reference"), default="mcore",
+                    help="mcore: the Megatron-Core model that trains, any TP (default); reference: the plain-PyTorch "
+                    "yardstick, one process")  # fmt: skip
+    ad.add_argument("--no-cuda-graph", action="store_true",
+                    help="decode eagerly on a GPU instead of replaying captured CUDA graphs (much slower)")
+    ad.add_argument("--attention-bucket", type=int, metavar="N",
+                    help="attend to the filled cache rounded up to a multiple of N slots (one graph per length); "
+                    "0 = the whole cache")  # fmt: skip
+    ad.add_argument("--sample-in-graph", choices=("on", "off"),
+                    help="sample inside the captured step (no host work between tokens)")
     nb = p.add_argument_group("not implemented (error if given)")
-    nb.add_argument(
-        "--diffusion-decoder",
-        action="store_true",
-        help="the 7B diffusion decoder of cosmos-predict1: NOT implemented; output is DV-decoded",
-    )
-    nb.add_argument(
-        "--guardrail",
-        action="store_true",
-        help="cosmos-predict1's safety guardrails: NOT implemented; outputs are not filtered",
-    )
+    nb.add_argument("--diffusion-decoder", action="store_true",
+                    help="the 7B diffusion decoder of cosmos-predict1: NOT implemented; output is DV-decoded")
+    nb.add_argument("--guardrail", action="store_true",
+                    help="cosmos-predict1's safety guardrails: NOT implemented; outputs are not filtered")
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """``(checkpoint, tokenizer, output)`` from our flags or cosmos-predict1's."""
+    from nemo_cosmos_ar.inference.pipeline import DEFAULT_CHECKPOINT, DEFAULT_TOKENIZER
+
+    if args.checkpoint is not None and args.ar_model_dir is not None:
+        raise ValueError("pass either --checkpoint or --ar_model_dir (with --checkpoint_dir), not both")
+    ckpt_dir = args.checkpoint_dir or Path("checkpoints")
+    checkpoint = args.checkpoint or (ckpt_dir / args.ar_model_dir if args.ar_model_dir else
+                                     ckpt_dir / Path(DEFAULT_CHECKPOINT).relative_to("checkpoints"))  # fmt: skip
+    tokenizer = args.tokenizer or (ckpt_dir / TOKENIZER_DIR if args.checkpoint_dir else Path(DEFAULT_TOKENIZER))
+    if args.output is not None and (args.video_save_name or args.video_save_folder):
+        raise ValueError("pass either --output or --video_save_name / --video_save_folder, not both")
+    output = args.output or (args.video_save_folder or Path("outputs")) / f"{args.video_save_name or 'output'}.mp4"
+    return checkpoint, tokenizer, output
 
 
 def options_from_args(args: argparse.Namespace):
     """A ``GenerateOptions`` from parsed arguments (refusing the flags of parts that are not built)."""
+    import os
+
     import torch
 
-    from nemo_cosmos_ar.inference.pipeline import GenerateOptions
+    from nemo_cosmos_ar.inference.generator import DecodeOptions
+    from nemo_cosmos_ar.inference.pipeline import IMAGE_SUFFIXES, GenerateOptions
     from nemo_cosmos_ar.inference.sampling import SamplingConfig
 
     for flag in ("diffusion_decoder", "guardrail"):
         if getattr(args, flag):
             raise ValueError(NOT_BUILT.format(flag="--" + flag.replace("_", "-")))
+    if args.input_type in ("text_and_image", "text_and_video"):
+        raise ValueError(f"--input_type {args.input_type} is Video2World's (text prompts); only base models "
+                         "(image or video input) are supported")  # fmt: skip
+    if args.input_type and args.input is not None:
+        is_image = args.input.suffix.lower() in IMAGE_SUFFIXES
+        if is_image != (args.input_type == "image"):
+            raise ValueError(f"--input_type {args.input_type} but {args.input} is "
+                             f"{'an image' if is_image else 'not an image'}; fix --input_type or the file")
+    if args.batch_input_path is not None and (args.input is not None or args.prompt_tokens is not None):
+        raise ValueError("pass either --batch-input-path or a single --input / --prompt-tokens, not both")
+    if args.batch_input_path is not None and (args.output is not None or args.video_save_name):
+        raise ValueError("batch outputs go to --video_save_folder (names from the jsonl); drop --output / "
+                         "--video_save_name")  # fmt: skip
+    checkpoint, tokenizer, output = _paths(args)
     dtype = getattr(torch, DTYPES[args.dtype]) if args.dtype else None
+    top_p = args.top_p if args.top_p is not None else (None if args.top_k is not None else 0.8)
+    decode = DecodeOptions(step_mode="dynamic" if args.no_cuda_graph else "auto")
+    if args.attention_bucket is not None:
+        decode.bucket = args.attention_bucket
+    if args.sample_in_graph is not None:
+        decode.sample_in_graph = args.sample_in_graph == "on"
+    decode.__post_init__()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     return GenerateOptions(
-        input=args.input, output=args.output, checkpoint=args.checkpoint, tokenizer=args.tokenizer, model=args.model,
+        input=args.input, output=output, checkpoint=checkpoint, tokenizer=tokenizer, model=args.model,
         num_input_frames=args.num_input_frames or 9, resolution=args.resolution, seed=args.seed, device=args.device,
         dtype=dtype, tokenizer_backend=args.tokenizer_backend, offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer, overwrite=args.overwrite, save_tokens=args.save_tokens,
-        progress=not args.no_progress, step_mode="dynamic" if args.no_cuda_graph else "auto",
-        sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k),
+        prompt_tokens=args.prompt_tokens, progress=not args.no_progress, decode=decode, engine=args.engine,
+        num_gpus=args.num_gpus if args.num_gpus is not None else world, batch_size=args.batch_size,
+        sampling=SamplingConfig(temperature=args.temperature, top_p=top_p, top_k=args.top_k, nucleus=args.nucleus),
     )  # fmt: skip
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so the same clean-up as Ctrl-C runs (exit code 143)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    rank = int(os.environ.get("RANK", "0"))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args, rank)
+    except KeyboardInterrupt as err:
+        code = 143 if isinstance(err, Terminated) else 130
+        if rank == 0:
+            print(f"cosmos-ar generate: {'terminated' if code == 143 else 'interrupted'}; no partial output left "
+                  "(finished videos are complete; resume a batch with --skip-existing)", file=sys.stderr)
+        return code
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError) as err:
+        if rank == 0:
+            print(f"cosmos-ar generate: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        if "out of memory" not in str(err).lower():
+            raise
+        if rank == 0:
+            print("cosmos-ar generate: error: out of device memory; try --offload-ar-model --offload-tokenizer, a "
+                  "smaller --batch-size or more GPUs (--num-gpus)", file=sys.stderr)  # fmt: skip
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, rank: int) -> int:
+    opts = options_from_args(args)
+    say = (lambda *a: print(*a)) if rank == 0 else (lambda *a: None)
+    note = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
+    if args.batch_input_path is not None:
+        rc = _run_batch(args, opts, say)
+        _guide_note(args, note)
+        return rc
+    if opts.is_image and args.num_input_frames == 9:
+        note("note: an image is a one-frame prompt (--num-input-frames 1)")
     from nemo_cosmos_ar.inference.pipeline import generate_video
 
-    opts = options_from_args(args)
-    if opts.is_image and args.num_input_frames == 9:
-        print("note: an image is a one-frame prompt (--num-input-frames 1)", file=sys.stderr)
     result = generate_video(opts)
     t, h, w = result.tokens.shape[1:]
     s, st = result.seconds, result.stats
-    print(f"wrote {result.output}: 33 frames at {16 * h}x{16 * w}, 25 fps (grid {t}x{h}x{w}: {st.prompt_tokens} "
-          f"prompt + {st.generated_tokens} generated tokens)")  # fmt: skip
-    print(f"load {s['load']:.1f}s, encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, decode {st.decode_s:.1f}s "
-          f"({st.tokens_per_s:.1f} tokens/s), DV decode {s['decode']:.1f}s, write {s['write']:.1f}s")  # fmt: skip
-    if args.save_tokens:
-        print(f"tokens [1, {t}, {h}, {w}] int64 -> {args.save_tokens}")
+    tp = f" on {opts.num_gpus} GPUs (tensor parallel)" if opts.num_gpus > 1 else ""
+    say(f"wrote {result.output}: 33 frames at {16 * h}x{16 * w}, 25 fps (grid {t}x{h}x{w}: {st.prompt_tokens} "
+        f"prompt + {st.generated_tokens} generated tokens){tp}")  # fmt: skip
+    say(f"load {s['load']:.1f}s, encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, decode {st.decode_s:.1f}s "
+        f"({st.tokens_per_s:.1f} tokens/s), DV decode {s['decode']:.1f}s, write {s['write']:.1f}s")  # fmt: skip
+    if opts.save_tokens:
+        say(f"tokens [1, {t}, {h}, {w}] int64 -> {opts.save_tokens}")
+    _guide_note(args, note)
     return 0
+
+
+def _guide_note(args: argparse.Namespace, note) -> None:
+    """cosmos-predict1 runs its diffusion decoder and guardrails unless told not to; say that they do not exist here
+    (after the run, so a one-line error stays one line)."""
+    if args.guide_spelling and not (args.disable_diffusion_decoder and args.disable_guardrail):
+        note(GUIDE_NOTE)
+
+
+def _run_batch(args: argparse.Namespace, opts, say) -> int:
+    from nemo_cosmos_ar.inference.batch import generate_batch
+
+    folder = args.video_save_folder or Path("outputs")
+    res = generate_batch(opts, args.batch_input_path, folder, skip_existing=args.skip_existing)
+    total = len(res.written) + len(res.failed) + len(res.skipped_existing)
+    kept = f", {len(res.skipped_existing)} already there" if res.skipped_existing else ""
+    failed = f", {len(res.failed)} failed (line{'s' if len(res.failed) > 1 else ''} " + \
+        ", ".join(str(line) for line, _ in res.failed) + ")" if res.failed else ""  # fmt: skip
+    say(f"wrote {len(res.written)} of {total} videos to {folder}{kept}{failed}; decode {res.tokens_per_s:.1f} "
+        f"tokens/s over batches of up to {opts.batch_size}")  # fmt: skip
+    return 1 if res.failed else 0

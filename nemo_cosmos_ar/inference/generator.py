@@ -1,39 +1,44 @@
-"""Autoregressive decoding of a video token grid with a KV cache, and loading a native checkpoint to decode with.
-
-What cosmos-predict1's ``AutoRegressiveModel.generate`` does for the base models (reference §6.3), on the plain
-PyTorch transformer of ``model/reference.py``:
+"""Autoregressive decoding of a video token grid with a static KV cache (what cosmos-predict1's
+``AutoRegressiveModel.generate`` does for the base models, reference §6.3).
 
 * the prompt is the first latent frame(s) of the tokenized input (1 frame for an image, 2 for a 9-frame video);
 * **prefill**: one forward over the prompt fills every layer's KV cache and gives the logits of the first new token;
 * **decode**: one token per step at absolute position p (3D RoPE row p), attending to the cache, until the grid
-  (T'·H'·W' tokens) is full;
-* the result is the whole grid, the prompt echoed in front of the generated tokens (``echo=True``).
+  (T'·H'·W' tokens) is full; the result is the whole grid, the prompt echoed in front (``echo=True``).
 
-The base model's head has exactly the 64,000 video codes, so there is no stop token and no BOS to strip.
+The model behind the loop is an *engine*: ``engine.McoreEngine`` (the Megatron-Core model that trains, any TP; what
+``cosmos-ar generate`` uses) or ``ReferenceEngine`` (the plain-PyTorch yardstick of ``model/reference.py``). Both
+offer ``new_cache``, ``prefill`` and a fixed-shape ``step(tokens, pos_tensor, cache, attend)``.
+
+How steps run (``DecodeOptions``), each switch measurable on its own with ``bench/bench_generate.py``:
+
+* ``step_mode``: "dynamic" (eager, attends exactly to the filled slots), "static" (eager, the fixed-shape step),
+  "graph" (the fixed-shape step captured in a CUDA graph, one replay per token), "auto" (graph on CUDA, dynamic
+  elsewhere). A failed capture warns and falls back to "static": slower, same tokens.
+* ``bucket``: the fixed-shape step attends to the first ``bucket·ceil((p+1)/bucket)`` cache slots instead of all of
+  them (one graph per length, captured before the prefill); 0 = the whole cache.
+* ``sample_in_graph``: the sampler, the write of the new token and the position increment are part of the step
+  (captured too on CUDA), so the host only replays graphs; the generators are registered with the graphs.
 """
 
 from __future__ import annotations
 
-import gc
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-from nemo_cosmos_ar.conversion import native_io
-from nemo_cosmos_ar.inference.sampling import SamplingConfig, sample
-from nemo_cosmos_ar.model.checkpoint_mapping import CheckpointMismatch, native_shapes
-from nemo_cosmos_ar.model.config import TEMPORAL_COMPRESSION, CosmosARConfig
-from nemo_cosmos_ar.model.presets import PRESETS, get_preset
+from nemo_cosmos_ar.inference.sampling import Generators, SamplingConfig, sample
+from nemo_cosmos_ar.model.config import TEMPORAL_COMPRESSION
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
 # cosmos-predict1 ``_SUPPORTED_CONTEXT_LEN``: a prompt is one image or the last 9 frames of a video.
 SUPPORTED_INPUT_FRAMES = (1, 9)
 # Every output is one 33-frame chunk of the tokenizer (5 latent frames).
 NUM_OUTPUT_FRAMES = 33
+STEP_MODES = ("auto", "dynamic", "static", "graph")
 
 
 def prompt_latent_frames(num_input_frames: int) -> int:
@@ -48,6 +53,21 @@ def prompt_latent_frames(num_input_frames: int) -> int:
     return 1 + (num_input_frames - 1) // TEMPORAL_COMPRESSION
 
 
+@dataclass(kw_only=True)
+class DecodeOptions:
+    """How decoding steps run (module doc). The defaults are the fastest exact settings measured on an H200."""
+
+    step_mode: str = "auto"
+    bucket: int = 0
+    sample_in_graph: bool = False
+
+    def __post_init__(self) -> None:
+        if self.step_mode not in STEP_MODES:
+            raise ValueError(f"step mode must be one of {STEP_MODES}, got {self.step_mode!r}")
+        if self.bucket < 0:
+            raise ValueError(f"bucket must be >= 0 (0: attend to the whole cache), got {self.bucket}")
+
+
 @dataclass
 class DecodeStats:
     """Timings of one ``generate_tokens`` call (seconds; device work included: the clock stops after a sync)."""
@@ -56,10 +76,42 @@ class DecodeStats:
     generated_tokens: int
     prefill_s: float
     decode_s: float
+    batch: int = 1
+    step_mode: str = ""
 
     @property
     def tokens_per_s(self) -> float:
-        return self.generated_tokens / self.decode_s if self.decode_s > 0 else float("nan")
+        """Generated tokens per second over the whole batch."""
+        return self.batch * self.generated_tokens / self.decode_s if self.decode_s > 0 else float("nan")
+
+
+class ReferenceEngine:
+    """``model/reference.py``'s transformer behind the engine interface: the parity yardstick, and the decoding
+    step of the first release (separate Q/K/V and gate/up weights, masked SDPA over the whole cache)."""
+
+    def __init__(self, model: ReferenceTransformer) -> None:
+        self.model, self.cfg, self.vocab_size = model, model.cfg, model.cfg.vocab_size
+        self.device = model.output.weight.device
+
+    def new_cache(self, batch: int, length: int) -> list[dict]:
+        return self.model.new_cache(batch, length, device=self.device)
+
+    def prefill(self, tokens: torch.Tensor, cache) -> torch.Tensor:
+        return self.model(tokens, start=0, cache=cache)[:, -1]
+
+    def step(self, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
+        return self.model.forward_step(tokens, pos, cache)  # always the whole cache
+
+    def dynamic_step(self, tokens: torch.Tensor, pos: int, cache) -> torch.Tensor:
+        return self.model(tokens, start=pos, cache=cache)[:, -1]
+
+    @torch.inference_mode()
+    def teacher_forced(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens.to(self.device))
+
+
+def as_engine(model):
+    return ReferenceEngine(model) if isinstance(model, ReferenceTransformer) else model
 
 
 def _sync(device: torch.device) -> None:
@@ -67,230 +119,199 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# How one decoding step runs: "dynamic" = ``model(token, start=pos)`` attending to the filled part of the cache;
-# "static" = ``model.forward_step`` (fixed shapes, the whole cache under a mask); "graph" = that step captured once
-# in a CUDA graph and replayed (CUDA only); "auto" = graph on CUDA, dynamic elsewhere.
-STEP_MODES = ("auto", "dynamic", "static", "graph")
+def _generators(generator: Generators) -> list[torch.Generator]:
+    if generator is None:
+        return []
+    return [generator] if isinstance(generator, torch.Generator) else list(generator)
 
 
-class _GraphStep:
-    """``model.forward_step`` captured in a CUDA graph: one replay per token instead of ~1,000 kernel launches.
+class _Decoder:
+    """The per-token work of one ``generate_tokens`` call, eager or as CUDA graphs (one per attended length).
 
-    The inputs live in static buffers (token, position); the captured kernels read the position on the device, so
-    a replay costs a few microseconds of CPU. Warm-up and capture run at the cache's last slot, which decoding never
-    reads (the last token's logits would predict past the grid) and never writes.
+    Buffers: ``tok [B, 1]`` (the token entering the step), ``pos [1]`` (its position), ``logits [B, V]`` (fp32, the
+    distribution of the next token) and ``out [B, L + 1]`` (the grid; column L is scratch for warm-up/capture).
+    Warm-up and capture run at position L-1: the cache slot it writes is never read by a real step (the last real
+    step is at L-2), and the output column it writes is overwritten by the final token.
     """
 
-    def __init__(self, model: ReferenceTransformer, cache: list[dict], batch: int, device: torch.device) -> None:
-        self.model, self.cache = model, cache
-        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
-        self.pos = torch.full((1,), cache[0]["k"].shape[1] - 1, dtype=torch.long, device=device)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):  # warm-up on a side stream, as CUDA graph capture requires
-            for _ in range(2):
-                model.forward_step(self.token, self.pos, cache)
-        torch.cuda.current_stream(device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.logits = model.forward_step(self.token, self.pos, cache)
+    def __init__(self, engine, cache, out: torch.Tensor, first: int, total: int, sampling: SamplingConfig,
+                 generator: Generators, opts: DecodeOptions, fused: bool, graphs: bool) -> None:  # fmt: skip
+        self.engine, self.cache, self.out, self.first, self.total = engine, cache, out, first, total
+        self.sampling, self.generator, self.opts, self.fused = sampling, generator, opts, fused
+        device = engine.device
+        batch = out.shape[0]
+        self.tok = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        self.pos = torch.zeros(1, dtype=torch.long, device=device)
+        self.logits = torch.zeros(batch, engine.vocab_size, dtype=torch.float32, device=device)
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        if graphs:
+            self._capture_all()
 
-    def __call__(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
-        """Logits ``[B, V]``: a static buffer, overwritten by the next call (read it before stepping again)."""
-        self.token.copy_(tokens)
-        self.pos.fill_(pos)
-        self.graph.replay()
-        return self.logits
+    def attend(self, pos: int) -> int:
+        b = self.opts.bucket
+        return self.total if not b else min(self.total, b * ((pos + 1 + b - 1) // b))
 
+    def _forward(self, attend: int) -> None:
+        """One eager (or captured) step from the buffers."""
+        if self.fused:
+            self.tok.copy_(sample(self.logits, self.sampling, self.generator).view(-1, 1))
+            self.out.index_copy_(1, self.pos, self.tok)
+        self.logits.copy_(self.engine.step(self.tok, self.pos, self.cache, attend))
+        if self.fused:
+            self.pos.add_(1)
 
-def _step_fn(mode: str, model: ReferenceTransformer, cache: list[dict], batch: int, device: torch.device):
-    if mode not in STEP_MODES:
-        raise ValueError(f"step mode must be one of {STEP_MODES}, got {mode!r}")
-    if mode == "auto" and device.type == "cuda":
-        try:
-            return _GraphStep(model, cache, batch, device)
-        except RuntimeError as err:  # e.g. a kernel that cannot be captured on this torch/CUDA: slower, not wrong
-            warnings.warn(f"CUDA graph capture of the decoding step failed ({err}); decoding eagerly", stacklevel=3)
-            mode = "static"
-    if mode == "graph":
-        if device.type != "cuda":
-            raise ValueError("CUDA graphs need the model on a CUDA device; use step mode 'static' or 'dynamic'")
-        return _GraphStep(model, cache, batch, device)
-    if mode == "static":
-        pos_buf = torch.zeros(1, dtype=torch.long, device=device)
-        return lambda tokens, pos: model.forward_step(tokens, pos_buf.fill_(pos), cache)
-    return lambda tokens, pos: model(tokens, start=pos, cache=cache)[:, -1]
+    def _capture_all(self) -> None:
+        device = self.engine.device
+        lengths = sorted({self.attend(p) for p in range(self.first, self.total - 1)})
+        gens = _generators(self.generator) if self.fused else []
+        saved = [g.get_state() for g in gens]
+        pool = torch.cuda.graph_pool_handle()
+        for n in lengths:
+            self.pos.fill_(self.total - 1)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+                for _ in range(2):
+                    self.pos.fill_(self.total - 1)
+                    self._forward(n)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.pos.fill_(self.total - 1)
+            graph = torch.cuda.CUDAGraph()
+            for g in gens:
+                graph.register_generator_state(g)
+            with torch.cuda.graph(graph, pool=pool):
+                self._forward(n)
+            self.graphs[n] = graph
+        for g, s in zip(gens, saved):  # the warm-ups drew random numbers: back to the state we were given
+            try:
+                g.set_state(s)
+            except RuntimeError:  # a generator registered with a graph may refuse; it was freshly seeded
+                g.manual_seed(g.initial_seed())
+
+    def run(self, pos: int) -> None:
+        """Advance one token from position ``pos`` (fused: sample it, then step; else: step the buffered token)."""
+        n = self.attend(pos)
+        graph = self.graphs.get(n)
+        if graph is not None:
+            graph.replay()
+        else:
+            self._forward(n)
 
 
 @torch.inference_mode()
 def generate_tokens(
-    model: ReferenceTransformer,
+    model,
     prompt: torch.Tensor,
     total_tokens: int,
     sampling: SamplingConfig,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     *,
-    progress: bool = False,
+    progress=False,
     on_logits: Callable[[int, torch.Tensor], None] | None = None,
-    step_mode: str = "auto",
+    step_mode: str | None = None,
+    options: DecodeOptions | None = None,
 ) -> tuple[torch.Tensor, DecodeStats]:
     """Extend ``prompt`` to ``total_tokens`` tokens: prefill, then one token at a time with a KV cache.
 
     Args:
-        model: the transformer, on its device and dtype, in eval mode; its config's ``latent_shape`` must be the grid
-            being generated (it fixes the 3D RoPE position of every token).
+        model: an engine (``engine.McoreEngine``, ``ReferenceEngine``) or a ``ReferenceTransformer``; its config's
+            ``latent_shape`` must be the grid being generated (it fixes the 3D RoPE position of every token).
         prompt: ``[B, P]`` int64 token ids (``P >= 1``), flattened row-major from the grid (W fastest).
-        total_tokens: length of the result (T'·H'·W' for a whole grid); at most ``model.cfg.seq_length``.
-        sampling: temperature / top-k / top-p.
-        generator: seeded ``torch.Generator`` on the model's device (None: the global RNG).
-        progress: show a tqdm bar over the generated tokens (on stderr).
-        on_logits: called as ``on_logits(p, logits [B, V])`` with the logits that token ``p`` is drawn from (tests
-            compare them with a teacher-forced forward). Copy them to keep them: with CUDA graphs the buffer is
-            reused.
-        step_mode: how decoding steps run, one of ``STEP_MODES`` (default: a CUDA graph on CUDA, eager elsewhere).
+        total_tokens: length of the result (T'·H'·W' for a whole grid); at most ``cfg.seq_length``.
+        sampling: temperature / top-p / top-k.
+        generator: seeded ``torch.Generator`` on the model's device, or one per row (None: the global RNG).
+        progress: True for a tqdm bar over the generated tokens (stderr), or a tqdm bar to advance (by B per step).
+        on_logits: called as ``on_logits(p, logits [B, V])`` with the logits token ``p`` is drawn from (tests compare
+            them with a teacher-forced forward). Copy them to keep them: the buffer is reused.
+        step_mode: shorthand for ``options.step_mode``.
+        options: how steps run (``DecodeOptions``; default: a CUDA graph on CUDA, eager elsewhere).
 
     Returns:
         ``([B, total_tokens] int64 on the model's device, stats)``; ``result[:, :P] == prompt``.
     """
-    device = model.output.weight.device
+    engine = as_engine(model)
+    opts = options or DecodeOptions()
+    if step_mode is not None:
+        opts = DecodeOptions(step_mode=step_mode, bucket=opts.bucket, sample_in_graph=opts.sample_in_graph)
+    device, cfg = engine.device, engine.cfg
     if prompt.ndim != 2 or prompt.shape[1] < 1 or prompt.is_floating_point():
         raise ValueError(
             f"prompt must be integer token ids [B, P] with P >= 1, got {tuple(prompt.shape)} {prompt.dtype}"
         )
     batch, num_prompt = prompt.shape
-    if not num_prompt <= total_tokens <= model.cfg.seq_length:
+    if not num_prompt <= total_tokens <= cfg.seq_length:
         raise ValueError(f"total_tokens={total_tokens} must lie between the prompt length {num_prompt} and the "
-                         f"model's grid {list(model.cfg.latent_shape)} = {model.cfg.seq_length} tokens")  # fmt: skip
-    out = torch.empty(batch, total_tokens, dtype=torch.long, device=device)
+                         f"model's grid {list(cfg.latent_shape)} = {cfg.seq_length} tokens")  # fmt: skip
+    mode = opts.step_mode
+    if mode == "auto":
+        mode = "graph" if device.type == "cuda" else "dynamic"
+    if mode == "graph" and device.type != "cuda":
+        raise ValueError("CUDA graphs need the model on a CUDA device; use step mode 'static' or 'dynamic'")
+    # Sampling with the checked top-k nucleus syncs with the host to choose its path, which a graph cannot hold.
+    fused = opts.sample_in_graph and mode != "dynamic" and sampling.nucleus == "sort"
+    out = torch.empty(batch, total_tokens + 1, dtype=torch.long, device=device)  # + scratch column
     out[:, :num_prompt] = prompt.to(device)
     # Static cache for the whole grid, allocated once (cosmos-predict1 does the same): decoding never reallocates.
-    cache = model.new_cache(batch, total_tokens, device=device)
-
-    # Built (and on CUDA captured) before the prefill: capture runs at the cache's last slot, which nothing reads.
-    step = _step_fn(step_mode, model, cache, batch, device) if total_tokens > num_prompt + 1 else None
+    cache = engine.new_cache(batch, total_tokens)
+    steps = total_tokens - num_prompt - 1  # forward steps after the prefill (the last token needs none)
+    dec = None
+    if steps > 0 and mode != "dynamic":
+        try:  # built (and on CUDA captured) before the prefill: capture runs at the cache's last slot
+            dec = _Decoder(engine, cache, out, num_prompt, total_tokens, sampling, generator, opts, fused,
+                           mode == "graph")
+        except RuntimeError as err:  # e.g. a kernel that cannot be captured on this torch/CUDA: slower, not wrong
+            if mode != "graph" or opts.step_mode != "auto":
+                raise
+            warnings.warn(f"CUDA graph capture of the decoding step failed ({err}); decoding eagerly", stacklevel=2)
+            mode = "static"
+            dec = _Decoder(engine, cache, out, num_prompt, total_tokens, sampling, generator, opts, fused, False)
 
     _sync(device)
     t0 = time.perf_counter()
-    logits = model(out[:, :num_prompt], start=0, cache=cache)[:, -1]
+    logits = engine.prefill(out[:, :num_prompt], cache)
     _sync(device)
     t1 = time.perf_counter()
-    bar = None
-    if progress and total_tokens > num_prompt:
+    bar, own_bar = progress, False
+    if progress is True:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_tokens - num_prompt, unit="tok", desc="generating", dynamic_ncols=True)
-    for pos in range(num_prompt, total_tokens):
+        bar, own_bar = tqdm(total=batch * (total_tokens - num_prompt), unit="tok", desc="generating",
+                            dynamic_ncols=True), True  # fmt: skip
+    if dec is not None and fused:
+        dec.logits.copy_(logits)
+        dec.pos.fill_(num_prompt)
+        for pos in range(num_prompt, total_tokens - 1):
+            if on_logits is not None:
+                on_logits(pos, dec.logits)
+            dec.run(pos)
+            if bar:
+                bar.update(batch)
+        logits = dec.logits
+    else:
+        for pos in range(num_prompt, total_tokens - 1):
+            if on_logits is not None:
+                on_logits(pos, logits)
+            out[:, pos] = sample(logits, sampling, generator)
+            if dec is None:
+                logits = engine.dynamic_step(out[:, pos : pos + 1], pos, cache)
+            else:
+                dec.tok.copy_(out[:, pos : pos + 1])
+                dec.pos.fill_(pos)
+                dec.run(pos)
+                logits = dec.logits
+            if bar:
+                bar.update(batch)
+    if total_tokens > num_prompt:  # the last token: sampled, never stepped (its logits would predict past the grid)
         if on_logits is not None:
-            on_logits(pos, logits)
-        out[:, pos] = sample(logits, sampling, generator)
-        if pos + 1 < total_tokens:  # the last token's logits would predict past the grid
-            logits = step(out[:, pos : pos + 1], pos)
-        if bar is not None:
-            bar.update(1)
+            on_logits(total_tokens - 1, logits)
+        out[:, total_tokens - 1] = sample(logits, sampling, generator)
+        if bar:
+            bar.update(batch)
     _sync(device)
     t2 = time.perf_counter()
-    if bar is not None:
+    if own_bar:
         bar.close()
-    del cache, step
-    return out, DecodeStats(num_prompt, total_tokens - num_prompt, t1 - t0, t2 - t1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------------------
-def read_checkpoint(path: str | Path, model: str | CosmosARConfig | None = None) -> tuple[CosmosARConfig, dict]:
-    """Open a native checkpoint (memory-mapped, ``weights_only=True``) and check it against an architecture.
-
-    Args:
-        path: ``model.pt`` (flat dict with ``model.`` keys), a training ``iter_*.pt``, TP shards or a Hugging Face
-            folder -- whatever ``conversion.native_io.load_native`` reads.
-        model: a preset name (tiny, 4b, 12b), a cosmos-predict1 ``config.json`` path, a ``CosmosARConfig``, or None
-            (a ``config.json`` next to the weights, else the preset whose shapes the weights have).
-
-    Returns:
-        ``(config, state dict without the "model." prefix)``; tensors stay memory-mapped in their stored dtype.
-
-    Raises:
-        FileNotFoundError: no checkpoint there.
-        CheckpointMismatch: the weights do not fit; the one-line message names the first offending key, its shape
-            and the expected one.
-    """
-    requested = requested_config(model) if model is not None else None
-    ckpt = native_io.load_native(path)
-    try:
-        cfg = native_io.resolve_config(ckpt, requested)
-    except CheckpointMismatch as err:
-        raise CheckpointMismatch(_one_line_mismatch(ckpt, requested, err)) from None
-    return cfg, ckpt.tensors
-
-
-def requested_config(model: str | CosmosARConfig) -> CosmosARConfig:
-    """A preset name (tiny, 4b, 12b), a cosmos-predict1 ``config.json`` path, or a config as is."""
-    if isinstance(model, CosmosARConfig):
-        return model
-    if str(model).lower() in PRESETS:
-        return get_preset(str(model))
-    if not Path(model).is_file():
-        raise ValueError(f"--model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a config.json file")
-    return CosmosARConfig.from_json(str(model))
-
-
-def _one_line_mismatch(ckpt: native_io.NativeCheckpoint, cfg: CosmosARConfig | None, err: CheckpointMismatch) -> str:
-    """``check_native``'s multi-line report as one line: the first wrong key with both shapes, and a hint."""
-    if cfg is None:  # the architecture came from a config.json next to the weights, or from no preset at all
-        return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-    want = native_shapes(cfg)
-    wrong = [k for k, s in want.items() if k in ckpt.tensors and tuple(ckpt.tensors[k].shape) != s]
-    missing = [k for k in want if k not in ckpt.tensors]
-    if wrong:
-        k = wrong[0]
-        what = (
-            f"tensor {k} has shape {list(ckpt.tensors[k].shape)}, the {cfg.name!r} model expects {list(want[k])} "
-            f"({len(wrong)} of {len(want)} tensors differ in shape, {len(missing)} missing)"
-        )
-    elif missing:
-        what = f"key {missing[0]} (expected shape {list(want[missing[0]])}) is missing ({len(missing)} keys missing)"
-    else:
-        extra = [k for k in ckpt.tensors if k not in want]
-        what = f"unexpected key {extra[0] if extra else '?'} ({len(extra)} unexpected)"
-    hint = native_io.preset_for_shapes(ckpt.tensors)
-    hint = (
-        f"; the weights have the shapes of the {hint!r} preset (--model {hint})" if hint and hint != cfg.name else ""
-    )
-    return f"{ckpt.name} does not fit the {cfg.name!r} architecture: {what}{hint}"
-
-
-def build_model(
-    cfg: CosmosARConfig, state: dict, device: torch.device | str, dtype: torch.dtype
-) -> ReferenceTransformer:
-    """The reference transformer holding ``state``, on ``device`` in ``dtype``, eval mode, no grad.
-
-    Built on the meta device and filled with ``assign=True``: no random initialisation of 4B parameters and no
-    second full copy of the weights on the host before they move to ``device``.
-    """
-    with torch.device("meta"):
-        model = ReferenceTransformer(cfg)
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-def load_model(
-    path: str | Path,
-    model: str | CosmosARConfig | None = None,
-    *,
-    latent_shape: tuple[int, int, int] | None = None,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> ReferenceTransformer:
-    """``read_checkpoint`` + ``build_model``; ``latent_shape`` sets the grid to generate (default: the config's)."""
-    cfg, state = read_checkpoint(path, model)
-    if latent_shape is not None:
-        cfg = cfg.with_latent_shape(latent_shape)
-    return build_model(cfg, state, device, dtype)
-
-
-def free_memory(device: torch.device | str) -> None:
-    """What cosmos-predict1's offloading does after ``del``: collect, then hand cached CUDA blocks back."""
-    gc.collect()
-    if torch.device(device).type == "cuda":
-        torch.cuda.empty_cache()
+    del cache, dec
+    label = mode + (" fused" if fused else "")
+    stats = DecodeStats(num_prompt, total_tokens - num_prompt, t1 - t0, t2 - t1, batch, label)
+    return out[:, :total_tokens], stats

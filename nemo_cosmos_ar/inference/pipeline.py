@@ -8,10 +8,13 @@ The order of cosmos-predict1's base pipeline with ``--disable_diffusion_decoder 
    repeating the last frame;
 2. tokenize the 33 frames with the DV8x16x16 encoder -> grid ``[5, H/16, W/16]``; the prompt is its first latent
    frame (image) or first two (9 frames), which the causal tokenizer computes from the real frames only;
-3. generate the rest of the grid with the AR model (KV cache, temperature + top-p, seeded);
+3. generate the rest of the grid with the AR model (KV cache, temperature + top-p, seeded) on the Megatron-Core
+   model at the run's tensor-parallel size (``engine.py``), or on the plain-PyTorch reference (``engine="reference"``);
 4. decode the whole grid (prompt re-decoded too) with the DV decoder, write 33 frames, uint8 RGB, 25 fps, MP4,
    atomically.
 
+Under torchrun (TP = the number of processes) rank 0 reads and tokenizes the inputs and broadcasts the prompts,
+every rank runs its shard of the model, rank 0 decodes and writes; the other ranks never load the tokenizer.
 Offloading (§6.5) deletes a module after use and reloads it from disk when it is next needed; it never moves
 modules to the CPU. Without it the model and tokenizer are both loaded up front and stay resident.
 """
@@ -27,48 +30,54 @@ import torch
 
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.token_layout import flatten_grid, unflatten_grid
+from nemo_cosmos_ar.inference import checks
+from nemo_cosmos_ar.inference import checkpoints as ck
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.sampling import SamplingConfig
-from nemo_cosmos_ar.model.config import SPATIAL_COMPRESSION, CosmosARConfig, latent_shape_for
+from nemo_cosmos_ar.model.config import SPATIAL_COMPRESSION, latent_shape_for
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 OUTPUT_FPS = 25.0  # cosmos-predict1 writes its outputs at 25 fps (imageio.mimsave(..., fps=25))
 DEFAULT_TOKENIZER = "checkpoints/Cosmos-Tokenize1-DV8x16x16-720p"
 DEFAULT_CHECKPOINT = "checkpoints/Cosmos-Predict1-4B/model.pt"
+ENGINES = ("mcore", "reference")
 
 
 @dataclass(kw_only=True)
 class GenerateOptions:
-    """Everything one generation needs. Paths are checked before anything heavy is loaded.
+    """Everything one generation needs. Paths and settings are checked before anything heavy is loaded.
 
     Attributes:
-        input: image (``.png``, ``.jpg`` ...) or video file.
+        input: image (``.png``, ``.jpg`` ...) or video file; None when ``prompt_tokens`` gives the prompt.
         output: MP4 to write; refused if it exists unless ``overwrite``.
-        checkpoint: native model (``model.pt`` with ``model.`` keys, ``iter_*.pt``, TP shards, HF folder).
+        checkpoint: ``model.pt``, ``iter_*.pt``, TP shards, a Hugging Face folder, or a NeMo checkpoint
+            (``.../checkpoints/step=N-last`` or the ``checkpoints`` folder of a post-training run).
         tokenizer: folder with ``encoder.jit`` and ``decoder.jit`` (Cosmos-Tokenize1-DV8x16x16-720p layout).
-        model: architecture: preset name or ``config.json``; None = from the checkpoint (config.json or shapes).
+        model: architecture: preset name or ``config.json``; None = from the checkpoint.
         num_input_frames: 9 (last 9 frames of a video) or 1; images always use 1.
         resolution: ``(height, width)`` of the output; None = the model's grid × 16 (640x1024 for 4B/12B).
         sampling: temperature / top-p / top-k.
-        seed: seed of the sampling generator.
-        device: ``"cuda"``, ``"cpu"`` ...; None = CUDA when available.
+        seed: seed of the sampling generator (``torch.Generator`` on the model's device).
+        device: ``"cuda"``, ``"cpu"`` ...; None = CUDA when available (under torchrun: this rank's GPU).
         dtype: model dtype; None = bf16 on CUDA (as cosmos-predict1), fp32 on CPU.
-        tokenizer_dtype: tokenizer dtype; None = ``dtype``.
-        tokenizer_backend: ``"eager"`` (this package's network, any dtype) or ``"jit"`` (the TorchScript files).
-        offload_ar_model: load the model right before generating and delete it right after.
-        offload_tokenizer: load the tokenizer for encoding, delete it, reload it for decoding.
-        overwrite: replace an existing output.
+        tokenizer_dtype / tokenizer_backend: see ``tokenizer.backends.load_tokenizer``.
+        offload_ar_model / offload_tokenizer: cosmos-predict1's offloading (delete after use, reload when needed).
+        overwrite: replace existing outputs.
         save_tokens: also save the full token grid ``[1, T', H', W']`` int64 (``torch.save``) here.
+        prompt_tokens: a saved grid (``save_tokens``) whose first latent frame(s) are the prompt, instead of ``input``.
         progress: tqdm bar over the generated tokens.
-        step_mode: how decoding steps run (``generator.STEP_MODES``; "auto": a CUDA graph on GPU, eager on CPU).
+        decode: how decoding steps run (``generator.DecodeOptions``).
+        engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
+        num_gpus: tensor-parallel size; must equal the number of torchrun processes.
+        batch_size: prompts decoded together (batch mode).
     """
 
-    input: Path
+    input: Path | None = None
     output: Path = Path("outputs/output.mp4")
     checkpoint: Path = Path(DEFAULT_CHECKPOINT)
     tokenizer: Path = Path(DEFAULT_TOKENIZER)
-    model: str | CosmosARConfig | None = None
+    model: str | None = None
     num_input_frames: int = 9
     resolution: tuple[int, int] | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -81,22 +90,46 @@ class GenerateOptions:
     offload_tokenizer: bool = False
     overwrite: bool = False
     save_tokens: Path | None = None
+    prompt_tokens: Path | None = None
     progress: bool = True
-    step_mode: str = "auto"
+    decode: gen.DecodeOptions = field(default_factory=gen.DecodeOptions)
+    engine: str = "mcore"
+    num_gpus: int = 1
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
-        self.input, self.output, self.checkpoint, self.tokenizer = (
-            Path(p) for p in (self.input, self.output, self.checkpoint, self.tokenizer)
-        )
-        if self.save_tokens is not None:
-            self.save_tokens = Path(self.save_tokens)
+        self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
+        self.input = None if self.input is None else Path(self.input)
+        self.save_tokens = None if self.save_tokens is None else Path(self.save_tokens)
+        self.prompt_tokens = None if self.prompt_tokens is None else Path(self.prompt_tokens)
+        if self.input is not None and self.prompt_tokens is not None:
+            raise ValueError("pass either --input or --prompt-tokens, not both")
         if self.is_image:
             self.num_input_frames = 1  # as cosmos-predict1's validate_args: an image is a one-frame prompt
         gen.prompt_latent_frames(self.num_input_frames)  # validates 1 or 9
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.num_gpus < 1 or self.batch_size < 1:
+            raise ValueError(f"--num-gpus and --batch-size must be >= 1, got {self.num_gpus} and {self.batch_size}")
+        if self.seed < 0 or self.seed >= 2**63:
+            raise ValueError(f"--seed must be in [0, 2**63), got {self.seed}")
 
     @property
     def is_image(self) -> bool:
-        return self.input.suffix.lower() in IMAGE_SUFFIXES
+        return self.input is not None and self.input.suffix.lower() in IMAGE_SUFFIXES
+
+
+@dataclass
+class Job:
+    """One video to make: its prompt source, where it goes, its seed. ``line`` is the jsonl line (0: single run)."""
+
+    line: int
+    input: Path | None
+    output: Path
+    save_tokens: Path | None
+    seed: int
+    num_input_frames: int
+    prompt_tokens: Path | None = None
 
 
 @dataclass
@@ -118,33 +151,12 @@ class GenerationResult:
     seconds: dict[str, float]
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def default_dtype(device: str | torch.device) -> torch.dtype:
     # bf16 is what cosmos-predict1 runs in on the GPU; CPU bf16 matmuls are slow and some tokenizer ops are missing.
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
-def check_paths(opts: GenerateOptions) -> None:
-    """Fail in a second, with one line, on what would otherwise fail after minutes of loading."""
-    if not opts.input.is_file():
-        raise FileNotFoundError(f"input {opts.input} does not exist (pass an image or a video file with --input)")
-    if not opts.checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint {opts.checkpoint} does not exist (pass the model.pt of "
-                                "Cosmos-Predict1-4B or a post-trained export with --checkpoint)")  # fmt: skip
-    if not opts.tokenizer.is_dir():
-        raise FileNotFoundError(f"tokenizer folder {opts.tokenizer} does not exist (download "
-                                "Cosmos-Tokenize1-DV8x16x16-720p there, or pass --tokenizer)")  # fmt: skip
-    for target in (opts.output, opts.save_tokens):
-        if target is not None and target.exists() and not opts.overwrite:
-            raise FileExistsError(f"{target} already exists; pass --overwrite to replace it or choose another path")
-    if opts.output.suffix.lower() != ".mp4":
-        raise ValueError(f"output {opts.output} must end in .mp4")
-
-
-def output_resolution(cfg: CosmosARConfig, resolution: tuple[int, int] | None) -> tuple[int, int]:
+def output_resolution(cfg, resolution: tuple[int, int] | None) -> tuple[int, int]:
     """``resolution`` if given (checked to be multiples of 16), else the grid the model was configured with × 16."""
     if resolution is None:
         return cfg.latent_shape[1] * SPATIAL_COMPRESSION, cfg.latent_shape[2] * SPATIAL_COMPRESSION
@@ -158,102 +170,266 @@ def load_input(path: Path, num_input_frames: int, height: int, width: int) -> to
     An image gives one frame; a video its last ``num_input_frames`` frames. The last real frame is repeated up to
     33 frames, which cannot leak into the prompt tokens (the tokenizer is causal).
     """
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    is_image = path.suffix.lower() in IMAGE_SUFFIXES
+    checks.check_input(path, is_image, num_input_frames)
+    if is_image:
         clip = video_io.read_image(path, size=(height, width))
     else:
-        available = video_io.probe(path).num_frames
-        if available < num_input_frames:
-            raise video_io.VideoError(
-                f"{path} has {available} frame(s) but --num-input-frames {num_input_frames} takes the last "
-                f"{num_input_frames}; pass --num-input-frames 1 to start from its last frame"
-            )
         clip = video_io.read_video(path, num_frames=num_input_frames, start=-num_input_frames, size=(height, width))
     return video_io.pad_frames(clip, gen.NUM_OUTPUT_FRAMES)
 
 
+def check_job_paths(opts: GenerateOptions, job: Job) -> None:
+    """The checks of one job that need no model: its input exists, its outputs are writable and not inputs."""
+    if job.input is not None and not job.input.is_file():
+        where = "with --input" if job.line == 0 else "as \"visual_input\""
+        raise FileNotFoundError(f"input {job.input} does not exist (pass an image or a video file {where})")
+    if job.prompt_tokens is not None:
+        checks.load_prompt_tokens(job.prompt_tokens)
+    inputs = {"input": job.input, "prompt tokens": job.prompt_tokens, "checkpoint": opts.checkpoint,
+              "tokenizer": opts.tokenizer}  # fmt: skip
+    checks.check_output(job.output, "--output", opts.overwrite, ".mp4")
+    checks.check_not_an_input(job.output, "--output", inputs)
+    if job.save_tokens is not None:
+        if checks.same_file(job.save_tokens, job.output):
+            raise ValueError(f"--save-tokens {job.save_tokens} is the video output too; give the tokens their own "
+                             "file (e.g. grid.pt)")  # fmt: skip
+        checks.check_output(job.save_tokens, "--save-tokens", opts.overwrite)
+        checks.check_not_an_input(job.save_tokens, "--save-tokens", inputs)
+    if job.input is not None:  # last: the one check that opens the input file
+        checks.check_input(job.input, job.input.suffix.lower() in IMAGE_SUFFIXES, job.num_input_frames)
+
+
+def check_common(opts: GenerateOptions) -> None:
+    """The checks shared by every job: model files, device, dependencies, TP size."""
+    if not opts.checkpoint.exists():
+        raise FileNotFoundError(f"checkpoint {opts.checkpoint} does not exist (pass the model.pt of "
+                                "Cosmos-Predict1-4B, a post-trained export or a NeMo checkpoint with --checkpoint)")
+    if not opts.tokenizer.is_dir():
+        raise FileNotFoundError(f"tokenizer folder {opts.tokenizer} does not exist (download "
+                                "Cosmos-Tokenize1-DV8x16x16-720p there, or pass --tokenizer)")  # fmt: skip
+    rank, size = _world()
+    if size != opts.num_gpus:
+        raise ValueError(f"--num-gpus {opts.num_gpus} but {size} process(es) run: start it as `torchrun "
+                         f"--nproc-per-node {opts.num_gpus} -m nemo_cosmos_ar.cli generate ... --num-gpus "
+                         f"{opts.num_gpus}` (or drop --num-gpus for one process)")  # fmt: skip
+    if size > 1 and opts.engine != "mcore":
+        raise ValueError(f"--engine {opts.engine} has no tensor parallelism; under torchrun with {size} processes "
+                         "use the default engine (mcore)")  # fmt: skip
+    checks.check_device(opts.device)
+
+
+def _world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+class Runner:
+    """Model, tokenizer and prompt handling shared by single runs and batches (``generate_batch``)."""
+
+    def __init__(self, opts: GenerateOptions) -> None:
+        self.opts = opts
+        self.rank, self.world = _world()
+        self.seconds = dict.fromkeys(("load", "encode", "generate", "decode", "write"), 0.0)
+        t = time.perf_counter()
+        self.device = checks.check_device(opts.device)
+        if opts.engine == "mcore":
+            from nemo_cosmos_ar.inference import engine as en
+
+            self.device = en.init_parallel(opts.num_gpus, self.device)
+        self.dtype = opts.dtype or default_dtype(self.device)
+        # A TorchScript tokenizer runs only in the dtype it was traced in, so the jit backend keeps the files' own.
+        self.tok_dtype = opts.tokenizer_dtype or (None if opts.tokenizer_backend == "jit" else self.dtype)
+        # The checkpoint is memory-mapped: reading the config and checking shapes costs page cache, not a load.
+        self.ckpt = ck.open_checkpoint(opts.checkpoint, opts.model)
+        self.height, self.width = output_resolution(self.ckpt.cfg, opts.resolution)
+        self.grid = latent_shape_for(gen.NUM_OUTPUT_FRAMES, self.height, self.width)
+        checks.check_grid(self.grid, self.ckpt.cfg.latent_shape, self.height, self.width)
+        self.ckpt = self.ckpt.with_latent_shape(self.grid)  # the RoPE positions of the 33-frame grid
+        if opts.engine == "mcore":
+            from nemo_cosmos_ar.inference import engine as en
+
+            en.check_tp(self.ckpt.cfg, opts.num_gpus)
+        self.engine = None
+        self.tok = None
+        self.seconds["load"] += time.perf_counter() - t
+
+    # ---- modules ----
+    def load_engine(self):
+        if self.engine is None:
+            t = time.perf_counter()
+            if self.opts.engine == "mcore":
+                from nemo_cosmos_ar.inference import engine as en
+
+                self.engine = en.load_engine(self.ckpt, self.opts.num_gpus, self.device, self.dtype)
+            else:
+                model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
+                self.engine = gen.ReferenceEngine(model)
+            self.seconds["load"] += time.perf_counter() - t
+        return self.engine
+
+    def drop_engine(self) -> None:
+        self.engine = None
+        free_memory(self.device)
+
+    def tokenizer(self):
+        if self.tok is None:
+            t = time.perf_counter()
+            self.tok = load_tokenizer(self.opts.tokenizer, self.opts.tokenizer_backend, self.device, self.tok_dtype)
+            self.seconds["load"] += time.perf_counter() - t
+        return self.tok
+
+    def drop_tokenizer(self) -> None:
+        self.tok = None
+        free_memory(self.device)
+
+    # ---- steps ----
+    def prompt(self, job: Job) -> torch.Tensor:
+        """``[1, P]`` prompt tokens of a job (rank 0): its input tokenized, or its saved grid's first frames."""
+        n_frames = gen.prompt_latent_frames(job.num_input_frames)
+        if job.prompt_tokens is not None:
+            ids = checks.load_prompt_tokens(job.prompt_tokens)
+            if tuple(ids.shape[2:]) != self.grid[1:] or ids.shape[1] < n_frames:
+                raise ValueError(f"--prompt-tokens {job.prompt_tokens} is a {list(ids.shape[1:])} grid; this model "
+                                 f"at {self.height}x{self.width} needs at least [{n_frames}, {self.grid[1]}, "
+                                 f"{self.grid[2]}]")  # fmt: skip
+            if int(ids.min()) < 0 or int(ids.max()) >= self.ckpt.cfg.vocab_size:
+                raise ValueError(f"--prompt-tokens {job.prompt_tokens}: ids must lie in [0, "
+                                 f"{self.ckpt.cfg.vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
+        else:
+            clip = load_input(job.input, job.num_input_frames, self.height, self.width)
+            t = time.perf_counter()
+            ids = self.tokenizer().encode(clip[None])  # [1, T', H', W']
+            self.seconds["encode"] += time.perf_counter() - t
+            if tuple(ids.shape[1:]) != self.grid:
+                raise ValueError(f"the tokenizer in {self.opts.tokenizer} gives a {list(ids.shape[1:])} grid for 33 "
+                                 f"frames at {self.height}x{self.width}; the model expects {list(self.grid)}")
+        return flatten_grid(ids[:, :n_frames]).long().cpu()
+
+    def generate(self, prompts: torch.Tensor, seeds: list[int], bar=False) -> tuple[torch.Tensor, gen.DecodeStats]:
+        """Grids ``[B, T', H', W']`` (CPU) for prompts ``[B, P]``; row r drawn from a generator seeded ``seeds[r]``."""
+        engine = self.load_engine()
+        t = time.perf_counter()
+        gens = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        seq, stats = gen.generate_tokens(engine, prompts.to(self.device), self.ckpt.cfg.seq_length, self.opts.sampling,
+                                         gens[0] if len(gens) == 1 else gens, progress=bar, options=self.opts.decode)
+        if self.world > 1:
+            _check_ranks_agree(seq)
+        if self.opts.offload_ar_model:
+            self.drop_engine()
+        self.seconds["generate"] += time.perf_counter() - t
+        return unflatten_grid(seq, self.grid).cpu(), stats
+
+    def write(self, job: Job, tokens: torch.Tensor) -> None:
+        """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0)."""
+        t = time.perf_counter()
+        video = self.tokenizer().decode(tokens.to(self.device))[0]  # [3, 33, H, W] float32, about [-1, 1]
+        self.seconds["decode"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if job.output.exists() and not self.opts.overwrite:  # it may have appeared while we were generating
+            raise FileExistsError(f"{job.output} already exists; pass --overwrite to replace it")
+        created = _missing_parents([job.output] + ([job.save_tokens] if job.save_tokens else []))
+        tmp = None
+        try:  # tokens to a temporary file, the video (itself atomic), then the tokens renamed: both or neither
+            if job.save_tokens is not None:
+                job.save_tokens.parent.mkdir(parents=True, exist_ok=True)
+                tmp = job.save_tokens.with_name(f".{job.save_tokens.name}.{os.getpid()}.tmp")
+                torch.save(tokens, tmp)
+            video_io.write_video(job.output, video, fps=OUTPUT_FPS, layout="CTHW")  # clamps, uint8, atomic
+            if tmp is not None:
+                os.replace(tmp, job.save_tokens)
+        except BaseException:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            _remove_empty(created)
+            raise
+        self.seconds["write"] += time.perf_counter() - t
+
+
+def broadcast(obj, rank: int, world: int):
+    """``obj`` from rank 0 on every rank (one process: ``obj``). Errors travel too, so no rank waits forever."""
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _check_ranks_agree(seq: torch.Tensor) -> None:
+    """Every TP rank samples from the same gathered logits with the same seed; check they agree (one all-reduce)."""
+    import torch.distributed as dist
+
+    weights = torch.arange(1, seq.numel() + 1, device=seq.device).view_as(seq)
+    h = torch.stack([(seq * weights).sum(), -(seq * weights).sum()])
+    dist.all_reduce(h, op=dist.ReduceOp.MAX)
+    if int(h[0]) != -int(h[1]):
+        raise RuntimeError("tensor-parallel ranks generated different tokens; please report this with the command")
+
+
+def free_memory(device: torch.device | str) -> None:
+    """What cosmos-predict1's offloading does after ``del``: collect, then hand cached CUDA blocks back."""
+    import gc
+
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def generate_video(opts: GenerateOptions) -> GenerationResult:
-    """Run the whole pipeline (see the module docstring) and return the tokens and timings.
+    """Run the whole pipeline for one input (see the module docstring) and return the tokens and timings.
 
     Raises:
         FileNotFoundError / FileExistsError: a missing input, checkpoint or tokenizer; an existing output.
         ValueError: unusable input (``VideoError``), a checkpoint that does not fit (``CheckpointMismatch``), a bad
-            option.
+            option, an output that cannot be written.
     """
-    check_paths(opts)
-    device = torch.device(opts.device or default_device())
-    dtype = opts.dtype or default_dtype(device)
-    # A TorchScript tokenizer runs only in the dtype it was traced in, so the jit backend keeps the files' own.
-    tok_dtype = opts.tokenizer_dtype or (None if opts.tokenizer_backend == "jit" else dtype)
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-
-    # The checkpoint is memory-mapped: reading the config and checking shapes costs page cache, not a load.
-    cfg, state = gen.read_checkpoint(opts.checkpoint, opts.model)
-    height, width = output_resolution(cfg, opts.resolution)
-    grid = latent_shape_for(gen.NUM_OUTPUT_FRAMES, height, width)
-    cfg = cfg.with_latent_shape(grid)  # the RoPE positions of the 33-frame grid at this resolution
-    n_prompt_frames = gen.prompt_latent_frames(opts.num_input_frames)
-    clip = load_input(opts.input, opts.num_input_frames, height, width)  # before loading models: fail fast
-
-    def tokenizer():
-        return load_tokenizer(opts.tokenizer, opts.tokenizer_backend, device, tok_dtype)
-
-    model = None if opts.offload_ar_model else gen.build_model(cfg, state, device, dtype)
-    tok = None if opts.offload_tokenizer else tokenizer()
-    seconds["load"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if tok is None:
-        tok = tokenizer()
-    ids = tok.encode(clip[None])  # [1, T', H', W']
-    if tuple(ids.shape[1:]) != grid:
-        raise ValueError(f"the tokenizer in {opts.tokenizer} gives a {list(ids.shape[1:])} grid for 33 frames at "
-                         f"{height}x{width}; the model expects {list(grid)}")  # fmt: skip
-    if opts.offload_tokenizer:
-        del tok
-        tok = None
-        gen.free_memory(device)
-    seconds["encode"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if model is None:
-        model = gen.build_model(cfg, state, device, dtype)
-    del state  # from here on only the model references the weights (on the CPU: the file's memory map)
-    prompt = flatten_grid(ids[:, :n_prompt_frames]).to(device)
-    rng = torch.Generator(device=device).manual_seed(opts.seed)
-    seq, stats = gen.generate_tokens(model, prompt, cfg.seq_length, opts.sampling, rng, progress=opts.progress,
-                                     step_mode=opts.step_mode)
-    tokens = unflatten_grid(seq, grid)
-    if opts.offload_ar_model:
-        del model
-        gen.free_memory(device)
-    seconds["generate"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if tok is None:
-        tok = tokenizer()
-    video = tok.decode(tokens)[0]  # [3, 33, H, W] float32, about [-1, 1]
-    if opts.offload_tokenizer:
-        del tok
-        gen.free_memory(device)
-    seconds["decode"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if opts.output.exists() and not opts.overwrite:  # it may have appeared while we were generating
-        raise FileExistsError(f"{opts.output} already exists; pass --overwrite to replace it")
-    tokens = tokens.cpu()
-    if opts.save_tokens is not None:
-        _save_atomic(tokens, opts.save_tokens)
-    video_io.write_video(opts.output, video, fps=OUTPUT_FPS, layout="CTHW")  # clamps to [-1, 1], uint8, atomic
-    seconds["write"] = time.perf_counter() - t
-    return GenerationResult(opts.output, tokens, n_prompt_frames, stats, seconds)
+    if opts.input is None and opts.prompt_tokens is None:
+        raise ValueError("pass an input image or video (--input), or a saved token grid (--prompt-tokens)")
+    job = Job(0, opts.input, opts.output, opts.save_tokens, opts.seed, opts.num_input_frames, opts.prompt_tokens)
+    check_common(opts)
+    checks.check_dependencies(opts.input is not None and not opts.is_image)
+    check_job_paths(opts, job)
+    runner = Runner(opts)
+    rank, world = runner.rank, runner.world
+    if not opts.offload_ar_model:
+        runner.load_engine()
+    if rank == 0 and not opts.offload_tokenizer and opts.prompt_tokens is None:
+        runner.tokenizer()
+    payload = None
+    if rank == 0:
+        try:
+            payload = runner.prompt(job)
+        except Exception as err:  # travels to the other ranks, which raise it too
+            payload = err
+        if opts.offload_tokenizer:
+            runner.drop_tokenizer()
+    payload = broadcast(payload, rank, world)
+    if isinstance(payload, Exception):
+        raise payload
+    grid, stats = runner.generate(payload, [opts.seed], bar=opts.progress and rank == 0)
+    if rank == 0:
+        runner.write(job, grid)
+        if opts.offload_tokenizer:
+            runner.drop_tokenizer()
+    return GenerationResult(opts.output, grid, gen.prompt_latent_frames(opts.num_input_frames), stats, runner.seconds)
 
 
-def _save_atomic(tensor: torch.Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(tensor, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _missing_parents(paths: list[Path]) -> list[Path]:
+    out = []
+    for p in paths:
+        parent = Path(os.path.abspath(p)).parent
+        while not parent.exists():
+            out.append(parent)
+            parent = parent.parent
+    return out
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this run created for its outputs if they stayed empty (no stray folders on failure)."""
+    for f in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            f.rmdir()
+        except OSError:
+            pass
+

@@ -1,23 +1,44 @@
-"""Next-token sampling: temperature, optional top-k, top-p (nucleus); greedy at temperature 0.
+"""Next-token sampling, drawn the way cosmos-predict1 draws it, so that a seed gives NVIDIA's tokens (CPU, fp32).
 
-Follows cosmos-predict1 ``utils/sampling.py`` (reference §6.3):
+cosmos-predict1 (``autoregressive/utils/sampling.py``, reference §6.3) has three paths, chosen in ``generate``:
 
-1. ``probs = softmax(logits / temperature)``;
-2. sort descending, zero every entry whose cumulative probability *before* it exceeds ``top_p``
-   (``cumsum - p_i > top_p``), renormalise;
-3. draw with the exponential race ``argmax(p / E)``, ``E ~ Exp(1)`` i.i.d.: this picks index i with probability
-   p_i, like ``multinomial``, without a host-device synchronisation.
+* **greedy** (``temperature == 0``): ``argmax(logits)``; no random number is drawn.
+* **top-p** (``top_p`` given): ``probs = softmax(logits / T)``; ``sort`` descending; zero every sorted entry whose
+  mass *before* it exceeds ``top_p`` (``cumsum - p > top_p``); divide by the kept sum; draw the exponential race
+  ``argmax(p_sorted / E)`` with ``E = empty_like(p_sorted).exponential_(1)`` -- the draw is over the **sorted**
+  probabilities, so ``E[r]`` belongs to the r-th most likely token -- and map the winning rank back to a token id
+  with ``gather(order, rank)``.
+* **top-k** (``top_k`` given, no ``top_p``): ``logits / max(T, 1e-5)``; everything below the k-th largest logit set
+  to ``-inf``; softmax; the race over the probabilities in **vocabulary** order (no sort, no gather).
 
-``temperature == 0`` is greedy (argmax). ``top_k`` (optional) keeps the k largest logits before the softmax;
-cosmos-predict1 uses either top-k or top-p, here both may be combined (top-k first). Randomness comes only from the
-``torch.Generator`` passed in, so a seed gives the same tokens on the same device.
+Generator contract (tested): per decoding step, one ``exponential_(1)`` call fills a fresh ``[B, V]`` tensor of the
+probabilities' dtype (fp32 here) from the one ``torch.Generator`` -- or, with one generator per row (batches whose
+rows must equal their single runs), row r fills a ``[1, V]`` tensor from generator r, rows in order. Nothing else
+consumes random numbers; greedy consumes none. cosmos-predict1 seeds the global generator with
+``torch.manual_seed(seed)`` right before generating; a ``torch.Generator`` seeded with the same number gives the same
+stream on the same device, so the same seed gives the same tokens on CPU in fp32.
+
+Two extensions, off unless asked for: ``top_k`` and ``top_p`` together (top-k masks the logits first, then the
+top-p path runs); and ``nucleus="topk"``, which replaces the full sort by ``topk(prefilter_k)`` when the k largest
+probabilities already hold more than ``top_p`` of the mass (then no token outside them can be in the nucleus: the mass
+before the (k+1)-th is above ``top_p``), falling back to the full sort per call otherwise. The race still draws the
+full ``[B, V]`` so the generator advances exactly as with the sort; the kept set is the same, the renormalising sum is
+taken over k instead of V entries (last-bit differences, so a near-tie of two race values may resolve differently).
+
+The exponential draw is clamped to the smallest normal float: a draw of exactly 0 would make a zeroed entry 0/0 = NaN,
+which ``argmax`` picks (cosmos-predict1 does not clamp; a 0 draw needs a uniform of exactly 0).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence, Union
 
 import torch
+
+NUCLEUS_MODES = ("sort", "topk")
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
 @dataclass(kw_only=True)
@@ -25,22 +46,33 @@ class SamplingConfig:
     """How the next token is drawn from the logits.
 
     Attributes:
-        temperature: divides the logits; 0 means greedy (argmax). cosmos-predict1's default is 1.0.
-        top_p: nucleus mass in (0, 1]; 1.0 keeps everything. cosmos-predict1's default for the base model is 0.8.
-        top_k: keep only the k most likely tokens (None or 0: no top-k).
+        temperature: divides the logits; 0 means greedy (argmax). cosmos-predict1's default is 1.0. Finite, >= 0.
+        top_p: nucleus mass in (0, 1]; None: no top-p (the top-k path if ``top_k`` is set, else plain sampling).
+            cosmos-predict1's default for the base model is 0.8. 1.0 still runs the sort path, as NVIDIA's does.
+        top_k: keep only the k most likely tokens (None: off); an integer >= 1.
+        nucleus: "sort" (NVIDIA's full sort, default) or "topk" (exact cut-checked pre-filter, see module doc).
+        prefilter_k: how many candidates the "topk" nucleus looks at before falling back to the sort.
     """
 
     temperature: float = 1.0
-    top_p: float = 0.8
+    top_p: float | None = 0.8
     top_k: int | None = None
+    nucleus: str = "sort"
+    prefilter_k: int = 1024
 
     def __post_init__(self) -> None:
-        if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k is not None and self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 or None: off), got {self.top_k}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {t}")
+        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1] (1 = keep every token), got {self.top_p}")
+        k = self.top_k
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"top_k must be an integer >= 1 (leave it out for no top-k), got {self.top_k}")
+        if self.nucleus not in NUCLEUS_MODES:
+            raise ValueError(f"nucleus must be one of {NUCLEUS_MODES}, got {self.nucleus!r}")
+        if self.prefilter_k < 1:
+            raise ValueError(f"prefilter_k must be >= 1, got {self.prefilter_k}")
 
     @property
     def greedy(self) -> bool:
@@ -48,55 +80,95 @@ class SamplingConfig:
 
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
-    """``logits [..., V]`` with everything below the k-th largest value set to -inf (no-op for k None/0/>=V)."""
+    """``logits [..., V]`` with everything below the k-th largest value set to -inf (cosmos-predict1's pivot test;
+    ties with the k-th value survive). No-op for k None or >= V."""
     if not k or k >= logits.shape[-1]:
         return logits
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+    pivot = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return torch.where(logits < pivot, float("-inf"), logits)
 
 
-def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Keep the nucleus of ``probs [..., V]`` (rows summing to 1) and renormalise; fp32 in, fp32 out.
-
-    An entry survives when the probability mass strictly before it (in descending order) is at most ``top_p``, so
-    the most likely token always survives and ``top_p -> 0`` leaves only it (greedy).
-    """
-    if top_p >= 1.0:
-        return probs
-    sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+def _nucleus_of_sorted(sorted_p: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero the sorted entries whose mass before them exceeds ``top_p`` and renormalise (NVIDIA's ops, in order)."""
     before = sorted_p.cumsum(dim=-1) - sorted_p
     sorted_p = sorted_p.masked_fill(before > top_p, 0.0)
-    sorted_p = sorted_p / sorted_p.sum(dim=-1, keepdim=True)
-    # Scatter back to vocabulary order so callers see a distribution over token ids, not over ranks.
-    return torch.zeros_like(probs).scatter_(-1, order, sorted_p)
+    return sorted_p / sorted_p.sum(dim=-1, keepdim=True)
+
+
+def sorted_nucleus(probs: torch.Tensor, config: SamplingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kept probabilities, most likely first [B, W], their token ids [B, W])`` for ``probs [B, V]``.
+
+    W = V with the full sort; W = ``prefilter_k`` with the "topk" nucleus when the checked cut holds for every row.
+    """
+    top_p = config.top_p
+    k = min(config.prefilter_k, probs.shape[-1])
+    if config.nucleus == "topk" and k < probs.shape[-1]:
+        vals, ids = torch.topk(probs, k, dim=-1, sorted=True)
+        # The nucleus lies inside the k candidates iff their mass exceeds top_p: the (k+1)-th entry then has more
+        # than top_p before it and is cut, and so is everything after it. The check costs one device->host sync,
+        # which also keeps the choice out of CUDA graphs (generator.py never captures this mode).
+        if bool((vals.cumsum(dim=-1)[:, -1] > top_p).all()):
+            return _nucleus_of_sorted(vals, top_p), ids
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+    return _nucleus_of_sorted(sorted_p, top_p), order
 
 
 def sampling_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
-    """The distribution tokens are drawn from: ``[..., V]`` fp32, rows sum to 1 (one-hot argmax when greedy)."""
-    logits = logits.float()  # bf16 logits would quantise the softmax; the sampling maths runs in fp32
+    """The distribution tokens are drawn from: ``[..., V]`` fp32 in vocabulary order, rows sum to 1 (one-hot argmax
+    when greedy)."""
+    logits = logits.float()
+    shape = logits.shape
+    logits = logits.reshape(-1, shape[-1])
     if config.greedy:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-    probs = torch.softmax(top_k_filter(logits, config.top_k) / config.temperature, dim=-1)
-    return top_p_filter(probs, config.top_p)
+        return torch.nn.functional.one_hot(logits.argmax(-1), shape[-1]).float().reshape(shape)
+    probs = _probs(logits, config)
+    if config.top_p is not None:
+        kept, ids = sorted_nucleus(probs, config)
+        probs = torch.zeros_like(probs).scatter_(-1, ids, kept)
+    return probs.reshape(shape)
 
 
-def sample(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw one token per row.
+def _probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
+    if config.top_p is None:  # NVIDIA's top-k path (logits_to_probs)
+        return torch.softmax(top_k_filter(logits / max(config.temperature, 1e-5), config.top_k), dim=-1)
+    return torch.softmax(top_k_filter(logits, config.top_k) / config.temperature, dim=-1)
+
+
+def exponential_draw(batch: int, width: int, generator: Generators, device: torch.device) -> torch.Tensor:
+    """The race's ``E ~ Exp(1)`` for ``batch`` rows of ``width`` fp32 values: one ``[batch, width]`` draw from one
+    generator, or one ``[1, width]`` draw per row from per-row generators (rows in order)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        race = torch.empty(batch, width, device=device).exponential_(1.0, generator=generator)
+    else:
+        if len(generator) != batch:
+            raise ValueError(f"{len(generator)} generators for {batch} rows; pass one per row or a single one")
+        race = torch.cat([torch.empty(1, width, device=device).exponential_(1.0, generator=g) for g in generator])
+    return race.clamp_min_(torch.finfo(race.dtype).tiny)
+
+
+def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators = None) -> torch.Tensor:
+    """Draw one token per row of ``logits [B, V]`` (or ``[V]``), as cosmos-predict1 does (module doc).
 
     Args:
-        logits: ``[..., V]`` any float dtype, on any device.
-        config: temperature / top-k / top-p.
-        generator: a ``torch.Generator`` on ``logits.device``; the only source of randomness (None: the global RNG).
+        logits: any float dtype, on any device; sampled in fp32.
+        config: temperature / top-p / top-k.
+        generator: a ``torch.Generator`` on ``logits.device`` (None: the global RNG), or one per row.
 
     Returns:
-        ``[...]`` int64 token ids on ``logits.device``.
+        ``[B]`` (or ``[]``) int64 token ids on ``logits.device``.
     """
+    squeeze = logits.ndim == 1
+    logits = logits.float().reshape(-1, logits.shape[-1])
     if config.greedy:
-        return logits.argmax(dim=-1)
-    probs = sampling_probs(logits, config)
-    # Exponential race: argmax(p_i / E_i) with E_i ~ Exp(1) selects i with probability p_i (min of exponentials
-    # with rates p_i); zeroed entries can never win. No .item()/multinomial, so no host sync per token on a GPU.
-    # The clamp keeps a draw of exactly 0 (possible in fp32) from turning a zeroed entry into 0/0 = NaN, which
-    # argmax would pick.
-    race = torch.empty_like(probs).exponential_(1.0, generator=generator).clamp_min_(torch.finfo(probs.dtype).tiny)
-    return (probs / race).argmax(dim=-1)
+        out = logits.argmax(dim=-1)
+        return out[0] if squeeze else out
+    batch, vocab = logits.shape
+    probs = _probs(logits, config)
+    if config.top_p is None:  # race in vocabulary order
+        out = (probs / exponential_draw(batch, vocab, generator, logits.device)).argmax(dim=-1)
+    else:
+        kept, ids = sorted_nucleus(probs, config)
+        # The full [B, V] draw even when only W candidates are kept: the generator advances as with the sort.
+        race = exponential_draw(batch, vocab, generator, logits.device)[:, : kept.shape[-1]]
+        out = ids.gather(-1, (kept / race).argmax(dim=-1, keepdim=True))[:, 0]
+    return out[0] if squeeze else out

@@ -1,0 +1,258 @@
+"""KV-cache decoding on the Megatron-Core ``GPTModel`` that trains, at any tensor-parallel size.
+
+One model implementation for training and generation: the network is ``model/mcore.build_gpt_model`` (the layer
+spec training uses), its weights and its tensor-parallel collectives are Megatron-Core's (``ColumnParallelLinear``
+/ ``RowParallelLinear`` all-reduces, ``VocabParallelEmbedding``); only the vocab-parallel logits are gathered here.
+What this module adds is what Megatron's training forward lacks for decoding: a static KV cache and a step with
+shapes that do not depend on the position, so that one step can be captured in a CUDA graph. Per layer it calls
+the layer's own modules in the order ``TransformerLayer.forward`` does: ``input_layernorm``,
+``self_attention.get_query_key_value_tensors`` (fused QKV projection + QK RMSNorm), 3D RoPE (the formula of
+Megatron's ``apply_rotary_pos_emb``, cos/sin tabulated once), the attention core,
+``linear_proj``, the residual add, ``pre_mlp_layernorm``, ``mlp`` (fused gate/up), the residual add.
+
+* **prefill** (positions 0..P-1) runs the spec's own core attention with the causal mask, as training does;
+* **step** (one token at a device-side position) writes its K/V into the cache and attends, with SDPA (GQA without
+  copying the cache), to the first ``attend`` slots under a ``slot <= pos`` mask. ``attend`` is a Python int fixed per
+  captured graph: the whole cache, or a length bucket that covers the position (less of the cache read per token).
+
+No NeMo import. Megatron-Core's parallel state must be initialised (``init_parallel``) before building.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import warnings
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from nemo_cosmos_ar.model.config import CosmosARConfig
+from nemo_cosmos_ar.model.rope3d import rope_3d_table
+
+
+def _quiet_megatron_import() -> None:
+    """Import Megatron-Core with its import-time chatter (apex/TE fallbacks, experimental notices) silenced."""
+    import logging
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            import megatron.core.models.gpt  # noqa: F401
+            import megatron.core.tensor_parallel  # noqa: F401
+
+            from nemo_cosmos_ar.model import layer_spec  # noqa: F401  (builds the spec's imports)
+        finally:
+            logging.disable(level)
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process: torchrun's environment, else (0, 1)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_parallel(tp: int, device: torch.device | None = None) -> torch.device:
+    """torch.distributed (NCCL on GPU, gloo on CPU) and Megatron's parallel state at ``tp``; this rank's device.
+
+    Works under torchrun (one GPU per rank: ``cuda:LOCAL_RANK``) and as a single process (a one-rank group on a free
+    port). ``device``: "cpu" or a CUDA device (default: CUDA when present). Idempotent; refuses a parallel state
+    already set up at another TP size.
+    """
+    _quiet_megatron_import()
+    from megatron.core import parallel_state, tensor_parallel
+
+    rank, size = world()
+    if size != tp:
+        raise ValueError(f"tensor parallelism {tp} needs {tp} processes, this run has {size}: start it as "
+                         f"`torchrun --nproc-per-node {tp} ... cosmos-ar generate --num-gpus {tp}`")  # fmt: skip
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        if size > 1:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if device.index not in (None, local):
+                raise ValueError(f"--device {device}: under torchrun each rank uses its own GPU (cuda:LOCAL_RANK); "
+                                 "drop the device index")  # fmt: skip
+            device = torch.device("cuda", local)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        if "MASTER_ADDR" not in os.environ or "RANK" not in os.environ:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if parallel_state.model_parallel_is_initialized():
+        have = parallel_state.get_tensor_model_parallel_world_size()
+        if have != tp:
+            raise ValueError(f"Megatron's parallel state is already set up at TP={have}, not {tp}")
+    else:
+        parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp)
+        if device.type == "cuda":
+            tensor_parallel.model_parallel_cuda_manual_seed(1234)  # dropout is 0; the tracker must merely exist
+    return device
+
+
+def check_tp(cfg: CosmosARConfig, tp: int) -> None:
+    """Megatron splits whole KV groups and vocab rows across TP ranks: ``tp`` must divide both."""
+    if tp < 1 or cfg.n_kv_heads % tp or cfg.n_heads % tp:
+        raise ValueError(f"--num-gpus {tp} must divide the model's {cfg.n_kv_heads} KV heads and {cfg.n_heads} "
+                         f"attention heads (e.g. 1, 2, 4 or 8 for the 4B and 12B)")  # fmt: skip
+
+
+def build_model(cfg: CosmosARConfig, tp: int, device: torch.device, dtype: torch.dtype, vocab_rows: int | None = None):
+    """The training ``GPTModel`` for ``cfg`` at ``tp``, parameters allocated on ``device`` in ``dtype`` and left
+    uninitialised (the checkpoint fills them; no 4B random init). ``vocab_rows``: a padded embedding size (a
+    checkpoint saved with Megatron's vocab padding); the logits are cut back to ``cfg.vocab_size``."""
+    _quiet_megatron_import()
+    from nemo_cosmos_ar.model.mcore import build_gpt_model
+
+    check_tp(cfg, tp)
+    build_cfg = dataclasses.replace(cfg, vocab_size=vocab_rows) if vocab_rows else cfg
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_gpt_model(build_cfg, params_dtype=dtype, tensor_model_parallel_size=tp,
+                                perform_initialization=False, use_cpu_initialization=device.type != "cuda")  # fmt: skip
+    # Every parameter in ``dtype``: Megatron creates the torch RMSNorm weights in the default dtype whatever
+    # params_dtype says (training's Float16Module casts them the same way for a bf16 run).
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+class McoreEngine:
+    """Prefill / decode steps over a ``GPTModel`` (this TP rank's shard) with a static KV cache.
+
+    Attributes:
+        cfg: the architecture, ``latent_shape`` = the grid being generated (fixes every RoPE position).
+        vocab_size: width of the logits returned (the full vocabulary, gathered over TP ranks).
+    """
+
+    def __init__(self, model, cfg: CosmosARConfig) -> None:
+        from megatron.core import parallel_state
+
+        self.model, self.cfg, self.vocab_size = model, cfg, cfg.vocab_size
+        self.layers = list(model.decoder.layers)
+        self.device = model.output_layer.weight.device
+        self.dtype = model.output_layer.weight.dtype
+        self.tp = parallel_state.get_tensor_model_parallel_world_size()
+        attn = self.layers[0].self_attention
+        self.groups, self.head_dim = attn.num_query_groups_per_partition, attn.hidden_size_per_attention_head
+        self.scale = getattr(attn.core_attention, "softmax_scale", None)
+        # cos/sin of every grid position, computed as Megatron's _apply_rotary_pos_emb_bshd does per call
+        # (fp32 angles, cast to the activations' dtype; mscale 1), so tabulating changes no bit.
+        angles = rope_3d_table(cfg, device=self.device)  # [S, 1, 1, head_dim] fp32
+        self.cos, self.sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
+
+    # ---- cache ----
+    def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer ``(K, V)`` of ``[B, groups on this rank, length, head_dim]``: the layout SDPA reads without a
+        copy (heads before positions)."""
+        shape = (batch, self.groups, length, self.head_dim)
+        return [(torch.zeros(shape, dtype=self.dtype, device=self.device),
+                 torch.zeros(shape, dtype=self.dtype, device=self.device)) for _ in self.layers]  # fmt: skip
+
+    # ---- forward pieces ----
+    @staticmethod
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+    def _layer(self, layer, x, cos, sin, kv, attend_fn):
+        attn = layer.self_attention
+        q, k, v = attn.get_query_key_value_tensors(layer.input_layernorm(x))  # [s, b, heads, hd], [s, b, groups, hd]
+        q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        o = attend_fn(attn, q, k, v, kv)  # [s, b, heads * hd]
+        x = x + attn.linear_proj(o)[0]
+        return x + layer.mlp(layer.pre_mlp_layernorm(x))[0]
+
+    def _gather(self, logits: torch.Tensor) -> torch.Tensor:
+        """Vocab-parallel ``[..., vocab / tp]`` -> ``[..., vocab]`` (rank r holds rows r·V/tp.. of the output layer).
+
+        Megatron's ``gather_from_tensor_model_parallel_region`` allocates on ``torch.cuda.current_device()``, so the
+        gather is done here: one ``all_gather_into_tensor`` (NCCL, capturable in a CUDA graph) or gloo's list form.
+        """
+        if self.tp == 1:
+            return logits
+        from megatron.core import parallel_state
+
+        group = parallel_state.get_tensor_model_parallel_group()
+        logits = logits.contiguous()
+        if self.device.type == "cuda":
+            parts = torch.empty((self.tp, *logits.shape), dtype=logits.dtype, device=logits.device)
+            dist.all_gather_into_tensor(parts, logits, group=group)
+        else:
+            chunks = [torch.empty_like(logits) for _ in range(self.tp)]
+            dist.all_gather(chunks, logits, group=group)
+            parts = torch.stack(chunks)
+        return torch.cat(parts.unbind(0), dim=-1)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Last position's logits ``[B, vocab]`` from hidden states ``[s, B, dim]``, gathered over TP ranks."""
+        h = self.model.decoder.final_layernorm(x[-1:])
+        logits = self.model.output_layer(h)[0][0]  # [B, vocab / tp]
+        return self._gather(logits)[:, : self.vocab_size]
+
+    def prefill(self, tokens: torch.Tensor, cache) -> torch.Tensor:
+        """Run positions ``0..P-1`` of ``tokens [B, P]``, fill the cache, return the logits of position P-1."""
+        from megatron.core.transformer.enums import AttnMaskType
+
+        s = tokens.shape[1]
+
+        def attend(attn, q, k, v, kv):
+            kv[0][:, :, :s] = k.permute(1, 2, 0, 3)
+            kv[1][:, :, :s] = v.permute(1, 2, 0, 3)
+            return attn.core_attention(q, k, v, None, attn_mask_type=AttnMaskType.causal)
+
+        x = self.model.embedding(input_ids=tokens, position_ids=None)  # [P, B, dim]
+        cos, sin = self.cos[:s], self.sin[:s]
+        for layer, kv in zip(self.layers, cache):
+            x = self._layer(layer, x, cos, sin, kv, attend)
+        return self._logits(x)
+
+    def step(self, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
+        """Logits ``[B, vocab]`` after ``tokens [B, 1]`` at position ``pos`` (a one-element int64 tensor on the
+        device), attending to cache slots ``0..pos`` among the first ``attend`` (``attend > pos``, fixed per graph).
+
+        Every shape depends on ``attend`` only, and the position is read on the device: no host sync.
+        """
+        visible = (torch.arange(attend, device=self.device) <= pos).view(1, 1, 1, attend)
+        cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, 1, 1, hd]
+
+        def attend_fn(attn, q, k, v, kv):
+            kc, vc = kv
+            kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
+            vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
+            o = F.scaled_dot_product_attention(
+                q.permute(1, 2, 0, 3), kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale,
+                enable_gqa=True,
+            )  # fmt: skip  [B, heads, 1, hd]: q-head j reads KV group j // (heads / groups), no cache copy
+            return o.permute(2, 0, 1, 3).reshape(1, o.shape[0], -1)
+
+        x = self.model.embedding(input_ids=tokens, position_ids=None)  # [1, B, dim]
+        for layer, kv in zip(self.layers, cache):
+            x = self._layer(layer, x, cos, sin, kv, attend_fn)
+        return self._logits(x)
+
+    def dynamic_step(self, tokens: torch.Tensor, pos: int, cache) -> torch.Tensor:
+        """``step`` attending to exactly the filled slots ``0..pos`` (eager decoding; a new shape every step)."""
+        return self.step(tokens, torch.tensor([pos], device=self.device), cache, pos + 1)
+
+    @torch.inference_mode()
+    def teacher_forced(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, S, vocab]`` of the training forward (``GPTModel.forward``, no cache), gathered."""
+        pos = torch.arange(tokens.shape[1], device=self.device)[None]
+        logits = self.model(tokens.to(self.device), pos, None)
+        return self._gather(logits)[..., : self.vocab_size]
+
+
+def load_engine(ckpt, tp: int, device: torch.device, dtype: torch.dtype) -> McoreEngine:
+    """Build the ``GPTModel`` for an opened ``checkpoints.Checkpoint`` at ``tp`` and fill this rank's weights."""
+    rows = ckpt.vocab_rows if ckpt.vocab_rows != ckpt.cfg.vocab_size else None
+    model = build_model(ckpt.cfg, tp, device, dtype, vocab_rows=rows)
+    ckpt.load_into(model)
+    return McoreEngine(model, ckpt.cfg)

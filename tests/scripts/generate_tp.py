@@ -1,0 +1,61 @@
+"""Tensor-parallel generation under torchrun (gloo on CPU): every check of test_generate_checkpoints in one launch.
+
+    torchrun --nproc-per-node 2 generate_tp.py --spec spec.json
+
+``spec.json`` (written by the test) names the checkpoints, the tiny tokenizer and image, the TP=1 results to match
+(``expected``: a torch file) and an output folder. Rank 0 writes ``results.json`` there:
+
+* per checkpoint (model.pt, its TP=2 shards, the NeMo checkpoint of a training run): whether greedy tokens equal
+  TP=1's, the max |logit difference| from TP=1 over every decoded position (fp32), and whether seeded top-p tokens
+  equal TP=1's;
+* the exit codes of ``cosmos-ar generate --num_gpus 2`` on one image and of a 3-line batch with one bad line (their
+  outputs are checked by the test; only rank 0 may write them).
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", required=True)
+    spec = json.loads(Path(ap.parse_args().spec).read_text())
+
+    from nemo_cosmos_ar.cli import main as cli
+    from nemo_cosmos_ar.inference import checkpoints as ck
+    from nemo_cosmos_ar.inference import engine as en
+    from nemo_cosmos_ar.inference import generator as gen
+    from nemo_cosmos_ar.inference.sampling import SamplingConfig
+
+    device = en.init_parallel(2, torch.device("cpu"))
+    rank = int(os.environ["RANK"])
+    expected = torch.load(spec["expected"], weights_only=True)
+    prompt, total, grid = expected["prompt"], int(expected["total"]), tuple(expected["grid"])
+    results: dict = {}
+    for name, path in spec["checkpoints"].items():
+        eng = en.load_engine(ck.open_checkpoint(path).with_latent_shape(grid), 2, device, torch.float32)
+        seen: list[torch.Tensor] = []
+        out, _ = gen.generate_tokens(eng, prompt, total, SamplingConfig(temperature=0.0),
+                                     on_logits=lambda p, lg: seen.append(lg.clone()))  # fmt: skip
+        sampled, _ = gen.generate_tokens(eng, prompt, total, SamplingConfig(temperature=1.0, top_p=None, top_k=50),
+                                         torch.Generator().manual_seed(5))  # fmt: skip
+        ref = expected[spec["reference_of"][name]]
+        results[name] = {
+            "greedy_equal": bool(torch.equal(out, ref["greedy"])),
+            "max_logit_diff": float((torch.stack(seen) - ref["logits"]).abs().max()),
+            "sampled_equal": bool(torch.equal(sampled, ref["sampled"])),
+            "rank_shard_rows": int(eng.model.output_layer.weight.shape[0]),
+        }
+    out = Path(spec["out"])
+    results["cli_rc"] = cli(spec["cli"])
+    results["batch_rc"] = cli(spec["batch"])
+    if rank == 0:
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

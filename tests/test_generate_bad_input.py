@@ -1,0 +1,264 @@
+"""Bad input to ``cosmos-ar generate`` (issue 18): one line on stderr naming the problem, a non-zero exit, no
+traceback, the inputs byte-identical afterwards and nothing new on disk.
+
+Every case runs in-process on one shared set of tiny assets; most fail before any model is loaded.
+"""
+
+import json
+import os
+import signal
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from gen_assets import cli_args, make_assets, snapshot
+
+from nemo_cosmos_ar import video_io
+from nemo_cosmos_ar.cli import main
+from nemo_cosmos_ar.inference import generator as gen
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = make_assets(tmp_path_factory.mktemp("bad_input"))
+    (root / "text.png").write_text("this is not an image\n")
+    (root / "truncated.mp4").write_bytes((root / "input.mp4").read_bytes()[:1500])
+    video_io.write_video(root / "short.mp4", torch.zeros(5, 64, 96, 3, dtype=torch.uint8))
+    (root / "huge.png").write_bytes(_png_header(20000, 10000))  # 200 megapixels, header only
+    (root / "empty.pt").write_bytes(b"")
+    (root / "junk.pt").write_bytes(os.urandom(256))
+    torch.save({"tokens": torch.zeros(1, 5, 4, 6, dtype=torch.long)}, root / "dict.pt")
+    torch.save(torch.zeros(1, 5, 4, 6), root / "float.pt")
+    torch.save(torch.zeros(1, 5, 8, 8, dtype=torch.long), root / "wrong_grid.pt")
+    torch.save(torch.full((1, 5, 4, 6), 70000, dtype=torch.long), root / "big_ids.pt")
+    (root / "batch_empty.jsonl").write_text("\n\n")
+    (root / "batch_binary.jsonl").write_bytes(b"\xff\xfe\x00\x81" * 8)
+    nemo = root / "nemo_no_context" / "weights"
+    nemo.mkdir(parents=True)
+    (nemo / ".metadata").write_bytes(b"not a pickle")
+    bad_meta = root / "nemo_bad_metadata"
+    (bad_meta / "weights").mkdir(parents=True)
+    (bad_meta / "weights" / ".metadata").write_bytes(b"\x80\x04truncated")
+    (bad_meta / "context").mkdir()
+    (bad_meta / "context" / "model.yaml").write_text(json.dumps({"config": {
+        "num_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_query_groups": 2, "kv_channels": 32,
+        "ffn_hidden_size": 160, "vocab_size": 64000, "layernorm_epsilon": 1e-5, "rope_theta": 500000.0,
+        "latent_shape": [5, 4, 6], "preset": "tiny"}}))  # fmt: skip  (JSON is YAML)
+    return root
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IEND", b"")  # fmt: skip
+
+
+def _base(a: Path, out: Path) -> list[str]:
+    return cli_args(a, a / "input.png", out, "--no-progress")
+
+
+def _set(argv: list[str], flag: str, value: str) -> list[str]:
+    argv = list(argv)
+    argv[argv.index(flag) + 1] = value
+    return argv
+
+
+def _drop(argv: list[str], flag: str) -> list[str]:
+    i = argv.index(flag)
+    return argv[:i] + argv[i + 2 :]
+
+
+# (case id, argv builder (assets, out folder) -> argv, expected exit code, text the one line must contain)
+CASES = [
+    ("top-k 0", lambda a, o: _base(a, o / "v.mp4") + ["--top-k", "0"], 1, "top_k must be an integer >= 1"),
+    ("top-k negative", lambda a, o: _base(a, o / "v.mp4") + ["--top-k", "-3"], 1, "top_k must be an integer >= 1"),
+    ("temperature inf", lambda a, o: _base(a, o / "v.mp4") + ["--temperature", "inf"], 1, "finite number >= 0"),
+    ("temperature nan", lambda a, o: _base(a, o / "v.mp4") + ["--temperature", "nan"], 1, "finite number >= 0"),
+    ("temperature negative", lambda a, o: _base(a, o / "v.mp4") + ["--temperature", "-1"], 1, "finite number"),
+    ("top-p 0", lambda a, o: _base(a, o / "v.mp4") + ["--top-p", "0"], 1, "top_p must be in (0, 1]"),
+    ("top-p 1.5", lambda a, o: _base(a, o / "v.mp4") + ["--top_p", "1.5"], 1, "top_p must be in (0, 1]"),
+    ("top-p nan", lambda a, o: _base(a, o / "v.mp4") + ["--top-p", "nan"], 1, "top_p must be in (0, 1]"),
+    ("seed negative", lambda a, o: _base(a, o / "v.mp4") + ["--seed", "-1"], 1, "--seed must be in [0, 2**63)"),
+    ("seed not a number", lambda a, o: _base(a, o / "v.mp4") + ["--seed", "x"], 2, "argument --seed: invalid int"),
+    ("batch size 0", lambda a, o: _base(a, o / "v.mp4") + ["--batch-size", "0"], 1, "must be >= 1"),
+    ("num-gpus 0", lambda a, o: _base(a, o / "v.mp4") + ["--num-gpus", "0"], 1, "must be >= 1"),
+    ("num-gpus 2 without torchrun", lambda a, o: _base(a, o / "v.mp4") + ["--num_gpus", "2"], 1,
+     "--num-gpus 2 but 1 process(es) run: start it as `torchrun --nproc-per-node 2"),
+    ("attention bucket negative", lambda a, o: _base(a, o / "v.mp4") + ["--attention-bucket", "-8"], 1,
+     "bucket must be >= 0"),
+    ("save-tokens = output", lambda a, o: _base(a, o / "v.mp4") + ["--save-tokens", str(o / "v.mp4")], 1,
+     "is the video output too"),
+    ("output = input", lambda a, o: _set(cli_args(a, a / "input.mp4", a / "input.mp4"), "--input",
+                                         str(a / "input.mp4")) + ["--overwrite"], 1, "is the input"),
+    ("output inside the tokenizer", lambda a, o: _set(_base(a, o), "--output", str(a / "tokenizer" / "v.mp4")), 1,
+     "lies inside the tokenizer"),
+    ("save-tokens = checkpoint", lambda a, o: _base(a, o / "v.mp4") + ["--save-tokens", str(a / "model.pt"),
+                                                                       "--overwrite"], 1, "is the checkpoint"),
+    ("output is a folder", lambda a, o: _set(_base(a, o), "--output", str(a / "tokenizer")), 1, "must end in .mp4"),
+    ("output not .mp4", lambda a, o: _set(_base(a, o), "--output", str(o / "v.avi")), 1, "must end in .mp4"),
+    ("output not writable", lambda a, o: _set(_base(a, o), "--output", "/proc/cosmos-ar-test/v.mp4"), 1,
+     "is not writable"),
+    ("output under a file", lambda a, o: _set(_base(a, o), "--output", str(a / "input.png" / "v.mp4")), 1,
+     "is a file, not a folder"),
+    ("output exists", lambda a, o: _set(_base(a, o), "--output", str(a / "short.mp4")), 1,
+     "already exists; pass --overwrite"),
+    ("device cuda on a CPU machine", lambda a, o: _set(_base(a, o / "v.mp4"), "--device", "cuda"), 1,
+     "CUDA is not available on this machine"),
+    ("device cuda:1", lambda a, o: _set(_base(a, o / "v.mp4"), "--device", "cuda:1"), 1, "CUDA is not available"),
+    ("device tpu", lambda a, o: _set(_base(a, o / "v.mp4"), "--device", "tpu"), 1,
+     "is not a device this command runs on"),
+    ("missing input", lambda a, o: _set(_base(a, o / "v.mp4"), "--input", str(a / "nope.png")), 1, "does not exist"),
+    ("200-megapixel image", lambda a, o: _set(_base(a, o / "v.mp4"), "--input", str(a / "huge.png")), 1,
+     "20000x10000 (200 megapixels)"),
+    ("text file named .png", lambda a, o: _set(_base(a, o / "v.mp4"), "--input", str(a / "text.png")), 1,
+     "not a readable image"),
+    ("truncated video", lambda a, o: _set(_base(a, o / "v.mp4"), "--input", str(a / "truncated.mp4")), 1,
+     "cannot decode as a video"),
+    ("video shorter than 9 frames", lambda a, o: _set(_base(a, o / "v.mp4"), "--input", str(a / "short.mp4")), 1,
+     "has 5 frame(s) but --num-input-frames 9"),
+    ("input_type contradicts the file", lambda a, o: _base(a, o / "v.mp4") + ["--input_type", "video"], 1,
+     "--input_type video but"),
+    ("Video2World input type", lambda a, o: _base(a, o / "v.mp4") + ["--input_type", "text_and_video"], 1,
+     "Video2World"),
+    ("input and prompt tokens", lambda a, o: _base(a, o / "v.mp4") + ["--prompt-tokens", str(a / "dict.pt")], 1,
+     "either --input or --prompt-tokens"),
+    ("no input at all", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input"), 1, "pass an input image or video"),
+    ("prompt tokens: empty file", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--prompt-tokens", str(a / "empty.pt")], 1, "empty.pt is empty"),
+    ("prompt tokens: not a torch file", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--prompt-tokens", str(a / "junk.pt")], 1, "is not a torch file"),
+    ("prompt tokens: not a tensor", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--prompt-tokens", str(a / "dict.pt")], 1, "holds a dict, not a tensor"),
+    ("prompt tokens: floats", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--prompt-tokens", str(a / "float.pt")], 1, "expected integer token ids"),
+    ("prompt tokens: wrong grid", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--prompt-tokens", str(a / "wrong_grid.pt")], 1, "is a [5, 8, 8] grid"),
+    ("prompt tokens: ids out of range", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--prompt-tokens", str(a / "big_ids.pt")], 1, "ids must lie in [0, 64000)"),
+    ("missing checkpoint", lambda a, o: _set(_base(a, o / "v.mp4"), "--checkpoint", str(a / "nope.pt")), 1,
+     "does not exist"),
+    ("image as checkpoint", lambda a, o: _set(_base(a, o / "v.mp4"), "--checkpoint", str(a / "input.png")), 1,
+     "is not a PyTorch checkpoint"),
+    ("checkpoint of another size", lambda a, o: _set(_base(a, o / "v.mp4"), "--model", "4b"), 1,
+     "does not fit the '4b' architecture"),
+    ("unknown model", lambda a, o: _set(_base(a, o / "v.mp4"), "--model", "7b"), 1, "is neither a preset"),
+    ("NeMo folder without context", lambda a, o: _drop(_set(_base(a, o / "v.mp4"), "--checkpoint",
+                                                            str(a / "nemo_no_context")), "--model"), 1,
+     "context/model.yaml is missing"),
+    ("NeMo checkpoint with a truncated .metadata", lambda a, o: _drop(_set(_base(a, o / "v.mp4"), "--checkpoint",
+                                                                          str(a / "nemo_bad_metadata")), "--model"),
+     1, "the checkpoint is incomplete"),
+    ("missing tokenizer", lambda a, o: _set(_base(a, o / "v.mp4"), "--tokenizer", str(a / "nope")), 1,
+     "tokenizer folder"),
+    ("resolution above the trained grid", lambda a, o: _base(a, o / "v.mp4") + ["--resolution", "1024x2048"], 1,
+     "larger than the model was trained for (at most 640x1024)"),
+    # Refused when parsed (exit 2) by a stricter shared --resolution parser, or by generate's own checks (exit 1).
+    ("16k resolution", lambda a, o: _base(a, o / "v.mp4") + ["--resolution", "8640x15360"], (1, 2),
+     ("larger than the model was trained for", "multiples of 16 in [16, 4096]")),
+    ("resolution not a multiple of 16", lambda a, o: _base(a, o / "v.mp4") + ["--resolution", "100x100"], (1, 2),
+     ("not a multiple of 16", "multiples of 16 in [16, 4096]")),
+    ("resolution unparseable", lambda a, o: _base(a, o / "v.mp4") + ["--resolution", "big"], 2,
+     "resolution must look like HEIGHTxWIDTH"),
+    ("checkpoint and ar_model_dir", lambda a, o: _base(a, o / "v.mp4") + ["--ar_model_dir", "X"], 1,
+     "either --checkpoint or --ar_model_dir"),
+    ("output and video_save_name", lambda a, o: _base(a, o / "v.mp4") + ["--video_save_name", "x"], 1,
+     "either --output or --video_save_name"),
+    ("diffusion decoder asked for", lambda a, o: _base(a, o / "v.mp4") + ["--diffusion-decoder"], 1,
+     "--diffusion-decoder is not available"),
+    ("guardrail asked for", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail"], 1, "--guardrail is not available"),
+    ("batch file missing", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +
+     ["--batch-input-path", str(a / "nope.jsonl"), "--output-folder", str(o)], 1, "cannot be read"),
+    ("batch file empty", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +
+     ["--batch-input-path", str(a / "batch_empty.jsonl"), "--output-folder", str(o)], 1, "has no lines"),
+    ("batch file binary", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +
+     ["--batch-input-path", str(a / "batch_binary.jsonl"), "--output-folder", str(o)], 1, "is not a text"),
+    ("batch and a single input", lambda a, o: _drop(_base(a, o / "v.mp4"), "--output") +
+     ["--batch-input-path", str(a / "batch_empty.jsonl")], 1, "either --batch-input-path or a single --input"),
+    ("batch and --output", lambda a, o: _drop(_base(a, o / "v.mp4"), "--input") +
+     ["--batch-input-path", str(a / "batch_empty.jsonl")], 1, "batch outputs go to --video_save_folder"),
+]  # fmt: skip
+
+
+def _check(assets, out, argv, capsys, code, needle) -> None:
+    """``code``: the exit code (or a tuple of accepted ones); ``needle``: text of the line (or alternatives)."""
+    before = snapshot(assets)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse errors
+        rc = e.code
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert rc in (code if isinstance(code, tuple) else (code,)), err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    needles = needle if isinstance(needle, tuple) else (needle,)
+    assert lines[0].startswith("cosmos-ar generate: ") and any(n in lines[0] for n in needles), lines[0]
+    assert snapshot(assets) == before  # inputs untouched
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))  # nothing left behind
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_bad_input_is_one_line_and_leaves_nothing(assets, tmp_path, capsys, name):
+    _, build, code, needle = next(c for c in CASES if c[0] == name)
+    out = tmp_path / "out"
+    _check(assets, out, build(assets, out), capsys, code, needle)
+
+
+def test_missing_pyav_is_named_before_any_work(assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now fails as if PyAV were not installed
+    out = tmp_path / "out"
+    _check(assets, out, _base(assets, out / "v.mp4"), capsys, 1,
+           "needs the Python package PyAV (module 'av'), which is not installed: pip install av")  # fmt: skip
+
+
+def _interrupt(exc):
+    def raiser(*a, **k):
+        raise exc
+
+    return raiser
+
+
+def test_ctrl_c_during_generation_exits_130_and_leaves_nothing(assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gen, "generate_tokens", _interrupt(KeyboardInterrupt()))
+    out = tmp_path / "out"
+    argv = _base(assets, out / "v.mp4") + ["--save-tokens", str(out / "t.pt")]
+    _check(assets, out, argv, capsys, 130, "interrupted; no partial output left")
+
+
+def test_sigterm_exits_143_and_leaves_nothing(assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gen, "generate_tokens", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+    out = tmp_path / "out"
+    _check(assets, out, _base(assets, out / "v.mp4"), capsys, 143, "terminated; no partial output left")
+    assert signal.getsignal(signal.SIGTERM) is not None  # the handler was put back
+
+
+def test_ctrl_c_while_writing_removes_the_partial_files(assets, tmp_path, capsys, monkeypatch):
+    """Interrupted at the video's final rename: its temporary file, the tokens' temporary file and the folders this
+    run created are all removed."""
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".mp4"):
+            assert Path(src).exists()  # the video was fully written under its temporary name
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(video_io.os, "replace", replace)
+    out = tmp_path / "out"
+    argv = _base(assets, out / "deep" / "v.mp4") + ["--save-tokens", str(out / "tokens" / "t.pt")]
+    _check(assets, out, argv, capsys, 130, "interrupted")
+
+
+def test_a_path_without_tensor_parallelism_refuses_under_torchrun(assets, tmp_path, capsys, monkeypatch):
+    """Two torchrun processes asking for the plain-PyTorch engine: one line (from rank 0), no double run."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "out"
+    _check(assets, out, _base(assets, out / "v.mp4") + ["--engine", "reference"], capsys, 1,
+           "--engine reference has no tensor parallelism; under torchrun with 2 processes use the default engine")
+    monkeypatch.setenv("RANK", "1")  # the other rank says nothing and fails the same way
+    assert main(_base(assets, out / "v.mp4") + ["--engine", "reference"]) == 1
+    assert capsys.readouterr().err == ""
