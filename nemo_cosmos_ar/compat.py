@@ -1,4 +1,4 @@
-"""Compatibility fixes for versions outside the pinned stack, applied by the NeMo glue on import.
+"""Compatibility fixes for versions outside the pinned stack, applied by ``runtime.prepare_process()``.
 
 Megatron-Core 0.15.3's distributed checkpointing calls ``np.product``, which NumPy 2 removed; NeMo containers
 ship NumPy 1.x, but machines with NumPy 2 (e.g. a plain CUDA PyTorch image) fail on the first TP>1 checkpoint

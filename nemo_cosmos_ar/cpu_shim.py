@@ -2,8 +2,9 @@
 
 Megatron-Core 0.15 and NeMo 2.7 assume CUDA in a few hundred places (``torch.cuda.current_device()`` as a device,
 the CUDA RNG tracker, ``torch.cuda.Stream``, ``device='cuda'`` literals, ``pin_memory=True``). Tests and the CPU demo
-call ``apply()`` once, before building models. Every function returns at once when CUDA is available, so a GPU run
-is never touched. This is the only module in the project that monkeypatches anything.
+call ``apply()`` once, before building models (entry points through ``runtime.prepare_process()``). Every function
+returns at once when CUDA is available, so a GPU run is never touched. This is the only module in the project that
+monkeypatches anything.
 
 Known limits on CPU: no TransformerEngine/apex fused kernels; Megatron's gradient clipping asserts CUDA tensors, so
 recipes turn ``clip_grad`` off when running here.

@@ -1,4 +1,5 @@
-"""Process-group and Megatron-Core parallel-state set-up shared by the CLI, the tests and the benchmarks.
+"""Process set-up shared by the CLI, the recipes, the tests and the benchmarks: the process-wide fixes
+(``prepare_process``) and the process-group / Megatron-Core parallel-state set-up.
 
 Works under ``torchrun`` (reads RANK/WORLD_SIZE) and as a plain single process (fills the env in). Uses NCCL on
 GPUs and gloo on CPU, where it also applies the CUDA shims of ``cpu_shim``.
@@ -17,6 +18,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def prepare_process(nemo: bool = True) -> None:
+    """The process-wide fixes an entry point applies before it builds Megatron-Core or NeMo objects (idempotent):
+    NumPy 2 compatibility (``compat``) everywhere, and on a machine without CUDA the CUDA stand-ins of ``cpu_shim``
+    (with NeMo's when ``nemo``). Library modules never apply them on import."""
+    from nemo_cosmos_ar import compat, cpu_shim
+
+    compat.apply()
+    cpu_shim.apply(nemo=nemo)
 
 
 def init_megatron(tp: int = 1, seed: int = 1234, cp: int = 1) -> torch.device:

@@ -8,6 +8,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
+# The tests' entry point: the process-wide fixes every CPU test of Megatron-Core / NeMo needs (the CUDA stand-ins
+# on a machine without CUDA; NumPy 2 compatibility), applied once here instead of as a side effect of an import.
+from nemo_cosmos_ar.runtime import prepare_process  # noqa: E402
+
+prepare_process()
+
 
 @pytest.fixture(scope="session")
 def megatron_tp1():

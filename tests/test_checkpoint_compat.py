@@ -50,8 +50,6 @@ def _same(old, new) -> bool:
 def nemo_io():
     from nemo.lightning import io
 
-    import nemo_cosmos_ar.nemo_glue  # noqa: F401  (the CPU shims, as every entry point applies them)
-
     return io
 
 

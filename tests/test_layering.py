@@ -82,7 +82,9 @@ def violations(module: str, imports: list[tuple[int, str]]) -> list[str]:
             continue
         top = name.split(".")[0]
         if unit in CORE and top in FORBIDDEN:
-            found.setdefault((line, top), f"{module}:{line} imports {name}: the Cosmos core ({unit}) must not import {top}")
+            found.setdefault(
+                (line, top), f"{module}:{line} imports {name}: the Cosmos core ({unit}) must not import {top}"
+            )
         target = unit_of(name)
         if target is None or target == unit or unit is None:
             continue
@@ -125,13 +127,20 @@ def test_exceptions_are_still_needed():
     "module, source, needle",
     [
         ("nemo_cosmos_ar.data.x", "def f():\n    import nemo.lightning as nl\n", "must not import nemo"),
-        ("nemo_cosmos_ar.model.x", "def f():\n    from lightning.pytorch import Trainer\n", "must not import lightning"),
+        (
+            "nemo_cosmos_ar.model.x",
+            "def f():\n    from lightning.pytorch import Trainer\n",
+            "must not import lightning",
+        ),
         ("nemo_cosmos_ar.video_io", "import nemo_run as run\n", "must not import nemo_run"),
         ("nemo_cosmos_ar.model.x", "from nemo_cosmos_ar.data.dataset import ClipTokenDataset\n", "a higher layer"),
         ("nemo_cosmos_ar.model.x", "from ..nemo_glue import model\n", "a higher layer"),
         ("nemo_cosmos_ar.data.x", "from nemo_cosmos_ar import conversion\n", "another unit of its own layer"),
-        ("nemo_cosmos_ar.tokenizer.x", "import importlib\nimportlib.import_module('nemo_cosmos_ar.model.mcore')\n",
-         "a higher layer"),
+        (
+            "nemo_cosmos_ar.tokenizer.x",
+            "import importlib\nimportlib.import_module('nemo_cosmos_ar.model.mcore')\n",
+            "a higher layer",
+        ),
     ],
 )
 def test_the_checker_catches_each_kind_of_violation(module, source, needle):
@@ -145,3 +154,68 @@ def test_allowed_imports_pass_the_checker():
     assert violations("nemo_cosmos_ar.model.x", imports_of(ok, "nemo_cosmos_ar.model.x", False)) == []
     glue = "import nemo_run as run\nfrom nemo_cosmos_ar.model.presets import get_preset\n"
     assert violations("nemo_cosmos_ar.nemo_glue.x", imports_of(glue, "nemo_cosmos_ar.nemo_glue.x", False)) == []
+
+
+def _module_level_imports(source: str, module: str, is_package: bool) -> list[str]:
+    """Project modules imported when ``module`` is imported: top-level statements only (not inside functions)."""
+    tree = ast.parse(source)
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    wrapper = ast.Module(body=top, type_ignores=[])
+    return [name for _, name in imports_of(ast.unparse(wrapper), module, is_package)]
+
+
+def test_no_import_cycle_between_project_modules():
+    """Module-level imports between project modules form no cycle (registration through an import cycle was how the
+    connectors used to reach ``CosmosARModel``)."""
+    modules = {m: p for m, p in _all_modules()}
+    graph = {
+        m: {n for n in _module_level_imports(p.read_text(), m, p.name == "__init__.py") if n in modules and n != m}
+        for m, p in modules.items()
+    }
+    cycles, state = [], {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n not in state:
+                visit(n, stack + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    # a package importing its own submodule and that submodule importing a sibling by the package path is no cycle
+    cycles = [c for c in cycles if not all(x == c[0] or x.startswith(c[0] + ".") for x in c)]
+    assert cycles == []
+
+
+def test_importing_the_glue_patches_nothing_and_registers_the_connectors():
+    """``import nemo_cosmos_ar.nemo_glue.model`` (what loading a checkpoint's io.json does) registers the importers
+    and exporters on ``CosmosARModel`` and leaves torch.cuda and NumPy alone (a fresh process: conftest applies the
+    shims to this one)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO, child_env
+
+    code = (
+        "import json, numpy, torch\n"
+        "before = (torch.cuda.current_device, hasattr(numpy, 'product'))\n"
+        "from nemo_cosmos_ar.nemo_glue.model import CosmosARModel\n"
+        "from nemo_cosmos_ar import cpu_shim\n"
+        "print(json.dumps({'same': (torch.cuda.current_device, hasattr(numpy, 'product')) == before,\n"
+        "                  'applied': any(v not in (False, None) for v in cpu_shim._APPLIED.values()),\n"
+        "                  'importers': sorted(k.removeprefix(str(CosmosARModel)) for k in CosmosARModel._IMPORTERS\n"
+        "                                      if k.startswith(str(CosmosARModel))),\n"
+        "                  'exporters': sorted(k.removeprefix(str(CosmosARModel)) for k in CosmosARModel._EXPORTERS\n"
+        "                                      if k.startswith(str(CosmosARModel)))}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=child_env(),
+                          cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got == {"same": True, "applied": False, "importers": ["hf", "pt"],
+                   "exporters": ["hf", "pt", "pt_tp2", "pt_tp4", "pt_tp8"]}  # fmt: skip

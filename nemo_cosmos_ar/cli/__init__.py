@@ -27,6 +27,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Subcommands that build Megatron-Core / NeMo objects get the process-wide fixes first (``runtime.prepare_process``:
+# NumPy 2 compatibility; the CUDA stand-ins on a CPU-only machine). Value: whether NeMo's stand-in is needed too.
+# ``generate`` sets up Megatron itself (``runtime.init_megatron``); the other commands need neither.
+PREPARE_PROCESS: dict[str, bool] = {"convert": True}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosmos-ar",
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        if args.command in PREPARE_PROCESS:
+            from nemo_cosmos_ar.runtime import prepare_process
+
+            prepare_process(nemo=PREPARE_PROCESS[args.command])
         try:
             return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
         except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:

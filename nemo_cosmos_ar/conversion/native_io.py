@@ -1,6 +1,6 @@
 """Read and write cosmos-predict1's native checkpoint formats, tensor by tensor (torch only, no NeMo).
 
-Formats (``reference/cosmos_ar_reference.md`` §2):
+Formats (cosmos-predict1 ``autoregressive/utils/checkpoint.py`` and its shard scripts; docs/conversion.md):
 
 * released ``model.pt``: a flat dict of bf16 tensors, keys ``model.<Transformer key>`` in the order
   ``tok_embeddings, layers.{i}.{attention_norm, attention.wq/wk/wv/wo/q_norm/k_norm, ffn_norm, feed_forward.w1/w3/w2},
@@ -41,7 +41,7 @@ from nemo_cosmos_ar.conversion.writers import (  # noqa: F401  (ConversionError,
 )
 from nemo_cosmos_ar.model.checkpoint_mapping import NATIVE_PREFIX, CheckpointMismatch, check_native, native_shapes
 from nemo_cosmos_ar.model.config import CosmosARConfig
-from nemo_cosmos_ar.model.presets import PRESETS, get_preset
+from nemo_cosmos_ar.model.presets import PRESETS, as_config, get_preset
 
 SHARD_RE = re.compile(r"^(?P<stem>.+)_model_mp_(?P<rank>\d+)\.pt$")
 HF_WEIGHTS, HF_CONFIG, HF_CARD = "model.safetensors", "config.json", "README.md"
@@ -296,12 +296,8 @@ def resolve_config(ckpt: NativeCheckpoint, config: str | Path | CosmosARConfig |
     Without it: the ``config.json`` next to the weights, else the preset whose shapes the weights have. Raises
     ``CheckpointMismatch`` (listing each offending key with expected and found shape) before anything is written.
     """
-    if isinstance(config, CosmosARConfig):
-        cfg = config
-    elif config is not None and (str(config).lower() in PRESETS):
-        cfg = get_preset(str(config))
-    elif config is not None:
-        cfg = CosmosARConfig.from_json(str(config))
+    if config is not None:
+        cfg = as_config(config)
     elif ckpt.config_path is not None and _is_cosmos_config(ckpt.config_path):
         cfg = CosmosARConfig.from_json(str(ckpt.config_path))
     elif name := preset_for_shapes(ckpt.tensors):

@@ -14,7 +14,7 @@ Where the pre-attention / pre-MLP RMSNorm weights live depends on the layer spec
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import torch
 
@@ -161,9 +161,29 @@ def mcore_to_native(mcore: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec
 
 
 def mcore_keys(cfg: CosmosARConfig, spec: str = "local") -> list[str]:
-    keys = [d.format(i=i) for d in {**RENAMES, **NORM_RENAMES[spec]}.values() for i, _ in _layer_keys(d, cfg.n_layers)]
-    keys += [d.format(i=i) for d in FUSED for i in range(cfg.n_layers)]
-    return sorted(keys)
+    return sorted(mcore_shapes(cfg, spec))
+
+
+def mcore_shapes(cfg: CosmosARConfig, spec: str = "local") -> dict[str, tuple[int, ...]]:
+    """Every Megatron-Core tensor of ``cfg`` with its full (TP=1) shape, derived from ``native_shapes`` through the
+    mapping: renamed tensors keep their shape, fused ones stack their sources' rows."""
+    native = native_shapes(cfg)
+    out: dict[str, tuple[int, ...]] = {}
+    for src_t, dst_t in {**RENAMES, **NORM_RENAMES[spec]}.items():
+        for i, src in _layer_keys(src_t, cfg.n_layers):
+            out[dst_t.format(i=i)] = native[src]
+    for dst_t, srcs in FUSED.items():
+        for i in range(cfg.n_layers):
+            shapes = [native[s.format(i=i)] for s in srcs]
+            out[dst_t.format(i=i)] = (sum(s[0] for s in shapes), *shapes[0][1:])
+    return out
+
+
+def layer_spec_of(param_names: Iterable[str]) -> str:
+    """Which layer spec built a Megatron-Core model, from its parameter names: "te" fuses the pre-attention norm into
+    ``linear_qkv`` (``layer_norm_weight``), "local" keeps it a separate module. Distributed checkpoints store the TE
+    names whichever spec saved them."""
+    return "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in param_names) else "local"
 
 
 # ---- Megatron tensor-parallel layout of a full (TP=1) Megatron-Core state dict ----

@@ -13,7 +13,6 @@ from torch import Tensor
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import RotaryEmbedding3D
 
-
 # Megatron ``TransformerConfig`` settings every Cosmos AR size shares: RMSNorm, QK-norm, SwiGLU without biases, no
 # dropout, cosmos-predict1's init std. Fusions that need apex/TE kernels are off (the GPU recipes turn some on); the
 # SDPA core attention does not use the softmax fusion anyway. The NeMo config's defaults are this dict.

@@ -1,12 +1,13 @@
 """NeMo 2 glue: the only package (with ``recipes``) that imports ``nemo``.
 
-On a machine without CUDA, importing it applies ``cpu_shim`` (Megatron-Core / NeMo need CUDA stand-ins to run on
-CPU); with CUDA it changes nothing.
+Importing it patches nothing: entry points (the ``cosmos-ar`` CLI, the recipes package, the tests' conftest and
+scripts) call ``runtime.prepare_process()`` first, which applies ``compat`` and, on a machine without CUDA, the CUDA
+stand-ins of ``cpu_shim``.
+
+It registers the checkpoint connectors on ``CosmosARModel``, explicitly and here: NeMo looks them up on the model
+class, and loading a checkpoint's io.json imports ``nemo_glue.model`` (so this package) and nothing else of ours.
 """
 
-from nemo_cosmos_ar import compat, cpu_shim
+from nemo_cosmos_ar.nemo_glue import connectors
 
-compat.apply()
-
-if cpu_shim.on_cpu():
-    cpu_shim.apply(nemo=True)
+connectors.register()

@@ -1,6 +1,6 @@
 """NeMo importers/exporters for Cosmos-Predict1 AR: native checkpoints <-> NeMo 2 distributed checkpoints.
 
-Registered on ``CosmosARModel`` (importing ``nemo_cosmos_ar.nemo_glue.model`` registers them)::
+Registered on ``CosmosARModel`` by ``register()``, which importing the ``nemo_cosmos_ar.nemo_glue`` package calls::
 
     nemo llm import model=cosmos_ar_4b source=pt:///ckpts/Cosmos-Predict1-4B/model.pt output_path=ckpts/4b-nemo
     nemo llm export path=ckpts/4b-nemo target=pt output_path=out/Cosmos-Predict1-4B-Base_post-trained
@@ -30,11 +30,6 @@ from typing import Iterator, Optional
 
 import torch
 from torch import nn
-from torch.distributed.checkpoint import FileSystemReader
-from torch.distributed.checkpoint.metadata import ChunkStorageMetadata, MetadataIndex
-from torch.distributed.checkpoint.planner import LoadPlan, LoadPlanner
-from torch.distributed.checkpoint.planner_helpers import create_read_items_for_chunk_list
-from torch.distributed._shard._utils import narrow_tensor_by_index
 
 import nemo_run as run
 from lightning.pytorch import LightningModule
@@ -45,13 +40,12 @@ from nemo.lightning.io.pl import ckpt_to_weights_subdir
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.conversion import native_io
 from nemo_cosmos_ar.conversion.native_io import ConversionError
+from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, NeMoCheckpointReader  # noqa: F401  (re-exported)
 from nemo_cosmos_ar.conversion.verify import check_weights
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.nemo_glue.model import NEMO_CONFIGS, CosmosARModel, CosmosARNeMoConfig
-
-MODULE_PREFIX = "module."  # NeMo's MegatronParallel wrapper prefix in distributed checkpoints
 
 
 def nemo_config(cfg: CosmosARConfig, dtype: torch.dtype = torch.bfloat16, **overrides) -> CosmosARNeMoConfig:
@@ -73,7 +67,6 @@ def _run_tag() -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Import: native -> NeMo
 # ---------------------------------------------------------------------------------------------------------------
-@io.model_importer(CosmosARModel, "pt")
 class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
     """Native Cosmos AR checkpoint (``self`` is its path) -> NeMo 2 distributed checkpoint."""
 
@@ -207,7 +200,7 @@ def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: in
     themselves in a file mapping (page cache) instead of heap memory means that copy is the only heap copy.
     """
     params = dict(gpt.named_parameters())
-    spec = "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in params) else "local"
+    spec = cm.layer_spec_of(params)
     expected = set(cm.mcore_keys(cfg, spec))
     missing, extra = sorted(set(params) - expected), sorted(expected - set(params))
     if missing or extra:
@@ -230,148 +223,6 @@ def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: in
             offset += t.numel()
         owner = gpt.get_submodule(name.rpartition(".")[0])
         owner.register_parameter(name.rpartition(".")[2], nn.Parameter(t, requires_grad=p.requires_grad))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading a NeMo distributed checkpoint without building a model
-# ---------------------------------------------------------------------------------------------------------------
-class _SlicePlanner(LoadPlanner):
-    """Reads given slices of global tensors from a torch DCP checkpoint into given buffers."""
-
-    def __init__(self, requests: dict[str, tuple[str, tuple[int, ...], torch.Tensor]]) -> None:
-        self.requests = requests  # name -> (checkpoint key, offsets into the global tensor, destination)
-
-    def set_up_planner(self, state_dict, metadata=None, is_coordinator=False) -> None:
-        self.metadata = metadata
-
-    def create_local_plan(self) -> LoadPlan:
-        items = []
-        for name, (key, offsets, dest) in self.requests.items():
-            chunk = ChunkStorageMetadata(offsets=torch.Size(offsets), sizes=dest.shape)
-            for it in create_read_items_for_chunk_list(key, self.metadata.state_dict_metadata[key], [chunk]):
-                dest = MetadataIndex(name, it.dest_index.offset, it.dest_index.index)
-                items.append(dataclasses.replace(it, dest_index=dest))
-        return LoadPlan(items)
-
-    def create_global_plan(self, global_plan):
-        return global_plan
-
-    def finish_plan(self, central_plan):
-        return central_plan
-
-    def load_bytes(self, read_item, value) -> None:
-        pass
-
-    def resolve_tensor(self, read_item) -> torch.Tensor:
-        dest = self.requests[read_item.dest_index.fqn][2]
-        return narrow_tensor_by_index(dest, read_item.dest_offsets, read_item.lengths)
-
-    def commit_tensor(self, read_item, tensor) -> None:
-        pass
-
-
-def _read_dcp_metadata(reader: FileSystemReader, weights: Path):
-    """The torch DCP ``.metadata``, and a check that every ``.distcp`` file holds the bytes it lists, so a truncated
-    or missing shard is one clear error up front instead of an exception from deep inside a read."""
-    try:
-        md = reader.read_metadata()
-        storage = md.storage_data.values()
-        need: dict[str, int] = {}
-        for info in storage:
-            need[info.relative_path] = max(need.get(info.relative_path, 0), int(info.offset) + int(info.length))
-    except Exception as e:  # noqa: BLE001 -- unpickling a damaged file raises anything
-        raise ConversionError(f"{weights}/.metadata is damaged ({type(e).__name__}); copy the checkpoint "
-                              "again") from None  # fmt: skip
-    for name, size in sorted(need.items()):
-        f = weights / name
-        have = f.stat().st_size if f.is_file() else None
-        if have is None or have < size:
-            state = "is missing" if have is None else f"is truncated ({have:,} of {size:,} bytes)"
-            raise ConversionError(f"{f} {state}; the checkpoint is incomplete: copy it again or use another "
-                                  "step's checkpoint")  # fmt: skip
-    return md
-
-
-class NeMoCheckpointReader:
-    """The weights of a NeMo Cosmos AR checkpoint (saved at any TP) as native tensors, one layer at a time."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise ConversionError(f"{self.path} {'is not a folder' if self.path.exists() else 'does not exist'}; "
-                                  "pass the NeMo checkpoint folder that holds weights/ and context/")  # fmt: skip
-        self.weights = ckpt_to_weights_subdir(self.path, is_saving=False)
-        if not (Path(self.weights) / ".metadata").exists():
-            raise ConversionError(f"{self.path} is not a NeMo distributed checkpoint (no {self.weights}/.metadata); "
-                                  "pass the folder that holds weights/ and context/")  # fmt: skip
-        try:
-            self.nemo_config = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.config")
-            self.config = self.nemo_config.cosmos_config()
-        except Exception as e:  # noqa: BLE001 -- fiddle/json/import errors all mean "unreadable context"
-            raise ConversionError(f"{self.path}/context cannot be read ({type(e).__name__}: "
-                                  f"{(str(e).strip().splitlines() or [''])[0][:160]}); the checkpoint is damaged or "
-                                  "was not written by nemo_cosmos_ar: copy it again") from None  # fmt: skip
-        self._reader = FileSystemReader(str(self.weights))
-        self._md = _read_dcp_metadata(self._reader, Path(self.weights))  # both layer specs save TE names
-
-    def _read(self, requests: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]]) -> dict[str, torch.Tensor]:
-        """name -> (checkpoint key, offsets, sizes) => name -> tensor of those sizes (stored dtype)."""
-        reqs = {}
-        for name, (key, offsets, sizes) in requests.items():
-            md = self._md.state_dict_metadata.get(key)
-            if md is None or not hasattr(md, "size"):
-                raise ConversionError(f"{self.weights} has no tensor {key!r}; is this a Cosmos AR checkpoint?")
-            if any(o + s > g for o, s, g in zip(offsets, sizes, md.size)) or len(md.size) != len(sizes):
-                raise ConversionError(f"{self.weights}: {key} has shape {list(md.size)}, but its config "
-                                      f"({self.config.name}) needs {list(sizes)} at {list(offsets)}")  # fmt: skip
-            reqs[name] = (key, offsets, torch.empty(sizes, dtype=md.properties.dtype))
-        planner = _SlicePlanner(reqs)
-        planner.set_up_planner({}, self._md, True)
-        self._reader.set_up_storage_reader(self._md, True)
-        plan = self._reader.prepare_local_plan(planner.create_local_plan())
-        plan = planner.finish_plan(self._reader.prepare_global_plan([plan])[0])
-        self._reader.read_data(plan, planner).wait()
-        return {name: t for name, (_, _, t) in reqs.items()}
-
-    def iter_native(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(native key, tensor)`` in the released order, in the stored dtype; holds one layer at a time."""
-        cfg, p = self.config, MODULE_PREFIX
-        v, d = cfg.vocab_size, cfg.dim
-        yield "tok_embeddings.weight", self._read({"t": (p + "embedding.word_embeddings.weight", (0, 0), (v, d))})["t"]
-        one = dataclasses.replace(cfg, n_layers=1)
-        shapes = _mcore_layer_shapes(cfg)
-        for i in range(cfg.n_layers):
-            # stored as [n_layers, ...] global tensors: read row i of each
-            req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s))
-                   for name, s in shapes.items()}  # fmt: skip
-            layer = {k: t[0] for k, t in self._read(req).items()}
-            # mcore_to_native wants the whole model; the top-level tensors are passed through untouched
-            layer.update({k: torch.empty(0) for k in _TOP_LEVEL})
-            for k, t in cm.mcore_to_native(layer, one, "te").items():
-                if k.startswith("layers.0."):
-                    yield k.replace("layers.0.", f"layers.{i}.", 1), t
-        yield "norm.weight", self._read({"t": (p + "decoder.final_layernorm.weight", (0,), (d,))})["t"]
-        yield "output.weight", self._read({"t": (p + "output_layer.weight", (0, 0), (v, d))})["t"]
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.iter_native())
-
-
-_TOP_LEVEL = ("embedding.word_embeddings.weight", "decoder.final_layernorm.weight", "output_layer.weight")
-
-
-def _mcore_layer_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
-    """Layer-0 Megatron-Core tensors (TE names, as distributed checkpoints store them) and their full shapes."""
-    d, f, hd = cfg.dim, cfg.ffn_hidden_size, cfg.head_dim
-    p = "decoder.layers.0."
-    return {
-        p + "self_attention.linear_qkv.layer_norm_weight": (d,),
-        p + "self_attention.linear_qkv.weight": (cfg.q_width + 2 * cfg.kv_width, d),
-        p + "self_attention.q_layernorm.weight": (hd,), p + "self_attention.k_layernorm.weight": (hd,),
-        p + "self_attention.linear_proj.weight": (d, cfg.q_width),
-        p + "mlp.linear_fc1.layer_norm_weight": (d,), p + "mlp.linear_fc1.weight": (2 * f, d),
-        p + "mlp.linear_fc2.weight": (d, f),
-    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -400,7 +251,6 @@ class _CosmosARExporter(io.ModelConnector[CosmosARModel, "CosmosARCheckpoint"]):
         checks.check_writable(output_path, "output")
 
 
-@io.model_exporter(CosmosARModel, "pt")
 class CosmosARPTExporter(_CosmosARExporter):
     """NeMo -> cosmos-predict1 ``model.pt`` (tp=1) or TP shards ``model_model_mp_{r}.pt`` (tp>1)."""
 
@@ -420,14 +270,12 @@ class CosmosARPTExporter(_CosmosARExporter):
 
 
 def _tp_exporter(tp: int) -> type:
-    cls = type(f"CosmosARPTExporterTP{tp}", (CosmosARPTExporter,), {"tp": tp, "__doc__": f"``target=pt_tp{tp}``"})
-    return io.model_exporter(CosmosARModel, f"pt_tp{tp}")(cls)
+    return type(f"CosmosARPTExporterTP{tp}", (CosmosARPTExporter,), {"tp": tp, "__doc__": f"``target=pt_tp{tp}``"})
 
 
 CosmosARPTExporterTP2, CosmosARPTExporterTP4, CosmosARPTExporterTP8 = (_tp_exporter(t) for t in (2, 4, 8))
 
 
-@io.model_exporter(CosmosARModel, "hf")
 class CosmosARHFExporter(_CosmosARExporter):
     """NeMo -> Hugging Face folder: ``config.json`` (cosmos field names), ``model.safetensors``, ``README.md``."""
 
@@ -447,8 +295,22 @@ class CosmosARHFExporter(_CosmosARExporter):
         return io.load_context(ckpt_to_context_subdir(Path(path)), subpath="model"), None
 
 
-# The same importer for hf:// (a local Hugging Face folder); pt:// takes a .pt file, TP shards or a folder.
-io.model_importer(CosmosARModel, "hf")(CosmosARImporter)
+# ---------------------------------------------------------------------------------------------------------------
+# Registration on CosmosARModel (NeMo looks connectors up on the model class by source/target scheme)
+# ---------------------------------------------------------------------------------------------------------------
+# pt:// takes a .pt file, TP shards or a folder; hf:// a local Hugging Face folder (the same importer).
+IMPORTERS = {"pt": CosmosARImporter, "hf": CosmosARImporter}
+EXPORTERS = {"pt": CosmosARPTExporter, "pt_tp2": CosmosARPTExporterTP2, "pt_tp4": CosmosARPTExporterTP4,
+             "pt_tp8": CosmosARPTExporterTP8, "hf": CosmosARHFExporter}  # fmt: skip
+
+
+def register() -> None:
+    """Register the importers and exporters on ``CosmosARModel`` (idempotent). ``nemo_glue/__init__.py`` calls it,
+    so that loading a checkpoint's io.json (which imports ``nemo_glue.model``, hence this package) finds them."""
+    for scheme, connector in IMPORTERS.items():
+        io.model_importer(CosmosARModel, scheme)(connector)
+    for scheme, connector in EXPORTERS.items():
+        io.model_exporter(CosmosARModel, scheme)(connector)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from nemo.collections.llm.gpt.model.base import GPTConfig, GPTModel
 from nemo.lightning.megatron_parallel import MegatronLossReduction
 
@@ -29,7 +28,9 @@ from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.tokenizer import grid
 
 # CosmosARConfig's own defaults (grid, RoPE theta, YaRN, norm eps): the NeMo config's Cosmos fields default to them.
-_COSMOS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CosmosARConfig) if f.default is not dataclasses.MISSING}
+_COSMOS_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(CosmosARConfig) if f.default is not dataclasses.MISSING
+}
 
 
 def cosmos_transformer_layer_spec(config: "CosmosARNeMoConfig"):
@@ -146,8 +147,8 @@ CosmosARNeMoConfig = _with_defaults(
 
 
 def _sized(name: str, preset: str) -> type:
-    return _with_defaults(name, CosmosARNeMoConfig, nemo_fields(get_preset(preset)),
-                          f"The ``{preset}`` preset of ``model/presets.py`` as a NeMo config (its defaults).")  # fmt: skip
+    doc = f"The ``{preset}`` preset of ``model/presets.py`` as a NeMo config (its defaults)."
+    return _with_defaults(name, CosmosARNeMoConfig, nemo_fields(get_preset(preset)), doc)
 
 
 # Thin aliases of the presets; the names are what io.json files record.
@@ -217,7 +218,3 @@ class CosmosARModel(GPTModel):
                                                           loss_impl=self.config.loss_impl)  # fmt: skip
         return self._cosmos_val_loss
 
-
-# Registers the pt/hf importers and exporters on CosmosARModel. NeMo finds connectors on the model class, and loading a
-# checkpoint's io.json imports only this module, so the registration has to happen here.
-from nemo_cosmos_ar.nemo_glue import connectors as _connectors  # noqa: E402,F401

@@ -12,9 +12,9 @@ import torch
 
 def main() -> None:
     work, old = Path(sys.argv[1]), Path(sys.argv[2])
-    from nemo_cosmos_ar import cpu_shim
+    from nemo_cosmos_ar.runtime import prepare_process
 
-    cpu_shim.apply(nemo=True)
+    prepare_process()  # this script is an entry point: the CUDA stand-ins on CPU
     from nemo_cosmos_ar.cli import main as cli
     from nemo_cosmos_ar.conversion import native_io
     from nemo_cosmos_ar.model.presets import get_preset
@@ -29,7 +29,7 @@ def main() -> None:
         shutil.copy(old / name, ckpt / "context" / name)
     res = {"context_is_old": (ckpt / "context" / "io.json").read_bytes() == (old / "io.json").read_bytes()}
 
-    from nemo_cosmos_ar.nemo_glue.connectors import NeMoCheckpointReader
+    from nemo_cosmos_ar.conversion.nemo_reader import NeMoCheckpointReader
 
     reader = NeMoCheckpointReader(ckpt)
     res["reader_config"] = reader.config.name

@@ -63,6 +63,9 @@ def _error_case(work: Path, name: str, argv: list[str], output: Path) -> dict:
 def main() -> None:
     work = Path(sys.argv[1])
     work.mkdir(parents=True, exist_ok=True)
+    from nemo_cosmos_ar.runtime import prepare_process
+
+    prepare_process()  # this script is an entry point: the CUDA stand-ins on CPU
     from nemo.collections import llm
 
     from nemo_cosmos_ar.cli import main as cli

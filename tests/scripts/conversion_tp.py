@@ -14,7 +14,10 @@ import torch
 def main() -> None:
     import os
 
-    from nemo_cosmos_ar.cli.convert import compute_logits
+    from nemo_cosmos_ar.conversion.logits import compute_logits
+    from nemo_cosmos_ar.runtime import prepare_process
+
+    prepare_process()  # this script is an entry point: the CUDA stand-ins on CPU
     from nemo_cosmos_ar.nemo_glue.connectors import CosmosARImporter, CosmosARPTExporter
 
     work = Path(sys.argv[1])
