@@ -1,4 +1,5 @@
-# Two commands do all set-up on a fresh machine: `make demo` and `make test`. Both create .venv idempotently.
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`. Both create .venv idempotently
+# (so do `make lint` and `make test-gpu`).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,6 +20,11 @@ $(STAMP): requirements-cpu.txt constraints-cpu.txt setup.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -q -ra
+
+# Ruff's rules and the files not yet clean are in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: $(STAMP)
 	$(BIN)/python -m nemo_cosmos_ar.demo

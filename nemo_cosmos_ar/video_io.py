@@ -1,6 +1,6 @@
 """Video and image I/O for the tokenizer: read MP4 windows, resize + centre-crop, scale to [-1, 1], write MP4.
 
-Conventions (reference §4.1, cosmos-predict1 ``VideoDataset`` and its augmentors):
+Conventions (cosmos-predict1 ``autoregressive/datasets/video_dataset.py`` ``VideoDataset`` and its augmentors):
 
 * Decoding uses decord (``VideoReader(ctx=cpu(0))``), falling back to PyAV when decord is missing or fails.
 * A window is ``num_frames`` frames starting at ``start`` (negative: counted from the end, so ``start=-9`` takes the

@@ -1,4 +1,6 @@
-"""3D RoPE against a direct, loop-by-loop evaluation of the formula in the reference digest (§1.3, §11.2/5)."""
+"""3D RoPE against a direct, loop-by-loop evaluation of cosmos-predict1's formula
+(``autoregressive/modules/embedding.py``: ``RotaryPositionEmbedding.get_inv_freq``, ``compute_freqs``,
+``RotaryPositionEmbeddingPytorchV2``)."""
 
 import math
 
@@ -59,7 +61,7 @@ def test_table_matches_formula_12b_yarn():
 
 
 def test_yarn_factors_12b_values():
-    # Numbers from the reference digest §1.3.8: temporal all x0.5, spatial [1.0, 0.901, 0.637, 0.5, ...].
+    # YaRN factors of cosmos-predict1's formula for the 12B: temporal all x0.5, spatial [1.0, 0.901, 0.637, 0.5, ...].
     cfg = get_preset("12b")
     inv_t, inv_s = rope3d.axis_inv_freqs(128, cfg.rope_theta)
     ft = rope3d.yarn_factors(inv_t, 2.0, 4.0, 1.0, 3)

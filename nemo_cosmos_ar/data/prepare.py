@@ -1,6 +1,6 @@
 """A folder of videos -> a clip-token dataset (``train``/``val`` Megatron indexed datasets + ``metadata.json``).
 
-Steps (reference §4): find the videos, probe their frame counts, cut every full window the way cosmos-predict1's
+Steps (docs/data.md): find the videos, probe their frame counts, cut every full window the way cosmos-predict1's
 ``VideoDataset`` does (``data.windows``), split train/val *by video* (overlapping windows of one video never land on
 both sides), read + resize + centre-crop each window (``video_io``), encode it with the DV8x16x16 tokenizer in
 batches, and write one document of T'·H'·W' uint16 ids per clip, ordered by (video path, first frame).

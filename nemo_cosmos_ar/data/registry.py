@@ -1,4 +1,5 @@
-"""Named datasets, like cosmos-predict1's ``register_training_data`` (reference §4.1).
+"""Named datasets, like cosmos-predict1's ``register_training_data`` (``autoregressive/configs/registry.py``;
+docs/data.md).
 
 A name fixes how a token dataset is cut and where it lives, so recipes and ``prepare-data`` can say
 ``tealrobot_video_small`` instead of repeating folder, resolution, frame count and strides::

@@ -1,6 +1,6 @@
 """What ``cosmos-ar download`` fetches and where it puts it: the Hub repos as data, plus the MD5 table.
 
-Layout (reference §7, cosmos-predict1 ``scripts/download_autoregressive_checkpoints.py``): every Cosmos repo lands in
+Layout (cosmos-predict1 ``scripts/download_autoregressive_checkpoints.py``): every Cosmos repo lands in
 ``<checkpoint_dir>/<repo name without "nvidia/">``, e.g. ``checkpoints/Cosmos-Predict1-4B/model.pt``; the inference
 code finds the tokenizers and the diffusion decoder under those exact names.
 

@@ -1,4 +1,5 @@
-"""Video guardrails of cosmos-predict1's base-model pipeline (reference §6.6), for ``cosmos-ar generate``:
+"""Video guardrails of cosmos-predict1's base-model pipeline (``cosmos_predict1/auxiliary/guardrail/``;
+docs/guardrails.md), for ``cosmos-ar generate``:
 
 * ``check_video(frames, classifier) -> Verdict``: the video content safety filter (SigLIP + a small MLP over frames
   sampled at 2 fps); an unsafe video must not be written.

@@ -1,5 +1,5 @@
-"""The face-blur post-processor: RetinaFace detections on every frame, then each face box pixelated (reference §6.6:
-``RetinaFaceFilter``, confidence 0.7, pixelates faces).
+"""The face-blur post-processor: RetinaFace detections on every frame, then each face box pixelated (cosmos-predict1
+``auxiliary/guardrail/face_blur_filter/``: ``RetinaFaceFilter``, confidence 0.7, pixelates faces).
 
 Pixelation: the box (x1, y1 rounded down, x2, y2 rounded up, clipped to the frame) is split into a ``blocks x
 blocks`` grid (cell edges at ``floor(k · size / blocks)``; fewer cells when the box is smaller than that); every cell

@@ -2,8 +2,8 @@
 
 Guardrail roots tried, in order: ``<dir>/nvidia/Cosmos-Guardrail1`` (where ``cosmos-ar download`` puts it),
 ``<dir>/Cosmos-Guardrail1``, then any ``guardrail/`` folder up to three levels down (March-2025 cosmos-predict1 kept
-one inside each model repo and found it by a recursive search, reference §6.6). Inside a root:
-``video_content_safety_filter/safety_filter.pt`` and ``face_blur_filter/Resnet50_Final.pth``. SigLIP: the first
+one inside each model repo and found it by a recursive search: ``auxiliary/guardrail/common/presets.py``). Inside a
+root: ``video_content_safety_filter/safety_filter.pt`` and ``face_blur_filter/Resnet50_Final.pth``. SigLIP: the first
 folder with a SigLIP ``config.json`` and its weights under the root's ``video_content_safety_filter/`` (a Hugging Face
 cache ``models--google--siglip-so400m-patch14-384/snapshots/<hash>/`` counts), else
 ``<dir>/google/siglip-so400m-patch14-384``.

@@ -1,6 +1,6 @@
 """RetinaFace, re-implemented small: a feature pyramid over three backbone stages, SSH context modules, 1x1 heads
-per level, SSD-style priors, box decoding with variances, and greedy NMS (reference §6.6: ``Resnet50_Final.pth``,
-confidence 0.7).
+per level, SSD-style priors, box decoding with variances, and greedy NMS (cosmos-predict1
+``auxiliary/guardrail/face_blur_filter/``: ``Resnet50_Final.pth``, confidence 0.7).
 
 Why our own and not a package: the maintained RetinaFace packages either pull in TensorFlow (``retina-face``),
 download weights on import, or depend on torchvision (``retinaface-pytorch``, absent from this stack: torchvision

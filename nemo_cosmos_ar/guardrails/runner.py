@@ -1,5 +1,6 @@
-"""Both video guardrails behind one object, with cosmos-predict1's offload semantics (reference §6.5: offload means
-delete the module and free its memory after use, then reload it from disk when next needed; not a move to CPU).
+"""Both video guardrails behind one object, with cosmos-predict1's offload semantics
+(``utils/base_world_generation_pipeline.py``: offload means delete the module and free its memory after use, then
+reload it from disk when next needed; not a move to CPU).
 
 Integration in ``cosmos-ar generate`` (construct before generating so missing weights fail fast)::
 

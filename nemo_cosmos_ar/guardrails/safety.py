@@ -1,6 +1,7 @@
 """The video content safety filter: SigLIP image embeddings of frames sampled at 2 fps, a small MLP over each, and
-"unsafe" when any sampled frame is not classified as safe (reference §6.6: ``google/siglip-so400m-patch14-384``
-embeddings, 1152-d, feed a 7-class MLP, ``safety_filter.pt``; any unsafe frame means the video is not saved).
+"unsafe" when any sampled frame is not classified as safe (cosmos-predict1
+``auxiliary/guardrail/video_content_safety_filter/``: ``google/siglip-so400m-patch14-384`` embeddings, 1152-d, feed
+a 7-class MLP, ``safety_filter.pt``; any unsafe frame means the video is not saved).
 
 SigLIP comes from ``transformers`` (``SiglipVisionModel``: the vision tower only, whose pooled output is what
 ``SiglipModel.get_image_features`` returns; a full SiglipModel checkpoint loads into it with the text tower left

@@ -1,7 +1,7 @@
 """Random-weight tokenizer folders in the released format, for tests, demos and benchmarks (no download needed).
 
 ``write_random_tokenizer(folder)`` builds the eager network with seeded random weights and exports it the way
-NVIDIA exported Cosmos-Tokenize1-DV8x16x16-720p (reference §11.9, cosmos-predict1 ``tokenizer/training/jit_cli.py``):
+NVIDIA exported Cosmos-Tokenize1-DV8x16x16-720p (cosmos-predict1 ``tokenizer/training/jit_cli.py``):
 
 * ``encoder.jit``: ``torch.jit.trace`` of ``Sequential(encoder, quant_conv, quantizer)``;
   pixels ``[B, 3, T, H, W]`` -> ``(indices [B, T', H', W'] int32, codes [B, 6, T', H', W'], dummy)``;

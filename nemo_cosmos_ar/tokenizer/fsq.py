@@ -1,6 +1,6 @@
 """Finite scalar quantisation (FSQ) of the DV8x16x16 tokenizer: 6 latent channels, levels [8, 8, 8, 5, 5, 5].
 
-Facts (reference §3.2 and §11.12, confirmed by running cosmos-predict1):
+Facts (cosmos-predict1 ``tokenizer/modules/quantizers.py`` ``FSQuantizer``, confirmed by running it):
 
 * The codebook is implicit: every channel i is rounded to one of ``L_i`` values, so there are
   8·8·8·5·5·5 = **64,000** codes. Indices are **0-based**, 0..63,999.
@@ -58,7 +58,7 @@ def basis(levels: LevelsLike = LEVELS, device: torch.device | str | None = None)
 
 
 def bound(z: torch.Tensor, levels: LevelsLike = LEVELS) -> torch.Tensor:
-    """Squash latents into the open range that rounds onto the levels (§11.12).
+    """Squash latents into the open range that rounds onto the levels (``FSQuantizer.bound``).
 
     Args:
         z: ``[..., D]`` float latents (any float dtype).
@@ -132,7 +132,7 @@ class FSQuantizer(nn.Module):
         levels: quantisation levels per channel; ``len(levels)`` is the latent (embedding) dim D.
 
     The buffers are persistent on purpose: the released ``encoder.jit`` holds ``quantizer.{_levels, _basis,
-    implicit_codebook}`` and ``decoder.jit`` holds ``inv_quant.quantizer.{...}`` (§11.10-11), and strict loading
+    implicit_codebook}`` and ``decoder.jit`` holds ``inv_quant.quantizer.{...}``, and strict loading
     needs them. ``implicit_codebook`` ``[codebook_size, D]`` is the code of every index; nothing reads it at run
     time.
     """

@@ -9,9 +9,9 @@ on input frames <= t only. Causality comes from three rules that the blocks belo
 
 Module and attribute names (``conv3d``, ``norm``, ``conv1.0``, ``nin_shortcut``, ``q``/``k``/``v``/``proj_out``,
 ``wavelets``/``_arange``/``patch_size_buffer`` ...) follow the state-dict keys of the released TorchScript files
-(reference §11.10) so that their weights load strictly. The order of floating-point operations follows the released
-network too (grouped-convolution Haar transform, explicit softmax attention, ``x * sigmoid(x)``), because FSQ rounding
-turns last-bit differences into different indices.
+(``encoder.jit`` / ``decoder.jit`` of Cosmos-Tokenize1-DV8x16x16-720p) so that their weights load strictly. The order
+of floating-point operations follows the released network too (grouped-convolution Haar transform, explicit softmax
+attention, ``x * sigmoid(x)``), because FSQ rounding turns last-bit differences into different indices.
 """
 
 from __future__ import annotations

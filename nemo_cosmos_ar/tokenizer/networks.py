@@ -1,7 +1,7 @@
 """The causal DV8x16x16 discrete video tokenizer network (eager PyTorch): config, encoder, decoder, and the wrapper
 whose ``encoder_jit()`` / ``decoder_jit()`` views have the module layout of the released TorchScript files.
 
-Architecture (reference §3.2; cosmos-predict1 ``tokenizer/networks/discrete_video.py`` with the "FACTORIZED" 3D
+Architecture (cosmos-predict1 ``tokenizer/networks/discrete_video.py`` with the "FACTORIZED" 3D
 encoder/decoder), released sizes in brackets:
 
 * encoder: 3D Haar patcher (×4 in T, H, W: 3 -> 192 channels) -> factorised conv_in [192 -> 128] -> one level per
