@@ -65,6 +65,11 @@ class CVConfig:
             raise ValueError("CVConfig: more up-sampling steps than levels in channels_mult")
 
     @property
+    def widths(self) -> tuple[int, ...]:
+        """Channels per level (what the weights determine; ``channels`` alone is not recoverable from them)."""
+        return tuple(self.channels * m for m in self.channels_mult)
+
+    @property
     def num_spatial_ups(self) -> int:
         return int(math.log2(self.spatial_compression)) - int(math.log2(self.patch_size))
 
@@ -148,7 +153,11 @@ def _indices(sd: dict, prefix: str) -> list[int]:
 
 
 def infer_cv_config(sd: dict[str, torch.Tensor]) -> CVConfig:
-    """Read the decoder sizes off a ``decoder.jit`` state dict (released or fixture)."""
+    """Read the decoder sizes off a ``decoder.jit`` state dict (released or fixture).
+
+    The per-level widths are what the weights fix; they are written as ``channels = gcd(widths)`` times a
+    multiplier (256 x (1, 2, 2) for the release's 128 x (2, 4, 4): the same network).
+    """
     try:
         latent, z = sd["post_quant_conv.conv3d.weight"].shape[1], sd["post_quant_conv.conv3d.weight"].shape[0]
         levels = _indices(sd, "decoder.up.")
