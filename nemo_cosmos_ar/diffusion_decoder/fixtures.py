@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import AUX_FILE, MODEL_FILE, NET_PREFIX
-from nemo_cosmos_ar.diffusion_decoder.config import get_dit_config
+from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import CV_PRESETS, DECODER_FILE, MEAN_STD_FILE, ContinuousVideoDecoder
 from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
 
@@ -36,13 +36,15 @@ def _atomic(save, path: Path) -> None:
 
 
 @torch.no_grad()
-def random_dit_state(preset: str = "tiny", seed: int = 0, device: torch.device | str = "cpu") -> dict:
+def random_dit_state(
+    preset: str | DiTConfig = "tiny", seed: int = 0, device: torch.device | str = "cpu"
+) -> dict:
     """``{"net.<key>": tensor}`` fp32 random weights: N(0, 0.02) linears, N(0, 1) token embedding, norms near 1.
 
     Small linear weights keep 28 random blocks finite in bf16; random (not zero) adaLN weights make every gate and
     every key matter, so a mix-up of keys changes the output. ``device`` lets the 7B state be drawn on a GPU.
     """
-    cfg = get_dit_config(preset)
+    cfg = preset if isinstance(preset, DiTConfig) else get_dit_config(preset)
     gen = torch.Generator(device=device).manual_seed(seed)
     with torch.device("meta"):
         net = DiffusionDecoderDiT(cfg)
