@@ -143,8 +143,8 @@ def load_generic_prompt(folder: str | Path, context_dim: int) -> torch.Tensor:
     """The generic-prompt T5 embedding ``[1, M, context_dim]`` float32 from ``<folder>/aux_vars.pt``."""
     path = Path(folder) / AUX_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the decoder folder needs {AUX_FILE} (the generic-prompt T5 "
-                                "embedding shipped with Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p)")  # fmt: skip
+        raise FileNotFoundError(f"{path} not found: the decoder folder needs {AUX_FILE}, the generic-prompt T5 "
+                                "embedding shipped with the decoder checkpoint")  # fmt: skip
     try:
         aux = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001

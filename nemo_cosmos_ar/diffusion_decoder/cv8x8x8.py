@@ -262,7 +262,8 @@ def load_cv_decoder(
     path = root / DECODER_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: download Cosmos-Tokenize1-CV8x8x8-720p to {root} (decoder.jit, "
-                                "mean_std.pt) or write a test folder with fixtures.write_random_cv_tokenizer()")  # fmt: skip
+                                "mean_std.pt) or write a test folder with "
+                                "fixtures.write_random_cv_tokenizer()")  # fmt: skip
     try:
         jit = torch.jit.load(str(path), map_location=device if backend == "jit" else "cpu")
     except RuntimeError as err:

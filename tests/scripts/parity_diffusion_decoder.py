@@ -218,8 +218,8 @@ def compare(mod, name: str, cfg: DiTConfig, grid: tuple[int, int, int]) -> list[
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--src", type=Path, default=Path(os.environ.get("COSMOS_PREDICT1_SRC", "/work/wt/notes/cosmos-predict1")),
-                    help="folder holding NVIDIA's cosmos_predict1 package")  # fmt: skip
+    default_src = Path(os.environ.get("COSMOS_PREDICT1_SRC", "/work/wt/notes/cosmos-predict1"))
+    ap.add_argument("--src", type=Path, default=default_src, help="folder holding NVIDIA's cosmos_predict1 package")
     ap.add_argument("--stub-missing", action="store_true", help="use stand-ins for missing TE/torchvision")
     args = ap.parse_args()
     if not (args.src / "cosmos_predict1").is_dir():
