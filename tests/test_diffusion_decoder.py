@@ -355,6 +355,19 @@ def test_guidance_inputs_and_batched_passes(decoder, folders):
     assert torch.allclose(two.decode_tokens(_tokens(), seed=3), batched, atol=1e-4)
 
 
+@pytest.mark.parametrize("batch_guidance", [True, False])
+def test_sampling_keeps_tensors_on_the_network_device(folders, batch_guidance):
+    # The meta device refuses to mix with CPU tensors (other than 0-dim scalars), as CUDA does: a stand-in for the
+    # GPU path (noise, context, tokens and the sampler's scalars must all reach the network's device).
+    sampler = SamplerConfig(num_steps=2, batch_guidance=batch_guidance)
+    dd = DiffusionDecoder(*folders, device="meta", dtype=torch.bfloat16, offload_tokenizer=True, sampler=sampler)
+    chunk = smp.split_tokens(_tokens(), 8, 2)[0]
+    lat = dd._sample_chunk(dd.network, chunk, dd.context, torch.Generator().manual_seed(0))
+    assert lat.device.type == "meta" and lat.dtype == torch.bfloat16 and lat.shape == (1, 16, 8, 4, 4)
+    pixels = load_cv_decoder(folders[1], "eager", device="meta", dtype=torch.bfloat16).decode(lat)
+    assert pixels.device.type == "meta" and pixels.shape == (1, 3, 57, 32, 32)
+
+
 def test_pipeline_errors(decoder, folders, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"model.pt not found: the diffusion decoder needs"):
         DiffusionDecoder(tmp_path, folders[1])

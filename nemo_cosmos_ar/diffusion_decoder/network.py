@@ -370,7 +370,8 @@ class DiffusionDecoderDiT(nn.Module):
         tp, hp, wp = x.shape[1:4]
         x = x.flatten(1, 3)  # [B, S, D], S in (t, h, w) order
         rope = self.pos_embedder.cos_sin(tp, hp, wp, fps)
-        emb, lora = self.t_embedder(timesteps.reshape(-1).expand(b) if timesteps.numel() == 1 else timesteps)
+        timesteps = timesteps.to(x.device).reshape(-1)  # the sampler's c_noise is a CPU scalar
+        emb, lora = self.t_embedder(timesteps.expand(b) if timesteps.numel() == 1 else timesteps)
         emb = self.affline_norm(emb)
         context = context.to(x.dtype)
         for block in self.blocks.values():
