@@ -171,6 +171,11 @@ def test_guidance_and_euler_step_match_formulas():
     assert torch.allclose(smp.euler_step(x, cond, s, s_next, sd), x + (x - denoised) / 2 * (0.7 - 2), atol=1e-6)
     # the last step (to sigma 0) lands on the denoised estimate
     assert torch.allclose(smp.euler_step(x, cond, s, torch.tensor(0.0), sd), denoised, atol=1e-6)
+    # bf16 network output: c_out * F stays bf16 (as in diffusers), the rest is fp32, the result is bf16
+    xb, ob = x.bfloat16(), cond.bfloat16()
+    c_skip, c_out, _ = smp.preconditioning(s, sd)
+    ref = xb.float() + (xb.float() - (c_skip * xb.float() + (c_out * ob).float())) / s * (s_next - s)
+    assert torch.equal(smp.euler_step(xb, ob, s, s_next, sd), ref.bfloat16())
 
 
 def test_sampler_loop_against_scalar_reference():
@@ -321,6 +326,18 @@ def test_same_seed_same_video_and_offload(decoder, folders):
     assert off.network is None and off.tokenizer is None
     assert torch.equal(a, off.decode_tokens(_tokens(), seed=7))
     assert off.network is None and off.stats.load_network_s > 0 and off.stats.load_tokenizer_s > 0
+
+
+def test_generate_grid_to_33_frame_mp4(decoder, tmp_path):
+    # The tiny generate preset's grid (5 x 4 x 6 tokens, 64x96) through decode_tokens and the generate writer.
+    from nemo_cosmos_ar import video_io
+
+    grid = torch.randint(0, 64000, (1, 5, 4, 6), generator=torch.Generator().manual_seed(2))
+    video = decoder.decode_tokens(grid, seed=0)[0]
+    assert video.shape == (3, 33, 64, 96)
+    video_io.write_video(tmp_path / "out.mp4", video, fps=25.0, layout="CTHW")
+    info = video_io.probe(tmp_path / "out.mp4")
+    assert (info.num_frames, info.height, info.width, info.fps) == (33, 64, 96, 25.0)
 
 
 @pytest.mark.parametrize("frames, chunks", [(5, 1), (14, 2)])

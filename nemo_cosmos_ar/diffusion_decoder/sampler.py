@@ -10,8 +10,8 @@ sigma_data=0.5)`` driven by ``LatentDiffusionDecoderModel.generate_samples_from_
 * step i: ``x_in = x * c_in``, ``F = net(x_in, c_noise)`` for the conditional and the unconditional inputs,
   ``F = F_c + w (F_c - F_u)``, ``D = c_skip x + c_out F``, ``x <- x + (x - D) / sigma_i * (sigma_{i+1} - sigma_i)``
   with ``c_in = 1/sqrt(s^2 + sd^2)``, ``c_skip = sd^2 / (s^2 + sd^2)``, ``c_out = s sd / sqrt(s^2 + sd^2)``,
-  ``c_noise = log(s) / 4``. The state is kept in the network dtype between steps and each step is computed in fp32,
-  as the scheduler does.
+  ``c_noise = log(s) / 4``. The state is kept in the network dtype between steps and each step is computed in fp32
+  (but for ``c_out F``, left in the network dtype), as the scheduler does.
 
 Chunking (``autoregressive/diffusion_decoder/{inference,utils}.py``): the token grid is cut along time into chunks
 of ``1 + (57 - 1) / 8 = 8`` latent frames starting every ``8 - overlap`` frames; the last chunk is completed by
@@ -62,10 +62,14 @@ def guide(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.Te
 def euler_step(
     x: torch.Tensor, out: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor, sigma_data: float
 ) -> torch.Tensor:
-    """One Euler step of the probability-flow ODE from ``sigma`` to ``sigma_next``; fp32 maths, ``out``'s dtype."""
+    """One Euler step of the probability-flow ODE from ``sigma`` to ``sigma_next``, returned in ``out``'s dtype.
+
+    Rounding as diffusers' scheduler: the state is upcast to fp32, ``c_out * out`` stays in ``out``'s dtype (a 0-dim
+    fp32 factor does not promote a bf16 tensor), the rest is fp32.
+    """
     xf = x.float()
     c_skip, c_out, _ = preconditioning(sigma, sigma_data)
-    denoised = c_skip * xf + c_out * out.float()
+    denoised = c_skip * xf + c_out * out
     return (xf + (xf - denoised) / sigma * (sigma_next - sigma)).to(out.dtype)
 
 
