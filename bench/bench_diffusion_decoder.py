@@ -21,6 +21,7 @@ Usage::
 
     python bench/bench_diffusion_decoder.py                         # H200: everything above but te/compile
     python bench/bench_diffusion_decoder.py --configs resident,te,compile
+    python bench/bench_diffusion_decoder.py --work-dir /tmp/ddbench --configs resident   # keep/reuse the folders
     python bench/bench_diffusion_decoder.py \\
         --decoder-dir checkpoints/Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p \\
         --tokenizer-dir checkpoints/Cosmos-Tokenize1-CV8x8x8-720p   # real weights
@@ -30,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -100,7 +102,8 @@ def main() -> None:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--decoder-dir", type=Path, help="existing decoder folder (model.pt, aux_vars.pt)")
     parser.add_argument("--tokenizer-dir", type=Path, help="existing CV8x8x8 folder (decoder.jit, mean_std.pt)")
-    parser.add_argument("--work-dir", type=Path, help="where random folders are written (default: a temp dir)")
+    parser.add_argument("--work-dir", type=Path,
+                        help="keep the random folders here and reuse them in later runs (default: a temp dir)")
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -120,11 +123,19 @@ def main() -> None:
         trace = dict(dtype=torch.bfloat16, device="cuda", example_shape=(2, 16, 16))
     tokens = torch.randint(0, 64000, (1, *grid), generator=torch.Generator().manual_seed(args.seed))
 
-    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
+    with contextlib.ExitStack() as stack:
+        # --work-dir keeps the random folders for the next run (writing the 14.5 GB model.pt takes a while).
+        root = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         t = time.perf_counter()
-        dd_dir = args.decoder_dir or write_random_decoder(Path(tmp) / "dd", dit, seed=0, dtype=torch.bfloat16,
-                                                          device=device)  # fmt: skip
-        cv_dir = args.tokenizer_dir or write_random_cv_tokenizer(Path(tmp) / "cv", cv, seed=0, **trace)
+        dd_dir, cv_dir = args.decoder_dir, args.tokenizer_dir
+        if dd_dir is None:
+            dd_dir = root / f"dd-{dit}"
+            if not (dd_dir / "model.pt").is_file() or not (dd_dir / "aux_vars.pt").is_file():
+                write_random_decoder(dd_dir, dit, seed=0, dtype=torch.bfloat16, device=device)
+        if cv_dir is None:
+            cv_dir = root / f"cv-{cv}"
+            if not (cv_dir / "decoder.jit").is_file() or not (cv_dir / "mean_std.pt").is_file():
+                write_random_cv_tokenizer(cv_dir, cv, seed=0, **trace)
         setup = time.perf_counter() - t
         gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         print(f"# diffusion decoder: {gpu}, torch {torch.__version__}, {dtype}, DiT {dit}, CV {cv}, "
