@@ -127,10 +127,16 @@ def test_checkpoint_errors_are_one_line(folders, tmp_path, edit, message):
     assert message in str(err.value) and str(err.value).startswith(str(path)) and "\n" not in str(err.value)
 
 
-def test_checkpoint_ignores_te_extra_state_and_refuses_pickles(folders, tmp_path):
-    path = _corrupt(folders, tmp_path, lambda sd: sd.__setitem__(
-        "net.blocks.block0.blocks.0.block.attn.attn_op._extra_state", torch.zeros(4, dtype=torch.uint8)))  # fmt: skip
-    load_dit(path)
+def _tolerated(sd):
+    sd["net.blocks.block0.blocks.0.block.attn.attn_op._extra_state"] = torch.zeros(4, dtype=torch.uint8)
+    sd["net.pos_embedder.dim_spatial_range"] = torch.zeros(2)
+    del sd["net.pos_embedder.seq"]
+
+
+def test_checkpoint_tolerates_non_weights_and_refuses_pickles(folders, tmp_path):
+    net = load_dit(_corrupt(folders, tmp_path, _tolerated))
+    assert torch.equal(net.pos_embedder.seq, torch.arange(32.0))  # max(16 frames, 64/2, 64/2) positions
+    assert torch.equal(net.token_embedder.weight, load_dit(folders[0]).token_embedder.weight)
     torch.save({"net.x": object()}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match=r"bad.pt is not a tensors-only PyTorch checkpoint \(.*\); it is refused"):
         load_dit(tmp_path / "bad.pt")

@@ -12,8 +12,9 @@
   head, unused at inference (the conditioner has no weights).
 
 Loading here is strict on ``net.*``: a missing, mis-shaped, non-float or unknown ``net.`` key is a one-line
-``CheckpointError``. Other top-level keys (``logvar.*``) and TransformerEngine ``*._extra_state`` entries are
-ignored, as NVIDIA's non-strict loader does. The file is memory-mapped, so a 14 GB checkpoint is not read twice.
+``CheckpointError``. Other top-level keys (``logvar.*``), TransformerEngine ``*._extra_state`` entries and stray RoPE
+frequency buffers are ignored, as NVIDIA's non-strict loader does; a missing ``pos_embedder.seq`` (an arange) is
+rebuilt. The file is memory-mapped, so a 14 GB checkpoint is not read twice.
 
 ``aux_vars.pt`` holds ``{"context": [1, 512, 1024], "context_mask": [1, 512]}``: the T5-XXL embedding of the
 generic prompt "high quality, 4k, high definition, smooth video" that cosmos-predict1 uses when there is no text
@@ -33,6 +34,10 @@ MODEL_FILE = "model.pt"
 AUX_FILE = "aux_vars.pt"
 NET_PREFIX = "net."
 WIDTH_KEY = NET_PREFIX + "x_embedder.proj.1.weight"
+SEQ_KEY = NET_PREFIX + "pos_embedder.seq"
+# Not weights: TransformerEngine's FP8 metadata, and RoPE frequency buffers that NVIDIA's code keeps out of the state
+# dict (non-persistent) but other Cosmos releases were saved with. Ignored if present.
+IGNORED_SUFFIXES = ("._extra_state", "pos_embedder.dim_spatial_range", "pos_embedder.dim_temporal_range")
 
 
 class CheckpointError(ValueError):
@@ -89,6 +94,9 @@ def check_state_dict(sd: dict, cfg: DiTConfig, path: Path, preset: str = "") -> 
     """The ``net.`` tensors (prefix removed) after checking keys, shapes and dtypes against ``cfg``."""
     what = f"the {preset} diffusion decoder" if preset else "this diffusion decoder config"
     expected = expected_shapes(cfg)
+    sd = dict(sd)
+    if SEQ_KEY not in sd:  # an index buffer, not a weight: rebuilt if a file lacks it
+        sd[SEQ_KEY] = torch.arange(expected[SEQ_KEY][0], dtype=torch.float32)
     for key, shape in expected.items():
         if key not in sd:
             raise CheckpointError(f"{path}: missing key {key} (shape {list(shape)} in {what}); the file is "
@@ -101,7 +109,7 @@ def check_state_dict(sd: dict, cfg: DiTConfig, path: Path, preset: str = "") -> 
         if not t.is_floating_point():
             raise CheckpointError(f"{path}: key {key} has dtype {t.dtype}, expected a floating-point tensor")
     for key in sd:
-        if key.startswith(NET_PREFIX) and key not in expected and not key.endswith("._extra_state"):
+        if key.startswith(NET_PREFIX) and key not in expected and not key.endswith(IGNORED_SUFFIXES):
             raise CheckpointError(f"{path}: unexpected key {key}, not part of {what} (another DiT configuration?)")
     return {k[len(NET_PREFIX) :]: sd[k] for k in expected}
 
