@@ -66,8 +66,9 @@ NOT_BUILT = ("{flag} is not available: only the discrete DV8x16x16 decoder path 
              "--disable_diffusion_decoder); the output is decoded by the tokenizer. Drop {flag}.")  # fmt: skip
 GUIDE_NOTE = ("note: no diffusion decoder here: frames come from the DV8x16x16 decoder (as with "
               "--disable_diffusion_decoder)")  # fmt: skip
-NOT_FILTERED = ("warning: {what} NOT safety-filtered: no guardrail weights under {folder} (get them with `cosmos-ar "
-                "download --checkpoint-dir {folder}`, or pass --disable-guardrail to silence this)")  # fmt: skip
+NOT_FILTERED = ("cosmos-ar generate: warning: {what} NOT safety-filtered: no guardrail weights under {folder} (get "
+                "them with `cosmos-ar download --checkpoint-dir {folder}`, or pass --disable-guardrail to silence "
+                "this)")  # fmt: skip
 
 
 class _Spelling(argparse.Action):

@@ -361,7 +361,8 @@ class Runner:
         frames, layout = video, "CTHW"
         if self.guard is not None:  # before anything is written: an unsafe video leaves no file at all
             t = time.perf_counter()
-            verdict, frames = self.guard(video_io.to_uint8_frames(video, "CTHW"), fps=OUTPUT_FPS)
+            frames = torch.from_numpy(video_io.to_uint8_frames(video, "CTHW"))  # what would be written unguarded
+            verdict, frames = self.guard(frames, fps=OUTPUT_FPS)
             self.seconds["guardrail"] += time.perf_counter() - t
             if frames is None:
                 raise UnsafeVideo(job.output, verdict)
