@@ -8,9 +8,9 @@ Examples::
     torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input robot.mp4
 
 Guardrails (safety filter + face blur) run when their weights are under ``--checkpoint-dir``; see
-``nemo_cosmos_ar.guardrails``. cosmos-predict1's flags (``--input_image_or_video_path``, ``--checkpoint_dir``, ``--ar_model_dir``,
-``--video_save_name`` ...) are accepted too, so the guide's inference command runs as pasted. No NeMo import: the
-model is the Megatron-Core ``GPTModel`` that trains (``inference/engine.py``).
+``nemo_cosmos_ar.guardrails``. cosmos-predict1's flags (``--input_image_or_video_path``, ``--checkpoint_dir``,
+``--ar_model_dir``, ``--video_save_name`` ...) are accepted too, so the guide's inference command runs as pasted. No
+NeMo import: the model is the Megatron-Core ``GPTModel`` that trains (``inference/engine.py``).
 """
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ EPILOG = """examples:
   cosmos-ar generate --input robot.mp4 --disable-guardrail  # no safety filter, no face blur, no warning
   cosmos-ar generate --model tiny --checkpoint tiny/model.pt --tokenizer tiny_tok --input x.png --device cpu
 
-Defaults are cosmos-predict1's: --num-input-frames 9, --temperature 1.0, --top-p 0.8, --seed 0, 25 fps, and
---checkpoint / --tokenizer in its checkpoints/ layout, guardrails on when their weights are found there. A seed reproduces cosmos-predict1's tokens on CPU in fp32, and
-our own on the same device and software. Outputs are written under a temporary name and renamed at the end; an
-existing output is refused without --overwrite. Ctrl-C leaves no partial file (exit 130). See docs/generate.md."""
+Defaults are cosmos-predict1's: --num-input-frames 9, --temperature 1.0, --top-p 0.8, --seed 0, 25 fps,
+--checkpoint / --tokenizer in its checkpoints/ layout, and guardrails on (when their weights are found there). A seed
+reproduces cosmos-predict1's tokens on CPU in fp32, and our own on the same device and software. Outputs are
+written under a temporary name and renamed at the end; an existing output is refused without --overwrite. Ctrl-C leaves no partial file (exit 130). See docs/generate.md."""
 
 NOT_BUILT = ("{flag} is not available: only the discrete DV8x16x16 decoder path is implemented (cosmos-predict1's "
              "--disable_diffusion_decoder); the output is decoded by the tokenizer. Drop {flag}.")  # fmt: skip
@@ -135,6 +135,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "checkpoint (step=N-last, or a run's checkpoints/ folder); default "
                     f"{DEFAULT_CHECKPOINT}")  # fmt: skip
     mo.add_argument("--checkpoint-dir", "--checkpoint_dir", action=_Spelling, dest="checkpoint_dir", type=Path,
+                    metavar="DIR",
                     help="the checkpoints folder (default checkpoints, the layout `cosmos-ar download` writes): the "
                     "guardrail weights are looked for in it; without --checkpoint / --tokenizer the model is "
                     "<checkpoint_dir>/<ar_model_dir> and the tokenizer <checkpoint_dir>/" + TOKENIZER_DIR)
@@ -188,10 +189,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     gr.add_argument("--guardrail", action="store_true",
                     help="require the guardrails: missing weights are an error before any work")
     gr.add_argument("--disable-guardrail", "--disable_guardrail", dest="disable_guardrail", action=_Spelling,
-                    flag=True, help="no content safety filter, no face blur, no warning [--disable_guardrail]")
+                    flag=True, help="no content safety filter, no face blur, no warning")
     gr.add_argument("--offload-guardrail", "--offload_guardrail_models", dest="offload_guardrail", action=_Spelling,
-                    flag=True, help="load the guardrail models right before each use and delete them after "
-                    "[--offload_guardrail_models]")  # fmt: skip
+                    flag=True, help="load the guardrail models right before each use and delete them after")
     nb = p.add_argument_group("not implemented (error if given)")
     nb.add_argument("--diffusion-decoder", action="store_true",
                     help="the 7B diffusion decoder of cosmos-predict1: NOT implemented; output is DV-decoded")
