@@ -60,7 +60,8 @@ EPILOG = """examples:
 Defaults are cosmos-predict1's: --num-input-frames 9, --temperature 1.0, --top-p 0.8, --seed 0, 25 fps,
 --checkpoint / --tokenizer in its checkpoints/ layout, and guardrails on (when their weights are found there). A seed
 reproduces cosmos-predict1's tokens on CPU in fp32, and our own on the same device and software. Outputs are
-written under a temporary name and renamed at the end; an existing output is refused without --overwrite. Ctrl-C leaves no partial file (exit 130). See docs/generate.md."""
+written under a temporary name and renamed at the end; an existing output is refused without --overwrite. Ctrl-C
+leaves no partial file (exit 130). See docs/generate.md and docs/guardrails.md."""
 
 NOT_BUILT = ("{flag} is not available: only the discrete DV8x16x16 decoder path is implemented (cosmos-predict1's "
              "--disable_diffusion_decoder); the output is decoded by the tokenizer. Drop {flag}.")  # fmt: skip
