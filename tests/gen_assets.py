@@ -2,6 +2,8 @@
 
 ``make_assets(root)`` writes a tiny bf16 ``model.pt`` (random weights, released layout), a tiny random tokenizer
 folder (decoder + encoder), an 80x120 PNG and a 12-frame 72x112 MP4. At the tiny preset's 64x96 the grid is 5x4x6.
+``make_guardrail_weights(root, verdict_class)`` writes tiny guardrail weights (test_guardrails' models) in the layout
+``cosmos-ar download`` writes.
 """
 
 from pathlib import Path
@@ -33,10 +35,38 @@ def make_assets(root: Path) -> Path:
 
 
 def cli_args(assets: Path, inp, out, *extra: str) -> list[str]:
-    """``cosmos-ar generate`` arguments for the tiny assets on CPU."""
+    """``cosmos-ar generate`` arguments for the tiny assets on CPU. ``--checkpoint-dir`` is the assets folder (no
+    guardrail weights: the run warns that its output is not safety-filtered), whatever the working folder holds;
+    a later ``--checkpoint-dir`` in ``extra`` wins."""
     return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--input", str(inp), "--output", str(out), "--device", "cpu",
-            *extra]  # fmt: skip
+            str(assets / "tokenizer"), "--checkpoint-dir", str(assets), "--input", str(inp), "--output", str(out),
+            "--device", "cpu", *extra]  # fmt: skip
+
+
+FACE_LOGIT = 8.0  # the tiny detector's "face" class bias: a face everywhere, so the blur changes pixels
+
+
+def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
+    """``root`` as a checkpoints folder holding tiny guardrail weights where ``cosmos-ar download`` puts the real
+    ones (``nvidia/Cosmos-Guardrail1/...``): test_guardrails' tiny SigLIP (a Hugging Face folder) and classifier,
+    whose every frame goes to ``verdict_class`` (0 = safe), and its tiny RetinaFace (DataParallel ``module.`` names,
+    as released) with the face logit raised on every anchor. Loading that detector needs the tiny architecture in
+    place of the full one (``face_blur.retinaface_resnet50 = test_guardrails.tiny_retinaface``)."""
+    from test_guardrails import tiny_retinaface, tiny_safety
+
+    from nemo_cosmos_ar.guardrails import paths
+
+    g = root / "nvidia" / "Cosmos-Guardrail1"
+    filt = tiny_safety(verdict_class)
+    filt.encoder.save_pretrained(g / "video_content_safety_filter" / "siglip-so400m-patch14-384")
+    torch.save({"model": filt.classifier.state_dict()}, g / paths.SAFETY_FILTER)
+    state = tiny_retinaface().state_dict()
+    for k, v in state.items():
+        if k.startswith("ClassHead.") and k.endswith(".bias"):  # (background, face) per anchor
+            state[k] = torch.tensor([-FACE_LOGIT, FACE_LOGIT]).repeat(v.numel() // 2)
+    (g / paths.FACE_DETECTOR).parent.mkdir(parents=True)
+    torch.save({f"module.{k}": v for k, v in state.items()}, g / paths.FACE_DETECTOR)
+    return root
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

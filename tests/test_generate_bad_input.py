@@ -170,7 +170,10 @@ CASES = [
      "either --output or --video_save_name"),
     ("diffusion decoder asked for", lambda a, o: _base(a, o / "v.mp4") + ["--diffusion-decoder"], 1,
      "--diffusion-decoder is not available"),
-    ("guardrail asked for", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail"], 1, "--guardrail is not available"),
+    ("guardrail asked for, no weights", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail"], 1,
+     "no guardrail weights (video_content_safety_filter/safety_filter.pt and face_blur_filter/Resnet50_Final.pth)"),
+    ("guardrail and disable-guardrail", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail", "--disable_guardrail"],
+     1, "pass either --guardrail or --disable-guardrail"),
     ("batch file missing", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +
      ["--batch-input-path", str(a / "nope.jsonl"), "--output-folder", str(o)], 1, "cannot be read"),
     ("batch file empty", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +

@@ -7,9 +7,10 @@ Examples::
         --input first_frame.jpg --top-p 0.8 --temperature 1.0 --seed 1 --offload-tokenizer
     torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input robot.mp4
 
-cosmos-predict1's flags (``--input_image_or_video_path``, ``--checkpoint_dir``, ``--ar_model_dir``,
-``--video_save_name`` ...) are accepted too, so the guide's inference command runs as pasted. No NeMo import: the
-model is the Megatron-Core ``GPTModel`` that trains (``inference/engine.py``).
+Guardrails (safety filter + face blur) run when their weights are under ``--checkpoint-dir``; see
+``nemo_cosmos_ar.guardrails``. cosmos-predict1's flags (``--input_image_or_video_path``, ``--checkpoint_dir``,
+``--ar_model_dir``, ``--video_save_name`` ...) are accepted too, so the guide's inference command runs as pasted. No
+NeMo import: the model is the Megatron-Core ``GPTModel`` that trains (``inference/engine.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,16 @@ other 10,240 / 7,680 tokens one at a time with a KV cache (temperature + top-p, 
 them), and the DV8x16x16 decoder turns the whole grid back into frames. Under `torchrun --nproc-per-node N` with
 --num-gpus N the model runs tensor-parallel over N GPUs (Megatron-Core), with the same tokens as one GPU.
 
-Only the discrete decoder path exists: this is cosmos-predict1 with --disable_diffusion_decoder
---disable_guardrail. The 7B diffusion decoder (sharper frames) and the safety guardrails are not implemented;
-asking for them is an error. Video2World (5B/13B, text prompts) checkpoints are not supported."""
+Before a video is written, NVIDIA's video guardrails run on it, as in cosmos-predict1: a content safety filter
+(SigLIP and a classifier over frames sampled at 2 fps; a video it flags is not written, nor its tokens, and the
+command exits 1) and a face blur (RetinaFace detections, each face pixelated). Their weights are looked for under
+--checkpoint-dir (default checkpoints, where `cosmos-ar download` puts them); when they are not there the video is
+written unfiltered and a one-line warning says so. --guardrail makes missing weights an error, --disable-guardrail
+turns the guardrails off. Under torchrun only rank 0 runs them.
+
+Only the discrete decoder path exists: this is cosmos-predict1 with --disable_diffusion_decoder. The 7B diffusion
+decoder (sharper frames) is not implemented; asking for it is an error. Video2World (5B/13B, text prompts)
+checkpoints are not supported."""
 
 EPILOG = """examples:
   cosmos-ar generate --input robot.mp4 --output outputs/robot.mp4            # last 9 frames -> 33 frames
@@ -45,18 +53,23 @@ EPILOG = """examples:
   cosmos-ar generate --checkpoint runs/posttraining/.../checkpoints --input clip.mp4    # newest step=N-last
   cosmos-ar generate --batch-input-path inputs.jsonl --video_save_folder outputs/ --batch-size 4
   torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input clip.mp4
+  cosmos-ar generate --input robot.mp4 --guardrail          # refuse to start without the guardrail weights
+  cosmos-ar generate --input robot.mp4 --disable-guardrail  # no safety filter, no face blur, no warning
   cosmos-ar generate --model tiny --checkpoint tiny/model.pt --tokenizer tiny_tok --input x.png --device cpu
 
-Defaults are cosmos-predict1's: --num-input-frames 9, --temperature 1.0, --top-p 0.8, --seed 0, 25 fps, and
---checkpoint / --tokenizer in its checkpoints/ layout. A seed reproduces cosmos-predict1's tokens on CPU in fp32, and
-our own on the same device and software. Outputs are written under a temporary name and renamed at the end; an
-existing output is refused without --overwrite. Ctrl-C leaves no partial file (exit 130). See docs/generate.md."""
+Defaults are cosmos-predict1's: --num-input-frames 9, --temperature 1.0, --top-p 0.8, --seed 0, 25 fps,
+--checkpoint / --tokenizer in its checkpoints/ layout, and guardrails on (when their weights are found there). A seed
+reproduces cosmos-predict1's tokens on CPU in fp32, and our own on the same device and software. Outputs are
+written under a temporary name and renamed at the end; an existing output is refused without --overwrite. Ctrl-C
+leaves no partial file (exit 130). See docs/generate.md and docs/guardrails.md."""
 
 NOT_BUILT = ("{flag} is not available: only the discrete DV8x16x16 decoder path is implemented (cosmos-predict1's "
-             "--disable_diffusion_decoder --disable_guardrail); the output is decoded by the tokenizer and is not "
-             "safety-filtered. Drop {flag}.")  # fmt: skip
-GUIDE_NOTE = ("note: no diffusion decoder or guardrails here: frames come from the DV8x16x16 decoder and are not "
-              "safety-filtered (as with --disable_diffusion_decoder --disable_guardrail)")  # fmt: skip
+             "--disable_diffusion_decoder); the output is decoded by the tokenizer. Drop {flag}.")  # fmt: skip
+GUIDE_NOTE = ("note: no diffusion decoder here: frames come from the DV8x16x16 decoder (as with "
+              "--disable_diffusion_decoder)")  # fmt: skip
+NOT_FILTERED = ("cosmos-ar generate: warning: {what} NOT safety-filtered: no guardrail weights under {folder} (get "
+                "them with `cosmos-ar download --checkpoint-dir {folder}`, or pass --disable-guardrail to silence "
+                "this)")  # fmt: skip
 
 
 class _Spelling(argparse.Action):
@@ -122,9 +135,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="model.pt, iter_*.pt, TP shards *_model_mp_<r>.pt, a Hugging Face folder, or a NeMo "
                     "checkpoint (step=N-last, or a run's checkpoints/ folder); default "
                     f"{DEFAULT_CHECKPOINT}")  # fmt: skip
-    mo.add_argument("--checkpoint_dir", action=_Spelling, type=Path,
-                    help="cosmos-predict1's checkpoints folder (default checkpoints): "
-                    "the model is <checkpoint_dir>/<ar_model_dir>, the tokenizer <checkpoint_dir>/" + TOKENIZER_DIR)
+    mo.add_argument("--checkpoint-dir", "--checkpoint_dir", action=_Spelling, dest="checkpoint_dir", type=Path,
+                    metavar="DIR",
+                    help="the checkpoints folder (default checkpoints, the layout `cosmos-ar download` writes): the "
+                    "guardrail weights are looked for in it; without --checkpoint / --tokenizer the model is "
+                    "<checkpoint_dir>/<ar_model_dir> and the tokenizer <checkpoint_dir>/" + TOKENIZER_DIR)
     mo.add_argument("--ar_model_dir", action=_Spelling,
                     help="cosmos-predict1's model folder name (default Cosmos-Predict1-4B)")
     mo.add_argument("--model", help=f"architecture: a preset ({', '.join(PRESETS)}) or a config.json; default: the "
@@ -157,8 +172,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="load the AR model right before generating and delete it after (lower peak memory)")
     rt.add_argument("--offload-tokenizer", "--offload_tokenizer", dest="offload_tokenizer", action=_Spelling, flag=True,
                     help="load the tokenizer for encoding, delete it, reload it for decoding")
-    for flag in ("offload_diffusion_decoder", "offload_guardrail_models", "offload_text_encoder_model",
-                 "disable_diffusion_decoder", "disable_guardrail"):  # fmt: skip
+    for flag in ("offload_diffusion_decoder", "offload_text_encoder_model", "disable_diffusion_decoder"):
         rt.add_argument(f"--{flag}", action=_Spelling, flag=True, help=argparse.SUPPRESS)  # accepted, nothing to do
     rt.add_argument("--no-progress", action="store_true", help="no progress bar")
     ad = p.add_argument_group("decoding engine (see docs/generate.md; the defaults are the fastest exact ones)")
@@ -172,11 +186,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "0 = the whole cache")  # fmt: skip
     ad.add_argument("--sample-in-graph", choices=("on", "off"),
                     help="sample inside the captured step (no host work between tokens)")
+    gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")
+    gr.add_argument("--guardrail", action="store_true",
+                    help="require the guardrails: missing weights are an error before any work")
+    gr.add_argument("--disable-guardrail", "--disable_guardrail", dest="disable_guardrail", action=_Spelling,
+                    flag=True, help="no content safety filter, no face blur, no warning")
+    gr.add_argument("--offload-guardrail", "--offload_guardrail_models", dest="offload_guardrail", action=_Spelling,
+                    flag=True, help="load the guardrail models right before each use and delete them after")
     nb = p.add_argument_group("not implemented (error if given)")
     nb.add_argument("--diffusion-decoder", action="store_true",
                     help="the 7B diffusion decoder of cosmos-predict1: NOT implemented; output is DV-decoded")
-    nb.add_argument("--guardrail", action="store_true",
-                    help="cosmos-predict1's safety guardrails: NOT implemented; outputs are not filtered")
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
@@ -195,6 +214,26 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     return checkpoint, tokenizer, output
 
 
+def guardrail_dir(args: argparse.Namespace) -> Path | None:
+    """The folder whose guardrail weights to run, or None: off with --disable-guardrail; with --guardrail always
+    the folder (missing weights are then an error, raised by the pipeline's checks); by default the folder when its
+    weights are found there."""
+    folder = args.checkpoint_dir or Path("checkpoints")
+    if args.disable_guardrail:
+        if args.guardrail:
+            raise ValueError("pass either --guardrail or --disable-guardrail, not both")
+        return None
+    if args.guardrail:
+        return folder
+    from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
+
+    try:
+        find_guardrail_files(folder)
+    except FileNotFoundError:
+        return None
+    return folder
+
+
 def options_from_args(args: argparse.Namespace):
     """A ``GenerateOptions`` from parsed arguments (refusing the flags of parts that are not built)."""
     import os
@@ -205,9 +244,8 @@ def options_from_args(args: argparse.Namespace):
     from nemo_cosmos_ar.inference.pipeline import IMAGE_SUFFIXES, GenerateOptions
     from nemo_cosmos_ar.inference.sampling import SamplingConfig
 
-    for flag in ("diffusion_decoder", "guardrail"):
-        if getattr(args, flag):
-            raise ValueError(NOT_BUILT.format(flag="--" + flag.replace("_", "-")))
+    if args.diffusion_decoder:
+        raise ValueError(NOT_BUILT.format(flag="--diffusion-decoder"))
     if args.input_type in ("text_and_image", "text_and_video"):
         raise ValueError(f"--input_type {args.input_type} is Video2World's (text prompts); only base models "
                          "(image or video input) are supported")  # fmt: skip
@@ -238,6 +276,7 @@ def options_from_args(args: argparse.Namespace):
         offload_tokenizer=args.offload_tokenizer, overwrite=args.overwrite, save_tokens=args.save_tokens,
         prompt_tokens=args.prompt_tokens, progress=not args.no_progress, decode=decode, engine=args.engine,
         num_gpus=args.num_gpus if args.num_gpus is not None else world, batch_size=args.batch_size,
+        guardrail_dir=guardrail_dir(args), offload_guardrail=args.offload_guardrail,
         sampling=SamplingConfig(temperature=args.temperature, top_p=top_p, top_k=args.top_k, nucleus=args.nucleus),
     )  # fmt: skip
 
@@ -253,6 +292,8 @@ def _on_sigterm(signum, frame):
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from nemo_cosmos_ar.inference.pipeline import UnsafeVideo
+
     rank = int(os.environ.get("RANK", "0"))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -263,6 +304,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"cosmos-ar generate: {'terminated' if code == 143 else 'interrupted'}; no partial output left "
                   "(finished videos are complete; resume a batch with --skip-existing)", file=sys.stderr)
         return code
+    except UnsafeVideo as err:  # a verdict, not a usage error: no "error:"
+        if rank == 0:
+            print(f"cosmos-ar generate: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError) as err:
         if rank == 0:
             print(f"cosmos-ar generate: error: {' '.join(str(err).split())}", file=sys.stderr)
@@ -271,8 +316,8 @@ def run(args: argparse.Namespace) -> int:
         if "out of memory" not in str(err).lower():
             raise
         if rank == 0:
-            print("cosmos-ar generate: error: out of device memory; try --offload-ar-model --offload-tokenizer, a "
-                  "smaller --batch-size or more GPUs (--num-gpus)", file=sys.stderr)  # fmt: skip
+            print("cosmos-ar generate: error: out of device memory; try --offload-ar-model --offload-tokenizer "
+                  "--offload-guardrail, a smaller --batch-size or more GPUs (--num-gpus)", file=sys.stderr)  # fmt: skip
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -282,8 +327,12 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     opts = options_from_args(args)
     say = (lambda *a: print(*a)) if rank == 0 else (lambda *a: None)
     note = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
+    unfiltered = opts.guardrail_dir is None and not args.disable_guardrail  # default on, weights not found
+    folder = args.checkpoint_dir or Path("checkpoints")
     if args.batch_input_path is not None:
-        rc = _run_batch(args, opts, say)
+        rc, written = _run_batch(args, opts, say)
+        if unfiltered and written:
+            note(NOT_FILTERED.format(what="these videos are", folder=folder))
         _guide_note(args, note)
         return rc
     if opts.is_image and args.num_input_frames == 9:
@@ -296,22 +345,26 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     tp = f" on {opts.num_gpus} GPUs (tensor parallel)" if opts.num_gpus > 1 else ""
     say(f"wrote {result.output}: 33 frames at {16 * h}x{16 * w}, 25 fps (grid {t}x{h}x{w}: {st.prompt_tokens} "
         f"prompt + {st.generated_tokens} generated tokens){tp}")  # fmt: skip
+    guard = f"guardrails {s['guardrail']:.1f}s, " if opts.guardrail_dir else ""
     say(f"load {s['load']:.1f}s, encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, decode {st.decode_s:.1f}s "
-        f"({st.tokens_per_s:.1f} tokens/s), DV decode {s['decode']:.1f}s, write {s['write']:.1f}s")  # fmt: skip
+        f"({st.tokens_per_s:.1f} tokens/s), DV decode {s['decode']:.1f}s, {guard}write {s['write']:.1f}s")  # fmt: skip
     if opts.save_tokens:
         say(f"tokens [1, {t}, {h}, {w}] int64 -> {opts.save_tokens}")
+    if unfiltered:  # after the run, so that an error stays one line
+        note(NOT_FILTERED.format(what="the output is", folder=folder))
     _guide_note(args, note)
     return 0
 
 
 def _guide_note(args: argparse.Namespace, note) -> None:
-    """cosmos-predict1 runs its diffusion decoder and guardrails unless told not to; say that they do not exist here
-    (after the run, so a one-line error stays one line)."""
-    if args.guide_spelling and not (args.disable_diffusion_decoder and args.disable_guardrail):
+    """cosmos-predict1 runs its diffusion decoder unless told not to; say that it does not exist here (after the run,
+    so a one-line error stays one line)."""
+    if args.guide_spelling and not args.disable_diffusion_decoder:
         note(GUIDE_NOTE)
 
 
-def _run_batch(args: argparse.Namespace, opts, say) -> int:
+def _run_batch(args: argparse.Namespace, opts, say) -> tuple[int, int]:
+    """``(exit code, videos written)``."""
     from nemo_cosmos_ar.inference.batch import generate_batch
 
     folder = args.video_save_folder or Path("outputs")
@@ -322,4 +375,4 @@ def _run_batch(args: argparse.Namespace, opts, say) -> int:
         ", ".join(str(line) for line, _ in res.failed) + ")" if res.failed else ""  # fmt: skip
     say(f"wrote {len(res.written)} of {total} videos to {folder}{kept}{failed}; decode {res.tokens_per_s:.1f} "
         f"tokens/s over batches of up to {opts.batch_size}")  # fmt: skip
-    return 1 if res.failed else 0
+    return (1 if res.failed else 0), len(res.written)

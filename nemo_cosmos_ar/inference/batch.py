@@ -10,7 +10,8 @@ Each line is a JSON object. Field names are cosmos-predict1's where it has one (
 * ``num_input_frames``: 1 or 9 for this line's video (default ``--num-input-frames``).
 
 A line that cannot be used (bad JSON, a missing file, a clash of output names, an undecodable video ...) is reported
-with its line number and skipped; the others are written. Prompts of the same length (images: 1 latent frame,
+with its line number and skipped; the others are written. So is a video the content safety filter flags (with
+guardrails on): it is not written, its line is reported. Prompts of the same length (images: 1 latent frame,
 9-frame videos: 2) are decoded ``batch_size`` at a time, each row with its own seeded generator, under one progress
 bar. Under torchrun rank 0 reads the jsonl and the inputs and broadcasts what every rank needs.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from nemo_cosmos_ar.guardrails.weights import GuardrailWeightsError
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.pipeline import (
@@ -154,6 +156,8 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
     if rank == 0:
         try:
             listing = read_jobs(jsonl, folder, opts, skip_existing)
+            if listing[0]:
+                runner.load_guardrails()
         except Exception as err:
             listing = err
     listing = broadcast(listing, rank, world)
@@ -190,6 +194,8 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
                     try:
                         runner.write(j, grid[None])
                         result.written.append((j.line, j.output))
+                    except GuardrailWeightsError:  # the run's weights, not this line: stop
+                        raise
                     except (ValueError, FileExistsError, OSError) as err:
                         result.failed.append((j.line, str(err)))
                         report(j.line, str(err))
