@@ -24,16 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nemo_cosmos_ar.tokenizer.modules import (
-    CausalConv3d,
-    FrameNorm,
-    ResBlock,
-    UnPatcher3D,
-    Upsample,
-    attention_pair,
-    factorized_conv,
-    swish,
-)
+from nemo_cosmos_ar.tokenizer.modules import CausalConv3d
+from nemo_cosmos_ar.tokenizer.networks import Decoder, TokenizerConfig
 
 DECODER_FILE = "decoder.jit"
 MEAN_STD_FILE = "mean_std.pt"
@@ -89,49 +81,15 @@ def tiny_cv_config() -> CVConfig:
 CV_PRESETS = {"cv8x8x8": CVConfig, "tiny": tiny_cv_config}
 
 
-class ContinuousDecoder(nn.Module):
-    """``[B, z, T, h, w]`` -> ``[B, 3, 1 + 8(T - 1), 8h, 8w]`` (causal, factorised convolutions, Haar un-patcher)."""
-
-    def __init__(self, cfg: CVConfig) -> None:
-        super().__init__()
-        widths = [cfg.channels * m for m in cfg.channels_mult]
-        n = len(widths)
-        block_in = widths[-1]
-        self.conv_in = factorized_conv(cfg.z_channels, block_in)
-        self.mid = nn.Module()
-        self.mid.block_1 = ResBlock(block_in, block_in)
-        self.mid.attn_1 = attention_pair(block_in)
-        self.mid.block_2 = ResBlock(block_in, block_in)
-        levels: list[nn.Module] = []
-        for i in reversed(range(n)):
-            level = nn.Module()
-            level.block = nn.ModuleList()
-            for _ in range(cfg.num_res_blocks + 1):
-                level.block.append(ResBlock(block_in, widths[i]))
-                block_in = widths[i]
-            if i > 0:
-                # NVIDIA's DecoderFactorized rule (non-legacy): step r = n - 1 - i restores time at steps
-                # 1..num_temporal_ups, space there too and at the first steps when space was down-sampled more.
-                r = n - 1 - i
-                temporal = 0 < r < cfg.num_temporal_ups + 1
-                spatial = temporal or (r < cfg.num_spatial_ups and cfg.num_spatial_ups > cfg.num_temporal_ups)
-                if spatial or temporal:  # otherwise NVIDIA's module is an identity with no weights
-                    level.upsample = Upsample(block_in, spatial=spatial, temporal=temporal)
-            levels.insert(0, level)
-        self.up = nn.ModuleList(levels)
-        self.norm_out = FrameNorm(block_in)
-        self.conv_out = factorized_conv(block_in, cfg.out_channels * cfg.patch_size**3)
-        self.unpatcher3d = UnPatcher3D(cfg.patch_size)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(z)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        for level in reversed(self.up):
-            for block in level.block:
-                h = block(h)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h)
-        return self.unpatcher3d(self.conv_out(swish(self.norm_out(h))))
+def continuous_decoder(cfg: CVConfig) -> nn.Module:
+    """``[B, z, T, h, w]`` -> ``[B, 3, 1 + 8(T - 1), 8h, 8w]``: the DV8x16x16 tokenizer's decoder network
+    (``tokenizer.networks.Decoder``: causal factorised convolutions, the same up-sampling rule, Haar un-patcher)
+    with CV8x8x8's sizes; its state dict has the same ``decoder.*`` layout."""
+    return Decoder(TokenizerConfig(
+        channels=cfg.channels, channels_mult=cfg.channels_mult, num_res_blocks=cfg.num_res_blocks,
+        in_channels=cfg.out_channels, z_channels=cfg.z_channels, patch_size=cfg.patch_size,
+        spatial_compression=cfg.spatial_compression, temporal_compression=cfg.temporal_compression,
+    ))  # fmt: skip
 
 
 class ContinuousVideoDecoder(nn.Module):
@@ -141,7 +99,7 @@ class ContinuousVideoDecoder(nn.Module):
         super().__init__()
         self.config = cfg if cfg is not None else CVConfig()
         self.post_quant_conv = CausalConv3d(self.config.latent_channels, self.config.z_channels, 1, padding=0)
-        self.decoder = ContinuousDecoder(self.config)
+        self.decoder = continuous_decoder(self.config)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.post_quant_conv(latent))
