@@ -30,14 +30,23 @@ A is initialised xavier-normal and B zero (NeMo's defaults), so step 0 of a LoRA
 
 # No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import List
+from pathlib import Path
+from typing import Iterator, List
 
+import torch
 from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 from nemo.collections.llm.peft import lora as nemo_lora
 from nemo.collections.llm.peft.utils import ParallelLinearAdapter
+from nemo.lightning import io
+from nemo.lightning.ckpt_utils import ADAPTER_META_FILENAME, ckpt_to_context_subdir
+from nemo.lightning.io.pl import ckpt_to_weights_subdir
 from torch import nn
 
+from nemo_cosmos_ar.conversion import lora as lora_math
+from nemo_cosmos_ar.conversion.native_io import SHAPE_FIELDS, ConversionError
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
 
@@ -138,3 +147,133 @@ class CosmosLoRAMetrics(CosmosARMetrics):
             cfg = pl_module.config.cosmos_config()
             self.flops_per_token = lora_train_flops_per_token(cfg, lora, cfg.seq_length - 1)
         super().on_fit_start(trainer, pl_module)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A LoRA run's checkpoint: adapters + the pointer to its base, read as the merged model (export)
+# ---------------------------------------------------------------------------------------------------------------
+_ADAPTER_KEY = re.compile(r"^module\.decoder\.layers\.(self_attention|mlp)\.(linear_\w+)\.adapter\.linear_(in|out)\.weight$")
+RANDOM_BASE = (
+    "{path} holds LoRA adapters of a run that started from random weights (allow_random_init, no base "
+    "checkpoint), so there is no base model to {what}"
+)
+
+
+def is_lora_checkpoint(path: str | Path) -> bool:
+    """A NeMo checkpoint written by a LoRA run: its weights hold only adapters, ``adapter_metadata.json`` names
+    the base."""
+    return (Path(ckpt_to_weights_subdir(Path(path), is_saving=False)) / ADAPTER_META_FILENAME).is_file()
+
+
+class LoRACheckpointReader:
+    """The merged weights of a LoRA run's checkpoint: its base checkpoint (the one recorded in
+    ``adapter_metadata.json``, or ``base``) with every adapter folded in (``conversion.lora.merge``), as native
+    tensors one layer at a time, like ``NeMoCheckpointReader`` (whose interface it has: ``config``,
+    ``iter_native``). ``iter_adapters`` gives the adapters alone, under native names; with ``merge=False`` the base
+    is only named, never opened (``--adapters-only``: it may live on another machine)."""
+
+    def __init__(self, path: str | Path, base: str | Path | None = None, merge: bool = True) -> None:
+        from nemo_cosmos_ar.nemo_glue.connectors import NeMoCheckpointReader
+
+        self.path = Path(path)
+        self.adapters = NeMoCheckpointReader(self.path)  # context + DCP metadata of the adapter checkpoint
+        meta_path = Path(self.adapters.weights) / ADAPTER_META_FILENAME
+        try:
+            recorded = json.loads(meta_path.read_text()).get("model_ckpt_path")
+        except (OSError, ValueError, AttributeError) as e:
+            raise ConversionError(f"{meta_path} is unreadable ({type(e).__name__}); copy the checkpoint again") from None
+        self.base_path = Path(base) if base else (Path(recorded) if recorded not in (None, "", "None") else None)
+        self.keys: dict[str, dict[str, str]] = {}  # Megatron linear -> {"in"|"out": checkpoint key}
+        self.parents: dict[str, str] = {}
+        for key in self.adapters._md.state_dict_metadata:
+            if m := _ADAPTER_KEY.match(key):
+                self.keys.setdefault(m[2], {})[m[3]] = key
+                self.parents[m[2]] = m[1]
+        if not self.keys or any(len(v) != 2 for v in self.keys.values()):
+            raise ConversionError(f"{self.adapters.weights} holds no complete LoRA adapters (found "
+                                  f"{sorted(self.keys)}); is this a LoRA run's checkpoint?")  # fmt: skip
+        self.rank = int(self.adapters._md.state_dict_metadata[next(iter(self.keys.values()))["in"]].size[1])
+        self.lora = self._settings()
+        self.scale = self.lora.alpha / self.rank
+        self.config, self.base = self.adapters.config, None
+        if not merge:
+            return
+        if self.base_path is None:
+            raise ConversionError(RANDOM_BASE.format(path=self.path, what="merge into; --adapters-only writes the "
+                                                     "adapters alone"))  # fmt: skip
+        if not self.base_path.is_dir():
+            where = "given with --base" if base else f"recorded in {meta_path}"
+            raise ConversionError(f"the base checkpoint of {self.path}, {self.base_path} ({where}), does not exist; "
+                                  "pass --base <the NeMo checkpoint the LoRA run started from>")  # fmt: skip
+        self.base = NeMoCheckpointReader(self.base_path)
+        mine, self.config = self.config, self.base.config
+        if any(getattr(mine, f) != getattr(self.config, f) for f in SHAPE_FIELDS):
+            raise ConversionError(f"{self.path} adapts a {mine.name!r} model ({mine.n_layers} layers, dim {mine.dim}) "
+                                  f"but its base {self.base_path} is {self.config.name!r} ({self.config.n_layers} "
+                                  f"layers, dim {self.config.dim}); pass the right --base")  # fmt: skip
+
+    def _settings(self) -> CosmosLoRA:
+        """The run's ``CosmosLoRA`` (alpha, dropout) from its context; the rank is the stored one."""
+        try:
+            lora = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.model_transform")
+        except Exception as e:  # noqa: BLE001 -- fiddle/json/import errors all mean "unreadable context"
+            raise ConversionError(f"{self.path}/context does not describe the run's LoRA ({type(e).__name__}); "
+                                  "the checkpoint is damaged or was not written by nemo_cosmos_ar") from None
+        if not hasattr(lora, "alpha"):
+            raise ConversionError(f"{self.path}/context holds no LoRA settings (model.model_transform is "
+                                  f"{type(lora).__name__})")  # fmt: skip
+        return lora
+
+    def layer_adapters(self, i: int) -> dict[str, tuple]:
+        """Layer i's adapters: Megatron linear -> (A [r, in], B [out, r]), full (TP-independent) tensors."""
+        md = self.adapters._md.state_dict_metadata
+        req = {f"{lin}.{io_}": (key, (i,) + (0,) * (len(md[key].size) - 1), (1, *md[key].size[1:]))
+               for lin, keys in self.keys.items() for io_, key in keys.items()}  # fmt: skip
+        got = {k: t[0] for k, t in self.adapters._read(req).items()}
+        return {lin: (got[f"{lin}.in"], got[f"{lin}.out"]) for lin in self.keys}
+
+    def _merge(self, i: int, layer: dict) -> dict:
+        for lin, (a, b) in self.layer_adapters(i).items():
+            key = f"decoder.layers.0.{self.parents[lin]}.{lin}.weight"
+            if tuple(b.shape[:1]) + tuple(a.shape[1:]) != tuple(layer[key].shape):
+                raise ConversionError(f"{self.path}: the {lin} adapter of layer {i} is {list(b.shape[:1] + a.shape[1:])}"
+                                      f" but the base weight is {list(layer[key].shape)}; pass the right --base")
+            layer[key] = lora_math.merge(layer[key], a, b, self.scale)
+        return layer
+
+    def iter_native(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """The merged model as native tensors (fp32 where merged), one layer at a time."""
+        return self.base.iter_native(layer_hook=self._merge)
+
+    def adapter_layout(self) -> dict[str, tuple[int, ...]]:
+        return lora_math.native_shapes(self.config, self.rank, self.keys)
+
+    def iter_adapters(self) -> Iterator[tuple[str, torch.Tensor]]:
+        layers = ((i, self.layer_adapters(i)) for i in range(self.config.n_layers))
+        return lora_math.iter_native_adapters(layers, self.config)
+
+
+def open_checkpoint(path: str | Path, base: str | Path | None = None):
+    """``NeMoCheckpointReader`` for a full run's checkpoint, ``LoRACheckpointReader`` (merged) for a LoRA run's."""
+    from nemo_cosmos_ar.nemo_glue.connectors import NeMoCheckpointReader
+
+    if is_lora_checkpoint(path):
+        return LoRACheckpointReader(path, base)
+    if base:
+        raise ConversionError(f"--base applies to LoRA checkpoints only; {path} holds all weights of its model")
+    return NeMoCheckpointReader(path)
+
+
+def export_adapters(path: str | Path, output: str | Path, *, base: str | Path | None = None,
+                    overwrite: bool = False, dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
+    """``cosmos-ar convert export --adapters-only``: the adapters alone, in the PEFT layout of
+    ``conversion/lora.py``; the base is only named (``base_model_name_or_path``), never read."""
+    if not is_lora_checkpoint(path):
+        raise ConversionError(f"{path} is not a LoRA run's checkpoint (no weights/{ADAPTER_META_FILENAME}); "
+                              "--adapters-only applies to checkpoints of peft='lora' runs")  # fmt: skip
+    reader = LoRACheckpointReader(path, base, merge=False)
+    config = lora_math.adapter_config(reader.config, reader.rank, reader.lora.alpha, reader.lora.dropout,
+                                      reader.keys, str(reader.base_path or ""), dtype)  # fmt: skip
+    return lora_math.write_adapters(output, reader.iter_adapters(), config, reader.adapter_layout(),
+                                    overwrite=overwrite, dtype=dtype)  # fmt: skip
+
