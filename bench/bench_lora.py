@@ -12,7 +12,7 @@ process of its own (so a memory cap or an out-of-memory stays with its run). The
 | label | recipe | tokens | notes |
 |---|---|---:|---|
 | 4b_12800 | ``cosmos_ar_4b_tealrobotsmall_tp1(peft='lora')`` at grid 5x40x64 | 12,800 | checkpoint at the end |
-| 12b_10600 | ``cosmos_ar_12b_tealrobot_tp8(peft='lora')`` at TP=1 on one GPU | 10,600 | checkpoint; on OOM retried with recompute |
+| 12b_10600 | ``cosmos_ar_12b_tealrobot_tp8(peft='lora')``, TP=1 on one GPU | 10,600 | checkpoint; OOM: more recompute |
 | 4b_4800 | ``cosmos_ar_4b_tealrobotsmall_tp1(peft='lora')``, uncapped | 4,800 | the 24 GB run's reference |
 | 4b_24gb | ``cosmos_ar_4b_tealrobotsmall_lora_24gb`` (recompute 8 of 16 layers), capped at 22 GiB | 4,800 | 20 steps |
 | 4b_24gb_r4, 4b_24gb_r0 | the same with 4 / no recomputed layers, capped | 4,800 | does less recompute fit? |
@@ -244,8 +244,9 @@ def markdown(results: list[dict]) -> str:
         mem = "-" if r.get("peak_gib") is None else f"{r['peak_gib']:.1f} / {r['reserved_gib']:.1f}"
         lines.append(
             f"| {r['label']} | {f(r.get('tokens'), ',')} | {rec or 0} | {f(r.get('cap_gib'), '.0f')} | {r['status']} "
-            f"| {f(r.get('ms_per_step'), '.1f')} | {f(r.get('tokens_per_s'), ',.0f')} | {f(r.get('lora_tflops'), '.1f')} "
-            f"| {f(r.get('full_count_tflops'), '.1f')} | {mem} | {f(r.get('checkpoint_mib'), ',.1f')} "
+            f"| {f(r.get('ms_per_step'), '.1f')} | {f(r.get('tokens_per_s'), ',.0f')} "
+            f"| {f(r.get('lora_tflops'), '.1f')} | {f(r.get('full_count_tflops'), '.1f')} | {mem} "
+            f"| {f(r.get('checkpoint_mib'), ',.1f')} "
             f"| {f(r.get('adapter_params'), ',')} |"
         )
     return "\n".join(lines)

@@ -73,6 +73,8 @@ EXTRA = {
     "peft_unknown": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "peft=dora", "--dryrun"], ""),
     "peft_field_without_lora": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "peft.dim=16", "--dryrun"], ""),
     "peft_rank_vs_tp": (FT + ["cosmos_ar_4b_tealrobot_tp4(peft=lora)", "peft.dim=30", "--dryrun"], ""),
+    "peft_some_layers": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)", "peft.target_modules=['*.layers.3.*']",
+                              "--dryrun"], ""),
     "latent_shape": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "model.config.latent_shape=[5,24,40]", "--dryrun"], ""),
     "bad_resolution": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=100x640)", "--dryrun"], ""),
     "overrides": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=480x640,num_frames=17)",
@@ -214,6 +216,10 @@ def test_overrides_that_cannot_work_are_one_line(runs):
     assert _error_line(runs["peft_rank_vs_tp"]) == (
         "Error: peft.dim=30 is not divisible by the tensor-parallel size 4: the adapters are split across TP ranks "
         "like their layers; use a multiple of 4"
+    )
+    assert _error_line(runs["peft_some_layers"]) == (
+        "Error: peft.target_modules=['*.layers.3.*'] adapts linear_fc1 in layer(s) [3] of 16 only: checkpoints store "
+        "each weight stacked over all layers, so adapt a linear in every layer or in none (name it, e.g. linear_fc1)"
     )
     assert _error_line(runs["latent_shape"]).startswith(
         "Error: model.config.latent_shape is derived from the clip size and cannot be set on the command line: "

@@ -71,7 +71,7 @@ def check_lora(dim, alpha, dropout, target_modules, tp: int = 1) -> None:
     bad = [t for t in targets if not isinstance(t, str) or ("*" not in t and t not in TARGET_MODULES)]
     if not targets or bad:
         raise ValueError(f"peft.target_modules={targets!r}: name the linears to adapt, any of "
-                         f"{', '.join(TARGET_MODULES)} (or NeMo wildcard patterns such as '*.layers.0.*.linear_qkv')")
+                         f"{', '.join(TARGET_MODULES)} (or NeMo wildcard patterns such as '*.self_attention.linear_*')")
 
 
 @dataclass
@@ -85,6 +85,20 @@ class CosmosLoRA(nemo_lora.LoRA):
 
     def __post_init__(self) -> None:
         check_lora(self.dim, self.alpha, self.dropout, self.target_modules)
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        model = super().__call__(model)
+        layer_re = re.compile(r"decoder\.layers\.(\d+)\.(?:self_attention|mlp)\.(linear_\w+)$")
+        layers, adapted = set(), {}
+        for name, module in model.named_modules():
+            if m := layer_re.search(name):
+                layers.add(int(m[1]))
+                if isinstance(module, nemo_lora.LoRALinear):
+                    adapted.setdefault(m[2], set()).add(int(m[1]))
+        problem = partial_layers(self.target_modules, adapted, len(layers))
+        if problem:
+            raise ValueError(problem)
+        return model
 
     def transform(self, m: nn.Module, name=None, prefix=None):
         if nemo_lora.HAVE_TE or isinstance(m, nn.Linear):
@@ -123,6 +137,28 @@ class CosmosLoRA(nemo_lora.LoRA):
     def num_adapter_params(self, cfg: CosmosARConfig) -> int:
         return sum(self.dim * (i + o) for i, o in self.adapted(cfg).values())
 
+    def check_layers(self, cfg: CosmosARConfig) -> None:
+        """``ValueError`` when the target patterns adapt a linear in some layers only (see ``partial_layers``)."""
+        adapted = {}
+        for name in self.adapted(cfg):
+            layer, linear = int(name.split(".")[2]), name.rsplit(".", 1)[1]
+            adapted.setdefault(linear, set()).add(layer)
+        problem = partial_layers(self.target_modules, adapted, cfg.n_layers)
+        if problem:
+            raise ValueError(problem)
+
+
+def partial_layers(targets, adapted: dict, n_layers: int):
+    """The message for target patterns that adapt a linear in some layers but not all, else None. Megatron saves
+    each weight stacked over the layers (``module.decoder.layers.<name>`` [n_layers, ...]), and a checkpoint of an
+    adapter present in only some layers fails its sharding check at the first save."""
+    for linear, layers in sorted(adapted.items()):
+        if 0 < len(layers) < n_layers:
+            return (f"peft.target_modules={list(targets)!r} adapts {linear} in layer(s) {sorted(layers)} of "
+                    f"{n_layers} only: checkpoints store each weight stacked over all layers, so adapt a linear in "
+                    f"every layer or in none (name it, e.g. {linear})")  # fmt: skip
+    return None
+
 
 def lora_train_flops_per_token(cfg: CosmosARConfig, lora: CosmosLoRA, seq_length: int) -> float:
     """Model FLOPs per trained token of a LoRA run, counting only the work LoRA training has to do.
@@ -152,7 +188,9 @@ class CosmosLoRAMetrics(CosmosARMetrics):
 # ---------------------------------------------------------------------------------------------------------------
 # A LoRA run's checkpoint: adapters + the pointer to its base, read as the merged model (export)
 # ---------------------------------------------------------------------------------------------------------------
-_ADAPTER_KEY = re.compile(r"^module\.decoder\.layers\.(self_attention|mlp)\.(linear_\w+)\.adapter\.linear_(in|out)\.weight$")
+_ADAPTER_KEY = re.compile(
+    r"^module\.decoder\.layers\.(self_attention|mlp)\.(linear_\w+)\.adapter\.linear_(in|out)\.weight$"
+)
 RANDOM_BASE = (
     "{path} holds LoRA adapters of a run that started from random weights (allow_random_init, no base "
     "checkpoint), so there is no base model to {what}"
@@ -181,7 +219,8 @@ class LoRACheckpointReader:
         try:
             recorded = json.loads(meta_path.read_text()).get("model_ckpt_path")
         except (OSError, ValueError, AttributeError) as e:
-            raise ConversionError(f"{meta_path} is unreadable ({type(e).__name__}); copy the checkpoint again") from None
+            raise ConversionError(f"{meta_path} is unreadable ({type(e).__name__}); copy the checkpoint "
+                                  "again") from None  # fmt: skip
         self.base_path = Path(base) if base else (Path(recorded) if recorded not in (None, "", "None") else None)
         self.keys: dict[str, dict[str, str]] = {}  # Megatron linear -> {"in"|"out": checkpoint key}
         self.parents: dict[str, str] = {}
@@ -235,9 +274,10 @@ class LoRACheckpointReader:
     def _merge(self, i: int, layer: dict) -> dict:
         for lin, (a, b) in self.layer_adapters(i).items():
             key = f"decoder.layers.0.{self.parents[lin]}.{lin}.weight"
-            if tuple(b.shape[:1]) + tuple(a.shape[1:]) != tuple(layer[key].shape):
-                raise ConversionError(f"{self.path}: the {lin} adapter of layer {i} is {list(b.shape[:1] + a.shape[1:])}"
-                                      f" but the base weight is {list(layer[key].shape)}; pass the right --base")
+            shape = [b.shape[0], a.shape[1]]
+            if shape != list(layer[key].shape):
+                raise ConversionError(f"{self.path}: the {lin} adapter of layer {i} is {shape} but the base weight is "
+                                      f"{list(layer[key].shape)}; pass the right --base")  # fmt: skip
             layer[key] = lora_math.merge(layer[key], a, b, self.scale)
         return layer
 

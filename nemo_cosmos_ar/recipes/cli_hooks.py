@@ -21,14 +21,17 @@ nemo-run 0.11.1). Each wrapper calls nemo-run's own code; launching stays nemo-r
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import sys
 
+import fiddle as fdl
 import nemo_run as run
 from nemo.collections import llm
 from nemo_run.cli import api
 
+from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.nemo_glue.lora import CosmosLoRA, check_lora
 from nemo_cosmos_ar.nemo_glue.model import CosmosARModel
 from nemo_cosmos_ar.nemo_glue.resume import NO_BASE_CHECKPOINT
@@ -131,6 +134,9 @@ def _check_peft(task) -> None:
     tp = int(task.trainer.strategy.tensor_model_parallel_size or 1)
     try:
         check_lora(lora.dim, lora.alpha, lora.dropout, lora.target_modules, tp)
+        # the layer count of the recipe's model, without building its config (that would install GPU fusions here)
+        cfg = get_preset(task.model.config.__fn_or_cls__.preset)
+        fdl.build(lora).check_layers(dataclasses.replace(cfg, n_layers=int(task.model.config.num_layers)))
     except ValueError as e:
         raise api.RunContextError(str(e)) from None
     _common.finish_peft(task)

@@ -2,7 +2,8 @@
 --export DIR`` (NeMo is imported there already), and the refusals around it. Writes into DIR:
 
 * ``merged/`` (fp32 model.pt + config.json), ``merged_bf16.pt``, ``merged_tp2/`` (TP shards), ``merged_hf/``,
-  ``adapters/`` (--adapters-only, fp32), ``merged_logits.pt`` (``convert logits`` of ``merged/model.pt``);
+  ``adapters/`` (--adapters-only, fp32), ``merged_logits.pt`` (``convert logits`` of ``merged/model.pt``),
+  ``nemo_export/`` (``llm.export_ckpt(..., "pt")``, what ``nemo llm export`` runs);
 * ``moved_base/`` (the checkpoint exported with ``--base`` after its recorded base pointer went stale);
 * ``results.json``: rc and stderr of each refused command, the checkpoint's path and its adapter_metadata.json.
 """
@@ -33,6 +34,9 @@ def run(last: str, out: str, tokens: str) -> None:
         assert cli(exp + argv) == 0, argv
     assert cli(["convert", "logits", "--checkpoint", f"{out}/merged/model.pt", "--tokens", tokens,
                 "--output", f"{out}/merged_logits.pt"]) == 0  # fmt: skip
+    from nemo.collections import llm
+
+    llm.export_ckpt(Path(last), "pt", output_path=Path(out) / "nemo_export")  # `nemo llm export` merges too
 
     meta_file = Path(last) / "weights" / "adapter_metadata.json"
     base = json.loads(meta_file.read_text())["model_ckpt_path"]
