@@ -199,14 +199,14 @@ def worker(spec: dict) -> None:
             lora = next(cb for cb in trainer.callbacks if isinstance(cb, CosmosLoRA))
             timed = [r[2] for r in self.rows[2:]] or [r[2] for r in self.rows]
             dt = statistics.median(timed)
-            tps = s / dt
+            tps = trainer.datamodule.global_batch_size * s / dt / trainer.world_size  # per GPU
             trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
             frozen = sum(p.numel() for p in pl_module.parameters() if not p.requires_grad)
             cuda = torch.cuda.is_available()
             result.update({
                 "factory": spec["factory"], "preset": cfg.name, "grid": list(cfg.latent_shape), "tokens": s,
                 "steps": len(self.rows), "steps_timed": len(timed), "ms_per_step": dt * 1e3,
-                "tokens_per_s": tps, "lora_tflops": tps * lora_train_flops_per_token(cfg, lora, s) / 1e12,
+                "tokens_per_s": tps, "global_batch": trainer.datamodule.global_batch_size, "lora_tflops": tps * lora_train_flops_per_token(cfg, lora, s) / 1e12,
                 "full_count_tflops": tps * cfg.train_flops_per_token(s) / 1e12,
                 "lora_flops_per_token": lora_train_flops_per_token(cfg, lora, s),
                 "adapter_params": lora.num_adapter_params(cfg), "trainable_params_local": trainable,
