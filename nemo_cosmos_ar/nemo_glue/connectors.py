@@ -333,8 +333,10 @@ class NeMoCheckpointReader:
         self._reader.read_data(plan, planner).wait()
         return {name: t for name, (_, _, t) in reqs.items()}
 
-    def iter_native(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(native key, tensor)`` in the released order, in the stored dtype; holds one layer at a time."""
+    def iter_native(self, layer_hook=None) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(native key, tensor)`` in the released order, in the stored dtype; holds one layer at a time.
+        ``layer_hook(i, tensors)`` may change layer i's Megatron tensors (layer-0 names) before they are split
+        into native keys: the LoRA merge (``nemo_glue/lora.py``)."""
         cfg, p = self.config, MODULE_PREFIX
         v, d = cfg.vocab_size, cfg.dim
         yield "tok_embeddings.weight", self._read({"t": (p + "embedding.word_embeddings.weight", (0, 0), (v, d))})["t"]
@@ -345,6 +347,8 @@ class NeMoCheckpointReader:
             req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s))
                    for name, s in shapes.items()}  # fmt: skip
             layer = {k: t[0] for k, t in self._read(req).items()}
+            if layer_hook is not None:
+                layer = layer_hook(i, layer)
             # mcore_to_native wants the whole model; the top-level tensors are passed through untouched
             layer.update({k: torch.empty(0) for k in _TOP_LEVEL})
             for k, t in cm.mcore_to_native(layer, one, "te").items():
@@ -377,6 +381,13 @@ def _mcore_layer_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
 # ---------------------------------------------------------------------------------------------------------------
 # Export: NeMo -> native
 # ---------------------------------------------------------------------------------------------------------------
+def _open(path: Path, base: Optional[str] = None):
+    """The checkpoint's weights; a LoRA run's (adapters only) merged into its base (``nemo_glue/lora.py``)."""
+    from nemo_cosmos_ar.nemo_glue.lora import open_checkpoint
+
+    return open_checkpoint(path, base)
+
+
 class _CosmosARExporter(io.ModelConnector[CosmosARModel, "CosmosARCheckpoint"]):
     """Base of the exporters; ``self`` is the NeMo checkpoint folder."""
 
@@ -406,14 +417,17 @@ class CosmosARPTExporter(_CosmosARExporter):
 
     tp: int = 1
 
-    def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None) -> Path:
+    def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None, base: Optional[str] = None,
+              dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
         """``output_path`` ending in ``.pt``: the file itself (or its shards next to it); otherwise a folder with
-        ``model.pt`` (or the shards) and ``config.json``."""
+        ``model.pt`` (or the shards) and ``config.json``. A LoRA run's checkpoint is merged into its base (``base``:
+        another path for it than the recorded one)."""
         tp = checks.check_int(self.tp if tp is None else tp, "tp", 1, 1024)
         self._check_output(output_path, overwrite)
-        reader = NeMoCheckpointReader(Path(str(self)))
+        reader = _open(Path(str(self)), base)
         native_io.check_tp(reader.config, tp)
-        paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite)
+        paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite,
+                                        dtype=dtype)  # fmt: skip
         print(f"Exported {self} to cosmos-predict1 {'model.pt' if tp == 1 else f'TP={tp} shards'}: "
               + ", ".join(map(str, paths)))
         return Path(output_path)
@@ -431,10 +445,12 @@ CosmosARPTExporterTP2, CosmosARPTExporterTP4, CosmosARPTExporterTP8 = (_tp_expor
 class CosmosARHFExporter(_CosmosARExporter):
     """NeMo -> Hugging Face folder: ``config.json`` (cosmos field names), ``model.safetensors``, ``README.md``."""
 
-    def apply(self, output_path: Path, overwrite: bool = False) -> Path:
+    def apply(self, output_path: Path, overwrite: bool = False, base: Optional[str] = None,
+              dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
         self._check_output(output_path, overwrite)
-        reader = NeMoCheckpointReader(Path(str(self)))
-        native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self))
+        reader = _open(Path(str(self)), base)
+        native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self),
+                           dtype=dtype)  # fmt: skip
         print(f"Exported {self} to a Hugging Face folder: {output_path}")
         return Path(output_path)
 
