@@ -2,8 +2,8 @@
 
 ``make_assets(root)`` writes a tiny bf16 ``model.pt`` (random weights, released layout), a tiny random tokenizer
 folder (decoder + encoder), an 80x120 PNG and a 12-frame 72x112 MP4. At the tiny preset's 64x96 the grid is 5x4x6.
-``make_guardrail_weights(root, verdict_class)`` writes tiny guardrail weights (test_guardrails' models) in the layout
-``cosmos-ar download`` writes.
+``make_guardrail_weights(root, verdict_class)`` writes tiny guardrail weights (test_guardrails' models) and
+``make_diffusion_decoder(root)`` the tiny diffusion decoder, in the layout ``cosmos-ar download`` writes.
 """
 
 from pathlib import Path
@@ -36,8 +36,9 @@ def make_assets(root: Path) -> Path:
 
 def cli_args(assets: Path, inp, out, *extra: str) -> list[str]:
     """``cosmos-ar generate`` arguments for the tiny assets on CPU. ``--checkpoint-dir`` is the assets folder (no
-    guardrail weights: the run warns that its output is not safety-filtered), whatever the working folder holds;
-    a later ``--checkpoint-dir`` in ``extra`` wins."""
+    guardrail weights: the run warns that its output is not safety-filtered; no diffusion decoder: the DV8x16x16
+    decoder decodes and a note says so), whatever the working folder holds; a later ``--checkpoint-dir`` in
+    ``extra`` wins."""
     return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
             str(assets / "tokenizer"), "--checkpoint-dir", str(assets), "--input", str(inp), "--output", str(out),
             "--device", "cpu", *extra]  # fmt: skip
@@ -66,6 +67,18 @@ def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
             state[k] = torch.tensor([-FACE_LOGIT, FACE_LOGIT]).repeat(v.numel() // 2)
     (g / paths.FACE_DETECTOR).parent.mkdir(parents=True)
     torch.save({f"module.{k}": v for k, v in state.items()}, g / paths.FACE_DETECTOR)
+    return root
+
+
+def make_diffusion_decoder(root: Path) -> Path:
+    """``root`` as a checkpoints folder holding a tiny random-weight diffusion decoder and CV8x8x8 decoder
+    (``diffusion_decoder.fixtures``, the released file layouts) where ``cosmos-ar download`` puts the real ones. They
+    decode the tiny grid 5x4x6 into 33 frames at 64x96."""
+    from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder
+    from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
+
+    write_random_decoder(root / DIFFUSION_DECODER_DIR, "tiny", seed=0)
+    write_random_cv_tokenizer(root / CV_TOKENIZER_DIR, "tiny", seed=0)
     return root
 
 

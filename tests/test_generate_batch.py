@@ -83,8 +83,9 @@ def test_bad_lines_are_reported_and_skipped_the_others_written(assets, tmp_path,
     before = snapshot(assets)
     assert main(_batch_argv(assets, jsonl, tmp_path / "out", "--batch-size", "2")) == 1
     err = capsys.readouterr()
-    *reports, warning = err.err.strip().splitlines()
+    *reports, warning, note = err.err.strip().splitlines()
     assert warning.startswith("cosmos-ar generate: warning: these videos are NOT safety-filtered: no guardrail weights")
+    assert note.startswith("cosmos-ar generate: note: these videos are decoded by the DV8x16x16 decoder")
     assert [r.split(":")[1].strip() for r in reports] == ["line 2", "line 3", "line 5", "line 7", "line 8", "line 9"]
     assert "not valid JSON" in reports[0] and "missing.mp4 does not exist" in reports[1]
     assert "has 5 frame(s)" in reports[2] and "as line 6 does" in reports[3] and "\"seed\"" in reports[4]
@@ -96,6 +97,6 @@ def test_bad_lines_are_reported_and_skipped_the_others_written(assets, tmp_path,
     stamp = (tmp_path / "out" / "clip.mp4").stat().st_mtime_ns
     assert main(_batch_argv(assets, jsonl, tmp_path / "out", "--skip-existing")) == 1
     out, err = capsys.readouterr()
-    assert "NOT safety-filtered" not in err  # nothing was written this time
+    assert "NOT safety-filtered" not in err and "DV8x16x16 decoder" not in err  # nothing was written this time
     assert "wrote 0 of 8 videos" in out and "2 already there" in out
     assert (tmp_path / "out" / "clip.mp4").stat().st_mtime_ns == stamp

@@ -15,7 +15,7 @@ from test_guardrails import tiny_retinaface
 
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import build_parser, main
-from nemo_cosmos_ar.cli.generate import GUIDE_NOTE, NOT_FILTERED, options_from_args
+from nemo_cosmos_ar.cli.generate import DV_NOTE, NOT_FILTERED, options_from_args
 from nemo_cosmos_ar.guardrails import face_blur, paths, runner
 from nemo_cosmos_ar.inference import engine, pipeline
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
@@ -71,7 +71,8 @@ def test_default_on_a_safe_video_is_written_with_faces_blurred(assets, weights, 
                     str(tok), "--no-progress")  # fmt: skip
     assert main(argv) == 0
     err, stdout = _err_lines(capsys)
-    assert err == [] and "guardrails " in stdout  # no warning; the timing line has the guardrail stage
+    # No warning (only the note that no diffusion decoder is there); the timing line has the guardrail stage.
+    assert err == [DV_NOTE.format(what="the output is", folder=weights["safe"])] and "guardrails " in stdout
     assert loads == {"safety": 1, "face": 1}  # loaded once, up front
     assert video_io.probe(out).num_frames == 33
     (frames, layout), = written
@@ -104,7 +105,8 @@ def test_no_weights_writes_the_video_with_a_one_line_warning(assets, loads, writ
     out = tmp_path / "v.mp4"
     assert main(cli_args(assets, assets / "input.png", out, "--no-progress")) == 0  # --checkpoint-dir: no weights
     err, stdout = _err_lines(capsys)
-    assert err == [NOT_FILTERED.format(what="the output is", folder=assets)]
+    assert err == [NOT_FILTERED.format(what="the output is", folder=assets),
+                   DV_NOTE.format(what="the output is", folder=assets)]  # fmt: skip
     assert err[0] == (f"cosmos-ar generate: warning: the output is NOT safety-filtered: no guardrail weights under "
                       f"{assets} (get them with `cosmos-ar download --checkpoint-dir {assets}`, or pass "
                       "--disable-guardrail to silence this)")  # fmt: skip
@@ -142,7 +144,7 @@ def test_disable_guardrail_loads_no_model(assets, weights, loads, written, tmp_p
                     "--no-progress")  # fmt: skip
     assert main(argv) == 0  # the weights would flag it: they did not run
     err, _ = _err_lines(capsys)
-    assert err == ([] if flag == "--disable-guardrail" else [GUIDE_NOTE])  # no warning; the guide's spelling: its note
+    assert err == [DV_NOTE.format(what="the output is", folder=weights["unsafe"])]  # no guardrail warning
     assert loads == {"safety": 0, "face": 0} and [layout for _, layout in written] == ["CTHW"]
     assert video_io.probe(out).num_frames == 33
 
@@ -171,7 +173,8 @@ def test_batch_with_one_unsafe_line(assets, weights, loads, tmp_path, capsys, mo
             "cpu", "--no-progress", *(["--offload-guardrail"] if offload else [])]  # fmt: skip
     assert main(argv) == 1
     err, stdout = _err_lines(capsys)
-    assert err == [f"cosmos-ar generate: line 2: {folder / 'v1.mp4'}: {FLAGGED}; skipped"]
+    assert err == [f"cosmos-ar generate: line 2: {folder / 'v1.mp4'}: {FLAGGED}; skipped",
+                   DV_NOTE.format(what="these videos are", folder=weights["safe"])]  # fmt: skip
     assert "wrote 2 of 3 videos" in stdout and "1 failed (line 2)" in stdout
     assert calls == [25.0] * 3
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())

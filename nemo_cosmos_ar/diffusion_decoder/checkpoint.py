@@ -51,6 +51,18 @@ def expected_shapes(cfg: DiTConfig) -> dict[str, tuple[int, ...]]:
     return {NET_PREFIX + k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
+def _load(path: Path, mmap: bool):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except RuntimeError as err:
+        if mmap and "mmap" in str(err):  # a legacy (non-zip) file, or junk, cannot be mapped: read it plainly
+            return _load(path, mmap=False)
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+    except Exception as err:  # noqa: BLE001 - pickle raises many types; weights_only refusals included
+        raise CheckpointError(f"{path} is not a tensors-only PyTorch checkpoint ({type(err).__name__}); it is "
+                              "refused with weights_only=True") from None  # fmt: skip
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """``torch.load(path, weights_only=True, mmap=True)`` of a flat dict, with one-line errors."""
     path = Path(path)
@@ -58,15 +70,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path} not found: download {path.parent.name or 'the decoder folder'} "
                                 "(model.pt, aux_vars.pt) or write a test folder with "
                                 "fixtures.write_random_decoder()")  # fmt: skip
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
-        sd = torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file cannot be mapped
-    except Exception as err:  # noqa: BLE001 - pickle raises many types; weights_only refusals included
-        raise CheckpointError(f"{path} is not a tensors-only PyTorch checkpoint ({type(err).__name__}); it is "
-                              "refused with weights_only=True") from None  # fmt: skip
+    sd = _load(path, mmap=True)
     if isinstance(sd, dict) and isinstance(sd.get("model"), dict):
         sd = sd["model"]  # training checkpoints wrap the weights
     if not isinstance(sd, dict) or not all(isinstance(k, str) for k in sd):

@@ -141,7 +141,8 @@ def load_mean_std(path: Path, latent_channels: int, latent_frames: int) -> tuple
         raise FileNotFoundError(f"{path} not found: a CV8x8x8 folder needs {MEAN_STD_FILE} next to "
                                 f"{DECODER_FILE}") from None  # fmt: skip
     except Exception as err:  # noqa: BLE001 - unpickling errors have many types
-        raise ValueError(f"{path} is not a readable (mean, std) pair ({type(err).__name__}: {err})") from None
+        raise ValueError(f"{path} is not a readable (mean, std) pair ({type(err).__name__}); it is read with "
+                         "weights_only=True") from None  # fmt: skip  (torch's own message spans lines)
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)):
         raise ValueError(f"{path} must hold a (mean, std) pair of tensors, got {type(pair).__name__}")
     out = []
