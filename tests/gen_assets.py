@@ -2,6 +2,8 @@
 
 ``make_assets(root)`` writes a tiny bf16 ``model.pt`` (random weights, released layout), a tiny random tokenizer
 folder (decoder + encoder), an 80x120 PNG and a 12-frame 72x112 MP4. At the tiny preset's 64x96 the grid is 5x4x6.
+``make_guardrail_weights(root, verdict_class)`` writes tiny guardrail weights (test_guardrails' models) and
+``make_diffusion_decoder(root)`` the tiny diffusion decoder, in the layout ``cosmos-ar download`` writes.
 """
 
 from pathlib import Path
@@ -33,10 +35,51 @@ def make_assets(root: Path) -> Path:
 
 
 def cli_args(assets: Path, inp, out, *extra: str) -> list[str]:
-    """``cosmos-ar generate`` arguments for the tiny assets on CPU."""
+    """``cosmos-ar generate`` arguments for the tiny assets on CPU. ``--checkpoint-dir`` is the assets folder (no
+    guardrail weights: the run warns that its output is not safety-filtered; no diffusion decoder: the DV8x16x16
+    decoder decodes and a note says so), whatever the working folder holds; a later ``--checkpoint-dir`` in
+    ``extra`` wins."""
     return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--input", str(inp), "--output", str(out), "--device", "cpu",
-            *extra]  # fmt: skip
+            str(assets / "tokenizer"), "--checkpoint-dir", str(assets), "--input", str(inp), "--output", str(out),
+            "--device", "cpu", *extra]  # fmt: skip
+
+
+FACE_LOGIT = 8.0  # the tiny detector's "face" class bias: a face everywhere, so the blur changes pixels
+
+
+def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
+    """``root`` as a checkpoints folder holding tiny guardrail weights where ``cosmos-ar download`` puts the real
+    ones (``nvidia/Cosmos-Guardrail1/...``): test_guardrails' tiny SigLIP (a Hugging Face folder) and classifier,
+    whose every frame goes to ``verdict_class`` (0 = safe), and its tiny RetinaFace (DataParallel ``module.`` names,
+    as released) with the face logit raised on every anchor. Loading that detector needs the tiny architecture in
+    place of the full one (``face_blur.retinaface_resnet50 = test_guardrails.tiny_retinaface``)."""
+    from test_guardrails import tiny_retinaface, tiny_safety
+
+    from nemo_cosmos_ar.guardrails import paths
+
+    g = root / "nvidia" / "Cosmos-Guardrail1"
+    filt = tiny_safety(verdict_class)
+    filt.encoder.save_pretrained(g / "video_content_safety_filter" / "siglip-so400m-patch14-384")
+    torch.save({"model": filt.classifier.state_dict()}, g / paths.SAFETY_FILTER)
+    state = tiny_retinaface().state_dict()
+    for k, v in state.items():
+        if k.startswith("ClassHead.") and k.endswith(".bias"):  # (background, face) per anchor
+            state[k] = torch.tensor([-FACE_LOGIT, FACE_LOGIT]).repeat(v.numel() // 2)
+    (g / paths.FACE_DETECTOR).parent.mkdir(parents=True)
+    torch.save({f"module.{k}": v for k, v in state.items()}, g / paths.FACE_DETECTOR)
+    return root
+
+
+def make_diffusion_decoder(root: Path) -> Path:
+    """``root`` as a checkpoints folder holding a tiny random-weight diffusion decoder and CV8x8x8 decoder
+    (``diffusion_decoder.fixtures``, the released file layouts) where ``cosmos-ar download`` puts the real ones. They
+    decode the tiny grid 5x4x6 into 33 frames at 64x96."""
+    from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder
+    from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
+
+    write_random_decoder(root / DIFFUSION_DECODER_DIR, "tiny", seed=0)
+    write_random_cv_tokenizer(root / CV_TOKENIZER_DIR, "tiny", seed=0)
+    return root
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -47,9 +47,9 @@ def _json(tmp: Path, name: str, obj) -> Path:
 GOOD = {"n_layers": 2, "dim": 64, "n_heads": 4, "n_kv_heads": 2, "head_dim": 16, "ffn_hidden_size": 160}
 DESCRIBE = [
     ("unknown_model", ["--model", "bogus"], None, ["--model 'bogus' is not one of tiny, 4b, 12b"]),
-    ("frames_32", ["--num-frames", "32"], None, ["num_frames=32 is not 1+8k"]),
-    ("frames_0", ["--num-frames", "0"], None, ["num_frames=0 is not 1+8k"]),
-    ("frames_negative", ["--num-frames=-7"], None, ["num_frames=-7 is not 1+8k"]),
+    ("frames_32", ["--num-frames", "32"], None, ["32 frames is not 1+8k"]),
+    ("frames_0", ["--num-frames", "0"], None, ["0 frames is not 1+8k"]),
+    ("frames_negative", ["--num-frames=-7"], None, ["-7 frames is not 1+8k"]),
     ("float_layers", [], {**GOOD, "n_layers": 2.5}, ["n_layers must be an integer in [1, 1024], got 2.5"]),
     ("negative_theta", [], {**GOOD, "rope_theta": -5}, ["rope_theta must be a finite number > 0, got -5"]),
     ("nan_theta", [], '{"n_layers": 2, "dim": 64, "n_heads": 4, "n_kv_heads": 2, "ffn_hidden_size": 160, '

@@ -334,21 +334,22 @@ def test_wrong_checkpoint_shape_names_key_and_expected_shape(assets, tmp_path, c
     assert "--model tiny" in err  # the hint names the preset the weights do fit
 
 
-def test_short_video_and_unbuilt_features_are_clear_errors(assets, tmp_path, capsys):
+def test_short_video_and_a_missing_diffusion_decoder_are_clear_errors(assets, tmp_path, capsys):
     short = tmp_path / "short.mp4"
     video_io.write_video(short, torch.zeros(5, 64, 96, 3, dtype=torch.uint8))
     err = _one_line_error(_args(assets, short, tmp_path / "a.mp4"), capsys)
     assert "has 5 frame(s)" in err and "--num-input-frames 1" in err
-    for flag in ("--diffusion-decoder", "--guardrail"):
-        err = _one_line_error(_args(assets, assets / "input.png", tmp_path / "b.mp4", flag), capsys)
-        assert flag in err and "--disable_diffusion_decoder --disable_guardrail" in err
+    err = _one_line_error(_args(assets, assets / "input.png", tmp_path / "b.mp4", "--diffusion-decoder"), capsys)
+    assert "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p/model.pt not found" in err
+    assert "--disable-diffusion-decoder" in err
     assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists()
 
 
 def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
     """cosmos-predict1's flags (the guide's post-training inference command, plus --video_save_folder to keep the
     output in tmp) map onto ours: model <checkpoint_dir>/<ar_model_dir>, tokenizer <checkpoint_dir>/Cosmos-Tokenize1-
-    DV8x16x16-720p, output <video_save_folder>/<video_save_name>.mp4; the diffusion-decoder flags are no-ops."""
+    DV8x16x16-720p, output <video_save_folder>/<video_save_name>.mp4; the diffusion decoder and the guardrails are
+    looked for in <checkpoint_dir> (none there: the DV8x16x16 decoder, a warning and a note)."""
     ckdir = tmp_path / "checkpoints"
     (ckdir / "Cosmos-Predict1-4B-Base_post-trained").mkdir(parents=True)
     (ckdir / "Cosmos-Predict1-4B-Base_post-trained" / "model.pt").symlink_to(assets / "model.pt")
@@ -363,11 +364,14 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
     assert video_io.probe(out).num_frames == 33
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == [
-        "note: no diffusion decoder or guardrails here: frames come from the DV8x16x16 decoder and are not "
-        "safety-filtered (as with --disable_diffusion_decoder --disable_guardrail)"
+        f"cosmos-ar generate: warning: the output is NOT safety-filtered: no guardrail weights under {ckdir} (get "
+        f"them with `cosmos-ar download --checkpoint-dir {ckdir}`, or pass --disable-guardrail to silence this)",
+        f"cosmos-ar generate: note: the output is decoded by the DV8x16x16 decoder, blurrier than NVIDIA's default: no "
+        f"7B diffusion decoder under {ckdir} (get it with `cosmos-ar download --checkpoint-dir {ckdir}`, or pass "
+        "--disable-diffusion-decoder to silence this)",
     ]
     assert f"wrote {out}" in captured.out and "48 prompt + 72 generated tokens" in captured.out
-    # With both --disable_* flags the note is not needed; our own spellings never print it.
+    # --disable_diffusion_decoder: the DV8x16x16 decoder on purpose; --offload_diffusion_decoder maps to ours.
     from nemo_cosmos_ar.cli import build_parser
     from nemo_cosmos_ar.cli.generate import options_from_args
 
@@ -375,6 +379,7 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
     opts = options_from_args(args)
     assert (opts.checkpoint, opts.tokenizer, opts.output, opts.offload_tokenizer, opts.sampling.top_p) == (
         ckdir / "Cosmos-Predict1-4B-Base_post-trained", ckdir / "Cosmos-Tokenize1-DV8x16x16-720p", out, True, 0.8)
+    assert (opts.diffusion_decoder_dir, opts.offload_diffusion_decoder) == (None, True)
     assert args.guide_spelling and not build_parser().parse_args(_args(assets, "a.png", "b.mp4")).guide_spelling
 
 

@@ -19,6 +19,10 @@ from gen_assets import cli_args, make_assets, snapshot
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.inference import generator as gen
+from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
+
+DD_FILES = [(DIFFUSION_DECODER_DIR, "model.pt"), (DIFFUSION_DECODER_DIR, "aux_vars.pt"),
+            (CV_TOKENIZER_DIR, "decoder.jit"), (CV_TOKENIZER_DIR, "mean_std.pt")]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,9 @@ def assets(tmp_path_factory):
     torch.save(torch.zeros(1, 5, 4, 6), root / "float.pt")
     torch.save(torch.zeros(1, 5, 8, 8, dtype=torch.long), root / "wrong_grid.pt")
     torch.save(torch.full((1, 5, 4, 6), 70000, dtype=torch.long), root / "big_ids.pt")
+    for folder, name in DD_FILES:  # a diffusion decoder whose four files are there but junk
+        (root / "dd_junk" / folder).mkdir(parents=True, exist_ok=True)
+        (root / "dd_junk" / folder / name).write_bytes(os.urandom(256))
     (root / "batch_empty.jsonl").write_text("\n\n")
     (root / "batch_binary.jsonl").write_bytes(b"\xff\xfe\x00\x81" * 8)
     nemo = root / "nemo_no_context" / "weights"
@@ -66,6 +73,11 @@ def _set(argv: list[str], flag: str, value: str) -> list[str]:
     argv = list(argv)
     argv[argv.index(flag) + 1] = value
     return argv
+
+
+def _dd_junk(a: Path) -> list[str]:
+    return ["--diffusion-decoder-dir", str(a / "dd_junk" / DIFFUSION_DECODER_DIR), "--cv-tokenizer",
+            str(a / "dd_junk" / CV_TOKENIZER_DIR)]  # fmt: skip
 
 
 def _drop(argv: list[str], flag: str) -> list[str]:
@@ -168,9 +180,19 @@ CASES = [
      "either --checkpoint or --ar_model_dir"),
     ("output and video_save_name", lambda a, o: _base(a, o / "v.mp4") + ["--video_save_name", "x"], 1,
      "either --output or --video_save_name"),
-    ("diffusion decoder asked for", lambda a, o: _base(a, o / "v.mp4") + ["--diffusion-decoder"], 1,
-     "--diffusion-decoder is not available"),
-    ("guardrail asked for", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail"], 1, "--guardrail is not available"),
+    ("diffusion decoder asked for, no weights", lambda a, o: _base(a, o / "v.mp4") + ["--diffusion-decoder"], 1,
+     "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p/model.pt not found"),
+    ("diffusion decoder weights are junk", lambda a, o: _base(a, o / "v.mp4") + _dd_junk(a), 1,
+     ("is not a readable PyTorch checkpoint", "is not a tensors-only PyTorch checkpoint")),
+    ("output inside the diffusion decoder folder", lambda a, o: _set(_base(a, o / "v.mp4"), "--output", str(
+        a / "dd_junk" / DIFFUSION_DECODER_DIR / "v.mp4")) + _dd_junk(a), 1, "lies inside the diffusion decoder"),
+    ("diffusion decoder and disable", lambda a, o: _base(a, o / "v.mp4") + ["--diffusion-decoder",
+                                                                           "--disable_diffusion_decoder"], 1,
+     "pass either --diffusion-decoder"),
+    ("guardrail asked for, no weights", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail"], 1,
+     "no guardrail weights (video_content_safety_filter/safety_filter.pt and face_blur_filter/Resnet50_Final.pth)"),
+    ("guardrail and disable-guardrail", lambda a, o: _base(a, o / "v.mp4") + ["--guardrail", "--disable_guardrail"],
+     1, "pass either --guardrail or --disable-guardrail"),
     ("batch file missing", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +
      ["--batch-input-path", str(a / "nope.jsonl"), "--output-folder", str(o)], 1, "cannot be read"),
     ("batch file empty", lambda a, o: _drop(_drop(_base(a, o), "--input"), "--output") +

@@ -25,8 +25,8 @@ def assets(tmp_path_factory):
 
 def _batch_argv(assets, jsonl, folder, *extra):
     return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--batch-input-path", str(jsonl), "--output-folder", str(folder), "--device",
-            "cpu", "--no-progress", *extra]  # fmt: skip
+            str(assets / "tokenizer"), "--checkpoint-dir", str(assets), "--batch-input-path", str(jsonl),
+            "--output-folder", str(folder), "--device", "cpu", "--no-progress", *extra]  # fmt: skip
 
 
 def _write_jsonl(path, lines):
@@ -83,7 +83,9 @@ def test_bad_lines_are_reported_and_skipped_the_others_written(assets, tmp_path,
     before = snapshot(assets)
     assert main(_batch_argv(assets, jsonl, tmp_path / "out", "--batch-size", "2")) == 1
     err = capsys.readouterr()
-    reports = err.err.strip().splitlines()
+    *reports, warning, note = err.err.strip().splitlines()
+    assert warning.startswith("cosmos-ar generate: warning: these videos are NOT safety-filtered: no guardrail weights")
+    assert note.startswith("cosmos-ar generate: note: these videos are decoded by the DV8x16x16 decoder")
     assert [r.split(":")[1].strip() for r in reports] == ["line 2", "line 3", "line 5", "line 7", "line 8", "line 9"]
     assert "not valid JSON" in reports[0] and "missing.mp4 does not exist" in reports[1]
     assert "has 5 frame(s)" in reports[2] and "as line 6 does" in reports[3] and "\"seed\"" in reports[4]
@@ -94,6 +96,7 @@ def test_bad_lines_are_reported_and_skipped_the_others_written(assets, tmp_path,
     # Resume: with --skip-existing the written lines are left alone, the bad ones reported again, nothing rewritten.
     stamp = (tmp_path / "out" / "clip.mp4").stat().st_mtime_ns
     assert main(_batch_argv(assets, jsonl, tmp_path / "out", "--skip-existing")) == 1
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "NOT safety-filtered" not in err and "DV8x16x16 decoder" not in err  # nothing was written this time
     assert "wrote 0 of 8 videos" in out and "2 already there" in out
     assert (tmp_path / "out" / "clip.mp4").stat().st_mtime_ns == stamp

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, child_env, run_torchrun
-from gen_assets import GRID, cli_args, make_assets
+from gen_assets import GRID, cli_args, make_assets, make_diffusion_decoder, make_guardrail_weights
 
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.inference import checkpoints as ck
@@ -82,7 +82,7 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     torch.save(expected, tmp_path / "expected.pt")
     single = tmp_path / "single.pt"
     common = ["--checkpoint", str(step), "--tokenizer", str(assets / "tokenizer"), "--device", "cpu", "--no-progress",
-              "--temperature", "0"]  # fmt: skip
+              "--temperature", "0", "--checkpoint-dir", str(assets)]  # fmt: skip  (no guardrail weights there)
     assert main(["generate", "--input", str(assets / "input.png"), "--output", str(tmp_path / "single.mp4"),
                  "--save-tokens", str(single), *common]) == 0  # fmt: skip
     out = tmp_path / "tp2"
@@ -96,7 +96,9 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         "checkpoints": {"pt": str(pt), "shards": str(shards), "nemo": str(step)},
         "reference_of": {"pt": "pt", "shards": "pt", "nemo": "nemo"},
         "cli": ["generate", "--num_gpus", "2", "--input", str(assets / "input.png"), "--output", str(out / "tp2.mp4"),
-                "--save-tokens", str(out / "tp2.pt"), *common],
+                "--save-tokens", str(out / "tp2.pt"), *common, "--checkpoint-dir",
+                str(make_diffusion_decoder(make_guardrail_weights(tmp_path / "guardrails", 0)))],  # safe: written
+        "tiny_guardrails": True,
         "batch": ["generate", "--num-gpus", "2", "--batch-input-path", str(jsonl), "--output-folder",
                   str(out / "batch"), "--batch-size", "2", "--save-tokens", str(out / "batch_tokens"), *common],
     }  # fmt: skip
@@ -116,3 +118,9 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         assert torch.equal(torch.load(out / f, weights_only=True), want), f
     assert proc.stdout.count("wrote ") == 2 and proc.stderr.count("line 2: input") == 1
     assert "on 2 GPUs (tensor parallel)" in proc.stdout
+    # Guardrails and the diffusion decoder: only rank 0 loaded (and ran) them for the single video; the batch without
+    # their weights warned once and noted the DV8x16x16 decoder once.
+    assert res["guardrail_loads"] == [{"safety": 1, "face": 1, "dd_built": 1, "dd_decoded": 1},
+                                      {"safety": 0, "face": 0, "dd_built": 0, "dd_decoded": 0}]  # fmt: skip
+    assert "guardrails " in proc.stdout and proc.stderr.count("these videos are NOT safety-filtered") == 1
+    assert "diffusion decode " in proc.stdout and proc.stderr.count("these videos are decoded by the DV8x16x16") == 1

@@ -66,7 +66,15 @@ EXTRA = {
     "local_too_many": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)",
                              "run.executor=cosmos_local(ntasks_per_node=8)", "--dryrun"], ""),
     "devices_8": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)", "trainer.devices=8", "--dryrun"], ""),
-    "peft": (FT + ["base_4b_example_tealrobotsmall_tp1", "peft=lora", "--dryrun"], ""),
+    "peft": (FT + ["base_4b_example_tealrobotsmall_tp1", "peft=lora", "peft.dim=16", "--dryrun"], ""),
+    "peft_factory": (FT + ["cosmos_ar_4b_tealrobot_tp4(peft=lora,base_checkpoint=/ckpt)", "peft.alpha=16",
+                           "peft.target_modules=['linear_qkv','linear_fc2']", "--dryrun"], ""),
+    "peft_24gb": (FT + ["cosmos_ar_4b_tealrobotsmall_lora_24gb(base_checkpoint=/ckpt)", "--dryrun"], ""),
+    "peft_unknown": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "peft=dora", "--dryrun"], ""),
+    "peft_field_without_lora": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "peft.dim=16", "--dryrun"], ""),
+    "peft_rank_vs_tp": (FT + ["cosmos_ar_4b_tealrobot_tp4(peft=lora)", "peft.dim=30", "--dryrun"], ""),
+    "peft_some_layers": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)", "peft.target_modules=['*.layers.3.*']",
+                              "--dryrun"], ""),
     "latent_shape": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "model.config.latent_shape=[5,24,40]", "--dryrun"], ""),
     "bad_resolution": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=100x640)", "--dryrun"], ""),
     "overrides": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=480x640,num_frames=17)",
@@ -198,8 +206,21 @@ def test_device_override_keeps_one_clip_per_gpu(runs):
 
 
 def test_overrides_that_cannot_work_are_one_line(runs):
-    assert _error_line(runs["peft"]) == (
-        "Error: peft=lora: LoRA/PEFT is not supported yet for Cosmos AR (issue 16); leave peft out to train all weights"
+    assert _error_line(runs["peft_unknown"]) == (
+        "Error: peft=dora: Cosmos AR recipes take peft=lora (LoRA adapters on the frozen model) or peft=none (train "
+        "all weights)"
+    )
+    assert _error_line(runs["peft_field_without_lora"]) == (
+        "Error: peft.dim sets a LoRA field, but this run trains all weights: add peft='lora' to the factory, e.g. "
+        '--factory "cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)" (or peft=lora on the line)'
+    )
+    assert _error_line(runs["peft_rank_vs_tp"]) == (
+        "Error: peft.dim=30 is not divisible by the tensor-parallel size 4: the adapters are split across TP ranks "
+        "like their layers; use a multiple of 4"
+    )
+    assert _error_line(runs["peft_some_layers"]) == (
+        "Error: peft.target_modules=['*.layers.3.*'] adapts linear_fc1 in layer(s) [3] of 16 only: checkpoints store "
+        "each weight stacked over all layers, so adapt a linear in every layer or in none (name it, e.g. linear_fc1)"
     )
     assert _error_line(runs["latent_shape"]).startswith(
         "Error: model.config.latent_shape is derived from the clip size and cannot be set on the command line: "
@@ -219,6 +240,28 @@ def test_overrides_that_work(runs):
     assert "[cosmos_ar] WARNING: no data_path: this run trains on MOCK clips" in out
     # without a base checkpoint the dry run warns (a real launch refuses: test_recipes checks that path)
     assert "[cosmos_ar] WARNING: finetune needs the base model" in _ok(runs["tp1_default"])
+
+
+def _peft_block(out: str) -> str:
+    """The ``peft`` row of the dry run's config table, flattened: ``CosmosLoRA( target_modules=[...], dim=..``."""
+    block = out[out.index("│ peft ") :]
+    block = block[: block.index("│ resume ")]
+    return re.sub(r"\s+", " ", re.sub(r"[│]", " ", block)).strip()
+
+
+def test_lora_dry_runs_show_the_adapters(runs):
+    """peft=lora on the line or as the factory argument: the Cosmos LoRA with its settings (overrides applied),
+    the run named <name>_lora, model TFLOP/s from the LoRA count."""
+    out = _ok(runs["peft"])
+    assert _peft_block(out) == ("peft CosmosLoRA( target_modules=['linear_qkv', 'linear_proj', 'linear_fc1', "
+                                "'linear_fc2'], dim=16, alpha=32, dropout=0.0)")  # fmt: skip
+    assert "name='base_4b_example_tealrobotsmall_tp1_lora'" in out and "CosmosLoRAMetrics(flops_per_token=0.0)" in out
+    out = _ok(runs["peft_factory"])
+    assert _peft_block(out) == "peft CosmosLoRA( target_modules=['linear_qkv', 'linear_fc2'], dim=32, alpha=16, dropout=0.0)"
+    assert "name='cosmos_ar_4b_tealrobot_tp4_lora'" in out and "tensor_model_parallel_size=4" in out
+    out = _ok(runs["peft_24gb"])
+    assert "dim=32," in _peft_block(out) and "name='cosmos_ar_4b_tealrobotsmall_lora_24gb'" in out
+    assert "recompute_num_layers=8" in out and "latent_shape=(5, 24, 40)" in out
 
 
 def test_guide_experiment_names(runs):

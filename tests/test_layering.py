@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tokenizer", "runtime", "download"),  # the grid rules and the tokenizer; process-group set-up; the Hub client
     ("video_io",),  # reading/writing clips (asks tokenizer.grid for the frame rule)
     ("model",),  # architecture config, presets, Megatron-Core model, loss, key mapping
-    ("conversion", "data", "guardrails"),  # checkpoint formats; datasets; safety filters
+    ("conversion", "data", "guardrails", "diffusion_decoder"),  # checkpoints; datasets; safety filters; 7B decoder
     ("inference",),  # generation
     ("nemo_glue",),  # NeMo 2 model, data module, connectors, precision
     ("recipes",),  # NeMo-Run recipes and executors
@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
-CORE = ("model", "tokenizer", "data", "conversion", "inference", "video_io", "checks", "download", "guardrails")
+CORE = ("model", "tokenizer", "data", "conversion", "inference", "video_io", "checks", "download", "guardrails",
+        "diffusion_decoder")  # fmt: skip
 FORBIDDEN = ("nemo", "nemo_run", "lightning", "pytorch_lightning")
 
 # (importing module, imported module) -> why it is allowed. Keep this short; every entry is a design decision.

@@ -37,7 +37,7 @@ def recipes():
 EXPECTED_GRIDS = {
     "cosmos_ar_4b_tealrobotsmall_tp1": (5, 24, 40), "base_4b_example_tealrobotsmall_tp1": (5, 24, 40),
     "cosmos_ar_4b_tealrobot_tp4": (5, 40, 53), "base_4b_example_tealrobot_tp4": (5, 40, 53),
-    "cosmos_ar_12b_tealrobot_tp8": (5, 40, 53),
+    "cosmos_ar_12b_tealrobot_tp8": (5, 40, 53), "cosmos_ar_4b_tealrobotsmall_lora_24gb": (5, 24, 40),
 }  # fmt: skip
 
 

@@ -8,6 +8,8 @@ Examples::
     cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
     cosmos-ar convert export --checkpoint ckpts/4b-nemo --tp 4 --output out/tp4          # model_model_mp_{r}.pt
     cosmos-ar convert export --checkpoint ckpts/4b-nemo --format hf --output out/hf
+    cosmos-ar convert export --checkpoint runs/..._lora/checkpoints/step=999-last --output out/lora-merged
+    cosmos-ar convert export --checkpoint runs/..._lora/checkpoints/step=999-last --adapters-only --output out/adapters
     cosmos-ar convert logits --checkpoint ckpts/4b-nemo --tokens tokens.pt --output logits.pt
 """
 
@@ -32,6 +34,8 @@ EPILOG = """examples:
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/Cosmos-Predict1-4B-Base_post-trained
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --output out/model.pt --tp 4   # out/model_model_mp_{r}.pt
   cosmos-ar convert export --checkpoint ckpts/4b-nemo --format hf --output out/hf
+  cosmos-ar convert export --checkpoint runs/x_lora/checkpoints/step=999-last --output out/merged  # LoRA: merged
+  cosmos-ar convert export --checkpoint runs/x_lora/checkpoints/step=999-last --adapters-only --output out/adapters
   cosmos-ar convert logits --checkpoint ckpts/4b-nemo --tokens tokens.pt --output logits.pt
 
 Sources for import: the released model.pt, a cosmos-predict1 training checkpoint iter_*.pt, TP shards
@@ -39,7 +43,9 @@ Sources for import: the released model.pt, a cosmos-predict1 training checkpoint
 model.safetensors). The architecture is --model/--config, else a config.json next to the weights, else the preset
 whose shapes the weights have. Outputs are written under a temporary name and renamed at the end; an existing output
 is refused without --overwrite; an output that is, contains or lies inside an input is always refused. Weights
-must be bf16/fp16/fp32 and finite. The same conversions run through NeMo:
+must be bf16/fp16/fp32 and finite. A LoRA run's checkpoint (adapters only) is exported merged into its base (the
+one the run recorded, or --base), like a full run's; --adapters-only writes the adapters alone (PEFT layout).
+The same conversions run through NeMo:
   nemo llm import model=cosmos_ar_4b source=pt:///abs/path/model.pt output_path=ckpts/4b-nemo
   nemo llm export path=ckpts/4b-nemo target=pt|pt_tp4|hf output_path=out
 See docs/conversion.md."""
@@ -79,6 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     exp.add_argument("--format", choices=("pt", "hf"), default="pt", help="pt: cosmos-predict1 model.pt (default); "
                      "hf: config.json + model.safetensors + README.md")  # fmt: skip
     exp.add_argument("--tp", type=int, default=1, help="with --format pt: write cosmos-predict1 TP shards for this TP")
+    exp.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16", help="weights dtype of the output: bf16 "
+                     "(default, as released) or fp32 (keeps fp32 training or a LoRA merge unrounded)")  # fmt: skip
+    exp.add_argument("--adapters-only", action="store_true", help="LoRA checkpoints: write just the adapters "
+                     "(adapter_model.safetensors + adapter_config.json, cosmos-predict1 module names) instead of "
+                     "the merged model")  # fmt: skip
+    exp.add_argument("--base", help="LoRA checkpoints: the base NeMo checkpoint to merge into, if it is no longer "
+                     "where the run recorded it (weights/adapter_metadata.json)")  # fmt: skip
     exp.add_argument("--overwrite", action="store_true", help=overwrite)
 
     lg = sub.add_parser("logits", help="teacher-forced fp32 logits of a checkpoint, for parity checks",
@@ -138,19 +151,40 @@ def _run(args: argparse.Namespace) -> int:
     elif args.action == "export":
         if args.format == "hf" and args.tp != 1:
             raise checks.UserError("--tp applies to --format pt only")
+        if args.adapters_only and (args.tp != 1 or args.format != "pt"):
+            raise checks.UserError("--adapters-only writes one folder of adapters (PEFT layout): --format and --tp "
+                                   "apply to the merged model only")  # fmt: skip
         checks.check_exists(args.checkpoint, "--checkpoint", "dir")
-        checks.check_no_overlap(args.output, [("--checkpoint", args.checkpoint)])
+        from nemo_cosmos_ar.conversion.nemo_reader import lora_base
+
+        base = lora_base(args.checkpoint)
+        if args.base:
+            checks.check_exists(args.base, "--base", "dir")
+            if base is False:
+                raise checks.UserError(f"--base applies to LoRA checkpoints only; {args.checkpoint} holds all "
+                                       "weights of its model")  # fmt: skip
+        elif args.adapters_only and base is False:
+            raise checks.UserError(f"--adapters-only applies to LoRA checkpoints; {args.checkpoint} holds all weights "
+                                   "of its model (it has no weights/adapter_metadata.json)")  # fmt: skip
+        inputs = [("--checkpoint", args.checkpoint), ("--base", args.base or (base or None))]
+        checks.check_no_overlap(args.output, inputs)
         native_io.check_free([Path(args.output)], args.overwrite)
         checks.check_writable(args.output)
+        dtype = torch.float32 if args.dtype == "fp32" else torch.bfloat16
         from nemo_cosmos_ar.nemo_glue.connectors import CosmosARHFExporter, CosmosARPTExporter
 
-        if args.format == "hf":
-            exporter = CosmosARHFExporter(str(Path(args.checkpoint).absolute()))
-            exporter(output_path=Path(args.output), overwrite=args.overwrite)
+        ckpt = str(Path(args.checkpoint).absolute())
+        if args.adapters_only:
+            from nemo_cosmos_ar.nemo_glue.lora import export_adapters
+
+            export_adapters(ckpt, args.output, base=args.base, overwrite=args.overwrite, dtype=dtype)
+            print(f"Exported the LoRA adapters of {ckpt}: {args.output}")
+        elif args.format == "hf":
+            CosmosARHFExporter(ckpt)(output_path=Path(args.output), overwrite=args.overwrite, base=args.base,
+                                     dtype=dtype)  # fmt: skip
         else:
-            CosmosARPTExporter(str(Path(args.checkpoint).absolute()))(
-                output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp
-            )
+            CosmosARPTExporter(ckpt)(output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp,
+                                     base=args.base, dtype=dtype)  # fmt: skip
     else:
         checks.check_exists(args.checkpoint, "--checkpoint")
         checks.check_no_overlap(args.output, [("--tokens", args.tokens), ("--checkpoint", args.checkpoint),

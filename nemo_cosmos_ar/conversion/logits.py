@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
+from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.conversion import native_io
-from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, NeMoCheckpointReader, is_nemo_checkpoint
+from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, NeMoCheckpointReader, is_nemo_checkpoint, lora_base
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.presets import as_config
@@ -34,6 +35,11 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config: str | C
 
     try:
         if is_nemo_checkpoint(checkpoint):
+            if lora_base(checkpoint) is not False:
+                raise checks.UserError(
+                    f"{checkpoint} holds LoRA adapters only: `cosmos-ar convert export --checkpoint "
+                    f"{checkpoint} --output <dir>` merges them into the base; run logits on that"
+                )
             reader = NeMoCheckpointReader(checkpoint)
             cfg = reader.config
             if config is not None:  # an explicit architecture must agree with the checkpoint's own

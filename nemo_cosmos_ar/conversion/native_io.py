@@ -442,14 +442,14 @@ def write_native_dir(folder: str | Path, tensors: Iterable[tuple[str, torch.Tens
 
 
 def export_native(output: str | Path, tensors: Iterable[tuple[str, torch.Tensor]], cfg: CosmosARConfig, *,
-                  tp: int = 1, overwrite: bool = False) -> list[Path]:  # fmt: skip
+                  tp: int = 1, overwrite: bool = False, dtype: torch.dtype = torch.bfloat16) -> list[Path]:  # fmt: skip
     """``output`` ending in ``.pt``: that file (tp=1) or its shards next to it; otherwise a folder (see
     ``write_native_dir``). Returns the written paths."""
     output = Path(output)
     if output.suffix == ".pt":
-        return write_tp_shards(output, tensors, cfg, tp, overwrite=overwrite) if tp > 1 else \
-            [write_model_pt(output, tensors, cfg, overwrite=overwrite)]  # fmt: skip
-    return [write_native_dir(output, tensors, cfg, tp=tp, overwrite=overwrite)]
+        return write_tp_shards(output, tensors, cfg, tp, overwrite=overwrite, dtype=dtype) if tp > 1 else \
+            [write_model_pt(output, tensors, cfg, overwrite=overwrite, dtype=dtype)]  # fmt: skip
+    return [write_native_dir(output, tensors, cfg, tp=tp, overwrite=overwrite, dtype=dtype)]
 
 
 def write_hf(folder: str | Path, tensors: Iterable[tuple[str, torch.Tensor]], cfg: CosmosARConfig, *,

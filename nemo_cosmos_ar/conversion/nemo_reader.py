@@ -34,6 +34,19 @@ def is_nemo_checkpoint(path: str | Path) -> bool:
     return p.is_dir() and ((p / "weights" / ".metadata").exists() or (p / "context" / "io.json").exists())
 
 
+def lora_base(checkpoint: str | Path) -> str | None | bool:
+    """False for a checkpoint that is not a LoRA run's; else the base checkpoint it records (None: the run started
+    from random weights). Read without NeMo, so the paths are checked before anything is imported."""
+    meta = Path(checkpoint) / "weights" / "adapter_metadata.json"
+    if not meta.is_file():
+        return False
+    try:
+        recorded = json.loads(meta.read_text()).get("model_ckpt_path")
+    except (OSError, ValueError, AttributeError):
+        return None  # the exporter names the damaged file
+    return None if recorded in (None, "", "None") else str(recorded)
+
+
 def read_context_config(ckpt: str | Path) -> CosmosARConfig:
     """The architecture NeMo recorded for ``ckpt`` (``context/model.yaml``); ``context/io.json`` must parse too.
 
@@ -156,8 +169,10 @@ class NeMoCheckpointReader:
         self._reader.read_data(plan, planner).wait()
         return {name: t for name, (_, _, t) in reqs.items()}
 
-    def iter_native(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(native key, tensor)`` in the released order, in the stored dtype; holds one layer at a time."""
+    def iter_native(self, layer_hook=None) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(native key, tensor)`` in the released order, in the stored dtype; holds one layer at a time.
+        ``layer_hook(i, tensors)`` may change layer i's Megatron tensors (layer-0 names) before they are split
+        into native keys: the LoRA merge (``nemo_glue/lora.py``)."""
         cfg, p = self.config, MODULE_PREFIX
         v, d = cfg.vocab_size, cfg.dim
         yield "tok_embeddings.weight", self._read({"t": (p + "embedding.word_embeddings.weight", (0, 0), (v, d))})["t"]
@@ -169,6 +184,8 @@ class NeMoCheckpointReader:
             req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s))
                    for name, s in shapes.items()}  # fmt: skip
             layer = {k: t[0] for k, t in self._read(req).items()}
+            if layer_hook is not None:
+                layer = layer_hook(i, layer)
             # mcore_to_native wants the whole model; the top-level tensors are passed through untouched
             layer.update({k: torch.empty(0) for k in _TOP_LEVEL})
             for k, t in cm.mcore_to_native(layer, one, "te").items():

@@ -75,6 +75,11 @@ class VideoGuardrails:
             self.detector = self._load_detector()
         return self.detector
 
+    def load(self) -> None:
+        """Build both models now (when not offloading: up front, so a bad weights file fails before generating)."""
+        self._safety()
+        self._detector()
+
     def check_video(self, frames, fps: float = 25.0) -> Verdict:
         try:
             return check_video(frames, self._safety(), fps=fps)

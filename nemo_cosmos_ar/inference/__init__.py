@@ -1,8 +1,9 @@
 """Video generation with a Cosmos-Predict1 base AR model: image or 9-frame video in, 33-frame video out.
 
 Plain PyTorch, no NeMo or Megatron import (the model is ``model/reference.py``'s transformer, the tokenizer
-``tokenizer/backends.py``). Only the discrete (DV8x16x16) decoder path exists; the diffusion decoder and the
-guardrails of cosmos-predict1 are not implemented.
+``tokenizer/backends.py``). The tokens are decoded by cosmos-predict1's 7B diffusion decoder
+(``nemo_cosmos_ar.diffusion_decoder``) or the DV8x16x16 decoder; its video guardrails run before writing
+(``nemo_cosmos_ar.guardrails``).
 
 Entry points (import them from their modules; this ``__init__`` stays empty so importing a submodule is cheap):
 

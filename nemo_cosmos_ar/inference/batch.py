@@ -10,9 +10,12 @@ Each line is a JSON object. Field names are cosmos-predict1's where it has one (
 * ``num_input_frames``: 1 or 9 for this line's video (default ``--num-input-frames``).
 
 A line that cannot be used (bad JSON, a missing file, a clash of output names, an undecodable video ...) is reported
-with its line number and skipped; the others are written. Prompts of the same length (images: 1 latent frame,
+with its line number and skipped; the others are written. So is a video the content safety filter flags (with
+guardrails on): it is not written, its line is reported. Prompts of the same length (images: 1 latent frame,
 9-frame videos: 2) are decoded ``batch_size`` at a time, each row with its own seeded generator, under one progress
-bar. Under torchrun rank 0 reads the jsonl and the inputs and broadcasts what every rank needs.
+bar. With the diffusion decoder on, each video is decoded by its own call seeded with its line's seed (one batched
+call would draw every row's noise from one generator), so every video equals its single run. Under torchrun rank 0
+reads the jsonl and the inputs and broadcasts what every rank needs.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from pathlib import Path
 
 import torch
 
+from nemo_cosmos_ar.guardrails.weights import GuardrailWeightsError
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.pipeline import (
     IMAGE_SUFFIXES,
+    DiffusionDecoderError,
     GenerateOptions,
     Job,
     Runner,
@@ -154,6 +159,9 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
     if rank == 0:
         try:
             listing = read_jobs(jsonl, folder, opts, skip_existing)
+            if listing[0]:
+                runner.load_guardrails()
+                runner.load_diffusion_decoder()
         except Exception as err:
             listing = err
     listing = broadcast(listing, rank, world)
@@ -175,10 +183,11 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
                     for j in jobs)  # fmt: skip
         bar = tqdm(total=total, unit="tok", desc="generating", dynamic_ncols=True)
     try:
-        for chunk in _chunks(jobs, opts.batch_size):
+        chunks = _chunks(jobs, opts.batch_size)
+        for i, chunk in enumerate(chunks):
             ready = None
             if rank == 0:
-                ready = _prompts(runner, chunk, bar, result, report)
+                ready = _prompts(runner, chunk, bar, result, report, last=i == len(chunks) - 1)
             ready = broadcast(ready, rank, world)
             if not ready[0]:
                 continue
@@ -190,6 +199,8 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
                     try:
                         runner.write(j, grid[None])
                         result.written.append((j.line, j.output))
+                    except (GuardrailWeightsError, DiffusionDecoderError):  # the run's weights, not this line: stop
+                        raise
                     except (ValueError, FileExistsError, OSError) as err:
                         result.failed.append((j.line, str(err)))
                         report(j.line, str(err))
@@ -203,8 +214,9 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
     return result
 
 
-def _prompts(runner: Runner, chunk: list[Job], bar, result: BatchResult, report):
-    """Rank 0: the prompts of a chunk; a job whose input cannot be read is reported and dropped."""
+def _prompts(runner: Runner, chunk: list[Job], bar, result: BatchResult, report, last: bool = False):
+    """Rank 0: the prompts of a chunk; a job whose input cannot be read is reported and dropped. The tokenizer is
+    dropped after each chunk when offloading, after the last one when the diffusion decoder does the decoding."""
     good, rows = [], []
     for j in chunk:
         try:
@@ -217,6 +229,6 @@ def _prompts(runner: Runner, chunk: list[Job], bar, result: BatchResult, report)
                 cfg = runner.ckpt.cfg
                 bar.total -= cfg.seq_length - gen.prompt_latent_frames(j.num_input_frames) * cfg.tokens_per_latent_frame
                 bar.refresh()
-    if runner.opts.offload_tokenizer:
+    if runner.opts.offload_tokenizer or (last and runner.dd is not None):
         runner.drop_tokenizer()
     return (good, torch.cat(rows) if rows else None)

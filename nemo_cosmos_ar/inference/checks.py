@@ -98,6 +98,22 @@ def check_not_an_input(path: Path, flag: str, inputs: dict[str, Path | None]) ->
             raise ValueError(f"{flag} {path} {where} the {what} {src}; choose an output path outside the inputs")
 
 
+def check_diffusion_decoder(decoder_dir: Path, cv_dir: Path) -> None:
+    """The four files the diffusion decoder reads exist (their contents are checked when they load)."""
+    from nemo_cosmos_ar.diffusion_decoder.checkpoint import AUX_FILE, MODEL_FILE
+    from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, MEAN_STD_FILE
+
+    for folder, name in ((decoder_dir, MODEL_FILE), (decoder_dir, AUX_FILE), (cv_dir, DECODER_FILE),
+                         (cv_dir, MEAN_STD_FILE)):  # fmt: skip
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"diffusion decoder file {folder / name} not found (the decoder needs {MODEL_FILE} + {AUX_FILE} in "
+                f"{decoder_dir} and {DECODER_FILE} + {MEAN_STD_FILE} in {cv_dir}): get them with `cosmos-ar download "
+                f"--checkpoint-dir {decoder_dir.parent}`, point --diffusion-decoder-dir / --cv-tokenizer at them, or "
+                "pass --disable-diffusion-decoder"
+            )
+
+
 def check_image_size(path: Path) -> None:
     """Refuse images larger than Pillow's decompression-bomb limit (about 89 megapixels) before decoding them."""
     from PIL import Image, UnidentifiedImageError

@@ -1,7 +1,6 @@
 """Image or 9-frame video in, 33-frame video out: the steps of ``cosmos-ar generate``.
 
-The order of cosmos-predict1's base pipeline with ``--disable_diffusion_decoder --disable_guardrail`` (reference
-§6.2-6.7):
+The order of cosmos-predict1's base pipeline (reference §6.2-6.7):
 
 1. read the input: an image (one frame) or the **last** ``num_input_frames`` (9) frames of a video, resize so the
    frame covers the model resolution keeping its aspect ratio, centre-crop, scale to [-1, 1], pad to 33 frames by
@@ -10,13 +9,20 @@ The order of cosmos-predict1's base pipeline with ``--disable_diffusion_decoder 
    frame (image) or first two (9 frames), which the causal tokenizer computes from the real frames only;
 3. generate the rest of the grid with the AR model (KV cache, temperature + top-p, seeded) on the Megatron-Core
    model at the run's tensor-parallel size (``engine.py``), or on the plain-PyTorch reference (``engine="reference"``);
-4. decode the whole grid (prompt re-decoded too) with the DV decoder, write 33 frames, uint8 RGB, 25 fps, MP4,
-   atomically.
+4. decode the whole grid (prompt re-decoded too): with ``diffusion_decoder_dir``, by the 7B diffusion decoder
+   (``nemo_cosmos_ar.diffusion_decoder``; DV8x16x16 tokens -> CV8x8x8 latents -> frames, its noise seeded with the
+   job's seed, one video per call), else by the DV8x16x16 decoder (cosmos-predict1's ``--disable_diffusion_decoder``);
+5. with ``guardrail_dir``: the video guardrails (``nemo_cosmos_ar.guardrails``): the content safety filter, and an
+   unsafe video is not written (``UnsafeVideo``), then the face blur;
+6. write 33 frames, uint8 RGB, 25 fps, MP4, atomically.
 
 Under torchrun (TP = the number of processes) rank 0 reads and tokenizes the inputs and broadcasts the prompts,
-every rank runs its shard of the model, rank 0 decodes and writes; the other ranks never load the tokenizer.
+every rank runs its shard of the model, rank 0 decodes, runs the guardrails and writes; the other ranks never load
+the tokenizer, the diffusion decoder or the guardrails (the diffusion decoder runs on rank 0's GPU alone).
 Offloading (§6.5) deletes a module after use and reloads it from disk when it is next needed; it never moves
-modules to the CPU. Without it the model and tokenizer are both loaded up front and stay resident.
+modules to the CPU. Without it the model, the tokenizer, the diffusion decoder and the guardrails are loaded up front
+and stay resident; with the diffusion decoder on, the DV8x16x16 tokenizer is only needed to encode, so it is freed
+once the prompts are encoded.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 OUTPUT_FPS = 25.0  # cosmos-predict1 writes its outputs at 25 fps (imageio.mimsave(..., fps=25))
 DEFAULT_TOKENIZER = "checkpoints/Cosmos-Tokenize1-DV8x16x16-720p"
 DEFAULT_CHECKPOINT = "checkpoints/Cosmos-Predict1-4B/model.pt"
+DIFFUSION_DECODER_DIR = "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p"  # names `cosmos-ar download` writes
+CV_TOKENIZER_DIR = "Cosmos-Tokenize1-CV8x8x8-720p"
 ENGINES = ("mcore", "reference")
 
 
@@ -71,6 +79,15 @@ class GenerateOptions:
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).
+        guardrail_dir: the checkpoints folder holding the guardrail weights (``guardrails.paths``); every video is
+            safety-checked and face-blurred before it is written. None: no guardrails.
+        offload_guardrail: load the guardrail models right before each use and delete them after.
+        diffusion_decoder_dir: folder with the 7B diffusion decoder's ``model.pt`` and ``aux_vars.pt``; when set, it
+            decodes the tokens instead of the DV8x16x16 decoder. None: the DV8x16x16 decoder.
+        cv_tokenizer: folder with the CV8x8x8 ``decoder.jit`` and ``mean_std.pt``; None = the
+            ``Cosmos-Tokenize1-CV8x8x8-720p`` next to ``diffusion_decoder_dir`` (``cosmos-ar download``'s layout).
+        offload_diffusion_decoder: load the diffusion decoder (DiT and CV8x8x8 decoder) for each video and delete it
+            after, as cosmos-predict1's ``--offload_diffusion_decoder``.
     """
 
     input: Path | None = None
@@ -96,12 +113,21 @@ class GenerateOptions:
     engine: str = "mcore"
     num_gpus: int = 1
     batch_size: int = 1
+    guardrail_dir: Path | None = None
+    offload_guardrail: bool = False
+    diffusion_decoder_dir: Path | None = None
+    cv_tokenizer: Path | None = None
+    offload_diffusion_decoder: bool = False
 
     def __post_init__(self) -> None:
         self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
         self.input = None if self.input is None else Path(self.input)
         self.save_tokens = None if self.save_tokens is None else Path(self.save_tokens)
         self.prompt_tokens = None if self.prompt_tokens is None else Path(self.prompt_tokens)
+        self.guardrail_dir = None if self.guardrail_dir is None else Path(self.guardrail_dir)
+        if self.diffusion_decoder_dir is not None:
+            self.diffusion_decoder_dir = Path(self.diffusion_decoder_dir)
+            self.cv_tokenizer = Path(self.cv_tokenizer or self.diffusion_decoder_dir.parent / CV_TOKENIZER_DIR)
         if self.input is not None and self.prompt_tokens is not None:
             raise ValueError("pass either --input or --prompt-tokens, not both")
         if self.is_image:
@@ -117,6 +143,19 @@ class GenerateOptions:
     @property
     def is_image(self) -> bool:
         return self.input is not None and self.input.suffix.lower() in IMAGE_SUFFIXES
+
+
+class DiffusionDecoderError(ValueError):
+    """The diffusion decoder failed on its weights (found unusable when loaded at first use, with offloading): a
+    problem of the run, not of one video, so a batch stops."""
+
+
+class UnsafeVideo(ValueError):
+    """The content safety filter judged a generated video unsafe: it was not written (nor its tokens)."""
+
+    def __init__(self, output: Path, verdict) -> None:
+        super().__init__(f"{output}: {verdict.message}")
+        self.output, self.verdict = output, verdict
 
 
 @dataclass
@@ -141,7 +180,9 @@ class GenerationResult:
         tokens: ``[1, T', H', W']`` int64 on the CPU, prompt latent frame(s) first.
         prompt_latent_frames: how many leading latent frames are the (echoed) prompt.
         stats: prefill/decode timings.
-        seconds: wall time of each stage (load, encode, generate, decode, write).
+        seconds: wall time of each stage (load, encode, generate, decode, guardrail, write); ``decode`` is the DV
+            decode, or the diffusion decoder's whole call when it is on.
+        diffusion: the diffusion decoder's timings (``diffusion_decoder.pipeline.DecodeStats``), None when it is off.
     """
 
     output: Path
@@ -149,6 +190,7 @@ class GenerationResult:
     prompt_latent_frames: int
     stats: gen.DecodeStats
     seconds: dict[str, float]
+    diffusion: object | None = None
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
@@ -187,7 +229,8 @@ def check_job_paths(opts: GenerateOptions, job: Job) -> None:
     if job.prompt_tokens is not None:
         checks.load_prompt_tokens(job.prompt_tokens)
     inputs = {"input": job.input, "prompt tokens": job.prompt_tokens, "checkpoint": opts.checkpoint,
-              "tokenizer": opts.tokenizer}  # fmt: skip
+              "tokenizer": opts.tokenizer, "diffusion decoder": opts.diffusion_decoder_dir,
+              "CV8x8x8 tokenizer": opts.cv_tokenizer}  # fmt: skip
     checks.check_output(job.output, "--output", opts.overwrite, ".mp4")
     checks.check_not_an_input(job.output, "--output", inputs)
     if job.save_tokens is not None:
@@ -217,6 +260,12 @@ def check_common(opts: GenerateOptions) -> None:
         raise ValueError(f"--engine {opts.engine} has no tensor parallelism; under torchrun with {size} processes "
                          "use the default engine (mcore)")  # fmt: skip
     checks.check_device(opts.device)
+    if opts.guardrail_dir is not None:  # every rank: a file-system look, so all fail alike before any model loads
+        from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
+
+        find_guardrail_files(opts.guardrail_dir)
+    if opts.diffusion_decoder_dir is not None:  # every rank too, though only rank 0 loads it
+        checks.check_diffusion_decoder(opts.diffusion_decoder_dir, opts.cv_tokenizer)
 
 
 def _world() -> tuple[int, int]:
@@ -229,7 +278,7 @@ class Runner:
     def __init__(self, opts: GenerateOptions) -> None:
         self.opts = opts
         self.rank, self.world = _world()
-        self.seconds = dict.fromkeys(("load", "encode", "generate", "decode", "write"), 0.0)
+        self.seconds = dict.fromkeys(("load", "encode", "generate", "decode", "guardrail", "write"), 0.0)
         t = time.perf_counter()
         self.device = checks.check_device(opts.device)
         if opts.engine == "mcore":
@@ -251,6 +300,14 @@ class Runner:
             en.check_tp(self.ckpt.cfg, opts.num_gpus)
         self.engine = None
         self.tok = None
+        self.guard = None
+        self.dd = None  # the diffusion decoder (rank 0), built by load_diffusion_decoder
+        self.dd_stats = None  # its DecodeStats of the last video
+        if opts.guardrail_dir is not None and self.rank == 0:  # the files are located now, the models load later
+            from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
+
+            self.guard = VideoGuardrails.from_checkpoint_dir(opts.guardrail_dir, device=self.device,
+                                                             offload=opts.offload_guardrail)  # fmt: skip
         self.seconds["load"] += time.perf_counter() - t
 
     # ---- modules ----
@@ -281,6 +338,27 @@ class Runner:
     def drop_tokenizer(self) -> None:
         self.tok = None
         free_memory(self.device)
+
+    def load_guardrails(self) -> None:
+        """Rank 0, unless offloading: load the guardrail models up front (a bad weights file fails before
+        generating), as cosmos-predict1 does."""
+        if self.guard is not None and not self.opts.offload_guardrail:
+            t = time.perf_counter()
+            self.guard.load()
+            self.seconds["load"] += time.perf_counter() - t
+
+    def load_diffusion_decoder(self) -> None:
+        """Rank 0, with the decoder on: build it. Resident, the DiT and the CV8x8x8 decoder load now (a bad file fails
+        before generating); offloaded, only its config and generic prompt are read, and each video loads both."""
+        if self.opts.diffusion_decoder_dir is None or self.rank != 0 or self.dd is not None:
+            return
+        from nemo_cosmos_ar.diffusion_decoder.pipeline import DiffusionDecoder
+
+        t = time.perf_counter()
+        off = self.opts.offload_diffusion_decoder
+        self.dd = DiffusionDecoder(self.opts.diffusion_decoder_dir, self.opts.cv_tokenizer, device=self.device,
+                                   dtype=self.dtype, offload_network=off, offload_tokenizer=off)  # fmt: skip
+        self.seconds["load"] += time.perf_counter() - t
 
     # ---- steps ----
     def prompt(self, job: Job) -> torch.Tensor:
@@ -322,8 +400,24 @@ class Runner:
     def write(self, job: Job, tokens: torch.Tensor) -> None:
         """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0)."""
         t = time.perf_counter()
-        video = self.tokenizer().decode(tokens.to(self.device))[0]  # [3, 33, H, W] float32, about [-1, 1]
+        if self.dd is not None:  # the seed of the job's tokens seeds its noise too, as cosmos-predict1's --seed
+            try:
+                video = self.dd.decode_tokens(tokens, seed=job.seed)[0]  # [3, 33, H, W] float32 in [-1, 1]
+            except (ValueError, FileNotFoundError) as err:  # our tokens are valid: its weights are not
+                raise DiffusionDecoderError(str(err)) from None
+            self.dd_stats = self.dd.stats
+        else:
+            video = self.tokenizer().decode(tokens.to(self.device))[0]  # [3, 33, H, W] float32, about [-1, 1]
         self.seconds["decode"] += time.perf_counter() - t
+        frames, layout = video, "CTHW"
+        if self.guard is not None:  # before anything is written: an unsafe video leaves no file at all
+            t = time.perf_counter()
+            frames = torch.from_numpy(video_io.to_uint8_frames(video, "CTHW"))  # what would be written unguarded
+            verdict, frames = self.guard(frames, fps=OUTPUT_FPS)
+            self.seconds["guardrail"] += time.perf_counter() - t
+            if frames is None:
+                raise UnsafeVideo(job.output, verdict)
+            layout = "THWC"  # uint8 frames, faces blurred
         t = time.perf_counter()
         if job.output.exists() and not self.opts.overwrite:  # it may have appeared while we were generating
             raise FileExistsError(f"{job.output} already exists; pass --overwrite to replace it")
@@ -334,7 +428,7 @@ class Runner:
                 job.save_tokens.parent.mkdir(parents=True, exist_ok=True)
                 tmp = job.save_tokens.with_name(f".{job.save_tokens.name}.{os.getpid()}.tmp")
                 torch.save(tokens, tmp)
-            video_io.write_video(job.output, video, fps=OUTPUT_FPS, layout="CTHW")  # clamps, uint8, atomic
+            video_io.write_video(job.output, frames, fps=OUTPUT_FPS, layout=layout)  # clamps, uint8, atomic
             if tmp is not None:
                 os.replace(tmp, job.save_tokens)
         except BaseException:
@@ -380,9 +474,12 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     """Run the whole pipeline for one input (see the module docstring) and return the tokens and timings.
 
     Raises:
-        FileNotFoundError / FileExistsError: a missing input, checkpoint or tokenizer; an existing output.
+        FileNotFoundError / FileExistsError: a missing input, checkpoint, tokenizer, diffusion decoder file or
+            guardrail weights; an existing output.
         ValueError: unusable input (``VideoError``), a checkpoint that does not fit (``CheckpointMismatch``), a bad
-            option, an output that cannot be written.
+            option, an output that cannot be written, unusable guardrail weights (``GuardrailWeightsError``) or
+            diffusion decoder weights (``diffusion_decoder.checkpoint.CheckpointError``, ``DiffusionDecoderError``).
+        UnsafeVideo (a ValueError): the safety filter flagged the video; nothing was written.
     """
     if opts.input is None and opts.prompt_tokens is None:
         raise ValueError("pass an input image or video (--input), or a saved token grid (--prompt-tokens)")
@@ -399,10 +496,12 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     payload = None
     if rank == 0:
         try:
+            runner.load_guardrails()
+            runner.load_diffusion_decoder()
             payload = runner.prompt(job)
         except Exception as err:  # travels to the other ranks, which raise it too
             payload = err
-        if opts.offload_tokenizer:
+        if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
             runner.drop_tokenizer()
     payload = broadcast(payload, rank, world)
     if isinstance(payload, Exception):
@@ -412,7 +511,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.write(job, grid)
         if opts.offload_tokenizer:
             runner.drop_tokenizer()
-    return GenerationResult(opts.output, grid, gen.prompt_latent_frames(opts.num_input_frames), stats, runner.seconds)
+    return GenerationResult(opts.output, grid, gen.prompt_latent_frames(opts.num_input_frames), stats, runner.seconds,
+                            runner.dd_stats)  # fmt: skip
 
 
 def _missing_parents(paths: list[Path]) -> list[Path]:

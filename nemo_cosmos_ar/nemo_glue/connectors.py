@@ -228,6 +228,13 @@ def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: in
 # ---------------------------------------------------------------------------------------------------------------
 # Export: NeMo -> native
 # ---------------------------------------------------------------------------------------------------------------
+def _open(path: Path, base: Optional[str] = None):
+    """The checkpoint's weights; a LoRA run's (adapters only) merged into its base (``nemo_glue/lora.py``)."""
+    from nemo_cosmos_ar.nemo_glue.lora import open_checkpoint
+
+    return open_checkpoint(path, base)
+
+
 class _CosmosARExporter(io.ModelConnector[CosmosARModel, "CosmosARCheckpoint"]):
     """Base of the exporters; ``self`` is the NeMo checkpoint folder."""
 
@@ -256,14 +263,17 @@ class CosmosARPTExporter(_CosmosARExporter):
 
     tp: int = 1
 
-    def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None) -> Path:
+    def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None, base: Optional[str] = None,
+              dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
         """``output_path`` ending in ``.pt``: the file itself (or its shards next to it); otherwise a folder with
-        ``model.pt`` (or the shards) and ``config.json``."""
+        ``model.pt`` (or the shards) and ``config.json``. A LoRA run's checkpoint is merged into its base (``base``:
+        another path for it than the recorded one)."""
         tp = checks.check_int(self.tp if tp is None else tp, "tp", 1, 1024)
         self._check_output(output_path, overwrite)
-        reader = NeMoCheckpointReader(Path(str(self)))
+        reader = _open(Path(str(self)), base)
         native_io.check_tp(reader.config, tp)
-        paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite)
+        paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite,
+                                        dtype=dtype)  # fmt: skip
         print(f"Exported {self} to cosmos-predict1 {'model.pt' if tp == 1 else f'TP={tp} shards'}: "
               + ", ".join(map(str, paths)))
         return Path(output_path)
@@ -279,10 +289,12 @@ CosmosARPTExporterTP2, CosmosARPTExporterTP4, CosmosARPTExporterTP8 = (_tp_expor
 class CosmosARHFExporter(_CosmosARExporter):
     """NeMo -> Hugging Face folder: ``config.json`` (cosmos field names), ``model.safetensors``, ``README.md``."""
 
-    def apply(self, output_path: Path, overwrite: bool = False) -> Path:
+    def apply(self, output_path: Path, overwrite: bool = False, base: Optional[str] = None,
+              dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
         self._check_output(output_path, overwrite)
-        reader = NeMoCheckpointReader(Path(str(self)))
-        native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self))
+        reader = _open(Path(str(self)), base)
+        native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self),
+                           dtype=dtype)  # fmt: skip
         print(f"Exported {self} to a Hugging Face folder: {output_path}")
         return Path(output_path)
 

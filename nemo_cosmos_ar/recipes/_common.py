@@ -21,6 +21,8 @@ from nemo.collections.llm.recipes.log.default import tensorboard_logger
 from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
 from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
+from nemo_cosmos_ar.nemo_glue.lora import DEFAULT_ALPHA, DEFAULT_DIM, DEFAULT_DROPOUT, TARGET_MODULES, CosmosLoRA, \
+    CosmosLoRAMetrics  # fmt: skip
 from nemo_cosmos_ar.nemo_glue.precision import CosmosOptimizerModule, CosmosPrecision, CosmosStrategy, check_precision
 from nemo_cosmos_ar.nemo_glue.resume import CosmosAutoResume
 
@@ -148,3 +150,41 @@ def resume(base_checkpoint: Optional[str] = None, allow_random_init: bool = Fals
                          load_artifacts=False)  # fmt: skip
     return run.Config(CosmosAutoResume, restore_config=restore, resume_if_exists=True,
                       resume_ignore_no_checkpoint=True, allow_random_init=allow_random_init)  # fmt: skip
+
+
+LORA_TAG = "_lora"  # LoRA runs log and checkpoint under <name>_lora
+
+
+def peft(scheme: Optional[str]) -> Optional[run.Config[CosmosLoRA]]:
+    """The ``peft`` of a finetune task for the factories' ``peft=`` argument: None (or "none") trains all weights;
+    "lora" gives ``CosmosLoRA`` with its defaults written out, so ``--dryrun`` shows them and ``peft.dim=16``,
+    ``peft.alpha=...``, ``peft.dropout=...``, ``peft.target_modules=[...]`` override them (``nemo_glue/lora.py``
+    explains each default). Raises ``ValueError`` for any other scheme."""
+    if scheme is None or str(scheme).strip().lower() in ("", "none", "null"):
+        return None
+    if str(scheme).strip().lower() != "lora":
+        raise ValueError(f"peft={scheme!r}: Cosmos AR recipes take peft='lora' (LoRA adapters on the frozen model) "
+                         "or peft=None (the default: train all weights)")  # fmt: skip
+    return run.Config(CosmosLoRA, target_modules=list(TARGET_MODULES), dim=DEFAULT_DIM, alpha=DEFAULT_ALPHA,
+                      dropout=DEFAULT_DROPOUT)  # fmt: skip
+
+
+def finish_peft(task) -> None:
+    """Make a finetune task whose ``peft`` is set a LoRA run; idempotent (the factories and the ``nemo`` CLI hook,
+    after ``peft=`` overrides, both call it).
+
+    * The run is named ``<name>_lora``: its checkpoints hold adapters only, so a LoRA run must never pick up a full
+      run's checkpoints as its own (``resume_if_exists``), nor a full run a LoRA run's.
+    * Model TFLOP/s follow the LoRA count (``nemo_glue.lora.lora_train_flops_per_token``).
+    """
+    if getattr(task, "peft", None) is None:
+        return
+    log = task.log
+    if LORA_TAG not in log.name:
+        log.name += LORA_TAG
+        if getattr(log, "tensorboard", None) is not None:
+            log.tensorboard.name = log.name
+    callbacks = task.trainer.callbacks
+    for i, cb in enumerate(callbacks):
+        if getattr(cb, "__fn_or_cls__", None) is CosmosARMetrics:
+            callbacks[i] = run.Config(CosmosLoRAMetrics, flops_per_token=0.0)  # counted at fit start

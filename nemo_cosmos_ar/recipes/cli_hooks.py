@@ -10,8 +10,9 @@ nemo-run 0.11.1). Each wrapper calls nemo-run's own code; launching stays nemo-r
    cosmos_slurm(account not found"). ``_split_prefixed`` splits at the first ``=`` only.
 2. After the task is parsed (``parse_fn``), for Cosmos recipes only: the executor's sizes are matched to the
    recipe (``executors.fit_to_recipe``), the schedule follows a ``trainer.max_steps`` override, and inputs that
-   cannot work are refused in one line (``model.config.latent_shape=``, ``peft=``, a finetune without base weights,
-   data prepared at another grid); a run on mock clips says so.
+   cannot work are refused in one line (``model.config.latent_shape=``, a finetune without base weights, data
+   prepared at another grid, LoRA settings that cannot work); a run on mock clips says so. ``peft=lora`` on the
+   command line means the Cosmos LoRA (``recipes._common.peft``), as the factories' ``peft='lora'`` does.
 3. ``--dryrun`` only prints the config in nemo-run 0.11; for Cosmos recipes with an executor it also prints what
    would be launched (the sbatch script, or the local torchrun command) through ``run.run(..., dryrun=True)``.
 4. Without ``-y`` and without a terminal, nemo-run's ``Continue? [y/N]`` dies with "Unexpected error:"; here a
@@ -20,15 +21,22 @@ nemo-run 0.11.1). Each wrapper calls nemo-run's own code; launching stays nemo-r
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 import sys
 
+import fiddle as fdl
 import nemo_run as run
 from nemo.collections import llm
 from nemo_run.cli import api
 
+from nemo_cosmos_ar.model.presets import get_preset
+from nemo_cosmos_ar.nemo_glue.lora import CosmosLoRA, check_lora
 from nemo_cosmos_ar.nemo_glue.model import CosmosARModel
 from nemo_cosmos_ar.nemo_glue.resume import NO_BASE_CHECKPOINT
 from nemo_cosmos_ar.recipes import _common
+from nemo_cosmos_ar.recipes import cosmos_ar
 from nemo_cosmos_ar.recipes.cosmos_ar import RecipeError, dataset_grid
 from nemo_cosmos_ar.recipes.executors import fit_to_recipe
 
@@ -39,7 +47,12 @@ GRID_MESSAGE = (
     'num_frames=33)" (or data_path=<dataset>, whose metadata.json sets the grid)'
 )
 PEFT_MESSAGE = (
-    "peft={value}: LoRA/PEFT is not supported yet for Cosmos AR (issue 16); leave peft out to train all weights"
+    "peft={value}: Cosmos AR recipes take peft=lora (LoRA adapters on the frozen model) or peft=none (train all "
+    "weights)"
+)
+NO_PEFT_MESSAGE = (
+    "{key} sets a LoRA field, but this run trains all weights: add peft='lora' to the factory, e.g. --factory "
+    '"cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)" (or peft=lora on the line)'
 )
 NO_ANSWER = (
     "stdin is not a terminal and gave no answer to 'Continue? [y/N]': add -y (--yes) to launch without asking"
@@ -78,8 +91,55 @@ def _refuse_unsupported(args: list[str]) -> None:
         key, _, value = arg.partition("=")
         if key.startswith(GRID_OVERRIDES):
             raise api.RunContextError(GRID_MESSAGE.format(key=key))
-        if (key == "peft" or key.startswith("peft.")) and value.strip().lower() not in ("none", "null", ""):
+        if key == "peft" and _scheme(value) not in ("lora", "none"):
             raise api.RunContextError(PEFT_MESSAGE.format(value=value))
+
+
+def _scheme(value) -> str:
+    v = str(value).strip().strip("'\"").lower()
+    return "none" if v in ("", "none", "null") else v
+
+
+def _peft_into_factory(factory: str, args: list[str]) -> tuple[str, list[str]]:
+    """``peft=lora`` on the line becomes the factory's ``peft='lora'`` argument, so the recipe builds its LoRA and
+    ``peft.dim=...`` overrides apply to it (nemo-run 0.11 cannot resolve ``peft=<name>``: NeMo's ``peft`` argument is
+    a ``Union``). ``peft.*`` overrides on a run that trains all weights are refused in one line."""
+    peft_args = [a for a in args if a.partition("=")[0] == "peft"]
+    rest = [a for a in args if a.partition("=")[0] != "peft"]
+    name, paren, inner = factory.partition("(")
+    if peft_args:
+        scheme = _scheme(peft_args[-1].partition("=")[2])
+        inner = re.sub(r"(^|,)\s*peft\s*=[^,)]*", "", inner.rstrip().removesuffix(")")).lstrip(",")
+        factory = f"{name}(peft={scheme}{',' if inner.strip() else ''}{inner})"
+    m = re.search(r"(?:^|[(,])\s*peft\s*=\s*([^,)]*)", factory[len(name) :])
+    if m:
+        scheme = _scheme(m.group(1))
+    else:  # the factory's default (the 24 GB recipe is LoRA by default)
+        param = inspect.signature(getattr(cosmos_ar, name.strip(), None) or (lambda: None)).parameters.get("peft")
+        scheme = _scheme(param.default if param is not None else None)
+    key = next((a.partition("=")[0] for a in rest if a.startswith("peft.")), None)
+    if key is not None and scheme == "none":
+        raise api.RunContextError(NO_PEFT_MESSAGE.format(key=key))
+    return factory, rest
+
+
+def _check_peft(task) -> None:
+    """LoRA settings that cannot work, in one line; a LoRA task gets its name and metrics (``finish_peft``)."""
+    lora = getattr(task, "peft", None)
+    if lora is None:
+        return
+    if getattr(lora, "__fn_or_cls__", None) is not CosmosLoRA:
+        name = getattr(getattr(lora, "__fn_or_cls__", None), "__name__", type(lora).__name__)
+        raise api.RunContextError(PEFT_MESSAGE.format(value=name))
+    tp = int(task.trainer.strategy.tensor_model_parallel_size or 1)
+    try:
+        check_lora(lora.dim, lora.alpha, lora.dropout, lora.target_modules, tp)
+        # the layer count of the recipe's model, without building its config (that would install GPU fusions here)
+        cfg = get_preset(task.model.config.__fn_or_cls__.preset)
+        fdl.build(lora).check_layers(dataclasses.replace(cfg, n_layers=int(task.model.config.num_layers)))
+    except ValueError as e:
+        raise api.RunContextError(str(e)) from None
+    _common.finish_peft(task)
 
 
 def _follow_max_steps(task, args: list[str]) -> None:
@@ -160,6 +220,7 @@ def check_cosmos_task(ctx, task, args: list[str]) -> None:
     """All launch-time checks and fixes for a parsed Cosmos task (see the module docstring, point 2)."""
     try:
         _check_start(task, bool(ctx.dryrun))
+        _check_peft(task)
         _check_data(task)
         _follow_max_steps(task, args)
         _follow_parallelism(task, args)
@@ -175,6 +236,7 @@ def _wrap_parse_fn(orig):
         cosmos_factory = factory.startswith(("cosmos_ar", "base_4b_example"))
         if cosmos_factory:
             _refuse_unsupported(list(args))
+            self.factory, args = _peft_into_factory(factory, list(args))
         try:
             task = orig(self, fn, args, **kwargs)
         except RecipeError as e:

@@ -5,6 +5,7 @@ Usage::
     nemo llm finetune --factory "cosmos_ar_4b_tealrobotsmall_tp1(data_path=datasets/tealrobot_video_small,base_checkpoint=checkpoints/Cosmos-Predict1-4B-nemo)" -y
     nemo llm finetune --factory cosmos_ar_4b_tealrobot_tp4 resume.restore_config.path=ckpts/4b-nemo trainer.max_steps=1000 --dryrun
     nemo llm finetune --factory "cosmos_ar_4b_tealrobotsmall_tp1(resolution=480x640,num_frames=17,data_path=...,base_checkpoint=...)"
+    nemo llm finetune --factory "cosmos_ar_4b_tealrobotsmall_tp1(peft=lora,data_path=...,base_checkpoint=...)" peft.dim=16
 
 Arguments of the GPU recipes (all optional):
   data_path         a ``cosmos-ar prepare-data`` folder; without it the run trains on mock clips (and says so).
@@ -15,6 +16,10 @@ Arguments of the GPU recipes (all optional):
                     grid follows them (``tokenizer/grid.py``). Unset, the grid is the dataset's (its metadata.json)
                     or the recipe's default. ``model.config.latent_shape`` is not a CLI override: use these.
   num_nodes         (multi-GPU recipes) nodes of ``devices`` GPUs each; one clip per GPU per step.
+  peft              "lora": train LoRA adapters on the frozen base model (``nemo_glue/lora.py``: defaults and why);
+                    None (default): all weights. Rank etc. are overrides: ``peft.dim=16 peft.alpha=16
+                    peft.dropout=0.05 peft.target_modules=[linear_qkv,linear_proj]``. The run is named ``<name>_lora``;
+                    its checkpoints hold only the adapters (``cosmos-ar convert export`` merges them into the base).
 
 The guide's experiment names work too: ``base_4b_example_tealrobotsmall_tp1``, ``base_4b_example_tealrobot_tp4``
 (checkpoints then go under that name, where cosmos-predict1 users look for them).
@@ -42,6 +47,8 @@ from nemo_cosmos_ar.recipes import _common
 from nemo_cosmos_ar.tokenizer import grid
 
 NUM_FRAMES = 33  # cosmos-predict1 trains on 33-frame clips (5 latent frames)
+# Layers of the 4B whose activations the 24 GB LoRA recipe recomputes (an estimate until measured: see its docstring).
+LORA_24GB_RECOMPUTE = 8
 
 
 class RecipeError(ValueError):
@@ -74,10 +81,19 @@ def _flops(preset: str, latent_shape) -> float:
     return cfg.train_flops_per_token(cfg.seq_length - 1)
 
 
-def _entrypoint(fn, parts: dict) -> run.Partial:
+def _entrypoint(fn, parts: dict, peft: Optional[str] = None) -> run.Partial:
+    try:
+        lora = _common.peft(peft)
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
     if fn is llm.finetune:
         # No text tokenizer: "model" hands the model's (None) to the data module, which yields token ids itself.
-        return run.Partial(llm.finetune, peft=None, tokenizer="model", **parts)
+        task = run.Partial(llm.finetune, peft=lora, tokenizer="model", **parts)
+        _common.finish_peft(task)
+        return task
+    if lora is not None:
+        raise RecipeError(f"peft={peft!r} adapts a trained model: use `nemo llm finetune` (pretraining trains all "
+                          "weights)")  # fmt: skip
     return run.Partial(fn, **parts)
 
 
@@ -135,12 +151,14 @@ def gpu_recipe(
     allow_random_init: bool = False,
     precision: str = "bf16",
     recompute_layers: int = 0,
+    peft: Optional[str] = None,
 ) -> run.Partial:
     """A complete post-training run on GPUs; one clip per GPU per step (global batch = data-parallel size).
 
     ``precision``: "bf16" (cosmos-predict1's pure bf16, no fp32 master copy) or "bf16-mixed" (fp32 master weights
     and Adam states: ~40 GB more for the 4B); ``recompute_layers``: recompute the activations of that many layers
-    in the backward (saves memory, costs time). See ``nemo_glue/precision.py``.
+    in the backward (saves memory, costs time). See ``nemo_glue/precision.py``. ``peft="lora"``: train LoRA
+    adapters on the frozen model instead of all weights (``nemo_glue/lora.py``); the run is named ``<name>_lora``.
     """
     dp = devices * num_nodes // tensor_parallel
     warmup = _common.warmup_for(max_steps)
@@ -161,7 +179,7 @@ def gpu_recipe(
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint, allow_random_init=allow_random_init or fn is llm.pretrain),
     )
-    return _entrypoint(fn, parts)
+    return _entrypoint(fn, parts, peft)
 
 
 def _alias(factory, alias: str):
@@ -173,6 +191,7 @@ def _alias(factory, alias: str):
     def aliased(*args, **kwargs):
         task = target(*args, **kwargs)
         task.log = _common.logger(alias)
+        _common.finish_peft(task)  # a LoRA run: <alias>_lora
         return task
 
     aliased.__name__ = aliased.__qualname__ = alias
@@ -186,7 +205,7 @@ def _alias(factory, alias: str):
 def cosmos_ar_4b_tealrobotsmall_tp1(
     data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
     resolution: Optional[str] = None, num_frames: Optional[int] = None, allow_random_init: bool = False,
-    precision: str = "bf16", recompute_layers: int = 0,
+    precision: str = "bf16", recompute_layers: int = 0, peft: Optional[str] = None,
 ) -> run.Partial:  # fmt: skip
     """4B on 1 GPU, TP=1, 33 frames at 384x640 (latent 5x24x40 = 4,800 tokens).
 
@@ -197,7 +216,7 @@ def cosmos_ar_4b_tealrobotsmall_tp1(
     return gpu_recipe("cosmos_ar_4b_tealrobotsmall_tp1", "4b", shape, tensor_parallel=1, devices=1,
                       data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps,
                       allow_random_init=allow_random_init, precision=precision,
-                      recompute_layers=recompute_layers)  # fmt: skip
+                      recompute_layers=recompute_layers, peft=peft)  # fmt: skip
 
 
 # ---- 4B, 4 GPUs, TP=4, 640x848 (cosmos-predict1's base_4b_example_tealrobot_tp4) ----
@@ -205,7 +224,7 @@ def cosmos_ar_4b_tealrobotsmall_tp1(
 def cosmos_ar_4b_tealrobot_tp4(
     data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
     num_nodes: int = 1, resolution: Optional[str] = None, num_frames: Optional[int] = None,
-    allow_random_init: bool = False, precision: str = "bf16", recompute_layers: int = 0,
+    allow_random_init: bool = False, precision: str = "bf16", recompute_layers: int = 0, peft: Optional[str] = None,
 ) -> run.Partial:  # fmt: skip
     """4B on 4 GPUs per node, TP=4, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens). Pure bf16 as
     cosmos-predict1; ``precision="bf16-mixed"`` also fits here (32 GiB per GPU)."""
@@ -213,7 +232,7 @@ def cosmos_ar_4b_tealrobot_tp4(
     return gpu_recipe("cosmos_ar_4b_tealrobot_tp4", "4b", shape, tensor_parallel=4, devices=4,
                       num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
                       max_steps=max_steps, save_every=1000, allow_random_init=allow_random_init,
-                      precision=precision, recompute_layers=recompute_layers)  # fmt: skip
+                      precision=precision, recompute_layers=recompute_layers, peft=peft)  # fmt: skip
 
 
 # ---- 12B, 8 GPUs, TP=8, 640x848 ----
@@ -221,7 +240,7 @@ def cosmos_ar_4b_tealrobot_tp4(
 def cosmos_ar_12b_tealrobot_tp8(
     data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
     num_nodes: int = 1, resolution: Optional[str] = None, num_frames: Optional[int] = None,
-    allow_random_init: bool = False, precision: str = "bf16", recompute_layers: int = 0,
+    allow_random_init: bool = False, precision: str = "bf16", recompute_layers: int = 0, peft: Optional[str] = None,
 ) -> run.Partial:  # fmt: skip
     """12B on 8 GPUs per node, TP=8, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens).
 
@@ -234,7 +253,34 @@ def cosmos_ar_12b_tealrobot_tp8(
     return gpu_recipe("cosmos_ar_12b_tealrobot_tp8", "12b", shape, tensor_parallel=8, devices=8,
                       num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
                       max_steps=max_steps, allow_random_init=allow_random_init, precision=precision,
-                      recompute_layers=recompute_layers)  # fmt: skip
+                      recompute_layers=recompute_layers, peft=peft)  # fmt: skip
+
+
+# ---- 4B LoRA on one 24 GB GPU, 384x640 ----
+@run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobotsmall_lora_24gb")
+def cosmos_ar_4b_tealrobotsmall_lora_24gb(
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
+    resolution: Optional[str] = None, num_frames: Optional[int] = None, allow_random_init: bool = False,
+    recompute_layers: int = LORA_24GB_RECOMPUTE, peft: Optional[str] = "lora",
+) -> run.Partial:  # fmt: skip
+    """4B LoRA on ONE 24 GB GPU (RTX 4090 / L4 / A10 class, where cosmos-predict1's trainer cannot run the 4B):
+    ``cosmos_ar_4b_tealrobotsmall_tp1``'s clips (33 frames at 384x640, 4,800 tokens), pure bf16, LoRA with the
+    defaults of ``nemo_glue/lora.py``, and the activations of the first ``recompute_layers`` of 16 layers recomputed
+    in the backward.
+
+    Why it fits (from the full recipe's measured 45.2 GiB at 4,800 tokens, BENCHMARKS.md): the frozen bf16 weights
+    are 7.5 GiB and get no gradients or Adam states (the adapters' are 0.3 GiB); what remains is activations, about
+    0.85 GiB per layer plus ~1.5 GiB for logits and loss, ~15 GiB in all. A recomputed layer keeps only its input
+    (38 MB). ``bench/bench_lora.py`` measures it under a 22 GiB cap.
+    """
+    if peft is None or str(peft).strip().lower() in ("", "none", "null"):
+        raise RecipeError("cosmos_ar_4b_tealrobotsmall_lora_24gb is the LoRA variant (full post-training of the 4B "
+                          "needs an 80 GB GPU: cosmos_ar_4b_tealrobotsmall_tp1)")  # fmt: skip
+    shape = clip_grid("384x640", resolution, num_frames, data_path)
+    return gpu_recipe("cosmos_ar_4b_tealrobotsmall_lora_24gb", "4b", shape, tensor_parallel=1, devices=1,
+                      data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps,
+                      allow_random_init=allow_random_init, precision="bf16", recompute_layers=recompute_layers,
+                      peft=peft)  # fmt: skip
 
 
 # The names of cosmos-predict1's post-training guide (its experiment names) for the same runs.
@@ -247,6 +293,7 @@ GPU_RECIPES = {
     "cosmos_ar_12b_tealrobot_tp8": ("640x848", cosmos_ar_12b_tealrobot_tp8),
     "base_4b_example_tealrobotsmall_tp1": ("384x640", base_4b_example_tealrobotsmall_tp1),
     "base_4b_example_tealrobot_tp4": ("640x848", base_4b_example_tealrobot_tp4),
+    "cosmos_ar_4b_tealrobotsmall_lora_24gb": ("384x640", cosmos_ar_4b_tealrobotsmall_lora_24gb),
 }
 
 
@@ -258,7 +305,7 @@ def tiny_cpu_recipe(
     name: str = "cosmos_ar_tiny_cpu", data_path: Optional[str] = None, base_checkpoint: Optional[str] = None,
     max_steps: int = 30, devices: int = 1, tensor_parallel: int = 1, save_every: int = 10,
     output_root: Optional[str] = None, lr: float = 3e-3, num_mock_clips: int = 4, global_batch_size: int = 2,
-    fn=llm.finetune, allow_random_init: bool = True, precision: str = "32",
+    fn=llm.finetune, allow_random_init: bool = True, precision: str = "32", peft: Optional[str] = None,
 ) -> run.Partial:  # fmt: skip
     """fp32, gloo, no gradient clipping (Megatron's clip asserts CUDA tensors), short warm-up, synchronous saves.
     Random initialisation is allowed by default: the tiny model has no released weights. ``precision="bf16"`` /
@@ -281,15 +328,16 @@ def tiny_cpu_recipe(
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint, allow_random_init=allow_random_init),
     )
-    return _entrypoint(fn, parts)
+    return _entrypoint(fn, parts, peft)
 
 
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_tiny_cpu")
 def cosmos_ar_tiny_cpu(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 30
+    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 30,
+    peft: Optional[str] = None,
 ) -> run.Partial:
     """The tiny Cosmos AR model on CPU (mock clips unless data_path is given)."""
-    return tiny_cpu_recipe(data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps)
+    return tiny_cpu_recipe(data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps, peft=peft)
 
 
 @run.cli.factory(target=llm.pretrain, name="cosmos_ar_tiny_cpu")

@@ -187,7 +187,8 @@ class Decoder(nn.Module):
                 r = num_levels - 1 - i
                 temporal = 0 < r < cfg.num_temporal_downs + 1
                 spatial = temporal or (r < cfg.num_spatial_downs and cfg.num_spatial_downs > cfg.num_temporal_downs)
-                level.upsample = Upsample(block_in, spatial=spatial, temporal=temporal)
+                if spatial or temporal:  # never false for DV8x16x16; CV8x8x8's first step is an identity
+                    level.upsample = Upsample(block_in, spatial=spatial, temporal=temporal)
             levels.insert(0, level)
         self.up = nn.ModuleList(levels)
         self.norm_out = FrameNorm(block_in)

@@ -9,12 +9,16 @@
   TP=1's, the max |logit difference| from TP=1 over every decoded position (fp32), and whether seeded top-p tokens
   equal TP=1's;
 * the exit codes of ``cosmos-ar generate --num_gpus 2`` on one image and of a 3-line batch with one bad line (their
-  outputs are checked by the test; only rank 0 may write them).
+  outputs are checked by the test; only rank 0 may write them);
+* with ``tiny_guardrails`` (the single run's --checkpoint-dir holds test_guardrails' tiny weights): how many times
+  each rank loaded each guardrail model (only rank 0 may);
+* how many diffusion decoders each rank built, and how many videos each decoded with one (only rank 0 may).
 """
 
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -51,7 +55,27 @@ def main() -> None:
             "rank_shard_rows": int(eng.model.output_layer.weight.shape[0]),
         }
     out = Path(spec["out"])
+    loads = {"safety": 0, "face": 0, "dd_built": 0, "dd_decoded": 0}
+    from nemo_cosmos_ar.diffusion_decoder import pipeline as ddp
+
+    def counted(key, real):
+        return lambda *a, **kw: loads.__setitem__(key, loads[key] + 1) or real(*a, **kw)
+
+    ddp.DiffusionDecoder.__init__ = counted("dd_built", ddp.DiffusionDecoder.__init__)
+    ddp.DiffusionDecoder.decode_tokens = counted("dd_decoded", ddp.DiffusionDecoder.decode_tokens)
+    if spec.get("tiny_guardrails"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from test_guardrails import tiny_retinaface
+
+        from nemo_cosmos_ar.guardrails import face_blur, runner
+
+        face_blur.retinaface_resnet50 = tiny_retinaface  # the architecture of the tiny weights
+        for key, name in (("safety", "load_safety_filter"), ("face", "load_face_detector")):
+            setattr(runner, name, counted(key, getattr(runner, name)))
     results["cli_rc"] = cli(spec["cli"])
+    per_rank = [None, None]
+    torch.distributed.all_gather_object(per_rank, loads)
+    results["guardrail_loads"] = per_rank
     results["batch_rc"] = cli(spec["batch"])
     if rank == 0:
         (out / "results.json").write_text(json.dumps(results, indent=1))

@@ -1,0 +1,161 @@
+"""Wall time of the whole ``cosmos-ar generate`` for one video (4B AR model + 7B diffusion decoder + tokenizers), with
+random weights at the real shapes, one fresh process per configuration.
+
+Writes a checkpoints folder laid out as ``cosmos-ar download`` writes it (unless ``--work-dir`` already holds one):
+a random bf16 ``Cosmos-Predict1-4B/model.pt`` (released layout), a random DV8x16x16 tokenizer, the random 7B
+diffusion decoder (``model.pt`` + ``aux_vars.pt``) and CV8x8x8 ``decoder.jit`` + ``mean_std.pt`` at the released
+sizes (traced in bf16 on the GPU), and a 640x1024 input image; no guardrail weights (``--disable-guardrail``). Then
+runs ``cosmos-ar generate`` on the image once per configuration, each in its own Python process (a cold start, as a
+user's command), and prints a markdown table: the process's wall time (imports included), generate's own stages
+from its timing line (load, encode, AR decode and tokens/s, diffusion or DV decode, write) and the peak GPU memory.
+
+Configurations (``--configs``, comma-separated; default all):
+
+* ``dv``: ``--disable-diffusion-decoder`` (the DV8x16x16 decoder);
+* ``dd``: the diffusion decoder, everything resident (cosmos-predict1 without offload flags);
+* ``dd-offload``: ``--offload-diffusion-decoder``;
+* ``dd-offload-all``: ``--offload-ar-model --offload-tokenizer --offload-diffusion-decoder`` (the guide's command).
+
+Usage::
+
+    python bench/bench_generate_e2e.py --work-dir /tmp/e2e            # H200; keeps the 23 GB of folders for reruns
+    python bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd
+    python bench/bench_generate_e2e.py --smoke                        # CPU, tiny presets (checks the script)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+from nemo_cosmos_ar.conversion import native_io  # noqa: E402
+from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder  # noqa: E402
+from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR  # noqa: E402
+from nemo_cosmos_ar.model.checkpoint_mapping import native_shapes  # noqa: E402
+from nemo_cosmos_ar.model.presets import get_preset  # noqa: E402
+from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer  # noqa: E402
+
+CONFIGS = {
+    "dv": ["--disable-diffusion-decoder"],
+    "dd": [],
+    "dd-offload": ["--offload-diffusion-decoder"],
+    "dd-offload-all": ["--offload-ar-model", "--offload-tokenizer", "--offload-diffusion-decoder"],
+}
+AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
+# The child process: run the command in-process, then report the peak GPU memory it reached.
+CHILD = ("import sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]);"
+         " print(f'BENCH rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib='"
+         " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'))")  # fmt: skip
+TIMING = re.compile(r"load (?P<load>[\d.]+)s, encode (?P<encode>[\d.]+)s, prefill [\d.]+s, decode (?P<ar>[\d.]+)s "
+                    r"\((?P<tps>[\d.]+) tokens/s\), (?P<which>diffusion|DV) decode (?P<dec>[\d.]+)s.*write "
+                    r"(?P<write>[\d.]+)s")  # fmt: skip
+
+
+def random_ar(path: Path, preset: str, device) -> None:
+    """A random ``model.pt`` in the released layout, drawn tensor by tensor (no model is built)."""
+    cfg = get_preset(preset)
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def tensors():
+        for key, shape in native_shapes(cfg).items():
+            std = 1.0 if "tok_embeddings" in key else 0.02
+            t = torch.randn(shape, generator=g, device=device, dtype=torch.bfloat16)
+            yield key, (1.0 + 0.1 * t if len(shape) == 1 else std * t).cpu()
+
+    native_io.write_model_pt(path, tensors(), cfg, overwrite=True)
+
+
+def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
+    """The checkpoints folder and the input image (written once; reused when present)."""
+    ck = root / "checkpoints"
+    device = "cpu" if smoke else "cuda"
+    if not (ck / AR_DIR / "model.pt").is_file():
+        (ck / AR_DIR).mkdir(parents=True, exist_ok=True)
+        random_ar(ck / AR_DIR / "model.pt", "tiny" if smoke else "4b", device)
+    if not (ck / DV_DIR / "decoder.jit").is_file():
+        if smoke:
+            write_random_tokenizer(ck / DV_DIR, "tiny", autoencoder=False)
+        else:
+            write_random_tokenizer(ck / DV_DIR, "dv8x16x16", dtype=torch.bfloat16, device="cuda", autoencoder=False)
+    if not (ck / DIFFUSION_DECODER_DIR / "aux_vars.pt").is_file():
+        write_random_decoder(ck / DIFFUSION_DECODER_DIR, "tiny" if smoke else "7b", dtype=torch.bfloat16,
+                             device=device)  # fmt: skip
+    if not (ck / CV_TOKENIZER_DIR / "mean_std.pt").is_file():
+        if smoke:
+            write_random_cv_tokenizer(ck / CV_TOKENIZER_DIR, "tiny")
+        else:
+            write_random_cv_tokenizer(ck / CV_TOKENIZER_DIR, "cv8x8x8", dtype=torch.bfloat16, device="cuda",
+                                      example_shape=(2, 16, 16))  # fmt: skip
+    image = root / "input.png"
+    if not image.is_file():
+        h, w = (80, 120) if smoke else (720, 1280)  # resized and cropped to the model's 64x96 / 640x1024
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(image)
+    return ck, image
+
+
+def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int) -> dict:
+    argv = ["generate", "--checkpoint-dir", str(ck), "--input", str(image), "--output", str(out / f"{name}.mp4"),
+            "--overwrite", "--disable-guardrail", "--no-progress", "--seed", str(seed), *CONFIGS[name]]  # fmt: skip
+    if smoke:
+        argv += ["--model", "tiny", "--device", "cpu"]
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    bench = re.search(r"BENCH rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
+    timing = TIMING.search(proc.stdout)
+    if proc.returncode or not bench or bench.group(1) != "0" or not timing:
+        raise SystemExit(f"{name}: generate failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                         f"{proc.stderr[-3000:]}")  # fmt: skip
+    row = {k: float(v) for k, v in timing.groupdict().items() if k != "which"}
+    row.update(config=name, which=timing["which"], wall_s=wall, main_s=float(bench.group(2)),
+               peak_gib=float(bench.group(3)))  # fmt: skip
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny presets on CPU (seconds)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
+    parser.add_argument("--work-dir", type=Path, help="keep the random folders here and reuse them (default: temp)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    names = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown configs {unknown}; choose from {', '.join(CONFIGS)}")
+    if not args.smoke and not torch.cuda.is_available():
+        raise SystemExit("no GPU: run with --smoke on CPU")
+    with contextlib.ExitStack() as stack:
+        root = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        root.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        ck, image = setup(root, args.smoke)
+        print(f"# setup {time.perf_counter() - t:.0f}s (random folders under {ck})", flush=True)
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "CPU"
+        print(f"# cosmos-ar generate, one image -> 33 frames, {gpu}, torch {torch.__version__}, seed {args.seed}")
+        print("| config | process wall s | main() s | load s | encode s | AR decode s | tokens/s | decoder | "
+              "decode s | write s | peak GiB |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name in names:
+            r = run_config(name, ck, image, root, args.smoke, args.seed)
+            print(f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
+                  f"{r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | {r['write']:.1f} | "
+                  f"{r['peak_gib']:.1f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

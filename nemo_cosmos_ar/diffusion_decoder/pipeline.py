@@ -1,0 +1,281 @@
+"""DV8x16x16 token grid in, video out: the diffusion-decoder stage of cosmos-predict1's base pipeline.
+
+``DiffusionDecoder.decode_tokens`` does what ``diffusion_decoder_process_tokens``
+(``autoregressive/diffusion_decoder/inference.py``) does for one video:
+
+1. cut the grid ``[T, h, w]`` (T = 5 for 33 frames) into chunks of 8 latent frames overlapping by 2 (one chunk,
+   reflect-padded 0 1 2 3 4 3 2 1, for every 33-frame video);
+2. per chunk, draw ``[1, 16, 8, 2h, 2w]`` noise from a CPU generator seeded with ``seed`` and run 15 EDM Euler
+   steps of the DiT, guidance 1.8: conditional = (generic-prompt T5 embedding, tokens), unconditional = (zero
+   embedding, token id 0 everywhere): what NVIDIA's conditioner gives with dropout 1 on the text and on the
+   token condition (both have ``dropout_rate=0.2`` in training);
+3. decode each chunk's latent with the CV8x8x8 decoder (``latent / 0.5 * std + mean``), clamp to [-1, 1], join the
+   chunks by a linear cross-fade and keep ``1 + 8 (T - 1)`` frames.
+
+NVIDIA also decodes every chunk's tokens with the DV8x16x16 decoder and discards the result (``model.py``
+``_add_latent_conditions_to_data_batch``); that work is skipped here. Its pipeline runs the DV decoder first only to
+learn the frame count and size, which follow from the grid, so a caller can skip that decode too.
+
+Offloading keeps cosmos-predict1's meaning (delete after use, reload from disk when next needed): with
+``offload_network`` the DiT is loaded right before sampling and freed before the CV8x8x8 decode; with
+``offload_tokenizer`` the CV8x8x8 decoder is loaded right before decoding and freed after. Without them both are
+loaded by the constructor and stay resident across calls.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nemo_cosmos_ar.diffusion_decoder import sampler as smp
+from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
+from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
+from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, CVTokenizerDecoder, load_cv_decoder
+from nemo_cosmos_ar.diffusion_decoder.network import ATTENTION_BACKENDS, DiffusionDecoderDiT
+
+DV_SPATIAL = 16  # DV8x16x16 pixels per token, per side
+CV_SPATIAL = 8  # CV8x8x8 pixels per latent cell, per side
+TEMPORAL = 8  # frames per latent frame of both tokenizers (after the first)
+
+
+@dataclass
+class DecodeStats:
+    """Timings of one ``decode_tokens`` call (seconds; CUDA-synchronised) and its peak GPU memory.
+
+    ``load_*_s`` count only loads made during the call (offloading); the constructor's are in ``startup_s``.
+    """
+
+    load_network_s: float = 0.0
+    load_tokenizer_s: float = 0.0
+    step_s: list[float] = field(default_factory=list)
+    sample_s: float = 0.0
+    tokenizer_decode_s: float = 0.0
+    total_s: float = 0.0
+    chunks: int = 0
+    peak_memory_gib: float | None = None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class DiffusionDecoder:
+    """The 7B diffusion decoder and the CV8x8x8 decoder behind one call.
+
+    Args:
+        checkpoint_dir: folder with ``model.pt`` and ``aux_vars.pt``
+            (Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p layout).
+        tokenizer_dir: folder with ``decoder.jit`` and ``mean_std.pt`` (Cosmos-Tokenize1-CV8x8x8-720p layout).
+        device: where to run; None = CUDA when available.
+        dtype: DiT dtype; None = bf16 on CUDA (as cosmos-predict1), fp32 on CPU.
+        sampler: schedule, guidance, chunking; None = cosmos-predict1's defaults.
+        config: DiT sizes (a ``DiTConfig`` or preset name); None = from the checkpoint's shapes.
+        offload_network: load the DiT for each call and free it before the CV8x8x8 decode.
+        offload_tokenizer: load the CV8x8x8 decoder for each call and free it after.
+        tokenizer_backend: ``"jit"`` (the TorchScript file, NVIDIA's path) or ``"eager"``.
+        tokenizer_dtype: eager CV8x8x8 dtype; None = the file's (the jit backend always uses the file's).
+        attention: ``"sdpa"`` (torch scaled_dot_product_attention) or ``"te"`` (TransformerEngine, if installed).
+        compile_blocks: ``torch.compile`` each DiT block (GPU speed; the first call pays the compile).
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: str | Path,
+        tokenizer_dir: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        sampler: SamplerConfig | None = None,
+        config: DiTConfig | str | None = None,
+        offload_network: bool = False,
+        offload_tokenizer: bool = False,
+        tokenizer_backend: str = "jit",
+        tokenizer_dtype: torch.dtype | None = None,
+        attention: str = "sdpa",
+        compile_blocks: bool = False,
+    ) -> None:
+        self.checkpoint_dir, self.tokenizer_dir = Path(checkpoint_dir), Path(tokenizer_dir)
+        for folder, name in ((self.checkpoint_dir, MODEL_FILE), (self.tokenizer_dir, DECODER_FILE)):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} not found: the diffusion decoder needs "
+                                        "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p (model.pt, aux_vars.pt) "
+                                        "and Cosmos-Tokenize1-CV8x8x8-720p (decoder.jit, mean_std.pt)")  # fmt: skip
+        if attention not in ATTENTION_BACKENDS:
+            raise ValueError(f"unknown attention backend {attention!r}; choose one of {ATTENTION_BACKENDS}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.sampler = sampler or SamplerConfig()
+        self.config_arg = config
+        self.offload_network, self.offload_tokenizer = offload_network, offload_tokenizer
+        self.tokenizer_backend, self.tokenizer_dtype = tokenizer_backend, tokenizer_dtype
+        self.attention, self.compile_blocks = attention, compile_blocks
+        self.stats = DecodeStats()
+        self.startup_s = {"network": 0.0, "tokenizer": 0.0}
+        self.network: DiffusionDecoderDiT | None = None
+        self.tokenizer: CVTokenizerDecoder | None = None
+        if not offload_network:
+            self.network, self.startup_s["network"] = self._load_network()
+        self.dit_config = self.network.config if self.network is not None else self._peek_config()
+        self.context = load_generic_prompt(self.checkpoint_dir, self.dit_config.context_dim)
+        if not offload_tokenizer:
+            self.tokenizer, self.startup_s["tokenizer"] = self._load_tokenizer()
+
+    def _peek_config(self) -> DiTConfig:
+        if isinstance(self.config_arg, DiTConfig):
+            return self.config_arg
+        if isinstance(self.config_arg, str):
+            return get_dit_config(self.config_arg)
+        from nemo_cosmos_ar.diffusion_decoder.checkpoint import detect_preset, read_state_dict
+
+        path = self.checkpoint_dir / MODEL_FILE
+        return get_dit_config(detect_preset(read_state_dict(path), path))  # memory-mapped: reads shapes only
+
+    def _load_network(self) -> tuple[DiffusionDecoderDiT, float]:
+        t = time.perf_counter()
+        net = load_dit(self.checkpoint_dir / MODEL_FILE, self.config_arg, self.device, self.dtype)
+        net.set_attention_backend(self.attention)
+        if self.compile_blocks:
+            for block in net.blocks.values():
+                block.compile()
+        _sync(self.device)
+        return net, time.perf_counter() - t
+
+    def _load_tokenizer(self) -> tuple[CVTokenizerDecoder, float]:
+        t = time.perf_counter()
+        chunk = self.sampler.chunk_latent_frames()
+        tok = load_cv_decoder(self.tokenizer_dir, self.tokenizer_backend, self.device, self.tokenizer_dtype, chunk)
+        _sync(self.device)
+        return tok, time.perf_counter() - t
+
+    def _check_tokens(self, tokens: torch.Tensor, vocab: int) -> torch.Tensor:
+        if tokens.ndim == 3:
+            tokens = tokens[None]
+        if tokens.ndim != 4 or tokens.is_floating_point():
+            raise ValueError(f"expected an integer token grid [B, T, h, w], got {tuple(tokens.shape)} {tokens.dtype}")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
+            raise ValueError(f"token ids must lie in [0, {vocab}) (DV8x16x16 codes; remove special tokens first)")
+        return tokens.long()
+
+    def _sample_chunk(self, net: DiffusionDecoderDiT, tokens: torch.Tensor, context: torch.Tensor,
+                      gen: torch.Generator) -> torch.Tensor:  # fmt: skip
+        cfg, sc = net.config, self.sampler
+        b, t, h, w = tokens.shape
+        scale = DV_SPATIAL // CV_SPATIAL  # CV8x8x8 latent cells per DV8x16x16 token, per side
+        noise = torch.randn(b, cfg.latent_channels, t, h * scale, w * scale, generator=gen).to(self.device)
+        tok = tokens.to(self.device)
+        ctx = context.to(self.device, self.dtype).expand(b, -1, -1)
+        tok_u, ctx_u = torch.zeros_like(tok), torch.zeros_like(ctx)
+
+        def denoise_pair(x_in: torch.Tensor, c_noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if sc.batch_guidance:
+                out = net(torch.cat([x_in, x_in]), c_noise, torch.cat([ctx, ctx_u]), torch.cat([tok, tok_u]), sc.fps)
+                return out[:b], out[b:]
+            return net(x_in, c_noise, ctx, tok, sc.fps), net(x_in, c_noise, ctx_u, tok_u, sc.fps)
+
+        last = [time.perf_counter()]
+
+        def on_step(_: int) -> None:
+            _sync(self.device)
+            now = time.perf_counter()
+            self.stats.step_s.append(now - last[0])
+            last[0] = now
+
+        return smp.edm_sample(denoise_pair, noise, sc, self.dtype, on_step)
+
+    @torch.no_grad()
+    def decode_tokens(
+        self,
+        tokens: torch.Tensor,
+        *,
+        seed: int = 0,
+        num_frames: int | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Decode a DV8x16x16 token grid into frames.
+
+        Args:
+            tokens: ``[B, T, h, w]`` or ``[T, h, w]`` int ids in [0, 64000), any device.
+            seed: seed of the noise (a CPU generator, so a seed gives the same noise on every device).
+            num_frames: frames to keep; None = ``1 + 8 (T - 1)`` (33 for a 5-frame grid).
+            context: ``[1, M, 1024]`` T5 prompt embedding (Video2World); None = the generic prompt of
+                ``aux_vars.pt``, as cosmos-predict1's base pipeline.
+
+        Returns:
+            ``[B, 3, num_frames, 16h, 16w]`` float32 on the CPU, in [-1, 1] (what ``video_io.write_video`` takes).
+        """
+        tokens = self._check_tokens(tokens, self.dit_config.token_vocab_size)
+        sc, tc = self.sampler, TEMPORAL
+        chunk = sc.chunk_latent_frames(tc)
+        full = 1 + tc * (tokens.shape[1] - 1)
+        keep = num_frames or full
+        if not 0 < keep <= full:
+            raise ValueError(f"num_frames must be in [1, {full}] for a {tokens.shape[1]}-frame grid, got {keep}")
+        self.stats = DecodeStats()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        net = self.network
+        if net is None:
+            net, self.stats.load_network_s = self._load_network()
+        ctx = self.context if context is None else context.float().reshape(1, -1, net.config.context_dim)
+        gen = torch.Generator().manual_seed(seed)
+        latents: list[list[torch.Tensor]] = []
+        t = time.perf_counter()
+        for sample in tokens.split(1):
+            parts = smp.split_tokens(sample, chunk, sc.overlap)
+            latents.append([self._sample_chunk(net, part, ctx, gen) for part in parts])
+        _sync(self.device)
+        self.stats.sample_s = time.perf_counter() - t
+        self.stats.chunks = sum(len(p) for p in latents)
+        if self.offload_network:
+            del net
+            free_memory(self.device)
+        tok = self.tokenizer
+        if tok is None:
+            tok, self.stats.load_tokenizer_s = self._load_tokenizer()
+        t = time.perf_counter()
+        videos = []
+        for parts in latents:
+            pix = [tok.decode(lat, sc.sigma_data).clamp(-1, 1).cpu() for lat in parts]
+            videos.append(smp.blend_chunks(pix, smp.blend_overlap(sc, tc))[:, :, :keep])
+        _sync(self.device)
+        self.stats.tokenizer_decode_s = time.perf_counter() - t
+        if self.offload_tokenizer:
+            del tok
+            free_memory(self.device)
+        self.stats.total_s = time.perf_counter() - start
+        if self.device.type == "cuda":
+            self.stats.peak_memory_gib = torch.cuda.max_memory_allocated(self.device) / 2**30
+        return torch.cat(videos)
+
+    def close(self) -> None:
+        """Free the resident modules."""
+        self.network = self.tokenizer = None
+        free_memory(self.device)
+
+
+def decode_tokens(
+    tokens: torch.Tensor,
+    checkpoint_dir: str | Path,
+    tokenizer_dir: str | Path,
+    *,
+    seed: int = 0,
+    **kwargs,
+) -> torch.Tensor:
+    """One-call form: build a ``DiffusionDecoder(checkpoint_dir, tokenizer_dir, **kwargs)``, decode, free it."""
+    dd = DiffusionDecoder(checkpoint_dir, tokenizer_dir, **kwargs)
+    try:
+        return dd.decode_tokens(tokens, seed=seed)
+    finally:
+        dd.close()

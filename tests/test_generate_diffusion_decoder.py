@@ -1,0 +1,253 @@
+"""``cosmos-ar generate`` with the 7B diffusion decoder, on CPU with the tiny random-weight decoder and CV8x8x8 folders
+(``diffusion_decoder.fixtures``, written where ``cosmos-ar download`` puts the real ones): on by default when they
+are under --checkpoint-dir, and the video written is exactly ``DiffusionDecoder.decode_tokens`` of the generated
+tokens with --seed (the DV8x16x16 decoder never runs); the same seed gives the same video; --disable-diffusion-decoder
+never builds it; --diffusion-decoder without the files is a one-line error before any model loads; no folder: the
+DV8x16x16 decoder and a one-line note; --offload-diffusion-decoder reloads it per video (load counts) in a batch whose
+videos each equal their own decode."""
+
+import json
+import os
+
+import pytest
+import torch
+from gen_assets import cli_args, make_assets, make_diffusion_decoder
+
+from nemo_cosmos_ar import video_io
+from nemo_cosmos_ar.cli import build_parser, main
+from nemo_cosmos_ar.cli.generate import DV_NOTE, options_from_args
+from nemo_cosmos_ar.diffusion_decoder import pipeline as ddp
+from nemo_cosmos_ar.inference import engine, pipeline
+from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR, GenerateOptions
+from nemo_cosmos_ar.tokenizer import backends
+from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
+
+FILES = [(DIFFUSION_DECODER_DIR, "model.pt"), (DIFFUSION_DECODER_DIR, "aux_vars.pt"), (CV_TOKENIZER_DIR, "decoder.jit"),
+         (CV_TOKENIZER_DIR, "mean_std.pt")]  # fmt: skip
+# The same frames encoded twice can differ (threaded x264): measured up to 0.3% of pixels, mean |diff| below 0.1.
+ENCODER_TOL = 1.0
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("ddgen"))
+
+
+@pytest.fixture(scope="module")
+def ckdir(tmp_path_factory):
+    """A checkpoints folder with the tiny diffusion decoder and CV8x8x8 decoder (no guardrail weights)."""
+    return make_diffusion_decoder(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def reference(ckdir):
+    """The diffusion decoder built directly from the folders, as the API docs show (fp32 on CPU, as generate's)."""
+    return ddp.DiffusionDecoder(ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR, device="cpu")
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Counts: decoders built, DiT and CV8x8x8 loads from disk, DV8x16x16 decodes."""
+    counts = {"built": 0, "dit": 0, "cv": 0, "dv_decode": 0}
+
+    def counted(key, real):
+        return lambda *a, **k: counts.__setitem__(key, counts[key] + 1) or real(*a, **k)
+
+    monkeypatch.setattr(ddp.DiffusionDecoder, "__init__", counted("built", ddp.DiffusionDecoder.__init__))
+    monkeypatch.setattr(ddp, "load_dit", counted("dit", ddp.load_dit))
+    monkeypatch.setattr(ddp, "load_cv_decoder", counted("cv", ddp.load_cv_decoder))
+    for cls in (backends.EagerTokenizer, backends.JitTokenizer):
+        monkeypatch.setattr(cls, "decode", counted("dv_decode", cls.decode))
+    return counts
+
+
+@pytest.fixture
+def written(monkeypatch):
+    """What each write_video call received: ``(frames, layout)``."""
+    calls = []
+    real = video_io.write_video
+    monkeypatch.setattr(video_io, "write_video",
+                        lambda p, v, **k: calls.append((v.clone(), k.get("layout"))) or real(p, v, **k))  # fmt: skip
+    return calls
+
+
+def _argv(assets, ckdir, out, *extra):
+    return cli_args(assets, assets / "input.png", out, "--checkpoint-dir", str(ckdir), "--disable-guardrail",
+                    "--no-progress", *extra)  # fmt: skip
+
+
+def _err_lines(capsys) -> tuple[list[str], str]:
+    cap = capsys.readouterr()
+    return [x for x in cap.err.splitlines() if x.strip()], cap.out
+
+
+def _file_diff(a, b) -> float:
+    """Mean |uint8 difference| of two MP4s' decoded frames."""
+    return (video_io.read_frames(a).float() - video_io.read_frames(b).float()).abs().mean().item()
+
+
+def _tokens(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_default_on_writes_exactly_what_decode_tokens_makes(assets, ckdir, reference, loads, written, tmp_path,
+                                                            capsys):  # fmt: skip
+    out, tok = tmp_path / "v.mp4", tmp_path / "v.pt"
+    assert main(_argv(assets, ckdir, out, "--seed", "3", "--save-tokens", str(tok))) == 0
+    err, stdout = _err_lines(capsys)
+    assert err == []  # no note: the decoder was found
+    assert "diffusion decode " in stdout and "(15 steps, " in stdout and "DV decode" not in stdout
+    assert loads == {"built": 1, "dit": 1, "cv": 1, "dv_decode": 0}  # resident, loaded once; no DV decode
+    (frames, layout), = written
+    assert layout == "CTHW" and frames.dtype == torch.float32 and frames.shape == (3, 33, 64, 96)
+    tokens = _tokens(tok)
+    assert tokens.shape == (1, 5, 4, 6)
+    want = reference.decode_tokens(tokens, seed=3)[0]
+    assert torch.equal(frames, want)  # bit-exact: the same call with the run's tokens and --seed
+    # The MP4 is those frames encoded: it decodes to what encoding them again gives (random weights make pixel noise,
+    # which H.264 at 64x96 changes by ~57/255 on average, so the file is compared with an encoding, not the frames) ...
+    video_io.write_video(tmp_path / "want.mp4", want, fps=25.0, layout="CTHW")
+    assert video_io.probe(out).num_frames == 33
+    assert _file_diff(out, tmp_path / "want.mp4") < ENCODER_TOL
+    # ... and they are not what the DV8x16x16 decoder makes of the same tokens (a DV path would show).
+    dv = load_tokenizer(assets / "tokenizer").decode(tokens)[0]
+    assert (dv - want).abs().mean().item() > 0.1
+
+
+def test_the_decoders_seed_is_seed_and_repeats(assets, ckdir, reference, written, tmp_path):
+    """Greedy tokens do not depend on the seed, so seeds 1, 1, 2 give one grid: the first two videos are identical,
+    the third differs, and each is decode_tokens with its --seed."""
+    for i, seed in enumerate((1, 1, 2)):
+        argv = _argv(assets, ckdir, tmp_path / f"{i}.mp4", "--temperature", "0", "--seed", str(seed), "--save-tokens",
+                     str(tmp_path / f"{i}.pt"))  # fmt: skip
+        assert main(argv) == 0
+    grids = [_tokens(tmp_path / f"{i}.pt") for i in range(3)]
+    assert torch.equal(grids[0], grids[1]) and torch.equal(grids[0], grids[2])
+    videos = [v for v, _ in written]
+    assert torch.equal(videos[0], videos[1])
+    assert _file_diff(tmp_path / "0.mp4", tmp_path / "1.mp4") < ENCODER_TOL
+    assert (videos[0] - videos[2]).abs().mean().item() > 0.1  # another seed, another noise ...
+    assert _file_diff(tmp_path / "0.mp4", tmp_path / "2.mp4") > 10  # ... far beyond the encoder's jitter
+    assert torch.equal(videos[2], reference.decode_tokens(grids[0], seed=2)[0])
+
+
+@pytest.mark.parametrize("flag", ["--disable-diffusion-decoder", "--disable_diffusion_decoder"])
+def test_disable_never_builds_the_decoder(assets, ckdir, loads, written, tmp_path, capsys, flag):
+    out, tok = tmp_path / "v.mp4", tmp_path / "v.pt"
+    assert main(_argv(assets, ckdir, out, flag, "--save-tokens", str(tok))) == 0
+    err, stdout = _err_lines(capsys)
+    assert err == [] and "DV decode " in stdout  # no note either
+    assert loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 1}
+    (frames, layout), = written
+    assert layout == "CTHW" and torch.equal(frames, load_tokenizer(assets / "tokenizer").decode(_tokens(tok))[0])
+    assert video_io.probe(out).num_frames == 33
+
+
+def test_no_decoder_folder_the_dv_decoder_and_a_one_line_note(assets, loads, written, tmp_path, capsys):
+    out = tmp_path / "v.mp4"
+    assert main(_argv(assets, assets, out)) == 0  # --checkpoint-dir: the assets, no decoder there
+    err, stdout = _err_lines(capsys)
+    assert err == [DV_NOTE.format(what="the output is", folder=assets)]
+    assert err[0] == (f"cosmos-ar generate: note: the output is decoded by the DV8x16x16 decoder, blurrier than "
+                      f"NVIDIA's default: no 7B diffusion decoder under {assets} (get it with `cosmos-ar download "
+                      f"--checkpoint-dir {assets}`, or pass --disable-diffusion-decoder to silence this)")  # fmt: skip
+    assert f"wrote {out}" in stdout and "DV decode " in stdout
+    assert loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 1} and [lay for _, lay in written] == ["CTHW"]
+    assert video_io.probe(out).num_frames == 33
+
+
+def _partial(ckdir, root, missing):
+    """A checkpoints folder linking every decoder file of ``ckdir`` but ``missing``."""
+    for folder, name in FILES:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        if (folder, name) != missing:
+            os.symlink(ckdir / folder / name, root / folder / name)
+    return root
+
+
+@pytest.mark.parametrize("missing", FILES, ids=[name for _, name in FILES])
+def test_required_decoder_without_its_files_is_an_error_before_any_model_loads(assets, ckdir, loads, tmp_path,
+                                                                               capsys, monkeypatch, missing):  # fmt: skip
+    def expensive(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(engine, "load_engine", expensive)
+    monkeypatch.setattr(pipeline, "load_tokenizer", expensive)
+    root = _partial(ckdir, tmp_path / "checkpoints", missing)
+    out = tmp_path / "out"
+    assert main(_argv(assets, root, out / "v.mp4", "--diffusion-decoder")) == 1
+    err, stdout = _err_lines(capsys)
+    dd, cv = root / DIFFUSION_DECODER_DIR, root / CV_TOKENIZER_DIR
+    assert err == [f"cosmos-ar generate: error: diffusion decoder file {root / missing[0] / missing[1]} not found (the "
+                   f"decoder needs model.pt + aux_vars.pt in {dd} and decoder.jit + mean_std.pt in {cv}): get them "
+                   f"with `cosmos-ar download --checkpoint-dir {root}`, point --diffusion-decoder-dir / --cv-tokenizer "
+                   "at them, or pass --disable-diffusion-decoder"]  # fmt: skip
+    assert stdout == "" and not out.exists() and loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 0}
+
+
+def test_asking_for_the_decoder_without_its_folder_and_conflicting_flags(assets, loads, tmp_path, capsys):
+    out, nope = tmp_path / "out" / "v.mp4", tmp_path / "nope"
+    for extra, first in ((["--diffusion-decoder"], assets / DIFFUSION_DECODER_DIR / "model.pt"),
+                         (["--diffusion-decoder-dir", str(nope)], nope / "model.pt"),
+                         (["--cv-tokenizer", str(nope)], assets / DIFFUSION_DECODER_DIR / "model.pt")):  # fmt: skip
+        assert main(_argv(assets, assets, out, *extra)) == 1  # the assets hold no decoder
+        err, _ = _err_lines(capsys)
+        assert len(err) == 1 and err[0].startswith(f"cosmos-ar generate: error: diffusion decoder file {first} not "
+                                                   "found ("), err  # fmt: skip
+    for extra in (["--diffusion-decoder"], ["--cv-tokenizer", "x"]):
+        assert main(_argv(assets, assets, out, *extra, "--disable-diffusion-decoder")) == 1
+        assert _err_lines(capsys)[0] == ["cosmos-ar generate: error: pass either --diffusion-decoder "
+                                         "(--diffusion-decoder-dir, --cv-tokenizer) or --disable-diffusion-decoder, "
+                                         "not both"]  # fmt: skip
+    assert not out.parent.exists() and loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 0}
+
+
+@pytest.mark.parametrize("offload", [False, True], ids=["resident", "offload"])
+def test_batch_decodes_each_video_with_its_seed_and_offloading_reloads(assets, ckdir, reference, loads, written,
+                                                                       tmp_path, capsys, offload):  # fmt: skip
+    """Two lines, one prompt, seeds 0 and 1, generated as one AR batch of 2: each video is decode_tokens of its own
+    grid with its own seed. Resident: the decoder loads once; offloaded (the guide's spelling): once per video."""
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps({"visual_input": str(assets / "input.png"), "seed": i, "video_save_name":
+                                         f"v{i}"}) + "\n" for i in range(2)))  # fmt: skip
+    argv = ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
+            str(assets / "tokenizer"), "--checkpoint_dir", str(ckdir), "--batch-input-path", str(jsonl),
+            "--output-folder", str(tmp_path / "out"), "--save-tokens", str(tmp_path / "tok"), "--batch-size", "2",
+            "--device", "cpu", "--no-progress", "--disable-guardrail",
+            *(["--offload_diffusion_decoder"] if offload else [])]  # fmt: skip
+    assert main(argv) == 0
+    err, stdout = _err_lines(capsys)
+    assert err == [] and "wrote 2 of 2 videos" in stdout
+    n = 2 if offload else 1
+    assert loads == {"built": 1, "dit": n, "cv": n, "dv_decode": 0}
+    grids = [_tokens(tmp_path / "tok" / f"v{i}.pt") for i in range(2)]
+    assert not torch.equal(grids[0], grids[1])
+    assert len(written) == 2
+    for i, (frames, _) in enumerate(written):
+        assert torch.equal(frames, reference.decode_tokens(grids[i], seed=i)[0]), f"line {i + 1}"
+        assert video_io.probe(tmp_path / "out" / f"v{i}.mp4").num_frames == 33
+
+
+def test_options_from_the_flags(ckdir, assets, tmp_path):
+    def opts(*extra):
+        o = options_from_args(build_parser().parse_args(["generate", "--input", "a.png", *extra]))
+        return o.diffusion_decoder_dir, o.cv_tokenizer, o.offload_diffusion_decoder
+
+    dd, cv = ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR
+    assert opts("--checkpoint-dir", str(ckdir)) == opts("--checkpoint_dir", str(ckdir)) == (dd, cv, False)
+    assert opts("--checkpoint-dir", str(assets)) == (None, None, False)  # default on, not there: off (noted)
+    assert opts("--checkpoint-dir", str(assets), "--diffusion-decoder") == (
+        assets / DIFFUSION_DECODER_DIR, assets / CV_TOKENIZER_DIR, False)  # fmt: skip  (required: checked later)
+    x, y = tmp_path / "x", tmp_path / "y"
+    assert opts("--checkpoint-dir", str(assets), "--diffusion-decoder-dir", str(x)) == (x, assets / CV_TOKENIZER_DIR,
+                                                                                         False)  # fmt: skip
+    assert opts("--checkpoint-dir", str(ckdir), "--cv-tokenizer", str(y)) == (dd, y, False)
+    assert opts("--checkpoint-dir", str(ckdir), "--disable_diffusion_decoder") == (None, None, False)
+    assert opts("--checkpoint-dir", str(ckdir), "--offload_diffusion_decoder") == (dd, cv, True)
+    assert opts("--checkpoint-dir", str(ckdir), "--offload-diffusion-decoder") == (dd, cv, True)
+    o = options_from_args(build_parser().parse_args(["generate", "--input", "a.png", "--checkpoint-dir", str(ckdir),
+                                                     "--offload-tokenizer"]))  # fmt: skip
+    assert (o.offload_tokenizer, o.offload_diffusion_decoder) == (True, False)  # the DV tokenizer only
+    # Python: the CV8x8x8 folder defaults to the one next to the decoder's; no decoder by default.
+    assert GenerateOptions(input="a.png", diffusion_decoder_dir=str(dd)).cv_tokenizer == cv
+    assert GenerateOptions(input="a.png").diffusion_decoder_dir is None
