@@ -50,6 +50,7 @@ def assets(tmp_path_factory):
     (bad_meta / "weights").mkdir(parents=True)
     (bad_meta / "weights" / ".metadata").write_bytes(b"\x80\x04truncated")
     (bad_meta / "context").mkdir()
+    (bad_meta / "context" / "io.json").write_text("{}")  # a complete context: the .metadata is what is damaged
     (bad_meta / "context" / "model.yaml").write_text(json.dumps({"config": {
         "num_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "num_query_groups": 2, "kv_channels": 32,
         "ffn_hidden_size": 160, "vocab_size": 64000, "layernorm_epsilon": 1e-5, "rope_theta": 500000.0,

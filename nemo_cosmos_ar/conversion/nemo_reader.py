@@ -56,6 +56,10 @@ def read_context_config(ckpt: str | Path) -> CosmosARConfig:
     import yaml
 
     ctx = Path(ckpt) / "context"
+    for name in ("model.yaml", "io.json"):  # the architecture first: it is what a reader needs
+        if not (ctx / name).is_file():
+            raise ConversionError(f"{ctx / name} is missing: the checkpoint is incomplete or is not a NeMo checkpoint "
+                                  "of a Cosmos AR run (pass its step=N-last folder, or copy it again)")  # fmt: skip
     try:
         json.loads((ctx / "io.json").read_text())
         c = yaml.safe_load((ctx / "model.yaml").read_text())["config"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nemo_cosmos_ar.tokenizer.fsq import CODEBOOK_SIZE
+
 # Folder names of the released checkpoints (cosmos-predict1's checkpoints/ layout).
 DECODER_FOLDER = "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p"
 CV_TOKENIZER_FOLDER = "Cosmos-Tokenize1-CV8x8x8-720p"
@@ -59,7 +61,7 @@ class DiTConfig:
     max_frames: int = 128
     rope_extrapolation: tuple[float, float, float] = (1.0, 1.5, 1.5)
     base_fps: int = 24
-    token_vocab_size: int = 64000
+    token_vocab_size: int = CODEBOOK_SIZE  # the DV8x16x16 codebook the tokens come from
     token_dim: int = 32
 
     def __post_init__(self) -> None:

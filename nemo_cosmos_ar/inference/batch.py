@@ -40,6 +40,7 @@ from nemo_cosmos_ar.inference.pipeline import (
     check_common,
     check_job_paths,
 )
+from nemo_cosmos_ar.tokenizer import grid
 
 INPUT_KEYS = ("visual_input", "input")
 
@@ -178,9 +179,8 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
     if rank == 0 and opts.progress and jobs:
         from tqdm import tqdm
 
-        per_job = runner.grid[0] * runner.grid[1] * runner.grid[2]
-        total = sum(per_job - gen.prompt_latent_frames(j.num_input_frames) * runner.grid[1] * runner.grid[2]
-                    for j in jobs)  # fmt: skip
+        per_job = grid.tokens_per_clip(runner.grid)
+        total = sum(per_job - grid.prompt_tokens(j.num_input_frames, runner.grid) for j in jobs)
         bar = tqdm(total=total, unit="tok", desc="generating", dynamic_ncols=True)
     try:
         chunks = _chunks(jobs, opts.batch_size)
@@ -195,9 +195,9 @@ def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_exi
             grids, stats = runner.generate(prompts, [j.seed for j in good], bar=bar or False)
             result.stats.append(stats)
             if rank == 0:
-                for j, grid in zip(good, grids):
+                for j, tokens in zip(good, grids):
                     try:
-                        runner.write(j, grid[None])
+                        runner.write(j, tokens[None])
                         result.written.append((j.line, j.output))
                     except (GuardrailWeightsError, DiffusionDecoderError):  # the run's weights, not this line: stop
                         raise
@@ -227,7 +227,7 @@ def _prompts(runner: Runner, chunk: list[Job], bar, result: BatchResult, report,
             report(j.line, str(err))
             if bar is not None:
                 cfg = runner.ckpt.cfg
-                bar.total -= cfg.seq_length - gen.prompt_latent_frames(j.num_input_frames) * cfg.tokens_per_latent_frame
+                bar.total -= cfg.seq_length - grid.prompt_tokens(j.num_input_frames, cfg.latent_shape)
                 bar.refresh()
     if runner.opts.offload_tokenizer or (last and runner.dd is not None):
         runner.drop_tokenizer()

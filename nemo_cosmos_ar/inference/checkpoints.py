@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, read_context_config
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.checkpoint_mapping import CheckpointMismatch, native_shapes
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.presets import PRESETS, get_preset
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
-MODULE_PREFIX = "module."  # NeMo's MegatronParallel wrapper prefix in distributed checkpoints
 _STEP_RE = re.compile(r"step=(\d+)")
 
 
@@ -50,31 +50,6 @@ def nemo_checkpoint_dir(path: str | Path) -> Path | None:
         return (int(m[1]) if m else -1, c.name.endswith("-last"))
 
     return max(steps, key=key)
-
-
-def nemo_config(ckpt: Path) -> CosmosARConfig:
-    """The architecture NeMo recorded for a checkpoint, read from ``context/model.yaml`` (no NeMo import)."""
-    import yaml
-
-    path = ckpt / "context" / "model.yaml"
-    try:
-        c = yaml.safe_load(path.read_text())["config"]
-        heads = int(c["num_attention_heads"])
-        return CosmosARConfig(
-            name=str(c.get("preset") or "custom"), n_layers=int(c["num_layers"]), dim=int(c["hidden_size"]),
-            n_heads=heads, n_kv_heads=int(c.get("num_query_groups") or heads),
-            head_dim=int(c.get("kv_channels") or int(c["hidden_size"]) // heads),
-            ffn_hidden_size=int(c["ffn_hidden_size"]), vocab_size=int(c["vocab_size"]),
-            norm_eps=float(c["layernorm_epsilon"]), rope_theta=float(c["rope_theta"]),
-            latent_shape=tuple(c["latent_shape"]), apply_yarn=bool(c.get("apply_yarn", False)),
-            yarn_scale=float(c.get("yarn_scale", 1.0)), yarn_beta_fast=float(c.get("yarn_beta_fast", 4.0)),
-            yarn_beta_slow=float(c.get("yarn_beta_slow", 1.0)), original_latent_shape=c.get("original_latent_shape"),
-        )  # fmt: skip
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
-        what = "is missing" if not path.is_file() else \
-            f"does not describe a Cosmos AR model ({type(err).__name__}: {err})"  # fmt: skip
-        raise ValueError(f"{path} {what}; a NeMo checkpoint of a Cosmos AR post-training run has it "
-                         "(pass the step=N-last folder of such a run)") from None  # fmt: skip
 
 
 @dataclass
@@ -121,7 +96,7 @@ def open_checkpoint(path: str | Path, model: str | CosmosARConfig | None = None)
     """
     ckpt = nemo_checkpoint_dir(path)
     if ckpt is not None:
-        cfg = nemo_config(ckpt)
+        cfg = read_context_config(ckpt)
         if model is not None:
             want = requested_config(model)
             if any(getattr(want, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 from nemo_cosmos_ar.inference.sampling import Generators, SamplingConfig, sample
-from nemo_cosmos_ar.model.config import TEMPORAL_COMPRESSION
+from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
 # cosmos-predict1 ``_SUPPORTED_CONTEXT_LEN``: a prompt is one image or the last 9 frames of a video.
@@ -50,7 +50,7 @@ def prompt_latent_frames(num_input_frames: int) -> int:
     if num_input_frames not in SUPPORTED_INPUT_FRAMES:
         raise ValueError(f"num_input_frames must be one of {SUPPORTED_INPUT_FRAMES} (an image or the last 9 frames "
                          f"of a video, as cosmos-predict1), got {num_input_frames}")  # fmt: skip
-    return 1 + (num_input_frames - 1) // TEMPORAL_COMPRESSION
+    return grid.prompt_latent_frames(num_input_frames)
 
 
 @dataclass(kw_only=True)

@@ -40,7 +40,8 @@ from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import checkpoints as ck
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.sampling import SamplingConfig
-from nemo_cosmos_ar.model.config import SPATIAL_COMPRESSION, latent_shape_for
+from nemo_cosmos_ar.model.config import latent_shape_for
+from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -201,7 +202,7 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
 def output_resolution(cfg, resolution: tuple[int, int] | None) -> tuple[int, int]:
     """``resolution`` if given (checked to be multiples of 16), else the grid the model was configured with × 16."""
     if resolution is None:
-        return cfg.latent_shape[1] * SPATIAL_COMPRESSION, cfg.latent_shape[2] * SPATIAL_COMPRESSION
+        return grid.clip_size(cfg.latent_shape)[1:]
     latent_shape_for(gen.NUM_OUTPUT_FRAMES, *resolution)  # raises on sizes that are not multiples of 16
     return resolution
 
