@@ -150,15 +150,15 @@ def test_import(fx, tmp_path, source, extra, needles):
 
 
 def test_import_verify_published_values(fx, tmp_path):
-    """--verify looks released files up by folder/name: a known 4B entry that differs, a TODO entry, and the
-    right MD5 passes (then the NaN check still refuses the file)."""
+    """--verify looks released files up by folder/name (NVIDIA's published 4B and 12B values: the fixture differs),
+    and the right MD5 passes (then the NaN check still refuses the file)."""
     four = copy_tree(fx["model"].parent, tmp_path / "Cosmos-Predict1-4B") / "model.pt"
     twelve = copy_tree(fx["model"].parent, tmp_path / "Cosmos-Predict1-12B") / "model.pt"
     out = tmp_path / "out"
     run_bad(["convert", "import", "--source", four, "--output", out, "--verify"], [tmp_path],
             ["does not match the expected 5fdc62fc87fbf470dbcc2288589b7942"])
     run_bad(["convert", "import", "--source", twelve, "--output", out, "--verify"], [tmp_path],
-            ["published MD5 of Cosmos-Predict1-12B/model.pt is not recorded yet", "TODO"])
+            ["does not match the expected ed748fabcb544d30d35385a8c28efb4d"])
     md5 = hashlib.md5(fx["nan"].read_bytes()).hexdigest()
     before = snapshot(fx["root"], tmp_path)
     rc, stdout, err = call_cli(["convert", "import", "--source", fx["nan"], "--output", out, "--verify", md5.upper()])
@@ -173,7 +173,7 @@ def test_md5_streams_in_blocks(tmp_path):
     p.write_bytes(b"abc" * 1000 + b"x")
     seen = []
     want = hashlib.md5(p.read_bytes()).hexdigest()
-    assert md5_file(p, block=64, on_bytes=seen.append) == want
+    assert md5_file(p, chunk=64, on_bytes=seen.append) == want
     assert len(seen) == 47 and sum(seen) == 3001  # 46 full blocks of 64 bytes + 57
     (tmp_path / "abc").write_bytes(b"abc")
     assert verify_md5(tmp_path / "abc", "900150983CD24FB0D6963F7D28E17F72") == "900150983cd24fb0d6963f7d28e17f72"

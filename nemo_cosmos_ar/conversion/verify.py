@@ -8,13 +8,13 @@ download or copy that is complete in size but has wrong bytes, which no shape ch
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from nemo_cosmos_ar.conversion.writers import ConversionError
+from nemo_cosmos_ar.download.checksums import PUBLISHED_MD5, md5_file
 
 if TYPE_CHECKING:
     from nemo_cosmos_ar.conversion.native_io import NativeCheckpoint
@@ -58,36 +58,15 @@ def check_weights(ckpt: "NativeCheckpoint", chunk: int = 1 << 26) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Published MD5 checksums
 # ---------------------------------------------------------------------------------------------------------------
-# "<folder>/<file>" as laid out by cosmos-predict1's download script -> MD5 it publishes (its MD5_CHECKSUM_LOOKUP).
-# TODO: fill in the None entries from cosmos-predict1's scripts/download_autoregressive_checkpoints.py
-# (MD5_CHECKSUM_LOOKUP); only these values were available when this table was written. Known prefixes, for whoever
-# completes it: DV8x16x16 encoder.jit 95186b04..., decoder.jit f0c8a9d9....
-PUBLISHED_MD5: dict[str, str | None] = {
-    "Cosmos-Predict1-4B/model.pt": "5fdc62fc87fbf470dbcc2288589b7942",
-    "Cosmos-Predict1-12B/model.pt": None,  # TODO
-    "Cosmos-Tokenize1-DV8x16x16-720p/encoder.jit": None,  # TODO
-    "Cosmos-Tokenize1-DV8x16x16-720p/decoder.jit": None,  # TODO
-    "Cosmos-Tokenize1-DV8x16x16-720p/autoencoder.jit": None,  # TODO
-}
-TABLE = "nemo_cosmos_ar/conversion/verify.py PUBLISHED_MD5"
+# The published MD5s and the streaming reader are the download command's (one table: download/checksums.py).
+TABLE = "nemo_cosmos_ar/download/checksums.py PUBLISHED_MD5"
 
 
 class ChecksumError(ConversionError):
     """A file's MD5 differs from the expected one, or no expected value is known."""
 
 
-def md5_file(path: str | Path, block: int = 1 << 24, on_bytes: Callable[[int], None] | None = None) -> str:
-    """Hex MD5 of a file, read in ``block``-byte pieces (constant memory for an 8 GB ``model.pt``)."""
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while piece := f.read(block):
-            h.update(piece)
-            if on_bytes is not None:
-                on_bytes(len(piece))
-    return h.hexdigest()
-
-
-def published_md5(path: str | Path) -> tuple[str, str | None]:
+def published_md5(path: str | Path) -> tuple[str, str]:
     """``(key, md5)`` for a file in the released layout; ``KeyError`` if the table has no such file."""
     p = Path(path)
     key = f"{p.parent.name}/{p.name}"
@@ -107,9 +86,6 @@ def verify_md5(path: str | Path, expected: str | None = None) -> str:
             raise ChecksumError(f"--verify: no published MD5 for {p} (the table knows "
                                 f"{', '.join(sorted(PUBLISHED_MD5))}, in the released folder layout); pass the "
                                 "expected value as --verify <md5>") from None  # fmt: skip
-        if expected is None:
-            raise ChecksumError(f"--verify: the published MD5 of {key} is not recorded yet ({TABLE} has a TODO); "
-                                "pass the expected value as --verify <md5>")  # fmt: skip
     expected = expected.strip().lower()
     if len(expected) != 32 or any(c not in "0123456789abcdef" for c in expected):
         raise ChecksumError(f"--verify {expected!r}: an MD5 is 32 hex digits")

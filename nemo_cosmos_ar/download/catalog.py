@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nemo_cosmos_ar.download.checksums import PUBLISHED_MD5
+
 # Model size -> repo. Only the base (video-conditioned) models: the project cannot run Video2World yet.
 AR_MODEL_REPOS: dict[str, str] = {
     "4B": "nvidia/Cosmos-Predict1-4B",
@@ -36,16 +38,12 @@ VIDEO2WORLD_SIZES: dict[str, str] = {
 GUARDRAIL_REPO = "nvidia/Cosmos-Guardrail1"
 SIGLIP_REPO = "google/siglip-so400m-patch14-384"
 
-# MD5 of released files, keyed by path relative to --checkpoint-dir. A file listed here that is already on disk with
-# this MD5 is not fetched again (no network call at all when a repo's required files all match), and a fetched file
-# that does not match is moved aside and reported.
-# TODO(checksums): fill in from NVIDIA's MD5_CHECKSUM_LOOKUP in cosmos-predict1's download script; the reference
-# quotes one value in full (below) and two truncated ones (DV8x16x16 encoder.jit 95186b04..., decoder.jit
-# f0c8a9d9...), and the script itself cannot be read from this machine. Files without an entry are still checked by
-# huggingface_hub (size, and the LFS SHA-256 when it finds a file without its own download metadata).
-MD5_CHECKSUMS: dict[str, str] = {
-    "Cosmos-Predict1-4B/model.pt": "5fdc62fc87fbf470dbcc2288589b7942",
-}
+# MD5 of released files, keyed by path relative to --checkpoint-dir (NVIDIA's published values, one table in
+# checksums.py). A file listed there that is already on disk with this MD5 is not fetched again (no network call at
+# all when a repo's required files all match), and a fetched file that does not match is moved aside and reported.
+# Files without an entry are still checked by huggingface_hub (size, and the LFS SHA-256 when it finds a file without
+# its own download metadata).
+MD5_CHECKSUMS = PUBLISHED_MD5
 
 
 @dataclass(frozen=True)
