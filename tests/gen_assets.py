@@ -45,11 +45,12 @@ def cli_args(assets: Path, inp, out, *extra: str) -> list[str]:
 
 
 FACE_LOGIT = 8.0  # the tiny detector's "face" class bias: a face everywhere, so the blur changes pixels
+GUARDRAIL_DIR = "Cosmos-Predict1-4B/guardrail"  # NVIDIA's layout: the model repo's guardrail/ folder
 
 
 def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
     """``root`` as a checkpoints folder holding tiny guardrail weights where ``cosmos-ar download`` puts the real
-    ones (``nvidia/Cosmos-Guardrail1/...``): test_guardrails' tiny SigLIP (a Hugging Face folder) and classifier,
+    ones (``GUARDRAIL_DIR``, in the model folder): test_guardrails' tiny SigLIP (a Hugging Face folder) and classifier,
     whose every frame goes to ``verdict_class`` (0 = safe), and its tiny RetinaFace (DataParallel ``module.`` names,
     as released) with the face logit raised on every anchor. Loading that detector needs the tiny architecture in
     place of the full one (``face_blur.retinaface_resnet50 = test_guardrails.tiny_retinaface``)."""
@@ -57,7 +58,7 @@ def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
 
     from nemo_cosmos_ar.guardrails import paths
 
-    g = root / "nvidia" / "Cosmos-Guardrail1"
+    g = root / GUARDRAIL_DIR
     filt = tiny_safety(verdict_class)
     filt.encoder.save_pretrained(g / "video_content_safety_filter" / "siglip-so400m-patch14-384")
     torch.save({"model": filt.classifier.state_dict()}, g / paths.SAFETY_FILTER)

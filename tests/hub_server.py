@@ -1,5 +1,7 @@
 """A fake Hugging Face Hub on 127.0.0.1 for the download tests: the part of the HTTP API that huggingface_hub's
-``HfApi.model_info`` and ``snapshot_download`` use, served from memory by a thread in the test process.
+``HfApi.model_info`` and ``snapshot_download`` use, served from memory by a thread in the test process. File names
+are repo paths and may name folders (``guardrail/face_blur_filter/Resnet50_Final.pth`` inside a model repo, as on
+the Hub).
 
 Routes (as the Hub answers them, reduced to what the client reads):
 

@@ -16,6 +16,7 @@ from hub_server import FakeHub, closed_port_url
 from nemo_cosmos_ar.download import catalog, fetch
 from nemo_cosmos_ar.download.checksums import hub_metadata_path, md5_file
 from nemo_cosmos_ar.download.errors import ChecksumMismatch, DownloadError, explain
+from nemo_cosmos_ar.guardrails import paths
 
 REPO = Path(__file__).resolve().parents[1]
 M4B = "nvidia/Cosmos-Predict1-4B"
@@ -31,20 +32,25 @@ def _blob(seed: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
+GUARDRAIL_FILES = {  # NVIDIA's layout: the guardrails inside each model repo (and the 7B decoder repo)
+    "guardrail/video_content_safety_filter/safety_filter.pt": _blob("sf", 900),
+    "guardrail/face_blur_filter/Resnet50_Final.pth": _blob("rf", 1100),
+    "guardrail/aegis/adapter_model.bin": _blob("aegis", 800),  # text guardrails: left out
+    "guardrail/blocklist/custom/x": b"bad",
+}
+
+
 def _repos() -> dict[str, dict[str, bytes]]:
     """Every repo the real catalog names, with small files; a few files the allow-patterns must leave out."""
     return {
         M4B: {"model.pt": _blob("4b", 200_000), "config.json": b'{"dim": 4096}', "README.md": b"# 4B",
-              "extra/big.safetensors": _blob("x", 1000)},
+              "extra/big.safetensors": _blob("x", 1000), **GUARDRAIL_FILES},
         TOKENIZER_DV: {"encoder.jit": _blob("dve", 3000), "decoder.jit": _blob("dvd", 4000),
                        "autoencoder.jit": _blob("dva", 5000), "README.md": b"dv"},
         "nvidia/Cosmos-Tokenize1-CV8x8x8-720p": {"encoder.jit": _blob("cve", 3000), "decoder.jit": _blob("cvd", 3000),
                                                  "autoencoder.jit": _blob("cva", 100), "mean_std.pt": b"ms"},
         catalog.DIFFUSION_DECODER_REPO.repo_id: {"model.pt": _blob("dd", 7000), "aux_vars.pt": _blob("aux", 500),
-                                                 "notes.txt": b"left out"},
-        catalog.GUARDRAIL_REPO: {"video_content_safety_filter/safety_filter.pt": _blob("sf", 900),
-                                 "face_blur_filter/Resnet50_Final.pth": _blob("rf", 1100), "README.md": b"g",
-                                 "aegis/adapter_model.bin": _blob("aegis", 800), "blocklist/custom/x": b"bad"},
+                                                 "notes.txt": b"left out", **GUARDRAIL_FILES},
         catalog.SIGLIP_REPO: {"config.json": b'{"model_type": "siglip"}', "model.safetensors": _blob("sig", 1200),
                               "preprocessor_config.json": b"{}", "tokenizer.json": b"{}"},
     }  # fmt: skip
@@ -92,13 +98,12 @@ def _incomplete(root: Path) -> list[Path]:
 
 
 EXPECTED_4B = {
-    "Cosmos-Predict1-4B/" + n for n in ("model.pt", "config.json", "README.md")
+    "Cosmos-Predict1-4B/" + n for n in ("model.pt", "config.json", "README.md", *catalog.GUARDRAIL_REQUIRED)
 } | {"Cosmos-Tokenize1-DV8x16x16-720p/" + n for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "README.md")} | {
     "Cosmos-Tokenize1-CV8x8x8-720p/" + n for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "mean_std.pt")
 } | {"Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p/" + n for n in ("model.pt", "aux_vars.pt")} | {
-    "nvidia/Cosmos-Guardrail1/" + n
-    for n in ("video_content_safety_filter/safety_filter.pt", "face_blur_filter/Resnet50_Final.pth", "README.md")
-} | {"google/siglip-so400m-patch14-384/" + n for n in ("config.json", "model.safetensors", "preprocessor_config.json")}
+    "google/siglip-so400m-patch14-384/" + n for n in ("config.json", "model.safetensors", "preprocessor_config.json")
+}
 
 
 def test_fresh_download_layout_and_checksums(hub, tmp_path):
@@ -106,7 +111,8 @@ def test_fresh_download_layout_and_checksums(hub, tmp_path):
     repos = _repos()
     lines: list[str] = []
     _run(root, checksums=_md5s(repos), lines=lines)
-    assert _files(root) == EXPECTED_4B  # cosmos-predict1's folder names; allow-patterns left the rest out
+    # cosmos-predict1's folder names, the video guardrails inside the model folder; allow-patterns left the rest out
+    assert _files(root) == EXPECTED_4B
     dirs = {s.repo_id: s.local_dir for s in (*catalog.repos_for(["4B"]), catalog.SIGLIP_FALLBACK)}
     for rel in EXPECTED_4B:
         repo = next(r for r, d in dirs.items() if rel.startswith(d + "/"))
@@ -114,9 +120,25 @@ def test_fresh_download_layout_and_checksums(hub, tmp_path):
     assert _incomplete(root) == []
     # one GET per fetched file, none for the left-out ones
     gets = [r.path for r in hub.log if r.method == "GET" and "/resolve/" in r.path]
-    assert len(gets) == len(EXPECTED_4B) == 19
-    assert not any("aegis" in p or "big.safetensors" in p or "notes.txt" in p for p in gets)
+    assert len(gets) == len(EXPECTED_4B) == 18
+    assert not any(x in p for p in gets for x in ("aegis", "blocklist", "big.safetensors", "notes.txt"))
+    # the decoder repo's guardrail/ copy is not fetched: the model folder's one is enough
+    assert not any("guardrail" in r.path for r in hub.requests_for(catalog.DIFFUSION_DECODER_REPO.repo_id))
+    # no SigLIP in the model repo's guardrail listing, so the public SigLIP repo came last
+    assert list(dirs)[-1] == catalog.SIGLIP_REPO and (root / catalog.SIGLIP_REPO / "model.safetensors").is_file()
     assert lines[-1] == f"done: {', '.join(list(dirs)[:-1])}, {catalog.SIGLIP_REPO} in {root}"
+    # the guardrail loader finds what the download wrote
+    g = root / "Cosmos-Predict1-4B" / "guardrail"
+    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(g / paths.SAFETY_FILTER, g / paths.FACE_DETECTOR,
+                                                                    root / catalog.SIGLIP_REPO)  # fmt: skip
+    # The same command again: every required file (guardrails included) matches its MD5, and SigLIP's absence from
+    # the model folder is judged on disk, so nothing at all is requested.
+    hub.log.clear()
+    lines.clear()
+    _run(root, checksums=_md5s(repos), lines=lines)
+    assert hub.log == [] and _files(root) == EXPECTED_4B
+    assert lines[-2] == f"to fetch: 0 files, 0 B into {root}"
+    assert sum(x.endswith("all required files present with the right MD5, skipped") for x in lines) == 5
 
 
 def test_dry_run_lists_files_and_sizes_writes_nothing(hub, tmp_path):
@@ -124,6 +146,8 @@ def test_dry_run_lists_files_and_sizes_writes_nothing(hub, tmp_path):
     lines: list[str] = []
     plans = _run(root, dry_run=True, diffusion_decoder=False, guardrail=False, lines=lines)
     assert [p.spec.repo_id for p in plans] == [M4B, TOKENIZER_DV]  # no CV8x8x8 without the diffusion decoder
+    # --no-guardrail: the model repo's guardrail/ files are not listed (and no SigLIP fallback is planned)
+    assert [f.name for f in plans[0].files] == ["README.md", "config.json", "model.pt"]
     sha = hub.sha(M4B)[:8]
     assert lines[0] == f"{M4B}@{sha} -> {root}/Cosmos-Predict1-4B (4B autoregressive model)"
     assert f"  {'fetch':<48} model.pt  200.00 kB" in lines
@@ -331,7 +355,7 @@ def test_disk_space_checked_before_any_file_traffic(hub, tmp_path, monkeypatch):
     root = tmp_path / "checkpoints"
     with pytest.raises(DownloadError) as err:
         _run(root, diffusion_decoder=False, guardrail=False)
-    need = fetch.format_size(sum(len(d) for n, d in _repos()[M4B].items() if n != "extra/big.safetensors")
+    need = fetch.format_size(sum(len(_repos()[M4B][n]) for n in ("model.pt", "config.json", "README.md"))
                              + sum(len(d) for d in _repos()[TOKENIZER_DV].values()))  # fmt: skip
     assert str(err.value) == (f"not enough disk space under {root}: the download needs {need} and 1.00 kB is free; "
                               "free some space or pass another --checkpoint-dir")  # fmt: skip
@@ -346,10 +370,37 @@ def test_disk_full_during_write_message():
     )
 
 
-def test_guardrail_repo_with_siglip_needs_no_fallback(hub, tmp_path):
-    hub.repos[catalog.GUARDRAIL_REPO]["video_content_safety_filter/siglip/config.json"] = b"{}"
+def test_siglip_in_the_model_repo_needs_no_fallback(hub, tmp_path):
+    vcsf = "guardrail/video_content_safety_filter/"
+    # A preprocessor config alone is no SigLIP: the public SigLIP repo is still planned.
+    hub.repos[M4B][vcsf + "preprocessor_config.json"] = b"{}"
     plans = _run(tmp_path / "c", dry_run=True, diffusion_decoder=False)
-    assert [p.spec.repo_id for p in plans] == [M4B, TOKENIZER_DV, catalog.GUARDRAIL_REPO]
+    assert [p.spec.repo_id for p in plans] == [M4B, TOKENIZER_DV, catalog.SIGLIP_REPO]
+    # SigLIP in Hugging Face cache form inside the guardrail folder (how cosmos-predict1 caches it): fetched with the
+    # model repo, no fallback.
+    snap = vcsf + "models--google--siglip-so400m-patch14-384/snapshots/abc/"
+    hub.repos[M4B] |= {snap + "config.json": b'{"model_type": "siglip"}', snap + "model.safetensors": b"w"}
+    plans = _run(tmp_path / "c", dry_run=True, diffusion_decoder=False)
+    assert [p.spec.repo_id for p in plans] == [M4B, TOKENIZER_DV]
+    assert [f.name for f in plans[0].files] == ["README.md", "config.json", *catalog.GUARDRAIL_REQUIRED[1:],
+                                                snap + "config.json", snap + "model.safetensors",
+                                                vcsf + "preprocessor_config.json", catalog.GUARDRAIL_REQUIRED[0],
+                                                "model.pt"]  # fmt: skip
+    assert not catalog.is_siglip_config("guardrail/aegis/config.json")
+
+
+def test_layout_agrees_with_the_md5_table_and_the_guardrail_loader():
+    # Each published MD5 names a file that `cosmos-ar download` writes at exactly that path.
+    from huggingface_hub.utils import filter_repo_objects
+
+    specs = catalog.repos_for(["4B", "12B"])
+    for key in catalog.MD5_CHECKSUMS:
+        spec = next(s for s in specs if key.startswith(s.local_dir + "/"))
+        name = key[len(spec.local_dir) + 1:]
+        assert list(filter_repo_objects([name], allow_patterns=list(spec.allow_patterns))) == [name], key
+    assert "Cosmos-Predict1-12B/" + catalog.GUARDRAIL_REQUIRED[0] in catalog.MD5_CHECKSUMS
+    # The files the loader opens are the ones the download requires.
+    assert catalog.GUARDRAIL_REQUIRED == ("guardrail/" + paths.SAFETY_FILTER, "guardrail/" + paths.FACE_DETECTOR)
 
 
 @pytest.mark.parametrize("size", ["5B", "13b", "5B-Video2World", "Cosmos-Predict1-13B-Video2World"])
@@ -374,8 +425,12 @@ def test_model_sizes_and_cli_spellings():
         a = build_parser().parse_args(["download", *argv])
         assert (a.model_sizes, a.checkpoint_dir, a.dry_run, a.diffusion_decoder, a.guardrail) == (
             ["4B", "12B"], "x", True, True, True)  # fmt: skip
-    assert [s.local_dir for s in catalog.repos_for(["12B"], diffusion_decoder=False)] == [
-        "Cosmos-Predict1-12B", "Cosmos-Tokenize1-DV8x16x16-720p", "nvidia/Cosmos-Guardrail1"]  # fmt: skip
+    specs = catalog.repos_for(["12B"], diffusion_decoder=False)
+    assert [s.local_dir for s in specs] == ["Cosmos-Predict1-12B", "Cosmos-Tokenize1-DV8x16x16-720p"]
+    assert specs[0].allow_patterns == ("model.pt", "config.json", "README.md",
+                                       "guardrail/video_content_safety_filter/*", "guardrail/face_blur_filter/*")
+    no_guard = catalog.repos_for(["12B"], diffusion_decoder=False, guardrail=False)[0]
+    assert (no_guard.allow_patterns, no_guard.required) == (("model.pt", "config.json", "README.md"), ("model.pt",))
 
 
 def test_md5_is_streamed_in_chunks(tmp_path):

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from gen_assets import cli_args, make_assets, make_guardrail_weights
+from gen_assets import GUARDRAIL_DIR, cli_args, make_assets, make_guardrail_weights
 from test_guardrails import tiny_retinaface
 
 from nemo_cosmos_ar import video_io
@@ -81,7 +81,7 @@ def test_default_on_a_safe_video_is_written_with_faces_blurred(assets, weights, 
     # What the DV decoder made of the saved tokens, then the face blur with the same weights: exactly what was written.
     decoded = video_io.to_uint8_frames(load_tokenizer(assets / "tokenizer").decode(torch.load(tok, weights_only=True))
                                        [0], "CTHW")  # fmt: skip
-    g = weights["safe"] / "nvidia" / "Cosmos-Guardrail1"
+    g = weights["safe"] / GUARDRAIL_DIR
     detector = face_blur.load_face_detector(g / paths.FACE_DETECTOR)
     assert all(len(d) > 0 for d in detector.detect(decoded))  # faces found in every frame ...
     assert np.array_equal(frames, face_blur.blur_faces(decoded, detector))
@@ -125,7 +125,7 @@ def test_guardrail_without_weights_is_an_error_before_any_work(assets, loads, tm
     assert main(cli_args(assets, assets / "input.png", out / "v.mp4", "--guardrail", "--no-progress")) == 1
     err, stdout = _err_lines(capsys)
     assert err == [f"cosmos-ar generate: error: no guardrail weights ({paths.SAFETY_FILTER} and {paths.FACE_DETECTOR})"
-                   f" under {assets} (looked in {assets}/nvidia/Cosmos-Guardrail1); {paths.HINT}"]  # fmt: skip
+                   f" under {assets} (no guardrail/ folder up to 3 levels down); {paths.HINT}"]  # fmt: skip
     assert stdout == "" and not out.exists() and loads == {"safety": 0, "face": 0}
     argv = cli_args(assets, assets / "input.png", out / "v.mp4", "--guardrail", "--disable-guardrail")
     assert main(argv) == 1

@@ -5,6 +5,7 @@ NMS against their formulas, and loading released-layout weights with ``weights_o
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,7 +274,7 @@ def test_released_siglip_folder_and_layout(tmp_path):
     full = SiglipModel(SiglipConfig(vision_config=TINY_SIGLIP, text_config=dict(
         hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64)))
     root = tmp_path / "checkpoints"
-    g = root / "nvidia" / "Cosmos-Guardrail1"
+    g = root / "Cosmos-Predict1-4B" / "guardrail"  # NVIDIA's layout: inside the model folder
     sig = g / "video_content_safety_filter" / "models--google--siglip-so400m-patch14-384" / "snapshots" / "abc"
     full.save_pretrained(sig)
     clf = safety.SafetyClassifier(input_size=32)
@@ -294,28 +295,51 @@ def test_released_siglip_folder_and_layout(tmp_path):
     assert len(verdict.frames) == 2 and (out is None) == (not verdict.safe)
 
 
-def test_guardrail_files_legacy_layout_and_missing(tmp_path):
-    root = tmp_path / "checkpoints"
-    legacy = root / "Cosmos-Predict1-4B" / "guardrail"
+def _put_guardrail_files(g: Path) -> Path:
     for rel in (paths.SAFETY_FILTER, paths.FACE_DETECTOR):
-        (legacy / rel).parent.mkdir(parents=True, exist_ok=True)
-        (legacy / rel).write_bytes(b"x")
+        (g / rel).parent.mkdir(parents=True, exist_ok=True)
+        (g / rel).write_bytes(b"x")
+    return g
+
+
+def _put_siglip(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "siglip"}')
+    (folder / "model.safetensors").write_bytes(b"x")
+    return folder
+
+
+def test_guardrail_files_search_siglip_fallback_and_missing(tmp_path):
+    root = tmp_path / "checkpoints"
+    g4 = _put_guardrail_files(root / "Cosmos-Predict1-4B" / "guardrail")
     with pytest.raises(FileNotFoundError) as err:
         paths.find_guardrail_files(root)
     assert str(err.value) == (
-        f"{legacy / paths.SAFETY_FILTER} has no SigLIP encoder next to it (a siglip config.json + weights under "
-        f"{legacy / 'video_content_safety_filter'} or in {root / paths.SIGLIP_LOCAL}); {paths.HINT}"
+        f"{g4 / paths.SAFETY_FILTER} has no SigLIP encoder next to it (a siglip config.json + weights under "
+        f"{g4 / 'video_content_safety_filter'} or in {root / paths.SIGLIP_LOCAL}); {paths.HINT}"
     )
-    sig = root / paths.SIGLIP_LOCAL
-    sig.mkdir(parents=True)
-    (sig / "config.json").write_text('{"model_type": "siglip"}')
-    (sig / "model.safetensors").write_bytes(b"x")
-    assert paths.find_guardrail_files(root).siglip_dir == sig
+    # A later guardrail/ folder (sorted order) that has SigLIP wins over an earlier one without.
+    gd = _put_guardrail_files(root / "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p" / "guardrail")
+    sig_d = _put_siglip(gd / "video_content_safety_filter" / "siglip")
+    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(gd / paths.SAFETY_FILTER,
+                                                                    gd / paths.FACE_DETECTOR, sig_d)  # fmt: skip
+    # With SigLIP where `cosmos-ar download` puts it when the model repo has none, the first folder is complete.
+    sig = _put_siglip(root / paths.SIGLIP_LOCAL)
+    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(g4 / paths.SAFETY_FILTER,
+                                                                    g4 / paths.FACE_DETECTOR, sig)  # fmt: skip
+
     empty = tmp_path / "empty"
-    empty.mkdir()
+    (empty / "a" / "b" / "c" / "guardrail").mkdir(parents=True)  # four levels down: not searched
+    with pytest.raises(FileNotFoundError) as err:
+        paths.find_guardrail_files(empty)
+    assert str(err.value) == (
+        f"no guardrail weights ({paths.SAFETY_FILTER} and {paths.FACE_DETECTOR}) under {empty} (no guardrail/ folder "
+        f"up to 3 levels down); {paths.HINT}"
+    )
+    (empty / "Cosmos-Predict1-4B" / "guardrail" / "aegis").mkdir(parents=True)  # text guardrails only
     with pytest.raises(FileNotFoundError) as err:
         paths.find_guardrail_files(empty)
     assert str(err.value) == (
         f"no guardrail weights ({paths.SAFETY_FILTER} and {paths.FACE_DETECTOR}) under {empty} (looked in "
-        f"{empty}/nvidia/Cosmos-Guardrail1); {paths.HINT}"
+        f"{empty}/Cosmos-Predict1-4B/guardrail); {paths.HINT}"
     )

@@ -3,8 +3,9 @@
 
 Fetches, into ``--checkpoint-dir`` (default ``checkpoints``): the AR model of each ``--model-sizes`` entry
 (``Cosmos-Predict1-4B/model.pt``, ...), the DV8x16x16 and CV8x8x8 tokenizers, the 7B diffusion decoder with its
-``aux_vars.pt``, and the video guardrail weights (``nvidia/Cosmos-Guardrail1``). The NVIDIA repos are gated: create a
-Read token, ``huggingface-cli login`` (or set ``HF_TOKEN``) and accept each model's licence on its Hub page first.
+``aux_vars.pt``, and the video guardrail weights, which the model repos carry (``Cosmos-Predict1-4B/guardrail/``: the
+safety filter and the face detector; not the text guardrails). The NVIDIA repos are gated: create a Read token,
+``huggingface-cli login`` (or set ``HF_TOKEN``) and accept each model's licence on its Hub page first.
 
 Re-running is cheap and safe: files with a known MD5 that match are skipped without a request, other complete files
 are confirmed by huggingface_hub, and an interrupted file resumes where it stopped.
@@ -35,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    action="store_false",
                    help="skip the 7B diffusion decoder and the CV8x8x8 tokenizer it decodes into")  # fmt: skip
     p.add_argument("--no-guardrail", "--no_guardrail", dest="guardrail", action="store_false",
-                   help="skip the guardrail weights (then run generate with --disable-guardrail)")  # fmt: skip
+                   help="skip the guardrail/ folders of the model repos (then run generate with "
+                        "--disable-guardrail)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,22 +1,26 @@
 """What ``cosmos-ar download`` fetches and where it puts it: the Hub repos as data, plus the MD5 table.
 
-Layout (cosmos-predict1 ``scripts/download_autoregressive_checkpoints.py``): every Cosmos repo lands in
+Layout (cosmos-predict1 ``scripts/download_autoregressive_checkpoints.py`` at 4ed35fa): every Cosmos repo lands in
 ``<checkpoint_dir>/<repo name without "nvidia/">``, e.g. ``checkpoints/Cosmos-Predict1-4B/model.pt``; the inference
 code finds the tokenizers and the diffusion decoder under those exact names.
 
-Facts the reference does not give, and the choice made here (each one marked ``NOT IN THE REFERENCE`` below):
+Guardrails: there is no separate guardrail repo. Each AR model repo carries a ``guardrail/`` folder (NVIDIA fetches it
+with the pattern ``guardrail/*``), so the weights land in ``checkpoints/Cosmos-Predict1-4B/guardrail/``, where
+cosmos-predict1 finds them by a recursive search for a ``guardrail/`` folder (so does ``guardrails.paths``). NVIDIA
+publishes the MD5 of ``<model>/guardrail/video_content_safety_filter/safety_filter.pt`` (``checksums.PUBLISHED_MD5``).
+Of that folder only ``video_content_safety_filter/`` and ``face_blur_filter/`` are fetched: those are the two video
+guardrails the base models run. ``aegis/`` (LlamaGuard-7b + adapter) and ``blocklist/`` screen text prompts, which
+only the Video2World models take, so they are left out. ``--no-guardrail`` drops the two patterns. With several
+sizes each model folder gets its own copy, as with NVIDIA's script; the 7B decoder repo's ``guardrail/`` copy is not
+fetched (one next to the model is enough).
 
-* The guardrail repo ``nvidia/Cosmos-Guardrail1`` and where it goes. The March-2025 cosmos-predict1 took the weights
-  from a ``guardrail/`` folder inside each model repo and found it by a recursive search; later versions download
-  ``nvidia/Cosmos-Guardrail1`` on its own. We put it at ``checkpoints/nvidia/Cosmos-Guardrail1`` (the repo id as the
-  path, as cosmos-predict1 does for its non-Cosmos-named repos such as ``google-t5/t5-11b``); ``guardrails.paths``
-  accepts that, ``checkpoints/Cosmos-Guardrail1`` and the old ``*/guardrail/`` folders.
-* Whether that repo carries the SigLIP encoder. When its listing has no ``config.json`` under
-  ``video_content_safety_filter/``, ``google/siglip-so400m-patch14-384`` (public, not gated) is fetched into
-  ``checkpoints/google/siglip-so400m-patch14-384`` instead.
+NOT IN THE REFERENCE: whether the model repo's ``guardrail/video_content_safety_filter/`` holds the SigLIP encoder
+(cosmos-predict1 loads ``google/siglip-so400m-patch14-384`` with that folder as its Hugging Face cache). When the
+listing has no ``config.json`` there, ``google/siglip-so400m-patch14-384`` (public, not gated) is fetched into
+``checkpoints/google/siglip-so400m-patch14-384`` instead (the repo id as the path, as cosmos-predict1 does for its
+non-Cosmos repos such as ``google-t5/t5-11b``), where ``guardrails.paths`` looks next.
 
-Left out on purpose: ``google-t5/t5-11b`` (upstream fetches it even for 4B, but only the Video2World models read it),
-the text guardrails of Cosmos-Guardrail1 (``aegis/``, ``blocklist/``: for text prompts, which base models have none)
+Left out on purpose: ``google-t5/t5-11b`` (upstream fetches it even for 4B, but only the Video2World models read it)
 and the 5B/13B Video2World repos (refused by ``check_model_sizes``).
 """
 
@@ -35,8 +39,14 @@ VIDEO2WORLD_SIZES: dict[str, str] = {
     "5B": "nvidia/Cosmos-Predict1-5B-Video2World",
     "13B": "nvidia/Cosmos-Predict1-13B-Video2World",
 }
-GUARDRAIL_REPO = "nvidia/Cosmos-Guardrail1"
 SIGLIP_REPO = "google/siglip-so400m-patch14-384"
+
+# The video guardrails inside each model repo (see the module docstring); the file names are the ones
+# guardrails.paths opens (SAFETY_FILTER, FACE_DETECTOR there; tests/test_download.py checks they agree).
+GUARDRAIL_DIR = "guardrail/"
+GUARDRAIL_PATTERNS = (GUARDRAIL_DIR + "video_content_safety_filter/*", GUARDRAIL_DIR + "face_blur_filter/*")
+GUARDRAIL_REQUIRED = (GUARDRAIL_DIR + "video_content_safety_filter/safety_filter.pt",
+                      GUARDRAIL_DIR + "face_blur_filter/Resnet50_Final.pth")  # fmt: skip
 
 # MD5 of released files, keyed by path relative to --checkpoint-dir (NVIDIA's published values, one table in
 # checksums.py). A file listed there that is already on disk with this MD5 is not fetched again (no network call at
@@ -68,17 +78,25 @@ class RepoSpec:
     what: str = ""
     revision: str = field(default="main")
 
+    @property
+    def carries_guardrail(self) -> bool:
+        return any(p.startswith(GUARDRAIL_DIR) for p in self.allow_patterns)
+
 
 def _cosmos_dir(repo_id: str) -> str:
     return repo_id.split("/", 1)[1]
 
 
-def model_repo(size: str) -> RepoSpec:
+def model_repo(size: str, *, guardrail: bool = True) -> RepoSpec:
+    """The AR model repo of ``size``; with ``guardrail`` also its video guardrail folders."""
     repo = AR_MODEL_REPOS[size]
-    # Upstream also allows "mean_std.pt", "*.jit" and "guardrail/*" for every model repo; the AR repos hold only
-    # model.pt (+config/README) and the guardrails come from GUARDRAIL_REPO, so fetching guardrail/* twice is avoided.
-    return RepoSpec(repo, _cosmos_dir(repo), ("model.pt", "config.json", "README.md"), ("model.pt",),
-                    what=f"{size} autoregressive model")  # fmt: skip
+    # Upstream's pattern list also has "mean_std.pt" and "*.jit" (one list for all its repos); the AR model reads
+    # neither, and "guardrail/*" is narrowed to the two video guardrails (module docstring).
+    if not guardrail:
+        return RepoSpec(repo, _cosmos_dir(repo), ("model.pt", "config.json", "README.md"), ("model.pt",),
+                        what=f"{size} autoregressive model")  # fmt: skip
+    return RepoSpec(repo, _cosmos_dir(repo), ("model.pt", "config.json", "README.md", *GUARDRAIL_PATTERNS),
+                    ("model.pt", *GUARDRAIL_REQUIRED), what=f"{size} autoregressive model, video guardrails")
 
 
 TOKENIZER_REPOS: tuple[RepoSpec, ...] = (
@@ -98,19 +116,17 @@ DIFFUSION_DECODER_REPO = RepoSpec(
     what="7B diffusion decoder",
 )
 
-GUARDRAIL_REPOS: tuple[RepoSpec, ...] = (
-    # NOT IN THE REFERENCE: local_dir (see the module docstring). The file names inside are the reference's
-    # (guardrail/video_content_safety_filter/safety_filter.pt, guardrail/face_blur_filter/Resnet50_Final.pth).
-    RepoSpec(GUARDRAIL_REPO, GUARDRAIL_REPO, ("video_content_safety_filter/*", "face_blur_filter/*", "README.md"),
-             ("video_content_safety_filter/safety_filter.pt", "face_blur_filter/Resnet50_Final.pth"),
-             what="video guardrails (safety filter, face detector)"),
-)  # fmt: skip
-
-# NOT IN THE REFERENCE: fetched only when GUARDRAIL_REPO's listing carries no SigLIP config (see fetch.plan).
+# NOT IN THE REFERENCE: fetched only when no model repo's guardrail listing carries a SigLIP config (fetch.plan_all).
 SIGLIP_FALLBACK = RepoSpec(SIGLIP_REPO, SIGLIP_REPO, ("config.json", "model.safetensors", "preprocessor_config.json"),
                            ("config.json", "model.safetensors"), gated=False,
                            what="SigLIP image encoder of the safety filter")  # fmt: skip
-SIGLIP_IN_GUARDRAIL = "video_content_safety_filter/*config.json"
+
+
+def is_siglip_config(name: str) -> bool:
+    """A ``config.json`` anywhere under the model repo's ``guardrail/video_content_safety_filter/`` (a plain folder
+    or the Hugging Face cache form ``models--google--siglip-so400m-patch14-384/snapshots/<hash>/``)."""
+    base = GUARDRAIL_PATTERNS[0].removesuffix("*")
+    return name.startswith(base) and (name == base + "config.json" or name.endswith("/config.json"))
 
 
 def normalize_size(text: str) -> str:
@@ -141,12 +157,11 @@ def check_model_sizes(sizes: list[str]) -> list[str]:
 
 def repos_for(sizes: list[str], *, tokenizers: bool = True, diffusion_decoder: bool = True,
               guardrail: bool = True) -> list[RepoSpec]:  # fmt: skip
-    """The repos a run of ``cosmos-ar download`` fetches, in order (models, tokenizers, decoder, guardrails)."""
-    specs = [model_repo(s) for s in check_model_sizes(sizes)]
+    """The repos a run of ``cosmos-ar download`` fetches, in order (models with their guardrails, tokenizers,
+    decoder); the SigLIP fallback is decided later, from the model repos' listings."""
+    specs = [model_repo(s, guardrail=guardrail) for s in check_model_sizes(sizes)]
     if tokenizers:
         specs += list(TOKENIZER_REPOS) if diffusion_decoder else [TOKENIZER_REPOS[0]]
     if diffusion_decoder:
         specs.append(DIFFUSION_DECODER_REPO)
-    if guardrail:
-        specs += list(GUARDRAIL_REPOS)
     return specs

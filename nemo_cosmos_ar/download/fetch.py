@@ -128,24 +128,24 @@ def plan_repo(spec: catalog.RepoSpec, root: Path, checksums: dict[str, str], api
     return plan
 
 
-def _needs_siglip(plan: RepoPlan) -> bool:
-    """True when the guardrail repo brings no SigLIP config (then the public SigLIP repo is fetched too)."""
-    from fnmatch import fnmatch
-
-    if plan.commit is None:  # verified offline: judge by what is on disk
-        return not any((plan.local_dir / "video_content_safety_filter").rglob("config.json"))
-    return not any(fnmatch(f.name, catalog.SIGLIP_IN_GUARDRAIL) for f in plan.files)
+def _carries_siglip(plan: RepoPlan) -> bool:
+    """True when a model repo's guardrail folder brings a SigLIP config (else the public SigLIP repo is fetched)."""
+    if plan.commit is None:  # verified offline, no listing: judge by what is on disk
+        found = (plan.local_dir / catalog.GUARDRAIL_DIR).rglob("config.json")
+        names = (p.relative_to(plan.local_dir).as_posix() for p in found)
+    else:
+        names = (f.name for f in plan.files)
+    return any(catalog.is_siglip_config(n) for n in names)
 
 
 def plan_all(specs: list[catalog.RepoSpec], root: Path, checksums: dict[str, str], endpoint: str) -> list[RepoPlan]:
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=endpoint)
-    plans = []
-    for spec in specs:
-        plans.append(plan_repo(spec, root, checksums, api, endpoint))
-        if spec.repo_id == catalog.GUARDRAIL_REPO and _needs_siglip(plans[-1]):
-            plans.append(plan_repo(catalog.SIGLIP_FALLBACK, root, checksums, api, endpoint))
+    plans = [plan_repo(spec, root, checksums, api, endpoint) for spec in specs]
+    with_guardrail = [p for p in plans if p.spec.carries_guardrail]
+    if with_guardrail and not any(_carries_siglip(p) for p in with_guardrail):
+        plans.append(plan_repo(catalog.SIGLIP_FALLBACK, root, checksums, api, endpoint))
     return plans
 
 

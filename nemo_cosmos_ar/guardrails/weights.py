@@ -14,7 +14,7 @@ class GuardrailWeightsError(ValueError):
     """A guardrail weights file that cannot be used; the message names the file, the key and what to do."""
 
 
-HINT = "re-fetch it with `cosmos-ar download` (nvidia/Cosmos-Guardrail1) or run generate with --disable-guardrail"
+HINT = "re-fetch it with `cosmos-ar download` (into Cosmos-Predict1-<size>/guardrail/) or pass --disable-guardrail"
 
 
 def read_state_dict(path: str | Path, *, containers: tuple[str, ...] = ("model", "state_dict"),
