@@ -10,6 +10,8 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     mcore          the Megatron-Core model that trains: fused QKV and gate/up weights, cache [B, KV, L, hd]
     +bucket        attention over the filled cache only, rounded up to --bucket slots (one graph per length)
     +sample-in-graph  sampler, token write and position increment inside the captured step (no host work)
+    +gemm-attn     decode attention as two batched GEMMs per KV group (SDPA with a mask and GQA takes the math
+                   path, which copies K/V once per query head)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -22,6 +24,7 @@ TP=1 vs TP=2 agreement: ``--greedy --save-tokens a.pt`` on one GPU, then the sam
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -31,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONFIGS = ("reference", "mcore", "+bucket", "+sample-in-graph", "+topk-nucleus")
+CONFIGS = ("reference", "mcore", "+bucket", "+sample-in-graph", "+gemm-attn", "+topk-nucleus")
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -79,7 +82,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i == 3)
+    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i in (3, 4))
 
 
 def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
@@ -93,6 +96,42 @@ def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
     full = engine.teacher_forced(out).float()
     p0 = prompt.shape[1]
     return max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
+
+
+def profile_steps(engine, prompt, steps: int, say, label: str) -> None:
+    """Kernel table of ``steps`` eager decode steps after the prompt (no CUDA graph, so each kernel is visible):
+    per kernel name its count per step and device time per step, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = engine.device.type == "cuda"
+    cache = engine.new_cache(1, prompt.shape[1] + steps + 1)
+    tokens = prompt.to(engine.device)
+    with torch.inference_mode():
+        engine.prefill(tokens, cache)
+        tok = tokens[:, -1:]
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=acts) as prof:
+            for i in range(steps):
+                pos = prompt.shape[1] + i
+                engine.step(tok, torch.tensor([pos], device=engine.device), cache, pos + 1)
+            if cuda:
+                torch.cuda.synchronize()
+    rows = {}
+    for ev in prof.key_averages():
+        t = getattr(ev, "device_time_total", 0) if cuda else ev.self_cpu_time_total
+        if cuda and getattr(ev, "device_type", None) is not None and "CUDA" not in str(ev.device_type):
+            continue
+        if t > 0 and (not cuda or ev.key.startswith(("void", "ampere", "sm90", "cutlass", "at::", "triton", "nvjet",
+                                                       "cublas", "gemv", "gemm", "Memcpy", "Memset", "std::"))
+                      or getattr(ev, "self_device_time_total", 0) > 0):  # fmt: skip
+            rows[ev.key] = (ev.count / steps, t / steps)
+    total = sum(t for _, t in rows.values())
+    say(f"\nprofile of {label}: {steps} eager steps, {sum(c for c, _ in rows.values()):.0f} kernels and "
+        f"{total / 1000:.3f} ms device time per step\n")
+    say("| kernel | per step | us per step | share |")
+    say("|---|---|---|---|")
+    for key, (c, t) in sorted(rows.items(), key=lambda kv: -kv[1][1])[:18]:
+        say(f"| {key[:90]} | {c:.0f} | {t:.1f} | {100 * t / max(total, 1e-9):.1f}% |")
 
 
 def main() -> None:
@@ -112,6 +151,8 @@ def main() -> None:
     ap.add_argument("--save-tokens", help="save the last run's tokens (rank 0)")
     ap.add_argument("--compare", help="tokens saved by another run: print where this run's agree with them")
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny model, 24 new tokens")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="also profile this many eager decode steps per configuration (kernel table, batch 1)")
     args = ap.parse_args()
     if args.smoke:
         args.model, args.grid, args.max_new_tokens, args.check, args.batch = "tiny", "5x4x6", 24, 8, "1,2"
@@ -141,11 +182,13 @@ def main() -> None:
     rows, last = [], None
     for batch in (int(b) for b in args.batch.split(",")):
         prompt = torch.randint(0, cfg.vocab_size, (batch, num_prompt), generator=torch.Generator().manual_seed(batch))
-        host_tokens = None
+        host_tokens = last_in_graph = None
         for name in configs:
             sampling = SamplingConfig(temperature=temp, top_p=args.top_p,
                                       nucleus="topk" if name == "+topk-nucleus" else "sort")  # fmt: skip
             eng = ref if name == "reference" else engine
+            if eng is engine:
+                engine.decode_attention = "gemm" if name == "+gemm-attn" else "sdpa"
             opts = options(name, args.bucket, cuda)
             gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
             try:
@@ -167,11 +210,21 @@ def main() -> None:
             if name == "+sample-in-graph" and host_tokens is not None:
                 same = (out == host_tokens).float().mean().item()
                 exact = f"tokens = host sampling: {same:.4f}"
-            if args.check and name != "+sample-in-graph" and batch == 1:
-                err = max_logit_error(eng, prompt[:1], args.check, sampling, opts, device)
-                exact = f"max abs dlogit {err:.3g}"
+            if name == "+gemm-attn" and last_in_graph is not None:
+                exact = f"tokens = +sample-in-graph: {(out == last_in_graph).float().mean().item():.4f}; "
+            if name == "+sample-in-graph":
+                last_in_graph = out
+            if args.check and batch == 1 and name != "+sample-in-graph":
+                err = max_logit_error(eng, prompt[:1], args.check, sampling,
+                                      dataclasses.replace(opts, sample_in_graph=False), device)  # fmt: skip
+                exact += f"max abs dlogit {err:.3g}"
             rows.append((name, batch, st.prefill_s, st.tokens_per_s, wall, peak, exact, st.step_mode))
             last = out
+    if args.profile:
+        prompt = torch.randint(0, cfg.vocab_size, (1, num_prompt), generator=torch.Generator().manual_seed(1))
+        for name in [c for c in configs if c in ("mcore", "+gemm-attn")]:
+            engine.decode_attention = "gemm" if name == "+gemm-attn" else "sdpa"
+            profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     say(f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "
         f"prompt {num_prompt:,} tokens, {total - num_prompt:,} new tokens, top-p {args.top_p}, T {temp}\n")

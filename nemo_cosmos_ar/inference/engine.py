@@ -147,6 +147,8 @@ class McoreEngine:
         # (fp32 angles, cast to the activations' dtype; mscale 1), so tabulating changes no bit.
         angles = rope_3d_table(cfg, device=self.device)  # [S, 1, 1, head_dim] fp32
         self.cos, self.sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
+        # How a decode step attends (see ``_decode_attention``): "sdpa" or "gemm".
+        self.decode_attention = "sdpa"
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -227,6 +229,8 @@ class McoreEngine:
             kc, vc = kv
             kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
             vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
+            if self.decode_attention == "gemm":
+                return self._gemm_attention(q, kc[:, :, :attend], vc[:, :, :attend], visible)
             o = F.scaled_dot_product_attention(
                 q.permute(1, 2, 0, 3), kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale,
                 enable_gqa=True,
@@ -237,6 +241,22 @@ class McoreEngine:
         for layer, kv in zip(self.layers, cache):
             x = self._layer(layer, x, cos, sin, kv, attend_fn)
         return self._logits(x)
+
+    def _gemm_attention(self, q, k, v, visible):
+        """One query position against the cache as two batched GEMMs per KV group (``"gemm"`` decode attention).
+
+        SDPA with a mask and ``enable_gqa`` has no fused kernel and falls back to the math path, which first copies
+        K and V once per query head (``repeat_interleave``): for the 4B, 4x the cache read per layer. Here the
+        ``heads / groups`` query heads of a group become the rows of one GEMM against that group's K, so the cache
+        is read once; the softmax runs in fp32 (as the math path's result is rounded once).
+        q ``[1, B, heads, hd]``, k/v ``[B, groups, L, hd]``, visible ``[1, 1, 1, L]`` -> ``[1, B, heads * hd]``.
+        """
+        b, g, _, hd = k.shape
+        qg = q[0].view(b, g, -1, hd)  # [B, groups, heads per group, hd]
+        scale = self.scale if self.scale is not None else hd**-0.5
+        scores = torch.matmul(qg, k.transpose(-1, -2)).float() * scale  # [B, groups, hpg, L]
+        probs = scores.masked_fill(~visible, float("-inf")).softmax(-1).to(v.dtype)
+        return torch.matmul(probs, v).reshape(1, b, -1)
 
     def dynamic_step(self, tokens: torch.Tensor, pos: int, cache) -> torch.Tensor:
         """``step`` attending to exactly the filled slots ``0..pos`` (eager decoding; a new shape every step)."""
