@@ -12,6 +12,7 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +sample-in-graph  sampler, token write and position increment inside the captured step (no host work)
     +gemm-attn     decode attention as two batched GEMMs per KV group (SDPA with a mask and GQA takes the math
                    path, which copies K/V once per query head)
+    +fused-rope    the decode step's RoPE as one compiled kernel per tensor (torch.compile; fp32 inside)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -34,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONFIGS = ("reference", "mcore", "+bucket", "+sample-in-graph", "+gemm-attn", "+topk-nucleus")
+CONFIGS = ("reference", "mcore", "+bucket", "+sample-in-graph", "+gemm-attn", "+fused-rope", "+topk-nucleus")
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -82,7 +83,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i in (3, 4))
+    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i in (3, 4, 5))
 
 
 def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
@@ -188,7 +189,8 @@ def main() -> None:
                                       nucleus="topk" if name == "+topk-nucleus" else "sort")  # fmt: skip
             eng = ref if name == "reference" else engine
             if eng is engine:
-                engine.decode_attention = "gemm" if name == "+gemm-attn" else "sdpa"
+                engine.decode_attention = "gemm" if name in ("+gemm-attn", "+fused-rope") else "sdpa"
+                engine.fused_rope = name == "+fused-rope"
             opts = options(name, args.bucket, cuda)
             gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
             try:
@@ -210,7 +212,7 @@ def main() -> None:
             if name == "+sample-in-graph" and host_tokens is not None:
                 same = (out == host_tokens).float().mean().item()
                 exact = f"tokens = host sampling: {same:.4f}"
-            if name == "+gemm-attn" and last_in_graph is not None:
+            if name in ("+gemm-attn", "+fused-rope") and last_in_graph is not None:
                 exact = f"tokens = +sample-in-graph: {(out == last_in_graph).float().mean().item():.4f}; "
             if name == "+sample-in-graph":
                 last_in_graph = out
@@ -222,8 +224,9 @@ def main() -> None:
             last = out
     if args.profile:
         prompt = torch.randint(0, cfg.vocab_size, (1, num_prompt), generator=torch.Generator().manual_seed(1))
-        for name in [c for c in configs if c in ("mcore", "+gemm-attn")]:
-            engine.decode_attention = "gemm" if name == "+gemm-attn" else "sdpa"
+        for name in [c for c in configs if c in ("mcore", "+gemm-attn", "+fused-rope")]:
+            engine.decode_attention = "gemm" if name in ("+gemm-attn", "+fused-rope") else "sdpa"
+            engine.fused_rope = name == "+fused-rope"
             profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     say(f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "

@@ -147,6 +147,7 @@ MCORE_MODES = {
     "static, bucket 16": gen.DecodeOptions(step_mode="static", bucket=16),
     "static, bucket 16, sampling in the step": gen.DecodeOptions(step_mode="static", bucket=16, sample_in_graph=True),
     "static, bucket 16, gemm attention": gen.DecodeOptions(step_mode="static", bucket=16),
+    "static, bucket 16, gemm attention, compiled rope": gen.DecodeOptions(step_mode="static", bucket=16),
 }
 
 
@@ -160,12 +161,13 @@ def test_mcore_kv_cache_matches_teacher_forcing_in_every_step_mode(engines, mode
     prompt = torch.randint(0, 64000, (2, 2 * hw), generator=_gen(6))
     seen: dict[int, torch.Tensor] = {}
     eng.decode_attention = "gemm" if "gemm" in mode else "sdpa"
+    eng.fused_rope = "compiled rope" in mode
     try:
         out, stats = gen.generate_tokens(eng, prompt, eng.cfg.seq_length, SamplingConfig(top_p=0.9), _gen(0),
                                          on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()),
                                          options=MCORE_MODES[mode])  # fmt: skip
     finally:
-        eng.decode_attention = "sdpa"
+        eng.decode_attention, eng.fused_rope = "sdpa", False
     assert sorted(seen) == list(range(2 * hw, eng.cfg.seq_length))
     full = eng.teacher_forced(out)
     diffs = torch.stack([(seen[p] - full[:, p - 1]).abs().max() for p in range(2 * hw, eng.cfg.seq_length)])
