@@ -21,7 +21,7 @@ $(STAMP): requirements-cpu.txt constraints-cpu.txt setup.py
 # Two workers, one test file each at a time (--dist loadfile keeps a file's module fixtures in one process): most
 # tests wait on single-threaded subprocesses, so two cores finish the suite in little more than half the time.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -q -ra -n 2 --dist loadfile
+	$(BIN)/python -m pytest tests -q -ra -n 2 --dist loadfile --durations=15
 
 # The GPU tier (tests marked gpu, skipped without CUDA) needs a CUDA build of the stack, not the CPU .venv: the NeMo
 # container of the Dockerfile, or the H200 with the wheel bundle (bench/gpu_test_tier.sh, which needs no pytest).

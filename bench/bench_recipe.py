@@ -46,6 +46,7 @@ def main() -> None:
                    help="cap this process's CUDA memory (set_per_process_memory_fraction) before the model is built")
     p.add_argument("--profile", default=None, help="folder for the profiler table (steps 5-6)")
     p.add_argument("--label", default="", help="a name for this run in the RESULT line")
+    p.add_argument("--peft", default=None, help="e.g. lora: the recipe's PEFT (to profile a LoRA step)")
     args = p.parse_args()
 
     import fiddle as fdl
@@ -62,7 +63,8 @@ def main() -> None:
         name = "cosmos_ar_tiny_cpu"
     else:
         name = args.factory
-        task = getattr(cosmos_ar, name)(max_steps=50_000, allow_random_init=True)  # mock clips, random weights
+        extra = {"peft": args.peft} if args.peft else {}
+        task = getattr(cosmos_ar, name)(max_steps=50_000, allow_random_init=True, **extra)  # mock clips, random weights
         task.log.log_dir = os.path.join(out, "posttraining", "autoregressive_base")
         task.trainer.devices = world
         if args.tp:
