@@ -24,7 +24,7 @@ import torch
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.model.presets import PRESETS
 
-VERIFY_TABLE = "published"  # --verify without a value: look the MD5 up in conversion/verify.py
+VERIFY_TABLE = "published"  # --verify without a value: look the MD5 up in download/checksums.py
 
 EPILOG = """examples:
   cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo

@@ -59,7 +59,6 @@ def check_weights(ckpt: "NativeCheckpoint", chunk: int = 1 << 26) -> None:
 # Published MD5 checksums
 # ---------------------------------------------------------------------------------------------------------------
 # The published MD5s and the streaming reader are the download command's (one table: download/checksums.py).
-TABLE = "nemo_cosmos_ar/download/checksums.py PUBLISHED_MD5"
 
 
 class ChecksumError(ConversionError):
