@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from nemo_cosmos_ar.diffusion_decoder.config import CV_TOKENIZER_FOLDER, DECODER_FOLDER
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.engine import world  # importing engine loads no Megatron (its functions do)
@@ -20,8 +21,8 @@ from nemo_cosmos_ar.inference.sampling import SamplingConfig
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_TOKENIZER = "checkpoints/Cosmos-Tokenize1-DV8x16x16-720p"
 DEFAULT_CHECKPOINT = "checkpoints/Cosmos-Predict1-4B/model.pt"
-DIFFUSION_DECODER_DIR = "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p"  # names `cosmos-ar download` writes
-CV_TOKENIZER_DIR = "Cosmos-Tokenize1-CV8x8x8-720p"
+# the folder names `cosmos-ar download` writes, as the diffusion decoder names them
+DIFFUSION_DECODER_DIR, CV_TOKENIZER_DIR = DECODER_FOLDER, CV_TOKENIZER_FOLDER
 ENGINES = ("mcore", "reference")
 
 
