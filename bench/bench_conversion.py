@@ -150,14 +150,23 @@ def main() -> None:
         rows.append(("write random model.pt (streamed)", wall, mem.rss, mem.anon, du(src)))
         export = ["convert", "export", "--checkpoint", str(nemo), "--output"]
         steps = {
-            "import": ("import model.pt -> NeMo (TP=1)",
-                       ["convert", "import", "--source", str(src), "--output", str(nemo)], nemo),
+            "import": (
+                "import model.pt -> NeMo (TP=1)",
+                ["convert", "import", "--source", str(src), "--output", str(nemo)],
+                nemo,
+            ),
             "export": ("export NeMo -> model.pt", [*export, str(work / "out_pt")], work / "out_pt"),
-            "export_tp4": (f"export NeMo -> {tp} TP shards", [*export, str(work / "out_tp"), "--tp", str(tp)],
-                           work / "out_tp"),
-            "export_hf": ("export NeMo -> HF safetensors", [*export, str(work / "out_hf"), "--format", "hf"],
-                          work / "out_hf"),
-        }  # fmt: skip
+            "export_tp4": (
+                f"export NeMo -> {tp} TP shards",
+                [*export, str(work / "out_tp"), "--tp", str(tp)],
+                work / "out_tp",
+            ),
+            "export_hf": (
+                "export NeMo -> HF safetensors",
+                [*export, str(work / "out_hf"), "--format", "hf"],
+                work / "out_hf",
+            ),
+        }
         exact = None
         for name in args.steps.split(","):
             label, argv, out = steps[name]
@@ -174,13 +183,19 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
-    print(f"\n{cfg.name}: {cfg.num_params() / 1e9:.3f} B parameters, bf16; torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, {ram:.0f} GiB RAM")
+    print(
+        f"\n{cfg.name}: {cfg.num_params() / 1e9:.3f} B parameters, bf16; torch {torch.__version__}, "
+        f"{os.cpu_count()} CPUs, {ram:.0f} GiB RAM"
+    )
     print("\n| step | wall s | peak RSS GiB | peak anonymous GiB | output GiB |")
     print("|---|---:|---:|---:|---:|")
     for label, wall, rss, used, size in rows:
-        cells = [f"{wall:.1f}", f"{rss / GiB:.2f}" if rss else "-", f"{used / GiB:.2f}" if rss else "-",
-                 f"{size / GiB:.2f}" if size else "-"]  # fmt: skip
+        cells = [
+            f"{wall:.1f}",
+            f"{rss / GiB:.2f}" if rss else "-",
+            f"{used / GiB:.2f}" if rss else "-",
+            f"{size / GiB:.2f}" if size else "-",
+        ]
         print(f"| {label} | " + " | ".join(cells) + " |")
     if exact is not None:
         print(f"\nround trip model.pt -> NeMo -> model.pt bit-exact: {exact}")

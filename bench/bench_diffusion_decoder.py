@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from nemo_cosmos_ar.diffusion_decoder.config import SamplerConfig  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder.pipeline import DiffusionDecoder  # noqa: E402
+from nemo_cosmos_ar.tokenizer.fsq import CODEBOOK_SIZE  # noqa: E402
 
 CONFIGS = {
     "resident": dict(),
@@ -87,10 +88,19 @@ def run_config(name: str, args, dd_dir: Path, cv_dir: Path, tokens: torch.Tensor
     lat = (8, 2 * tokens.shape[2], 2 * tokens.shape[3])
     step = statistics.median(st.step_s)
     flops = 2 * dit_flops(cfg, lat, dd.context.shape[1])  # conditional + unconditional
-    row = dict(config=name, step_s=step, sample_s=st.sample_s, cv_decode_s=st.tokenizer_decode_s,
-               total_s=st.total_s, load_in_call_s=st.load_network_s + st.load_tokenizer_s, startup_s=startup,
-               peak_gib=st.peak_memory_gib, tflops=flops / step / 1e12, frames=video.shape[2],
-               finite=bool(torch.isfinite(video).all()))  # fmt: skip
+    row = dict(
+        config=name,
+        step_s=step,
+        sample_s=st.sample_s,
+        cv_decode_s=st.tokenizer_decode_s,
+        total_s=st.total_s,
+        load_in_call_s=st.load_network_s + st.load_tokenizer_s,
+        startup_s=startup,
+        peak_gib=st.peak_memory_gib,
+        tflops=flops / step / 1e12,
+        frames=video.shape[2],
+        finite=bool(torch.isfinite(video).all()),
+    )
     dd.close()
     del dd, video
     return row
@@ -102,8 +112,9 @@ def main() -> None:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--decoder-dir", type=Path, help="existing decoder folder (model.pt, aux_vars.pt)")
     parser.add_argument("--tokenizer-dir", type=Path, help="existing CV8x8x8 folder (decoder.jit, mean_std.pt)")
-    parser.add_argument("--work-dir", type=Path,
-                        help="keep the random folders here and reuse them in later runs (default: a temp dir)")
+    parser.add_argument(
+        "--work-dir", type=Path, help="keep the random folders here and reuse them in later runs (default: a temp dir)"
+    )
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -121,7 +132,7 @@ def main() -> None:
             raise SystemExit("no GPU: run with --smoke on CPU")
         device, dtype, dit, cv, grid = torch.device("cuda"), torch.bfloat16, "7b", "cv8x8x8", (5, 40, 64)
         trace = dict(dtype=torch.bfloat16, device="cuda", example_shape=(2, 16, 16))
-    tokens = torch.randint(0, 64000, (1, *grid), generator=torch.Generator().manual_seed(args.seed))
+    tokens = torch.randint(0, CODEBOOK_SIZE, (1, *grid), generator=torch.Generator().manual_seed(args.seed))
 
     with contextlib.ExitStack() as stack:
         # --work-dir keeps the random folders for the next run (writing the 14.5 GB model.pt takes a while).
@@ -138,10 +149,12 @@ def main() -> None:
                 write_random_cv_tokenizer(cv_dir, cv, seed=0, **trace)
         setup = time.perf_counter() - t
         gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-        print(f"# diffusion decoder: {gpu}, torch {torch.__version__}, {dtype}, DiT {dit}, CV {cv}, "
-              f"tokens {list(tokens.shape)} -> {1 + 8 * (grid[0] - 1)} frames at {16 * grid[1]}x{16 * grid[2]}, "
-              f"{args.steps} steps; folders ready in {setup:.1f}s "
-              f"({'given' if args.decoder_dir else 'random weights'})")  # fmt: skip
+        print(
+            f"# diffusion decoder: {gpu}, torch {torch.__version__}, {dtype}, DiT {dit}, CV {cv}, "
+            f"tokens {list(tokens.shape)} -> {1 + 8 * (grid[0] - 1)} frames at {16 * grid[1]}x{16 * grid[2]}, "
+            f"{args.steps} steps; folders ready in {setup:.1f}s "
+            f"({'given' if args.decoder_dir else 'random weights'})"
+        )
         rows = []
         for name in names:
             try:
@@ -151,17 +164,21 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 
-    print("| config | s/step | sampling s | CV decode s | total s | loads in call s | startup s | peak GiB | "
-          "DiT TFLOP/s | frames |")  # fmt: skip
+    print(
+        "| config | s/step | sampling s | CV decode s | total s | loads in call s | startup s | peak GiB | "
+        "DiT TFLOP/s | frames |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['config']} | failed: {r['error']} |||||||||")
             continue
         peak = "n/a" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
-        print(f"| {r['config']} | {r['step_s']:.3f} | {r['sample_s']:.2f} | {r['cv_decode_s']:.2f} | "
-              f"{r['total_s']:.2f} | {r['load_in_call_s']:.2f} | {r['startup_s']:.1f} | {peak} | "
-              f"{r['tflops']:.1f} | {r['frames']}{'' if r['finite'] else ' (non-finite!)'} |")  # fmt: skip
+        print(
+            f"| {r['config']} | {r['step_s']:.3f} | {r['sample_s']:.2f} | {r['cv_decode_s']:.2f} | "
+            f"{r['total_s']:.2f} | {r['load_in_call_s']:.2f} | {r['startup_s']:.1f} | {peak} | "
+            f"{r['tflops']:.1f} | {r['frames']}{'' if r['finite'] else ' (non-finite!)'} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

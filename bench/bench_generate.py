@@ -91,9 +91,15 @@ def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
     from nemo_cosmos_ar.inference.generator import generate_tokens
 
     seen = {}
-    out, _ = generate_tokens(engine, prompt, prompt.shape[1] + steps, sampling,
-                             torch.Generator(device=device).manual_seed(0), options=opts,
-                             on_logits=lambda p, lg: seen.__setitem__(p, lg.float().clone()))  # fmt: skip
+    out, _ = generate_tokens(
+        engine,
+        prompt,
+        prompt.shape[1] + steps,
+        sampling,
+        torch.Generator(device=device).manual_seed(0),
+        options=opts,
+        on_logits=lambda p, lg: seen.__setitem__(p, lg.float().clone()),
+    )
     full = engine.teacher_forced(out).float()
     p0 = prompt.shape[1]
     return max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
@@ -185,8 +191,9 @@ def main() -> None:
         prompt = torch.randint(0, cfg.vocab_size, (batch, num_prompt), generator=torch.Generator().manual_seed(batch))
         host_tokens = last_in_graph = None
         for name in configs:
-            sampling = SamplingConfig(temperature=temp, top_p=args.top_p,
-                                      nucleus="topk" if name == "+topk-nucleus" else "sort")  # fmt: skip
+            sampling = SamplingConfig(
+                temperature=temp, top_p=args.top_p, nucleus="topk" if name == "+topk-nucleus" else "sort"
+            )
             eng = ref if name == "reference" else engine
             if eng is engine:
                 engine.decode_attention = "gemm" if name in ("+gemm-attn", "+fused-rope") else "sdpa"
@@ -229,8 +236,10 @@ def main() -> None:
             engine.fused_rope = name == "+fused-rope"
             profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"
-    say(f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "
-        f"prompt {num_prompt:,} tokens, {total - num_prompt:,} new tokens, top-p {args.top_p}, T {temp}\n")
+    say(
+        f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "
+        f"prompt {num_prompt:,} tokens, {total - num_prompt:,} new tokens, top-p {args.top_p}, T {temp}\n"
+    )
     say("| configuration | batch | prefill s | decode tokens/s (all rows) | AR total s | peak GiB | exactness | mode |")
     say("|---|---|---|---|---|---|---|---|")
     for n, b, pre, tps, wall, peak, exact, mode in rows:
@@ -242,8 +251,10 @@ def main() -> None:
         other = torch.load(args.compare, weights_only=True)
         same = (other == last.cpu()).all(0)
         first = int((~same).nonzero()[0]) if not bool(same.all()) else None
-        say(f"\ntokens vs {args.compare}: {same.float().mean().item():.4f} of positions agree; first difference at "
-            f"{first if first is not None else 'none'} (prompt ends at {num_prompt})")
+        say(
+            f"\ntokens vs {args.compare}: {same.float().mean().item():.4f} of positions agree; first difference at "
+            f"{first if first is not None else 'none'} (prompt ends at {num_prompt})"
+        )
 
 
 if __name__ == "__main__":

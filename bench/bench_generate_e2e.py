@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 from nemo_cosmos_ar.conversion import native_io  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder  # noqa: E402
-from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR  # noqa: E402
+from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR  # noqa: E402
 from nemo_cosmos_ar.model.checkpoint_mapping import native_shapes  # noqa: E402
 from nemo_cosmos_ar.model.presets import get_preset  # noqa: E402
 from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer  # noqa: E402
@@ -56,12 +56,16 @@ CONFIGS = {
 }
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
-CHILD = ("import sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]);"
-         " print(f'BENCH rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib='"
-         " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'))")  # fmt: skip
-TIMING = re.compile(r"load (?P<load>[\d.]+)s, encode (?P<encode>[\d.]+)s, prefill [\d.]+s, decode (?P<ar>[\d.]+)s "
-                    r"\((?P<tps>[\d.]+) tokens/s\), (?P<which>diffusion|DV) decode (?P<dec>[\d.]+)s.*write "
-                    r"(?P<write>[\d.]+)s")  # fmt: skip
+CHILD = (
+    "import sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]);"
+    " print(f'BENCH rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib='"
+    " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'))"
+)
+TIMING = re.compile(
+    r"load (?P<load>[\d.]+)s, encode (?P<encode>[\d.]+)s, prefill [\d.]+s, decode (?P<ar>[\d.]+)s "
+    r"\((?P<tps>[\d.]+) tokens/s\), (?P<which>diffusion|DV) decode (?P<dec>[\d.]+)s.*write "
+    r"(?P<write>[\d.]+)s"
+)
 
 
 def random_ar(path: Path, preset: str, device) -> None:
@@ -91,14 +95,14 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
         else:
             write_random_tokenizer(ck / DV_DIR, "dv8x16x16", dtype=torch.bfloat16, device="cuda", autoencoder=False)
     if not (ck / DIFFUSION_DECODER_DIR / "aux_vars.pt").is_file():
-        write_random_decoder(ck / DIFFUSION_DECODER_DIR, "tiny" if smoke else "7b", dtype=torch.bfloat16,
-                             device=device)  # fmt: skip
+        write_random_decoder(ck / DIFFUSION_DECODER_DIR, "tiny" if smoke else "7b", dtype=torch.bfloat16, device=device)
     if not (ck / CV_TOKENIZER_DIR / "mean_std.pt").is_file():
         if smoke:
             write_random_cv_tokenizer(ck / CV_TOKENIZER_DIR, "tiny")
         else:
-            write_random_cv_tokenizer(ck / CV_TOKENIZER_DIR, "cv8x8x8", dtype=torch.bfloat16, device="cuda",
-                                      example_shape=(2, 16, 16))  # fmt: skip
+            write_random_cv_tokenizer(
+                ck / CV_TOKENIZER_DIR, "cv8x8x8", dtype=torch.bfloat16, device="cuda", example_shape=(2, 16, 16)
+            )
     image = root / "input.png"
     if not image.is_file():
         h, w = (80, 120) if smoke else (720, 1280)  # resized and cropped to the model's 64x96 / 640x1024
@@ -107,8 +111,21 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
 
 
 def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int) -> dict:
-    argv = ["generate", "--checkpoint-dir", str(ck), "--input", str(image), "--output", str(out / f"{name}.mp4"),
-            "--overwrite", "--disable-guardrail", "--no-progress", "--seed", str(seed), *CONFIGS[name]]  # fmt: skip
+    argv = [
+        "generate",
+        "--checkpoint-dir",
+        str(ck),
+        "--input",
+        str(image),
+        "--output",
+        str(out / f"{name}.mp4"),
+        "--overwrite",
+        "--disable-guardrail",
+        "--no-progress",
+        "--seed",
+        str(seed),
+        *CONFIGS[name],
+    ]
     if smoke:
         argv += ["--model", "tiny", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
@@ -118,11 +135,13 @@ def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: i
     bench = re.search(r"BENCH rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
     timing = TIMING.search(proc.stdout)
     if proc.returncode or not bench or bench.group(1) != "0" or not timing:
-        raise SystemExit(f"{name}: generate failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                         f"{proc.stderr[-3000:]}")  # fmt: skip
+        raise SystemExit(
+            f"{name}: generate failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     row = {k: float(v) for k, v in timing.groupdict().items() if k != "which"}
-    row.update(config=name, which=timing["which"], wall_s=wall, main_s=float(bench.group(2)),
-               peak_gib=float(bench.group(3)))  # fmt: skip
+    row.update(
+        config=name, which=timing["which"], wall_s=wall, main_s=float(bench.group(2)), peak_gib=float(bench.group(3))
+    )
     return row
 
 
@@ -147,14 +166,19 @@ def main() -> None:
         print(f"# setup {time.perf_counter() - t:.0f}s (random folders under {ck})", flush=True)
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "CPU"
         print(f"# cosmos-ar generate, one image -> 33 frames, {gpu}, torch {torch.__version__}, seed {args.seed}")
-        print("| config | process wall s | main() s | load s | encode s | AR decode s | tokens/s | decoder | "
-              "decode s | write s | peak GiB |")
+        print(
+            "| config | process wall s | main() s | load s | encode s | AR decode s | tokens/s | decoder | "
+            "decode s | write s | peak GiB |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name in names:
             r = run_config(name, ck, image, root, args.smoke, args.seed)
-            print(f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
-                  f"{r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | {r['write']:.1f} | "
-                  f"{r['peak_gib']:.1f} |", flush=True)  # fmt: skip
+            print(
+                f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
+                f"{r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | {r['write']:.1f} | "
+                f"{r['peak_gib']:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

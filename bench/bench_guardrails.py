@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from nemo_cosmos_ar.guardrails import face_blur, retinaface, safety  # noqa: E402
 from nemo_cosmos_ar.guardrails.runner import VideoGuardrails  # noqa: E402
 
-TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=28,
-                   patch_size=14)  # fmt: skip
+TINY_SIGLIP = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=28, patch_size=14
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -66,8 +67,9 @@ def build_random(smoke: bool, device: torch.device, dtype: torch.dtype, face_bat
         with torch.device(device):
             encoder = SiglipVisionModel(cfg)
             clf = safety.SafetyClassifier(input_size=cfg.hidden_size)
-        return safety.VideoSafetyFilter(encoder, clf, safety.siglip_processor(cfg.image_size), device=device,
-                                        dtype=dtype)  # fmt: skip
+        return safety.VideoSafetyFilter(
+            encoder, clf, safety.siglip_processor(cfg.image_size), device=device, dtype=dtype
+        )
 
     def load_face():
         torch.manual_seed(0)
@@ -103,12 +105,14 @@ def main() -> None:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     gen = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (t, h, w, 3), dtype=torch.uint8, generator=gen)
-    boxes = torch.tensor([[x, y, x + 100, y + 120, 0.9] for x, y in ((50, 40), (400, 200), (w - 150, h - 160))],
-                         dtype=torch.float32) * (0.1 if args.smoke else 1.0)  # fmt: skip
+    boxes = torch.tensor(
+        [[x, y, x + 100, y + 120, 0.9] for x, y in ((50, 40), (400, 200), (w - 150, h - 160))], dtype=torch.float32
+    ) * (0.1 if args.smoke else 1.0)
 
     if args.checkpoint_dir is not None:
-        ref = VideoGuardrails.from_checkpoint_dir(args.checkpoint_dir, device=device, dtype=dtype,
-                                                  batch_size=args.face_batch)  # fmt: skip
+        ref = VideoGuardrails.from_checkpoint_dir(
+            args.checkpoint_dir, device=device, dtype=dtype, batch_size=args.face_batch
+        )
         load_safety, load_face = ref._load_safety, ref._load_detector
         source = f"released weights from {args.checkpoint_dir}"
     else:
@@ -137,17 +141,19 @@ def main() -> None:
     guard = VideoGuardrails(lambda: filt, lambda: det, device=device)
     sec, peak = _timed(lambda: guard(frames), device, iters=args.iters)
     rows.append(("both (guard), models resident", t, sec, peak))
-    del filt, det, guard
+    filt = det = guard = None  # drop the resident models before the offload run (the lambdas above are done)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     off = VideoGuardrails(load_safety, load_face, device=device, offload=True)
     sec, peak = _timed(lambda: off(frames), device, warmup=0, iters=1)
     rows.append(("both, offload (load + run + free each)", t, sec, peak))
 
-    print(f"\nVideo guardrails on one {t}x{h}x{w} video ({device}, SigLIP {args.dtype}, {source}); "
-          f"SigLIP+classifier {n_sig / 1e6:.1f} M params (built in {build_safety:.1f}s), RetinaFace "
-          f"{n_face / 1e6:.1f} M (built in {build_face:.1f}s); sampled-frame verdict: "
-          f"{'safe' if verdict.safe else 'unsafe'}\n")  # fmt: skip
+    print(
+        f"\nVideo guardrails on one {t}x{h}x{w} video ({device}, SigLIP {args.dtype}, {source}); "
+        f"SigLIP+classifier {n_sig / 1e6:.1f} M params (built in {build_safety:.1f}s), RetinaFace "
+        f"{n_face / 1e6:.1f} M (built in {build_face:.1f}s); sampled-frame verdict: "
+        f"{'safe' if verdict.safe else 'unsafe'}\n"
+    )
     print("| stage | frames | seconds | peak GiB |")
     print("|---|---:|---:|---:|")
     for name, n, sec, peak in rows:

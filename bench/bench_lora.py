@@ -46,8 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CAP_24GB = 22.0
 RUNS = [
     dict(label="4b_12800", factory="cosmos_ar_4b_tealrobotsmall_tp1", grid=[5, 40, 64], checkpoint=True),
-    dict(label="12b_10600", factory="cosmos_ar_12b_tealrobot_tp8", grid=[5, 40, 53], checkpoint=True,
-         recompute=[0, 10, 20, 40]),  # fmt: skip
+    dict(
+        label="12b_10600",
+        factory="cosmos_ar_12b_tealrobot_tp8",
+        grid=[5, 40, 53],
+        checkpoint=True,
+        recompute=[0, 10, 20, 40],
+    ),
     dict(label="4b_4800", factory="cosmos_ar_4b_tealrobotsmall_tp1", grid=[5, 24, 40]),
     dict(label="4b_24gb", factory="cosmos_ar_4b_tealrobotsmall_lora_24gb", cap_gib=CAP_24GB, steps=20),
     dict(label="4b_24gb_r4", factory="cosmos_ar_4b_tealrobotsmall_lora_24gb", cap_gib=CAP_24GB, recompute=[4]),
@@ -115,15 +120,26 @@ def run_with_fallbacks(spec: dict, gpu: str, out: Path, timeout: int, smoke: boo
             env["CUDA_VISIBLE_DEVICES"] = gpu
         t0 = time.time()
         try:
-            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(s)], stdout=open(log, "w"),
-                                  stderr=subprocess.STDOUT, env=env, timeout=timeout)  # fmt: skip
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker", json.dumps(s)],
+                stdout=open(log, "w"),
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=timeout,
+            )
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
         text = log.read_text(errors="replace")
         lines = [json.loads(line[7:]) for line in text.splitlines() if line.startswith("WORKER ")]
-        res = {"label": spec["label"], "gpu": gpu, "rc": rc, "wall_s": round(time.time() - t0, 1),
-               "recompute_layers": recompute, "cap_gib": spec.get("cap_gib")}  # fmt: skip
+        res = {
+            "label": spec["label"],
+            "gpu": gpu,
+            "rc": rc,
+            "wall_s": round(time.time() - t0, 1),
+            "recompute_layers": recompute,
+            "cap_gib": spec.get("cap_gib"),
+        }
         if lines:
             res.update(lines[-1])
         oom = any(m in text for m in OOM_MARKERS)
@@ -203,22 +219,36 @@ def worker(spec: dict) -> None:
             trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
             frozen = sum(p.numel() for p in pl_module.parameters() if not p.requires_grad)
             cuda = torch.cuda.is_available()
-            result.update({
-                "factory": spec["factory"], "preset": cfg.name, "grid": list(cfg.latent_shape), "tokens": s,
-                "steps": len(self.rows), "steps_timed": len(timed), "ms_per_step": dt * 1e3,
-                "tokens_per_s": tps, "global_batch": trainer.datamodule.global_batch_size, "lora_tflops": tps * lora_train_flops_per_token(cfg, lora, s) / 1e12,
-                "full_count_tflops": tps * cfg.train_flops_per_token(s) / 1e12,
-                "lora_flops_per_token": lora_train_flops_per_token(cfg, lora, s),
-                "adapter_params": lora.num_adapter_params(cfg), "trainable_params_local": trainable,
-                "frozen_params_local": frozen, "rank": lora.dim, "alpha": lora.alpha,
-                "recompute": [getattr(pl_module.config, "recompute_method", None),
-                              getattr(pl_module.config, "recompute_num_layers", None)],
-                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-                "reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
-                "device": torch.cuda.get_device_name() if cuda else "cpu",
-                "device_gib": total / 2**30 if cuda else None,
-                "losses": {r[0]: r[1] for r in self.rows},
-            })  # fmt: skip
+            result.update(
+                {
+                    "factory": spec["factory"],
+                    "preset": cfg.name,
+                    "grid": list(cfg.latent_shape),
+                    "tokens": s,
+                    "steps": len(self.rows),
+                    "steps_timed": len(timed),
+                    "ms_per_step": dt * 1e3,
+                    "tokens_per_s": tps,
+                    "global_batch": trainer.datamodule.global_batch_size,
+                    "lora_tflops": tps * lora_train_flops_per_token(cfg, lora, s) / 1e12,
+                    "full_count_tflops": tps * cfg.train_flops_per_token(s) / 1e12,
+                    "lora_flops_per_token": lora_train_flops_per_token(cfg, lora, s),
+                    "adapter_params": lora.num_adapter_params(cfg),
+                    "trainable_params_local": trainable,
+                    "frozen_params_local": frozen,
+                    "rank": lora.dim,
+                    "alpha": lora.alpha,
+                    "recompute": [
+                        getattr(pl_module.config, "recompute_method", None),
+                        getattr(pl_module.config, "recompute_num_layers", None),
+                    ],
+                    "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+                    "reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
+                    "device": torch.cuda.get_device_name() if cuda else "cpu",
+                    "device_gib": total / 2**30 if cuda else None,
+                    "losses": {r[0]: r[1] for r in self.rows},
+                }
+            )
 
     task.trainer.callbacks.append(run.Config(Probe))
     fdl.build(task)()
@@ -228,16 +258,22 @@ def worker(spec: dict) -> None:
             last = folders[-1]
             result["checkpoint"] = str(last)
             result["checkpoint_mib"] = sum(f.stat().st_size for f in last.rglob("*") if f.is_file()) / 2**20
-            result["checkpoint_weights_mib"] = sum(f.stat().st_size for f in (last / "weights").rglob("*")
-                                                   if f.is_file()) / 2**20  # fmt: skip
+            result["checkpoint_weights_mib"] = (
+                sum(f.stat().st_size for f in (last / "weights").rglob("*") if f.is_file()) / 2**20
+            )
     print("WORKER " + json.dumps(result), flush=True)
 
 
 def markdown(results: list[dict]) -> str:
-    head = ("| run | tokens | recompute | cap GiB | status | ms/step | tokens/s | model TFLOP/s (LoRA count) | "
-            "full-count TFLOP/s | peak alloc / reserved GiB | checkpoint MiB | adapter params |")  # fmt: skip
+    head = (
+        "| run | tokens | recompute | cap GiB | status | ms/step | tokens/s | model TFLOP/s (LoRA count) | "
+        "full-count TFLOP/s | peak alloc / reserved GiB | checkpoint MiB | adapter params |"
+    )
     lines = [head, "|" + "---|" * 12]
-    f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+
+    def f(v, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     for r in results:
         rec = r.get("recompute_layers")
         rec = r.get("recompute", [None, None])[1] if rec is None else rec

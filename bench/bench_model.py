@@ -79,12 +79,16 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
         rows.append((grid_s, s, cfg.n_layers, dt * 1e3, flops / dt / 1e12, s / dt, peak, losses[0], losses[-1]))
         del model, opt, logits, loss
-    print(f"\nspec={resolve_spec_name()} device={torch.cuda.get_device_name() if cuda else 'cpu'} "
-          f"torch={torch.__version__} dtype={dtype}")  # fmt: skip
+    print(
+        f"\nspec={resolve_spec_name()} device={torch.cuda.get_device_name() if cuda else 'cpu'} "
+        f"torch={torch.__version__} dtype={dtype}"
+    )
     print("| grid | tokens | layers | ms/step | model TFLOP/s | tokens/s | peak GiB | loss first -> last |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:,} | {r[2]} | {r[3]:.0f} | {r[4]:.0f} | {r[5]:,.0f} | {r[6]:.1f} | {r[7]:.3f} -> {r[8]:.3f} |")
+        print(
+            f"| {r[0]} | {r[1]:,} | {r[2]} | {r[3]:.0f} | {r[4]:.0f} | {r[5]:,.0f} | {r[6]:.1f} | {r[7]:.3f} -> {r[8]:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -34,16 +34,24 @@ def main() -> None:
     p.add_argument("--factory", default="cosmos_ar_4b_tealrobotsmall_tp1")
     p.add_argument("--tp", type=int, default=None)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--save-every", type=int, default=0,
-                   help="checkpoint interval; 0: no checkpoints (use a large value with --resume-from: NeMo's resume needs the callback)")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        help="checkpoint interval; 0: no checkpoints (use a large value with --resume-from: NeMo's resume needs the callback)",
+    )
     p.add_argument("--out", default=None, help="run folder (checkpoints); default a temp dir")
     p.add_argument("--resume-from", default=None, help="a checkpoint folder (.../checkpoints/step=N) to resume")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--precision", default=None, help="bf16 | bf16-mixed (default: the recipe's)")
     p.add_argument("--grid", default=None, help="latent grid TxHxW instead of the recipe's, e.g. 5x40x64")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override a recipe field")
-    p.add_argument("--mem-cap-gib", type=float, default=0.0,
-                   help="cap this process's CUDA memory (set_per_process_memory_fraction) before the model is built")
+    p.add_argument(
+        "--mem-cap-gib",
+        type=float,
+        default=0.0,
+        help="cap this process's CUDA memory (set_per_process_memory_fraction) before the model is built",
+    )
     p.add_argument("--profile", default=None, help="folder for the profiler table (steps 5-6)")
     p.add_argument("--label", default="", help="a name for this run in the RESULT line")
     p.add_argument("--peft", default=None, help="e.g. lora: the recipe's PEFT (to profile a LoRA step)")
@@ -59,7 +67,9 @@ def main() -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     out = args.out or tempfile.mkdtemp(prefix="bench_recipe_")
     if args.smoke:
-        task = cosmos_ar.tiny_cpu_recipe(output_root=out, max_steps=args.steps, devices=world, tensor_parallel=args.tp or 1)
+        task = cosmos_ar.tiny_cpu_recipe(
+            output_root=out, max_steps=args.steps, devices=world, tensor_parallel=args.tp or 1
+        )
         name = "cosmos_ar_tiny_cpu"
     else:
         name = args.factory
@@ -122,8 +132,9 @@ def main() -> None:
                 torch.cuda.synchronize()
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             mem = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-            self.rows.append((trainer.global_step, float(loss), time.perf_counter() - self.t0, mem,
-                              self.prof is not None))  # profiled steps are slower: left out of the medians
+            self.rows.append(
+                (trainer.global_step, float(loss), time.perf_counter() - self.t0, mem, self.prof is not None)
+            )  # profiled steps are slower: left out of the medians
             if self.prof is not None and trainer.global_step == 6:
                 self.prof.__exit__(None, None, None)
                 _profile_report(self.prof, args.profile, args.label or name, steps=2)
@@ -139,17 +150,25 @@ def main() -> None:
             dt = statistics.median(timed)
             tps = dm.global_batch_size * s / dt / trainer.world_size
             res = {
-                "factory": name, "world": trainer.world_size, "tp": trainer.strategy.tensor_model_parallel_size,
-                "grid": list(cfg.latent_shape), "tokens_per_sample": s, "global_batch": dm.global_batch_size,
-                "ms_per_step": dt * 1e3, "tokens_per_s_per_gpu": tps,
+                "factory": name,
+                "world": trainer.world_size,
+                "tp": trainer.strategy.tensor_model_parallel_size,
+                "grid": list(cfg.latent_shape),
+                "tokens_per_sample": s,
+                "global_batch": dm.global_batch_size,
+                "ms_per_step": dt * 1e3,
+                "tokens_per_s_per_gpu": tps,
                 "model_tflops_per_gpu": tps * cfg.train_flops_per_token(s) / 1e12,
-                "peak_gib": max(r[3] for r in self.rows), "losses": {r[0]: r[1] for r in self.rows},
+                "peak_gib": max(r[3] for r in self.rows),
+                "losses": {r[0]: r[1] for r in self.rows},
                 "reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if torch.cuda.is_available() else 0.0,
-                "cap_gib": args.mem_cap_gib or None, "label": args.label, "sets": args.set,
+                "cap_gib": args.mem_cap_gib or None,
+                "label": args.label,
+                "sets": args.set,
                 "precision": trainer.precision_plugin.mode if hasattr(trainer.precision_plugin, "mode") else "",
                 "steps_timed": len(timed),
                 "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            }  # fmt: skip
+            }
             print("RESULT " + json.dumps(res), flush=True)
 
     task.trainer.callbacks.append(run.Config(Probe))
@@ -179,13 +198,22 @@ def _profile_report(prof, folder: str, label: str, steps: int) -> None:
     kinds = {}
     for e in events:
         kinds[_kind(e.key)] = kinds.get(_kind(e.key), 0.0) + e.device_time_total
-    lines = [f"## profile: {label} ({steps} steps; CUDA time per step {total / steps / 1e3:.1f} ms)", "",
-             "| kind | ms/step | share |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v / steps / 1e3:.1f} | {100 * v / total:.1f}% |" for k, v in sorted(kinds.items(), key=lambda x: -x[1])]
+    lines = [
+        f"## profile: {label} ({steps} steps; CUDA time per step {total / steps / 1e3:.1f} ms)",
+        "",
+        "| kind | ms/step | share |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {k} | {v / steps / 1e3:.1f} | {100 * v / total:.1f}% |"
+        for k, v in sorted(kinds.items(), key=lambda x: -x[1])
+    ]
     lines += ["", "| kernel | calls/step | ms/step | share |", "|---|---:|---:|---:|"]
     for e in events[:30]:
-        lines.append(f"| `{e.key[:90]}` | {e.count / steps:.0f} | {e.device_time_total / steps / 1e3:.2f} | "
-                     f"{100 * e.device_time_total / total:.1f}% |")
+        lines.append(
+            f"| `{e.key[:90]}` | {e.count / steps:.0f} | {e.device_time_total / steps / 1e3:.2f} | "
+            f"{100 * e.device_time_total / total:.1f}% |"
+        )
     text = "\n".join(lines)
     print(text, flush=True)
     with open(os.path.join(folder, f"profile_{label.replace('/', '_')}.md"), "w") as f:

@@ -76,7 +76,7 @@ def make_diffusion_decoder(root: Path) -> Path:
     (``diffusion_decoder.fixtures``, the released file layouts) where ``cosmos-ar download`` puts the real ones. They
     decode the tiny grid 5x4x6 into 33 frames at 64x96."""
     from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder
-    from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
+    from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
 
     write_random_decoder(root / DIFFUSION_DECODER_DIR, "tiny", seed=0)
     write_random_cv_tokenizer(root / CV_TOKENIZER_DIR, "tiny", seed=0)

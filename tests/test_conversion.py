@@ -17,6 +17,8 @@ import torch
 
 from conftest import REPO, child_env, run_torchrun
 from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion.architecture import resolve_config
+from nemo_cosmos_ar.conversion.tp_layout import tp_split_dim
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
@@ -55,7 +57,7 @@ def test_hf_folder_is_readable_by_safetensors(tmp_path):
     card = (tmp_path / "hf" / "README.md").read_text()
     assert card.startswith("---\nlicense:") and "Cosmos-Predict1" in card
     back = native_io.load_native(tmp_path / "hf")
-    assert back.kind == "Hugging Face folder" and native_io.resolve_config(back).name == "tiny"
+    assert back.kind == "Hugging Face folder" and resolve_config(back).name == "tiny"
 
 
 def test_cosmos_style_shards_merge_exactly_and_split_back(tmp_path):
@@ -64,7 +66,7 @@ def test_cosmos_style_shards_merge_exactly_and_split_back(tmp_path):
     for r in range(2):
         part = {}
         for k, v in sd.items():
-            dim = native_io.tp_split_dim(k)
+            dim = tp_split_dim(k)
             part["model." + k] = v if dim is None else torch.chunk(v, 2, dim=dim)[r]
         assert not part["model.layers.0.attention.wo.weight"].is_contiguous()
         torch.save(part, tmp_path / f"model_model_mp_{r}.pt")
@@ -82,7 +84,7 @@ def test_custom_architecture_and_tp_divisibility(tmp_path):
     ckpt = native_io.NativeCheckpoint(sd, "model.pt", [tmp_path / "model.pt"])
     other = tmp_path / "config.json"
     get_preset("tiny").to_json(str(other))
-    assert native_io.resolve_config(ckpt, str(other)).name == "tiny"  # an unmodified preset keeps its name
+    assert resolve_config(ckpt, str(other)).name == "tiny"  # an unmodified preset keeps its name
     with pytest.raises(native_io.ConversionError, match="n_kv_heads=2"):
         native_io.write_tp_shards(tmp_path / "model.pt", native_io.iter_native(sd, cfg), cfg, 4)
     assert os.listdir(tmp_path) == ["config.json"]

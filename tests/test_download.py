@@ -224,8 +224,8 @@ def test_checksum_mismatch_moves_the_file_aside(hub, tmp_path):
     moved = local / f"model.pt.bad-md5-{actual[:8]}"
     assert str(err.value) == (
         f"checksum mismatch: {local / 'model.pt'} has MD5 {actual}, expected {wrong}; moved it to {moved.name}. Run "
-        "the same command again to fetch it again; if it repeats, the MD5 table (nemo_cosmos_ar/download/catalog.py) "
-        "may be out of date"
+        "the same command again to fetch it again; if it repeats, the MD5 table (nemo_cosmos_ar/download/checksums.py "
+        "PUBLISHED_MD5) may be out of date"
     )
     assert not (local / "model.pt").exists() and moved.read_bytes() == data
     assert not hub_metadata_path(local, "model.pt").exists()  # huggingface_hub's record is gone too
@@ -331,8 +331,8 @@ def test_cli_default_md5_table_rejects_other_content(hub, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"cosmos-ar download: error: checksum mismatch: ckpts/Cosmos-Predict1-4B/model.pt has MD5 {actual}, expected "
         f"{catalog.MD5_CHECKSUMS['Cosmos-Predict1-4B/model.pt']}; moved it to model.pt.bad-md5-{actual[:8]}. Run the "
-        "same command again to fetch it again; if it repeats, the MD5 table (nemo_cosmos_ar/download/catalog.py) may "
-        "be out of date"
+        "same command again to fetch it again; if it repeats, the MD5 table (nemo_cosmos_ar/download/checksums.py "
+        "PUBLISHED_MD5) may be out of date"
     )
     assert sorted(p.name for p in local.iterdir() if p.is_file()) == ["README.md", "config.json",
                                                                       f"model.pt.bad-md5-{actual[:8]}"]  # fmt: skip

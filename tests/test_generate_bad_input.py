@@ -19,7 +19,7 @@ from gen_assets import cli_args, make_assets, snapshot
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
+from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
 
 DD_FILES = [(DIFFUSION_DECODER_DIR, "model.pt"), (DIFFUSION_DECODER_DIR, "aux_vars.pt"),
             (CV_TOKENIZER_DIR, "decoder.jit"), (CV_TOKENIZER_DIR, "mean_std.pt")]  # fmt: skip

@@ -18,7 +18,7 @@ from nemo_cosmos_ar.cli import build_parser, main
 from nemo_cosmos_ar.cli.generate import DV_NOTE, options_from_args
 from nemo_cosmos_ar.diffusion_decoder import pipeline as ddp
 from nemo_cosmos_ar.inference import engine, pipeline
-from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR, GenerateOptions
+from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR, GenerateOptions
 from nemo_cosmos_ar.tokenizer import backends
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 

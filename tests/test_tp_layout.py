@@ -1,5 +1,5 @@
 """cosmos-predict1's tensor-parallel shard layout, pinned against the axes cosmos-predict1 documents, not against
-``native_io``'s own table (a swapped axis would otherwise split and merge consistently and pass every round trip).
+``tp_layout``'s own table (a swapped axis would otherwise split and merge consistently and pass every round trip).
 
 cosmos-predict1 ``utils/checkpoint.py`` ``obtain_tensor_parallel_state_dict`` (torch.chunk, contiguous blocks):
 column-parallel weights (``ColumnParallelLinear`` in training: wq, wk, wv, w1, w3, and the vocab-parallel
@@ -9,7 +9,7 @@ tok_embeddings / output) are chunked along dim 0 -- whole heads for wq/wk/wv -- 
 
 import torch
 
-from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion import native_io, tp_layout
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.presets import get_preset
 
@@ -19,7 +19,7 @@ ROW_PARALLEL = ("attention.wo.weight", "feed_forward.w2.weight")
 
 
 def _documented_chunk(key: str, t: torch.Tensor, tp: int, rank: int) -> torch.Tensor:
-    """Rank ``rank``'s part of ``t`` by cosmos-predict1's documented rule, written out without ``native_io``."""
+    """Rank ``rank``'s part of ``t`` by cosmos-predict1's documented rule, written out without ``tp_layout``."""
     if key.endswith(ROW_PARALLEL):
         c = t.shape[1] // tp
         return t[:, rank * c : (rank + 1) * c]
@@ -34,7 +34,7 @@ def test_split_axes_are_the_documented_ones():
     cfg = get_preset("tiny")
     for key in cm.native_shapes(cfg):
         want = 1 if key.endswith(ROW_PARALLEL) else 0 if key.endswith(COLUMN_PARALLEL) else None
-        assert native_io.tp_split_dim(key) == want, key
+        assert tp_layout.tp_split_dim(key) == want, key
 
 
 def test_written_shards_hold_the_documented_chunks(tmp_path):

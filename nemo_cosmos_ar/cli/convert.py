@@ -24,7 +24,7 @@ import torch
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.model.presets import PRESETS
 
-VERIFY_TABLE = "published"  # --verify without a value: look the MD5 up in conversion/verify.py
+VERIFY_TABLE = "published"  # --verify without a value: look the MD5 up in download/checksums.py
 
 EPILOG = """examples:
   cosmos-ar convert import --source ckpts/Cosmos-Predict1-4B/model.pt --output ckpts/4b-nemo
@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Every argument, input and output is checked before NeMo is imported or a byte is written."""
     from nemo_cosmos_ar.conversion import native_io
+    from nemo_cosmos_ar.conversion.architecture import resolve_config
+    from nemo_cosmos_ar.conversion.writers import check_free
 
     if args.action != "logits":
         args.tp = checks.check_int(args.tp, "--tp", 1, 1024)
@@ -127,9 +129,9 @@ def _run(args: argparse.Namespace) -> int:
         ckpt = native_io.load_native(args.source)  # memory-mapped: cheap; the importer gets it as it is
         inputs = [("--source", args.source), ("--config", args.config)] + [("--source", f) for f in ckpt.files]
         checks.check_no_overlap(args.output, inputs + [("--source", ckpt.config_path)])
-        native_io.check_free([Path(args.output)], args.overwrite)
+        check_free([Path(args.output)], args.overwrite)
         checks.check_writable(args.output)
-        cfg = native_io.resolve_config(ckpt, args.config or args.model)
+        cfg = resolve_config(ckpt, args.config or args.model)
         if args.verify is not None:
             from nemo_cosmos_ar.conversion.verify import verify_md5
 
@@ -168,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
                                    "of its model (it has no weights/adapter_metadata.json)")  # fmt: skip
         inputs = [("--checkpoint", args.checkpoint), ("--base", args.base or (base or None))]
         checks.check_no_overlap(args.output, inputs)
-        native_io.check_free([Path(args.output)], args.overwrite)
+        check_free([Path(args.output)], args.overwrite)
         checks.check_writable(args.output)
         dtype = torch.float32 if args.dtype == "fp32" else torch.bfloat16
         from nemo_cosmos_ar.nemo_glue.connectors import CosmosARHFExporter, CosmosARPTExporter
@@ -189,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         checks.check_exists(args.checkpoint, "--checkpoint")
         checks.check_no_overlap(args.output, [("--tokens", args.tokens), ("--checkpoint", args.checkpoint),
                                               ("--config", args.config)])  # fmt: skip
-        native_io.check_free([Path(args.output)], args.overwrite)
+        check_free([Path(args.output)], args.overwrite)
         checks.check_writable(args.output)
         tokens = load_tokens(args.tokens)
         from nemo_cosmos_ar.conversion.logits import compute_logits

@@ -97,7 +97,7 @@ class _Spelling(argparse.Action):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nemo_cosmos_ar.cli.describe import parse_resolution
-    from nemo_cosmos_ar.inference.pipeline import (
+    from nemo_cosmos_ar.inference.options import (
         CV_TOKENIZER_DIR,
         DEFAULT_CHECKPOINT,
         DEFAULT_TOKENIZER,
@@ -231,7 +231,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     """``(checkpoint, tokenizer, output)`` from our flags or cosmos-predict1's."""
-    from nemo_cosmos_ar.inference.pipeline import DEFAULT_CHECKPOINT, DEFAULT_TOKENIZER
+    from nemo_cosmos_ar.inference.options import DEFAULT_CHECKPOINT, DEFAULT_TOKENIZER
 
     if args.checkpoint is not None and args.ar_model_dir is not None:
         raise ValueError("pass either --checkpoint or --ar_model_dir (with --checkpoint_dir), not both")
@@ -270,7 +270,7 @@ def diffusion_decoder_dirs(args: argparse.Namespace) -> tuple[Path | None, Path 
     off with --disable-diffusion-decoder; asked for (--diffusion-decoder, --diffusion-decoder-dir or --cv-tokenizer):
     the folders, whose files the pipeline's checks then require; by default the folders when the decoder's
     ``model.pt`` is found."""
-    from nemo_cosmos_ar.inference.pipeline import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
+    from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
 
     root = args.checkpoint_dir or Path("checkpoints")
     asked = args.diffusion_decoder or args.diffusion_decoder_dir is not None or args.cv_tokenizer is not None
@@ -292,7 +292,7 @@ def options_from_args(args: argparse.Namespace):
     import torch
 
     from nemo_cosmos_ar.inference.generator import DecodeOptions
-    from nemo_cosmos_ar.inference.pipeline import IMAGE_SUFFIXES, GenerateOptions
+    from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions
     from nemo_cosmos_ar.inference.sampling import SamplingConfig
 
     if args.input_type in ("text_and_image", "text_and_video"):

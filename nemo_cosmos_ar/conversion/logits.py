@@ -14,6 +14,7 @@ import torch
 
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion.architecture import resolve_config, same_shapes
 from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, NeMoCheckpointReader, is_nemo_checkpoint, lora_base
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.config import CosmosARConfig
@@ -24,7 +25,7 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config: str | C
                    ) -> torch.Tensor:  # fmt: skip
     """Teacher-forced fp32 logits ``[B, S, vocab]`` of a NeMo checkpoint or a native one, gathered, on CPU, on every
     rank. ``config`` (preset name, config.json or ``CosmosARConfig``) must agree with a NeMo checkpoint's own
-    architecture and chooses a native checkpoint's (default: ``native_io.resolve_config``'s rules)."""
+    architecture and chooses a native checkpoint's (default: ``architecture.resolve_config``'s rules)."""
     from nemo_cosmos_ar.model.mcore import build_gpt_model
     from nemo_cosmos_ar.runtime import gather_vocab_parallel, init_megatron, shutdown
 
@@ -44,7 +45,7 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config: str | C
             cfg = reader.config
             if config is not None:  # an explicit architecture must agree with the checkpoint's own
                 want = as_config(config)
-                if any(getattr(want, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):
+                if not same_shapes(want, cfg):
                     raise cm.CheckpointMismatch(
                         f"{checkpoint} holds a {cfg.name!r} model ({cfg.n_layers} layers, dim {cfg.dim}), not the "
                         f"requested {want.name!r}; drop --model/--config"
@@ -55,7 +56,7 @@ def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config: str | C
             state = {k[len(MODULE_PREFIX) :]: v for k, v in loaded.items() if k.startswith(MODULE_PREFIX)}
         else:
             ckpt = native_io.load_native(checkpoint)
-            cfg = native_io.resolve_config(ckpt, config)
+            cfg = resolve_config(ckpt, config)
             model = build_gpt_model(cfg, tensor_model_parallel_size=tp)
             spec = cm.layer_spec_of(name for name, _ in model.named_parameters())
             full = cm.native_to_mcore({k: v.float() for k, v in ckpt.tensors.items()}, cfg, spec)

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from nemo_cosmos_ar.conversion.writers import SafetensorsStreamWriter, atomic_outputs
+from nemo_cosmos_ar.conversion.writers import atomic_outputs, write_safetensors
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.config import CosmosARConfig
 
@@ -97,12 +97,5 @@ def write_adapters(folder: str | Path, tensors: Iterable[tuple[str, torch.Tensor
     with atomic_outputs([folder], overwrite, directory=True) as (tmp,):
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         layout = [(k, s, dtype) for k, s in shapes.items()]
-        w = SafetensorsStreamWriter(tmp / ADAPTER_WEIGHTS, layout, {"format": "pt"}, label=folder / ADAPTER_WEIGHTS)
-        try:
-            for k, t in tensors:
-                w.write(k, t)
-        except BaseException:
-            w.close(check=False)
-            raise
-        w.close()
+        write_safetensors(tmp / ADAPTER_WEIGHTS, layout, tensors, {"format": "pt"}, label=folder / ADAPTER_WEIGHTS)
     return folder

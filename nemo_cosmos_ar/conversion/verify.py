@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 WEIGHT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
 
-def check_weights(ckpt: "NativeCheckpoint", chunk: int = 1 << 26) -> None:
+def check_weights(ckpt: NativeCheckpoint, chunk: int = 1 << 26) -> None:
     """Refuse weights that would import as garbage: a dtype outside ``WEIGHT_DTYPES`` (named by key), or NaN/Inf
     values (every affected key with its counts). Streams each tensor in chunks of ``chunk`` elements, so checking a
     4B file costs one read of it and no more than a chunk of extra memory."""
@@ -35,9 +35,11 @@ def check_weights(ckpt: "NativeCheckpoint", chunk: int = 1 << 26) -> None:
     if bad_dtype:
         k, dt = bad_dtype[0]
         more = f" (and {len(bad_dtype) - 1} more tensors)" if len(bad_dtype) > 1 else ""
-        raise ConversionError(f"{ckpt.name}: tensor {k} is {str(dt).removeprefix('torch.')}{more}; model weights must "
-                              "be bfloat16, float16 or float32 (integer or quantised tensors are not a Cosmos AR "
-                              "checkpoint): pass the released model.pt or a float export of it")  # fmt: skip
+        raise ConversionError(
+            f"{ckpt.name}: tensor {k} is {str(dt).removeprefix('torch.')}{more}; model weights must "
+            "be bfloat16, float16 or float32 (integer or quantised tensors are not a Cosmos AR "
+            "checkpoint): pass the released model.pt or a float export of it"
+        )
     bad = []
     for k, t in ckpt.tensors.items():
         flat = t.reshape(-1)
@@ -51,15 +53,16 @@ def check_weights(ckpt: "NativeCheckpoint", chunk: int = 1 << 26) -> None:
             bad.append(f"{k} ({', '.join(f'{c} {w}' for c, w in ((nan, 'NaN'), (inf, 'Inf')) if c)})")
     if bad:
         shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-        raise ConversionError(f"{ckpt.name}: non-finite values in {len(bad)} tensor(s): {shown}; the file is corrupt "
-                              "or comes from a diverged run: use another checkpoint")  # fmt: skip
+        raise ConversionError(
+            f"{ckpt.name}: non-finite values in {len(bad)} tensor(s): {shown}; the file is corrupt "
+            "or comes from a diverged run: use another checkpoint"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Published MD5 checksums
 # ---------------------------------------------------------------------------------------------------------------
 # The published MD5s and the streaming reader are the download command's (one table: download/checksums.py).
-TABLE = "nemo_cosmos_ar/download/checksums.py PUBLISHED_MD5"
 
 
 class ChecksumError(ConversionError):
@@ -83,14 +86,18 @@ def verify_md5(path: str | Path, expected: str | None = None) -> str:
         try:
             key, expected = published_md5(p)
         except KeyError:
-            raise ChecksumError(f"--verify: no published MD5 for {p} (the table knows "
-                                f"{', '.join(sorted(PUBLISHED_MD5))}, in the released folder layout); pass the "
-                                "expected value as --verify <md5>") from None  # fmt: skip
+            raise ChecksumError(
+                f"--verify: no published MD5 for {p} (the table knows "
+                f"{', '.join(sorted(PUBLISHED_MD5))}, in the released folder layout); pass the "
+                "expected value as --verify <md5>"
+            ) from None
     expected = expected.strip().lower()
     if len(expected) != 32 or any(c not in "0123456789abcdef" for c in expected):
         raise ChecksumError(f"--verify {expected!r}: an MD5 is 32 hex digits")
     got = md5_file(p)
     if got != expected:
-        raise ChecksumError(f"{p}: MD5 {got} does not match the expected {expected}; the file is damaged or not the "
-                            "released one: download it again")  # fmt: skip
+        raise ChecksumError(
+            f"{p}: MD5 {got} does not match the expected {expected}; the file is damaged or not the "
+            "released one: download it again"
+        )
     return got

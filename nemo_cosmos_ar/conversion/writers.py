@@ -137,6 +137,20 @@ class SafetensorsStreamWriter:
             raise ConversionError(f"{self.label}: only {self._next} of {len(self.layout)} tensors were written")
 
 
+def write_safetensors(path: Path, layout: Layout, tensors: Iterable[tuple[str, torch.Tensor]],
+                      metadata: dict[str, str] | None = None, label: str | Path | None = None) -> None:  # fmt: skip
+    """Stream ``(key, tensor)`` pairs, in ``layout`` order, into a new ``.safetensors`` file. On any failure the file
+    is closed unchecked and the error propagates (the caller's ``atomic_outputs`` then removes it)."""
+    w = SafetensorsStreamWriter(path, layout, metadata, label)
+    try:
+        for k, t in tensors:
+            w.write(k, t)
+    except BaseException:
+        w.close(check=False)
+        raise
+    w.close()
+
+
 def _check_next(path: str | Path, layout: list, i: int, key: str, tensor: torch.Tensor) -> None:
     if i >= len(layout) or layout[i][0] != key or tuple(tensor.shape) != tuple(layout[i][1]):
         want = f"{layout[i][0]} {list(layout[i][1])}" if i < len(layout) else "nothing"

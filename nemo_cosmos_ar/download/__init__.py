@@ -7,5 +7,14 @@ from nemo_cosmos_ar.download.checksums import md5_file
 from nemo_cosmos_ar.download.errors import ChecksumMismatch, DownloadError
 from nemo_cosmos_ar.download.fetch import RepoPlan, download
 
-__all__ = ["MD5_CHECKSUMS", "ChecksumMismatch", "DownloadError", "RepoPlan", "RepoSpec", "check_model_sizes",
-           "download", "md5_file", "repos_for"]
+__all__ = [
+    "MD5_CHECKSUMS",
+    "ChecksumMismatch",
+    "DownloadError",
+    "RepoPlan",
+    "RepoSpec",
+    "check_model_sizes",
+    "download",
+    "md5_file",
+    "repos_for",
+]

@@ -45,8 +45,10 @@ SIGLIP_REPO = "google/siglip-so400m-patch14-384"
 # guardrails.paths opens (SAFETY_FILTER, FACE_DETECTOR there; tests/test_download.py checks they agree).
 GUARDRAIL_DIR = "guardrail/"
 GUARDRAIL_PATTERNS = (GUARDRAIL_DIR + "video_content_safety_filter/*", GUARDRAIL_DIR + "face_blur_filter/*")
-GUARDRAIL_REQUIRED = (GUARDRAIL_DIR + "video_content_safety_filter/safety_filter.pt",
-                      GUARDRAIL_DIR + "face_blur_filter/Resnet50_Final.pth")  # fmt: skip
+GUARDRAIL_REQUIRED = (
+    GUARDRAIL_DIR + "video_content_safety_filter/safety_filter.pt",
+    GUARDRAIL_DIR + "face_blur_filter/Resnet50_Final.pth",
+)
 
 # MD5 of released files, keyed by path relative to --checkpoint-dir (NVIDIA's published values, one table in
 # checksums.py). A file listed there that is already on disk with this MD5 is not fetched again (no network call at
@@ -93,33 +95,58 @@ def model_repo(size: str, *, guardrail: bool = True) -> RepoSpec:
     # Upstream's pattern list also has "mean_std.pt" and "*.jit" (one list for all its repos); the AR model reads
     # neither, and "guardrail/*" is narrowed to the two video guardrails (module docstring).
     if not guardrail:
-        return RepoSpec(repo, _cosmos_dir(repo), ("model.pt", "config.json", "README.md"), ("model.pt",),
-                        what=f"{size} autoregressive model")  # fmt: skip
-    return RepoSpec(repo, _cosmos_dir(repo), ("model.pt", "config.json", "README.md", *GUARDRAIL_PATTERNS),
-                    ("model.pt", *GUARDRAIL_REQUIRED), what=f"{size} autoregressive model, video guardrails")
+        return RepoSpec(
+            repo,
+            _cosmos_dir(repo),
+            ("model.pt", "config.json", "README.md"),
+            ("model.pt",),
+            what=f"{size} autoregressive model",
+        )
+    return RepoSpec(
+        repo,
+        _cosmos_dir(repo),
+        ("model.pt", "config.json", "README.md", *GUARDRAIL_PATTERNS),
+        ("model.pt", *GUARDRAIL_REQUIRED),
+        what=f"{size} autoregressive model, video guardrails",
+    )
 
 
 TOKENIZER_REPOS: tuple[RepoSpec, ...] = (
-    RepoSpec("nvidia/Cosmos-Tokenize1-DV8x16x16-720p", "Cosmos-Tokenize1-DV8x16x16-720p",
-             ("*.jit", "config.json", "README.md"), ("encoder.jit", "decoder.jit"),
-             what="discrete video tokenizer"),
-    RepoSpec("nvidia/Cosmos-Tokenize1-CV8x8x8-720p", "Cosmos-Tokenize1-CV8x8x8-720p",
-             ("*.jit", "mean_std.pt", "config.json", "README.md"), ("encoder.jit", "decoder.jit", "mean_std.pt"),
-             what="continuous video tokenizer (diffusion decoder latents)"),
-)  # fmt: skip
+    RepoSpec(
+        "nvidia/Cosmos-Tokenize1-DV8x16x16-720p",
+        "Cosmos-Tokenize1-DV8x16x16-720p",
+        ("*.jit", "config.json", "README.md"),
+        ("encoder.jit", "decoder.jit"),
+        what="discrete video tokenizer",
+    ),
+    RepoSpec(
+        "nvidia/Cosmos-Tokenize1-CV8x8x8-720p",
+        "Cosmos-Tokenize1-CV8x8x8-720p",
+        ("*.jit", "mean_std.pt", "config.json", "README.md"),
+        ("encoder.jit", "decoder.jit", "mean_std.pt"),
+        what="continuous video tokenizer (diffusion decoder latents)",
+    ),
+)
 
 DIFFUSION_DECODER_REPO = RepoSpec(
-    "nvidia/Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p", "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p",
+    "nvidia/Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p",
+    "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p",
     # aux_vars.pt holds the generic prompt embedding the decoder is conditioned on; a missing one is the
     # FileNotFoundError of cosmos-predict1 issue #111, hence "required".
-    ("model.pt", "aux_vars.pt", "config.json", "README.md"), ("model.pt", "aux_vars.pt"),
+    ("model.pt", "aux_vars.pt", "config.json", "README.md"),
+    ("model.pt", "aux_vars.pt"),
     what="7B diffusion decoder",
 )
 
 # NOT IN THE REFERENCE: fetched only when no model repo's guardrail listing carries a SigLIP config (fetch.plan_all).
-SIGLIP_FALLBACK = RepoSpec(SIGLIP_REPO, SIGLIP_REPO, ("config.json", "model.safetensors", "preprocessor_config.json"),
-                           ("config.json", "model.safetensors"), gated=False,
-                           what="SigLIP image encoder of the safety filter")  # fmt: skip
+SIGLIP_FALLBACK = RepoSpec(
+    SIGLIP_REPO,
+    SIGLIP_REPO,
+    ("config.json", "model.safetensors", "preprocessor_config.json"),
+    ("config.json", "model.safetensors"),
+    gated=False,
+    what="SigLIP image encoder of the safety filter",
+)
 
 
 def is_siglip_config(name: str) -> bool:
@@ -155,8 +182,9 @@ def check_model_sizes(sizes: list[str]) -> list[str]:
     return out
 
 
-def repos_for(sizes: list[str], *, tokenizers: bool = True, diffusion_decoder: bool = True,
-              guardrail: bool = True) -> list[RepoSpec]:  # fmt: skip
+def repos_for(
+    sizes: list[str], *, tokenizers: bool = True, diffusion_decoder: bool = True, guardrail: bool = True
+) -> list[RepoSpec]:
     """The repos a run of ``cosmos-ar download`` fetches, in order (models with their guardrails, tokenizers,
     decoder); the SigLIP fallback is decided later, from the model repos' listings."""
     specs = [model_repo(s, guardrail=guardrail) for s in check_model_sizes(sizes)]

@@ -12,6 +12,9 @@ from pathlib import Path
 
 CHUNK = 8 << 20  # 8 MiB: large enough that the per-call overhead is noise, small next to any checkpoint
 
+# Where the table below lives, for messages that tell the user what may be out of date.
+TABLE = "nemo_cosmos_ar/download/checksums.py PUBLISHED_MD5"
+
 # The MD5s NVIDIA publishes for the released files (MD5_CHECKSUM_LOOKUP in cosmos-predict1's
 # scripts/download_autoregressive_checkpoints.py), keyed by path under the checkpoints folder in its layout; the files
 # this project reads (the Video2World models and T5 are left out). Used by `cosmos-ar download` (skip a file that

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nemo_cosmos_ar.download import catalog
-from nemo_cosmos_ar.download.checksums import hub_metadata_path, md5_file, move_aside
+from nemo_cosmos_ar.download.checksums import TABLE, hub_metadata_path, md5_file, move_aside
 from nemo_cosmos_ar.download.errors import ChecksumMismatch, DownloadError, explain
 
 Printer = Callable[[str], None]
@@ -212,8 +212,7 @@ def fetch_repo(plan: RepoPlan, root: Path, checksums: dict[str, str], endpoint: 
             moved = move_aside(path, actual, plan.local_dir, f.name)
             raise ChecksumMismatch(
                 f"checksum mismatch: {path} has MD5 {actual}, expected {expected}; moved it to {moved.name}. Run the "
-                "same command again to fetch it again; if it repeats, the MD5 table "
-                "(nemo_cosmos_ar/download/catalog.py) may be out of date"
+                f"same command again to fetch it again; if it repeats, the MD5 table ({TABLE}) may be out of date"
             )
     for name in spec.required:
         if not (plan.local_dir / name).is_file():

@@ -30,16 +30,8 @@ import torch
 from nemo_cosmos_ar.guardrails.weights import GuardrailWeightsError
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference.pipeline import (
-    IMAGE_SUFFIXES,
-    DiffusionDecoderError,
-    GenerateOptions,
-    Job,
-    Runner,
-    broadcast,
-    check_common,
-    check_job_paths,
-)
+from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths
+from nemo_cosmos_ar.inference.pipeline import DiffusionDecoderError, Runner, broadcast
 from nemo_cosmos_ar.tokenizer import grid
 
 INPUT_KEYS = ("visual_input", "input")
@@ -64,19 +56,19 @@ class BatchResult:
 
 def _line_job(obj, index: int, line: int, jsonl: Path, folder: Path, opts: GenerateOptions) -> Job:
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object like {{\"visual_input\": \"clip.mp4\"}}, got {type(obj).__name__}")
+        raise ValueError(f'expected a JSON object like {{"visual_input": "clip.mp4"}}, got {type(obj).__name__}')
     src = next((obj[k] for k in INPUT_KEYS if k in obj), None)
     if not isinstance(src, str) or not src:
-        raise ValueError("no input: give the image or video as \"visual_input\"")
+        raise ValueError('no input: give the image or video as "visual_input"')
     path = Path(src).expanduser()
     if not path.is_absolute() and not path.exists() and (jsonl.parent / path).exists():
         path = jsonl.parent / path  # relative to the jsonl when not relative to the working folder
     seed = obj.get("seed", opts.seed)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"\"seed\" must be an integer in [0, 2**63), got {seed!r}")
+        raise ValueError(f'"seed" must be an integer in [0, 2**63), got {seed!r}')
     frames = obj.get("num_input_frames", opts.num_input_frames)
     if frames not in gen.SUPPORTED_INPUT_FRAMES or isinstance(frames, bool):
-        raise ValueError(f"\"num_input_frames\" must be 1 or 9, got {frames!r}")
+        raise ValueError(f'"num_input_frames" must be 1 or 9, got {frames!r}')
     name = obj.get("output", obj.get("video_save_name"))
     if name is None:
         out = folder / f"{index}.mp4"
@@ -115,8 +107,9 @@ def read_jobs(jsonl: Path, folder: Path, opts: GenerateOptions, skip_existing: b
             job = _line_job(obj, index, line, jsonl, folder, opts)
             key = Path(job.output).absolute()
             if key in taken:
-                raise ValueError(f"writes {job.output}, as line {taken[key]} does; give one of them another "
-                                 "\"video_save_name\"")  # fmt: skip
+                raise ValueError(
+                    f'writes {job.output}, as line {taken[key]} does; give one of them another "video_save_name"'
+                )
             taken[key] = line
             if skip_existing and job.output.exists():
                 existing.append((line, job.output))
@@ -127,8 +120,10 @@ def read_jobs(jsonl: Path, folder: Path, opts: GenerateOptions, skip_existing: b
             failed.append((line, str(err)))
         index += 1
     if not jobs and not failed and not existing:
-        raise ValueError(f"--batch-input-path {jsonl} has no lines; write one JSON object per line, e.g. "
-                         "{\"visual_input\": \"clip.mp4\"}")  # fmt: skip
+        raise ValueError(
+            f"--batch-input-path {jsonl} has no lines; write one JSON object per line, e.g. "
+            '{"visual_input": "clip.mp4"}'
+        )
     return jobs, failed, existing
 
 
@@ -141,8 +136,9 @@ def _chunks(jobs: list[Job], size: int) -> list[list[Job]]:
     return sorted(out, key=lambda c: c[0].line)
 
 
-def generate_batch(opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_existing: bool = False,
-                   report=None) -> BatchResult:  # fmt: skip
+def generate_batch(
+    opts: GenerateOptions, jsonl: Path, folder: Path, *, skip_existing: bool = False, report=None
+) -> BatchResult:
     """Generate one video per usable line of ``jsonl`` into ``folder`` (see the module doc).
 
     Args:

@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion.architecture import preset_for_shapes, resolve_config, same_shapes
 from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, read_context_config
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.checkpoint_mapping import CheckpointMismatch, native_shapes
 from nemo_cosmos_ar.model.config import CosmosARConfig
-from nemo_cosmos_ar.model.presets import PRESETS, get_preset
+from nemo_cosmos_ar.model.presets import PRESETS, as_config
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
 _STEP_RE = re.compile(r"step=(\d+)")
@@ -70,7 +71,7 @@ class Checkpoint:
     _native: native_io.NativeCheckpoint | None = None
     _nemo: Path | None = None
 
-    def with_latent_shape(self, grid: tuple[int, int, int]) -> "Checkpoint":
+    def with_latent_shape(self, grid: tuple[int, int, int]) -> Checkpoint:
         return replace(self, cfg=self.cfg.with_latent_shape(grid))
 
     def load_into(self, model) -> None:
@@ -84,8 +85,10 @@ class Checkpoint:
         """The full native state dict (keys without ``model.``), for the plain-PyTorch reference transformer."""
         if self._native is not None:
             return self._native.tensors
-        raise ValueError(f"{self.name} is a NeMo checkpoint; the reference engine reads native checkpoints only "
-                         "(export it with `cosmos-ar convert export`, or use the default engine)")  # fmt: skip
+        raise ValueError(
+            f"{self.name} is a NeMo checkpoint; the reference engine reads native checkpoints only "
+            "(export it with `cosmos-ar convert export`, or use the default engine)"
+        )
 
 
 def open_checkpoint(path: str | Path, model: str | CosmosARConfig | None = None) -> Checkpoint:
@@ -99,7 +102,7 @@ def open_checkpoint(path: str | Path, model: str | CosmosARConfig | None = None)
         cfg = read_context_config(ckpt)
         if model is not None:
             want = requested_config(model)
-            if any(getattr(want, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):
+            if not same_shapes(want, cfg):
                 raise cm.CheckpointMismatch(
                     f"{ckpt} holds a {cfg.name!r} model ({cfg.n_layers} layers, dim {cfg.dim}), not the requested "
                     f"{want.name!r} ({want.n_layers} layers, dim {want.dim}); drop --model"
@@ -116,12 +119,15 @@ def _nemo_vocab_rows(ckpt: Path, cfg: CosmosARConfig) -> int:
     try:
         md = FileSystemReader(str(ckpt / "weights")).read_metadata()
     except Exception as err:  # a truncated or foreign .metadata: name the file, not the pickle error
-        raise ValueError(f"cannot read {ckpt / 'weights' / '.metadata'} ({type(err).__name__}); the checkpoint "
-                         "is incomplete or not a NeMo distributed checkpoint") from None  # fmt: skip
+        raise ValueError(
+            f"cannot read {ckpt / 'weights' / '.metadata'} ({type(err).__name__}); the checkpoint "
+            "is incomplete or not a NeMo distributed checkpoint"
+        ) from None
     emb = md.state_dict_metadata.get(MODULE_PREFIX + "embedding.word_embeddings.weight")
     if emb is None or not hasattr(emb, "size") or list(emb.size)[1:] != [cfg.dim]:
-        raise ValueError(f"{ckpt / 'weights'} holds no Cosmos AR embedding [vocab, {cfg.dim}]; is it a checkpoint "
-                         "of this model?")  # fmt: skip
+        raise ValueError(
+            f"{ckpt / 'weights'} holds no Cosmos AR embedding [vocab, {cfg.dim}]; is it a checkpoint of this model?"
+        )
     return int(emb.size[0])
 
 
@@ -143,17 +149,18 @@ def load_native_state(model, tensors: dict[str, torch.Tensor], cfg: CosmosARConf
     from megatron.core import parallel_state
 
     params = dict(model.named_parameters())
-    spec = "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in params) else "local"
+    spec = cm.layer_spec_of(params)
     tp, rank = parallel_state.get_tensor_model_parallel_world_size(), parallel_state.get_tensor_model_parallel_rank()
     full = cm.native_to_mcore(tensors, cfg, spec)
     if set(full) != set(params):
-        raise ValueError(f"the native weights map to {len(full)} Megatron tensors, the model has {len(params)} "
-                         f"(differ: {sorted(set(full) ^ set(params))[:4]})")  # fmt: skip
+        raise ValueError(
+            f"the native weights map to {len(full)} Megatron tensors, the model has {len(params)} "
+            f"(differ: {sorted(set(full) ^ set(params))[:4]})"
+        )
     for key, value in full.items():
         part = cm.mcore_tp_slice(key, value, tp, rank)
         if part.shape != params[key].shape:
-            raise ValueError(f"{key}: this rank's slice is {list(part.shape)}, the model has "
-                             f"{list(params[key].shape)}")  # fmt: skip
+            raise ValueError(f"{key}: this rank's slice is {list(part.shape)}, the model has {list(params[key].shape)}")
         params[key].copy_(part)
 
 
@@ -185,20 +192,22 @@ def resolve_native(ckpt: native_io.NativeCheckpoint, model: str | CosmosARConfig
     """The architecture of an opened native checkpoint (``model``, else its config.json, else its shapes' preset)."""
     requested = requested_config(model) if model is not None else None
     try:
-        return native_io.resolve_config(ckpt, requested)
+        return resolve_config(ckpt, requested)
     except CheckpointMismatch as err:
         raise CheckpointMismatch(_one_line_mismatch(ckpt, requested, err)) from None
 
 
 def requested_config(model: str | CosmosARConfig) -> CosmosARConfig:
-    """A preset name (tiny, 4b, 12b), a cosmos-predict1 ``config.json`` path, or a config as is."""
-    if isinstance(model, CosmosARConfig):
-        return model
-    if str(model).lower() in PRESETS:
-        return get_preset(str(model))
-    if not Path(model).is_file():
-        raise ValueError(f"--model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a config.json file")
-    return CosmosARConfig.from_json(str(model))
+    """``--model``: a preset name (tiny, 4b, 12b), a cosmos-predict1 ``config.json`` path, or a config as is
+    (``presets.as_config``), with a message naming both forms when it is neither."""
+    try:
+        return as_config(model)
+    except ValueError:
+        if Path(str(model)).is_file():  # a config.json that cannot be read: as_config's message names the file
+            raise
+        raise ValueError(
+            f"--model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a config.json file"
+        ) from None
 
 
 def _one_line_mismatch(ckpt: native_io.NativeCheckpoint, cfg: CosmosARConfig | None, err: CheckpointMismatch) -> str:
@@ -219,15 +228,14 @@ def _one_line_mismatch(ckpt: native_io.NativeCheckpoint, cfg: CosmosARConfig | N
     else:
         extra = [k for k in ckpt.tensors if k not in want]
         what = f"unexpected key {extra[0] if extra else '?'} ({len(extra)} unexpected)"
-    hint = native_io.preset_for_shapes(ckpt.tensors)
-    hint = (
-        f"; the weights have the shapes of the {hint!r} preset (--model {hint})" if hint and hint != cfg.name else ""
-    )
+    hint = preset_for_shapes(ckpt.tensors)
+    hint = f"; the weights have the shapes of the {hint!r} preset (--model {hint})" if hint and hint != cfg.name else ""
     return f"{ckpt.name} does not fit the {cfg.name!r} architecture: {what}{hint}"
 
 
-def build_reference(cfg: CosmosARConfig, state: dict, device: torch.device | str, dtype: torch.dtype
-                    ) -> ReferenceTransformer:  # fmt: skip
+def build_reference(
+    cfg: CosmosARConfig, state: dict, device: torch.device | str, dtype: torch.dtype
+) -> ReferenceTransformer:
     """The reference transformer holding ``state``, on ``device`` in ``dtype``, eval mode, no grad.
 
     Built on the meta device and filled with ``assign=True``: no random initialisation and no second full copy of
@@ -239,9 +247,14 @@ def build_reference(cfg: CosmosARConfig, state: dict, device: torch.device | str
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def load_reference(path: str | Path, model: str | CosmosARConfig | None = None, *,
-                   latent_shape: tuple[int, int, int] | None = None, device: torch.device | str = "cpu",
-                   dtype: torch.dtype = torch.float32) -> ReferenceTransformer:  # fmt: skip
+def load_reference(
+    path: str | Path,
+    model: str | CosmosARConfig | None = None,
+    *,
+    latent_shape: tuple[int, int, int] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> ReferenceTransformer:
     """``read_checkpoint`` + ``build_reference``; ``latent_shape`` sets the grid to generate (default: the config's)."""
     cfg, state = read_checkpoint(path, model)
     if latent_shape is not None:

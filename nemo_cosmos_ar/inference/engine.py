@@ -67,16 +67,20 @@ def init_parallel(tp: int, device: torch.device | None = None) -> torch.device:
 
     rank, size = world()
     if size != tp:
-        raise ValueError(f"tensor parallelism {tp} needs {tp} processes, this run has {size}: start it as "
-                         f"`torchrun --nproc-per-node {tp} ... cosmos-ar generate --num-gpus {tp}`")  # fmt: skip
+        raise ValueError(
+            f"tensor parallelism {tp} needs {tp} processes, this run has {size}: start it as "
+            f"`torchrun --nproc-per-node {tp} ... cosmos-ar generate --num-gpus {tp}`"
+        )
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         if size > 1:
             local = int(os.environ.get("LOCAL_RANK", "0"))
             if device.index not in (None, local):
-                raise ValueError(f"--device {device}: under torchrun each rank uses its own GPU (cuda:LOCAL_RANK); "
-                                 "drop the device index")  # fmt: skip
+                raise ValueError(
+                    f"--device {device}: under torchrun each rank uses its own GPU (cuda:LOCAL_RANK); "
+                    "drop the device index"
+                )
             device = torch.device("cuda", local)
         elif device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -102,8 +106,10 @@ def init_parallel(tp: int, device: torch.device | None = None) -> torch.device:
 def check_tp(cfg: CosmosARConfig, tp: int) -> None:
     """Megatron splits whole KV groups and vocab rows across TP ranks: ``tp`` must divide both."""
     if tp < 1 or cfg.n_kv_heads % tp or cfg.n_heads % tp:
-        raise ValueError(f"--num-gpus {tp} must divide the model's {cfg.n_kv_heads} KV heads and {cfg.n_heads} "
-                         f"attention heads (e.g. 1, 2, 4 or 8 for the 4B and 12B)")  # fmt: skip
+        raise ValueError(
+            f"--num-gpus {tp} must divide the model's {cfg.n_kv_heads} KV heads and {cfg.n_heads} "
+            f"attention heads (e.g. 1, 2, 4 or 8 for the 4B and 12B)"
+        )
 
 
 def build_model(cfg: CosmosARConfig, tp: int, device: torch.device, dtype: torch.dtype, vocab_rows: int | None = None):
@@ -117,8 +123,13 @@ def build_model(cfg: CosmosARConfig, tp: int, device: torch.device, dtype: torch
     build_cfg = dataclasses.replace(cfg, vocab_size=vocab_rows) if vocab_rows else cfg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_gpt_model(build_cfg, params_dtype=dtype, tensor_model_parallel_size=tp,
-                                perform_initialization=False, use_cpu_initialization=device.type != "cuda")  # fmt: skip
+        model = build_gpt_model(
+            build_cfg,
+            params_dtype=dtype,
+            tensor_model_parallel_size=tp,
+            perform_initialization=False,
+            use_cpu_initialization=device.type != "cuda",
+        )
     # Every parameter in ``dtype``: Megatron creates the torch RMSNorm weights in the default dtype whatever
     # params_dtype says (training's Float16Module casts them the same way for a bf16 run).
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
@@ -161,8 +172,13 @@ class McoreEngine:
         """Per layer ``(K, V)`` of ``[B, groups on this rank, length, head_dim]``: the layout SDPA reads without a
         copy (heads before positions)."""
         shape = (batch, self.groups, length, self.head_dim)
-        return [(torch.zeros(shape, dtype=self.dtype, device=self.device),
-                 torch.zeros(shape, dtype=self.dtype, device=self.device)) for _ in self.layers]  # fmt: skip
+        return [
+            (
+                torch.zeros(shape, dtype=self.dtype, device=self.device),
+                torch.zeros(shape, dtype=self.dtype, device=self.device),
+            )
+            for _ in self.layers
+        ]
 
     # ---- forward pieces ----
     @staticmethod
@@ -253,9 +269,13 @@ class McoreEngine:
             if self.decode_attention == "gemm":
                 return self._gemm_attention(q, kc[:, :, :attend], vc[:, :, :attend], visible)
             o = F.scaled_dot_product_attention(
-                q.permute(1, 2, 0, 3), kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale,
+                q.permute(1, 2, 0, 3),
+                kc[:, :, :attend],
+                vc[:, :, :attend],
+                attn_mask=visible,
+                scale=self.scale,
                 enable_gqa=True,
-            )  # fmt: skip  [B, heads, 1, hd]: q-head j reads KV group j // (heads / groups), no cache copy
+            )  # [B, heads, 1, hd]: q-head j reads KV group j // (heads / groups), no cache copy
             return o.permute(2, 0, 1, 3).reshape(1, o.shape[0], -1)
 
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [1, B, dim]

@@ -31,8 +31,8 @@ from typing import Callable
 import torch
 
 from nemo_cosmos_ar.inference.sampling import Generators, SamplingConfig, sample
-from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
+from nemo_cosmos_ar.tokenizer import grid
 
 # cosmos-predict1 ``_SUPPORTED_CONTEXT_LEN``: a prompt is one image or the last 9 frames of a video.
 SUPPORTED_INPUT_FRAMES = (1, 9)
@@ -48,8 +48,10 @@ def prompt_latent_frames(num_input_frames: int) -> int:
     frames of the padded 33-frame clip depend only on the real input frames, never on the padding.
     """
     if num_input_frames not in SUPPORTED_INPUT_FRAMES:
-        raise ValueError(f"num_input_frames must be one of {SUPPORTED_INPUT_FRAMES} (an image or the last 9 frames "
-                         f"of a video, as cosmos-predict1), got {num_input_frames}")  # fmt: skip
+        raise ValueError(
+            f"num_input_frames must be one of {SUPPORTED_INPUT_FRAMES} (an image or the last 9 frames "
+            f"of a video, as cosmos-predict1), got {num_input_frames}"
+        )
     return grid.prompt_latent_frames(num_input_frames)
 
 
@@ -134,8 +136,19 @@ class _Decoder:
     step is at L-2), and the output column it writes is overwritten by the final token.
     """
 
-    def __init__(self, engine, cache, out: torch.Tensor, first: int, total: int, sampling: SamplingConfig,
-                 generator: Generators, opts: DecodeOptions, fused: bool, graphs: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine,
+        cache,
+        out: torch.Tensor,
+        first: int,
+        total: int,
+        sampling: SamplingConfig,
+        generator: Generators,
+        opts: DecodeOptions,
+        fused: bool,
+        graphs: bool,
+    ) -> None:
         self.engine, self.cache, self.out, self.first, self.total = engine, cache, out, first, total
         self.sampling, self.generator, self.opts, self.fused = sampling, generator, opts, fused
         device = engine.device
@@ -240,8 +253,10 @@ def generate_tokens(
         )
     batch, num_prompt = prompt.shape
     if not num_prompt <= total_tokens <= cfg.seq_length:
-        raise ValueError(f"total_tokens={total_tokens} must lie between the prompt length {num_prompt} and the "
-                         f"model's grid {list(cfg.latent_shape)} = {cfg.seq_length} tokens")  # fmt: skip
+        raise ValueError(
+            f"total_tokens={total_tokens} must lie between the prompt length {num_prompt} and the "
+            f"model's grid {list(cfg.latent_shape)} = {cfg.seq_length} tokens"
+        )
     mode = opts.step_mode
     if mode == "auto":
         mode = "graph" if device.type == "cuda" else "dynamic"
@@ -257,8 +272,9 @@ def generate_tokens(
     dec = None
     if steps > 0 and mode != "dynamic":
         try:  # built (and on CUDA captured) before the prefill: capture runs at the cache's last slot
-            dec = _Decoder(engine, cache, out, num_prompt, total_tokens, sampling, generator, opts, fused,
-                           mode == "graph")
+            dec = _Decoder(
+                engine, cache, out, num_prompt, total_tokens, sampling, generator, opts, fused, mode == "graph"
+            )
         except RuntimeError as err:  # e.g. a kernel that cannot be captured on this torch/CUDA: slower, not wrong
             if mode != "graph" or opts.step_mode != "auto":
                 raise
@@ -275,8 +291,10 @@ def generate_tokens(
     if progress is True:
         from tqdm import tqdm
 
-        bar, own_bar = tqdm(total=batch * (total_tokens - num_prompt), unit="tok", desc="generating",
-                            dynamic_ncols=True), True  # fmt: skip
+        bar, own_bar = (
+            tqdm(total=batch * (total_tokens - num_prompt), unit="tok", desc="generating", dynamic_ncols=True),
+            True,
+        )
     if dec is not None and fused:
         dec.logits.copy_(logits)
         dec.pos.fill_(num_prompt)

@@ -1,6 +1,7 @@
 """Image or 9-frame video in, 33-frame video out: the steps of ``cosmos-ar generate``.
 
-The order of cosmos-predict1's base pipeline (reference §6.2-6.7):
+The order of cosmos-predict1's base pipeline
+(``cosmos_predict1/autoregressive/inference/world_generation_pipeline.py``):
 
 1. read the input: an image (one frame) or the **last** ``num_input_frames`` (9) frames of a video, resize so the
    frame covers the model resolution keeping its aspect ratio, centre-crop, scale to [-1, 1], pad to 33 frames by
@@ -19,131 +20,34 @@ The order of cosmos-predict1's base pipeline (reference §6.2-6.7):
 Under torchrun (TP = the number of processes) rank 0 reads and tokenizes the inputs and broadcasts the prompts,
 every rank runs its shard of the model, rank 0 decodes, runs the guardrails and writes; the other ranks never load
 the tokenizer, the diffusion decoder or the guardrails (the diffusion decoder runs on rank 0's GPU alone).
-Offloading (§6.5) deletes a module after use and reloads it from disk when it is next needed; it never moves
-modules to the CPU. Without it the model, the tokenizer, the diffusion decoder and the guardrails are loaded up front
-and stay resident; with the diffusion decoder on, the DV8x16x16 tokenizer is only needed to encode, so it is freed
-once the prompts are encoded.
+Offloading (cosmos-predict1's ``--offload_*`` flags) deletes a module after use and reloads it from disk when it is
+next needed; it never moves modules to the CPU. Without it the model, the tokenizer, the diffusion decoder and the
+guardrails are loaded up front and stay resident; with the diffusion decoder on, the DV8x16x16 tokenizer is only
+needed to encode, so it is freed once the prompts are encoded.
+
+The options of a run and the checks made before anything loads are in ``options.py``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.token_layout import flatten_grid, unflatten_grid
-from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import checkpoints as ck
+from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference.sampling import SamplingConfig
+from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths, world
 from nemo_cosmos_ar.model.config import latent_shape_for
 from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 OUTPUT_FPS = 25.0  # cosmos-predict1 writes its outputs at 25 fps (imageio.mimsave(..., fps=25))
-DEFAULT_TOKENIZER = "checkpoints/Cosmos-Tokenize1-DV8x16x16-720p"
-DEFAULT_CHECKPOINT = "checkpoints/Cosmos-Predict1-4B/model.pt"
-DIFFUSION_DECODER_DIR = "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p"  # names `cosmos-ar download` writes
-CV_TOKENIZER_DIR = "Cosmos-Tokenize1-CV8x8x8-720p"
-ENGINES = ("mcore", "reference")
-
-
-@dataclass(kw_only=True)
-class GenerateOptions:
-    """Everything one generation needs. Paths and settings are checked before anything heavy is loaded.
-
-    Attributes:
-        input: image (``.png``, ``.jpg`` ...) or video file; None when ``prompt_tokens`` gives the prompt.
-        output: MP4 to write; refused if it exists unless ``overwrite``.
-        checkpoint: ``model.pt``, ``iter_*.pt``, TP shards, a Hugging Face folder, or a NeMo checkpoint
-            (``.../checkpoints/step=N-last`` or the ``checkpoints`` folder of a post-training run).
-        tokenizer: folder with ``encoder.jit`` and ``decoder.jit`` (Cosmos-Tokenize1-DV8x16x16-720p layout).
-        model: architecture: preset name or ``config.json``; None = from the checkpoint.
-        num_input_frames: 9 (last 9 frames of a video) or 1; images always use 1.
-        resolution: ``(height, width)`` of the output; None = the model's grid × 16 (640x1024 for 4B/12B).
-        sampling: temperature / top-p / top-k.
-        seed: seed of the sampling generator (``torch.Generator`` on the model's device).
-        device: ``"cuda"``, ``"cpu"`` ...; None = CUDA when available (under torchrun: this rank's GPU).
-        dtype: model dtype; None = bf16 on CUDA (as cosmos-predict1), fp32 on CPU.
-        tokenizer_dtype / tokenizer_backend: see ``tokenizer.backends.load_tokenizer``.
-        offload_ar_model / offload_tokenizer: cosmos-predict1's offloading (delete after use, reload when needed).
-        overwrite: replace existing outputs.
-        save_tokens: also save the full token grid ``[1, T', H', W']`` int64 (``torch.save``) here.
-        prompt_tokens: a saved grid (``save_tokens``) whose first latent frame(s) are the prompt, instead of ``input``.
-        progress: tqdm bar over the generated tokens.
-        decode: how decoding steps run (``generator.DecodeOptions``).
-        engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
-        num_gpus: tensor-parallel size; must equal the number of torchrun processes.
-        batch_size: prompts decoded together (batch mode).
-        guardrail_dir: the checkpoints folder holding the guardrail weights (``guardrails.paths``); every video is
-            safety-checked and face-blurred before it is written. None: no guardrails.
-        offload_guardrail: load the guardrail models right before each use and delete them after.
-        diffusion_decoder_dir: folder with the 7B diffusion decoder's ``model.pt`` and ``aux_vars.pt``; when set, it
-            decodes the tokens instead of the DV8x16x16 decoder. None: the DV8x16x16 decoder.
-        cv_tokenizer: folder with the CV8x8x8 ``decoder.jit`` and ``mean_std.pt``; None = the
-            ``Cosmos-Tokenize1-CV8x8x8-720p`` next to ``diffusion_decoder_dir`` (``cosmos-ar download``'s layout).
-        offload_diffusion_decoder: load the diffusion decoder (DiT and CV8x8x8 decoder) for each video and delete it
-            after, as cosmos-predict1's ``--offload_diffusion_decoder``.
-    """
-
-    input: Path | None = None
-    output: Path = Path("outputs/output.mp4")
-    checkpoint: Path = Path(DEFAULT_CHECKPOINT)
-    tokenizer: Path = Path(DEFAULT_TOKENIZER)
-    model: str | None = None
-    num_input_frames: int = 9
-    resolution: tuple[int, int] | None = None
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    seed: int = 0
-    device: str | None = None
-    dtype: torch.dtype | None = None
-    tokenizer_dtype: torch.dtype | None = None
-    tokenizer_backend: str = "eager"
-    offload_ar_model: bool = False
-    offload_tokenizer: bool = False
-    overwrite: bool = False
-    save_tokens: Path | None = None
-    prompt_tokens: Path | None = None
-    progress: bool = True
-    decode: gen.DecodeOptions = field(default_factory=gen.DecodeOptions)
-    engine: str = "mcore"
-    num_gpus: int = 1
-    batch_size: int = 1
-    guardrail_dir: Path | None = None
-    offload_guardrail: bool = False
-    diffusion_decoder_dir: Path | None = None
-    cv_tokenizer: Path | None = None
-    offload_diffusion_decoder: bool = False
-
-    def __post_init__(self) -> None:
-        self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
-        self.input = None if self.input is None else Path(self.input)
-        self.save_tokens = None if self.save_tokens is None else Path(self.save_tokens)
-        self.prompt_tokens = None if self.prompt_tokens is None else Path(self.prompt_tokens)
-        self.guardrail_dir = None if self.guardrail_dir is None else Path(self.guardrail_dir)
-        if self.diffusion_decoder_dir is not None:
-            self.diffusion_decoder_dir = Path(self.diffusion_decoder_dir)
-            self.cv_tokenizer = Path(self.cv_tokenizer or self.diffusion_decoder_dir.parent / CV_TOKENIZER_DIR)
-        if self.input is not None and self.prompt_tokens is not None:
-            raise ValueError("pass either --input or --prompt-tokens, not both")
-        if self.is_image:
-            self.num_input_frames = 1  # as cosmos-predict1's validate_args: an image is a one-frame prompt
-        gen.prompt_latent_frames(self.num_input_frames)  # validates 1 or 9
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.num_gpus < 1 or self.batch_size < 1:
-            raise ValueError(f"--num-gpus and --batch-size must be >= 1, got {self.num_gpus} and {self.batch_size}")
-        if self.seed < 0 or self.seed >= 2**63:
-            raise ValueError(f"--seed must be in [0, 2**63), got {self.seed}")
-
-    @property
-    def is_image(self) -> bool:
-        return self.input is not None and self.input.suffix.lower() in IMAGE_SUFFIXES
 
 
 class DiffusionDecoderError(ValueError):
@@ -157,19 +61,6 @@ class UnsafeVideo(ValueError):
     def __init__(self, output: Path, verdict) -> None:
         super().__init__(f"{output}: {verdict.message}")
         self.output, self.verdict = output, verdict
-
-
-@dataclass
-class Job:
-    """One video to make: its prompt source, where it goes, its seed. ``line`` is the jsonl line (0: single run)."""
-
-    line: int
-    input: Path | None
-    output: Path
-    save_tokens: Path | None
-    seed: int
-    num_input_frames: int
-    prompt_tokens: Path | None = None
 
 
 @dataclass
@@ -222,63 +113,12 @@ def load_input(path: Path, num_input_frames: int, height: int, width: int) -> to
     return video_io.pad_frames(clip, gen.NUM_OUTPUT_FRAMES)
 
 
-def check_job_paths(opts: GenerateOptions, job: Job) -> None:
-    """The checks of one job that need no model: its input exists, its outputs are writable and not inputs."""
-    if job.input is not None and not job.input.is_file():
-        where = "with --input" if job.line == 0 else "as \"visual_input\""
-        raise FileNotFoundError(f"input {job.input} does not exist (pass an image or a video file {where})")
-    if job.prompt_tokens is not None:
-        checks.load_prompt_tokens(job.prompt_tokens)
-    inputs = {"input": job.input, "prompt tokens": job.prompt_tokens, "checkpoint": opts.checkpoint,
-              "tokenizer": opts.tokenizer, "diffusion decoder": opts.diffusion_decoder_dir,
-              "CV8x8x8 tokenizer": opts.cv_tokenizer}  # fmt: skip
-    checks.check_output(job.output, "--output", opts.overwrite, ".mp4")
-    checks.check_not_an_input(job.output, "--output", inputs)
-    if job.save_tokens is not None:
-        if checks.same_file(job.save_tokens, job.output):
-            raise ValueError(f"--save-tokens {job.save_tokens} is the video output too; give the tokens their own "
-                             "file (e.g. grid.pt)")  # fmt: skip
-        checks.check_output(job.save_tokens, "--save-tokens", opts.overwrite)
-        checks.check_not_an_input(job.save_tokens, "--save-tokens", inputs)
-    if job.input is not None:  # last: the one check that opens the input file
-        checks.check_input(job.input, job.input.suffix.lower() in IMAGE_SUFFIXES, job.num_input_frames)
-
-
-def check_common(opts: GenerateOptions) -> None:
-    """The checks shared by every job: model files, device, dependencies, TP size."""
-    if not opts.checkpoint.exists():
-        raise FileNotFoundError(f"checkpoint {opts.checkpoint} does not exist (pass the model.pt of "
-                                "Cosmos-Predict1-4B, a post-trained export or a NeMo checkpoint with --checkpoint)")
-    if not opts.tokenizer.is_dir():
-        raise FileNotFoundError(f"tokenizer folder {opts.tokenizer} does not exist (download "
-                                "Cosmos-Tokenize1-DV8x16x16-720p there, or pass --tokenizer)")  # fmt: skip
-    rank, size = _world()
-    if size != opts.num_gpus:
-        raise ValueError(f"--num-gpus {opts.num_gpus} but {size} process(es) run: start it as `torchrun "
-                         f"--nproc-per-node {opts.num_gpus} -m nemo_cosmos_ar.cli generate ... --num-gpus "
-                         f"{opts.num_gpus}` (or drop --num-gpus for one process)")  # fmt: skip
-    if size > 1 and opts.engine != "mcore":
-        raise ValueError(f"--engine {opts.engine} has no tensor parallelism; under torchrun with {size} processes "
-                         "use the default engine (mcore)")  # fmt: skip
-    checks.check_device(opts.device)
-    if opts.guardrail_dir is not None:  # every rank: a file-system look, so all fail alike before any model loads
-        from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
-
-        find_guardrail_files(opts.guardrail_dir)
-    if opts.diffusion_decoder_dir is not None:  # every rank too, though only rank 0 loads it
-        checks.check_diffusion_decoder(opts.diffusion_decoder_dir, opts.cv_tokenizer)
-
-
-def _world() -> tuple[int, int]:
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 class Runner:
     """Model, tokenizer and prompt handling shared by single runs and batches (``generate_batch``)."""
 
     def __init__(self, opts: GenerateOptions) -> None:
         self.opts = opts
-        self.rank, self.world = _world()
+        self.rank, self.world = world()
         self.seconds = dict.fromkeys(("load", "encode", "generate", "decode", "guardrail", "write"), 0.0)
         t = time.perf_counter()
         self.device = checks.check_device(opts.device)
@@ -307,8 +147,9 @@ class Runner:
         if opts.guardrail_dir is not None and self.rank == 0:  # the files are located now, the models load later
             from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
 
-            self.guard = VideoGuardrails.from_checkpoint_dir(opts.guardrail_dir, device=self.device,
-                                                             offload=opts.offload_guardrail)  # fmt: skip
+            self.guard = VideoGuardrails.from_checkpoint_dir(
+                opts.guardrail_dir, device=self.device, offload=opts.offload_guardrail
+            )
         self.seconds["load"] += time.perf_counter() - t
 
     # ---- modules ----
@@ -357,8 +198,14 @@ class Runner:
 
         t = time.perf_counter()
         off = self.opts.offload_diffusion_decoder
-        self.dd = DiffusionDecoder(self.opts.diffusion_decoder_dir, self.opts.cv_tokenizer, device=self.device,
-                                   dtype=self.dtype, offload_network=off, offload_tokenizer=off)  # fmt: skip
+        self.dd = DiffusionDecoder(
+            self.opts.diffusion_decoder_dir,
+            self.opts.cv_tokenizer,
+            device=self.device,
+            dtype=self.dtype,
+            offload_network=off,
+            offload_tokenizer=off,
+        )
         self.seconds["load"] += time.perf_counter() - t
 
     # ---- steps ----
@@ -368,20 +215,26 @@ class Runner:
         if job.prompt_tokens is not None:
             ids = checks.load_prompt_tokens(job.prompt_tokens)
             if tuple(ids.shape[2:]) != self.grid[1:] or ids.shape[1] < n_frames:
-                raise ValueError(f"--prompt-tokens {job.prompt_tokens} is a {list(ids.shape[1:])} grid; this model "
-                                 f"at {self.height}x{self.width} needs at least [{n_frames}, {self.grid[1]}, "
-                                 f"{self.grid[2]}]")  # fmt: skip
+                raise ValueError(
+                    f"--prompt-tokens {job.prompt_tokens} is a {list(ids.shape[1:])} grid; this model "
+                    f"at {self.height}x{self.width} needs at least [{n_frames}, {self.grid[1]}, "
+                    f"{self.grid[2]}]"
+                )
             if int(ids.min()) < 0 or int(ids.max()) >= self.ckpt.cfg.vocab_size:
-                raise ValueError(f"--prompt-tokens {job.prompt_tokens}: ids must lie in [0, "
-                                 f"{self.ckpt.cfg.vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
+                raise ValueError(
+                    f"--prompt-tokens {job.prompt_tokens}: ids must lie in [0, "
+                    f"{self.ckpt.cfg.vocab_size}), got [{int(ids.min())}, {int(ids.max())}]"
+                )
         else:
             clip = load_input(job.input, job.num_input_frames, self.height, self.width)
             t = time.perf_counter()
             ids = self.tokenizer().encode(clip[None])  # [1, T', H', W']
             self.seconds["encode"] += time.perf_counter() - t
             if tuple(ids.shape[1:]) != self.grid:
-                raise ValueError(f"the tokenizer in {self.opts.tokenizer} gives a {list(ids.shape[1:])} grid for 33 "
-                                 f"frames at {self.height}x{self.width}; the model expects {list(self.grid)}")
+                raise ValueError(
+                    f"the tokenizer in {self.opts.tokenizer} gives a {list(ids.shape[1:])} grid for 33 "
+                    f"frames at {self.height}x{self.width}; the model expects {list(self.grid)}"
+                )
         return flatten_grid(ids[:, :n_frames]).long().cpu()
 
     def generate(self, prompts: torch.Tensor, seeds: list[int], bar=False) -> tuple[torch.Tensor, gen.DecodeStats]:
@@ -389,8 +242,15 @@ class Runner:
         engine = self.load_engine()
         t = time.perf_counter()
         gens = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        seq, stats = gen.generate_tokens(engine, prompts.to(self.device), self.ckpt.cfg.seq_length, self.opts.sampling,
-                                         gens[0] if len(gens) == 1 else gens, progress=bar, options=self.opts.decode)
+        seq, stats = gen.generate_tokens(
+            engine,
+            prompts.to(self.device),
+            self.ckpt.cfg.seq_length,
+            self.opts.sampling,
+            gens[0] if len(gens) == 1 else gens,
+            progress=bar,
+            options=self.opts.decode,
+        )
         if self.world > 1:
             _check_ranks_agree(seq)
         if self.opts.offload_ar_model:
@@ -512,8 +372,9 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.write(job, grid)
         if opts.offload_tokenizer:
             runner.drop_tokenizer()
-    return GenerationResult(opts.output, grid, gen.prompt_latent_frames(opts.num_input_frames), stats, runner.seconds,
-                            runner.dd_stats)  # fmt: skip
+    return GenerationResult(
+        opts.output, grid, gen.prompt_latent_frames(opts.num_input_frames), stats, runner.seconds, runner.dd_stats
+    )
 
 
 def _missing_parents(paths: list[Path]) -> list[Path]:
@@ -533,4 +394,3 @@ def _remove_empty(folders: list[Path]) -> None:
             f.rmdir()
         except OSError:
             pass
-

@@ -46,9 +46,15 @@ NORM_RENAMES: dict[str, dict[str, str]] = {
 # Fused targets and their native sources, in concatenation order.
 FUSED: dict[str, tuple[str, ...]] = {
     "decoder.layers.{i}.self_attention.linear_qkv.weight": (
-        "layers.{i}.attention.wq.weight", "layers.{i}.attention.wk.weight", "layers.{i}.attention.wv.weight"),
-    "decoder.layers.{i}.mlp.linear_fc1.weight": ("layers.{i}.feed_forward.w1.weight", "layers.{i}.feed_forward.w3.weight"),
-}  # fmt: skip
+        "layers.{i}.attention.wq.weight",
+        "layers.{i}.attention.wk.weight",
+        "layers.{i}.attention.wv.weight",
+    ),
+    "decoder.layers.{i}.mlp.linear_fc1.weight": (
+        "layers.{i}.feed_forward.w1.weight",
+        "layers.{i}.feed_forward.w3.weight",
+    ),
+}
 
 
 def native_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
@@ -62,12 +68,21 @@ def native_shapes(cfg: CosmosARConfig) -> dict[str, tuple[int, ...]]:
     out: dict[str, tuple[int, ...]] = {"tok_embeddings.weight": (cfg.vocab_size, d)}
     for i in range(cfg.n_layers):
         p = f"layers.{i}."
-        out.update({
-            p + "attention.wq.weight": (q, d), p + "attention.wk.weight": (kv, d), p + "attention.wv.weight": (kv, d),
-            p + "attention.wo.weight": (d, q), p + "attention.q_norm.weight": (hd,), p + "attention.k_norm.weight": (hd,),
-            p + "feed_forward.w1.weight": (f, d), p + "feed_forward.w2.weight": (d, f),
-            p + "feed_forward.w3.weight": (f, d), p + "attention_norm.weight": (d,), p + "ffn_norm.weight": (d,),
-        })  # fmt: skip
+        out.update(
+            {
+                p + "attention.wq.weight": (q, d),
+                p + "attention.wk.weight": (kv, d),
+                p + "attention.wv.weight": (kv, d),
+                p + "attention.wo.weight": (d, q),
+                p + "attention.q_norm.weight": (hd,),
+                p + "attention.k_norm.weight": (hd,),
+                p + "feed_forward.w1.weight": (f, d),
+                p + "feed_forward.w2.weight": (d, f),
+                p + "feed_forward.w3.weight": (f, d),
+                p + "attention_norm.weight": (d,),
+                p + "ffn_norm.weight": (d,),
+            }
+        )
     out["norm.weight"] = (d,)
     out["output.weight"] = (cfg.vocab_size, d)
     return out
@@ -90,15 +105,23 @@ def check_native(state: Mapping[str, torch.Tensor], cfg: CosmosARConfig, source:
     want = native_shapes(cfg)
     missing = [k for k in want if k not in state]
     extra = [k for k in state if k not in want]
-    bad = [f"  {k}: expected {list(s)}, found {list(state[k].shape)}" for k, s in want.items() if k in state and tuple(state[k].shape) != s]
+    bad = [
+        f"  {k}: expected {list(s)}, found {list(state[k].shape)}"
+        for k, s in want.items()
+        if k in state and tuple(state[k].shape) != s
+    ]
     if missing or extra or bad:
-        lines = [f"{source} does not match the {cfg.name!r} architecture "
-                 f"({cfg.n_layers} layers, dim {cfg.dim}, {cfg.n_heads}/{cfg.n_kv_heads} heads, head_dim {cfg.head_dim}, "
-                 f"ffn {cfg.ffn_hidden_size}, vocab {cfg.vocab_size}):"]  # fmt: skip
+        lines = [
+            f"{source} does not match the {cfg.name!r} architecture "
+            f"({cfg.n_layers} layers, dim {cfg.dim}, {cfg.n_heads}/{cfg.n_kv_heads} heads, head_dim {cfg.head_dim}, "
+            f"ffn {cfg.ffn_hidden_size}, vocab {cfg.vocab_size}):"
+        ]
         if bad:
             lines += ["shape mismatches:"] + bad
         if missing:
-            lines += [f"missing keys ({len(missing)}): " + ", ".join(missing[:12]) + (" ..." if len(missing) > 12 else "")]
+            lines += [
+                f"missing keys ({len(missing)}): " + ", ".join(missing[:12]) + (" ..." if len(missing) > 12 else "")
+            ]
         if extra:
             lines += [f"unexpected keys ({len(extra)}): " + ", ".join(extra[:12]) + (" ..." if len(extra) > 12 else "")]
         lines.append("Pick the matching preset (--model tiny|4b|12b) or pass the model's config.json (--config).")
@@ -129,7 +152,9 @@ def _layer_keys(template: str, n_layers: int) -> Iterator[tuple[int, str]]:
         yield -1, template
 
 
-def native_to_mcore(native: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec: str = "local") -> dict[str, torch.Tensor]:
+def native_to_mcore(
+    native: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec: str = "local"
+) -> dict[str, torch.Tensor]:
     """Map a full native state dict (no prefix) to Megatron-Core names. Tensors are not copied where not fused."""
     out: dict[str, torch.Tensor] = {}
     for src_t, dst_t in {**RENAMES, **NORM_RENAMES[spec]}.items():
@@ -142,7 +167,9 @@ def native_to_mcore(native: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spe
     return out
 
 
-def mcore_to_native(mcore: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec: str = "local") -> dict[str, torch.Tensor]:
+def mcore_to_native(
+    mcore: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec: str = "local"
+) -> dict[str, torch.Tensor]:
     """Inverse of ``native_to_mcore``; the result is in the released file's key order."""
     inv = {dst: src for src, dst in {**RENAMES, **NORM_RENAMES[spec]}.items()}
     flat: dict[str, torch.Tensor] = {}
@@ -152,11 +179,15 @@ def mcore_to_native(mcore: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec
     for i in range(cfg.n_layers):
         wq, wk, wv = split_qkv(mcore[f"decoder.layers.{i}.self_attention.linear_qkv.weight"], cfg)
         w1, w3 = mcore[f"decoder.layers.{i}.mlp.linear_fc1.weight"].chunk(2, dim=0)
-        flat.update({
-            f"layers.{i}.attention.wq.weight": wq, f"layers.{i}.attention.wk.weight": wk,
-            f"layers.{i}.attention.wv.weight": wv, f"layers.{i}.feed_forward.w1.weight": w1.contiguous(),
-            f"layers.{i}.feed_forward.w3.weight": w3.contiguous(),
-        })  # fmt: skip
+        flat.update(
+            {
+                f"layers.{i}.attention.wq.weight": wq,
+                f"layers.{i}.attention.wk.weight": wk,
+                f"layers.{i}.attention.wv.weight": wv,
+                f"layers.{i}.feed_forward.w1.weight": w1.contiguous(),
+                f"layers.{i}.feed_forward.w3.weight": w3.contiguous(),
+            }
+        )
     return {k: flat[k] for k in native_shapes(cfg)}
 
 

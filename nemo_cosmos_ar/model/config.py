@@ -107,14 +107,26 @@ class CosmosARConfig:
         s = self.seq_length if seq_length is None else seq_length
         return 6.0 * self.num_params(include_embedding=False) + 6.0 * self.n_layers * s * self.q_width
 
-    def with_latent_shape(self, latent_shape: tuple[int, int, int]) -> "CosmosARConfig":
+    def with_latent_shape(self, latent_shape: tuple[int, int, int]) -> CosmosARConfig:
         return dataclasses.replace(self, latent_shape=tuple(latent_shape))
 
     # ---- cosmos-predict1 config.json ----
     JSON_FIELDS = (
-        "n_layers", "dim", "n_heads", "n_kv_heads", "head_dim", "ffn_hidden_size", "vocab_size", "norm_eps",
-        "rope_theta", "apply_yarn", "yarn_scale", "yarn_beta_fast", "yarn_beta_slow", "original_latent_shape",
-    )  # fmt: skip
+        "n_layers",
+        "dim",
+        "n_heads",
+        "n_kv_heads",
+        "head_dim",
+        "ffn_hidden_size",
+        "vocab_size",
+        "norm_eps",
+        "rope_theta",
+        "apply_yarn",
+        "yarn_scale",
+        "yarn_beta_fast",
+        "yarn_beta_slow",
+        "original_latent_shape",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.JSON_FIELDS}
@@ -124,7 +136,7 @@ class CosmosARConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "CosmosARConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> CosmosARConfig:
         """Build from cosmos-predict1 ``ModelConfig`` field names; unknown fields are ignored, missing ones named,
         wrong types and out-of-range values named with the allowed range (``checks.MODEL_CONFIG_FIELDS``)."""
         from nemo_cosmos_ar.checks import MODEL_CONFIG_FIELDS, check_fields
@@ -142,7 +154,7 @@ class CosmosARConfig:
         return cls(**{k: v for k, v in d.items() if k in known and v is not None})
 
     @classmethod
-    def from_json(cls, path: str) -> "CosmosARConfig":
+    def from_json(cls, path: str) -> CosmosARConfig:
         try:
             with open(path) as f:
                 d = json.load(f)

@@ -55,18 +55,19 @@ class Attention(nn.Module):
         if s == 1 and start > 0:
             # One decoding step: the new query sees every cached key, so no mask is needed, and enable_gqa maps q-head
             # j to KV head j // rep (what repeat_interleave does) without copying the whole cache every step.
-            o = F.scaled_dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True
-            )
+            o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True)
             return self.wo(o.transpose(1, 2).reshape(b, s, -1))
-        q, k, v = q.transpose(1, 2), k.repeat_interleave(rep, 2).transpose(1, 2), v.repeat_interleave(rep, 2).transpose(1, 2)
+        q, k, v = (
+            q.transpose(1, 2),
+            k.repeat_interleave(rep, 2).transpose(1, 2),
+            v.repeat_interleave(rep, 2).transpose(1, 2),
+        )
         if start == 0:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # queries start+i attend keys 0..start+i (bottom-right aligned causal mask)
             mask = torch.ones(s, start + s, dtype=torch.bool, device=x.device).tril(diagonal=start)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.wo(o.transpose(1, 2).reshape(b, s, -1))
-
 
     def step(self, x, angles, cache: dict, pos: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """One decoding step with shapes that do not depend on the position (CUDA-graph capturable).
@@ -83,9 +84,12 @@ class Attention(nn.Module):
         cache["k"].index_copy_(1, pos, k)
         cache["v"].index_copy_(1, pos, v)
         o = F.scaled_dot_product_attention(
-            q.transpose(1, 2), cache["k"].transpose(1, 2), cache["v"].transpose(1, 2), attn_mask=visible,
+            q.transpose(1, 2),
+            cache["k"].transpose(1, 2),
+            cache["v"].transpose(1, 2),
+            attn_mask=visible,
             enable_gqa=True,
-        )  # fmt: skip
+        )
         return self.wo(o.transpose(1, 2).reshape(b, 1, -1))
 
 
@@ -132,7 +136,7 @@ class ReferenceTransformer(nn.Module):
         # attribute, not a buffer: it never appears in state_dict.
         self._angle_table: tuple[tuple[str, str], torch.Tensor] | None = None
 
-    def init_random(self, seed: int = 0, std: float = 0.02) -> "ReferenceTransformer":
+    def init_random(self, seed: int = 0, std: float = 0.02) -> ReferenceTransformer:
         """Deterministic random weights; norms get non-trivial values so that mapping mistakes show in logits."""
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -146,7 +150,10 @@ class ReferenceTransformer(nn.Module):
     def new_cache(self, batch: int, max_len: int, dtype=None, device=None) -> list[dict]:
         dtype = dtype or self.output.weight.dtype
         shape = (batch, max_len, self.cfg.n_kv_heads, self.cfg.head_dim)
-        return [{"k": torch.zeros(shape, dtype=dtype, device=device), "v": torch.zeros(shape, dtype=dtype, device=device)} for _ in self.layers]
+        return [
+            {"k": torch.zeros(shape, dtype=dtype, device=device), "v": torch.zeros(shape, dtype=dtype, device=device)}
+            for _ in self.layers
+        ]
 
     def forward(self, tokens: torch.Tensor, start: int = 0, cache: list[dict] | None = None) -> torch.Tensor:
         s = tokens.shape[1]

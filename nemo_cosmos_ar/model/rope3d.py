@@ -79,7 +79,11 @@ def rope_angles(positions: torch.Tensor, latent_shape: tuple[int, int, int], inv
     """Angle table ``[len(positions), head_dim]`` fp32 for absolute sequence positions."""
     t, h, w = (x.to(torch.float32) for x in positions_to_grid(positions.long(), latent_shape))
     half = torch.cat(
-        [t[:, None] * inv_t.to(t.device)[None], h[:, None] * inv_s.to(t.device)[None], w[:, None] * inv_s.to(t.device)[None]],
+        [
+            t[:, None] * inv_t.to(t.device)[None],
+            h[:, None] * inv_s.to(t.device)[None],
+            w[:, None] * inv_s.to(t.device)[None],
+        ],
         dim=-1,
     )
     return torch.cat([half, half], dim=-1)
@@ -91,9 +95,14 @@ def rope_3d_table(cfg, positions: torch.Tensor | None = None, device=None) -> to
     ``positions`` defaults to 0 .. T·H·W-1.
     """
     inv_t, inv_s = scaled_inv_freqs(
-        cfg.head_dim, cfg.rope_theta, cfg.apply_yarn, cfg.yarn_scale, cfg.yarn_beta_fast, cfg.yarn_beta_slow,
+        cfg.head_dim,
+        cfg.rope_theta,
+        cfg.apply_yarn,
+        cfg.yarn_scale,
+        cfg.yarn_beta_fast,
+        cfg.yarn_beta_slow,
         cfg.original_latent_shape,
-    )  # fmt: skip
+    )
     if positions is None:
         positions = torch.arange(cfg.seq_length, device=device)
     return rope_angles(positions.to(device), cfg.latent_shape, inv_t, inv_s)[:, None, None, :]

@@ -39,9 +39,12 @@ from nemo.lightning.io.pl import ckpt_to_weights_subdir
 
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.conversion import native_io
+from nemo_cosmos_ar.conversion.architecture import resolve_config, same_shapes
 from nemo_cosmos_ar.conversion.native_io import ConversionError
 from nemo_cosmos_ar.conversion.nemo_reader import MODULE_PREFIX, NeMoCheckpointReader  # noqa: F401  (re-exported)
+from nemo_cosmos_ar.conversion.tp_layout import check_tp
 from nemo_cosmos_ar.conversion.verify import check_weights
+from nemo_cosmos_ar.conversion.writers import check_free
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.presets import get_preset
@@ -97,9 +100,9 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
                                   f"this launch has {world}")  # fmt: skip
         ckpt = native if native is not None else native_io.load_native(Path(str(self)))
         checks.check_no_overlap(out, [("source", f) for f in ckpt.files + [ckpt.config_path]], "output")
-        native_io.check_free([out], overwrite)
+        check_free([out], overwrite)
         checks.check_writable(out, "output")
-        cfg = native_io.resolve_config(ckpt, config)
+        cfg = resolve_config(ckpt, config)
         if native is None:
             check_weights(ckpt)
         bad = [f"{k}={getattr(cfg, k)}" for k in ("n_heads", "n_kv_heads", "ffn_hidden_size") if getattr(cfg, k) % tp]
@@ -159,7 +162,7 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
             asked = model.config.cosmos_config()
         except AttributeError:  # a config NeMo could not build
             return
-        if cfg is not None and any(getattr(asked, f) != getattr(cfg, f) for f in native_io.SHAPE_FIELDS):
+        if cfg is not None and not same_shapes(asked, cfg):
             print(f"Note: the model argument describes a {asked.name!r} model, but the checkpoint is {cfg.name!r}; "
                   "it was imported as what the weights are (its io.json records that architecture).")
 
@@ -254,7 +257,7 @@ class _CosmosARExporter(io.ModelConnector[CosmosARModel, "CosmosARCheckpoint"]):
         """Before anything is read or written: the output is not the checkpoint (nor in or around it), is free (or
         ``overwrite``) and can be written."""
         checks.check_no_overlap(output_path, [("checkpoint", str(self))], "output")
-        native_io.check_free([Path(output_path)], overwrite)
+        check_free([Path(output_path)], overwrite)
         checks.check_writable(output_path, "output")
 
 
@@ -271,7 +274,7 @@ class CosmosARPTExporter(_CosmosARExporter):
         tp = checks.check_int(self.tp if tp is None else tp, "tp", 1, 1024)
         self._check_output(output_path, overwrite)
         reader = _open(Path(str(self)), base)
-        native_io.check_tp(reader.config, tp)
+        check_tp(reader.config, tp)
         paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite,
                                         dtype=dtype)  # fmt: skip
         print(f"Exported {self} to cosmos-predict1 {'model.pt' if tp == 1 else f'TP={tp} shards'}: "

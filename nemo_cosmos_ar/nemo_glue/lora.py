@@ -46,7 +46,8 @@ from nemo.lightning.io.pl import ckpt_to_weights_subdir
 from torch import nn
 
 from nemo_cosmos_ar.conversion import lora as lora_math
-from nemo_cosmos_ar.conversion.native_io import SHAPE_FIELDS, ConversionError
+from nemo_cosmos_ar.conversion.architecture import same_shapes
+from nemo_cosmos_ar.conversion.native_io import ConversionError
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
 
@@ -246,7 +247,7 @@ class LoRACheckpointReader:
                                   "pass --base <the NeMo checkpoint the LoRA run started from>")  # fmt: skip
         self.base = NeMoCheckpointReader(self.base_path)
         mine, self.config = self.config, self.base.config
-        if any(getattr(mine, f) != getattr(self.config, f) for f in SHAPE_FIELDS):
+        if not same_shapes(mine, self.config):
             raise ConversionError(f"{self.path} adapts a {mine.name!r} model ({mine.n_layers} layers, dim {mine.dim}) "
                                   f"but its base {self.base_path} is {self.config.name!r} ({self.config.n_layers} "
                                   f"layers, dim {self.config.dim}); pass the right --base")  # fmt: skip

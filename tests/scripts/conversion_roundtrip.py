@@ -35,7 +35,8 @@ def _same_files(a: Path, b: Path) -> str:
 def _cosmos_style_shards(sd: dict, path: Path, tp: int) -> list[Path]:
     """TP shards the way cosmos-predict1's shard script writes them: torch.chunk *views* saved directly (each file
     carries whole storages; wo/w2 column chunks are non-contiguous)."""
-    from nemo_cosmos_ar.conversion.native_io import shard_paths, tp_split_dim
+    from nemo_cosmos_ar.conversion.native_io import shard_paths
+    from nemo_cosmos_ar.conversion.tp_layout import tp_split_dim
 
     paths = shard_paths(path, tp)
     for r, p in enumerate(paths):
