@@ -133,8 +133,10 @@ def profile_steps(engine, prompt, steps: int, say, label: str) -> None:
                       or getattr(ev, "self_device_time_total", 0) > 0):  # fmt: skip
             rows[ev.key] = (ev.count / steps, t / steps)
     total = sum(t for _, t in rows.values())
-    say(f"\nprofile of {label}: {steps} eager steps, {sum(c for c, _ in rows.values()):.0f} kernels and "
-        f"{total / 1000:.3f} ms device time per step\n")
+    say(
+        f"\nprofile of {label}: {steps} eager steps, {sum(c for c, _ in rows.values()):.0f} kernels and "
+        f"{total / 1000:.3f} ms device time per step\n"
+    )
     say("| kernel | per step | us per step | share |")
     say("|---|---|---|---|")
     for key, (c, t) in sorted(rows.items(), key=lambda kv: -kv[1][1])[:18]:
@@ -158,8 +160,12 @@ def main() -> None:
     ap.add_argument("--save-tokens", help="save the last run's tokens (rank 0)")
     ap.add_argument("--compare", help="tokens saved by another run: print where this run's agree with them")
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny model, 24 new tokens")
-    ap.add_argument("--profile", type=int, default=0,
-                    help="also profile this many eager decode steps per configuration (kernel table, batch 1)")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="also profile this many eager decode steps per configuration (kernel table, batch 1)",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.model, args.grid, args.max_new_tokens, args.check, args.batch = "tiny", "5x4x6", 24, 8, "1,2"

@@ -192,6 +192,7 @@ class McoreEngine:
         the eager form's ~6 kernels per tensor are ~190 of a 4B step's kernels."""
         global _ROPE_COMPILED
         if _ROPE_COMPILED is None:
+
             def rope32(x, cos, sin):
                 xf = x.float()
                 x1, x2 = xf.chunk(2, dim=-1)
