@@ -2,6 +2,7 @@
 # Issue 19 item 7: the GPU test tier (tests/test_gpu.py: CUDA-graph decode vs eager, cuDNN SDPA vs math attention,
 # bf16 tokenizer vs fp32, a 2-step run of the 4B TP=1 recipe), one device-tool call on one H200 (nvidia-h200) with the
 # NeMo wheel bundle carried (`bash ../shared/tools/nemo_gpu/make_bundle.sh .nemo_whl`, carry .nemo_whl):
+#   bash bench/gpu_test_tier.sh --gpu recipe   # only the tests whose names contain "recipe"
 #   bash bench/gpu_test_tier.sh            # prints a markdown table (also in $OUT/gpu_tier.md) for BENCHMARKS.md
 #   bash bench/gpu_test_tier.sh --smoke    # CPU rehearsal here, with the .venv stack (no bundle, smaller shapes)
 # It runs the tier through bench/gpu_tier_run.py, which needs no pytest (the H200 image may lack it); with pytest
@@ -20,7 +21,7 @@ else
   export PYTHONPATH=/tmp/site:$PWD CUDA_DEVICE_MAX_CONNECTIONS=1
 fi
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-"$PY" bench/gpu_tier_run.py > "$OUT/gpu_tier.log" 2>&1
+"$PY" bench/gpu_tier_run.py "${@:2}" > "$OUT/gpu_tier.log" 2>&1
 rc=$?
 sed -n '/^GPU test tier on/,$p' "$OUT/gpu_tier.log" | tee "$OUT/gpu_tier.md"
 [ "$rc" -eq 0 ] || { echo "some tests failed (rc=$rc); log: $OUT/gpu_tier.log"; tail -40 "$OUT/gpu_tier.log"; }

@@ -1,6 +1,7 @@
 """Run the GPU test tier (tests/test_gpu.py) without pytest and print a markdown summary of what it measured.
 
     python bench/gpu_tier_run.py              # on a CUDA machine (bench/gpu_test_tier.sh sets up the H200)
+    python bench/gpu_tier_run.py recipe       # only the tests whose names contain "recipe"
     COSMOS_GPU_TIER_SMOKE=1 python bench/gpu_tier_run.py   # CPU rehearsal (bench/gpu_test_tier.sh --smoke)
 
 Each ``test_*`` function of the file runs in order; a failed assertion is reported with its message and the run goes
@@ -30,7 +31,9 @@ def main() -> int:
     if not (tier.SMOKE or torch.cuda.is_available()):
         print("no CUDA device: set COSMOS_GPU_TIER_SMOKE=1 for the CPU rehearsal", file=sys.stderr)
         return 2
+    only = sys.argv[1:]  # optional substrings: run only the tests whose names contain one of them
     tests = [(name, fn) for name, fn in vars(tier).items() if name.startswith("test_") and callable(fn)]
+    tests = [(n, f) for n, f in tests if not only or any(o in n for o in only)]
     rows = []
     for name, fn in tests:
         t0 = time.perf_counter()
