@@ -124,6 +124,10 @@ def install_cpu_rng_tracker(seed: int = 1234) -> None:
                 torch.set_rng_state(saved)
 
     mrandom.CudaRNGStatesTracker = CpuRNGStatesTracker
+    # Activation recompute (CheckpointFunction) saves and restores the CUDA generator's state besides the CPU one
+    # and the tracker's; without CUDA there is no such generator, so there is nothing to save.
+    mrandom._get_cuda_rng_state = lambda *a, **k: torch.empty(0, dtype=torch.uint8)
+    mrandom._set_cuda_rng_state = lambda *a, **k: None
     mrandom._CUDA_RNG_STATE_TRACKER = CpuRNGStatesTracker()
     mrandom._CUDA_RNG_STATE_TRACKER_INITIALIZED = True
 

@@ -8,6 +8,9 @@ One module fixture runs everything once (NeMo costs ~15 s per process to import)
 3. Together: (a) a copy of it resumed at TP=2; (b) the run itself resumed at TP=1, which then exports its last
    checkpoint every way (``lora_export_checks.py``) and records the model's logits after step 12.
 
+Beside step 1, a 3-step TP=1 LoRA run with activation recompute of the first layer (the 24 GB recipe's layout).
+The recompute tests in this process compare losses and gradients with and without recompute.
+
 The CLI dry runs of ``peft=lora`` are in test_launch.py.
 """
 
@@ -63,6 +66,11 @@ def _train(out: Path, losses: Path, *extra: str) -> list[str]:
 def runs(tmp_path_factory) -> SimpleNamespace:
     w = tmp_path_factory.mktemp("lora")
     base, tokens = w / "base", w / "tokens.pt"
+    # beside the base (one process each): the 24 GB recipe's recompute layout, random base, 3 steps
+    recompute = _popen([str(SCRIPTS / "train_tiny.py"), "--out", str(w / "recompute"), "--losses",
+                        str(w / "recompute.jsonl"), "--max-steps", "3", "--peft", "lora", "--lr", LR, "--recompute",
+                        "block", "1", "--frozen-report", str(w / "recompute_frozen.json"), "--frozen-at", "3"],
+                       w / "recompute.log")  # fmt: skip
     _wait(_popen([str(SCRIPTS / "lora_base.py"), str(w)], w / "base.log"), w / "base.log")
     rel_base = os.path.relpath(base, REPO)  # relative to the run's directory: recorded as an absolute path
     tp2 = _popen(_train(w / "run", w / "tp2.jsonl", "--tp", "2", "--base", rel_base, "--kill-after", STEPS,
@@ -77,6 +85,7 @@ def runs(tmp_path_factory) -> SimpleNamespace:
                            str(w / "tp1"), "--export", str(w / "export")), w / "resumed_tp1.log")  # fmt: skip
     _wait(same_tp, w / "resumed_tp2.log")
     _wait(at_tp1, w / "resumed_tp1.log")
+    _wait(recompute, w / "recompute.log")
     ckpts = w / "run" / "posttraining" / "autoregressive_base" / "cosmos_ar_tiny_cpu_lora" / "checkpoints"
     return SimpleNamespace(w=w, base=base, ckpts=ckpts, export=w / "export",
                            results=json.loads((w / "export" / "results.json").read_text()))  # fmt: skip
@@ -98,6 +107,17 @@ def test_only_the_adapters_train(runs):
         assert rep["step"] == 10 and rep["params"] == 19 + 16, rep  # 19 base tensors, 16 adapter matrices
         assert strip(rep["trainable"]) == want, rank
         assert rep["changed"] == rep["trainable"], rank  # nothing else changed, every adapter did
+
+
+def test_a_run_with_recompute_trains_every_adapter(runs):
+    """A real NeMo LoRA run (Megatron DDP and optimizer) with full recompute of layer 0 of 2 (method block, as the
+    24 GB recipe): after 3 steps only the 16 adapter matrices changed, all of them. Without the decoder-input hook
+    the 4 B matrices of layer 0 stayed 0 (its A matrices still moved: weight decay alone)."""
+    rep = json.loads((runs.w / "recompute_frozen.json.rank0").read_text())
+    assert rep["step"] == 3 and rep["params"] == 19 + 16 and len(rep["trainable"]) == 16, rep
+    assert rep["changed"] == rep["trainable"]
+    losses = _losses(runs.w / "recompute.jsonl")
+    assert sorted(losses) == [1, 2, 3] and losses[3] < losses[1] - 0.1, losses  # observed: 11.086 -> 10.864
 
 
 def test_loss_falls(runs):
@@ -141,6 +161,123 @@ def test_checkpoints_hold_only_adapters_and_the_base_pointer(runs):
     size = sum(f.stat().st_size for f in (ckpt / "weights").iterdir())
     base_size = sum(f.stat().st_size for f in (runs.base / "weights").iterdir())
     assert size < base_size / 20, (size, base_size)  # 72K adapter parameters + moments vs 8.3M weights
+
+
+# ---- activation recompute (in process, fp32) ------------------------------------------------------------------
+# The tiny NeMo model with CosmosLoRA applied as NeMo applies it, trained 3 steps by hand (Adam, lr 2e-2) on fixed
+# random clips: without recompute, with full recompute of every layer (uniform, one layer per checkpoint) and of the
+# first half (block: layer 0 of 2, the 24 GB recipe's layout). Megatron's recompute is reentrant: a checkpointed
+# layer whose input needs no grad (frozen embedding) used to drop out of the backward with its adapters.
+RECOMPUTE = {"none": {}, "all_uniform": dict(recompute_granularity="full", recompute_method="uniform",
+                                             recompute_num_layers=1),
+             "first_half_block": dict(recompute_granularity="full", recompute_method="block",
+                                      recompute_num_layers=1)}  # fmt: skip
+
+
+def _tiny_lora_model(state: dict | None = None, **recompute):
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from nemo_cosmos_ar.nemo_glue.lora import CosmosLoRA
+    from nemo_cosmos_ar.nemo_glue.model import CosmosARConfigTiny, CosmosARModel
+
+    model = CosmosARModel(CosmosARConfigTiny(bf16=False, params_dtype=torch.float32, **recompute))
+    model.configure_model()
+    model._trainer = SimpleNamespace(state=SimpleNamespace(fn=TrainerFn.FITTING))  # PEFT asks if it is fitting
+    model = CosmosLoRA()(model)
+    if state is not None:  # the same base and adapter initialisation in every variant
+        params = dict(model.named_parameters())
+        assert params.keys() == state.keys()
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(state[k])
+    return model
+
+
+def _train_by_hand(model, steps: int = 3) -> dict:
+    tokens = torch.randint(0, 64000, (2, 72), generator=torch.Generator().manual_seed(11))
+    batch = {"labels": tokens[:, 1:], "loss_mask": torch.ones(2, 71)}
+    pos = torch.arange(71)[None].expand(2, -1)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.Adam(params.values(), lr=2e-2)
+    out = {"losses": [], "grads": [], "start": {n: p.detach().clone() for n, p in model.named_parameters()}}
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        logits = model(input_ids=tokens[:, :-1], position_ids=pos, attention_mask=None)
+        loss_sum, n, _ = model.training_loss_reduction.forward(batch, logits)
+        loss = loss_sum / n
+        loss.backward()
+        out["losses"].append(float(loss))
+        out["grads"].append({k: None if p.grad is None else p.grad.clone() for k, p in params.items()})
+        opt.step()
+    out["end"] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return out
+
+
+class _Runs(dict):
+    """The hand-trained runs by RECOMPUTE name, each trained on first use (a failing one fails only its tests)."""
+
+    def __missing__(self, name: str) -> dict:
+        self[name] = _train_by_hand(_tiny_lora_model(self.state, **RECOMPUTE[name]))
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def recompute_runs(megatron_tp1) -> dict:
+    ref = _tiny_lora_model()
+    runs = _Runs()
+    runs.state = {k: p.detach().clone() for k, p in ref.named_parameters()}
+    runs["none"] = _train_by_hand(ref)
+    return runs
+
+
+@pytest.mark.parametrize("name", ["all_uniform", "first_half_block"])
+def test_recompute_trains_every_adapter(recompute_runs, name):
+    """With recompute, after 3 steps every adapter matrix (A and B of 4 linears x 2 layers) has changed and every
+    base weight is bit-identical."""
+    run = recompute_runs[name]
+    adapters = {f"module.decoder.layers.{i}.{parent}.{lin}.adapter.linear_{io}.weight"
+                for i in range(LAYERS) for lin, parent in TARGETS.items() for io in ("in", "out")}  # fmt: skip
+    assert set(run["grads"][0]) == adapters
+    assert len(run["start"]) == 19 + 16
+    changed = {k for k in run["start"] if not torch.equal(run["start"][k], run["end"][k])}
+    assert changed == adapters, sorted(adapters - changed)
+
+
+@pytest.mark.parametrize("name", ["all_uniform", "first_half_block"])
+def test_recompute_gives_the_same_loss_and_gradients(recompute_runs, name):
+    """Losses of steps 1-3 and every adapter gradient of steps 1-3 equal those without recompute within 1e-6 (fp32;
+    step 1 has A's gradients 0 as B starts at 0, steps 2-3 have all non-zero)."""
+    ref, run = recompute_runs["none"], recompute_runs[name]
+    assert ref["losses"][0] == pytest.approx(math.log(64000), abs=0.05) and ref["losses"][2] < ref["losses"][0]
+    for step in range(3):
+        assert abs(run["losses"][step] - ref["losses"][step]) <= 1e-6, (step, run["losses"], ref["losses"])
+        for k, g in ref["grads"][step].items():
+            assert run["grads"][step][k] is not None, (step, k)
+            assert _max_diff(run["grads"][step][k], g) <= 1e-6, (step, k)
+            assert step == 0 or float(g.abs().max()) > 1e-4, (step, k)  # a real gradient, not a trivial match
+
+
+def test_decoder_input_needs_grad_only_in_training_with_recompute(megatron_tp1):
+    """The embedding hook is idempotent and acts only in training steps of a model with recompute: without
+    recompute, in eval mode and under no_grad the decoder input stays without requires_grad (nothing changes)."""
+    from nemo_cosmos_ar.nemo_glue.lora import require_decoder_input_grad
+
+    seen = []
+    tokens, pos = torch.randint(0, 64000, (1, 71)), torch.arange(71)[None]
+    for recompute in ("none", "first_half_block"):
+        model = _tiny_lora_model(**RECOMPUTE[recompute])
+        require_decoder_input_grad(model)  # a second time: still one hook
+        embedding = model.module.embedding
+        assert len(embedding._forward_hooks) == 1
+        embedding.register_forward_hook(lambda m, a, out: seen.append((recompute, m.training, out.requires_grad)))
+        for train, grad in ((True, True), (False, True), (True, False)):
+            model.train(train)
+            with torch.set_grad_enabled(grad):
+                model(input_ids=tokens, position_ids=pos, attention_mask=None)
+    assert seen == [("none", True, False), ("none", False, False), ("none", True, False),
+                    ("first_half_block", True, True), ("first_half_block", False, False),
+                    ("first_half_block", True, False)]  # fmt: skip
 
 
 # ---- export ---------------------------------------------------------------------------------------------------

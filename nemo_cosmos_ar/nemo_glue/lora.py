@@ -26,6 +26,12 @@ Defaults (all overridable: ``peft.dim=16 peft.alpha=16 peft.dropout=0.05 peft.ta
   ``peft.dropout=0.05`` against over-fitting a few hundred clips.
 
 A is initialised xavier-normal and B zero (NeMo's defaults), so step 0 of a LoRA run is the base model exactly.
+
+Activation recompute (the 24 GB recipe): Megatron recomputes layers through a reentrant checkpoint function, which
+runs the layers' forward under ``no_grad`` and builds their graph only in the backward, and only if one of its
+inputs requires grad. With the base frozen the embedding output does not, so the recomputed layers' adapters would
+get no gradient at all (a silent half-trained run, or Megatron DDP's "Communication call has not been issued" at the
+first step). ``require_decoder_input_grad`` makes the decoder input require grad whenever recompute is on.
 """
 
 # No `from __future__ import annotations`: nemo-run parses `a.b=c` CLI overrides from the real annotations.
@@ -37,6 +43,7 @@ from pathlib import Path
 from typing import Iterator, List
 
 import torch
+from megatron.core.models.common.embeddings.language_model_embedding import LanguageModelEmbedding
 from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 from nemo.collections.llm.peft import lora as nemo_lora
 from nemo.collections.llm.peft.utils import ParallelLinearAdapter
@@ -89,6 +96,7 @@ class CosmosLoRA(nemo_lora.LoRA):
 
     def __call__(self, model: nn.Module) -> nn.Module:
         model = super().__call__(model)
+        require_decoder_input_grad(model)
         layer_re = re.compile(r"decoder\.layers\.(\d+)\.(?:self_attention|mlp)\.(linear_\w+)$")
         layers, adapted = set(), {}
         for name, module in model.named_modules():
@@ -147,6 +155,29 @@ class CosmosLoRA(nemo_lora.LoRA):
         problem = partial_layers(self.target_modules, adapted, cfg.n_layers)
         if problem:
             raise ValueError(problem)
+
+
+def _input_requires_grad(module: nn.Module, args, output):
+    """Forward hook of the embedding (see ``require_decoder_input_grad``)."""
+    recompute = getattr(module.config, "recompute_granularity", None) is not None
+    if recompute and module.training and torch.is_grad_enabled() and not output.requires_grad:
+        # A leaf here (nothing before it requires grad): its gradient stops at it, the frozen embedding gets none.
+        output.requires_grad_(True)
+    return output
+
+
+def require_decoder_input_grad(model: nn.Module) -> None:
+    """Make the embedding output (the decoder's input) require grad in training steps with activation recompute.
+
+    Megatron's recompute (``tensor_parallel.checkpoint``, full or selective "mlp") is reentrant: a checkpointed
+    block whose inputs all lack ``requires_grad`` is run under ``no_grad`` and left out of the backward, so the
+    adapters inside it never get a gradient. A frozen base (any PEFT) leaves the embedding output without it; the
+    hook sets it. Without recompute, in evaluation and under ``no_grad`` (inference, logits) nothing changes. The
+    gradient then flows back to the embedding output and stops there: the same numbers, plus layer 0's input
+    gradient. Idempotent (a transform applied twice registers one hook)."""
+    for module in model.modules():
+        if isinstance(module, LanguageModelEmbedding) and not getattr(module, "_cosmos_input_grad_hook", None):
+            module._cosmos_input_grad_hook = module.register_forward_hook(_input_requires_grad)
 
 
 def partial_layers(targets, adapted: dict, n_layers: int):

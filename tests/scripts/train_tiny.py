@@ -2,6 +2,7 @@
 
     python train_tiny.py --out DIR --losses FILE [--tp 2] [--max-steps N] [--sched-steps N] [--kill-after N]
         [--peft lora --base NEMO_CKPT] [--logits TOKENS.pt PREFIX] [--frozen-report FILE] [--export DIR]
+        [--recompute uniform|block N]
 
 ``--kill-after N`` SIGKILLs the process group right after step N finished (no clean-up, helper processes such as
 the checkpoint writer's included), to test resume. Start it in its own session.
@@ -110,6 +111,8 @@ def main() -> None:
     p.add_argument("--frozen-at", type=int, default=10)
     p.add_argument("--export", default=None)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the tiny recipe's)")
+    p.add_argument("--recompute", nargs=2, default=None, metavar=("METHOD", "LAYERS"),
+                   help="full activation recompute: uniform|block and model.config.recompute_num_layers")
     args = p.parse_args()
 
     import fiddle as fdl
@@ -127,6 +130,10 @@ def main() -> None:
     task.trainer.max_steps = args.max_steps
     task.optim.config.clip_grad = args.clip
     task.model.config.gradient_accumulation_fusion = args.grad_accum_fusion
+    if args.recompute:
+        task.model.config.recompute_granularity = "full"
+        task.model.config.recompute_method = args.recompute[0]
+        task.model.config.recompute_num_layers = int(args.recompute[1])
     task.log.tensorboard = None
 
     global ARGS
