@@ -6,7 +6,8 @@ bf16 on the GPU like NVIDIA's export; or times a real folder with ``--tokenizer-
 
 * ``eager``, ``jit`` (NVIDIA's TorchScript files) at batch 1 and 4;
 * the ``fast`` backend change by change at batch 4 (``+cudnn.benchmark``, ``+channels_last``, ``+fused Haar``, then
-  ``fast`` = all of them + torch.compile, then ``+CUDA graphs``), and ``fast`` at batch 1, 4 and ``--best-batch``.
+  ``fast`` = all of them + torch.compile, then ``+CUDA graphs``), ``fast`` at batch 1, 4 and ``--best-batch``, and
+  ``fast-fp32-intermediates`` (inductor's fused kernels without eager's bf16 rounding of intermediates).
 
 The clips are 8 smooth synthetic videos (a camera moving over the bundled photographs), not noise, so that the
 agreement columns mean something: for every configuration at batch 4, the % of indices equal to eager's (same dtype)
@@ -49,10 +50,12 @@ CONFIGS = {
     "+fused Haar": ("fast", {**_LADDER, "channels_last": True, "fused_haar": True}),
     "fast": ("fast", {}),
     "+CUDA graphs": ("fast", {"compile_mode": "reduce-overhead"}),
+    "fast-fp32-intermediates": ("fast", {"emulate_precision_casts": False}),
     "fast-autotune": ("fast", {"compile_mode": "max-autotune-no-cudagraphs"}),
 }
 # Priority order: the acceptance rows first (eager reference, fast at batch 4), then the rest.
-ROWS = "eager:4,eager:1,fast:4,fast:1,fast:best,+cudnn.benchmark:4,+channels_last:4,+fused Haar:4,+CUDA graphs:4,jit:4,jit:1"
+ROWS = ("eager:4,eager:1,fast:4,fast:1,fast:best,+cudnn.benchmark:4,+channels_last:4,+fused Haar:4,+CUDA graphs:4,"
+        "fast-fp32-intermediates:4,jit:4,jit:1")
 
 
 def _sync(device: torch.device) -> None:

@@ -14,8 +14,9 @@ committed unit and does only the missing units. Because a unit is always encoded
 dataset is byte-identical however many workers ran and however often the run was interrupted.
 
 Where the pieces live: this module plans (files -> videos -> clips -> units) and orchestrates (output folder,
-workers, merge; ``prepare_dataset``). ``encode.py`` reads and encodes the clips of a unit (``ClipReader``,
-``encode_clips``, ``run_worker``); ``shards.py`` writes, repairs and merges the shards (``ShardWriter``,
+workers, merge; ``prepare_dataset``). ``encode.py`` encodes the clips of a worker's units (``encode_clips``,
+``run_worker``), which ``frames.py`` decodes and resizes (``ClipReader``, ``unit_clips``) and ``pipeline.py`` feeds
+ahead of the encoder (prefetch thread or decode processes, stage timings); ``shards.py`` writes, repairs and merges the shards (``ShardWriter``,
 ``repair_shard``, ``done_units``, ``merge_shards``); ``prepare_config.py`` holds ``PrepareConfig``,
 ``PrepareError``, ``PrepareSummary`` and the on-disk constants (``WORK_DIR``, ``TOKEN_DTYPE``, ``FORMAT``, ...).
 """

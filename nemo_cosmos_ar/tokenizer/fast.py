@@ -7,7 +7,10 @@ Same weights, same chunking and interface as ``EagerTokenizer``; what changes is
   (``post_quant_conv`` + ``decoder``), static shapes, one graph each (``fullgraph``). The FSQ rounding and the
   index <-> code maps stay eager: they are tiny, and kept out of the compiler so indices come from the same float
   ops as the eager backend's. ``compile_mode`` is torch.compile's ``mode`` (None = default; ``"reduce-overhead"`` adds
-  CUDA graphs, ``"max-autotune-no-cudagraphs"`` tunes kernels by timing them).
+  CUDA graphs, ``"max-autotune-no-cudagraphs"`` tunes kernels by timing them). ``emulate_precision_casts`` makes
+  inductor round the intermediates of fused bf16 kernels as eager does (e.g. ``sigmoid(x)`` to bf16 before
+  ``x * sigmoid(x)``), so that FSQ sees the eager latents more often bit for bit; off, fused kernels keep fp32
+  intermediates (closer to fp32, further from eager bf16).
 * ``channels_last``: convolutions run in ``torch.channels_last_3d`` (cuDNN's fast layout for bf16 3D convolutions);
   None = on CUDA only.
 * ``fused_haar``: the 2-level 3D Haar patcher / un-patcher as one strided (transposed) convolution each
@@ -25,6 +28,7 @@ against eager bf16 by ``bench/bench_tokenizer.py`` (indices equal, decoded PSNR)
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 
@@ -45,6 +49,7 @@ class FastOptions:
     compile: bool = True
     compile_mode: str | None = None
     compile_backend: str = "inductor"  # "aot_eager" traces without generating kernels (CPU tests)
+    emulate_precision_casts: bool = True
     channels_last: bool | None = None
     fused_haar: bool = True
     cudnn_benchmark: bool | None = None
@@ -115,10 +120,16 @@ class FastTokenizer(EagerTokenizer):
         start = time.perf_counter() if first else 0.0
         benchmark = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = bool(self.options.cudnn_benchmark)
+        rounding = contextlib.nullcontext()
+        if first and self.options.compile and self.options.compile_backend == "inductor":  # compiles now
+            import torch._inductor.config as inductor_config
+
+            rounding = inductor_config.patch(emulate_precision_casts=self.options.emulate_precision_casts)
         try:
             if self.options.cuda_graphs:  # a new step: outputs of the previous replay may be overwritten
                 torch.compiler.cudagraph_mark_step_begin()
-            out = fn(x)
+            with rounding:
+                out = fn(x)
             if self.options.cuda_graphs:
                 out = out.clone()  # the graph's output buffer is reused by the next replay
         finally:
