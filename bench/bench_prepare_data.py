@@ -3,15 +3,26 @@
 Writes H.264 source videos (720p by default: a camera moving over the bundled photographs, see
 ``data/samples.py``), builds a random-weight tokenizer at the released sizes in the released file format, and runs
 ``prepare_dataset`` on 33x640x1024 clips (non-overlapping windows by default, so every clip decodes and resizes 33
-new frames: the CPU side's worst case). Reports clips/s end to end (tokenizer load, planning and merge included) and
-in steady state, plus each stage alone (read = decode + resize on the worker's device; encode = tokenizer only),
-and peak GPU memory. Prints a markdown table and, with ``--json``, writes the numbers.
+new frames: the CPU side's worst case) once per row of a matrix:
+
+* ``sequential``: no prefetch (decode, resize, encode, write one after the other), eager backend;
+* ``thread``: one decoding thread 2 units ahead (``--prefetch 2``), eager;
+* ``procs``: ``--decode-workers`` decode processes, each 2 units ahead, eager;
+* ``procs+fast``: the same with the ``fast`` tokenizer backend (torch.compile; compiled on the first unit);
+* ``2 workers+fast``: two worker processes sharing the GPU, each with half the decode processes.
+
+For every row: clips/s end to end (tokenizer load, compile, planning and merge included) and in steady state (first
+finished unit to the last), where the time went (busy seconds per stage, summed over workers, and how long the
+encoder waited for frames), and whether the dataset is byte-identical to the sequential row's (eager rows must be;
+the fast rows give the % of tokens equal instead). Before the matrix, each stage alone: read only (decode + resize,
+one thread) and encode only (eager and fast, batch of ``--batch-size``). Prints markdown tables; ``--json`` writes
+the numbers.
 
 Usage::
 
     python bench/bench_prepare_data.py                          # one GPU, bf16, 33x640x1024 from 720p videos
-    python bench/bench_prepare_data.py --workers 2              # two worker processes sharing the GPU(s)
-    python bench/bench_prepare_data.py --window-stride 1        # cosmos-predict1's overlapping windows
+    python bench/bench_prepare_data.py --rows sequential,procs  # some rows only
+    python bench/bench_prepare_data.py --window-stride 8        # overlapping windows
     python bench/bench_prepare_data.py --tokenizer-dir checkpoints/Cosmos-Tokenize1-DV8x16x16-720p   # real weights
     python bench/bench_prepare_data.py --smoke                  # CPU, tiny tokenizer, 17x64x96 (checks the script)
 """
@@ -19,6 +30,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -26,13 +39,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from nemo_cosmos_ar.data import encode  # noqa: E402
+from nemo_cosmos_ar.data import encode, samples  # noqa: E402
 from nemo_cosmos_ar.data import prepare as prep  # noqa: E402
-from nemo_cosmos_ar.data import samples  # noqa: E402
+from nemo_cosmos_ar.data.frames import ClipReader, unit_clips  # noqa: E402
 from nemo_cosmos_ar.data.windows import WindowSpec  # noqa: E402
+
+# name -> (backend, prefetch, decode processes per GPU worker as a fraction of --decode-workers, local workers)
+ROWS = {
+    "sequential": ("eager", 0, 0.0, 1),
+    "thread": ("eager", 2, 0.0, 1),
+    "procs": ("eager", 2, 1.0, 1),
+    "procs+fast": ("fast", 2, 1.0, 1),
+    "2 workers+fast": ("fast", 2, 0.5, 2),
+}
 
 
 def write_videos(folder: Path, count: int, frames: int, height: int, width: int) -> None:
@@ -47,51 +70,81 @@ def write_videos(folder: Path, count: int, frames: int, height: int, width: int)
         samples.write_mp4(str(folder / f"video_{i:03d}.mp4"), clip, fps=24.0)
 
 
-def time_stages(cfg: prep.PrepareConfig, device: str, iters: int) -> dict:
+def time_stages(cfg: prep.PrepareConfig, device: str, iters: int, backends: list[str]) -> dict:
     """Read-only and encode-only rates (each stage alone, on the worker's device)."""
     from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
+    from nemo_cosmos_ar.tokenizer.fast import FastOptions
 
     plan = prep.make_plan(cfg, prep.tokenizer_checksum(cfg.tokenizer))
-    reader = encode.ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device, encode.decode_threads())
-    start, n = time.perf_counter(), 0
-    batches = []
+    reader = ClipReader(cfg.videos, plan, cfg.windows, encode.decode_threads())
+    start, n, batch = time.perf_counter(), 0, None
     for u in range(len(plan["units"])):
-        ids, frames, _ = reader.load(u)
-        n += len(ids)
-        if len(batches) < 1 and frames is not None and len(ids) == cfg.batch_size:
-            batches.append(frames)
+        clips = unit_clips(reader.load(u), cfg.resolution, device)
+        n += 0 if clips is None else clips.shape[0]
+        if batch is None and clips is not None and clips.shape[0] == cfg.batch_size:
+            batch = clips
+    reader.close()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    read_rate = n / (time.perf_counter() - start)
-    dtype = None if cfg.backend == "jit" else cfg.torch_dtype()
-    tok = load_tokenizer(cfg.tokenizer, cfg.backend, device=device, dtype=dtype, pixel_chunk_duration=None,
-                         max_enc_batch_size=cfg.batch_size)  # fmt: skip
-    frames = batches[0]
-    rates = {}
-    # prepare-data encodes with deterministic cuDNN kernels (a resumed run must be byte-identical); also time the
-    # default kernels to show what that choice costs.
-    for deterministic in (False, True):
-        if device.startswith("cuda"):
-            torch.backends.cudnn.deterministic = deterministic
-        for _ in range(2):  # warm-up: the first calls pick and build kernels
-            encode.encode_clips(tok, frames, cfg.latent_shape)
+    out = {"read_clips_per_s": n / (time.perf_counter() - start)}
+    if device.startswith("cuda"):  # as prepare-data encodes: deterministic kernels, no autotuning
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    for backend in backends:
+        tok = load_tokenizer(cfg.tokenizer, backend, device=device, dtype=cfg.torch_dtype(), pixel_chunk_duration=None,
+                             max_enc_batch_size=cfg.batch_size,
+                             fast_options=FastOptions(cudnn_benchmark=False) if backend == "fast" else None)  # fmt: skip
+        t0 = time.perf_counter()
+        for _ in range(3 if backend == "fast" else 2):  # warm-up: kernels picked, built or compiled
+            encode.encode_clips(tok, batch, cfg.latent_shape)
+        first = time.perf_counter() - t0
         if device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
+        t0 = time.perf_counter()
         for _ in range(iters):
-            encode.encode_clips(tok, frames, cfg.latent_shape)
+            encode.encode_clips(tok, batch, cfg.latent_shape)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        rates[deterministic] = iters * frames.shape[0] / (time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
-    return {"read_clips_per_s": read_rate, "encode_clips_per_s": rates[True],
-            "encode_default_kernels_clips_per_s": rates[False], "encode_peak_gib": peak}  # fmt: skip
+        out[f"encode_{backend}_clips_per_s"] = iters * batch.shape[0] / (time.perf_counter() - t0)
+        out[f"encode_{backend}_warmup_s"] = first
+        out[f"encode_{backend}_peak_gib"] = (torch.cuda.max_memory_allocated() / 2**30
+                                             if device.startswith("cuda") else float("nan"))  # fmt: skip
+        del tok
+    return out
+
+
+def run_row(name: str, base: prep.PrepareConfig, out: Path, decode_workers: int) -> dict:
+    backend, prefetch, share, workers = ROWS[name]
+    d = int(round(decode_workers * share))
+    cfg = dataclasses.replace(base, output=str(out), backend=backend, prefetch=prefetch, decode_workers=d)
+    stamps: list[tuple[float, int]] = []
+    summary = prep.prepare_dataset(cfg, workers=workers, progress=False,
+                                   on_progress=lambda n: stamps.append((time.perf_counter(), n)))  # fmt: skip
+    steady = float("nan")
+    if len(stamps) > 1:  # from the first finished unit to the last: tokenizer load, compile and planning excluded
+        steady = (sum(n for _, n in stamps) - stamps[0][1]) / max(stamps[-1][0] - stamps[0][0], 1e-9)
+    clips = sum(summary.clips.values())
+    return {"row": name, "backend": backend, "prefetch": prefetch, "decode_workers": d, "workers": workers,
+            "clips": clips, "seconds": summary.seconds, "end_to_end_clips_per_s": clips / summary.seconds,
+            "pipeline_clips_per_s": steady, "stages": summary.stages, "phases": summary.phases,
+            "summary": summary.format()}  # fmt: skip
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("train.bin", "train.idx", "val.bin", "val.idx"):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()
+
+
+def _same_tokens(a: Path, b: Path) -> float:
+    x, y = (np.fromfile(f / "train.bin", dtype=np.uint16) for f in (a, b))
+    return float((x == y).mean() * 100) if x.shape == y.shape else float("nan")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="tiny tokenizer on CPU, small clips (seconds)")
+    p.add_argument("--smoke", action="store_true", help="tiny tokenizer on CPU, small clips (about a minute)")
     p.add_argument("--tokenizer-dir", help="existing tokenizer folder (default: random weights, released sizes)")
     p.add_argument("--videos", type=int, default=12, help="source videos")
     p.add_argument("--video-frames", type=int, default=132, help="frames per source video")
@@ -100,8 +153,9 @@ def main() -> None:
     p.add_argument("--num-frames", type=int, default=33)
     p.add_argument("--window-stride", type=int, default=None, help="default: --num-frames (non-overlapping)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--backend", default="eager", choices=("eager", "jit"))
+    p.add_argument("--decode-workers", type=int, default=None, help="decode processes (default: cores / 4, max 8)")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"rows to run, in order (default {','.join(ROWS)})")
+    p.add_argument("--budget-s", type=float, default=200.0, help="start no row after this many seconds")
     p.add_argument("--encode-iters", type=int, default=3)
     p.add_argument("--workdir", help="where to write videos and datasets (default: a temporary folder)")
     p.add_argument("--json", help="also write the results here")
@@ -110,8 +164,16 @@ def main() -> None:
         args.videos, args.video_frames, args.video_size, args.resolution = 3, 40, "72x108", "64x96"
         args.num_frames, args.batch_size, args.encode_iters = 17, 2, 3
         args.window_stride = args.window_stride or 8
+        args.decode_workers = args.decode_workers or 2
+        if args.rows == ",".join(ROWS):  # the fast backend compiles C++ kernels on a CPU for minutes
+            args.rows = "sequential,thread,procs"
     elif not torch.cuda.is_available():
         raise SystemExit("no GPU: run with --smoke on CPU")
+    decode_workers = args.decode_workers or max(1, min(8, (os.cpu_count() or 4) // 4))
+    rows = args.rows.split(",")
+    for name in rows:
+        if name not in ROWS:
+            raise SystemExit(f"unknown row {name!r}; choose from {list(ROWS)}")
     vh, vw = (int(x) for x in args.video_size.split("x"))
     h, w = (int(x) for x in args.resolution.split("x"))
 
@@ -128,38 +190,60 @@ def main() -> None:
 
             tokenizer = str(write_random_tokenizer(root / "tokenizer", "tiny" if args.smoke else "dv8x16x16",
                                                    autoencoder=False))  # fmt: skip
-        cfg = prep.PrepareConfig(
+        base = prep.PrepareConfig(
             videos=str(videos), output=str(root / "dataset"), resolution=(h, w), tokenizer=tokenizer,
             windows=WindowSpec(args.num_frames, args.window_stride or args.num_frames, 1),
-            batch_size=args.batch_size, backend=args.backend, device="cpu" if args.smoke else None, overwrite=True,
+            batch_size=args.batch_size, backend="eager", device="cpu" if args.smoke else None, overwrite=True,
         )  # fmt: skip
         device = "cpu" if args.smoke else "cuda:0"
-        stages = time_stages(cfg, device, args.encode_iters)  # also warms up kernels and the page cache
-        stamps: list[tuple[float, int]] = []
-        summary = prep.prepare_dataset(cfg, workers=args.workers, progress=False,
-                                       on_progress=lambda n: stamps.append((time.perf_counter(), n)))  # fmt: skip
-        # Steady state: from the first finished unit to the last (tokenizer load and planning excluded).
-        first_t, first_n = stamps[0]
-        steady = float("nan")
-        if len(stamps) > 1:
-            steady = (sum(n for _, n in stamps) - first_n) / max(stamps[-1][0] - first_t, 1e-9)
-    clips = sum(summary.clips.values())
+        t_start = time.perf_counter()
+        backends = ["eager"] + (["fast"] if any(ROWS[r][0] == "fast" for r in rows) else [])
+        stages = time_stages(base, device, args.encode_iters, backends)  # also warms the page cache and compile cache
+        results, skipped, ref = [], [], None
+        for name in rows:
+            if time.perf_counter() - t_start > args.budget_s:
+                skipped.append(name)
+                continue
+            out = root / f"dataset_{len(results)}"
+            r = run_row(name, base, out, decode_workers)
+            r["digest"] = _digest(out)
+            if ref is None and r["backend"] == "eager":
+                ref = (out, r["digest"])
+            r["same_bytes"] = None if ref is None else r["digest"] == ref[1]
+            r["tokens_equal_pct"] = float("nan") if ref is None else _same_tokens(ref[0], out)
+            results.append(r)
+            print(f"  {name}: {r['end_to_end_clips_per_s']:.2f} clips/s end to end, "
+                  f"{r['pipeline_clips_per_s']:.2f} steady", flush=True)  # fmt: skip
+
+    first = results[0] if results else {}
     result = {
         "device": torch.cuda.get_device_name(0) if not args.smoke else "cpu", "smoke": args.smoke,
         "clip": f"{args.num_frames}x{h}x{w}", "source": f"{args.videos}x{args.video_frames}x{vh}x{vw} H.264",
-        "window_stride": cfg.windows.window_stride, "batch_size": args.batch_size, "workers": args.workers,
-        "backend": args.backend, "dtype": str(cfg.torch_dtype()).replace("torch.", ""), "clips": clips,
-        "seconds": summary.seconds, "end_to_end_clips_per_s": clips / summary.seconds,
-        "pipeline_clips_per_s": steady, "phases": summary.phases, **stages,
+        "window_stride": base.windows.window_stride, "batch_size": args.batch_size, "cpu_cores": os.cpu_count(),
+        "dtype": str(base.torch_dtype()).replace("torch.", ""), "clips": first.get("clips", 0),
+        "pipeline_clips_per_s": first.get("pipeline_clips_per_s", float("nan")), "rows": results,
+        "skipped": skipped, **stages,
     }  # fmt: skip
-    print(summary.format())
-    cols = ["clip", "workers", "batch", "end to end clips/s", "steady clips/s", "read only clips/s",
-            "encode only clips/s", "encode, default kernels", "encode peak GiB"]  # fmt: skip
-    row = [result["clip"], args.workers, args.batch_size, f"{result['end_to_end_clips_per_s']:.2f}", f"{steady:.2f}",
-           f"{stages['read_clips_per_s']:.2f}", f"{stages['encode_clips_per_s']:.2f}",
-           f"{stages['encode_default_kernels_clips_per_s']:.2f}", f"{stages['encode_peak_gib']:.1f}"]  # fmt: skip
-    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n| " + " | ".join(map(str, row)) + " |")
-    print(json.dumps(result))
+    if results:
+        print("\n" + results[-1]["summary"])
+    print(f"\n{result['source']} -> {result['clip']} clips, window stride {result['window_stride']}, batch "
+          f"{args.batch_size}, {result['dtype']}, {result['device']}, {result['cpu_cores']} CPU cores\n")
+    stage_cols = [f"read only {stages['read_clips_per_s']:.2f} clips/s"] + [
+        f"encode only {b} {stages[f'encode_{b}_clips_per_s']:.2f} clips/s (warm-up {stages[f'encode_{b}_warmup_s']:.1f} s, "
+        f"peak {stages[f'encode_{b}_peak_gib']:.1f} GiB)" for b in backends]  # fmt: skip
+    print("stages alone: " + "; ".join(stage_cols) + "\n")
+    print("| row | backend | workers | decode procs | prefetch | clips | end to end clips/s | steady clips/s | decode s "
+          "| resize s | encode s | write s | encoder waited s | same bytes as sequential |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        s = r["stages"]
+        same = "yes" if r["same_bytes"] else f"no ({r['tokens_equal_pct']:.2f} % tokens equal)"
+        print(f"| {r['row']} | {r['backend']} | {r['workers']} | {r['decode_workers']} | {r['prefetch']} | {r['clips']} "
+              f"| {r['end_to_end_clips_per_s']:.2f} | {r['pipeline_clips_per_s']:.2f} | {s['decode']:.1f} | "
+              f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {same} |")  # fmt: skip
+    if skipped:
+        print(f"\nskipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -178,7 +178,7 @@ def test_prepare_library_checks(fx, tmp_path):
     with pytest.raises(UserError, match=r"workers must be an integer in \[1, 1024\], got 2.0"):
         prepare_dataset(cfg, workers=2.0, progress=False)
     for bad, msg in [(dict(device="tpu"), "is not a device"), (dict(resolution=(16384, 16384)), "in \\[16, 4096\\]"),
-                     (dict(batch_size=1.5), "got 1.5"), (dict(backend="onnx"), "'onnx' is not one of eager, jit"),
+                     (dict(batch_size=1.5), "got 1.5"), (dict(backend="onnx"), "'onnx' is not one of eager, fast, jit, auto"),
                      (dict(windows=WindowSpec(17, 2.5, 1)), "--window-stride must be an integer"),
                      (dict(output=None), "--output must be a path")]:  # fmt: skip
         with pytest.raises(ValueError, match=msg):

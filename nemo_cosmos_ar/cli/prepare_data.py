@@ -34,7 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.0, help="fraction of videos held out for validation")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (under torchrun: one per rank)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per tokenizer batch (keep it when resuming)")
-    p.add_argument("--backend", choices=("eager", "jit"), default="eager", help="tokenizer backend; default eager")
+    p.add_argument("--backend", choices=("auto", "eager", "fast", "jit"), default="auto",
+                   help="tokenizer backend; default auto (eager on CPU; on a GPU the faster one once measured)")
+    p.add_argument("--prefetch", type=int, default=2, help="units decoded ahead of the encoder (0: none); default 2")
+    p.add_argument("--decode-workers", type=int, default=0,
+                   help="decode processes per worker when one decoding thread cannot keep the GPU busy; default 0")
+    p.add_argument("--resize-device", choices=("cpu",), default=None,
+                   help="resize where frames are decoded (CPU) instead of on the GPU; changes the result slightly")
     p.add_argument("--device", help="cuda or cpu; default cuda when available")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset or unfinished run")
     p.add_argument("--make-samples", type=int, metavar="N", help="first write N bundled sample videos into --videos")
@@ -69,7 +75,8 @@ def config_from_args(args: argparse.Namespace):
         videos=fields["videos"], output=fields["output"], resolution=fields["resolution"],
         windows=WindowSpec(fields["num_frames"], fields["window_stride"], fields["frame_stride"]),
         tokenizer=args.tokenizer, val_fraction=args.val_fraction, dataset=args.dataset, batch_size=args.batch_size,
-        backend=args.backend, device=args.device, overwrite=args.overwrite,
+        backend=args.backend, device=args.device, overwrite=args.overwrite, prefetch=args.prefetch,
+        decode_workers=args.decode_workers, resize_device=args.resize_device,
     )  # fmt: skip
 
 

@@ -1,97 +1,24 @@
 """Reading and encoding the clips of a ``prepare-data`` run: one worker's loop from units to shard rows.
 
-``ClipReader`` decodes + resizes + crops the clips of a unit, ``encode_clips`` turns them into token rows with the
-DV8x16x16 tokenizer, and ``run_worker`` does that for a run of units (prefetching the next unit while one encodes)
-and commits each to its shard (``shards.ShardWriter``). Split out of ``prepare.py``, which plans the units and
-starts the workers.
+``frames.ClipReader`` decodes the clips of a unit and ``frames.unit_clips`` resizes + crops them on the device;
+``pipeline.units_frames`` runs that ahead of the encoder (a thread, or decode processes, through bounded queues);
+``encode_clips`` turns the clips into token rows with the DV8x16x16 tokenizer, and ``run_worker`` does that for a run
+of units and commits each to its shard (``shards.ShardWriter``). Split out of ``prepare.py``, which plans the units
+and starts the workers.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import time
 
 import numpy as np
 import torch
 
-from nemo_cosmos_ar.data.prepare_config import TOKEN_DTYPE, WORK_DIR, PrepareConfig, PrepareError, _short
+from nemo_cosmos_ar.data.frames import ClipReader, UnitFrames, unit_clips  # noqa: F401 -- re-exported
+from nemo_cosmos_ar.data.pipeline import ReaderArgs, Stats, units_frames
+from nemo_cosmos_ar.data.prepare_config import PLAN_FILE, TOKEN_DTYPE, WORK_DIR, PrepareConfig, PrepareError, _short
 from nemo_cosmos_ar.data.shards import ShardWriter
-from nemo_cosmos_ar.data.windows import WindowSpec, frame_indices
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading and encoding
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class ClipReader:
-    """Reads the clips of a unit as uint8 ``[B, T, H, W, 3]`` at the target size, on ``device``.
-
-    The current video stays open (``video_io.VideoFile``) and its windows are read in increasing order, so the
-    decoder moves forward through the file instead of re-decoding from a keyframe for every window. Resized frames
-    of the current window are cached, so overlapping windows (stride 1: 33 windows share each frame) decode and
-    resize every frame once. A video that fails to decode fails its clips (recorded, not fatal).
-    """
-
-    def __init__(self, root: str, plan: dict, resolution: tuple[int, int], spec: WindowSpec, device,
-                 decode_threads: int = 2) -> None:  # fmt: skip
-        self.root, self.plan, self.resolution, self.spec, self.device = root, plan, resolution, spec, device
-        self.decode_threads = decode_threads
-        self._video: int | None = None
-        self._file = None
-        self._cache: dict[int, torch.Tensor] = {}
-        self._broken: dict[int, str] = {}
-
-    def _open(self, v: int | None) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._video, self._file, self._cache = v, None, {}
-        if v is None:
-            return
-        from nemo_cosmos_ar import video_io
-
-        info = self.plan["videos"][v]
-        path = os.path.join(self.root, info["path"])
-        st = os.stat(path)
-        if (st.st_size, st.st_mtime_ns) != (info["bytes"], info["mtime_ns"]):
-            raise PrepareError(f"{path} changed after this run was planned; rerun with --overwrite")
-        self._file = video_io.VideoFile(path, threads=self.decode_threads)
-
-    def _frames(self, v: int, ids: list[int]) -> list[torch.Tensor]:
-        from nemo_cosmos_ar import video_io
-
-        if self._video != v:
-            self._open(v)
-        lo = min(ids)
-        self._cache = {i: f for i, f in self._cache.items() if i >= lo}  # windows only move forward
-        missing = sorted(set(ids) - set(self._cache))
-        if missing:
-            raw = self._file.frames(missing)
-            self._cache.update(zip(missing, video_io.resize_and_crop(raw.to(self.device), *self.resolution)))
-        return [self._cache[i] for i in ids]
-
-    def close(self) -> None:
-        self._open(None)
-
-    def load(self, unit: int) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
-        """``(clip ids read, frames [B, T, H, W, 3] uint8 or None, [(clip id, reason)] failed)``."""
-        first, count = self.plan["units"][unit]
-        ok, clips, failed = [], [], []
-        for cid in range(first, first + count):
-            v, start, _ = self.plan["clips"][cid]
-            if v in self._broken:
-                failed.append((cid, self._broken[v]))
-                continue
-            try:
-                clips.append(torch.stack(self._frames(v, frame_indices(start, self.spec))))
-                ok.append(cid)
-            except PrepareError:
-                raise
-            except Exception as e:  # noqa: BLE001 -- a bad video loses its clips, the run goes on
-                self._broken[v] = f"decode failed ({_short(e)})"
-                self._open(None)
-                failed.append((cid, self._broken[v]))
-        return ok, (torch.stack(clips) if clips else None), failed
 
 
 def encode_clips(tokenizer, frames: torch.Tensor, latent_shape: tuple[int, int, int]) -> np.ndarray:
@@ -108,54 +35,70 @@ def encode_clips(tokenizer, frames: torch.Tensor, latent_shape: tuple[int, int, 
     return ids.reshape(b, -1).cpu().numpy().astype(TOKEN_DTYPE)
 
 
-def decode_threads(processes: int = 1) -> int:
-    """Decoder threads per worker: the machine's cores shared by the workers on it, at most 8 (H.264 frame
-    threading gains little beyond that, and each thread holds frames in flight)."""
-    return max(1, min(8, (os.cpu_count() or 1) // max(1, processes)))
+def worker_cores(processes: int = 1) -> int:
+    """CPU cores of one worker: the machine's cores shared by the ``processes`` workers on it."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+def decode_threads(processes: int = 1, readers: int = 1) -> int:
+    """FFmpeg threads of one video reader: a worker's cores shared by its ``readers`` (decode processes), at most 8
+    (H.264 frame threading gains little beyond that, and each thread holds frames in flight)."""
+    return max(1, min(8, worker_cores(processes) // max(1, readers)))
 
 
 def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, device: str,
-               on_progress=None, threads: int | None = None) -> int:  # fmt: skip
-    """Encode ``units`` and append them to ``shard``; returns the number of clips handled. ``threads``: video
-    decoder threads (default: all cores, at most 8)."""
+               on_progress=None, threads: int | None = None, stats: Stats | None = None) -> int:  # fmt: skip
+    """Encode ``units`` and append them to ``shard``; returns the number of clips handled. ``threads``: CPU
+    cores of this worker (default: all), shared by its decode processes (each reader at most 8 decoder threads);
+    ``stats``: where to add the seconds each stage took."""
     from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
     if not units:
         return 0
+    stats = stats if stats is not None else Stats()
     work = os.path.join(cfg.output, WORK_DIR)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
         # Same unit -> same batch -> same kernels: keeps a resumed or re-sharded run byte-identical.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+    fast_options = None
+    if cfg.backend == "fast":  # timed algorithm choices may differ between runs: not for byte-identical datasets
+        from nemo_cosmos_ar.tokenizer.fast import FastOptions
+
+        fast_options = FastOptions(cudnn_benchmark=False)
     try:
         tokenizer = load_tokenizer(
             cfg.tokenizer, backend=cfg.backend, device=device, dtype=None if cfg.backend == "jit" else cfg.torch_dtype(),
-            pixel_chunk_duration=None, max_enc_batch_size=cfg.batch_size,
+            pixel_chunk_duration=None, max_enc_batch_size=cfg.batch_size, fast_options=fast_options,
         )  # fmt: skip
     except (RuntimeError, ValueError, KeyError, OSError) as e:  # a damaged file: one line, not a torch traceback
         raise PrepareError(f"--tokenizer {cfg.tokenizer} cannot be loaded ({_short(e)}); download the "
                            "Cosmos-Tokenize1-DV8x16x16 folder again") from None  # fmt: skip
     if tokenizer.codebook_size > np.iinfo(TOKEN_DTYPE).max + 1:
         raise PrepareError(f"codebook of {tokenizer.codebook_size} codes does not fit {np.dtype(TOKEN_DTYPE).name}")
-    reader = ClipReader(cfg.videos, plan, cfg.resolution, cfg.windows, device,
-                        decode_threads=threads or decode_threads())
+    cores = threads or worker_cores()
+    per_reader = max(1, min(8, cores // max(1, cfg.decode_workers)))
+    resize_to = cfg.resolution if cfg.resize_device == "cpu" else None
+    args = ReaderArgs(cfg.videos, cfg.windows, per_reader, resize_to)
     writer = ShardWriter(work, shard)
     handled = 0
+    source = units_frames(args, plan, os.path.join(work, PLAN_FILE), units, cfg.resolution, device, cfg.prefetch,
+                          cfg.decode_workers, stats)  # fmt: skip
     try:
-        with ThreadPoolExecutor(1) as prefetch:  # decode + resize the next unit while this one encodes
-            pending = prefetch.submit(reader.load, units[0])
-            for k, unit in enumerate(units):
-                clip_ids, frames, failed = pending.result()
-                if k + 1 < len(units):
-                    pending = prefetch.submit(reader.load, units[k + 1])
-                rows = (encode_clips(tokenizer, frames, cfg.latent_shape) if frames is not None
-                        else np.zeros((0, 0), TOKEN_DTYPE))  # fmt: skip
-                writer.commit(unit, clip_ids, rows, failed)
-                handled += len(clip_ids) + len(failed)
-                if on_progress is not None:
-                    on_progress(len(clip_ids) + len(failed))
+        for frames, clips in source:
+            start = time.perf_counter()
+            rows = (encode_clips(tokenizer, clips, cfg.latent_shape) if clips is not None
+                    else np.zeros((0, 0), TOKEN_DTYPE))  # fmt: skip
+            written = time.perf_counter()
+            stats.encode += written - start
+            writer.commit(frames.unit, frames.clip_ids, rows, frames.failed)
+            stats.write += time.perf_counter() - written
+            n = len(frames.clip_ids) + len(frames.failed)
+            handled += n
+            if on_progress is not None:
+                on_progress(n)
     finally:
-        reader.close()
+        source.close()
         writer.close()
     return handled

@@ -14,8 +14,9 @@ committed unit and does only the missing units. Because a unit is always encoded
 dataset is byte-identical however many workers ran and however often the run was interrupted.
 
 Where the pieces live: this module plans (files -> videos -> clips -> units) and orchestrates (output folder,
-workers, merge; ``prepare_dataset``). ``encode.py`` reads and encodes the clips of a unit (``ClipReader``,
-``encode_clips``, ``run_worker``); ``shards.py`` writes, repairs and merges the shards (``ShardWriter``,
+workers, merge; ``prepare_dataset``). ``encode.py`` encodes the clips of a worker's units (``encode_clips``,
+``run_worker``), which ``frames.py`` decodes and resizes (``ClipReader``, ``unit_clips``) and ``pipeline.py`` feeds
+ahead of the encoder (prefetch thread or decode processes, stage timings); ``shards.py`` writes, repairs and merges the shards (``ShardWriter``,
 ``repair_shard``, ``done_units``, ``merge_shards``); ``prepare_config.py`` holds ``PrepareConfig``,
 ``PrepareError``, ``PrepareSummary`` and the on-disk constants (``WORK_DIR``, ``TOKEN_DTYPE``, ``FORMAT``, ...).
 """
@@ -36,7 +37,8 @@ import torch
 
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.data.dataset import METADATA
-from nemo_cosmos_ar.data.encode import decode_threads, run_worker
+from nemo_cosmos_ar.data.encode import run_worker, worker_cores
+from nemo_cosmos_ar.data.pipeline import Stats
 from nemo_cosmos_ar.data.prepare_config import (
     PLAN_FILE,
     SPLITS,
@@ -122,6 +124,8 @@ def _fingerprint(cfg: PrepareConfig, checksum: str) -> dict:
         "batch_size": cfg.batch_size, "backend": cfg.backend, "device_type": cfg.device_type().split(":")[0],
         "dtype": "traced" if cfg.backend == "jit" else str(cfg.torch_dtype()).replace("torch.", ""),
         "dataset": cfg.dataset,
+        # only when set, so that runs planned before the option existed still resume
+        **({"resize_device": cfg.resize_device} if cfg.resize_device else {}),
     }  # fmt: skip
 
 
@@ -294,15 +298,16 @@ def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, thread
         torch.set_num_threads(threads)
         with open(os.path.join(cfg.output, WORK_DIR, PLAN_FILE)) as f:
             plan = json.load(f)
+        stats = Stats()
         run_worker(cfg, plan, units, shard, device, on_progress=lambda n: queue.put(("progress", n)),
-                   threads=decoders)
-        queue.put(("done", shard))
+                   threads=decoders, stats=stats)
+        queue.put(("done", shard, stats.as_dict()))
     except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises
         user_error = e if isinstance(e, (PrepareError, FileNotFoundError)) else None
         queue.put(("error", f"{shard}: {_short(e)}\n{traceback.format_exc()}", user_error))
 
 
-def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> None:
+def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance, stats: Stats) -> None:
     import queue as queue_mod
 
     import torch.multiprocessing as mp
@@ -310,8 +315,10 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // len(parts))
-    decoders = decode_threads(len(parts))
-    procs = [ctx.Process(target=_child, daemon=True,
+    decoders = worker_cores(len(parts))
+    # A daemonic process may not start processes: workers with decode processes are not daemons (they are
+    # terminated below all the same).
+    procs = [ctx.Process(target=_child, daemon=cfg.decode_workers == 0,
                          args=(cfg, units, f"shard-{w:03d}", _device_for(cfg, w), threads, decoders, queue))
              for w, units in enumerate(parts)]  # fmt: skip
     for p in procs:
@@ -330,6 +337,7 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance) -> N
                 advance(msg[1])
             elif msg[0] == "done":
                 finished += 1
+                stats.add(msg[2])
             else:
                 error = msg[1:]
         aborted = False
@@ -412,21 +420,25 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
         if on_progress is not None:
             on_progress(n)
 
-    error = None
+    error, stats = None, Stats()
     try:
         if world > 1:
             device = _device_for(cfg, int(os.environ.get("LOCAL_RANK", rank)))
             run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", device, on_progress=advance if rank == 0 else None,
-                       threads=decode_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+                       threads=worker_cores(int(os.environ.get("LOCAL_WORLD_SIZE", world))), stats=stats)
         elif len(parts) > 1:
-            _run_local_workers(cfg, parts, advance)
+            _run_local_workers(cfg, parts, advance, stats)
         else:
-            run_worker(cfg, plan, parts[0], "shard-000", _device_for(cfg, 0), on_progress=advance)
+            run_worker(cfg, plan, parts[0], "shard-000", _device_for(cfg, 0), on_progress=advance, stats=stats)
     except Exception as e:  # noqa: BLE001 -- every rank must reach the gather below, then all raise
         error = e
     finally:
         bar.close()
-    errors = [e for e in _gather(None if error is None else _short(error)) if e is not None]
+    gathered = _gather((None if error is None else _short(error), stats.as_dict()))
+    errors = [e for e, _ in gathered if e is not None]
+    stats = Stats()
+    for _, s in gathered:  # busy seconds of every rank
+        stats.add(s)
     failed = error is not None or errors
     if failed and rank == 0 and not resumed and not done_units(os.path.join(cfg.output, WORK_DIR)):
         _discard(cfg, created)  # a fresh run that committed nothing leaves nothing behind (an interrupt keeps it)
@@ -449,4 +461,5 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     summary.seconds = time.time() - start_time
     summary.phases = {"setup": setup_done - start_time, "encode": encode_done - setup_done,
                       "merge": start_time + summary.seconds - encode_done}  # fmt: skip
+    summary.stages = stats.as_dict()
     return summary

@@ -44,11 +44,18 @@ class PrepareConfig:
         val_fraction: fraction of the *videos* held out as the ``val`` split.
         dataset: registry name recorded in the metadata (informational).
         batch_size: clips encoded per batch; fixes the units, so a resumed run must use the same value.
-        backend: ``"eager"`` or ``"jit"`` tokenizer backend.
+        backend: tokenizer backend, ``"eager"``, ``"fast"``, ``"jit"`` or ``"auto"`` (resolved here: see
+            ``tokenizer.backends.resolve_backend``).
         device: ``"cuda"``/``"cpu"``; None picks CUDA when there is one (each worker its own GPU).
         dtype: ``"bfloat16"``/``"float32"``; None = bf16 on CUDA (as cosmos-predict1), fp32 on CPU.
         seed: seed of the train/val split.
         overwrite: delete a previous dataset or unfinished run in ``output`` first.
+        prefetch: units decoded ahead of the encoder per decoding thread or process (0: decode, resize, encode and
+            write one after the other). Does not change the result.
+        decode_workers: decode processes per worker (0: one decoding thread inside the worker). Does not change the
+            result.
+        resize_device: ``"cpu"`` resizes + crops where the frames are decoded; None on the encoding device (the GPU
+            when there is one). Part of the result: bicubic resampling rounds differently on CPU and GPU.
     """
 
     videos: str
@@ -59,11 +66,14 @@ class PrepareConfig:
     val_fraction: float = 0.0
     dataset: str | None = None
     batch_size: int = 8
-    backend: str = "eager"
+    backend: str = "auto"
     device: str | None = None
     dtype: str | None = None
     seed: int = 0
     overwrite: bool = False
+    prefetch: int = 2
+    decode_workers: int = 0
+    resize_device: str | None = None
 
     def __post_init__(self) -> None:
         # Types and ranges of every field, with the option's name, before anything reads a file (issue 18).
@@ -76,10 +86,20 @@ class PrepareConfig:
         self.val_fraction = checks.check_float(self.val_fraction, "--val-fraction", 0.0, 1.0, hi_open=True)
         self.batch_size = checks.check_int(self.batch_size, "--batch-size", 1, 4096)
         self.seed = checks.check_int(self.seed, "seed", 0)
-        checks.check_choice(self.backend, "--backend", ("eager", "jit"))
+        checks.check_choice(self.backend, "--backend", ("eager", "fast", "jit", "auto"))
         if self.dtype is not None:
             checks.check_choice(self.dtype, "dtype", ("bfloat16", "float32"))
         self.device = checks.check_device(self.device)
+        self.prefetch = checks.check_int(self.prefetch, "--prefetch", 0, 64)
+        self.decode_workers = checks.check_int(self.decode_workers, "--decode-workers", 0, 64)
+        if self.resize_device is not None:
+            checks.check_choice(self.resize_device, "--resize-device", ("cpu",))
+            if not self.device_type().startswith("cuda"):
+                self.resize_device = None  # everything is on the CPU already: the same bytes either way
+        if self.backend == "auto":
+            from nemo_cosmos_ar.tokenizer.backends import resolve_backend
+
+            self.backend = resolve_backend("auto", self.device_type().split(":")[0])
         for name in ("videos", "output", "tokenizer"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
@@ -109,6 +129,7 @@ class PrepareSummary:
     seconds: float = 0.0
     resumed_units: int = 0
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds (setup, encode, merge)
+    stages: dict[str, float] = field(default_factory=dict)  # pipeline.Stats: busy seconds per stage, all workers
 
     def format(self) -> str:
         lines = [
@@ -134,6 +155,10 @@ class PrepareSummary:
                      f"{rate:.2f} clips/s{resumed})")  # fmt: skip
         if self.phases:  # where the time went: planning and tokenizer loading are fixed costs, encode scales
             lines.append("phases       " + ", ".join(f"{k} {v:.1f} s" for k, v in self.phases.items()))
+        if self.stages:  # overlapping stages: what each took, and whether the encoder waited for frames
+            busy = ", ".join(f"{k} {self.stages.get(k, 0.0):.1f} s" for k in ("decode", "resize", "encode", "write"))
+            lines.append(f"stages       {rate:.2f} clips/s; {busy}; encoder waited {self.stages.get('wait', 0.0):.1f} s "
+                         "for frames (seconds summed over workers)")  # fmt: skip
         return "\n".join(lines)
 
 

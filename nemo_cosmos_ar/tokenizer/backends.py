@@ -1,7 +1,9 @@
-"""One small interface over the two ways of running the DV8x16x16 tokenizer, and the folder loader.
+"""One small interface over the ways of running the DV8x16x16 tokenizer, and the folder loader.
 
 * ``EagerTokenizer``: this package's PyTorch network (``networks.py``) with the weights read out of the released
   ``encoder.jit``/``decoder.jit`` state dicts. Any float dtype, CPU or GPU; can be compiled or modified.
+* ``FastTokenizer`` (``fast.py``): the eager network compiled and laid out for speed (torch.compile, channels-last,
+  one-convolution Haar transforms, cuDNN autotuning), each a ``FastOptions`` switch.
 * ``JitTokenizer``: the released TorchScript files themselves (``torch.jit.load``), for comparison. A traced module
   bakes its dtype casts into the graph, so it runs only in the dtype it was traced in (bf16 for NVIDIA's export,
   which also needs a GPU because CPU PyTorch has no bf16 ``avg_pool3d``).
@@ -30,7 +32,18 @@ from nemo_cosmos_ar.tokenizer.networks import CausalVideoTokenizer, TokenizerCon
 ENCODER_FILE = "encoder.jit"
 DECODER_FILE = "decoder.jit"
 AUTOENCODER_FILE = "autoencoder.jit"
-BACKENDS = ("eager", "jit")
+BACKENDS = ("eager", "jit", "fast")
+# The switch: what backend="auto" means on a GPU. "eager" until the H200 measurements of bench/bench_tokenizer.py
+# show "fast" meeting issue 15's accuracy bar (>= 99.9 % indices equal to eager bf16, >= 45 dB decoded PSNR); then
+# set it to "fast". On CPU "auto" is always "eager" (compiling costs minutes there and gains little).
+DEFAULT_GPU_BACKEND = "eager"
+
+
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    """``backend`` with ``"auto"`` replaced by ``DEFAULT_GPU_BACKEND`` on CUDA and ``"eager"`` elsewhere."""
+    if backend != "auto":
+        return backend
+    return DEFAULT_GPU_BACKEND if torch.device(device).type == "cuda" else "eager"
 
 
 class VideoTokenizer(Protocol):
@@ -260,6 +273,7 @@ def load_tokenizer(
     pixel_chunk_duration: int | None = 33,
     max_enc_batch_size: int = 8,
     max_dec_batch_size: int = 4,
+    fast_options=None,
 ) -> EagerTokenizer | JitTokenizer:
     """Load a tokenizer folder laid out like Cosmos-Tokenize1-DV8x16x16-720p (``encoder.jit``, ``decoder.jit``).
 
@@ -268,13 +282,15 @@ def load_tokenizer(
 
     Args:
         folder: the tokenizer folder.
-        backend: ``"eager"`` (this package's network with the files' weights) or ``"jit"`` (the TorchScript files).
+        backend: ``"eager"`` (this package's network with the files' weights), ``"fast"`` (the same network compiled,
+            see ``fast.py``), ``"jit"`` (the TorchScript files) or ``"auto"`` (``resolve_backend``).
         device: where to run, e.g. ``"cuda"`` or ``"cpu"``.
         dtype: compute dtype; None means the dtype the weights are stored in. The ``"jit"`` backend accepts only
             that dtype.
         pixel_chunk_duration: frames per independently encoded chunk (1 + 8k; 33 as in cosmos-predict1), or None.
         max_enc_batch_size: most chunks encoded at once.
         max_dec_batch_size: most chunks decoded at once.
+        fast_options: ``fast.FastOptions`` of the ``"fast"`` backend (None: its defaults).
 
     Returns:
         A tokenizer with ``encode``, ``decode``, ``latent_shape`` and ``codebook_size``.
@@ -284,8 +300,9 @@ def load_tokenizer(
         ValueError: unknown backend, unreadable file, files that are not a discrete video tokenizer, or a dtype the
             TorchScript files cannot run in.
     """
+    backend = resolve_backend(backend, device)
     if backend not in BACKENDS:
-        raise ValueError(f"unknown tokenizer backend {backend!r}; choose one of {BACKENDS}")
+        raise ValueError(f"unknown tokenizer backend {backend!r}; choose one of {BACKENDS} or 'auto'")
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -317,4 +334,8 @@ def load_tokenizer(
     except RuntimeError as err:
         raise ValueError(f"the weights in {root} do not fit the causal video tokenizer network: {err}") from err
     del encoder, decoder
+    if backend == "fast":
+        from nemo_cosmos_ar.tokenizer.fast import FastTokenizer
+
+        return FastTokenizer(network, device, dtype if dtype is not None else stored, **chunking, options=fast_options)
     return EagerTokenizer(network, device, dtype if dtype is not None else stored, **chunking)

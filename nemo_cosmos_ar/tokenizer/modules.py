@@ -51,6 +51,8 @@ class CausalConv3d(nn.Module):
     With ``time_pad = kt - time_stride`` past frames added, T frames map to ``(T - 1) // time_stride + 1`` frames.
     """
 
+    memory_format: torch.memory_format = torch.contiguous_format  # layout of the convolution's input
+
     def __init__(
         self,
         in_channels: int,
@@ -75,8 +77,9 @@ class CausalConv3d(nn.Module):
         if self.spatial_pad > 0:
             p = self.spatial_pad
             x = F.pad(x, (p, p, p, p, 0, 0))
-        # A permuted (e.g. channels-last) input would make conv3d pick another kernel and sum in another order.
-        return self.conv3d(x.contiguous())
+        # A permuted (e.g. channels-last) input would make conv3d pick another kernel and sum in another order, so
+        # the layout is fixed here: row-major by default; the "fast" backend sets channels-last (backends.py).
+        return self.conv3d(x.contiguous(memory_format=self.memory_format))
 
 
 def factorized_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -94,7 +97,7 @@ def _frames_to_batch(x: torch.Tensor) -> torch.Tensor:
 
 def _batch_to_frames(x: torch.Tensor, batch: int) -> torch.Tensor:
     # [B*T, C, H, W] -> [B, C, T, H, W]
-    return x.unflatten(0, (batch, -1)).transpose(1, 2)
+    return x.reshape(batch, -1, *x.shape[1:]).transpose(1, 2)  # reshape, not unflatten: torch.compile traces it
 
 
 class FrameNorm(nn.Module):
@@ -157,7 +160,7 @@ class SpatialAttention(_AttentionBase):
         scores = torch.bmm(q.transpose(1, 2), k) * (q.shape[1] ** -0.5)  # [BT, HW(query), HW(key)]
         weights = F.softmax(scores, dim=2)
         out = torch.bmm(v, weights.transpose(1, 2))  # [BT, C, HW(query)]
-        out = _batch_to_frames(out.unflatten(2, (x.shape[3], x.shape[4])), x.shape[0])
+        out = _batch_to_frames(out.reshape(*out.shape[:2], x.shape[3], x.shape[4]), x.shape[0])
         return x + self.proj_out(out)
 
 
@@ -173,7 +176,7 @@ class TemporalAttention(_AttentionBase):
         causal = torch.tril(torch.ones_like(scores))
         scores = scores.masked_fill(causal == 0, float("-inf"))
         out = torch.bmm(F.softmax(scores, dim=2), v.transpose(1, 2))  # [BHW, T, C]
-        out = out.transpose(1, 2).unflatten(0, (b, hh, ww)).permute(0, 3, 4, 1, 2)
+        out = out.transpose(1, 2).reshape(b, hh, ww, c, -1).permute(0, 3, 4, 1, 2)
         return x + self.proj_out(out)
 
 

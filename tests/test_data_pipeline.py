@@ -1,0 +1,96 @@
+"""prepare-data's decode -> encode pipeline (issue 15): the prefetching thread and the decode processes write the
+same bytes as the sequential path, units sharing a video stay with one decoder, errors in a decode process reach the
+worker, and the summary says where the time went. Uses test_data_prep's tiny videos (three good, four bad files)."""
+
+import json
+import os
+
+import pytest
+import torch
+from test_data_prep import SIZE, _assert_same_dataset, _cfg, tokenizer_dir, videos  # noqa: F401 -- fixtures
+
+from nemo_cosmos_ar.data import pipeline
+from nemo_cosmos_ar.data import prepare as prep
+from nemo_cosmos_ar.data.frames import ClipReader, unit_clips
+from nemo_cosmos_ar.data.prepare import PrepareError, prepare_dataset
+from nemo_cosmos_ar.data.windows import WindowSpec
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory, videos, tokenizer_dir):  # noqa: F811
+    out = tmp_path_factory.mktemp("seq") / "dataset"
+    return out, prepare_dataset(_cfg(videos, out, tokenizer_dir, prefetch=0), progress=False)
+
+
+@pytest.mark.parametrize("kw", [dict(prefetch=2), dict(prefetch=1, decode_workers=2)], ids=["thread", "processes"])
+def test_prefetch_paths_write_the_sequential_bytes(sequential, videos, tokenizer_dir, tmp_path, kw):  # noqa: F811
+    out = tmp_path / "dataset"
+    summary = prepare_dataset(_cfg(videos, out, tokenizer_dir, **kw), progress=False)
+    ref = sequential[1]
+    assert summary.clips == ref.clips == {"train": 10, "val": 10} and summary.failed_clips == ref.failed_clips
+    assert dict(summary.skipped) == dict(ref.skipped)
+    _assert_same_dataset(sequential[0], out)
+
+
+def test_summary_says_where_time_went(sequential):
+    stages = sequential[1].stages
+    assert set(stages) == {"decode", "resize", "encode", "write", "wait"}
+    assert stages["decode"] > 0 and stages["encode"] > 0 and stages["wait"] == 0.0  # sequential: nothing to wait for
+    line = [x for x in sequential[1].format().splitlines() if x.startswith("stages")][0]
+    assert "clips/s; decode " in line and ", write " in line and "encoder waited 0.0 s for frames" in line
+
+
+def _plan(videos, tok, tmp_path, **kw):  # noqa: F811
+    cfg = _cfg(videos, tmp_path / "o", tok, **kw)
+    return cfg, prep.make_plan(cfg, prep.tokenizer_checksum(cfg.tokenizer))
+
+
+def test_reader_moves_each_frame_of_a_unit_once(videos, tokenizer_dir, tmp_path):  # noqa: F811
+    from nemo_cosmos_ar import video_io
+
+    cfg, plan = _plan(videos, tokenizer_dir, tmp_path)  # stride 1, units of 2 clips
+    reader = ClipReader(cfg.videos, plan, cfg.windows, decode_threads=1)
+    unit = reader.load(0)
+    assert unit.clip_ids == [0, 1] and unit.failed == []
+    assert len(unit.groups) == 1 and tuple(unit.groups[0].shape) == (18, 72, 108, 3)  # frames 0..17, raw
+    assert unit.index == [(0, list(range(17))), (0, list(range(1, 18)))]
+    clips = unit_clips(unit, SIZE, "cpu")
+    path = os.path.join(cfg.videos, plan["videos"][0]["path"])
+    expected = video_io.resize_and_crop(video_io.read_frames(path, 17, start=1), *SIZE)
+    assert clips.shape == (2, 17, 64, 96, 3) and torch.equal(clips[1], expected)
+    cpu = ClipReader(cfg.videos, plan, cfg.windows, decode_threads=1, resize_to=SIZE).load(0)
+    assert cpu.resized and torch.equal(unit_clips(cpu, SIZE, "cpu"), clips)
+    reader.close()
+
+
+def test_segments_keep_a_video_with_one_decoder():
+    # clips: video 0 has clips 0-2, video 1 clips 3-4, video 2 clip 5; units of 2 clips
+    plan = {"clips": [[0, 0, 0], [0, 1, 0], [0, 2, 0], [1, 0, 0], [1, 1, 0], [2, 0, 0]],
+            "units": [[0, 2], [2, 2], [4, 2]]}  # fmt: skip
+    # unit 1 (clips 2, 3) goes on with video 0, unit 2 (clips 4, 5) with video 1: one decoder for all three
+    assert pipeline.segments(plan, [0, 1, 2]) == [[0, 1, 2]]
+    assert pipeline.segments(plan, [0, 2]) == [[0], [2]]  # unit 1 done already: videos 0 and 1 do not meet
+    plan["clips"][4] = [2, 0, 0]  # video 1 ends with unit 1
+    assert pipeline.segments(plan, [0, 1, 2]) == [[0, 1], [2]]
+
+
+def test_decode_process_error_reaches_the_worker(videos, tokenizer_dir, tmp_path):  # noqa: F811
+    cfg, plan = _plan(videos, tokenizer_dir, tmp_path)
+    plan["videos"][0]["bytes"] += 1  # as if the file had changed after planning
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    args = pipeline.ReaderArgs(cfg.videos, WindowSpec(17, 1, 1), 1, None)
+    frames = pipeline.units_frames(args, plan, str(plan_path), [0, 1], SIZE, "cpu", 1, 1, pipeline.Stats())
+    with pytest.raises(PrepareError, match=r"clip_0.mp4 changed after this run was planned; rerun with --overwrite"):
+        next(frames)
+
+
+def test_pipeline_options_are_checked(videos, tokenizer_dir, tmp_path):  # noqa: F811
+    with pytest.raises(ValueError, match="--prefetch"):
+        _cfg(videos, tmp_path / "o", tokenizer_dir, prefetch=-1)
+    with pytest.raises(ValueError, match="--decode-workers"):
+        _cfg(videos, tmp_path / "o", tokenizer_dir, decode_workers=100)
+    with pytest.raises(ValueError, match="--resize-device 'gpu' is not one of cpu"):
+        _cfg(videos, tmp_path / "o", tokenizer_dir, resize_device="gpu")
+    cfg = _cfg(videos, tmp_path / "o", tokenizer_dir, resize_device="cpu", device="cpu", backend="auto")
+    assert cfg.resize_device is None and cfg.backend == "eager"  # all on the CPU: nothing to choose
