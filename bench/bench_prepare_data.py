@@ -59,8 +59,12 @@ ROWS = {
 
 
 def write_videos(folder: Path, count: int, frames: int, height: int, width: int) -> None:
+    """Write the source videos; ones already in ``folder`` are kept (the GPU image has no PyAV to write them, so
+    they can be made elsewhere with this function and copied in)."""
     sources = samples.find_photos()
     for i in range(count):
+        if (folder / f"video_{i:03d}.mp4").exists():
+            continue
         if sources:
             photo = samples.load_photo(sources[i % len(sources)])
             motion = samples.MOTIONS[i % len(samples.MOTIONS)]

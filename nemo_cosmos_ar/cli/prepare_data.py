@@ -34,13 +34,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.0, help="fraction of videos held out for validation")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (under torchrun: one per rank)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per tokenizer batch (keep it when resuming)")
-    p.add_argument("--backend", choices=("auto", "eager", "fast", "jit"), default="auto",
-                   help="tokenizer backend; default auto (eager on CPU; on a GPU the faster one once measured)")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "eager", "fast", "jit"),
+        default="auto",
+        help="tokenizer backend; default auto (eager on CPU; on a GPU the faster one once measured)",
+    )
     p.add_argument("--prefetch", type=int, default=2, help="units decoded ahead of the encoder (0: none); default 2")
-    p.add_argument("--decode-workers", type=int, default=0,
-                   help="decode processes per worker when one decoding thread cannot keep the GPU busy; default 0")
-    p.add_argument("--resize-device", choices=("cpu",), default=None,
-                   help="resize where frames are decoded (CPU) instead of on the GPU; changes the result slightly")
+    p.add_argument(
+        "--decode-workers",
+        type=int,
+        default=0,
+        help="decode processes per worker when one decoding thread cannot keep the GPU busy; default 0",
+    )
+    p.add_argument(
+        "--resize-device",
+        choices=("cpu",),
+        default=None,
+        help="resize where frames are decoded (CPU) instead of on the GPU; changes the result slightly",
+    )
     p.add_argument("--device", help="cuda or cpu; default cuda when available")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset or unfinished run")
     p.add_argument("--make-samples", type=int, metavar="N", help="first write N bundled sample videos into --videos")
