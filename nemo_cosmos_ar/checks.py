@@ -66,8 +66,15 @@ def check_int(value: Any, name: str, lo: int | None = None, hi: int | None = Non
     return int(value)
 
 
-def check_float(value: Any, name: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                hi_open: bool = False) -> float:  # fmt: skip
+def check_float(
+    value: Any,
+    name: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """``value`` as a finite float in the given interval; ints are accepted, NaN/inf/bool/strings are not."""
     ok_type = isinstance(value, numbers.Real) and not isinstance(value, bool)
     v = float(value) if ok_type else math.nan
@@ -101,8 +108,10 @@ def check_fields(d: Any, rules: Mapping[str, Field], source: str) -> dict:
     """Check the fields of ``d`` (read from JSON) that ``rules`` names; returns ``d`` as a dict. Fields that are
     absent or null are left to the caller (defaults, "missing field" errors)."""
     if not isinstance(d, Mapping):
-        raise UserError(f"{source}: expected a JSON object of fields (e.g. {{\"n_layers\": 16, ...}}), got a "
-                        f"{type(d).__name__}; fix or replace the file")  # fmt: skip
+        raise UserError(
+            f'{source}: expected a JSON object of fields (e.g. {{"n_layers": 16, ...}}), got a '
+            f"{type(d).__name__}; fix or replace the file"
+        )
     for key, rule in rules.items():
         value = d.get(key)
         if value is None:
@@ -125,14 +134,23 @@ def check_fields(d: Any, rules: Mapping[str, Field], source: str) -> dict:
 
 # cosmos-predict1 ModelConfig fields (config.json). Bounds are wide sanity limits, far beyond any released model.
 MODEL_CONFIG_FIELDS: dict[str, Field] = {
-    "n_layers": Field("int", 1, 1024), "dim": Field("int", 1, 65536), "n_heads": Field("int", 1, 1024),
-    "n_kv_heads": Field("int", 1, 1024), "head_dim": Field("int", 6, 4096),
-    "ffn_hidden_size": Field("int", 1, 1 << 20), "vocab_size": Field("int", 1, 1 << 24),
-    "norm_eps": Field("float", 0, 1, lo_open=True, hi_open=True), "rope_theta": Field("float", 0, lo_open=True),
-    "apply_yarn": Field("bool"), "yarn_scale": Field("float", 0, lo_open=True),
-    "yarn_beta_fast": Field("float", 0, lo_open=True), "yarn_beta_slow": Field("float", 0, lo_open=True),
-    "video_latent_shape": Field("ints3"), "latent_shape": Field("ints3"), "original_latent_shape": Field("ints3"),
-}  # fmt: skip
+    "n_layers": Field("int", 1, 1024),
+    "dim": Field("int", 1, 65536),
+    "n_heads": Field("int", 1, 1024),
+    "n_kv_heads": Field("int", 1, 1024),
+    "head_dim": Field("int", 6, 4096),
+    "ffn_hidden_size": Field("int", 1, 1 << 20),
+    "vocab_size": Field("int", 1, 1 << 24),
+    "norm_eps": Field("float", 0, 1, lo_open=True, hi_open=True),
+    "rope_theta": Field("float", 0, lo_open=True),
+    "apply_yarn": Field("bool"),
+    "yarn_scale": Field("float", 0, lo_open=True),
+    "yarn_beta_fast": Field("float", 0, lo_open=True),
+    "yarn_beta_slow": Field("float", 0, lo_open=True),
+    "video_latent_shape": Field("ints3"),
+    "latent_shape": Field("ints3"),
+    "original_latent_shape": Field("ints3"),
+}
 
 # Clip sides in pixels. The DV8x16x16 tokenizer was trained at 720p; 4096 covers 4K video and refuses
 # sizes (16k, 200 megapixels) whose tokenizer activations could not fit any GPU.
@@ -142,8 +160,9 @@ MAX_SIDE = 4096
 def check_resolution(h: Any, w: Any, name: str = "--resolution") -> tuple[int, int]:
     for side in (h, w):
         if not _is_int(side) or side < 16 or side > MAX_SIDE or side % 16:
-            raise UserError(f"{name} {h}x{w}: height and width must be multiples of 16 in [16, {MAX_SIDE}] "
-                            "(e.g. 384x640, 640x1024)")  # fmt: skip
+            raise UserError(
+                f"{name} {h}x{w}: height and width must be multiples of 16 in [16, {MAX_SIDE}] (e.g. 384x640, 640x1024)"
+            )
     return int(h), int(w)
 
 
@@ -154,8 +173,9 @@ def _real(p: str | Path) -> Path:
     return Path(os.path.realpath(os.path.expanduser(str(p))))
 
 
-def check_no_overlap(output: str | Path, inputs: Iterable[tuple[str, str | Path | None]],
-                     output_name: str = "--output") -> None:  # fmt: skip
+def check_no_overlap(
+    output: str | Path, inputs: Iterable[tuple[str, str | Path | None]], output_name: str = "--output"
+) -> None:
     """Refuse an ``output`` that is, contains or lies inside any input (compared through symlinks).
 
     ``inputs`` are ``(name, path)`` pairs (``None`` paths are skipped), e.g. ``[("--source", src)]``; the names
@@ -175,8 +195,10 @@ def check_no_overlap(output: str | Path, inputs: Iterable[tuple[str, str | Path 
             rel = "lies inside"
         else:
             continue
-        raise UserError(f"{output_name} {output} {rel} the input {name} {path}; write the output somewhere else "
-                        "(outputs never replace or sit inside their inputs)")  # fmt: skip
+        raise UserError(
+            f"{output_name} {output} {rel} the input {name} {path}; write the output somewhere else "
+            "(outputs never replace or sit inside their inputs)"
+        )
 
 
 def topmost_missing(path: str | Path) -> Path | None:
@@ -241,8 +263,10 @@ def check_any_package(modules: Iterable[str], purpose: str, install: str) -> str
     for m in modules:
         if importlib.util.find_spec(m) is not None:
             return m
-    raise UserError(f"{purpose} needs the Python package {' or '.join(modules)}, which is not installed here; "
-                    f"install it ({install})")  # fmt: skip
+    raise UserError(
+        f"{purpose} needs the Python package {' or '.join(modules)}, which is not installed here; "
+        f"install it ({install})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -262,8 +286,10 @@ def check_device(device: str | None, name: str = "--device") -> str | None:
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
             build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-            raise UserError(f"{name} {device}: no CUDA GPU is visible to this process (torch {torch.__version__}, "
-                            f"{build}); use {name} cpu or run on a GPU machine")  # fmt: skip
+            raise UserError(
+                f"{name} {device}: no CUDA GPU is visible to this process (torch {torch.__version__}, "
+                f"{build}); use {name} cpu or run on a GPU machine"
+            )
         if index and int(index) >= n:
             raise UserError(f"{name} {device}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
     return text
@@ -309,9 +335,12 @@ def interrupts_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-_OS_HINTS = {errno.ENOSPC: "free some space or write elsewhere", errno.EROFS: "write to a writable file system",
-             errno.EACCES: "fix the permissions or choose another path",
-             errno.EPERM: "fix the permissions or choose another path"}  # fmt: skip
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EROFS: "write to a writable file system",
+    errno.EACCES: "fix the permissions or choose another path",
+    errno.EPERM: "fix the permissions or choose another path",
+}
 
 
 @contextlib.contextmanager
@@ -338,4 +367,3 @@ def guard(command: str, resume: str | None = None) -> Iterator[None]:
         why = e.strerror or str(e) or type(e).__name__
         hint = _OS_HINTS.get(e.errno or 0, "check the path")
         raise UserError(f"cannot access {where}: {why}; {hint}") from None
-

@@ -113,7 +113,11 @@ def install_cpu_rng_tracker(seed: int = 1234) -> None:
         @contextlib.contextmanager
         def fork(self, name=mrandom._MODEL_PARALLEL_RNG_TRACKER_NAME):
             if name not in self.states_:
-                tp = parallel_state.get_tensor_model_parallel_rank() if parallel_state.model_parallel_is_initialized() else 0
+                tp = (
+                    parallel_state.get_tensor_model_parallel_rank()
+                    if parallel_state.model_parallel_is_initialized()
+                    else 0
+                )
                 self.add(name, seed + 2718 + tp + 7919 * len(self.states_))
             saved = torch.get_rng_state()
             torch.set_rng_state(self.states_[name])

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True)
     t_start = time.time()
 
-    videos, tok, base = out / "videos", out / "checkpoints" / "Cosmos-Tokenize1-DV8x16x16-tiny", out / "checkpoints" / "Cosmos-Predict1-tiny"
+    videos = out / "videos"
+    tok = out / "checkpoints" / "Cosmos-Tokenize1-DV8x16x16-tiny"
+    base = out / "checkpoints" / "Cosmos-Predict1-tiny"
     print(f"==> writing sample videos, a random tokenizer and a random tiny base model under {out}")
     from nemo_cosmos_ar.data.samples import write_sample_videos
     from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer
@@ -74,43 +76,46 @@ def main(argv: list[str] | None = None) -> int:
     make_base_model(base)
 
     nemo_base = out / "checkpoints" / "Cosmos-Predict1-tiny-nemo"
-    _step("import the base model into a NeMo distributed checkpoint",
-          COSMOS + ["convert", "import", "--source", str(base / "model.pt"), "--output", str(nemo_base)],
-          logs / "import.log")  # fmt: skip
+    cmd = COSMOS + ["convert", "import", "--source", str(base / "model.pt"), "--output", str(nemo_base)]
+    _step("import the base model into a NeMo distributed checkpoint", cmd, logs / "import.log")
     data = out / "datasets" / "demo_tiny"
-    _step("tokenize the videos into a training dataset",
-          COSMOS + ["prepare-data", "--videos", str(videos), "--output", str(data), "--resolution", "64x96",
-                    "--num-frames", "17", "--window-stride", "4", "--tokenizer", str(tok), "--val-fraction", "0.2",
-                    "--no-progress"], logs / "prepare_data.log")  # fmt: skip
+    cmd = COSMOS + ["prepare-data", "--videos", str(videos), "--output", str(data), "--resolution", "64x96"]
+    cmd += ["--num-frames", "17", "--window-stride", "4", "--tokenizer", str(tok), "--val-fraction", "0.2"]
+    _step("tokenize the videos into a training dataset", cmd + ["--no-progress"], logs / "prepare_data.log")
     meta = json.loads((data / "metadata.json").read_text())
     run_root = out / "checkpoints"
+    factory = f"cosmos_ar_tiny_cpu(max_steps={args.steps},data_path={data},base_checkpoint={nemo_base})"
+    cmd = NEMO + ["llm", "finetune", "--factory", factory, "--yes"]
+    cmd += [f"trainer.callbacks[0].every_n_train_steps={max(args.steps // 2, 1)}"]
     train_out = _step(
         f"post-train for {args.steps} steps (nemo llm finetune --factory cosmos_ar_tiny_cpu)",
-        NEMO + ["llm", "finetune", "--factory",
-                f"cosmos_ar_tiny_cpu(max_steps={args.steps},data_path={data},base_checkpoint={nemo_base})", "--yes",
-                f"trainer.callbacks[0].every_n_train_steps={max(args.steps // 2, 1)}"],
-        logs / "finetune.log", env={"OUTPUT_ROOT": str(run_root)},
-    )  # fmt: skip
+        cmd,
+        logs / "finetune.log",
+        env={"OUTPUT_ROOT": str(run_root)},
+    )
     losses = [float(line.split()[3]) for line in train_out.splitlines() if line.startswith("step ")]
     run_dir = run_root / "posttraining" / "autoregressive_base" / "cosmos_ar_tiny_cpu"
     ckpts = sorted((run_dir / "checkpoints").glob("*-last"), key=lambda q: q.stat().st_mtime)
     if not ckpts:
         raise SystemExit(f"no '-last' checkpoint under {run_dir / 'checkpoints'}")
     exported = out / "checkpoints" / "Cosmos-Predict1-tiny-Base_post-trained"
-    _step("export the post-trained checkpoint to cosmos-predict1's model.pt",
-          COSMOS + ["convert", "export", "--checkpoint", str(ckpts[-1]), "--output", str(exported)],
-          logs / "export.log")  # fmt: skip
-    _step("read the exported model.pt back with the importer",
-          COSMOS + ["convert", "import", "--source", str(exported / "model.pt"), "--output",
-                    str(out / "checkpoints" / "reimported-nemo")], logs / "reimport.log")  # fmt: skip
+    cmd = COSMOS + ["convert", "export", "--checkpoint", str(ckpts[-1]), "--output", str(exported)]
+    _step("export the post-trained checkpoint to cosmos-predict1's model.pt", cmd, logs / "export.log")
+    reimported = out / "checkpoints" / "reimported-nemo"
+    cmd = COSMOS + ["convert", "import", "--source", str(exported / "model.pt"), "--output", str(reimported)]
+    _step("read the exported model.pt back with the importer", cmd, logs / "reimport.log")
     # Mission step 5 on the post-trained weights: the last 9 frames of a video in, 33 frames out (KV-cache top-p
     # sampling, DV decoder). With a random tokenizer the pixels are noise; the point is that the path runs.
     prompt_video = sorted(videos.glob("*.mp4"))[0]
     generated = out / "generated" / "from_video.mp4"
-    _step("generate a 33-frame video from the last 9 frames of a sample video (cosmos-ar generate)",
-          COSMOS + ["generate", "--checkpoint", str(exported / "model.pt"), "--tokenizer", str(tok), "--model", "tiny",
-                    "--input", str(prompt_video), "--num-input-frames", "9", "--resolution", "64x96", "--output",
-                    str(generated), "--no-progress"], logs / "generate.log")  # fmt: skip
+    cmd = COSMOS + ["generate", "--checkpoint", str(exported / "model.pt"), "--tokenizer", str(tok), "--model", "tiny"]
+    cmd += ["--input", str(prompt_video), "--num-input-frames", "9", "--resolution", "64x96"]
+    cmd += ["--output", str(generated), "--no-progress"]
+    _step(
+        "generate a 33-frame video from the last 9 frames of a sample video (cosmos-ar generate)",
+        cmd,
+        logs / "generate.log",
+    )
 
     k = max(1, len(losses) // 10)
     first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
@@ -119,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  sample videos        {videos}")
     print(f"  tokenizer (random)   {tok}")
     print(f"  base model (random)  {base}/model.pt  -> NeMo: {nemo_base}")
-    print(f"  dataset              {data}  ({meta['splits']['train']['clips']} train / {meta['splits']['val']['clips']} val clips, grid {meta['latent_shape']})")
-    print(f"  training run         {run_dir}  (TensorBoard: {run_root / 'posttraining' / 'autoregressive_base' / 'tb_logs'})")
+    splits = meta["splits"]
+    clips = f"{splits['train']['clips']} train / {splits['val']['clips']} val clips"
+    print(f"  dataset              {data}  ({clips}, grid {meta['latent_shape']})")
+    tb_logs = run_root / "posttraining" / "autoregressive_base" / "tb_logs"
+    print(f"  training run         {run_dir}  (TensorBoard: {tb_logs})")
     print(f"  loss                 {first:.3f} (first {k} steps) -> {last:.3f} (last {k} steps)")
-    print(f"  exported model.pt    {exported / 'model.pt'}  (read back: {out / 'checkpoints' / 'reimported-nemo'})")
+    print(f"  exported model.pt    {exported / 'model.pt'}  (read back: {reimported})")
     print(f"  generated video      {generated}  (prompt: last 9 frames of {prompt_video.name})")
     print("=" * 78)
     if not last < first:

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SMALL = dict(n_layers=1, dim=32, n_heads=2, n_kv_heads=1, head_dim=16, ffn_hidden_size=64, vocab_size=256,
-             latent_shape=(2, 2, 2))  # fmt: skip
+SMALL = dict(
+    n_layers=1, dim=32, n_heads=2, n_kv_heads=1, head_dim=16, ffn_hidden_size=64, vocab_size=256, latent_shape=(2, 2, 2)
+)
 FAKE_JIT = b"PK\x03\x04" + b"\x00" * 60  # looks like a zip (TorchScript) archive, is not a tokenizer
 GRID = (3, 4, 6)  # dataset grid: 17 frames at 64x96
 
@@ -69,16 +70,16 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     fx["model"] = _model_dir(root / "model", w)
     fx["config"] = root / "model" / "config.json"
     cfg = json.loads(fx["config"].read_text())
+    nan16, inf16 = (torch.tensor(float(x), dtype=torch.bfloat16) for x in ("nan", "inf"))
+    wo = "model.output.weight"
     variants = {
         "int64": {**w, wq: torch.ones(w[wq].shape, dtype=torch.int64)},
         "int8": {k: v.to(torch.int8) for k, v in w.items()},
         "fp64": {k: v.double() for k, v in w.items()},
-        "nan": {**w, wq: w[wq].clone().index_put_((torch.tensor([0, 1, 2]), torch.tensor([0, 0, 0])),
-                                                  torch.tensor(float("nan"), dtype=torch.bfloat16))},
-        "inf": {**w, "model.output.weight": w["model.output.weight"].clone().index_put_(
-            (torch.tensor([3, 4]), torch.tensor([1, 1])), torch.tensor(float("inf"), dtype=torch.bfloat16))},
+        "nan": {**w, wq: w[wq].clone().index_put_((torch.tensor([0, 1, 2]), torch.tensor([0, 0, 0])), nan16)},
+        "inf": {**w, wo: w[wo].clone().index_put_((torch.tensor([3, 4]), torch.tensor([1, 1])), inf16)},
         "missing_key": {k: v for k, v in w.items() if k != "model.layers.0.feed_forward.w3.weight"},
-    }  # fmt: skip
+    }
     for name, weights in variants.items():
         fx[name] = _model_dir(root / name, weights)
     configs = {
@@ -92,8 +93,11 @@ def make_fixtures(root: Path) -> dict[str, Path]:
         fx[name] = _model_dir(root / name, w, config=text)
     blob = fx["model"].read_bytes()
     (root / "files").mkdir()
-    for name, data in {"empty.pt": b"", "notes.pt": b"my notes, not a checkpoint\n",
-                       "truncated.pt": blob[: len(blob) // 2]}.items():  # fmt: skip
+    for name, data in {
+        "empty.pt": b"",
+        "notes.pt": b"my notes, not a checkpoint\n",
+        "truncated.pt": blob[: len(blob) // 2],
+    }.items():
         (root / "files" / name).write_bytes(data)
         fx[name] = root / "files" / name
     torch.save({}, root / "files" / "empty_dict.pt")
@@ -102,10 +106,16 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     # tokens for `convert logits`
     tok = root / "tokens"
     tok.mkdir()
-    for name, obj in {"good": torch.randint(0, 256, (1, 7)), "list": [1, 2, 3], "float": torch.rand(1, 7),
-                      "3d": torch.zeros(1, 1, 7, dtype=torch.long), "empty": torch.zeros(0, dtype=torch.long),
-                      "negative": torch.tensor([[1, -4, 2]]), "bool": torch.ones(1, 7, dtype=torch.bool),
-                      "dict": {"ids": torch.zeros(1, 7, dtype=torch.long)}}.items():  # fmt: skip
+    for name, obj in {
+        "good": torch.randint(0, 256, (1, 7)),
+        "list": [1, 2, 3],
+        "float": torch.rand(1, 7),
+        "3d": torch.zeros(1, 1, 7, dtype=torch.long),
+        "empty": torch.zeros(0, dtype=torch.long),
+        "negative": torch.tensor([[1, -4, 2]]),
+        "bool": torch.ones(1, 7, dtype=torch.bool),
+        "dict": {"ids": torch.zeros(1, 7, dtype=torch.long)},
+    }.items():
         torch.save(obj, tok / f"{name}.pt")
         fx[f"tokens_{name}"] = tok / f"{name}.pt"
     (tok / "zero_bytes.pt").write_bytes(b"")
@@ -137,8 +147,14 @@ def make_fixtures(root: Path) -> dict[str, Path]:
         for r in range(rows):
             writer.add(np.arange(n, dtype=np.uint16) + r)
         writer.finalize()
-    meta = {"format": "nemo_cosmos_ar.clip_tokens", "latent_shape": list(GRID), "tokens_per_clip": n,
-            "resolution": [64, 96], "num_frames": 17, "samples": {"train": [], "val": []}}  # fmt: skip
+    meta = {
+        "format": "nemo_cosmos_ar.clip_tokens",
+        "latent_shape": list(GRID),
+        "tokens_per_clip": n,
+        "resolution": [64, 96],
+        "num_frames": 17,
+        "samples": {"train": [], "val": []},
+    }
     (fx["dataset"] / "metadata.json").write_text(json.dumps(meta))
     fx["a_file"] = root / "files" / "a_file.txt"
     fx["a_file"].write_text("a file where a folder is expected")
@@ -148,8 +164,8 @@ def make_fixtures(root: Path) -> dict[str, Path]:
 def make_nemo(root: Path, model: Path, env: dict) -> Path:
     """A NeMo checkpoint of ``model`` via the CLI in a child process (NeMo's trainer stays out of this one)."""
     out = root / "nemo"
-    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "convert", "import", "--source", str(model),
-           "--output", str(out)]
+    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "convert", "import", "--source", str(model)]
+    cmd += ["--output", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return out

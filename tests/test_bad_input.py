@@ -52,8 +52,12 @@ DESCRIBE = [
     ("frames_negative", ["--num-frames=-7"], None, ["-7 frames is not 1+8k"]),
     ("float_layers", [], {**GOOD, "n_layers": 2.5}, ["n_layers must be an integer in [1, 1024], got 2.5"]),
     ("negative_theta", [], {**GOOD, "rope_theta": -5}, ["rope_theta must be a finite number > 0, got -5"]),
-    ("nan_theta", [], '{"n_layers": 2, "dim": 64, "n_heads": 4, "n_kv_heads": 2, "ffn_hidden_size": 160, '
-     '"rope_theta": NaN}', ["rope_theta must be a finite number > 0, got nan"]),
+    (
+        "nan_theta",
+        [],
+        '{"n_layers": 2, "dim": 64, "n_heads": 4, "n_kv_heads": 2, "ffn_hidden_size": 160, "rope_theta": NaN}',
+        ["rope_theta must be a finite number > 0, got nan"],
+    ),
     ("json_array", [], [16, 4096], ["expected a JSON object of fields", "got a list"]),
     ("string_dim", [], {**GOOD, "dim": "64"}, ["dim must be an integer in [1, 65536], got '64'"]),
     ("bool_layers", [], {**GOOD, "n_layers": True}, ["n_layers must be an integer in [1, 1024], got True"]),
@@ -65,7 +69,7 @@ DESCRIBE = [
     ("huge_layers", [], {**GOOD, "n_layers": 10**6}, ["n_layers must be an integer in [1, 1024], got 1000000"]),
     ("not_json", [], "n_layers = 16", ["cannot read model config", "Expecting value"]),
     ("config_and_model", ["--model", "4b"], GOOD, ["--model and --config exclude each other"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("args, config, needles", [c[1:] for c in DESCRIBE], ids=[c[0] for c in DESCRIBE])
@@ -83,7 +87,7 @@ USAGE = [
     ("res_negative", ["--resolution=-640x1024"], "-640x1024: height and width"),
     ("res_one_number", ["--resolution", "640"], "resolution must look like HEIGHTxWIDTH"),
     ("frames_float", ["--num-frames", "2.5"], "invalid int value: '2.5'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("args, needle", [c[1:] for c in USAGE], ids=[c[0] for c in USAGE])
@@ -99,54 +103,68 @@ def test_describe_missing_and_folder_config(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # convert import (all refused before NeMo is imported or anything is written)
 # ---------------------------------------------------------------------------------------------------------------
-IMPORT = [
+IMPORT = [  # (id, source: a fixture name or a function (fixtures, tmp_path) -> path, extra args, needles)
     ("missing_source", lambda fx, t: fx["root"] / "nope.pt", [], ["nope.pt does not exist"]),
-    ("empty_file", lambda fx, t: fx["empty.pt"], [], ["empty.pt is not a PyTorch checkpoint (0 bytes"]),
-    ("text_file", lambda fx, t: fx["notes.pt"], [], ["notes.pt is not a PyTorch checkpoint", "Pass the released"]),
-    ("truncated", lambda fx, t: fx["truncated.pt"], ["--model", "tiny"], ["truncated.pt is truncated or corrupt",
-                                                                          "download it again"]),
-    ("empty_state_dict", lambda fx, t: fx["empty_dict.pt"], [], ["holds a dict, not a state dict"]),
-    ("bare_tensor", lambda fx, t: fx["tensor.pt"], [], ["holds a Tensor, not a state dict"]),
-    ("int64_weights", lambda fx, t: fx["int64"], [], ["tensor layers.0.attention.wq.weight is int64",
-                                                      "must be bfloat16, float16 or float32"]),
-    ("int8_weights", lambda fx, t: fx["int8"], [], ["is int8 (and 13 more tensors)", "integer or quantised"]),
-    ("fp64_weights", lambda fx, t: fx["fp64"], [], ["is float64 (and 13 more tensors)"]),
-    ("nan_weights", lambda fx, t: fx["nan"], [], ["non-finite values in 1 tensor(s): layers.0.attention.wq.weight "
-                                                  "(3 NaN)", "use another checkpoint"]),
-    ("inf_weights", lambda fx, t: fx["inf"], [], ["non-finite values in 1 tensor(s): output.weight (2 Inf)"]),
-    ("missing_key", lambda fx, t: fx["missing_key"], [], ["missing keys (1): layers.0.feed_forward.w3.weight"]),
-    ("config_not_json", lambda fx, t: fx["cfg_not_json"], [], ["config.json next to the weights is not valid JSON",
-                                                               "fix or remove it"]),
-    ("config_list", lambda fx, t: fx["cfg_list"], [], ["config.json next to the weights holds a JSON list"]),
-    ("config_float_layers", lambda fx, t: fx["cfg_float_layers"], [], ["n_layers must be an integer in [1, 1024], "
-                                                                       "got 1.5"]),
-    ("config_neg_theta", lambda fx, t: fx["cfg_neg_theta"], [], ["rope_theta must be a finite number > 0, got "
-                                                                 "-10000.0"]),
-    ("config_string_dim", lambda fx, t: fx["cfg_string_dim"], [], ["dim must be an integer in [1, 65536], got '32'"]),
-    ("wrong_preset", lambda fx, t: fx["model"], ["--model", "4b"], ["does not match the '4b' architecture"]),
-    ("missing_config", lambda fx, t: fx["model"], ["--config", "/no/such/config.json"],
-     ["--config /no/such/config.json does not exist"]),
-    ("tp_zero", lambda fx, t: fx["model"], ["--tp", "0"], ["--tp must be an integer in [1, 1024], got 0"]),
-    ("tp_negative", lambda fx, t: fx["model"], ["--tp=-2"], ["--tp must be an integer in [1, 1024], got -2"]),
-    ("tp_without_torchrun", lambda fx, t: fx["model"], ["--tp", "2"],
-     ["--tp 2 needs 2 processes", "this launch has 1"]),
-    ("nemo_folder_as_source", lambda fx, t: (t / "ck" / "weights").mkdir(parents=True) or t / "ck", [],
-     ["is a NeMo checkpoint, not a native one", "convert export"]),
-    ("folder_without_weights", lambda fx, t: fx["tokenizer"], [], ["has no model.safetensors, model.pt or "
-                                                                   "model_model_mp_0.pt"]),
-    ("verify_mismatch", lambda fx, t: fx["model"], ["--verify", "0" * 32], [f"MD5 ", "does not match the expected "
-                                                                            + "0" * 32, "download it again"]),
-    ("verify_not_hex", lambda fx, t: fx["model"], ["--verify", "xyz"], ["--verify 'xyz': an MD5 is 32 hex digits"]),
-    ("verify_unknown_file", lambda fx, t: fx["model"], ["--verify"], ["no published MD5 for", "model/model.pt",
-                                                                      "pass the expected value as --verify <md5>"]),
-]  # fmt: skip
+    ("empty_file", "empty.pt", [], ["empty.pt is not a PyTorch checkpoint (0 bytes"]),
+    ("text_file", "notes.pt", [], ["notes.pt is not a PyTorch checkpoint", "Pass the released"]),
+    ("truncated", "truncated.pt", ["--model", "tiny"], ["truncated.pt is truncated or corrupt", "download it again"]),
+    ("empty_state_dict", "empty_dict.pt", [], ["holds a dict, not a state dict"]),
+    ("bare_tensor", "tensor.pt", [], ["holds a Tensor, not a state dict"]),
+    (
+        "int64_weights",
+        "int64",
+        [],
+        ["tensor layers.0.attention.wq.weight is int64", "must be bfloat16, float16 or float32"],
+    ),
+    ("int8_weights", "int8", [], ["is int8 (and 13 more tensors)", "integer or quantised"]),
+    ("fp64_weights", "fp64", [], ["is float64 (and 13 more tensors)"]),
+    (
+        "nan_weights",
+        "nan",
+        [],
+        ["non-finite values in 1 tensor(s): layers.0.attention.wq.weight (3 NaN)", "use another checkpoint"],
+    ),
+    ("inf_weights", "inf", [], ["non-finite values in 1 tensor(s): output.weight (2 Inf)"]),
+    ("missing_key", "missing_key", [], ["missing keys (1): layers.0.feed_forward.w3.weight"]),
+    ("config_not_json", "cfg_not_json", [], ["config.json next to the weights is not valid JSON", "fix or remove it"]),
+    ("config_list", "cfg_list", [], ["config.json next to the weights holds a JSON list"]),
+    ("config_float_layers", "cfg_float_layers", [], ["n_layers must be an integer in [1, 1024], got 1.5"]),
+    ("config_neg_theta", "cfg_neg_theta", [], ["rope_theta must be a finite number > 0, got -10000.0"]),
+    ("config_string_dim", "cfg_string_dim", [], ["dim must be an integer in [1, 65536], got '32'"]),
+    ("wrong_preset", "model", ["--model", "4b"], ["does not match the '4b' architecture"]),
+    ("missing_config", "model", ["--config", "/no/such/config.json"], ["--config /no/such/config.json does not exist"]),
+    ("tp_zero", "model", ["--tp", "0"], ["--tp must be an integer in [1, 1024], got 0"]),
+    ("tp_negative", "model", ["--tp=-2"], ["--tp must be an integer in [1, 1024], got -2"]),
+    ("tp_without_torchrun", "model", ["--tp", "2"], ["--tp 2 needs 2 processes", "this launch has 1"]),
+    (
+        "nemo_folder_as_source",
+        lambda fx, t: (t / "ck" / "weights").mkdir(parents=True) or t / "ck",
+        [],
+        ["is a NeMo checkpoint, not a native one", "convert export"],
+    ),
+    ("folder_without_weights", "tokenizer", [], ["has no model.safetensors, model.pt or model_model_mp_0.pt"]),
+    (
+        "verify_mismatch",
+        "model",
+        ["--verify", "0" * 32],
+        ["MD5 ", "does not match the expected " + "0" * 32, "download it again"],
+    ),
+    ("verify_not_hex", "model", ["--verify", "xyz"], ["--verify 'xyz': an MD5 is 32 hex digits"]),
+    (
+        "verify_unknown_file",
+        "model",
+        ["--verify"],
+        ["no published MD5 for", "model/model.pt", "pass the expected value as --verify <md5>"],
+    ),
+]
 
 
 @pytest.mark.parametrize("source, extra, needles", [c[1:] for c in IMPORT], ids=[c[0] for c in IMPORT])
 def test_import(fx, tmp_path, source, extra, needles):
-    src = source(fx, tmp_path)
-    run_bad(["convert", "import", "--source", src, "--output", tmp_path / "out", *extra], [fx["root"], tmp_path],
-            needles)
+    src = fx[source] if isinstance(source, str) else source(fx, tmp_path)
+    run_bad(
+        ["convert", "import", "--source", src, "--output", tmp_path / "out", *extra], [fx["root"], tmp_path], needles
+    )
 
 
 def test_import_verify_published_values(fx, tmp_path):
@@ -155,10 +173,16 @@ def test_import_verify_published_values(fx, tmp_path):
     four = copy_tree(fx["model"].parent, tmp_path / "Cosmos-Predict1-4B") / "model.pt"
     twelve = copy_tree(fx["model"].parent, tmp_path / "Cosmos-Predict1-12B") / "model.pt"
     out = tmp_path / "out"
-    run_bad(["convert", "import", "--source", four, "--output", out, "--verify"], [tmp_path],
-            ["does not match the expected 5fdc62fc87fbf470dbcc2288589b7942"])
-    run_bad(["convert", "import", "--source", twelve, "--output", out, "--verify"], [tmp_path],
-            ["does not match the expected ed748fabcb544d30d35385a8c28efb4d"])
+    run_bad(
+        ["convert", "import", "--source", four, "--output", out, "--verify"],
+        [tmp_path],
+        ["does not match the expected 5fdc62fc87fbf470dbcc2288589b7942"],
+    )
+    run_bad(
+        ["convert", "import", "--source", twelve, "--output", out, "--verify"],
+        [tmp_path],
+        ["does not match the expected ed748fabcb544d30d35385a8c28efb4d"],
+    )
     md5 = hashlib.md5(fx["nan"].read_bytes()).hexdigest()
     before = snapshot(fx["root"], tmp_path)
     rc, stdout, err = call_cli(["convert", "import", "--source", fx["nan"], "--output", out, "--verify", md5.upper()])
@@ -192,10 +216,13 @@ OVERLAP = [
     ("output_is_source_file", lambda s: ["--output", s / "model.pt", "--overwrite"], "is the input --source"),
     ("output_is_config", lambda s: ["--output", s / "config.json", "--overwrite"], "is the input --source"),
     ("output_via_symlink", lambda s: ["--output", s.parent / "link", "--overwrite"], "contains the input --source"),
-    ("output_is_explicit_config", lambda s: ["--config", s / "config.json", "--output", s / "config.json",
-                                             "--overwrite"], "is the input --config"),
+    (
+        "output_is_explicit_config",
+        lambda s: ["--config", s / "config.json", "--output", s / "config.json", "--overwrite"],
+        "is the input --config",
+    ),
     ("output_contains_source", lambda s: ["--output", s.parent, "--overwrite"], "contains the input --source"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("args, needle", [c[1:] for c in OVERLAP], ids=[c[0] for c in OVERLAP])
@@ -206,8 +233,9 @@ def test_import_refuses_output_overlapping_input(fx, tmp_path, args, needle):
 
 def test_import_output_inside_source_folder(fx, tmp_path):
     src = _overlap_cases(fx, tmp_path)
-    run_bad(["convert", "import", "--source", src, "--output", src / "nemo"], [tmp_path],
-            ["lies inside the input --source"])
+    run_bad(
+        ["convert", "import", "--source", src, "--output", src / "nemo"], [tmp_path], ["lies inside the input --source"]
+    )
 
 
 def test_import_output_places(fx, tmp_path):
@@ -217,8 +245,11 @@ def test_import_output_places(fx, tmp_path):
     src = ["convert", "import", "--source", fx["model"], "--output"]
     run_bad(src + [out], [fx["root"], tmp_path], ["out already exists", "--overwrite"])
     # --overwrite with a bad source: the existing output stays as it was
-    run_bad(["convert", "import", "--source", fx["nan"], "--output", out, "--overwrite"], [fx["root"], tmp_path],
-            ["non-finite values"])
+    run_bad(
+        ["convert", "import", "--source", fx["nan"], "--output", out, "--overwrite"],
+        [fx["root"], tmp_path],
+        ["non-finite values"],
+    )
     run_bad(src + [fx["a_file"] / "sub" / "out"], [fx["root"], tmp_path], ["a_file.txt is a file, not a folder"])
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -240,14 +271,17 @@ LOGITS = [
     ("tokens_empty", "empty", ["holds no token ids (shape [0])"]),
     ("tokens_negative", "negative", ["token ids must be >= 0, found -4"]),
     ("tokens_dict", "dict", ["holds a dict without a 'tokens' entry (keys: ['ids'])"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("name, needles", [c[1:] for c in LOGITS], ids=[c[0] for c in LOGITS])
 def test_logits_tokens(fx, tmp_path, name, needles):
     tokens = fx.get(f"tokens_{name}", fx["root"] / "tokens" / "nope.pt")
-    run_bad(["convert", "logits", "--checkpoint", fx["model"], "--tokens", tokens, "--output", tmp_path / "l.pt"],
-            [fx["root"], tmp_path], needles)
+    run_bad(
+        ["convert", "logits", "--checkpoint", fx["model"], "--tokens", tokens, "--output", tmp_path / "l.pt"],
+        [fx["root"], tmp_path],
+        needles,
+    )
 
 
 def test_logits_outputs(fx, tmp_path):
@@ -256,11 +290,15 @@ def test_logits_outputs(fx, tmp_path):
     base = ["convert", "logits", "--tokens", tokens]
     w = [tmp_path]
     run_bad(base + ["--checkpoint", ck / "model.pt", "--output", tokens, "--overwrite"], w, ["is the input --tokens"])
-    run_bad(base + ["--checkpoint", ck / "model.pt", "--output", ck / "model.pt", "--overwrite"], w,
-            ["is the input --checkpoint"])
+    run_bad(
+        base + ["--checkpoint", ck / "model.pt", "--output", ck / "model.pt", "--overwrite"],
+        w,
+        ["is the input --checkpoint"],
+    )
     run_bad(base + ["--checkpoint", ck, "--output", ck / "logits.pt"], w, ["lies inside the input --checkpoint"])
-    run_bad(base + ["--checkpoint", tmp_path / "none", "--output", tmp_path / "l.pt"], w, ["--checkpoint", "does not "
-                                                                                           "exist"])
+    run_bad(
+        base + ["--checkpoint", tmp_path / "none", "--output", tmp_path / "l.pt"], w, ["--checkpoint", "does not exist"]
+    )
     run_bad(base + ["--checkpoint", ck / "model.pt", "--output", tokens.parent / "3d.pt"], w, ["3d.pt already exists"])
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -294,7 +332,7 @@ EXPORT_DAMAGE = [
     ("damaged_metadata", [".metadata is damaged", "copy the checkpoint again"]),
     ("damaged_context", ["context cannot be read", "copy it again"]),
     ("no_weights", ["is not a NeMo distributed checkpoint", "weights/ and context/"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("how, needles", EXPORT_DAMAGE, ids=[c[0] for c in EXPORT_DAMAGE])
@@ -304,31 +342,59 @@ def test_export_damaged_checkpoint(nemo, tmp_path, how, needles, fmt):
     out = tmp_path / "out"
     out.mkdir()
     (out / "model.pt").write_text("an older export, kept when the new one fails")
-    run_bad(["convert", "export", "--checkpoint", ck, "--output", out, "--overwrite", "--format", fmt], [tmp_path],
-            needles)
+    run_bad(
+        ["convert", "export", "--checkpoint", ck, "--output", out, "--overwrite", "--format", fmt], [tmp_path], needles
+    )
 
 
 EXPORT = [
-    ("checkpoint_missing", lambda n, t: ["--checkpoint", t / "none", "--output", t / "o"], ["--checkpoint", "does not "
-                                                                                            "exist"]),
-    ("checkpoint_is_file", lambda n, t: ["--checkpoint", n / "weights" / "common.pt", "--output", t / "o"],
-     ["common.pt is not a folder"]),
-    ("output_is_checkpoint", lambda n, t: ["--checkpoint", n, "--output", n, "--overwrite"], ["is the input "
-                                                                                              "--checkpoint"]),
-    ("output_inside_checkpoint", lambda n, t: ["--checkpoint", n, "--output", n / "export"], ["lies inside the input "
-                                                                                              "--checkpoint"]),
-    ("output_contains_checkpoint", lambda n, t: ["--checkpoint", n, "--output", n.parent, "--overwrite"],
-     ["contains the input --checkpoint"]),
-    ("output_exists", lambda n, t: (t / "e").mkdir() or ["--checkpoint", n, "--output", t / "e"],
-     ["e already exists; pass overwrite=True (--overwrite)"]),
-    ("output_under_file", lambda n, t: ["--checkpoint", n, "--output", n / "weights" / "common.pt" / "x"],
-     ["lies inside the input --checkpoint"]),
-    ("tp_zero", lambda n, t: ["--checkpoint", n, "--output", t / "o", "--tp", "0"], ["--tp must be an integer in "
-                                                                                     "[1, 1024], got 0"]),
+    (
+        "checkpoint_missing",
+        lambda n, t: ["--checkpoint", t / "none", "--output", t / "o"],
+        ["--checkpoint", "does not exist"],
+    ),
+    (
+        "checkpoint_is_file",
+        lambda n, t: ["--checkpoint", n / "weights" / "common.pt", "--output", t / "o"],
+        ["common.pt is not a folder"],
+    ),
+    (
+        "output_is_checkpoint",
+        lambda n, t: ["--checkpoint", n, "--output", n, "--overwrite"],
+        ["is the input --checkpoint"],
+    ),
+    (
+        "output_inside_checkpoint",
+        lambda n, t: ["--checkpoint", n, "--output", n / "export"],
+        ["lies inside the input --checkpoint"],
+    ),
+    (
+        "output_contains_checkpoint",
+        lambda n, t: ["--checkpoint", n, "--output", n.parent, "--overwrite"],
+        ["contains the input --checkpoint"],
+    ),
+    (
+        "output_exists",
+        lambda n, t: (t / "e").mkdir() or ["--checkpoint", n, "--output", t / "e"],
+        ["e already exists; pass overwrite=True (--overwrite)"],
+    ),
+    (
+        "output_under_file",
+        lambda n, t: ["--checkpoint", n, "--output", n / "weights" / "common.pt" / "x"],
+        ["lies inside the input --checkpoint"],
+    ),
+    (
+        "tp_zero",
+        lambda n, t: ["--checkpoint", n, "--output", t / "o", "--tp", "0"],
+        ["--tp must be an integer in [1, 1024], got 0"],
+    ),
     ("tp_not_dividing", lambda n, t: ["--checkpoint", n, "--output", t / "o", "--tp", "3"], ["cannot shard", "TP=3"]),
-    ("hf_with_tp", lambda n, t: ["--checkpoint", n, "--output", t / "o", "--format", "hf", "--tp", "2"],
-     ["--tp applies to --format pt only"]),
-]  # fmt: skip
+    (
+        "hf_with_tp",
+        lambda n, t: ["--checkpoint", n, "--output", t / "o", "--format", "hf", "--tp", "2"],
+        ["--tp applies to --format pt only"],
+    ),
+]
 
 
 @pytest.mark.parametrize("args, needles", [c[1:] for c in EXPORT], ids=[c[0] for c in EXPORT])
@@ -345,8 +411,12 @@ def test_export_output_places(nemo, tmp_path):
     ro.mkdir()
     with read_only(ro):
         run_bad(base + [ro / "out"], [nemo, tmp_path], ["ro is not writable"])
-    run_bad(["convert", "export", "--checkpoint", nemo, "--output", tmp_path / "o", "--format", "xyz"],
-            [nemo, tmp_path], ["argument --format: invalid choice: 'xyz'"], usage_error=True)
+    run_bad(
+        ["convert", "export", "--checkpoint", nemo, "--output", tmp_path / "o", "--format", "xyz"],
+        [nemo, tmp_path],
+        ["argument --format: invalid choice: 'xyz'"],
+        usage_error=True,
+    )
 
 
 def test_export_overwrite_swaps_only_after_success_and_sigterm_cleans_up(nemo, tmp_path, monkeypatch):
@@ -368,8 +438,9 @@ def test_export_overwrite_swaps_only_after_success_and_sigterm_cleans_up(nemo, t
     monkeypatch.setattr(connectors.NeMoCheckpointReader, "iter_native", iter_then_sigterm)
     before = snapshot(nemo, tmp_path)
     rc, _, err = call_cli(["convert", "export", "--checkpoint", nemo, "--output", out, "--overwrite"])
-    assert rc == 143 and err.strip() == ("cosmos-ar convert: interrupted (SIGTERM); partial outputs were removed; "
-                                         "inputs are unchanged")  # fmt: skip
+    assert rc == 143 and err.strip() == (
+        "cosmos-ar convert: interrupted (SIGTERM); partial outputs were removed; inputs are unchanged"
+    )
     assert snapshot(nemo, tmp_path) == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
     monkeypatch.undo()
@@ -427,8 +498,13 @@ def test_import_interrupted_removes_the_partial_checkpoint(fx, tmp_path):
     before = snapshot(fx["root"], tmp_path)
     for target in (out,):
         argv = ["convert", "import", "--source", str(fx["model"]), "--output", str(target)]
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(marker), *argv], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=child_env(PYTHONPATH=str(REPO)))  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(marker), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(PYTHONPATH=str(REPO)),
+        )
         deadline = time.time() + 300
         while not marker.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
@@ -437,8 +513,9 @@ def test_import_interrupted_removes_the_partial_checkpoint(fx, tmp_path):
         _, stderr = proc.communicate(timeout=120)
         marker.unlink()
         assert proc.returncode == 130, stderr[-3000:]
-        assert stderr.strip().splitlines()[-1] == ("cosmos-ar convert: interrupted (SIGINT); partial outputs were "
-                                                   "removed; inputs are unchanged")  # fmt: skip
+        assert stderr.strip().splitlines()[-1] == (
+            "cosmos-ar convert: interrupted (SIGINT); partial outputs were removed; inputs are unchanged"
+        )
         assert "Traceback" not in stderr
         assert snapshot(fx["root"], tmp_path) == before
 

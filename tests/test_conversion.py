@@ -42,7 +42,9 @@ def test_streamed_model_pt_is_a_torch_save_file_in_released_order(tmp_path):
     for mmap in (False, True):
         back = torch.load(path, weights_only=True, mmap=mmap)
         assert list(back) == ["model." + k for k in cm.native_shapes(cfg)]
-        assert all(torch.equal(back["model." + k], v) and back["model." + k].dtype == torch.bfloat16 for k, v in sd.items())
+        assert all(
+            torch.equal(back["model." + k], v) and back["model." + k].dtype == torch.bfloat16 for k, v in sd.items()
+        )
     assert len(back) == 3 + 11 * cfg.n_layers
     assert os.listdir(tmp_path) == ["model.pt"]
 
@@ -167,8 +169,14 @@ def test_convert_logits_matches_reference(work):
 @pytest.mark.parametrize(
     "case, needles",
     [
-        ("wrong_architecture", ["does not match the '4b' architecture", "tok_embeddings.weight: expected [64000, 4096], "
-                                "found [64000, 64]", "shapes of the 'tiny' preset"]),
+        (
+            "wrong_architecture",
+            [
+                "does not match the '4b' architecture",
+                "tok_embeddings.weight: expected [64000, 4096], found [64000, 64]",
+                "shapes of the 'tiny' preset",
+            ],
+        ),
         ("missing_key", ["missing keys (1): layers.1.feed_forward.w3.weight", "missing.pt"]),
         ("extra_key", ["unexpected keys (1): layers.0.attention.wqkv.weight", "extra.pt"]),
         ("truncated", ["truncated.pt is truncated or corrupt", "Copy or download it again"]),
@@ -176,7 +184,7 @@ def test_convert_logits_matches_reference(work):
         ("existing_import_output", ["nemo_tp1 already exists", "--overwrite"]),
         ("existing_export_output", ["back already exists", "--overwrite"]),
     ],
-)  # fmt: skip
+)
 def test_errors_give_one_clear_message_and_leave_nothing(results, case, needles):
     r = results["errors"][case]
     assert r["rc"] == 1
@@ -202,8 +210,8 @@ def test_tp1_checkpoint_loads_at_tp2_and_tp2_import_is_exact(tp_work):
 
 def test_tp2_checkpoint_loads_at_tp1_via_cli(tp_work):
     out = tp_work / "logits_tp2_at_tp1.pt"
-    cmd = [str(BIN / "cosmos-ar"), "convert", "logits", "--checkpoint", str(tp_work / "nemo_tp2"), "--model", "tiny",
-           "--tokens", str(tp_work / "tokens.pt"), "--output", str(out)]  # fmt: skip
+    cmd = [str(BIN / "cosmos-ar"), "convert", "logits", "--checkpoint", str(tp_work / "nemo_tp2"), "--model", "tiny"]
+    cmd += ["--tokens", str(tp_work / "tokens.pt"), "--output", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=child_env(), cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert _max_diff(out, tp_work / "ref_logits.pt") < TOL
@@ -212,8 +220,8 @@ def test_tp2_checkpoint_loads_at_tp1_via_cli(tp_work):
 def test_nemo_llm_import_cli(work, tmp_path):
     """``nemo llm import model=cosmos_ar_tiny source=pt://...`` (entry point -> model factory -> our importer)."""
     out = tmp_path / "nemo_cli"
-    cmd = [str(BIN / "nemo"), "llm", "import", "model=cosmos_ar_tiny", f"source=pt://{work / 'model.pt'}",
-           f"output_path={out}", "-y"]  # fmt: skip
+    source = f"source=pt://{work / 'model.pt'}"
+    cmd = [str(BIN / "nemo"), "llm", "import", "model=cosmos_ar_tiny", source, f"output_path={out}", "-y"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=child_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "weights" / ".metadata").exists() and (out / "context" / "io.json").exists()

@@ -12,7 +12,9 @@ from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
 
 def _describe(*args):
-    out = subprocess.run([sys.executable, "-m", "nemo_cosmos_ar.cli", "describe", *args], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nemo_cosmos_ar.cli", "describe", *args], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -29,8 +31,9 @@ def test_describe_12b_and_small_grid():
 
 
 def test_describe_bad_frames_is_clear_error():
-    out = subprocess.run([sys.executable, "-m", "nemo_cosmos_ar.cli", "describe", "--num-frames", "32"],
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "nemo_cosmos_ar.cli", "describe", "--num-frames", "32"], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "not 1+8k" in out.stderr
 
 

@@ -110,14 +110,22 @@ BLOCK_Q = "net.blocks.block1.blocks.0.block.attn.to_q.0.weight"
     "edit, message",
     [
         (lambda sd: sd.pop(BLOCK_Q), f"missing key {BLOCK_Q} (shape [64, 64] in the tiny diffusion decoder)"),
-        (lambda sd: sd.__setitem__(BLOCK_Q, torch.zeros(64, 65)),
-         f"key {BLOCK_Q} has shape [64, 65], expected [64, 64] (the tiny diffusion decoder)"),
-        (lambda sd: sd.__setitem__(BLOCK_Q, torch.zeros(64, 64, dtype=torch.int32)),
-         f"key {BLOCK_Q} has dtype torch.int32, expected a floating-point tensor"),
-        (lambda sd: sd.__setitem__("net.extra_pos_embedder.pos_emb_h", torch.zeros(3)),
-         "unexpected key net.extra_pos_embedder.pos_emb_h, not part of the tiny diffusion decoder"),
-        (lambda sd: sd.__setitem__("net.x_embedder.proj.1.weight", torch.zeros(96, 196)),
-         "net.x_embedder.proj.1.weight has shape [96, 196], which matches no diffusion decoder preset"),
+        (
+            lambda sd: sd.__setitem__(BLOCK_Q, torch.zeros(64, 65)),
+            f"key {BLOCK_Q} has shape [64, 65], expected [64, 64] (the tiny diffusion decoder)",
+        ),
+        (
+            lambda sd: sd.__setitem__(BLOCK_Q, torch.zeros(64, 64, dtype=torch.int32)),
+            f"key {BLOCK_Q} has dtype torch.int32, expected a floating-point tensor",
+        ),
+        (
+            lambda sd: sd.__setitem__("net.extra_pos_embedder.pos_emb_h", torch.zeros(3)),
+            "unexpected key net.extra_pos_embedder.pos_emb_h, not part of the tiny diffusion decoder",
+        ),
+        (
+            lambda sd: sd.__setitem__("net.x_embedder.proj.1.weight", torch.zeros(96, 196)),
+            "net.x_embedder.proj.1.weight has shape [96, 196], which matches no diffusion decoder preset",
+        ),
     ],
 )
 def test_checkpoint_errors_are_one_line(folders, tmp_path, edit, message):
@@ -210,9 +218,15 @@ def test_sampler_loop_against_scalar_reference():
 
 @pytest.mark.parametrize(
     "frames, starts, last",
-    [(5, [0], [0, 1, 2, 3, 4, 3, 2, 1]), (12, [0, 6], [6, 7, 8, 9, 10, 11, 10, 9]), (14, [0, 6], list(range(6, 14))),
-     (20, [0, 6, 12], [12, 13, 14, 15, 16, 17, 18, 19]), (1, [0], [0] * 8), (3, [0], [0, 1, 2, 1, 0, 1, 2, 1])],
-)  # fmt: skip
+    [
+        (5, [0], [0, 1, 2, 3, 4, 3, 2, 1]),
+        (12, [0, 6], [6, 7, 8, 9, 10, 11, 10, 9]),
+        (14, [0, 6], list(range(6, 14))),
+        (20, [0, 6, 12], [12, 13, 14, 15, 16, 17, 18, 19]),
+        (1, [0], [0] * 8),
+        (3, [0], [0, 1, 2, 1, 0, 1, 2, 1]),
+    ],
+)
 def test_split_tokens(frames, starts, last):
     tokens = torch.arange(frames).reshape(1, frames, 1, 1).expand(1, frames, 2, 3)
     chunks = smp.split_tokens(tokens, 8, 2)
@@ -327,8 +341,9 @@ def test_same_seed_same_video_and_offload(decoder, folders):
     a = decoder.decode_tokens(_tokens(), seed=7)
     assert torch.equal(a, decoder.decode_tokens(_tokens(), seed=7))
     assert not torch.equal(a, decoder.decode_tokens(_tokens(), seed=8))
-    off = DiffusionDecoder(*folders, device="cpu", offload_network=True, offload_tokenizer=True,
-                           tokenizer_backend="eager")  # fmt: skip
+    off = DiffusionDecoder(
+        *folders, device="cpu", offload_network=True, offload_tokenizer=True, tokenizer_backend="eager"
+    )
     assert off.network is None and off.tokenizer is None
     assert torch.equal(a, off.decode_tokens(_tokens(), seed=7))
     assert off.network is None and off.stats.load_network_s > 0 and off.stats.load_tokenizer_s > 0
@@ -407,7 +422,7 @@ def test_pipeline_errors(decoder, folders, tmp_path):
 @pytest.mark.skipif(not NVIDIA_SRC.is_dir(), reason="NVIDIA's cosmos-predict1 source is not unpacked here")
 def test_parity_with_nvidia_modules():
     script = REPO / "tests" / "scripts" / "parity_diffusion_decoder.py"
-    proc = subprocess.run([sys.executable, str(script), "--stub-missing", "--src", str(NVIDIA_SRC)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)  # fmt: skip
+    cmd = [sys.executable, str(script), "--stub-missing", "--src", str(NVIDIA_SRC)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "PARITY OK" in proc.stdout

@@ -43,17 +43,38 @@ GUARDRAIL_FILES = {  # NVIDIA's layout: the guardrails inside each model repo (a
 def _repos() -> dict[str, dict[str, bytes]]:
     """Every repo the real catalog names, with small files; a few files the allow-patterns must leave out."""
     return {
-        M4B: {"model.pt": _blob("4b", 200_000), "config.json": b'{"dim": 4096}', "README.md": b"# 4B",
-              "extra/big.safetensors": _blob("x", 1000), **GUARDRAIL_FILES},
-        TOKENIZER_DV: {"encoder.jit": _blob("dve", 3000), "decoder.jit": _blob("dvd", 4000),
-                       "autoencoder.jit": _blob("dva", 5000), "README.md": b"dv"},
-        "nvidia/Cosmos-Tokenize1-CV8x8x8-720p": {"encoder.jit": _blob("cve", 3000), "decoder.jit": _blob("cvd", 3000),
-                                                 "autoencoder.jit": _blob("cva", 100), "mean_std.pt": b"ms"},
-        catalog.DIFFUSION_DECODER_REPO.repo_id: {"model.pt": _blob("dd", 7000), "aux_vars.pt": _blob("aux", 500),
-                                                 "notes.txt": b"left out", **GUARDRAIL_FILES},
-        catalog.SIGLIP_REPO: {"config.json": b'{"model_type": "siglip"}', "model.safetensors": _blob("sig", 1200),
-                              "preprocessor_config.json": b"{}", "tokenizer.json": b"{}"},
-    }  # fmt: skip
+        M4B: {
+            "model.pt": _blob("4b", 200_000),
+            "config.json": b'{"dim": 4096}',
+            "README.md": b"# 4B",
+            "extra/big.safetensors": _blob("x", 1000),
+            **GUARDRAIL_FILES,
+        },
+        TOKENIZER_DV: {
+            "encoder.jit": _blob("dve", 3000),
+            "decoder.jit": _blob("dvd", 4000),
+            "autoencoder.jit": _blob("dva", 5000),
+            "README.md": b"dv",
+        },
+        "nvidia/Cosmos-Tokenize1-CV8x8x8-720p": {
+            "encoder.jit": _blob("cve", 3000),
+            "decoder.jit": _blob("cvd", 3000),
+            "autoencoder.jit": _blob("cva", 100),
+            "mean_std.pt": b"ms",
+        },
+        catalog.DIFFUSION_DECODER_REPO.repo_id: {
+            "model.pt": _blob("dd", 7000),
+            "aux_vars.pt": _blob("aux", 500),
+            "notes.txt": b"left out",
+            **GUARDRAIL_FILES,
+        },
+        catalog.SIGLIP_REPO: {
+            "config.json": b'{"model_type": "siglip"}',
+            "model.safetensors": _blob("sig", 1200),
+            "preprocessor_config.json": b"{}",
+            "tokenizer.json": b"{}",
+        },
+    }
 
 
 def _md5s(repos: dict[str, dict[str, bytes]]) -> dict[str, str]:
@@ -70,22 +91,37 @@ def hub(monkeypatch, tmp_path):
 
     server = FakeHub(_repos(), gated={r for r in _repos() if r.startswith("nvidia/")}).start()
     home = tmp_path / "hf_home"
-    for k, v in {"HF_ENDPOINT": server.url, "HF_HOME": str(home), "HF_HUB_OFFLINE": "0",
-                 "HF_TOKEN": "hf_granted", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}.items():  # fmt: skip
+    for k, v in {
+        "HF_ENDPOINT": server.url,
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "0",
+        "HF_TOKEN": "hf_granted",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }.items():
         monkeypatch.setenv(k, v)
     # huggingface_hub read these at import time: point the in-process client at the same places. (Not ENDPOINT:
     # URL templates were built from it at import; the code under test passes endpoint= explicitly.)
-    for k, v in {"HF_HUB_OFFLINE": False, "HF_HUB_CACHE": str(home / "hub"),
-                 "HF_TOKEN_PATH": str(home / "token"), "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
-                 "DOWNLOAD_CHUNK_SIZE": 16 * 1024, "HF_HUB_ENABLE_HF_TRANSFER": False}.items():  # fmt: skip
+    for k, v in {
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "DOWNLOAD_CHUNK_SIZE": 16 * 1024,
+        "HF_HUB_ENABLE_HF_TRANSFER": False,
+    }.items():
         monkeypatch.setattr(constants, k, v, raising=False)
     yield server
     server.stop()
 
 
 def _run(root: Path, *, sizes=("4B",), checksums=None, lines=None, **kw):
-    return fetch.download(list(sizes), root, checksums={} if checksums is None else checksums,
-                          out=(lines.append if lines is not None else (lambda s: None)), **kw)  # fmt: skip
+    return fetch.download(
+        list(sizes),
+        root,
+        checksums={} if checksums is None else checksums,
+        out=(lines.append if lines is not None else (lambda s: None)),
+        **kw,
+    )
 
 
 def _files(root: Path) -> set[str]:
@@ -97,13 +133,16 @@ def _incomplete(root: Path) -> list[Path]:
     return sorted(root.rglob("*.incomplete"))
 
 
-EXPECTED_4B = {
-    "Cosmos-Predict1-4B/" + n for n in ("model.pt", "config.json", "README.md", *catalog.GUARDRAIL_REQUIRED)
-} | {"Cosmos-Tokenize1-DV8x16x16-720p/" + n for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "README.md")} | {
-    "Cosmos-Tokenize1-CV8x8x8-720p/" + n for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "mean_std.pt")
-} | {"Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p/" + n for n in ("model.pt", "aux_vars.pt")} | {
-    "google/siglip-so400m-patch14-384/" + n for n in ("config.json", "model.safetensors", "preprocessor_config.json")
-}
+EXPECTED_4B = (
+    {"Cosmos-Predict1-4B/" + n for n in ("model.pt", "config.json", "README.md", *catalog.GUARDRAIL_REQUIRED)}
+    | {"Cosmos-Tokenize1-DV8x16x16-720p/" + n for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "README.md")}
+    | {"Cosmos-Tokenize1-CV8x8x8-720p/" + n for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "mean_std.pt")}
+    | {"Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p/" + n for n in ("model.pt", "aux_vars.pt")}
+    | {
+        "google/siglip-so400m-patch14-384/" + n
+        for n in ("config.json", "model.safetensors", "preprocessor_config.json")
+    }
+)
 
 
 def test_fresh_download_layout_and_checksums(hub, tmp_path):
@@ -116,7 +155,7 @@ def test_fresh_download_layout_and_checksums(hub, tmp_path):
     dirs = {s.repo_id: s.local_dir for s in (*catalog.repos_for(["4B"]), catalog.SIGLIP_FALLBACK)}
     for rel in EXPECTED_4B:
         repo = next(r for r, d in dirs.items() if rel.startswith(d + "/"))
-        assert (root / rel).read_bytes() == repos[repo][rel[len(dirs[repo]) + 1:]], rel
+        assert (root / rel).read_bytes() == repos[repo][rel[len(dirs[repo]) + 1 :]], rel
     assert _incomplete(root) == []
     # one GET per fetched file, none for the left-out ones
     gets = [r.path for r in hub.log if r.method == "GET" and "/resolve/" in r.path]
@@ -129,8 +168,9 @@ def test_fresh_download_layout_and_checksums(hub, tmp_path):
     assert lines[-1] == f"done: {', '.join(list(dirs)[:-1])}, {catalog.SIGLIP_REPO} in {root}"
     # the guardrail loader finds what the download wrote
     g = root / "Cosmos-Predict1-4B" / "guardrail"
-    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(g / paths.SAFETY_FILTER, g / paths.FACE_DETECTOR,
-                                                                    root / catalog.SIGLIP_REPO)  # fmt: skip
+    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(
+        g / paths.SAFETY_FILTER, g / paths.FACE_DETECTOR, root / catalog.SIGLIP_REPO
+    )
     # The same command again: every required file (guardrails included) matches its MD5, and SigLIP's absence from
     # the model folder is judged on disk, so nothing at all is requested.
     hub.log.clear()
@@ -209,7 +249,8 @@ def test_files_with_matching_md5_are_not_requested(hub, tmp_path):
     assert not any(r.path.endswith("/encoder.jit") for r in hub.log)
     assert (model.stat().st_mtime_ns, encoder.stat().st_mtime_ns) == stamps
     assert _files(root) == {"Cosmos-Predict1-4B/model.pt"} | {
-        f"Cosmos-Tokenize1-DV8x16x16-720p/{n}" for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "README.md")}
+        f"Cosmos-Tokenize1-DV8x16x16-720p/{n}" for n in ("encoder.jit", "decoder.jit", "autoencoder.jit", "README.md")
+    }
 
 
 def test_checksum_mismatch_moves_the_file_aside(hub, tmp_path):
@@ -244,8 +285,13 @@ def test_bad_file_on_disk_is_moved_aside_and_fetched(hub, tmp_path):
     (local / "model.pt").write_bytes(data[:-1] + b"!")  # same size, one byte off: only the MD5 can tell
     bad = md5_file(local / "model.pt")
     lines: list[str] = []
-    _run(root, checksums={"Cosmos-Predict1-4B/model.pt": md5_file_bytes(data)}, diffusion_decoder=False,
-         guardrail=False, lines=lines)  # fmt: skip
+    _run(
+        root,
+        checksums={"Cosmos-Predict1-4B/model.pt": md5_file_bytes(data)},
+        diffusion_decoder=False,
+        guardrail=False,
+        lines=lines,
+    )
     assert (local / "model.pt").read_bytes() == data
     assert (local / f"model.pt.bad-md5-{bad[:8]}").read_bytes() == data[:-1] + b"!"
     assert f"moved aside {local}/model.pt.bad-md5-{bad[:8]} (MD5 {bad}, expected {md5_file_bytes(data)})" in lines
@@ -302,15 +348,23 @@ def test_offline_mode_message():
 
 def _cli(hub: FakeHub, tmp_path: Path, *args: str, token: str = "hf_granted") -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "cli_hf_home"), HF_HUB_OFFLINE="0", HF_TOKEN=token,
-               HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")  # fmt: skip
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "cli_hf_home"),
+        HF_HUB_OFFLINE="0",
+        HF_TOKEN=token,
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        PYTHONPATH=str(REPO),
+        PYTHONWARNINGS="ignore",
+        OMP_NUM_THREADS="1",
+    )
     cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "download", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
 
 
 def test_cli_gated_403_one_line(hub, tmp_path):
-    proc = _cli(hub, tmp_path, "--model_sizes", "4B", "--checkpoint_dir", "ckpts", "--no-diffusion-decoder",
-                "--no-guardrail", token="hf_not_granted")  # fmt: skip
+    args = ["--model_sizes", "4B", "--checkpoint_dir", "ckpts", "--no-diffusion-decoder", "--no-guardrail"]
+    proc = _cli(hub, tmp_path, *args, token="hf_not_granted")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         f"cosmos-ar download: error: {M4B} is gated and your Hugging Face account has not been granted access: "
@@ -323,8 +377,9 @@ def test_cli_gated_403_one_line(hub, tmp_path):
 
 def test_cli_default_md5_table_rejects_other_content(hub, tmp_path):
     # The fake 4B model.pt is not NVIDIA's file: the built-in table's MD5 for it must catch that.
-    proc = _cli(hub, tmp_path, "--model-sizes", "4b", "--checkpoint-dir", "ckpts", "--no_diffusion_decoder",
-                "--no_guardrail")  # fmt: skip
+    proc = _cli(
+        hub, tmp_path, "--model-sizes", "4b", "--checkpoint-dir", "ckpts", "--no_diffusion_decoder", "--no_guardrail"
+    )
     assert proc.returncode == 1
     local = tmp_path / "ckpts" / "Cosmos-Predict1-4B"
     actual = md5_file_bytes(_repos()[M4B]["model.pt"])
@@ -334,8 +389,8 @@ def test_cli_default_md5_table_rejects_other_content(hub, tmp_path):
         "same command again to fetch it again; if it repeats, the MD5 table (nemo_cosmos_ar/download/checksums.py "
         "PUBLISHED_MD5) may be out of date"
     )
-    assert sorted(p.name for p in local.iterdir() if p.is_file()) == ["README.md", "config.json",
-                                                                      f"model.pt.bad-md5-{actual[:8]}"]  # fmt: skip
+    kept = ["README.md", "config.json", f"model.pt.bad-md5-{actual[:8]}"]
+    assert sorted(p.name for p in local.iterdir() if p.is_file()) == kept
 
 
 def test_no_network_one_line(hub, tmp_path, monkeypatch):
@@ -355,10 +410,14 @@ def test_disk_space_checked_before_any_file_traffic(hub, tmp_path, monkeypatch):
     root = tmp_path / "checkpoints"
     with pytest.raises(DownloadError) as err:
         _run(root, diffusion_decoder=False, guardrail=False)
-    need = fetch.format_size(sum(len(_repos()[M4B][n]) for n in ("model.pt", "config.json", "README.md"))
-                             + sum(len(d) for d in _repos()[TOKENIZER_DV].values()))  # fmt: skip
-    assert str(err.value) == (f"not enough disk space under {root}: the download needs {need} and 1.00 kB is free; "
-                              "free some space or pass another --checkpoint-dir")  # fmt: skip
+    need = fetch.format_size(
+        sum(len(_repos()[M4B][n]) for n in ("model.pt", "config.json", "README.md"))
+        + sum(len(d) for d in _repos()[TOKENIZER_DV].values())
+    )
+    assert str(err.value) == (
+        f"not enough disk space under {root}: the download needs {need} and 1.00 kB is free; "
+        "free some space or pass another --checkpoint-dir"
+    )
     assert not root.exists() and all("/api/models/" in r.path for r in hub.log)
 
 
@@ -382,10 +441,16 @@ def test_siglip_in_the_model_repo_needs_no_fallback(hub, tmp_path):
     hub.repos[M4B] |= {snap + "config.json": b'{"model_type": "siglip"}', snap + "model.safetensors": b"w"}
     plans = _run(tmp_path / "c", dry_run=True, diffusion_decoder=False)
     assert [p.spec.repo_id for p in plans] == [M4B, TOKENIZER_DV]
-    assert [f.name for f in plans[0].files] == ["README.md", "config.json", *catalog.GUARDRAIL_REQUIRED[1:],
-                                                snap + "config.json", snap + "model.safetensors",
-                                                vcsf + "preprocessor_config.json", catalog.GUARDRAIL_REQUIRED[0],
-                                                "model.pt"]  # fmt: skip
+    assert [f.name for f in plans[0].files] == [
+        "README.md",
+        "config.json",
+        *catalog.GUARDRAIL_REQUIRED[1:],
+        snap + "config.json",
+        snap + "model.safetensors",
+        vcsf + "preprocessor_config.json",
+        catalog.GUARDRAIL_REQUIRED[0],
+        "model.pt",
+    ]
     assert not catalog.is_siglip_config("guardrail/aegis/config.json")
 
 
@@ -396,7 +461,7 @@ def test_layout_agrees_with_the_md5_table_and_the_guardrail_loader():
     specs = catalog.repos_for(["4B", "12B"])
     for key in catalog.MD5_CHECKSUMS:
         spec = next(s for s in specs if key.startswith(s.local_dir + "/"))
-        name = key[len(spec.local_dir) + 1:]
+        name = key[len(spec.local_dir) + 1 :]
         assert list(filter_repo_objects([name], allow_patterns=list(spec.allow_patterns))) == [name], key
     assert "Cosmos-Predict1-12B/" + catalog.GUARDRAIL_REQUIRED[0] in catalog.MD5_CHECKSUMS
     # The files the loader opens are the ones the download requires.
@@ -420,15 +485,22 @@ def test_model_sizes_and_cli_spellings():
     assert catalog.check_model_sizes(["4b", "12B", "4B"]) == ["4B", "12B"]
     with pytest.raises(ValueError, match=r"^--model-sizes 7B: unknown model size; choose from 4B, 12B$"):
         catalog.check_model_sizes(["7B"])
-    for argv in (["--model-sizes", "4B", "12B", "--checkpoint-dir", "x", "--dry-run"],
-                 ["--model_sizes", "4B", "12B", "--checkpoint_dir", "x", "--dry_run"]):  # fmt: skip
+    for argv in (
+        ["--model-sizes", "4B", "12B", "--checkpoint-dir", "x", "--dry-run"],
+        ["--model_sizes", "4B", "12B", "--checkpoint_dir", "x", "--dry_run"],
+    ):
         a = build_parser().parse_args(["download", *argv])
-        assert (a.model_sizes, a.checkpoint_dir, a.dry_run, a.diffusion_decoder, a.guardrail) == (
-            ["4B", "12B"], "x", True, True, True)  # fmt: skip
+        parsed = (a.model_sizes, a.checkpoint_dir, a.dry_run, a.diffusion_decoder, a.guardrail)
+        assert parsed == (["4B", "12B"], "x", True, True, True)
     specs = catalog.repos_for(["12B"], diffusion_decoder=False)
     assert [s.local_dir for s in specs] == ["Cosmos-Predict1-12B", "Cosmos-Tokenize1-DV8x16x16-720p"]
-    assert specs[0].allow_patterns == ("model.pt", "config.json", "README.md",
-                                       "guardrail/video_content_safety_filter/*", "guardrail/face_blur_filter/*")
+    assert specs[0].allow_patterns == (
+        "model.pt",
+        "config.json",
+        "README.md",
+        "guardrail/video_content_safety_filter/*",
+        "guardrail/face_blur_filter/*",
+    )
     no_guard = catalog.repos_for(["12B"], diffusion_decoder=False, guardrail=False)[0]
     assert (no_guard.allow_patterns, no_guard.required) == (("model.pt", "config.json", "README.md"), ("model.pt",))
 

@@ -7,16 +7,15 @@ import sys
 
 import pytest
 import torch
+
 from conftest import REPO, child_env
 from gen_assets import GRID, cli_args, make_assets
-
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.conversion import native_io
 from nemo_cosmos_ar.inference import checkpoints as ck
-from nemo_cosmos_ar.inference import engine
+from nemo_cosmos_ar.inference import engine, pipeline
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference import pipeline
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, sample, sampling_probs
 from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
@@ -116,9 +115,15 @@ def test_kv_cache_decoding_matches_teacher_forced_logits(prompt_frames, step_mod
     num_prompt, total = prompt_frames * hw, model.cfg.seq_length
     prompt = torch.randint(0, 64000, (2, num_prompt), generator=_gen(6))  # batch 2: rows must not mix
     seen: dict[int, torch.Tensor] = {}
-    out, stats = gen.generate_tokens(model, prompt, total, SamplingConfig(top_p=0.9), _gen(0),
-                                     on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()),
-                                     step_mode=step_mode)  # fmt: skip
+    out, stats = gen.generate_tokens(
+        model,
+        prompt,
+        total,
+        SamplingConfig(top_p=0.9),
+        _gen(0),
+        on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()),
+        step_mode=step_mode,
+    )
     assert torch.equal(out[:, :num_prompt], prompt) and stats.generated_tokens == total - num_prompt
     assert sorted(seen) == list(range(num_prompt, total))  # includes the latent-frame starts 48, 72, 96
     with torch.no_grad():
@@ -163,9 +168,15 @@ def test_mcore_kv_cache_matches_teacher_forcing_in_every_step_mode(engines, mode
     eng.decode_attention = "gemm" if "gemm" in mode else "sdpa"
     eng.fused_rope = "compiled rope" in mode
     try:
-        out, stats = gen.generate_tokens(eng, prompt, eng.cfg.seq_length, SamplingConfig(top_p=0.9), _gen(0),
-                                         on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()),
-                                         options=MCORE_MODES[mode])  # fmt: skip
+        out, stats = gen.generate_tokens(
+            eng,
+            prompt,
+            eng.cfg.seq_length,
+            SamplingConfig(top_p=0.9),
+            _gen(0),
+            on_logits=lambda p, lg: seen.__setitem__(p, lg.clone()),
+            options=MCORE_MODES[mode],
+        )
     finally:
         eng.decode_attention, eng.fused_rope = "sdpa", False
     assert sorted(seen) == list(range(2 * hw, eng.cfg.seq_length))
@@ -174,8 +185,14 @@ def test_mcore_kv_cache_matches_teacher_forcing_in_every_step_mode(engines, mode
     assert diffs.max().item() < TOL, f"max |Δlogit| {diffs.max().item():.2e} at {2 * hw + diffs.argmax()}"
     assert (seen[60] - full[:, 60]).abs().max().item() > 1e-2  # negative control: one position off is far off
     if "sampling" in mode:  # the same step with the sampler outside it: the same computation, the same tokens
-        host, _ = gen.generate_tokens(eng, prompt, eng.cfg.seq_length, SamplingConfig(top_p=0.9), _gen(0),
-                                      options=MCORE_MODES["static, bucket 16"])  # fmt: skip
+        host, _ = gen.generate_tokens(
+            eng,
+            prompt,
+            eng.cfg.seq_length,
+            SamplingConfig(top_p=0.9),
+            _gen(0),
+            options=MCORE_MODES["static, bucket 16"],
+        )
         assert torch.equal(out, host)
     assert stats.step_mode == ("static fused" if "sampling" in mode else mode.split(",")[0])
 
@@ -225,12 +242,14 @@ _args = cli_args
 def _run_cli(argv: list[str]) -> subprocess.CompletedProcess:
     """``cosmos-ar`` in a fresh interpreter; it reports every NeMo/Lightning module that got imported, and whether
     Megatron-Core's GPTModel did (generation runs on it)."""
-    code = ("import json, sys\nfrom nemo_cosmos_ar.cli import main\nrc = main(sys.argv[1:])\n"
-            f"print('IMPORTED=' + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))\n"
-            "print('MCORE=' + str('megatron.core.models.gpt' in sys.modules))\n"
-            "sys.exit(rc)")  # fmt: skip
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300,
-                          env=child_env(), cwd=REPO)  # fmt: skip
+    code = (
+        "import json, sys\nfrom nemo_cosmos_ar.cli import main\nrc = main(sys.argv[1:])\n"
+        f"print('IMPORTED=' + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))\n"
+        "print('MCORE=' + str('megatron.core.models.gpt' in sys.modules))\n"
+        "sys.exit(rc)"
+    )
+    cmd = [sys.executable, "-c", code, *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=child_env(), cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -282,10 +301,17 @@ def test_offloading_reloads_modules_and_changes_no_token(assets, tokenizer, monk
     results = {}
     for offload in (False, True):
         opts = pipeline.GenerateOptions(
-            input=assets / "input.png", output=tmp_path / f"{offload}.mp4", checkpoint=assets / "model.pt",
-            tokenizer=assets / "tokenizer", model="tiny", device="cpu", seed=3, progress=False,
-            offload_ar_model=offload, offload_tokenizer=offload,
-        )  # fmt: skip
+            input=assets / "input.png",
+            output=tmp_path / f"{offload}.mp4",
+            checkpoint=assets / "model.pt",
+            tokenizer=assets / "tokenizer",
+            model="tiny",
+            device="cpu",
+            seed=3,
+            progress=False,
+            offload_ar_model=offload,
+            offload_tokenizer=offload,
+        )
         results[offload] = pipeline.generate_video(opts)
     # Resident: model + tokenizer loaded once up front. Offloaded: tokenizer (encode), model, tokenizer (decode).
     assert events == ["model", "tokenizer", "tokenizer", "model", "tokenizer"]
@@ -322,9 +348,12 @@ def _one_line_error(argv, capsys) -> str:
 
 @pytest.mark.parametrize(
     "option, bad, needle",
-    [("--checkpoint", "missing.pt", "does not exist"), ("--tokenizer", "missing_tok", "does not exist"),
-     ("--checkpoint", "input.png", "is not a PyTorch checkpoint")],
-)  # fmt: skip
+    [
+        ("--checkpoint", "missing.pt", "does not exist"),
+        ("--tokenizer", "missing_tok", "does not exist"),
+        ("--checkpoint", "input.png", "is not a PyTorch checkpoint"),
+    ],
+)
 def test_missing_or_wrong_files_are_one_line_errors(assets, tmp_path, capsys, option, bad, needle):
     argv = _args(assets, assets / "input.png", tmp_path / "out.mp4")
     argv[argv.index(option) + 1] = str(assets / bad)
@@ -361,11 +390,12 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
     (ckdir / "Cosmos-Predict1-4B-Base_post-trained").mkdir(parents=True)
     (ckdir / "Cosmos-Predict1-4B-Base_post-trained" / "model.pt").symlink_to(assets / "model.pt")
     (ckdir / "Cosmos-Tokenize1-DV8x16x16-720p").symlink_to(assets / "tokenizer")
-    argv = ["generate", "--num_gpus", "1", "--checkpoint_dir", str(ckdir), "--ar_model_dir",
-            "Cosmos-Predict1-4B-Base_post-trained", "--input_type", "video", "--input_image_or_video_path",
-            str(assets / "input.mp4"), "--top_p", "0.8", "--temperature", "1.0", "--offload_diffusion_decoder",
-            "--offload_tokenizer", "--video_save_name", "autoregressive-4b-post-train", "--video_save_folder",
-            str(tmp_path / "outputs"), "--no-progress"]  # fmt: skip
+    # the guide's command, line by line
+    argv = ["generate", "--num_gpus", "1", "--checkpoint_dir", str(ckdir)]
+    argv += ["--ar_model_dir", "Cosmos-Predict1-4B-Base_post-trained", "--input_type", "video"]
+    argv += ["--input_image_or_video_path", str(assets / "input.mp4"), "--top_p", "0.8", "--temperature", "1.0"]
+    argv += ["--offload_diffusion_decoder", "--offload_tokenizer", "--video_save_name", "autoregressive-4b-post-train"]
+    argv += ["--video_save_folder", str(tmp_path / "outputs"), "--no-progress"]
     assert main(argv) == 0
     out = tmp_path / "outputs" / "autoregressive-4b-post-train.mp4"
     assert video_io.probe(out).num_frames == 33
@@ -384,8 +414,9 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
 
     args = build_parser().parse_args(argv + ["--disable_diffusion_decoder", "--disable_guardrail"])
     opts = options_from_args(args)
-    assert (opts.checkpoint, opts.tokenizer, opts.output, opts.offload_tokenizer, opts.sampling.top_p) == (
-        ckdir / "Cosmos-Predict1-4B-Base_post-trained", ckdir / "Cosmos-Tokenize1-DV8x16x16-720p", out, True, 0.8)
+    got = (opts.checkpoint, opts.tokenizer, opts.output, opts.offload_tokenizer, opts.sampling.top_p)
+    model_dir, tokenizer_dir = ckdir / "Cosmos-Predict1-4B-Base_post-trained", ckdir / "Cosmos-Tokenize1-DV8x16x16-720p"
+    assert got == (model_dir, tokenizer_dir, out, True, 0.8)
     assert (opts.diffusion_decoder_dir, opts.offload_diffusion_decoder) == (None, True)
     assert args.guide_spelling and not build_parser().parse_args(_args(assets, "a.png", "b.mp4")).guide_spelling
 
@@ -393,10 +424,10 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
 def test_prompt_tokens_replace_the_input(assets, tmp_path, capsys):
     """A grid saved with --save-tokens gives the prompt back: greedy from it equals greedy from the image."""
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    assert main(_args(assets, assets / "input.png", tmp_path / "a.mp4", "--temperature", "0", "--save-tokens", str(a),
-                      "--no-progress")) == 0  # fmt: skip
-    argv = _args(assets, "x", tmp_path / "b.mp4", "--temperature", "0", "--save-tokens", str(b), "--no-progress",
-                 "--prompt-tokens", str(a), "--num-input-frames", "1")  # fmt: skip
+    greedy = ("--temperature", "0", "--no-progress")
+    assert main(_args(assets, assets / "input.png", tmp_path / "a.mp4", "--save-tokens", str(a), *greedy)) == 0
+    argv = _args(assets, "x", tmp_path / "b.mp4", "--save-tokens", str(b), *greedy)
+    argv += ["--prompt-tokens", str(a), "--num-input-frames", "1"]
     i = argv.index("--input")
     assert main(argv[:i] + argv[i + 2 :]) == 0
     assert torch.equal(torch.load(a, weights_only=True), torch.load(b, weights_only=True))

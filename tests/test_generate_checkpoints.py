@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, child_env, run_torchrun
-from gen_assets import GRID, cli_args, make_assets, make_diffusion_decoder, make_guardrail_weights
 
+from conftest import REPO, child_env, run_torchrun
+from gen_assets import GRID, make_assets, make_diffusion_decoder, make_guardrail_weights
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.inference import checkpoints as ck
 from nemo_cosmos_ar.inference import engine as en
@@ -31,8 +31,8 @@ TOP_K = SamplingConfig(temperature=1.0, top_p=None, top_k=50)
 def trained(tmp_path_factory):
     """``(folder, step=N-last checkpoint)`` of a 2-step tiny training run with its exports in the folder."""
     root = tmp_path_factory.mktemp("trained")
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "scripts" / "gen_train_export.py"), str(root)],
-                          capture_output=True, text=True, timeout=900, env=child_env(), cwd=REPO)  # fmt: skip
+    cmd = [sys.executable, str(REPO / "tests" / "scripts" / "gen_train_export.py"), str(root)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=child_env(), cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return root, Path(proc.stdout.strip().splitlines()[-1])
 
@@ -48,8 +48,9 @@ def _run(path, dtype, prompt, total=None):
     eng = en.load_engine(ck.open_checkpoint(path).with_latent_shape(GRID), 1, device, dtype)
     total = total or eng.cfg.seq_length
     seen: list[torch.Tensor] = []
-    greedy, _ = gen.generate_tokens(eng, prompt, total, SamplingConfig(temperature=0.0),
-                                    on_logits=lambda p, lg: seen.append(lg.clone()))  # fmt: skip
+    greedy, _ = gen.generate_tokens(
+        eng, prompt, total, SamplingConfig(temperature=0.0), on_logits=lambda p, lg: seen.append(lg.clone())
+    )
     sampled, _ = gen.generate_tokens(eng, prompt, total, TOP_K, torch.Generator().manual_seed(5))
     return {"greedy": greedy, "logits": torch.stack(seen), "sampled": sampled}
 
@@ -62,12 +63,13 @@ def test_the_nemo_checkpoint_of_a_run_generates_what_its_exports_generate(traine
     folder -- gives bit-identical logits and tokens to its exported model.pt, TP shards and Hugging Face folder."""
     root, step = trained
     c = ck.open_checkpoint(step.parent)
-    assert (c.kind, c.name, c.cfg.name, c.cfg.latent_shape, c.cfg.apply_yarn) == (
-        "NeMo checkpoint", str(step), "tiny", (3, 4, 6), True)  # the newest -last step, config from model.yaml
+    # the newest -last step, config from model.yaml
+    got = (c.kind, c.name, c.cfg.name, c.cfg.latent_shape, c.cfg.apply_yarn)
+    assert got == ("NeMo checkpoint", str(step), "tiny", (3, 4, 6), True)
     nemo = _run(step, torch.bfloat16, PROMPT)
     assert not torch.equal(nemo["greedy"][0, 24:], nemo["greedy"][1, 24:])
-    for source in (step.parent, root / "export" / "model.pt", root / "export", root / "shards" / "model_model_mp_1.pt",
-                   root / "hf"):  # fmt: skip
+    exports = (root / "export" / "model.pt", root / "export", root / "shards" / "model_model_mp_1.pt", root / "hf")
+    for source in (step.parent, *exports):
         other = _run(source, torch.bfloat16, PROMPT)
         for key in ("greedy", "sampled"):
             assert torch.equal(nemo[key], other[key]), (source, key)
@@ -77,31 +79,41 @@ def test_the_nemo_checkpoint_of_a_run_generates_what_its_exports_generate(traine
 def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained, assets, tmp_path):
     root, step = trained
     pt, shards = root / "export" / "model.pt", root / "shards" / "model_model_mp_0.pt"
-    expected = {"prompt": PROMPT, "total": 96, "grid": list(GRID), "pt": _run(pt, torch.float32, PROMPT, 96),
-                "nemo": _run(step, torch.float32, PROMPT, 96)}  # fmt: skip
+    expected = {
+        "prompt": PROMPT,
+        "total": 96,
+        "grid": list(GRID),
+        "pt": _run(pt, torch.float32, PROMPT, 96),
+        "nemo": _run(step, torch.float32, PROMPT, 96),
+    }
     torch.save(expected, tmp_path / "expected.pt")
     single = tmp_path / "single.pt"
-    common = ["--checkpoint", str(step), "--tokenizer", str(assets / "tokenizer"), "--device", "cpu", "--no-progress",
-              "--temperature", "0", "--checkpoint-dir", str(assets)]  # fmt: skip  (no guardrail weights there)
-    assert main(["generate", "--input", str(assets / "input.png"), "--output", str(tmp_path / "single.mp4"),
-                 "--save-tokens", str(single), *common]) == 0  # fmt: skip
+    common = ["--checkpoint", str(step), "--tokenizer", str(assets / "tokenizer"), "--device", "cpu", "--no-progress"]
+    common += ["--temperature", "0", "--checkpoint-dir", str(assets)]  # no guardrail weights there
+    inp, out_mp4 = str(assets / "input.png"), str(tmp_path / "single.mp4")
+    assert main(["generate", "--input", inp, "--output", out_mp4, "--save-tokens", str(single), *common]) == 0
     out = tmp_path / "tp2"
     out.mkdir()
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("\n".join(json.dumps(x) for x in [
-        {"visual_input": str(assets / "input.png")}, {"visual_input": str(tmp_path / "missing.png")},
-        {"visual_input": str(assets / "input.png"), "seed": 3, "video_save_name": "s3"}]) + "\n")  # fmt: skip
+    lines = [
+        {"visual_input": str(assets / "input.png")},
+        {"visual_input": str(tmp_path / "missing.png")},
+        {"visual_input": str(assets / "input.png"), "seed": 3, "video_save_name": "s3"},
+    ]
+    jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    weights = make_diffusion_decoder(make_guardrail_weights(tmp_path / "guardrails", 0))  # safe: written
+    cli = ["generate", "--num_gpus", "2", "--input", inp, "--output", str(out / "tp2.mp4")]
+    cli += ["--save-tokens", str(out / "tp2.pt")]
+    batch = ["generate", "--num-gpus", "2", "--batch-input-path", str(jsonl), "--output-folder", str(out / "batch")]
     spec = {
-        "expected": str(tmp_path / "expected.pt"), "out": str(out),
+        "expected": str(tmp_path / "expected.pt"),
+        "out": str(out),
         "checkpoints": {"pt": str(pt), "shards": str(shards), "nemo": str(step)},
         "reference_of": {"pt": "pt", "shards": "pt", "nemo": "nemo"},
-        "cli": ["generate", "--num_gpus", "2", "--input", str(assets / "input.png"), "--output", str(out / "tp2.mp4"),
-                "--save-tokens", str(out / "tp2.pt"), *common, "--checkpoint-dir",
-                str(make_diffusion_decoder(make_guardrail_weights(tmp_path / "guardrails", 0)))],  # safe: written
+        "cli": [*cli, *common, "--checkpoint-dir", str(weights)],
         "tiny_guardrails": True,
-        "batch": ["generate", "--num-gpus", "2", "--batch-input-path", str(jsonl), "--output-folder",
-                  str(out / "batch"), "--batch-size", "2", "--save-tokens", str(out / "batch_tokens"), *common],
-    }  # fmt: skip
+        "batch": [*batch, "--batch-size", "2", "--save-tokens", str(out / "batch_tokens"), *common],
+    }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     proc = run_torchrun("generate_tp.py", "--spec", str(tmp_path / "spec.json"), nproc=2)
     res = json.loads((out / "results.json").read_text())
@@ -112,7 +124,14 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     assert (res["cli_rc"], res["batch_rc"]) == (0, 1)  # the batch had one bad line
     # Only rank 0 wrote, printed and reported; the TP=2 videos are the single-process one.
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "batch/0.mp4", "batch/s3.mp4", "batch_tokens/0.pt", "batch_tokens/s3.pt", "results.json", "tp2.mp4", "tp2.pt"]
+        "batch/0.mp4",
+        "batch/s3.mp4",
+        "batch_tokens/0.pt",
+        "batch_tokens/s3.pt",
+        "results.json",
+        "tp2.mp4",
+        "tp2.pt",
+    ]
     want = torch.load(single, weights_only=True)
     for f in ("tp2.pt", "batch_tokens/0.pt", "batch_tokens/s3.pt"):
         assert torch.equal(torch.load(out / f, weights_only=True), want), f
@@ -120,7 +139,9 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     assert "on 2 GPUs (tensor parallel)" in proc.stdout
     # Guardrails and the diffusion decoder: only rank 0 loaded (and ran) them for the single video; the batch without
     # their weights warned once and noted the DV8x16x16 decoder once.
-    assert res["guardrail_loads"] == [{"safety": 1, "face": 1, "dd_built": 1, "dd_decoded": 1},
-                                      {"safety": 0, "face": 0, "dd_built": 0, "dd_decoded": 0}]  # fmt: skip
+    assert res["guardrail_loads"] == [
+        {"safety": 1, "face": 1, "dd_built": 1, "dd_decoded": 1},
+        {"safety": 0, "face": 0, "dd_built": 0, "dd_decoded": 0},
+    ]
     assert "guardrails " in proc.stdout and proc.stderr.count("these videos are NOT safety-filtered") == 1
     assert "diffusion decode " in proc.stdout and proc.stderr.count("these videos are decoded by the DV8x16x16") == 1

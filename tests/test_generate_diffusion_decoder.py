@@ -11,8 +11,8 @@ import os
 
 import pytest
 import torch
-from gen_assets import cli_args, make_assets, make_diffusion_decoder
 
+from gen_assets import cli_args, make_assets, make_diffusion_decoder
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import build_parser, main
 from nemo_cosmos_ar.cli.generate import DV_NOTE, options_from_args
@@ -22,8 +22,12 @@ from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER
 from nemo_cosmos_ar.tokenizer import backends
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
-FILES = [(DIFFUSION_DECODER_DIR, "model.pt"), (DIFFUSION_DECODER_DIR, "aux_vars.pt"), (CV_TOKENIZER_DIR, "decoder.jit"),
-         (CV_TOKENIZER_DIR, "mean_std.pt")]  # fmt: skip
+FILES = [
+    (DIFFUSION_DECODER_DIR, "model.pt"),
+    (DIFFUSION_DECODER_DIR, "aux_vars.pt"),
+    (CV_TOKENIZER_DIR, "decoder.jit"),
+    (CV_TOKENIZER_DIR, "mean_std.pt"),
+]
 # The same frames encoded twice can differ (threaded x264): measured up to 0.3% of pixels, mean |diff| below 0.1.
 ENCODER_TOL = 1.0
 
@@ -66,14 +70,15 @@ def written(monkeypatch):
     """What each write_video call received: ``(frames, layout)``."""
     calls = []
     real = video_io.write_video
-    monkeypatch.setattr(video_io, "write_video",
-                        lambda p, v, **k: calls.append((v.clone(), k.get("layout"))) or real(p, v, **k))  # fmt: skip
+    monkeypatch.setattr(
+        video_io, "write_video", lambda p, v, **k: calls.append((v.clone(), k.get("layout"))) or real(p, v, **k)
+    )
     return calls
 
 
 def _argv(assets, ckdir, out, *extra):
-    return cli_args(assets, assets / "input.png", out, "--checkpoint-dir", str(ckdir), "--disable-guardrail",
-                    "--no-progress", *extra)  # fmt: skip
+    flags = ("--checkpoint-dir", str(ckdir), "--disable-guardrail", "--no-progress", *extra)
+    return cli_args(assets, assets / "input.png", out, *flags)
 
 
 def _err_lines(capsys) -> tuple[list[str], str]:
@@ -90,15 +95,14 @@ def _tokens(path):
     return torch.load(path, weights_only=True)
 
 
-def test_default_on_writes_exactly_what_decode_tokens_makes(assets, ckdir, reference, loads, written, tmp_path,
-                                                            capsys):  # fmt: skip
+def test_default_on_writes_exactly_what_decode_tokens_makes(assets, ckdir, reference, loads, written, tmp_path, capsys):
     out, tok = tmp_path / "v.mp4", tmp_path / "v.pt"
     assert main(_argv(assets, ckdir, out, "--seed", "3", "--save-tokens", str(tok))) == 0
     err, stdout = _err_lines(capsys)
     assert err == []  # no note: the decoder was found
     assert "diffusion decode " in stdout and "(15 steps, " in stdout and "DV decode" not in stdout
     assert loads == {"built": 1, "dit": 1, "cv": 1, "dv_decode": 0}  # resident, loaded once; no DV decode
-    (frames, layout), = written
+    ((frames, layout),) = written
     assert layout == "CTHW" and frames.dtype == torch.float32 and frames.shape == (3, 33, 64, 96)
     tokens = _tokens(tok)
     assert tokens.shape == (1, 5, 4, 6)
@@ -118,8 +122,8 @@ def test_the_decoders_seed_is_seed_and_repeats(assets, ckdir, reference, written
     """Greedy tokens do not depend on the seed, so seeds 1, 1, 2 give one grid: the first two videos are identical,
     the third differs, and each is decode_tokens with its --seed."""
     for i, seed in enumerate((1, 1, 2)):
-        argv = _argv(assets, ckdir, tmp_path / f"{i}.mp4", "--temperature", "0", "--seed", str(seed), "--save-tokens",
-                     str(tmp_path / f"{i}.pt"))  # fmt: skip
+        extra = ("--temperature", "0", "--seed", str(seed), "--save-tokens", str(tmp_path / f"{i}.pt"))
+        argv = _argv(assets, ckdir, tmp_path / f"{i}.mp4", *extra)
         assert main(argv) == 0
     grids = [_tokens(tmp_path / f"{i}.pt") for i in range(3)]
     assert torch.equal(grids[0], grids[1]) and torch.equal(grids[0], grids[2])
@@ -138,7 +142,7 @@ def test_disable_never_builds_the_decoder(assets, ckdir, loads, written, tmp_pat
     err, stdout = _err_lines(capsys)
     assert err == [] and "DV decode " in stdout  # no note either
     assert loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 1}
-    (frames, layout), = written
+    ((frames, layout),) = written
     assert layout == "CTHW" and torch.equal(frames, load_tokenizer(assets / "tokenizer").decode(_tokens(tok))[0])
     assert video_io.probe(out).num_frames == 33
 
@@ -148,9 +152,11 @@ def test_no_decoder_folder_the_dv_decoder_and_a_one_line_note(assets, loads, wri
     assert main(_argv(assets, assets, out)) == 0  # --checkpoint-dir: the assets, no decoder there
     err, stdout = _err_lines(capsys)
     assert err == [DV_NOTE.format(what="the output is", folder=assets)]
-    assert err[0] == (f"cosmos-ar generate: note: the output is decoded by the DV8x16x16 decoder, blurrier than "
-                      f"NVIDIA's default: no 7B diffusion decoder under {assets} (get it with `cosmos-ar download "
-                      f"--checkpoint-dir {assets}`, or pass --disable-diffusion-decoder to silence this)")  # fmt: skip
+    assert err[0] == (
+        f"cosmos-ar generate: note: the output is decoded by the DV8x16x16 decoder, blurrier than "
+        f"NVIDIA's default: no 7B diffusion decoder under {assets} (get it with `cosmos-ar download "
+        f"--checkpoint-dir {assets}`, or pass --disable-diffusion-decoder to silence this)"
+    )
     assert f"wrote {out}" in stdout and "DV decode " in stdout
     assert loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 1} and [lay for _, lay in written] == ["CTHW"]
     assert video_io.probe(out).num_frames == 33
@@ -166,8 +172,9 @@ def _partial(ckdir, root, missing):
 
 
 @pytest.mark.parametrize("missing", FILES, ids=[name for _, name in FILES])
-def test_required_decoder_without_its_files_is_an_error_before_any_model_loads(assets, ckdir, loads, tmp_path,
-                                                                               capsys, monkeypatch, missing):  # fmt: skip
+def test_required_decoder_without_its_files_is_an_error_before_any_model_loads(
+    assets, ckdir, loads, tmp_path, capsys, monkeypatch, missing
+):
     def expensive(*a, **k):
         raise AssertionError("a model was loaded")
 
@@ -178,43 +185,51 @@ def test_required_decoder_without_its_files_is_an_error_before_any_model_loads(a
     assert main(_argv(assets, root, out / "v.mp4", "--diffusion-decoder")) == 1
     err, stdout = _err_lines(capsys)
     dd, cv = root / DIFFUSION_DECODER_DIR, root / CV_TOKENIZER_DIR
-    assert err == [f"cosmos-ar generate: error: diffusion decoder file {root / missing[0] / missing[1]} not found (the "
-                   f"decoder needs model.pt + aux_vars.pt in {dd} and decoder.jit + mean_std.pt in {cv}): get them "
-                   f"with `cosmos-ar download --checkpoint-dir {root}`, point --diffusion-decoder-dir / --cv-tokenizer "
-                   "at them, or pass --disable-diffusion-decoder"]  # fmt: skip
+    assert err == [
+        f"cosmos-ar generate: error: diffusion decoder file {root / missing[0] / missing[1]} not found (the "
+        f"decoder needs model.pt + aux_vars.pt in {dd} and decoder.jit + mean_std.pt in {cv}): get them "
+        f"with `cosmos-ar download --checkpoint-dir {root}`, point --diffusion-decoder-dir / --cv-tokenizer "
+        "at them, or pass --disable-diffusion-decoder"
+    ]
     assert stdout == "" and not out.exists() and loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 0}
 
 
 def test_asking_for_the_decoder_without_its_folder_and_conflicting_flags(assets, loads, tmp_path, capsys):
     out, nope = tmp_path / "out" / "v.mp4", tmp_path / "nope"
-    for extra, first in ((["--diffusion-decoder"], assets / DIFFUSION_DECODER_DIR / "model.pt"),
-                         (["--diffusion-decoder-dir", str(nope)], nope / "model.pt"),
-                         (["--cv-tokenizer", str(nope)], assets / DIFFUSION_DECODER_DIR / "model.pt")):  # fmt: skip
+    for extra, first in (
+        (["--diffusion-decoder"], assets / DIFFUSION_DECODER_DIR / "model.pt"),
+        (["--diffusion-decoder-dir", str(nope)], nope / "model.pt"),
+        (["--cv-tokenizer", str(nope)], assets / DIFFUSION_DECODER_DIR / "model.pt"),
+    ):
         assert main(_argv(assets, assets, out, *extra)) == 1  # the assets hold no decoder
         err, _ = _err_lines(capsys)
-        assert len(err) == 1 and err[0].startswith(f"cosmos-ar generate: error: diffusion decoder file {first} not "
-                                                   "found ("), err  # fmt: skip
+        assert len(err) == 1 and err[0].startswith(
+            f"cosmos-ar generate: error: diffusion decoder file {first} not found ("
+        ), err
     for extra in (["--diffusion-decoder"], ["--cv-tokenizer", "x"]):
         assert main(_argv(assets, assets, out, *extra, "--disable-diffusion-decoder")) == 1
-        assert _err_lines(capsys)[0] == ["cosmos-ar generate: error: pass either --diffusion-decoder "
-                                         "(--diffusion-decoder-dir, --cv-tokenizer) or --disable-diffusion-decoder, "
-                                         "not both"]  # fmt: skip
+        assert _err_lines(capsys)[0] == [
+            "cosmos-ar generate: error: pass either --diffusion-decoder "
+            "(--diffusion-decoder-dir, --cv-tokenizer) or --disable-diffusion-decoder, "
+            "not both"
+        ]
     assert not out.parent.exists() and loads == {"built": 0, "dit": 0, "cv": 0, "dv_decode": 0}
 
 
 @pytest.mark.parametrize("offload", [False, True], ids=["resident", "offload"])
-def test_batch_decodes_each_video_with_its_seed_and_offloading_reloads(assets, ckdir, reference, loads, written,
-                                                                       tmp_path, capsys, offload):  # fmt: skip
+def test_batch_decodes_each_video_with_its_seed_and_offloading_reloads(
+    assets, ckdir, reference, loads, written, tmp_path, capsys, offload
+):
     """Two lines, one prompt, seeds 0 and 1, generated as one AR batch of 2: each video is decode_tokens of its own
     grid with its own seed. Resident: the decoder loads once; offloaded (the guide's spelling): once per video."""
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"visual_input": str(assets / "input.png"), "seed": i, "video_save_name":
-                                         f"v{i}"}) + "\n" for i in range(2)))  # fmt: skip
-    argv = ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--checkpoint_dir", str(ckdir), "--batch-input-path", str(jsonl),
-            "--output-folder", str(tmp_path / "out"), "--save-tokens", str(tmp_path / "tok"), "--batch-size", "2",
-            "--device", "cpu", "--no-progress", "--disable-guardrail",
-            *(["--offload_diffusion_decoder"] if offload else [])]  # fmt: skip
+    lines = [{"visual_input": str(assets / "input.png"), "seed": i, "video_save_name": f"v{i}"} for i in range(2)]
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    argv = ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt")]
+    argv += ["--tokenizer", str(assets / "tokenizer"), "--checkpoint_dir", str(ckdir), "--batch-input-path", str(jsonl)]
+    argv += ["--output-folder", str(tmp_path / "out")]
+    argv += ["--save-tokens", str(tmp_path / "tok"), "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    argv += ["--disable-guardrail", *(["--offload_diffusion_decoder"] if offload else [])]
     assert main(argv) == 0
     err, stdout = _err_lines(capsys)
     assert err == [] and "wrote 2 of 2 videos" in stdout
@@ -236,17 +251,16 @@ def test_options_from_the_flags(ckdir, assets, tmp_path):
     dd, cv = ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR
     assert opts("--checkpoint-dir", str(ckdir)) == opts("--checkpoint_dir", str(ckdir)) == (dd, cv, False)
     assert opts("--checkpoint-dir", str(assets)) == (None, None, False)  # default on, not there: off (noted)
-    assert opts("--checkpoint-dir", str(assets), "--diffusion-decoder") == (
-        assets / DIFFUSION_DECODER_DIR, assets / CV_TOKENIZER_DIR, False)  # fmt: skip  (required: checked later)
+    there = assets / DIFFUSION_DECODER_DIR, assets / CV_TOKENIZER_DIR
+    assert opts("--checkpoint-dir", str(assets), "--diffusion-decoder") == (*there, False)  # required: checked later
     x, y = tmp_path / "x", tmp_path / "y"
-    assert opts("--checkpoint-dir", str(assets), "--diffusion-decoder-dir", str(x)) == (x, assets / CV_TOKENIZER_DIR,
-                                                                                         False)  # fmt: skip
+    assert opts("--checkpoint-dir", str(assets), "--diffusion-decoder-dir", str(x)) == (x, there[1], False)
     assert opts("--checkpoint-dir", str(ckdir), "--cv-tokenizer", str(y)) == (dd, y, False)
     assert opts("--checkpoint-dir", str(ckdir), "--disable_diffusion_decoder") == (None, None, False)
     assert opts("--checkpoint-dir", str(ckdir), "--offload_diffusion_decoder") == (dd, cv, True)
     assert opts("--checkpoint-dir", str(ckdir), "--offload-diffusion-decoder") == (dd, cv, True)
-    o = options_from_args(build_parser().parse_args(["generate", "--input", "a.png", "--checkpoint-dir", str(ckdir),
-                                                     "--offload-tokenizer"]))  # fmt: skip
+    argv = ["generate", "--input", "a.png", "--checkpoint-dir", str(ckdir), "--offload-tokenizer"]
+    o = options_from_args(build_parser().parse_args(argv))
     assert (o.offload_tokenizer, o.offload_diffusion_decoder) == (True, False)  # the DV tokenizer only
     # Python: the CV8x8x8 folder defaults to the one next to the decoder's; no decoder by default.
     assert GenerateOptions(input="a.png", diffusion_decoder_dir=str(dd)).cv_tokenizer == cv

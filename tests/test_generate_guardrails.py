@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from gen_assets import GUARDRAIL_DIR, cli_args, make_assets, make_guardrail_weights
 from test_guardrails import tiny_retinaface
 
+from gen_assets import GUARDRAIL_DIR, cli_args, make_assets, make_guardrail_weights
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import build_parser, main
 from nemo_cosmos_ar.cli.generate import DV_NOTE, NOT_FILTERED, options_from_args
@@ -20,8 +20,11 @@ from nemo_cosmos_ar.guardrails import face_blur, paths, runner
 from nemo_cosmos_ar.inference import engine, pipeline
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
-FLAGGED = ("the video content safety filter flagged the generated video (Violence in 3 of 3 sampled frames, first at "
-           "frame 0); it was not written")  # fmt: skip  (33 frames at 25 fps: frames 0, 12, 24 are checked)
+# 33 frames at 25 fps: frames 0, 12, 24 are checked
+FLAGGED = (
+    "the video content safety filter flagged the generated video (Violence in 3 of 3 sampled frames, first at "
+    "frame 0); it was not written"
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,9 @@ def written(monkeypatch):
     """What each write_video call received: ``(frames, layout)``."""
     calls = []
     real = video_io.write_video
-    monkeypatch.setattr(video_io, "write_video",
-                        lambda p, v, **k: calls.append((v, k.get("layout"))) or real(p, v, **k))  # fmt: skip
+    monkeypatch.setattr(
+        video_io, "write_video", lambda p, v, **k: calls.append((v, k.get("layout"))) or real(p, v, **k)
+    )
     return calls
 
 
@@ -67,20 +71,20 @@ def _err_lines(capsys) -> tuple[list[str], str]:
 
 def test_default_on_a_safe_video_is_written_with_faces_blurred(assets, weights, loads, written, tmp_path, capsys):
     out, tok = tmp_path / "v.mp4", tmp_path / "v.pt"
-    argv = cli_args(assets, assets / "input.png", out, "--checkpoint-dir", str(weights["safe"]), "--save-tokens",
-                    str(tok), "--no-progress")  # fmt: skip
+    flags = ("--checkpoint-dir", str(weights["safe"]), "--save-tokens", str(tok), "--no-progress")
+    argv = cli_args(assets, assets / "input.png", out, *flags)
     assert main(argv) == 0
     err, stdout = _err_lines(capsys)
     # No warning (only the note that no diffusion decoder is there); the timing line has the guardrail stage.
     assert err == [DV_NOTE.format(what="the output is", folder=weights["safe"])] and "guardrails " in stdout
     assert loads == {"safety": 1, "face": 1}  # loaded once, up front
     assert video_io.probe(out).num_frames == 33
-    (frames, layout), = written
+    ((frames, layout),) = written
     assert layout == "THWC" and frames.dtype == torch.uint8 and frames.shape == (33, 64, 96, 3)
     frames = frames.numpy()
     # What the DV decoder made of the saved tokens, then the face blur with the same weights: exactly what was written.
-    decoded = video_io.to_uint8_frames(load_tokenizer(assets / "tokenizer").decode(torch.load(tok, weights_only=True))
-                                       [0], "CTHW")  # fmt: skip
+    grid = torch.load(tok, weights_only=True)
+    decoded = video_io.to_uint8_frames(load_tokenizer(assets / "tokenizer").decode(grid)[0], "CTHW")
     g = weights["safe"] / GUARDRAIL_DIR
     detector = face_blur.load_face_detector(g / paths.FACE_DETECTOR)
     assert all(len(d) > 0 for d in detector.detect(decoded))  # faces found in every frame ...
@@ -91,8 +95,8 @@ def test_default_on_a_safe_video_is_written_with_faces_blurred(assets, weights, 
 @pytest.mark.parametrize("offload", [False, True], ids=["resident", "offload"])
 def test_an_unsafe_video_writes_nothing_and_exits_1(assets, weights, loads, written, tmp_path, capsys, offload):
     out, tok = tmp_path / "out" / "v.mp4", tmp_path / "tok" / "v.pt"
-    argv = cli_args(assets, assets / "input.png", out, "--checkpoint-dir", str(weights["unsafe"]), "--save-tokens",
-                    str(tok), "--no-progress", *(["--offload_guardrail_models"] if offload else []))  # fmt: skip
+    flags = ("--checkpoint-dir", str(weights["unsafe"]), "--save-tokens", str(tok), "--no-progress")
+    argv = cli_args(assets, assets / "input.png", out, *flags, *(["--offload_guardrail_models"] if offload else []))
     assert main(argv) == 1
     err, stdout = _err_lines(capsys)
     assert err == [f"cosmos-ar generate: {out}: {FLAGGED}"] and stdout == ""
@@ -105,11 +109,15 @@ def test_no_weights_writes_the_video_with_a_one_line_warning(assets, loads, writ
     out = tmp_path / "v.mp4"
     assert main(cli_args(assets, assets / "input.png", out, "--no-progress")) == 0  # --checkpoint-dir: no weights
     err, stdout = _err_lines(capsys)
-    assert err == [NOT_FILTERED.format(what="the output is", folder=assets),
-                   DV_NOTE.format(what="the output is", folder=assets)]  # fmt: skip
-    assert err[0] == (f"cosmos-ar generate: warning: the output is NOT safety-filtered: no guardrail weights under "
-                      f"{assets} (get them with `cosmos-ar download --checkpoint-dir {assets}`, or pass "
-                      "--disable-guardrail to silence this)")  # fmt: skip
+    assert err == [
+        NOT_FILTERED.format(what="the output is", folder=assets),
+        DV_NOTE.format(what="the output is", folder=assets),
+    ]
+    assert err[0] == (
+        f"cosmos-ar generate: warning: the output is NOT safety-filtered: no guardrail weights under "
+        f"{assets} (get them with `cosmos-ar download --checkpoint-dir {assets}`, or pass "
+        "--disable-guardrail to silence this)"
+    )
     assert f"wrote {out}" in stdout and "guardrails " not in stdout
     assert loads == {"safety": 0, "face": 0} and [layout for _, layout in written] == ["CTHW"]  # the decoded video
     assert video_io.probe(out).num_frames == 33
@@ -124,13 +132,16 @@ def test_guardrail_without_weights_is_an_error_before_any_work(assets, loads, tm
     out = tmp_path / "out"
     assert main(cli_args(assets, assets / "input.png", out / "v.mp4", "--guardrail", "--no-progress")) == 1
     err, stdout = _err_lines(capsys)
-    assert err == [f"cosmos-ar generate: error: no guardrail weights ({paths.SAFETY_FILTER} and {paths.FACE_DETECTOR})"
-                   f" under {assets} (no guardrail/ folder up to 3 levels down); {paths.HINT}"]  # fmt: skip
+    assert err == [
+        f"cosmos-ar generate: error: no guardrail weights ({paths.SAFETY_FILTER} and {paths.FACE_DETECTOR})"
+        f" under {assets} (no guardrail/ folder up to 3 levels down); {paths.HINT}"
+    ]
     assert stdout == "" and not out.exists() and loads == {"safety": 0, "face": 0}
     argv = cli_args(assets, assets / "input.png", out / "v.mp4", "--guardrail", "--disable-guardrail")
     assert main(argv) == 1
-    assert _err_lines(capsys)[0] == ["cosmos-ar generate: error: pass either --guardrail or --disable-guardrail, "
-                                     "not both"]  # fmt: skip
+    assert _err_lines(capsys)[0] == [
+        "cosmos-ar generate: error: pass either --guardrail or --disable-guardrail, not both"
+    ]
 
 
 @pytest.mark.parametrize("flag", ["--disable-guardrail", "--disable_guardrail"])
@@ -140,8 +151,8 @@ def test_disable_guardrail_loads_no_model(assets, weights, loads, written, tmp_p
 
     monkeypatch.setattr(runner.VideoGuardrails, "from_checkpoint_dir", never)
     out = tmp_path / "v.mp4"
-    argv = cli_args(assets, assets / "input.png", out, "--checkpoint-dir", str(weights["unsafe"]), flag,
-                    "--no-progress")  # fmt: skip
+    flags = ("--checkpoint-dir", str(weights["unsafe"]), flag, "--no-progress")
+    argv = cli_args(assets, assets / "input.png", out, *flags)
     assert main(argv) == 0  # the weights would flag it: they did not run
     err, _ = _err_lines(capsys)
     assert err == [DV_NOTE.format(what="the output is", folder=weights["unsafe"])]  # no guardrail warning
@@ -165,16 +176,18 @@ def test_batch_with_one_unsafe_line(assets, weights, loads, tmp_path, capsys, mo
     monkeypatch.setattr(runner, "check_video", check)
     folder = tmp_path / "out"
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text("".join(json.dumps({"visual_input": str(assets / "input.png"), "seed": i, "video_save_name":
-                                         f"v{i}"}) + "\n" for i in range(3)))  # fmt: skip
-    argv = ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--checkpoint-dir", str(weights["safe"]), "--batch-input-path", str(jsonl),
-            "--output-folder", str(folder), "--save-tokens", str(tmp_path / "tok"), "--batch-size", "3", "--device",
-            "cpu", "--no-progress", *(["--offload-guardrail"] if offload else [])]  # fmt: skip
+    lines = [{"visual_input": str(assets / "input.png"), "seed": i, "video_save_name": f"v{i}"} for i in range(3)]
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    argv = ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt")]
+    argv += ["--tokenizer", str(assets / "tokenizer"), "--checkpoint-dir", str(weights["safe"])]
+    argv += ["--batch-input-path", str(jsonl), "--output-folder", str(folder), "--save-tokens", str(tmp_path / "tok")]
+    argv += ["--batch-size", "3", "--device", "cpu", "--no-progress", *(["--offload-guardrail"] if offload else [])]
     assert main(argv) == 1
     err, stdout = _err_lines(capsys)
-    assert err == [f"cosmos-ar generate: line 2: {folder / 'v1.mp4'}: {FLAGGED}; skipped",
-                   DV_NOTE.format(what="these videos are", folder=weights["safe"])]  # fmt: skip
+    assert err == [
+        f"cosmos-ar generate: line 2: {folder / 'v1.mp4'}: {FLAGGED}; skipped",
+        DV_NOTE.format(what="these videos are", folder=weights["safe"]),
+    ]
     assert "wrote 2 of 3 videos" in stdout and "1 failed (line 2)" in stdout
     assert calls == [25.0] * 3
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
@@ -189,7 +202,9 @@ def test_guardrail_options_and_the_guides_spellings(weights, tmp_path):
 
     safe = weights["safe"]
     assert (opts("--checkpoint-dir", str(safe)).guardrail_dir, opts("--checkpoint_dir", str(safe)).guardrail_dir) == (
-        safe, safe)  # fmt: skip
+        safe,
+        safe,
+    )
     assert opts("--checkpoint-dir", str(tmp_path)).guardrail_dir is None  # default on, no weights: off (warned)
     assert opts("--checkpoint-dir", str(tmp_path), "--guardrail").guardrail_dir == tmp_path  # checked, fails later
     assert opts("--checkpoint-dir", str(safe), "--disable_guardrail").guardrail_dir is None

@@ -4,6 +4,7 @@ NMS against their formulas, and loading released-layout weights with ``weights_o
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -14,11 +15,12 @@ import torch
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.samples import render_bouncing_balls
 from nemo_cosmos_ar.guardrails import face_blur, paths, retinaface, safety, weights
-from nemo_cosmos_ar.guardrails.retinaface import RetinaFace, RetinaFaceConfig, ResNetBody
+from nemo_cosmos_ar.guardrails.retinaface import ResNetBody, RetinaFace, RetinaFaceConfig
 from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
 
-TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=28,
-                   patch_size=14)  # fmt: skip
+TINY_SIGLIP = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=28, patch_size=14
+)
 TINY_FACE = RetinaFaceConfig(out_channels=16)
 
 
@@ -83,15 +85,17 @@ def test_verdict_decides_whether_the_video_is_written(mp4, tmp_path):
     _, frames, fps = mp4
     face = face_blur.FaceDetector(tiny_retinaface())
     for bias_class, written in ((0, True), (2, False)):
-        guard = VideoGuardrails(lambda: tiny_safety(bias_class), lambda: face)
+        guard = VideoGuardrails(functools.partial(tiny_safety, bias_class), lambda: face)
         out_path = tmp_path / f"out_{bias_class}.mp4"
         # what `cosmos-ar generate` does with the result
         verdict, out = guard(frames, fps=fps)
         if out is not None:
             video_io.write_video(out_path, out, fps=fps)
         assert out_path.exists() == written == verdict.safe
-    assert verdict.message == ("the video content safety filter flagged the generated video (Violence in 3 of 3 "
-                               "sampled frames, first at frame 0); it was not written")  # fmt: skip
+    assert verdict.message == (
+        "the video content safety filter flagged the generated video (Violence in 3 of 3 "
+        "sampled frames, first at frame 0); it was not written"
+    )
     assert [f.probability for f in verdict.frames] == pytest.approx([math.exp(4) / (math.exp(4) + 6)] * 3)
 
 
@@ -128,7 +132,7 @@ def test_pixelation_is_exactly_inside_the_boxes():
     assert not torch.equal(out[inside], frame[inside])
     assert torch.equal(frame, face_blur.pixelate_boxes(frame, [], 5))
     f = frame.numpy().astype(np.float64)
-    for (y0, y1, x0, x1) in ((3, 13, 5, 21), (30, 40, 50, 60)):
+    for y0, y1, x0, x1 in ((3, 13, 5, 21), (30, 40, 50, 60)):
         ys = [y0 + (k * (y1 - y0)) // 5 for k in range(6)]
         xs = [x0 + (k * (x1 - x0)) // 5 for k in range(6)]
         for a, b in zip(ys, ys[1:]):
@@ -142,8 +146,11 @@ def test_pixelation_is_exactly_inside_the_boxes():
 def test_blur_faces_uses_every_detection_and_keeps_type():
     frames = torch.randint(0, 256, (3, 32, 48, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     det = face_blur.FaceDetector(tiny_retinaface())
-    boxes = [torch.tensor([[2.0, 3.0, 12.0, 13.0, 0.9], [20.0, 5.0, 40.0, 30.0, 0.8]]), torch.zeros(0, 5),
-             torch.tensor([[0.0, 0.0, 48.0, 32.0, 0.99]])]  # fmt: skip
+    boxes = [
+        torch.tensor([[2.0, 3.0, 12.0, 13.0, 0.9], [20.0, 5.0, 40.0, 30.0, 0.8]]),
+        torch.zeros(0, 5),
+        torch.tensor([[0.0, 0.0, 48.0, 32.0, 0.99]]),
+    ]
     det.detect = lambda video: boxes
     out = face_blur.blur_faces(frames.numpy(), det)
     assert isinstance(out, np.ndarray) and out.dtype == np.uint8
@@ -247,8 +254,10 @@ def test_released_layout_loads_weights_only(tmp_path):
     torch.save({"model": safety.SafetyClassifier(input_size=1152).state_dict()}, sf)
     with pytest.raises(weights.GuardrailWeightsError) as err:
         weights.load_released_weights(safety.SafetyClassifier(input_size=32), sf, what="video safety classifier")
-    assert str(err.value) == (f"{sf}: 'network.layers.0.weight' has shape (512, 1152), the video safety classifier "
-                              f"needs (512, 32); is this the right file? {weights.HINT}")  # fmt: skip
+    assert str(err.value) == (
+        f"{sf}: 'network.layers.0.weight' has shape (512, 1152), the video safety classifier "
+        f"needs (512, 32); is this the right file? {weights.HINT}"
+    )
     torch.save({"model": sd, "note": weights.GuardrailWeightsError("x")}, sf)  # pickled object: refused
     with pytest.raises(weights.GuardrailWeightsError, match=r"not a weights-only PyTorch checkpoint"):
         weights.read_state_dict(sf)
@@ -271,8 +280,8 @@ def test_released_siglip_folder_and_layout(tmp_path):
     from transformers import SiglipConfig, SiglipModel
 
     torch.manual_seed(0)
-    full = SiglipModel(SiglipConfig(vision_config=TINY_SIGLIP, text_config=dict(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64)))
+    text = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64)
+    full = SiglipModel(SiglipConfig(vision_config=TINY_SIGLIP, text_config=text))
     root = tmp_path / "checkpoints"
     g = root / "Cosmos-Predict1-4B" / "guardrail"  # NVIDIA's layout: inside the model folder
     sig = g / "video_content_safety_filter" / "models--google--siglip-so400m-patch14-384" / "snapshots" / "abc"
@@ -280,8 +289,9 @@ def test_released_siglip_folder_and_layout(tmp_path):
     clf = safety.SafetyClassifier(input_size=32)
     torch.save({"model": clf.state_dict()}, g / paths.SAFETY_FILTER)
     (g / paths.FACE_DETECTOR).parent.mkdir(parents=True)
-    torch.save({f"module.{k}": v for k, v in retinaface.retinaface_resnet50().state_dict().items()},
-               g / paths.FACE_DETECTOR)  # fmt: skip
+    torch.save(
+        {f"module.{k}": v for k, v in retinaface.retinaface_resnet50().state_dict().items()}, g / paths.FACE_DETECTOR
+    )
     files = paths.find_guardrail_files(root)
     assert files == paths.GuardrailFiles(g / paths.SAFETY_FILTER, g / paths.FACE_DETECTOR, sig)
     filt = safety.load_safety_filter(files.safety_filter, files.siglip_dir)
@@ -321,12 +331,14 @@ def test_guardrail_files_search_siglip_fallback_and_missing(tmp_path):
     # A later guardrail/ folder (sorted order) that has SigLIP wins over an earlier one without.
     gd = _put_guardrail_files(root / "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p" / "guardrail")
     sig_d = _put_siglip(gd / "video_content_safety_filter" / "siglip")
-    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(gd / paths.SAFETY_FILTER,
-                                                                    gd / paths.FACE_DETECTOR, sig_d)  # fmt: skip
+    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(
+        gd / paths.SAFETY_FILTER, gd / paths.FACE_DETECTOR, sig_d
+    )
     # With SigLIP where `cosmos-ar download` puts it when the model repo has none, the first folder is complete.
     sig = _put_siglip(root / paths.SIGLIP_LOCAL)
-    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(g4 / paths.SAFETY_FILTER,
-                                                                    g4 / paths.FACE_DETECTOR, sig)  # fmt: skip
+    assert paths.find_guardrail_files(root) == paths.GuardrailFiles(
+        g4 / paths.SAFETY_FILTER, g4 / paths.FACE_DETECTOR, sig
+    )
 
     empty = tmp_path / "empty"
     (empty / "a" / "b" / "c" / "guardrail").mkdir(parents=True)  # four levels down: not searched

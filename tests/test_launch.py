@@ -57,35 +57,79 @@ TP4_2N = "cosmos_ar_4b_tealrobot_tp4(num_nodes=2,base_checkpoint=/ckpt)"
 # name -> (argv after `nemo`, stdin). Dry runs, or lines that must stop before launching anything.
 EXTRA = {
     "slurm_positional": (FT + [TP4_2N, "run.executor=cosmos_slurm(ACCT,batch,2,4)", "--dryrun"], ""),
-    "slurm_dotted": (FT + [TP4_2N, "run.executor=cosmos_slurm", "run.executor.account=ACCT",
-                           "run.executor.nodes=2", "run.executor.gpus_per_node=4", "--dryrun"], ""),
+    "slurm_dotted": (
+        FT
+        + [
+            TP4_2N,
+            "run.executor=cosmos_slurm",
+            "run.executor.account=ACCT",
+            "run.executor.nodes=2",
+            "run.executor.gpus_per_node=4",
+            "--dryrun",
+        ],
+        "",
+    ),
     "slurm_sized_by_recipe": (FT + [TP4_2N, "run.executor=cosmos_slurm", "--dryrun"], ""),
-    "slurm_ssh": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)", "--dryrun",
-                        "run.executor=cosmos_slurm(account=ACCT,ssh_host=login.invalid,job_dir=/lustre/runs,"
-                        "ship_code=False)"], ""),
-    "local_too_many": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)",
-                             "run.executor=cosmos_local(ntasks_per_node=8)", "--dryrun"], ""),
+    "slurm_ssh": (
+        FT
+        + [
+            "cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)",
+            "--dryrun",
+            "run.executor=cosmos_slurm(account=ACCT,ssh_host=login.invalid,job_dir=/lustre/runs,ship_code=False)",
+        ],
+        "",
+    ),
+    "local_too_many": (
+        FT
+        + [
+            "cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)",
+            "run.executor=cosmos_local(ntasks_per_node=8)",
+            "--dryrun",
+        ],
+        "",
+    ),
     "devices_8": (FT + ["cosmos_ar_4b_tealrobot_tp4(base_checkpoint=/ckpt)", "trainer.devices=8", "--dryrun"], ""),
     "peft": (FT + ["base_4b_example_tealrobotsmall_tp1", "peft=lora", "peft.dim=16", "--dryrun"], ""),
-    "peft_factory": (FT + ["cosmos_ar_4b_tealrobot_tp4(peft=lora,base_checkpoint=/ckpt)", "peft.alpha=16",
-                           "peft.target_modules=['linear_qkv','linear_fc2']", "--dryrun"], ""),
+    "peft_factory": (
+        FT
+        + [
+            "cosmos_ar_4b_tealrobot_tp4(peft=lora,base_checkpoint=/ckpt)",
+            "peft.alpha=16",
+            "peft.target_modules=['linear_qkv','linear_fc2']",
+            "--dryrun",
+        ],
+        "",
+    ),
     "peft_24gb": (FT + ["cosmos_ar_4b_tealrobotsmall_lora_24gb(base_checkpoint=/ckpt)", "--dryrun"], ""),
     "peft_unknown": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "peft=dora", "--dryrun"], ""),
     "peft_field_without_lora": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "peft.dim=16", "--dryrun"], ""),
     "peft_rank_vs_tp": (FT + ["cosmos_ar_4b_tealrobot_tp4(peft=lora)", "peft.dim=30", "--dryrun"], ""),
-    "peft_some_layers": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)", "peft.target_modules=['*.layers.3.*']",
-                              "--dryrun"], ""),
+    "peft_some_layers": (
+        FT + ["cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)", "peft.target_modules=['*.layers.3.*']", "--dryrun"],
+        "",
+    ),
     "latent_shape": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "model.config.latent_shape=[5,24,40]", "--dryrun"], ""),
     "bad_resolution": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=100x640)", "--dryrun"], ""),
-    "overrides": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(resolution=480x640,num_frames=17)",
-                        "resume.restore_config.path=/ckpt/4b-nemo", "trainer.max_steps=1000", "--dryrun"], ""),
+    "overrides": (
+        FT
+        + [
+            "cosmos_ar_4b_tealrobotsmall_tp1(resolution=480x640,num_frames=17)",
+            "resume.restore_config.path=/ckpt/4b-nemo",
+            "trainer.max_steps=1000",
+            "--dryrun",
+        ],
+        "",
+    ),
     "guide_name": (FT + ["base_4b_example_tealrobot_tp4", "--dryrun"], ""),
     "guide_name_small": (FT + ["base_4b_example_tealrobotsmall_tp1(max_steps=1000)", "--dryrun"], ""),
     "no_terminal": (FT + ["cosmos_ar_tiny_cpu"], ""),
     "answered_no": (FT + ["cosmos_ar_tiny_cpu"], "n\n"),
     "tp1_default": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1", "--dryrun", "--yes"], ""),
     "tp4_sp": (FT + ["cosmos_ar_4b_tealrobot_tp4", "--dryrun", "--yes", "trainer.strategy.sequence_parallel=True"], ""),
-    "tp1_mixed": (FT + ["cosmos_ar_4b_tealrobotsmall_tp1(precision=bf16-mixed,recompute_layers=2)", "--dryrun", "--yes"], ""),
+    "tp1_mixed": (
+        FT + ["cosmos_ar_4b_tealrobotsmall_tp1(precision=bf16-mixed,recompute_layers=2)", "--dryrun", "--yes"],
+        "",
+    ),
     "12b": (FT + ["cosmos_ar_12b_tealrobot_tp8", "--dryrun", "--yes"], ""),
 }
 
@@ -99,8 +143,8 @@ def runs(tmp_path_factory) -> dict[str, dict]:
     jobs += [(name, argv, stdin) for name, (argv, stdin) in EXTRA.items()]
     (tmp / "cmds.json").write_text(json.dumps([{"argv": a, "stdin": s} for _, a, s in jobs]))
     env = child_env(COLUMNS="4000", NEMORUN_HOME=str(tmp / "nemo_run_home"))
-    cmd = [sys.executable, str(REPO / "tests" / "scripts" / "nemo_batch.py"), str(tmp / "cmds.json"),
-           str(tmp / "results.json")]  # fmt: skip
+    script = REPO / "tests" / "scripts" / "nemo_batch.py"
+    cmd = [sys.executable, str(script), str(tmp / "cmds.json"), str(tmp / "results.json")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
     if proc.returncode:
         pytest.fail(f"nemo_batch.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -140,8 +184,14 @@ def test_docs_have_the_launch_lines():
 def test_readme_slurm_line_renders_the_sbatch_script(runs):
     out = _ok(runs[SLURM_LINE[0]])
     script = _sbatch(out)
-    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --account=ACCT", "#SBATCH --partition=batch", "#SBATCH --exclusive"]:  # fmt: skip
+    for line in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --account=ACCT",
+        "#SBATCH --partition=batch",
+        "#SBATCH --exclusive",
+    ]:
         assert line in script, line
     (srun,) = [line for line in script if line.startswith("srun ") and "torchrun" in line]
     assert "--container-image IMAGE" in srun
@@ -151,8 +201,14 @@ def test_readme_slurm_line_renders_the_sbatch_script(runs):
     assert "--nnodes 2 --nproc-per-node 4 --node-rank $SLURM_NODEID" in torchrun
     assert "-m nemo_run.core.runners.fdl_runner" in torchrun
     # the job itself: TP=4 on 2 nodes of 4 GPUs, global batch 2 (one clip per data-parallel rank)
-    for needle in ["tensor_model_parallel_size=4", "num_nodes=2", "devices=4", "global_batch_size=2",
-                   "latent_shape=(5, 40, 53)", "path='/lustre/checkpoints/Cosmos-Predict1-4B-nemo'"]:  # fmt: skip
+    for needle in [
+        "tensor_model_parallel_size=4",
+        "num_nodes=2",
+        "devices=4",
+        "global_batch_size=2",
+        "latent_shape=(5, 40, 53)",
+        "path='/lustre/checkpoints/Cosmos-Predict1-4B-nemo'",
+    ]:
         assert needle in out, needle
 
 
@@ -233,8 +289,10 @@ def test_overrides_that_work(runs):
     out = _ok(runs["overrides"])
     assert out.count("latent_shape=(3, 30, 40)") == 2  # model and data: 17 frames at 480x640
     assert "path='/ckpt/4b-nemo'" in out and "CosmosAutoResume(" in out
-    assert "[cosmos_ar] trainer.max_steps=1000: the learning-rate schedule now warms up for 100 steps and decays " \
-           "until step 1000 (was 5000 of 50000)" in out  # fmt: skip
+    assert (
+        "[cosmos_ar] trainer.max_steps=1000: the learning-rate schedule now warms up for 100 steps and decays "
+        "until step 1000 (was 5000 of 50000)" in out
+    )
     sched = out[out.index("lr_scheduler=CosineAnnealingScheduler(") :][:400]
     assert "max_steps=1000," in sched and "warmup_steps=100," in sched
     assert "[cosmos_ar] WARNING: no data_path: this run trains on MOCK clips" in out
@@ -253,11 +311,16 @@ def test_lora_dry_runs_show_the_adapters(runs):
     """peft=lora on the line or as the factory argument: the Cosmos LoRA with its settings (overrides applied),
     the run named <name>_lora, model TFLOP/s from the LoRA count."""
     out = _ok(runs["peft"])
-    assert _peft_block(out) == ("peft CosmosLoRA( target_modules=['linear_qkv', 'linear_proj', 'linear_fc1', "
-                                "'linear_fc2'], dim=16, alpha=32, dropout=0.0)")  # fmt: skip
+    assert _peft_block(out) == (
+        "peft CosmosLoRA( target_modules=['linear_qkv', 'linear_proj', 'linear_fc1', "
+        "'linear_fc2'], dim=16, alpha=32, dropout=0.0)"
+    )
     assert "name='base_4b_example_tealrobotsmall_tp1_lora'" in out and "CosmosLoRAMetrics(flops_per_token=0.0)" in out
     out = _ok(runs["peft_factory"])
-    assert _peft_block(out) == "peft CosmosLoRA( target_modules=['linear_qkv', 'linear_fc2'], dim=32, alpha=16, dropout=0.0)"
+    assert (
+        _peft_block(out)
+        == "peft CosmosLoRA( target_modules=['linear_qkv', 'linear_fc2'], dim=32, alpha=16, dropout=0.0)"
+    )
     assert "name='cosmos_ar_4b_tealrobot_tp4_lora'" in out and "tensor_model_parallel_size=4" in out
     out = _ok(runs["peft_24gb"])
     assert "dim=32," in _peft_block(out) and "name='cosmos_ar_4b_tealrobotsmall_lora_24gb'" in out
@@ -275,16 +338,35 @@ def test_guide_experiment_names(runs):
 
 def test_recipe_dry_runs_print_complete_configs(runs):
     out = _ok(runs["tp1_default"])
-    for needle in ["CosmosARConfig4B", "latent_shape=(5, 24, 40)", "tensor_model_parallel_size=1", "lr=0.001",
-                   "weight_decay=0.05", "clip_grad=1.0", "warmup_steps=5000", "CosmosPrecision(precision='bf16')",
-                   "grad_reduce_in_fp32=False", "check_for_nan_in_grad=False", "bias_activation_fusion=True",
-                   "apply_rope_fusion=True", "gradient_accumulation_fusion=True", "CosmosOptimizerModule",
-                   "CosmosStrategy", "posttraining/autoregressive_base"]:  # fmt: skip
+    for needle in [
+        "CosmosARConfig4B",
+        "latent_shape=(5, 24, 40)",
+        "tensor_model_parallel_size=1",
+        "lr=0.001",
+        "weight_decay=0.05",
+        "clip_grad=1.0",
+        "warmup_steps=5000",
+        "CosmosPrecision(precision='bf16')",
+        "grad_reduce_in_fp32=False",
+        "check_for_nan_in_grad=False",
+        "bias_activation_fusion=True",
+        "apply_rope_fusion=True",
+        "gradient_accumulation_fusion=True",
+        "CosmosOptimizerModule",
+        "CosmosStrategy",
+        "posttraining/autoregressive_base",
+    ]:
         assert needle in out, needle
     # the other memory mode, chosen by one argument; recompute of 2 layers
     out = _ok(runs["tp1_mixed"])
-    for needle in ["CosmosPrecision(precision='bf16-mixed')", "grad_reduce_in_fp32=True", "check_for_nan_in_grad=True",
-                   "recompute_granularity='full'", "recompute_method='block'", "recompute_num_layers=2"]:  # fmt: skip
+    for needle in [
+        "CosmosPrecision(precision='bf16-mixed')",
+        "grad_reduce_in_fp32=True",
+        "check_for_nan_in_grad=True",
+        "recompute_granularity='full'",
+        "recompute_method='block'",
+        "recompute_num_layers=2",
+    ]:
         assert needle in out, needle
     assert "gradient_accumulation_fusion=True" not in out
     out = _ok(runs["tp4_sp"])
@@ -311,8 +393,8 @@ def test_no_terminal_no_question(runs):
 def test_cosmos_ar_is_quiet_by_default():
     """A clean `cosmos-ar describe` prints its answer and nothing else (torch's pynvml FutureWarning and the like
     are filtered unless --verbose)."""
-    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "describe", "--model", "tiny", "--resolution", "64x96",
-           "--num-frames", "17"]  # fmt: skip
+    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "describe", "--model", "tiny", "--resolution", "64x96"]
+    cmd += ["--num-frames", "17"]
     env = child_env()
     env.pop("PYTHONWARNINGS")  # as a user's shell has it
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO, child_env, run_torchrun
 
+
 def _run(cmd, timeout=600, env=None, ok=(0,)):
     e = child_env(COLUMNS="250", **(env or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=REPO, start_new_session=True)
@@ -35,10 +36,13 @@ def recipes():
 
 # The grids cosmos-predict1's experiments train on, written out (not derived) so a wrong grid rule shows up here.
 EXPECTED_GRIDS = {
-    "cosmos_ar_4b_tealrobotsmall_tp1": (5, 24, 40), "base_4b_example_tealrobotsmall_tp1": (5, 24, 40),
-    "cosmos_ar_4b_tealrobot_tp4": (5, 40, 53), "base_4b_example_tealrobot_tp4": (5, 40, 53),
-    "cosmos_ar_12b_tealrobot_tp8": (5, 40, 53), "cosmos_ar_4b_tealrobotsmall_lora_24gb": (5, 24, 40),
-}  # fmt: skip
+    "cosmos_ar_4b_tealrobotsmall_tp1": (5, 24, 40),
+    "base_4b_example_tealrobotsmall_tp1": (5, 24, 40),
+    "cosmos_ar_4b_tealrobot_tp4": (5, 40, 53),
+    "base_4b_example_tealrobot_tp4": (5, 40, 53),
+    "cosmos_ar_12b_tealrobot_tp8": (5, 40, 53),
+    "cosmos_ar_4b_tealrobotsmall_lora_24gb": (5, 24, 40),
+}
 
 
 def test_every_recipe_grid_is_derived_from_its_resolution(recipes):
@@ -124,8 +128,9 @@ def test_finetune_without_base_checkpoint_refuses(recipes):
     check_cosmos_task(ctx, task, [])
 
     trainer = SimpleNamespace(strategy=SimpleNamespace())
-    resume = CosmosAutoResume(restore_config=RestoreConfig(path=None), resume_if_exists=True,
-                              resume_ignore_no_checkpoint=True)  # fmt: skip
+    resume = CosmosAutoResume(
+        restore_config=RestoreConfig(path=None), resume_if_exists=True, resume_ignore_no_checkpoint=True
+    )
     with pytest.raises(ValueError, match="^finetune needs the base model"):
         resume.setup(trainer)
     resume = CosmosAutoResume(restore_config=RestoreConfig(path=None), allow_random_init=True)
@@ -143,8 +148,10 @@ def test_executors_fit_the_recipe(recipes, tmp_path, monkeypatch):
     ex = fit_to_recipe(fdl.build(cosmos_slurm(account="a")), task)
     assert (ex.nodes, ex.gpus_per_node, ex.torchrun_nproc_per_node, ex.ntasks_per_node) == (2, 4, 4, 1)
     ex = fdl.build(cosmos_slurm(account="a", nodes=2, gpus_per_node=8))
-    want = (r"starts 2 node\(s\) x 8 process\(es\) but the recipe trains on trainer.num_nodes=2 x "
-            r"trainer.devices=4: make run.executor.nodes / run.executor.gpus_per_node")
+    want = (
+        r"starts 2 node\(s\) x 8 process\(es\) but the recipe trains on trainer.num_nodes=2 x "
+        r"trainer.devices=4: make run.executor.nodes / run.executor.gpus_per_node"
+    )
     with pytest.raises(recipes.RecipeError, match=want):
         fit_to_recipe(ex, task)
     local = fit_to_recipe(fdl.build(cosmos_local()), recipes.cosmos_ar_4b_tealrobot_tp4())
@@ -166,8 +173,8 @@ def test_tiny_recipe_trains_and_resumes_exactly_after_a_kill(tmp_path):
     a = _losses(full)
     assert sorted(a) == list(range(1, 21))
     assert a[20] < a[1] - 0.5, a  # memorising 4 fixed clips: the loss must fall by a clear margin
-    _run([sys.executable, script, "--out", str(tmp_path / "b"), "--losses", str(part), "--max-steps", "20",
-          "--kill-after", "13"], ok=(-9,))  # fmt: skip
+    killed = [sys.executable, script, "--out", str(tmp_path / "b"), "--losses", str(part), "--max-steps", "20"]
+    _run([*killed, "--kill-after", "13"], ok=(-9,))
     assert max(_losses(part)) == 13
     part.unlink()
     _run([sys.executable, script, "--out", str(tmp_path / "b"), "--losses", str(part), "--max-steps", "20"])
@@ -180,14 +187,14 @@ def test_tiny_recipe_trains_and_resumes_exactly_after_a_kill(tmp_path):
 def test_tiny_recipe_tp2_trains_and_resumes_at_tp1(tmp_path):
     """TP=2 under torchrun trains; its step-10 checkpoint resumed at TP=1 continues the curve it continues at TP=2."""
     out, losses = tmp_path / "run", tmp_path / "tp2.jsonl"
-    run_torchrun("train_tiny.py", "--out", str(out), "--losses", str(losses), "--tp", "2", "--max-steps", "10",
-                 "--save-every", "10", nproc=2)  # fmt: skip
+    args = ["--out", str(out), "--losses", str(losses), "--tp", "2", "--max-steps", "10", "--save-every", "10"]
+    run_torchrun("train_tiny.py", *args, nproc=2)
     tp2 = _losses(losses)
     assert sorted(tp2) == list(range(1, 11)) and tp2[10] < tp2[1] - 0.3
     shutil.copytree(out, tmp_path / "run_copy")
     at_tp2, at_tp1 = tmp_path / "resumed_tp2.jsonl", tmp_path / "resumed_tp1.jsonl"
-    run_torchrun("train_tiny.py", "--out", str(tmp_path / "run_copy"), "--losses", str(at_tp2), "--tp", "2",
-                 "--max-steps", "12", nproc=2)  # fmt: skip
+    args = ["--out", str(tmp_path / "run_copy"), "--losses", str(at_tp2), "--tp", "2", "--max-steps", "12"]
+    run_torchrun("train_tiny.py", *args, nproc=2)
     script = str(REPO / "tests" / "scripts" / "train_tiny.py")
     _run([sys.executable, script, "--out", str(out), "--losses", str(at_tp1), "--max-steps", "12"])
     r1, r2 = _losses(at_tp1), _losses(at_tp2)

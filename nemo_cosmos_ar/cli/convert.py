@@ -64,44 +64,84 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     fmt = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     overwrite = "replace an existing output (after the new one is written)"
-    imp = sub.add_parser("import", help="native checkpoint -> NeMo distributed checkpoint", **fmt,
-                         description="Convert a cosmos-predict1 checkpoint into a NeMo 2 distributed checkpoint "
-                         "(loadable at any TP).")  # fmt: skip
+    imp = sub.add_parser(
+        "import",
+        help="native checkpoint -> NeMo distributed checkpoint",
+        **fmt,
+        description="Convert a cosmos-predict1 checkpoint into a NeMo 2 distributed checkpoint (loadable at any TP).",
+    )
     imp.add_argument("--source", required=True, help="model.pt, iter_*.pt, a *_model_mp_<r>.pt shard, or an HF folder")
     imp.add_argument("--output", required=True, help="NeMo checkpoint folder to create")
     _add_arch(imp)
-    imp.add_argument("--tp", type=int, default=1, help="save at this TP (needs torchrun with that many processes); "
-                     "default 1, which loads at any TP")  # fmt: skip
+    imp.add_argument(
+        "--tp",
+        type=int,
+        default=1,
+        help="save at this TP (needs torchrun with that many processes); default 1, which loads at any TP",
+    )
     imp.add_argument("--overwrite", action="store_true", help=overwrite)
-    imp.add_argument("--verify", nargs="?", const=VERIFY_TABLE, metavar="MD5",
-                     help="check the source's MD5 first: against NVIDIA's published value for the released file "
-                     "(plain --verify), or against the given one")  # fmt: skip
+    imp.add_argument(
+        "--verify",
+        nargs="?",
+        const=VERIFY_TABLE,
+        metavar="MD5",
+        help="check the source's MD5 first: against NVIDIA's published value for the released file "
+        "(plain --verify), or against the given one",
+    )
 
-    exp = sub.add_parser("export", help="NeMo checkpoint -> model.pt, TP shards or a Hugging Face folder", **fmt,
-                         description="Export a NeMo checkpoint (saved at any TP) to cosmos-predict1's formats.")
+    exp = sub.add_parser(
+        "export",
+        help="NeMo checkpoint -> model.pt, TP shards or a Hugging Face folder",
+        **fmt,
+        description="Export a NeMo checkpoint (saved at any TP) to cosmos-predict1's formats.",
+    )
     exp.add_argument("--checkpoint", required=True, help="NeMo checkpoint folder (holds weights/ and context/)")
-    exp.add_argument("--output", required=True, help="a folder (gets model.pt or the shards, plus config.json), or a "
-                     "path ending in .pt (that file, or its shards <stem>_model_mp_<r>.pt next to it)")  # fmt: skip
-    exp.add_argument("--format", choices=("pt", "hf"), default="pt", help="pt: cosmos-predict1 model.pt (default); "
-                     "hf: config.json + model.safetensors + README.md")  # fmt: skip
+    exp.add_argument(
+        "--output",
+        required=True,
+        help="a folder (gets model.pt or the shards, plus config.json), or a "
+        "path ending in .pt (that file, or its shards <stem>_model_mp_<r>.pt next to it)",
+    )
+    exp.add_argument(
+        "--format",
+        choices=("pt", "hf"),
+        default="pt",
+        help="pt: cosmos-predict1 model.pt (default); hf: config.json + model.safetensors + README.md",
+    )
     exp.add_argument("--tp", type=int, default=1, help="with --format pt: write cosmos-predict1 TP shards for this TP")
-    exp.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16", help="weights dtype of the output: bf16 "
-                     "(default, as released) or fp32 (keeps fp32 training or a LoRA merge unrounded)")  # fmt: skip
-    exp.add_argument("--adapters-only", action="store_true", help="LoRA checkpoints: write just the adapters "
-                     "(adapter_model.safetensors + adapter_config.json, cosmos-predict1 module names) instead of "
-                     "the merged model")  # fmt: skip
-    exp.add_argument("--base", help="LoRA checkpoints: the base NeMo checkpoint to merge into, if it is no longer "
-                     "where the run recorded it (weights/adapter_metadata.json)")  # fmt: skip
+    exp.add_argument(
+        "--dtype",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="weights dtype of the output: bf16 "
+        "(default, as released) or fp32 (keeps fp32 training or a LoRA merge unrounded)",
+    )
+    exp.add_argument(
+        "--adapters-only",
+        action="store_true",
+        help="LoRA checkpoints: write just the adapters "
+        "(adapter_model.safetensors + adapter_config.json, cosmos-predict1 module names) instead of "
+        "the merged model",
+    )
+    exp.add_argument(
+        "--base",
+        help="LoRA checkpoints: the base NeMo checkpoint to merge into, if it is no longer "
+        "where the run recorded it (weights/adapter_metadata.json)",
+    )
     exp.add_argument("--overwrite", action="store_true", help=overwrite)
 
-    lg = sub.add_parser("logits", help="teacher-forced fp32 logits of a checkpoint, for parity checks",
-                        description="Run the Megatron-Core model teacher-forced in fp32 on the available device (CUDA "
-                        "if present) and save logits [B, S, vocab] fp32. Under torchrun it runs at TP=WORLD_SIZE.",
-                        **fmt)  # fmt: skip
+    lg = sub.add_parser(
+        "logits",
+        help="teacher-forced fp32 logits of a checkpoint, for parity checks",
+        description="Run the Megatron-Core model teacher-forced in fp32 on the available device (CUDA "
+        "if present) and save logits [B, S, vocab] fp32. Under torchrun it runs at TP=WORLD_SIZE.",
+        **fmt,
+    )
     lg.add_argument("--checkpoint", required=True, help="a NeMo checkpoint folder or any import source")
     _add_arch(lg)
-    lg.add_argument("--tokens", required=True,
-                    help="torch file with int64 token ids [B, S] or [S] (or {'tokens': ...})")  # fmt: skip
+    lg.add_argument(
+        "--tokens", required=True, help="torch file with int64 token ids [B, S] or [S] (or {'tokens': ...})"
+    )
     lg.add_argument("--output", required=True, help="where to save the logits (torch file)")
     lg.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -124,8 +164,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "import":
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if args.tp != world:
-            raise checks.UserError(f"--tp {args.tp} needs {args.tp} processes (torchrun --nproc_per_node={args.tp}); "
-                                   f"this launch has {world}")  # fmt: skip
+            raise checks.UserError(
+                f"--tp {args.tp} needs {args.tp} processes (torchrun --nproc_per_node={args.tp}); "
+                f"this launch has {world}"
+            )
         ckpt = native_io.load_native(args.source)  # memory-mapped: cheap; the importer gets it as it is
         inputs = [("--source", args.source), ("--config", args.config)] + [("--source", f) for f in ckpt.files]
         checks.check_no_overlap(args.output, inputs + [("--source", ckpt.config_path)])
@@ -136,8 +178,9 @@ def _run(args: argparse.Namespace) -> int:
             from nemo_cosmos_ar.conversion.verify import verify_md5
 
             if len(ckpt.files) > 1 and args.verify != VERIFY_TABLE:
-                raise checks.UserError("--verify <md5> checks one file; TP shards are checked against the table "
-                                       "(plain --verify)")  # fmt: skip
+                raise checks.UserError(
+                    "--verify <md5> checks one file; TP shards are checked against the table (plain --verify)"
+                )
             for f in ckpt.files:
                 verify_md5(f, None if args.verify == VERIFY_TABLE else args.verify)
                 print(f"MD5 verified: {f}")
@@ -147,15 +190,20 @@ def _run(args: argparse.Namespace) -> int:
         from nemo_cosmos_ar.nemo_glue.connectors import CosmosARImporter
 
         CosmosARImporter(str(Path(args.source).absolute()))(
-            output_path=Path(args.output), overwrite=args.overwrite, config=cfg, tensor_model_parallel_size=args.tp,
+            output_path=Path(args.output),
+            overwrite=args.overwrite,
+            config=cfg,
+            tensor_model_parallel_size=args.tp,
             native=ckpt,
-        )  # fmt: skip
+        )
     elif args.action == "export":
         if args.format == "hf" and args.tp != 1:
             raise checks.UserError("--tp applies to --format pt only")
         if args.adapters_only and (args.tp != 1 or args.format != "pt"):
-            raise checks.UserError("--adapters-only writes one folder of adapters (PEFT layout): --format and --tp "
-                                   "apply to the merged model only")  # fmt: skip
+            raise checks.UserError(
+                "--adapters-only writes one folder of adapters (PEFT layout): --format and --tp "
+                "apply to the merged model only"
+            )
         checks.check_exists(args.checkpoint, "--checkpoint", "dir")
         from nemo_cosmos_ar.conversion.nemo_reader import lora_base
 
@@ -163,11 +211,14 @@ def _run(args: argparse.Namespace) -> int:
         if args.base:
             checks.check_exists(args.base, "--base", "dir")
             if base is False:
-                raise checks.UserError(f"--base applies to LoRA checkpoints only; {args.checkpoint} holds all "
-                                       "weights of its model")  # fmt: skip
+                raise checks.UserError(
+                    f"--base applies to LoRA checkpoints only; {args.checkpoint} holds all weights of its model"
+                )
         elif args.adapters_only and base is False:
-            raise checks.UserError(f"--adapters-only applies to LoRA checkpoints; {args.checkpoint} holds all weights "
-                                   "of its model (it has no weights/adapter_metadata.json)")  # fmt: skip
+            raise checks.UserError(
+                f"--adapters-only applies to LoRA checkpoints; {args.checkpoint} holds all weights "
+                "of its model (it has no weights/adapter_metadata.json)"
+            )
         inputs = [("--checkpoint", args.checkpoint), ("--base", args.base or (base or None))]
         checks.check_no_overlap(args.output, inputs)
         check_free([Path(args.output)], args.overwrite)
@@ -182,15 +233,18 @@ def _run(args: argparse.Namespace) -> int:
             export_adapters(ckpt, args.output, base=args.base, overwrite=args.overwrite, dtype=dtype)
             print(f"Exported the LoRA adapters of {ckpt}: {args.output}")
         elif args.format == "hf":
-            CosmosARHFExporter(ckpt)(output_path=Path(args.output), overwrite=args.overwrite, base=args.base,
-                                     dtype=dtype)  # fmt: skip
+            CosmosARHFExporter(ckpt)(
+                output_path=Path(args.output), overwrite=args.overwrite, base=args.base, dtype=dtype
+            )
         else:
-            CosmosARPTExporter(ckpt)(output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp,
-                                     base=args.base, dtype=dtype)  # fmt: skip
+            CosmosARPTExporter(ckpt)(
+                output_path=Path(args.output), overwrite=args.overwrite, tp=args.tp, base=args.base, dtype=dtype
+            )
     else:
         checks.check_exists(args.checkpoint, "--checkpoint")
-        checks.check_no_overlap(args.output, [("--tokens", args.tokens), ("--checkpoint", args.checkpoint),
-                                              ("--config", args.config)])  # fmt: skip
+        checks.check_no_overlap(
+            args.output, [("--tokens", args.tokens), ("--checkpoint", args.checkpoint), ("--config", args.config)]
+        )
         check_free([Path(args.output)], args.overwrite)
         checks.check_writable(args.output)
         tokens = load_tokens(args.tokens)
@@ -214,15 +268,26 @@ def load_tokens(path: str) -> torch.Tensor:
         raise checks.UserError(f"--tokens {str(e).split('. ')[0]}; save the ids with torch.save(ids, path)") from None
     if isinstance(obj, dict):
         if "tokens" not in obj:
-            raise checks.UserError(f"--tokens {path} holds a dict without a 'tokens' entry (keys: {list(obj)[:5]}); "
-                                   "save the ids as a tensor or as {'tokens': ids}")  # fmt: skip
+            raise checks.UserError(
+                f"--tokens {path} holds a dict without a 'tokens' entry (keys: {list(obj)[:5]}); "
+                "save the ids as a tensor or as {'tokens': ids}"
+            )
         obj = obj["tokens"]
-    if not isinstance(obj, torch.Tensor) or obj.ndim not in (1, 2) or obj.is_floating_point() or obj.is_complex() \
-            or obj.dtype == torch.bool:  # fmt: skip
-        what = f"a {obj.ndim}-D {str(obj.dtype).removeprefix('torch.')} tensor" if isinstance(obj, torch.Tensor) \
-            else f"a {type(obj).__name__}"  # fmt: skip
-        raise checks.UserError(f"--tokens {path} holds {what}; expected integer token ids [B, S] or [S] (or a dict "
-                               "with 'tokens')")  # fmt: skip
+    if (
+        not isinstance(obj, torch.Tensor)
+        or obj.ndim not in (1, 2)
+        or obj.is_floating_point()
+        or obj.is_complex()
+        or obj.dtype == torch.bool
+    ):
+        what = (
+            f"a {obj.ndim}-D {str(obj.dtype).removeprefix('torch.')} tensor"
+            if isinstance(obj, torch.Tensor)
+            else f"a {type(obj).__name__}"
+        )
+        raise checks.UserError(
+            f"--tokens {path} holds {what}; expected integer token ids [B, S] or [S] (or a dict with 'tokens')"
+        )
     if obj.numel() == 0:
         raise checks.UserError(f"--tokens {path} holds no token ids (shape {list(obj.shape)})")
     if int(obj.min()) < 0:

@@ -85,11 +85,18 @@ def continuous_decoder(cfg: CVConfig) -> nn.Module:
     """``[B, z, T, h, w]`` -> ``[B, 3, 1 + 8(T - 1), 8h, 8w]``: the DV8x16x16 tokenizer's decoder network
     (``tokenizer.networks.Decoder``: causal factorised convolutions, the same up-sampling rule, Haar un-patcher)
     with CV8x8x8's sizes; its state dict has the same ``decoder.*`` layout."""
-    return Decoder(TokenizerConfig(
-        channels=cfg.channels, channels_mult=cfg.channels_mult, num_res_blocks=cfg.num_res_blocks,
-        in_channels=cfg.out_channels, z_channels=cfg.z_channels, patch_size=cfg.patch_size,
-        spatial_compression=cfg.spatial_compression, temporal_compression=cfg.temporal_compression,
-    ))  # fmt: skip
+    return Decoder(
+        TokenizerConfig(
+            channels=cfg.channels,
+            channels_mult=cfg.channels_mult,
+            num_res_blocks=cfg.num_res_blocks,
+            in_channels=cfg.out_channels,
+            z_channels=cfg.z_channels,
+            patch_size=cfg.patch_size,
+            spatial_compression=cfg.spatial_compression,
+            temporal_compression=cfg.temporal_compression,
+        )
+    )
 
 
 class ContinuousVideoDecoder(nn.Module):
@@ -127,10 +134,16 @@ def infer_cv_config(sd: dict[str, torch.Tensor]) -> CVConfig:
     base = reduce(math.gcd, widths)
     n_sp = sum(f"decoder.up.{i}.upsample.conv2.conv3d.weight" in sd for i in levels)
     n_t = sum(f"decoder.up.{i}.upsample.conv1.conv3d.weight" in sd for i in levels)
-    return CVConfig(channels=base, channels_mult=tuple(w // base for w in widths),
-                    num_res_blocks=len(_indices(sd, "decoder.up.0.block.")) - 1, z_channels=int(z),
-                    latent_channels=int(latent), patch_size=patch, spatial_compression=patch * 2**n_sp,
-                    temporal_compression=patch * 2**n_t)  # fmt: skip
+    return CVConfig(
+        channels=base,
+        channels_mult=tuple(w // base for w in widths),
+        num_res_blocks=len(_indices(sd, "decoder.up.0.block.")) - 1,
+        z_channels=int(z),
+        latent_channels=int(latent),
+        patch_size=patch,
+        spatial_compression=patch * 2**n_sp,
+        temporal_compression=patch * 2**n_t,
+    )
 
 
 def load_mean_std(path: Path, latent_channels: int, latent_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,18 +151,22 @@ def load_mean_std(path: Path, latent_channels: int, latent_frames: int) -> tuple
     try:
         pair = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: a CV8x8x8 folder needs {MEAN_STD_FILE} next to "
-                                f"{DECODER_FILE}") from None  # fmt: skip
+        raise FileNotFoundError(
+            f"{path} not found: a CV8x8x8 folder needs {MEAN_STD_FILE} next to {DECODER_FILE}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - unpickling errors have many types
-        raise ValueError(f"{path} is not a readable (mean, std) pair ({type(err).__name__}); it is read with "
-                         "weights_only=True") from None  # fmt: skip  (torch's own message spans lines)
+        raise ValueError(
+            f"{path} is not a readable (mean, std) pair ({type(err).__name__}); it is read with weights_only=True"
+        ) from None  # (torch's own message spans lines)
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)):
         raise ValueError(f"{path} must hold a (mean, std) pair of tensors, got {type(pair).__name__}")
     out = []
     for name, t in zip(("mean", "std"), pair):
         if t.numel() % latent_channels or t.numel() // latent_channels < latent_frames:
-            raise ValueError(f"{path}: {name} has {t.numel()} values; expected {latent_channels} channels x at "
-                             f"least {latent_frames} latent frames")  # fmt: skip
+            raise ValueError(
+                f"{path}: {name} has {t.numel()} values; expected {latent_channels} channels x at "
+                f"least {latent_frames} latent frames"
+            )
         out.append(t.float().reshape(latent_channels, -1)[:, :latent_frames].reshape(1, latent_channels, -1, 1, 1))
     return out[0], out[1]
 
@@ -181,8 +198,9 @@ class CVTokenizerDecoder:
         """
         b, c, t, h, w = latent.shape
         if c != self.config.latent_channels or t % self.latent_chunk:
-            raise ValueError(f"latent {tuple(latent.shape)} is not [B, {self.config.latent_channels}, k x "
-                             f"{self.latent_chunk}, h, w]")  # fmt: skip
+            raise ValueError(
+                f"latent {tuple(latent.shape)} is not [B, {self.config.latent_channels}, k x {self.latent_chunk}, h, w]"
+            )
         lat = latent.to(self.device)
         lat = (lat / sigma_data) * self.std.to(lat.dtype).repeat(1, 1, t // self.latent_chunk, 1, 1)
         lat = lat + self.mean.to(lat.dtype).repeat(1, 1, t // self.latent_chunk, 1, 1)
@@ -220,9 +238,11 @@ def load_cv_decoder(
     root = Path(folder)
     path = root / DECODER_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: download Cosmos-Tokenize1-CV8x8x8-720p to {root} (decoder.jit, "
-                                "mean_std.pt) or write a test folder with "
-                                "fixtures.write_random_cv_tokenizer()")  # fmt: skip
+        raise FileNotFoundError(
+            f"{path} not found: download Cosmos-Tokenize1-CV8x8x8-720p to {root} (decoder.jit, "
+            "mean_std.pt) or write a test folder with "
+            "fixtures.write_random_cv_tokenizer()"
+        )
     try:
         jit = torch.jit.load(str(path), map_location=device if backend == "jit" else "cpu")
     except RuntimeError as err:
@@ -233,8 +253,9 @@ def load_cv_decoder(
     stored = traced_dtype(jit)
     if backend == "jit":
         if dtype is not None and dtype != stored:
-            raise ValueError(f"{path} was traced in {stored} and runs only in it; pass dtype=None or use the eager "
-                             "backend")  # fmt: skip
+            raise ValueError(
+                f"{path} was traced in {stored} and runs only in it; pass dtype=None or use the eager backend"
+            )
         return CVTokenizerDecoder(jit.eval(), cfg, mean, std, device, stored, latent_chunk)
     net = ContinuousVideoDecoder(cfg)
     try:

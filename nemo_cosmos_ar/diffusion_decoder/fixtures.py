@@ -36,9 +36,7 @@ def _atomic(save, path: Path) -> None:
 
 
 @torch.no_grad()
-def random_dit_state(
-    preset: str | DiTConfig = "tiny", seed: int = 0, device: torch.device | str = "cpu"
-) -> dict:
+def random_dit_state(preset: str | DiTConfig = "tiny", seed: int = 0, device: torch.device | str = "cpu") -> dict:
     """``{"net.<key>": tensor}`` fp32 random weights: N(0, 0.02) linears, N(0, 1) token embedding, norms near 1.
 
     Small linear weights keep 28 random blocks finite in bf16; random (not zero) adaLN weights make every gate and
@@ -91,8 +89,10 @@ def write_random_decoder(
     sd["logvar.1.weight"] = (0.1 * torch.randn(1, LOGVAR_CHANNELS, generator=gen)).to(dtype)
     _atomic(lambda p: torch.save(sd, p), out / MODEL_FILE)
     m = prompt_tokens or (512 if preset == "7b" else 16)
-    aux = {"context": torch.randn(1, m, cfg.context_dim, generator=gen).to(dtype),
-           "context_mask": torch.ones(1, m, dtype=dtype)}  # fmt: skip
+    aux = {
+        "context": torch.randn(1, m, cfg.context_dim, generator=gen).to(dtype),
+        "context_mask": torch.ones(1, m, dtype=dtype),
+    }
     _atomic(lambda p: torch.save(aux, p), out / AUX_FILE)
     return out
 

@@ -39,7 +39,7 @@ class FaceDetector:
         mean = torch.tensor(self.cfg.mean_bgr, device=self.device)
         out: list[torch.Tensor] = []
         for i in range(0, video.shape[0], self.batch_size):
-            x = video[i:i + self.batch_size].to(self.device).float().flip(-1) - mean  # RGB -> BGR, minus the mean
+            x = video[i : i + self.batch_size].to(self.device).float().flip(-1) - mean  # RGB -> BGR, minus the mean
             loc, logits = self.net(x.permute(0, 3, 1, 2).contiguous())
             out += [postprocess(loc[j], logits[j], h, w, self.cfg) for j in range(x.shape[0])]
         return out

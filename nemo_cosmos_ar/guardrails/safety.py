@@ -25,13 +25,26 @@ import numpy as np
 import torch
 from torch import nn
 
-CLASS_NAMES: tuple[str, ...] = ("Safe", "Sexual_Content", "Violence", "Drugs", "Child_Abuse",
-                                "Hate_and_Harassment", "Self-Harm")  # fmt: skip
+CLASS_NAMES: tuple[str, ...] = (
+    "Safe",
+    "Sexual_Content",
+    "Violence",
+    "Drugs",
+    "Child_Abuse",
+    "Hate_and_Harassment",
+    "Self-Harm",
+)
 SAFE_CLASS = 0
 SAMPLE_FPS = 2.0
 # google/siglip-so400m-patch14-384's vision tower (its published config.json); used by the bench for real shapes.
-SO400M_VISION = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                     image_size=384, patch_size=14)  # fmt: skip
+SO400M_VISION = dict(
+    hidden_size=1152,
+    intermediate_size=4304,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    image_size=384,
+    patch_size=14,
+)
 
 
 class SafetyClassifier(nn.Module):
@@ -41,10 +54,14 @@ class SafetyClassifier(nn.Module):
         super().__init__()
         self.network = nn.Module()
         self.network.layers = nn.Sequential(
-            nn.Linear(input_size, 512), nn.BatchNorm1d(512), nn.ReLU(),
-            nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Linear(input_size, 512),
+            nn.BatchNorm1d(512),
+            nn.ReLU(),
+            nn.Linear(512, 256),
+            nn.BatchNorm1d(256),
+            nn.ReLU(),
             nn.Linear(256, num_classes),
-        )  # fmt: skip
+        )
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.network.layers(embeddings)
@@ -76,8 +93,10 @@ class Verdict:
             return f"the video content safety filter passed the video ({len(self.frames)} frames checked)"
         bad = self.unsafe_frames
         labels = ", ".join(sorted({f.label for f in bad}))
-        return (f"the video content safety filter flagged the generated video ({labels} in {len(bad)} of "
-                f"{len(self.frames)} sampled frames, first at frame {bad[0].index}); it was not written")  # fmt: skip
+        return (
+            f"the video content safety filter flagged the generated video ({labels} in {len(bad)} of "
+            f"{len(self.frames)} sampled frames, first at frame {bad[0].index}); it was not written"
+        )
 
 
 def sample_indices(num_frames: int, fps: float, sample_fps: float = SAMPLE_FPS) -> list[int]:
@@ -100,8 +119,15 @@ class VideoSafetyFilter:
     """SigLIP vision tower + ``SafetyClassifier``, on one device. Build with ``load_safety_filter`` (released
     weights) or directly from modules (tests, the bench)."""
 
-    def __init__(self, encoder: nn.Module, classifier: SafetyClassifier, processor, *,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: nn.Module,
+        classifier: SafetyClassifier,
+        processor,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.device = torch.device(device)
         self.dtype = dtype
         self.encoder = encoder.to(self.device, dtype).eval()
@@ -131,7 +157,9 @@ def check_video(frames, classifier: VideoSafetyFilter, fps: float = 25.0, batch_
     """Run the safety filter over ``frames`` (uint8 ``[T, H, W, 3]``, numpy or torch) sampled at 2 fps."""
     video = as_uint8_thwc(frames)
     ids = sample_indices(video.shape[0], fps)
-    probs = torch.cat([classifier.probabilities(video[ids[i:i + batch_size]]) for i in range(0, len(ids), batch_size)])
+    probs = torch.cat(
+        [classifier.probabilities(video[ids[i : i + batch_size]]) for i in range(0, len(ids), batch_size)]
+    )
     names = CLASS_NAMES if probs.shape[1] == len(CLASS_NAMES) else tuple(f"class_{i}" for i in range(probs.shape[1]))
     verdicts = []
     for idx, p in zip(ids, probs):
@@ -150,8 +178,9 @@ class TorchSiglipPreprocess:
 
     def __call__(self, images, return_tensors: str = "pt") -> dict[str, torch.Tensor]:
         x = torch.from_numpy(np.stack([np.asarray(i) for i in images])).permute(0, 3, 1, 2).float()
-        x = torch.nn.functional.interpolate(x, size=(self.image_size,) * 2, mode="bicubic", antialias=True,
-                                            align_corners=False)  # fmt: skip
+        x = torch.nn.functional.interpolate(
+            x, size=(self.image_size,) * 2, mode="bicubic", antialias=True, align_corners=False
+        )
         return {"pixel_values": (x.round().clamp(0, 255) / 255 - 0.5) / 0.5}
 
 
@@ -166,8 +195,13 @@ def siglip_processor(image_size: int):
         return TorchSiglipPreprocess(image_size)
 
 
-def load_safety_filter(classifier_path: str | Path, siglip_dir: str | Path, *, device: str | torch.device = "cpu",
-                       dtype: torch.dtype = torch.float32) -> VideoSafetyFilter:  # fmt: skip
+def load_safety_filter(
+    classifier_path: str | Path,
+    siglip_dir: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> VideoSafetyFilter:
     """The released safety filter: ``safety_filter.pt`` (read with ``weights_only=True``) + the SigLIP folder."""
     from transformers import SiglipVisionModel
 

@@ -21,21 +21,19 @@ the output file. A distributed checkpoint stores TP-independent global tensors, 
 why an import at TP=1 loads at any TP.
 """
 
-
 import dataclasses
 import os
 import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
-import torch
-from torch import nn
-
 import nemo_run as run
+import torch
 from lightning.pytorch import LightningModule
 from nemo.lightning import io, teardown
 from nemo.lightning.ckpt_utils import ckpt_to_context_subdir
 from nemo.lightning.io.pl import ckpt_to_weights_subdir
+from torch import nn
 
 from nemo_cosmos_ar import checks
 from nemo_cosmos_ar.conversion import native_io
@@ -80,8 +78,15 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
         # NeMo's Connector.__call__ deletes an existing output before converting; we replace it only at the end.
         return self.apply(Path(output_path) if output_path else self.local_path(), overwrite=overwrite, **kwargs)
 
-    def apply(self, output_path: Path, overwrite: bool = False, config=None, tensor_model_parallel_size: int = 1,
-              dtype: Optional[torch.dtype] = None, native=None) -> Path:  # fmt: skip
+    def apply(
+        self,
+        output_path: Path,
+        overwrite: bool = False,
+        config=None,
+        tensor_model_parallel_size: int = 1,
+        dtype: Optional[torch.dtype] = None,
+        native=None,
+    ) -> Path:
         """Convert into ``output_path`` (written as a temporary folder next to it, renamed at the end).
 
         Args:
@@ -93,11 +98,12 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
                 ``cosmos-ar convert import`` does before it imports NeMo; default: opened and checked here.
         """
         out = Path(output_path).absolute()
-        tp, world = checks.check_int(tensor_model_parallel_size, "tensor_model_parallel_size", 1, 1024), \
-            int(os.environ.get("WORLD_SIZE", "1"))  # fmt: skip
+        tp = checks.check_int(tensor_model_parallel_size, "tensor_model_parallel_size", 1, 1024)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
         if tp != world:
-            raise ConversionError(f"importing at TP={tp} needs {tp} processes (torchrun --nproc_per_node={tp}); "
-                                  f"this launch has {world}")  # fmt: skip
+            raise ConversionError(
+                f"importing at TP={tp} needs {tp} processes (torchrun --nproc_per_node={tp}); this launch has {world}"
+            )
         ckpt = native if native is not None else native_io.load_native(Path(str(self)))
         checks.check_no_overlap(out, [("source", f) for f in ckpt.files + [ckpt.config_path]], "output")
         check_free([out], overwrite)
@@ -152,8 +158,9 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
     def _trainer(tp: int):
         from nemo import lightning as nl
 
-        strategy = nl.MegatronStrategy(tensor_model_parallel_size=tp, ckpt_save_optimizer=False,
-                                       always_save_context=True, ckpt_async_save=False)  # fmt: skip
+        strategy = nl.MegatronStrategy(
+            tensor_model_parallel_size=tp, ckpt_save_optimizer=False, always_save_context=True, ckpt_async_save=False
+        )
         return nl.Trainer(devices=tp, accelerator="cpu", strategy=strategy, enable_progress_bar=False, logger=False)
 
     def on_import_ckpt(self, model: CosmosARModel) -> None:
@@ -163,8 +170,10 @@ class CosmosARImporter(io.ModelConnector["CosmosARCheckpoint", CosmosARModel]):
         except AttributeError:  # a config NeMo could not build
             return
         if cfg is not None and not same_shapes(asked, cfg):
-            print(f"Note: the model argument describes a {asked.name!r} model, but the checkpoint is {cfg.name!r}; "
-                  "it was imported as what the weights are (its io.json records that architecture).")
+            print(
+                f"Note: the model argument describes a {asked.name!r} model, but the checkpoint is {cfg.name!r}; "
+                "it was imported as what the weights are (its io.json records that architecture)."
+            )
 
 
 def _replace(tmp: Path, out: Path) -> None:
@@ -191,8 +200,9 @@ def _iter_mcore(native: dict, cfg: CosmosARConfig, spec: str) -> Iterator[tuple[
                 yield k, v
 
 
-def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: int, tp_rank: int,
-                       scratch: Optional[Path] = None) -> None:  # fmt: skip
+def _assign_parameters(
+    gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: int, tp_rank: int, scratch: Optional[Path] = None
+) -> None:
     """Make the Megatron-Core model's parameters the converted tensors (views of the mapped source where possible).
 
     The parameter names tell which layer spec built the model (local: separate pre-norms; TE: norms fused into the
@@ -207,13 +217,16 @@ def _assign_parameters(gpt: nn.Module, native: dict, cfg: CosmosARConfig, tp: in
     expected = set(cm.mcore_keys(cfg, spec))
     missing, extra = sorted(set(params) - expected), sorted(expected - set(params))
     if missing or extra:
-        raise ConversionError(f"the {spec} Megatron-Core model and the {cfg.name!r} mapping disagree: model-only "
-                              f"{missing[:6]}, mapping-only {extra[:6]}")  # fmt: skip
+        raise ConversionError(
+            f"the {spec} Megatron-Core model and the {cfg.name!r} mapping disagree: model-only "
+            f"{missing[:6]}, mapping-only {extra[:6]}"
+        )
     fc1 = sorted(k for k in params if k.endswith("mlp.linear_fc1.weight"))
     buf, offset = None, 0
     if scratch is not None and tp == 1 and fc1:
-        buf = torch.from_file(str(scratch), shared=True, size=sum(params[k].numel() for k in fc1),
-                              dtype=params[fc1[0]].dtype)  # fmt: skip
+        buf = torch.from_file(
+            str(scratch), shared=True, size=sum(params[k].numel() for k in fc1), dtype=params[fc1[0]].dtype
+        )
     for name, t in _iter_mcore(native, cfg, spec):
         p = params[name]
         if name in ("embedding.word_embeddings.weight", "output_layer.weight") and t.shape[0] < p.shape[0] * tp:
@@ -266,8 +279,14 @@ class CosmosARPTExporter(_CosmosARExporter):
 
     tp: int = 1
 
-    def apply(self, output_path: Path, overwrite: bool = False, tp: Optional[int] = None, base: Optional[str] = None,
-              dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
+    def apply(
+        self,
+        output_path: Path,
+        overwrite: bool = False,
+        tp: Optional[int] = None,
+        base: Optional[str] = None,
+        dtype: torch.dtype = torch.bfloat16,
+    ) -> Path:
         """``output_path`` ending in ``.pt``: the file itself (or its shards next to it); otherwise a folder with
         ``model.pt`` (or the shards) and ``config.json``. A LoRA run's checkpoint is merged into its base (``base``:
         another path for it than the recorded one)."""
@@ -275,10 +294,13 @@ class CosmosARPTExporter(_CosmosARExporter):
         self._check_output(output_path, overwrite)
         reader = _open(Path(str(self)), base)
         check_tp(reader.config, tp)
-        paths = native_io.export_native(output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite,
-                                        dtype=dtype)  # fmt: skip
-        print(f"Exported {self} to cosmos-predict1 {'model.pt' if tp == 1 else f'TP={tp} shards'}: "
-              + ", ".join(map(str, paths)))
+        paths = native_io.export_native(
+            output_path, reader.iter_native(), reader.config, tp=tp, overwrite=overwrite, dtype=dtype
+        )
+        print(
+            f"Exported {self} to cosmos-predict1 {'model.pt' if tp == 1 else f'TP={tp} shards'}: "
+            + ", ".join(map(str, paths))
+        )
         return Path(output_path)
 
 
@@ -292,12 +314,18 @@ CosmosARPTExporterTP2, CosmosARPTExporterTP4, CosmosARPTExporterTP8 = (_tp_expor
 class CosmosARHFExporter(_CosmosARExporter):
     """NeMo -> Hugging Face folder: ``config.json`` (cosmos field names), ``model.safetensors``, ``README.md``."""
 
-    def apply(self, output_path: Path, overwrite: bool = False, base: Optional[str] = None,
-              dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
+    def apply(
+        self,
+        output_path: Path,
+        overwrite: bool = False,
+        base: Optional[str] = None,
+        dtype: torch.dtype = torch.bfloat16,
+    ) -> Path:
         self._check_output(output_path, overwrite)
         reader = _open(Path(str(self)), base)
-        native_io.write_hf(output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self),
-                           dtype=dtype)  # fmt: skip
+        native_io.write_hf(
+            output_path, reader.iter_native(), reader.config, overwrite=overwrite, source=str(self), dtype=dtype
+        )
         print(f"Exported {self} to a Hugging Face folder: {output_path}")
         return Path(output_path)
 
@@ -315,8 +343,13 @@ class CosmosARHFExporter(_CosmosARExporter):
 # ---------------------------------------------------------------------------------------------------------------
 # pt:// takes a .pt file, TP shards or a folder; hf:// a local Hugging Face folder (the same importer).
 IMPORTERS = {"pt": CosmosARImporter, "hf": CosmosARImporter}
-EXPORTERS = {"pt": CosmosARPTExporter, "pt_tp2": CosmosARPTExporterTP2, "pt_tp4": CosmosARPTExporterTP4,
-             "pt_tp8": CosmosARPTExporterTP8, "hf": CosmosARHFExporter}  # fmt: skip
+EXPORTERS = {
+    "pt": CosmosARPTExporter,
+    "pt_tp2": CosmosARPTExporterTP2,
+    "pt_tp4": CosmosARPTExporterTP4,
+    "pt_tp8": CosmosARPTExporterTP8,
+    "hf": CosmosARHFExporter,
+}
 
 
 def register() -> None:

@@ -104,20 +104,32 @@ class _CosmosARFields(GPTConfig):
     def cosmos_config(self) -> CosmosARConfig:
         """The plain architecture config (used by RoPE, conversion and inference)."""
         return CosmosARConfig(
-            name=self.preset, n_layers=self.num_layers, dim=self.hidden_size, n_heads=self.num_attention_heads,
-            n_kv_heads=self.num_query_groups or self.num_attention_heads, head_dim=self.kv_channels,
-            ffn_hidden_size=self.ffn_hidden_size, vocab_size=self.vocab_size, norm_eps=self.layernorm_epsilon,
-            rope_theta=self.rope_theta, latent_shape=tuple(self.latent_shape), apply_yarn=self.apply_yarn,
-            yarn_scale=self.yarn_scale, yarn_beta_fast=self.yarn_beta_fast, yarn_beta_slow=self.yarn_beta_slow,
+            name=self.preset,
+            n_layers=self.num_layers,
+            dim=self.hidden_size,
+            n_heads=self.num_attention_heads,
+            n_kv_heads=self.num_query_groups or self.num_attention_heads,
+            head_dim=self.kv_channels,
+            ffn_hidden_size=self.ffn_hidden_size,
+            vocab_size=self.vocab_size,
+            norm_eps=self.layernorm_epsilon,
+            rope_theta=self.rope_theta,
+            latent_shape=tuple(self.latent_shape),
+            apply_yarn=self.apply_yarn,
+            yarn_scale=self.yarn_scale,
+            yarn_beta_fast=self.yarn_beta_fast,
+            yarn_beta_slow=self.yarn_beta_slow,
             original_latent_shape=self.original_latent_shape,
-        )  # fmt: skip
+        )
 
     def configure_model(self, tokenizer, pre_process=None, post_process=None, vp_stage=None):
         if self.gradient_accumulation_fusion:
             from nemo_cosmos_ar.model import fused_wgrad
 
             fused_wgrad.install()
-        model = super().configure_model(tokenizer, pre_process=pre_process, post_process=post_process, vp_stage=vp_stage)
+        model = super().configure_model(
+            tokenizer, pre_process=pre_process, post_process=post_process, vp_stage=vp_stage
+        )
         install_rope_3d(model, self.cosmos_config())
         return model
 
@@ -125,11 +137,17 @@ class _CosmosARFields(GPTConfig):
 def nemo_fields(cfg: CosmosARConfig) -> dict:
     """``CosmosARNeMoConfig`` arguments that describe ``cfg`` (the inverse of ``cosmos_config``)."""
     return dict(
-        transformer_config_kwargs(cfg), latent_shape=tuple(cfg.latent_shape), rope_theta=cfg.rope_theta,
-        apply_yarn=cfg.apply_yarn, yarn_scale=cfg.yarn_scale, yarn_beta_fast=cfg.yarn_beta_fast,
-        yarn_beta_slow=cfg.yarn_beta_slow, original_latent_shape=cfg.original_latent_shape, vocab_size=cfg.vocab_size,
+        transformer_config_kwargs(cfg),
+        latent_shape=tuple(cfg.latent_shape),
+        rope_theta=cfg.rope_theta,
+        apply_yarn=cfg.apply_yarn,
+        yarn_scale=cfg.yarn_scale,
+        yarn_beta_fast=cfg.yarn_beta_fast,
+        yarn_beta_slow=cfg.yarn_beta_slow,
+        original_latent_shape=cfg.original_latent_shape,
+        vocab_size=cfg.vocab_size,
         preset=cfg.name,
-    )  # fmt: skip
+    )
 
 
 def _with_defaults(name: str, base: type, defaults: dict, doc: str) -> type:
@@ -141,9 +159,11 @@ def _with_defaults(name: str, base: type, defaults: dict, doc: str) -> type:
 
 
 CosmosARNeMoConfig = _with_defaults(
-    "CosmosARNeMoConfig", _CosmosARFields, ARCHITECTURE,
+    "CosmosARNeMoConfig",
+    _CosmosARFields,
+    ARCHITECTURE,
     "NeMo config of a Cosmos AR base model; see ``CosmosARConfig`` for the meaning of the Cosmos fields.",
-)  # fmt: skip
+)
 
 
 def _sized(name: str, preset: str) -> type:
@@ -167,8 +187,9 @@ class CosmosARLossReduction(MegatronLossReduction):
     ``reduce`` gives the global-batch loss for logging and keeps CE, z-loss and accuracy in ``last_metrics``.
     """
 
-    def __init__(self, z_loss_coeff: float = Z_LOSS_COEFF, validation_step: bool = False,
-                 loss_impl: str = "chunked") -> None:  # fmt: skip
+    def __init__(
+        self, z_loss_coeff: float = Z_LOSS_COEFF, validation_step: bool = False, loss_impl: str = "chunked"
+    ) -> None:
         super().__init__()
         if loss_impl not in ("chunked", "reference"):
             raise ValueError(f"loss_impl={loss_impl!r}: use 'chunked' or 'reference'")
@@ -195,7 +216,11 @@ class CosmosARLossReduction(MegatronLossReduction):
         total = torch.stack([x["stats"] for x in losses_reduced_per_micro_batch]).sum(0).float()
         torch.distributed.all_reduce(total, group=parallel_state.get_data_parallel_group(with_context_parallel=True))
         n = total[4].clamp(min=1)
-        self.last_metrics = {"ce": (total[1] / n).item(), "z_loss": (total[2] / n).item(), "accuracy": (total[3] / n).item()}
+        self.last_metrics = {
+            "ce": (total[1] / n).item(),
+            "z_loss": (total[2] / n).item(),
+            "accuracy": (total[3] / n).item(),
+        }
         return total[0] / n
 
 
@@ -203,7 +228,9 @@ class CosmosARModel(GPTModel):
     """NeMo ``GPTModel`` for Cosmos AR: no text tokenizer, the Cosmos loss."""
 
     def __init__(self, config: Optional[CosmosARNeMoConfig] = None, optim=None, tokenizer=None, model_transform=None):
-        super().__init__(config or CosmosARConfig4B(), optim=optim, tokenizer=tokenizer, model_transform=model_transform)
+        super().__init__(
+            config or CosmosARConfig4B(), optim=optim, tokenizer=tokenizer, model_transform=model_transform
+        )
 
     @property
     def training_loss_reduction(self) -> CosmosARLossReduction:
@@ -214,7 +241,7 @@ class CosmosARModel(GPTModel):
     @property
     def validation_loss_reduction(self) -> CosmosARLossReduction:
         if not getattr(self, "_cosmos_val_loss", None):
-            self._cosmos_val_loss = CosmosARLossReduction(self.config.z_loss_coeff, validation_step=True,
-                                                          loss_impl=self.config.loss_impl)  # fmt: skip
+            self._cosmos_val_loss = CosmosARLossReduction(
+                self.config.z_loss_coeff, validation_step=True, loss_impl=self.config.loss_impl
+            )
         return self._cosmos_val_loss
-

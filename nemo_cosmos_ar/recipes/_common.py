@@ -21,8 +21,14 @@ from nemo.collections.llm.recipes.log.default import tensorboard_logger
 from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
 from nemo_cosmos_ar.nemo_glue.callbacks import CosmosARMetrics
-from nemo_cosmos_ar.nemo_glue.lora import DEFAULT_ALPHA, DEFAULT_DIM, DEFAULT_DROPOUT, TARGET_MODULES, CosmosLoRA, \
-    CosmosLoRAMetrics  # fmt: skip
+from nemo_cosmos_ar.nemo_glue.lora import (
+    DEFAULT_ALPHA,
+    DEFAULT_DIM,
+    DEFAULT_DROPOUT,
+    TARGET_MODULES,
+    CosmosLoRA,
+    CosmosLoRAMetrics,
+)
 from nemo_cosmos_ar.nemo_glue.precision import CosmosOptimizerModule, CosmosPrecision, CosmosStrategy, check_precision
 from nemo_cosmos_ar.nemo_glue.resume import CosmosAutoResume
 
@@ -81,16 +87,25 @@ def trainer(
         ckpt_load_strictness="log_all",
         ddp=run.Config(
             nl.pytorch.strategies.megatron_strategy.DistributedDataParallelConfig,
-            grad_reduce_in_fp32=check_precision(precision) != "bf16", overlap_grad_reduce=accelerator == "gpu", overlap_param_gather=False,
+            grad_reduce_in_fp32=check_precision(precision) != "bf16",
+            overlap_grad_reduce=accelerator == "gpu",
+            overlap_param_gather=False,
             # Pure bf16 checks the gradient norm for NaN/Inf once per step (nemo_glue/precision.py); Megatron's check
             # costs a norm and a host sync per bucket (27 ms of a 300 ms 4B step on an H200).
-            use_distributed_optimizer=False, check_for_nan_in_grad=precision != "bf16",
-        ),  # fmt: skip
+            use_distributed_optimizer=False,
+            check_for_nan_in_grad=precision != "bf16",
+        ),
     )
     checkpoint = run.Config(
-        nl.ModelCheckpoint, every_n_train_steps=save_every, save_top_k=keep_last, monitor="step", mode="max",
-        save_last=True, filename="{step}", save_optim_on_train_end=True,
-    )  # fmt: skip
+        nl.ModelCheckpoint,
+        every_n_train_steps=save_every,
+        save_top_k=keep_last,
+        monitor="step",
+        mode="max",
+        save_last=True,
+        filename="{step}",
+        save_optim_on_train_end=True,
+    )
     return run.Config(
         nl.Trainer,
         accelerator=accelerator,
@@ -109,7 +124,7 @@ def trainer(
         strategy=strategy,
         plugins=run.Config(CosmosPrecision, precision=precision),
         callbacks=[checkpoint, run.Config(CosmosARMetrics, flops_per_token=flops_per_token)],
-    )  # fmt: skip
+    )
 
 
 def optimizer(
@@ -124,10 +139,20 @@ def optimizer(
     bf16: bool = True,
 ) -> run.Config[CosmosOptimizerModule]:
     cfg = run.Config(
-        OptimizerConfig, optimizer="adam", lr=lr, min_lr=min_lr, weight_decay=weight_decay, adam_beta1=0.9,
-        adam_beta2=0.999, adam_eps=1e-8, clip_grad=clip_grad, bf16=bf16, fp16=False,
-        params_dtype=torch.bfloat16 if bf16 else torch.float32, use_distributed_optimizer=distributed_optimizer,
-    )  # fmt: skip
+        OptimizerConfig,
+        optimizer="adam",
+        lr=lr,
+        min_lr=min_lr,
+        weight_decay=weight_decay,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_eps=1e-8,
+        clip_grad=clip_grad,
+        bf16=bf16,
+        fp16=False,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+        use_distributed_optimizer=distributed_optimizer,
+    )
     sched = run.Config(
         CosineAnnealingScheduler, warmup_steps=warmup_steps, max_steps=max_steps, min_lr=min_lr, constant_steps=0
     )
@@ -137,19 +162,29 @@ def optimizer(
 
 def logger(name: str, root: Optional[str] = None) -> run.Config[nl.NeMoLogger]:
     return run.Config(
-        nl.NeMoLogger, log_dir=os.path.dirname(run_dir(name, root)), name=name, use_datetime_version=False,
-        tensorboard=tensorboard_logger(name=name), wandb=None,
-    )  # fmt: skip
+        nl.NeMoLogger,
+        log_dir=os.path.dirname(run_dir(name, root)),
+        name=name,
+        use_datetime_version=False,
+        tensorboard=tensorboard_logger(name=name),
+        wandb=None,
+    )
 
 
 def resume(base_checkpoint: Optional[str] = None, allow_random_init: bool = False) -> run.Config[CosmosAutoResume]:
     """Resume this run's own last checkpoint if there is one; otherwise start from ``base_checkpoint`` (a NeMo
     checkpoint made by ``cosmos-ar convert import``: weights only). With neither, the run refuses to start unless
     ``allow_random_init``. The restore config is always present, so ``resume.restore_config.path=...`` works."""
-    restore = run.Config(nl.RestoreConfig, path=base_checkpoint, load_model_state=True, load_optim_state=False,
-                         load_artifacts=False)  # fmt: skip
-    return run.Config(CosmosAutoResume, restore_config=restore, resume_if_exists=True,
-                      resume_ignore_no_checkpoint=True, allow_random_init=allow_random_init)  # fmt: skip
+    restore = run.Config(
+        nl.RestoreConfig, path=base_checkpoint, load_model_state=True, load_optim_state=False, load_artifacts=False
+    )
+    return run.Config(
+        CosmosAutoResume,
+        restore_config=restore,
+        resume_if_exists=True,
+        resume_ignore_no_checkpoint=True,
+        allow_random_init=allow_random_init,
+    )
 
 
 LORA_TAG = "_lora"  # LoRA runs log and checkpoint under <name>_lora
@@ -163,10 +198,13 @@ def peft(scheme: Optional[str]) -> Optional[run.Config[CosmosLoRA]]:
     if scheme is None or str(scheme).strip().lower() in ("", "none", "null"):
         return None
     if str(scheme).strip().lower() != "lora":
-        raise ValueError(f"peft={scheme!r}: Cosmos AR recipes take peft='lora' (LoRA adapters on the frozen model) "
-                         "or peft=None (the default: train all weights)")  # fmt: skip
-    return run.Config(CosmosLoRA, target_modules=list(TARGET_MODULES), dim=DEFAULT_DIM, alpha=DEFAULT_ALPHA,
-                      dropout=DEFAULT_DROPOUT)  # fmt: skip
+        raise ValueError(
+            f"peft={scheme!r}: Cosmos AR recipes take peft='lora' (LoRA adapters on the frozen model) "
+            "or peft=None (the default: train all weights)"
+        )
+    return run.Config(
+        CosmosLoRA, target_modules=list(TARGET_MODULES), dim=DEFAULT_DIM, alpha=DEFAULT_ALPHA, dropout=DEFAULT_DROPOUT
+    )
 
 
 def finish_peft(task) -> None:

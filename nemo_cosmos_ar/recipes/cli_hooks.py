@@ -35,8 +35,7 @@ from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.nemo_glue.lora import CosmosLoRA, check_lora
 from nemo_cosmos_ar.nemo_glue.model import CosmosARModel
 from nemo_cosmos_ar.nemo_glue.resume import NO_BASE_CHECKPOINT
-from nemo_cosmos_ar.recipes import _common
-from nemo_cosmos_ar.recipes import cosmos_ar
+from nemo_cosmos_ar.recipes import _common, cosmos_ar
 from nemo_cosmos_ar.recipes.cosmos_ar import RecipeError, dataset_grid
 from nemo_cosmos_ar.recipes.executors import fit_to_recipe
 
@@ -54,9 +53,7 @@ NO_PEFT_MESSAGE = (
     "{key} sets a LoRA field, but this run trains all weights: add peft='lora' to the factory, e.g. --factory "
     '"cosmos_ar_4b_tealrobotsmall_tp1(peft=lora)" (or peft=lora on the line)'
 )
-NO_ANSWER = (
-    "stdin is not a terminal and gave no answer to 'Continue? [y/N]': add -y (--yes) to launch without asking"
-)
+NO_ANSWER = "stdin is not a terminal and gave no answer to 'Continue? [y/N]': add -y (--yes) to launch without asking"
 
 
 def _split_prefixed(args: list[str], prefix: str) -> tuple[str | None, list[str], list[str]]:
@@ -156,9 +153,11 @@ def _follow_max_steps(task, args: list[str]) -> None:
     if old_warmup == _common.warmup_for(old_steps):  # the recipe's rule, not a hand-picked value
         sched.warmup_steps = _common.warmup_for(steps)
     sched.warmup_steps = min(sched.warmup_steps, max(steps - 1, 0))
-    _common.note(f"trainer.max_steps={steps}: the learning-rate schedule now warms up for {sched.warmup_steps} "
-                 f"steps and decays until step {steps} (was {old_warmup} of {old_steps}); set "
-                 "optim.lr_scheduler.warmup_steps/max_steps to choose otherwise")  # fmt: skip
+    _common.note(
+        f"trainer.max_steps={steps}: the learning-rate schedule now warms up for {sched.warmup_steps} "
+        f"steps and decays until step {steps} (was {old_warmup} of {old_steps}); set "
+        "optim.lr_scheduler.warmup_steps/max_steps to choose otherwise"
+    )
 
 
 def _follow_parallelism(task, args: list[str]) -> None:
@@ -182,8 +181,10 @@ def _follow_parallelism(task, args: list[str]) -> None:
             f"data.global_batch_size={data.global_batch_size} is not a multiple of micro_batch_size x data-parallel "
             f"size = {step}: use a multiple of {step}"
         )
-    _common.note(f"{world} GPUs at TP x CP = {split}: data.global_batch_size {data.global_batch_size} -> {step} "
-                 "(one clip per GPU per step)")  # fmt: skip
+    _common.note(
+        f"{world} GPUs at TP x CP = {split}: data.global_batch_size {data.global_batch_size} -> {step} "
+        "(one clip per GPU per step)"
+    )
     data.global_batch_size = step
 
 
@@ -266,8 +267,13 @@ def _wrap_execute_task(orig):
 def _wrap_should_continue(orig):
     def _should_continue(self, skip_confirmation: bool) -> bool:
         interactive = sys.stdin is not None and sys.stdin.isatty()
-        if (skip_confirmation or interactive or api._is_torchrun() or api.NEMORUN_SKIP_CONFIRMATION is not None
-                or getattr(self, "_cosmos_task", None) is None):  # fmt: skip
+        if (
+            skip_confirmation
+            or interactive
+            or api._is_torchrun()
+            or api.NEMORUN_SKIP_CONFIRMATION is not None
+            or getattr(self, "_cosmos_task", None) is None
+        ):
             return orig(self, skip_confirmation)
         answer = sys.stdin.readline()
         if not answer:

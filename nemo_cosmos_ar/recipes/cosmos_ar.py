@@ -55,12 +55,20 @@ class RecipeError(ValueError):
     """A recipe argument that cannot work (the ``nemo`` CLI prints it as one line)."""
 
 
-def _model(preset: str, latent_shape, bf16: bool = True, recompute_layers: int = 0, gpu_fusions: bool = False,
-           precision: str = "32") -> run.Config[CosmosARModel]:  # fmt: skip
+def _model(
+    preset: str,
+    latent_shape,
+    bf16: bool = True,
+    recompute_layers: int = 0,
+    gpu_fusions: bool = False,
+    precision: str = "32",
+) -> run.Config[CosmosARModel]:
     config = run.Config(
-        NEMO_CONFIGS[preset], latent_shape=tuple(latent_shape), bf16=bf16,
+        NEMO_CONFIGS[preset],
+        latent_shape=tuple(latent_shape),
+        bf16=bf16,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
-    )  # fmt: skip
+    )
     if gpu_fusions:
         # Fused SwiGLU and RoPE (torch.compile kernels: Megatron's own SwiGLU fusion, model/fused_rope.py) and, in
         # pure bf16, weight gradients accumulated by the GEMM itself (model/fused_wgrad.py). Measured one by one
@@ -92,8 +100,9 @@ def _entrypoint(fn, parts: dict, peft: Optional[str] = None) -> run.Partial:
         _common.finish_peft(task)
         return task
     if lora is not None:
-        raise RecipeError(f"peft={peft!r} adapts a trained model: use `nemo llm finetune` (pretraining trains all "
-                          "weights)")  # fmt: skip
+        raise RecipeError(
+            f"peft={peft!r} adapts a trained model: use `nemo llm finetune` (pretraining trains all weights)"
+        )
     return run.Partial(fn, **parts)
 
 
@@ -163,18 +172,29 @@ def gpu_recipe(
     dp = devices * num_nodes // tensor_parallel
     warmup = _common.warmup_for(max_steps)
     if warmup < _common.WARMUP_STEPS:
-        _common.note(f"{name}: warm-up {warmup} steps (10% of max_steps={max_steps}; the full 50,000-step "
-                     f"schedule warms up for {_common.WARMUP_STEPS:,})")  # fmt: skip
+        _common.note(
+            f"{name}: warm-up {warmup} steps (10% of max_steps={max_steps}; the full 50,000-step "
+            f"schedule warms up for {_common.WARMUP_STEPS:,})"
+        )
     parts = dict(
         model=_model(preset, latent_shape, recompute_layers=recompute_layers, gpu_fusions=True, precision=precision),
         data=run.Config(
-            CosmosVideoDataModule, path=data_path, latent_shape=latent_shape, micro_batch_size=1,
-            global_batch_size=dp, num_workers=2,
-        ),  # fmt: skip
+            CosmosVideoDataModule,
+            path=data_path,
+            latent_shape=latent_shape,
+            micro_batch_size=1,
+            global_batch_size=dp,
+            num_workers=2,
+        ),
         trainer=_common.trainer(
-            num_nodes=num_nodes, devices=devices, tensor_parallel=tensor_parallel, max_steps=max_steps,
-            save_every=save_every, flops_per_token=_flops(preset, latent_shape), precision=precision,
-        ),  # fmt: skip
+            num_nodes=num_nodes,
+            devices=devices,
+            tensor_parallel=tensor_parallel,
+            max_steps=max_steps,
+            save_every=save_every,
+            flops_per_token=_flops(preset, latent_shape),
+            precision=precision,
+        ),
         optim=_common.optimizer(max_steps=max_steps, warmup_steps=warmup),
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint, allow_random_init=allow_random_init or fn is llm.pretrain),
@@ -203,45 +223,87 @@ def _alias(factory, alias: str):
 # ---- 4B, 1 GPU, 384x640 (cosmos-predict1's base_4b_example_tealrobotsmall_tp1) ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobotsmall_tp1")
 def cosmos_ar_4b_tealrobotsmall_tp1(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
-    resolution: Optional[str] = None, num_frames: Optional[int] = None, allow_random_init: bool = False,
-    precision: str = "bf16", recompute_layers: int = 0, peft: Optional[str] = None,
-) -> run.Partial:  # fmt: skip
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 50_000,
+    resolution: Optional[str] = None,
+    num_frames: Optional[int] = None,
+    allow_random_init: bool = False,
+    precision: str = "bf16",
+    recompute_layers: int = 0,
+    peft: Optional[str] = None,
+) -> run.Partial:
     """4B on 1 GPU, TP=1, 33 frames at 384x640 (latent 5x24x40 = 4,800 tokens).
 
     Pure bf16 by default, as cosmos-predict1: it fits an 80 GB GPU (bf16-mixed's fp32 master weights and Adam
     states do not: 87 GiB peak on an H200).
     """
     shape = clip_grid("384x640", resolution, num_frames, data_path)
-    return gpu_recipe("cosmos_ar_4b_tealrobotsmall_tp1", "4b", shape, tensor_parallel=1, devices=1,
-                      data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps,
-                      allow_random_init=allow_random_init, precision=precision,
-                      recompute_layers=recompute_layers, peft=peft)  # fmt: skip
+    return gpu_recipe(
+        "cosmos_ar_4b_tealrobotsmall_tp1",
+        "4b",
+        shape,
+        tensor_parallel=1,
+        devices=1,
+        data_path=data_path,
+        base_checkpoint=base_checkpoint,
+        max_steps=max_steps,
+        allow_random_init=allow_random_init,
+        precision=precision,
+        recompute_layers=recompute_layers,
+        peft=peft,
+    )
 
 
 # ---- 4B, 4 GPUs, TP=4, 640x848 (cosmos-predict1's base_4b_example_tealrobot_tp4) ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobot_tp4")
 def cosmos_ar_4b_tealrobot_tp4(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
-    num_nodes: int = 1, resolution: Optional[str] = None, num_frames: Optional[int] = None,
-    allow_random_init: bool = False, precision: str = "bf16", recompute_layers: int = 0, peft: Optional[str] = None,
-) -> run.Partial:  # fmt: skip
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 50_000,
+    num_nodes: int = 1,
+    resolution: Optional[str] = None,
+    num_frames: Optional[int] = None,
+    allow_random_init: bool = False,
+    precision: str = "bf16",
+    recompute_layers: int = 0,
+    peft: Optional[str] = None,
+) -> run.Partial:
     """4B on 4 GPUs per node, TP=4, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens). Pure bf16 as
     cosmos-predict1; ``precision="bf16-mixed"`` also fits here (32 GiB per GPU)."""
     shape = clip_grid("640x848", resolution, num_frames, data_path)
-    return gpu_recipe("cosmos_ar_4b_tealrobot_tp4", "4b", shape, tensor_parallel=4, devices=4,
-                      num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
-                      max_steps=max_steps, save_every=1000, allow_random_init=allow_random_init,
-                      precision=precision, recompute_layers=recompute_layers, peft=peft)  # fmt: skip
+    return gpu_recipe(
+        "cosmos_ar_4b_tealrobot_tp4",
+        "4b",
+        shape,
+        tensor_parallel=4,
+        devices=4,
+        num_nodes=num_nodes,
+        data_path=data_path,
+        base_checkpoint=base_checkpoint,
+        max_steps=max_steps,
+        save_every=1000,
+        allow_random_init=allow_random_init,
+        precision=precision,
+        recompute_layers=recompute_layers,
+        peft=peft,
+    )
 
 
 # ---- 12B, 8 GPUs, TP=8, 640x848 ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_12b_tealrobot_tp8")
 def cosmos_ar_12b_tealrobot_tp8(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
-    num_nodes: int = 1, resolution: Optional[str] = None, num_frames: Optional[int] = None,
-    allow_random_init: bool = False, precision: str = "bf16", recompute_layers: int = 0, peft: Optional[str] = None,
-) -> run.Partial:  # fmt: skip
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 50_000,
+    num_nodes: int = 1,
+    resolution: Optional[str] = None,
+    num_frames: Optional[int] = None,
+    allow_random_init: bool = False,
+    precision: str = "bf16",
+    recompute_layers: int = 0,
+    peft: Optional[str] = None,
+) -> run.Partial:
     """12B on 8 GPUs per node, TP=8, 33 frames at 640x848 (latent 5x40x53 = 10,600 tokens).
 
     Why TP=8: 11.56 B parameters need 8 bytes each in pure bf16 (weights, gradients, two Adam states: ~92 GB) and
@@ -250,19 +312,35 @@ def cosmos_ar_12b_tealrobot_tp8(
     largest size the 8 KV heads allow; add nodes for data parallelism.
     """
     shape = clip_grid("640x848", resolution, num_frames, data_path)
-    return gpu_recipe("cosmos_ar_12b_tealrobot_tp8", "12b", shape, tensor_parallel=8, devices=8,
-                      num_nodes=num_nodes, data_path=data_path, base_checkpoint=base_checkpoint,
-                      max_steps=max_steps, allow_random_init=allow_random_init, precision=precision,
-                      recompute_layers=recompute_layers, peft=peft)  # fmt: skip
+    return gpu_recipe(
+        "cosmos_ar_12b_tealrobot_tp8",
+        "12b",
+        shape,
+        tensor_parallel=8,
+        devices=8,
+        num_nodes=num_nodes,
+        data_path=data_path,
+        base_checkpoint=base_checkpoint,
+        max_steps=max_steps,
+        allow_random_init=allow_random_init,
+        precision=precision,
+        recompute_layers=recompute_layers,
+        peft=peft,
+    )
 
 
 # ---- 4B LoRA on one 24 GB GPU, 384x640 ----
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_4b_tealrobotsmall_lora_24gb")
 def cosmos_ar_4b_tealrobotsmall_lora_24gb(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 50_000,
-    resolution: Optional[str] = None, num_frames: Optional[int] = None, allow_random_init: bool = False,
-    recompute_layers: int = LORA_24GB_RECOMPUTE, peft: Optional[str] = "lora",
-) -> run.Partial:  # fmt: skip
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 50_000,
+    resolution: Optional[str] = None,
+    num_frames: Optional[int] = None,
+    allow_random_init: bool = False,
+    recompute_layers: int = LORA_24GB_RECOMPUTE,
+    peft: Optional[str] = "lora",
+) -> run.Partial:
     """4B LoRA on ONE 24 GB GPU (RTX 4090 / L4 / A10 class, where cosmos-predict1's trainer cannot run the 4B):
     ``cosmos_ar_4b_tealrobotsmall_tp1``'s clips (33 frames at 384x640, 4,800 tokens), pure bf16, LoRA with the
     defaults of ``nemo_glue/lora.py``, and the activations of the first ``recompute_layers`` of 16 layers recomputed
@@ -274,13 +352,25 @@ def cosmos_ar_4b_tealrobotsmall_lora_24gb(
     (38 MB). ``bench/bench_lora.py`` measures it under a 22 GiB cap.
     """
     if peft is None or str(peft).strip().lower() in ("", "none", "null"):
-        raise RecipeError("cosmos_ar_4b_tealrobotsmall_lora_24gb is the LoRA variant (full post-training of the 4B "
-                          "needs an 80 GB GPU: cosmos_ar_4b_tealrobotsmall_tp1)")  # fmt: skip
+        raise RecipeError(
+            "cosmos_ar_4b_tealrobotsmall_lora_24gb is the LoRA variant (full post-training of the 4B "
+            "needs an 80 GB GPU: cosmos_ar_4b_tealrobotsmall_tp1)"
+        )
     shape = clip_grid("384x640", resolution, num_frames, data_path)
-    return gpu_recipe("cosmos_ar_4b_tealrobotsmall_lora_24gb", "4b", shape, tensor_parallel=1, devices=1,
-                      data_path=data_path, base_checkpoint=base_checkpoint, max_steps=max_steps,
-                      allow_random_init=allow_random_init, precision="bf16", recompute_layers=recompute_layers,
-                      peft=peft)  # fmt: skip
+    return gpu_recipe(
+        "cosmos_ar_4b_tealrobotsmall_lora_24gb",
+        "4b",
+        shape,
+        tensor_parallel=1,
+        devices=1,
+        data_path=data_path,
+        base_checkpoint=base_checkpoint,
+        max_steps=max_steps,
+        allow_random_init=allow_random_init,
+        precision="bf16",
+        recompute_layers=recompute_layers,
+        peft=peft,
+    )
 
 
 # The names of cosmos-predict1's post-training guide (its experiment names) for the same runs.
@@ -302,11 +392,22 @@ TINY_CLIP = (17, 64, 96)  # frames, height, width -> grid 3x4x6 = 72 tokens
 
 
 def tiny_cpu_recipe(
-    name: str = "cosmos_ar_tiny_cpu", data_path: Optional[str] = None, base_checkpoint: Optional[str] = None,
-    max_steps: int = 30, devices: int = 1, tensor_parallel: int = 1, save_every: int = 10,
-    output_root: Optional[str] = None, lr: float = 3e-3, num_mock_clips: int = 4, global_batch_size: int = 2,
-    fn=llm.finetune, allow_random_init: bool = True, precision: str = "32", peft: Optional[str] = None,
-) -> run.Partial:  # fmt: skip
+    name: str = "cosmos_ar_tiny_cpu",
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 30,
+    devices: int = 1,
+    tensor_parallel: int = 1,
+    save_every: int = 10,
+    output_root: Optional[str] = None,
+    lr: float = 3e-3,
+    num_mock_clips: int = 4,
+    global_batch_size: int = 2,
+    fn=llm.finetune,
+    allow_random_init: bool = True,
+    precision: str = "32",
+    peft: Optional[str] = None,
+) -> run.Partial:
     """fp32, gloo, no gradient clipping (Megatron's clip asserts CUDA tensors), short warm-up, synchronous saves.
     Random initialisation is allowed by default: the tiny model has no released weights. ``precision="bf16"`` /
     ``"bf16-mixed"`` run the GPU modes on CPU (slower; the precision tests use them)."""
@@ -315,15 +416,26 @@ def tiny_cpu_recipe(
     parts = dict(
         model=_model("tiny", shape, bf16=bf16),
         data=run.Config(
-            CosmosVideoDataModule, path=data_path, latent_shape=shape,
-            micro_batch_size=1, global_batch_size=global_batch_size, num_workers=0, pin_memory=False,
+            CosmosVideoDataModule,
+            path=data_path,
+            latent_shape=shape,
+            micro_batch_size=1,
+            global_batch_size=global_batch_size,
+            num_workers=0,
+            pin_memory=False,
             num_mock_clips=num_mock_clips,
-        ),  # fmt: skip
+        ),
         trainer=_common.trainer(
-            devices=devices, tensor_parallel=tensor_parallel, max_steps=max_steps, accelerator="cpu",
-            precision=precision, save_every=save_every, keep_last=2, ckpt_async_save=False,
+            devices=devices,
+            tensor_parallel=tensor_parallel,
+            max_steps=max_steps,
+            accelerator="cpu",
+            precision=precision,
+            save_every=save_every,
+            keep_last=2,
+            ckpt_async_save=False,
             val_check_interval=save_every,
-        ),  # fmt: skip
+        ),
         optim=_common.optimizer(lr=lr, min_lr=lr / 10, warmup_steps=2, max_steps=max_steps, clip_grad=0.0, bf16=bf16),
         log=_common.logger(name, output_root),
         resume=_common.resume(base_checkpoint, allow_random_init=allow_random_init),
@@ -333,7 +445,9 @@ def tiny_cpu_recipe(
 
 @run.cli.factory(target=llm.finetune, name="cosmos_ar_tiny_cpu")
 def cosmos_ar_tiny_cpu(
-    data_path: Optional[str] = None, base_checkpoint: Optional[str] = None, max_steps: int = 30,
+    data_path: Optional[str] = None,
+    base_checkpoint: Optional[str] = None,
+    max_steps: int = 30,
     peft: Optional[str] = None,
 ) -> run.Partial:
     """The tiny Cosmos AR model on CPU (mock clips unless data_path is given)."""

@@ -48,6 +48,16 @@ def _cosmos_style_shards(sd: dict, path: Path, tp: int) -> list[Path]:
     return paths
 
 
+def imp(src, out, *extra) -> list[str]:
+    """``cosmos-ar convert import`` arguments."""
+    return ["convert", "import", "--source", str(src), "--output", str(out), *extra]
+
+
+def exp(checkpoint, out, *extra) -> list[str]:
+    """``cosmos-ar convert export`` arguments."""
+    return ["convert", "export", "--checkpoint", str(checkpoint), "--output", str(out), *extra]
+
+
 def _error_case(work: Path, name: str, argv: list[str], output: Path) -> dict:
     """Run ``cosmos-ar <argv>`` in this process; record rc, stderr and whether anything was left behind."""
     from nemo_cosmos_ar.cli import main
@@ -83,8 +93,9 @@ def main() -> None:
     torch.save(released, work / "model.pt")  # written by torch.save itself, like the released file
     (work / "tp").mkdir()
     shards = _cosmos_style_shards(released, work / "tp" / "model.pt", 2)
-    torch.save({"model": released, "optimizer": {"step": torch.tensor(1000)}, "iteration": 1000},
-               work / "iter_000001000.pt")  # fmt: skip
+    torch.save(
+        {"model": released, "optimizer": {"step": torch.tensor(1000)}, "iteration": 1000}, work / "iter_000001000.pt"
+    )
     tokens = torch.randint(0, cfg.vocab_size, (2, cfg.seq_length - 1), generator=torch.Generator().manual_seed(5))
     torch.save(tokens, work / "tokens.pt")
     ref.load_state_dict({k: v.float() for k, v in sd16.items()})
@@ -99,45 +110,46 @@ def main() -> None:
     res["config_json"] = json.loads((work / "back" / "config.json").read_text())
 
     # 2. TP shards -> NeMo -> TP shards (cosmos-ar CLI in-process; the exporter through llm.export_ckpt pt_tp2)
-    assert cli(["convert", "import", "--source", str(shards[1]), "--output", str(work / "nemo_shards")]) == 0
+    assert cli(imp(shards[1], work / "nemo_shards")) == 0
     llm.export_ckpt(work / "nemo_shards", "pt_tp2", output_path=work / "back_tp" / "model.pt")
-    res["tp_shards_roundtrip"] = " | ".join(
-        filter(None, (_same_files(a, b) for a, b in zip(shards, native_io.shard_paths(work / "back_tp" / "model.pt", 2))))
-    )  # fmt: skip
-    res["tp_shard_sizes"] = [os.path.getsize(p) for p in native_io.shard_paths(work / "back_tp" / "model.pt", 2)]
+    back_shards = native_io.shard_paths(work / "back_tp" / "model.pt", 2)
+    res["tp_shards_roundtrip"] = " | ".join(filter(None, (_same_files(a, b) for a, b in zip(shards, back_shards))))
+    res["tp_shard_sizes"] = [os.path.getsize(p) for p in back_shards]
     res["model_pt_size"] = os.path.getsize(work / "back" / "model.pt")
 
     # 3. model.pt -> NeMo -> hf -> NeMo -> model.pt
     llm.export_ckpt(work / "nemo_tp1", "hf", output_path=work / "hf")
     res["hf_files"] = sorted(os.listdir(work / "hf"))
     llm.import_ckpt(model(), f"hf://{work / 'hf'}", output_path=work / "nemo_hf")
-    assert cli(["convert", "export", "--checkpoint", str(work / "nemo_hf"), "--output", str(work / "back_hf.pt")]) == 0
+    assert cli(exp(work / "nemo_hf", work / "back_hf.pt")) == 0
     res["hf_roundtrip"] = _same_files(work / "model.pt", work / "back_hf.pt")
 
     # 4. a training checkpoint iter_*.pt (weights under "model")
-    assert cli(["convert", "import", "--source", str(work / "iter_000001000.pt"), "--output", str(work / "nemo_iter")]) == 0
-    assert cli(["convert", "export", "--checkpoint", str(work / "nemo_iter"), "--output", str(work / "back_iter")]) == 0
+    assert cli(imp(work / "iter_000001000.pt", work / "nemo_iter")) == 0
+    assert cli(exp(work / "nemo_iter", work / "back_iter")) == 0
     res["iter_roundtrip"] = _same_files(work / "model.pt", work / "back_iter" / "model.pt")
 
     # 4b. a custom architecture from config.json next to the weights (not a preset: io.json holds the full config)
     import dataclasses
 
-    custom = dataclasses.replace(cfg, n_layers=1, latent_shape=(2, 4, 6), apply_yarn=False, original_latent_shape=None,
-                                 name="custom")  # fmt: skip
+    custom = dataclasses.replace(
+        cfg, n_layers=1, latent_shape=(2, 4, 6), apply_yarn=False, original_latent_shape=None, name="custom"
+    )
     cref = ReferenceTransformer(custom).init_random(seed=4).to(torch.bfloat16)
     (work / "custom").mkdir()
-    torch.save({NATIVE + k: cref.state_dict()[k] for k in native_io.native_shapes(custom)}, work / "custom" / "model.pt")
+    torch.save(
+        {NATIVE + k: cref.state_dict()[k] for k in native_io.native_shapes(custom)}, work / "custom" / "model.pt"
+    )
     custom.to_json(str(work / "custom" / "config.json"))
-    assert cli(["convert", "import", "--source", str(work / "custom"), "--output", str(work / "nemo_custom")]) == 0
-    assert cli(["convert", "export", "--checkpoint", str(work / "nemo_custom"), "--output", str(work / "back_custom")]) == 0
+    assert cli(imp(work / "custom", work / "nemo_custom")) == 0
+    assert cli(exp(work / "nemo_custom", work / "back_custom")) == 0
     res["custom_roundtrip"] = _same_files(work / "custom" / "model.pt", work / "back_custom" / "model.pt")
     res["custom_config_back"] = json.loads((work / "back_custom" / "config.json").read_text())
 
     # 5. cosmos-ar convert logits on the imported model (TP=1, fp32) and on the released file itself
     for name, src in (("logits_nemo_tp1", work / "nemo_tp1"), ("logits_model_pt", work / "model.pt")):
-        argv = ["convert", "logits", "--checkpoint", str(src), "--tokens", str(work / "tokens.pt"),
-                "--output", str(work / f"{name}.pt")]  # fmt: skip
-        assert cli(argv) == 0
+        argv = ["convert", "logits", "--checkpoint", str(src), "--tokens", str(work / "tokens.pt")]
+        assert cli([*argv, "--output", str(work / f"{name}.pt")]) == 0
 
     # 6. error cases: one clear message each, nothing left behind
     (work / "errors").mkdir()
@@ -149,20 +161,22 @@ def main() -> None:
     blob = (work / "model.pt").read_bytes()
     (err / "truncated.pt").write_bytes(blob[: len(blob) * 2 // 3])
     (err / "notes.pt").write_text("these are my notes, not a checkpoint\n")
-    imp = lambda src, out, *extra: ["convert", "import", "--source", str(src), "--output", str(out), *extra]  # noqa: E731
     res["errors"] = {
-        "wrong_architecture": _error_case(work, "arch", imp(work / "model.pt", err / "o1", "--model", "4b"), err / "o1"),
+        "wrong_architecture": _error_case(
+            work, "arch", imp(work / "model.pt", err / "o1", "--model", "4b"), err / "o1"
+        ),
         "missing_key": _error_case(work, "missing", imp(err / "missing.pt", err / "o2"), err / "o2"),
         "extra_key": _error_case(work, "extra", imp(err / "extra.pt", err / "o3", "--model", "tiny"), err / "o3"),
         "truncated": _error_case(work, "trunc", imp(err / "truncated.pt", err / "o4"), err / "o4"),
         "not_a_checkpoint": _error_case(work, "notes", imp(err / "notes.pt", err / "o5"), err / "o5"),
-        "existing_import_output": _error_case(work, "exists", imp(work / "model.pt", work / "nemo_tp1"), work / "nemo_tp1"),
-        "existing_export_output": _error_case(work, "exists2", ["convert", "export", "--checkpoint", str(work / "nemo_tp1"),
-                                                                "--output", str(work / "back")], work / "back"),  # fmt: skip
+        "existing_import_output": _error_case(
+            work, "exists", imp(work / "model.pt", work / "nemo_tp1"), work / "nemo_tp1"
+        ),
+        "existing_export_output": _error_case(work, "exists2", exp(work / "nemo_tp1", work / "back"), work / "back"),
     }
     res["nemo_tp1_after_refusal"] = sorted(os.listdir(work / "nemo_tp1"))
     # --overwrite replaces an existing output only after the new one is complete
-    assert cli(["convert", "export", "--checkpoint", str(work / "nemo_tp1"), "--output", str(work / "back"), "--overwrite"]) == 0
+    assert cli(exp(work / "nemo_tp1", work / "back", "--overwrite")) == 0
     res["overwrite_roundtrip"] = _same_files(work / "model.pt", work / "back" / "model.pt")
     res["leftover_partials"] = [str(p) for p in work.rglob("*.partial-*")]
     (work / "results.json").write_text(json.dumps(res, indent=2))

@@ -43,10 +43,16 @@ def main() -> None:
     for name, path in spec["checkpoints"].items():
         eng = en.load_engine(ck.open_checkpoint(path).with_latent_shape(grid), 2, device, torch.float32)
         seen: list[torch.Tensor] = []
-        out, _ = gen.generate_tokens(eng, prompt, total, SamplingConfig(temperature=0.0),
-                                     on_logits=lambda p, lg: seen.append(lg.clone()))  # fmt: skip
-        sampled, _ = gen.generate_tokens(eng, prompt, total, SamplingConfig(temperature=1.0, top_p=None, top_k=50),
-                                         torch.Generator().manual_seed(5))  # fmt: skip
+        out, _ = gen.generate_tokens(
+            eng,
+            prompt,
+            total,
+            SamplingConfig(temperature=0.0),
+            on_logits=lambda p, lg, seen=seen: seen.append(lg.clone()),
+        )
+        sampled, _ = gen.generate_tokens(
+            eng, prompt, total, SamplingConfig(temperature=1.0, top_p=None, top_k=50), torch.Generator().manual_seed(5)
+        )
         ref = expected[spec["reference_of"][name]]
         results[name] = {
             "greedy_equal": bool(torch.equal(out, ref["greedy"])),

@@ -60,9 +60,12 @@ class Recorder(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if ARGS.frozen_report and trainer.global_step == ARGS.frozen_at:
             params = dict(pl_module.named_parameters())
-            report = {"trainable": sorted(n for n, p in params.items() if p.requires_grad),
-                      "changed": sorted(n for n, p in params.items() if not torch.equal(p, self.snapshot[n])),
-                      "params": len(params), "step": trainer.global_step}  # fmt: skip
+            report = {
+                "trainable": sorted(n for n, p in params.items() if p.requires_grad),
+                "changed": sorted(n for n, p in params.items() if not torch.equal(p, self.snapshot[n])),
+                "params": len(params),
+                "step": trainer.global_step,
+            }
             with open(f"{ARGS.frozen_report}.rank{trainer.global_rank}", "w") as f:
                 json.dump(report, f)
         if trainer.global_rank == 0:
@@ -75,18 +78,20 @@ class Recorder(pl.Callback):
             opt = leaf.optimizer
             states = [s for s in opt.state.values() if "exp_avg" in s]
             model_param = next(p for p in pl_module.parameters() if p.requires_grad)
-            row = {"step": trainer.global_step, "leaf": type(leaf).__name__,
-                   "param_dtype": str(opt.param_groups[0]["params"][0].dtype),
-                   "moment_dtype": str(states[0]["exp_avg"].dtype),
-                   "grad_dtype": str(model_param.main_grad.dtype),
-                   "grad_norm": float(getattr(trainer.optimizers[0].mcore_optimizer, "_cosmos_last_norm", float("nan")))}  # fmt: skip
+            row = {
+                "step": trainer.global_step,
+                "leaf": type(leaf).__name__,
+                "param_dtype": str(opt.param_groups[0]["params"][0].dtype),
+                "moment_dtype": str(states[0]["exp_avg"].dtype),
+                "grad_dtype": str(model_param.main_grad.dtype),
+                "grad_norm": float(getattr(trainer.optimizers[0].mcore_optimizer, "_cosmos_last_norm", float("nan"))),
+            }
             for k in ("exp_avg", "exp_avg_sq"):
                 row[k] = sum(float(s[k].double().abs().sum()) for s in states)
             with open(ARGS.dump_optim, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if ARGS.kill_after and trainer.global_step >= ARGS.kill_after:
             os.killpg(os.getpgid(0), signal.SIGKILL)  # a hard kill: no checkpoint on exit, no shutdown
-
 
 
 def main() -> None:
@@ -121,10 +126,18 @@ def main() -> None:
     from nemo_cosmos_ar.recipes.cosmos_ar import tiny_cpu_recipe
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    task = tiny_cpu_recipe(output_root=args.out, max_steps=args.sched_steps, devices=world, tensor_parallel=args.tp,
-                           save_every=args.save_every, data_path=args.data_path,
-                           precision=args.precision, peft=args.peft, base_checkpoint=args.base,
-                           **({"lr": args.lr} if args.lr else {}))  # fmt: skip
+    task = tiny_cpu_recipe(
+        output_root=args.out,
+        max_steps=args.sched_steps,
+        devices=world,
+        tensor_parallel=args.tp,
+        save_every=args.save_every,
+        data_path=args.data_path,
+        precision=args.precision,
+        peft=args.peft,
+        base_checkpoint=args.base,
+        **({"lr": args.lr} if args.lr else {}),
+    )
     if args.resume_from:
         task.resume.resume_from_path = args.resume_from
     task.trainer.max_steps = args.max_steps
@@ -156,6 +169,7 @@ def export(args, task) -> None:
     run_dir = os.path.join(task.log.log_dir, task.log.name, "checkpoints")
     (last,) = glob.glob(os.path.join(run_dir, "*-last"))
     lora_export_checks.run(last, args.export, args.logits[0])
+
 
 if __name__ == "__main__":
     main()
