@@ -116,8 +116,13 @@ def main() -> None:
     p.add_argument("--frozen-at", type=int, default=10)
     p.add_argument("--export", default=None)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the tiny recipe's)")
-    p.add_argument("--recompute", nargs=2, default=None, metavar=("METHOD", "LAYERS"),
-                   help="full activation recompute: uniform|block and model.config.recompute_num_layers")
+    p.add_argument(
+        "--recompute",
+        nargs=2,
+        default=None,
+        metavar=("METHOD", "LAYERS"),
+        help="full activation recompute: uniform|block and model.config.recompute_num_layers",
+    )
     args = p.parse_args()
 
     import fiddle as fdl
