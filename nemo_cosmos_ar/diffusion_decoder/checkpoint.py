@@ -5,7 +5,7 @@
 (``diffusion/inference/inference_utils.py`` ``load_network_model``):
 
 * ``net.<module path>``: the DiT's parameters (569 keys at 7B: 20 per block, plus ``x_embedder.proj.1.weight``
-  ``[4096, 196]``, ``token_embedder.weight`` ``[64000, 32]``, ``t_embedder.1.linear_{1,2}.weight``,
+  ``[4096, 196]``, ``token_embedder.weight`` ``[codebook size, 32]``, ``t_embedder.1.linear_{1,2}.weight``,
   ``affline_norm.weight``, ``final_layer.{linear,adaLN_modulation.1,adaLN_modulation.2}.weight``) and the RoPE
   buffer ``net.pos_embedder.seq`` ``[128]``;
 * ``logvar.0.freqs``, ``logvar.0.phases`` ``[128]``, ``logvar.1.weight`` ``[1, 128]``: a training-loss weighting

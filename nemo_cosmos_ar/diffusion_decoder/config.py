@@ -6,7 +6,7 @@ Where the numbers come from (cosmos-predict1 at the revision in the reference di
   patch 1x2x2, rope3d, adaLN-LoRA 256, affine-embedding RMSNorm, max 240x240x128) overridden by
   ``autoregressive/diffusion_decoder/config/inference/cosmos_diffusiondecoder_7b.py`` (experiment
   ``DD_FT_7Bv1_003_002_tokenizer888_spatch2_discrete_cond_on_token``: RoPE h/w extrapolation 1.5, token conditioning
-  with ``nn.Embedding(64000, 32)``, no sigma conditioning) and ``network.py`` ``build_patch_embed`` (input channels
+  with ``nn.Embedding(codebook size, 32)``, no sigma conditioning) and ``network.py`` ``build_patch_embed`` (input channels
   16 latent + 32 token embedding + 1 padding mask).
 * Sampler: ``autoregressive/configs/inference/inference_config.py`` ``DiffusionDecoderSamplingConfig`` L66-75
   (guidance 1.8, num_steps 15, overlap 2, dd_train_num_video_frames 57, fps 24; its docstring's "0.8" and "35" are
@@ -101,7 +101,7 @@ class DiTConfig:
 
 
 def tiny_dit_config() -> DiTConfig:
-    """A 0.7M-parameter DiT (most of it the 64000-row token embedding) with the released topology."""
+    """A 0.7M-parameter DiT (most of it the codebook-sized token embedding) with the released topology."""
     return DiTConfig(model_channels=64, num_blocks=2, num_heads=4, context_dim=32, adaln_lora_dim=16,
                      max_img_h=64, max_img_w=64, max_frames=16, token_dim=8)  # fmt: skip
 

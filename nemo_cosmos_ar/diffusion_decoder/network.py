@@ -4,7 +4,7 @@ What one forward does (cosmos-predict1 ``autoregressive/diffusion_decoder/networ
 ``diffusion/networks/general_dit.py`` and ``diffusion/module/{blocks,attention,position_embedding}.py``):
 
 1. **Token conditioning.** The DV8x16x16 grid ``[B, T, H/16, W/16]`` goes through ``token_embedder``
-   (``Embedding(64000, 32)``), is resized bilinearly to the latent's ``H/8 x W/8`` frame by frame, and is
+   (``Embedding(codebook size, 32)``), is resized bilinearly to the latent's ``H/8 x W/8`` frame by frame, and is
    concatenated to the noisy latent along channels, followed by one all-zero padding-mask channel: 16 + 32 + 1 = 49.
 2. **Patches.** 1x2x2 patches, flattened channel-major (``c t h w``), ``Linear(196 -> 4096)`` without bias.
 3. **Time.** ``c_noise`` -> 4096 sinusoidal features (cos half first) -> ``linear_1`` (4096), SiLU, ``linear_2``

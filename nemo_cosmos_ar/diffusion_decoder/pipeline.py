@@ -205,7 +205,7 @@ class DiffusionDecoder:
         """Decode a DV8x16x16 token grid into frames.
 
         Args:
-            tokens: ``[B, T, h, w]`` or ``[T, h, w]`` int ids in [0, 64000), any device.
+            tokens: ``[B, T, h, w]`` or ``[T, h, w]`` int ids in [0, codebook size), any device.
             seed: seed of the noise (a CPU generator, so a seed gives the same noise on every device).
             num_frames: frames to keep; None = ``1 + 8 (T - 1)`` (33 for a 5-frame grid).
             context: ``[1, M, 1024]`` T5 prompt embedding (Video2World); None = the generic prompt of

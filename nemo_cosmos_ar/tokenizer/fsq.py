@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 LEVELS: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
-CODEBOOK_SIZE: int = math.prod(LEVELS)  # 64000
+CODEBOOK_SIZE: int = math.prod(LEVELS)  # 8*8*8*5*5*5
 # Widens the tanh range a little past the outer levels so that they are reachable after rounding.
 _BOUND_EPS = 1e-3
 
