@@ -13,6 +13,8 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +gemm-attn     decode attention as two batched GEMMs per KV group (SDPA with a mask and GQA takes the math
                    path, which copies K/V once per query head)
     +fused-rope    the decode step's RoPE as one compiled kernel per tensor (torch.compile; fp32 inside)
+    +flex-attn     SDPA replaced by flex_attention's decoding kernel (split across the cache, GQA, position mask
+                   on the device); the eager RoPE and in-graph sampling as +sample-in-graph
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -35,7 +37,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONFIGS = ("reference", "mcore", "+bucket", "+sample-in-graph", "+gemm-attn", "+fused-rope", "+topk-nucleus")
+# The decode attention of the configurations that change it (the others use SDPA).
+ATTENTION = {"+gemm-attn": "gemm", "+fused-rope": "gemm", "+flex-attn": "flex"}
+CONFIGS = (
+    "reference",
+    "mcore",
+    "+bucket",
+    "+sample-in-graph",
+    "+gemm-attn",
+    "+fused-rope",
+    "+flex-attn",
+    "+topk-nucleus",
+)
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -83,7 +96,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i in (3, 4, 5))
+    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i in (3, 4, 5, 6))
 
 
 def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
@@ -202,7 +215,7 @@ def main() -> None:
             )
             eng = ref if name == "reference" else engine
             if eng is engine:
-                engine.decode_attention = "gemm" if name in ("+gemm-attn", "+fused-rope") else "sdpa"
+                engine.decode_attention = ATTENTION.get(name, "sdpa")
                 engine.fused_rope = name == "+fused-rope"
             opts = options(name, args.bucket, cuda)
             gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
@@ -225,7 +238,7 @@ def main() -> None:
             if name == "+sample-in-graph" and host_tokens is not None:
                 same = (out == host_tokens).float().mean().item()
                 exact = f"tokens = host sampling: {same:.4f}"
-            if name in ("+gemm-attn", "+fused-rope") and last_in_graph is not None:
+            if name in ATTENTION and last_in_graph is not None:
                 exact = f"tokens = +sample-in-graph: {(out == last_in_graph).float().mean().item():.4f}; "
             if name == "+sample-in-graph":
                 last_in_graph = out
@@ -237,8 +250,8 @@ def main() -> None:
             last = out
     if args.profile:
         prompt = torch.randint(0, cfg.vocab_size, (1, num_prompt), generator=torch.Generator().manual_seed(1))
-        for name in [c for c in configs if c in ("mcore", "+gemm-attn", "+fused-rope")]:
-            engine.decode_attention = "gemm" if name in ("+gemm-attn", "+fused-rope") else "sdpa"
+        for name in [c for c in configs if c in ("mcore", *ATTENTION)]:
+            engine.decode_attention = ATTENTION.get(name, "sdpa")
             engine.fused_rope = name == "+fused-rope"
             profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"

@@ -153,6 +153,7 @@ MCORE_MODES = {
     "static, bucket 16, sampling in the step": gen.DecodeOptions(step_mode="static", bucket=16, sample_in_graph=True),
     "static, bucket 16, gemm attention": gen.DecodeOptions(step_mode="static", bucket=16),
     "static, bucket 16, gemm attention, compiled rope": gen.DecodeOptions(step_mode="static", bucket=16),
+    "static, bucket 16, flex attention": gen.DecodeOptions(step_mode="static", bucket=16),
 }
 
 
@@ -165,7 +166,7 @@ def test_mcore_kv_cache_matches_teacher_forcing_in_every_step_mode(engines, mode
     hw = GRID[1] * GRID[2]
     prompt = torch.randint(0, 64000, (2, 2 * hw), generator=_gen(6))
     seen: dict[int, torch.Tensor] = {}
-    eng.decode_attention = "gemm" if "gemm" in mode else "sdpa"
+    eng.decode_attention = "gemm" if "gemm" in mode else "flex" if "flex" in mode else "sdpa"
     eng.fused_rope = "compiled rope" in mode
     try:
         out, stats = gen.generate_tokens(

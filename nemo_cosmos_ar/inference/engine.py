@@ -136,6 +136,7 @@ def build_model(cfg: CosmosARConfig, tp: int, device: torch.device, dtype: torch
 
 
 _ROPE_COMPILED = None
+_FLEX_COMPILED = None
 
 
 class McoreEngine:
@@ -161,7 +162,7 @@ class McoreEngine:
         # (fp32 angles, cast to the activations' dtype; mscale 1), so tabulating changes no bit.
         angles = rope_3d_table(cfg, device=self.device)  # [S, 1, 1, head_dim] fp32
         self.cos, self.sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
-        # How a decode step attends (see ``_decode_attention``): "sdpa" or "gemm".
+        # How a decode step attends: "sdpa", "gemm" (``_gemm_attention``) or "flex" (``_flex_attention``).
         self.decode_attention = "sdpa"
         # Decode-step RoPE as one compiled kernel per tensor instead of about six elementwise ones (see
         # ``_rope_fused``); off by default until measured.
@@ -269,6 +270,8 @@ class McoreEngine:
             vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
             if self.decode_attention == "gemm":
                 return self._gemm_attention(q, kc[:, :, :attend], vc[:, :, :attend], visible)
+            if self.decode_attention == "flex":
+                return self._flex_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos)
             o = F.scaled_dot_product_attention(
                 q.permute(1, 2, 0, 3),
                 kc[:, :, :attend],
@@ -300,6 +303,36 @@ class McoreEngine:
         scores = torch.matmul(qg, k.transpose(-1, -2)).float() * scale  # [B, groups, hpg, L]
         probs = scores.masked_fill(~visible, float("-inf")).softmax(-1).to(v.dtype)
         return torch.matmul(probs, v).reshape(1, b, -1)
+
+    def _flex_attention(self, q, k, v, pos):
+        """One query position against the cache with ``flex_attention`` (``"flex"`` decode attention).
+
+        On CUDA the compiled flex_attention uses its decoding kernel for a one-position query, which splits the cache
+        across thread blocks (flash-decoding) and reads each KV group once for all its query heads; the position
+        mask is a score modification reading ``pos`` on the device, so the step stays capturable. On CPU it runs
+        uncompiled (the same function, for the tests).
+        q ``[1, B, heads, hd]``, k/v ``[B, groups, L, hd]`` -> ``[1, B, heads * hd]``.
+        """
+        from torch.nn.attention.flex_attention import flex_attention
+
+        global _FLEX_COMPILED
+        run = flex_attention
+        if q.is_cuda:
+            if _FLEX_COMPILED is None:
+                _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
+            run = _FLEX_COMPILED
+        mods = self.__dict__.setdefault("_flex_mods", {})
+        visible = mods.get(id(pos))
+        if visible is None:  # one score modification per position buffer: a new closure would recompile
+
+            def visible(score, b, h, q_idx, kv_idx):
+                return torch.where(kv_idx <= pos[0], score, -float("inf"))
+
+            mods[id(pos)] = visible
+        with warnings.catch_warnings():  # uncompiled on CPU on purpose: no "use torch.compile" advice
+            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+            o = run(q.permute(1, 2, 0, 3), k, v, score_mod=visible, scale=self.scale, enable_gqa=True)
+        return o.permute(2, 0, 1, 3).reshape(1, o.shape[0], -1)
 
     def dynamic_step(self, tokens: torch.Tensor, pos: int, cache) -> torch.Tensor:
         """``step`` attending to exactly the filled slots ``0..pos`` (eager decoding; a new shape every step)."""
