@@ -1,6 +1,7 @@
 """Stand-ins for the apex / TransformerEngine kernels Megatron-Core asks for (model/fused_wgrad.py,
 model/fused_rope.py): the same function as Megatron's unfused path."""
 
+import pytest
 import torch
 
 
@@ -48,3 +49,56 @@ def test_fused_rope_equals_megatron_unfused_forward_and_backward():
     assert (t2.grad - t.grad).abs().max().item() < 1e-5
     fused_rope.install()
     assert rope_utils.fused_apply_rotary_pos_emb is not None
+
+
+def _frozen_linear_dgrads(b: int, layout: str) -> dict:
+    """grad_input of a ``[s=37, b, h=16] -> [.., v=64]`` linear under Megatron's frozen-weight Function, ours, and
+    Megatron's trainable-weight Function, for one upstream gradient of the given layout (fp32)."""
+    from megatron.core.tensor_parallel import layers
+
+    from nemo_cosmos_ar.model.frozen_linear import FoldedLinearWithFrozenWeight
+
+    g = torch.Generator().manual_seed(10 + b)
+    s, h, v = 37, 16, 64
+    w, x = torch.randn(v, h, generator=g) / v**0.5, torch.randn(s, b, h, generator=g)
+    if layout == "transposed":  # as the output layer's gradient: GPTModel hands the loss logits.transpose(0, 1)
+        grad = torch.randn(b, s, v, generator=g).transpose(0, 1)
+    elif layout == "strided":  # every second column: neither contiguous nor transposed
+        grad = torch.randn(s, b, 2 * v, generator=g)[..., ::2]
+    else:
+        grad = torch.randn(s, b, v, generator=g)
+    out = {}
+    for name, fn in (("megatron", FoldedLinearWithFrozenWeight.__base__), ("ours", FoldedLinearWithFrozenWeight)):
+        xi = x.clone().requires_grad_()
+        fn.apply(xi, w, None, False, None).backward(grad)
+        out[name] = xi.grad
+    xi, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
+    layers.LinearWithGradAccumulationAndAsyncCommunication.apply(xi, wt, None, False, False, False, None, None,
+                                                                 None).backward(grad)  # fmt: skip
+    out["trainable"] = xi.grad
+    out["exact"] = grad.double().matmul(w.double())
+    return out
+
+
+@pytest.mark.parametrize("b", [1, 2])
+@pytest.mark.parametrize("layout", ["transposed", "contiguous", "strided"])
+def test_frozen_linear_dgrad_is_megatrons(b, layout):
+    """Our frozen-weight backward gives Megatron's grad_input (fp32): bit-identical to the trainable-weight path's
+    (the same 2-D GEMM), and within 1e-6 of the frozen path's own, which for the transposed gradient is a bmm of
+    one-row products (summed in another order) and otherwise the same GEMM (then bit-identical too)."""
+    d = _frozen_linear_dgrads(b, layout)
+    assert d["ours"].shape == (37, b, 16)
+    assert torch.equal(d["ours"], d["trainable"])
+    assert (d["ours"] - d["megatron"]).abs().max().item() <= 1e-6
+    assert layout == "transposed" or torch.equal(d["ours"], d["megatron"])
+    assert (d["ours"].double() - d["exact"]).abs().max().item() <= 2e-6
+
+
+def test_frozen_linear_install_replaces_megatrons_function():
+    from megatron.core.tensor_parallel import layers
+
+    from nemo_cosmos_ar.model import frozen_linear
+
+    frozen_linear.install()
+    assert layers.LinearWithFrozenWeight is frozen_linear.FoldedLinearWithFrozenWeight
+    assert frozen_linear.install() is False  # idempotent

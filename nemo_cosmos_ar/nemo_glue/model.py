@@ -123,6 +123,9 @@ class _CosmosARFields(GPTConfig):
         )
 
     def configure_model(self, tokenizer, pre_process=None, post_process=None, vp_stage=None):
+        from nemo_cosmos_ar.model import frozen_linear
+
+        frozen_linear.install()  # frozen weights (LoRA's base, the output layer) then get a 2-D dgrad GEMM
         if self.gradient_accumulation_fusion:
             from nemo_cosmos_ar.model import fused_wgrad
 
