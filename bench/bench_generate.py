@@ -141,9 +141,27 @@ def profile_steps(engine, prompt, steps: int, say, label: str) -> None:
         t = getattr(ev, "device_time_total", 0) if cuda else ev.self_cpu_time_total
         if cuda and getattr(ev, "device_type", None) is not None and "CUDA" not in str(ev.device_type):
             continue
-        if t > 0 and (not cuda or ev.key.startswith(("void", "ampere", "sm90", "cutlass", "at::", "triton", "nvjet",
-                                                       "cublas", "gemv", "gemm", "Memcpy", "Memset", "std::"))
-                      or getattr(ev, "self_device_time_total", 0) > 0):  # fmt: skip
+        if t > 0 and (
+            not cuda
+            or ev.key.startswith(
+                (
+                    "void",
+                    "ampere",
+                    "sm90",
+                    "cutlass",
+                    "at::",
+                    "triton",
+                    "nvjet",
+                    "cublas",
+                    "gemv",
+                    "gemm",
+                    "Memcpy",
+                    "Memset",
+                    "std::",
+                )
+            )
+            or getattr(ev, "self_device_time_total", 0) > 0
+        ):
             rows[ev.key] = (ev.count / steps, t / steps)
     total = sum(t for _, t in rows.values())
     say(
@@ -243,8 +261,9 @@ def main() -> None:
             if name == "+sample-in-graph":
                 last_in_graph = out
             if args.check and batch == 1 and name != "+sample-in-graph":
-                err = max_logit_error(eng, prompt[:1], args.check, sampling,
-                                      dataclasses.replace(opts, sample_in_graph=False), device)  # fmt: skip
+                err = max_logit_error(
+                    eng, prompt[:1], args.check, sampling, dataclasses.replace(opts, sample_in_graph=False), device
+                )
                 exact += f"max abs dlogit {err:.3g}"
             rows.append((name, batch, st.prefill_s, st.tokens_per_s, wall, peak, exact, st.step_mode))
             last = out

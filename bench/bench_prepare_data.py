@@ -94,9 +94,15 @@ def time_stages(cfg: prep.PrepareConfig, device: str, iters: int, backends: list
     if device.startswith("cuda"):  # as prepare-data encodes: deterministic kernels, no autotuning
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     for backend in backends:
-        tok = load_tokenizer(cfg.tokenizer, backend, device=device, dtype=cfg.torch_dtype(), pixel_chunk_duration=None,
-                             max_enc_batch_size=cfg.batch_size,
-                             fast_options=FastOptions(cudnn_benchmark=False) if backend == "fast" else None)  # fmt: skip
+        tok = load_tokenizer(
+            cfg.tokenizer,
+            backend,
+            device=device,
+            dtype=cfg.torch_dtype(),
+            pixel_chunk_duration=None,
+            max_enc_batch_size=cfg.batch_size,
+            fast_options=FastOptions(cudnn_benchmark=False) if backend == "fast" else None,
+        )
         t0 = time.perf_counter()
         for _ in range(3 if backend == "fast" else 2):  # warm-up: kernels picked, built or compiled
             encode.encode_clips(tok, batch, cfg.latent_shape)
@@ -111,8 +117,9 @@ def time_stages(cfg: prep.PrepareConfig, device: str, iters: int, backends: list
             torch.cuda.synchronize()
         out[f"encode_{backend}_clips_per_s"] = iters * batch.shape[0] / (time.perf_counter() - t0)
         out[f"encode_{backend}_warmup_s"] = first
-        out[f"encode_{backend}_peak_gib"] = (torch.cuda.max_memory_allocated() / 2**30
-                                             if device.startswith("cuda") else float("nan"))  # fmt: skip
+        out[f"encode_{backend}_peak_gib"] = (
+            torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+        )
         del tok
     return out
 
@@ -122,16 +129,27 @@ def run_row(name: str, base: prep.PrepareConfig, out: Path, decode_workers: int)
     d = int(round(decode_workers * share))
     cfg = dataclasses.replace(base, output=str(out), backend=backend, prefetch=prefetch, decode_workers=d)
     stamps: list[tuple[float, int]] = []
-    summary = prep.prepare_dataset(cfg, workers=workers, progress=False,
-                                   on_progress=lambda n: stamps.append((time.perf_counter(), n)))  # fmt: skip
+    summary = prep.prepare_dataset(
+        cfg, workers=workers, progress=False, on_progress=lambda n: stamps.append((time.perf_counter(), n))
+    )
     steady = float("nan")
     if len(stamps) > 1:  # from the first finished unit to the last: tokenizer load, compile and planning excluded
         steady = (sum(n for _, n in stamps) - stamps[0][1]) / max(stamps[-1][0] - stamps[0][0], 1e-9)
     clips = sum(summary.clips.values())
-    return {"row": name, "backend": backend, "prefetch": prefetch, "decode_workers": d, "workers": workers,
-            "clips": clips, "seconds": summary.seconds, "end_to_end_clips_per_s": clips / summary.seconds,
-            "pipeline_clips_per_s": steady, "stages": summary.stages, "phases": summary.phases,
-            "summary": summary.format()}  # fmt: skip
+    return {
+        "row": name,
+        "backend": backend,
+        "prefetch": prefetch,
+        "decode_workers": d,
+        "workers": workers,
+        "clips": clips,
+        "seconds": summary.seconds,
+        "end_to_end_clips_per_s": clips / summary.seconds,
+        "pipeline_clips_per_s": steady,
+        "stages": summary.stages,
+        "phases": summary.phases,
+        "summary": summary.format(),
+    }
 
 
 def _digest(folder: Path) -> str:
@@ -192,13 +210,20 @@ def main() -> None:
         if tokenizer is None:
             from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer
 
-            tokenizer = str(write_random_tokenizer(root / "tokenizer", "tiny" if args.smoke else "dv8x16x16",
-                                                   autoencoder=False))  # fmt: skip
+            tokenizer = str(
+                write_random_tokenizer(root / "tokenizer", "tiny" if args.smoke else "dv8x16x16", autoencoder=False)
+            )
         base = prep.PrepareConfig(
-            videos=str(videos), output=str(root / "dataset"), resolution=(h, w), tokenizer=tokenizer,
+            videos=str(videos),
+            output=str(root / "dataset"),
+            resolution=(h, w),
+            tokenizer=tokenizer,
             windows=WindowSpec(args.num_frames, args.window_stride or args.num_frames, 1),
-            batch_size=args.batch_size, backend="eager", device="cpu" if args.smoke else None, overwrite=True,
-        )  # fmt: skip
+            batch_size=args.batch_size,
+            backend="eager",
+            device="cpu" if args.smoke else None,
+            overwrite=True,
+        )
         device = "cpu" if args.smoke else "cuda:0"
         t_start = time.perf_counter()
         backends = ["eager"] + (["fast"] if any(ROWS[r][0] == "fast" for r in rows) else [])
@@ -216,35 +241,53 @@ def main() -> None:
             r["same_bytes"] = None if ref is None else r["digest"] == ref[1]
             r["tokens_equal_pct"] = float("nan") if ref is None else _same_tokens(ref[0], out)
             results.append(r)
-            print(f"  {name}: {r['end_to_end_clips_per_s']:.2f} clips/s end to end, "
-                  f"{r['pipeline_clips_per_s']:.2f} steady", flush=True)  # fmt: skip
+            print(
+                f"  {name}: {r['end_to_end_clips_per_s']:.2f} clips/s end to end, "
+                f"{r['pipeline_clips_per_s']:.2f} steady",
+                flush=True,
+            )
 
     first = results[0] if results else {}
     result = {
-        "device": torch.cuda.get_device_name(0) if not args.smoke else "cpu", "smoke": args.smoke,
-        "clip": f"{args.num_frames}x{h}x{w}", "source": f"{args.videos}x{args.video_frames}x{vh}x{vw} H.264",
-        "window_stride": base.windows.window_stride, "batch_size": args.batch_size, "cpu_cores": os.cpu_count(),
-        "dtype": str(base.torch_dtype()).replace("torch.", ""), "clips": first.get("clips", 0),
-        "pipeline_clips_per_s": first.get("pipeline_clips_per_s", float("nan")), "rows": results,
-        "skipped": skipped, **stages,
-    }  # fmt: skip
+        "device": torch.cuda.get_device_name(0) if not args.smoke else "cpu",
+        "smoke": args.smoke,
+        "clip": f"{args.num_frames}x{h}x{w}",
+        "source": f"{args.videos}x{args.video_frames}x{vh}x{vw} H.264",
+        "window_stride": base.windows.window_stride,
+        "batch_size": args.batch_size,
+        "cpu_cores": os.cpu_count(),
+        "dtype": str(base.torch_dtype()).replace("torch.", ""),
+        "clips": first.get("clips", 0),
+        "pipeline_clips_per_s": first.get("pipeline_clips_per_s", float("nan")),
+        "rows": results,
+        "skipped": skipped,
+        **stages,
+    }
     if results:
         print("\n" + results[-1]["summary"])
-    print(f"\n{result['source']} -> {result['clip']} clips, window stride {result['window_stride']}, batch "
-          f"{args.batch_size}, {result['dtype']}, {result['device']}, {result['cpu_cores']} CPU cores\n")
+    print(
+        f"\n{result['source']} -> {result['clip']} clips, window stride {result['window_stride']}, batch "
+        f"{args.batch_size}, {result['dtype']}, {result['device']}, {result['cpu_cores']} CPU cores\n"
+    )
     stage_cols = [f"read only {stages['read_clips_per_s']:.2f} clips/s"] + [
         f"encode only {b} {stages[f'encode_{b}_clips_per_s']:.2f} clips/s (warm-up {stages[f'encode_{b}_warmup_s']:.1f} s, "
-        f"peak {stages[f'encode_{b}_peak_gib']:.1f} GiB)" for b in backends]  # fmt: skip
+        f"peak {stages[f'encode_{b}_peak_gib']:.1f} GiB)"
+        for b in backends
+    ]
     print("stages alone: " + "; ".join(stage_cols) + "\n")
-    print("| row | backend | workers | decode procs | prefetch | clips | end to end clips/s | steady clips/s | decode s "
-          "| resize s | encode s | write s | encoder waited s | same bytes as sequential |")  # fmt: skip
+    print(
+        "| row | backend | workers | decode procs | prefetch | clips | end to end clips/s | steady clips/s | decode s "
+        "| resize s | encode s | write s | encoder waited s | same bytes as sequential |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         s = r["stages"]
         same = "yes" if r["same_bytes"] else f"no ({r['tokens_equal_pct']:.2f} % tokens equal)"
-        print(f"| {r['row']} | {r['backend']} | {r['workers']} | {r['decode_workers']} | {r['prefetch']} | {r['clips']} "
-              f"| {r['end_to_end_clips_per_s']:.2f} | {r['pipeline_clips_per_s']:.2f} | {s['decode']:.1f} | "
-              f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {same} |")  # fmt: skip
+        print(
+            f"| {r['row']} | {r['backend']} | {r['workers']} | {r['decode_workers']} | {r['prefetch']} | {r['clips']} "
+            f"| {r['end_to_end_clips_per_s']:.2f} | {r['pipeline_clips_per_s']:.2f} | {s['decode']:.1f} | "
+            f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {same} |"
+        )
     if skipped:
         print(f"\nskipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))

@@ -13,14 +13,18 @@ import json
 
 
 def tables(results: list[dict]) -> str:
-    lines = ["| run | GPUs | TP | steps | ms/step | tokens/s/GPU | model TFLOP/s/GPU | peak GiB/GPU |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| run | GPUs | TP | steps | ms/step | tokens/s/GPU | model TFLOP/s/GPU | peak GiB/GPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in results:
         steps = sorted(int(k) for k in r["losses"])
         resumed = " (resumed)" if steps and steps[0] > 1 else ""
-        lines.append(f"| TP={r['tp']}{resumed} | {r['world']} | {r['tp']} | {steps[0]}-{steps[-1]} | "
-                     f"{r['ms_per_step']:.1f} | {r['tokens_per_s_per_gpu']:,.0f} | {r['model_tflops_per_gpu']:.0f} | "
-                     f"{r['peak_gib']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| TP={r['tp']}{resumed} | {r['world']} | {r['tp']} | {steps[0]}-{steps[-1]} | "
+            f"{r['ms_per_step']:.1f} | {r['tokens_per_s_per_gpu']:,.0f} | {r['model_tflops_per_gpu']:.0f} | "
+            f"{r['peak_gib']:.1f} |"
+        )
     shared = sorted({int(k) for r in results for k in r["losses"]})
     shared = [s for s in shared if sum(str(s) in r["losses"] for r in results) > 1]
     if shared:

@@ -216,9 +216,7 @@ class VideoFile:
         return torch.from_numpy(frames)
 
 
-def read_frames(
-    path: str | Path, num_frames: int | None = None, start: int = 0, stride: int = 1
-) -> torch.Tensor:
+def read_frames(path: str | Path, num_frames: int | None = None, start: int = 0, stride: int = 1) -> torch.Tensor:
     """Decode a window of frames as they are stored (one window; for many windows of a file use ``VideoFile``).
 
     Args:

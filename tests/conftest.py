@@ -35,8 +35,15 @@ def child_env(**extra: str) -> dict:
 
 def run_torchrun(script: str, *args: str, nproc: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``tests/scripts/<script>`` under torchrun on CPU and fail the test with its output if it fails."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone",
-           str(REPO / "tests" / "scripts" / script), *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--standalone",
+        str(REPO / "tests" / "scripts" / script),
+        *args,
+    ]
     env = child_env()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
     if proc.returncode != 0:

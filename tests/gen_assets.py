@@ -39,9 +39,24 @@ def cli_args(assets: Path, inp, out, *extra: str) -> list[str]:
     guardrail weights: the run warns that its output is not safety-filtered; no diffusion decoder: the DV8x16x16
     decoder decodes and a note says so), whatever the working folder holds; a later ``--checkpoint-dir`` in
     ``extra`` wins."""
-    return ["generate", "--model", "tiny", "--checkpoint", str(assets / "model.pt"), "--tokenizer",
-            str(assets / "tokenizer"), "--checkpoint-dir", str(assets), "--input", str(inp), "--output", str(out),
-            "--device", "cpu", *extra]  # fmt: skip
+    return [
+        "generate",
+        "--model",
+        "tiny",
+        "--checkpoint",
+        str(assets / "model.pt"),
+        "--tokenizer",
+        str(assets / "tokenizer"),
+        "--checkpoint-dir",
+        str(assets),
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 FACE_LOGIT = 8.0  # the tiny detector's "face" class bias: a face everywhere, so the blur changes pixels

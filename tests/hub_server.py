@@ -102,29 +102,54 @@ class FakeHub:
             def _api(self, repo: str, rev: str, body: bool) -> None:
                 if repo not in hub.repos or rev not in ("main", hub.sha(repo)):
                     return self._error(404, "RepoNotFound", "Repository not found", body)
-                siblings = [{"rfilename": name, "size": len(data), "blobId": hashlib.sha1(data).hexdigest(),
-                             "lfs": {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                                     "pointerSize": 134}}
-                            for name, data in sorted(hub.repos[repo].items())]  # fmt: skip
-                info = {"_id": repo, "id": repo, "modelId": repo, "sha": hub.sha(repo), "private": False,
-                        "gated": "manual" if repo in hub.gated else False, "siblings": siblings}  # fmt: skip
+                siblings = [
+                    {
+                        "rfilename": name,
+                        "size": len(data),
+                        "blobId": hashlib.sha1(data).hexdigest(),
+                        "lfs": {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134},
+                    }
+                    for name, data in sorted(hub.repos[repo].items())
+                ]
+                info = {
+                    "_id": repo,
+                    "id": repo,
+                    "modelId": repo,
+                    "sha": hub.sha(repo),
+                    "private": False,
+                    "gated": "manual" if repo in hub.gated else False,
+                    "siblings": siblings,
+                }
                 self._send(200, {"Content-Type": "application/json"}, json.dumps(info).encode(), body)
 
             def _resolve(self, repo: str, rev: str, name: str, token: str | None, body: bool) -> None:
                 if repo not in hub.repos or rev not in ("main", hub.sha(repo)):
                     return self._error(404, "RepoNotFound", "Repository not found", body)
                 if repo in hub.gated and token is None:
-                    return self._error(401, "GatedRepo", f"Access to model {repo} is restricted. You must have "
-                                       "access to it and be authenticated to access it. Please log in.", body)  # fmt: skip
+                    return self._error(
+                        401,
+                        "GatedRepo",
+                        f"Access to model {repo} is restricted. You must have "
+                        "access to it and be authenticated to access it. Please log in.",
+                        body,
+                    )
                 if repo in hub.gated and token not in hub.granted:
-                    return self._error(403, "GatedRepo", f"Access to model {repo} is restricted and you are not in "
-                                       f"the authorized list. Visit https://huggingface.co/{repo} to ask for access.",
-                                       body)  # fmt: skip
+                    return self._error(
+                        403,
+                        "GatedRepo",
+                        f"Access to model {repo} is restricted and you are not in "
+                        f"the authorized list. Visit https://huggingface.co/{repo} to ask for access.",
+                        body,
+                    )
                 data = hub.repos[repo].get(name)
                 if data is None:
                     return self._error(404, "EntryNotFound", f"{name} does not exist", body)
-                headers = {"X-Repo-Commit": hub.sha(repo), "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-                           "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}  # fmt: skip
+                headers = {
+                    "X-Repo-Commit": hub.sha(repo),
+                    "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                    "Accept-Ranges": "bytes",
+                    "Content-Type": "application/octet-stream",
+                }
                 status, start = 200, 0
                 if body and (rng := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")):
                     status, start = 206, int(rng.group(1))

@@ -29,9 +29,21 @@ def fx(tmp_path_factory):
 
 
 def _prep(fx, videos=None, output=None, tokenizer=None, *extra) -> list:
-    return ["prepare-data", "--videos", videos or fx["videos"], "--output", output, "--tokenizer",
-            tokenizer or fx["tokenizer"], "--resolution", "64x96", "--num-frames", "17", "--no-progress",
-            *extra]  # fmt: skip
+    return [
+        "prepare-data",
+        "--videos",
+        videos or fx["videos"],
+        "--output",
+        output,
+        "--tokenizer",
+        tokenizer or fx["tokenizer"],
+        "--resolution",
+        "64x96",
+        "--num-frames",
+        "17",
+        "--no-progress",
+        *extra,
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -45,8 +57,11 @@ ARGS = [
     ("val_fraction_1", ["--val-fraction", "1"], ["--val-fraction must be a finite number in [0, 1), got 1.0"]),
     ("val_fraction_negative", ["--val-fraction=-0.1"], ["--val-fraction must be a finite number in [0, 1)"]),
     ("val_fraction_nan", ["--val-fraction", "nan"], ["--val-fraction must be a finite number in [0, 1), got nan"]),
-    ("device_tpu", ["--device", "tpu"], ["--device 'tpu' is not a device this command can use; pass cpu, cuda or "
-                                         "cuda:N"]),
+    (
+        "device_tpu",
+        ["--device", "tpu"],
+        ["--device 'tpu' is not a device this command can use; pass cpu, cuda or cuda:N"],
+    ),
     ("device_cpu_1", ["--device", "cpu:1"], ["--device 'cpu:1' is not a device"]),
     ("device_cuda_x", ["--device", "cuda:x"], ["--device 'cuda:x' is not a device"]),
     ("frames_32", ["--num-frames", "32"], ["32 frames is not 1+8k"]),
@@ -54,7 +69,7 @@ ARGS = [
     ("frame_stride_negative", ["--frame-stride=-1"], ["--frame-stride must be an integer in [1, 100000], got -1"]),
     ("make_samples_0", ["--make-samples", "0"], ["--make-samples must be an integer in [1, 1000], got 0"]),
     ("make_samples_negative", ["--make-samples=-2"], ["--make-samples must be an integer in [1, 1000], got -2"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("extra, needles", [c[1:] for c in ARGS], ids=[c[0] for c in ARGS])
@@ -65,8 +80,11 @@ def test_prepare_arguments(fx, tmp_path, extra, needles):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:3"])
 def test_prepare_cuda_on_a_cpu_machine(fx, tmp_path, device):
-    run_bad(_prep(fx, None, tmp_path / "out", None, "--device", device), [fx["root"], tmp_path],
-            [f"--device {device}: no CUDA GPU is visible to this process", "use --device cpu"])
+    run_bad(
+        _prep(fx, None, tmp_path / "out", None, "--device", device),
+        [fx["root"], tmp_path],
+        [f"--device {device}: no CUDA GPU is visible to this process", "use --device cpu"],
+    )
 
 
 USAGE = [
@@ -74,7 +92,7 @@ USAGE = [
     ("res_not_16", ["--resolution", "100x96"], "100x96: height and width must be multiples of 16"),
     ("backend", ["--backend", "onnx"], "argument --backend: invalid choice: 'onnx'"),
     ("workers_text", ["--workers", "many"], "argument --workers: invalid int value: 'many'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("extra, needle", [c[1:] for c in USAGE], ids=[c[0] for c in USAGE])
@@ -92,12 +110,18 @@ def test_prepare_bad_inputs(fx, tmp_path):
     run_bad(_prep(fx, fx["a_file"], out), w, ["a_file.txt is not a folder"])
     run_bad(_prep(fx, fx["empty_videos"], out), w, ["empty_videos contains no files; point --videos at a folder"])
     run_bad(_prep(fx, fx["junk_videos"], out), w, ["none of the 2 files in", "b.mp4: unreadable video"])
-    run_bad(_prep(fx, None, out, tmp_path / "no_tokenizer"), w, ["encoder.jit not found: --tokenizer must be a "
-                                                                 "Cosmos-Tokenize1-DV8x16x16 folder"])
+    run_bad(
+        _prep(fx, None, out, tmp_path / "no_tokenizer"),
+        w,
+        ["encoder.jit not found: --tokenizer must be a Cosmos-Tokenize1-DV8x16x16 folder"],
+    )
     run_bad(_prep(fx, None, out, fx["bad_tokenizer"]), w, ["encoder.jit is not a TorchScript file"])
     run_bad(["prepare-data", "--dataset", "no_such_dataset"], w, ["unknown dataset 'no_such_dataset'"])
-    run_bad(["prepare-data", "--dataset", "tealrobot_video", "--resolution", "64x96"], w,
-            ["--resolution (64, 96) contradicts dataset 'tealrobot_video'"])
+    run_bad(
+        ["prepare-data", "--dataset", "tealrobot_video", "--resolution", "64x96"],
+        w,
+        ["--resolution (64, 96) contradicts dataset 'tealrobot_video'"],
+    )
     run_bad(["prepare-data", "--make-samples", "2"], w, ["--make-samples needs --videos"])
     run_bad(["prepare-data", "--videos", fx["videos"]], w, ["--videos and --output are required"])
 
@@ -109,17 +133,24 @@ def test_prepare_names_a_missing_video_library(fx, tmp_path, monkeypatch):
     real = importlib.util.find_spec
     hidden = ("av", "decord")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in hidden else real(name, *a))
-    run_bad(_prep(fx, None, tmp_path / "out"), [fx["root"], tmp_path],
-            ["reading videos needs the Python package av or decord, which is not installed here", "pip install av"])
+    run_bad(
+        _prep(fx, None, tmp_path / "out"),
+        [fx["root"], tmp_path],
+        ["reading videos needs the Python package av or decord, which is not installed here", "pip install av"],
+    )
 
 
 def test_prepare_refuses_outputs_overlapping_inputs(fx, tmp_path):
     videos = copy_tree(fx["videos"], tmp_path / "videos")
     tok = copy_tree(fx["tokenizer"], tmp_path / "tok")
     w = [tmp_path]
-    for output, needle in [(videos, "is the input --videos"), (videos / "tokens", "lies inside the input --videos"),
-                           (tmp_path, "contains the input --videos"), (tok, "is the input --tokenizer"),
-                           (tok / "ds", "lies inside the input --tokenizer")]:  # fmt: skip
+    for output, needle in [
+        (videos, "is the input --videos"),
+        (videos / "tokens", "lies inside the input --videos"),
+        (tmp_path, "contains the input --videos"),
+        (tok, "is the input --tokenizer"),
+        (tok / "ds", "lies inside the input --tokenizer"),
+    ]:
         run_bad(_prep(fx, videos, output, tok, "--overwrite"), w, [needle, "write the output somewhere else"])
     # --make-samples writes into --videos: an overlapping output is refused before any sample is written
     run_bad(_prep(fx, videos, videos, tok, "--make-samples", "2"), w, ["is the input --videos"])
@@ -127,8 +158,9 @@ def test_prepare_refuses_outputs_overlapping_inputs(fx, tmp_path):
 
 def test_prepare_output_places(fx, tmp_path):
     w = [fx["root"], tmp_path]
-    run_bad(_prep(fx, None, fx["a_file"]), w, ["cannot write to the output folder", "a_file.txt is a file, not a "
-                                                                                   "folder"])
+    run_bad(
+        _prep(fx, None, fx["a_file"]), w, ["cannot write to the output folder", "a_file.txt is a file, not a folder"]
+    )
     run_bad(_prep(fx, None, fx["a_file"] / "ds"), w, ["cannot write to the output folder", "is a file"])
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -160,8 +192,11 @@ def test_prepare_damaged_unfinished_run(fx, tmp_path):
     ds = tmp_path / "ds"
     (ds / "_work").mkdir(parents=True)
     (ds / "_work" / "plan.json").write_text('{"fingerprint": ')
-    run_bad(_prep(fx, None, ds), [fx["root"], tmp_path], ["plan.json (the plan of an unfinished run) is damaged; "
-                                                          "pass --overwrite to start over"])
+    run_bad(
+        _prep(fx, None, ds),
+        [fx["root"], tmp_path],
+        ["plan.json (the plan of an unfinished run) is damaged; pass --overwrite to start over"],
+    )
 
 
 def test_prepare_library_checks(fx, tmp_path):
@@ -170,17 +205,26 @@ def test_prepare_library_checks(fx, tmp_path):
     from nemo_cosmos_ar.data.prepare import PrepareConfig, prepare_dataset
     from nemo_cosmos_ar.data.windows import WindowSpec
 
-    kw = dict(videos=str(fx["videos"]), output=str(tmp_path / "o"), tokenizer=str(fx["tokenizer"]),
-              resolution=(64, 96), windows=WindowSpec(17, 1, 1))  # fmt: skip
+    kw = dict(
+        videos=str(fx["videos"]),
+        output=str(tmp_path / "o"),
+        tokenizer=str(fx["tokenizer"]),
+        resolution=(64, 96),
+        windows=WindowSpec(17, 1, 1),
+    )
     cfg = PrepareConfig(**kw)
     with pytest.raises(UserError, match=r"workers must be an integer in \[1, 1024\], got 0"):
         prepare_dataset(cfg, workers=0, progress=False)
     with pytest.raises(UserError, match=r"workers must be an integer in \[1, 1024\], got 2.0"):
         prepare_dataset(cfg, workers=2.0, progress=False)
-    for bad, msg in [(dict(device="tpu"), "is not a device"), (dict(resolution=(16384, 16384)), "in \\[16, 4096\\]"),
-                     (dict(batch_size=1.5), "got 1.5"), (dict(backend="onnx"), "'onnx' is not one of eager, fast, jit, auto"),
-                     (dict(windows=WindowSpec(17, 2.5, 1)), "--window-stride must be an integer"),
-                     (dict(output=None), "--output must be a path")]:  # fmt: skip
+    for bad, msg in [
+        (dict(device="tpu"), "is not a device"),
+        (dict(resolution=(16384, 16384)), "in \\[16, 4096\\]"),
+        (dict(batch_size=1.5), "got 1.5"),
+        (dict(backend="onnx"), "'onnx' is not one of eager, fast, jit, auto"),
+        (dict(windows=WindowSpec(17, 2.5, 1)), "--window-stride must be an integer"),
+        (dict(output=None), "--output must be a path"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             PrepareConfig(**{**kw, **bad})
     assert os.listdir(tmp_path) == []
@@ -223,7 +267,7 @@ DAMAGE = [
     ("wrong_lengths", "clips are not all 84 tokens long"),
     ("empty_train", "the train split holds no clips"),
     ("no_idx", "train.idx not found"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("how, needle", DAMAGE, ids=[c[0] for c in DAMAGE])
@@ -248,8 +292,14 @@ def test_recipe_with_a_damaged_dataset_leaves_no_run_folder(fx, tmp_path):
     .idx fails there: exit 1, our one-line reason, no traceback, no run folder under $OUTPUT_ROOT."""
     ds = _damage_dataset(fx["dataset"], tmp_path / "ds", "truncated_idx")
     before = snapshot(tmp_path)
-    cmd = [str(Path(sys.executable).parent / "nemo"), "llm", "finetune", "--factory",
-           f"cosmos_ar_tiny_cpu(data_path={ds})", "-y"]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).parent / "nemo"),
+        "llm",
+        "finetune",
+        "--factory",
+        f"cosmos_ar_tiny_cpu(data_path={ds})",
+        "-y",
+    ]
     env = child_env(PYTHONPATH=str(REPO), OUTPUT_ROOT=str(tmp_path / "runs"))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     out = proc.stdout + proc.stderr
@@ -301,12 +351,30 @@ def test_prepare_interrupted_says_how_to_resume(real_inputs, tmp_path, sig, code
     """The signal goes to the main process only (as a scheduler sends it): local workers are stopped too."""
     videos, tok = real_inputs
     out = tmp_path / "ds"
-    argv = ["--videos", videos, "--output", out, "--tokenizer", tok, "--resolution", "64x96", "--num-frames", "17",
-            "--batch-size", "1", "--device", "cpu", "--no-progress", "--workers", workers]  # fmt: skip
+    argv = [
+        "--videos",
+        videos,
+        "--output",
+        out,
+        "--tokenizer",
+        tok,
+        "--resolution",
+        "64x96",
+        "--num-frames",
+        "17",
+        "--batch-size",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--workers",
+        workers,
+    ]
     cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "prepare-data", *map(str, argv)]
     before = snapshot(videos, tok)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env=child_env(PYTHONPATH=str(REPO)))  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=child_env(PYTHONPATH=str(REPO))
+    )
     deadline = time.time() + 300
     while not _started(out) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)  # wait for the first finished unit: the run is encoding now
@@ -321,12 +389,19 @@ def test_prepare_interrupted_says_how_to_resume(real_inputs, tmp_path, sig, code
     from nemo_cosmos_ar.data.shards import done_units
 
     assert 1 <= len(done_units(str(out / "_work"))) < 44  # stopped mid-run, not after the workers finished
-    assert stderr.strip() == (f"cosmos-ar prepare-data: interrupted ({sig.name}); run the same command again to "
-                              "resume (finished clips are kept)")  # fmt: skip
+    assert stderr.strip() == (
+        f"cosmos-ar prepare-data: interrupted ({sig.name}); run the same command again to "
+        "resume (finished clips are kept)"
+    )
     assert snapshot(videos, tok) == before
     assert sorted(os.listdir(out)) == ["_work"]  # no dataset file yet; the work folder holds the finished units
     rc, stdout, err = call_cli(["prepare-data", *argv[:-2]])  # the same command (one worker here) resumes
     assert rc == 0, err
-    assert "resumed" in stdout and sorted(os.listdir(out)) == ["metadata.json", "train.bin", "train.idx", "val.bin",
-                                                               "val.idx"]  # fmt: skip
+    assert "resumed" in stdout and sorted(os.listdir(out)) == [
+        "metadata.json",
+        "train.bin",
+        "train.idx",
+        "val.bin",
+        "val.idx",
+    ]
     assert json.loads((out / "metadata.json").read_text())["splits"]["train"]["clips"] == 44

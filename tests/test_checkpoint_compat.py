@@ -138,9 +138,14 @@ def test_old_context_reads_weights_bit_exactly(tmp_path):
     """A tiny checkpoint whose context is the frozen old one: `cosmos-ar convert export` and the NeMo reader give
     back the imported weights bit for bit (scripts/compat_old_checkpoint.py, one process)."""
     script = REPO / "tests" / "scripts" / "compat_old_checkpoint.py"
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path), str(FIXTURES / "import_tiny")],
-                          capture_output=True, text=True, timeout=600, env=child_env(), cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), str(FIXTURES / "import_tiny")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=child_env(),
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     res = json.loads((tmp_path / "results.json").read_text())
-    assert res == {"context_is_old": True, "reader_config": "tiny", "reader_bit_exact": True,
-                   "export_bit_exact": True}  # fmt: skip
+    assert res == {"context_is_old": True, "reader_config": "tiny", "reader_bit_exact": True, "export_bit_exact": True}

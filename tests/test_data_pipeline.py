@@ -65,8 +65,10 @@ def test_reader_moves_each_frame_of_a_unit_once(videos, tokenizer_dir, tmp_path)
 
 def test_segments_keep_a_video_with_one_decoder():
     # clips: video 0 has clips 0-2, video 1 clips 3-4, video 2 clip 5; units of 2 clips
-    plan = {"clips": [[0, 0, 0], [0, 1, 0], [0, 2, 0], [1, 0, 0], [1, 1, 0], [2, 0, 0]],
-            "units": [[0, 2], [2, 2], [4, 2]]}  # fmt: skip
+    plan = {
+        "clips": [[0, 0, 0], [0, 1, 0], [0, 2, 0], [1, 0, 0], [1, 1, 0], [2, 0, 0]],
+        "units": [[0, 2], [2, 2], [4, 2]],
+    }
     # unit 1 (clips 2, 3) goes on with video 0, unit 2 (clips 4, 5) with video 1: one decoder for all three
     assert pipeline.segments(plan, [0, 1, 2]) == [[0, 1, 2]]
     assert pipeline.segments(plan, [0, 2]) == [[0], [2]]  # unit 1 done already: videos 0 and 1 do not meet

@@ -32,16 +32,20 @@ DATASET_FILES = ("train.bin", "train.idx", "val.bin", "val.idx", "metadata.json"
 def _env() -> dict:
     # A process-group env left by another test (megatron_tp1 sets MASTER_PORT and keeps it bound) must not leak in.
     dist_vars = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    return {**{k: v for k, v in os.environ.items() if k not in dist_vars}, "PYTHONWARNINGS": "ignore",
-            "OMP_NUM_THREADS": "1"}  # fmt: skip
+    return {
+        **{k: v for k, v in os.environ.items() if k not in dist_vars},
+        "PYTHONWARNINGS": "ignore",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
     from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer
 
-    return write_random_tokenizer(tmp_path_factory.mktemp("tok") / "Cosmos-Tokenize1-DV8x16x16-720p", "tiny",
-                                  seed=0, autoencoder=False)  # fmt: skip
+    return write_random_tokenizer(
+        tmp_path_factory.mktemp("tok") / "Cosmos-Tokenize1-DV8x16x16-720p", "tiny", seed=0, autoencoder=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,14 @@ def videos(tmp_path_factory) -> Path:
 
 
 def _cfg(videos, out, tok, **kw) -> PrepareConfig:
-    kw = {"resolution": SIZE, "windows": WindowSpec(CLIP, 1, 1), "tokenizer": str(tok), "val_fraction": 0.34,
-          "batch_size": 2, **kw}  # fmt: skip
+    kw = {
+        "resolution": SIZE,
+        "windows": WindowSpec(CLIP, 1, 1),
+        "tokenizer": str(tok),
+        "val_fraction": 0.34,
+        "batch_size": 2,
+        **kw,
+    }
     return PrepareConfig(videos=str(videos), output=str(out), **kw)
 
 
@@ -131,8 +141,14 @@ def test_dataset_holds_every_full_window_encoded_like_the_tokenizer(reference, v
     tok = load_tokenizer(tokenizer_dir, "eager", pixel_chunk_duration=None)
     for ds in (train, val):
         windows = [ds.source(i) for i in range(len(ds))]
-        clips = torch.stack([video_io.read_video(videos / w["video"], num_frames=CLIP, start=w["first_frame"],
-                                                 stride=w["frame_stride"], size=SIZE) for w in windows])  # fmt: skip
+        clips = torch.stack(
+            [
+                video_io.read_video(
+                    videos / w["video"], num_frames=CLIP, start=w["first_frame"], stride=w["frame_stride"], size=SIZE
+                )
+                for w in windows
+            ]
+        )
         direct = tok.encode(clips)
         stored = torch.stack([ds[i] for i in range(len(ds))]).reshape(len(ds), *GRID)
         assert torch.equal(stored, direct)
@@ -190,9 +206,25 @@ def test_two_workers_give_the_same_dataset(reference, videos, tokenizer_dir, tmp
 
 def test_torchrun_two_ranks_give_the_same_dataset(reference, videos, tokenizer_dir, tmp_path):
     out = tmp_path / "ranks"
-    proc = run_torchrun("data_prepare.py", "--videos", str(videos), "--output", str(out), "--resolution", "64x96",
-                        "--num-frames", str(CLIP), "--tokenizer", str(tokenizer_dir), "--val-fraction", "0.34",
-                        "--batch-size", "2", "--no-progress", nproc=2)  # fmt: skip
+    proc = run_torchrun(
+        "data_prepare.py",
+        "--videos",
+        str(videos),
+        "--output",
+        str(out),
+        "--resolution",
+        "64x96",
+        "--num-frames",
+        str(CLIP),
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--val-fraction",
+        "0.34",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        nproc=2,
+    )
     assert "clips        " in proc.stdout
     _assert_same_dataset(reference[0], out)
 
@@ -200,9 +232,27 @@ def test_torchrun_two_ranks_give_the_same_dataset(reference, videos, tokenizer_d
 def test_killed_run_resumes_to_a_byte_identical_dataset(reference, videos, tokenizer_dir, tmp_path):
     """SIGKILL the CLI once a few units are committed, then run the same command again."""
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "prepare-data", "--videos", str(videos), "--output", str(out),
-           "--resolution", "64x96", "--num-frames", str(CLIP), "--tokenizer", str(tokenizer_dir),
-           "--val-fraction", "0.34", "--batch-size", "2", "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "nemo_cosmos_ar.cli",
+        "prepare-data",
+        "--videos",
+        str(videos),
+        "--output",
+        str(out),
+        "--resolution",
+        "64x96",
+        "--num-frames",
+        str(CLIP),
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--val-fraction",
+        "0.34",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / prep.WORK_DIR / "shard-000.jsonl"
     deadline = time.time() + 120
@@ -268,11 +318,39 @@ def test_clear_errors(videos, tokenizer_dir, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="encoder.jit"):
         prepare_dataset(_cfg(videos, tmp_path / "o3", tmp_path), progress=False)
     # The CLI turns them into one line and exit code 1.
-    assert main(["prepare-data", "--videos", str(empty), "--output", str(tmp_path / "o4"), "--tokenizer",
-                 str(tokenizer_dir)]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare-data",
+                "--videos",
+                str(empty),
+                "--output",
+                str(tmp_path / "o4"),
+                "--tokenizer",
+                str(tokenizer_dir),
+            ]
+        )
+        == 1
+    )
     assert "contains no files" in capsys.readouterr().err
-    assert main(["prepare-data", "--videos", str(videos), "--output", str(blocker / "x"), "--tokenizer",
-                 str(tokenizer_dir), "--resolution", "64x96", "--num-frames", "17"]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare-data",
+                "--videos",
+                str(videos),
+                "--output",
+                str(blocker / "x"),
+                "--tokenizer",
+                str(tokenizer_dir),
+                "--resolution",
+                "64x96",
+                "--num-frames",
+                "17",
+            ]
+        )
+        == 1
+    )
     assert "cannot write to the output folder" in capsys.readouterr().err
     assert main(["prepare-data", "--dataset", "tealrobot_video", "--resolution", "64x96"]) == 1
     assert "contradicts dataset 'tealrobot_video'" in capsys.readouterr().err
@@ -302,8 +380,9 @@ def test_registry(tmp_path, monkeypatch):
     assert registry.get_dataset("tealrobot_video").latent_shape == (5, 40, 53)
     monkeypatch.setenv(registry.DATA_ROOT_ENV, str(tmp_path))
     assert registry.get_dataset("tealrobot_video").folder_path == str(tmp_path / "tealrobot_video")
-    spec = registry.register_dataset("unit_kitchen", folder="kitchen", resolution=(64, 96), num_frames=17,
-                                     window_stride=4, overwrite=True)  # fmt: skip
+    spec = registry.register_dataset(
+        "unit_kitchen", folder="kitchen", resolution=(64, 96), num_frames=17, window_stride=4, overwrite=True
+    )
     assert spec.latent_shape == GRID and spec.windows == WindowSpec(17, 4, 1)
     with pytest.raises(ValueError, match="already registered"):
         registry.register_dataset("unit_kitchen", folder="x", resolution=(64, 96))
@@ -365,8 +444,7 @@ def test_data_module_shards_data_parallel_and_resumes_at_consumed_samples(refere
     from nemo_cosmos_ar.nemo_glue.data_module import CosmosVideoDataModule
 
     def module(state=None):
-        dm = CosmosVideoDataModule(path=str(reference[0]), global_batch_size=4, num_workers=0, pin_memory=False,
-                                   seed=5)  # fmt: skip
+        dm = CosmosVideoDataModule(path=str(reference[0]), global_batch_size=4, num_workers=0, pin_memory=False, seed=5)
         dm.trainer = SimpleNamespace(max_steps=5, global_step=0)
         if state is not None:
             dm.load_state_dict(state)
@@ -374,9 +452,14 @@ def test_data_module_shards_data_parallel_and_resumes_at_consumed_samples(refere
         return dm
 
     def micro_batches(dm, rank):
-        loader = add_megatron_sampler(dm.train_dataloader(), micro_batch_size=1, global_batch_size=4,
-                                      consumed_samples=dm.data_sampler.init_consumed_samples, rank=rank,
-                                      world_size=2)  # fmt: skip
+        loader = add_megatron_sampler(
+            dm.train_dataloader(),
+            micro_batch_size=1,
+            global_batch_size=4,
+            consumed_samples=dm.data_sampler.init_consumed_samples,
+            rank=rank,
+            world_size=2,
+        )
         return [b["tokens"] for b in loader]
 
     fresh = module()
@@ -400,9 +483,27 @@ def test_data_module_feeds_a_real_training_step(reference, tmp_path):
 
     record = tmp_path / "record.jsonl"
     script = str(REPO / "tests" / "scripts" / "data_train_step.py")
-    proc = subprocess.run([sys.executable, script, "--data", str(reference[0]), "--out", str(tmp_path / "run"),
-                           "--record", str(record), "--steps", "2", "--global-batch-size", "2"],
-                          capture_output=True, text=True, timeout=600, env=_env(), cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--data",
+            str(reference[0]),
+            "--out",
+            str(tmp_path / "run"),
+            "--record",
+            str(record),
+            "--steps",
+            "2",
+            "--global-batch-size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(),
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     rows = [json.loads(line) for line in record.read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
@@ -460,9 +561,29 @@ def test_make_samples_then_prepare_via_cli(tokenizer_dir, tmp_path, capsys):
     from nemo_cosmos_ar.cli import main
 
     vids, out = tmp_path / "vids", tmp_path / "out"
-    assert main(["prepare-data", "--make-samples", "2", "--videos", str(vids), "--resolution", "64x96",
-                 "--num-frames", "17", "--window-stride", "8", "--output", str(out), "--tokenizer",
-                 str(tokenizer_dir), "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare-data",
+                "--make-samples",
+                "2",
+                "--videos",
+                str(vids),
+                "--resolution",
+                "64x96",
+                "--num-frames",
+                "17",
+                "--window-stride",
+                "8",
+                "--output",
+                str(out),
+                "--tokenizer",
+                str(tokenizer_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "wrote 2 sample videos" in text and "clips        8 (train 8, val 0)" in text  # 48 frames: starts 0..24
     meta = json.loads((out / "metadata.json").read_text())
@@ -470,9 +591,22 @@ def test_make_samples_then_prepare_via_cli(tokenizer_dir, tmp_path, capsys):
 
 
 def test_bench_smoke(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_prepare_data.py"), "--smoke", "--workdir",
-                           str(tmp_path), "--json", str(tmp_path / "r.json")], capture_output=True, text=True,
-                          timeout=600, env=_env(), cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_prepare_data.py"),
+            "--smoke",
+            "--workdir",
+            str(tmp_path),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(),
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["clips"] > 0 and result["pipeline_clips_per_s"] > 0 and result["read_clips_per_s"] > 0

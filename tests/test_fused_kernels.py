@@ -73,8 +73,9 @@ def _frozen_linear_dgrads(b: int, layout: str) -> dict:
         fn.apply(xi, w, None, False, None).backward(grad)
         out[name] = xi.grad
     xi, wt = x.clone().requires_grad_(), w.clone().requires_grad_()
-    layers.LinearWithGradAccumulationAndAsyncCommunication.apply(xi, wt, None, False, False, False, None, None,
-                                                                 None).backward(grad)  # fmt: skip
+    layers.LinearWithGradAccumulationAndAsyncCommunication.apply(
+        xi, wt, None, False, False, False, None, None, None
+    ).backward(grad)
     out["trainable"] = xi.grad
     out["exact"] = grad.double().matmul(w.double())
     return out

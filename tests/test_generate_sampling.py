@@ -17,15 +17,23 @@ def _logits() -> torch.Tensor:
 
 
 NVIDIA = {
-    "top_p 0.8": (SamplingConfig(temperature=1.0, top_p=0.8),
-                  [[968, 931, 611], [968, 931, 611], [968, 844, 611], [532, 931, 22]]),
-    "top_p 0.95, T 1.3": (SamplingConfig(temperature=1.3, top_p=0.95),
-                          [[968, 931, 22], [968, 931, 572], [968, 100, 611], [981, 931, 22]]),
-    "top_p 1.0": (SamplingConfig(temperature=1.0, top_p=1.0),
-                  [[968, 931, 611], [968, 931, 572], [968, 844, 611], [981, 931, 22]]),
-    "top_k 50": (SamplingConfig(temperature=1.0, top_p=None, top_k=50),
-                 [[968, 931, 241], [532, 931, 708], [968, 430, 572], [971, 931, 611]]),
-}  # fmt: skip
+    "top_p 0.8": (
+        SamplingConfig(temperature=1.0, top_p=0.8),
+        [[968, 931, 611], [968, 931, 611], [968, 844, 611], [532, 931, 22]],
+    ),
+    "top_p 0.95, T 1.3": (
+        SamplingConfig(temperature=1.3, top_p=0.95),
+        [[968, 931, 22], [968, 931, 572], [968, 100, 611], [981, 931, 22]],
+    ),
+    "top_p 1.0": (
+        SamplingConfig(temperature=1.0, top_p=1.0),
+        [[968, 931, 611], [968, 931, 572], [968, 844, 611], [981, 931, 22]],
+    ),
+    "top_k 50": (
+        SamplingConfig(temperature=1.0, top_p=None, top_k=50),
+        [[968, 931, 241], [532, 931, 708], [968, 430, 572], [971, 931, 611]],
+    ),
+}
 
 
 @pytest.mark.parametrize("name", sorted(NVIDIA))
@@ -97,10 +105,16 @@ def test_topk_nucleus_keeps_the_same_nucleus_and_falls_back_when_the_cut_fails()
 
 @pytest.mark.parametrize(
     "bad, needle",
-    [(dict(temperature=float("inf")), "temperature"), (dict(temperature=float("nan")), "temperature"),
-     (dict(top_k=0), "top_k"), (dict(top_k=True), "top_k"), (dict(top_p=float("nan")), "top_p"),
-     (dict(nucleus="heap"), "nucleus"), (dict(prefilter_k=0), "prefilter_k")],
-)  # fmt: skip
+    [
+        (dict(temperature=float("inf")), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=True), "top_k"),
+        (dict(top_p=float("nan")), "top_p"),
+        (dict(nucleus="heap"), "nucleus"),
+        (dict(prefilter_k=0), "prefilter_k"),
+    ],
+)
 def test_sampling_config_refuses_silent_nonsense(bad, needle):
     with pytest.raises(ValueError, match=needle):
         SamplingConfig(**bad)

@@ -78,14 +78,25 @@ def test_cuda_graph_decode_equals_eager_step_and_teacher_forcing():
     prompt = torch.randint(0, 64000, (2, 2 * hw), generator=torch.Generator().manual_seed(6)).to(DEVICE)
     runs = {}
     first = "dynamic" if SMOKE else "graph"  # no CUDA graphs on CPU: the eager variable-length step stands in
-    for mode, opts in (("graph", gen.DecodeOptions(step_mode=first, bucket=16)),
-                       ("static", gen.DecodeOptions(step_mode="static", bucket=16))):  # fmt: skip
-        for name, sampling in (("greedy", SamplingConfig(temperature=0.0)),
-                               ("top-p", SamplingConfig(temperature=0.1, top_p=0.9))):  # fmt: skip
+    for mode, opts in (
+        ("graph", gen.DecodeOptions(step_mode=first, bucket=16)),
+        ("static", gen.DecodeOptions(step_mode="static", bucket=16)),
+    ):
+        for name, sampling in (
+            ("greedy", SamplingConfig(temperature=0.0)),
+            ("top-p", SamplingConfig(temperature=0.1, top_p=0.9)),
+        ):
             seen: dict[int, torch.Tensor] = {}
             g = torch.Generator(device=DEVICE).manual_seed(0)
-            out, stats = gen.generate_tokens(eng, prompt, total, sampling, g, options=opts,
-                                             on_logits=lambda p, lg, seen=seen: seen.__setitem__(p, lg.clone()))  # fmt: skip
+            out, stats = gen.generate_tokens(
+                eng,
+                prompt,
+                total,
+                sampling,
+                g,
+                options=opts,
+                on_logits=lambda p, lg, seen=seen: seen.__setitem__(p, lg.clone()),
+            )
             assert stats.step_mode.startswith(first if mode == "graph" else mode), stats.step_mode
             runs[mode, name] = (out, torch.stack([seen[p] for p in range(2 * hw, total)]))
     graph_vs_eager = (runs["graph", "greedy"][1] - runs["static", "greedy"][1]).abs().max().item()
@@ -144,8 +155,12 @@ def test_cudnn_attention_equals_math_attention():
         with sdpa_kernel([fast]):  # the same call without autograd (cuDNN's forward may differ when it saves stats)
             alone = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=128**-0.5)
     cudnn_out = alone.permute(2, 0, 1, 3).reshape(seq, 1, heads * 128)
-    _record("cudnn_attention", rel_err_cudnn=err_cudnn, rel_err_math_bf16=err_math,
-            spec_equals_cudnn=bool(torch.equal(spec_out, cudnn_out)))  # fmt: skip
+    _record(
+        "cudnn_attention",
+        rel_err_cudnn=err_cudnn,
+        rel_err_math_bf16=err_math,
+        spec_equals_cudnn=bool(torch.equal(spec_out, cudnn_out)),
+    )
     for n in names:
         assert err_cudnn[n] < 2e-2 and err_cudnn[n] <= 2 * err_math[n] + 1e-3, (n, err_cudnn[n], err_math[n])
     del ref, cudnn, math_bf16
@@ -202,8 +217,16 @@ def test_4b_recipe_two_steps():
     """``cosmos_ar_4b_tealrobotsmall_tp1`` (pure bf16, the local spec with SDPA, fused kernels as the recipe sets
     them) trains 2 steps on mock clips through ``llm.finetune``: finite losses near ln(64,000) = 11.07 for random
     weights on uniform random tokens, and a peak below the H200's memory."""
-    cmd = [sys.executable, str(REPO / "bench" / "bench_recipe.py"), "--factory", "cosmos_ar_4b_tealrobotsmall_tp1",
-           "--steps", "2", "--label", "gpu_tier"] + (["--smoke"] if SMOKE else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "bench_recipe.py"),
+        "--factory",
+        "cosmos_ar_4b_tealrobotsmall_tp1",
+        "--steps",
+        "2",
+        "--label",
+        "gpu_tier",
+    ] + (["--smoke"] if SMOKE else [])
     if DEVICE == "cuda":
         torch.cuda.empty_cache()  # the child needs ~95 GiB of this GPU: hand back what the other tests cached
     env = dict(os.environ, PYTHONWARNINGS="ignore")

@@ -66,8 +66,9 @@ def test_config_video_io_and_tokenizer_use_the_same_rule():
 
     assert latent_shape_for is grid.latent_shape
     assert TokenizerConfig().latent_shape(33, 640, 848) == (5, 40, 53)
-    cfg = CosmosARConfig(n_layers=1, dim=8, n_heads=2, n_kv_heads=1, head_dim=8, ffn_hidden_size=8,
-                         latent_shape=(5, 40, 53))  # fmt: skip
+    cfg = CosmosARConfig(
+        n_layers=1, dim=8, n_heads=2, n_kv_heads=1, head_dim=8, ffn_hidden_size=8, latent_shape=(5, 40, 53)
+    )
     assert cfg.seq_length == 10_600 and cfg.tokens_per_latent_frame == 2120
     video_io.check_tokenizable(33)
     with pytest.raises(video_io.VideoError, match=r"a clip of 16 frames cannot be tokenized.*Ask for 9 or 17 frames"):

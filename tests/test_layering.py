@@ -30,8 +30,18 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
-CORE = ("model", "tokenizer", "data", "conversion", "inference", "video_io", "checks", "download", "guardrails",
-        "diffusion_decoder")  # fmt: skip
+CORE = (
+    "model",
+    "tokenizer",
+    "data",
+    "conversion",
+    "inference",
+    "video_io",
+    "checks",
+    "download",
+    "guardrails",
+    "diffusion_decoder",
+)
 FORBIDDEN = ("nemo", "nemo_run", "lightning", "pytorch_lightning")
 
 # (importing module, imported module) -> why it is allowed. Keep this short; every entry is a design decision.
@@ -62,9 +72,13 @@ def imports_of(source: str, module: str, is_package: bool) -> list[tuple[int, st
             out.append((node.lineno, name))
             # `from pkg import sub` may import the submodule pkg.sub
             out += [(node.lineno, f"{name}.{a.name}") for a in node.names if a.name != "*"]
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) ==
-              "import_module" and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)):  # fmt: skip
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             out.append((node.lineno, node.args[0].value))
     return out
 
@@ -93,8 +107,11 @@ def violations(module: str, imports: list[tuple[int, str]]) -> list[str]:
             continue  # `from nemo_cosmos_ar import x` where x is a name, not a unit, is caught below if it is one
         if RANK[target] >= RANK[unit]:
             where = "a higher layer" if RANK[target] > RANK[unit] else "another unit of its own layer"
-            found.setdefault((line, target), f"{module}:{line} imports {name}: {unit} (layer {RANK[unit]}) may not "
-                             f"import {where} ({target}, layer {RANK[target]})")  # fmt: skip
+            found.setdefault(
+                (line, target),
+                f"{module}:{line} imports {name}: {unit} (layer {RANK[unit]}) may not "
+                f"import {where} ({target}, layer {RANK[target]})",
+            )
     return list(found.values())
 
 
@@ -150,8 +167,10 @@ def test_the_checker_catches_each_kind_of_violation(module, source, needle):
 
 
 def test_allowed_imports_pass_the_checker():
-    ok = ("import torch\nfrom megatron.core import parallel_state\nfrom nemo_cosmos_ar.tokenizer import grid\n"
-          "from . import loss\nfrom nemo_cosmos_ar.checks import check_int\n")  # fmt: skip
+    ok = (
+        "import torch\nfrom megatron.core import parallel_state\nfrom nemo_cosmos_ar.tokenizer import grid\n"
+        "from . import loss\nfrom nemo_cosmos_ar.checks import check_int\n"
+    )
     assert violations("nemo_cosmos_ar.model.x", imports_of(ok, "nemo_cosmos_ar.model.x", False)) == []
     glue = "import nemo_run as run\nfrom nemo_cosmos_ar.model.presets import get_preset\n"
     assert violations("nemo_cosmos_ar.nemo_glue.x", imports_of(glue, "nemo_cosmos_ar.nemo_glue.x", False)) == []
@@ -214,9 +233,14 @@ def test_importing_the_glue_patches_nothing_and_registers_the_connectors():
         "                  'exporters': sorted(k.removeprefix(str(CosmosARModel)) for k in CosmosARModel._EXPORTERS\n"
         "                                      if k.startswith(str(CosmosARModel)))}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=child_env(),
-                          cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=child_env(), cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got == {"same": True, "applied": False, "importers": ["hf", "pt"],
-                   "exporters": ["hf", "pt", "pt_tp2", "pt_tp4", "pt_tp8"]}  # fmt: skip
+    assert got == {
+        "same": True,
+        "applied": False,
+        "importers": ["hf", "pt"],
+        "exporters": ["hf", "pt", "pt_tp2", "pt_tp4", "pt_tp8"],
+    }

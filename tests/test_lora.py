@@ -31,16 +31,24 @@ from conftest import REPO, child_env
 SCRIPTS = REPO / "tests" / "scripts"
 LR, STEPS = "0.02", "12"
 LAYERS = 2  # the tiny model
-TARGETS = {"linear_qkv": "self_attention", "linear_proj": "self_attention", "linear_fc1": "mlp",
-           "linear_fc2": "mlp"}  # fmt: skip
+TARGETS = {"linear_qkv": "self_attention", "linear_proj": "self_attention", "linear_fc1": "mlp", "linear_fc2": "mlp"}
 
 
 def _popen(args: list[str], log: Path, nproc: int = 1) -> subprocess.Popen:
-    launcher = [sys.executable] if nproc == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]  # fmt: skip
+    launcher = (
+        [sys.executable]
+        if nproc == 1
+        else [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]
+    )
     # own session: --kill-after kills the process group, which must not be pytest's
-    return subprocess.Popen(launcher + args, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=child_env(),
-                            cwd=REPO, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        launcher + args,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        cwd=REPO,
+        start_new_session=True,
+    )
 
 
 def _wait(proc: subprocess.Popen, log: Path, ok=(0,), timeout: int = 600) -> None:
@@ -58,8 +66,20 @@ def _losses(path: Path) -> dict[int, float]:
 
 
 def _train(out: Path, losses: Path, *extra: str) -> list[str]:
-    return [str(SCRIPTS / "train_tiny.py"), "--out", str(out), "--losses", str(losses), "--max-steps", STEPS,
-            "--peft", "lora", "--lr", LR, *extra]  # fmt: skip
+    return [
+        str(SCRIPTS / "train_tiny.py"),
+        "--out",
+        str(out),
+        "--losses",
+        str(losses),
+        "--max-steps",
+        STEPS,
+        "--peft",
+        "lora",
+        "--lr",
+        LR,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,28 +87,83 @@ def runs(tmp_path_factory) -> SimpleNamespace:
     w = tmp_path_factory.mktemp("lora")
     base, tokens = w / "base", w / "tokens.pt"
     # beside the base (one process each): the 24 GB recipe's recompute layout, random base, 3 steps
-    recompute = _popen([str(SCRIPTS / "train_tiny.py"), "--out", str(w / "recompute"), "--losses",
-                        str(w / "recompute.jsonl"), "--max-steps", "3", "--peft", "lora", "--lr", LR, "--recompute",
-                        "block", "1", "--frozen-report", str(w / "recompute_frozen.json"), "--frozen-at", "3"],
-                       w / "recompute.log")  # fmt: skip
+    recompute = _popen(
+        [
+            str(SCRIPTS / "train_tiny.py"),
+            "--out",
+            str(w / "recompute"),
+            "--losses",
+            str(w / "recompute.jsonl"),
+            "--max-steps",
+            "3",
+            "--peft",
+            "lora",
+            "--lr",
+            LR,
+            "--recompute",
+            "block",
+            "1",
+            "--frozen-report",
+            str(w / "recompute_frozen.json"),
+            "--frozen-at",
+            "3",
+        ],
+        w / "recompute.log",
+    )
     _wait(_popen([str(SCRIPTS / "lora_base.py"), str(w)], w / "base.log"), w / "base.log")
     rel_base = os.path.relpath(base, REPO)  # relative to the run's directory: recorded as an absolute path
-    tp2 = _popen(_train(w / "run", w / "tp2.jsonl", "--tp", "2", "--base", rel_base, "--kill-after", STEPS,
-                        "--logits", str(tokens), str(w / "tp2"), "--frozen-report", str(w / "frozen.json")),
-                 w / "tp2.log", nproc=2)  # fmt: skip
+    tp2 = _popen(
+        _train(
+            w / "run",
+            w / "tp2.jsonl",
+            "--tp",
+            "2",
+            "--base",
+            rel_base,
+            "--kill-after",
+            STEPS,
+            "--logits",
+            str(tokens),
+            str(w / "tp2"),
+            "--frozen-report",
+            str(w / "frozen.json"),
+        ),
+        w / "tp2.log",
+        nproc=2,
+    )
     _wait(tp2, w / "tp2.log", ok=(-9, 1))  # torchrun reports its workers' SIGKILL as 1, or is killed itself
     assert max(_losses(w / "tp2.jsonl")) == int(STEPS)
     shutil.copytree(w / "run", w / "run_copy")
-    same_tp = _popen(_train(w / "run_copy", w / "resumed_tp2.jsonl", "--tp", "2", "--base", str(base)),
-                     w / "resumed_tp2.log", nproc=2)  # fmt: skip
-    at_tp1 = _popen(_train(w / "run", w / "resumed_tp1.jsonl", "--base", str(base), "--logits", str(tokens),
-                           str(w / "tp1"), "--export", str(w / "export")), w / "resumed_tp1.log")  # fmt: skip
+    same_tp = _popen(
+        _train(w / "run_copy", w / "resumed_tp2.jsonl", "--tp", "2", "--base", str(base)),
+        w / "resumed_tp2.log",
+        nproc=2,
+    )
+    at_tp1 = _popen(
+        _train(
+            w / "run",
+            w / "resumed_tp1.jsonl",
+            "--base",
+            str(base),
+            "--logits",
+            str(tokens),
+            str(w / "tp1"),
+            "--export",
+            str(w / "export"),
+        ),
+        w / "resumed_tp1.log",
+    )
     _wait(same_tp, w / "resumed_tp2.log")
     _wait(at_tp1, w / "resumed_tp1.log")
     _wait(recompute, w / "recompute.log")
     ckpts = w / "run" / "posttraining" / "autoregressive_base" / "cosmos_ar_tiny_cpu_lora" / "checkpoints"
-    return SimpleNamespace(w=w, base=base, ckpts=ckpts, export=w / "export",
-                           results=json.loads((w / "export" / "results.json").read_text()))  # fmt: skip
+    return SimpleNamespace(
+        w=w,
+        base=base,
+        ckpts=ckpts,
+        export=w / "export",
+        results=json.loads((w / "export" / "results.json").read_text()),
+    )
 
 
 def _max_diff(a, b) -> float:
@@ -99,8 +174,12 @@ def _max_diff(a, b) -> float:
 def test_only_the_adapters_train(runs):
     """After 10 steps every base weight is bit-identical and every adapter matrix (A and B of 4 linears x 2
     layers) has changed, on both TP ranks."""
-    want = {f"decoder.layers.{i}.{parent}.{lin}.adapter.linear_{io}.weight"
-            for i in range(LAYERS) for lin, parent in TARGETS.items() for io in ("in", "out")}  # fmt: skip
+    want = {
+        f"decoder.layers.{i}.{parent}.{lin}.adapter.linear_{io}.weight"
+        for i in range(LAYERS)
+        for lin, parent in TARGETS.items()
+        for io in ("in", "out")
+    }
     for rank in (0, 1):
         rep = json.loads((runs.w / f"frozen.json.rank{rank}").read_text())
         strip = lambda names: {n[n.index("decoder.") :] for n in names}  # noqa: E731  (module.module. prefix)
@@ -150,10 +229,16 @@ def test_checkpoints_hold_only_adapters_and_the_base_pointer(runs):
     from torch.distributed.checkpoint import FileSystemReader
 
     ckpt = runs.ckpts / "step=9"  # after step 10 (NeMo names it by the 0-based step)
-    keys = [k for k in FileSystemReader(str(ckpt / "weights")).read_metadata().state_dict_metadata
-            if "_extra_state" not in k]  # fmt: skip
-    adapters = {f"module.decoder.layers.{parent}.{lin}.adapter.linear_{io}.weight"
-                for lin, parent in TARGETS.items() for io in ("in", "out")}  # fmt: skip
+    keys = [
+        k
+        for k in FileSystemReader(str(ckpt / "weights")).read_metadata().state_dict_metadata
+        if "_extra_state" not in k
+    ]
+    adapters = {
+        f"module.decoder.layers.{parent}.{lin}.adapter.linear_{io}.weight"
+        for lin, parent in TARGETS.items()
+        for io in ("in", "out")
+    }
     moments = {f"optimizer.state.{m}.{k}" for k in adapters for m in ("exp_avg", "exp_avg_sq")}
     assert set(keys) == adapters | moments
     meta = json.loads((ckpt / "weights" / "adapter_metadata.json").read_text())
@@ -168,10 +253,11 @@ def test_checkpoints_hold_only_adapters_and_the_base_pointer(runs):
 # random clips: without recompute, with full recompute of every layer (uniform, one layer per checkpoint) and of the
 # first half (block: layer 0 of 2, the 24 GB recipe's layout). Megatron's recompute is reentrant: a checkpointed
 # layer whose input needs no grad (frozen embedding) used to drop out of the backward with its adapters.
-RECOMPUTE = {"none": {}, "all_uniform": dict(recompute_granularity="full", recompute_method="uniform",
-                                             recompute_num_layers=1),
-             "first_half_block": dict(recompute_granularity="full", recompute_method="block",
-                                      recompute_num_layers=1)}  # fmt: skip
+RECOMPUTE = {
+    "none": {},
+    "all_uniform": dict(recompute_granularity="full", recompute_method="uniform", recompute_num_layers=1),
+    "first_half_block": dict(recompute_granularity="full", recompute_method="block", recompute_num_layers=1),
+}
 
 
 def _tiny_lora_model(state: dict | None = None, **recompute):
@@ -236,8 +322,12 @@ def test_recompute_trains_every_adapter(recompute_runs, name):
     """With recompute, after 3 steps every adapter matrix (A and B of 4 linears x 2 layers) has changed and every
     base weight is bit-identical."""
     run = recompute_runs[name]
-    adapters = {f"module.decoder.layers.{i}.{parent}.{lin}.adapter.linear_{io}.weight"
-                for i in range(LAYERS) for lin, parent in TARGETS.items() for io in ("in", "out")}  # fmt: skip
+    adapters = {
+        f"module.decoder.layers.{i}.{parent}.{lin}.adapter.linear_{io}.weight"
+        for i in range(LAYERS)
+        for lin, parent in TARGETS.items()
+        for io in ("in", "out")
+    }
     assert set(run["grads"][0]) == adapters
     assert len(run["start"]) == 19 + 16
     changed = {k for k in run["start"] if not torch.equal(run["start"][k], run["end"][k])}
@@ -270,14 +360,19 @@ def test_decoder_input_needs_grad_only_in_training_with_recompute(megatron_tp1):
         require_decoder_input_grad(model)  # a second time: still one hook
         embedding = model.module.embedding
         assert len(embedding._forward_hooks) == 1
-        embedding.register_forward_hook(lambda m, a, out: seen.append((recompute, m.training, out.requires_grad)))
+        embedding.register_forward_hook(lambda m, a, out, r=recompute: seen.append((r, m.training, out.requires_grad)))
         for train, grad in ((True, True), (False, True), (True, False)):
             model.train(train)
             with torch.set_grad_enabled(grad):
                 model(input_ids=tokens, position_ids=pos, attention_mask=None)
-    assert seen == [("none", True, False), ("none", False, False), ("none", True, False),
-                    ("first_half_block", True, True), ("first_half_block", False, False),
-                    ("first_half_block", True, False)]  # fmt: skip
+    assert seen == [
+        ("none", True, False),
+        ("none", False, False),
+        ("none", True, False),
+        ("first_half_block", True, True),
+        ("first_half_block", False, False),
+        ("first_half_block", True, False),
+    ]
 
 
 def _profiled_lora_step(model) -> tuple[list, dict]:
@@ -290,8 +385,11 @@ def _profiled_lora_step(model) -> tuple[list, dict]:
         logits = model(input_ids=tokens[:, :-1], position_ids=torch.arange(71)[None], attention_mask=None)
         loss_sum, n, _ = model.training_loss_reduction.forward(batch, logits)
         (loss_sum / n).backward()
-    gemms = [(e.name, e.input_shapes) for e in prof.events()
-             if e.name in ("aten::mm", "aten::bmm", "aten::addmm") and any(64000 in s for s in e.input_shapes)]
+    gemms = [
+        (e.name, e.input_shapes)
+        for e in prof.events()
+        if e.name in ("aten::mm", "aten::bmm", "aten::addmm") and any(64000 in s for s in e.input_shapes)
+    ]
     return gemms, {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
 
 
@@ -361,12 +459,30 @@ def test_adapters_only_export(runs):
     folder = runs.export / "adapters"
     assert sorted(os.listdir(folder)) == ["adapter_config.json", "adapter_model.safetensors"]
     conf = json.loads((folder / "adapter_config.json").read_text())
-    assert {k: conf[k] for k in ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias",
-                                 "base_model_name_or_path", "cosmos_ar_preset", "torch_dtype")} == {
-        "peft_type": "LORA", "r": 32, "lora_alpha": 32, "lora_dropout": 0.0,
-        "target_modules": ["wq", "wk", "wv", "wo", "w1", "w3", "w2"], "bias": "none",
-        "base_model_name_or_path": str(runs.base), "cosmos_ar_preset": "tiny", "torch_dtype": "float32",
-    }  # fmt: skip
+    assert {
+        k: conf[k]
+        for k in (
+            "peft_type",
+            "r",
+            "lora_alpha",
+            "lora_dropout",
+            "target_modules",
+            "bias",
+            "base_model_name_or_path",
+            "cosmos_ar_preset",
+            "torch_dtype",
+        )
+    } == {
+        "peft_type": "LORA",
+        "r": 32,
+        "lora_alpha": 32,
+        "lora_dropout": 0.0,
+        "target_modules": ["wq", "wk", "wv", "wo", "w1", "w3", "w2"],
+        "bias": "none",
+        "base_model_name_or_path": str(runs.base),
+        "cosmos_ar_preset": "tiny",
+        "torch_dtype": "float32",
+    }
     t = read_safetensors(folder / "adapter_model.safetensors")
     assert len(t) == LAYERS * 7 * 2
     assert t["base_model.model.layers.0.attention.wq.lora_A.weight"].shape == (32, 64)
@@ -375,8 +491,15 @@ def test_adapters_only_export(runs):
     base = torch.load(runs.w / "model.pt", weights_only=True)
     merged = torch.load(runs.export / "merged" / "model.pt", weights_only=True)
     for i in range(LAYERS):
-        for module in ("attention.wq", "attention.wk", "attention.wv", "attention.wo", "feed_forward.w1",
-                       "feed_forward.w3", "feed_forward.w2"):  # fmt: skip
+        for module in (
+            "attention.wq",
+            "attention.wk",
+            "attention.wv",
+            "attention.wo",
+            "feed_forward.w1",
+            "feed_forward.w3",
+            "feed_forward.w2",
+        ):
             a, b = (t[f"base_model.model.layers.{i}.{module}.lora_{x}.weight"] for x in "AB")
             key = f"model.layers.{i}.{module}.weight"
             assert _max_diff(base[key] + 1.0 * b @ a, merged[key]) < 1e-6, key  # alpha/r = 32/32
@@ -389,19 +512,19 @@ def test_export_refusals_are_one_line(runs):
     res, last, out = runs.results, runs.results["last"], runs.export
     expected = {
         "stale_base": f"the base checkpoint of {out}/stale_ckpt, {out}/no_such_base (recorded in "
-                      f"{out}/stale_ckpt/weights/adapter_metadata.json), does not exist; pass --base <the NeMo "
-                      "checkpoint the LoRA run started from>",
+        f"{out}/stale_ckpt/weights/adapter_metadata.json), does not exist; pass --base <the NeMo "
+        "checkpoint the LoRA run started from>",
         "random_init_merge": f"{out}/random_init_ckpt holds LoRA adapters of a run that started from random weights "
-                             "(allow_random_init, no base checkpoint), so there is no base model to merge into; "
-                             "--adapters-only writes the adapters alone",
+        "(allow_random_init, no base checkpoint), so there is no base model to merge into; "
+        "--adapters-only writes the adapters alone",
         "adapters_only_tp": "--adapters-only writes one folder of adapters (PEFT layout): --format and --tp apply to "
-                            "the merged model only",
+        "the merged model only",
         "adapters_only_full": f"--adapters-only applies to LoRA checkpoints; {runs.base} holds all weights of its "
-                              "model (it has no weights/adapter_metadata.json)",
+        "model (it has no weights/adapter_metadata.json)",
         "base_on_full": f"--base applies to LoRA checkpoints only; {runs.base} holds all weights of its model",
         "logits_of_adapters": f"{last} holds LoRA adapters only: `cosmos-ar convert export --checkpoint {last} "
-                              "--output <dir>` merges them into the base; run logits on that",
-    }  # fmt: skip
+        "--output <dir>` merges them into the base; run logits on that",
+    }
     for name, message in expected.items():
         assert res[name] == {"rc": 1, "stderr": f"cosmos-ar convert: error: {message}"}, name
     assert res["random_init_adapters"]["rc"] == 0 and res["left_behind"] == []
@@ -420,8 +543,13 @@ def test_every_recipe_takes_peft():
     assert len(factories) == 7
     for name, factory in factories.items():
         lora = factory(peft="lora")
-        assert lora.peft == run.Config(CosmosLoRA, target_modules=["linear_qkv", "linear_proj", "linear_fc1",
-                                                                   "linear_fc2"], dim=32, alpha=32, dropout=0.0), name
+        assert lora.peft == run.Config(
+            CosmosLoRA,
+            target_modules=["linear_qkv", "linear_proj", "linear_fc1", "linear_fc2"],
+            dim=32,
+            alpha=32,
+            dropout=0.0,
+        ), name
         assert lora.log.name == name.removesuffix("_lora_24gb") + ("_lora_24gb" if "24gb" in name else "_lora")
         assert lora.trainer.callbacks[1].__fn_or_cls__ is CosmosLoRAMetrics, name
         if "24gb" in name:
@@ -437,8 +565,10 @@ def test_every_recipe_takes_peft():
         cosmos_ar.cosmos_ar_4b_tealrobotsmall_lora_24gb(peft=None)
     with pytest.raises(cosmos_ar.RecipeError) as e:
         cosmos_ar.cosmos_ar_4b_tealrobot_tp4(peft="dora")
-    assert str(e.value) == ("peft='dora': Cosmos AR recipes take peft='lora' (LoRA adapters on the frozen model) or "
-                            "peft=None (the default: train all weights)")  # fmt: skip
+    assert str(e.value) == (
+        "peft='dora': Cosmos AR recipes take peft='lora' (LoRA adapters on the frozen model) or "
+        "peft=None (the default: train all weights)"
+    )
     from nemo.collections import llm
 
     with pytest.raises(cosmos_ar.RecipeError, match=r"^peft='lora' adapts a trained model: use `nemo llm finetune`"):
@@ -451,13 +581,13 @@ def test_lora_settings_are_checked_in_one_line():
     cases = {
         (0, 32, 0.0, ("linear_qkv",), 1): "peft.dim=0: the LoRA rank must be an integer >= 1 (default 32)",
         (30, 32, 0.0, ("linear_qkv",), 4): "peft.dim=30 is not divisible by the tensor-parallel size 4: the adapters "
-                                          "are split across TP ranks like their layers; use a multiple of 4",
+        "are split across TP ranks like their layers; use a multiple of 4",
         (32, 0, 0.0, ("linear_qkv",), 1): "peft.alpha=0: must be a number > 0 (the update is scaled by alpha/dim)",
         (32, 32, 1.0, ("linear_qkv",), 1): "peft.dropout=1.0: must be a probability in [0, 1)",
         (32, 32, 0.0, ("wq",), 1): "peft.target_modules=['wq']: name the linears to adapt, any of linear_qkv, "
-                                  "linear_proj, linear_fc1, linear_fc2 (or NeMo wildcard patterns such as "
-                                  "'*.self_attention.linear_*')",
-    }  # fmt: skip
+        "linear_proj, linear_fc1, linear_fc2 (or NeMo wildcard patterns such as "
+        "'*.self_attention.linear_*')",
+    }
     for args, message in cases.items():
         with pytest.raises(ValueError) as e:
             check_lora(*args[:3], list(args[3]), args[4])
@@ -474,14 +604,20 @@ def test_adapted_linears_and_the_lora_flop_count():
 
     tiny, b4, b12 = (get_preset(n) for n in ("tiny", "4b", "12b"))
     attn = CosmosLoRA(target_modules=["*.self_attention.linear_*"], dim=8)
-    assert attn.adapted(tiny) == {f"decoder.layers.{i}.self_attention.{lin}": size for i in range(2)
-                                  for lin, size in (("linear_qkv", (64, 256)), ("linear_proj", (128, 64)))}  # fmt: skip
+    assert attn.adapted(tiny) == {
+        f"decoder.layers.{i}.self_attention.{lin}": size
+        for i in range(2)
+        for lin, size in (("linear_qkv", (64, 256)), ("linear_proj", (128, 64)))
+    }
     assert attn.num_adapter_params(tiny) == 2 * 8 * ((64 + 256) + (128 + 64))
     attn.check_layers(tiny)
     # a linear adapted in some layers only cannot be checkpointed (weights are stored stacked over the layers)
     some = CosmosLoRA(target_modules=["*.layers.0.*.linear_qkv", "linear_fc2"], dim=8)
-    assert list(some.adapted(tiny)) == ["decoder.layers.0.self_attention.linear_qkv", "decoder.layers.0.mlp.linear_fc2",
-                                        "decoder.layers.1.mlp.linear_fc2"]  # fmt: skip
+    assert list(some.adapted(tiny)) == [
+        "decoder.layers.0.self_attention.linear_qkv",
+        "decoder.layers.0.mlp.linear_fc2",
+        "decoder.layers.1.mlp.linear_fc2",
+    ]
     with pytest.raises(ValueError) as e:
         some.check_layers(tiny)
     assert str(e.value) == (

@@ -17,9 +17,25 @@ CKPT = "posttraining/autoregressive_base/cosmos_ar_tiny_cpu/checkpoints"
 def _train(out, precision, max_steps, tag, *extra):
     """Tiny recipe in ``precision``, a checkpoint after step 4; returns per-step losses and optimizer facts."""
     losses, optim = out.parent / f"{tag}.losses", out.parent / f"{tag}.optim"
-    cmd = [sys.executable, str(REPO / "tests/scripts/train_tiny.py"), "--out", str(out), "--losses", str(losses),
-           "--precision", precision, "--max-steps", str(max_steps), "--sched-steps", "10", "--save-every", "4",
-           "--dump-optim", str(optim), *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "tests/scripts/train_tiny.py"),
+        "--out",
+        str(out),
+        "--losses",
+        str(losses),
+        "--precision",
+        precision,
+        "--max-steps",
+        str(max_steps),
+        "--sched-steps",
+        "10",
+        "--save-every",
+        "4",
+        "--dump-optim",
+        str(optim),
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=child_env(), cwd=REPO)
     if proc.returncode != 0:
         pytest.fail(f"{precision} run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -36,8 +52,9 @@ def runs(tmp_path_factory):
     for saved, resumed in (("bf16", "bf16-mixed"), ("bf16-mixed", "bf16")):
         dst = tmp / f"{saved}->{resumed}"
         shutil.copytree(tmp / saved, dst)
-        r[f"{saved}->{resumed}"] = _train(dst, resumed, 6, f"{saved}-{resumed}", "--resume-from",
-                                          str(dst / CKPT / "step=3"))  # fmt: skip
+        r[f"{saved}->{resumed}"] = _train(
+            dst, resumed, 6, f"{saved}-{resumed}", "--resume-from", str(dst / CKPT / "step=3")
+        )
     return r
 
 

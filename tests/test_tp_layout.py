@@ -13,8 +13,15 @@ from nemo_cosmos_ar.conversion import native_io, tp_layout
 from nemo_cosmos_ar.model import checkpoint_mapping as cm
 from nemo_cosmos_ar.model.presets import get_preset
 
-COLUMN_PARALLEL = ("attention.wq.weight", "attention.wk.weight", "attention.wv.weight", "feed_forward.w1.weight",
-                   "feed_forward.w3.weight", "tok_embeddings.weight", "output.weight")  # fmt: skip
+COLUMN_PARALLEL = (
+    "attention.wq.weight",
+    "attention.wk.weight",
+    "attention.wv.weight",
+    "feed_forward.w1.weight",
+    "feed_forward.w3.weight",
+    "tok_embeddings.weight",
+    "output.weight",
+)
 ROW_PARALLEL = ("attention.wo.weight", "feed_forward.w2.weight")
 
 
@@ -64,8 +71,10 @@ def test_documented_shards_merge_back_exactly(tmp_path):
     torch.manual_seed(1)
     sd = {k: torch.randn(s).to(torch.bfloat16) for k, s in cm.native_shapes(cfg).items()}
     for rank in range(2):
-        torch.save({"model." + k: _documented_chunk(k, v, 2, rank) for k, v in sd.items()},
-                   tmp_path / f"model_model_mp_{rank}.pt")  # fmt: skip
+        torch.save(
+            {"model." + k: _documented_chunk(k, v, 2, rank) for k, v in sd.items()},
+            tmp_path / f"model_model_mp_{rank}.pt",
+        )
     merged = native_io.load_native(tmp_path / "model_model_mp_0.pt")
     assert merged.tp == 2
     for k, v in sd.items():

@@ -40,8 +40,12 @@ def describe(cfg: CosmosARConfig, resolution: tuple[int, int], num_frames: int) 
     train_len = cfg.seq_length - 1  # input = clip[:-1], labels = clip[1:]
     flops = cfg.train_flops_per_token(train_len)
     targets = int(first_frame_loss_mask(shape).sum())
-    yarn = (f"YaRN scale {cfg.yarn_scale:g}, beta {cfg.yarn_beta_fast:g}/{cfg.yarn_beta_slow:g}, "
-            f"original grid {'x'.join(map(str, cfg.original_latent_shape))}" if cfg.apply_yarn else "no YaRN")  # fmt: skip
+    yarn = (
+        f"YaRN scale {cfg.yarn_scale:g}, beta {cfg.yarn_beta_fast:g}/{cfg.yarn_beta_slow:g}, "
+        f"original grid {'x'.join(map(str, cfg.original_latent_shape))}"
+        if cfg.apply_yarn
+        else "no YaRN"
+    )
     rows = [
         ("model", cfg.name),
         ("layers / hidden / FFN", f"{cfg.n_layers} / {cfg.dim} / {cfg.ffn_hidden_size} (SwiGLU)"),

@@ -25,24 +25,51 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.description = __doc__.split("\n\n", 1)[1]
-    p.add_argument("--model-sizes", "--model_sizes", nargs="+", default=["4B"], metavar="SIZE",
-                   help="AR models to fetch: 4B, 12B (default 4B). The 5B/13B Video2World models are refused: this "
-                        "project cannot run them yet")  # fmt: skip
-    p.add_argument("--checkpoint-dir", "--checkpoint_dir", default="checkpoints",
-                   help="root folder, cosmos-predict1's --checkpoint_dir (default: checkpoints)")  # fmt: skip
-    p.add_argument("--dry-run", "--dry_run", action="store_true",
-                   help="list the files that would be fetched and their sizes; write nothing")  # fmt: skip
-    p.add_argument("--no-diffusion-decoder", "--no_diffusion_decoder", dest="diffusion_decoder",
-                   action="store_false",
-                   help="skip the 7B diffusion decoder and the CV8x8x8 tokenizer it decodes into")  # fmt: skip
-    p.add_argument("--no-guardrail", "--no_guardrail", dest="guardrail", action="store_false",
-                   help="skip the guardrail/ folders of the model repos (then run generate with "
-                        "--disable-guardrail)")  # fmt: skip
+    p.add_argument(
+        "--model-sizes",
+        "--model_sizes",
+        nargs="+",
+        default=["4B"],
+        metavar="SIZE",
+        help="AR models to fetch: 4B, 12B (default 4B). The 5B/13B Video2World models are refused: this "
+        "project cannot run them yet",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        "--checkpoint_dir",
+        default="checkpoints",
+        help="root folder, cosmos-predict1's --checkpoint_dir (default: checkpoints)",
+    )
+    p.add_argument(
+        "--dry-run",
+        "--dry_run",
+        action="store_true",
+        help="list the files that would be fetched and their sizes; write nothing",
+    )
+    p.add_argument(
+        "--no-diffusion-decoder",
+        "--no_diffusion_decoder",
+        dest="diffusion_decoder",
+        action="store_false",
+        help="skip the 7B diffusion decoder and the CV8x8x8 tokenizer it decodes into",
+    )
+    p.add_argument(
+        "--no-guardrail",
+        "--no_guardrail",
+        dest="guardrail",
+        action="store_false",
+        help="skip the guardrail/ folders of the model repos (then run generate with --disable-guardrail)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from nemo_cosmos_ar.download import download
 
-    download(args.model_sizes, args.checkpoint_dir, diffusion_decoder=args.diffusion_decoder,
-             guardrail=args.guardrail, dry_run=args.dry_run)  # fmt: skip
+    download(
+        args.model_sizes,
+        args.checkpoint_dir,
+        diffusion_decoder=args.diffusion_decoder,
+        guardrail=args.guardrail,
+        dry_run=args.dry_run,
+    )
     return 0

@@ -69,27 +69,44 @@ def config_from_args(args: argparse.Namespace):
         spec = get_dataset(args.dataset) if args.dataset else None
     except KeyError as e:  # a KeyError prints quoted; the message is for people
         raise checks.UserError(e.args[0]) from None
-    fields = {"resolution": (384, 640), "num_frames": 33, "window_stride": 1, "frame_stride": 1,
-              "videos": None, "output": None}  # fmt: skip
+    fields = {
+        "resolution": (384, 640),
+        "num_frames": 33,
+        "window_stride": 1,
+        "frame_stride": 1,
+        "videos": None,
+        "output": None,
+    }
     from_spec = {} if spec is None else {"videos": spec.videos_path, "output": spec.folder_path}
     for name, default in fields.items():
         given = getattr(args, name)
         registered = from_spec.get(name, getattr(spec, name, None)) if spec is not None else None
         if given is not None and registered is not None and name not in from_spec and given != registered:
-            raise ValueError(f"--{name.replace('_', '-')} {given} contradicts dataset {spec.name!r} ({registered}); "
-                             "drop the option or register another dataset name")  # fmt: skip
+            raise ValueError(
+                f"--{name.replace('_', '-')} {given} contradicts dataset {spec.name!r} ({registered}); "
+                "drop the option or register another dataset name"
+            )
         fields[name] = given if given is not None else registered if registered is not None else default
     if fields["videos"] is None or fields["output"] is None:
         raise ValueError("--videos and --output are required (or a --dataset that names them)")
     for name in ("num_frames", "window_stride", "frame_stride"):
         checks.check_int(fields[name], f"--{name.replace('_', '-')}", 1, 100_000)
     return PrepareConfig(
-        videos=fields["videos"], output=fields["output"], resolution=fields["resolution"],
+        videos=fields["videos"],
+        output=fields["output"],
+        resolution=fields["resolution"],
         windows=WindowSpec(fields["num_frames"], fields["window_stride"], fields["frame_stride"]),
-        tokenizer=args.tokenizer, val_fraction=args.val_fraction, dataset=args.dataset, batch_size=args.batch_size,
-        backend=args.backend, device=args.device, overwrite=args.overwrite, prefetch=args.prefetch,
-        decode_workers=args.decode_workers, resize_device=args.resize_device,
-    )  # fmt: skip
+        tokenizer=args.tokenizer,
+        val_fraction=args.val_fraction,
+        dataset=args.dataset,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        device=args.device,
+        overwrite=args.overwrite,
+        prefetch=args.prefetch,
+        decode_workers=args.decode_workers,
+        resize_device=args.resize_device,
+    )
 
 
 RESUME = "run the same command again to resume (finished clips are kept)"

@@ -21,8 +21,9 @@ from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.presets import as_config
 
 
-def compute_logits(checkpoint: str | Path, tokens: torch.Tensor, config: str | CosmosARConfig | None = None
-                   ) -> torch.Tensor:  # fmt: skip
+def compute_logits(
+    checkpoint: str | Path, tokens: torch.Tensor, config: str | CosmosARConfig | None = None
+) -> torch.Tensor:
     """Teacher-forced fp32 logits ``[B, S, vocab]`` of a NeMo checkpoint or a native one, gathered, on CPU, on every
     rank. ``config`` (preset name, config.json or ``CosmosARConfig``) must agree with a NeMo checkpoint's own
     architecture and chooses a native checkpoint's (default: ``architecture.resolve_config``'s rules)."""

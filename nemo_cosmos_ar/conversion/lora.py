@@ -53,9 +53,15 @@ def split_rows(linear: str, b: torch.Tensor, cfg: CosmosARConfig) -> list[torch.
 def native_shapes(cfg: CosmosARConfig, rank: int, linears: Iterable[str]) -> dict[str, tuple[int, ...]]:
     """``base_model.model.layers.{i}.<module>.lora_A/B.weight`` -> shape, for the adapted Megatron linears."""
     d, f = cfg.dim, cfg.ffn_hidden_size
-    dims = {"attention.wq": (d, cfg.q_width), "attention.wk": (d, cfg.kv_width), "attention.wv": (d, cfg.kv_width),
-            "attention.wo": (cfg.q_width, d), "feed_forward.w1": (d, f), "feed_forward.w3": (d, f),
-            "feed_forward.w2": (f, d)}  # fmt: skip
+    dims = {
+        "attention.wq": (d, cfg.q_width),
+        "attention.wk": (d, cfg.kv_width),
+        "attention.wv": (d, cfg.kv_width),
+        "attention.wo": (cfg.q_width, d),
+        "feed_forward.w1": (d, f),
+        "feed_forward.w3": (d, f),
+        "feed_forward.w2": (f, d),
+    }
     out = {}
     for i in range(cfg.n_layers):
         for linear in sorted(linears, key=list(NATIVE_LINEARS).index):
@@ -66,8 +72,9 @@ def native_shapes(cfg: CosmosARConfig, rank: int, linears: Iterable[str]) -> dic
     return out
 
 
-def iter_native_adapters(layers: Iterable[tuple[int, dict[str, tuple[torch.Tensor, torch.Tensor]]]],
-                         cfg: CosmosARConfig) -> Iterator[tuple[str, torch.Tensor]]:  # fmt: skip
+def iter_native_adapters(
+    layers: Iterable[tuple[int, dict[str, tuple[torch.Tensor, torch.Tensor]]]], cfg: CosmosARConfig
+) -> Iterator[tuple[str, torch.Tensor]]:
     """``(layer index, {megatron linear: (A, B)})`` -> native PEFT keys and tensors, in ``native_shapes`` order."""
     for i, adapters in layers:
         for linear in sorted(adapters, key=list(NATIVE_LINEARS).index):
@@ -77,21 +84,36 @@ def iter_native_adapters(layers: Iterable[tuple[int, dict[str, tuple[torch.Tenso
                 yield f"{PEFT_PREFIX}layers.{i}.{module}.lora_B.weight", rows
 
 
-def adapter_config(cfg: CosmosARConfig, rank: int, alpha: float, dropout: float, linears: Iterable[str],
-                   base: str, dtype: torch.dtype) -> dict:  # fmt: skip
+def adapter_config(
+    cfg: CosmosARConfig, rank: int, alpha: float, dropout: float, linears: Iterable[str], base: str, dtype: torch.dtype
+) -> dict:
     """``adapter_config.json`` in Hugging Face PEFT's field names, plus the Cosmos architecture it belongs to."""
     modules = [m.split(".")[1] for lin in sorted(linears, key=list(NATIVE_LINEARS).index) for m in NATIVE_LINEARS[lin]]
     return {
-        "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": modules,
-        "bias": "none", "fan_in_fan_out": False, "base_model_name_or_path": base, "task_type": None,
-        "cosmos_ar_preset": cfg.name, "cosmos_ar_config": cfg.to_dict(),
+        "peft_type": "LORA",
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": dropout,
+        "target_modules": modules,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "base_model_name_or_path": base,
+        "task_type": None,
+        "cosmos_ar_preset": cfg.name,
+        "cosmos_ar_config": cfg.to_dict(),
         "torch_dtype": str(dtype).removeprefix("torch."),
-    }  # fmt: skip
+    }
 
 
-def write_adapters(folder: str | Path, tensors: Iterable[tuple[str, torch.Tensor]], config: dict,
-                   shapes: dict[str, tuple[int, ...]], *, overwrite: bool = False,
-                   dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
+def write_adapters(
+    folder: str | Path,
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    config: dict,
+    shapes: dict[str, tuple[int, ...]],
+    *,
+    overwrite: bool = False,
+    dtype: torch.dtype = torch.bfloat16,
+) -> Path:
     """A folder with ``adapter_model.safetensors`` (streamed, ``shapes`` order) and ``adapter_config.json``."""
     folder = Path(folder)
     with atomic_outputs([folder], overwrite, directory=True) as (tmp,):

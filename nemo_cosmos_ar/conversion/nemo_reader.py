@@ -58,26 +58,38 @@ def read_context_config(ckpt: str | Path) -> CosmosARConfig:
     ctx = Path(ckpt) / "context"
     for name in ("model.yaml", "io.json"):  # the architecture first: it is what a reader needs
         if not (ctx / name).is_file():
-            raise ConversionError(f"{ctx / name} is missing: the checkpoint is incomplete or is not a NeMo checkpoint "
-                                  "of a Cosmos AR run (pass its step=N-last folder, or copy it again)")  # fmt: skip
+            raise ConversionError(
+                f"{ctx / name} is missing: the checkpoint is incomplete or is not a NeMo checkpoint "
+                "of a Cosmos AR run (pass its step=N-last folder, or copy it again)"
+            )
     try:
         json.loads((ctx / "io.json").read_text())
         c = yaml.safe_load((ctx / "model.yaml").read_text())["config"]
         heads = int(c["num_attention_heads"])
         return CosmosARConfig(
-            name=str(c.get("preset") or "custom"), n_layers=int(c["num_layers"]), dim=int(c["hidden_size"]),
-            n_heads=heads, n_kv_heads=int(c.get("num_query_groups") or heads),
+            name=str(c.get("preset") or "custom"),
+            n_layers=int(c["num_layers"]),
+            dim=int(c["hidden_size"]),
+            n_heads=heads,
+            n_kv_heads=int(c.get("num_query_groups") or heads),
             head_dim=int(c.get("kv_channels") or int(c["hidden_size"]) // heads),
-            ffn_hidden_size=int(c["ffn_hidden_size"]), vocab_size=int(c["vocab_size"]),
-            norm_eps=float(c["layernorm_epsilon"]), rope_theta=float(c["rope_theta"]),
-            latent_shape=tuple(c["latent_shape"]), apply_yarn=bool(c.get("apply_yarn", False)),
-            yarn_scale=float(c.get("yarn_scale", 1.0)), yarn_beta_fast=float(c.get("yarn_beta_fast", 4.0)),
-            yarn_beta_slow=float(c.get("yarn_beta_slow", 1.0)), original_latent_shape=c.get("original_latent_shape"),
-        )  # fmt: skip
+            ffn_hidden_size=int(c["ffn_hidden_size"]),
+            vocab_size=int(c["vocab_size"]),
+            norm_eps=float(c["layernorm_epsilon"]),
+            rope_theta=float(c["rope_theta"]),
+            latent_shape=tuple(c["latent_shape"]),
+            apply_yarn=bool(c.get("apply_yarn", False)),
+            yarn_scale=float(c.get("yarn_scale", 1.0)),
+            yarn_beta_fast=float(c.get("yarn_beta_fast", 4.0)),
+            yarn_beta_slow=float(c.get("yarn_beta_slow", 1.0)),
+            original_latent_shape=c.get("original_latent_shape"),
+        )
     except Exception as e:  # noqa: BLE001 -- OS, JSON, YAML, key and value errors all mean "unreadable context"
-        raise ConversionError(f"{ckpt}/context cannot be read ({type(e).__name__}: "
-                              f"{(str(e).strip().splitlines() or [''])[0][:160]}); the checkpoint is damaged or "
-                              "was not written by nemo_cosmos_ar: copy it again") from None  # fmt: skip
+        raise ConversionError(
+            f"{ckpt}/context cannot be read ({type(e).__name__}: "
+            f"{(str(e).strip().splitlines() or [''])[0][:160]}); the checkpoint is damaged or "
+            "was not written by nemo_cosmos_ar: copy it again"
+        ) from None
 
 
 class _SlicePlanner(LoadPlanner):
@@ -125,15 +137,17 @@ def _read_dcp_metadata(reader: FileSystemReader, weights: Path):
         for info in storage:
             need[info.relative_path] = max(need.get(info.relative_path, 0), int(info.offset) + int(info.length))
     except Exception as e:  # noqa: BLE001 -- unpickling a damaged file raises anything
-        raise ConversionError(f"{weights}/.metadata is damaged ({type(e).__name__}); copy the checkpoint "
-                              "again") from None  # fmt: skip
+        raise ConversionError(
+            f"{weights}/.metadata is damaged ({type(e).__name__}); copy the checkpoint again"
+        ) from None
     for name, size in sorted(need.items()):
         f = weights / name
         have = f.stat().st_size if f.is_file() else None
         if have is None or have < size:
             state = "is missing" if have is None else f"is truncated ({have:,} of {size:,} bytes)"
-            raise ConversionError(f"{f} {state}; the checkpoint is incomplete: copy it again or use another "
-                                  "step's checkpoint")  # fmt: skip
+            raise ConversionError(
+                f"{f} {state}; the checkpoint is incomplete: copy it again or use another step's checkpoint"
+            )
     return md
 
 
@@ -143,13 +157,17 @@ class NeMoCheckpointReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
-            raise ConversionError(f"{self.path} {'is not a folder' if self.path.exists() else 'does not exist'}; "
-                                  "pass the NeMo checkpoint folder that holds weights/ and context/")  # fmt: skip
+            raise ConversionError(
+                f"{self.path} {'is not a folder' if self.path.exists() else 'does not exist'}; "
+                "pass the NeMo checkpoint folder that holds weights/ and context/"
+            )
         # NeMo 2 saves the shards under weights/; a folder without one is read as the weights folder itself
         self.weights = self.path / "weights" if (self.path / "weights").is_dir() else self.path
         if not (self.weights / ".metadata").exists():
-            raise ConversionError(f"{self.path} is not a NeMo distributed checkpoint (no {self.weights}/.metadata); "
-                                  "pass the folder that holds weights/ and context/")  # fmt: skip
+            raise ConversionError(
+                f"{self.path} is not a NeMo distributed checkpoint (no {self.weights}/.metadata); "
+                "pass the folder that holds weights/ and context/"
+            )
         self.config = read_context_config(self.path)
         self._reader = FileSystemReader(str(self.weights))
         self._md = _read_dcp_metadata(self._reader, self.weights)  # both layer specs save TE names
@@ -162,8 +180,10 @@ class NeMoCheckpointReader:
             if md is None or not hasattr(md, "size"):
                 raise ConversionError(f"{self.weights} has no tensor {key!r}; is this a Cosmos AR checkpoint?")
             if any(o + s > g for o, s, g in zip(offsets, sizes, md.size)) or len(md.size) != len(sizes):
-                raise ConversionError(f"{self.weights}: {key} has shape {list(md.size)}, but its config "
-                                      f"({self.config.name}) needs {list(sizes)} at {list(offsets)}")  # fmt: skip
+                raise ConversionError(
+                    f"{self.weights}: {key} has shape {list(md.size)}, but its config "
+                    f"({self.config.name}) needs {list(sizes)} at {list(offsets)}"
+                )
             reqs[name] = (key, offsets, torch.empty(sizes, dtype=md.properties.dtype))
         planner = _SlicePlanner(reqs)
         planner.set_up_planner({}, self._md, True)
@@ -185,8 +205,10 @@ class NeMoCheckpointReader:
         shapes = {k: s for k, s in cm.mcore_shapes(one, "te").items() if k.startswith("decoder.layers.0.")}
         for i in range(cfg.n_layers):
             # stored as [n_layers, ...] global tensors: read row i of each
-            req = {name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s))
-                   for name, s in shapes.items()}  # fmt: skip
+            req = {
+                name: (p + name.replace("layers.0.", "layers."), (i,) + (0,) * len(s), (1, *s))
+                for name, s in shapes.items()
+            }
             layer = {k: t[0] for k, t in self._read(req).items()}
             if layer_hook is not None:
                 layer = layer_hook(i, layer)

@@ -31,9 +31,18 @@ class ConversionError(ValueError):
 # Streaming writers
 # ---------------------------------------------------------------------------------------------------------------
 Layout = Sequence[tuple[str, tuple[int, ...], torch.dtype]]
-_ST_DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32", torch.float64: "F64",
-              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-              torch.bool: "BOOL"}  # fmt: skip
+_ST_DTYPES = {
+    torch.bfloat16: "BF16",
+    torch.float16: "F16",
+    torch.float32: "F32",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
 class _StorageStub:
@@ -53,10 +62,18 @@ class _TensorStub:
 
 
 # Storage classes torch.save names in its pickles (``TypedStorage._pickle_storage_type``).
-_STORAGE_TYPES = {torch.bfloat16: "BFloat16Storage", torch.float16: "HalfStorage", torch.float32: "FloatStorage",
-                  torch.float64: "DoubleStorage", torch.int64: "LongStorage", torch.int32: "IntStorage",
-                  torch.int16: "ShortStorage", torch.int8: "CharStorage", torch.uint8: "ByteStorage",
-                  torch.bool: "BoolStorage"}  # fmt: skip
+_STORAGE_TYPES = {
+    torch.bfloat16: "BFloat16Storage",
+    torch.float16: "HalfStorage",
+    torch.float32: "FloatStorage",
+    torch.float64: "DoubleStorage",
+    torch.int64: "LongStorage",
+    torch.int32: "IntStorage",
+    torch.int16: "ShortStorage",
+    torch.int8: "CharStorage",
+    torch.uint8: "ByteStorage",
+    torch.bool: "BoolStorage",
+}
 
 
 def _storage_type(dtype: torch.dtype):
@@ -80,8 +97,10 @@ class TorchStreamWriter:
             self._zip = torch._C.PyTorchFileWriter(str(path), True, 64)
         except TypeError:  # older torch
             self._zip = torch._C.PyTorchFileWriter(str(path))
-        stubs = {k: _TensorStub(_StorageStub(str(i), dt, math.prod(shape)), shape)
-                 for i, (k, shape, dt) in enumerate(self.layout)}  # fmt: skip
+        stubs = {
+            k: _TensorStub(_StorageStub(str(i), dt, math.prod(shape)), shape)
+            for i, (k, shape, dt) in enumerate(self.layout)
+        }
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TypedStorage deprecation
@@ -110,8 +129,9 @@ class TorchStreamWriter:
 class SafetensorsStreamWriter:
     """Writes a ``.safetensors`` file one tensor at a time (the header holds all offsets, so it goes first)."""
 
-    def __init__(self, path: Path, layout: Layout, metadata: dict[str, str] | None = None,
-                 label: str | Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, path: Path, layout: Layout, metadata: dict[str, str] | None = None, label: str | Path | None = None
+    ) -> None:
         self.path, self.layout, self._next, self.label = path, list(layout), 0, label or path
         header: dict = {}
         off = 0
@@ -137,8 +157,13 @@ class SafetensorsStreamWriter:
             raise ConversionError(f"{self.label}: only {self._next} of {len(self.layout)} tensors were written")
 
 
-def write_safetensors(path: Path, layout: Layout, tensors: Iterable[tuple[str, torch.Tensor]],
-                      metadata: dict[str, str] | None = None, label: str | Path | None = None) -> None:  # fmt: skip
+def write_safetensors(
+    path: Path,
+    layout: Layout,
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    metadata: dict[str, str] | None = None,
+    label: str | Path | None = None,
+) -> None:
     """Stream ``(key, tensor)`` pairs, in ``layout`` order, into a new ``.safetensors`` file. On any failure the file
     is closed unchecked and the error propagates (the caller's ``atomic_outputs`` then removes it)."""
     w = SafetensorsStreamWriter(path, layout, metadata, label)
@@ -163,8 +188,9 @@ def _check_next(path: str | Path, layout: list, i: int, key: str, tensor: torch.
 def check_free(paths: Iterable[Path], overwrite: bool) -> None:
     for p in paths:
         if (p.exists() or p.is_symlink()) and not overwrite:
-            raise FileExistsError(f"{p} already exists; pass overwrite=True (--overwrite) to replace it, or choose "
-                                  "another output path")  # fmt: skip
+            raise FileExistsError(
+                f"{p} already exists; pass overwrite=True (--overwrite) to replace it, or choose another output path"
+            )
 
 
 def _remove(p: Path) -> None:

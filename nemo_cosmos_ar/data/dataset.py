@@ -68,8 +68,7 @@ def check_split(prefix: str, tokens_per_clip: int) -> int:
         raise DatasetError(f"{idx}: unsupported index version {version} or dtype code {code}; {REDO}")
     want = head_len + 4 * n + 8 * n + 8 * docs
     if size != want or docs != n + 1:
-        raise DatasetError(f"{idx} is truncated or damaged: {size:,} bytes for {n:,} clips (expected {want:,}); "
-                           f"{REDO}")  # fmt: skip
+        raise DatasetError(f"{idx} is truncated or damaged: {size:,} bytes for {n:,} clips (expected {want:,}); {REDO}")
     lengths = np.fromfile(idx, dtype="<i4", count=n, offset=head_len)
     if n and (int(lengths.min()) != tokens_per_clip or int(lengths.max()) != tokens_per_clip):
         raise DatasetError(f"{idx}: clips are not all {tokens_per_clip} tokens long (the metadata's grid); {REDO}")
@@ -85,8 +84,9 @@ def check_dataset(folder: str) -> dict:
     meta = read_metadata(folder)
     n = grid.tokens_per_clip(meta["latent_shape"])
     if check_split(os.path.join(folder, "train"), n) == 0:
-        raise DatasetError(f"{folder}: the train split holds no clips; prepare it from videos with at least one "
-                           "full clip each")  # fmt: skip
+        raise DatasetError(
+            f"{folder}: the train split holds no clips; prepare it from videos with at least one full clip each"
+        )
     if os.path.exists(os.path.join(folder, "val.idx")):
         check_split(os.path.join(folder, "val"), n)
     return meta

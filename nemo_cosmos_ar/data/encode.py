@@ -30,8 +30,10 @@ def encode_clips(tokenizer, frames: torch.Tensor, latent_shape: tuple[int, int, 
     video = video.reshape(3, b, t, h, w).transpose(0, 1)
     ids = tokenizer.encode(video)
     if tuple(ids.shape[1:]) != tuple(latent_shape):
-        raise PrepareError(f"the tokenizer turned {t}x{h}x{w} clips into a {tuple(ids.shape[1:])} grid, expected "
-                           f"{tuple(latent_shape)}: is --tokenizer a DV8x16x16 (8x time, 16x space) tokenizer?")
+        raise PrepareError(
+            f"the tokenizer turned {t}x{h}x{w} clips into a {tuple(ids.shape[1:])} grid, expected "
+            f"{tuple(latent_shape)}: is --tokenizer a DV8x16x16 (8x time, 16x space) tokenizer?"
+        )
     return ids.reshape(b, -1).cpu().numpy().astype(TOKEN_DTYPE)
 
 
@@ -46,8 +48,16 @@ def decode_threads(processes: int = 1, readers: int = 1) -> int:
     return max(1, min(8, worker_cores(processes) // max(1, readers)))
 
 
-def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, device: str,
-               on_progress=None, threads: int | None = None, stats: Stats | None = None) -> int:  # fmt: skip
+def run_worker(
+    cfg: PrepareConfig,
+    plan: dict,
+    units: list[int],
+    shard: str,
+    device: str,
+    on_progress=None,
+    threads: int | None = None,
+    stats: Stats | None = None,
+) -> int:
     """Encode ``units`` and append them to ``shard``; returns the number of clips handled. ``threads``: CPU
     cores of this worker (default: all), shared by its decode processes (each reader at most 8 decoder threads);
     ``stats``: where to add the seconds each stage took."""
@@ -69,12 +79,19 @@ def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, dev
         fast_options = FastOptions(cudnn_benchmark=False)
     try:
         tokenizer = load_tokenizer(
-            cfg.tokenizer, backend=cfg.backend, device=device, dtype=None if cfg.backend == "jit" else cfg.torch_dtype(),
-            pixel_chunk_duration=None, max_enc_batch_size=cfg.batch_size, fast_options=fast_options,
-        )  # fmt: skip
+            cfg.tokenizer,
+            backend=cfg.backend,
+            device=device,
+            dtype=None if cfg.backend == "jit" else cfg.torch_dtype(),
+            pixel_chunk_duration=None,
+            max_enc_batch_size=cfg.batch_size,
+            fast_options=fast_options,
+        )
     except (RuntimeError, ValueError, KeyError, OSError) as e:  # a damaged file: one line, not a torch traceback
-        raise PrepareError(f"--tokenizer {cfg.tokenizer} cannot be loaded ({_short(e)}); download the "
-                           "Cosmos-Tokenize1-DV8x16x16 folder again") from None  # fmt: skip
+        raise PrepareError(
+            f"--tokenizer {cfg.tokenizer} cannot be loaded ({_short(e)}); download the "
+            "Cosmos-Tokenize1-DV8x16x16 folder again"
+        ) from None
     if tokenizer.codebook_size > np.iinfo(TOKEN_DTYPE).max + 1:
         raise PrepareError(f"codebook of {tokenizer.codebook_size} codes does not fit {np.dtype(TOKEN_DTYPE).name}")
     cores = threads or worker_cores()
@@ -83,13 +100,23 @@ def run_worker(cfg: PrepareConfig, plan: dict, units: list[int], shard: str, dev
     args = ReaderArgs(cfg.videos, cfg.windows, per_reader, resize_to)
     writer = ShardWriter(work, shard)
     handled = 0
-    source = units_frames(args, plan, os.path.join(work, PLAN_FILE), units, cfg.resolution, device, cfg.prefetch,
-                          cfg.decode_workers, stats)  # fmt: skip
+    source = units_frames(
+        args,
+        plan,
+        os.path.join(work, PLAN_FILE),
+        units,
+        cfg.resolution,
+        device,
+        cfg.prefetch,
+        cfg.decode_workers,
+        stats,
+    )
     try:
         for frames, clips in source:
             start = time.perf_counter()
-            rows = (encode_clips(tokenizer, clips, cfg.latent_shape) if clips is not None
-                    else np.zeros((0, 0), TOKEN_DTYPE))  # fmt: skip
+            rows = (
+                encode_clips(tokenizer, clips, cfg.latent_shape) if clips is not None else np.zeros((0, 0), TOKEN_DTYPE)
+            )
             written = time.perf_counter()
             stats.encode += written - start
             writer.commit(frames.unit, frames.clip_ids, rows, frames.failed)

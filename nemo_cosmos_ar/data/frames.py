@@ -60,8 +60,9 @@ class ClipReader:
         resize_to: ``(height, width)`` to resize + crop to here, on the CPU; None leaves that to ``unit_clips``.
     """
 
-    def __init__(self, root: str, plan: dict, spec: WindowSpec, decode_threads: int = 2,
-                 resize_to: tuple[int, int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, root: str, plan: dict, spec: WindowSpec, decode_threads: int = 2, resize_to: tuple[int, int] | None = None
+    ) -> None:
         self.root, self.plan, self.spec, self.decode_threads = root, plan, spec, decode_threads
         self.resize_to = resize_to
         self._video: int | None = None

@@ -22,8 +22,19 @@ import numpy as np
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
 # Megatron-Core's numeric codes for the element type (its DType enum).
-DTYPE_CODES = {np.dtype(t): c for t, c in [(np.uint8, 1), (np.int8, 2), (np.int16, 3), (np.int32, 4),
-                                           (np.int64, 5), (np.float64, 6), (np.float32, 7), (np.uint16, 8)]}  # fmt: skip
+DTYPE_CODES = {
+    np.dtype(t): c
+    for t, c in [
+        (np.uint8, 1),
+        (np.int8, 2),
+        (np.int16, 3),
+        (np.int32, 4),
+        (np.int64, 5),
+        (np.float64, 6),
+        (np.float32, 7),
+        (np.uint16, 8),
+    ]
+}
 
 
 class IndexedRowsWriter:
@@ -38,8 +49,10 @@ class IndexedRowsWriter:
     def __init__(self, prefix: str, dtype, row_length: int) -> None:
         self.dtype = np.dtype(dtype)
         if self.dtype not in DTYPE_CODES:
-            raise ValueError(f"Megatron indexed datasets cannot hold {self.dtype}; use one of "
-                             f"{', '.join(sorted(d.name for d in DTYPE_CODES))}")  # fmt: skip
+            raise ValueError(
+                f"Megatron indexed datasets cannot hold {self.dtype}; use one of "
+                f"{', '.join(sorted(d.name for d in DTYPE_CODES))}"
+            )
         self.prefix, self.row_length, self.rows = prefix, int(row_length), 0
         self._bin = open(prefix + ".bin", "wb")
 

@@ -126,9 +126,13 @@ class _Processes:
             self.owner.update({u: k % count for u in seg})
         self.queues = [ctx.Queue(maxsize=max(1, depth)) for _ in parts]
         self.finished = ctx.Event()
-        self.procs = [ctx.Process(target=_decode_process, daemon=True,
-                                  args=(args, plan_path, part, q, self.finished, os.getpid()))
-                      for part, q in zip(parts, self.queues) if part]  # fmt: skip
+        self.procs = [
+            ctx.Process(
+                target=_decode_process, daemon=True, args=(args, plan_path, part, q, self.finished, os.getpid())
+            )
+            for part, q in zip(parts, self.queues)
+            if part
+        ]
         self.queues = [q for part, q in zip(parts, self.queues) if part]
         index = {old: new for new, old in enumerate(k for k, part in enumerate(parts) if part)}
         self.owner = {u: index[k] for u, k in self.owner.items()}
@@ -142,8 +146,9 @@ class _Processes:
                 kind, item = self.queues[k].get(timeout=_POLL)
             except queue.Empty:
                 if not self.procs[k].is_alive():
-                    raise RuntimeError(f"a decode process died (exit code {self.procs[k].exitcode}); rerun to "
-                                       "resume") from None  # fmt: skip
+                    raise RuntimeError(
+                        f"a decode process died (exit code {self.procs[k].exitcode}); rerun to resume"
+                    ) from None
                 continue
             if kind == "error":
                 raise item
@@ -161,9 +166,16 @@ class _Processes:
 
 
 def units_frames(
-    args: ReaderArgs, plan: dict, plan_path: str, units: list[int], resolution: tuple[int, int], device,
-    prefetch: int, decode_workers: int, stats: Stats,
-) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:  # fmt: skip
+    args: ReaderArgs,
+    plan: dict,
+    plan_path: str,
+    units: list[int],
+    resolution: tuple[int, int],
+    device,
+    prefetch: int,
+    decode_workers: int,
+    stats: Stats,
+) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:
     """``(UnitFrames, clips [B, T, H, W, 3] uint8 on device or None)`` for ``units`` in order (see the module
     docstring). Closing the generator stops every thread and process it started."""
     cuda = torch.device(device).type == "cuda"

@@ -67,8 +67,9 @@ def find_video_files(root: str, exclude: str | None = None) -> tuple[list[str], 
     videos, others = [], []
     exclude = os.path.realpath(exclude) if exclude else None
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and os.path.realpath(os.path.join(dirpath, d)) != exclude)  # fmt: skip
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) != exclude
+        )
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
@@ -91,8 +92,15 @@ def _probe(root: str, rel: str, spec: WindowSpec) -> tuple[dict | None, str | No
     if info.num_frames < spec.span:
         return None, f"too short ({info.num_frames} frames; a clip spans {spec.span})"
     st = os.stat(path)
-    return {"path": rel, "frames": int(info.num_frames), "fps": float(info.fps), "height": int(info.height),
-            "width": int(info.width), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}, None  # fmt: skip
+    return {
+        "path": rel,
+        "frames": int(info.num_frames),
+        "fps": float(info.fps),
+        "height": int(info.height),
+        "width": int(info.width),
+        "bytes": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+    }, None
 
 
 def tokenizer_checksum(folder: str) -> str:
@@ -108,8 +116,10 @@ def tokenizer_checksum(folder: str) -> str:
         h.update(name.encode())
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":  # TorchScript files are zip archives
-                raise PrepareError(f"{path} is not a TorchScript file (it does not start like a zip archive): "
-                                   "--tokenizer must be a Cosmos-Tokenize1-DV8x16x16 folder; download it again")
+                raise PrepareError(
+                    f"{path} is not a TorchScript file (it does not start like a zip archive): "
+                    "--tokenizer must be a Cosmos-Tokenize1-DV8x16x16 folder; download it again"
+                )
             f.seek(0)
             for block in iter(lambda: f.read(1 << 24), b""):
                 h.update(block)
@@ -119,14 +129,20 @@ def tokenizer_checksum(folder: str) -> str:
 def _fingerprint(cfg: PrepareConfig, checksum: str) -> dict:
     """Everything the bytes of the result depend on; a resumed run must match it."""
     return {
-        "videos": os.path.abspath(cfg.videos), "resolution": list(cfg.resolution), "windows": asdict(cfg.windows),
-        "tokenizer_checksum": checksum, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
-        "batch_size": cfg.batch_size, "backend": cfg.backend, "device_type": cfg.device_type().split(":")[0],
+        "videos": os.path.abspath(cfg.videos),
+        "resolution": list(cfg.resolution),
+        "windows": asdict(cfg.windows),
+        "tokenizer_checksum": checksum,
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "backend": cfg.backend,
+        "device_type": cfg.device_type().split(":")[0],
         "dtype": "traced" if cfg.backend == "jit" else str(cfg.torch_dtype()).replace("torch.", ""),
         "dataset": cfg.dataset,
         # only when set, so that runs planned before the option existed still resume
         **({"resize_device": cfg.resize_device} if cfg.resize_device else {}),
-    }  # fmt: skip
+    }
 
 
 def val_videos(num_videos: int, val_fraction: float, seed: int) -> set[int]:
@@ -149,16 +165,23 @@ def make_plan(cfg: PrepareConfig, checksum: str, probe_threads: int = 8) -> dict
     skipped = sorted(skipped + [(rel, reason) for rel, (info, reason) in zip(files, probed) if info is None])
     if not videos:
         why = "; ".join(f"{p}: {r}" for p, r in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        raise PrepareError(f"none of the {files_found} files in {cfg.videos} gives a {cfg.windows.span}-frame "
-                           f"clip ({why})")  # fmt: skip
+        raise PrepareError(
+            f"none of the {files_found} files in {cfg.videos} gives a {cfg.windows.span}-frame clip ({why})"
+        )
     held_out = val_videos(len(videos), cfg.val_fraction, cfg.seed)
     clips = []  # [video index, first frame, split index], ordered by (path, first frame)
     for i, v in enumerate(videos):
         v["split"] = SPLITS[1] if i in held_out else SPLITS[0]
         clips += [[i, s, int(i in held_out)] for s in window_starts(v["frames"], cfg.windows)]
     units = [[a, min(cfg.batch_size, len(clips) - a)] for a in range(0, len(clips), cfg.batch_size)]
-    return {"fingerprint": _fingerprint(cfg, checksum), "files_found": files_found, "videos": videos,
-            "skipped": skipped, "clips": clips, "units": units}  # fmt: skip
+    return {
+        "fingerprint": _fingerprint(cfg, checksum),
+        "files_found": files_found,
+        "videos": videos,
+        "skipped": skipped,
+        "clips": clips,
+        "units": units,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,8 +211,9 @@ def _load_plan(path: str) -> dict:
         plan["fingerprint"].items()
         return plan
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise PrepareError(f"{path} (the plan of an unfinished run) is damaged; pass --overwrite to start "
-                           "over") from None  # fmt: skip
+        raise PrepareError(
+            f"{path} (the plan of an unfinished run) is damaged; pass --overwrite to start over"
+        ) from None
 
 
 def _setup(cfg: PrepareConfig) -> tuple[dict, bool, str | None]:
@@ -209,8 +233,10 @@ def _setup(cfg: PrepareConfig) -> tuple[dict, bool, str | None]:
         diff = {k: (plan["fingerprint"].get(k), v) for k, v in want.items() if plan["fingerprint"].get(k) != v}
         if diff:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise FileExistsError(f"{cfg.output} holds an unfinished run with other settings ({changes}); "
-                                  "rerun with the same settings to resume it, or pass --overwrite to start over")
+            raise FileExistsError(
+                f"{cfg.output} holds an unfinished run with other settings ({changes}); "
+                "rerun with the same settings to resume it, or pass --overwrite to start over"
+            )
         for name in _shard_names(work):
             repair_shard(work, name, grid.tokens_per_clip(cfg.latent_shape))
         return plan, True, None
@@ -289,8 +315,7 @@ def _split_work(pending: list[int], parts: int) -> list[list[int]]:
     return [[int(u) for u in x] for x in np.array_split(np.asarray(pending, dtype=np.int64), parts)]
 
 
-def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, threads: int, decoders: int,
-           queue) -> None:  # fmt: skip
+def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, threads: int, decoders: int, queue) -> None:
     """Entry point of a local worker process (``workers > 1``)."""
     import traceback
 
@@ -299,8 +324,16 @@ def _child(cfg: PrepareConfig, units: list[int], shard: str, device: str, thread
         with open(os.path.join(cfg.output, WORK_DIR, PLAN_FILE)) as f:
             plan = json.load(f)
         stats = Stats()
-        run_worker(cfg, plan, units, shard, device, on_progress=lambda n: queue.put(("progress", n)),
-                   threads=decoders, stats=stats)
+        run_worker(
+            cfg,
+            plan,
+            units,
+            shard,
+            device,
+            on_progress=lambda n: queue.put(("progress", n)),
+            threads=decoders,
+            stats=stats,
+        )
         queue.put(("done", shard, stats.as_dict()))
     except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises
         user_error = e if isinstance(e, (PrepareError, FileNotFoundError)) else None
@@ -318,9 +351,14 @@ def _run_local_workers(cfg: PrepareConfig, parts: list[list[int]], advance, stat
     decoders = worker_cores(len(parts))
     # A daemonic process may not start processes: workers with decode processes are not daemons (they are
     # terminated below all the same).
-    procs = [ctx.Process(target=_child, daemon=cfg.decode_workers == 0,
-                         args=(cfg, units, f"shard-{w:03d}", _device_for(cfg, w), threads, decoders, queue))
-             for w, units in enumerate(parts)]  # fmt: skip
+    procs = [
+        ctx.Process(
+            target=_child,
+            daemon=cfg.decode_workers == 0,
+            args=(cfg, units, f"shard-{w:03d}", _device_for(cfg, w), threads, decoders, queue),
+        )
+        for w, units in enumerate(parts)
+    ]
     for p in procs:
         p.start()
     finished, error, aborted = 0, None, True
@@ -409,11 +447,26 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     initial = sum(plan["units"][u][1] for u in done)
     if world > 1:  # rank 0 sees only its own progress
         mine = sum(plan["units"][u][1] for u in parts[rank])
-        bar = tqdm(total=mine, unit=" clips", desc=f"prepare-data rank 0/{world}", dynamic_ncols=True,
-                   disable=not progress or rank != 0, file=sys.stderr, smoothing=0.1)  # fmt: skip
+        bar = tqdm(
+            total=mine,
+            unit=" clips",
+            desc=f"prepare-data rank 0/{world}",
+            dynamic_ncols=True,
+            disable=not progress or rank != 0,
+            file=sys.stderr,
+            smoothing=0.1,
+        )
     else:
-        bar = tqdm(total=total, initial=initial, unit=" clips", desc="prepare-data", dynamic_ncols=True,
-                   disable=not progress, file=sys.stderr, smoothing=0.1)  # fmt: skip
+        bar = tqdm(
+            total=total,
+            initial=initial,
+            unit=" clips",
+            desc="prepare-data",
+            dynamic_ncols=True,
+            disable=not progress,
+            file=sys.stderr,
+            smoothing=0.1,
+        )
 
     def advance(n: int) -> None:
         bar.update(n)
@@ -424,8 +477,16 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     try:
         if world > 1:
             device = _device_for(cfg, int(os.environ.get("LOCAL_RANK", rank)))
-            run_worker(cfg, plan, parts[rank], f"shard-{rank:03d}", device, on_progress=advance if rank == 0 else None,
-                       threads=worker_cores(int(os.environ.get("LOCAL_WORLD_SIZE", world))), stats=stats)
+            run_worker(
+                cfg,
+                plan,
+                parts[rank],
+                f"shard-{rank:03d}",
+                device,
+                on_progress=advance if rank == 0 else None,
+                threads=worker_cores(int(os.environ.get("LOCAL_WORLD_SIZE", world))),
+                stats=stats,
+            )
         elif len(parts) > 1:
             _run_local_workers(cfg, parts, advance, stats)
         else:
@@ -459,7 +520,10 @@ def _prepare(cfg: PrepareConfig, workers: int, progress: bool, on_progress, rank
     if isinstance(summary, Exception):
         raise summary
     summary.seconds = time.time() - start_time
-    summary.phases = {"setup": setup_done - start_time, "encode": encode_done - setup_done,
-                      "merge": start_time + summary.seconds - encode_done}  # fmt: skip
+    summary.phases = {
+        "setup": setup_done - start_time,
+        "encode": encode_done - setup_done,
+        "merge": start_time + summary.seconds - encode_done,
+    }
     summary.stages = stats.as_dict()
     return summary

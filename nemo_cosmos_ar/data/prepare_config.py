@@ -151,14 +151,17 @@ class PrepareSummary:
             lines.append(f"dropped      {self.failed_clips} clips whose frames failed to decode")
         rate = self.clips_this_run / self.seconds if self.seconds > 0 else 0.0
         resumed = f"; resumed, {self.resumed_units} units already done" if self.resumed_units else ""
-        lines.append(f"time         {self.seconds:.1f} s ({self.clips_this_run:,} clips encoded, "
-                     f"{rate:.2f} clips/s{resumed})")  # fmt: skip
+        lines.append(
+            f"time         {self.seconds:.1f} s ({self.clips_this_run:,} clips encoded, {rate:.2f} clips/s{resumed})"
+        )
         if self.phases:  # where the time went: planning and tokenizer loading are fixed costs, encode scales
             lines.append("phases       " + ", ".join(f"{k} {v:.1f} s" for k, v in self.phases.items()))
         if self.stages:  # overlapping stages: what each took, and whether the encoder waited for frames
             busy = ", ".join(f"{k} {self.stages.get(k, 0.0):.1f} s" for k in ("decode", "resize", "encode", "write"))
-            lines.append(f"stages       {rate:.2f} clips/s; {busy}; encoder waited {self.stages.get('wait', 0.0):.1f} s "
-                         "for frames (seconds summed over workers)")  # fmt: skip
+            lines.append(
+                f"stages       {rate:.2f} clips/s; {busy}; encoder waited {self.stages.get('wait', 0.0):.1f} s "
+                "for frames (seconds summed over workers)"
+            )
         return "\n".join(lines)
 
 

@@ -93,9 +93,16 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 _loaded_file: str | None = None
 
 
-def register_dataset(name: str, folder: str, resolution: tuple[int, int], num_frames: int = 33,
-                     window_stride: int = 1, frame_stride: int = 1, videos: str | None = None,
-                     overwrite: bool = False) -> DatasetSpec:  # fmt: skip
+def register_dataset(
+    name: str,
+    folder: str,
+    resolution: tuple[int, int],
+    num_frames: int = 33,
+    window_stride: int = 1,
+    frame_stride: int = 1,
+    videos: str | None = None,
+    overwrite: bool = False,
+) -> DatasetSpec:
     """Register (or with ``overwrite=True`` replace) a named dataset; returns its spec."""
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"dataset {name!r} is already registered ({_REGISTRY[name]}); pass overwrite=True")
@@ -140,7 +147,17 @@ def list_datasets() -> list[str]:
 
 # cosmos-predict1 configs/base/dataloader.py get_tealrobot_video(): the NeMo-Assets teal-robot videos, every start
 # frame, consecutive frames. Videos default to where cosmos-predict1's post-training example puts them.
-register_dataset("tealrobot_video_small", folder="tealrobot_video_small", resolution=(384, 640), num_frames=33,
-                 videos="cosmos_nemo_assets/videos")  # fmt: skip
-register_dataset("tealrobot_video", folder="tealrobot_video", resolution=(640, 848), num_frames=33,
-                 videos="cosmos_nemo_assets/videos")  # fmt: skip
+register_dataset(
+    "tealrobot_video_small",
+    folder="tealrobot_video_small",
+    resolution=(384, 640),
+    num_frames=33,
+    videos="cosmos_nemo_assets/videos",
+)
+register_dataset(
+    "tealrobot_video",
+    folder="tealrobot_video",
+    resolution=(640, 848),
+    num_frames=33,
+    videos="cosmos_nemo_assets/videos",
+)

@@ -76,8 +76,9 @@ def camera_path(motion: str, num_frames: int, seed: int) -> tuple[torch.Tensor, 
     return x.clamp(-1, 1), y.clamp(-1, 1), z
 
 
-def render_camera_move(photo: torch.Tensor, motion: str, num_frames: int, height: int, width: int,
-                       seed: int = 0) -> torch.Tensor:  # fmt: skip
+def render_camera_move(
+    photo: torch.Tensor, motion: str, num_frames: int, height: int, width: int, seed: int = 0
+) -> torch.Tensor:
     """Frames of a camera moving over ``photo`` ``[1, 3, H0, W0]``: uint8 ``[T, H, W, 3]``."""
     h0, w0 = photo.shape[-2:]
     # Largest window of the output aspect ratio inside the photo, in grid_sample's normalised [-1, 1] units.
@@ -95,14 +96,20 @@ def render_camera_move(photo: torch.Tensor, motion: str, num_frames: int, height
     return (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def render_bouncing_balls(num_frames: int, height: int, width: int, seed: int = 0, num_balls: int = 4,
-                          fps: float = 24.0) -> torch.Tensor:  # fmt: skip
+def render_bouncing_balls(
+    num_frames: int, height: int, width: int, seed: int = 0, num_balls: int = 4, fps: float = 24.0
+) -> torch.Tensor:
     """A little physics scene: shaded balls bouncing on a floor under gravity, with soft shadows. uint8 [T,H,W,3]."""
     g = torch.Generator().manual_seed(seed)
     floor = 0.8  # floor height as a fraction of the image, from the top
     radius = 0.08 + 0.08 * torch.rand(num_balls, generator=g)  # in units of the image height
-    pos = torch.stack([0.1 + 0.8 * torch.rand(num_balls, generator=g) * width / height,
-                       0.15 + 0.3 * torch.rand(num_balls, generator=g)], 1)  # fmt: skip
+    pos = torch.stack(
+        [
+            0.1 + 0.8 * torch.rand(num_balls, generator=g) * width / height,
+            0.15 + 0.3 * torch.rand(num_balls, generator=g),
+        ],
+        1,
+    )
     vel = torch.stack([(torch.rand(num_balls, generator=g) - 0.5) * 0.8, torch.zeros(num_balls)], 1)
     colour = 0.25 + 0.7 * torch.rand(num_balls, 3, generator=g)
     aspect = width / height
@@ -144,8 +151,15 @@ def write_mp4(path: str, frames: torch.Tensor, fps: float = 24.0) -> None:
     video_io.write_video(path, frames, fps=fps)
 
 
-def write_sample_videos(folder: str, num_videos: int = 6, num_frames: int = 48, height: int = 192,
-                        width: int = 320, fps: float = 24.0, seed: int = 0) -> list[str]:  # fmt: skip
+def write_sample_videos(
+    folder: str,
+    num_videos: int = 6,
+    num_frames: int = 48,
+    height: int = 192,
+    width: int = 320,
+    fps: float = 24.0,
+    seed: int = 0,
+) -> list[str]:
     """Write ``num_videos`` sample MP4s into ``folder`` (created if needed); returns their paths, sorted.
 
     Clips cycle through the installed photographs, then the simulation, and through the camera motions, so

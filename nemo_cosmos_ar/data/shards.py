@@ -25,7 +25,6 @@ from nemo_cosmos_ar.data.prepare_config import (
 )
 from nemo_cosmos_ar.tokenizer import grid
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Shards: append-only token rows + a journal of committed units
 # ---------------------------------------------------------------------------------------------------------------
@@ -154,22 +153,43 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
     skipped = sorted(list(map(tuple, plan["skipped"])) + [(videos[v]["path"], broken[v]) for v in sorted(broken)])
     fp = plan["fingerprint"]
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "dataset": cfg.dataset,
-        "latent_shape": list(cfg.latent_shape), "tokens_per_clip": clip_len, "dtype": np.dtype(TOKEN_DTYPE).name,
-        "resolution": list(cfg.resolution), "num_frames": cfg.windows.num_frames,
-        "window_stride": cfg.windows.window_stride, "frame_stride": cfg.windows.frame_stride,
-        "tokenizer": {"name": os.path.basename(os.path.normpath(cfg.tokenizer)),
-                      "path": os.path.abspath(cfg.tokenizer), "checksum": fp["tokenizer_checksum"],
-                      "backend": fp["backend"], "dtype": fp["dtype"], "device_type": fp["device_type"]},
-        "source": {"videos": fp["videos"], "files_found": plan["files_found"],
-                   "videos_used": len(videos) - len(fully_broken),
-                   "skipped": [{"path": p, "reason": r} for p, r in skipped]},
-        "val_fraction": cfg.val_fraction, "split_seed": cfg.seed,
-        "splits": {s: {"clips": len(samples[s]), "tokens": len(samples[s]) * clip_len,
-                       "videos": len({x["video"] for x in samples[s]})} for s in SPLITS},
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dataset": cfg.dataset,
+        "latent_shape": list(cfg.latent_shape),
+        "tokens_per_clip": clip_len,
+        "dtype": np.dtype(TOKEN_DTYPE).name,
+        "resolution": list(cfg.resolution),
+        "num_frames": cfg.windows.num_frames,
+        "window_stride": cfg.windows.window_stride,
+        "frame_stride": cfg.windows.frame_stride,
+        "tokenizer": {
+            "name": os.path.basename(os.path.normpath(cfg.tokenizer)),
+            "path": os.path.abspath(cfg.tokenizer),
+            "checksum": fp["tokenizer_checksum"],
+            "backend": fp["backend"],
+            "dtype": fp["dtype"],
+            "device_type": fp["device_type"],
+        },
+        "source": {
+            "videos": fp["videos"],
+            "files_found": plan["files_found"],
+            "videos_used": len(videos) - len(fully_broken),
+            "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        },
+        "val_fraction": cfg.val_fraction,
+        "split_seed": cfg.seed,
+        "splits": {
+            s: {
+                "clips": len(samples[s]),
+                "tokens": len(samples[s]) * clip_len,
+                "videos": len({x["video"] for x in samples[s]}),
+            }
+            for s in SPLITS
+        },
         "videos": [{k: v[k] for k in ("path", "frames", "fps", "height", "width", "split")} for v in videos],
         "samples": samples,
-    }  # fmt: skip
+    }
     tmp = os.path.join(work, METADATA)
     with open(tmp, "w") as f:
         f.write(_format_json(meta) + "\n")
@@ -181,7 +201,11 @@ def merge_shards(cfg: PrepareConfig, plan: dict) -> PrepareSummary:
             os.replace(os.path.join(work, split + ext), os.path.join(cfg.output, split + ext))
     os.replace(tmp, old_meta)  # last: its presence marks a complete dataset
     return PrepareSummary(
-        output=cfg.output, files_found=plan["files_found"], videos_read=len(videos) - len(fully_broken),
-        skipped=skipped, clips={s: len(samples[s]) for s in SPLITS}, failed_clips=len(failed),
+        output=cfg.output,
+        files_found=plan["files_found"],
+        videos_read=len(videos) - len(fully_broken),
+        skipped=skipped,
+        clips={s: len(samples[s]) for s in SPLITS},
+        failed_clips=len(failed),
         tokens=sum(len(x) for x in samples.values()) * clip_len,
-    )  # fmt: skip
+    )

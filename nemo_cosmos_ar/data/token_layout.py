@@ -53,8 +53,14 @@ class ClipSamples(Dataset):
     by walking a fresh seeded permutation of the clips each epoch. Index i is a pure function of (i, seed), so
     resuming at ``consumed_samples`` continues exactly where a run stopped."""
 
-    def __init__(self, clips, latent_shape: tuple[int, int, int], num_samples: int | None = None, seed: int = 0,
-                 shuffle: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        clips,
+        latent_shape: tuple[int, int, int],
+        num_samples: int | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
         if len(clips) == 0:
             raise ValueError("the clip dataset is empty")
         self.clips, self.latent_shape, self.seed, self.shuffle = clips, tuple(latent_shape), seed, shuffle
@@ -80,8 +86,9 @@ class ClipSamples(Dataset):
 class RandomClips(Dataset):
     """``n`` random clips of the right layout, the same for a given seed (mock data for smoke runs and tests)."""
 
-    def __init__(self, n: int, latent_shape: tuple[int, int, int], vocab_size: int = VIDEO_VOCAB_SIZE,
-                 seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, n: int, latent_shape: tuple[int, int, int], vocab_size: int = VIDEO_VOCAB_SIZE, seed: int = 0
+    ) -> None:
         self.n, self.latent_shape, self.vocab_size, self.seed = n, tuple(latent_shape), vocab_size, seed
 
     def __len__(self) -> int:

@@ -59,17 +59,21 @@ def _load(path: Path, mmap: bool):
             return _load(path, mmap=False)
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
     except Exception as err:  # noqa: BLE001 - pickle raises many types; weights_only refusals included
-        raise CheckpointError(f"{path} is not a tensors-only PyTorch checkpoint ({type(err).__name__}); it is "
-                              "refused with weights_only=True") from None  # fmt: skip
+        raise CheckpointError(
+            f"{path} is not a tensors-only PyTorch checkpoint ({type(err).__name__}); it is "
+            "refused with weights_only=True"
+        ) from None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """``torch.load(path, weights_only=True, mmap=True)`` of a flat dict, with one-line errors."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: download {path.parent.name or 'the decoder folder'} "
-                                "(model.pt, aux_vars.pt) or write a test folder with "
-                                "fixtures.write_random_decoder()")  # fmt: skip
+        raise FileNotFoundError(
+            f"{path} not found: download {path.parent.name or 'the decoder folder'} "
+            "(model.pt, aux_vars.pt) or write a test folder with "
+            "fixtures.write_random_decoder()"
+        )
     sd = _load(path, mmap=True)
     if isinstance(sd, dict) and isinstance(sd.get("model"), dict):
         sd = sd["model"]  # training checkpoints wrap the weights
@@ -81,17 +85,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def detect_preset(sd: dict, path: Path) -> str:
     """The preset whose width matches ``net.x_embedder.proj.1.weight``."""
     if WIDTH_KEY not in sd:
-        raise CheckpointError(f"{path}: missing key {WIDTH_KEY}; not a Cosmos diffusion decoder checkpoint "
-                              "(expected net.* keys)")  # fmt: skip
+        raise CheckpointError(
+            f"{path}: missing key {WIDTH_KEY}; not a Cosmos diffusion decoder checkpoint (expected net.* keys)"
+        )
     width = tuple(sd[WIDTH_KEY].shape)
     for name in DIT_PRESETS:
         cfg = get_dit_config(name)
         if width == (cfg.model_channels, cfg.in_features):
             return name
-    known = ", ".join(f"{n} {list((c.model_channels, c.in_features))}" for n, c in
-                      ((n, get_dit_config(n)) for n in DIT_PRESETS))  # fmt: skip
-    raise CheckpointError(f"{path}: {WIDTH_KEY} has shape {list(width)}, which matches no diffusion decoder preset "
-                          f"({known})")  # fmt: skip
+    known = ", ".join(
+        f"{n} {list((c.model_channels, c.in_features))}" for n, c in ((n, get_dit_config(n)) for n in DIT_PRESETS)
+    )
+    raise CheckpointError(
+        f"{path}: {WIDTH_KEY} has shape {list(width)}, which matches no diffusion decoder preset ({known})"
+    )
 
 
 def check_state_dict(sd: dict, cfg: DiTConfig, path: Path, preset: str = "") -> dict[str, torch.Tensor]:
@@ -103,8 +110,9 @@ def check_state_dict(sd: dict, cfg: DiTConfig, path: Path, preset: str = "") -> 
         sd[SEQ_KEY] = torch.arange(expected[SEQ_KEY][0], dtype=torch.float32)
     for key, shape in expected.items():
         if key not in sd:
-            raise CheckpointError(f"{path}: missing key {key} (shape {list(shape)} in {what}); the file is "
-                                  "truncated or another model's")  # fmt: skip
+            raise CheckpointError(
+                f"{path}: missing key {key} (shape {list(shape)} in {what}); the file is truncated or another model's"
+            )
         t = sd[key]
         if not isinstance(t, torch.Tensor):
             raise CheckpointError(f"{path}: key {key} is a {type(t).__name__}, not a tensor")
@@ -155,8 +163,10 @@ def load_generic_prompt(folder: str | Path, context_dim: int) -> torch.Tensor:
     """The generic-prompt T5 embedding ``[1, M, context_dim]`` float32 from ``<folder>/aux_vars.pt``."""
     path = Path(folder) / AUX_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the decoder folder needs {AUX_FILE}, the generic-prompt T5 "
-                                "embedding shipped with the decoder checkpoint")  # fmt: skip
+        raise FileNotFoundError(
+            f"{path} not found: the decoder folder needs {AUX_FILE}, the generic-prompt T5 "
+            "embedding shipped with the decoder checkpoint"
+        )
     try:
         aux = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
@@ -167,6 +177,7 @@ def load_generic_prompt(folder: str | Path, context_dim: int) -> torch.Tensor:
     if ctx.ndim == 2:
         ctx = ctx[None]
     if ctx.ndim != 3 or ctx.shape[0] != 1 or ctx.shape[2] != context_dim or not ctx.is_floating_point():
-        raise CheckpointError(f"{path}: 'context' has shape {list(ctx.shape)} {ctx.dtype}, expected float "
-                              f"[1, M, {context_dim}]")  # fmt: skip
+        raise CheckpointError(
+            f"{path}: 'context' has shape {list(ctx.shape)} {ctx.dtype}, expected float [1, M, {context_dim}]"
+        )
     return ctx.float()

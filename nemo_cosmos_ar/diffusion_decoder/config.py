@@ -67,8 +67,9 @@ class DiTConfig:
     def __post_init__(self) -> None:
         self.rope_extrapolation = tuple(float(r) for r in self.rope_extrapolation)
         if self.model_channels % self.num_heads:
-            raise ValueError(f"DiTConfig: model_channels {self.model_channels} is not divisible by num_heads "
-                             f"{self.num_heads}")  # fmt: skip
+            raise ValueError(
+                f"DiTConfig: model_channels {self.model_channels} is not divisible by num_heads {self.num_heads}"
+            )
         # The 3D RoPE splits the head dim into h, w (head_dim // 6 * 2 each) and t; the NTK factor divides by
         # dim_h - 2, so the head dim must leave dim_h >= 4.
         if self.head_dim < 12 or self.head_dim % 2:
@@ -96,14 +97,26 @@ class DiTConfig:
     @property
     def rope_lengths(self) -> tuple[int, int, int]:
         """``(len_t, len_h, len_w)``: positions the RoPE table covers, in patches."""
-        return (self.max_frames // self.patch_temporal, self.max_img_h // self.patch_spatial,
-                self.max_img_w // self.patch_spatial)  # fmt: skip
+        return (
+            self.max_frames // self.patch_temporal,
+            self.max_img_h // self.patch_spatial,
+            self.max_img_w // self.patch_spatial,
+        )
 
 
 def tiny_dit_config() -> DiTConfig:
     """A 0.7M-parameter DiT (most of it the codebook-sized token embedding) with the released topology."""
-    return DiTConfig(model_channels=64, num_blocks=2, num_heads=4, context_dim=32, adaln_lora_dim=16,
-                     max_img_h=64, max_img_w=64, max_frames=16, token_dim=8)  # fmt: skip
+    return DiTConfig(
+        model_channels=64,
+        num_blocks=2,
+        num_heads=4,
+        context_dim=32,
+        adaln_lora_dim=16,
+        max_img_h=64,
+        max_img_w=64,
+        max_frames=16,
+        token_dim=8,
+    )
 
 
 DIT_PRESETS = {"7b": DiTConfig, "tiny": tiny_dit_config}
@@ -168,6 +181,7 @@ class SamplerConfig:
             raise ValueError(f"SamplerConfig.chunk_frames {self.chunk_frames} is not 1 + {temporal_compression}k")
         latent = 1 + (self.chunk_frames - 1) // temporal_compression
         if self.overlap >= latent:
-            raise ValueError(f"SamplerConfig.overlap {self.overlap} must be smaller than the {latent} latent frames "
-                             "of a chunk")  # fmt: skip
+            raise ValueError(
+                f"SamplerConfig.overlap {self.overlap} must be smaller than the {latent} latent frames of a chunk"
+            )
         return latent

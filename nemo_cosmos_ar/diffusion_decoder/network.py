@@ -184,8 +184,9 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str, 
                 import transformer_engine.pytorch as te
             except ImportError as err:
                 raise RuntimeError(f"attention backend 'te' needs TransformerEngine ({err}); use 'sdpa'") from None
-            ops["te"] = te.DotProductAttention(heads, d, attention_dropout=0.0, qkv_format="bshd",
-                                               attn_mask_type="no_mask")  # fmt: skip
+            ops["te"] = te.DotProductAttention(
+                heads, d, attention_dropout=0.0, qkv_format="bshd", attn_mask_type="no_mask"
+            )
         return ops["te"](q.contiguous(), k.contiguous(), v.contiguous()).reshape(b, s, heads * d)
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
     return out.transpose(1, 2).reshape(b, s, heads * d)

@@ -108,9 +108,11 @@ class DiffusionDecoder:
         self.checkpoint_dir, self.tokenizer_dir = Path(checkpoint_dir), Path(tokenizer_dir)
         for folder, name in ((self.checkpoint_dir, MODEL_FILE), (self.tokenizer_dir, DECODER_FILE)):
             if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder / name} not found: the diffusion decoder needs "
-                                        "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p (model.pt, aux_vars.pt) "
-                                        "and Cosmos-Tokenize1-CV8x8x8-720p (decoder.jit, mean_std.pt)")  # fmt: skip
+                raise FileNotFoundError(
+                    f"{folder / name} not found: the diffusion decoder needs "
+                    "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p (model.pt, aux_vars.pt) "
+                    "and Cosmos-Tokenize1-CV8x8x8-720p (decoder.jit, mean_std.pt)"
+                )
         if attention not in ATTENTION_BACKENDS:
             raise ValueError(f"unknown attention backend {attention!r}; choose one of {ATTENTION_BACKENDS}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -167,8 +169,9 @@ class DiffusionDecoder:
             raise ValueError(f"token ids must lie in [0, {vocab}) (DV8x16x16 codes; remove special tokens first)")
         return tokens.long()
 
-    def _sample_chunk(self, net: DiffusionDecoderDiT, tokens: torch.Tensor, context: torch.Tensor,
-                      gen: torch.Generator) -> torch.Tensor:  # fmt: skip
+    def _sample_chunk(
+        self, net: DiffusionDecoderDiT, tokens: torch.Tensor, context: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
         cfg, sc = net.config, self.sampler
         b, t, h, w = tokens.shape
         scale = DV_SPATIAL // CV_SPATIAL  # CV8x8x8 latent cells per DV8x16x16 token, per side

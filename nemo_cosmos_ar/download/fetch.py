@@ -111,8 +111,10 @@ def plan_repo(spec: catalog.RepoSpec, root: Path, checksums: dict[str, str], api
     wanted = list(filter_repo_objects(list(siblings), allow_patterns=list(spec.allow_patterns)))
     missing = [r for r in spec.required if r not in siblings]
     if missing:
-        raise DownloadError(f"{spec.repo_id}@{info.sha[:8]} has no {missing[0]} on the Hub, but cosmos-predict1 "
-                            f"reads {local / missing[0]}: the repo layout changed; please report it")  # fmt: skip
+        raise DownloadError(
+            f"{spec.repo_id}@{info.sha[:8]} has no {missing[0]} on the Hub, but cosmos-predict1 "
+            f"reads {local / missing[0]}: the repo layout changed; please report it"
+        )
     plan = RepoPlan(spec, local, info.sha)
     for name in wanted:
         size = siblings[name].size
@@ -150,8 +152,12 @@ def plan_all(specs: list[catalog.RepoSpec], root: Path, checksums: dict[str, str
 
 
 def describe_plan(plans: list[RepoPlan], root: Path, out: Printer) -> None:
-    notes = {"fetch": "fetch", "bad": "fetch (MD5 on disk is wrong: moved aside first)", "present": "present",
-             "verified": "present, MD5 ok"}  # fmt: skip
+    notes = {
+        "fetch": "fetch",
+        "bad": "fetch (MD5 on disk is wrong: moved aside first)",
+        "present": "present",
+        "verified": "present, MD5 ok",
+    }
     for plan in plans:
         where = f"{plan.local_dir}"
         if plan.commit is None:
@@ -177,8 +183,10 @@ def check_disk(plans: list[RepoPlan], root: Path) -> None:
     need = sum(p.bytes_to_fetch for p in plans)
     free = free_bytes(root)
     if need > free:
-        raise DownloadError(f"not enough disk space under {root}: the download needs {format_size(need)} and "
-                            f"{format_size(free)} is free; free some space or pass another --checkpoint-dir")  # fmt: skip
+        raise DownloadError(
+            f"not enough disk space under {root}: the download needs {format_size(need)} and "
+            f"{format_size(free)} is free; free some space or pass another --checkpoint-dir"
+        )
 
 
 def fetch_repo(plan: RepoPlan, root: Path, checksums: dict[str, str], endpoint: str, out: Printer) -> None:
@@ -198,8 +206,13 @@ def fetch_repo(plan: RepoPlan, root: Path, checksums: dict[str, str], endpoint: 
     names = [f.name for f in plan.files if f.state != "verified"]
     if names:
         try:
-            snapshot_download(spec.repo_id, revision=plan.commit, local_dir=plan.local_dir, endpoint=endpoint,
-                              allow_patterns=[glob.escape(n) for n in names])  # fmt: skip
+            snapshot_download(
+                spec.repo_id,
+                revision=plan.commit,
+                local_dir=plan.local_dir,
+                endpoint=endpoint,
+                allow_patterns=[glob.escape(n) for n in names],
+            )
         except Exception as err:  # noqa: BLE001
             raise explain(err, spec.repo_id, endpoint, have_token()) from err
     for f in plan.files:
@@ -216,13 +229,22 @@ def fetch_repo(plan: RepoPlan, root: Path, checksums: dict[str, str], endpoint: 
             )
     for name in spec.required:
         if not (plan.local_dir / name).is_file():
-            raise DownloadError(f"{spec.repo_id}: {plan.local_dir / name} is missing after the download; run the "
-                                "same command again")  # fmt: skip
+            raise DownloadError(
+                f"{spec.repo_id}: {plan.local_dir / name} is missing after the download; run the same command again"
+            )
 
 
-def download(model_sizes: list[str], checkpoint_dir: str | Path = "checkpoints", *, diffusion_decoder: bool = True,
-             guardrail: bool = True, dry_run: bool = False, checksums: dict[str, str] | None = None,
-             endpoint: str | None = None, out: Printer = print) -> list[RepoPlan]:  # fmt: skip
+def download(
+    model_sizes: list[str],
+    checkpoint_dir: str | Path = "checkpoints",
+    *,
+    diffusion_decoder: bool = True,
+    guardrail: bool = True,
+    dry_run: bool = False,
+    checksums: dict[str, str] | None = None,
+    endpoint: str | None = None,
+    out: Printer = print,
+) -> list[RepoPlan]:
     """Fetch the checkpoints for ``model_sizes`` into ``checkpoint_dir`` (see the module docstring).
 
     Args:

@@ -16,15 +16,26 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Verdict": "safety", "FrameVerdict": "safety", "VideoSafetyFilter": "safety", "SafetyClassifier": "safety",
-    "check_video": "safety", "load_safety_filter": "safety", "CLASS_NAMES": "safety",
-    "FaceDetector": "face_blur", "blur_faces": "face_blur", "pixelate_boxes": "face_blur",
+    "Verdict": "safety",
+    "FrameVerdict": "safety",
+    "VideoSafetyFilter": "safety",
+    "SafetyClassifier": "safety",
+    "check_video": "safety",
+    "load_safety_filter": "safety",
+    "CLASS_NAMES": "safety",
+    "FaceDetector": "face_blur",
+    "blur_faces": "face_blur",
+    "pixelate_boxes": "face_blur",
     "load_face_detector": "face_blur",
-    "RetinaFace": "retinaface", "RetinaFaceConfig": "retinaface",
-    "VideoGuardrails": "runner", "GuardrailResult": "runner",
-    "GuardrailFiles": "paths", "find_guardrail_files": "paths",
-    "GuardrailWeightsError": "weights", "load_released_weights": "weights",
-}  # fmt: skip
+    "RetinaFace": "retinaface",
+    "RetinaFaceConfig": "retinaface",
+    "VideoGuardrails": "runner",
+    "GuardrailResult": "runner",
+    "GuardrailFiles": "paths",
+    "find_guardrail_files": "paths",
+    "GuardrailWeightsError": "weights",
+    "load_released_weights": "weights",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -74,9 +74,12 @@ def find_guardrail_files(checkpoint_dir: str | Path) -> GuardrailFiles:
             return GuardrailFiles(g / SAFETY_FILTER, g / FACE_DETECTOR, siglip)
     if complete:
         g = complete[0]
-        raise FileNotFoundError(f"{g / SAFETY_FILTER} has no SigLIP encoder next to it (a siglip config.json "
-                                f"+ weights under {g / 'video_content_safety_filter'} or in "
-                                f"{root / SIGLIP_LOCAL}); {HINT}")  # fmt: skip
+        raise FileNotFoundError(
+            f"{g / SAFETY_FILTER} has no SigLIP encoder next to it (a siglip config.json "
+            f"+ weights under {g / 'video_content_safety_filter'} or in "
+            f"{root / SIGLIP_LOCAL}); {HINT}"
+        )
     looked = f"looked in {', '.join(str(p) for p in roots)}" if roots else "no guardrail/ folder up to 3 levels down"
-    raise FileNotFoundError(f"no guardrail weights ({SAFETY_FILTER} and {FACE_DETECTOR}) under {root} ({looked}); "
-                            f"{HINT}")  # fmt: skip
+    raise FileNotFoundError(
+        f"no guardrail weights ({SAFETY_FILTER} and {FACE_DETECTOR}) under {root} ({looked}); {HINT}"
+    )

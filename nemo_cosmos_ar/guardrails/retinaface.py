@@ -228,8 +228,9 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
     return order[torch.tensor(keep, dtype=torch.long)]
 
 
-def postprocess(loc: torch.Tensor, logits: torch.Tensor, height: int, width: int,
-                cfg: RetinaFaceConfig = RetinaFaceConfig()) -> torch.Tensor:  # fmt: skip
+def postprocess(
+    loc: torch.Tensor, logits: torch.Tensor, height: int, width: int, cfg: RetinaFaceConfig = RetinaFaceConfig()
+) -> torch.Tensor:
     """One image's raw outputs -> detections ``[K, 5]`` (x1, y1, x2, y2 in pixels, score), best first."""
     scores = torch.softmax(logits.float(), dim=-1)[:, 1]
     boxes = decode(loc.float(), priors(height, width, cfg).to(loc.device), cfg.variances)

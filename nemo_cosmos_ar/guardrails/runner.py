@@ -45,8 +45,14 @@ class VideoGuardrails:
         offload: load each model right before use and delete it right after, as ``--offload_guardrail_models``.
     """
 
-    def __init__(self, load_safety: Callable[[], VideoSafetyFilter], load_detector: Callable[[], FaceDetector], *,
-                 device: str | torch.device = "cpu", offload: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        load_safety: Callable[[], VideoSafetyFilter],
+        load_detector: Callable[[], FaceDetector],
+        *,
+        device: str | torch.device = "cpu",
+        offload: bool = False,
+    ) -> None:
         self._load_safety, self._load_detector = load_safety, load_detector
         self.device = torch.device(device)
         self.offload = offload
@@ -54,16 +60,25 @@ class VideoGuardrails:
         self.detector: FaceDetector | None = None
 
     @classmethod
-    def from_checkpoint_dir(cls, checkpoint_dir: str | Path = "checkpoints", *,
-                            device: str | torch.device | None = None, offload: bool = False,
-                            dtype: torch.dtype = torch.float32, batch_size: int = 8) -> VideoGuardrails:  # fmt: skip
+    def from_checkpoint_dir(
+        cls,
+        checkpoint_dir: str | Path = "checkpoints",
+        *,
+        device: str | torch.device | None = None,
+        offload: bool = False,
+        dtype: torch.dtype = torch.float32,
+        batch_size: int = 8,
+    ) -> VideoGuardrails:
         """Guardrails from the released weights under ``checkpoint_dir`` (see ``paths``). The files are located now
         (FileNotFoundError with one line if absent); the models load on first use."""
         files = find_guardrail_files(checkpoint_dir)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(lambda: load_safety_filter(files.safety_filter, files.siglip_dir, device=device, dtype=dtype),
-                   lambda: load_face_detector(files.face_detector, device=device, batch_size=batch_size),
-                   device=device, offload=offload)  # fmt: skip
+        return cls(
+            lambda: load_safety_filter(files.safety_filter, files.siglip_dir, device=device, dtype=dtype),
+            lambda: load_face_detector(files.face_detector, device=device, batch_size=batch_size),
+            device=device,
+            offload=offload,
+        )
 
     def _safety(self) -> VideoSafetyFilter:
         if self.safety is None:

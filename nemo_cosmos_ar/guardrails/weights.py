@@ -17,8 +17,9 @@ class GuardrailWeightsError(ValueError):
 HINT = "re-fetch it with `cosmos-ar download` (into Cosmos-Predict1-<size>/guardrail/) or pass --disable-guardrail"
 
 
-def read_state_dict(path: str | Path, *, containers: tuple[str, ...] = ("model", "state_dict"),
-                    strip: tuple[str, ...] = ("module.",)) -> dict[str, torch.Tensor]:  # fmt: skip
+def read_state_dict(
+    path: str | Path, *, containers: tuple[str, ...] = ("model", "state_dict"), strip: tuple[str, ...] = ("module.",)
+) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file: unwrapped from a ``{"model": ...}`` / ``{"state_dict": ...}`` container, with
     DataParallel's ``module.`` prefix removed."""
     path = Path(path)
@@ -50,11 +51,15 @@ def load_released_weights(module: nn.Module, path: str | Path, *, what: str, **k
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:
-        raise GuardrailWeightsError(f"{path}: {len(missing)} of the {len(expected)} tensors of the {what} are missing, "
-                                    f"first '{missing[0]}'; is this the right file? {HINT}")  # fmt: skip
+        raise GuardrailWeightsError(
+            f"{path}: {len(missing)} of the {len(expected)} tensors of the {what} are missing, "
+            f"first '{missing[0]}'; is this the right file? {HINT}"
+        )
     for k, ref in expected.items():
         if tuple(state[k].shape) != tuple(ref.shape):
-            raise GuardrailWeightsError(f"{path}: '{k}' has shape {tuple(state[k].shape)}, the {what} needs "
-                                        f"{tuple(ref.shape)}; is this the right file? {HINT}")  # fmt: skip
+            raise GuardrailWeightsError(
+                f"{path}: '{k}' has shape {tuple(state[k].shape)}, the {what} needs "
+                f"{tuple(ref.shape)}; is this the right file? {HINT}"
+            )
     module.load_state_dict({k: state[k] for k in expected}, strict=True)
     return module

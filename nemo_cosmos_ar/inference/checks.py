@@ -27,11 +27,15 @@ def check_device(device: str | None) -> torch.device:
         raise ValueError(f"--device {device!r} is not a device this command runs on; use cuda, cuda:N or cpu")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: CUDA is not available on this machine (torch "
-                             f"{torch.__version__}); use --device cpu")  # fmt: skip
+            raise ValueError(
+                f"--device {device}: CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                             f"cuda:0..cuda:{torch.cuda.device_count() - 1}")  # fmt: skip
+            raise ValueError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            )
     return dev
 
 
@@ -47,8 +51,9 @@ def check_dependencies(reads_video: bool) -> None:
     """MP4 output needs PyAV; video input needs PyAV or decord. Named as a missing package, before any work."""
     if missing_package("av"):
         need = "reading the input video and writing" if reads_video else "writing"
-        raise ValueError(f"{need} the MP4 output needs the Python package PyAV (module 'av'), which is not "
-                         "installed: pip install av")  # fmt: skip
+        raise ValueError(
+            f"{need} the MP4 output needs the Python package PyAV (module 'av'), which is not installed: pip install av"
+        )
 
 
 def _resolved(p: Path) -> Path:
@@ -103,8 +108,12 @@ def check_diffusion_decoder(decoder_dir: Path, cv_dir: Path) -> None:
     from nemo_cosmos_ar.diffusion_decoder.checkpoint import AUX_FILE, MODEL_FILE
     from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, MEAN_STD_FILE
 
-    for folder, name in ((decoder_dir, MODEL_FILE), (decoder_dir, AUX_FILE), (cv_dir, DECODER_FILE),
-                         (cv_dir, MEAN_STD_FILE)):  # fmt: skip
+    for folder, name in (
+        (decoder_dir, MODEL_FILE),
+        (decoder_dir, AUX_FILE),
+        (cv_dir, DECODER_FILE),
+        (cv_dir, MEAN_STD_FILE),
+    ):
         if not (folder / name).is_file():
             raise FileNotFoundError(
                 f"diffusion decoder file {folder / name} not found (the decoder needs {MODEL_FILE} + {AUX_FILE} in "
@@ -127,9 +136,11 @@ def check_image_size(path: Path) -> None:
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     if limit and width * height > limit:
-        raise ValueError(f"{path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the "
-                         f"{limit / 1e6:.0f}-megapixel limit for images; downscale it first (the model sees "
-                         "640x1024 at most)")  # fmt: skip
+        raise ValueError(
+            f"{path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the "
+            f"{limit / 1e6:.0f}-megapixel limit for images; downscale it first (the model sees "
+            "640x1024 at most)"
+        )
 
 
 def check_input(path: Path, is_image: bool, num_input_frames: int) -> None:
@@ -151,8 +162,10 @@ def check_input(path: Path, is_image: bool, num_input_frames: int) -> None:
 def check_grid(grid: tuple[int, int, int], model_grid: tuple[int, int, int], height: int, width: int) -> None:
     h_max, w_max = max(model_grid[1], PRETRAIN_GRID_HW[0]), max(model_grid[2], PRETRAIN_GRID_HW[1])
     if grid[1] > h_max or grid[2] > w_max:
-        raise ValueError(f"--resolution {height}x{width} is larger than the model was trained for (at most "
-                         f"{16 * h_max}x{16 * w_max}); use 640x1024 or the post-training resolution")  # fmt: skip
+        raise ValueError(
+            f"--resolution {height}x{width} is larger than the model was trained for (at most "
+            f"{16 * h_max}x{16 * w_max}); use 640x1024 or the post-training resolution"
+        )
 
 
 def load_prompt_tokens(path: Path) -> torch.Tensor:
@@ -164,14 +177,17 @@ def load_prompt_tokens(path: Path) -> torch.Tensor:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle/zip errors of a file that is no torch file
-        raise ValueError(f"--prompt-tokens {path} is not a torch file ({type(err).__name__}); pass a grid saved "
-                         "with --save-tokens") from None  # fmt: skip
+        raise ValueError(
+            f"--prompt-tokens {path} is not a torch file ({type(err).__name__}); pass a grid saved with --save-tokens"
+        ) from None
     if not isinstance(obj, torch.Tensor):
-        raise ValueError(f"--prompt-tokens {path} holds a {type(obj).__name__}, not a tensor; pass a grid saved "
-                         "with --save-tokens")  # fmt: skip
+        raise ValueError(
+            f"--prompt-tokens {path} holds a {type(obj).__name__}, not a tensor; pass a grid saved with --save-tokens"
+        )
     if obj.ndim == 3:
         obj = obj[None]
     if obj.ndim != 4 or obj.shape[0] != 1 or obj.is_floating_point() or obj.is_complex() or obj.dtype == torch.bool:
-        raise ValueError(f"--prompt-tokens {path}: expected integer token ids [1, T', H', W'], got "
-                         f"{list(obj.shape)} {obj.dtype}")  # fmt: skip
+        raise ValueError(
+            f"--prompt-tokens {path}: expected integer token ids [1, T', H', W'], got {list(obj.shape)} {obj.dtype}"
+        )
     return obj.long()

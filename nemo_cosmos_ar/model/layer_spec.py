@@ -32,8 +32,16 @@ class SDPACoreAttention(MegatronModule):
     GQA: q-head j uses KV head j // (np/ng), the grouping of Megatron's fused QKV layout and of Cosmos.
     """
 
-    def __init__(self, config, layer_number: int, attn_mask_type: AttnMaskType, attention_type: str = "self",
-                 attention_dropout: float | None = None, softmax_scale: float | None = None, **_: object) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config,
+        layer_number: int,
+        attn_mask_type: AttnMaskType,
+        attention_type: str = "self",
+        attention_dropout: float | None = None,
+        softmax_scale: float | None = None,
+        **_: object,
+    ) -> None:
         super().__init__(config=config)
         self.attn_mask_type = attn_mask_type
         self.dropout_p = config.attention_dropout if attention_dropout is None else attention_dropout
@@ -42,8 +50,9 @@ class SDPACoreAttention(MegatronModule):
         if config.context_parallel_size > 1:
             raise ValueError("context parallelism needs the TransformerEngine layer spec (COSMOS_AR_SPEC=te)")
 
-    def forward(self, query, key, value, attention_mask, attn_mask_type=None, attention_bias=None,
-                packed_seq_params=None):  # fmt: skip
+    def forward(
+        self, query, key, value, attention_mask, attn_mask_type=None, attention_bias=None, packed_seq_params=None
+    ):
         if packed_seq_params is not None or attention_bias is not None:
             raise NotImplementedError("SDPACoreAttention supports neither packed sequences nor attention bias")
         sq, b, np_, hn = query.shape

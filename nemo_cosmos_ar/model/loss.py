@@ -131,8 +131,9 @@ def token_terms_reference(logits: Tensor, labels: Tensor, vocab_parallel: bool =
     return TokenTerms(ce=lse - target, lse=lse, correct=(target.detach() >= m).float())
 
 
-def cosmos_ar_loss(logits: Tensor, labels: Tensor, loss_mask: Tensor, z_loss_coeff: float = Z_LOSS_COEFF,
-                   vocab_parallel: bool = True):  # fmt: skip
+def cosmos_ar_loss(
+    logits: Tensor, labels: Tensor, loss_mask: Tensor, z_loss_coeff: float = Z_LOSS_COEFF, vocab_parallel: bool = True
+):
     """Scalar loss and a dict of detached metrics (ce, z_loss, accuracy over unmasked targets)."""
     terms = token_terms(logits, labels, vocab_parallel)
     mask = loss_mask.float().expand_as(terms.ce)

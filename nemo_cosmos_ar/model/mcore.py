@@ -69,8 +69,9 @@ def install_rope_3d(model, cfg: CosmosARConfig) -> None:
     model.rotary_pos_emb = Cosmos3DRotaryEmbedding(cfg)
 
 
-def build_gpt_model(cfg: CosmosARConfig, spec: str | None = None, params_dtype: torch.dtype = torch.float32,
-                    **config_overrides):  # fmt: skip
+def build_gpt_model(
+    cfg: CosmosARConfig, spec: str | None = None, params_dtype: torch.dtype = torch.float32, **config_overrides
+):
     """A ``GPTModel`` for ``cfg`` under the current ``parallel_state`` (initialise model parallel first).
 
     ``config_overrides`` go to ``TransformerConfig`` (e.g. ``tensor_model_parallel_size``, ``sequence_parallel``,
@@ -86,9 +87,14 @@ def build_gpt_model(cfg: CosmosARConfig, spec: str | None = None, params_dtype: 
     kw.update(config_overrides)
     tconfig = TransformerConfig(**kw)
     model = GPTModel(
-        config=tconfig, transformer_layer_spec=cosmos_layer_spec(spec), vocab_size=cfg.vocab_size,
-        max_sequence_length=cfg.seq_length, position_embedding_type="rope", rotary_base=int(cfg.rope_theta),
-        share_embeddings_and_output_weights=False, parallel_output=True,
-    )  # fmt: skip
+        config=tconfig,
+        transformer_layer_spec=cosmos_layer_spec(spec),
+        vocab_size=cfg.vocab_size,
+        max_sequence_length=cfg.seq_length,
+        position_embedding_type="rope",
+        rotary_base=int(cfg.rope_theta),
+        share_embeddings_and_output_weights=False,
+        parallel_output=True,
+    )
     install_rope_3d(model, cfg)
     return model

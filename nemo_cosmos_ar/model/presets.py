@@ -16,19 +16,41 @@ from nemo_cosmos_ar.model.config import CosmosARConfig
 SIZES: dict[str, dict[str, Any]] = {
     # 17 frames at 64x96 -> latent grid 3x4x6 = 72 tokens.
     "tiny": dict(
-        n_layers=2, dim=64, n_heads=4, n_kv_heads=2, head_dim=32, ffn_hidden_size=160, latent_shape=(3, 4, 6),
-        apply_yarn=True, yarn_scale=2.0, original_latent_shape=(2, 4, 6),
+        n_layers=2,
+        dim=64,
+        n_heads=4,
+        n_kv_heads=2,
+        head_dim=32,
+        ffn_hidden_size=160,
+        latent_shape=(3, 4, 6),
+        apply_yarn=True,
+        yarn_scale=2.0,
+        original_latent_shape=(2, 4, 6),
     ),
     # Cosmos-Predict1-4B: 16 layers, hidden 4096, FFN 14336, 32 heads / 8 KV groups; 33 frames at 640x1024.
     "4b": dict(
-        n_layers=16, dim=4096, n_heads=32, n_kv_heads=8, head_dim=128, ffn_hidden_size=14336, latent_shape=(5, 40, 64),
+        n_layers=16,
+        dim=4096,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        ffn_hidden_size=14336,
+        latent_shape=(5, 40, 64),
     ),
     # Cosmos-Predict1-12B: 40 layers, hidden 5120, head dim 128 (q width 4096), YaRN over the [3, 40, 64] grid.
     "12b": dict(
-        n_layers=40, dim=5120, n_heads=32, n_kv_heads=8, head_dim=128, ffn_hidden_size=14336, latent_shape=(5, 40, 64),
-        apply_yarn=True, yarn_scale=2.0, original_latent_shape=(3, 40, 64),
+        n_layers=40,
+        dim=5120,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        ffn_hidden_size=14336,
+        latent_shape=(5, 40, 64),
+        apply_yarn=True,
+        yarn_scale=2.0,
+        original_latent_shape=(3, 40, 64),
     ),
-}  # fmt: skip
+}
 
 # name -> factory: callers always get a fresh, mutable config.
 PRESETS: dict[str, Callable[[], CosmosARConfig]] = {

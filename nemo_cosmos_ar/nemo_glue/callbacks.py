@@ -45,8 +45,14 @@ class CosmosARMetrics(pl.Callback):
         extra = getattr(pl_module.training_loss_reduction, "last_metrics", {}) or {}
         metrics.update({f"train/{k}": v for k, v in extra.items()})
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else 0.0
-        metrics.update({"train/lr": lr, "perf/step_time_s": dt, "perf/tokens_per_s_per_gpu": tps,
-                        "perf/model_tflops_per_gpu": tps * self.flops_per_token / 1e12})  # fmt: skip
+        metrics.update(
+            {
+                "train/lr": lr,
+                "perf/step_time_s": dt,
+                "perf/tokens_per_s_per_gpu": tps,
+                "perf/model_tflops_per_gpu": tps * self.flops_per_token / 1e12,
+            }
+        )
         if torch.cuda.is_available():
             metrics["perf/peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
         pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
@@ -64,5 +70,8 @@ class CosmosARMetrics(pl.Callback):
         val = trainer.callback_metrics.get("val_loss")
         if trainer.global_rank == 0 and val is not None and not trainer.sanity_checking:
             extra = getattr(pl_module.validation_loss_reduction, "last_metrics", {}) or {}
-            print(f"validation at step {trainer.global_step}: loss {float(val):.4f} ce {extra.get('ce', float('nan')):.4f} "
-                  f"acc {extra.get('accuracy', float('nan')):.3f}", flush=True)  # fmt: skip
+            print(
+                f"validation at step {trainer.global_step}: loss {float(val):.4f} ce {extra.get('ce', float('nan')):.4f} "
+                f"acc {extra.get('accuracy', float('nan')):.3f}",
+                flush=True,
+            )

@@ -43,10 +43,20 @@ class CosmosVideoDataModule(pl.LightningDataModule):
     dataset: registered dataset name, used when ``path`` is None.
     """
 
-    def __init__(self, path: Optional[str] = None, latent_shape: Optional[Sequence[int]] = None,
-                 micro_batch_size: int = 1, global_batch_size: int = 1, num_workers: int = 2, seed: int = 0,
-                 num_mock_clips: int = 64, vocab_size: int = VIDEO_VOCAB_SIZE, pin_memory: bool = True,
-                 num_val_samples: Optional[int] = None, dataset: Optional[str] = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        latent_shape: Optional[Sequence[int]] = None,
+        micro_batch_size: int = 1,
+        global_batch_size: int = 1,
+        num_workers: int = 2,
+        seed: int = 0,
+        num_mock_clips: int = 64,
+        vocab_size: int = VIDEO_VOCAB_SIZE,
+        pin_memory: bool = True,
+        num_val_samples: Optional[int] = None,
+        dataset: Optional[str] = None,
+    ) -> None:
         super().__init__()
         self.dataset = dataset
         if path is None and dataset is not None:
@@ -71,9 +81,11 @@ class CosmosVideoDataModule(pl.LightningDataModule):
         self.init_global_step = 0
         self._train_ds = self._val_ds = None
         self.data_sampler = MegatronDataSampler(
-            seq_len=self.seq_length, micro_batch_size=micro_batch_size, global_batch_size=global_batch_size,
+            seq_len=self.seq_length,
+            micro_batch_size=micro_batch_size,
+            global_batch_size=global_batch_size,
             dataloader_type="single",
-        )  # fmt: skip
+        )
 
     def _data_latent_shape(self) -> Optional[tuple[int, int, int]]:
         """The grid recorded in the dataset's metadata (None for mock data)."""
@@ -114,9 +126,13 @@ class CosmosVideoDataModule(pl.LightningDataModule):
         self.init_global_step = self.trainer.global_step
         self.data_sampler.init_global_step = self.init_global_step
         return WrappedDataLoader(
-            mode=mode, dataset=ds, num_workers=self.num_workers, pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0, collate_fn=default_collate,
-        )  # fmt: skip
+            mode=mode,
+            dataset=ds,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=default_collate,
+        )
 
     def train_dataloader(self):
         return self._loader(self._train_ds, "train")

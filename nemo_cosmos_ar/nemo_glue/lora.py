@@ -69,8 +69,10 @@ def check_lora(dim, alpha, dropout, target_modules, tp: int = 1) -> None:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"peft.dim={dim!r}: the LoRA rank must be an integer >= 1 (default {DEFAULT_DIM})")
     if dim % tp:
-        raise ValueError(f"peft.dim={dim} is not divisible by the tensor-parallel size {tp}: the adapters are split "
-                         f"across TP ranks like their layers; use a multiple of {tp}")  # fmt: skip
+        raise ValueError(
+            f"peft.dim={dim} is not divisible by the tensor-parallel size {tp}: the adapters are split "
+            f"across TP ranks like their layers; use a multiple of {tp}"
+        )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
         raise ValueError(f"peft.alpha={alpha!r}: must be a number > 0 (the update is scaled by alpha/dim)")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
@@ -78,8 +80,10 @@ def check_lora(dim, alpha, dropout, target_modules, tp: int = 1) -> None:
     targets = list(target_modules or [])
     bad = [t for t in targets if not isinstance(t, str) or ("*" not in t and t not in TARGET_MODULES)]
     if not targets or bad:
-        raise ValueError(f"peft.target_modules={targets!r}: name the linears to adapt, any of "
-                         f"{', '.join(TARGET_MODULES)} (or NeMo wildcard patterns such as '*.self_attention.linear_*')")
+        raise ValueError(
+            f"peft.target_modules={targets!r}: name the linears to adapt, any of "
+            f"{', '.join(TARGET_MODULES)} (or NeMo wildcard patterns such as '*.self_attention.linear_*')"
+        )
 
 
 @dataclass
@@ -117,25 +121,40 @@ class CosmosLoRA(nemo_lora.LoRA):
             return m
         full_name = found[1]
         if not isinstance(m, (ColumnParallelLinear, RowParallelLinear)):
-            raise ValueError(f"LoRA target {full_name} is a {type(m).__name__}, not a linear layer; target_modules "
-                             f"must name linear layers ({', '.join(TARGET_MODULES)})")  # fmt: skip
+            raise ValueError(
+                f"LoRA target {full_name} is a {type(m).__name__}, not a linear layer; target_modules "
+                f"must name linear layers ({', '.join(TARGET_MODULES)})"
+            )
         # What NeMo's get_adapter_attributes_from_linear answers for Megatron's own linears (it cannot be called
         # without TE: its TE class placeholders break its isinstance checks). input_size/output_size are the full
         # (unsharded) sizes; the adapter shards itself.
         adapter = ParallelLinearAdapter(
-            m.input_size, m.output_size, self.dim, base_linear_name=full_name, activation="identity",
-            column_init_method=self.lora_A_init_method, row_init_method=self.lora_B_init_method,
-            input_is_parallel=isinstance(m, RowParallelLinear), dropout=self.dropout,
-            dropout_position=self.dropout_position, model_parallel_config=m.config, alpha=self.alpha,
-            disable_sequence_parallel_comm=not m.config.sequence_parallel, base_linear_is_parallel=True,
-        )  # fmt: skip
+            m.input_size,
+            m.output_size,
+            self.dim,
+            base_linear_name=full_name,
+            activation="identity",
+            column_init_method=self.lora_A_init_method,
+            row_init_method=self.lora_B_init_method,
+            input_is_parallel=isinstance(m, RowParallelLinear),
+            dropout=self.dropout,
+            dropout_position=self.dropout_position,
+            model_parallel_config=m.config,
+            alpha=self.alpha,
+            disable_sequence_parallel_comm=not m.config.sequence_parallel,
+            base_linear_is_parallel=True,
+        )
         return nemo_lora.LoRALinear(m, adapter)
 
     def adapted(self, cfg: CosmosARConfig) -> dict[str, tuple[int, int]]:
         """``decoder.layers.{i}.<parent>.<linear>`` -> (in, out) of every linear this LoRA adapts in ``cfg``'s
         model, decided by NeMo's own matcher with the names its module walk gives."""
-        sizes = {"linear_qkv": (cfg.dim, cfg.q_width + 2 * cfg.kv_width), "linear_proj": (cfg.q_width, cfg.dim),
-                 "linear_fc1": (cfg.dim, 2 * cfg.ffn_hidden_size), "linear_fc2": (cfg.ffn_hidden_size, cfg.dim)}
+        sizes = {
+            "linear_qkv": (cfg.dim, cfg.q_width + 2 * cfg.kv_width),
+            "linear_proj": (cfg.q_width, cfg.dim),
+            "linear_fc1": (cfg.dim, 2 * cfg.ffn_hidden_size),
+            "linear_fc2": (cfg.ffn_hidden_size, cfg.dim),
+        }
         out = {}
         for i in range(cfg.n_layers):
             for name, parent in _PARENT.items():
@@ -186,9 +205,11 @@ def partial_layers(targets, adapted: dict, n_layers: int):
     adapter present in only some layers fails its sharding check at the first save."""
     for linear, layers in sorted(adapted.items()):
         if 0 < len(layers) < n_layers:
-            return (f"peft.target_modules={list(targets)!r} adapts {linear} in layer(s) {sorted(layers)} of "
-                    f"{n_layers} only: checkpoints store each weight stacked over all layers, so adapt a linear in "
-                    f"every layer or in none (name it, e.g. {linear})")  # fmt: skip
+            return (
+                f"peft.target_modules={list(targets)!r} adapts {linear} in layer(s) {sorted(layers)} of "
+                f"{n_layers} only: checkpoints store each weight stacked over all layers, so adapt a linear in "
+                f"every layer or in none (name it, e.g. {linear})"
+            )
     return None
 
 
@@ -251,8 +272,9 @@ class LoRACheckpointReader:
         try:
             recorded = json.loads(meta_path.read_text()).get("model_ckpt_path")
         except (OSError, ValueError, AttributeError) as e:
-            raise ConversionError(f"{meta_path} is unreadable ({type(e).__name__}); copy the checkpoint "
-                                  "again") from None  # fmt: skip
+            raise ConversionError(
+                f"{meta_path} is unreadable ({type(e).__name__}); copy the checkpoint again"
+            ) from None
         self.base_path = Path(base) if base else (Path(recorded) if recorded not in (None, "", "None") else None)
         self.keys: dict[str, dict[str, str]] = {}  # Megatron linear -> {"in"|"out": checkpoint key}
         self.parents: dict[str, str] = {}
@@ -261,8 +283,10 @@ class LoRACheckpointReader:
                 self.keys.setdefault(m[2], {})[m[3]] = key
                 self.parents[m[2]] = m[1]
         if not self.keys or any(len(v) != 2 for v in self.keys.values()):
-            raise ConversionError(f"{self.adapters.weights} holds no complete LoRA adapters (found "
-                                  f"{sorted(self.keys)}); is this a LoRA run's checkpoint?")  # fmt: skip
+            raise ConversionError(
+                f"{self.adapters.weights} holds no complete LoRA adapters (found "
+                f"{sorted(self.keys)}); is this a LoRA run's checkpoint?"
+            )
         self.rank = int(self.adapters._md.state_dict_metadata[next(iter(self.keys.values()))["in"]].size[1])
         self.lora = self._settings()
         self.scale = self.lora.alpha / self.rank
@@ -270,36 +294,47 @@ class LoRACheckpointReader:
         if not merge:
             return
         if self.base_path is None:
-            raise ConversionError(RANDOM_BASE.format(path=self.path, what="merge into; --adapters-only writes the "
-                                                     "adapters alone"))  # fmt: skip
+            raise ConversionError(
+                RANDOM_BASE.format(path=self.path, what="merge into; --adapters-only writes the adapters alone")
+            )
         if not self.base_path.is_dir():
             where = "given with --base" if base else f"recorded in {meta_path}"
-            raise ConversionError(f"the base checkpoint of {self.path}, {self.base_path} ({where}), does not exist; "
-                                  "pass --base <the NeMo checkpoint the LoRA run started from>")  # fmt: skip
+            raise ConversionError(
+                f"the base checkpoint of {self.path}, {self.base_path} ({where}), does not exist; "
+                "pass --base <the NeMo checkpoint the LoRA run started from>"
+            )
         self.base = NeMoCheckpointReader(self.base_path)
         mine, self.config = self.config, self.base.config
         if not same_shapes(mine, self.config):
-            raise ConversionError(f"{self.path} adapts a {mine.name!r} model ({mine.n_layers} layers, dim {mine.dim}) "
-                                  f"but its base {self.base_path} is {self.config.name!r} ({self.config.n_layers} "
-                                  f"layers, dim {self.config.dim}); pass the right --base")  # fmt: skip
+            raise ConversionError(
+                f"{self.path} adapts a {mine.name!r} model ({mine.n_layers} layers, dim {mine.dim}) "
+                f"but its base {self.base_path} is {self.config.name!r} ({self.config.n_layers} "
+                f"layers, dim {self.config.dim}); pass the right --base"
+            )
 
     def _settings(self) -> CosmosLoRA:
         """The run's ``CosmosLoRA`` (alpha, dropout) from its context; the rank is the stored one."""
         try:
             lora = io.load_context(ckpt_to_context_subdir(self.path), subpath="model.model_transform")
         except Exception as e:  # noqa: BLE001 -- fiddle/json/import errors all mean "unreadable context"
-            raise ConversionError(f"{self.path}/context does not describe the run's LoRA ({type(e).__name__}); "
-                                  "the checkpoint is damaged or was not written by nemo_cosmos_ar") from None
+            raise ConversionError(
+                f"{self.path}/context does not describe the run's LoRA ({type(e).__name__}); "
+                "the checkpoint is damaged or was not written by nemo_cosmos_ar"
+            ) from None
         if not hasattr(lora, "alpha"):
-            raise ConversionError(f"{self.path}/context holds no LoRA settings (model.model_transform is "
-                                  f"{type(lora).__name__})")  # fmt: skip
+            raise ConversionError(
+                f"{self.path}/context holds no LoRA settings (model.model_transform is {type(lora).__name__})"
+            )
         return lora
 
     def layer_adapters(self, i: int) -> dict[str, tuple]:
         """Layer i's adapters: Megatron linear -> (A [r, in], B [out, r]), full (TP-independent) tensors."""
         md = self.adapters._md.state_dict_metadata
-        req = {f"{lin}.{io_}": (key, (i,) + (0,) * (len(md[key].size) - 1), (1, *md[key].size[1:]))
-               for lin, keys in self.keys.items() for io_, key in keys.items()}  # fmt: skip
+        req = {
+            f"{lin}.{io_}": (key, (i,) + (0,) * (len(md[key].size) - 1), (1, *md[key].size[1:]))
+            for lin, keys in self.keys.items()
+            for io_, key in keys.items()
+        }
         got = {k: t[0] for k, t in self.adapters._read(req).items()}
         return {lin: (got[f"{lin}.in"], got[f"{lin}.out"]) for lin in self.keys}
 
@@ -308,8 +343,10 @@ class LoRACheckpointReader:
             key = f"decoder.layers.0.{self.parents[lin]}.{lin}.weight"
             shape = [b.shape[0], a.shape[1]]
             if shape != list(layer[key].shape):
-                raise ConversionError(f"{self.path}: the {lin} adapter of layer {i} is {shape} but the base weight is "
-                                      f"{list(layer[key].shape)}; pass the right --base")  # fmt: skip
+                raise ConversionError(
+                    f"{self.path}: the {lin} adapter of layer {i} is {shape} but the base weight is "
+                    f"{list(layer[key].shape)}; pass the right --base"
+                )
             layer[key] = lora_math.merge(layer[key], a, b, self.scale)
         return layer
 
@@ -336,16 +373,31 @@ def open_checkpoint(path: str | Path, base: str | Path | None = None):
     return NeMoCheckpointReader(path)
 
 
-def export_adapters(path: str | Path, output: str | Path, *, base: str | Path | None = None,
-                    overwrite: bool = False, dtype: torch.dtype = torch.bfloat16) -> Path:  # fmt: skip
+def export_adapters(
+    path: str | Path,
+    output: str | Path,
+    *,
+    base: str | Path | None = None,
+    overwrite: bool = False,
+    dtype: torch.dtype = torch.bfloat16,
+) -> Path:
     """``cosmos-ar convert export --adapters-only``: the adapters alone, in the PEFT layout of
     ``conversion/lora.py``; the base is only named (``base_model_name_or_path``), never read."""
     if not is_lora_checkpoint(path):
-        raise ConversionError(f"{path} is not a LoRA run's checkpoint (no weights/{ADAPTER_META_FILENAME}); "
-                              "--adapters-only applies to checkpoints of peft='lora' runs")  # fmt: skip
+        raise ConversionError(
+            f"{path} is not a LoRA run's checkpoint (no weights/{ADAPTER_META_FILENAME}); "
+            "--adapters-only applies to checkpoints of peft='lora' runs"
+        )
     reader = LoRACheckpointReader(path, base, merge=False)
-    config = lora_math.adapter_config(reader.config, reader.rank, reader.lora.alpha, reader.lora.dropout,
-                                      reader.keys, str(reader.base_path or ""), dtype)  # fmt: skip
-    return lora_math.write_adapters(output, reader.iter_adapters(), config, reader.adapter_layout(),
-                                    overwrite=overwrite, dtype=dtype)  # fmt: skip
-
+    config = lora_math.adapter_config(
+        reader.config,
+        reader.rank,
+        reader.lora.alpha,
+        reader.lora.dropout,
+        reader.keys,
+        str(reader.base_path or ""),
+        dtype,
+    )
+    return lora_math.write_adapters(
+        output, reader.iter_adapters(), config, reader.adapter_layout(), overwrite=overwrite, dtype=dtype
+    )

@@ -47,8 +47,9 @@ class CosmosPrecision(MegatronMixedPrecision):
         if precision == "32":
             super().__init__(precision="32", params_dtype=torch.float32, grad_reduce_in_fp32=True)
         else:
-            super().__init__(precision="bf16-mixed", params_dtype=torch.bfloat16,
-                             grad_reduce_in_fp32=precision == "bf16-mixed")  # fmt: skip
+            super().__init__(
+                precision="bf16-mixed", params_dtype=torch.bfloat16, grad_reduce_in_fp32=precision == "bf16-mixed"
+            )
         self.mode = precision
         self.master_weights = precision != "bf16"
 
@@ -132,8 +133,10 @@ def clip_bf16_grads(mcore, max_norm: float) -> None:
             torch.distributed.all_reduce(squares, group=group)
         norm = float(squares.sqrt())
         if not math.isfinite(norm):
-            raise FloatingPointError(f"the gradient norm is {norm}: training diverged (lower optim.config.lr, or "
-                                     "resume from an earlier checkpoint)")  # fmt: skip
+            raise FloatingPointError(
+                f"the gradient norm is {norm}: training diverged (lower optim.config.lr, or "
+                "resume from an earlier checkpoint)"
+            )
         mcore._cosmos_last_norm = norm
         if max_norm > 0 and norm > max_norm:
             every = [p.grad for leaf in leaves for p in leaf.get_parameters() if p.grad is not None]

@@ -62,11 +62,23 @@ def cosmos_slurm(
         tunnel = run.Config(run.LocalTunnel, job_dir=os.path.abspath(job_dir))
     packager = run.Config(run.GitArchivePackager) if ship_code else run.Config(run.Packager)
     return run.Config(
-        run.SlurmExecutor, packager=packager, account=account, partition=partition, nodes=nodes, ntasks_per_node=1,
-        gpus_per_node=gpus_per_node, torchrun_nproc_per_node=gpus_per_node, launcher="torchrun", time=time,
-        container_image=container_image, container_mounts=[], tunnel=tunnel, exclusive=True, mem="0",
+        run.SlurmExecutor,
+        packager=packager,
+        account=account,
+        partition=partition,
+        nodes=nodes,
+        ntasks_per_node=1,
+        gpus_per_node=gpus_per_node,
+        torchrun_nproc_per_node=gpus_per_node,
+        launcher="torchrun",
+        time=time,
+        container_image=container_image,
+        container_mounts=[],
+        tunnel=tunnel,
+        exclusive=True,
+        mem="0",
         env_vars={"TORCH_NCCL_AVOID_RECORD_STREAMS": "1", "NVTE_FUSED_ATTN": "1"},
-    )  # fmt: skip
+    )
 
 
 def _recipe_size(task) -> tuple[int, int]:

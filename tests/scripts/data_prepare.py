@@ -1,6 +1,6 @@
 """``cosmos-ar prepare-data`` under torchrun, one worker per rank.
 
-    torchrun --nproc_per_node 2 data_prepare.py --videos DIR --output DIR ...
+torchrun --nproc_per_node 2 data_prepare.py --videos DIR --output DIR ...
 """
 
 import sys

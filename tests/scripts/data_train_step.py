@@ -50,8 +50,13 @@ def main() -> None:
             with open(args.record, "a") as f:
                 f.write(json.dumps({"step": trainer.global_step, "loss": float(loss)}) + "\n")
 
-    task = tiny_cpu_recipe(output_root=args.out, max_steps=args.steps, save_every=args.steps, data_path=args.data,
-                           global_batch_size=args.global_batch_size)  # fmt: skip
+    task = tiny_cpu_recipe(
+        output_root=args.out,
+        max_steps=args.steps,
+        save_every=args.steps,
+        data_path=args.data,
+        global_batch_size=args.global_batch_size,
+    )
     task.model.config.data_step_fn = recording_data_step
     task.log.tensorboard = None
     task.trainer.callbacks.append(run.Config(LossRecorder))

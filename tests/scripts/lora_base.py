@@ -27,8 +27,21 @@ def main() -> None:
     tokens = torch.randint(0, cfg.vocab_size, (2, cfg.seq_length - 1), generator=torch.Generator().manual_seed(3))
     torch.save(tokens, work / "tokens.pt")
     assert cli(["convert", "import", "--source", str(work / "model.pt"), "--output", str(work / "base")]) == 0
-    assert cli(["convert", "logits", "--checkpoint", str(work / "base"), "--tokens", str(work / "tokens.pt"),
-                "--output", str(work / "base_logits.pt")]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "convert",
+                "logits",
+                "--checkpoint",
+                str(work / "base"),
+                "--tokens",
+                str(work / "tokens.pt"),
+                "--output",
+                str(work / "base_logits.pt"),
+            ]
+        )
+        == 0
+    )
 
 
 if __name__ == "__main__":  # the importer's workers re-import this file

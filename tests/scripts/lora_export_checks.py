@@ -28,12 +28,29 @@ def run(last: str, out: str, tokens: str) -> None:
     from nemo_cosmos_ar.cli import main as cli
 
     exp = ["convert", "export", "--checkpoint", last]
-    for argv in (["--output", f"{out}/merged", "--dtype", "fp32"], ["--output", f"{out}/merged_tp2", "--tp", "2"],
-                 ["--output", f"{out}/merged_hf", "--format", "hf"], ["--output", f"{out}/merged_bf16.pt"],
-                 ["--output", f"{out}/adapters", "--adapters-only", "--dtype", "fp32"]):  # fmt: skip
+    for argv in (
+        ["--output", f"{out}/merged", "--dtype", "fp32"],
+        ["--output", f"{out}/merged_tp2", "--tp", "2"],
+        ["--output", f"{out}/merged_hf", "--format", "hf"],
+        ["--output", f"{out}/merged_bf16.pt"],
+        ["--output", f"{out}/adapters", "--adapters-only", "--dtype", "fp32"],
+    ):
         assert cli(exp + argv) == 0, argv
-    assert cli(["convert", "logits", "--checkpoint", f"{out}/merged/model.pt", "--tokens", tokens,
-                "--output", f"{out}/merged_logits.pt"]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "convert",
+                "logits",
+                "--checkpoint",
+                f"{out}/merged/model.pt",
+                "--tokens",
+                tokens,
+                "--output",
+                f"{out}/merged_logits.pt",
+            ]
+        )
+        == 0
+    )
     from nemo.collections import llm
 
     llm.export_ckpt(Path(last), "pt", output_path=Path(out) / "nemo_export")  # `nemo llm export` merges too
@@ -47,16 +64,42 @@ def run(last: str, out: str, tokens: str) -> None:
         shutil.copytree(last, copy)
         (copy / "weights" / "adapter_metadata.json").write_text(json.dumps({"model_ckpt_path": pointer}))
     res["stale_base"] = _cli(["convert", "export", "--checkpoint", str(stale), "--output", f"{out}/x1"])
-    assert cli(["convert", "export", "--checkpoint", str(stale), "--base", base, "--dtype", "fp32",
-                "--output", f"{out}/moved_base"]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "convert",
+                "export",
+                "--checkpoint",
+                str(stale),
+                "--base",
+                base,
+                "--dtype",
+                "fp32",
+                "--output",
+                f"{out}/moved_base",
+            ]
+        )
+        == 0
+    )
     res["random_init_merge"] = _cli(["convert", "export", "--checkpoint", str(random_init), "--output", f"{out}/x2"])
-    res["random_init_adapters"] = _cli(["convert", "export", "--checkpoint", str(random_init), "--adapters-only",
-                                        "--output", f"{out}/random_init_adapters"])  # fmt: skip
+    res["random_init_adapters"] = _cli(
+        [
+            "convert",
+            "export",
+            "--checkpoint",
+            str(random_init),
+            "--adapters-only",
+            "--output",
+            f"{out}/random_init_adapters",
+        ]
+    )
     res["adapters_only_tp"] = _cli(exp + ["--adapters-only", "--tp", "2", "--output", f"{out}/x3"])
-    res["adapters_only_full"] = _cli(["convert", "export", "--checkpoint", base, "--adapters-only",
-                                      "--output", f"{out}/x4"])  # fmt: skip
+    res["adapters_only_full"] = _cli(
+        ["convert", "export", "--checkpoint", base, "--adapters-only", "--output", f"{out}/x4"]
+    )
     res["base_on_full"] = _cli(["convert", "export", "--checkpoint", base, "--base", base, "--output", f"{out}/x5"])
-    res["logits_of_adapters"] = _cli(["convert", "logits", "--checkpoint", last, "--tokens", tokens,
-                                      "--output", f"{out}/x6.pt"])  # fmt: skip
+    res["logits_of_adapters"] = _cli(
+        ["convert", "logits", "--checkpoint", last, "--tokens", tokens, "--output", f"{out}/x6.pt"]
+    )
     res["left_behind"] = sorted(p.name for p in Path(out).iterdir() if p.name.startswith(("x", ".")))
     (Path(out) / "results.json").write_text(json.dumps(res, indent=2))

@@ -80,8 +80,9 @@ def _stub_transformer_engine() -> None:
     te_pt.RMSNorm, te_pt.DotProductAttention = RMSNorm, DotProductAttention
     te_attn.DotProductAttention, te_attn.apply_rotary_pos_emb = DotProductAttention, apply_rotary_pos_emb
     te.pytorch, te_pt.attention = te_pt, te_attn
-    sys.modules.update({"transformer_engine": te, "transformer_engine.pytorch": te_pt,
-                        "transformer_engine.pytorch.attention": te_attn})  # fmt: skip
+    sys.modules.update(
+        {"transformer_engine": te, "transformer_engine.pytorch": te_pt, "transformer_engine.pytorch.attention": te_attn}
+    )
 
 
 def _stub_torchvision() -> None:
@@ -138,8 +139,10 @@ def import_nvidia(src: Path, stub_missing: bool):
         except ModuleNotFoundError as err:
             top = (err.name or "").split(".")[0]
             if not stub_missing or top not in STUBS or top in STUBBED:
-                print(f"cannot import NVIDIA's modules: missing package {err.name!r}"
-                      + ("" if stub_missing else " (rerun with --stub-missing to use stand-ins)"))  # fmt: skip
+                print(
+                    f"cannot import NVIDIA's modules: missing package {err.name!r}"
+                    + ("" if stub_missing else " (rerun with --stub-missing to use stand-ins)")
+                )
                 sys.exit(2)
             for name in [m for m in sys.modules if m.startswith("cosmos_predict1")]:
                 del sys.modules[name]
@@ -156,19 +159,37 @@ def build_nvidia(mod, cfg: DiTConfig):
     try:
         ratio_t, ratio_h, ratio_w = cfg.rope_extrapolation
         net = mod.DiffusionDecoderGeneralDIT(
-            max_img_h=cfg.max_img_h, max_img_w=cfg.max_img_w, max_frames=cfg.max_frames,
-            in_channels=cfg.latent_channels, out_channels=cfg.latent_channels, patch_spatial=cfg.patch_spatial,
-            patch_temporal=cfg.patch_temporal, concat_padding_mask=True, block_config="FA-CA-MLP",
-            model_channels=cfg.model_channels, num_blocks=cfg.num_blocks, num_heads=cfg.num_heads,
-            mlp_ratio=cfg.mlp_ratio, block_x_format="THWBD", crossattn_emb_channels=cfg.context_dim,
-            use_cross_attn_mask=False, pos_emb_cls="rope3d", pos_emb_learnable=False, pos_emb_interpolation="crop",
-            affline_emb_norm=True, use_adaln_lora=True, adaln_lora_dim=cfg.adaln_lora_dim,
-            rope_h_extrapolation_ratio=ratio_h, rope_w_extrapolation_ratio=ratio_w,
-            rope_t_extrapolation_ratio=ratio_t, is_diffusion_decoder=True,
-            diffusion_decoder_condition_on_sigma=False, diffusion_decoder_condition_on_token=True,
+            max_img_h=cfg.max_img_h,
+            max_img_w=cfg.max_img_w,
+            max_frames=cfg.max_frames,
+            in_channels=cfg.latent_channels,
+            out_channels=cfg.latent_channels,
+            patch_spatial=cfg.patch_spatial,
+            patch_temporal=cfg.patch_temporal,
+            concat_padding_mask=True,
+            block_config="FA-CA-MLP",
+            model_channels=cfg.model_channels,
+            num_blocks=cfg.num_blocks,
+            num_heads=cfg.num_heads,
+            mlp_ratio=cfg.mlp_ratio,
+            block_x_format="THWBD",
+            crossattn_emb_channels=cfg.context_dim,
+            use_cross_attn_mask=False,
+            pos_emb_cls="rope3d",
+            pos_emb_learnable=False,
+            pos_emb_interpolation="crop",
+            affline_emb_norm=True,
+            use_adaln_lora=True,
+            adaln_lora_dim=cfg.adaln_lora_dim,
+            rope_h_extrapolation_ratio=ratio_h,
+            rope_w_extrapolation_ratio=ratio_w,
+            rope_t_extrapolation_ratio=ratio_t,
+            is_diffusion_decoder=True,
+            diffusion_decoder_condition_on_sigma=False,
+            diffusion_decoder_condition_on_token=True,
             diffusion_decoder_token_condition_voc_size=cfg.token_vocab_size,
             diffusion_decoder_token_condition_dim=cfg.token_dim,
-        )  # fmt: skip
+        )
     finally:
         torch.Tensor.cuda = orig
     attn_cls = importlib.import_module("cosmos_predict1.diffusion.module.attention").Attention
@@ -205,10 +226,15 @@ def compare(mod, name: str, cfg: DiTConfig, grid: tuple[int, int, int]) -> list[
         ours.to(dtype)
         for kind, c, tok in (("cond", ctx, tokens), ("uncond", torch.zeros_like(ctx), torch.zeros_like(tokens))):
             with torch.no_grad():
-                ref = nv(x=x.to(dtype), timesteps=c_noise.to(dtype), crossattn_emb=c.to(dtype),
-                         crossattn_mask=torch.ones(1, c.shape[1], dtype=dtype), fps=torch.tensor([24.0], dtype=dtype),
-                         padding_mask=torch.zeros(1, 1, 16 * h, 16 * w, dtype=dtype),
-                         latent_condition=tok[:, None].int())  # fmt: skip
+                ref = nv(
+                    x=x.to(dtype),
+                    timesteps=c_noise.to(dtype),
+                    crossattn_emb=c.to(dtype),
+                    crossattn_mask=torch.ones(1, c.shape[1], dtype=dtype),
+                    fps=torch.tensor([24.0], dtype=dtype),
+                    padding_mask=torch.zeros(1, 1, 16 * h, 16 * w, dtype=dtype),
+                    latent_condition=tok[:, None].int(),
+                )
                 got = ours(x.to(dtype), c_noise.to(dtype), c.to(dtype), tok, 24.0)
             diff = (got.float() - ref.float()).abs().max().item()
             scale = ref.float().abs().max().item()
@@ -227,8 +253,10 @@ def main() -> int:
         return 2
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "2"))))
     mod = import_nvidia(args.src, args.stub_missing)
-    print(f"NVIDIA modules from {args.src}; stand-ins used for: {', '.join(STUBBED) or 'none'}"
-          + ("; Tensor.cuda as identity (CPU build)" if not torch.cuda.is_available() else ""))  # fmt: skip
+    print(
+        f"NVIDIA modules from {args.src}; stand-ins used for: {', '.join(STUBBED) or 'none'}"
+        + ("; Tensor.cuda as identity (CPU build)" if not torch.cuda.is_available() else "")
+    )
     head128 = DiTConfig(model_channels=256, num_blocks=2, num_heads=2, context_dim=1024, adaln_lora_dim=32)
     rows = compare(mod, "tiny", get_dit_config("tiny"), (8, 4, 6)) + compare(mod, "head128", head128, (8, 4, 6))
     print("| config | dtype | input | output shape | max abs diff | max abs out | ratio |")

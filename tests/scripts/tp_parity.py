@@ -48,8 +48,10 @@ def main() -> None:
     print(f"rank {rank}: loss grad max|d|={gerr:.3e}")
     assert gerr < 1e-6, gerr
     err = (got - want).abs().max().item()
-    print(f"rank {rank}: local {tuple(local.shape)} gathered {tuple(got.shape)} max|d|={err:.3e} "
-          f"loss tp2={loss_tp.item():.6f} ref={loss_ref.item():.6f}")  # fmt: skip
+    print(
+        f"rank {rank}: local {tuple(local.shape)} gathered {tuple(got.shape)} max|d|={err:.3e} "
+        f"loss tp2={loss_tp.item():.6f} ref={loss_ref.item():.6f}"
+    )
     assert local.shape[-1] == cfg.vocab_size // 2
     assert err < 1e-5
     assert abs(loss_tp.item() - loss_ref.item()) < 1e-5
