@@ -10,11 +10,13 @@ Same weights, same chunking and interface as ``EagerTokenizer``; what changes is
   CUDA graphs, ``"max-autotune-no-cudagraphs"`` tunes kernels by timing them). ``emulate_precision_casts`` makes
   inductor round the intermediates of fused bf16 kernels as eager does (e.g. ``sigmoid(x)`` to bf16 before
   ``x * sigmoid(x)``), so that FSQ sees the eager latents more often bit for bit; off, fused kernels keep fp32
-  intermediates (closer to fp32, further from eager bf16).
+  intermediates (closer to fp32, further from eager bf16; the fused Haar transforms then lose their eager rounding).
 * ``channels_last``: convolutions run in ``torch.channels_last_3d`` (cuDNN's fast layout for bf16 3D convolutions);
-  None = on CUDA only.
-* ``fused_haar``: the 2-level 3D Haar patcher / un-patcher as one strided (transposed) convolution each
-  (``fused_haar.py``).
+  when compiling, also inductor's ``layout_optimization`` (which otherwise picks channels-last by itself). Off by
+  default: cuDNN sums in another order in that layout, and in bf16 that moved 0.33 % of the indices off eager's on
+  an H200 (a change this small flips FSQ levels: bf16 and fp32 eager agree on only ~68 %). None = on CUDA only.
+* ``fused_haar``: the 2-level 3D Haar patcher / un-patcher as element-wise arithmetic that rounds where the eager
+  modules round (``fused_haar.py``): bit-identical to them in bf16, one or two kernels per level once compiled.
 * ``cudnn_benchmark``: cuDNN picks convolution algorithms by timing them (None = on CUDA). ``prepare-data`` turns it
   off: a timed choice can differ between runs, and its datasets must be byte-identical when resumed.
 
@@ -22,8 +24,9 @@ Compilation happens on the first call with a new clip shape (batch size included
 ``compile_seconds`` (first call minus nothing: the first call's whole time, compile plus one run). ``warmup(shape)``
 pays it ahead of time for encode and decode.
 
-Accuracy (tests/test_tokenizer_fast.py): fp32 on CPU gives the eager backend's indices; bf16 on the GPU is measured
-against eager bf16 by ``bench/bench_tokenizer.py`` (indices equal, decoded PSNR).
+Accuracy (tests/test_tokenizer_fast.py): fp32 on CPU gives the eager backend's indices, the fused Haar transforms are
+bit-identical to eager's in bf16; bf16 on the GPU is measured against eager bf16 by ``bench/bench_tokenizer.py``
+(indices equal, decoded PSNR). The defaults are the accuracy-safe choices (``channels_last`` off).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class FastOptions:
     compile_mode: str | None = None
     compile_backend: str = "inductor"  # "aot_eager" traces without generating kernels (CPU tests)
     emulate_precision_casts: bool = True
-    channels_last: bool | None = None
+    channels_last: bool | None = False
     fused_haar: bool = True
     cudnn_benchmark: bool | None = None
 
@@ -124,7 +127,8 @@ class FastTokenizer(EagerTokenizer):
         if first and self.options.compile and self.options.compile_backend == "inductor":  # compiles now
             import torch._inductor.config as inductor_config
 
-            rounding = inductor_config.patch(emulate_precision_casts=self.options.emulate_precision_casts)
+            rounding = inductor_config.patch(emulate_precision_casts=self.options.emulate_precision_casts,
+                                             layout_optimization=bool(self.options.channels_last))
         try:
             if self.options.cuda_graphs:  # a new step: outputs of the previous replay may be overwritten
                 torch.compiler.cudagraph_mark_step_begin()
