@@ -3,7 +3,7 @@
 * ``EagerTokenizer``: this package's PyTorch network (``networks.py``) with the weights read out of the released
   ``encoder.jit``/``decoder.jit`` state dicts. Any float dtype, CPU or GPU; can be compiled or modified.
 * ``FastTokenizer`` (``fast.py``): the eager network compiled and laid out for speed (torch.compile, channels-last,
-  one-convolution Haar transforms, cuDNN autotuning), each a ``FastOptions`` switch.
+  fused Haar transforms, cuDNN autotuning), each a ``FastOptions`` switch.
 * ``JitTokenizer``: the released TorchScript files themselves (``torch.jit.load``), for comparison. A traced module
   bakes its dtype casts into the graph, so it runs only in the dtype it was traced in (bf16 for NVIDIA's export,
   which also needs a GPU because CPU PyTorch has no bf16 ``avg_pool3d``).

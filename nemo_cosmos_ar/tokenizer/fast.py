@@ -10,11 +10,18 @@ Same weights, same chunking and interface as ``EagerTokenizer``; what changes is
   CUDA graphs, ``"max-autotune-no-cudagraphs"`` tunes kernels by timing them). ``emulate_precision_casts`` makes
   inductor round the intermediates of fused bf16 kernels as eager does (e.g. ``sigmoid(x)`` to bf16 before
   ``x * sigmoid(x)``), so that FSQ sees the eager latents more often bit for bit; off, fused kernels keep fp32
-  intermediates (closer to fp32, further from eager bf16).
+  intermediates (closer to fp32, further from eager bf16; the fused Haar transforms then lose their eager rounding).
 * ``channels_last``: convolutions run in ``torch.channels_last_3d`` (cuDNN's fast layout for bf16 3D convolutions);
-  None = on CUDA only.
-* ``fused_haar``: the 2-level 3D Haar patcher / un-patcher as one strided (transposed) convolution each
-  (``fused_haar.py``).
+  when compiling, also inductor's ``layout_optimization`` (which otherwise picks channels-last by itself). Off by
+  default: cuDNN sums in another order in that layout, and in bf16 that moved 0.33 % of the indices off eager's on
+  an H200 (a change this small flips FSQ levels: bf16 and fp32 eager agree on only ~68 %). None = on CUDA only.
+* ``fused_haar``: the 2-level 3D Haar patcher / un-patcher as element-wise arithmetic that rounds where the eager
+  modules round (``fused_haar.py``): bit-identical to them in bf16, one or two kernels per level once compiled.
+* ``eager_reductions``: the GroupNorms and the attention softmaxes run as PyTorch's eager kernels inside the compiled
+  graph (custom ops the compiler cannot decompose). Inductor otherwise rewrites them as its own reductions, which sum
+  in another order: in bf16 on a CPU (inductor's C++ kernels, tiny network) that alone moved 4.6 % of the indices
+  off eager's (group norm 4.4, softmax 0.2), and with both kept eager the compiled network gave eager's indices
+  exactly. The price is that inductor cannot fuse the norm with the swish after it.
 * ``cudnn_benchmark``: cuDNN picks convolution algorithms by timing them (None = on CUDA). ``prepare-data`` turns it
   off: a timed choice can differ between runs, and its datasets must be byte-identical when resumed.
 
@@ -22,8 +29,9 @@ Compilation happens on the first call with a new clip shape (batch size included
 ``compile_seconds`` (first call minus nothing: the first call's whole time, compile plus one run). ``warmup(shape)``
 pays it ahead of time for encode and decode.
 
-Accuracy (tests/test_tokenizer_fast.py): fp32 on CPU gives the eager backend's indices; bf16 on the GPU is measured
-against eager bf16 by ``bench/bench_tokenizer.py`` (indices equal, decoded PSNR).
+Accuracy (tests/test_tokenizer_fast.py): fp32 on CPU gives the eager backend's indices, the fused Haar transforms are
+bit-identical to eager's in bf16; bf16 on the GPU is measured against eager bf16 by ``bench/bench_tokenizer.py``
+(indices equal, decoded PSNR). The defaults are the accuracy-safe choices (``channels_last`` off).
 """
 
 from __future__ import annotations
@@ -33,13 +41,61 @@ import time
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from nemo_cosmos_ar.tokenizer.backends import EagerTokenizer
 from nemo_cosmos_ar.tokenizer.fused_haar import fuse_haar
-from nemo_cosmos_ar.tokenizer.modules import CausalConv3d
+from nemo_cosmos_ar.tokenizer.modules import CausalConv3d, _AttentionBase
 from nemo_cosmos_ar.tokenizer.networks import CausalVideoTokenizer
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+# Opaque to torch.compile: traced as one call of the eager kernel. Contiguous input, as the eager network feeds them,
+# so that the same kernel (and summation order) runs whatever layout the compiled graph chose.
+@torch.library.custom_op("nemo_cosmos_ar::eager_group_norm", mutates_args=())
+def eager_group_norm(
+    x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
+) -> torch.Tensor:
+    return F.group_norm(x.contiguous(), groups, weight, bias, eps)
+
+
+@eager_group_norm.register_fake
+def _(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("nemo_cosmos_ar::eager_softmax", mutates_args=())
+def eager_softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return F.softmax(x.contiguous(), dim=dim)
+
+
+@eager_softmax.register_fake
+def _(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+class EagerGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` (same parameters and keys) through ``eager_group_norm``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return eager_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def use_eager_reductions(network: nn.Module) -> nn.Module:
+    """Route every GroupNorm and attention softmax of ``network`` through the opaque eager ops, in place."""
+    for module in list(network.modules()):
+        if isinstance(module, _AttentionBase):
+            module.softmax = eager_softmax
+        for name, child in module.named_children():
+            if type(child) is nn.GroupNorm:
+                new = EagerGroupNorm(child.num_groups, child.num_channels, child.eps, child.affine)
+                ref = next(child.parameters(), None)
+                if ref is not None:
+                    new.to(device=ref.device, dtype=ref.dtype).load_state_dict(child.state_dict())
+                setattr(module, name, new)
+    return network
 
 
 @dataclass(kw_only=True)
@@ -50,8 +106,9 @@ class FastOptions:
     compile_mode: str | None = None
     compile_backend: str = "inductor"  # "aot_eager" traces without generating kernels (CPU tests)
     emulate_precision_casts: bool = True
-    channels_last: bool | None = None
+    channels_last: bool | None = False
     fused_haar: bool = True
+    eager_reductions: bool = True
     cudnn_benchmark: bool | None = None
 
     def __post_init__(self) -> None:
@@ -93,6 +150,8 @@ class FastTokenizer(EagerTokenizer):
         net = self.network
         if self.options.fused_haar:
             fuse_haar(net)
+        if self.options.eager_reductions:
+            use_eager_reductions(net)
         if self.options.channels_last:
             for m in net.modules():
                 if isinstance(m, CausalConv3d):
@@ -124,7 +183,8 @@ class FastTokenizer(EagerTokenizer):
         if first and self.options.compile and self.options.compile_backend == "inductor":  # compiles now
             import torch._inductor.config as inductor_config
 
-            rounding = inductor_config.patch(emulate_precision_casts=self.options.emulate_precision_casts)
+            rounding = inductor_config.patch(emulate_precision_casts=self.options.emulate_precision_casts,
+                                             layout_optimization=bool(self.options.channels_last))
         try:
             if self.options.cuda_graphs:  # a new step: outputs of the previous replay may be overwritten
                 torch.compiler.cudagraph_mark_step_begin()

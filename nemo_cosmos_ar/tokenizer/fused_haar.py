@@ -1,17 +1,29 @@
-"""The multi-level 3D Haar patcher and un-patcher as one strided convolution each (the ``fast`` backend's version).
+"""The multi-level 3D Haar patcher and un-patcher as element-wise arithmetic that rounds exactly where the originals
+do (the ``fast`` backend's version).
 
-``modules.Patcher3D`` runs ``log2(p)`` levels, each of three grouped stride-2 convolutions per band (7 convolutions and a
-concatenation per level, 2 levels for p = 4). The whole transform is linear and acts on disjoint p×p×p blocks, so it is
-one stride-p convolution with a ``[C·p³, C, p, p, p]`` kernel (one-hot in the input channel), and the inverse is one
-stride-p transposed convolution with a kernel of the same shape.
+``modules.Patcher3D`` runs ``log2(p)`` levels, each of six grouped stride-2 two-tap convolutions (T, then H, then W),
+a concatenation and a division by 2·sqrt(2); ``UnPatcher3D`` mirrors it with transposed convolutions, additions and
+a multiplication. In bf16 every one of those ops rounds its result to bf16, and the filters hold bf16(1/sqrt(2)) =
+181/256, not 1/sqrt(2): eager bf16 rounds 8 times on the way through 2 levels, each time from a value that is not a
+multiple of 1/64. One stride-p convolution with ±1/p³ weights (this module's first version) computes the exact
+transform and rounds once, which disagrees with eager bf16 on a large share of the bands, enough to change ~20 % of
+the FSQ indices of the whole tokenizer (measured on an H200). No pair of convolutions can reproduce those roundings
+either (they happen after every axis), so the transforms here are written as what each eager op computes:
 
-The kernels are read off the original modules by applying them to one-hot blocks, so band order and signs are theirs
-by construction. Their entries are exactly ±1/p³ (forward) and ±1 (inverse): each level multiplies by
-(1/√2)³ / (2√2) = 1/8 forward and (1/√2)³ · 2√2 = 1 inverse. The originals compute those factors with a rounded 1/√2,
-so the fused result differs from theirs by rounding only (tests: ≤ 1e-6 absolute in fp32 on values in [-1, 1]);
-both are exact in bf16 at the kernel level, the sums round differently.
+* a two-tap convolution step: ``round(x0·k0 + x1·k1)``, the products and their sum in fp32 (a bf16 or fp16 product
+  is exact in fp32, so this equals any fp32-accumulating convolution, fused multiply-add or not);
+* a one-tap transposed-convolution step: ``round(x·k)``, then the pairwise sum ``round(a + b)`` in fp32;
+* the 1/(2·sqrt(2)) and 2·sqrt(2) scalings: ``round(y / s)`` and ``round(y · s)`` in fp32. For bf16 inputs the
+  result is the same whether the fp32 step divides, multiplies by the fp32 reciprocal or runs in fp64: checked on
+  every finite bf16 value (tests/test_tokenizer_fast.py), so it cannot depend on how a device or compiler divides.
 
-The fused patcher needs T (after repeating the first frame p times), H and W to be multiples of p -- true for every
+where ``round`` is a cast to the network's dtype (a no-op in fp32). The results are bit-identical to the originals in
+bf16 (tests: eager CPU, and traced by torch.compile; inductor keeps explicit casts inside fused kernels when
+``emulate_precision_casts`` is on, which the ``fast`` backend sets). In fp32 the originals' convolutions may round
+``x0·k0 + x1·k1`` as one fused multiply-add, so the two agree within an fp32 rounding or two there.
+
+Compiled, each level becomes one or two element-wise kernels instead of 7 convolutions and a concatenation.
+The fused forms need T (after repeating the first frame p times), H and W to be multiples of p -- true for every
 tokenizable clip (T = 1 + 8k, H and W multiples of 16); other sizes fall back to the level-by-level original, whose
 reflect padding then matters.
 """
@@ -19,71 +31,77 @@ reflect padding then matters.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from nemo_cosmos_ar.tokenizer.modules import Patcher3D, UnPatcher3D
+from nemo_cosmos_ar.tokenizer.modules import _HAAR_3D_SCALE, Patcher3D, UnPatcher3D
 
-
-def _blocks(p: int) -> torch.Tensor:
-    # p³ one-hot p×p×p blocks, [p³, 1, p, p, p], in float64 so the read-off kernels carry no fp32 rounding.
-    return torch.eye(p**3, dtype=torch.float64).reshape(p**3, 1, p, p, p)
+_COMPUTE = torch.float32  # what eager's bf16/fp16 kernels accumulate and compute in
 
 
-def patcher_kernel(patcher: Patcher3D, channels: int) -> torch.Tensor:
-    """``[C·p³, C, p, p, p]`` kernel of the whole forward transform (output channel ``band·C + c``)."""
-    p = patcher.patch_size
-    ref = Patcher3D(p).to(torch.float64)
-    x = _blocks(p)
-    for _ in range(ref.num_levels):  # the levels only (no first-frame repeat): block in, p³ bands at one position out
-        x = ref._dwt(x)
-    per_band = x.reshape(p**3, p**3).T.reshape(p**3, p, p, p)  # [band, dt, dh, dw]
-    per_band = torch.round(per_band * p**3) / p**3  # exactly ±1/p³ (rounding only removes the 1/√2 residue)
-    kernel = torch.zeros(p**3, channels, channels, p, p, p, dtype=torch.float64)
-    for c in range(channels):
-        kernel[:, c, c] = per_band
-    return kernel.reshape(p**3 * channels, channels, p, p, p)
+def _filters(wavelets: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    # The originals' low and high filters (``modules._haar_filters``) at the precision eager convolves with: the
+    # buffer cast to the activations' dtype, then widened for the fp32 arithmetic.
+    low = wavelets.flip(0).to(dtype).to(_COMPUTE)
+    high = (wavelets * torch.tensor([1.0, -1.0], dtype=wavelets.dtype, device=wavelets.device)).to(dtype)
+    return low, high.to(_COMPUTE)
 
 
-def unpatcher_kernel(unpatcher: UnPatcher3D, channels: int) -> torch.Tensor:
-    """``[C·p³, C, p, p, p]`` transposed-convolution kernel of the whole inverse (input channel ``band·C + c``)."""
-    p = unpatcher.patch_size
-    ref = UnPatcher3D(p).to(torch.float64)
-    x = torch.eye(p**3, dtype=torch.float64).reshape(p**3, p**3, 1, 1, 1)  # one band set to 1, one position
-    for _ in range(ref.num_levels):
-        x = ref._idwt(x)
-    per_band = torch.round(x.reshape(p**3, p, p, p))  # exactly ±1
-    kernel = torch.zeros(p**3, channels, channels, p, p, p, dtype=torch.float64)
-    for c in range(channels):
-        kernel[:, c, c] = per_band
-    return kernel.reshape(p**3 * channels, channels, p, p, p)
+def _round(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return x.to(dtype).to(_COMPUTE)  # an eager op's output rounding, kept in the fp32 working copy
+
+
+def haar_level(x: torch.Tensor, wavelets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """One ``Patcher3D._dwt`` level on even sizes: fp32 ``[B, G, T, H, W]`` holding ``dtype`` values ->
+    ``[B, 8·G, T/2, H/2, W/2]`` (band-major channels, ``lll`` first), rounded as eager ``dtype`` rounds."""
+    low, high = _filters(wavelets, dtype)
+    x = x.unsqueeze(1)  # [B, bands, G, T, H, W]; each axis splits every band in two, the new bit least significant
+    for dim in (3, 4, 5):
+        pair = x.reshape(*x.shape[:dim], x.shape[dim] // 2, 2, *x.shape[dim + 1 :])
+        x0, x1 = pair.select(dim + 1, 0), pair.select(dim + 1, 1)
+        lo = _round(x0 * low[0] + x1 * low[1], dtype)
+        hi = _round(x0 * high[0] + x1 * high[1], dtype)
+        x = torch.stack([lo, hi], dim=2).flatten(1, 2)
+    return _round(x.flatten(1, 2) / _HAAR_3D_SCALE, dtype)
+
+
+def inverse_haar_level(x: torch.Tensor, wavelets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """One ``UnPatcher3D._idwt`` level: fp32 ``[B, 8·G, T, H, W]`` holding ``dtype`` values -> ``[B, G, 2T, 2H, 2W]``,
+    rounded as eager ``dtype`` rounds."""
+    low, high = _filters(wavelets, dtype)
+    b, c, t, h, w = x.shape
+    x = x.reshape(b, 2, 2, 2, c // 8, t, h, w)  # [B, t-bit, h-bit, w-bit, G, T, H, W]
+    # Undo W, then H, then T (as the original): output sample j of a pair is round(lo·kl[j]) + round(hi·kh[j]).
+    for bit, axis in ((3, -1), (2, -2), (1, -3)):  # axis: W, H, T counted from the end
+        lo, hi = x.select(bit, 0), x.select(bit, 1)
+        out = [_round(_round(lo * low[j], dtype) + _round(hi * high[j], dtype), dtype) for j in (0, 1)]
+        x = torch.stack(out, dim=axis).flatten(axis - 1, axis)  # [..., n, 2, ...] -> [..., 2n, ...], j fastest
+    return _round(x * _HAAR_3D_SCALE, dtype)
 
 
 class FusedPatcher3D(Patcher3D):
-    """``Patcher3D`` as one stride-p convolution; same buffers and state-dict keys, same output layout.
+    """``Patcher3D`` as element-wise ops with eager's rounding; same buffers and state-dict keys, same output.
 
     Args:
         patch_size: p, as for ``Patcher3D``.
-        channels: input channels C (3 for RGB).
+        channels: input channels C (3 for RGB); kept for the interface of the first version.
     """
 
     def __init__(self, patch_size: int = 4, channels: int = 3) -> None:
         super().__init__(patch_size)
         self.channels = channels
-        # Not persistent: derived from the wavelet, so the state dict keeps exactly the released keys.
-        self.register_buffer("fused_kernel", patcher_kernel(self, channels).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.patch_size
-        x = torch.cat([x[:, :, :1].repeat_interleave(p, dim=2), x[:, :, 1:]], dim=2)
-        if x.shape[1] != self.channels or any(s % p for s in x.shape[2:]):
-            for _ in range(self.num_levels):  # sizes the single convolution cannot tile: the original levels
-                x = self._dwt(x)
-            return x
-        return F.conv3d(x, self.fused_kernel.to(x.dtype), stride=p)
+        if any(s % p for s in (x.shape[2] + p - 1, *x.shape[3:])):
+            return super().forward(x)  # sizes the blocks cannot tile: the original levels (reflect padding)
+        dtype = x.dtype
+        x = torch.cat([x[:, :, :1].repeat_interleave(p, dim=2), x[:, :, 1:]], dim=2).to(_COMPUTE)
+        for _ in range(self.num_levels):
+            x = haar_level(x, self.wavelets, dtype)
+        return x.to(dtype)
 
 
 class FusedUnPatcher3D(UnPatcher3D):
-    """``UnPatcher3D`` as one stride-p transposed convolution; same buffers and keys, same output.
+    """``UnPatcher3D`` as element-wise ops with eager's rounding; same buffers and keys, same output.
 
     Args:
         patch_size: p, as for ``UnPatcher3D``.
@@ -93,14 +111,13 @@ class FusedUnPatcher3D(UnPatcher3D):
     def __init__(self, patch_size: int = 4, channels: int = 3) -> None:
         super().__init__(patch_size)
         self.channels = channels
-        self.register_buffer("fused_kernel", unpatcher_kernel(self, channels).float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        if x.shape[1] != self.channels * p**3:
-            return super().forward(x)
-        x = F.conv_transpose3d(x, self.fused_kernel.to(x.dtype), stride=p)
-        return x[:, :, p - 1 :]  # drop the copies of the first frame that the patcher added
+        dtype = x.dtype
+        x = x.to(_COMPUTE)
+        for _ in range(self.num_levels):
+            x = inverse_haar_level(x, self.wavelets, dtype)
+        return x[:, :, self.patch_size - 1 :].to(dtype)  # drop the copies of the first frame the patcher added
 
 
 def fuse_haar(network: torch.nn.Module) -> torch.nn.Module:

@@ -142,6 +142,9 @@ class ResBlock(nn.Module):
 
 
 class _AttentionBase(nn.Module):
+    # The softmax the attention calls; the ``fast`` backend swaps in an eager kernel the compiler cannot decompose.
+    softmax = staticmethod(F.softmax)
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.norm = FrameNorm(channels)
@@ -158,7 +161,7 @@ class SpatialAttention(_AttentionBase):
         h = self.norm(x)
         q, k, v = (_frames_to_batch(proj(h)).flatten(2) for proj in (self.q, self.k, self.v))  # [BT, C, HW]
         scores = torch.bmm(q.transpose(1, 2), k) * (q.shape[1] ** -0.5)  # [BT, HW(query), HW(key)]
-        weights = F.softmax(scores, dim=2)
+        weights = self.softmax(scores, dim=2)
         out = torch.bmm(v, weights.transpose(1, 2))  # [BT, C, HW(query)]
         out = _batch_to_frames(out.reshape(*out.shape[:2], x.shape[3], x.shape[4]), x.shape[0])
         return x + self.proj_out(out)
@@ -175,7 +178,7 @@ class TemporalAttention(_AttentionBase):
         scores = torch.bmm(q.transpose(1, 2), k) * (c**-0.5)  # [BHW, T(query), T(key)]
         causal = torch.tril(torch.ones_like(scores))
         scores = scores.masked_fill(causal == 0, float("-inf"))
-        out = torch.bmm(F.softmax(scores, dim=2), v.transpose(1, 2))  # [BHW, T, C]
+        out = torch.bmm(self.softmax(scores, dim=2), v.transpose(1, 2))  # [BHW, T, C]
         out = out.transpose(1, 2).reshape(b, hh, ww, c, -1).permute(0, 3, 4, 1, 2)
         return x + self.proj_out(out)
 
