@@ -55,8 +55,10 @@ CONFIGS = {
 }
 # Priority order: the acceptance rows first (eager reference, fast at batch 4), the cheap ladder, then rows that each
 # compile again (a new shape, or other compiler settings).
-ROWS = ("eager:4,eager:1,fast:4,+cudnn.benchmark:4,+channels_last:4,+fused Haar:4,fast:best,fast:1,+CUDA graphs:4,"
-        "fast-fp32-intermediates:4,jit:4,jit:1")
+ROWS = (
+    "eager:4,eager:1,fast:4,+cudnn.benchmark:4,+channels_last:4,+fused Haar:4,fast:best,fast:1,+CUDA graphs:4,"
+    "fast-fp32-intermediates:4,jit:4,jit:1"
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -73,8 +75,9 @@ def real_looking_clips(count: int, frames: int, height: int, width: int) -> torc
     for i in range(count):
         if photos:
             photo = samples.load_photo(photos[i % len(photos)])
-            clip = samples.render_camera_move(photo, samples.MOTIONS[i % len(samples.MOTIONS)], frames, height, width,
-                                              seed=i)  # fmt: skip
+            clip = samples.render_camera_move(
+                photo, samples.MOTIONS[i % len(samples.MOTIONS)], frames, height, width, seed=i
+            )
         else:
             clip = samples.render_bouncing_balls(frames, height, width, seed=i)
         clips.append(video_io.to_model_range(clip))
@@ -152,8 +155,9 @@ def main() -> None:
         folder = args.tokenizer_dir
         if folder is None:
             t0 = time.perf_counter()
-            folder = write_random_tokenizer(Path(tmp) / "tok", preset, seed=0, dtype=dtype, device=device,
-                                            example_shape=example, autoencoder=False)  # fmt: skip
+            folder = write_random_tokenizer(
+                Path(tmp) / "tok", preset, seed=0, dtype=dtype, device=device, example_shape=example, autoencoder=False
+            )
             print(f"wrote random {preset} tokenizer ({dtype}, traced on {device}) in {time.perf_counter() - t0:.1f}s")
         t_start = time.perf_counter()
         toks: dict[str, object] = {}
@@ -168,19 +172,38 @@ def main() -> None:
                     torch.cuda.empty_cache()
                 fast = None
                 if opts is not None:
-                    fast = FastOptions(**opts, **({"compile_backend": args.compile_backend} if args.compile_backend
-                                                  else {}))  # fmt: skip
-                toks[name] = load_tokenizer(folder, backend, device, dtype if backend != "jit" else None,
-                                            pixel_chunk_duration=None, max_enc_batch_size=batch,
-                                            max_dec_batch_size=batch, fast_options=fast)  # fmt: skip
+                    fast = FastOptions(
+                        **opts, **({"compile_backend": args.compile_backend} if args.compile_backend else {})
+                    )
+                toks[name] = load_tokenizer(
+                    folder,
+                    backend,
+                    device,
+                    dtype if backend != "jit" else None,
+                    pixel_chunk_duration=None,
+                    max_enc_batch_size=batch,
+                    max_dec_batch_size=batch,
+                    fast_options=fast,
+                )
             tok = toks[name]
             tok.max_enc_batch_size = tok.max_dec_batch_size = batch
             video = clips[torch.arange(batch) % len(clips)]
-            f_enc, t_enc, m_enc, ids = _timed(lambda tok=tok, video=video: tok.encode(video), device, args.warmup, args.iters)
+            f_enc, t_enc, m_enc, ids = _timed(
+                lambda tok=tok, video=video: tok.encode(video), device, args.warmup, args.iters
+            )
             f_dec, t_dec, m_dec, _ = _timed(lambda tok=tok, ids=ids: tok.decode(ids), device, args.warmup, args.iters)
-            row = {"name": name, "batch": batch, "dtype": str(tok.dtype).replace("torch.", ""),
-                   "enc": batch / t_enc, "dec": batch / t_dec, "first": f_enc + f_dec, "mem_enc": m_enc,
-                   "mem_dec": m_dec, "same": float("nan"), "psnr": float("nan")}  # fmt: skip
+            row = {
+                "name": name,
+                "batch": batch,
+                "dtype": str(tok.dtype).replace("torch.", ""),
+                "enc": batch / t_enc,
+                "dec": batch / t_dec,
+                "first": f_enc + f_dec,
+                "mem_enc": m_enc,
+                "mem_dec": m_dec,
+                "same": float("nan"),
+                "psnr": float("nan"),
+            }
             if batch == 4:
                 # agreement over all the clips, in sub-batches of this row's size (shapes already compiled)
                 all_ids = torch.cat([tok.encode(clips[i : i + batch]) for i in range(0, len(clips), batch)])
@@ -192,22 +215,31 @@ def main() -> None:
                     row["same"] = (all_ids == ref["ids"]).float().mean().item() * 100
                     row["psnr"] = psnr(rec, ref["rec"])
             results.append(row)
-            print(f"  {name} batch {batch}: encode {row['enc']:.2f} clips/s, decode {row['dec']:.2f} clips/s, "
-                  f"first call {row['first']:.1f} s", flush=True)  # fmt: skip
+            print(
+                f"  {name} batch {batch}: encode {row['enc']:.2f} clips/s, decode {row['dec']:.2f} clips/s, "
+                f"first call {row['first']:.1f} s",
+                flush=True,
+            )
         toks.clear()
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"\nDV8x16x16 tokenizer ({preset}, {dtype}), {frames}x{height}x{width} clips, {gpu}, torch {torch.__version__}, "
-          f"{args.iters} timed calls after {args.warmup} warm-up; agreement over {args.clips} clips vs eager {dtype}\n")
-    print("| config | backend | batch | encode clips/s | decode clips/s | first call s (compile) | encode peak GiB "
-          "| decode peak GiB | indices = eager % | decode PSNR vs eager dB |")  # fmt: skip
+    print(
+        f"\nDV8x16x16 tokenizer ({preset}, {dtype}), {frames}x{height}x{width} clips, {gpu}, torch {torch.__version__}, "
+        f"{args.iters} timed calls after {args.warmup} warm-up; agreement over {args.clips} clips vs eager {dtype}\n"
+    )
+    print(
+        "| config | backend | batch | encode clips/s | decode clips/s | first call s (compile) | encode peak GiB "
+        "| decode peak GiB | indices = eager % | decode PSNR vs eager dB |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         mem_e, mem_d = ("n/a", "n/a") if device.type == "cpu" else (f"{r['mem_enc']:.2f}", f"{r['mem_dec']:.2f}")
         same = "" if math.isnan(r["same"]) else f"{r['same']:.3f}"
         db = "" if math.isnan(r["psnr"]) else ("identical" if math.isinf(r["psnr"]) else f"{r['psnr']:.1f}")
-        print(f"| {r['name']} | {CONFIGS[r['name']][0]} | {r['batch']} | {r['enc']:.2f} | {r['dec']:.2f} | "
-              f"{r['first']:.1f} | {mem_e} | {mem_d} | {same} | {db} |")  # fmt: skip
+        print(
+            f"| {r['name']} | {CONFIGS[r['name']][0]} | {r['batch']} | {r['enc']:.2f} | {r['dec']:.2f} | "
+            f"{r['first']:.1f} | {mem_e} | {mem_d} | {same} | {db} |"
+        )
     if skipped:
         print(f"\nskipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
 

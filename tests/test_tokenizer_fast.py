@@ -75,7 +75,12 @@ def test_fused_haar_bit_exact_in_low_precision(dtype):
     frames are the level-by-level modules' bit for bit, eager and (first clip) traced by torch.compile."""
     p, fp = Patcher3D(4).to(dtype), FusedPatcher3D(4, 3).to(dtype)
     u, fu = UnPatcher3D(4).to(dtype), FusedUnPatcher3D(4, 3).to(dtype)
-    clips = [_real_looking(17, 64, 96), _real_looking(9, 32, 48, seed=1), _clip(2, 9, 32, 16, seed=5), _clip(1, 1, 16, 32)]
+    clips = [
+        _real_looking(17, 64, 96),
+        _real_looking(9, 32, 48, seed=1),
+        _clip(2, 9, 32, 16, seed=5),
+        _clip(1, 1, 16, 32),
+    ]
     for i, video in enumerate(clips):
         x = video.to(dtype)
         bands, frames = p(x), u(p(x))

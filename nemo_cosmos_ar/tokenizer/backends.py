@@ -193,9 +193,7 @@ class EagerTokenizer(_ChunkedTokenizer):
         max_enc_batch_size: int = 8,
         max_dec_batch_size: int = 4,
     ) -> None:
-        super().__init__(
-            network.config, device, dtype, pixel_chunk_duration, max_enc_batch_size, max_dec_batch_size
-        )
+        super().__init__(network.config, device, dtype, pixel_chunk_duration, max_enc_batch_size, max_dec_batch_size)
         self.network = network.to(device=self.device, dtype=dtype).eval().requires_grad_(False)
 
     def _encode_clips(self, video: torch.Tensor) -> torch.Tensor:

@@ -303,9 +303,7 @@ class Patcher3D(nn.Module):
         x = F.pad(x, (0, 1, 0, 1, 0, 1), mode="reflect")
         bands = [x]
         for axis, stride in ((0, (2, 1, 1)), (1, (1, 2, 1)), (2, (1, 1, 2))):
-            bands = [
-                F.conv3d(b, _axis_kernel(f, axis), groups=g, stride=stride) for b in bands for f in (low, high)
-            ]
+            bands = [F.conv3d(b, _axis_kernel(f, axis), groups=g, stride=stride) for b in bands for f in (low, high)]
         return torch.cat(bands, dim=1) / _HAAR_3D_SCALE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -224,9 +224,7 @@ class CausalVideoTokenizer(nn.Module):
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
         self.quant_conv = CausalConv3d(self.config.z_channels, self.config.embedding_dim, kernel_size=1, padding=0)
-        self.post_quant_conv = CausalConv3d(
-            self.config.embedding_dim, self.config.z_channels, kernel_size=1, padding=0
-        )
+        self.post_quant_conv = CausalConv3d(self.config.embedding_dim, self.config.z_channels, kernel_size=1, padding=0)
         self.quantizer = FSQuantizer(self.config.levels)
 
     def encoder_jit(self) -> nn.Sequential:
@@ -317,4 +315,3 @@ def infer_config(encoder_sd: Mapping[str, torch.Tensor], decoder_sd: Mapping[str
             "encoder.jit and decoder.jit are from different tokenizers"
         )
     return cfg
-
