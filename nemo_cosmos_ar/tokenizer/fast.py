@@ -183,8 +183,10 @@ class FastTokenizer(EagerTokenizer):
         if first and self.options.compile and self.options.compile_backend == "inductor":  # compiles now
             import torch._inductor.config as inductor_config
 
-            rounding = inductor_config.patch(emulate_precision_casts=self.options.emulate_precision_casts,
-                                             layout_optimization=bool(self.options.channels_last))
+            rounding = inductor_config.patch(
+                emulate_precision_casts=self.options.emulate_precision_casts,
+                layout_optimization=bool(self.options.channels_last),
+            )
         try:
             if self.options.cuda_graphs:  # a new step: outputs of the previous replay may be overwritten
                 torch.compiler.cudagraph_mark_step_begin()
