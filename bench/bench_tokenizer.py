@@ -5,9 +5,12 @@ bf16 on the GPU like NVIDIA's export; or times a real folder with ``--tokenizer-
 33×640×1024 clips and ``decode`` of their 5×40×64 token grids for each backend configuration:
 
 * ``eager``, ``jit`` (NVIDIA's TorchScript files) at batch 1 and 4;
-* the ``fast`` backend change by change at batch 4 (``+cudnn.benchmark``, ``+channels_last``, ``+fused Haar``, then
-  ``fast`` = all of them + torch.compile, then ``+CUDA graphs``), ``fast`` at batch 1, 4 and ``--best-batch``, and
-  ``fast-fp32-intermediates`` (inductor's fused kernels without eager's bf16 rounding of intermediates).
+* the ``fast`` backend change by change at batch 4, uncompiled (``+cudnn.benchmark``, ``+fused Haar``, then
+  ``+channels_last``), then ``fast`` = its defaults (fused Haar, eager reductions, cuDNN autotuning, no channels-last)
+  + torch.compile, and compiled variants with one default changed: ``fast-inductor-reductions`` (GroupNorm and
+  softmax left to inductor), ``fast+channels_last``, ``fast-unfused-Haar``; then ``fast`` at batch 1 and
+  ``--best-batch``, ``+CUDA graphs`` and ``fast-fp32-intermediates`` (inductor's fused kernels without eager's bf16
+  rounding of intermediates).
 
 The clips are 8 smooth synthetic videos (a camera moving over the bundled photographs), not noise, so that the
 agreement columns mean something: for every configuration at batch 4, the % of indices equal to eager's (same dtype)
@@ -22,6 +25,8 @@ Usage::
     python bench/bench_tokenizer.py --tokenizer-dir checkpoints/Cosmos-Tokenize1-DV8x16x16-720p   # real weights
     python bench/bench_tokenizer.py --rows fast:4,fast-autotune:4   # chosen rows only (names: see ROWS)
     python bench/bench_tokenizer.py --smoke             # CPU, tiny network, fp32, 9x64x96 (checks the script)
+    python bench/bench_tokenizer.py --smoke --dtype bfloat16 --compile-backend inductor --rows eager:4,fast:4 \
+        --frames 33 --height 256 --width 384            # CPU bf16 agreement of inductor's kernels (minutes)
 """
 
 from __future__ import annotations
@@ -40,24 +45,28 @@ from nemo_cosmos_ar.tokenizer.backends import load_tokenizer  # noqa: E402
 from nemo_cosmos_ar.tokenizer.fast import FastOptions  # noqa: E402
 from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer  # noqa: E402
 
-_LADDER = dict(compile=False, channels_last=False, fused_haar=False, cudnn_benchmark=True)
+_LADDER = dict(compile=False, channels_last=False, fused_haar=False, eager_reductions=False, cudnn_benchmark=True)
 # name -> (backend, FastOptions keyword arguments or None)
 CONFIGS = {
     "eager": ("eager", None),
     "jit": ("jit", None),
     "+cudnn.benchmark": ("fast", _LADDER),
-    "+channels_last": ("fast", {**_LADDER, "channels_last": True}),
-    "+fused Haar": ("fast", {**_LADDER, "channels_last": True, "fused_haar": True}),
+    "+fused Haar": ("fast", {**_LADDER, "fused_haar": True}),
+    "+channels_last": ("fast", {**_LADDER, "fused_haar": True, "channels_last": True}),
     "fast": ("fast", {}),
+    "fast-inductor-reductions": ("fast", {"eager_reductions": False}),
+    "fast+channels_last": ("fast", {"channels_last": True}),
+    "fast-unfused-Haar": ("fast", {"fused_haar": False}),
     "+CUDA graphs": ("fast", {"compile_mode": "reduce-overhead"}),
     "fast-fp32-intermediates": ("fast", {"emulate_precision_casts": False}),
     "fast-autotune": ("fast", {"compile_mode": "max-autotune-no-cudagraphs"}),
 }
-# Priority order: the acceptance rows first (eager reference, fast at batch 4), the cheap ladder, then rows that each
-# compile again (a new shape, or other compiler settings).
+# Priority order: the eager reference, the cheap (uncompiled) ladder, fast at batch 4 (the acceptance row), its
+# variants that decide the defaults (each compiles again, ~30-80 s cold on an H200), then the rest.
 ROWS = (
-    "eager:4,eager:1,fast:4,+cudnn.benchmark:4,+channels_last:4,+fused Haar:4,fast:best,fast:1,+CUDA graphs:4,"
-    "fast-fp32-intermediates:4,jit:4,jit:1"
+    "eager:4,+cudnn.benchmark:4,+fused Haar:4,+channels_last:4,fast:4,fast-inductor-reductions:4,"
+    "fast+channels_last:4,fast-unfused-Haar:4,eager:1,fast:best,fast:1,+CUDA graphs:4,fast-fp32-intermediates:4,"
+    "jit:4,jit:1"
 )
 
 
@@ -120,6 +129,8 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=150.0, help="start no row after this many seconds")
     parser.add_argument("--clips", type=int, default=8, help="real-looking clips for the agreement columns")
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor)")
+    parser.add_argument("--dtype", default=None, help="float dtype (default bfloat16 on the GPU, float32 --smoke)")
+    parser.add_argument("--preset", default=None, help="random network sizes (default dv8x16x16; tiny --smoke)")
     parser.add_argument("--frames", type=int, default=None)
     parser.add_argument("--height", type=int, default=None)
     parser.add_argument("--width", type=int, default=None)
@@ -133,13 +144,17 @@ def main() -> None:
         args.warmup, args.iters, args.best_batch = 2, 1, 2
         args.compile_backend = args.compile_backend or "aot_eager"  # inductor's C++ kernels take minutes on a CPU
         if args.rows == ROWS:  # one compiled shape (aot_eager still traces for a while), no CUDA graphs
-            args.rows = "eager:4,eager:1,fast:4,+cudnn.benchmark:4,+channels_last:4,+fused Haar:4,jit:4"
+            args.rows = (
+                "eager:4,eager:1,+cudnn.benchmark:4,+fused Haar:4,+channels_last:4,fast:4,"
+                "fast-inductor-reductions:4,jit:4"
+            )
     else:
         if not torch.cuda.is_available():
             raise SystemExit("no GPU: run with --smoke on CPU")
         device, dtype, preset = torch.device("cuda"), torch.bfloat16, "dv8x16x16"
         frames, height, width, example = 33, 640, 1024, (1, 3, 17, 512, 512)  # NVIDIA's trace input
     frames, height, width = args.frames or frames, args.height or height, args.width or width
+    dtype, preset = getattr(torch, args.dtype) if args.dtype else dtype, args.preset or preset
     rows = []
     for item in args.rows.split(","):
         name, batch = item.rsplit(":", 1)
