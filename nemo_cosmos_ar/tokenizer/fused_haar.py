@@ -17,8 +17,9 @@ either (they happen after every axis), so the transforms here are written as wha
   result is the same whether the fp32 step divides, multiplies by the fp32 reciprocal or runs in fp64: checked on
   every finite bf16 value (tests/test_tokenizer_fast.py), so it cannot depend on how a device or compiler divides.
 
-where ``round`` is a cast to the network's dtype (a no-op in fp32). The results are bit-identical to the originals in
-bf16 (tests: eager on CPU and traced by torch.compile; also checked once with inductor's C++ kernels). Inductor keeps
+where ``round`` is the cast back to the network's dtype (a no-op in fp32) that stores each step's result. The results
+are bit-identical to the originals in bf16 (tests: eager on CPU and traced by torch.compile; also checked once with
+inductor's C++ kernels). Inductor keeps
 explicit casts inside its fused kernels only when ``emulate_precision_casts`` is on, as the ``fast`` backend sets it;
 off, these transforms keep fp32 in between like the rest of the graph. In fp32 the originals' convolutions may round
 ``x0·k0 + x1·k1`` as one fused multiply-add, so the two agree within an fp32 rounding or two there.
@@ -50,36 +51,38 @@ def _filters(wavelets: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, 
     return low, high.to(_COMPUTE)
 
 
-def _round(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return x.to(dtype).to(_COMPUTE)  # an eager op's output rounding, kept in the fp32 working copy
+def _f32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(_COMPUTE)
 
 
-def haar_level(x: torch.Tensor, wavelets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """One ``Patcher3D._dwt`` level on even sizes: fp32 ``[B, G, T, H, W]`` holding ``dtype`` values ->
-    ``[B, 8·G, T/2, H/2, W/2]`` (band-major channels, ``lll`` first), rounded as eager ``dtype`` rounds."""
+def haar_level(x: torch.Tensor, wavelets: torch.Tensor) -> torch.Tensor:
+    """One ``Patcher3D._dwt`` level on even sizes: ``[B, G, T, H, W]`` -> ``[B, 8·G, T/2, H/2, W/2]`` (band-major
+    channels, ``lll`` first). Every step computes in fp32 and stores in ``x.dtype``, as eager's ops do."""
+    dtype = x.dtype
     low, high = _filters(wavelets, dtype)
     x = x.unsqueeze(1)  # [B, bands, G, T, H, W]; each axis splits every band in two, the new bit least significant
     for dim in (3, 4, 5):
         pair = x.reshape(*x.shape[:dim], x.shape[dim] // 2, 2, *x.shape[dim + 1 :])
-        x0, x1 = pair.select(dim + 1, 0), pair.select(dim + 1, 1)
-        lo = _round(x0 * low[0] + x1 * low[1], dtype)
-        hi = _round(x0 * high[0] + x1 * high[1], dtype)
+        x0, x1 = _f32(pair.select(dim + 1, 0)), _f32(pair.select(dim + 1, 1))
+        lo = (x0 * low[0] + x1 * low[1]).to(dtype)
+        hi = (x0 * high[0] + x1 * high[1]).to(dtype)
         x = torch.stack([lo, hi], dim=2).flatten(1, 2)
-    return _round(x.flatten(1, 2) / _HAAR_3D_SCALE, dtype)
+    return (_f32(x.flatten(1, 2)) / _HAAR_3D_SCALE).to(dtype)
 
 
-def inverse_haar_level(x: torch.Tensor, wavelets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """One ``UnPatcher3D._idwt`` level: fp32 ``[B, 8·G, T, H, W]`` holding ``dtype`` values -> ``[B, G, 2T, 2H, 2W]``,
-    rounded as eager ``dtype`` rounds."""
+def inverse_haar_level(x: torch.Tensor, wavelets: torch.Tensor) -> torch.Tensor:
+    """One ``UnPatcher3D._idwt`` level: ``[B, 8·G, T, H, W]`` -> ``[B, G, 2T, 2H, 2W]``, each step computed in fp32 and
+    stored in ``x.dtype`` as eager's ops do."""
+    dtype = x.dtype
     low, high = _filters(wavelets, dtype)
     b, c, t, h, w = x.shape
     x = x.reshape(b, 2, 2, 2, c // 8, t, h, w)  # [B, t-bit, h-bit, w-bit, G, T, H, W]
     # Undo W, then H, then T (as the original): output sample j of a pair is round(lo·kl[j]) + round(hi·kh[j]).
     for bit, axis in ((3, -1), (2, -2), (1, -3)):  # axis: W, H, T counted from the end
-        lo, hi = x.select(bit, 0), x.select(bit, 1)
-        out = [_round(_round(lo * low[j], dtype) + _round(hi * high[j], dtype), dtype) for j in (0, 1)]
+        lo, hi = _f32(x.select(bit, 0)), _f32(x.select(bit, 1))
+        out = [(_f32((lo * low[j]).to(dtype)) + _f32((hi * high[j]).to(dtype))).to(dtype) for j in (0, 1)]
         x = torch.stack(out, dim=axis).flatten(axis - 1, axis)  # [..., n, 2, ...] -> [..., 2n, ...], j fastest
-    return _round(x * _HAAR_3D_SCALE, dtype)
+    return (_f32(x) * _HAAR_3D_SCALE).to(dtype)
 
 
 class FusedPatcher3D(Patcher3D):
@@ -98,11 +101,10 @@ class FusedPatcher3D(Patcher3D):
         p = self.patch_size
         if any(s % p for s in (x.shape[2] + p - 1, *x.shape[3:])):
             return super().forward(x)  # sizes the blocks cannot tile: the original levels (reflect padding)
-        dtype = x.dtype
-        x = torch.cat([x[:, :, :1].repeat_interleave(p, dim=2), x[:, :, 1:]], dim=2).to(_COMPUTE)
+        x = torch.cat([x[:, :, :1].repeat_interleave(p, dim=2), x[:, :, 1:]], dim=2)
         for _ in range(self.num_levels):
-            x = haar_level(x, self.wavelets, dtype)
-        return x.to(dtype)
+            x = haar_level(x, self.wavelets)
+        return x
 
 
 class FusedUnPatcher3D(UnPatcher3D):
@@ -118,11 +120,9 @@ class FusedUnPatcher3D(UnPatcher3D):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.to(_COMPUTE)
         for _ in range(self.num_levels):
-            x = inverse_haar_level(x, self.wavelets, dtype)
-        return x[:, :, self.patch_size - 1 :].to(dtype)  # drop the copies of the first frame the patcher added
+            x = inverse_haar_level(x, self.wavelets)
+        return x[:, :, self.patch_size - 1 :]  # drop the copies of the first frame the patcher added
 
 
 def fuse_haar(network: torch.nn.Module) -> torch.nn.Module:
