@@ -86,6 +86,12 @@ def reference(tmp_path_factory, videos, tokenizer_dir):
     return out, prepare_dataset(_cfg(videos, out, tokenizer_dir), progress=False)
 
 
+def _cli_args(videos, out, tok) -> list[str]:
+    """The prepare-data command line of the runs compared with the in-process reference (``_cfg``'s settings)."""
+    fixed = f"--resolution 64x96 --num-frames {CLIP} --val-fraction 0.34 --batch-size 2 --no-progress".split()
+    return ["--videos", str(videos), "--output", str(out), "--tokenizer", str(tok), *fixed]
+
+
 def _assert_same_dataset(a: Path, b: Path) -> None:
     for name in DATASET_FILES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -206,25 +212,7 @@ def test_two_workers_give_the_same_dataset(reference, videos, tokenizer_dir, tmp
 
 def test_torchrun_two_ranks_give_the_same_dataset(reference, videos, tokenizer_dir, tmp_path):
     out = tmp_path / "ranks"
-    proc = run_torchrun(
-        "data_prepare.py",
-        "--videos",
-        str(videos),
-        "--output",
-        str(out),
-        "--resolution",
-        "64x96",
-        "--num-frames",
-        str(CLIP),
-        "--tokenizer",
-        str(tokenizer_dir),
-        "--val-fraction",
-        "0.34",
-        "--batch-size",
-        "2",
-        "--no-progress",
-        nproc=2,
-    )
+    proc = run_torchrun("data_prepare.py", *_cli_args(videos, out, tokenizer_dir), nproc=2)
     assert "clips        " in proc.stdout
     _assert_same_dataset(reference[0], out)
 
@@ -232,27 +220,7 @@ def test_torchrun_two_ranks_give_the_same_dataset(reference, videos, tokenizer_d
 def test_killed_run_resumes_to_a_byte_identical_dataset(reference, videos, tokenizer_dir, tmp_path):
     """SIGKILL the CLI once a few units are committed, then run the same command again."""
     out = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "nemo_cosmos_ar.cli",
-        "prepare-data",
-        "--videos",
-        str(videos),
-        "--output",
-        str(out),
-        "--resolution",
-        "64x96",
-        "--num-frames",
-        str(CLIP),
-        "--tokenizer",
-        str(tokenizer_dir),
-        "--val-fraction",
-        "0.34",
-        "--batch-size",
-        "2",
-        "--no-progress",
-    ]
+    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "prepare-data", *_cli_args(videos, out, tokenizer_dir)]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / prep.WORK_DIR / "shard-000.jsonl"
     deadline = time.time() + 120
