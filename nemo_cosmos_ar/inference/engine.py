@@ -319,6 +319,13 @@ class McoreEngine:
         run = flex_attention
         if q.is_cuda:
             if _FLEX_COMPILED is None:
+                # one compile per attention length (bucket): raise dynamo's default limit of 8 so a long grid with
+                # small buckets does not fall back to the (very slow) uncompiled flex_attention
+                import torch._dynamo.config as dcfg
+
+                for knob in ("recompile_limit", "cache_size_limit"):
+                    if hasattr(dcfg, knob):
+                        setattr(dcfg, knob, max(getattr(dcfg, knob), 64))
                 _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
             run = _FLEX_COMPILED
         mods = self.__dict__.setdefault("_flex_mods", {})
