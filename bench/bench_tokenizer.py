@@ -8,13 +8,14 @@ bf16 on the GPU like NVIDIA's export; or times a real folder with ``--tokenizer-
 * the ``fast`` backend change by change at batch 4, uncompiled (``+cudnn.benchmark``, ``+fused Haar``, then
   ``+channels_last``), then ``fast`` = its defaults (fused Haar, eager reductions, cuDNN autotuning, no channels-last)
   + torch.compile, and compiled variants with one default changed: ``fast-inductor-reductions`` (GroupNorm and
-  softmax left to inductor), ``fast+channels_last``, ``fast-unfused-Haar``; then ``fast`` at batch 1 and
-  ``--best-batch``, ``+CUDA graphs`` and ``fast-fp32-intermediates`` (inductor's fused kernels without eager's bf16
+  softmax left to inductor), ``fast+channels_last``, ``fast-unfused-Haar``, ``fast-no-cudnn.benchmark``; then
+  ``fast`` at batch 1 and ``--best-batch``, ``+CUDA graphs`` and ``fast-fp32-intermediates`` (inductor's fused kernels without eager's bf16
   rounding of intermediates).
 
 The clips are 8 smooth synthetic videos (a camera moving over the bundled photographs), not noise, so that the
 agreement columns mean something: for every configuration at batch 4, the % of indices equal to eager's (same dtype)
-over the 8 clips, and the PSNR of its decoding of eager's indices against eager's decoding (data range [-1, 1]).
+over the 8 clips, and the PSNR of its decoding of eager's indices against eager's decoding (data range [-1, 1]), also
+on the 8-bit frames a video file gets (rounded as ``video_io.to_uint8_frames``).
 "first call s" is the first encode + decode call with a new shape: torch.compile pays its compile cost there, once
 per shape (cuDNN autotuning too). Rows are run in priority order until ``--budget-s`` is spent; the rest are listed as
 skipped. Prints markdown tables.
@@ -57,6 +58,7 @@ CONFIGS = {
     "fast-inductor-reductions": ("fast", {"eager_reductions": False}),
     "fast+channels_last": ("fast", {"channels_last": True}),
     "fast-unfused-Haar": ("fast", {"fused_haar": False}),
+    "fast-no-cudnn.benchmark": ("fast", {"cudnn_benchmark": False}),
     "+CUDA graphs": ("fast", {"compile_mode": "reduce-overhead"}),
     "fast-fp32-intermediates": ("fast", {"emulate_precision_casts": False}),
     "fast-autotune": ("fast", {"compile_mode": "max-autotune-no-cudagraphs"}),
@@ -97,6 +99,16 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two videos in [-1, 1] (peak-to-peak 2); inf when equal."""
     mse = (a.float() - b.float()).pow(2).mean().item()
     return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
+def psnr_uint8(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of the 8-bit frames a video file gets (``video_io.to_uint8_frames``'s rounding, peak 255)."""
+
+    def frames(v: torch.Tensor) -> torch.Tensor:
+        return ((v.float().clamp(-1, 1) + 1) / 2 * 255).round()
+
+    mse = (frames(a) - frames(b)).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def _timed(fn, device: torch.device, warmup: int, iters: int) -> tuple[float, float, float, object]:
@@ -218,6 +230,7 @@ def main() -> None:
                 "mem_dec": m_dec,
                 "same": float("nan"),
                 "psnr": float("nan"),
+                "psnr8": float("nan"),
             }
             if batch == 4:
                 # agreement over all the clips, in sub-batches of this row's size (shapes already compiled)
@@ -229,6 +242,7 @@ def main() -> None:
                     rec = torch.cat([tok.decode(ref["ids"][i : i + batch]) for i in range(0, len(clips), batch)])
                     row["same"] = (all_ids == ref["ids"]).float().mean().item() * 100
                     row["psnr"] = psnr(rec, ref["rec"])
+                    row["psnr8"] = psnr_uint8(rec, ref["rec"])
             results.append(row)
             print(
                 f"  {name} batch {batch}: encode {row['enc']:.2f} clips/s, decode {row['dec']:.2f} clips/s, "
@@ -244,16 +258,18 @@ def main() -> None:
     )
     print(
         "| config | backend | batch | encode clips/s | decode clips/s | first call s (compile) | encode peak GiB "
-        "| decode peak GiB | indices = eager % | decode PSNR vs eager dB |"
+        "| decode peak GiB | indices = eager % | decode PSNR vs eager dB | 8-bit frames PSNR dB |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         mem_e, mem_d = ("n/a", "n/a") if device.type == "cpu" else (f"{r['mem_enc']:.2f}", f"{r['mem_dec']:.2f}")
         same = "" if math.isnan(r["same"]) else f"{r['same']:.3f}"
-        db = "" if math.isnan(r["psnr"]) else ("identical" if math.isinf(r["psnr"]) else f"{r['psnr']:.1f}")
+        db, db8 = (
+            "" if math.isnan(x) else ("identical" if math.isinf(x) else f"{x:.1f}") for x in (r["psnr"], r["psnr8"])
+        )
         print(
             f"| {r['name']} | {CONFIGS[r['name']][0]} | {r['batch']} | {r['enc']:.2f} | {r['dec']:.2f} | "
-            f"{r['first']:.1f} | {mem_e} | {mem_d} | {same} | {db} |"
+            f"{r['first']:.1f} | {mem_e} | {mem_d} | {same} | {db} | {db8} |"
         )
     if skipped:
         print(f"\nskipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
