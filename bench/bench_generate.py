@@ -15,6 +15,8 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +fused-rope    the decode step's RoPE as one compiled kernel per tensor (torch.compile; fp32 inside)
     +flex-attn     SDPA replaced by flex_attention's decoding kernel (split across the cache, GQA, position mask
                    on the device); the eager RoPE and in-graph sampling as +sample-in-graph
+    +triton-attn   SDPA replaced by a hand-written Triton split-K flash-decoding kernel (inference/decode_kernel.py:
+                   GQA rows in one tl.dot, slots past the position never read, one combine kernel); as +flex-attn
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -38,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The decode attention of the configurations that change it (the others use SDPA).
-ATTENTION = {"+gemm-attn": "gemm", "+fused-rope": "gemm", "+flex-attn": "flex"}
+ATTENTION = {"+gemm-attn": "gemm", "+fused-rope": "gemm", "+flex-attn": "flex", "+triton-attn": "triton"}
 CONFIGS = (
     "reference",
     "mcore",
@@ -47,6 +49,7 @@ CONFIGS = (
     "+gemm-attn",
     "+fused-rope",
     "+flex-attn",
+    "+triton-attn",
     "+topk-nucleus",
 )
 
@@ -96,7 +99,8 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=i in (3, 4, 5, 6))
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +triton-attn
+    return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 
 def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
@@ -201,6 +205,7 @@ def main() -> None:
     if args.smoke:
         args.model, args.grid, args.max_new_tokens, args.check, args.batch = "tiny", "5x4x6", 24, 8, "1,2"
         args.bucket = 8
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # +triton-attn on CPU: Triton's interpreter, if installed
 
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference.generator import generate_tokens
@@ -246,7 +251,7 @@ def main() -> None:
                 t = time.perf_counter()
                 out, st = generate_tokens(eng, prompt, total, sampling, gens, options=opts)
                 wall = time.perf_counter() - t
-            except RuntimeError as err:
+            except (RuntimeError, ImportError, ValueError) as err:  # e.g. +triton-attn without Triton
                 say(f"| {name} | {batch} | failed: {str(err).splitlines()[0][:160]} |")
                 continue
             peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")

@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from nemo_cosmos_ar.inference import decode_kernel
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -162,7 +163,8 @@ class McoreEngine:
         # (fp32 angles, cast to the activations' dtype; mscale 1), so tabulating changes no bit.
         angles = rope_3d_table(cfg, device=self.device)  # [S, 1, 1, head_dim] fp32
         self.cos, self.sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
-        # How a decode step attends: "sdpa", "gemm" (``_gemm_attention``) or "flex" (``_flex_attention``).
+        # How a decode step attends: "sdpa", "gemm" (``_gemm_attention``), "flex" (``_flex_attention``) or "triton"
+        # (``decode_kernel.decode_attention``: hand-written split-K flash-decoding; needs Triton).
         self.decode_attention = "sdpa"
         # Decode-step RoPE as one compiled kernel per tensor instead of about six elementwise ones (see
         # ``_rope_fused``); off by default until measured.
@@ -272,6 +274,8 @@ class McoreEngine:
                 return self._gemm_attention(q, kc[:, :, :attend], vc[:, :, :attend], visible)
             if self.decode_attention == "flex":
                 return self._flex_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos)
+            if self.decode_attention == "triton":
+                return decode_kernel.decode_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos, self.scale)
             o = F.scaled_dot_product_attention(
                 q.permute(1, 2, 0, 3),
                 kc[:, :, :attend],
