@@ -14,11 +14,13 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 540 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd,dv,dd-offload-all > "$L/e2e.log" 2>&1 ) &
 ( export CUDA_VISIBLE_DEVICES=1
-  timeout 90 python3 bench/bench_decode_attention.py > "$L/attn.log" 2>&1
+  timeout 45 python3 -m pytest tests/test_decode_kernel.py -q -p no:cacheprovider > "$L/ktest.log" 2>&1
+  timeout 80 python3 bench/bench_decode_attention.py > "$L/attn.log" 2>&1
   timeout 200 python3 bench/bench_generate.py --batch 1 --configs +sample-in-graph,+triton-attn --profile 16 > "$L/gen.log" 2>&1
-  timeout 100 python3 bench/bench_generate.py --batch 4,8 --configs +triton-attn > "$L/gen48.log" 2>&1
-  timeout 170 python3 bench/bench_tokenizer.py --budget-s 140 \
-    --rows "eager:4,fast-no-cudnn.benchmark:4,fast-unfused-Haar:4,+fused Haar:4" > "$L/tok.log" 2>&1 ) &
+  timeout 160 python3 bench/bench_tokenizer.py --budget-s 120 \
+    --rows "eager:4,fast-no-cudnn.benchmark:4,fast-unfused-Haar:4,+fused Haar:4" > "$L/tok.log" 2>&1
+  timeout 50 python3 bench/bench_decode_attention.py --batch 1 --sweep > "$L/sweep.log" 2>&1 ) &
 wait
-for f in e2e attn gen gen48 tok; do echo "=== $f"; grep -E "^\||^#|^[A-Za-z0-9].*(grid|GPU|H200|clips|tokens)|rror|Traceback" "$L/$f.log" | tail -40; done
+tail -3 $L/ktest.log
+for f in e2e attn gen tok sweep; do echo "=== $f"; grep -E "^\||^#|^[A-Za-z0-9].*(grid|GPU|H200|clips|tokens)|rror|Traceback" "$L/$f.log" | tail -40; done
 cp $L/*.log "$OUT"/ 2>/dev/null; ls "$OUT"
