@@ -8,7 +8,8 @@ bf16 on the GPU like NVIDIA's export; or times a real folder with ``--tokenizer-
 * the ``fast`` backend change by change at batch 4, uncompiled (``+cudnn.benchmark``, ``+fused Haar``, then
   ``+channels_last``), then ``fast`` = its defaults (fused Haar, eager reductions, cuDNN autotuning, no channels-last)
   + torch.compile, and compiled variants with one default changed: ``fast-inductor-reductions`` (GroupNorm and
-  softmax left to inductor), ``fast+channels_last``, ``fast-unfused-Haar``, ``fast-no-cudnn.benchmark``; then
+  softmax left to inductor), ``fast+channels_last``, ``fast-unfused-Haar``, ``fast-compiled-Haar`` (the fused
+  Haar transforms compiled into inductor's kernels instead of kept eager), ``fast-no-cudnn.benchmark``; then
   ``fast`` at batch 1 and ``--best-batch``, ``+CUDA graphs`` and ``fast-fp32-intermediates`` (inductor's fused kernels without eager's bf16
   rounding of intermediates).
 
@@ -58,6 +59,7 @@ CONFIGS = {
     "fast-inductor-reductions": ("fast", {"eager_reductions": False}),
     "fast+channels_last": ("fast", {"channels_last": True}),
     "fast-unfused-Haar": ("fast", {"fused_haar": False}),
+    "fast-compiled-Haar": ("fast", {"opaque_haar": False}),
     "fast-no-cudnn.benchmark": ("fast", {"cudnn_benchmark": False}),
     "+CUDA graphs": ("fast", {"compile_mode": "reduce-overhead"}),
     "fast-fp32-intermediates": ("fast", {"emulate_precision_casts": False}),
