@@ -17,6 +17,9 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    on the device); the eager RoPE and in-graph sampling as +sample-in-graph
     +triton-attn   SDPA replaced by a hand-written Triton split-K flash-decoding kernel (inference/decode_kernel.py:
                    GQA rows in one tl.dot, slots past the position never read, one combine kernel); as +flex-attn
+    +fused-step    +triton-attn with the norms, RoPE, residual adds and SwiGLU fused between the GEMMs
+                   (inference/fused_step.py, torch.compile on CUDA)
+    +fused-step-sdpa  the fused step with SDPA attention (what the fused step gives without the Triton kernel)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -40,7 +43,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The decode attention of the configurations that change it (the others use SDPA).
-ATTENTION = {"+gemm-attn": "gemm", "+fused-rope": "gemm", "+flex-attn": "flex", "+triton-attn": "triton"}
+ATTENTION = {
+    "+gemm-attn": "gemm",
+    "+fused-rope": "gemm",
+    "+flex-attn": "flex",
+    "+triton-attn": "triton",
+    "+fused-step": "triton",
+    "+fused-step-sdpa": "sdpa",
+}
 CONFIGS = (
     "reference",
     "mcore",
@@ -50,6 +60,8 @@ CONFIGS = (
     "+fused-rope",
     "+flex-attn",
     "+triton-attn",
+    "+fused-step",
+    "+fused-step-sdpa",
     "+topk-nucleus",
 )
 
@@ -99,7 +111,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +triton-attn
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +fused-step-sdpa
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 
@@ -240,6 +252,7 @@ def main() -> None:
             if eng is engine:
                 engine.decode_attention = ATTENTION.get(name, "sdpa")
                 engine.fused_rope = name == "+fused-rope"
+                engine.fused_step = name.startswith("+fused-step")
             opts = options(name, args.bucket, cuda)
             gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
             try:
@@ -277,6 +290,7 @@ def main() -> None:
         for name in [c for c in configs if c in ("mcore", *ATTENTION)]:
             engine.decode_attention = ATTENTION.get(name, "sdpa")
             engine.fused_rope = name == "+fused-rope"
+            engine.fused_step = name.startswith("+fused-step")
             profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     say(

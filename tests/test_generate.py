@@ -154,6 +154,9 @@ MCORE_MODES = {
     "static, bucket 16, gemm attention": gen.DecodeOptions(step_mode="static", bucket=16),
     "static, bucket 16, gemm attention, compiled rope": gen.DecodeOptions(step_mode="static", bucket=16),
     "static, bucket 16, flex attention": gen.DecodeOptions(step_mode="static", bucket=16),
+    "static, bucket 16, sampling in the step, fused step": gen.DecodeOptions(
+        step_mode="static", bucket=16, sample_in_graph=True
+    ),
 }
 
 
@@ -168,6 +171,7 @@ def test_mcore_kv_cache_matches_teacher_forcing_in_every_step_mode(engines, mode
     seen: dict[int, torch.Tensor] = {}
     eng.decode_attention = "gemm" if "gemm" in mode else "flex" if "flex" in mode else "sdpa"
     eng.fused_rope = "compiled rope" in mode
+    eng.fused_step = "fused step" in mode
     try:
         out, stats = gen.generate_tokens(
             eng,
@@ -179,7 +183,7 @@ def test_mcore_kv_cache_matches_teacher_forcing_in_every_step_mode(engines, mode
             options=MCORE_MODES[mode],
         )
     finally:
-        eng.decode_attention, eng.fused_rope = "sdpa", False
+        eng.decode_attention, eng.fused_rope, eng.fused_step = "sdpa", False, False
     assert sorted(seen) == list(range(2 * hw, eng.cfg.seq_length))
     full = eng.teacher_forced(out)
     diffs = torch.stack([(seen[p] - full[:, p - 1]).abs().max() for p in range(2 * hw, eng.cfg.seq_length)])

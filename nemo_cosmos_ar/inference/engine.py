@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import decode_kernel
+from nemo_cosmos_ar.inference import decode_kernel, fused_step
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -169,6 +169,9 @@ class McoreEngine:
         # Decode-step RoPE as one compiled kernel per tensor instead of about six elementwise ones (see
         # ``_rope_fused``); off by default until measured.
         self.fused_rope = False
+        # The decode step's norms, RoPE, residual adds and SwiGLU fused between the GEMMs (``fused_step.py``); only
+        # for the non-TransformerEngine spec (``fused_step.supported``).
+        self.fused_step = False
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -287,6 +290,11 @@ class McoreEngine:
             return o.permute(2, 0, 1, 3).reshape(1, o.shape[0], -1)
 
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [1, B, dim]
+        if self.fused_step:
+            if not fused_step.supported(self.model):
+                raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
+            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn)
+            return self._gather(self.model.output_layer(h)[0][0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
         for layer, kv in zip(self.layers, cache):
             x = self._layer(layer, x, cos, sin, kv, attend_fn, rope)
