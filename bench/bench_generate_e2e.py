@@ -110,7 +110,7 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
     return ck, image
 
 
-def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int) -> dict:
+def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int, extra: list[str]) -> dict:
     argv = [
         "generate",
         "--checkpoint-dir",
@@ -125,6 +125,7 @@ def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: i
         "--seed",
         str(seed),
         *CONFIGS[name],
+        *extra,
     ]
     if smoke:
         argv += ["--model", "tiny", "--device", "cpu"]
@@ -151,6 +152,9 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--work-dir", type=Path, help="keep the random folders here and reuse them (default: temp)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--generate-args", default="", help='more generate flags for every run, e.g. "--fused-step off"'
+    )
     args = parser.parse_args()
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
@@ -172,7 +176,7 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name in names:
-            r = run_config(name, ck, image, root, args.smoke, args.seed)
+            r = run_config(name, ck, image, root, args.smoke, args.seed, args.generate_args.split())
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
                 f"{r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | {r['write']:.1f} | "

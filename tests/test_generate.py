@@ -437,3 +437,19 @@ def test_prompt_tokens_replace_the_input(assets, tmp_path, capsys):
     assert main(argv[:i] + argv[i + 2 :]) == 0
     assert torch.equal(torch.load(a, weights_only=True), torch.load(b, weights_only=True))
     assert "24 prompt + 96 generated tokens" in capsys.readouterr().out
+
+
+def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
+    """``auto`` on CPU: SDPA, unfused (Triton kernels and torch.compile are for CUDA); explicit choices are kept."""
+    _, eng = engines
+    try:
+        engine.configure_decode(eng)
+        assert (eng.decode_attention, eng.fused_step) == ("sdpa", False)
+        engine.configure_decode(eng, "gemm", "on")
+        assert (eng.decode_attention, eng.fused_step) == ("gemm", True)
+        with pytest.raises(ValueError, match=r"unknown decode attention 'fast'; choose one of auto, sdpa, triton"):
+            engine.configure_decode(eng, "fast")
+        with pytest.raises(ValueError, match=r"fused step must be auto, on or off, got 'yes'"):
+            engine.configure_decode(eng, "auto", "yes")
+    finally:
+        eng.decode_attention, eng.fused_step = "sdpa", False

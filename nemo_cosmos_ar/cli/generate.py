@@ -148,6 +148,8 @@ def options_from_args(args: argparse.Namespace):
         device=args.device,
         dtype=dtype,
         tokenizer_backend=args.tokenizer_backend,
+        decode_attention=args.decode_attention,
+        fused_step=args.fused_step,
         offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer,
         overwrite=args.overwrite,

@@ -299,6 +299,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ad.add_argument(
         "--sample-in-graph", choices=("on", "off"), help="sample inside the captured step (no host work between tokens)"
     )
+    ad.add_argument(
+        "--decode-attention",
+        choices=("auto", "sdpa", "triton", "gemm", "flex"),
+        default="auto",
+        help="decode-step attention: auto = the Triton split-K kernel on CUDA when Triton imports, else SDPA",
+    )
+    ad.add_argument(
+        "--fused-step",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="fuse the decode step's norms, RoPE, residual adds and SwiGLU between the GEMMs (torch.compile on "
+        "CUDA); auto = on on CUDA",
+    )
     gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")
     gr.add_argument(
         "--guardrail", action="store_true", help="require the guardrails: missing weights are an error before any work"

@@ -123,6 +123,13 @@ def _build() -> tuple:
 
 
 @functools.cache
+def available() -> bool:
+    """Whether Triton can be imported (it ships with CUDA builds of torch; CPU builds lack it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
 def _sm_count(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count

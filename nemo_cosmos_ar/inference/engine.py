@@ -365,6 +365,29 @@ class McoreEngine:
         return self._gather(logits)[..., : self.vocab_size]
 
 
+DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
+
+
+def configure_decode(engine: McoreEngine, attention: str = "auto", fused: str = "auto") -> McoreEngine:
+    """Pick the decode step's attention and whether its small ops are fused (``fused_step``).
+
+    ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports) and the fused step (when the spec is the
+    non-TransformerEngine one) -- the fastest measured on an H200 (BENCHMARKS.md, issue 12); elsewhere SDPA, unfused.
+    """
+    if attention not in DECODE_ATTENTION:
+        raise ValueError(f"unknown decode attention {attention!r}; choose one of {', '.join(DECODE_ATTENTION)}")
+    if fused not in ("auto", "on", "off"):
+        raise ValueError(f"fused step must be auto, on or off, got {fused!r}")
+    cuda = engine.device.type == "cuda"
+    if attention == "auto":
+        attention = "triton" if cuda and decode_kernel.available() else "sdpa"
+    if fused == "on" and not fused_step.supported(engine.model):
+        raise ValueError("--fused-step on needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
+    engine.decode_attention = attention
+    engine.fused_step = fused == "on" or (fused == "auto" and cuda and fused_step.supported(engine.model))
+    return engine
+
+
 def load_engine(ckpt, tp: int, device: torch.device, dtype: torch.dtype) -> McoreEngine:
     """Build the ``GPTModel`` for an opened ``checkpoints.Checkpoint`` at ``tp`` and fill this rank's weights."""
     rows = ckpt.vocab_rows if ckpt.vocab_rows != ckpt.cfg.vocab_size else None

@@ -50,6 +50,8 @@ class GenerateOptions:
         prompt_tokens: a saved grid (``save_tokens``) whose first latent frame(s) are the prompt, instead of ``input``.
         progress: tqdm bar over the generated tokens.
         decode: how decoding steps run (``generator.DecodeOptions``).
+        decode_attention, fused_step: the Megatron engine's decode attention and fused step
+            (``engine.configure_decode``; "auto" = the fastest measured on the device).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).
@@ -84,6 +86,8 @@ class GenerateOptions:
     prompt_tokens: Path | None = None
     progress: bool = True
     decode: gen.DecodeOptions = field(default_factory=gen.DecodeOptions)
+    decode_attention: str = "auto"
+    fused_step: str = "auto"
     engine: str = "mcore"
     num_gpus: int = 1
     batch_size: int = 1
