@@ -15,7 +15,7 @@ e2e() {  # the fused step is generate's default on CUDA; if it failed in the ben
   [ "$NG" -gt 1 ] && extra=""
   timeout "$1" python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd,dv --generate-args "$extra" > "$L/e2e.log" 2>&1
 }
-if [ "$NG" -gt 1 ]; then ( CUDA_VISIBLE_DEVICES=1 e2e 560 ) & fi
+if [ "$NG" -gt 1 ]; then ( export CUDA_VISIBLE_DEVICES=1; e2e 560 ) & fi
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 175 python3 bench/bench_generate.py --batch 1 --configs +sample-in-graph,+fused-step,+fused-step-sdpa \
     --profile 16 > "$L/gen.log" 2>&1

@@ -103,7 +103,8 @@ def _(x: torch.Tensor, wavelets: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 @torch.library.custom_op("nemo_cosmos_ar::haar_unpatch", mutates_args=())
 def haar_unpatch(x: torch.Tensor, wavelets: torch.Tensor, patch_size: int) -> torch.Tensor:
-    return _unpatch(x.contiguous(), wavelets, patch_size)
+    # contiguous: the un-patcher ends with a frame slice (a strided view); the op's declared output is dense
+    return _unpatch(x.contiguous(), wavelets, patch_size).contiguous()
 
 
 @haar_unpatch.register_fake
