@@ -170,11 +170,12 @@ class FusedUnPatcher3D(UnPatcher3D):
 
 def fuse_haar(network: torch.nn.Module, opaque: bool = False) -> torch.nn.Module:
     """Swap the encoder's ``patcher3d`` and the decoder's ``unpatcher3d`` of a ``CausalVideoTokenizer`` for the fused
-    versions, in place (buffers copied, so device and dtype are kept); ``opaque``: as ops torch.compile keeps whole.
+    versions, in place (buffers copied, so device and dtype are kept); ``opaque``: the un-patcher as the op
+    torch.compile keeps whole (the patcher stays fusable: compiled, the encoder's indices were eager's on the H200).
     Returns the network."""
     enc, dec = network.encoder, network.decoder
     channels = network.config.in_channels
-    fused_p = FusedPatcher3D(enc.patcher3d.patch_size, channels, opaque)
+    fused_p = FusedPatcher3D(enc.patcher3d.patch_size, channels)  # compiled: its indices measured 100 % eager's
     fused_u = FusedUnPatcher3D(dec.unpatcher3d.patch_size, channels, opaque)
     for old, new in ((enc.patcher3d, fused_p), (dec.unpatcher3d, fused_u)):
         ref = next(old.buffers())
