@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("auto", "eager", "fast", "jit"),
         default="auto",
-        help="tokenizer backend; default auto (eager on CPU; on a GPU the faster one once measured)",
+        help="tokenizer backend; default auto: fast on a GPU (torch.compile, eager bf16's indices bit for bit, ~1.5x), "
+        "eager on CPU",
     )
     p.add_argument("--prefetch", type=int, default=2, help="units decoded ahead of the encoder (0: none); default 2")
     p.add_argument(

@@ -33,10 +33,12 @@ ENCODER_FILE = "encoder.jit"
 DECODER_FILE = "decoder.jit"
 AUTOENCODER_FILE = "autoencoder.jit"
 BACKENDS = ("eager", "jit", "fast")
-# The switch: what backend="auto" means on a GPU. "eager" until the H200 measurements of bench/bench_tokenizer.py
-# show "fast" meeting issue 15's accuracy bar (>= 99.9 % indices equal to eager bf16, >= 45 dB decoded PSNR); then
-# set it to "fast". On CPU "auto" is always "eager" (compiling costs minutes there and gains little).
-DEFAULT_GPU_BACKEND = "eager"
+# What backend="auto" means on a GPU (prepare-data's default): "fast", which on an H200 gives eager bf16's indices on
+# 100 % of 8 real-looking clips and eager's decoded frames bit for bit, at 32.1 / 14.7 clips/s encode / decode
+# against eager's 21.2 / 7.2 (batch 4; BENCHMARKS.md, issue 15). Its compile (8-30 s per clip shape) is paid once
+# per process, which a dataset amortises; `cosmos-ar generate` (one video) keeps "eager" as its default for that
+# reason. On CPU "auto" is always "eager" (compiling costs minutes there and gains little).
+DEFAULT_GPU_BACKEND = "fast"
 
 
 def resolve_backend(backend: str, device: torch.device | str) -> str:
