@@ -103,7 +103,7 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     weights = make_diffusion_decoder(make_guardrail_weights(tmp_path / "guardrails", 0))  # safe: written
     cli = ["generate", "--num_gpus", "2", "--input", inp, "--output", str(out / "tp2.mp4")]
-    cli += ["--save-tokens", str(out / "tp2.pt")]
+    cli += ["--save-tokens", str(out / "tp2.pt"), "--fused-step", "on"]  # the CUDA default, here under TP=2
     batch = ["generate", "--num-gpus", "2", "--batch-input-path", str(jsonl), "--output-folder", str(out / "batch")]
     spec = {
         "expected": str(tmp_path / "expected.pt"),

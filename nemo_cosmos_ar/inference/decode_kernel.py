@@ -122,7 +122,6 @@ def _build() -> tuple:
     return _KERNELS[0]
 
 
-@functools.cache
 def available() -> bool:
     """Whether Triton can be imported (it ships with CUDA builds of torch; CPU builds lack it)."""
     import importlib.util
@@ -130,6 +129,7 @@ def available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+@functools.cache
 def _sm_count(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
