@@ -20,6 +20,7 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +fused-step    +triton-attn with the norms, RoPE, residual adds and SwiGLU fused between the GEMMs
                    (inference/fused_step.py, torch.compile on CUDA)
     +fused-step-sdpa  the fused step with SDPA attention (what the fused step gives without the Triton kernel)
+    +fused-write   +fused-step with the Triton kernel writing the step's K/V into the cache itself (no index_copy_)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -50,6 +51,7 @@ ATTENTION = {
     "+triton-attn": "triton",
     "+fused-step": "triton",
     "+fused-step-sdpa": "sdpa",
+    "+fused-write": "triton",
 }
 CONFIGS = (
     "reference",
@@ -62,6 +64,7 @@ CONFIGS = (
     "+triton-attn",
     "+fused-step",
     "+fused-step-sdpa",
+    "+fused-write",
     "+topk-nucleus",
 )
 
@@ -111,7 +114,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +fused-step-sdpa
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +fused-write
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 
@@ -252,7 +255,8 @@ def main() -> None:
             if eng is engine:
                 engine.decode_attention = ATTENTION.get(name, "sdpa")
                 engine.fused_rope = name == "+fused-rope"
-                engine.fused_step = name.startswith("+fused-step")
+                engine.fused_step = name.startswith("+fused-")
+                engine.fused_cache_write = name == "+fused-write"
             opts = options(name, args.bucket, cuda)
             gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
             try:
@@ -290,7 +294,8 @@ def main() -> None:
         for name in [c for c in configs if c in ("mcore", *ATTENTION)]:
             engine.decode_attention = ATTENTION.get(name, "sdpa")
             engine.fused_rope = name == "+fused-rope"
-            engine.fused_step = name.startswith("+fused-step")
+            engine.fused_step = name.startswith("+fused-")
+            engine.fused_cache_write = name == "+fused-write"
             profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     say(

@@ -86,6 +86,28 @@ def test_slots_past_pos_are_never_read(dtype):
     assert torch.equal(clean, dirty)
 
 
+@here
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("pos", [0, 47, 48, 99])
+def test_the_kernel_writes_this_steps_kv(dtype, pos):
+    """With ``k_new``/``v_new`` the kernel stores them at slot pos (of every row and group; no other slot changes)
+    and attends as if they had been written first, whichever split holds pos."""
+    q, kc, vc = _inputs(3, dtype, seed=5)
+    g = torch.Generator().manual_seed(9)
+    k_new = torch.randn((3, GROUPS, HD), generator=g).to(DEVICE, dtype)
+    v_new = torch.randn((1, 3, GROUPS, HD), generator=g).to(DEVICE, dtype)[0]  # a strided view, as the engine's
+    p = torch.tensor([pos], device=DEVICE)
+    want_k, want_v = kc.clone(), vc.clone()
+    want_k[:, :, pos], want_v[:, :, pos] = k_new, v_new
+    ref = dk.decode_attention_reference(q, want_k[:, :, :L], want_v[:, :, :L], p, 0.3)
+    kc[:, :, pos], vc[:, :, pos] = float("nan"), float("nan")  # stale slot: must be neither read nor kept
+    out = dk.decode_attention(q, kc[:, :, :L], vc[:, :, :L], p, 0.3, splits=3, block_n=16, k_new=k_new, v_new=v_new)
+    assert torch.equal(kc, want_k) and torch.equal(vc, want_v)
+    assert (out.float() - ref).abs().max().item() < TOL[dtype]
+    with pytest.raises(ValueError, match="pass k_new and v_new together"):
+        dk.decode_attention(q, kc[:, :, :L], vc[:, :, :L], p, k_new=k_new)
+
+
 def test_num_splits_at_the_4b_shapes():
     """Chunks are whole 64-slot tiles covering the cache; B * groups * S is 1-2x the H200's 132 SMs where the cache
     has enough tiles."""
@@ -126,9 +148,10 @@ def test_engine_triton_attention_decodes_as_sdpa(tiny_engine):
     prompt = torch.randint(0, 64000, (2, 48), generator=torch.Generator().manual_seed(4))
     opts = gen.DecodeOptions(step_mode="static", bucket=16, sample_in_graph=True)
     runs = {}
-    for mode in ("sdpa", "triton"):
+    for mode in ("sdpa", "triton", "triton+write"):
         seen = {}
-        eng.decode_attention = mode
+        eng.decode_attention = mode.split("+")[0]
+        eng.fused_cache_write = mode.endswith("+write")
         try:
             out, _ = gen.generate_tokens(
                 eng,
@@ -139,12 +162,14 @@ def test_engine_triton_attention_decodes_as_sdpa(tiny_engine):
                 options=opts,
             )
         finally:
-            eng.decode_attention = "sdpa"
+            eng.decode_attention, eng.fused_cache_write = "sdpa", False
         runs[mode] = out, seen
-    (a, la), (b, lb) = runs["sdpa"], runs["triton"]
-    assert a.shape == (2, 68) and torch.equal(a, b)
-    assert sorted(la) == sorted(lb) == list(range(48, 68))
-    assert max((la[p] - lb[p]).abs().max().item() for p in la) < 1e-5
+    (a, la) = runs["sdpa"]
+    for mode in ("triton", "triton+write"):
+        b, lb = runs[mode]
+        assert a.shape == (2, 68) and torch.equal(a, b), mode
+        assert sorted(la) == sorted(lb) == list(range(48, 68))
+        assert max((la[p] - lb[p]).abs().max().item() for p in la) < 1e-5, mode
 
 
 @pytest.mark.skipif(HERE, reason="the tests ran in this process")
@@ -156,4 +181,4 @@ def test_in_the_interpreter():
     )
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.fullmatch(r"=* ?23 passed, 1 skipped in [\d.]+s ?=*", summary), summary
+    assert re.fullmatch(r"=* ?31 passed, 1 skipped in [\d.]+s ?=*", summary), summary

@@ -39,11 +39,13 @@ def _build() -> tuple:
 
     @triton.jit
     def split_kernel(
-        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr,
+        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr, kn_ptr, vn_ptr,
         stride_qb, stride_qh, stride_kb, stride_kg, stride_kn, stride_vb, stride_vg, stride_vn,
+        stride_knb, stride_kng, stride_vnb, stride_vng,
         length, chunk, num_splits, qk_scale,
         GROUPS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
+        WRITE: tl.constexpr,
     ):  # fmt: skip
         bg = tl.program_id(0)
         split = tl.program_id(1)
@@ -64,6 +66,12 @@ def _build() -> tuple:
         end = tl.minimum(tl.minimum(start + chunk, pos + 1), length)  # slots > pos are never read
         k_base = k_ptr + b * stride_kb + g.to(tl.int64) * stride_kg
         v_base = v_ptr + b * stride_vb + g.to(tl.int64) * stride_vg
+        if WRITE:  # this step's K/V: the chunk holding pos stores them; its loads take them from registers
+            k_new = tl.load(kn_ptr + b * stride_knb + g.to(tl.int64) * stride_kng + dims, mask=dim_ok, other=0.0)
+            v_new = tl.load(vn_ptr + b * stride_vnb + g.to(tl.int64) * stride_vng + dims, mask=dim_ok, other=0.0)
+            if (pos >= start) & (pos < start + chunk):
+                tl.store(k_base + pos.to(tl.int64) * stride_kn + dims, k_new, mask=dim_ok)
+                tl.store(v_base + pos.to(tl.int64) * stride_vn + dims, v_new, mask=dim_ok)
         m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_H], tl.float32)
         acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
@@ -75,6 +83,8 @@ def _build() -> tuple:
                 mask=ok[None, :] & dim_ok[:, None],
                 other=0.0,
             )
+            if WRITE:  # the slot being written now: its value from registers, not the (unordered) store
+                kt = tl.where(slots[None, :] == pos, k_new[:, None], kt)
             if F32_DOT:
                 s = tl.dot(q.to(tl.float32), kt.to(tl.float32), input_precision="ieee")
             else:
@@ -89,6 +99,8 @@ def _build() -> tuple:
                 mask=ok[:, None] & dim_ok[None, :],
                 other=0.0,
             )
+            if WRITE:
+                v = tl.where(slots[:, None] == pos, v_new[None, :], v)
             if F32_DOT:
                 acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32), input_precision="ieee")
             else:
@@ -157,6 +169,8 @@ def decode_attention(
     waves: float = 2.0,
     num_warps: int = 4,
     num_stages: int = 2,
+    k_new: torch.Tensor | None = None,
+    v_new: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention of one query position per sequence to cache slots ``0..pos``.
 
@@ -164,6 +178,9 @@ def decode_attention(
     static cache); ``pos`` a one-element integer tensor on q's device with ``pos < L``; query head ``j`` reads KV
     group ``j // (heads / groups)``. Returns ``[1, B, heads * hd]`` in q's dtype. ``splits`` forces the number of
     chunks (tests); otherwise ``num_splits`` picks it from the shape and the device's SM count.
+
+    ``k_new``/``v_new`` ``[B, groups, hd]`` (optional, together): this step's K and V, written into slot ``pos`` of
+    k/v by the kernel itself (saving the step's two ``index_copy_`` launches per layer) and used for that slot.
     """
     _, b, heads, hd = q.shape
     kb, groups, length, khd = k.shape
@@ -173,6 +190,14 @@ def decode_attention(
         q = q.contiguous()
     if k.stride(-1) != 1 or v.stride(-1) != 1:
         raise ValueError("decode_attention: the cache's last dimension (head_dim) must be contiguous")
+    write = k_new is not None
+    if write != (v_new is not None):
+        raise ValueError("decode_attention: pass k_new and v_new together")
+    if write and (tuple(k_new.shape) != (b, groups, hd) or tuple(v_new.shape) != (b, groups, hd)):
+        raise ValueError(f"decode_attention: k_new/v_new must be {(b, groups, hd)}, got {tuple(k_new.shape)}")
+    if write and (k_new.stride(-1) != 1 or v_new.stride(-1) != 1):
+        k_new, v_new = k_new.contiguous(), v_new.contiguous()
+    kn, vn = (k_new, v_new) if write else (k, v)  # unused pointers when not writing
     if pos.device != q.device:
         raise ValueError(f"decode_attention: pos is on {pos.device}, q on {q.device} (pos must stay on the device)")
     hpg = heads // groups
@@ -193,11 +218,12 @@ def decode_attention(
     m = torch.empty((b, heads, splits), dtype=torch.float32, device=q.device)
     l_s = torch.empty_like(m)
     split_kernel[(b * groups, splits)](
-        q, k, v, pos, acc, m, l_s,
+        q, k, v, pos, acc, m, l_s, kn, vn,
         q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
+        kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1),
         length, chunk, splits, scale * math.log2(math.e),
         GROUPS=groups, HPG=hpg, HEAD_DIM=hd, BLOCK_H=max(16, _next_pow2(hpg)), BLOCK_N=block_n,
-        BLOCK_D=block_d, F32_DOT=f32_dot, num_warps=num_warps, num_stages=num_stages,
+        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     out = torch.empty((1, b, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(b * heads,)](

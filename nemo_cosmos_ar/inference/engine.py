@@ -172,6 +172,9 @@ class McoreEngine:
         # The decode step's norms, RoPE, residual adds and SwiGLU fused between the GEMMs (``fused_step.py``); only
         # for the non-TransformerEngine spec (``fused_step.supported``).
         self.fused_step = False
+        # With the Triton attention: the kernel writes this step's K/V into the cache (no index_copy_ launches).
+        # Off by default until measured on a GPU.
+        self.fused_cache_write = False
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -271,6 +274,9 @@ class McoreEngine:
 
         def attend_fn(attn, q, k, v, kv):
             kc, vc = kv
+            if self.decode_attention == "triton" and self.fused_cache_write:  # the kernel writes slot pos itself
+                kv_at = (kc[:, :, :attend], vc[:, :, :attend])
+                return decode_kernel.decode_attention(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0])
             kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
             vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
             if self.decode_attention == "gemm":
