@@ -7,9 +7,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/h1; rm -rf $L; mkdir -p "$OUT" $L
 W=.gpu3
-[ -f /tmp/site/.ok ] || { rm -rf /tmp/site && python3 -m pip install -q --no-index --no-deps --no-compile \
-  --target /tmp/site $W/nemo_whl/*.whl $W/decord-*.whl $(python3 $W/nemo_whl/pick_opt.py) && touch /tmp/site/.ok; } || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+source bench/gpu_site.sh $W nemo
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 mkdir -p /tmp/prep/videos && cp $W/vids/*.mp4 /tmp/prep/videos/
 for i in $(seq 12 59); do cp /tmp/prep/videos/video_$(printf %03d $((i % 12))).mp4 /tmp/prep/videos/video_$(printf %03d $i).mp4; done

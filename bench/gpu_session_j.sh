@@ -5,9 +5,7 @@
 #   issue 15: tokenizer rows that isolate the fast decode's 44.4 dB.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/j2; rm -rf $L; mkdir -p "$OUT" $L
-[ -f /tmp/site2/.ok ] || { rm -rf /tmp/site2 && python3 -m pip install -q --no-index --no-deps --no-compile \
-  --target /tmp/site2 .gpu4/*.whl && touch /tmp/site2/.ok; } || exit 1
-export PYTHONPATH=/tmp/site2:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+source bench/gpu_site.sh .gpu4
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 timeout 45 python3 -m pytest tests/test_decode_kernel.py -q -p no:cacheprovider > "$L/ktest.log" 2>&1
 tail -3 $L/ktest.log

@@ -6,9 +6,7 @@
 #   issue 13: the whole `cosmos-ar generate` for one video with the diffusion decoder (defaults of this commit).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/k3; rm -rf $L; mkdir -p "$OUT" $L
-[ -f /tmp/site2/.ok ] || { rm -rf /tmp/site2 && python3 -m pip install -q --no-index --no-deps --no-compile \
-  --target /tmp/site2 .gpu4/*.whl && touch /tmp/site2/.ok; } || exit 1
-export PYTHONPATH=/tmp/site2:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+source bench/gpu_site.sh .gpu4
 NG=$(nvidia-smi -L | wc -l); nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 e2e() {  # the fused step is generate's default on CUDA; if it failed in the bench, measure without it
   extra=""; grep -qE "^\| \+fused-step \| 1 \| [0-9.]+ \| [0-9]" "$L/gen.log" 2>/dev/null || extra="--fused-step off"

@@ -5,9 +5,7 @@
 #          present 10 times: 480 disjoint clips), 16 decode processes.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/l4; rm -rf $L; mkdir -p "$OUT" $L
-[ -f /tmp/site2/.ok ] || { rm -rf /tmp/site2 && python3 -m pip install -q --no-index --no-deps --no-compile \
-  --target /tmp/site2 .gpu4/*.whl && touch /tmp/site2/.ok; } || exit 1
-export PYTHONPATH=/tmp/site2:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+source bench/gpu_site.sh .gpu4
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 230 python3 bench/bench_tokenizer.py --budget-s 170 --best-batch 8 \

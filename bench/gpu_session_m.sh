@@ -3,9 +3,7 @@
 # with only the un-patcher kept eager (opaque) and the patcher compiled (GPU 0); prepare-data rows (GPU 1).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/m5; rm -rf $L; mkdir -p "$OUT" $L
-[ -f /tmp/site2/.ok ] || { rm -rf /tmp/site2 && python3 -m pip install -q --no-index --no-deps --no-compile \
-  --target /tmp/site2 .gpu4/*.whl && touch /tmp/site2/.ok; } || exit 1
-export PYTHONPATH=/tmp/site2:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+source bench/gpu_site.sh .gpu4
 ( export CUDA_VISIBLE_DEVICES=0
   timeout 150 python3 bench/bench_tokenizer.py --budget-s 120 --rows "eager:4,fast:4,fast:8" > "$L/tok.log" 2>&1 ) &
 ( export CUDA_VISIBLE_DEVICES=1

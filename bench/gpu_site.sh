@@ -1,0 +1,16 @@
+# Sourced by the bench/gpu_session_*.sh scripts on the device machine: installs the carried wheels once into a
+# site folder kept between calls of a warm machine, and sets the environment every run uses.
+#   source bench/gpu_site.sh .gpu4              # every *.whl of .gpu4 (megatron_core, av, decord)
+#   source bench/gpu_site.sh .gpu3 nemo         # the NeMo bundle in .gpu3/nemo_whl (+ its optional wheels) + decord
+carried=$1; kind=${2:-plain}; site=/tmp/site_$(basename "$carried")_$kind
+if [ ! -f "$site/.ok" ]; then
+  rm -rf "$site"
+  if [ "$kind" = nemo ]; then
+    wheels="$carried/nemo_whl/*.whl $carried/decord-*.whl $(python3 "$carried"/nemo_whl/pick_opt.py)"
+  else
+    wheels="$carried/*.whl"
+  fi
+  # shellcheck disable=SC2086  # the globs expand here on purpose
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" $wheels && touch "$site/.ok" || exit 1
+fi
+export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
