@@ -62,7 +62,7 @@ CHILD = (
     " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'))"
 )
 TIMING = re.compile(
-    r"load (?P<load>[\d.]+)s, encode (?P<encode>[\d.]+)s, prefill [\d.]+s, decode (?P<ar>[\d.]+)s "
+    r"load (?P<load>[\d.]+)s \((?P<parts>[^)]*)\), encode (?P<encode>[\d.]+)s, prefill [\d.]+s, decode (?P<ar>[\d.]+)s "
     r"\((?P<tps>[\d.]+) tokens/s\), (?P<which>diffusion|DV) decode (?P<dec>[\d.]+)s.*write "
     r"(?P<write>[\d.]+)s"
 )
@@ -139,9 +139,14 @@ def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: i
         raise SystemExit(
             f"{name}: generate failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
-    row = {k: float(v) for k, v in timing.groupdict().items() if k != "which"}
+    row = {k: float(v) for k, v in timing.groupdict().items() if k not in ("which", "parts")}
     row.update(
-        config=name, which=timing["which"], wall_s=wall, main_s=float(bench.group(2)), peak_gib=float(bench.group(3))
+        config=name,
+        which=timing["which"],
+        parts=timing["parts"],
+        wall_s=wall,
+        main_s=float(bench.group(2)),
+        peak_gib=float(bench.group(3)),
     )
     return row
 
@@ -175,14 +180,17 @@ def main() -> None:
             "decode s | write s | peak GiB |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        parts = []
         for name in names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, args.generate_args.split())
+            parts.append(f"# {name}: load = {r['parts']}")
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
                 f"{r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | {r['write']:.1f} | "
                 f"{r['peak_gib']:.1f} |",
                 flush=True,
             )
+        print("\n".join(parts))
 
 
 if __name__ == "__main__":

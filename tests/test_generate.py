@@ -2,6 +2,7 @@
 end to end on CPU with the tiny preset (random weights written in the released file formats)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -293,7 +294,10 @@ def test_video_prompt_is_the_last_9_frames(assets, tokenizer, capsys):
     assert torch.equal(tokens[:, :2], prompt[:, :2])  # (9 - 1) / 8 + 1 = 2 latent frames echoed
     first9 = video_io.read_video(assets / "input.mp4", num_frames=9, start=0, size=(64, 96))
     assert not torch.equal(tokens[:, :2], tokenizer.encode(video_io.pad_frames(first9, 33)[None])[:, :2])
-    assert "48 prompt + 72 generated tokens" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "48 prompt + 72 generated tokens" in printed
+    # the timing line says what loading was spent on (no guardrail or diffusion-decoder weights in these assets)
+    assert re.search(r"load ([\d.]+)s \(setup [\d.]+s, AR model [\d.]+s, tokenizer [\d.]+s\), encode", printed)
 
 
 def test_offloading_reloads_modules_and_changes_no_token(assets, tokenizer, monkeypatch, tmp_path):

@@ -253,8 +253,10 @@ def _run(args: argparse.Namespace, rank: int) -> int:
         )
     else:
         decoded = f"DV decode {s['decode']:.1f}s"
+    parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.load_parts.items())
     say(
-        f"load {s['load']:.1f}s, encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, decode {st.decode_s:.1f}s "
+        f"load {s['load']:.1f}s ({parts}), encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, "
+        f"decode {st.decode_s:.1f}s "
         f"({st.tokens_per_s:.1f} tokens/s), {decoded}, {guard}write {s['write']:.1f}s"
     )
     if opts.save_tokens:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -75,6 +75,7 @@ class GenerationResult:
         seconds: wall time of each stage (load, encode, generate, decode, guardrail, write); ``decode`` is the DV
             decode, or the diffusion decoder's whole call when it is on.
         diffusion: the diffusion decoder's timings (``diffusion_decoder.pipeline.DecodeStats``), None when it is off.
+        load_parts: what ``seconds["load"]`` was spent on (setup, AR model, tokenizer, diffusion decoder, guardrails).
     """
 
     output: Path
@@ -83,6 +84,7 @@ class GenerationResult:
     stats: gen.DecodeStats
     seconds: dict[str, float]
     diffusion: object | None = None
+    load_parts: dict[str, float] = field(default_factory=dict)
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
@@ -120,6 +122,7 @@ class Runner:
         self.opts = opts
         self.rank, self.world = world()
         self.seconds = dict.fromkeys(("load", "encode", "generate", "decode", "guardrail", "write"), 0.0)
+        self.load_parts: dict[str, float] = {}  # what "load" was spent on (the timing line prints it)
         t = time.perf_counter()
         self.device = checks.check_device(opts.device)
         if opts.engine == "mcore":
@@ -150,7 +153,7 @@ class Runner:
             self.guard = VideoGuardrails.from_checkpoint_dir(
                 opts.guardrail_dir, device=self.device, offload=opts.offload_guardrail
             )
-        self.seconds["load"] += time.perf_counter() - t
+        self._loaded("setup", t)
 
     # ---- modules ----
     def load_engine(self):
@@ -164,8 +167,13 @@ class Runner:
             else:
                 model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
                 self.engine = gen.ReferenceEngine(model)
-            self.seconds["load"] += time.perf_counter() - t
+            self._loaded("AR model", t)
         return self.engine
+
+    def _loaded(self, part: str, start: float) -> None:
+        took = time.perf_counter() - start
+        self.seconds["load"] += took
+        self.load_parts[part] = self.load_parts.get(part, 0.0) + took
 
     def drop_engine(self) -> None:
         self.engine = None
@@ -175,7 +183,7 @@ class Runner:
         if self.tok is None:
             t = time.perf_counter()
             self.tok = load_tokenizer(self.opts.tokenizer, self.opts.tokenizer_backend, self.device, self.tok_dtype)
-            self.seconds["load"] += time.perf_counter() - t
+            self._loaded("tokenizer", t)
         return self.tok
 
     def drop_tokenizer(self) -> None:
@@ -188,7 +196,7 @@ class Runner:
         if self.guard is not None and not self.opts.offload_guardrail:
             t = time.perf_counter()
             self.guard.load()
-            self.seconds["load"] += time.perf_counter() - t
+            self._loaded("guardrails", t)
 
     def load_diffusion_decoder(self) -> None:
         """Rank 0, with the decoder on: build it. Resident, the DiT and the CV8x8x8 decoder load now (a bad file fails
@@ -207,7 +215,7 @@ class Runner:
             offload_network=off,
             offload_tokenizer=off,
         )
-        self.seconds["load"] += time.perf_counter() - t
+        self._loaded("diffusion decoder", t)
 
     # ---- steps ----
     def prompt(self, job: Job) -> torch.Tensor:
@@ -374,7 +382,13 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         if opts.offload_tokenizer:
             runner.drop_tokenizer()
     return GenerationResult(
-        opts.output, grid, gen.prompt_latent_frames(opts.num_input_frames), stats, runner.seconds, runner.dd_stats
+        opts.output,
+        grid,
+        gen.prompt_latent_frames(opts.num_input_frames),
+        stats,
+        runner.seconds,
+        runner.dd_stats,
+        runner.load_parts,
     )
 
 
