@@ -2,6 +2,12 @@
 # site folder kept between calls of a warm machine, and sets the environment every run uses.
 #   source bench/gpu_site.sh .gpu4              # every *.whl of .gpu4 (megatron_core, av, decord)
 #   source bench/gpu_site.sh .gpu3 nemo         # the NeMo bundle in .gpu3/nemo_whl (+ its optional wheels) + decord
+# The carried folders are git-ignored (add them to .git/info/exclude) and built on the CPU machine; the H200 image has
+# Python 3.12 and reaches no index, so the wheels are downloaded for cp312 here (49 MB, under the 64 MiB carry limit):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#     megatron-core==0.15.3 av==19.0.2 -d .gpu4
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 decord==0.6.0 -d .gpu4   # py3-none wheel
+# .gpu3 = `bash ../shared/tools/nemo_gpu/make_bundle.sh` output (minus tensorstore, which the image has) + decord.
 carried=$1; kind=${2:-plain}; site=/tmp/site_$(basename "$carried")_$kind
 if [ ! -f "$site/.ok" ]; then
   rm -rf "$site"
