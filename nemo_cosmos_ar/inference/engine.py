@@ -170,8 +170,9 @@ class McoreEngine:
         # ``_rope_fused``); off by default until measured.
         self.fused_rope = False
         # The decode step's norms, RoPE, residual adds and SwiGLU fused between the GEMMs (``fused_step.py``); only
-        # for the non-TransformerEngine spec (``fused_step.supported``).
+        # for the non-TransformerEngine spec (``fusable``).
         self.fused_step = False
+        self.fusable = fused_step.supported(model)
         # With the Triton attention: the kernel writes this step's K/V into the cache (no index_copy_ launches).
         # Off by default until measured on a GPU.
         self.fused_cache_write = False
@@ -190,10 +191,7 @@ class McoreEngine:
         ]
 
     # ---- forward pieces ----
-    @staticmethod
-    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x1, x2 = x.chunk(2, dim=-1)
-        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    _rope = staticmethod(fused_step.rope)  # Megatron's apply_rotary_pos_emb formula (one copy, shared)
 
     @staticmethod
     def _rope_fused(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -297,7 +295,7 @@ class McoreEngine:
 
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [1, B, dim]
         if self.fused_step:
-            if not fused_step.supported(self.model):
+            if not self.fusable:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
             h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn)
             return self._gather(self.model.output_layer(h)[0][0])[:, : self.vocab_size]
@@ -387,10 +385,10 @@ def configure_decode(engine: McoreEngine, attention: str = "auto", fused: str = 
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
-    if fused == "on" and not fused_step.supported(engine.model):
+    if fused == "on" and not engine.fusable:
         raise ValueError("--fused-step on needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
     engine.decode_attention = attention
-    engine.fused_step = fused == "on" or (fused == "auto" and cuda and fused_step.supported(engine.model))
+    engine.fused_step = fused == "on" or (fused == "auto" and cuda and engine.fusable)
     return engine
 
 

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 _COMPILED: dict[str, object] = {}
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE with tabulated cos/sin, the formula of Megatron's ``apply_rotary_pos_emb`` (rotate-half layout)."""
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
@@ -40,7 +41,7 @@ def qk_norm_rope(q, k, qw, kw, q_eps: float | None, k_eps: float | None, cos, si
     hd = q.shape[-1]
     q = F.rms_norm(q, (hd,), qw, q_eps)
     k = F.rms_norm(k, (hd,), kw, k_eps)
-    return _rope(q, cos, sin), _rope(k, cos, sin)
+    return rope(q, cos, sin), rope(k, cos, sin)
 
 
 def add_norm(x, y, w, eps: float | None):

@@ -85,22 +85,11 @@ def inverse_haar_level(x: torch.Tensor, wavelets: torch.Tensor) -> torch.Tensor:
     return (_f32(x) * _HAAR_3D_SCALE).to(dtype)
 
 
-# The transforms as opaque ops for a compiled network (``opaque=True`` below). Traced by torch.compile as one call of
-# the eager function, so they keep eager's kernels and roundings bit for bit. Needed on the GPU: there, inductor's
-# fused Triton kernel for the un-patcher decoded 8 clips at only 44.4 dB against eager bf16 (H200, 2026-11-30) although
-# the same arithmetic run eagerly is identical to eager's and the compiled encoder's indices were 100 % eager's.
-@torch.library.custom_op("nemo_cosmos_ar::haar_patch", mutates_args=())
-def haar_patch(x: torch.Tensor, wavelets: torch.Tensor, patch_size: int) -> torch.Tensor:
-    return _patch(x.contiguous(), wavelets, patch_size)
-
-
-@haar_patch.register_fake
-def _(x: torch.Tensor, wavelets: torch.Tensor, patch_size: int) -> torch.Tensor:
-    b, c, t, h, w = x.shape
-    p = patch_size
-    return x.new_empty(b, c * p**3, (t + p - 1) // p, h // p, w // p)
-
-
+# The un-patcher as an opaque op for a compiled network (``opaque=True`` below): traced by torch.compile as one call
+# of the eager function, so it keeps eager's kernels and roundings bit for bit. Needed on the GPU: there, inductor's
+# fused Triton kernel for it decoded 8 clips at only 44.4 dB against eager bf16 (H200, 2026-11-30), although the same
+# arithmetic run eagerly is identical to eager's. The patcher needs no such op: compiled, the encoder's indices were
+# 100 % eager's.
 @torch.library.custom_op("nemo_cosmos_ar::haar_unpatch", mutates_args=())
 def haar_unpatch(x: torch.Tensor, wavelets: torch.Tensor, patch_size: int) -> torch.Tensor:
     # contiguous: the un-patcher ends with a frame slice (a strided view); the op's declared output is dense
@@ -114,19 +103,8 @@ def _(x: torch.Tensor, wavelets: torch.Tensor, patch_size: int) -> torch.Tensor:
     return x.new_empty(b, c // p**3, t * p - (p - 1), h * p, w * p)
 
 
-def _levels(p: int) -> int:
-    return p.bit_length() - 1  # log2 of a power of two, as the originals' num_levels
-
-
-def _patch(x: torch.Tensor, wavelets: torch.Tensor, p: int) -> torch.Tensor:
-    x = torch.cat([x[:, :, :1].repeat_interleave(p, dim=2), x[:, :, 1:]], dim=2)
-    for _ in range(_levels(p)):
-        x = haar_level(x, wavelets)
-    return x
-
-
 def _unpatch(x: torch.Tensor, wavelets: torch.Tensor, p: int) -> torch.Tensor:
-    for _ in range(_levels(p)):
+    for _ in range(p.bit_length() - 1):  # log2(p) levels, as the original's num_levels
         x = inverse_haar_level(x, wavelets)
     return x[:, :, p - 1 :]  # drop the copies of the first frame the patcher added
 
@@ -137,18 +115,20 @@ class FusedPatcher3D(Patcher3D):
     Args:
         patch_size: p, as for ``Patcher3D``.
         channels: input channels C (3 for RGB); kept for the interface of the first version.
-        opaque: run as the ``haar_patch`` op, which torch.compile cannot fuse into its own kernels.
     """
 
-    def __init__(self, patch_size: int = 4, channels: int = 3, opaque: bool = False) -> None:
+    def __init__(self, patch_size: int = 4, channels: int = 3) -> None:
         super().__init__(patch_size)
-        self.channels, self.opaque = channels, opaque
+        self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.patch_size
         if any(s % p for s in (x.shape[2] + p - 1, *x.shape[3:])):
             return super().forward(x)  # sizes the blocks cannot tile: the original levels (reflect padding)
-        return (haar_patch if self.opaque else _patch)(x, self.wavelets, p)
+        x = torch.cat([x[:, :, :1].repeat_interleave(p, dim=2), x[:, :, 1:]], dim=2)
+        for _ in range(self.num_levels):
+            x = haar_level(x, self.wavelets)
+        return x
 
 
 class FusedUnPatcher3D(UnPatcher3D):
@@ -175,7 +155,7 @@ def fuse_haar(network: torch.nn.Module, opaque: bool = False) -> torch.nn.Module
     Returns the network."""
     enc, dec = network.encoder, network.decoder
     channels = network.config.in_channels
-    fused_p = FusedPatcher3D(enc.patcher3d.patch_size, channels)  # compiled: its indices measured 100 % eager's
+    fused_p = FusedPatcher3D(enc.patcher3d.patch_size, channels)
     fused_u = FusedUnPatcher3D(dec.unpatcher3d.patch_size, channels, opaque)
     for old, new in ((enc.patcher3d, fused_p), (dec.unpatcher3d, fused_u)):
         ref = next(old.buffers())
