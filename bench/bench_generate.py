@@ -21,6 +21,9 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    (inference/fused_step.py, torch.compile on CUDA)
     +fused-step-sdpa  the fused step with SDPA attention (what the fused step gives without the Triton kernel)
     +fused-write   +fused-step with the Triton kernel writing the step's K/V into the cache itself (no index_copy_)
+    +gemv          +fused-step with the projections (QKV, out, MLP, output layer) as a Triton matrix-vector kernel
+                   at batch 1 (inference/gemv.py; cuBLAS at larger batches)
+    +gemv-write    +gemv and +fused-write together
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -52,6 +55,8 @@ ATTENTION = {
     "+fused-step": "triton",
     "+fused-step-sdpa": "sdpa",
     "+fused-write": "triton",
+    "+gemv": "triton",
+    "+gemv-write": "triton",
 }
 CONFIGS = (
     "reference",
@@ -65,6 +70,8 @@ CONFIGS = (
     "+fused-step",
     "+fused-step-sdpa",
     "+fused-write",
+    "+gemv",
+    "+gemv-write",
     "+topk-nucleus",
 )
 
@@ -109,12 +116,21 @@ def reference_from(engine, cfg, device, dtype):
     return ReferenceEngine(build_reference(cfg, native, device, dtype))
 
 
+def set_config(engine, name: str) -> None:
+    """The engine's decode switches for configuration ``name``."""
+    engine.decode_attention = ATTENTION.get(name, "sdpa")
+    engine.fused_rope = name == "+fused-rope"
+    engine.fused_step = name.startswith(("+fused-", "+gemv"))
+    engine.fused_cache_write = name in ("+fused-write", "+gemv-write")
+    engine.gemv = name.startswith("+gemv")
+
+
 def options(name: str, bucket: int, cuda: bool):
     from nemo_cosmos_ar.inference.generator import DecodeOptions
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +fused-write
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +gemv-write
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 
@@ -253,10 +269,7 @@ def main() -> None:
             )
             eng = ref if name == "reference" else engine
             if eng is engine:
-                engine.decode_attention = ATTENTION.get(name, "sdpa")
-                engine.fused_rope = name == "+fused-rope"
-                engine.fused_step = name.startswith("+fused-")
-                engine.fused_cache_write = name == "+fused-write"
+                set_config(engine, name)
             opts = options(name, args.bucket, cuda)
             gens = [torch.Generator(device=device).manual_seed(r) for r in range(batch)]
             try:
@@ -292,10 +305,7 @@ def main() -> None:
     if args.profile:
         prompt = torch.randint(0, cfg.vocab_size, (1, num_prompt), generator=torch.Generator().manual_seed(1))
         for name in [c for c in configs if c in ("mcore", *ATTENTION)]:
-            engine.decode_attention = ATTENTION.get(name, "sdpa")
-            engine.fused_rope = name == "+fused-rope"
-            engine.fused_step = name.startswith("+fused-")
-            engine.fused_cache_write = name == "+fused-write"
+            set_config(engine, name)
             profile_steps(engine, prompt, args.profile, say, name)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     say(

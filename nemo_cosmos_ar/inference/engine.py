@@ -176,6 +176,10 @@ class McoreEngine:
         # With the Triton attention: the kernel writes this step's K/V into the cache (no index_copy_ launches).
         # Off by default until measured on a GPU.
         self.fused_cache_write = False
+        # With the fused step at batch 1: the projections as the Triton matrix-vector kernel (``gemv.py``) instead
+        # of cuBLAS. Off by default until measured on a GPU; ``gemv_ok`` says whether the layers allow it.
+        self.gemv = False
+        self.gemv_ok = fused_step.gemv_supported(model)
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -297,8 +301,11 @@ class McoreEngine:
         if self.fused_step:
             if not self.fusable:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
-            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn)
-            return self._gather(self.model.output_layer(h)[0][0])[:, : self.vocab_size]
+            if self.gemv and not self.gemv_ok:
+                raise ValueError("gemv needs plain Megatron parallel linears (no adapters, bias or sequence parallel)")
+            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=self.gemv)
+            logits = fused_step.project(self.model.output_layer, h, self.gemv and x.shape[1] == 1, False)
+            return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
         for layer, kv in zip(self.layers, cache):
             x = self._layer(layer, x, cos, sin, kv, attend_fn, rope)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nemo_cosmos_ar.inference import gemv as gemv_kernel
+
 _COMPILED: dict[str, object] = {}
 
 
@@ -78,26 +80,77 @@ def supported(model) -> bool:
     )
 
 
-def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Tensor:
+def gemv_supported(model) -> bool:
+    """Whether every projection of ``model``'s layers is a plain Megatron parallel linear that ``gemv`` can replace
+    (no adapters, no sequence parallelism, no bias): then ``run_layers(..., gemv=True)`` computes the same products."""
+    from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
+
+    for layer in model.decoder.layers:
+        attn, mlp = layer.self_attention, layer.mlp
+        for module, kind in (
+            (attn.linear_qkv, ColumnParallelLinear),
+            (attn.linear_proj, RowParallelLinear),
+            (mlp.linear_fc1, ColumnParallelLinear),
+            (mlp.linear_fc2, RowParallelLinear),
+        ):
+            if type(module) is not kind or module.sequence_parallel or module.bias is not None:
+                return False
+            if module.weight.dim() != 2 or module.weight.stride(-1) != 1:
+                return False
+        if (
+            attn.linear_qkv.gather_output
+            or mlp.linear_fc1.gather_output
+            or getattr(mlp.linear_fc2, "explicit_expert_comm", False)
+        ):
+            return False
+    out = model.output_layer
+    return (
+        type(out) is ColumnParallelLinear
+        and not model.share_embeddings_and_output_weights
+        and out.bias is None
+        and not out.gather_output
+    )
+
+
+def project(module, h: torch.Tensor, gemv: bool, reduce: bool) -> torch.Tensor:
+    """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
+    weight, then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do."""
+    if not gemv:
+        return module(h)[0]
+    y = gemv_kernel.gemv(h, module.weight)
+    if reduce and module.tp_group.size() > 1:
+        from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
+
+        y = reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
+    return y
+
+
+def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
-    ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s)."""
+    ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s).
+    ``gemv``: the projections as ``gemv.gemv`` (batch 1 only; ``gemv_supported(model)`` must hold)."""
     cuda = x.is_cuda
     qk, addn, act = _fn("qk", qk_norm_rope, cuda), _fn("add_norm", add_norm, cuda), _fn("swiglu", swiglu, cuda)
+    gemv = gemv and x.shape[1] == 1
     layers = engine.layers
     first = layers[0].input_layernorm
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        mixed, split = attn.get_query_key_value_tensors(h, split_qkv=False)  # [s, b, groups, (hpg + 2) * hd]
-        q, k, v = torch.split(mixed, split, dim=3)
-        q = q.reshape(q.size(0), q.size(1), -1, attn.hidden_size_per_attention_head)
+        # get_query_key_value_tensors(split_qkv=False)'s layout: [s, b, groups, (hpg + 2) * hd], split hpg*hd, hd, hd
+        hd, groups = attn.hidden_size_per_attention_head, attn.num_query_groups_per_partition
+        hpg = attn.num_attention_heads_per_partition // groups
+        mixed = project(attn.linear_qkv, h, gemv, False)
+        mixed = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)
+        q, k, v = torch.split(mixed, [hpg * hd, hd, hd], dim=3)
+        q = q.reshape(q.size(0), q.size(1), -1, hd)
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        y = attn.linear_proj(attend_fn(attn, q, k, v, kv))[0]
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
-        y = mlp.linear_fc2(act(mlp.linear_fc1(h)[0]))[0]
+        y = project(mlp.linear_fc2, act(project(mlp.linear_fc1, h, gemv, False)), gemv, True)
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h

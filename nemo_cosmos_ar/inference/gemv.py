@@ -1,0 +1,95 @@
+"""Matrix-vector products for the batch-1 decode step, as one Triton kernel (``y = W x`` with ``W [N, K]``).
+
+At batch 1 a decode step's GEMMs are matrix-vector products that only read weights: the 4B's 8 GB per token. cuBLAS
+reads the large ones (the MLP's) at about 4.0 TB/s on an H200, but the attention's QKV and output projections only at
+3.0-3.2 TB/s, and the MLP's down projection adds a split-K reduce kernel (BENCHMARKS.md, issue 12 profile). Here each
+program owns ``BLOCK_N`` whole rows of ``W`` (a Linear weight is row-major, so a row is one contiguous read), walks K
+in ``BLOCK_K`` steps with an fp32 elementwise accumulator and reduces it once at the end: no split-K, no reduce
+kernel, one launch per product. Block sizes come from a small autotuned set, keyed on the shape (tuned on the first
+call, which the engine makes before any CUDA-graph capture).
+
+Triton is imported only when the kernel is first needed, so this module imports without it. On CPU tensors the kernel
+runs in Triton's interpreter (tests, ``TRITON_INTERPRET=1``), with a fixed configuration.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+_KERNEL: list = []
+
+
+def _configs(triton) -> list:
+    # Few configurations: each is timed once per weight shape on the first call (4 shapes for a model).
+    out = []
+    for block_n, block_k, warps in ((4, 512, 4), (8, 512, 4), (8, 256, 4), (16, 256, 8), (4, 1024, 8), (2, 1024, 4)):
+        out.append(triton.Config({"BLOCK_N": block_n, "BLOCK_K": block_k}, num_warps=warps, num_stages=3))
+    return out
+
+
+def _build():
+    if _KERNEL:
+        return _KERNEL[0]
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def gemv_kernel(x_ptr, w_ptr, y_ptr, N, K, stride_wn, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        row_ok = rows < N
+        cols = tl.arange(0, BLOCK_K)
+        w_rows = w_ptr + rows[:, None].to(tl.int64) * stride_wn
+        acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            c = k0 + cols
+            c_ok = c < K
+            x = tl.load(x_ptr + c, mask=c_ok, other=0.0).to(tl.float32)
+            w = tl.load(w_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0.0)
+            acc += w.to(tl.float32) * x[None, :]
+        y = tl.sum(acc, 1)
+        tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=row_ok)
+
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    tuned = gemv_kernel if interpret else triton.autotune(configs=_configs(triton), key=["N", "K"])(gemv_kernel)
+    _KERNEL.append((gemv_kernel, tuned))
+    return _KERNEL[0]
+
+
+def available() -> bool:
+    """Whether Triton can be imported (it ships with CUDA builds of torch; CPU builds lack it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+def gemv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x, weight)`` for one row: ``x [..., K]`` with one row in all (``x.numel() == K``), ``weight
+    [N, K]`` with a contiguous last dimension. Returns ``[..., N]`` in x's dtype; fp32 accumulation."""
+    n, k = weight.shape
+    if x.shape[-1] != k or x.numel() != k:
+        raise ValueError(
+            f"gemv: x {tuple(x.shape)} must be one row of {k} values for a weight of {tuple(weight.shape)}"
+        )
+    if weight.stride(-1) != 1:
+        raise ValueError("gemv: the weight's last dimension must be contiguous")
+    if x.device != weight.device:
+        raise ValueError(f"gemv: x is on {x.device}, the weight on {weight.device}")
+    if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("gemv: CPU tensors run in Triton's interpreter: set TRITON_INTERPRET=1 first")
+    plain, tuned = _build()
+    xv = x.reshape(k)
+    if not xv.is_contiguous():
+        xv = xv.contiguous()
+    y = torch.empty((*x.shape[:-1], n), dtype=x.dtype, device=x.device)
+    if x.device.type == "cuda":
+        tuned[lambda meta: (triton_cdiv(n, meta["BLOCK_N"]),)](xv, weight, y, n, k, weight.stride(0))
+    else:  # the interpreter: one fixed configuration (autotuning would only time Python)
+        block_n, block_k = 32, 128
+        plain[(triton_cdiv(n, block_n),)](xv, weight, y, n, k, weight.stride(0), BLOCK_N=block_n, BLOCK_K=block_k)
+    return y
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)

@@ -1,0 +1,123 @@
+"""The Triton matrix-vector kernel (``gemv.gemv``) and the engine's batch-1 decode step with it (``engine.gemv``).
+
+Needs Triton (absent from the CPU stack, so CI skips this file). Without a GPU the kernel runs in Triton's
+interpreter, which must be chosen before Triton is first imported; as in test_decode_kernel.py, unless
+``TRITON_INTERPRET=1`` was set from the start the tests run in a child pytest with it set (``test_in_the_interpreter``).
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton")
+
+from conftest import REPO, child_env  # noqa: E402
+from gen_assets import GRID  # noqa: E402
+from nemo_cosmos_ar.inference import engine, fused_step  # noqa: E402
+from nemo_cosmos_ar.inference import generator as gen  # noqa: E402
+from nemo_cosmos_ar.inference.checkpoints import load_native_state  # noqa: E402
+from nemo_cosmos_ar.inference.gemv import gemv  # noqa: E402
+from nemo_cosmos_ar.inference.sampling import SamplingConfig  # noqa: E402
+from nemo_cosmos_ar.model.presets import get_preset  # noqa: E402
+from nemo_cosmos_ar.model.reference import ReferenceTransformer  # noqa: E402
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+HERE = DEVICE.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+here = pytest.mark.skipif(not HERE, reason="runs in the child pytest with TRITON_INTERPRET=1")
+
+
+# the interpreter's blocks are 32 rows x 128 columns: N and K whole blocks, neither, and both under one block
+@here
+@pytest.mark.parametrize("n,k", [(64, 256), (37, 200), (5, 40)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_matches_linear(n, k, dtype):
+    g = torch.Generator().manual_seed(n + k)
+    w = torch.randn((n, k), generator=g).to(DEVICE, dtype)
+    x = torch.randn((1, 1, k), generator=g).to(DEVICE, dtype)
+    y = gemv(x, w)
+    ref = F.linear(x.double(), w.double())
+    assert y.shape == (1, 1, n) and y.dtype == dtype
+    # fp32: accumulation-order noise; bf16: the output's one rounding, under one unit in the last place (2^-7 of the
+    # value: Triton's interpreter rounds a store to bf16 towards zero, a GPU to nearest)
+    tol = 1e-4 if dtype == torch.float32 else 2**-7 * ref.abs() + 1e-3
+    err = (y.double() - ref).abs()
+    assert (err < tol).all(), f"max |gemv - linear| {err.max().item():.2e}"
+    assert (y.double() - F.linear(x.double(), w.double().roll(1, 0))).abs().max().item() > 1.0  # rows matter
+
+
+@here
+def test_strided_weight_rows():
+    """A weight whose rows are not packed (a column slice of a wider matrix): the row stride is honoured."""
+    g = torch.Generator().manual_seed(1)
+    wide = torch.randn((24, 96), generator=g).to(DEVICE)
+    x = torch.randn((1, 1, 64), generator=g).to(DEVICE)
+    assert (gemv(x, wide[:, 16:80]) - F.linear(x, wide[:, 16:80])).abs().max().item() < 1e-4
+
+
+@here
+def test_bad_inputs_are_refused():
+    w = torch.zeros((8, 16), device=DEVICE)
+    with pytest.raises(
+        ValueError, match=r"gemv: x \(1, 2, 16\) must be one row of 16 values for a weight of \(8, 16\)"
+    ):
+        gemv(torch.zeros((1, 2, 16), device=DEVICE), w)
+    with pytest.raises(ValueError, match="the weight's last dimension must be contiguous"):
+        gemv(torch.zeros((1, 1, 8), device=DEVICE), w.t())
+
+
+@pytest.fixture(scope="module")
+def tiny_engine():
+    cfg = get_preset("tiny").with_latent_shape(GRID)
+    ref = ReferenceTransformer(cfg).init_random(seed=5).eval()
+    device = engine.init_parallel(1, torch.device("cpu"))
+    model = engine.build_model(cfg, 1, device, torch.float32)
+    load_native_state(model, ref.state_dict(), cfg)
+    return engine.McoreEngine(model, cfg)
+
+
+@here
+@pytest.mark.skipif(DEVICE.type == "cuda", reason="the tiny engine runs on CPU (Triton's interpreter)")
+def test_engine_gemv_decodes_as_the_fused_step(tiny_engine):
+    """Greedy decoding of one prompt through the fused step, with the projections as cuBLAS-style ``F.linear``
+    (Megatron's modules) and as the Triton kernel: the same 8 tokens and every logit within 1e-5 (fp32)."""
+    eng = tiny_engine
+    assert eng.gemv_ok and fused_step.gemv_supported(eng.model)
+    prompt = torch.randint(0, 64000, (1, 48), generator=torch.Generator().manual_seed(6))
+    opts = gen.DecodeOptions(step_mode="static", bucket=16, sample_in_graph=True)
+    runs = {}
+    for use in (False, True):
+        seen = {}
+        eng.fused_step, eng.gemv = True, use
+        try:
+            out, _ = gen.generate_tokens(
+                eng,
+                prompt,
+                56,
+                SamplingConfig(temperature=0.0),
+                on_logits=lambda p, lg, seen=seen: seen.__setitem__(p, lg.clone()),
+                options=opts,
+            )
+        finally:
+            eng.fused_step, eng.gemv = False, False
+        runs[use] = out, seen
+    (a, la), (b, lb) = runs[False], runs[True]
+    assert a.shape == (1, 56) and torch.equal(a, b)
+    assert sorted(la) == sorted(lb) == list(range(48, 56))
+    assert max((la[p] - lb[p]).abs().max().item() for p in la) < 1e-5
+
+
+@pytest.mark.skipif(HERE, reason="the tests ran in this process")
+def test_in_the_interpreter():
+    """This file's tests in a child pytest that sets TRITON_INTERPRET=1 before anything imports Triton: all pass."""
+    cmd = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env=child_env(TRITON_INTERPRET="1"), cwd=REPO
+    )
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert re.fullmatch(r"=* ?9 passed, 1 skipped in [\d.]+s ?=*", summary), summary
