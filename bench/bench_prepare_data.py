@@ -12,11 +12,11 @@ new frames: the CPU side's worst case) once per row of a matrix:
 * ``2 workers+fast``: two worker processes sharing the GPU, each with half the decode processes.
 
 For every row: clips/s end to end (tokenizer load, compile, planning and merge included) and in steady state (first
-finished unit to the last), where the time went (busy seconds per stage, summed over workers, and how long the
-encoder waited for frames), and whether the dataset is byte-identical to the sequential row's (eager rows must be;
-the fast rows give the % of tokens equal instead). Before the matrix, each stage alone: read only (decode + resize,
-one thread) and encode only (eager and fast, batch of ``--batch-size``). Prints markdown tables; ``--json`` writes
-the numbers.
+finished unit to the last), where the time went (busy seconds per stage, summed over workers, how long the
+encoder waited for frames, tokenizer load and first-call compile), and whether the dataset is byte-identical to the
+sequential row's (eager rows must be; the fast rows give the % of tokens equal instead). Before the matrix, each
+stage alone: read only (decode + resize, one thread) and encode only (eager and fast, batch of ``--batch-size``).
+Prints markdown tables; ``--json`` writes the numbers.
 
 Usage::
 
@@ -277,16 +277,17 @@ def main() -> None:
     print("stages alone: " + "; ".join(stage_cols) + "\n")
     print(
         "| row | backend | workers | decode procs | prefetch | clips | end to end clips/s | steady clips/s | decode s "
-        "| resize s | encode s | write s | encoder waited s | same bytes as sequential |"
+        "| resize s | encode s | write s | encoder waited s | tokenizer load s | compile s | same bytes as sequential |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         s = r["stages"]
         same = "yes" if r["same_bytes"] else f"no ({r['tokens_equal_pct']:.2f} % tokens equal)"
         print(
             f"| {r['row']} | {r['backend']} | {r['workers']} | {r['decode_workers']} | {r['prefetch']} | {r['clips']} "
             f"| {r['end_to_end_clips_per_s']:.2f} | {r['pipeline_clips_per_s']:.2f} | {s['decode']:.1f} | "
-            f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {same} |"
+            f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {s['startup']:.1f} | "
+            f"{s['compile']:.1f} | {same} |"
         )
     if skipped:
         print(f"\nskipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")

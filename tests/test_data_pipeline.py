@@ -1,15 +1,19 @@
 """prepare-data's decode -> encode pipeline (issue 15): the prefetching thread and the decode processes write the
 same bytes as the sequential path, units sharing a video stay with one decoder, errors in a decode process reach the
-worker, and the summary says where the time went. Uses test_data_prep's tiny videos (three good, four bad files)."""
+worker, decoding starts before the tokenizer loads, and the summary says where the time went. Uses test_data_prep's tiny videos (three good, four bad files)."""
 
 import json
+import multiprocessing
 import os
+import shutil
+import threading
+import time
 
 import pytest
 import torch
 from test_data_prep import SIZE, _assert_same_dataset, _cfg, tokenizer_dir, videos  # noqa: F401 -- fixtures
 
-from nemo_cosmos_ar.data import pipeline
+from nemo_cosmos_ar.data import encode, pipeline
 from nemo_cosmos_ar.data import prepare as prep
 from nemo_cosmos_ar.data.frames import ClipReader, unit_clips
 from nemo_cosmos_ar.data.prepare import PrepareError, prepare_dataset
@@ -34,10 +38,16 @@ def test_prefetch_paths_write_the_sequential_bytes(sequential, videos, tokenizer
 
 def test_summary_says_where_time_went(sequential):
     stages = sequential[1].stages
-    assert set(stages) == {"decode", "resize", "encode", "write", "wait"}
+    assert set(stages) == {"decode", "resize", "encode", "write", "wait", "startup", "compile"}
     assert stages["decode"] > 0 and stages["encode"] > 0 and stages["wait"] == 0.0  # sequential: nothing to wait for
-    line = [x for x in sequential[1].format().splitlines() if x.startswith("stages")][0]
+    assert stages["startup"] > 0 and stages["compile"] == 0.0  # eager backend: nothing compiled
+    lines = sequential[1].format().splitlines()
+    line = [x for x in lines if x.startswith("stages")][0]
     assert "clips/s; decode " in line and ", write " in line and "encoder waited 0.0 s for frames" in line
+    line = [x for x in lines if x.startswith("startup")][0]
+    assert line.startswith("startup      tokenizer load ") and line.endswith(
+        " s, first-call compile 0.0 s (part of encode); prefetching decodes meanwhile"
+    )
 
 
 def _plan(videos, tok, tmp_path, **kw):  # noqa: F811
@@ -82,9 +92,73 @@ def test_decode_process_error_reaches_the_worker(videos, tokenizer_dir, tmp_path
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(plan))
     args = pipeline.ReaderArgs(cfg.videos, WindowSpec(17, 1, 1), 1, None)
-    frames = pipeline.units_frames(args, plan, str(plan_path), [0, 1], SIZE, "cpu", 1, 1, pipeline.Stats())
+    frames = pipeline.FrameSource(args, plan, str(plan_path), [0, 1], SIZE, "cpu", 1, 1, pipeline.Stats())
     with pytest.raises(PrepareError, match=r"clip_0.mp4 changed after this run was planned; rerun with --overwrite"):
         next(frames)
+    frames.close()
+    assert multiprocessing.active_children() == []
+
+
+# ---- start-up: decoding runs while the tokenizer loads ----------------------------------------------------------
+
+PATHS = [dict(prefetch=2), dict(prefetch=1, decode_workers=2)]
+
+
+def _decoders() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "prepare-data-decode"]
+
+
+@pytest.mark.parametrize("kw", PATHS, ids=["thread", "processes"])
+def test_decoding_starts_before_the_tokenizer_loads(sequential, videos, tokenizer_dir, tmp_path, monkeypatch, kw):  # noqa: F811
+    from nemo_cosmos_ar.tokenizer import backends
+
+    cfg = _cfg(videos, tmp_path / "dataset", tokenizer_dir, **kw)
+    plan, _, _ = prep._setup(cfg)
+    units = list(range(len(plan["units"])))
+    stats, seen, real = pipeline.Stats(), {}, backends.load_tokenizer
+
+    def load(*a, **k):  # runs once the source exists: its decoders are up and deliver frames before any encode
+        seen["children"] = len(multiprocessing.active_children())
+        seen["threads"] = _decoders()
+        deadline = time.monotonic() + 300  # a hang guard, not a timing check
+        while seen["threads"] and stats.decode == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen["decoded"] = stats.decode > 0.0
+        return real(*a, **k)
+
+    monkeypatch.setattr(backends, "load_tokenizer", load)
+    assert multiprocessing.active_children() == []
+    handled = encode.run_worker(cfg, plan, units, "shard-000", "cpu", stats=stats)
+    procs = min(2, len(pipeline.segments(plan, units))) if cfg.decode_workers else 0
+    assert seen == {"children": procs, "threads": ["prepare-data-decode"], "decoded": True}
+    assert handled == len(plan["clips"]) and stats.startup > 0.0
+    assert multiprocessing.active_children() == [] and _decoders() == []
+    prep.merge_shards(cfg, plan)  # and the bytes are the sequential run's
+    shutil.rmtree(tmp_path / "dataset" / prep.WORK_DIR)
+    _assert_same_dataset(sequential[0], tmp_path / "dataset")
+
+
+@pytest.mark.parametrize("kw", PATHS, ids=["thread", "processes"])
+def test_failed_tokenizer_load_stops_the_decoders(videos, tokenizer_dir, tmp_path, monkeypatch, kw):  # noqa: F811
+    from nemo_cosmos_ar.tokenizer import backends
+
+    cfg = _cfg(videos, tmp_path / "dataset", tokenizer_dir, **kw)
+    plan, _, _ = prep._setup(cfg)
+    seen = {}
+
+    def load(*a, **k):
+        seen["running"] = bool(_decoders()) and len(multiprocessing.active_children()) == cfg.decode_workers
+        raise OSError("damaged encoder.jit")
+
+    monkeypatch.setattr(backends, "load_tokenizer", load)
+    message = (
+        f"--tokenizer {tokenizer_dir} cannot be loaded (OSError: damaged encoder.jit); download the "
+        "Cosmos-Tokenize1-DV8x16x16 folder again"
+    )
+    with pytest.raises(PrepareError) as e:
+        encode.run_worker(cfg, plan, list(range(len(plan["units"]))), "shard-000", "cpu")
+    assert str(e.value) == message and seen == {"running": True}
+    assert multiprocessing.active_children() == [] and _decoders() == []
 
 
 def test_pipeline_options_are_checked(videos, tokenizer_dir, tmp_path):  # noqa: F811

@@ -1,7 +1,8 @@
 """Reading and encoding the clips of a ``prepare-data`` run: one worker's loop from units to shard rows.
 
 ``frames.ClipReader`` decodes the clips of a unit and ``frames.unit_clips`` resizes + crops them on the device;
-``pipeline.units_frames`` runs that ahead of the encoder (a thread, or decode processes, through bounded queues);
+``pipeline.FrameSource`` runs that ahead of the encoder (a thread, or decode processes, through bounded queues),
+starting before the tokenizer loads;
 ``encode_clips`` turns the clips into token rows with the DV8x16x16 tokenizer, and ``run_worker`` does that for a run
 of units and commits each to its shard (``shards.ShardWriter``). Split out of ``prepare.py``, which plans the units
 and starts the workers.
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from nemo_cosmos_ar.data.frames import ClipReader, UnitFrames, unit_clips  # noqa: F401 -- re-exported
-from nemo_cosmos_ar.data.pipeline import ReaderArgs, Stats, units_frames
+from nemo_cosmos_ar.data.pipeline import FrameSource, ReaderArgs, Stats
 from nemo_cosmos_ar.data.prepare_config import PLAN_FILE, TOKEN_DTYPE, WORK_DIR, PrepareConfig, PrepareError, _short
 from nemo_cosmos_ar.data.shards import ShardWriter
 
@@ -61,8 +62,6 @@ def run_worker(
     """Encode ``units`` and append them to ``shard``; returns the number of clips handled. ``threads``: CPU
     cores of this worker (default: all), shared by its decode processes (each reader at most 8 decoder threads);
     ``stats``: where to add the seconds each stage took."""
-    from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
-
     if not units:
         return 0
     stats = stats if stats is not None else Stats()
@@ -72,6 +71,54 @@ def run_worker(
         # Same unit -> same batch -> same kernels: keeps a resumed or re-sharded run byte-identical.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+    cores = threads or worker_cores()
+    per_reader = max(1, min(8, cores // max(1, cfg.decode_workers)))
+    resize_to = cfg.resolution if cfg.resize_device == "cpu" else None
+    args = ReaderArgs(cfg.videos, cfg.windows, per_reader, resize_to)
+    # Decoding starts now (after set_device: it resizes on the device) and runs while the tokenizer loads.
+    source = FrameSource(
+        args,
+        plan,
+        os.path.join(work, PLAN_FILE),
+        units,
+        cfg.resolution,
+        device,
+        cfg.prefetch,
+        cfg.decode_workers,
+        stats,
+    )
+    writer = tokenizer = None
+    handled = 0
+    try:
+        start = time.perf_counter()
+        tokenizer = _load_tokenizer(cfg, device)
+        stats.startup += time.perf_counter() - start
+        writer = ShardWriter(work, shard)
+        for frames, clips in source:
+            start = time.perf_counter()
+            rows = (
+                encode_clips(tokenizer, clips, cfg.latent_shape) if clips is not None else np.zeros((0, 0), TOKEN_DTYPE)
+            )
+            written = time.perf_counter()
+            stats.encode += written - start
+            writer.commit(frames.unit, frames.clip_ids, rows, frames.failed)
+            stats.write += time.perf_counter() - written
+            n = len(frames.clip_ids) + len(frames.failed)
+            handled += n
+            if on_progress is not None:
+                on_progress(n)
+    finally:
+        source.close()
+        if writer is not None:
+            writer.close()
+        compiled = getattr(tokenizer, "compile_seconds", {})  # the fast backend's first calls per shape
+        stats.compile += sum(v for (name, _), v in compiled.items() if name == "encode")
+    return handled
+
+
+def _load_tokenizer(cfg: PrepareConfig, device: str):
+    from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
+
     fast_options = None
     if cfg.backend == "fast":  # timed algorithm choices may differ between runs: not for byte-identical datasets
         from nemo_cosmos_ar.tokenizer.fast import FastOptions
@@ -94,38 +141,4 @@ def run_worker(
         ) from None
     if tokenizer.codebook_size > np.iinfo(TOKEN_DTYPE).max + 1:
         raise PrepareError(f"codebook of {tokenizer.codebook_size} codes does not fit {np.dtype(TOKEN_DTYPE).name}")
-    cores = threads or worker_cores()
-    per_reader = max(1, min(8, cores // max(1, cfg.decode_workers)))
-    resize_to = cfg.resolution if cfg.resize_device == "cpu" else None
-    args = ReaderArgs(cfg.videos, cfg.windows, per_reader, resize_to)
-    writer = ShardWriter(work, shard)
-    handled = 0
-    source = units_frames(
-        args,
-        plan,
-        os.path.join(work, PLAN_FILE),
-        units,
-        cfg.resolution,
-        device,
-        cfg.prefetch,
-        cfg.decode_workers,
-        stats,
-    )
-    try:
-        for frames, clips in source:
-            start = time.perf_counter()
-            rows = (
-                encode_clips(tokenizer, clips, cfg.latent_shape) if clips is not None else np.zeros((0, 0), TOKEN_DTYPE)
-            )
-            written = time.perf_counter()
-            stats.encode += written - start
-            writer.commit(frames.unit, frames.clip_ids, rows, frames.failed)
-            stats.write += time.perf_counter() - written
-            n = len(frames.clip_ids) + len(frames.failed)
-            handled += n
-            if on_progress is not None:
-                on_progress(n)
-    finally:
-        source.close()
-        writer.close()
-    return handled
+    return tokenizer

@@ -11,9 +11,10 @@ bytes (tests/test_data_pipeline.py):
   video go to the same process, in order (``segments``), so every video is decoded forward by one reader and a bad
   video fails the same clips as in the sequential path.
 
-Queues are bounded, so at most about ``prefetch`` units per producer are in memory. Every stage is timed
-(``Stats``): decode (and CPU resize), resize (on the device), encode, write, and how long the encoder waited for
-frames -- the number that says whether decoding is the bottleneck.
+The thread and the processes start when the ``FrameSource`` is made, before the worker loads its tokenizer, so
+decoding overlaps that start-up. Queues are bounded, so at most about ``prefetch`` units per producer are in memory.
+Every stage is timed (``Stats``): decode (and CPU resize), resize (on the device), encode, write, how long the
+encoder waited for frames -- the number that says whether decoding is the bottleneck -- and the start-up.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Stats:
     encode: float = 0.0
     write: float = 0.0
     wait: float = 0.0  # the encode loop waiting for the next unit's frames
+    startup: float = 0.0  # loading the tokenizer (decoding runs meanwhile)
+    compile: float = 0.0  # the ``fast`` backend's first encode call per clip shape (also counted in ``encode``)
 
     def add(self, other: Stats | dict) -> Stats:
         other = other if isinstance(other, dict) else other.as_dict()
@@ -97,7 +100,7 @@ def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, fin
                 out.put(item, timeout=_POLL)
                 return True
             except queue.Full:
-                if os.getppid() != parent:  # the worker is gone: nobody will read this
+                if finished.is_set() or os.getppid() != parent:  # closed early, or the worker is gone
                     return False
 
     try:
@@ -136,8 +139,12 @@ class _Processes:
         self.queues = [q for part, q in zip(parts, self.queues) if part]
         index = {old: new for new, old in enumerate(k for k, part in enumerate(parts) if part)}
         self.owner = {u: index[k] for u, k in self.owner.items()}
-        for p in self.procs:
-            p.start()
+        try:
+            for p in self.procs:
+                p.start()
+        except BaseException:
+            self.close()
+            raise
 
     def get(self, unit: int) -> UnitFrames:
         k = self.owner[unit]
@@ -158,88 +165,120 @@ class _Processes:
 
     def close(self) -> None:
         self.finished.set()
-        for p in self.procs:
-            p.join(timeout=2 * _POLL)
-            if p.is_alive():  # still decoding: an error or an interrupt ended the run early
+        started = [p for p in self.procs if p.pid is not None]
+        deadline = time.monotonic() + 2 * _POLL  # one grace period for all of them
+        for p in started:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+        for p in started:
+            if p.is_alive():  # still decoding (or starting): an error or an interrupt ended the run early
                 p.terminate()
                 p.join()
 
 
-def units_frames(
-    args: ReaderArgs,
-    plan: dict,
-    plan_path: str,
-    units: list[int],
-    resolution: tuple[int, int],
-    device,
-    prefetch: int,
-    decode_workers: int,
-    stats: Stats,
-) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:
+class FrameSource:
     """``(UnitFrames, clips [B, T, H, W, 3] uint8 on device or None)`` for ``units`` in order (see the module
-    docstring). Closing the generator stops every thread and process it started."""
-    cuda = torch.device(device).type == "cuda"
-    if prefetch <= 0:  # sequential: the reference path
-        reader = args.reader(plan)
+    docstring). With prefetch, the decode processes and the producer thread start here, when the source is made:
+    the worker makes it before it loads (and compiles) its tokenizer, so decoding runs meanwhile instead of after it,
+    and the bounded queues stop it ``prefetch`` units ahead. Make it after ``torch.cuda.set_device``: the producer
+    resizes on ``device``. ``close()`` stops every thread and process it started, iterated or not."""
+
+    def __init__(
+        self,
+        args: ReaderArgs,
+        plan: dict,
+        plan_path: str,
+        units: list[int],
+        resolution: tuple[int, int],
+        device,
+        prefetch: int,
+        decode_workers: int,
+        stats: Stats,
+    ):
+        self._args, self._plan, self._units, self._resolution, self._device = args, plan, units, resolution, device
+        self._stats = stats
+        self._cuda = torch.device(device).type == "cuda"
+        self._stop = threading.Event()
+        self._procs: _Processes | None = None
+        self._thread: threading.Thread | None = None
+        if prefetch <= 0:  # sequential: the reference path; nothing runs ahead
+            self._items = self._sequential()
+            return
+        self._items = self._prefetched()
+        self._done: queue.Queue = queue.Queue(maxsize=prefetch)
+        if decode_workers > 0:
+            self._procs = _Processes(args, plan, plan_path, units, decode_workers, prefetch)
+        self._thread = threading.Thread(target=self._produce, name="prepare-data-decode", daemon=True)
         try:
-            for u in units:
+            self._thread.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:
+        return self
+
+    def __next__(self) -> tuple[UnitFrames, torch.Tensor | None]:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._items.close()  # the sequential path closes its reader
+        self._stop.set()
+        if self._procs is not None:  # first, so that a producer waiting on a process sees it gone
+            self._procs.close()
+        if self._thread is not None and self._thread.ident is not None:
+            self._thread.join()
+
+    def _sequential(self) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:
+        stats, device = self._stats, self._device
+        reader = self._args.reader(self._plan)
+        try:
+            for u in self._units:
                 frames = reader.load(u)
                 stats.decode += frames.seconds
                 start = time.perf_counter()
-                clips = unit_clips(frames, resolution, device)
-                if cuda:
+                clips = unit_clips(frames, self._resolution, device)
+                if self._cuda:
                     torch.cuda.synchronize(device)
                 stats.resize += time.perf_counter() - start
                 yield frames, clips
         finally:
             reader.close()
-        return
 
-    done = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
-    procs = _Processes(args, plan, plan_path, units, decode_workers, prefetch) if decode_workers > 0 else None
-
-    def produce() -> None:
-        reader = None if procs is not None else args.reader(plan)
-        stream = torch.cuda.Stream(device) if cuda else None
+    def _produce(self) -> None:
+        procs, stats, device = self._procs, self._stats, self._device
+        reader = None if procs is not None else self._args.reader(self._plan)
+        stream = torch.cuda.Stream(device) if self._cuda else None
         try:
-            for u in units:
+            for u in self._units:
                 frames = procs.get(u) if procs is not None else reader.load(u)
                 stats.decode += frames.seconds
                 start = time.perf_counter()
                 if stream is not None:  # resize beside the encoder's kernels, not behind them
                     with torch.cuda.stream(stream):
-                        clips = unit_clips(frames, resolution, device)
+                        clips = unit_clips(frames, self._resolution, device)
                     stream.synchronize()
                 else:
-                    clips = unit_clips(frames, resolution, device)
+                    clips = unit_clips(frames, self._resolution, device)
                 stats.resize += time.perf_counter() - start
-                if not _put(done, ("unit", (frames, clips)), stop):
+                if not _put(self._done, ("unit", (frames, clips)), self._stop):
                     return
         except BaseException as e:  # noqa: BLE001 -- re-raised by the encode loop
-            _put(done, ("error", e), stop)
+            _put(self._done, ("error", e), self._stop)
         finally:
             if reader is not None:
                 reader.close()
 
-    thread = threading.Thread(target=produce, name="prepare-data-decode", daemon=True)
-    thread.start()
-    try:
-        for _ in units:
+    def _prefetched(self) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:
+        for _ in self._units:
             start = time.perf_counter()
-            kind, item = done.get()
-            stats.wait += time.perf_counter() - start
+            kind, item = self._done.get()
+            self._stats.wait += time.perf_counter() - start
             if kind == "error":
                 raise item
             frames, clips = item
-            if clips is not None and cuda:  # made on the side stream, used on the current one
-                clips.record_stream(torch.cuda.current_stream(device))
+            if clips is not None and self._cuda:  # made on the side stream, used on the current one
+                clips.record_stream(torch.cuda.current_stream(self._device))
             yield frames, clips
-    finally:
-        stop.set()
-        if procs is not None:  # first, so that a producer waiting on a process sees it gone
-            procs.close()
-        thread.join()
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:

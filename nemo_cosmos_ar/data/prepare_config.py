@@ -162,6 +162,10 @@ class PrepareSummary:
                 f"stages       {rate:.2f} clips/s; {busy}; encoder waited {self.stages.get('wait', 0.0):.1f} s "
                 "for frames (seconds summed over workers)"
             )
+            lines.append(
+                f"startup      tokenizer load {self.stages.get('startup', 0.0):.1f} s, first-call compile "
+                f"{self.stages.get('compile', 0.0):.1f} s (part of encode); prefetching decodes meanwhile"
+            )
         return "\n".join(lines)
 
 
