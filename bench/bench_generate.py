@@ -24,6 +24,8 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +gemv          +fused-step with the projections (QKV, out, MLP, output layer) as a Triton matrix-vector kernel
                    at batch 1 (inference/gemv.py; cuBLAS at larger batches)
     +gemv-write    +gemv and +fused-write together
+    +gemv-fused    +gemv with the RMSNorms, SwiGLU and residual adds folded into the kernel (4 products and the
+                   QK-norm/RoPE kernel per layer; fused_step.run_layers_gemv)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -57,6 +59,7 @@ ATTENTION = {
     "+fused-write": "triton",
     "+gemv": "triton",
     "+gemv-write": "triton",
+    "+gemv-fused": "triton",
 }
 CONFIGS = (
     "reference",
@@ -72,6 +75,7 @@ CONFIGS = (
     "+fused-write",
     "+gemv",
     "+gemv-write",
+    "+gemv-fused",
     "+topk-nucleus",
 )
 
@@ -123,6 +127,7 @@ def set_config(engine, name: str) -> None:
     engine.fused_step = name.startswith(("+fused-", "+gemv"))
     engine.fused_cache_write = name in ("+fused-write", "+gemv-write")
     engine.gemv = name.startswith("+gemv")
+    engine.gemv_fuse = name == "+gemv-fused"
 
 
 def options(name: str, bucket: int, cuda: bool):
@@ -130,7 +135,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +gemv-write
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +gemv-fused
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 

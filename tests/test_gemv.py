@@ -51,6 +51,33 @@ def test_matches_linear(n, k, dtype):
 
 
 @here
+@pytest.mark.parametrize("fusion", ["norm", "swiglu", "residual", "swiglu+residual"])
+def test_fusions_match_their_formulas(fusion):
+    """Each fusion against the unfused ops in fp64: RMSNorm prologue (its 1/rms applied to the product), SwiGLU
+    prologue, residual epilogue; fp32 within 1e-4."""
+    g = torch.Generator().manual_seed(7)
+    n, k = 37, 200
+    w = torch.randn((n, k), generator=g).to(DEVICE)
+    x = torch.randn((1, 1, 2 * k if "swiglu" in fusion else k), generator=g).to(DEVICE)
+    nw, res = torch.rand(k, generator=g).to(DEVICE) + 0.5, torch.randn((1, 1, n), generator=g).to(DEVICE)
+    kw, xin = {}, x.double()
+    if "swiglu" in fusion:
+        kw["swiglu"] = True
+        xin = F.silu(xin[..., :k]) * xin[..., k:]
+    if fusion == "norm":
+        kw.update(norm_weight=nw, eps=1e-5)
+        xin = F.rms_norm(xin, (k,), nw.double(), 1e-5)
+    ref = F.linear(xin, w.double())
+    if "residual" in fusion:
+        kw["residual"] = res
+        ref = ref + res.double()
+    y = gemv(x, w, **kw)
+    assert y.shape == (1, 1, n)
+    assert (y.double() - ref).abs().max().item() < 1e-4
+    assert (y.double() - F.linear(x[..., :k].double(), w.double())).abs().max().item() > 0.1  # the fusion acted
+
+
+@here
 def test_strided_weight_rows():
     """A weight whose rows are not packed (a column slice of a wider matrix): the row stride is honoured."""
     g = torch.Generator().manual_seed(1)
@@ -68,6 +95,10 @@ def test_bad_inputs_are_refused():
         gemv(torch.zeros((1, 2, 16), device=DEVICE), w)
     with pytest.raises(ValueError, match="the weight's last dimension must be contiguous"):
         gemv(torch.zeros((1, 1, 8), device=DEVICE), w.t())
+    with pytest.raises(ValueError, match=r"must be one row of 32 values for a weight of \(8, 16\)"):
+        gemv(torch.zeros((1, 1, 16), device=DEVICE), w, swiglu=True)
+    with pytest.raises(ValueError, match=r"gemv: norm_weight \(8,\) must be \(16,\)"):
+        gemv(torch.zeros((1, 1, 16), device=DEVICE), w, norm_weight=torch.ones(8, device=DEVICE))
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +114,17 @@ def tiny_engine():
 @here
 @pytest.mark.skipif(DEVICE.type == "cuda", reason="the tiny engine runs on CPU (Triton's interpreter)")
 def test_engine_gemv_decodes_as_the_fused_step(tiny_engine):
-    """Greedy decoding of one prompt through the fused step, with the projections as cuBLAS-style ``F.linear``
-    (Megatron's modules) and as the Triton kernel: the same 8 tokens and every logit within 1e-5 (fp32)."""
+    """Greedy decoding of one prompt through the fused step, with the projections as Megatron's modules, as the Triton
+    kernel, and as the kernel with the norms, SwiGLU and residual adds folded in: the same 8 tokens and every logit
+    within 1e-5 (fp32)."""
     eng = tiny_engine
     assert eng.gemv_ok and fused_step.gemv_supported(eng.model)
     prompt = torch.randint(0, 64000, (1, 48), generator=torch.Generator().manual_seed(6))
     opts = gen.DecodeOptions(step_mode="static", bucket=16, sample_in_graph=True)
     runs = {}
-    for use in (False, True):
+    for use in (False, True, "fused"):
         seen = {}
-        eng.fused_step, eng.gemv = True, use
+        eng.fused_step, eng.gemv, eng.gemv_fuse = True, bool(use), use == "fused"
         try:
             out, _ = gen.generate_tokens(
                 eng,
@@ -103,12 +135,14 @@ def test_engine_gemv_decodes_as_the_fused_step(tiny_engine):
                 options=opts,
             )
         finally:
-            eng.fused_step, eng.gemv = False, False
+            eng.fused_step, eng.gemv, eng.gemv_fuse = False, False, False
         runs[use] = out, seen
-    (a, la), (b, lb) = runs[False], runs[True]
-    assert a.shape == (1, 56) and torch.equal(a, b)
-    assert sorted(la) == sorted(lb) == list(range(48, 56))
-    assert max((la[p] - lb[p]).abs().max().item() for p in la) < 1e-5
+    a, la = runs[False]
+    for use in (True, "fused"):
+        b, lb = runs[use]
+        assert a.shape == (1, 56) and torch.equal(a, b), use
+        assert sorted(la) == sorted(lb) == list(range(48, 56))
+        assert max((la[p] - lb[p]).abs().max().item() for p in la) < 1e-5, use
 
 
 @pytest.mark.skipif(HERE, reason="the tests ran in this process")
@@ -120,4 +154,4 @@ def test_in_the_interpreter():
     )
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.fullmatch(r"=* ?9 passed, 1 skipped in [\d.]+s ?=*", summary), summary
+    assert re.fullmatch(r"=* ?13 passed, 1 skipped in [\d.]+s ?=*", summary), summary

@@ -179,6 +179,8 @@ class McoreEngine:
         # With the fused step at batch 1: the projections as the Triton matrix-vector kernel (``gemv.py``) instead
         # of cuBLAS. Off by default until measured on a GPU; ``gemv_ok`` says whether the layers allow it.
         self.gemv = False
+        # With ``gemv``: the norms, SwiGLU and residual adds folded into the kernel (``fused_step.run_layers_gemv``).
+        self.gemv_fuse = False
         self.gemv_ok = fused_step.gemv_supported(model)
 
     # ---- cache ----
@@ -303,6 +305,9 @@ class McoreEngine:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
             if self.gemv and not self.gemv_ok:
                 raise ValueError("gemv needs plain Megatron parallel linears (no adapters, bias or sequence parallel)")
+            if self.gemv and self.gemv_fuse and x.shape[1] == 1:
+                logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
+                return self._gather(logits[0])[:, : self.vocab_size]
             h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=self.gemv)
             logits = fused_step.project(self.model.output_layer, h, self.gemv and x.shape[1] == 1, False)
             return self._gather(logits[0])[:, : self.vocab_size]

@@ -154,3 +154,55 @@ def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool =
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h
+
+
+def _reduce(module, y: torch.Tensor) -> torch.Tensor:
+    """The all-reduce a row-parallel module does after its product (none at TP=1)."""
+    if module.tp_group.size() == 1:
+        return y
+    from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
+
+    return reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
+
+
+def run_layers_gemv(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Tensor:
+    """``run_layers`` at batch 1 with the operations between the projections folded into the matrix-vector kernel
+    (``gemv.gemv``'s fusions); returns this rank's output-layer logits ``[1, 1, vocab / tp]``.
+
+    Per layer 4 products and the QK-norm/RoPE kernel, instead of 4 products and 4 fused kernels:
+
+        qkv = W_qkv · norm_in(r)              RMSNorm in the product's prologue
+        r   = r + W_proj · attention(...)     residual add in the epilogue (TP=1; after the all-reduce otherwise)
+        m   = W_fc1 · norm_mlp(r)
+        r   = r + W_fc2 · swiglu(m)           SwiGLU in the prologue, residual add in the epilogue
+
+    The normalised row is not rounded to bf16 before its product (the kernel scales the fp32 product by 1/rms), so
+    the logits differ from ``run_layers`` by bf16 rounding noise; in fp32 they agree to ~1e-6."""
+    from nemo_cosmos_ar.inference.gemv import gemv
+
+    qk = _fn("qk", qk_norm_rope, x.is_cuda)
+    r = x
+    for layer, kv in zip(engine.layers, cache):
+        attn, mlp = layer.self_attention, layer.mlp
+        hd, groups = attn.hidden_size_per_attention_head, attn.num_query_groups_per_partition
+        hpg = attn.num_attention_heads_per_partition // groups
+        norm = layer.input_layernorm
+        mixed = gemv(r, attn.linear_qkv.weight, norm_weight=norm.weight, eps=norm.eps)
+        mixed = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)
+        q, k, v = torch.split(mixed, [hpg * hd, hd, hd], dim=3)
+        q = q.reshape(q.size(0), q.size(1), -1, hd)
+        qn, kn = attn.q_layernorm, attn.k_layernorm
+        q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
+        o = attend_fn(attn, q, k, v, kv)
+        if attn.linear_proj.tp_group.size() == 1:
+            r = gemv(o, attn.linear_proj.weight, residual=r)
+        else:
+            r = r + _reduce(attn.linear_proj, gemv(o, attn.linear_proj.weight))
+        norm = layer.pre_mlp_layernorm
+        m = gemv(r, mlp.linear_fc1.weight, norm_weight=norm.weight, eps=norm.eps)
+        if mlp.linear_fc2.tp_group.size() == 1:
+            r = gemv(m, mlp.linear_fc2.weight, swiglu=True, residual=r)
+        else:
+            r = r + _reduce(mlp.linear_fc2, gemv(m, mlp.linear_fc2.weight, swiglu=True))
+    norm = engine.model.decoder.final_layernorm
+    return gemv(r, engine.model.output_layer.weight, norm_weight=norm.weight, eps=norm.eps)
