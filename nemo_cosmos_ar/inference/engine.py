@@ -273,7 +273,11 @@ class McoreEngine:
 
         Every shape depends on ``attend`` only, and the position is read on the device: no host sync.
         """
-        visible = (torch.arange(attend, device=self.device) <= pos).view(1, 1, 1, attend)
+        # The mask SDPA and the gemm attention take (the Triton and flex kernels read pos themselves): built once per
+        # step, and only for them -- at batch 1 every kernel launch in the step counts.
+        visible = None
+        if self.decode_attention in ("sdpa", "gemm"):
+            visible = (torch.arange(attend, device=self.device) <= pos).view(1, 1, 1, attend)
         cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, 1, 1, hd]
 
         def attend_fn(attn, q, k, v, kv):
