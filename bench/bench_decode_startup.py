@@ -54,7 +54,12 @@ def measure(folder: str, processes: int, method: str, size: tuple[int, int], num
             if len(firsts) == len(procs.procs):
                 break
     procs.close()
-    return {"method": method, "processes": len(procs.procs), "first_s": min(firsts.values()), "all_s": max(firsts.values())}
+    return {
+        "method": method,
+        "processes": len(procs.procs),
+        "first_s": min(firsts.values()),
+        "all_s": max(firsts.values()),
+    }
 
 
 def main() -> None:
