@@ -119,8 +119,8 @@ def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, fin
 
 
 # What a decode process imports before it decodes: loaded once by the fork server, so that every decode process
-# starts with them instead of importing torch and the video readers itself ("__main__" as multiprocessing's default
-# has it: a spawned or forked child needs the main module too).
+# starts with them instead of importing torch and the video readers itself. "__main__" (multiprocessing's default
+# list) because every child imports the main script before it runs, unless the fork server did so already.
 _PRELOAD = ["__main__", "nemo_cosmos_ar.data.pipeline", "nemo_cosmos_ar.data.decode_preload"]
 
 
@@ -128,7 +128,7 @@ def _context():
     """The multiprocessing context of the decode processes: ``forkserver`` on Linux, else ``spawn``.
 
     Why: 16 spawned decode processes each import torch, the package and the video readers, all at once, on the
-    cores that should decode: on the H200 host the first unit came ~10 s after the start. A fork server imports them
+    cores that should decode: on the H200 host ~10 s passed before the first unit was done. A fork server imports them
     once (``_PRELOAD``) and forks every decode process from that clean state (it never touches CUDA, so forking it
     is safe). The fork server belongs to this process and is started by the first decode process; its preload list
     must be set before then (a later change would be ignored). macOS and Windows keep ``spawn``: forking is unsafe
