@@ -2,17 +2,22 @@
 same bytes as the sequential path, units sharing a video stay with one decoder, errors in a decode process reach the
 worker, decoding starts before the tokenizer loads, and the summary says where the time went. Uses test_data_prep's tiny videos (three good, four bad files)."""
 
+import importlib
 import json
 import multiprocessing
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 import torch
-from test_data_prep import SIZE, _assert_same_dataset, _cfg, tokenizer_dir, videos  # noqa: F401 -- fixtures
+from test_data_prep import SIZE, _assert_same_dataset, _cfg, _env, tokenizer_dir, videos  # noqa: F401 -- fixtures
 
+from conftest import REPO
 from nemo_cosmos_ar.data import encode, pipeline
 from nemo_cosmos_ar.data import prepare as prep
 from nemo_cosmos_ar.data.frames import ClipReader, unit_clips
@@ -170,3 +175,81 @@ def test_pipeline_options_are_checked(videos, tokenizer_dir, tmp_path):  # noqa:
         _cfg(videos, tmp_path / "o", tokenizer_dir, resize_device="gpu")
     cfg = _cfg(videos, tmp_path / "o", tokenizer_dir, resize_device="cpu", device="cpu", backend="auto")
     assert cfg.resize_device is None and cfg.backend == "eager"  # all on the CPU: nothing to choose
+
+
+# ---- moving frames to the device; how decode processes start and end ---------------------------------------------
+
+
+def test_staged_copy_gives_the_same_bytes():
+    from nemo_cosmos_ar.data import frames
+
+    t = torch.randint(0, 256, (7, 5, 6, 3), dtype=torch.uint8)
+    assert frames._to_device(t, "cpu") is t  # nothing to stage off CUDA: the plain path
+    row = t[0].nbytes  # 90 bytes
+    for chunk in (1, row, 3 * row, 3 * row + 1, 100 * row):  # below a row, exact rows, ragged tail, one chunk
+        out = frames._staged_copy(t, "cpu", pin=False, chunk_bytes=chunk)
+        assert out.data_ptr() != t.data_ptr() and out.dtype == torch.uint8 and torch.equal(out, t)
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork server and /proc: Linux only")
+
+
+@LINUX
+def test_decode_processes_fork_from_a_server_and_a_dead_one_is_reported(videos, tokenizer_dir, tmp_path):  # noqa: F811
+    for name in pipeline._PRELOAD[1:]:  # the fork server ignores a preload module that fails to import: check here
+        importlib.import_module(name)
+    cfg, plan = _plan(videos, tokenizer_dir, tmp_path)
+    plan_path = tmp_path / "plan.json"
+    os.mkfifo(plan_path)  # opening it blocks until a writer comes: the process decodes nothing before it is killed
+    args = pipeline.ReaderArgs(cfg.videos, WindowSpec(17, 1, 1), 1, None)
+    procs = pipeline._Processes(args, plan, str(plan_path), [0, 1], 1, 1)
+    try:
+        (proc,) = procs.procs
+        assert type(proc).__name__ == "ForkServerProcess" and _ppid(proc.pid) != os.getpid()  # forked by the server
+        os.kill(proc.pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match=r"^a decode process died \(exit code -9\); rerun to resume$"):
+            procs.get(0)
+    finally:
+        procs.close()
+    assert multiprocessing.active_children() == []  # the fork server is no child Process
+
+
+WORKER = """
+import json, sys, time
+from nemo_cosmos_ar.data import pipeline
+from nemo_cosmos_ar.data.windows import WindowSpec
+plan = json.load(open(sys.argv[2]))
+args = pipeline.ReaderArgs(sys.argv[1], WindowSpec(17, 1, 1), 1, None)
+procs = pipeline._Processes(args, plan, sys.argv[2], list(range(len(plan["units"]))), 1, 1)
+print(procs.procs[0].pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@LINUX
+def test_decode_processes_exit_when_their_worker_is_killed(videos, tokenizer_dir, tmp_path):  # noqa: F811
+    """A decode process's OS parent is the fork server, not the worker: it must still see the worker die."""
+    cfg, plan = _plan(videos, tokenizer_dir, tmp_path)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    cmd = [sys.executable, "-c", WORKER, cfg.videos, str(tmp_path / "plan.json")]
+    worker = subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.PIPE, text=True)
+    decoder = int(worker.stdout.readline())
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 120  # a hang guard, not a timing check (the decoder polls every 0.5 s)
+    while not _gone(decoder) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(decoder)

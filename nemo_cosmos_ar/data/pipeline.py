@@ -5,7 +5,7 @@ bytes (tests/test_data_pipeline.py):
 
 * ``prefetch=0``: sequential. Decode, resize, encode, write, one after the other (the reference path).
 * ``prefetch=N``, ``decode_workers=0``: one thread decodes (and resizes) up to N units ahead of the encoder.
-* ``prefetch=N``, ``decode_workers=P``: P spawned processes decode, each up to N units ahead; a thread of the worker
+* ``prefetch=N``, ``decode_workers=P``: P processes decode, each up to N units ahead; a thread of the worker
   moves their frames to the device, resizes and queues them. Use it when one thread cannot decode fast enough (the
   decoder holds the GIL part of the time, and one H.264 stream spreads over a few cores at most). Units that share a
   video go to the same process, in order (``segments``), so every video is decoded forward by one reader and a bad
@@ -19,7 +19,6 @@ encoder waited for frames -- the number that says whether decoding is the bottle
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -84,11 +83,15 @@ def segments(plan: dict, units: list[int]) -> list[list[int]]:
     return out
 
 
-def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, finished, parent: int) -> None:
+def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, finished) -> None:
     """Entry point of a decode process: decode ``units`` in order into ``out`` (a bounded queue), then wait for
     ``finished``: the frames travel as shared-memory handles that this process must serve until they are taken."""
     import json
+    import multiprocessing
 
+    # The worker that started this process (with forkserver it is not the OS parent: ask multiprocessing, whose
+    # sentinel pipe closes when the worker exits, however it exits).
+    worker = multiprocessing.parent_process()
     torch.set_num_threads(max(1, args.threads))  # used by a CPU resize only
     with open(plan_path) as f:
         plan = json.load(f)
@@ -100,7 +103,7 @@ def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, fin
                 out.put(item, timeout=_POLL)
                 return True
             except queue.Full:
-                if finished.is_set() or os.getppid() != parent:  # closed early, or the worker is gone
+                if finished.is_set() or not worker.is_alive():  # closed early, or the worker is gone
                     return False
 
     try:
@@ -111,17 +114,42 @@ def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, fin
         put(("error", e if isinstance(e, PrepareError) else RuntimeError(f"decode process: {e!r}")))
     finally:
         reader.close()
-    while not finished.wait(_POLL) and os.getppid() == parent:
+    while not finished.wait(_POLL) and worker.is_alive():
         pass
 
 
+# What a decode process imports before it decodes: loaded once by the fork server, so that every decode process
+# starts with them instead of importing torch and the video readers itself. "__main__" (multiprocessing's default
+# list) because every child imports the main script before it runs, unless the fork server did so already.
+_PRELOAD = ["__main__", "nemo_cosmos_ar.data.pipeline", "nemo_cosmos_ar.data.decode_preload"]
+
+
+def _context():
+    """The multiprocessing context of the decode processes: ``forkserver`` on Linux, else ``spawn``.
+
+    Why: 16 spawned decode processes each import torch, the package and the video readers, all at once, on the
+    cores that should decode: on the H200 host ~10 s passed before the first unit was done. A fork server imports them
+    once (``_PRELOAD``) and forks every decode process from that clean state (it never touches CUDA, so forking it
+    is safe). The fork server belongs to this process and is started by the first decode process; its preload list
+    must be set before then (a later change would be ignored). macOS and Windows keep ``spawn``: forking is unsafe
+    or missing there."""
+    import sys
+
+    import torch.multiprocessing as mp
+
+    if sys.platform.startswith("linux") and "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
 class _Processes:
-    """``decode_workers`` spawned decode processes; ``get(u)`` returns unit ``u``'s ``UnitFrames`` in order."""
+    """``decode_workers`` decode processes (``_context``); ``get(u)`` returns unit ``u``'s ``UnitFrames`` in
+    order."""
 
     def __init__(self, args: ReaderArgs, plan: dict, plan_path: str, units: list[int], count: int, depth: int):
-        import torch.multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
+        ctx = _context()
         parts: list[list[int]] = [[] for _ in range(count)]
         self.owner: dict[int, int] = {}
         for k, seg in enumerate(segments(plan, units)):
@@ -130,9 +158,7 @@ class _Processes:
         self.queues = [ctx.Queue(maxsize=max(1, depth)) for _ in parts]
         self.finished = ctx.Event()
         self.procs = [
-            ctx.Process(
-                target=_decode_process, daemon=True, args=(args, plan_path, part, q, self.finished, os.getpid())
-            )
+            ctx.Process(target=_decode_process, daemon=True, args=(args, plan_path, part, q, self.finished))
             for part, q in zip(parts, self.queues)
             if part
         ]
