@@ -114,7 +114,7 @@ def _decoders() -> list[str]:
 
 
 @pytest.mark.parametrize("kw", PATHS, ids=["thread", "processes"])
-def test_decoding_starts_before_the_tokenizer_loads(sequential, videos, tokenizer_dir, tmp_path, monkeypatch, kw):  # noqa: F811
+def test_decoding_runs_while_the_tokenizer_loads(sequential, videos, tokenizer_dir, tmp_path, monkeypatch, kw):  # noqa: F811
     from nemo_cosmos_ar.tokenizer import backends
 
     cfg = _cfg(videos, tmp_path / "dataset", tokenizer_dir, **kw)
@@ -122,13 +122,13 @@ def test_decoding_starts_before_the_tokenizer_loads(sequential, videos, tokenize
     units = list(range(len(plan["units"])))
     stats, seen, real = pipeline.Stats(), {}, backends.load_tokenizer
 
-    def load(*a, **k):  # runs once the source exists: its decoders are up and deliver frames before any encode
-        seen["children"] = len(multiprocessing.active_children())
+    def load(*a, **k):  # runs once the source exists: its decoders come up and deliver frames before any encode
         seen["threads"] = _decoders()
         deadline = time.monotonic() + 300  # a hang guard, not a timing check
         while seen["threads"] and stats.decode == 0.0 and time.monotonic() < deadline:
             time.sleep(0.02)
         seen["decoded"] = stats.decode > 0.0
+        seen["children"] = len(multiprocessing.active_children())
         return real(*a, **k)
 
     monkeypatch.setattr(backends, "load_tokenizer", load)
@@ -151,7 +151,10 @@ def test_failed_tokenizer_load_stops_the_decoders(videos, tokenizer_dir, tmp_pat
     plan, _, _ = prep._setup(cfg)
     seen = {}
 
-    def load(*a, **k):
+    def load(*a, **k):  # fails once the decoders are up (the producer thread starts the processes meanwhile)
+        deadline = time.monotonic() + 300  # a hang guard, not a timing check
+        while len(multiprocessing.active_children()) < cfg.decode_workers and time.monotonic() < deadline:
+            time.sleep(0.02)
         seen["running"] = bool(_decoders()) and len(multiprocessing.active_children()) == cfg.decode_workers
         raise OSError("damaged encoder.jit")
 

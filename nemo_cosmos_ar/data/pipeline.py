@@ -226,13 +226,15 @@ class FrameSource:
         self._stop = threading.Event()
         self._procs: _Processes | None = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
         if prefetch <= 0:  # sequential: the reference path; nothing runs ahead
             self._items = self._sequential()
             return
         self._items = self._prefetched()
         self._done: queue.Queue = queue.Queue(maxsize=prefetch)
-        if decode_workers > 0:
-            self._procs = _Processes(args, plan, plan_path, units, decode_workers, prefetch)
+        self._process_args = (plan_path, decode_workers, prefetch) if decode_workers > 0 else None
+        # The decode processes are started by the producer thread itself: starting them takes seconds (the fork
+        # server imports torch once; spawn imports it per process), and the worker loads its tokenizer meanwhile.
         self._thread = threading.Thread(target=self._produce, name="prepare-data-decode", daemon=True)
         try:
             self._thread.start()
@@ -249,8 +251,10 @@ class FrameSource:
     def close(self) -> None:
         self._items.close()  # the sequential path closes its reader
         self._stop.set()
-        if self._procs is not None:  # first, so that a producer waiting on a process sees it gone
-            self._procs.close()
+        with self._lock:  # still None while the producer starts them: it closes them itself when it sees the stop
+            procs = self._procs
+        if procs is not None:  # first, so that a producer waiting on a process sees it gone
+            procs.close()
         if self._thread is not None and self._thread.ident is not None:
             self._thread.join()
 
@@ -270,11 +274,28 @@ class FrameSource:
         finally:
             reader.close()
 
+    def _start_processes(self) -> _Processes | None:
+        plan_path, count, depth = self._process_args
+        procs = _Processes(self._args, self._plan, plan_path, self._units, count, depth)
+        with self._lock:
+            self._procs = procs
+            stopped = self._stop.is_set()
+        if stopped:  # closed while they started: close() saw no processes
+            procs.close()
+            return None
+        return procs
+
     def _produce(self) -> None:
-        procs, stats, device = self._procs, self._stats, self._device
-        reader = None if procs is not None else self._args.reader(self._plan)
+        stats, device = self._stats, self._device
+        reader = procs = None
         stream = torch.cuda.Stream(device) if self._cuda else None
         try:
+            if self._process_args is not None:
+                procs = self._start_processes()
+                if procs is None:
+                    return
+            else:
+                reader = self._args.reader(self._plan)
             for u in self._units:
                 frames = procs.get(u) if procs is not None else reader.load(u)
                 stats.decode += frames.seconds
