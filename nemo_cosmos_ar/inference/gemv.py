@@ -95,6 +95,7 @@ def gemv(
     eps: float | None = None,
     swiglu: bool = False,
     residual: torch.Tensor | None = None,
+    config: dict | None = None,
 ) -> torch.Tensor:
     """``F.linear(x, weight)`` for one row: ``x [..., K]`` with one row in all, ``weight [N, K]`` with a contiguous
     last dimension. Returns ``[..., N]`` in x's dtype; fp32 accumulation. Optional fusions, in this order:
@@ -103,6 +104,8 @@ def gemv(
     * ``norm_weight``/``eps``: with ``F.rms_norm(x, (K,), norm_weight, eps)`` (the normalised row is not rounded to
       x's dtype in between: the kernel scales the product by 1/rms instead);
     * ``residual [..., N]``: returns ``residual + W x`` (``W x`` rounded to x's dtype first, as two ops would).
+
+    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) skips autotuning (bench/bench_gemv.py).
     """
     n, k = weight.shape
     k_in = 2 * k if swiglu else k
@@ -127,7 +130,10 @@ def gemv(
     eps = torch.finfo(x.dtype).eps if eps is None else float(eps)  # F.rms_norm's default
     y = torch.empty((*x.shape[:-1], n), dtype=x.dtype, device=x.device)
     flags = dict(NORM=norm_weight is not None, SWIGLU=swiglu, RESIDUAL=residual is not None)
-    if x.device.type == "cuda":
+    if config is not None:
+        meta = dict(config)
+        plain[(triton_cdiv(n, meta["BLOCK_N"]),)](xv, weight, y, g, r, n, k, weight.stride(0), eps, **flags, **meta)
+    elif x.device.type == "cuda":
         grid = lambda meta: (triton_cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
         tuned[grid](xv, weight, y, g, r, n, k, weight.stride(0), eps, **flags)
     else:  # the interpreter: one fixed configuration (autotuning would only time Python)
