@@ -91,6 +91,35 @@ def test_segments_keep_a_video_with_one_decoder():
     assert pipeline.segments(plan, [0, 1, 2]) == [[0, 1], [2]]
 
 
+@pytest.mark.parametrize("decoders", [0, 2], ids=["thread", "processes"])
+def test_parallel_transfers_keep_unit_order(videos, tokenizer_dir, tmp_path, decoders):  # noqa: F811
+    """Three transfer threads (a CUDA worker's producer uses ``CUDA_TRANSFER_THREADS``): every unit arrives once,
+    in order, with the sequential path's clips bit for bit, and the resize seconds of every unit are counted."""
+    cfg, plan = _plan(videos, tokenizer_dir, tmp_path)
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    units = list(range(len(plan["units"])))
+    args = pipeline.ReaderArgs(cfg.videos, cfg.windows, 1, None)
+    ref = [
+        (f.unit, c)
+        for f, c in pipeline.FrameSource(args, plan, str(plan_path), units, SIZE, "cpu", 0, 0, pipeline.Stats())
+    ]
+    stats = pipeline.Stats()
+    source = pipeline.FrameSource(
+        args, plan, str(plan_path), units, SIZE, "cpu", 1, decoders, stats, transfer_threads=3
+    )
+    try:
+        got = [(f.unit, c) for f, c in source]
+    finally:
+        source.close()
+    assert [u for u, _ in got] == [u for u, _ in ref] == units and len(units) >= 4
+    for (_, a), (_, b) in zip(ref, got):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert stats.resize > 0.0 and stats.decode > 0.0
+    assert multiprocessing.active_children() == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("prepare-data-transfer")]
+
+
 def test_decode_process_error_reaches_the_worker(videos, tokenizer_dir, tmp_path):  # noqa: F811
     cfg, plan = _plan(videos, tokenizer_dir, tmp_path)
     plan["videos"][0]["bytes"] += 1  # as if the file had changed after planning

@@ -448,12 +448,18 @@ def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
     _, eng = engines
     try:
         engine.configure_decode(eng)
-        assert (eng.decode_attention, eng.fused_step) == ("sdpa", False)
+        assert (eng.decode_attention, eng.fused_step, eng.gemv) == ("sdpa", False, False)
         engine.configure_decode(eng, "gemm", "on")
-        assert (eng.decode_attention, eng.fused_step) == ("gemm", True)
+        assert (eng.decode_attention, eng.fused_step, eng.gemv) == ("gemm", True, False)
+        engine.configure_decode(eng, "sdpa", "on", "on")
+        assert (eng.fused_step, eng.gemv) == (True, True)
+        with pytest.raises(ValueError, match=r"--decode-gemv on needs the fused step"):
+            engine.configure_decode(eng, "sdpa", "off", "on")
+        with pytest.raises(ValueError, match=r"gemv must be auto, on or off, got 'yes'"):
+            engine.configure_decode(eng, "auto", "auto", "yes")
         with pytest.raises(ValueError, match=r"unknown decode attention 'fast'; choose one of auto, sdpa, triton"):
             engine.configure_decode(eng, "fast")
         with pytest.raises(ValueError, match=r"fused step must be auto, on or off, got 'yes'"):
             engine.configure_decode(eng, "auto", "yes")
     finally:
-        eng.decode_attention, eng.fused_step = "sdpa", False
+        eng.decode_attention, eng.fused_step, eng.gemv = "sdpa", False, False

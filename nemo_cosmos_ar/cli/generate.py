@@ -150,6 +150,7 @@ def options_from_args(args: argparse.Namespace):
         tokenizer_backend=args.tokenizer_backend,
         decode_attention=args.decode_attention,
         fused_step=args.fused_step,
+        decode_gemv=args.decode_gemv,
         offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer,
         overwrite=args.overwrite,

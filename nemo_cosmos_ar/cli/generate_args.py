@@ -312,6 +312,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fuse the decode step's norms, RoPE, residual adds and SwiGLU between the GEMMs (torch.compile on "
         "CUDA); auto = on on CUDA",
     )
+    ad.add_argument(
+        "--decode-gemv",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="at batch 1, run the fused step's projections as a Triton matrix-vector kernel instead of cuBLAS "
+        "(faster on an H200); auto = on on CUDA when Triton imports",
+    )
     gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")
     gr.add_argument(
         "--guardrail", action="store_true", help="require the guardrails: missing weights are an error before any work"

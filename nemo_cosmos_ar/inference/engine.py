@@ -30,6 +30,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import decode_kernel, fused_step
+from nemo_cosmos_ar.inference import gemv as gemv_kernel
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -388,16 +389,22 @@ class McoreEngine:
 DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
 
 
-def configure_decode(engine: McoreEngine, attention: str = "auto", fused: str = "auto") -> McoreEngine:
-    """Pick the decode step's attention and whether its small ops are fused (``fused_step``).
+def configure_decode(
+    engine: McoreEngine, attention: str = "auto", fused: str = "auto", gemv: str = "auto"
+) -> McoreEngine:
+    """Pick the decode step's attention, whether its small ops are fused (``fused_step``) and whether its batch-1
+    projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step).
 
-    ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports) and the fused step (when the spec is the
-    non-TransformerEngine one) -- the fastest measured on an H200 (BENCHMARKS.md, issue 12); elsewhere SDPA, unfused.
+    ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
+    non-TransformerEngine one) and the matrix-vector kernel -- the fastest measured on an H200 (BENCHMARKS.md,
+    issue 12); elsewhere SDPA, unfused, cuBLAS.
     """
     if attention not in DECODE_ATTENTION:
         raise ValueError(f"unknown decode attention {attention!r}; choose one of {', '.join(DECODE_ATTENTION)}")
     if fused not in ("auto", "on", "off"):
         raise ValueError(f"fused step must be auto, on or off, got {fused!r}")
+    if gemv not in ("auto", "on", "off"):
+        raise ValueError(f"gemv must be auto, on or off, got {gemv!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -405,6 +412,11 @@ def configure_decode(engine: McoreEngine, attention: str = "auto", fused: str = 
         raise ValueError("--fused-step on needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
     engine.decode_attention = attention
     engine.fused_step = fused == "on" or (fused == "auto" and cuda and engine.fusable)
+    if gemv == "on" and not (engine.fused_step and engine.gemv_ok):
+        raise ValueError("--decode-gemv on needs the fused step and plain Megatron linears (no adapters or bias)")
+    engine.gemv = gemv == "on" or (
+        gemv == "auto" and cuda and engine.fused_step and engine.gemv_ok and gemv_kernel.available()
+    )
     return engine
 
 

@@ -163,7 +163,9 @@ class Runner:
                 from nemo_cosmos_ar.inference import engine as en
 
                 self.engine = en.load_engine(self.ckpt, self.opts.num_gpus, self.device, self.dtype)
-                en.configure_decode(self.engine, self.opts.decode_attention, self.opts.fused_step)
+                en.configure_decode(
+                    self.engine, self.opts.decode_attention, self.opts.fused_step, self.opts.decode_gemv
+                )
             else:
                 model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
                 self.engine = gen.ReferenceEngine(model)
