@@ -109,13 +109,15 @@ def test_parallel_transfers_keep_unit_order(videos, tokenizer_dir, tmp_path, dec
         args, plan, str(plan_path), units, SIZE, "cpu", 1, decoders, stats, transfer_threads=3
     )
     try:
-        got = [(f.unit, c) for f, c in source]
+        got_frames = list(source)
+        got = [(f.unit, c) for f, c in got_frames]
     finally:
         source.close()
     assert [u for u, _ in got] == [u for u, _ in ref] == units and len(units) >= 4
     for (_, a), (_, b) in zip(ref, got):
         assert (a is None and b is None) or torch.equal(a, b)
     assert stats.resize > 0.0 and stats.decode > 0.0
+    assert all(f.groups == [] for f, _ in got_frames)  # host frames released by the transfer threads
     assert multiprocessing.active_children() == []
     assert not [t for t in threading.enumerate() if t.name.startswith("prepare-data-transfer")]
 
