@@ -309,9 +309,10 @@ def main() -> None:
     print("stages alone: " + "; ".join(stage_cols) + "\n")
     print(
         "| row | backend | workers | decode procs | prefetch | clips | end to end clips/s | steady clips/s | decode s "
-        "| resize s | encode s | write s | encoder waited s | tokenizer load s | compile s | same bytes as eager |"
+        "| resize s | encode s | write s | encoder waited s | encode loop other s | tokenizer load s | compile s "
+        "| same bytes as eager |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         s = r["stages"]
         same = "yes" if r["same_bytes"] else f"no ({r['tokens_equal_pct']:.2f} % tokens equal)"
@@ -319,7 +320,8 @@ def main() -> None:
         print(
             f"| {r['row']} | {r['backend']} | {r['workers']} | {r['decode_workers']} | {r['prefetch']} | {r['clips']} "
             f"| {r['end_to_end_clips_per_s']:.2f} | {r['pipeline_clips_per_s']:.2f} | {s['decode']:.1f} | "
-            f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {s['startup']:.1f} | "
+            f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {s.get('other', 0.0):.1f} | "
+            f"{s['startup']:.1f} | "
             f"{s['compile']:.1f} | {same} |"
         )
     if results:

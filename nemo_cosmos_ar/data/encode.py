@@ -94,7 +94,16 @@ def run_worker(
         tokenizer = _load_tokenizer(cfg, device)
         stats.startup += time.perf_counter() - start
         writer = ShardWriter(work, shard)
-        for frames, clips in source:
+        loop_start, fetching = time.perf_counter(), 0.0
+        encode_before, write_before = stats.encode, stats.write
+        while True:
+            start = time.perf_counter()
+            try:
+                frames, clips = next(source)
+            except StopIteration:
+                break
+            finally:
+                fetching += time.perf_counter() - start
             start = time.perf_counter()
             rows = (
                 encode_clips(tokenizer, clips, cfg.latent_shape) if clips is not None else np.zeros((0, 0), TOKEN_DTYPE)
@@ -107,6 +116,10 @@ def run_worker(
             handled += n
             if on_progress is not None:
                 on_progress(n)
+        # What the loop's timers miss (dropping a unit, progress callbacks, waiting for the GIL): wall time minus
+        # getting frames, encoding and writing.
+        total = time.perf_counter() - loop_start
+        stats.other += max(0.0, total - fetching - (stats.encode - encode_before) - (stats.write - write_before))
     finally:
         source.close()
         if writer is not None:

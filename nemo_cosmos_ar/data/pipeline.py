@@ -49,6 +49,7 @@ class Stats:
     wait: float = 0.0  # the encode loop waiting for the next unit's frames
     startup: float = 0.0  # loading the tokenizer (decoding runs meanwhile)
     compile: float = 0.0  # the ``fast`` backend's first encode call per clip shape (also counted in ``encode``)
+    other: float = 0.0  # the encode loop's time outside getting frames, encoding and writing (callbacks, freeing)
 
     def add(self, other: Stats | dict) -> Stats:
         other = other if isinstance(other, dict) else other.as_dict()

@@ -160,7 +160,8 @@ class PrepareSummary:
             busy = ", ".join(f"{k} {self.stages.get(k, 0.0):.1f} s" for k in ("decode", "resize", "encode", "write"))
             lines.append(
                 f"stages       {rate:.2f} clips/s; {busy}; encoder waited {self.stages.get('wait', 0.0):.1f} s "
-                "for frames (seconds summed over workers)"
+                f"for frames and spent {self.stages.get('other', 0.0):.1f} s elsewhere in its loop "
+                "(seconds summed over workers)"
             )
             lines.append(
                 f"startup      tokenizer load {self.stages.get('startup', 0.0):.1f} s, first-call compile "
