@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Device call 5 of the 2026-11-30 evening session (the last minutes of device time), one H200 of nvidia-h200-x2:
-# issue 15: prepare-data on 960 clips after the transfer threads release the host frames (the encode loop no longer
-# unmaps each unit's shared memory).
+# Prepared for the next session (not run: the evening's device time ran out), one H200 of nvidia-h200-x2, carrying
+# .gpu4: issue 15: prepare-data on 960 clips after the transfer threads release the host frames (the encode loop no
+# longer unmaps each unit's shared memory); the table's "encode loop other s" column says what the loop's timers miss.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/r5; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
