@@ -33,6 +33,17 @@ def child_env(**extra: str) -> dict:
     return env
 
 
+def run_in_triton_interpreter(path: str) -> str:
+    """Run the test file ``path`` in a child pytest with ``TRITON_INTERPRET=1`` set before anything imports Triton
+    (the Triton kernel tests on CPU); fail with its output unless it passes. Returns pytest's summary line."""
+    cmd = [sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env=child_env(TRITON_INTERPRET="1"), cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
 def run_torchrun(script: str, *args: str, nproc: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``tests/scripts/<script>`` under torchrun on CPU and fail the test with its output if it fails."""
     cmd = [

@@ -21,6 +21,19 @@ from nemo_cosmos_ar.tokenizer.fixtures import write_random_tokenizer
 GRID = (5, 4, 6)  # 33 frames at the tiny preset's 64x96
 
 
+def tiny_mcore_engine(seed: int):
+    """The tiny preset's Megatron decode engine (fp32, CPU, TP=1) holding a random reference model's weights."""
+    from nemo_cosmos_ar.inference import engine
+    from nemo_cosmos_ar.inference.checkpoints import load_native_state
+
+    cfg = get_preset("tiny").with_latent_shape(GRID)
+    ref = ReferenceTransformer(cfg).init_random(seed=seed).eval()
+    device = engine.init_parallel(1, torch.device("cpu"))
+    model = engine.build_model(cfg, 1, device, torch.float32)
+    load_native_state(model, ref.state_dict(), cfg)
+    return engine.McoreEngine(model, cfg)
+
+
 def make_assets(root: Path) -> Path:
     cfg = get_preset("tiny")
     ref = ReferenceTransformer(cfg).init_random(seed=0)

@@ -9,23 +9,17 @@ decorated then). Under pytest, conftest's Megatron import has imported Triton al
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
 pytest.importorskip("triton")
 
-from conftest import REPO, child_env  # noqa: E402
-from gen_assets import GRID  # noqa: E402
+from conftest import run_in_triton_interpreter  # noqa: E402
+from gen_assets import tiny_mcore_engine  # noqa: E402
 from nemo_cosmos_ar.inference import decode_kernel as dk  # noqa: E402
-from nemo_cosmos_ar.inference import engine  # noqa: E402
 from nemo_cosmos_ar.inference import generator as gen  # noqa: E402
-from nemo_cosmos_ar.inference.checkpoints import load_native_state  # noqa: E402
 from nemo_cosmos_ar.inference.sampling import SamplingConfig  # noqa: E402
-from nemo_cosmos_ar.model.presets import get_preset  # noqa: E402
-from nemo_cosmos_ar.model.reference import ReferenceTransformer  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 HERE = DEVICE.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
@@ -131,12 +125,7 @@ def test_bad_shapes_are_refused():
 
 @pytest.fixture(scope="module")
 def tiny_engine():
-    cfg = get_preset("tiny").with_latent_shape(GRID)
-    ref = ReferenceTransformer(cfg).init_random(seed=3).eval()
-    device = engine.init_parallel(1, torch.device("cpu"))
-    model = engine.build_model(cfg, 1, device, torch.float32)
-    load_native_state(model, ref.state_dict(), cfg)
-    return engine.McoreEngine(model, cfg)
+    return tiny_mcore_engine(seed=3)
 
 
 @here
@@ -175,10 +164,5 @@ def test_engine_triton_attention_decodes_as_sdpa(tiny_engine):
 @pytest.mark.skipif(HERE, reason="the tests ran in this process")
 def test_in_the_interpreter():
     """This file's tests in a child pytest that sets TRITON_INTERPRET=1 before anything imports Triton: all pass."""
-    cmd = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, env=child_env(TRITON_INTERPRET="1"), cwd=REPO
-    )
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.fullmatch(r"=* ?31 passed, 1 skipped in [\d.]+s ?=*", summary), summary
+    summary = run_in_triton_interpreter(__file__)
+    assert re.fullmatch(r"=* ?31 passed, 1 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
