@@ -20,6 +20,7 @@ No NeMo import. Megatron-Core's parallel state must be initialised (``init_paral
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -34,12 +35,41 @@ from nemo_cosmos_ar.inference import gemv as gemv_kernel
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
+# Megatron-Core 0.15 builds a C++ extension when ``megatron.core`` is first imported
+# (``megatron/core/inference/unified_memory.py``: ``load_inline(name="managed_alloc_runtime")``, a CUDA managed-memory
+# pool for its own dynamic inference engine): one g++ run over torch's headers, ~20 s (measured 20.0 s for such a
+# translation unit on a CPU core here), paid by every generate on a fresh machine with a CUDA toolkit, and by every
+# process where the build fails. Generation never uses that pool, so the build is refused while we import Megatron;
+# Megatron catches the error and leaves the pool off (``has_unified_memory = False``, as on a machine without CUDA).
+SKIPPED_EXTENSIONS = frozenset({"managed_alloc_runtime"})
+
+
+@contextlib.contextmanager
+def skip_megatron_extension_builds():
+    """While active, ``torch.utils.cpp_extension.load_inline`` refuses the builds in ``SKIPPED_EXTENSIONS``
+    (``RuntimeError``, which Megatron catches); every other name is built as usual."""
+    from torch.utils import cpp_extension
+
+    real = cpp_extension.load_inline
+
+    def load_inline(name, *args, **kwargs):
+        if name in SKIPPED_EXTENSIONS:
+            raise RuntimeError(f"nemo_cosmos_ar: not building {name} (Megatron's unified memory pool; unused)")
+        return real(name, *args, **kwargs)
+
+    cpp_extension.load_inline = load_inline
+    try:
+        yield
+    finally:
+        cpp_extension.load_inline = real
+
 
 def _quiet_megatron_import() -> None:
-    """Import Megatron-Core with its import-time chatter (apex/TE fallbacks, experimental notices) silenced."""
+    """Import Megatron-Core with its import-time chatter (apex/TE fallbacks, experimental notices) silenced, and
+    without the extension build it would start (``skip_megatron_extension_builds``)."""
     import logging
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), skip_megatron_extension_builds():
         warnings.simplefilter("ignore")
         level = logging.root.manager.disable
         logging.disable(logging.WARNING)
