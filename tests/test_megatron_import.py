@@ -40,7 +40,14 @@ CHILD = textwrap.dedent(
     calls.clear()
     del sys.modules["megatron.core.inference.unified_memory"]
     importlib.import_module("megatron.core.inference.unified_memory")
-    print(json.dumps({"guarded": guarded, "other": passed, "unguarded": list(calls)}))
+    unguarded = list(calls)
+    calls.clear()
+    from nemo_cosmos_ar.runtime import prepare_process  # an entry point's process-wide fixes
+    prepare_process(nemo=False)
+    del sys.modules["megatron.core.inference.unified_memory"]
+    um = importlib.import_module("megatron.core.inference.unified_memory")
+    process = {"calls": list(calls), "pool": um.has_unified_memory, "wrapped": cpp_extension.load_inline is not recorder}
+    print(json.dumps({"guarded": guarded, "other": passed, "unguarded": unguarded, "process": process}))
     """
 )
 
@@ -65,6 +72,12 @@ def test_generate_import_builds_no_megatron_extension(child_report):
 
 def test_other_extension_builds_pass_through(child_report):
     assert child_report["other"] == ["other_ext"]
+
+
+def test_entry_points_refuse_the_build_for_the_whole_process(child_report):
+    # runtime.prepare_process (the CLI's and the recipes' set-up) wraps load_inline for good: NeMo's own Megatron
+    # import, after it, builds nothing either.
+    assert child_report["process"] == {"calls": [], "pool": False, "wrapped": True}
 
 
 def test_megatron_import_does_build_without_the_guard(child_report):

@@ -35,29 +35,18 @@ from nemo_cosmos_ar.inference import gemv as gemv_kernel
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
-# Megatron-Core 0.15 builds a C++ extension when ``megatron.core`` is first imported
-# (``megatron/core/inference/unified_memory.py``: ``load_inline(name="managed_alloc_runtime")``, a CUDA managed-memory
-# pool for its own dynamic inference engine): one g++ run over torch's headers, ~20 s (measured 20.0 s for such a
-# translation unit on a CPU core here), paid by every generate on a fresh machine with a CUDA toolkit, and by every
-# process where the build fails. Generation never uses that pool, so the build is refused while we import Megatron;
-# Megatron catches the error and leaves the pool off (``has_unified_memory = False``, as on a machine without CUDA).
-SKIPPED_EXTENSIONS = frozenset({"managed_alloc_runtime"})
-
 
 @contextlib.contextmanager
 def skip_megatron_extension_builds():
-    """While active, ``torch.utils.cpp_extension.load_inline`` refuses the builds in ``SKIPPED_EXTENSIONS``
-    (``RuntimeError``, which Megatron catches); every other name is built as usual."""
+    """While active, ``torch.utils.cpp_extension.load_inline`` refuses the builds Megatron-Core starts on import and
+    nothing here uses (``compat.refuse_unused_builds``: ~20 s of g++ on a fresh machine with a CUDA toolkit); every
+    other name is built as usual. Restored afterwards: importing this library changes nothing process-wide."""
     from torch.utils import cpp_extension
 
+    from nemo_cosmos_ar.compat import refuse_unused_builds
+
     real = cpp_extension.load_inline
-
-    def load_inline(name, *args, **kwargs):
-        if name in SKIPPED_EXTENSIONS:
-            raise RuntimeError(f"nemo_cosmos_ar: not building {name} (Megatron's unified memory pool; unused)")
-        return real(name, *args, **kwargs)
-
-    cpp_extension.load_inline = load_inline
+    cpp_extension.load_inline = refuse_unused_builds(real)
     try:
         yield
     finally:
