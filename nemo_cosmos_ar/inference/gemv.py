@@ -6,7 +6,12 @@ reads the large ones (the MLP's) at about 4.0 TB/s on an H200, but the attention
 program owns ``BLOCK_N`` whole rows of ``W`` (a Linear weight is row-major, so a row is one contiguous read), walks K
 in ``BLOCK_K`` steps with an fp32 elementwise accumulator and reduces it once at the end: no split-K, no reduce
 kernel, one launch per product. Block sizes come from a small autotuned set, keyed on the shape (tuned on the first
-call, which the engine makes before any CUDA-graph capture).
+call, which the engine makes before any CUDA-graph capture; on the H200 it picks 2 rows x 1,024 columns, 4 warps, for
+every 4B shape, the best of a 24-configuration sweep in bench/bench_gemv.py).
+
+Optional fusions (``gemv``'s keywords): an RMSNorm or SwiGLU prologue and a residual-add epilogue, used by
+``fused_step.run_layers_gemv``; measured slower than the plain kernel plus the fused step's own small kernels
+(BENCHMARKS.md), so generation does not use them by default.
 
 Triton is imported only when the kernel is first needed, so this module imports without it. On CPU tensors the kernel
 runs in Triton's interpreter (tests, ``TRITON_INTERPRET=1``), with a fixed configuration.
