@@ -525,6 +525,7 @@ def test_guard_turns_stray_os_errors_and_interrupts_into_one_line(capsys):
     a KeyboardInterrupt (Ctrl-C arriving before its handler) exits 130 with one line; handlers are restored."""
     from nemo_cosmos_ar.checks import UserError, guard
 
+    before = signal.getsignal(signal.SIGINT)  # Python's default, unless an earlier test in this worker changed it
     with pytest.raises(UserError, match=r"^cannot access /data/x.pt: No space left on device; free some space"):
         with guard("demo"):
             raise OSError(28, "No space left on device", "/data/x.pt")
@@ -536,4 +537,4 @@ def test_guard_turns_stray_os_errors_and_interrupts_into_one_line(capsys):
             raise KeyboardInterrupt
     assert e.value.code == 130
     assert capsys.readouterr().err == "cosmos-ar demo: interrupted (SIGINT); run it again to resume\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the guard put back what it found
