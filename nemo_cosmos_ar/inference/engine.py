@@ -31,7 +31,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import decode_kernel, fused_step
-from nemo_cosmos_ar.inference import gemv as gemv_kernel
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -329,11 +328,12 @@ class McoreEngine:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
             if self.gemv and not self.gemv_ok:
                 raise ValueError("gemv needs plain Megatron parallel linears (no adapters, bias or sequence parallel)")
-            if self.gemv and self.gemv_fuse and x.shape[1] == 1:
+            gemv = self.gemv and x.shape[1] == 1  # a matrix-vector product: batch 1 only, cuBLAS otherwise
+            if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
-            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=self.gemv)
-            logits = fused_step.project(self.model.output_layer, h, self.gemv and x.shape[1] == 1, False)
+            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv)
+            logits = fused_step.project(self.model.output_layer, h, gemv, False)
             return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
         for layer, kv in zip(self.layers, cache):
@@ -434,7 +434,7 @@ def configure_decode(
     if gemv == "on" and not (engine.fused_step and engine.gemv_ok):
         raise ValueError("--decode-gemv on needs the fused step and plain Megatron linears (no adapters or bias)")
     engine.gemv = gemv == "on" or (
-        gemv == "auto" and cuda and engine.fused_step and engine.gemv_ok and gemv_kernel.available()
+        gemv == "auto" and cuda and engine.fused_step and engine.gemv_ok and decode_kernel.available()  # Triton
     )
     return engine
 

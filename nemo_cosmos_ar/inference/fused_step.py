@@ -112,39 +112,48 @@ def gemv_supported(model) -> bool:
     )
 
 
+def _reduce(module, y: torch.Tensor) -> torch.Tensor:
+    """The all-reduce a row-parallel module does after its product (none at TP=1)."""
+    if module.tp_group.size() == 1:
+        return y
+    from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
+
+    return reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
+
+
 def project(module, h: torch.Tensor, gemv: bool, reduce: bool) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
     weight, then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do."""
     if not gemv:
         return module(h)[0]
     y = gemv_kernel.gemv(h, module.weight)
-    if reduce and module.tp_group.size() > 1:
-        from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
+    return _reduce(module, y) if reduce else y
 
-        y = reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
-    return y
+
+def _split_qkv(attn, mixed: torch.Tensor):
+    """q ``[s, b, heads, hd]``, k, v ``[s, b, groups, hd]`` from the QKV product ``[s, b, groups * (hpg + 2) * hd]``
+    (the layout ``get_query_key_value_tensors(split_qkv=False)`` returns: per group hpg query heads, then k, then v)."""
+    hd, groups = attn.hidden_size_per_attention_head, attn.num_query_groups_per_partition
+    hpg = attn.num_attention_heads_per_partition // groups
+    mixed = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)
+    q, k, v = torch.split(mixed, [hpg * hd, hd, hd], dim=3)
+    return q.reshape(q.size(0), q.size(1), -1, hd), k, v
 
 
 def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
     ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s).
-    ``gemv``: the projections as ``gemv.gemv`` (batch 1 only; ``gemv_supported(model)`` must hold)."""
+    ``gemv``: the projections as ``gemv.gemv`` (the caller passes it at batch 1 only; ``gemv_supported(model)``
+    must hold)."""
     cuda = x.is_cuda
     qk, addn, act = _fn("qk", qk_norm_rope, cuda), _fn("add_norm", add_norm, cuda), _fn("swiglu", swiglu, cuda)
-    gemv = gemv and x.shape[1] == 1
     layers = engine.layers
     first = layers[0].input_layernorm
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        # get_query_key_value_tensors(split_qkv=False)'s layout: [s, b, groups, (hpg + 2) * hd], split hpg*hd, hd, hd
-        hd, groups = attn.hidden_size_per_attention_head, attn.num_query_groups_per_partition
-        hpg = attn.num_attention_heads_per_partition // groups
-        mixed = project(attn.linear_qkv, h, gemv, False)
-        mixed = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)
-        q, k, v = torch.split(mixed, [hpg * hd, hd, hd], dim=3)
-        q = q.reshape(q.size(0), q.size(1), -1, hd)
+        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
         y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True)
@@ -154,15 +163,6 @@ def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool =
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h
-
-
-def _reduce(module, y: torch.Tensor) -> torch.Tensor:
-    """The all-reduce a row-parallel module does after its product (none at TP=1)."""
-    if module.tp_group.size() == 1:
-        return y
-    from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
-
-    return reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
 
 
 def run_layers_gemv(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Tensor:
@@ -178,19 +178,13 @@ def run_layers_gemv(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torc
 
     The normalised row is not rounded to bf16 before its product (the kernel scales the fp32 product by 1/rms), so
     the logits differ from ``run_layers`` by bf16 rounding noise; in fp32 they agree to ~1e-6."""
-    from nemo_cosmos_ar.inference.gemv import gemv
-
+    gemv = gemv_kernel.gemv
     qk = _fn("qk", qk_norm_rope, x.is_cuda)
     r = x
     for layer, kv in zip(engine.layers, cache):
         attn, mlp = layer.self_attention, layer.mlp
-        hd, groups = attn.hidden_size_per_attention_head, attn.num_query_groups_per_partition
-        hpg = attn.num_attention_heads_per_partition // groups
         norm = layer.input_layernorm
-        mixed = gemv(r, attn.linear_qkv.weight, norm_weight=norm.weight, eps=norm.eps)
-        mixed = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)
-        q, k, v = torch.split(mixed, [hpg * hd, hd, hd], dim=3)
-        q = q.reshape(q.size(0), q.size(1), -1, hd)
+        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv.weight, norm_weight=norm.weight, eps=norm.eps))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
         o = attend_fn(attn, q, k, v, kv)

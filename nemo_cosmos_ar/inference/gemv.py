@@ -85,13 +85,6 @@ def _build():
     return _KERNEL[0]
 
 
-def available() -> bool:
-    """Whether Triton can be imported (it ships with CUDA builds of torch; CPU builds lack it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("triton") is not None
-
-
 def gemv(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -137,17 +130,17 @@ def gemv(
     flags = dict(NORM=norm_weight is not None, SWIGLU=swiglu, RESIDUAL=residual is not None)
     if config is not None:
         meta = dict(config)
-        plain[(triton_cdiv(n, meta["BLOCK_N"]),)](xv, weight, y, g, r, n, k, weight.stride(0), eps, **flags, **meta)
+        plain[(_cdiv(n, meta["BLOCK_N"]),)](xv, weight, y, g, r, n, k, weight.stride(0), eps, **flags, **meta)
     elif x.device.type == "cuda":
-        grid = lambda meta: (triton_cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
+        grid = lambda meta: (_cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
         tuned[grid](xv, weight, y, g, r, n, k, weight.stride(0), eps, **flags)
     else:  # the interpreter: one fixed configuration (autotuning would only time Python)
         block_n, block_k = 32, 128
-        plain[(triton_cdiv(n, block_n),)](
+        plain[(_cdiv(n, block_n),)](
             xv, weight, y, g, r, n, k, weight.stride(0), eps, **flags, BLOCK_N=block_n, BLOCK_K=block_k
         )
     return y
 
 
-def triton_cdiv(a: int, b: int) -> int:
+def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
