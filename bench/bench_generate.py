@@ -26,6 +26,11 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +gemv-write    +gemv and +fused-write together
     +gemv-fused    +gemv with the RMSNorms, SwiGLU and residual adds folded into the kernel (4 products and the
                    QK-norm/RoPE kernel per layer; fused_step.run_layers_gemv)
+    +glu           +gemv with fc1 and SwiGLU in one kernel (gemv(..., glu=True): a gate row and its up row per
+                   program, silu(gate) * up in the epilogue)
+    +pdl           +glu with programmatic dependent launch for every Triton kernel of the layers (products,
+                   attention, inductor's pieces): each starts while the one before drains
+    +pdl-write     +pdl with the attention kernel writing the step's K/V (no index_copy_ between the kernels)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -60,6 +65,9 @@ ATTENTION = {
     "+gemv": "triton",
     "+gemv-write": "triton",
     "+gemv-fused": "triton",
+    "+glu": "triton",
+    "+pdl": "triton",
+    "+pdl-write": "triton",
 }
 CONFIGS = (
     "reference",
@@ -76,8 +84,12 @@ CONFIGS = (
     "+gemv",
     "+gemv-write",
     "+gemv-fused",
+    "+glu",
+    "+pdl",
+    "+pdl-write",
     "+topk-nucleus",
 )
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+pdl-write")
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -124,10 +136,12 @@ def set_config(engine, name: str) -> None:
     """The engine's decode switches for configuration ``name``."""
     engine.decode_attention = ATTENTION.get(name, "sdpa")
     engine.fused_rope = name == "+fused-rope"
-    engine.fused_step = name.startswith(("+fused-", "+gemv"))
-    engine.fused_cache_write = name in ("+fused-write", "+gemv-write")
-    engine.gemv = name.startswith("+gemv")
+    engine.fused_step = name.startswith("+fused-") or name in GEMV
+    engine.fused_cache_write = name in ("+fused-write", "+gemv-write", "+pdl-write")
+    engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
+    engine.gemv_glu = name in ("+glu", "+pdl", "+pdl-write")
+    engine.pdl = name in ("+pdl", "+pdl-write")
 
 
 def options(name: str, bucket: int, cuda: bool):
@@ -135,7 +149,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +gemv-fused
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +pdl-write
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 
@@ -214,6 +228,65 @@ def profile_steps(engine, prompt, steps: int, say, label: str) -> None:
         say(f"| {key[:90]} | {c:.0f} | {t:.1f} | {100 * t / max(total, 1e-9):.1f}% |")
 
 
+def profile_graph(engine, prompt, steps: int, say, label: str, sampling, bucket: int) -> None:
+    """Kernel timeline of ``steps`` replays of the captured decode step (sampling in the graph), as generation runs
+    it: per token the replay's span, the kernels' summed time, the idle gaps between kernels, the kernel count and
+    the largest kernels. With programmatic dependent launch kernels overlap, so the sum may exceed the span."""
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from nemo_cosmos_ar.inference.generator import DecodeOptions, _Decoder
+
+    device, p0 = engine.device, prompt.shape[1]
+    total = p0 + steps + 16
+    cache = engine.new_cache(1, total)
+    out = torch.zeros(1, total + 1, dtype=torch.long, device=device)
+    out[:, :p0] = prompt.to(device)
+    opts = DecodeOptions(step_mode="graph", bucket=bucket, sample_in_graph=True)
+    gen = torch.Generator(device=device).manual_seed(0)
+    with torch.inference_mode():
+        dec = _Decoder(engine, cache, out, p0, total, sampling, gen, opts, True, True)
+        dec.logits.copy_(engine.prefill(out[:, :p0], cache))
+        dec.pos.fill_(p0)
+        for pos in range(p0, p0 + 8):
+            dec.run(pos)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for pos in range(p0 + 8, p0 + 8 + steps):
+                dec.run(pos)
+            torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        prof.export_chrome_trace(f"{tmp}/trace.json")
+        trace = json.load(open(f"{tmp}/trace.json"))
+    kernels = sorted(
+        (e for e in trace.get("traceEvents", []) if e.get("cat") == "kernel" and "dur" in e), key=lambda e: e["ts"]
+    )
+    if not kernels:
+        say(f"\ngraph profile of {label}: no kernel events recorded (graph kernels not traced by this CUPTI)")
+        return
+    span = kernels[-1]["ts"] + kernels[-1]["dur"] - kernels[0]["ts"]
+    busy = sum(e["dur"] for e in kernels)
+    gaps, end = 0.0, kernels[0]["ts"]
+    for e in kernels:
+        gaps += max(0.0, e["ts"] - end)
+        end = max(end, e["ts"] + e["dur"])
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        c = by_name.setdefault(e["name"], [0, 0.0])
+        c[0] += 1
+        c[1] += e["dur"]
+    say(
+        f"\ngraph profile of {label}: {steps} replays; per token: span {span / steps / 1e3:.3f} ms, kernels "
+        f"{busy / steps / 1e3:.3f} ms summed, idle gaps {gaps / steps / 1e3:.3f} ms, {len(kernels) / steps:.0f} kernels"
+    )
+    say("| kernel | per token | us per token | share of summed |")
+    say("|---|---|---|---|")
+    for name, (c, t) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:22]:
+        say(f"| {name[:90]} | {c / steps:.1f} | {t / steps:.1f} | {100 * t / busy:.1f}% |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="4b")
@@ -236,6 +309,12 @@ def main() -> None:
         type=int,
         default=0,
         help="also profile this many eager decode steps per configuration (kernel table, batch 1)",
+    )
+    ap.add_argument(
+        "--graph-profile",
+        type=int,
+        default=0,
+        help="also profile this many CUDA-graph replays per in-graph configuration (timeline: span, gaps, kernels)",
     )
     args = ap.parse_args()
     if args.smoke:
@@ -312,6 +391,12 @@ def main() -> None:
         for name in [c for c in configs if c in ("mcore", *ATTENTION)]:
             set_config(engine, name)
             profile_steps(engine, prompt, args.profile, say, name)
+    if args.graph_profile and cuda:
+        prompt = torch.randint(0, cfg.vocab_size, (1, num_prompt), generator=torch.Generator().manual_seed(1))
+        sampling = SamplingConfig(temperature=temp, top_p=args.top_p)
+        for name in [c for c in configs if c in ATTENTION or c == "+sample-in-graph"]:
+            set_config(engine, name)
+            profile_graph(engine, prompt, args.graph_profile, say, name, sampling, args.bucket)
     name = torch.cuda.get_device_name() if cuda else "CPU"
     say(
         f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "

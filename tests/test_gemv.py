@@ -73,6 +73,32 @@ def test_fusions_match_their_formulas(fusion):
 
 
 @here
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_glu_is_fc1_then_swiglu(dtype):
+    """``glu=True`` on a ``[gate; up]`` weight of 2F rows: F values, equal to the fc1 product followed by the fused
+    step's SwiGLU (each product rounded to the dtype first): fp32 within 1e-4 of fp64; bf16 within one unit in the
+    last place of the plain kernel's product followed by ``fused_step.swiglu`` (the same roundings; the interpreter
+    rounds a bf16 store towards zero where torch rounds to nearest, so not bit for bit here)."""
+    g = torch.Generator().manual_seed(3)
+    f, k = 37, 200  # F not a multiple of the interpreter's 32-row block: the up rows start mid-block
+    w = torch.randn((2 * f, k), generator=g).to(DEVICE, dtype)
+    x = torch.randn((1, 1, k), generator=g).to(DEVICE, dtype)
+    y = gemv(x, w, glu=True)
+    assert y.shape == (1, 1, f) and y.dtype == dtype
+    h = F.linear(x.double(), w.double())
+    ref = F.silu(h[..., :f]) * h[..., f:]
+    if dtype == torch.float32:
+        assert (y.double() - ref).abs().max().item() < 1e-4
+    else:
+        two_step = fused_step.swiglu(gemv(x, w).float()).to(dtype).double()
+        err = (y.double() - two_step).abs()
+        assert (err <= 2**-7 * two_step.abs() + 1e-30).all(), err.max().item()
+    assert (y.double() - ref.flip(-1)).abs().max().item() > 0.1  # rows matter
+    with pytest.raises(ValueError, match=r"gemv: glu needs a weight of \[gate; up\] rows \(an even count\)"):
+        gemv(x, w[:-1], glu=True)
+
+
+@here
 def test_strided_weight_rows():
     """A weight whose rows are not packed (a column slice of a wider matrix): the row stride is honoured."""
     g = torch.Generator().manual_seed(1)
@@ -105,16 +131,16 @@ def tiny_engine():
 @pytest.mark.skipif(DEVICE.type == "cuda", reason="the tiny engine runs on CPU (Triton's interpreter)")
 def test_engine_gemv_decodes_as_the_fused_step(tiny_engine):
     """Greedy decoding of one prompt through the fused step, with the projections as Megatron's modules, as the Triton
-    kernel, and as the kernel with the norms, SwiGLU and residual adds folded in: the same 8 tokens and every logit
-    within 1e-5 (fp32)."""
+    kernel, as the kernel with fc1 and SwiGLU in one (``gemv_glu``), and as the kernel with the norms, SwiGLU and
+    residual adds folded in: the same 8 tokens and every logit within 1e-5 (fp32)."""
     eng = tiny_engine
     assert eng.gemv_ok and fused_step.gemv_supported(eng.model)
     prompt = torch.randint(0, 64000, (1, 48), generator=torch.Generator().manual_seed(6))
     opts = gen.DecodeOptions(step_mode="static", bucket=16, sample_in_graph=True)
     runs = {}
-    for use in (False, True, "fused"):
+    for use in (False, True, "glu", "fused"):
         seen = {}
-        eng.fused_step, eng.gemv, eng.gemv_fuse = True, bool(use), use == "fused"
+        eng.fused_step, eng.gemv, eng.gemv_fuse, eng.gemv_glu = True, bool(use), use == "fused", use == "glu"
         try:
             out, _ = gen.generate_tokens(
                 eng,
@@ -125,10 +151,10 @@ def test_engine_gemv_decodes_as_the_fused_step(tiny_engine):
                 options=opts,
             )
         finally:
-            eng.fused_step, eng.gemv, eng.gemv_fuse = False, False, False
+            eng.fused_step, eng.gemv, eng.gemv_fuse, eng.gemv_glu = False, False, False, False
         runs[use] = out, seen
     a, la = runs[False]
-    for use in (True, "fused"):
+    for use in (True, "glu", "fused"):
         b, lb = runs[use]
         assert a.shape == (1, 56) and torch.equal(a, b), use
         assert sorted(la) == sorted(lb) == list(range(48, 56))

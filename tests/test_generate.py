@@ -451,8 +451,13 @@ def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
         assert (eng.decode_attention, eng.fused_step, eng.gemv) == ("sdpa", False, False)
         engine.configure_decode(eng, "gemm", "on")
         assert (eng.decode_attention, eng.fused_step, eng.gemv) == ("gemm", True, False)
+        assert (eng.gemv_glu, eng.pdl) == (False, False)
         engine.configure_decode(eng, "sdpa", "on", "on")
-        assert (eng.fused_step, eng.gemv) == (True, True)
+        assert (eng.fused_step, eng.gemv, eng.gemv_glu, eng.pdl) == (True, True, True, False)  # no PDL on a CPU
+        with pytest.raises(ValueError, match=r"--decode-pdl on needs the fused step on a CUDA GPU of compute"):
+            engine.configure_decode(eng, "sdpa", "on", "on", "on")
+        with pytest.raises(ValueError, match=r"pdl must be auto, on or off, got 'yes'"):
+            engine.configure_decode(eng, "sdpa", "on", "on", "yes")
         with pytest.raises(ValueError, match=r"--decode-gemv on needs the fused step"):
             engine.configure_decode(eng, "sdpa", "off", "on")
         with pytest.raises(ValueError, match=r"gemv must be auto, on or off, got 'yes'"):
@@ -462,4 +467,4 @@ def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
         with pytest.raises(ValueError, match=r"fused step must be auto, on or off, got 'yes'"):
             engine.configure_decode(eng, "auto", "yes")
     finally:
-        eng.decode_attention, eng.fused_step, eng.gemv = "sdpa", False, False
+        eng.decode_attention, eng.fused_step, eng.gemv, eng.gemv_glu, eng.pdl = "sdpa", False, False, False, False

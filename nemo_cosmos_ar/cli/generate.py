@@ -151,6 +151,7 @@ def options_from_args(args: argparse.Namespace):
         decode_attention=args.decode_attention,
         fused_step=args.fused_step,
         decode_gemv=args.decode_gemv,
+        decode_pdl=args.decode_pdl,
         offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer,
         overwrite=args.overwrite,
@@ -257,6 +258,7 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.load_parts.items())
     say(
         f"load {s['load']:.1f}s ({parts}), encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, "
+        f"compile and graph capture {max(0.0, s['generate'] - st.prefill_s - st.decode_s):.1f}s, "
         f"decode {st.decode_s:.1f}s "
         f"({st.tokens_per_s:.1f} tokens/s), {decoded}, {guard}write {s['write']:.1f}s"
     )

@@ -319,6 +319,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="at batch 1, run the fused step's projections as a Triton matrix-vector kernel instead of cuBLAS "
         "(faster on an H200); auto = on on CUDA when Triton imports",
     )
+    ad.add_argument(
+        "--decode-pdl",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="launch the fused step's Triton kernels with programmatic dependent launch (each starts while the one "
+        "before drains); auto = on on Hopper or later GPUs",
+    )
     gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")
     gr.add_argument(
         "--guardrail", action="store_true", help="require the guardrails: missing weights are an error before any work"

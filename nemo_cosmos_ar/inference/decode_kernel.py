@@ -45,8 +45,11 @@ def _build() -> tuple:
         length, chunk, num_splits, qk_scale,
         GROUPS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
-        WRITE: tl.constexpr,
+        WRITE: tl.constexpr, PDL: tl.constexpr,
     ):  # fmt: skip
+        if PDL:  # launched early (programmatic dependent launch): wait for the kernels before, then let the next go
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         bg = tl.program_id(0)
         split = tl.program_id(1)
         b = (bg // GROUPS).to(tl.int64)
@@ -115,8 +118,11 @@ def _build() -> tuple:
     @triton.jit
     def combine_kernel(
         acc_ptr, m_ptr, l_ptr, out_ptr, num_splits,
-        HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+        HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, PDL: tl.constexpr,
     ):  # fmt: skip
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         bh = tl.program_id(0).to(tl.int64)  # = b * heads + h, also the output row's offset in head_dim units
         splits = tl.arange(0, BLOCK_S)
         dims = tl.arange(0, BLOCK_D)
@@ -171,6 +177,7 @@ def decode_attention(
     num_stages: int = 2,
     k_new: torch.Tensor | None = None,
     v_new: torch.Tensor | None = None,
+    pdl: bool = False,
 ) -> torch.Tensor:
     """Attention of one query position per sequence to cache slots ``0..pos``.
 
@@ -181,6 +188,9 @@ def decode_attention(
 
     ``k_new``/``v_new`` ``[B, groups, hd]`` (optional, together): this step's K and V, written into slot ``pos`` of
     k/v by the kernel itself (saving the step's two ``index_copy_`` launches per layer) and used for that slot.
+
+    ``pdl`` (CUDA, Hopper and later): both kernels are launched with programmatic dependent launch, so each may start
+    while the kernel before it drains; each waits for that kernel's writes before reading anything.
     """
     _, b, heads, hd = q.shape
     kb, groups, length, khd = k.shape
@@ -217,18 +227,21 @@ def decode_attention(
     acc = torch.empty((b, heads, splits, block_d), dtype=torch.float32, device=q.device)
     m = torch.empty((b, heads, splits), dtype=torch.float32, device=q.device)
     l_s = torch.empty_like(m)
+    pdl = pdl and q.device.type == "cuda"  # the interpreter has no launch attributes
+    launch = {"launch_pdl": True} if pdl else {}
     split_kernel[(b * groups, splits)](
         q, k, v, pos, acc, m, l_s, kn, vn,
         q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
         kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1),
         length, chunk, splits, scale * math.log2(math.e),
         GROUPS=groups, HPG=hpg, HEAD_DIM=hd, BLOCK_H=max(16, _next_pow2(hpg)), BLOCK_N=block_n,
-        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, num_warps=num_warps, num_stages=num_stages,
+        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, num_warps=num_warps, num_stages=num_stages, **launch,
     )  # fmt: skip
     out = torch.empty((1, b, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(b * heads,)](
-        acc, m, l_s, out, splits, HEAD_DIM=hd, BLOCK_S=max(2, _next_pow2(splits)), BLOCK_D=block_d, num_warps=4
-    )
+        acc, m, l_s, out, splits, HEAD_DIM=hd, BLOCK_S=max(2, _next_pow2(splits)), BLOCK_D=block_d, PDL=pdl,
+        num_warps=4, **launch,
+    )  # fmt: skip
     return out
 
 

@@ -201,6 +201,11 @@ class McoreEngine:
         # With ``gemv``: the norms, SwiGLU and residual adds folded into the kernel (``fused_step.run_layers_gemv``).
         self.gemv_fuse = False
         self.gemv_ok = fused_step.gemv_supported(model)
+        # With ``gemv``: fc1 and the SwiGLU as one kernel (``gemv.gemv(..., glu=True)``).
+        self.gemv_glu = False
+        # With the fused step: its Triton kernels (products, attention, compiled pieces) launched with programmatic
+        # dependent launch (Hopper+), so each starts while the one before drains (``fused_step.pdl_supported``).
+        self.pdl = False
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -298,12 +303,13 @@ class McoreEngine:
         if self.decode_attention in ("sdpa", "gemm"):
             visible = (torch.arange(attend, device=self.device) <= pos).view(1, 1, 1, attend)
         cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, 1, 1, hd]
+        pdl = self.pdl and self.fused_step and self.device.type == "cuda"
 
         def attend_fn(attn, q, k, v, kv):
             kc, vc = kv
             if self.decode_attention == "triton" and self.fused_cache_write:  # the kernel writes slot pos itself
                 kv_at = (kc[:, :, :attend], vc[:, :, :attend])
-                return decode_kernel.decode_attention(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0])
+                return decode_kernel.decode_attention(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0], pdl=pdl)
             kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
             vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
             if self.decode_attention == "gemm":
@@ -311,7 +317,7 @@ class McoreEngine:
             if self.decode_attention == "flex":
                 return self._flex_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos)
             if self.decode_attention == "triton":
-                return decode_kernel.decode_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos, self.scale)
+                return decode_kernel.decode_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos, self.scale, pdl=pdl)
             o = F.scaled_dot_product_attention(
                 q.permute(1, 2, 0, 3),
                 kc[:, :, :attend],
@@ -332,8 +338,8 @@ class McoreEngine:
             if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
-            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv)
-            logits = fused_step.project(self.model.output_layer, h, gemv, False)
+            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl)
+            logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl)
             return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
         for layer, kv in zip(self.layers, cache):
@@ -409,14 +415,15 @@ DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
 
 
 def configure_decode(
-    engine: McoreEngine, attention: str = "auto", fused: str = "auto", gemv: str = "auto"
+    engine: McoreEngine, attention: str = "auto", fused: str = "auto", gemv: str = "auto", pdl: str = "auto"
 ) -> McoreEngine:
-    """Pick the decode step's attention, whether its small ops are fused (``fused_step``) and whether its batch-1
-    projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step).
+    """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
+    projections are the Triton matrix-vector kernel (``gemv.py``, with fc1 and SwiGLU as one kernel; needs the
+    fused step) and whether the fused step's Triton kernels use programmatic dependent launch (``pdl``).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
-    non-TransformerEngine one) and the matrix-vector kernel -- the fastest measured on an H200 (BENCHMARKS.md,
-    issue 12); elsewhere SDPA, unfused, cuBLAS.
+    non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
+    the fastest measured on an H200 (BENCHMARKS.md, issue 12); elsewhere SDPA, unfused, cuBLAS.
     """
     if attention not in DECODE_ATTENTION:
         raise ValueError(f"unknown decode attention {attention!r}; choose one of {', '.join(DECODE_ATTENTION)}")
@@ -424,6 +431,8 @@ def configure_decode(
         raise ValueError(f"fused step must be auto, on or off, got {fused!r}")
     if gemv not in ("auto", "on", "off"):
         raise ValueError(f"gemv must be auto, on or off, got {gemv!r}")
+    if pdl not in ("auto", "on", "off"):
+        raise ValueError(f"pdl must be auto, on or off, got {pdl!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -435,6 +444,12 @@ def configure_decode(
         raise ValueError("--decode-gemv on needs the fused step and plain Megatron linears (no adapters or bias)")
     engine.gemv = gemv == "on" or (
         gemv == "auto" and cuda and engine.fused_step and engine.gemv_ok and decode_kernel.available()  # Triton
+    )
+    engine.gemv_glu = engine.gemv
+    if pdl == "on" and not (engine.fused_step and fused_step.pdl_supported(engine.device)):
+        raise ValueError("--decode-pdl on needs the fused step on a CUDA GPU of compute capability 9.0 or later")
+    engine.pdl = pdl == "on" or (
+        pdl == "auto" and engine.fused_step and fused_step.pdl_supported(engine.device) and decode_kernel.available()
     )
     return engine
 

@@ -58,12 +58,24 @@ def swiglu(h: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
-def _fn(name: str, fn, cuda: bool):
+def _fn(name: str, fn, cuda: bool, pdl: bool = False):
+    """``fn`` compiled for CUDA (one compile per name; eager elsewhere). ``pdl``: inductor emits its kernels with
+    programmatic dependent launch (each waits for the kernel before it inside, so it may be launched early), where
+    this torch has the option."""
     if not cuda:
         return fn
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(fn, dynamic=False)
-    return _COMPILED[name]
+    key = f"{name}+pdl" if pdl else name
+    if key not in _COMPILED:
+        import torch._inductor.config as inductor_config
+
+        options = {"triton.enable_pdl": True} if pdl and hasattr(inductor_config.triton, "enable_pdl") else None
+        _COMPILED[key] = torch.compile(fn, dynamic=False, options=options)
+    return _COMPILED[key]
+
+
+def pdl_supported(device: torch.device) -> bool:
+    """Programmatic dependent launch needs a CUDA device of compute capability 9.0 (Hopper) or later."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
 
 
 def supported(model) -> bool:
@@ -121,12 +133,13 @@ def _reduce(module, y: torch.Tensor) -> torch.Tensor:
     return reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
 
 
-def project(module, h: torch.Tensor, gemv: bool, reduce: bool) -> torch.Tensor:
+def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
-    weight, then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do."""
+    weight (``pdl``: launched with programmatic dependent launch), then (row-parallel, ``reduce``) the all-reduce over
+    the TP group that the module would do."""
     if not gemv:
         return module(h)[0]
-    y = gemv_kernel.gemv(h, module.weight)
+    y = gemv_kernel.gemv(h, module.weight, pdl=pdl)
     return _reduce(module, y) if reduce else y
 
 
@@ -140,26 +153,35 @@ def _split_qkv(attn, mixed: torch.Tensor):
     return q.reshape(q.size(0), q.size(1), -1, hd), k, v
 
 
-def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False) -> torch.Tensor:
+def run_layers(
+    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False
+) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
     ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s).
     ``gemv``: the projections as ``gemv.gemv`` (the caller passes it at batch 1 only; ``gemv_supported(model)``
-    must hold)."""
+    must hold); with ``glu`` the MLP's fc1 and SwiGLU are one ``gemv(..., glu=True)`` (this rank's fc1 weight is
+    ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
+    layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``)."""
     cuda = x.is_cuda
-    qk, addn, act = _fn("qk", qk_norm_rope, cuda), _fn("add_norm", add_norm, cuda), _fn("swiglu", swiglu, cuda)
+    qk, addn = _fn("qk", qk_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
+    act = _fn("swiglu", swiglu, cuda, pdl)
     layers = engine.layers
     first = layers[0].input_layernorm
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False))
+        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True)
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
-        y = project(mlp.linear_fc2, act(project(mlp.linear_fc1, h, gemv, False)), gemv, True)
+        if gemv and glu:
+            m = gemv_kernel.gemv(h, mlp.linear_fc1.weight, glu=True, pdl=pdl)
+        else:
+            m = act(project(mlp.linear_fc1, h, gemv, False, pdl))
+        y = project(mlp.linear_fc2, m, gemv, True, pdl)
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h

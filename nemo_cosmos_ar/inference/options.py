@@ -50,8 +50,9 @@ class GenerateOptions:
         prompt_tokens: a saved grid (``save_tokens``) whose first latent frame(s) are the prompt, instead of ``input``.
         progress: tqdm bar over the generated tokens.
         decode: how decoding steps run (``generator.DecodeOptions``).
-        decode_attention, fused_step, decode_gemv: the Megatron engine's decode attention, fused step and batch-1
-            matrix-vector kernel (``engine.configure_decode``; "auto" = the fastest measured on the device).
+        decode_attention, fused_step, decode_gemv, decode_pdl: the Megatron engine's decode attention, fused step,
+            batch-1 matrix-vector kernel and programmatic dependent launch (``engine.configure_decode``; "auto" =
+            the fastest measured on the device).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).
@@ -89,6 +90,7 @@ class GenerateOptions:
     decode_attention: str = "auto"
     fused_step: str = "auto"
     decode_gemv: str = "auto"
+    decode_pdl: str = "auto"
     engine: str = "mcore"
     num_gpus: int = 1
     batch_size: int = 1

@@ -164,7 +164,11 @@ class Runner:
 
                 self.engine = en.load_engine(self.ckpt, self.opts.num_gpus, self.device, self.dtype)
                 en.configure_decode(
-                    self.engine, self.opts.decode_attention, self.opts.fused_step, self.opts.decode_gemv
+                    self.engine,
+                    self.opts.decode_attention,
+                    self.opts.fused_step,
+                    self.opts.decode_gemv,
+                    self.opts.decode_pdl,
                 )
             else:
                 model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
