@@ -43,7 +43,9 @@ def test_prefetch_paths_write_the_sequential_bytes(sequential, videos, tokenizer
 
 def test_summary_says_where_time_went(sequential):
     stages = sequential[1].stages
-    assert set(stages) == {"decode", "resize", "encode", "write", "wait", "startup", "compile", "other"}
+    assert set(stages) == {"decode", "resize", "encode", "write", "wait", "startup", "compile", "other"} | {
+        "slots", "slot_bytes", "slot_wait", "unpooled"
+    }
     assert 0.0 <= stages["other"] < stages["encode"]  # callbacks and freeing, not a stage of its own
     assert stages["decode"] > 0 and stages["encode"] > 0 and stages["wait"] == 0.0  # sequential: nothing to wait for
     assert stages["startup"] > 0 and stages["compile"] == 0.0  # eager backend: nothing compiled
