@@ -10,11 +10,16 @@ bytes (tests/test_data_pipeline.py):
   decoder holds the GIL part of the time, and one H.264 stream spreads over a few cores at most). Units that share a
   video go to the same process, in order (``segments``), so every video is decoded forward by one reader and a bad
   video fails the same clips as in the sequential path.
+  The frames travel in a few recycled shared-memory buffers of the worker ("frame slots", ``frame_pool.py``),
+  page-locked once on a GPU so that the copy to the device is a direct DMA; only their layout goes through the
+  queues. ``COSMOS_AR_FRAME_SLOTS=0`` sends each unit's frames in a new segment instead (staged through pinned
+  memory by ``frames._to_device``).
 
 The thread and the processes start when the ``FrameSource`` is made, before the worker loads its tokenizer, so
 decoding overlaps that start-up. Queues are bounded, so at most about ``prefetch`` units per producer are in memory.
-Every stage is timed (``Stats``): decode (and CPU resize), resize (on the device), encode, write, how long the
-encoder waited for frames -- the number that says whether decoding is the bottleneck -- and the start-up.
+Every stage is timed (``Stats``): decode (and CPU resize), resize (the copy to the device and the resize there),
+encode, write, how long the encoder waited for frames -- the number that says whether decoding is the bottleneck --
+and the start-up; and the frame slots' size and use.
 """
 
 from __future__ import annotations
