@@ -7,6 +7,8 @@ test_data_prep's tiny videos (clips 0-5 from video 0, 6-9 from video 1, 10-19 fr
 import gc
 import json
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -253,3 +255,46 @@ def test_decode_process_waiting_for_a_slot_exits_when_its_worker_is_killed(video
     while not _gone(decoder) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(decoder)
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(k) for k in f.read().split()]
+    except FileNotFoundError:
+        return []
+    return out + [d for k in out for d in _descendants(k)]
+
+
+@LINUX
+def test_ctrl_c_with_decode_processes_leaves_nothing_running(tokenizer_dir, tmp_path):  # noqa: F811
+    """SIGINT to a real ``prepare-data`` whose decode processes wait for slots: it exits as interrupted, and the
+    fork server and every decode process go too."""
+    from nemo_cosmos_ar.data import samples
+
+    (tmp_path / "videos").mkdir()
+    for i in range(2):  # two videos: two decode processes; 44 clips each, units of one clip
+        samples.write_mp4(str(tmp_path / "videos" / f"v{i}.mp4"), samples.render_bouncing_balls(60, 64, 96, seed=i))
+    out = tmp_path / "ds"
+    argv = "--resolution 64x96 --num-frames 17 --batch-size 1 --device cpu --no-progress --decode-workers 2"
+    cmd = [sys.executable, "-m", "nemo_cosmos_ar.cli", "prepare-data", "--videos", str(tmp_path / "videos")]
+    cmd += ["--output", str(out), "--tokenizer", str(tokenizer_dir), *argv.split()]
+    proc = subprocess.Popen(
+        cmd, env={**_env(), frame_pool.SLOTS_ENV: "1"}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300  # hang guards, not timing checks
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(j.stat().st_size for j in (out / "_work").glob("shard-*.jsonl")):
+            break  # encoding: the decode processes are up
+        time.sleep(0.02)
+    kids = _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert len(kids) >= 3  # the fork server and its two decode processes (and the resource tracker)
+    deadline = time.monotonic() + 60
+    while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [k for k in kids if not _gone(k)] == []
