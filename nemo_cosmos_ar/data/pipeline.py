@@ -371,7 +371,7 @@ class FrameSource:
     def _start_processes(self) -> _Processes | None:
         plan_path, count, depth = self._process_args
         pool, slots = None, frame_pool.slot_count(self._transfers, depth)
-        if slots > 0:  # sized for the largest of this worker's units (see frame_pool)
+        if slots > 0 and self._units:  # sized for the largest of this worker's units (see frame_pool)
             spec, resize_to = self._args.spec, self._args.resize_to
             nbytes = max(frame_pool.unit_bytes(self._plan, u, spec, resize_to) for u in self._units)
             pool = frame_pool.FramePool(min(slots, len(self._units)), nbytes)
