@@ -9,7 +9,9 @@ new frames: the CPU side's worst case) once per row of a matrix:
 * ``thread``: one decoding thread 2 units ahead (``--prefetch 2``), eager;
 * ``procs``: ``--decode-workers`` decode processes, each 2 units ahead, eager;
 * ``procs+fast``: the same with the ``fast`` tokenizer backend (torch.compile; compiled on the first unit);
-* ``2 workers+fast``: two worker processes sharing the GPU, each with half the decode processes.
+* ``2 workers+fast``: two worker processes sharing the GPU, each with half the decode processes;
+* ``procs no-slots``, ``procs+fast no-slots``: ``procs`` / ``procs+fast`` with ``COSMOS_AR_FRAME_SLOTS=0``: every
+  unit's frames in a new shared-memory segment, staged through pinned memory (the path before frame slots, for A/B).
 
 For every row: clips/s end to end (tokenizer load, compile, planning and merge included) and in steady state (first
 finished unit to the last), where the time went (busy seconds per stage, summed over workers, how long the
@@ -61,14 +63,18 @@ from nemo_cosmos_ar.data import prepare as prep  # noqa: E402
 from nemo_cosmos_ar.data.frames import ClipReader, unit_clips  # noqa: E402
 from nemo_cosmos_ar.data.windows import WindowSpec  # noqa: E402
 
-# name -> (backend, prefetch, decode processes per GPU worker as a fraction of --decode-workers, local workers)
+# name -> (backend, prefetch, decode processes per GPU worker as a fraction of --decode-workers, local workers,
+# frame slots: None = the default, 0 = none)
 ROWS = {
-    "sequential": ("eager", 0, 0.0, 1),
-    "thread": ("eager", 2, 0.0, 1),
-    "procs": ("eager", 2, 1.0, 1),
-    "procs+fast": ("fast", 2, 1.0, 1),
-    "2 workers+fast": ("fast", 2, 0.5, 2),
+    "sequential": ("eager", 0, 0.0, 1, None),
+    "thread": ("eager", 2, 0.0, 1, None),
+    "procs": ("eager", 2, 1.0, 1, None),
+    "procs+fast": ("fast", 2, 1.0, 1, None),
+    "2 workers+fast": ("fast", 2, 0.5, 2, None),
+    "procs no-slots": ("eager", 2, 1.0, 1, 0),
+    "procs+fast no-slots": ("fast", 2, 1.0, 1, 0),
 }
+DEFAULT_ROWS = list(ROWS)[:5]
 
 
 def write_videos(folder: Path, count: int, frames: int, height: int, width: int) -> None:
@@ -141,13 +147,23 @@ def time_stages(cfg: prep.PrepareConfig, device: str, iters: int, backends: list
 
 
 def run_row(name: str, base: prep.PrepareConfig, out: Path, decode_workers: int) -> dict:
-    backend, prefetch, share, workers = ROWS[name]
+    from nemo_cosmos_ar.data.frame_pool import SLOTS_ENV
+
+    backend, prefetch, share, workers, slots = ROWS[name]
     d = int(round(decode_workers * share))
     cfg = dataclasses.replace(base, output=str(out), backend=backend, prefetch=prefetch, decode_workers=d)
     stamps: list[tuple[float, int]] = []
-    summary = prep.prepare_dataset(
-        cfg, workers=workers, progress=False, on_progress=lambda n: stamps.append((time.perf_counter(), n))
-    )
+    saved = os.environ.pop(SLOTS_ENV, None)
+    if slots is not None:  # read by the worker (this process, or local workers spawned from it)
+        os.environ[SLOTS_ENV] = str(slots)
+    try:
+        summary = prep.prepare_dataset(
+            cfg, workers=workers, progress=False, on_progress=lambda n: stamps.append((time.perf_counter(), n))
+        )
+    finally:
+        os.environ.pop(SLOTS_ENV, None)
+        if saved is not None:
+            os.environ[SLOTS_ENV] = saved
     steady = float("nan")
     if len(stamps) > 1:  # from the first finished unit to the last: tokenizer load, compile and planning excluded
         steady = (sum(n for _, n in stamps) - stamps[0][1]) / max(stamps[-1][0] - stamps[0][0], 1e-9)
@@ -178,6 +194,14 @@ def _fresh_compile_state() -> None:
         utils.clear_caches()
 
 
+def _slots(s: dict) -> str:
+    """The frame slots' column: count x size, how long the decode processes waited for one, units that did not fit."""
+    if not s.get("slots"):
+        return "none"
+    size = s["slot_bytes"] / s["slots"] / 1e6
+    return f"{int(s['slots'])} x {size:.0f} MB, waited {s['slot_wait']:.1f} s, {int(s['unpooled'])} did not fit"
+
+
 def _digest(folder: Path) -> str:
     h = hashlib.sha256()
     for name in ("train.bin", "train.idx", "val.bin", "val.idx"):
@@ -202,7 +226,9 @@ def main() -> None:
     p.add_argument("--window-stride", type=int, default=None, help="default: --num-frames (non-overlapping)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--decode-workers", type=int, default=None, help="decode processes (default: cores / 4, max 8)")
-    p.add_argument("--rows", default=",".join(ROWS), help=f"rows to run, in order (default {','.join(ROWS)})")
+    p.add_argument(
+        "--rows", default=",".join(DEFAULT_ROWS), help=f"rows to run, in order, of {list(ROWS)} (default: the first 5)"
+    )
     p.add_argument("--budget-s", type=float, default=200.0, help="start no row after this many seconds")
     p.add_argument("--encode-iters", type=int, default=3)
     p.add_argument("--read-clips", type=int, default=48, help="clips read for the read-only stage rate")
@@ -214,7 +240,7 @@ def main() -> None:
         args.num_frames, args.batch_size, args.encode_iters = 17, 2, 3
         args.window_stride = args.window_stride or 8
         args.decode_workers = args.decode_workers or 2
-        if args.rows == ",".join(ROWS):  # the fast backend compiles C++ kernels on a CPU for minutes
+        if args.rows == ",".join(DEFAULT_ROWS):  # the fast backend compiles C++ kernels on a CPU for minutes
             args.rows = "sequential,thread,procs"
     elif not torch.cuda.is_available():
         raise SystemExit("no GPU: run with --smoke on CPU")
@@ -310,9 +336,9 @@ def main() -> None:
     print(
         "| row | backend | workers | decode procs | prefetch | clips | end to end clips/s | steady clips/s | decode s "
         "| resize s | encode s | write s | encoder waited s | encode loop other s | tokenizer load s | compile s "
-        "| same bytes as eager |"
+        "| same bytes as eager | frame slots |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results:
         s = r["stages"]
         same = "yes" if r["same_bytes"] else f"no ({r['tokens_equal_pct']:.2f} % tokens equal)"
@@ -322,7 +348,7 @@ def main() -> None:
             f"| {r['end_to_end_clips_per_s']:.2f} | {r['pipeline_clips_per_s']:.2f} | {s['decode']:.1f} | "
             f"{s['resize']:.1f} | {s['encode']:.1f} | {s['write']:.1f} | {s['wait']:.1f} | {s.get('other', 0.0):.1f} | "
             f"{s['startup']:.1f} | "
-            f"{s['compile']:.1f} | {same} |"
+            f"{s['compile']:.1f} | {same} | {_slots(s)} |"
         )
     if results:
         print(f"\nsame bytes as eager: compared with the {results[0]['reference'] or 'no'} row's dataset")

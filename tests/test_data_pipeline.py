@@ -43,13 +43,16 @@ def test_prefetch_paths_write_the_sequential_bytes(sequential, videos, tokenizer
 
 def test_summary_says_where_time_went(sequential):
     stages = sequential[1].stages
-    assert set(stages) == {"decode", "resize", "encode", "write", "wait", "startup", "compile", "other"}
+    busy = {"decode", "resize", "encode", "write", "wait", "startup", "compile", "other"}
+    assert set(stages) == busy | {"slots", "slot_bytes", "slot_wait", "unpooled"}
+    assert stages["slots"] == stages["slot_bytes"] == stages["unpooled"] == 0  # no decode processes, no slots
     assert 0.0 <= stages["other"] < stages["encode"]  # callbacks and freeing, not a stage of its own
     assert stages["decode"] > 0 and stages["encode"] > 0 and stages["wait"] == 0.0  # sequential: nothing to wait for
     assert stages["startup"] > 0 and stages["compile"] == 0.0  # eager backend: nothing compiled
     lines = sequential[1].format().splitlines()
     line = [x for x in lines if x.startswith("stages")][0]
     assert "clips/s; decode " in line and ", write " in line and "encoder waited 0.0 s for frames and spent " in line
+    assert not [x for x in lines if x.startswith("frame slots")]
     line = [x for x in lines if x.startswith("startup")][0]
     assert line.startswith("startup      tokenizer load ") and line.endswith(
         " s, first-call compile 0.0 s (part of encode); prefetching decodes meanwhile"

@@ -169,10 +169,16 @@ def _to_device(t: torch.Tensor, device) -> torch.Tensor:
     chunk i+1 run while chunk i crosses the bus. The DMA runs on the current stream; the host allocator records that
     stream's use, so a staging block is not handed out again before its copy has finished, on any stream. The bytes
     are the same as ``t.to(device)``'s.
+
+    A tensor already page-locked (a decode process's frame slot, registered with CUDA once: ``frame_pool``) is
+    DMA'd directly and asynchronously, on the current stream: the caller must keep it unchanged until that stream
+    has synchronized (``pipeline.FrameSource._transfer`` releases the slot only then).
     """
     device = torch.device(device)
-    if device.type != "cuda" or t.device.type != "cpu" or t.dim() == 0 or t.numel() == 0 or t.is_pinned():
+    if device.type != "cuda" or t.device.type != "cpu" or t.dim() == 0 or t.numel() == 0:
         return t.to(device)
+    if t.is_pinned():
+        return t.to(device, non_blocking=True)
     return _staged_copy(t, device, pin=True)
 
 

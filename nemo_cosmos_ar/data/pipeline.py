@@ -10,11 +10,16 @@ bytes (tests/test_data_pipeline.py):
   decoder holds the GIL part of the time, and one H.264 stream spreads over a few cores at most). Units that share a
   video go to the same process, in order (``segments``), so every video is decoded forward by one reader and a bad
   video fails the same clips as in the sequential path.
+  The frames travel in a few recycled shared-memory buffers of the worker ("frame slots", ``frame_pool.py``),
+  page-locked once on a GPU so that the copy to the device is a direct DMA; only their layout goes through the
+  queues. ``COSMOS_AR_FRAME_SLOTS=0`` sends each unit's frames in a new segment instead (staged through pinned
+  memory by ``frames._to_device``).
 
 The thread and the processes start when the ``FrameSource`` is made, before the worker loads its tokenizer, so
 decoding overlaps that start-up. Queues are bounded, so at most about ``prefetch`` units per producer are in memory.
-Every stage is timed (``Stats``): decode (and CPU resize), resize (on the device), encode, write, how long the
-encoder waited for frames -- the number that says whether decoding is the bottleneck -- and the start-up.
+Every stage is timed (``Stats``): decode (and CPU resize), resize (the copy to the device and the resize there),
+encode, write, how long the encoder waited for frames -- the number that says whether decoding is the bottleneck --
+and the start-up; and the frame slots' size and use.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import torch
 
+from nemo_cosmos_ar.data import frame_pool
 from nemo_cosmos_ar.data.frames import ClipReader, UnitFrames, unit_clips
 from nemo_cosmos_ar.data.prepare_config import PrepareError
 from nemo_cosmos_ar.data.windows import WindowSpec
@@ -40,7 +47,8 @@ CUDA_TRANSFER_THREADS = 2
 
 @dataclass
 class Stats:
-    """Seconds per stage, summed over units (and over workers by ``add``). Stages overlap when prefetching."""
+    """Seconds per stage, summed over units (and over workers by ``add``), and the frame slots' use. Stages overlap
+    when prefetching."""
 
     decode: float = 0.0
     resize: float = 0.0
@@ -50,6 +58,12 @@ class Stats:
     startup: float = 0.0  # loading the tokenizer (decoding runs meanwhile)
     compile: float = 0.0  # the ``fast`` backend's first encode call per clip shape (also counted in ``encode``)
     other: float = 0.0  # the encode loop's time outside getting frames, encoding and writing (callbacks, freeing)
+    # decode processes' frame slots (frame_pool): how many and their bytes (page-locked on a GPU), the seconds the
+    # processes waited for one (back-pressure when the encoder is the limit) and the units too big for one
+    slots: float = 0.0
+    slot_bytes: float = 0.0
+    slot_wait: float = 0.0
+    unpooled: float = 0.0
 
     def add(self, other: Stats | dict) -> Stats:
         other = other if isinstance(other, dict) else other.as_dict()
@@ -88,9 +102,13 @@ def segments(plan: dict, units: list[int]) -> list[list[int]]:
     return out
 
 
-def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, finished) -> None:
+def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, finished, depth: int = 1, slots=None):
     """Entry point of a decode process: decode ``units`` in order into ``out`` (a bounded queue), then wait for
-    ``finished``: the frames travel as shared-memory handles that this process must serve until they are taken."""
+    ``finished``: frames that travel as shared-memory handles must be served by this process until they are taken.
+
+    ``slots``: ``(buffers, grants)`` of the worker's ``frame_pool`` (None: every unit's groups go in a new segment).
+    With slots, up to ``depth`` decoded units wait here in this process's memory for their slot, so decoding runs
+    ahead as far as it did without them while only the slots are page-locked."""
     import json
     import multiprocessing
 
@@ -102,23 +120,54 @@ def _decode_process(args: ReaderArgs, plan_path: str, units: list[int], out, fin
         plan = json.load(f)
     reader = args.reader(plan)
 
+    def stopped() -> bool:  # closed early, or the worker is gone
+        return finished.is_set() or not worker.is_alive()
+
     def put(item) -> bool:
         while True:
             try:
                 out.put(item, timeout=_POLL)
                 return True
             except queue.Full:
-                if finished.is_set() or not worker.is_alive():  # closed early, or the worker is gone
+                if stopped():
                     return False
 
+    writer = None if slots is None else frame_pool.SlotWriter(slots[0], slots[1], stopped)
+    pending: deque[UnitFrames] = deque()  # decoded, not sent yet (waiting for a slot), in unit order
+
+    def send(keep: int) -> bool:
+        """Send pending units in order; wait for a slot only while more than ``keep`` are pending. False: stop."""
+        while pending:
+            frames, slot, layout, waited = pending[0], None, None, 0.0
+            if writer is not None:
+                slot, waited = frame_pool.wait_slot(writer, frames.unit, len(pending) > keep, _POLL)
+                if slot is None:
+                    return True
+                layout = writer.pack(frames, slot)  # None: too big for a slot, its groups travel as before
+            if not put(("unit", (frames, slot, layout, waited))):
+                return False
+            pending.popleft()
+        return True
+
+    ahead = max(1, depth) if writer is not None else 0
+    error = None
     try:
-        for u in units:
-            if not put(("unit", reader.load(u))):
-                return
-    except BaseException as e:  # noqa: BLE001 -- reported to the worker, which raises it
-        put(("error", e if isinstance(e, PrepareError) else RuntimeError(f"decode process: {e!r}")))
-    finally:
-        reader.close()
+        try:
+            for u in units:
+                pending.append(reader.load(u))
+                if not send(ahead):
+                    return
+        except frame_pool.Stopped:
+            raise
+        except BaseException as e:  # noqa: BLE001 -- reported to the worker, which raises it
+            error = e if isinstance(e, PrepareError) else RuntimeError(f"decode process: {e!r}")
+        finally:
+            reader.close()
+        # the units decoded before an error go first: the worker fails where the sequential path would
+        if not send(0) or (error is not None and not put(("error", error))):
+            return
+    except frame_pool.Stopped:
+        return
     while not finished.wait(_POLL) and worker.is_alive():
         pass
 
@@ -151,25 +200,42 @@ def _context():
 
 class _Processes:
     """``decode_workers`` decode processes (``_context``); ``get(u)`` returns unit ``u``'s ``UnitFrames`` in
-    order."""
+    order, and the slot of ``pool`` its groups are views of (None: their own memory), which ``release`` gives back
+    (``frame_pool``). ``stats``: where slot waits and units too big for a slot are counted."""
 
-    def __init__(self, args: ReaderArgs, plan: dict, plan_path: str, units: list[int], count: int, depth: int):
+    def __init__(
+        self,
+        args: ReaderArgs,
+        plan: dict,
+        plan_path: str,
+        units: list[int],
+        count: int,
+        depth: int,
+        pool: frame_pool.FramePool | None = None,
+        stats: Stats | None = None,
+    ):
         ctx = _context()
+        self.pool, self.stats, self.grants = pool, stats if stats is not None else Stats(), None
         parts: list[list[int]] = [[] for _ in range(count)]
         self.owner: dict[int, int] = {}
         for k, seg in enumerate(segments(plan, units)):
             parts[k % count] += seg
             self.owner.update({u: k % count for u in seg})
-        self.queues = [ctx.Queue(maxsize=max(1, depth)) for _ in parts]
+        used = [k for k, part in enumerate(parts) if part]
+        self.owner = {u: used.index(k) for u, k in self.owner.items()}
+        self.queues = [ctx.Queue(maxsize=max(1, depth)) for _ in used]
         self.finished = ctx.Event()
+        slots: list = [None] * len(used)
+        if pool is not None:
+            grant_queues = [ctx.Queue() for _ in used]
+            slots = [(pool.buffers, q) for q in grant_queues]
+            self.grants = frame_pool.SlotGrants(len(pool.buffers), list(units), self.owner, grant_queues)
         self.procs = [
-            ctx.Process(target=_decode_process, daemon=True, args=(args, plan_path, part, q, self.finished))
-            for part, q in zip(parts, self.queues)
-            if part
+            ctx.Process(
+                target=_decode_process, daemon=True, args=(args, plan_path, parts[k], q, self.finished, depth, slot)
+            )
+            for k, q, slot in zip(used, self.queues, slots)
         ]
-        self.queues = [q for part, q in zip(parts, self.queues) if part]
-        index = {old: new for new, old in enumerate(k for k, part in enumerate(parts) if part)}
-        self.owner = {u: index[k] for u, k in self.owner.items()}
         try:
             for p in self.procs:
                 p.start()
@@ -177,7 +243,7 @@ class _Processes:
             self.close()
             raise
 
-    def get(self, unit: int) -> UnitFrames:
+    def get(self, unit: int) -> tuple[UnitFrames, int | None]:
         k = self.owner[unit]
         while True:
             try:
@@ -190,11 +256,26 @@ class _Processes:
                 continue
             if kind == "error":
                 raise item
-            if item.unit != unit:  # cannot happen: each process decodes its units in order
-                raise RuntimeError(f"decode process sent unit {item.unit}, expected {unit}")
-            return item
+            frames, slot, layout, waited = item
+            if frames.unit != unit:  # cannot happen: each process decodes its units in order
+                raise RuntimeError(f"decode process sent unit {frames.unit}, expected {unit}")
+            if slot is not None:
+                self.stats.slot_wait += waited
+                if layout is None:  # did not fit: the groups came in their own segment, the slot is free again
+                    self.stats.unpooled += 1
+                    self.release(slot)
+                    slot = None
+                else:
+                    frames.groups = self.pool.views(slot, layout)
+            return frames, slot
+
+    def release(self, slot: int) -> None:
+        """``slot`` may be granted again: nothing reads it any more."""
+        self.grants.release(slot)
 
     def close(self) -> None:
+        if self.grants is not None:  # no more grants: the processes are stopping (a release may still come)
+            self.grants.stop()
         self.finished.set()
         started = [p for p in self.procs if p.pid is not None]
         deadline = time.monotonic() + 2 * _POLL  # one grace period for all of them
@@ -233,6 +314,7 @@ class FrameSource:
         self._local = threading.local()  # each transfer thread's CUDA stream
         self._stop = threading.Event()
         self._procs: _Processes | None = None
+        self._pool: frame_pool.FramePool | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         if prefetch <= 0:  # sequential: the reference path; nothing runs ahead
@@ -265,6 +347,10 @@ class FrameSource:
             procs.close()
         if self._thread is not None and self._thread.ident is not None:
             self._thread.join()
+        with self._lock:  # after the join: no transfer thread reads a slot any more
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(self._device if self._cuda else None)
 
     def _sequential(self) -> Iterator[tuple[UnitFrames, torch.Tensor | None]]:
         stats, device = self._stats, self._device
@@ -284,18 +370,30 @@ class FrameSource:
 
     def _start_processes(self) -> _Processes | None:
         plan_path, count, depth = self._process_args
-        procs = _Processes(self._args, self._plan, plan_path, self._units, count, depth)
+        pool, slots = None, frame_pool.slot_count(self._transfers, depth)
+        if slots > 0 and self._units:  # sized for the largest of this worker's units (see frame_pool)
+            spec, resize_to = self._args.spec, self._args.resize_to
+            nbytes = max(frame_pool.unit_bytes(self._plan, u, spec, resize_to) for u in self._units)
+            pool = frame_pool.FramePool(min(slots, len(self._units)), nbytes)
+            with self._lock:
+                self._pool = pool  # close() frees it, whatever happens next
+            self._stats.slots += len(pool.buffers)
+            self._stats.slot_bytes += len(pool.buffers) * pool.nbytes
+        procs = _Processes(self._args, self._plan, plan_path, self._units, count, depth, pool, self._stats)
         with self._lock:
             self._procs = procs
             stopped = self._stop.is_set()
         if stopped:  # closed while they started: close() saw no processes
             procs.close()
             return None
+        if pool is not None and self._cuda:  # while the processes decode their first units and the tokenizer loads
+            pool.pin(self._device)
         return procs
 
-    def _transfer(self, frames: UnitFrames) -> tuple[torch.Tensor | None, float]:
+    def _transfer(self, frames: UnitFrames, slot: int | None = None) -> tuple[torch.Tensor | None, float]:
         """The unit's clips on the device (copied and resized on this thread's own stream, beside the encoder's
-        kernels rather than behind them) and the seconds it took."""
+        kernels rather than behind them) and the seconds it took. ``slot``: the frame slot the groups are views of,
+        released once nothing reads it (the clips never alias it: the resize or the gather copies)."""
         start = time.perf_counter()
         if self._cuda:
             stream = getattr(self._local, "stream", None)
@@ -307,8 +405,11 @@ class FrameSource:
         else:
             clips = unit_clips(frames, self._resolution, self._device)
         # Release the host frames here, not when the encode loop drops the unit: unmapping ~730 MB of the decode
-        # processes' shared memory takes tens of milliseconds, which the encode loop would pay per unit.
+        # processes' shared memory takes tens of milliseconds, which the encode loop would pay per unit; a slot goes
+        # back to the decode processes. Not after an error: a copy may still be reading it (close() waits for that).
         frames.groups = []
+        if slot is not None:
+            self._procs.release(slot)
         return clips, time.perf_counter() - start
 
     def _produce(self) -> None:
@@ -340,15 +441,15 @@ class FrameSource:
             if self._transfers > 1:
                 pool = ThreadPoolExecutor(self._transfers, thread_name_prefix="prepare-data-transfer")
             for u in self._units:
-                frames = procs.get(u) if procs is not None else reader.load(u)
+                frames, slot = procs.get(u) if procs is not None else (reader.load(u), None)
                 stats.decode += frames.seconds
                 if pool is None:
-                    clips, seconds = self._transfer(frames)
+                    clips, seconds = self._transfer(frames, slot)
                     stats.resize += seconds
                     if not _put(self._done, ("unit", (frames, clips)), self._stop):
                         return
                     continue
-                pending.append((frames, pool.submit(self._transfer, frames)))
+                pending.append((frames, pool.submit(self._transfer, frames, slot)))
                 if not hand_over(self._transfers - 1):
                     return
             hand_over(0)

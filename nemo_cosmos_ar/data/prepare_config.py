@@ -167,6 +167,14 @@ class PrepareSummary:
                 f"startup      tokenizer load {self.stages.get('startup', 0.0):.1f} s, first-call compile "
                 f"{self.stages.get('compile', 0.0):.1f} s (part of encode); prefetching decodes meanwhile"
             )
+            slots = int(self.stages.get("slots", 0))
+            if slots:  # decode processes' shared frame buffers (data/frame_pool.py)
+                size = self.stages.get("slot_bytes", 0.0)
+                lines.append(
+                    f"frame slots  {slots} of {size / slots / 1e6:.1f} MB ({size / 1e9:.2f} GB, page-locked on a GPU); "
+                    f"decode processes waited {self.stages.get('slot_wait', 0.0):.1f} s for one; "
+                    f"{int(self.stages.get('unpooled', 0))} units did not fit one"
+                )
         return "\n".join(lines)
 
 
