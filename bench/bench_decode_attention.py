@@ -118,6 +118,11 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--sweep", action="store_true", help="also time the Triton kernel's block_n/waves/warps choices")
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny shapes (Triton in its interpreter)")
+    ap.add_argument(
+        "--best-out",
+        help="with --sweep: write the choice with the least summed time over the lengths at the first batch size "
+        "as 'block_n,waves,warps,stages' (bench_generate.py --attention-config reads it)",
+    )
     args = ap.parse_args()
     heads, groups, hd, dtype = 32, 8, 128, torch.bfloat16
     if args.smoke:
@@ -165,7 +170,7 @@ def main() -> None:
                     (batch, length, attend, mode, f"{eager:.1f} | {graph:.1f} | {filled / best / 1e3:.0f} | {err:.2e}")
                 )
                 if mode == "triton" and args.sweep:
-                    choices = itertools.product((32, 64, 128), (1, 2, 4), (4, 8), (2, 3))
+                    choices = itertools.product((32, 64, 128), (1, 2, 4, 8), (4, 8), (2, 3, 4))
                     if args.smoke:  # the interpreter is slow: two choices check the table
                         choices = ((32, 2, 4, 2), (64, 1, 4, 2))
                     for bn, waves, warps, stages in choices:
@@ -194,6 +199,24 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for b, n, bn, w, nw, st, s, us, gbs in sorted(sweep, key=lambda r: (r[0], r[1], r[7])):
             print(f"| {b} | {n} | {bn} | {w} | {nw} | {st} | {s} | {us:.1f} | {gbs:.0f} |")
+        first = sweep[0][0]
+        lengths = {r[1] for r in sweep if r[0] == first}
+        totals: dict[tuple, list[float]] = {}
+        for b, _n, bn, w, nw, st, _, us, _ in sweep:
+            if b == first:
+                totals.setdefault((bn, w, nw, st), []).append(us)
+        whole = {c: sum(t) for c, t in totals.items() if len(t) == len(lengths)}
+        best = min(whole, key=whole.get)
+        d = decode_kernel.DEFAULTS
+        now = (d["block_n"], d["waves"], d["num_warps"], d["num_stages"])
+        base = whole.get(now)
+        print(
+            f"\nbatch {first}, summed over {len(lengths)} lengths: best block_n={best[0]} waves={best[1]} warps={best[2]} "
+            f"stages={best[3]}: {whole[best]:.1f} us; the defaults {now}: "
+            + (f"{base:.1f} us" if base is not None else "not in the sweep")
+        )
+        if args.best_out:
+            Path(args.best_out).write_text(",".join(str(x) for x in best))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ of a sweep over block sizes, warps and stages.
 
 import argparse
 import itertools
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,7 @@ SHAPES = {  # name: (N, K, fusion)
     "fc1": (28672, 4096, "norm"),
     "fc2": (4096, 14336, "swiglu+residual"),
     "output": (64000, 4096, "norm"),
+    "fc1-glu": (28672, 4096, "glu"),  # fused: fc1 and SwiGLU in one kernel (14,336 outputs)
 }
 
 
@@ -71,6 +73,8 @@ def bench_shape(name: str, sweep: list[dict]) -> str:
         kw.update(norm_weight=g, eps=1e-6)
     if "residual" in fusion:
         kw["residual"] = res
+    if fusion == "glu":
+        kw, x = {"glu": True}, xk
     gb = n * k * 2 / 1e12
 
     def fmt(t, extra=""):
@@ -108,9 +112,10 @@ def main() -> None:
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     args = ap.parse_args()
+    os.environ["COSMOS_AR_GEMV_AUTOTUNE"] = "1"  # the [picked] columns: the autotuner's choice (generate uses DEFAULT_CONFIG)
     sweep = [
         dict(BLOCK_N=bn, BLOCK_K=bk, num_warps=w, num_stages=st)
-        for bn, bk, w, st in itertools.product((2, 4, 8, 16), (256, 512, 1024), (4, 8), (3,))
+        for bn, bk, w, st in itertools.product((1, 2, 4, 8, 16), (256, 512, 1024, 2048), (4, 8), (3,))
     ]
     print(f"{torch.cuda.get_device_name()}, bf16, weights streamed from HBM (distinct copies per call)\n")
     print(

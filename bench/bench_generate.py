@@ -28,8 +28,9 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    QK-norm/RoPE kernel per layer; fused_step.run_layers_gemv)
     +glu           +gemv with fc1 and SwiGLU in one kernel (gemv(..., glu=True): a gate row and its up row per
                    program, silu(gate) * up in the epilogue)
-    +pdl           +glu with programmatic dependent launch for every Triton kernel of the layers (products,
+    +glu-pdl       +glu with programmatic dependent launch for every Triton kernel of the layers (products,
                    attention, inductor's pieces): each starts while the one before drains
+    +pdl           +gemv with programmatic dependent launch (no glu)
     +pdl-write     +pdl with the attention kernel writing the step's K/V (no index_copy_ between the kernels)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
@@ -66,6 +67,7 @@ ATTENTION = {
     "+gemv-write": "triton",
     "+gemv-fused": "triton",
     "+glu": "triton",
+    "+glu-pdl": "triton",
     "+pdl": "triton",
     "+pdl-write": "triton",
 }
@@ -85,11 +87,12 @@ CONFIGS = (
     "+gemv-write",
     "+gemv-fused",
     "+glu",
+    "+glu-pdl",
     "+pdl",
     "+pdl-write",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+pdl-write")
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+glu-pdl", "+pdl", "+pdl-write")
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -140,8 +143,8 @@ def set_config(engine, name: str) -> None:
     engine.fused_cache_write = name in ("+fused-write", "+gemv-write", "+pdl-write")
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
-    engine.gemv_glu = name in ("+glu", "+pdl", "+pdl-write")
-    engine.pdl = name in ("+pdl", "+pdl-write")
+    engine.gemv_glu = name in ("+glu", "+glu-pdl")
+    engine.pdl = name in ("+glu-pdl", "+pdl", "+pdl-write")
 
 
 def options(name: str, bucket: int, cuda: bool):
@@ -316,7 +319,20 @@ def main() -> None:
         default=0,
         help="also profile this many CUDA-graph replays per in-graph configuration (timeline: span, gaps, kernels)",
     )
+    ap.add_argument(
+        "--attention-config",
+        help="the Triton decode attention's launch choices 'block_n,waves,warps,stages' (default: decode_kernel's "
+        "DEFAULTS), or a file holding them (bench_decode_attention.py --best-out)",
+    )
     args = ap.parse_args()
+    if args.attention_config:
+        from nemo_cosmos_ar.inference import decode_kernel
+
+        text = args.attention_config
+        if os.path.isfile(text):
+            text = Path(text).read_text().strip()
+        bn, waves, warps, stages = text.split(",")
+        decode_kernel.DEFAULTS.update(block_n=int(bn), waves=float(waves), num_warps=int(warps), num_stages=int(stages))
     if args.smoke:
         args.model, args.grid, args.max_new_tokens, args.check, args.batch = "tiny", "5x4x6", 24, 8, "1,2"
         args.bucket = 8
@@ -398,6 +414,9 @@ def main() -> None:
             set_config(engine, name)
             profile_graph(engine, prompt, args.graph_profile, say, name, sampling, args.bucket)
     name = torch.cuda.get_device_name() if cuda else "CPU"
+    from nemo_cosmos_ar.inference import decode_kernel
+
+    say(f"\nTriton decode attention launch choices: {decode_kernel.DEFAULTS}")
     say(
         f"\n{cfg.name} ({cfg.n_layers} layers, dim {cfg.dim}), grid {args.grid}, {dtype}, {name}, TP={args.tp}, "
         f"prompt {num_prompt:,} tokens, {total - num_prompt:,} new tokens, top-p {args.top_p}, T {temp}\n"

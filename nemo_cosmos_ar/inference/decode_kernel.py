@@ -26,6 +26,9 @@ import os
 import torch
 
 BLOCK_N = 64  # cache slots per tile; chunks are whole tiles
+# The launch choices ``decode_attention`` uses unless told otherwise: tile, split target (programs per SM), warps and
+# pipelining depth; bench/bench_decode_attention.py --sweep times the alternatives.
+DEFAULTS = {"block_n": BLOCK_N, "waves": 2.0, "num_warps": 4, "num_stages": 2}
 _KERNELS: list[tuple] = []  # (split kernel, combine kernel) once built
 
 
@@ -171,10 +174,10 @@ def decode_attention(
     scale: float | None = None,
     *,
     splits: int | None = None,
-    block_n: int = BLOCK_N,
-    waves: float = 2.0,
-    num_warps: int = 4,
-    num_stages: int = 2,
+    block_n: int | None = None,
+    waves: float | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
     k_new: torch.Tensor | None = None,
     v_new: torch.Tensor | None = None,
     pdl: bool = False,
@@ -189,9 +192,15 @@ def decode_attention(
     ``k_new``/``v_new`` ``[B, groups, hd]`` (optional, together): this step's K and V, written into slot ``pos`` of
     k/v by the kernel itself (saving the step's two ``index_copy_`` launches per layer) and used for that slot.
 
+    ``block_n``, ``waves``, ``num_warps``, ``num_stages``: launch choices (None: ``DEFAULTS``).
+
     ``pdl`` (CUDA, Hopper and later): both kernels are launched with programmatic dependent launch, so each may start
     while the kernel before it drains; each waits for that kernel's writes before reading anything.
     """
+    block_n = DEFAULTS["block_n"] if block_n is None else block_n
+    waves = DEFAULTS["waves"] if waves is None else waves
+    num_warps = DEFAULTS["num_warps"] if num_warps is None else num_warps
+    num_stages = DEFAULTS["num_stages"] if num_stages is None else num_stages
     _, b, heads, hd = q.shape
     kb, groups, length, khd = k.shape
     if kb != b or khd != hd or tuple(v.shape) != tuple(k.shape) or heads % groups:
