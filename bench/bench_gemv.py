@@ -112,7 +112,8 @@ def main() -> None:
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     args = ap.parse_args()
-    os.environ["COSMOS_AR_GEMV_AUTOTUNE"] = "1"  # the [picked] columns: the autotuner's choice (generate uses DEFAULT_CONFIG)
+    # the [picked] columns show the autotuner's choice (generate itself uses gemv.DEFAULT_CONFIG)
+    os.environ["COSMOS_AR_GEMV_AUTOTUNE"] = "1"
     sweep = [
         dict(BLOCK_N=bn, BLOCK_K=bk, num_warps=w, num_stages=st)
         for bn, bk, w, st in itertools.product((1, 2, 4, 8, 16), (256, 512, 1024, 2048), (4, 8), (3,))
