@@ -453,7 +453,8 @@ def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
         assert (eng.decode_attention, eng.fused_step, eng.gemv) == ("gemm", True, False)
         assert (eng.gemv_glu, eng.pdl) == (False, False)
         engine.configure_decode(eng, "sdpa", "on", "on")
-        assert (eng.fused_step, eng.gemv, eng.gemv_glu, eng.pdl) == (True, True, True, False)  # no PDL on a CPU
+        assert (eng.fused_step, eng.gemv, eng.gemv_glu, eng.pdl) == (True, True, False, False)  # no PDL on a CPU
+        assert not eng.fused_cache_write
         with pytest.raises(ValueError, match=r"--decode-pdl on needs the fused step on a CUDA GPU of compute"):
             engine.configure_decode(eng, "sdpa", "on", "on", "on")
         with pytest.raises(ValueError, match=r"pdl must be auto, on or off, got 'yes'"):
@@ -468,3 +469,4 @@ def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
             engine.configure_decode(eng, "auto", "yes")
     finally:
         eng.decode_attention, eng.fused_step, eng.gemv, eng.gemv_glu, eng.pdl = "sdpa", False, False, False, False
+        eng.fused_cache_write = False

@@ -28,7 +28,9 @@ import torch
 BLOCK_N = 64  # cache slots per tile; chunks are whole tiles
 # The launch choices ``decode_attention`` uses unless told otherwise: tile, split target (programs per SM), warps and
 # pipelining depth; bench/bench_decode_attention.py --sweep times the alternatives.
-DEFAULTS = {"block_n": BLOCK_N, "waves": 2.0, "num_warps": 4, "num_stages": 2}
+# On the H200, 4 waves (about 4 programs per SM) gave 11.6 / 15.1 / 19.3 us per layer at 6,144 / 9,216 / 12,800 filled
+# slots against 12.9 / 17.5 / 22.1 with 2: the least summed time of a 72-choice sweep (BENCHMARKS.md, issue 12).
+DEFAULTS = {"block_n": BLOCK_N, "waves": 4.0, "num_warps": 4, "num_stages": 2}
 _KERNELS: list[tuple] = []  # (split kernel, combine kernel) once built
 
 

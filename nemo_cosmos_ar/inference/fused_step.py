@@ -183,10 +183,11 @@ def run_layers(
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
         mixed = project(attn.linear_qkv, h, gemv, False, pdl)
-        v = _split_qkv(attn, mixed)[2]  # a view: no kernel
-        qn, kn = attn.q_layernorm, attn.k_layernorm
-        groups = attn.num_query_groups_per_partition
+        groups, hd = attn.num_query_groups_per_partition, attn.hidden_size_per_attention_head
         hpg = attn.num_attention_heads_per_partition // groups
+        # v as a view of the product (each group's last hd values); _split_qkv would also copy q into place
+        v = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)[..., (hpg + 1) * hd :]
+        qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qkv(mixed, groups, hpg, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
         y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl)
         norm = layer.pre_mlp_layernorm
