@@ -28,10 +28,9 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    QK-norm/RoPE kernel per layer; fused_step.run_layers_gemv)
     +glu           +gemv with fc1 and SwiGLU in one kernel (gemv(..., glu=True): a gate row and its up row per
                    program, silu(gate) * up in the epilogue)
-    +glu-pdl       +glu with programmatic dependent launch for every Triton kernel of the layers (products,
-                   attention, inductor's pieces): each starts while the one before drains
-    +pdl           +gemv with programmatic dependent launch (no glu)
-    +pdl-write     +pdl with the attention kernel writing the step's K/V (no index_copy_ between the kernels)
+    +pdl           +gemv with programmatic dependent launch for every Triton kernel of the layers (products,
+                   attention, inductor's pieces: each starts while the one before drains) and the attention kernel
+                   writing the step's K/V (no index_copy_ between them); batch 1, TP=1 (generate's default there)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -67,9 +66,7 @@ ATTENTION = {
     "+gemv-write": "triton",
     "+gemv-fused": "triton",
     "+glu": "triton",
-    "+glu-pdl": "triton",
     "+pdl": "triton",
-    "+pdl-write": "triton",
 }
 CONFIGS = (
     "reference",
@@ -87,12 +84,10 @@ CONFIGS = (
     "+gemv-write",
     "+gemv-fused",
     "+glu",
-    "+glu-pdl",
     "+pdl",
-    "+pdl-write",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+glu-pdl", "+pdl", "+pdl-write")
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl")
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -140,11 +135,11 @@ def set_config(engine, name: str) -> None:
     engine.decode_attention = ATTENTION.get(name, "sdpa")
     engine.fused_rope = name == "+fused-rope"
     engine.fused_step = name.startswith("+fused-") or name in GEMV
-    engine.fused_cache_write = name in ("+fused-write", "+gemv-write", "+pdl-write")
+    engine.fused_cache_write = name in ("+fused-write", "+gemv-write")
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
-    engine.gemv_glu = name in ("+glu", "+glu-pdl")
-    engine.pdl = name in ("+glu-pdl", "+pdl", "+pdl-write")
+    engine.gemv_glu = name == "+glu"
+    engine.pdl = name == "+pdl"
 
 
 def options(name: str, bucket: int, cuda: bool):
@@ -152,7 +147,7 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +pdl-write
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +pdl
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 

@@ -203,8 +203,10 @@ class McoreEngine:
         self.gemv_ok = fused_step.gemv_supported(model)
         # With ``gemv``: fc1 and the SwiGLU as one kernel (``gemv.gemv(..., glu=True)``).
         self.gemv_glu = False
-        # With the fused step: its Triton kernels (products, attention, compiled pieces) launched with programmatic
-        # dependent launch (Hopper+), so each starts while the one before drains (``fused_step.pdl_supported``).
+        # With ``gemv`` at TP=1 (batch 1, where it was measured): the step's Triton kernels (products, attention,
+        # compiled pieces) launched with programmatic dependent launch (Hopper+), so each starts while the one before
+        # drains (``fused_step.pdl_supported``), and the Triton attention writing the step's K/V itself: the two
+        # index_copy_ launches per layer it saves would be the only other kernels between the layers' kernels.
         self.pdl = False
 
     # ---- cache ----
@@ -303,11 +305,13 @@ class McoreEngine:
         if self.decode_attention in ("sdpa", "gemm"):
             visible = (torch.arange(attend, device=self.device) <= pos).view(1, 1, 1, attend)
         cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, 1, 1, hd]
-        pdl = self.pdl and self.fused_step and self.device.type == "cuda"
+        gemv = self.fused_step and self.gemv and tokens.shape[0] == 1  # a matrix-vector product: batch 1 only
+        pdl = self.pdl and gemv and self.tp == 1 and self.device.type == "cuda"
+        write = self.fused_cache_write or pdl
 
         def attend_fn(attn, q, k, v, kv):
             kc, vc = kv
-            if self.decode_attention == "triton" and self.fused_cache_write:  # the kernel writes slot pos itself
+            if self.decode_attention == "triton" and write:  # the kernel writes slot pos itself
                 kv_at = (kc[:, :, :attend], vc[:, :, :attend])
                 return decode_kernel.decode_attention(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0], pdl=pdl)
             kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
@@ -334,7 +338,6 @@ class McoreEngine:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
             if self.gemv and not self.gemv_ok:
                 raise ValueError("gemv needs plain Megatron parallel linears (no adapters, bias or sequence parallel)")
-            gemv = self.gemv and x.shape[1] == 1  # a matrix-vector product: batch 1 only, cuBLAS otherwise
             if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
@@ -418,8 +421,8 @@ def configure_decode(
     engine: McoreEngine, attention: str = "auto", fused: str = "auto", gemv: str = "auto", pdl: str = "auto"
 ) -> McoreEngine:
     """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
-    projections are the Triton matrix-vector kernel (``gemv.py``, with fc1 and SwiGLU as one kernel; needs the
-    fused step) and whether the fused step's Triton kernels use programmatic dependent launch (``pdl``).
+    projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step) and whether, at batch 1 and
+    TP=1, the step's Triton kernels use programmatic dependent launch (``pdl``; ``McoreEngine.pdl``).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -451,9 +454,6 @@ def configure_decode(
     engine.pdl = pdl == "on" or (
         pdl == "auto" and engine.fused_step and fused_step.pdl_supported(engine.device) and decode_kernel.available()
     )
-    # With PDL the Triton attention also writes the step's K/V itself: the two index_copy_ launches per layer it
-    # saves would be the only non-PDL kernels between the layers' kernels (measured +0.8% on the H200).
-    engine.fused_cache_write = engine.pdl and attention == "triton"
     return engine
 
 

@@ -5,7 +5,8 @@ small kernels per layer (four RMSNorms, RoPE's slices and products, residual add
 few microseconds even inside a CUDA graph. Here the same layer runs as:
 
     h = norm_in(x)                           (fused with the previous layer's residual add)
-    q, k, v = split(linear_qkv(h));  q, k = rope(q_norm(q)), rope(k_norm(k))      one fused kernel
+    q, k = rope(q_norm(q)), rope(k_norm(k)) of linear_qkv(h), v a view of it      one fused kernel (q and k
+                                                                                  gathered inside it)
     o = attention(q, cache);  y = linear_proj(o)
     x, h = x + y, pre_mlp_norm(x + y)                                             one fused kernel
     y = linear_fc2(silu(gate) * up)  with  gate, up = linear_fc1(h)               one fused kernel between

@@ -11,8 +11,9 @@ picked on the H200 for every 4B shape, and the best of a 24-configuration sweep 
 
 Fusions (``gemv``'s keywords):
 
-* ``glu``: fc1 and SwiGLU in one kernel. Each program owns a gate row and its up row and writes ``silu(gate) * up``:
-  no prologue work, one launch and the 2F-wide intermediate less per layer. The decode step uses it (``fused_step``).
+* ``glu``: fc1 and SwiGLU in one kernel. Each program owns gate rows and their up rows and writes
+  ``silu(gate) * up``: one launch and the 2F-wide intermediate less per layer, but measured slower on the H200 (the
+  two row streams per program read slower; BENCHMARKS.md), so only an option (``McoreEngine.gemv_glu``).
 * an RMSNorm or SwiGLU prologue and a residual-add epilogue, used by ``fused_step.run_layers_gemv``; measured slower
   than the plain kernel plus the fused step's own small kernels (the prologues are recomputed by every program;
   BENCHMARKS.md), so generation does not use them by default.
