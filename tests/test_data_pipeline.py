@@ -282,9 +282,15 @@ def test_decode_processes_exit_when_their_worker_is_killed(videos, tokenizer_dir
     """A decode process's OS parent is the fork server, not the worker: it must still see the worker die."""
     cfg, plan = _plan(videos, tokenizer_dir, tmp_path)
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    cmd = [sys.executable, "-c", WORKER, cfg.videos, str(tmp_path / "plan.json")]
+    assert_decoder_exits_with_worker([sys.executable, "-c", WORKER, cfg.videos, str(tmp_path / "plan.json")])
+
+
+def assert_decoder_exits_with_worker(cmd: list[str], settle: float = 0.0) -> None:
+    """Start the worker ``cmd`` (it prints one decode process's pid), kill it after ``settle`` seconds, and assert
+    that the decode process exits on its own."""
     worker = subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.PIPE, text=True)
     decoder = int(worker.stdout.readline())
+    time.sleep(settle)
     worker.kill()
     worker.wait()
     deadline = time.monotonic() + 120  # a hang guard, not a timing check (the decoder polls every 0.5 s)

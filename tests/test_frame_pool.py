@@ -16,7 +16,7 @@ import time
 
 import pytest
 import torch
-from test_data_pipeline import LINUX, _gone, sequential  # noqa: F401 -- fixture
+from test_data_pipeline import LINUX, _gone, assert_decoder_exits_with_worker, sequential  # noqa: F401 -- fixture
 from test_data_prep import SIZE, _assert_same_dataset, _cfg, _env, tokenizer_dir, videos  # noqa: F401 -- fixtures
 
 from conftest import REPO
@@ -244,17 +244,7 @@ time.sleep(600)
 def test_decode_process_waiting_for_a_slot_exits_when_its_worker_is_killed(videos, tokenizer_dir, tmp_path):  # noqa: F811
     """The worker never takes a unit: the decode process fills its one slot and queue, then waits for a grant."""
     cfg, plan, path = _plan(videos, tokenizer_dir, tmp_path)
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, cfg.videos, path], env=_env(), cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
-    decoder = int(worker.stdout.readline())
-    time.sleep(1.0)  # lets it reach the wait (the test passes either way: it only has to exit)
-    worker.kill()
-    worker.wait()
-    deadline = time.monotonic() + 120  # a hang guard, not a timing check (the decoder polls every 0.5 s)
-    while not _gone(decoder) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _gone(decoder)
+    assert_decoder_exits_with_worker([sys.executable, "-c", WORKER, cfg.videos, path], settle=1.0)  # reach the wait
 
 
 def _descendants(pid: int) -> list[int]:
