@@ -40,19 +40,13 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
 
 
 def qk_norm_rope(q, k, qw, kw, q_eps: float | None, k_eps: float | None, cos, sin):
-    """QK RMSNorm then RoPE on ``q [s, b, heads, hd]`` and ``k [s, b, groups, hd]``."""
-    hd = q.shape[-1]
-    q = F.rms_norm(q, (hd,), qw, q_eps)
+    """QK RMSNorm then RoPE on ``q [s, b, groups, hpg * hd]`` (``_split_qkv``'s view; any ``[s, b, ..., hd]``
+    layout) and ``k [s, b, groups, hd]``; q is returned as ``[s, b, heads, hd]``. Compiled, the reshape of the strided
+    query view is read inside the norm's kernel instead of costing a copy kernel of its own."""
+    hd = k.shape[-1]
+    q = F.rms_norm(q.reshape(q.size(0), q.size(1), -1, hd), (hd,), qw, q_eps)
     k = F.rms_norm(k, (hd,), kw, k_eps)
     return rope(q, cos, sin), rope(k, cos, sin)
-
-
-def qkv_norm_rope(mixed, groups: int, hpg: int, qw, kw, q_eps: float | None, k_eps: float | None, cos, sin):
-    """``qk_norm_rope`` on the q and k of the QKV product ``mixed [s, b, groups * (hpg + 2) * hd]`` (``_split_qkv``'s
-    layout). Compiled as one function, the query heads are gathered out of the interleaved product inside the norm's
-    kernel instead of by a copy kernel of their own (``_split_qkv``'s reshape of a strided view)."""
-    q, k, _ = _split_qkv_shapes(mixed, groups, hpg, qw.shape[0])
-    return qk_norm_rope(q, k, qw, kw, q_eps, k_eps, cos, sin)
 
 
 def add_norm(x, y, w, eps: float | None):
@@ -152,17 +146,13 @@ def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False
     return _reduce(module, y) if reduce else y
 
 
-def _split_qkv_shapes(mixed: torch.Tensor, groups: int, hpg: int, hd: int):
-    mixed = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)
-    q, k, v = torch.split(mixed, [hpg * hd, hd, hd], dim=3)
-    return q.reshape(q.size(0), q.size(1), -1, hd), k, v
-
-
 def _split_qkv(attn, mixed: torch.Tensor):
-    """q ``[s, b, heads, hd]``, k, v ``[s, b, groups, hd]`` from the QKV product ``[s, b, groups * (hpg + 2) * hd]``
-    (the layout ``get_query_key_value_tensors(split_qkv=False)`` returns: per group hpg query heads, then k, then v)."""
+    """Views (no copy) of q ``[s, b, groups, hpg * hd]``, k, v ``[s, b, groups, hd]`` of the QKV product
+    ``[s, b, groups * (hpg + 2) * hd]`` (the layout ``get_query_key_value_tensors(split_qkv=False)`` returns: per
+    group hpg query heads, then k, then v); ``qk_norm_rope`` takes q in this form."""
     hd, groups = attn.hidden_size_per_attention_head, attn.num_query_groups_per_partition
-    return _split_qkv_shapes(mixed, groups, attn.num_attention_heads_per_partition // groups, hd)
+    hpg = attn.num_attention_heads_per_partition // groups
+    return torch.split(mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd), [hpg * hd, hd, hd], dim=3)
 
 
 def run_layers(
@@ -176,20 +166,16 @@ def run_layers(
     ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
     layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``)."""
     cuda = x.is_cuda
-    qkv, addn = _fn("qkv", qkv_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
+    qk, addn = _fn("qk", qk_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
     act = _fn("swiglu", swiglu, cuda, pdl)
     layers = engine.layers
     first = layers[0].input_layernorm
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        mixed = project(attn.linear_qkv, h, gemv, False, pdl)
-        groups, hd = attn.num_query_groups_per_partition, attn.hidden_size_per_attention_head
-        hpg = attn.num_attention_heads_per_partition // groups
-        # v as a view of the product (each group's last hd values); _split_qkv would also copy q into place
-        v = mixed.view(*mixed.shape[:-1], groups, (hpg + 2) * hd)[..., (hpg + 1) * hd :]
+        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl))
         qn, kn = attn.q_layernorm, attn.k_layernorm
-        q, k = qkv(mixed, groups, hpg, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
+        q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
         y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)

@@ -5,9 +5,8 @@ reads the large ones (the MLP's) at about 4.0 TB/s on an H200, but the attention
 3.0-3.2 TB/s, and the MLP's down projection adds a split-K reduce kernel (BENCHMARKS.md, issue 12 profile). Here each
 program owns ``BLOCK_N`` whole rows of ``W`` (a Linear weight is row-major, so a row is one contiguous read), walks K
 in ``BLOCK_K`` steps with an fp32 elementwise accumulator and reduces it once at the end: no split-K, no reduce
-kernel, one launch per product. Blocks: ``DEFAULT_CONFIG`` (2 rows x 1,024 columns, 4 warps: what the autotuner
-picked on the H200 for every 4B shape, and the best of a 24-configuration sweep in bench/bench_gemv.py);
-``COSMOS_AR_GEMV_AUTOTUNE=1`` autotunes over a small set instead, on the first call (before any CUDA-graph capture).
+kernel, one launch per product. Blocks: ``DEFAULT_CONFIG`` (2 rows x 1,024 columns, 4 warps: the best of a
+24-configuration sweep on the H200 for every 4B shape, bench/bench_gemv.py).
 
 Fusions (``gemv``'s keywords):
 
@@ -32,31 +31,17 @@ import torch
 
 _KERNEL: list = []
 
-# The configuration used on CUDA unless ``COSMOS_AR_GEMV_AUTOTUNE=1``: 2 rows x 1,024 columns per program, 4 warps. On
-# the H200 the autotuner picked it for every 4B shape and it was the best of a 24-configuration sweep
-# (bench/bench_gemv.py); a fixed choice saves generate's first step some 30 compiles and timings.
+# Blocks per program: 2 rows x 1,024 columns, 4 warps. On the H200 an autotuner picked it for every 4B shape and it
+# was the best of a 24-configuration sweep (bench/bench_gemv.py sweeps them); a fixed choice spares generate's first
+# step the ~24 s of compiling and timing alternatives on a fresh machine (BENCHMARKS.md, issue 13).
 DEFAULT_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 1024, "num_warps": 4, "num_stages": 3}
 
 
-def _configs(triton) -> list:
-    # Few configurations: each is timed once per weight shape on the first call (4 shapes for a model).
-    out = []
-    for block_n, block_k, warps in ((4, 512, 4), (8, 512, 4), (8, 256, 4), (16, 256, 8), (4, 1024, 8), (2, 1024, 4)):
-        out.append(triton.Config({"BLOCK_N": block_n, "BLOCK_K": block_k}, num_warps=warps, num_stages=3))
-    return out
-
-
 def _build():
-    if _KERNEL:
-        return _KERNEL[0]
-    import triton
+    if not _KERNEL:
+        from nemo_cosmos_ar.inference.gemv_triton import gemv_kernel
 
-    from nemo_cosmos_ar.inference.gemv_triton import gemv_kernel
-
-    interpret = os.environ.get("TRITON_INTERPRET") == "1"
-    keys = ["N", "K", "NORM", "SWIGLU", "RESIDUAL", "GLU"]
-    tuned = gemv_kernel if interpret else triton.autotune(configs=_configs(triton), key=keys)(gemv_kernel)
-    _KERNEL.append((gemv_kernel, tuned))
+        _KERNEL.append(gemv_kernel)
     return _KERNEL[0]
 
 
@@ -107,7 +92,7 @@ def gemv(
         raise ValueError(f"gemv: residual {tuple(residual.shape)} must hold {n_out} values")
     if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("gemv: CPU tensors run in Triton's interpreter: set TRITON_INTERPRET=1 first")
-    plain, tuned = _build()
+    kernel = _build()
     xv = x.reshape(k_in).contiguous()
     g = norm_weight.contiguous() if norm_weight is not None else xv  # unused pointers when the fusion is off
     r = residual.reshape(n_out).contiguous() if residual is not None else xv
@@ -115,16 +100,12 @@ def gemv(
     y = torch.empty((*x.shape[:-1], n_out), dtype=x.dtype, device=x.device)
     flags = dict(NORM=norm_weight is not None, SWIGLU=swiglu, RESIDUAL=residual is not None, GLU=glu)
     args = (xv, weight, y, g, r, n_out, k, weight.stride(0), eps)
-    if x.device.type != "cuda":  # the interpreter: one fixed small configuration (autotuning would only time Python)
-        plain[(_cdiv(n_out, 32),)](*args, **flags, PDL=False, BLOCK_N=32, BLOCK_K=128)
-        return y
-    launch = {"launch_pdl": True} if pdl else {}
-    if config is None and os.environ.get("COSMOS_AR_GEMV_AUTOTUNE") == "1":
-        grid = lambda meta: (_cdiv(n_out, meta["BLOCK_N"]),)  # noqa: E731
-        tuned[grid](*args, **flags, PDL=pdl, **launch)
+    if x.device.type != "cuda":  # the interpreter: one fixed small configuration
+        kernel[(_cdiv(n_out, 32),)](*args, **flags, PDL=False, BLOCK_N=32, BLOCK_K=128)
         return y
     meta = dict(config or DEFAULT_CONFIG)
-    plain[(_cdiv(n_out, meta["BLOCK_N"]),)](*args, **flags, PDL=pdl, **meta, **launch)
+    launch = {"launch_pdl": True} if pdl else {}
+    kernel[(_cdiv(n_out, meta["BLOCK_N"]),)](*args, **flags, PDL=pdl, **meta, **launch)
     return y
 
 
