@@ -250,9 +250,13 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     dd = result.diffusion
     if dd is not None:  # its loads count in its time when offloaded
         loads = dd.load_network_s + dd.load_tokenizer_s
+        waited = result.diffusion_waited_s  # for its background load to finish
         decoded = (
             f"diffusion decode {s['decode']:.1f}s ({len(dd.step_s)} steps, {dd.sample_s:.1f}s; CV8x8x8 "
-            f"decode {dd.tokenizer_decode_s:.1f}s" + (f"; loads {loads:.1f}s)" if loads else ")")
+            f"decode {dd.tokenizer_decode_s:.1f}s"
+            + (f"; loads {loads:.1f}s" if loads else "")
+            + (f"; waited {waited:.1f}s for its load" if waited >= 0.05 else "")
+            + ")"
         )
     else:
         decoded = f"DV decode {s['decode']:.1f}s"

@@ -24,7 +24,9 @@ loaded by the constructor and stay resident across calls.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,9 @@ class DiffusionDecoder:
         split: this rank's part of a two-rank guidance split (``parallel.py``): each rank runs one of the two passes
             of every step; role 1 never loads the CV8x8x8 decoder and its ``decode_tokens`` returns None. Both ranks
             must call ``decode_tokens`` with the same tokens and seed. None: both passes here.
+        background: without ``offload_network``: check the file's keys and shapes now (memory-mapped; a bad file
+            still fails here), then load the DiT and the CV8x8x8 decoder in a thread (on CUDA on a side stream)
+            while the caller goes on (generate's AR decode), and wait for them at the first ``decode_tokens``.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class DiffusionDecoder:
         attention: str = "sdpa",
         compile_blocks: bool = False,
         split: GuidanceSplit | None = None,
+        background: bool = False,
     ) -> None:
         self.checkpoint_dir, self.tokenizer_dir = Path(checkpoint_dir), Path(tokenizer_dir)
         for folder, name in ((self.checkpoint_dir, MODEL_FILE), (self.tokenizer_dir, DECODER_FILE)):
@@ -133,38 +139,83 @@ class DiffusionDecoder:
         self.startup_s = {"network": 0.0, "tokenizer": 0.0}
         self.network: DiffusionDecoderDiT | None = None
         self.tokenizer: CVTokenizerDecoder | None = None
-        if not offload_network:
+        self.waited_s = 0.0  # how long decode_tokens waited for a background load
+        self._loader: threading.Thread | None = None
+        self._load_error: BaseException | None = None
+        background = background and not offload_network
+        if not offload_network and not background:
             self.network, self.startup_s["network"] = self._load_network()
-        self.dit_config = self.network.config if self.network is not None else self._peek_config()
+        self.dit_config = self.network.config if self.network is not None else self._peek_config(check=background)
         self.context = load_generic_prompt(self.checkpoint_dir, self.dit_config.context_dim)
-        if not offload_tokenizer and self.makes_frames:
+        load_tok = not offload_tokenizer and self.makes_frames
+        if background:
+            self._loader = threading.Thread(target=self._load_in_background, args=(load_tok,), daemon=True)
+            self._loader.start()
+        elif load_tok:
             self.tokenizer, self.startup_s["tokenizer"] = self._load_tokenizer()
 
-    def _peek_config(self) -> DiTConfig:
-        if isinstance(self.config_arg, DiTConfig):
+    def _load_in_background(self, load_tok: bool) -> None:
+        """The thread of ``background``: the loads on a side stream, so their copies overlap the caller's kernels
+        (on the default stream they would queue behind them)."""
+        try:
+            cuda = self.device.type == "cuda"
+            side = torch.cuda.Stream(self.device) if cuda else None
+            with torch.cuda.device(self.device) if cuda else contextlib.nullcontext(), torch.cuda.stream(side):
+                net, took = self._load_network(sync=False)
+                tok, took_tok = self._load_tokenizer(sync=False) if load_tok else (None, 0.0)
+                if cuda:
+                    side.synchronize()
+            self.network, self.tokenizer = net, tok
+            self.startup_s.update(network=took, tokenizer=took_tok)
+        except BaseException as err:  # noqa: BLE001 - raised by the first decode_tokens
+            self._load_error = err
+
+    def _wait_for_loads(self) -> None:
+        if self._loader is not None:
+            t = time.perf_counter()
+            self._loader.join()
+            self._loader = None
+            self.waited_s = time.perf_counter() - t
+        if self._load_error is not None:
+            err, self._load_error = self._load_error, None
+            raise err
+
+    def _peek_config(self, check: bool = False) -> DiTConfig:
+        """The DiT's config without loading it; ``check``: also check every key's shape and dtype."""
+        if isinstance(self.config_arg, DiTConfig) and not check:
             return self.config_arg
-        if isinstance(self.config_arg, str):
+        if isinstance(self.config_arg, str) and not check:
             return get_dit_config(self.config_arg)
-        from nemo_cosmos_ar.diffusion_decoder.checkpoint import detect_preset, read_state_dict
+        from nemo_cosmos_ar.diffusion_decoder.checkpoint import check_state_dict, detect_preset, read_state_dict
 
         path = self.checkpoint_dir / MODEL_FILE
-        return get_dit_config(detect_preset(read_state_dict(path), path))  # memory-mapped: reads shapes only
+        sd = read_state_dict(path)  # memory-mapped: reads the header and shapes only
+        if isinstance(self.config_arg, DiTConfig):
+            preset, cfg = "", self.config_arg
+        else:
+            preset = self.config_arg or detect_preset(sd, path)
+            cfg = get_dit_config(preset)
+        if check:
+            check_state_dict(sd, cfg, path, preset)
+        return cfg
 
-    def _load_network(self) -> tuple[DiffusionDecoderDiT, float]:
+    def _load_network(self, sync: bool = True) -> tuple[DiffusionDecoderDiT, float]:
         t = time.perf_counter()
         net = load_dit(self.checkpoint_dir / MODEL_FILE, self.config_arg, self.device, self.dtype)
         net.set_attention_backend(self.attention)
         if self.compile_blocks:
             for block in net.blocks.values():
                 block.compile()
-        _sync(self.device)
+        if sync:
+            _sync(self.device)
         return net, time.perf_counter() - t
 
-    def _load_tokenizer(self) -> tuple[CVTokenizerDecoder, float]:
+    def _load_tokenizer(self, sync: bool = True) -> tuple[CVTokenizerDecoder, float]:
         t = time.perf_counter()
         chunk = self.sampler.chunk_latent_frames()
         tok = load_cv_decoder(self.tokenizer_dir, self.tokenizer_backend, self.device, self.tokenizer_dtype, chunk)
-        _sync(self.device)
+        if sync:
+            _sync(self.device)
         return tok, time.perf_counter() - t
 
     def _check_tokens(self, tokens: torch.Tensor, vocab: int) -> torch.Tensor:
@@ -239,12 +290,14 @@ class DiffusionDecoder:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
-        net, error = self.network, None
-        if net is None:
-            try:
+        net, error = None, None
+        try:
+            self._wait_for_loads()
+            net = self.network
+            if net is None:
                 net, self.stats.load_network_s = self._load_network()
-            except Exception as err:  # noqa: BLE001 - the partner rank must hear of it before the first exchange
-                error = err
+        except Exception as err:  # noqa: BLE001 - the partner rank must hear of it before the first exchange
+            error = err
         if self.split is not None:
             self.split.agree(error, "loading the diffusion decoder")
         elif error is not None:
@@ -284,7 +337,10 @@ class DiffusionDecoder:
         return torch.cat(videos)
 
     def close(self) -> None:
-        """Free the resident modules."""
+        """Free the resident modules (after a background load has finished)."""
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
         self.network = self.tokenizer = None
         free_memory(self.device)
 

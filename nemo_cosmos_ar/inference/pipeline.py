@@ -77,6 +77,8 @@ class GenerationResult:
             decode, or the diffusion decoder's whole call when it is on.
         diffusion: the diffusion decoder's timings (``diffusion_decoder.pipeline.DecodeStats``), None when it is off.
         load_parts: what ``seconds["load"]`` was spent on (setup, AR model, tokenizer, diffusion decoder, guardrails).
+        diffusion_waited_s: how long the decode waited for the diffusion decoder's background load (counted in
+            ``seconds["decode"]``).
     """
 
     output: Path
@@ -86,6 +88,7 @@ class GenerationResult:
     seconds: dict[str, float]
     diffusion: object | None = None
     load_parts: dict[str, float] = field(default_factory=dict)
+    diffusion_waited_s: float = 0.0
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
@@ -222,8 +225,9 @@ class Runner:
         return self.opts.diffusion_decoder_dir is not None and (self.rank == 0 or self.dd_split is not None)
 
     def load_diffusion_decoder(self) -> None:
-        """Ranks that run the decoder: build it. Resident, the DiT and the CV8x8x8 decoder load now (a bad file fails
-        before generating); offloaded, only its config and generic prompt are read, and each video loads both."""
+        """Ranks that run the decoder: build it. Resident, its files are checked now (a bad file fails before
+        generating) and the DiT and the CV8x8x8 decoder load in the background, during the AR decode; offloaded,
+        only its config and generic prompt are read, and each video loads both."""
         if not self.runs_dd or self.dd is not None:
             return
         from nemo_cosmos_ar.diffusion_decoder.pipeline import DiffusionDecoder
@@ -238,6 +242,7 @@ class Runner:
             offload_network=off,
             offload_tokenizer=off,
             split=self.dd_split,
+            background=True,  # checked now, loaded while the AR model generates; waited for at the first video
         )
         self._loaded("diffusion decoder", t)
 
@@ -441,6 +446,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.seconds,
         runner.dd_stats,
         runner.load_parts,
+        runner.dd.waited_s if runner.dd is not None else 0.0,
     )
 
 
