@@ -47,15 +47,16 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torc
 
 
 def decode_projections(model) -> list[tuple[str, torch.nn.Module]]:
-    """``(name, module)`` of every projection the batch-1 decode step multiplies with ``gemv``, in step order."""
+    """``(name, module)`` of every projection the batch-1 decode step multiplies with ``gemv``, in step order; names
+    as in ``model.named_modules()``."""
     out = []
     for i, layer in enumerate(model.decoder.layers):
         attn, mlp = layer.self_attention, layer.mlp
         for name, module in (
-            ("linear_qkv", attn.linear_qkv),
-            ("linear_proj", attn.linear_proj),
-            ("linear_fc1", mlp.linear_fc1),
-            ("linear_fc2", mlp.linear_fc2),
+            ("self_attention.linear_qkv", attn.linear_qkv),
+            ("self_attention.linear_proj", attn.linear_proj),
+            ("mlp.linear_fc1", mlp.linear_fc1),
+            ("mlp.linear_fc2", mlp.linear_fc2),
         ):
             out.append((f"decoder.layers.{i}.{name}", module))
     out.append(("output_layer", model.output_layer))
