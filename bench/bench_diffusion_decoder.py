@@ -15,7 +15,12 @@ Configurations (``--configs``, comma-separated; default all but te/compile):
 * ``offload-tok``: ``--offload-tokenizer``: the CV8x8x8 decoder is loaded for the call and freed after;
 * ``offload-both``: both flags;
 * ``unbatched``: resident, conditional and unconditional passes as two calls of batch 1 (NVIDIA's way);
-* ``te``: resident with TransformerEngine attention (needs TE); ``compile``: resident with torch.compile'd blocks.
+* ``te``: resident with TransformerEngine attention (needs TE); ``compile``: resident with torch.compile'd blocks;
+* ``eager-cv``: resident, the CV8x8x8 decoder as the eager module instead of the TorchScript file.
+
+``--cold``: no warm-up call: the first call's figures (what one ``generate`` pays: kernel selection, TorchScript's
+profiling runs) in the table, with its first step's seconds; a second, warm call's sampling and CV decode seconds
+are printed beside them.
 
 Usage::
 
@@ -55,6 +60,7 @@ CONFIGS = {
     "unbatched": dict(batch_guidance=False),
     "te": dict(attention="te"),
     "compile": dict(compile_blocks=True),
+    "eager-cv": dict(tokenizer_backend="eager"),  # the CV8x8x8 decoder as our eager module (the file's dtype)
 }
 DEFAULT_CONFIGS = "resident,offload-dd,offload-tok,offload-both,unbatched"
 
@@ -78,12 +84,19 @@ def run_config(name: str, args, dd_dir: Path, cv_dir: Path, tokens: torch.Tensor
     t0 = time.perf_counter()
     dd = DiffusionDecoder(dd_dir, cv_dir, device=device, dtype=dtype, sampler=sampler, **opts)
     startup = time.perf_counter() - t0
-    # Warm-up with 2 steps: kernel selection, torch.compile, TorchScript's profiling runs of the CV decoder.
-    dd.sampler = SamplerConfig(num_steps=2, batch_guidance=batch_guidance)
-    dd.decode_tokens(tokens, seed=args.seed)
-    dd.sampler = sampler
+    if not args.cold:  # warm-up with 2 steps: kernel selection, torch.compile, TorchScript's profiling runs
+        dd.sampler = SamplerConfig(num_steps=2, batch_guidance=batch_guidance)
+        dd.decode_tokens(tokens, seed=args.seed)
+        dd.sampler = sampler
     video = dd.decode_tokens(tokens, seed=args.seed)
     st = dd.stats
+    warm = ""
+    if args.cold:
+        dd.decode_tokens(tokens, seed=args.seed)
+        warm = (
+            f"first step {st.step_s[0]:.2f}s; warm call: sampling {dd.stats.sample_s:.2f}s, "
+            f"CV decode {dd.stats.tokenizer_decode_s:.2f}s"
+        )
     cfg = dd.dit_config
     lat = (8, 2 * tokens.shape[2], 2 * tokens.shape[3])
     step = statistics.median(st.step_s)
@@ -100,6 +113,7 @@ def run_config(name: str, args, dd_dir: Path, cv_dir: Path, tokens: torch.Tensor
         tflops=flops / step / 1e12,
         frames=video.shape[2],
         finite=bool(torch.isfinite(video).all()),
+        warm=warm,
     )
     dd.close()
     del dd, video
@@ -118,6 +132,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--cold", action="store_true", help="no warm-up call: the figures of a process's first call")
     args = parser.parse_args()
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
@@ -179,6 +194,9 @@ def main() -> None:
             f"{r['total_s']:.2f} | {r['load_in_call_s']:.2f} | {r['startup_s']:.1f} | {peak} | "
             f"{r['tflops']:.1f} | {r['frames']}{'' if r['finite'] else ' (non-finite!)'} |"
         )
+    for r in rows:
+        if r.get("warm"):
+            print(f"# {r['config']} (cold): {r['warm']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -14,7 +14,12 @@ Configurations (``--configs``, comma-separated; default all):
 * ``dv``: ``--disable-diffusion-decoder`` (the DV8x16x16 decoder);
 * ``dd``: the diffusion decoder, everything resident (cosmos-predict1 without offload flags);
 * ``dd-offload``: ``--offload-diffusion-decoder``;
-* ``dd-offload-all``: ``--offload-ar-model --offload-tokenizer --offload-diffusion-decoder`` (the guide's command).
+* ``dd-offload-all``: ``--offload-ar-model --offload-tokenizer --offload-diffusion-decoder`` (the guide's command);
+* ``dd-nosplit``: ``--diffusion-decoder-parallel off`` (with ``--nproc 2``: TP=2 for the AR model, the diffusion
+  decoder on GPU 0 alone; ``dd`` then splits its guidance over both GPUs).
+
+``--nproc N`` runs each configuration under ``torchrun --nproc-per-node N`` with ``--num-gpus N``; the peak memory is
+the largest over the ranks.
 
 Usage::
 
@@ -53,13 +58,17 @@ CONFIGS = {
     "dd": [],
     "dd-offload": ["--offload-diffusion-decoder"],
     "dd-offload-all": ["--offload-ar-model", "--offload-tokenizer", "--offload-diffusion-decoder"],
+    "dd-nosplit": ["--diffusion-decoder-parallel", "off"],  # with --nproc 2: the decoder on GPU 0 alone
 }
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
 CHILD = (
-    "import sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]);"
-    " print(f'BENCH rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib='"
-    " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'))"
+    "import os, sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]);"
+    ' print(f\'BENCH rank={os.environ.get("RANK", "0")} rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib=\''
+    " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'), flush=True)"
+)
+DD_PARTS = re.compile(
+    r"diffusion decode [\d.]+s \((?P<steps>\d+) steps, (?P<sample>[\d.]+)s; CV8x8x8 decode (?P<cv>[\d.]+)s"
 )
 TIMING = re.compile(
     r"load (?P<load>[\d.]+)s \((?P<parts>[^)]*)\), encode (?P<encode>[\d.]+)s, prefill [\d.]+s, "
@@ -111,7 +120,9 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
     return ck, image
 
 
-def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int, extra: list[str]) -> dict:
+def run_config(
+    name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int, extra: list[str], nproc: int = 1
+) -> dict:
     argv = [
         "generate",
         "--checkpoint-dir",
@@ -131,23 +142,34 @@ def run_config(name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: i
     if smoke:
         argv += ["--model", "tiny", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    if nproc > 1:
+        child = out / "bench_child.py"
+        child.write_text(CHILD.replace("; ", "\n") + "\n")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(child)]
+        cmd += [*argv, "--num-gpus", str(nproc)]
+    else:
+        cmd = [sys.executable, "-c", CHILD, *argv]
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
-    bench = re.search(r"BENCH rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
+    ranks = re.findall(r"BENCH rank=(\d+) rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
+    bench = next((r for r in ranks if r[0] == "0"), None)
     timing = TIMING.search(proc.stdout)
-    if proc.returncode or not bench or bench.group(1) != "0" or not timing:
+    if proc.returncode or not bench or bench[1] != "0" or not timing or len(ranks) != nproc:
         raise SystemExit(
             f"{name}: generate failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     row = {k: float(v) for k, v in timing.groupdict().items() if k not in ("which", "parts")}
+    dd = DD_PARTS.search(proc.stdout)
     row.update(
         config=name,
         which=timing["which"],
         parts=timing["parts"],
         wall_s=wall,
-        main_s=float(bench.group(2)),
-        peak_gib=float(bench.group(3)),
+        main_s=float(bench[2]),
+        peak_gib=max(float(r[3]) for r in ranks),
+        sample=float(dd["sample"]) if dd else float("nan"),
+        cv=float(dd["cv"]) if dd else float("nan"),
     )
     return row
 
@@ -158,6 +180,7 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--work-dir", type=Path, help="keep the random folders here and reuse them (default: temp)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nproc", type=int, default=1, help="GPUs: run generate under torchrun with --num-gpus N")
     parser.add_argument(
         "--generate-args", default="", help='more generate flags for every run, e.g. "--fused-step off"'
     )
@@ -175,20 +198,23 @@ def main() -> None:
         ck, image = setup(root, args.smoke)
         print(f"# setup {time.perf_counter() - t:.0f}s (random folders under {ck})", flush=True)
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "CPU"
-        print(f"# cosmos-ar generate, one image -> 33 frames, {gpu}, torch {torch.__version__}, seed {args.seed}")
+        print(
+            f"# cosmos-ar generate, one image -> 33 frames, {gpu}, torch {torch.__version__}, seed {args.seed}, "
+            f"{args.nproc} process(es)"
+        )
         print(
             "| config | process wall s | main() s | load s | encode s | AR compile + capture s | AR decode s | "
-            "tokens/s | decoder | decode s | write s | peak GiB |"
+            "tokens/s | decoder | decode s | DiT sampling s | CV decode s | write s | peak GiB |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         parts = []
         for name in names:
-            r = run_config(name, ck, image, root, args.smoke, args.seed, args.generate_args.split())
+            r = run_config(name, ck, image, root, args.smoke, args.seed, args.generate_args.split(), args.nproc)
             parts.append(f"# {name}: load = {r['parts']}")
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
-                f"{r['capture']:.1f} | {r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | {r['write']:.1f} | "
-                f"{r['peak_gib']:.1f} |",
+                f"{r['capture']:.1f} | {r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | "
+                f"{r['sample']:.1f} | {r['cv']:.1f} | {r['write']:.1f} | {r['peak_gib']:.1f} |",
                 flush=True,
             )
         print("\n".join(parts))

@@ -113,6 +113,14 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         "cli": [*cli, *common, "--checkpoint-dir", str(weights)],
         "tiny_guardrails": True,
         "batch": [*batch, "--batch-size", "2", "--save-tokens", str(out / "batch_tokens"), *common],
+        "batch_dd": [
+            *batch[:-1],
+            str(out / "batch_dd"),
+            *common,
+            "--checkpoint-dir",
+            str(weights),
+            "--disable-guardrail",
+        ],
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     proc = run_torchrun("generate_tp.py", "--spec", str(tmp_path / "spec.json"), nproc=2)
@@ -121,11 +129,14 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         r = res[name]
         assert r["greedy_equal"] and r["sampled_equal"] and r["rank_shard_rows"] == 32000, (name, r)
         assert r["max_logit_diff"] < TOL, (name, r)
-    assert (res["cli_rc"], res["batch_rc"]) == (0, 1)  # the batch had one bad line
+    assert (res["cli_rc"], res["batch_rc"], res["batch_dd_rc"]) == (0, 1, 1)  # the batches had one bad line
+    assert res["batch_dd_decodes"] == [2, 2]  # both ranks ran their pass of both good videos
     # Only rank 0 wrote, printed and reported; the TP=2 videos are the single-process one.
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "batch/0.mp4",
         "batch/s3.mp4",
+        "batch_dd/0.mp4",
+        "batch_dd/s3.mp4",
         "batch_tokens/0.pt",
         "batch_tokens/s3.pt",
         "results.json",
@@ -135,13 +146,14 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     want = torch.load(single, weights_only=True)
     for f in ("tp2.pt", "batch_tokens/0.pt", "batch_tokens/s3.pt"):
         assert torch.equal(torch.load(out / f, weights_only=True), want), f
-    assert proc.stdout.count("wrote ") == 2 and proc.stderr.count("line 2: input") == 1
+    assert proc.stdout.count("wrote ") == 3 and proc.stderr.count("line 2: input") == 2
     assert "on 2 GPUs (tensor parallel)" in proc.stdout
-    # Guardrails and the diffusion decoder: only rank 0 loaded (and ran) them for the single video; the batch without
-    # their weights warned once and noted the DV8x16x16 decoder once.
+    # Guardrails: only rank 0 loaded (and ran) them for the single video; the diffusion decoder ran on both ranks,
+    # one pass of the guidance each (its video is checked in test_dd_guidance_split). The batch without their
+    # weights warned once and noted the DV8x16x16 decoder once.
     assert res["guardrail_loads"] == [
         {"safety": 1, "face": 1, "dd_built": 1, "dd_decoded": 1},
-        {"safety": 0, "face": 0, "dd_built": 0, "dd_decoded": 0},
+        {"safety": 0, "face": 0, "dd_built": 1, "dd_decoded": 1},
     ]
     assert "guardrails " in proc.stdout and proc.stderr.count("these videos are NOT safety-filtered") == 1
     assert "diffusion decode " in proc.stdout and proc.stderr.count("these videos are decoded by the DV8x16x16") == 1

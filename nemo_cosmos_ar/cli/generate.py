@@ -168,6 +168,7 @@ def options_from_args(args: argparse.Namespace):
         diffusion_decoder_dir=dd_dir,
         cv_tokenizer=cv_dir,
         offload_diffusion_decoder=args.offload_diffusion_decoder,
+        dd_parallel=args.diffusion_decoder_parallel,
         sampling=SamplingConfig(temperature=args.temperature, top_p=top_p, top_k=args.top_k, nucleus=args.nucleus),
     )
 

@@ -28,8 +28,9 @@ The decoder is NVIDIA's default, the 7B diffusion decoder (Cosmos-Predict1-7B-De
 video diffusion transformer samples CV8x8x8 latents from the tokens in 15 guided steps, seeded with --seed, and the
 Cosmos-Tokenize1-CV8x8x8-720p decoder makes the frames), when its weights are under --checkpoint-dir. Without them
 the DV8x16x16 decoder makes the frames (blurrier) and a one-line note says so. --diffusion-decoder makes missing
-weights an error, --disable-diffusion-decoder always uses the DV8x16x16 decoder. Under torchrun only rank 0 runs it,
-on one GPU (no context parallelism).
+weights an error, --disable-diffusion-decoder always uses the DV8x16x16 decoder. Under torchrun its DiT runs on
+GPUs 0 and 1, each one of the two passes of the guidance (about half the sampling time; the same video as one GPU),
+and GPU 0 makes the frames; --diffusion-decoder-parallel off keeps it on GPU 0.
 
 Before a video is written, NVIDIA's video guardrails run on it, as in cosmos-predict1: a content safety filter
 (SigLIP and a classifier over frames sampled at 2 fps; a video it flags is not written, nor its tokens, and the
@@ -392,4 +393,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action=_Spelling,
         flag=True,
         help="load the diffusion decoder (its DiT and the CV8x8x8 decoder) for each video and delete it after",
+    )
+    dd.add_argument(
+        "--diffusion-decoder-parallel",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto (default): on 2 or more GPUs (torchrun), GPU 0 runs the conditional and GPU 1 the unconditional "
+        "pass of each guided step, swapping the results (the 7B is then loaded on both; the video is the one GPU's); "
+        "off: GPU 0 runs both",
     )

@@ -36,6 +36,7 @@ from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, lo
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, CVTokenizerDecoder, load_cv_decoder
 from nemo_cosmos_ar.diffusion_decoder.network import ATTENTION_BACKENDS, DiffusionDecoderDiT
+from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
 
 DV_SPATIAL = 16  # DV8x16x16 pixels per token, per side
 CV_SPATIAL = 8  # CV8x8x8 pixels per latent cell, per side
@@ -87,6 +88,9 @@ class DiffusionDecoder:
         tokenizer_dtype: eager CV8x8x8 dtype; None = the file's (the jit backend always uses the file's).
         attention: ``"sdpa"`` (torch scaled_dot_product_attention) or ``"te"`` (TransformerEngine, if installed).
         compile_blocks: ``torch.compile`` each DiT block (GPU speed; the first call pays the compile).
+        split: this rank's part of a two-rank guidance split (``parallel.py``): each rank runs one of the two passes
+            of every step; role 1 never loads the CV8x8x8 decoder and its ``decode_tokens`` returns None. Both ranks
+            must call ``decode_tokens`` with the same tokens and seed. None: both passes here.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class DiffusionDecoder:
         tokenizer_dtype: torch.dtype | None = None,
         attention: str = "sdpa",
         compile_blocks: bool = False,
+        split: GuidanceSplit | None = None,
     ) -> None:
         self.checkpoint_dir, self.tokenizer_dir = Path(checkpoint_dir), Path(tokenizer_dir)
         for folder, name in ((self.checkpoint_dir, MODEL_FILE), (self.tokenizer_dir, DECODER_FILE)):
@@ -122,6 +127,8 @@ class DiffusionDecoder:
         self.offload_network, self.offload_tokenizer = offload_network, offload_tokenizer
         self.tokenizer_backend, self.tokenizer_dtype = tokenizer_backend, tokenizer_dtype
         self.attention, self.compile_blocks = attention, compile_blocks
+        self.split = split
+        self.makes_frames = split is None or split.role == 0  # role 1 samples only
         self.stats = DecodeStats()
         self.startup_s = {"network": 0.0, "tokenizer": 0.0}
         self.network: DiffusionDecoderDiT | None = None
@@ -130,7 +137,7 @@ class DiffusionDecoder:
             self.network, self.startup_s["network"] = self._load_network()
         self.dit_config = self.network.config if self.network is not None else self._peek_config()
         self.context = load_generic_prompt(self.checkpoint_dir, self.dit_config.context_dim)
-        if not offload_tokenizer:
+        if not offload_tokenizer and self.makes_frames:
             self.tokenizer, self.startup_s["tokenizer"] = self._load_tokenizer()
 
     def _peek_config(self) -> DiTConfig:
@@ -181,6 +188,9 @@ class DiffusionDecoder:
         tok_u, ctx_u = torch.zeros_like(tok), torch.zeros_like(ctx)
 
         def denoise_pair(x_in: torch.Tensor, c_noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if self.split is not None:  # one pass here, the other on the partner rank
+                mine = (ctx, tok) if self.split.role == 0 else (ctx_u, tok_u)
+                return self.split.exchange(net(x_in, c_noise, *mine, sc.fps))
             if sc.batch_guidance:
                 out = net(torch.cat([x_in, x_in]), c_noise, torch.cat([ctx, ctx_u]), torch.cat([tok, tok_u]), sc.fps)
                 return out[:b], out[b:]
@@ -204,7 +214,7 @@ class DiffusionDecoder:
         seed: int = 0,
         num_frames: int | None = None,
         context: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | None:
         """Decode a DV8x16x16 token grid into frames.
 
         Args:
@@ -215,7 +225,8 @@ class DiffusionDecoder:
                 ``aux_vars.pt``, as cosmos-predict1's base pipeline.
 
         Returns:
-            ``[B, 3, num_frames, 16h, 16w]`` float32 on the CPU, in [-1, 1] (what ``video_io.write_video`` takes).
+            ``[B, 3, num_frames, 16h, 16w]`` float32 on the CPU, in [-1, 1] (what ``video_io.write_video`` takes);
+            None on role 1 of a guidance split.
         """
         tokens = self._check_tokens(tokens, self.dit_config.token_vocab_size)
         sc, tc = self.sampler, TEMPORAL
@@ -228,9 +239,16 @@ class DiffusionDecoder:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
-        net = self.network
+        net, error = self.network, None
         if net is None:
-            net, self.stats.load_network_s = self._load_network()
+            try:
+                net, self.stats.load_network_s = self._load_network()
+            except Exception as err:  # noqa: BLE001 - the partner rank must hear of it before the first exchange
+                error = err
+        if self.split is not None:
+            self.split.agree(error, "loading the diffusion decoder")
+        elif error is not None:
+            raise error
         ctx = self.context if context is None else context.float().reshape(1, -1, net.config.context_dim)
         gen = torch.Generator().manual_seed(seed)
         latents: list[list[torch.Tensor]] = []
@@ -244,6 +262,9 @@ class DiffusionDecoder:
         if self.offload_network:
             del net
             free_memory(self.device)
+        if not self.makes_frames:
+            self.stats.total_s = time.perf_counter() - start
+            return None
         tok = self.tokenizer
         if tok is None:
             tok, self.stats.load_tokenizer_s = self._load_tokenizer()

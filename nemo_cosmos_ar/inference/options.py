@@ -67,6 +67,9 @@ class GenerateOptions:
             ``Cosmos-Tokenize1-CV8x8x8-720p`` next to ``diffusion_decoder_dir`` (``cosmos-ar download``'s layout).
         offload_diffusion_decoder: load the diffusion decoder (DiT and CV8x8x8 decoder) for each video and delete it
             after, as cosmos-predict1's ``--offload_diffusion_decoder``.
+        dd_parallel: "auto": on two or more GPUs the diffusion decoder's conditional and unconditional passes run on
+            ranks 0 and 1 (``diffusion_decoder/parallel.py``; half the sampling time, the DiT on both GPUs); "off":
+            rank 0 runs both.
     """
 
     input: Path | None = None
@@ -102,6 +105,7 @@ class GenerateOptions:
     diffusion_decoder_dir: Path | None = None
     cv_tokenizer: Path | None = None
     offload_diffusion_decoder: bool = False
+    dd_parallel: str = "auto"
 
     def __post_init__(self) -> None:
         self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
@@ -128,6 +132,8 @@ class GenerateOptions:
                 "--decode-weights int8 is for the Megatron engine's batch-1 decode: use --engine mcore and "
                 f"--batch-size 1 (got --engine {self.engine}, --batch-size {self.batch_size})"
             )
+        if self.dd_parallel not in ("auto", "off"):
+            raise ValueError(f"--diffusion-decoder-parallel must be auto or off, got {self.dd_parallel!r}")
         if self.seed < 0 or self.seed >= 2**63:
             raise ValueError(f"--seed must be in [0, 2**63), got {self.seed}")
 
@@ -207,5 +213,5 @@ def check_common(opts: GenerateOptions) -> None:
         from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
 
         find_guardrail_files(opts.guardrail_dir)
-    if opts.diffusion_decoder_dir is not None:  # every rank too, though only rank 0 loads it
+    if opts.diffusion_decoder_dir is not None:  # every rank too, though only ranks 0 and 1 load it
         checks.check_diffusion_decoder(opts.diffusion_decoder_dir, opts.cv_tokenizer)

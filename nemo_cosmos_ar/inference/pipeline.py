@@ -19,7 +19,8 @@ The order of cosmos-predict1's base pipeline
 
 Under torchrun (TP = the number of processes) rank 0 reads and tokenizes the inputs and broadcasts the prompts,
 every rank runs its shard of the model, rank 0 decodes, runs the guardrails and writes; the other ranks never load
-the tokenizer, the diffusion decoder or the guardrails (the diffusion decoder runs on rank 0's GPU alone).
+the tokenizer or the guardrails. The diffusion decoder's DiT runs on ranks 0 and 1, each one of the two passes of the
+guidance (``diffusion_decoder/parallel.py``; ``dd_parallel="off"``: rank 0 alone); rank 0 makes the frames.
 Offloading (cosmos-predict1's ``--offload_*`` flags) deletes a module after use and reloads it from disk when it is
 next needed; it never moves modules to the CPU. Without it the model, the tokenizer, the diffusion decoder and the
 guardrails are loaded up front and stay resident; with the diffusion decoder on, the DV8x16x16 tokenizer is only
@@ -145,7 +146,18 @@ class Runner:
         self.engine = None
         self.tok = None
         self.guard = None
-        self.dd = None  # the diffusion decoder (rank 0), built by load_diffusion_decoder
+        self.dd = (
+            None  # the diffusion decoder (rank 0, and rank 1 of a guidance split), built by load_diffusion_decoder
+        )
+        self.dd_split = None  # this rank's part of the guidance split (ranks 0 and 1), None elsewhere
+        # Whether the run splits the decoder: the same on every rank, so that every rank takes the same collectives.
+        self.dd_split_on = opts.diffusion_decoder_dir is not None and opts.dd_parallel == "auto" and self.world > 1
+        if self.dd_split_on:
+            from nemo_cosmos_ar.diffusion_decoder.parallel import split_for_rank
+
+            # Every rank makes the group (a collective call); only ranks 0 and 1 use it.
+            group = None if self.world == 2 else torch.distributed.new_group([0, 1])
+            self.dd_split = split_for_rank(self.rank, self.world, group)
         self.dd_stats = None  # its DecodeStats of the last video
         if opts.guardrail_dir is not None and self.rank == 0:  # the files are located now, the models load later
             from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
@@ -205,10 +217,15 @@ class Runner:
             self.guard.load()
             self._loaded("guardrails", t)
 
+    @property
+    def runs_dd(self) -> bool:
+        """Whether this rank runs the diffusion decoder: rank 0, and rank 1 of a guidance split."""
+        return self.opts.diffusion_decoder_dir is not None and (self.rank == 0 or self.dd_split is not None)
+
     def load_diffusion_decoder(self) -> None:
-        """Rank 0, with the decoder on: build it. Resident, the DiT and the CV8x8x8 decoder load now (a bad file fails
+        """Ranks that run the decoder: build it. Resident, the DiT and the CV8x8x8 decoder load now (a bad file fails
         before generating); offloaded, only its config and generic prompt are read, and each video loads both."""
-        if self.opts.diffusion_decoder_dir is None or self.rank != 0 or self.dd is not None:
+        if not self.runs_dd or self.dd is not None:
             return
         from nemo_cosmos_ar.diffusion_decoder.pipeline import DiffusionDecoder
 
@@ -221,6 +238,7 @@ class Runner:
             dtype=self.dtype,
             offload_network=off,
             offload_tokenizer=off,
+            split=self.dd_split,
         )
         self._loaded("diffusion decoder", t)
 
@@ -274,6 +292,14 @@ class Runner:
         self.seconds["generate"] += time.perf_counter() - t
         return unflatten_grid(seq, self.grid).cpu(), stats
 
+    def decode_partner(self, job: Job, tokens: torch.Tensor) -> None:
+        """Rank 1 of a guidance split: its half of the diffusion decoder's passes for the grid rank 0 is writing."""
+        if self.dd is not None and self.dd_split is not None and self.rank != 0:
+            try:
+                self.dd.decode_tokens(tokens, seed=job.seed)
+            except (ValueError, FileNotFoundError) as err:
+                raise DiffusionDecoderError(str(err)) from None
+
     def write(self, job: Job, tokens: torch.Tensor) -> None:
         """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0)."""
         t = time.perf_counter()
@@ -325,6 +351,18 @@ def broadcast(obj, rank: int, world: int):
     box = [obj if rank == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def share(payload, rank: int, world: int, error: BaseException | None = None):
+    """``broadcast`` for steps where other ranks can fail too: rank 0's ``payload`` on every rank, unless it is an
+    exception or another rank passes ``error``; then the first such exception (one all-gather)."""
+    if world == 1:
+        return payload if error is None else error
+    import torch.distributed as dist
+
+    got: list = [None] * world
+    dist.all_gather_object(got, payload if rank == 0 else error)
+    return next((e for e in got if isinstance(e, BaseException)), got[0])
 
 
 def _check_ranks_agree(seq: torch.Tensor) -> None:
@@ -380,7 +418,13 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
             payload = err
         if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
             runner.drop_tokenizer()
-    payload = broadcast(payload, rank, world)
+    local_error = None
+    if rank != 0 and runner.runs_dd:  # the other GPU of a guidance split
+        try:
+            runner.load_diffusion_decoder()
+        except Exception as err:  # noqa: BLE001 - every rank raises it below
+            local_error = err
+    payload = share(payload, rank, world, local_error) if runner.dd_split_on else broadcast(payload, rank, world)
     if isinstance(payload, Exception):
         raise payload
     grid, stats = runner.generate(payload, [opts.seed], bar=opts.progress and rank == 0)
@@ -388,6 +432,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.write(job, grid)
         if opts.offload_tokenizer:
             runner.drop_tokenizer()
+    else:
+        runner.decode_partner(job, grid)
     return GenerationResult(
         opts.output,
         grid,

@@ -12,7 +12,9 @@
   outputs are checked by the test; only rank 0 may write them);
 * with ``tiny_guardrails`` (the single run's --checkpoint-dir holds test_guardrails' tiny weights): how many times
   each rank loaded each guardrail model (only rank 0 may);
-* how many diffusion decoders each rank built, and how many videos each decoded with one (only rank 0 may).
+* how many diffusion decoders each rank built, and how many videos each decoded with one (ranks 0 and 1: one pass
+  of the guidance each);
+* with ``batch_dd``: its exit code and how many decodes each rank ran in it.
 """
 
 import argparse
@@ -83,6 +85,12 @@ def main() -> None:
     torch.distributed.all_gather_object(per_rank, loads)
     results["guardrail_loads"] = per_rank
     results["batch_rc"] = cli(spec["batch"])
+    if spec.get("batch_dd"):  # a batch with the diffusion decoder: each video's decode on both ranks
+        before = dict(loads)
+        results["batch_dd_rc"] = cli(spec["batch_dd"])
+        decodes = [None, None]
+        torch.distributed.all_gather_object(decodes, loads["dd_decoded"] - before["dd_decoded"])
+        results["batch_dd_decodes"] = decodes
     if rank == 0:
         (out / "results.json").write_text(json.dumps(results, indent=1))
 

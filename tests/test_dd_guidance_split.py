@@ -1,0 +1,49 @@
+"""The diffusion decoder on two ranks (``diffusion_decoder/parallel.py``): each rank runs one pass of the guidance;
+the video equals one rank's unbatched decode exactly, rank 1 makes no frames and loads no CV8x8x8 decoder, and a
+load that fails on one rank raises on both (nobody waits forever). Under torchrun with gloo on CPU."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import run_torchrun
+from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder
+from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit, split_for_rank
+
+
+def test_split_roles():
+    assert split_for_rank(0, 1) is None  # one process: both passes here
+    assert split_for_rank(0, 2) == GuidanceSplit(0) and split_for_rank(1, 4) == GuidanceSplit(1)
+    assert split_for_rank(2, 4) is None  # ranks past the pair take no part
+    with pytest.raises(ValueError, match="roles 0 .conditional. and 1 .unconditional., got 2"):
+        GuidanceSplit(2)
+
+
+def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
+    dd = write_random_decoder(tmp_path / "dd", "tiny", seed=0)
+    cv = write_random_cv_tokenizer(tmp_path / "cv", "tiny", seed=0)
+    broken = tmp_path / "broken"
+    shutil.copytree(dd, broken)
+    data = (broken / "model.pt").read_bytes()
+    (broken / "model.pt").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = {"decoder": str(dd), "cv": str(cv), "broken": str(broken), "out": str(out)}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    run_torchrun("dd_guidance_split.py", "--spec", str(tmp_path / "spec.json"), nproc=2)
+    res = json.loads((out / "results.json").read_text())
+    split, unbatched, batched = (
+        torch.load(out / f"{n}.pt", weights_only=True) for n in ("split", "single_unbatched", "single_batched")
+    )
+    assert split.shape == (1, 3, 65, 32, 32) and res["rank0_chunks"] == 2  # 9 latent frames: two chunks
+    assert torch.equal(split, unbatched)  # the same kernels on the same inputs, on another rank
+    assert (split - batched).abs().max() < 1e-5  # one batch of two: other GEMM shapes, fp32
+    assert res["rank1_returned_none"] is True and res["rank1_loaded_cv"] is False
+    (name0, msg0), (name1, msg1) = res["broken"]
+    assert "model.pt" in msg1 and str(broken) in msg1, msg1
+    assert (
+        name0 == "ValueError"
+        and msg0 == f"loading the diffusion decoder failed on the other GPU of the guidance split: {msg1}"
+    )
