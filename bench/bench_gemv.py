@@ -9,6 +9,10 @@ warps and stages.
 
     python bench/bench_gemv.py                  # H200: all shapes, sweep included (a few minutes of compiles)
     python bench/bench_gemv.py --no-sweep
+    python bench/bench_gemv.py --weights int8   # int8 weights with per-row scales (quant.py), gemv.INT8_CONFIG
+
+With ``--weights int8`` the kernel columns multiply int8 weights (``gemv(..., scale=)``) and their TB/s count the
+int8 bytes and the fp32 scales; cuBLAS stays the bf16 product of the same shape (the yardstick).
 """
 
 import argparse
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nemo_cosmos_ar.inference import gemv as G  # noqa: E402
+from nemo_cosmos_ar.inference import quant  # noqa: E402
 
 SHAPES = {  # name: (N, K, fusion)
     "qkv": (6144, 4096, "norm"),
@@ -56,8 +61,8 @@ def graph_time(fn, calls: int, replays: int = 20) -> float:
     return start.elapsed_time(end) / 1e3 / (replays * calls)
 
 
-def bench_shape(name: str, sweep: list[dict]) -> str:
-    """One table row for projection ``name``."""
+def bench_shape(name: str, sweep: list[dict], int8: bool = False) -> str:
+    """One table row for projection ``name`` (``int8``: the kernel on int8 weights with per-row scales)."""
     dev, dt = torch.device("cuda"), torch.bfloat16
     n, k, fusion = SHAPES[name]
     copies = 4 if name == "output" else 16
@@ -74,24 +79,30 @@ def bench_shape(name: str, sweep: list[dict]) -> str:
         kw["residual"] = res
     if fusion == "glu":
         kw, x = {"glu": True}, xk
-    gb = n * k * 2 / 1e12
+    tb_bf16 = n * k * 2 / 1e12
+    tb = (n * k + 4 * n) / 1e12 if int8 else tb_bf16
+    qs = [quant.quantize_rows(w) for w in ws] if int8 else [(w, None) for w in ws]
 
-    def fmt(t, extra=""):
-        return f"{t * 1e6:.1f} ({gb / t:.2f}){extra}"
+    def fmt(t, extra="", tb=tb):
+        return f"{t * 1e6:.1f} ({tb / t:.2f}){extra}"
+
+    def run(i, xin, cfg=None, **fusion):
+        w, scale = qs[i]
+        return G.gemv(xin, w, scale=scale, config=cfg, **fusion)
 
     t_cublas = graph_time(lambda i: F.linear(xk, ws[i]), copies)
-    t_plain = graph_time(lambda i: G.gemv(xk, ws[i]), copies)
-    t_fused = graph_time(lambda i: G.gemv(x, ws[i], **kw), copies)
-    row = [fmt(t_cublas), fmt(t_plain), fmt(t_fused)]
+    t_plain = graph_time(lambda i: run(i, xk), copies)
+    t_fused = graph_time(lambda i: run(i, x, **kw), copies)
+    row = [fmt(t_cublas, tb=tb_bf16), fmt(t_plain), fmt(t_fused)]
     if sweep:
         for variant in ("plain", "fused"):
             best = None
             for cfg in sweep:
                 try:
                     if variant == "plain":
-                        t = graph_time(lambda i, c=cfg: G.gemv(xk, ws[i], config=c), copies, replays=10)
+                        t = graph_time(lambda i, c=cfg: run(i, xk, c), copies, replays=10)
                     else:
-                        t = graph_time(lambda i, c=cfg: G.gemv(x, ws[i], config=c, **kw), copies, replays=10)
+                        t = graph_time(lambda i, c=cfg: run(i, x, c, **kw), copies, replays=10)
                 except Exception as err:  # noqa: BLE001 -- e.g. out of shared memory: skip the config
                     print(f"  {name} {variant} {cfg}: {str(err).splitlines()[0][:100]}", file=sys.stderr)
                     continue
@@ -106,19 +117,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--weights", choices=("bf16", "int8"), default="bf16", help="the kernel's weights")
     args = ap.parse_args()
+    int8 = args.weights == "int8"
+    block_k = (512, 1024, 2048, 4096) if int8 else (256, 512, 1024, 2048)  # int8 rows are half the bytes
     sweep = [
         dict(BLOCK_N=bn, BLOCK_K=bk, num_warps=w, num_stages=st)
-        for bn, bk, w, st in itertools.product((1, 2, 4, 8, 16), (256, 512, 1024, 2048), (4, 8), (3,))
+        for bn, bk, w, st in itertools.product((1, 2, 4, 8, 16), block_k, (4, 8), (3,))
     ]
-    print(f"{torch.cuda.get_device_name()}, bf16, weights streamed from HBM (distinct copies per call)\n")
+    default = G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG
+    print(
+        f"{torch.cuda.get_device_name()}, {args.weights} weights (cuBLAS: bf16), streamed from HBM (distinct copies "
+        f"per call); gemv's default blocks {default}\n"
+    )
     print(
         "| shape | N x K | fusion | cuBLAS us (TB/s) | gemv us (TB/s) | fused us (TB/s) "
         "| best plain sweep us (TB/s) [config] | best fused sweep us (TB/s) [config] |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes.split(","):
-        print(bench_shape(name, [] if args.no_sweep else sweep), flush=True)
+        print(bench_shape(name, [] if args.no_sweep else sweep, int8), flush=True)
 
 
 if __name__ == "__main__":

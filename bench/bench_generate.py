@@ -31,11 +31,16 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +pdl           +gemv with programmatic dependent launch for every Triton kernel of the layers (products,
                    attention, inductor's pieces: each starts while the one before drains) and the attention kernel
                    writing the step's K/V (no index_copy_ between them); batch 1, TP=1 (generate's default there)
+    +int8          +pdl with weight-only int8 projections (inference/quant.py, --decode-weights int8: one scale per
+                   output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
+                   teacher-forced forward of the bf16 model (the quantization's effect), of the dequantized model
+                   (the kernel's exactness), and the share of greedy tokens equal to the bf16 model's
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
     python bench/bench_generate.py --batch 1 --max-new-tokens 2048
     torchrun --nproc-per-node 2 bench/bench_generate.py --tp 2 --model 12b --configs mcore,+bucket,+sample-in-graph
+    python bench/bench_generate.py --batch 1 --configs +pdl,+int8  # bf16 against int8 weights (H200)
     python bench/bench_generate.py --smoke                        # CPU, tiny model (checks the script)
 
 TP=1 vs TP=2 agreement: ``--greedy --save-tokens a.pt`` on one GPU, then the same under torchrun with
@@ -67,6 +72,7 @@ ATTENTION = {
     "+gemv-fused": "triton",
     "+glu": "triton",
     "+pdl": "triton",
+    "+int8": "triton",
 }
 CONFIGS = (
     "reference",
@@ -85,9 +91,11 @@ CONFIGS = (
     "+gemv-fused",
     "+glu",
     "+pdl",
+    "+int8",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl")
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8")
+_BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -139,7 +147,27 @@ def set_config(engine, name: str) -> None:
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
     engine.gemv_glu = name == "+glu"
-    engine.pdl = name == "+pdl"
+    engine.pdl = name in ("+pdl", "+int8")
+    set_weights(engine, "int8" if name == "+int8" else "bf16")
+
+
+def set_weights(engine, kind: str) -> None:
+    """The decode projections as bf16 (the drawn weights) or quantized to int8 (``quant.quantize_model``: int8
+    copies beside dequantized weights); the bf16 weights are kept on the host meanwhile, so configurations can
+    alternate on one engine."""
+    from nemo_cosmos_ar.inference import quant
+
+    mods = quant.decode_projections(engine.model)
+    with torch.no_grad():
+        if kind == "int8" and not quant.is_quantized(engine.model):
+            if not _BF16:
+                _BF16.update({n: m.weight.detach().to("cpu", copy=True) for n, m in mods})
+            quant.quantize_model(engine.model)
+        elif kind == "bf16" and quant.is_quantized(engine.model):
+            for n, m in mods:
+                m.weight.copy_(_BF16[n])
+                del m.weight_int8, m.weight_scale
+    engine.weights = kind
 
 
 def options(name: str, bucket: int, cuda: bool):
@@ -147,12 +175,13 @@ def options(name: str, bucket: int, cuda: bool):
 
     i = CONFIGS.index(name)
     mode = "graph" if cuda else "static"
-    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +pdl
+    in_graph = 3 <= i < CONFIGS.index("+topk-nucleus")  # +sample-in-graph up to +int8
     return DecodeOptions(step_mode=mode, bucket=bucket if i >= 2 else 0, sample_in_graph=in_graph)
 
 
-def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
-    """Decode ``steps`` tokens and compare each logit vector with a teacher-forced forward over the result."""
+def max_logit_error(engine, prompt, steps, sampling, opts, device, tokens: bool = False):
+    """Decode ``steps`` tokens and compare each logit vector with a teacher-forced forward over the result
+    (``tokens``: also return the decoded tokens and their logits)."""
     from nemo_cosmos_ar.inference.generator import generate_tokens
 
     seen = {}
@@ -167,7 +196,28 @@ def max_logit_error(engine, prompt, steps, sampling, opts, device) -> float:
     )
     full = engine.teacher_forced(out).float()
     p0 = prompt.shape[1]
-    return max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
+    err = max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
+    return (err, out, seen) if tokens else err
+
+
+def int8_exactness(engine, prompt, steps, sampling, opts, device) -> str:
+    """+int8's exactness column: the int8 decode's logits against the teacher-forced forward of the bf16 model and
+    of the dequantized one on the same tokens, and greedy tokens (``steps`` of them) equal to the bf16 model's."""
+    import dataclasses as dc
+
+    from nemo_cosmos_ar.inference.generator import generate_tokens
+
+    err_q, out, seen = max_logit_error(engine, prompt, steps, sampling, opts, device, tokens=True)
+    set_weights(engine, "bf16")
+    full = engine.teacher_forced(out).float()
+    p0 = prompt.shape[1]
+    err_b = max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
+    greedy = dc.replace(sampling, temperature=0.0)
+    ref, _ = generate_tokens(engine, prompt, p0 + steps, greedy, options=opts)  # bf16 weights, the +int8 switches
+    set_weights(engine, "int8")
+    got, _ = generate_tokens(engine, prompt, p0 + steps, greedy, options=opts)
+    same = (got[:, p0:] == ref[:, p0:]).float().mean().item()
+    return f"max abs dlogit vs bf16 {err_b:.3g}, vs dequantized {err_q:.3g}; greedy tokens = bf16: {same:.3f}"
 
 
 def profile_steps(engine, prompt, steps: int, say, label: str) -> None:
@@ -363,6 +413,9 @@ def main() -> None:
                 temperature=temp, top_p=args.top_p, nucleus="topk" if name == "+topk-nucleus" else "sort"
             )
             eng = ref if name == "reference" else engine
+            if name == "+int8" and batch > 1:
+                say(f"| {name} | {batch} | skipped: the int8 decode is batch 1 only |")
+                continue
             if eng is engine:
                 set_config(engine, name)
             opts = options(name, args.bucket, cuda)
@@ -391,10 +444,11 @@ def main() -> None:
             if name == "+sample-in-graph":
                 last_in_graph = out
             if args.check and batch == 1 and name != "+sample-in-graph":
-                err = max_logit_error(
-                    eng, prompt[:1], args.check, sampling, dataclasses.replace(opts, sample_in_graph=False), device
-                )
-                exact += f"max abs dlogit {err:.3g}"
+                check = (prompt[:1], args.check, sampling, dataclasses.replace(opts, sample_in_graph=False), device)
+                if name == "+int8":
+                    exact += int8_exactness(eng, *check)
+                else:
+                    exact += f"max abs dlogit {max_logit_error(eng, *check):.3g}"
             rows.append((name, batch, st.prefill_s, st.tokens_per_s, wall, peak, exact, st.step_mode))
             last = out
     if args.profile:

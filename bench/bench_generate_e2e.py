@@ -9,14 +9,16 @@ runs ``cosmos-ar generate`` on the image once per configuration, each in its own
 user's command), and prints a markdown table: the process's wall time (imports included), generate's own stages
 from its timing line (load, encode, AR decode and tokens/s, diffusion or DV decode, write) and the peak GPU memory.
 
-Configurations (``--configs``, comma-separated; default all):
+Configurations (``--configs``, comma-separated; default all but ``dd-int8``):
 
 * ``dv``: ``--disable-diffusion-decoder`` (the DV8x16x16 decoder);
 * ``dd``: the diffusion decoder, everything resident (cosmos-predict1 without offload flags);
 * ``dd-offload``: ``--offload-diffusion-decoder``;
 * ``dd-offload-all``: ``--offload-ar-model --offload-tokenizer --offload-diffusion-decoder`` (the guide's command);
 * ``dd-nosplit``: ``--diffusion-decoder-parallel off`` (with ``--nproc 2``: TP=2 for the AR model, the diffusion
-  decoder on GPU 0 alone; ``dd`` then splits its guidance over both GPUs).
+  decoder on GPU 0 alone; ``dd`` then splits its guidance over both GPUs);
+* ``dd-int8``: ``--decode-weights int8`` (weight-only int8 AR decode at batch 1; only when asked for: it needs the
+  Triton matrix-vector kernel on a GPU).
 
 ``--nproc N`` runs each configuration under ``torchrun --nproc-per-node N`` with ``--num-gpus N``; the peak memory is
 the largest over the ranks.
@@ -25,6 +27,7 @@ Usage::
 
     python bench/bench_generate_e2e.py --work-dir /tmp/e2e            # H200; keeps the 23 GB of folders for reruns
     python bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd
+    python bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd,dd-int8   # bf16 against int8 AR weights
     python bench/bench_generate_e2e.py --smoke                        # CPU, tiny presets (checks the script)
 """
 
@@ -59,7 +62,9 @@ CONFIGS = {
     "dd-offload": ["--offload-diffusion-decoder"],
     "dd-offload-all": ["--offload-ar-model", "--offload-tokenizer", "--offload-diffusion-decoder"],
     "dd-nosplit": ["--diffusion-decoder-parallel", "off"],  # with --nproc 2: the decoder on GPU 0 alone
+    "dd-int8": ["--decode-weights", "int8"],  # opt-in (changes the outputs; needs Triton on a GPU): not a default
 }
+DEFAULT_CONFIGS = [c for c in CONFIGS if c != "dd-int8"]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
 CHILD = (
@@ -177,7 +182,9 @@ def run_config(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny presets on CPU (seconds)")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}"
+    )
     parser.add_argument("--work-dir", type=Path, help="keep the random folders here and reuse them (default: temp)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nproc", type=int, default=1, help="GPUs: run generate under torchrun with --num-gpus N")

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import decode_kernel, fused_step
+from nemo_cosmos_ar.inference import decode_kernel, fused_step, quant
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -208,6 +208,9 @@ class McoreEngine:
         # drains (``fused_step.pdl_supported``), and the Triton attention writing the step's K/V itself: the two
         # index_copy_ launches per layer it saves would be the only other kernels between the layers' kernels.
         self.pdl = False
+        # "int8": the decode projections quantized per output row (``quant.py``; the batch-1 gemv step reads the int8
+        # copies, everything else the dequantized bf16 weights). Set by ``configure_decode`` only: it is one-way.
+        self.weights = "bf16"
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -418,11 +421,20 @@ DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
 
 
 def configure_decode(
-    engine: McoreEngine, attention: str = "auto", fused: str = "auto", gemv: str = "auto", pdl: str = "auto"
+    engine: McoreEngine,
+    attention: str = "auto",
+    fused: str = "auto",
+    gemv: str = "auto",
+    pdl: str = "auto",
+    weights: str = "bf16",
 ) -> McoreEngine:
     """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
     projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step) and whether, at batch 1 and
     TP=1, the step's Triton kernels use programmatic dependent launch (``pdl``; ``McoreEngine.pdl``).
+
+    ``weights="int8"`` (opt-in: it changes the outputs): quantize the decode projections to int8 per output row,
+    once (``quant.quantize_model``), so the batch-1 matrix-vector products read half the bytes; needs that kernel
+    (fused step and gemv on). It cannot be undone on this engine (its weights now hold the dequantized values).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -436,6 +448,8 @@ def configure_decode(
         raise ValueError(f"gemv must be auto, on or off, got {gemv!r}")
     if pdl not in ("auto", "on", "off"):
         raise ValueError(f"pdl must be auto, on or off, got {pdl!r}")
+    if weights not in ("bf16", "int8"):
+        raise ValueError(f"decode weights must be bf16 or int8, got {weights!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -454,6 +468,16 @@ def configure_decode(
     engine.pdl = pdl == "on" or (
         pdl == "auto" and engine.fused_step and fused_step.pdl_supported(engine.device) and decode_kernel.available()
     )
+    if weights == "int8" and not (engine.fused_step and engine.gemv):
+        raise ValueError(
+            "--decode-weights int8 needs the batch-1 matrix-vector decode: --fused-step and --decode-gemv on "
+            "(their default on a CUDA GPU with Triton)"
+        )
+    if weights == "bf16" and quant.is_quantized(engine.model):
+        raise ValueError("--decode-weights bf16: this engine's weights were quantized to int8; load the model again")
+    if weights == "int8":
+        quant.quantize_model(engine.model)
+    engine.weights = weights
     return engine
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import gemv as gemv_kernel
+from nemo_cosmos_ar.inference.quant import int8_weight
 
 _COMPILED: dict[str, object] = {}
 
@@ -138,11 +139,12 @@ def _reduce(module, y: torch.Tensor) -> torch.Tensor:
 
 def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
-    weight (``pdl``: launched with programmatic dependent launch), then (row-parallel, ``reduce``) the all-reduce over
-    the TP group that the module would do."""
+    weight (its int8 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
+    launch), then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do."""
     if not gemv:
         return module(h)[0]
-    y = gemv_kernel.gemv(h, module.weight, pdl=pdl)
+    w, scale = int8_weight(module)
+    y = gemv_kernel.gemv(h, w, scale=scale, pdl=pdl)
     return _reduce(module, y) if reduce else y
 
 
@@ -180,7 +182,8 @@ def run_layers(
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
-            m = gemv_kernel.gemv(h, mlp.linear_fc1.weight, glu=True, pdl=pdl)
+            w, scale = int8_weight(mlp.linear_fc1)
+            m = gemv_kernel.gemv(h, w, scale=scale, glu=True, pdl=pdl)
         else:
             m = act(project(mlp.linear_fc1, h, gemv, False, pdl))
         y = project(mlp.linear_fc2, m, gemv, True, pdl)
@@ -201,26 +204,31 @@ def run_layers_gemv(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torc
         r   = r + W_fc2 · swiglu(m)           SwiGLU in the prologue, residual add in the epilogue
 
     The normalised row is not rounded to bf16 before its product (the kernel scales the fp32 product by 1/rms), so
-    the logits differ from ``run_layers`` by bf16 rounding noise; in fp32 they agree to ~1e-6."""
-    gemv = gemv_kernel.gemv
+    the logits differ from ``run_layers`` by bf16 rounding noise; in fp32 they agree to ~1e-6. Int8 weights
+    (``quant.py``) are multiplied as int8 with their scales, as in ``run_layers``."""
+
+    def gemv(h, module, **kw):
+        w, scale = int8_weight(module)
+        return gemv_kernel.gemv(h, w, scale=scale, **kw)
+
     qk = _fn("qk", qk_norm_rope, x.is_cuda)
     r = x
     for layer, kv in zip(engine.layers, cache):
         attn, mlp = layer.self_attention, layer.mlp
         norm = layer.input_layernorm
-        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv.weight, norm_weight=norm.weight, eps=norm.eps))
+        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv, norm_weight=norm.weight, eps=norm.eps))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
         o = attend_fn(attn, q, k, v, kv)
         if attn.linear_proj.tp_group.size() == 1:
-            r = gemv(o, attn.linear_proj.weight, residual=r)
+            r = gemv(o, attn.linear_proj, residual=r)
         else:
-            r = r + _reduce(attn.linear_proj, gemv(o, attn.linear_proj.weight))
+            r = r + _reduce(attn.linear_proj, gemv(o, attn.linear_proj))
         norm = layer.pre_mlp_layernorm
-        m = gemv(r, mlp.linear_fc1.weight, norm_weight=norm.weight, eps=norm.eps)
+        m = gemv(r, mlp.linear_fc1, norm_weight=norm.weight, eps=norm.eps)
         if mlp.linear_fc2.tp_group.size() == 1:
-            r = gemv(m, mlp.linear_fc2.weight, swiglu=True, residual=r)
+            r = gemv(m, mlp.linear_fc2, swiglu=True, residual=r)
         else:
-            r = r + _reduce(mlp.linear_fc2, gemv(m, mlp.linear_fc2.weight, swiglu=True))
+            r = r + _reduce(mlp.linear_fc2, gemv(m, mlp.linear_fc2, swiglu=True))
     norm = engine.model.decoder.final_layernorm
-    return gemv(r, engine.model.output_layer.weight, norm_weight=norm.weight, eps=norm.eps)
+    return gemv(r, engine.model.output_layer, norm_weight=norm.weight, eps=norm.eps)

@@ -18,6 +18,9 @@ Fusions (``gemv``'s keywords):
   BENCHMARKS.md), so generation does not use them by default.
 * ``pdl``: programmatic dependent launch (Hopper): the first weight tile is read before waiting for the kernel
   before, so a product's weight stream starts while the previous kernel drains.
+* ``scale``: the weight is int8 with one fp32 scale per row (``quant.py``, ``--decode-weights int8``): half the
+  bytes of bf16 per product. The kernel converts each int8 tile to fp32, accumulates as for bf16 and multiplies the
+  row sums by the rows' scales before the epilogue (norm, GLU, residual). Its blocks are ``INT8_CONFIG``.
 
 Triton is imported only when the kernel is first needed, so this module imports without it. On CPU tensors the kernel
 runs in Triton's interpreter (tests, ``TRITON_INTERPRET=1``), with a fixed configuration.
@@ -35,6 +38,9 @@ _KERNEL: list = []
 # was the best of a 24-configuration sweep (bench/bench_gemv.py sweeps them); a fixed choice spares generate's first
 # step the ~24 s of compiling and timing alternatives on a fresh machine (BENCHMARKS.md, issue 13).
 DEFAULT_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 1024, "num_warps": 4, "num_stages": 3}
+# Int8 weights: the same rows are half the bytes, so twice the columns per tile keep each load as wide (a guess from
+# the bf16 sweep, to be swept on the H200: bench/bench_gemv.py --weights int8).
+INT8_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3}
 
 
 def _build():
@@ -54,6 +60,7 @@ def gemv(
     swiglu: bool = False,
     residual: torch.Tensor | None = None,
     glu: bool = False,
+    scale: torch.Tensor | None = None,
     pdl: bool = False,
     config: dict | None = None,
 ) -> torch.Tensor:
@@ -68,12 +75,28 @@ def gemv(
       product followed by the fused step's SwiGLU kernel computes, in one kernel with no ``2F``-wide intermediate;
     * ``residual [..., N]``: returns ``residual + W x`` (``W x`` rounded to x's dtype first, as two ops would).
 
+    ``scale [N]`` (fp32, contiguous): ``weight`` is int8 and stands for ``weight * scale[:, None]`` (per-row
+    symmetric quantization, ``quant.quantize_rows``); with ``glu`` the up rows' scales follow the gate rows'.
+
     ``pdl``: launch with programmatic dependent launch (Hopper and later, CUDA only): the kernel may start while
     the kernel before it finishes, loads its first weight tile, then waits for that kernel's writes
     (``griddepcontrol.wait``) before reading anything else; it lets the next kernel launch early in turn.
-    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) overrides ``DEFAULT_CONFIG``.
+    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) overrides ``DEFAULT_CONFIG`` (int8:
+    ``INT8_CONFIG``).
     """
     n, k = weight.shape
+    if (weight.dtype == torch.int8) != (scale is not None):
+        raise ValueError(
+            f"gemv: an int8 weight needs its per-row scale and only an int8 weight takes one (weight {weight.dtype}, "
+            f"scale {'given' if scale is not None else 'missing'})"
+        )
+    if scale is not None and (scale.dtype != torch.float32 or tuple(scale.shape) != (n,) or scale.stride(0) != 1):
+        raise ValueError(
+            f"gemv: scale must be a contiguous float32 ({n},) for a weight of {tuple(weight.shape)}, got "
+            f"{scale.dtype} {tuple(scale.shape)}"
+        )
+    if scale is not None and scale.device != weight.device:
+        raise ValueError(f"gemv: the scale is on {scale.device}, the weight on {weight.device}")
     k_in = 2 * k if swiglu else k
     if x.shape[-1] != k_in or x.numel() != k_in:
         raise ValueError(
@@ -98,12 +121,13 @@ def gemv(
     r = residual.reshape(n_out).contiguous() if residual is not None else xv
     eps = torch.finfo(x.dtype).eps if eps is None else float(eps)  # F.rms_norm's default
     y = torch.empty((*x.shape[:-1], n_out), dtype=x.dtype, device=x.device)
-    flags = dict(NORM=norm_weight is not None, SWIGLU=swiglu, RESIDUAL=residual is not None, GLU=glu)
-    args = (xv, weight, y, g, r, n_out, k, weight.stride(0), eps)
+    scaled = scale is not None
+    flags = dict(NORM=norm_weight is not None, SWIGLU=swiglu, RESIDUAL=residual is not None, GLU=glu, SCALED=scaled)
+    args = (xv, weight, y, g, r, scale if scaled else xv, n_out, k, weight.stride(0), eps)
     if x.device.type != "cuda":  # the interpreter: one fixed small configuration
         kernel[(_cdiv(n_out, 32),)](*args, **flags, PDL=False, BLOCK_N=32, BLOCK_K=128)
         return y
-    meta = dict(config or DEFAULT_CONFIG)
+    meta = dict(config or (INT8_CONFIG if scaled else DEFAULT_CONFIG))
     launch = {"launch_pdl": True} if pdl else {}
     kernel[(_cdiv(n_out, meta["BLOCK_N"]),)](*args, **flags, PDL=pdl, **meta, **launch)
     return y

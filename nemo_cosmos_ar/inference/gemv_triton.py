@@ -23,9 +23,9 @@ def x_chunk(x_ptr, g_ptr, c, c_ok, K, NORM: tl.constexpr, SWIGLU: tl.constexpr):
 
 @triton.jit
 def gemv_kernel(
-    x_ptr, w_ptr, y_ptr, g_ptr, r_ptr, N, K, stride_wn, eps,
+    x_ptr, w_ptr, y_ptr, g_ptr, r_ptr, s_ptr, N, K, stride_wn, eps,
     NORM: tl.constexpr, SWIGLU: tl.constexpr, RESIDUAL: tl.constexpr, GLU: tl.constexpr, PDL: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    SCALED: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)  # output rows (GLU: gate rows; up rows N later)
     row_ok = rows < N
@@ -56,11 +56,15 @@ def gemv_kernel(
             wu = tl.load(u_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0.0)
             acc_u += wu.to(tl.float32) * xc[None, :]
     y = tl.sum(acc, 1)
+    if SCALED:  # int8 weight: the row sums of q x times the rows' fp32 scales (gate rows here, up rows N later)
+        y = y * tl.load(s_ptr + rows, mask=row_ok, other=0.0)
     if NORM:
         y = y / tl.sqrt(tl.sum(ss, 0) / K + eps)
     if GLU:  # silu(gate) * up of the two products, each rounded to the output dtype first (as two kernels would)
         gate = y.to(y_ptr.dtype.element_ty).to(tl.float32)
         up = tl.sum(acc_u, 1)
+        if SCALED:
+            up = up * tl.load(s_ptr + N + rows, mask=row_ok, other=0.0)
         if NORM:
             up = up / tl.sqrt(tl.sum(ss, 0) / K + eps)
         up = up.to(y_ptr.dtype.element_ty).to(tl.float32)

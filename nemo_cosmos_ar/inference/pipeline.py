@@ -184,6 +184,7 @@ class Runner:
                     self.opts.fused_step,
                     self.opts.decode_gemv,
                     self.opts.decode_pdl,
+                    self.opts.decode_weights,
                 )
             else:
                 model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
