@@ -4,7 +4,8 @@ Times the DiT's guided-step forward (batch 2: conditional + unconditional, 8x80x
 GPU) in a fresh process after one of: nothing (``none``); importing Megatron-Core and setting up its parallel state
 (``import``); building a random 4B engine (``engine``); that plus generating 512 tokens with CUDA graphs
 (``generate``) or without (``generate-nograph``); or the DiT first, then generate, then the DiT again
-(``dit-first``). One line per run: the step times after one warm-up forward.
+(``dit-first``); or a one-block DiT at the same shapes, then generate, then the DiT (``warm-1block``: generate's
+remedy, ``DiffusionDecoder.warm_kernels``). One line per run: the step times after one warm-up forward.
 
     for b in none import engine generate generate-nograph dit-first; do python bench/bench_dd_after_ar.py --before $b; done
 """
@@ -22,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BEFORE = ("none", "import", "engine", "generate", "generate-nograph", "dit-first")
+BEFORE = ("none", "import", "engine", "generate", "generate-nograph", "dit-first", "warm-1block")
 SMOKE = "--smoke" in sys.argv  # CPU, tiny presets: checks the script
 DEV = "cpu" if SMOKE else "cuda"
 DIT, LAT, AR, GRID = ("tiny", (4, 8, 8), "tiny", (5, 4, 6)) if SMOKE else ("7b", (8, 80, 128), "4b", (5, 40, 64))
@@ -114,6 +115,29 @@ def main() -> None:
             keep.append(en.McoreEngine(random_mcore(cfg, 1, device, DT), cfg))
         elif b.startswith("generate"):
             keep.append(run_ar(graph=b == "generate"))
+        elif b == "warm-1block":  # DiffusionDecoder.warm_kernels' remedy: one block at the real shapes first
+            import dataclasses
+
+            from nemo_cosmos_ar.diffusion_decoder.config import get_dit_config
+            from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
+
+            with torch.device(DEV):
+                one = DiffusionDecoderDiT(dataclasses.replace(get_dit_config(DIT), num_blocks=1)).to(DT).eval()
+            one.set_attention_backend("sdpa")
+            net1 = one.requires_grad_(False)
+            cfg1 = net1.config
+            t, h, w = LAT
+            g = torch.Generator(device=DEV).manual_seed(1)
+            with torch.no_grad():
+                net1(
+                    torch.randn(2, cfg1.latent_channels, t, h, w, device=DEV, dtype=DT, generator=g),
+                    torch.tensor(0.5, device=DEV, dtype=DT),
+                    torch.randn(2, 512, cfg1.context_dim, device=DEV, dtype=DT, generator=g),
+                    torch.randint(0, 64000, (2, t, h // 2, w // 2), device=DEV, generator=g),
+                    24,
+                )
+            del net1, one
+            keep.append(run_ar(graph=True))
         net, inputs = build_dit()
         out.append(("DiT", time_dit(net, inputs, args.steps)))
     for label, times in out:

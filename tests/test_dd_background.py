@@ -51,3 +51,20 @@ def test_an_error_in_the_thread_is_raised_by_the_first_decode(folders, monkeypat
     monkeypatch.undo()  # a later call loads what is missing (as an offloaded decoder does) and decodes
     want = ddp.DiffusionDecoder(*folders, device="cpu").decode_tokens(_tokens(), seed=2)
     assert torch.equal(dd.decode_tokens(_tokens(), seed=2), want)
+
+
+def test_warm_kernels_runs_one_block_at_the_chunk_shapes_and_changes_nothing(folders):
+    dd = ddp.DiffusionDecoder(*folders, device="cpu")
+    want = dd.decode_tokens(_tokens(), seed=2)
+    seen = []
+    real = ddp.DiffusionDecoderDiT.forward
+    ddp.DiffusionDecoderDiT.forward = lambda self, x, *a: (
+        seen.append((len(self.blocks), tuple(x.shape))) or real(self, x, *a)
+    )
+    try:
+        assert dd.warm_kernels((2, 2)) > 0
+    finally:
+        ddp.DiffusionDecoderDiT.forward = real
+    cfg = dd.dit_config
+    assert seen == [(1, (2, cfg.latent_channels, 8, 4, 4))]  # cond + uncond batched, 8 latent frames, 2x per side
+    assert torch.equal(dd.decode_tokens(_tokens(), seed=2), want)

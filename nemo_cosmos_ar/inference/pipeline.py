@@ -246,6 +246,10 @@ class Runner:
             background=True,  # checked now, loaded while the AR model generates; waited for at the first video
         )
         self._loaded("diffusion decoder", t)
+        if self.device.type == "cuda":  # its kernels chosen before the AR model runs (DiffusionDecoder.warm_kernels)
+            t = time.perf_counter()
+            self.dd.warm_kernels(self.grid[1:])
+            self._loaded("diffusion decoder warm-up", t)
 
     # ---- steps ----
     def prompt(self, job: Job) -> torch.Tensor:
