@@ -149,9 +149,8 @@ class Runner:
         self.engine = None
         self.tok = None
         self.guard = None
-        self.dd = (
-            None  # the diffusion decoder (rank 0, and rank 1 of a guidance split), built by load_diffusion_decoder
-        )
+        # The diffusion decoder (rank 0, and rank 1 of a guidance split), built by load_diffusion_decoder.
+        self.dd = None
         self.dd_split = None  # this rank's part of the guidance split (ranks 0 and 1), None elsewhere
         # Whether the run splits the decoder: the same on every rank, so that every rank takes the same collectives.
         self.dd_split_on = opts.diffusion_decoder_dir is not None and opts.dd_parallel == "auto" and self.world > 1
