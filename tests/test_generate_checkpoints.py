@@ -113,6 +113,18 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         "cli": [*cli, *common, "--checkpoint-dir", str(weights)],
         "tiny_guardrails": True,
         "batch": [*batch, "--batch-size", "2", "--save-tokens", str(out / "batch_tokens"), *common],
+        "cli_off": [
+            *cli[:-5],
+            str(out / "off.mp4"),
+            "--fused-step",
+            "on",
+            *common,
+            "--checkpoint-dir",
+            str(weights),
+            "--disable-guardrail",
+            "--diffusion-decoder-parallel",
+            "off",
+        ],
         "batch_dd": [
             *batch[:-1],
             str(out / "batch_dd"),
@@ -131,6 +143,7 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         assert r["max_logit_diff"] < TOL, (name, r)
     assert (res["cli_rc"], res["batch_rc"], res["batch_dd_rc"]) == (0, 1, 1)  # the batches had one bad line
     assert res["batch_dd_decodes"] == [2, 2]  # both ranks ran their pass of both good videos
+    assert res["cli_off_rc"] == 0 and res["cli_off_dd"] == [[1, 1], [0, 0]]  # off: rank 0 alone
     # Only rank 0 wrote, printed and reported; the TP=2 videos are the single-process one.
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "batch/0.mp4",
@@ -139,6 +152,7 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
         "batch_dd/s3.mp4",
         "batch_tokens/0.pt",
         "batch_tokens/s3.pt",
+        "off.mp4",
         "results.json",
         "tp2.mp4",
         "tp2.pt",
@@ -146,7 +160,7 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     want = torch.load(single, weights_only=True)
     for f in ("tp2.pt", "batch_tokens/0.pt", "batch_tokens/s3.pt"):
         assert torch.equal(torch.load(out / f, weights_only=True), want), f
-    assert proc.stdout.count("wrote ") == 3 and proc.stderr.count("line 2: input") == 2
+    assert proc.stdout.count("wrote ") == 4 and proc.stderr.count("line 2: input") == 2
     assert "on 2 GPUs (tensor parallel)" in proc.stdout
     # Guardrails: only rank 0 loaded (and ran) them for the single video; the diffusion decoder ran on both ranks,
     # one pass of the guidance each (its video is checked in test_dd_guidance_split). The batch without their

@@ -14,6 +14,8 @@
   each rank loaded each guardrail model (only rank 0 may);
 * how many diffusion decoders each rank built, and how many videos each decoded with one (ranks 0 and 1: one pass
   of the guidance each);
+* with ``cli_off`` (the single run with ``--diffusion-decoder-parallel off``): its exit code and the decoders each
+  rank built and ran;
 * with ``batch_dd``: its exit code and how many decodes each rank ran in it.
 """
 
@@ -85,6 +87,12 @@ def main() -> None:
     torch.distributed.all_gather_object(per_rank, loads)
     results["guardrail_loads"] = per_rank
     results["batch_rc"] = cli(spec["batch"])
+    if spec.get("cli_off"):  # --diffusion-decoder-parallel off: rank 0 alone builds and runs the decoder
+        before = dict(loads)
+        results["cli_off_rc"] = cli(spec["cli_off"])
+        built = [None, None]
+        torch.distributed.all_gather_object(built, [loads[k] - before[k] for k in ("dd_built", "dd_decoded")])
+        results["cli_off_dd"] = built
     if spec.get("batch_dd"):  # a batch with the diffusion decoder: each video's decode on both ranks
         before = dict(loads)
         results["batch_dd_rc"] = cli(spec["batch_dd"])
