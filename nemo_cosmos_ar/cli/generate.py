@@ -251,13 +251,12 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     dd = result.diffusion
     if dd is not None:  # its loads count in its time when offloaded
         loads = dd.load_network_s + dd.load_tokenizer_s
-        waited = result.diffusion_waited_s  # for its background load to finish
         decoded = (
             f"diffusion decode {s['decode']:.1f}s ({len(dd.step_s)} steps, {dd.sample_s:.1f}s, the first "
             f"{dd.step_s[0] if dd.step_s else 0.0:.1f}s; CV8x8x8 "
             f"decode {dd.tokenizer_decode_s:.1f}s"
             + (f"; loads {loads:.1f}s" if loads else "")
-            + (f"; waited {waited:.1f}s for its load" if waited >= 0.05 else "")
+            + (f"; waited {dd.wait_load_s:.1f}s for its load" if dd.wait_load_s >= 0.05 else "")
             + ")"
         )
     else:

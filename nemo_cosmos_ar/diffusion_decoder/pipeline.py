@@ -55,6 +55,7 @@ class DecodeStats:
 
     load_network_s: float = 0.0
     load_tokenizer_s: float = 0.0
+    wait_load_s: float = 0.0  # waiting for the constructor's background load (first call only)
     step_s: list[float] = field(default_factory=list)
     sample_s: float = 0.0
     tokenizer_decode_s: float = 0.0
@@ -140,7 +141,6 @@ class DiffusionDecoder:
         self.startup_s = {"network": 0.0, "tokenizer": 0.0}
         self.network: DiffusionDecoderDiT | None = None
         self.tokenizer: CVTokenizerDecoder | None = None
-        self.waited_s = 0.0  # how long decode_tokens waited for a background load
         self._loader: threading.Thread | None = None
         self._load_error: BaseException | None = None
         background = background and not offload_network
@@ -204,26 +204,22 @@ class DiffusionDecoder:
             t = time.perf_counter()
             self._loader.join()
             self._loader = None
-            self.waited_s = time.perf_counter() - t
+            self.stats.wait_load_s = time.perf_counter() - t
         if self._load_error is not None:
             err, self._load_error = self._load_error, None
             raise err
 
     def _peek_config(self, check: bool = False) -> DiTConfig:
         """The DiT's config without loading it; ``check``: also check every key's shape and dtype."""
-        if isinstance(self.config_arg, DiTConfig) and not check:
-            return self.config_arg
-        if isinstance(self.config_arg, str) and not check:
-            return get_dit_config(self.config_arg)
+        given = self.config_arg
+        if given is not None and not check:
+            return given if isinstance(given, DiTConfig) else get_dit_config(given)
         from nemo_cosmos_ar.diffusion_decoder.checkpoint import check_state_dict, detect_preset, read_state_dict
 
         path = self.checkpoint_dir / MODEL_FILE
         sd = read_state_dict(path)  # memory-mapped: reads the header and shapes only
-        if isinstance(self.config_arg, DiTConfig):
-            preset, cfg = "", self.config_arg
-        else:
-            preset = self.config_arg or detect_preset(sd, path)
-            cfg = get_dit_config(preset)
+        preset = "" if isinstance(given, DiTConfig) else given or detect_preset(sd, path)
+        cfg = given if isinstance(given, DiTConfig) else get_dit_config(preset)
         if check:
             check_state_dict(sd, cfg, path, preset)
         return cfg

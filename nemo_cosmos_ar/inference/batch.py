@@ -31,7 +31,7 @@ from nemo_cosmos_ar.guardrails.weights import GuardrailWeightsError
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths
-from nemo_cosmos_ar.inference.pipeline import DiffusionDecoderError, Runner, broadcast, share
+from nemo_cosmos_ar.inference.pipeline import DiffusionDecoderError, Runner, broadcast
 from nemo_cosmos_ar.tokenizer import grid
 
 INPUT_KEYS = ("visual_input", "input")
@@ -161,13 +161,7 @@ def generate_batch(
                 runner.load_diffusion_decoder()
         except Exception as err:
             listing = err
-    local_error = None
-    if rank != 0 and runner.runs_dd:  # the other GPU of the diffusion decoder's guidance split
-        try:
-            runner.load_diffusion_decoder()
-        except Exception as err:  # noqa: BLE001 - every rank raises it below
-            local_error = err
-    listing = share(listing, rank, world, local_error) if runner.dd_split_on else broadcast(listing, rank, world)
+    listing = runner.distribute(listing)
     if isinstance(listing, Exception):
         raise listing
     jobs, failed, result.skipped_existing = listing

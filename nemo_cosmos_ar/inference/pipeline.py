@@ -77,8 +77,6 @@ class GenerationResult:
             decode, or the diffusion decoder's whole call when it is on.
         diffusion: the diffusion decoder's timings (``diffusion_decoder.pipeline.DecodeStats``), None when it is off.
         load_parts: what ``seconds["load"]`` was spent on (setup, AR model, tokenizer, diffusion decoder, guardrails).
-        diffusion_waited_s: how long the decode waited for the diffusion decoder's background load (counted in
-            ``seconds["decode"]``).
     """
 
     output: Path
@@ -88,7 +86,6 @@ class GenerationResult:
     seconds: dict[str, float]
     diffusion: object | None = None
     load_parts: dict[str, float] = field(default_factory=dict)
-    diffusion_waited_s: float = 0.0
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
@@ -300,6 +297,19 @@ class Runner:
         self.seconds["generate"] += time.perf_counter() - t
         return unflatten_grid(seq, self.grid).cpu(), stats
 
+    def distribute(self, payload):
+        """Rank 0's ``payload`` (or error) on every rank, after rank 1 of a guidance split has built its decoder: an
+        error there reaches every rank too (``share``), so none goes on to wait for it."""
+        if not self.dd_split_on:
+            return broadcast(payload, self.rank, self.world)
+        error = None
+        if self.rank != 0:
+            try:
+                self.load_diffusion_decoder()  # a no-op on ranks past the pair
+            except Exception as err:  # noqa: BLE001 - every rank raises it
+                error = err
+        return share(payload, self.rank, self.world, error)
+
     def decode_partner(self, job: Job, tokens: torch.Tensor) -> None:
         """Rank 1 of a guidance split: its half of the diffusion decoder's passes for the grid rank 0 is writing."""
         if self.dd is not None and self.dd_split is not None and self.rank != 0:
@@ -411,7 +421,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     checks.check_dependencies(opts.input is not None and not opts.is_image)
     check_job_paths(opts, job)
     runner = Runner(opts)
-    rank, world = runner.rank, runner.world
+    rank = runner.rank
     if not opts.offload_ar_model:
         runner.load_engine()
     if rank == 0 and not opts.offload_tokenizer and opts.prompt_tokens is None:
@@ -426,13 +436,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
             payload = err
         if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
             runner.drop_tokenizer()
-    local_error = None
-    if rank != 0 and runner.runs_dd:  # the other GPU of a guidance split
-        try:
-            runner.load_diffusion_decoder()
-        except Exception as err:  # noqa: BLE001 - every rank raises it below
-            local_error = err
-    payload = share(payload, rank, world, local_error) if runner.dd_split_on else broadcast(payload, rank, world)
+    payload = runner.distribute(payload)
     if isinstance(payload, Exception):
         raise payload
     grid, stats = runner.generate(payload, [opts.seed], bar=opts.progress and rank == 0)
@@ -450,7 +454,6 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.seconds,
         runner.dd_stats,
         runner.load_parts,
-        runner.dd.waited_s if runner.dd is not None else 0.0,
     )
 
 
