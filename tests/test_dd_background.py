@@ -68,37 +68,3 @@ def test_warm_kernels_runs_one_block_at_the_chunk_shapes_and_changes_nothing(fol
     cfg = dd.dit_config
     assert seen == [(1, (2, cfg.latent_channels, 8, 4, 4))]  # cond + uncond batched, 8 latent frames, 2x per side
     assert torch.equal(dd.decode_tokens(_tokens(), seed=2), want)
-
-
-def test_a_deferred_load_starts_when_asked_or_at_the_first_decode(folders):
-    want = ddp.DiffusionDecoder(*folders, device="cpu").decode_tokens(_tokens(), seed=2)
-    dd = ddp.DiffusionDecoder(*folders, device="cpu", background=True, start_now=False)
-    assert dd._loader is not None and dd._loader.ident is None and dd.network is None  # checked, not started
-    dd.start_loading()
-    started = dd._loader.ident
-    dd.start_loading()  # a second call is a no-op (a thread cannot start twice)
-    assert started is not None and dd._loader.ident == started
-    assert torch.equal(dd.decode_tokens(_tokens(), seed=2), want) and dd._loader is None
-    lazy = ddp.DiffusionDecoder(*folders, device="cpu", background=True, start_now=False)
-    assert torch.equal(lazy.decode_tokens(_tokens(), seed=2), want)  # never asked: the decode starts it
-
-
-def test_generate_starts_the_deferred_load_once_the_decode_loop_runs(monkeypatch):
-    from nemo_cosmos_ar.inference import generator as gen
-    from nemo_cosmos_ar.model.presets import get_preset
-    from nemo_cosmos_ar.model.reference import ReferenceTransformer
-
-    cfg = get_preset("tiny").with_latent_shape((2, 2, 3))
-    torch.manual_seed(0)
-    model = ReferenceTransformer(cfg).eval()
-    events = []
-    real_prefill = gen.ReferenceEngine.prefill
-    monkeypatch.setattr(gen.ReferenceEngine, "prefill", lambda *a: events.append("prefill") or real_prefill(*a))
-    seq, stats = gen.generate_tokens(
-        model,
-        torch.zeros(1, 6, dtype=torch.long),
-        12,
-        gen.SamplingConfig(),
-        on_decode_start=lambda: events.append("start"),
-    )
-    assert events == ["prefill", "start"] and seq.shape == (1, 12) and stats.generated_tokens == 6

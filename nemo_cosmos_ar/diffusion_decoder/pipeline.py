@@ -98,9 +98,6 @@ class DiffusionDecoder:
         background: without ``offload_network``: check the file's keys and shapes now (memory-mapped; a bad file
             still fails here), then load the DiT and the CV8x8x8 decoder in a thread (on CUDA on a side stream)
             while the caller goes on (generate's AR decode), and wait for them at the first ``decode_tokens``.
-        start_now: with ``background``: start the load thread now; False: at ``start_loading()`` (generate calls it
-            when the AR decode loop starts, so that the load's host work does not slow the prompt's encode or the
-            decode step's compile) or at the latest at the first ``decode_tokens``.
     """
 
     def __init__(
@@ -120,7 +117,6 @@ class DiffusionDecoder:
         compile_blocks: bool = False,
         split: GuidanceSplit | None = None,
         background: bool = False,
-        start_now: bool = True,
     ) -> None:
         self.checkpoint_dir, self.tokenizer_dir = Path(checkpoint_dir), Path(tokenizer_dir)
         for folder, name in ((self.checkpoint_dir, MODEL_FILE), (self.tokenizer_dir, DECODER_FILE)):
@@ -155,8 +151,7 @@ class DiffusionDecoder:
         load_tok = not offload_tokenizer and self.makes_frames
         if background:
             self._loader = threading.Thread(target=self._load_in_background, args=(load_tok,), daemon=True)
-            if start_now:
-                self._loader.start()
+            self._loader.start()
         elif load_tok:
             self.tokenizer, self.startup_s["tokenizer"] = self._load_tokenizer()
 
@@ -204,14 +199,8 @@ class DiffusionDecoder:
         except BaseException as err:  # noqa: BLE001 - raised by the first decode_tokens
             self._load_error = err
 
-    def start_loading(self) -> None:
-        """Start a deferred background load (``start_now=False``); a no-op when it started or there is none."""
-        if self._loader is not None and self._loader.ident is None:
-            self._loader.start()
-
     def _wait_for_loads(self) -> None:
         if self._loader is not None:
-            self.start_loading()
             t = time.perf_counter()
             self._loader.join()
             self._loader = None

@@ -223,7 +223,6 @@ def generate_tokens(
     on_logits: Callable[[int, torch.Tensor], None] | None = None,
     step_mode: str | None = None,
     options: DecodeOptions | None = None,
-    on_decode_start: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, DecodeStats]:
     """Extend ``prompt`` to ``total_tokens`` tokens: prefill, then one token at a time with a KV cache.
 
@@ -239,8 +238,6 @@ def generate_tokens(
             them with a teacher-forced forward). Copy them to keep them: the buffer is reused.
         step_mode: shorthand for ``options.step_mode``.
         options: how steps run (``DecodeOptions``; default: a CUDA graph on CUDA, eager elsewhere).
-        on_decode_start: called once after the prefill, when the token-by-token loop starts (and the step is
-            compiled and captured): generate starts the diffusion decoder's background load there.
 
     Returns:
         ``([B, total_tokens] int64 on the model's device, stats)``; ``result[:, :P] == prompt``.
@@ -290,8 +287,6 @@ def generate_tokens(
     logits = engine.prefill(out[:, :num_prompt], cache)
     _sync(device)
     t1 = time.perf_counter()
-    if on_decode_start is not None:
-        on_decode_start()
     bar, own_bar = progress, False
     if progress is True:
         from tqdm import tqdm

@@ -239,8 +239,7 @@ class Runner:
             offload_network=off,
             offload_tokenizer=off,
             split=self.dd_split,
-            background=True,  # checked now, loaded while the AR model decodes; waited for at the first video
-            start_now=False,  # started by generate() once the decode loop runs (the encode and compile go unslowed)
+            background=True,  # checked now, loaded while the AR model generates; waited for at the first video
         )
         self._loaded("diffusion decoder", t)
         if self.device.type == "cuda":  # its kernels chosen before the AR model runs (DiffusionDecoder.warm_kernels)
@@ -290,7 +289,6 @@ class Runner:
             gens[0] if len(gens) == 1 else gens,
             progress=bar,
             options=self.opts.decode,
-            on_decode_start=self.dd.start_loading if self.dd is not None else None,
         )
         if self.world > 1:
             _check_ranks_agree(seq)
