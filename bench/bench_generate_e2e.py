@@ -22,6 +22,8 @@ Configurations (``--configs``, comma-separated; default all but ``dd-int8``):
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
+``--cprofile``: rank 0's main() under cProfile, its 45 largest cumulative entries printed after the table (finds the
+"other" time; the profiler slows the Python-heavy parts, so the row's own figures are not comparable).
 "other s" is main() less the printed stages (imports inside main, reading the input, waits between ranks...).
 
 ``--nproc N`` runs each configuration under ``torchrun --nproc-per-node N`` with ``--num-gpus N``; the peak memory is
@@ -72,7 +74,10 @@ DEFAULT_CONFIGS = [c for c in CONFIGS if c != "dd-int8"]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
 CHILD = (
-    "import os, sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]);"
+    "import os, sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); "
+    "prof = __import__('cProfile').Profile() if os.environ.get('BENCH_CPROFILE') and os.environ.get('RANK', '0') == '0' "
+    "else None; prof and prof.enable(); rc = main(sys.argv[1:]); prof and prof.disable();"
+    " prof and __import__('pstats').Stats(prof).sort_stats('cumulative').print_stats(45);"
     ' print(f\'BENCH rank={os.environ.get("RANK", "0")} rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib=\''
     " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'), flush=True)"
 )
@@ -144,7 +149,15 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
 
 
 def run_config(
-    name: str, ck: Path, image: Path, out: Path, smoke: bool, seed: int, extra: list[str], nproc: int = 1
+    name: str,
+    ck: Path,
+    image: Path,
+    out: Path,
+    smoke: bool,
+    seed: int,
+    extra: list[str],
+    nproc: int = 1,
+    cprofile: bool = False,
 ) -> dict:
     argv = [
         "generate",
@@ -165,9 +178,11 @@ def run_config(
     if smoke:
         argv += ["--model", "tiny", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    if cprofile:
+        env["BENCH_CPROFILE"] = "1"
     if nproc > 1:
         child = out / "bench_child.py"
-        child.write_text(CHILD.replace("; ", "\n") + "\n")
+        child.write_text(CHILD + "\n")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(child)]
         cmd += [*argv, "--num-gpus", str(nproc)]
     else:
@@ -196,6 +211,7 @@ def run_config(
         first=float(dd["first"]) if dd else float("nan"),
         cv=float(dd["cv"]) if dd else float("nan"),
         other=float(bench[2]) - staged,
+        profile=proc.stdout[proc.stdout.find("function calls") :] if cprofile else "",
     )
     return row
 
@@ -211,6 +227,7 @@ def main() -> None:
     parser.add_argument(
         "--input", choices=("image", "video"), default="image", help="prompt: an image, or 9 frames of a video"
     )
+    parser.add_argument("--cprofile", action="store_true", help="profile rank 0's main() (see the docstring)")
     parser.add_argument("--nproc", type=int, default=1, help="GPUs: run generate under torchrun with --num-gpus N")
     parser.add_argument(
         "--generate-args", default="", help='more generate flags for every run, e.g. "--fused-step off"'
@@ -241,10 +258,11 @@ def main() -> None:
             "tokens/s | decoder | decode s | DiT sampling s (first step) | CV decode s | write s | other s | peak GiB |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        parts = []
+        parts, rows = [], []
         for name in names:
-            r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc)
+            r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
             parts.append(f"# {name}: load = {r['parts']}")
+            rows.append(r)
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
                 f"{r['capture']:.1f} | {r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | "
@@ -253,6 +271,9 @@ def main() -> None:
                 flush=True,
             )
         print("\n".join(parts))
+        for r in rows:
+            if r["profile"]:
+                print(f"# {r['config']}: cProfile of rank 0's main()\n{r['profile'][:12000]}")
 
 
 if __name__ == "__main__":

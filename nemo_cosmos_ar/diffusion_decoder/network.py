@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nemo_cosmos_ar.diffusion_decoder import fused
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig
 from nemo_cosmos_ar.model.sdpa import preferred_sdpa_backends
 
@@ -47,20 +48,14 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (y * self.weight.float()).to(x.dtype)
+        return fused.rms_norm_eager(x, self.weight, self.eps)
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(x, (x.shape[-1],), eps=NORM_EPS)
+    return fused.layer_norm_eager(x, NORM_EPS)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE of ``x [B, S, heads, D]`` by fp32 ``cos``/``sin [S, 1, D]``; computed in fp32."""
-    xf = x.float()
-    x1, x2 = xf.chunk(2, dim=-1)
-    return (xf * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+apply_rope = fused.rope_eager  # rotate-half RoPE of [B, S, heads, D] by fp32 cos/sin [S, 1, D], in fp32
 
 
 class RoPE3D(nn.Module):
@@ -215,6 +210,7 @@ class Attention(nn.Module):
         self.to_v = nn.Sequential(nn.Linear(kv_in, inner, bias=False), nn.Identity())
         self.to_out = nn.Sequential(nn.Linear(inner, dim, bias=False), nn.Identity())
         self.backend = "sdpa"
+        self.kernels = "auto"  # the q/k norm and RoPE: one Triton kernel each on the GPU (fused.py), or "eager"
         self._ops: dict = {}  # a plain dict, so a TransformerEngine op adds no state-dict keys
 
     def forward(
@@ -222,11 +218,11 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         src = x if context is None else context
         shape = (self.heads, self.head_dim)
-        q = self.to_q[1](self.to_q[0](x).unflatten(-1, shape))
-        k = self.to_k[1](self.to_k[0](src).unflatten(-1, shape))
+        rope = rope if self.is_self else None
+        qn, kn = self.to_q[1], self.to_k[1]
+        q = fused.qk_norm_rope(self.to_q[0](x).unflatten(-1, shape), qn.weight, qn.eps, rope, self.kernels)
+        k = fused.qk_norm_rope(self.to_k[0](src).unflatten(-1, shape), kn.weight, kn.eps, rope, self.kernels)
         v = self.to_v[0](src).unflatten(-1, shape)
-        if self.is_self and rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         return self.to_out[0](_attention(q, k, v, self.backend, self._ops))
 
 
@@ -269,11 +265,13 @@ class SubBlock(nn.Module):
         else:
             self.block = VideoAttention(d, cfg.context_dim if kind == "ca" else None, cfg.num_heads)
         self.adaLN_modulation = _adaln(d, cfg.adaln_lora_dim, 3)
+        self.kernels = "auto"  # the modulated norm and the gated residual: Triton on the GPU (fused.py), or "eager"
 
     def forward(self, x, emb, lora, context, rope) -> torch.Tensor:
         shift, scale, gate = (self.adaLN_modulation(emb) + lora).unsqueeze(1).chunk(3, dim=-1)
-        h = _norm(x) * (1 + scale) + shift
-        return x + gate * self.block(h, context if self.kind == "ca" else None, rope)
+        h = fused.ln_modulate(x, shift, scale, NORM_EPS, self.kernels)  # layer_norm(x) * (1 + scale) + shift
+        y = self.block(h, context if self.kind == "ca" else None, rope)
+        return fused.gate_residual(x, y, gate, self.kernels)  # x + gate * y
 
 
 class DiTBlock(nn.Module):
@@ -330,6 +328,15 @@ class DiffusionDecoderDiT(nn.Module):
         for m in self.modules():
             if isinstance(m, Attention):
                 m.backend = backend
+
+    def set_kernels(self, kernels: str) -> None:
+        """``"auto"`` (the elementwise work as Triton kernels on the GPU when Triton is there, ``fused.py``) or
+        ``"eager"`` (the plain torch ops everywhere)."""
+        if kernels not in fused.KERNELS:
+            raise ValueError(f"unknown DiT kernels {kernels!r}; choose one of {fused.KERNELS}")
+        for m in self.modules():
+            if isinstance(m, (Attention, SubBlock)):
+                m.kernels = kernels
 
     def token_condition(self, tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``[B, T, h, w]`` token ids -> ``[B, token_dim, T, H, W]`` embeddings resized bilinearly to ``size``.

@@ -38,6 +38,7 @@ from nemo_cosmos_ar.diffusion_decoder import sampler as smp
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, CVTokenizerDecoder, load_cv_decoder
+from nemo_cosmos_ar.diffusion_decoder.fused import KERNELS
 from nemo_cosmos_ar.diffusion_decoder.network import ATTENTION_BACKENDS, DiffusionDecoderDiT
 from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
 
@@ -92,6 +93,8 @@ class DiffusionDecoder:
         tokenizer_dtype: eager CV8x8x8 dtype; None = the file's (the jit backend always uses the file's).
         attention: ``"sdpa"`` (torch scaled_dot_product_attention) or ``"te"`` (TransformerEngine, if installed).
         compile_blocks: ``torch.compile`` each DiT block (GPU speed; the first call pays the compile).
+        kernels: the DiT's norms, RoPE and gated residuals as Triton kernels on the GPU (``"auto"``, ``fused.py``)
+            or as the plain torch ops (``"eager"``).
         split: this rank's part of a two-rank guidance split (``parallel.py``): each rank runs one of the two passes
             of every step; role 1 never loads the CV8x8x8 decoder and its ``decode_tokens`` returns None. Both ranks
             must call ``decode_tokens`` with the same tokens and seed. None: both passes here.
@@ -115,6 +118,7 @@ class DiffusionDecoder:
         tokenizer_dtype: torch.dtype | None = None,
         attention: str = "sdpa",
         compile_blocks: bool = False,
+        kernels: str = "auto",
         split: GuidanceSplit | None = None,
         background: bool = False,
     ) -> None:
@@ -134,7 +138,9 @@ class DiffusionDecoder:
         self.config_arg = config
         self.offload_network, self.offload_tokenizer = offload_network, offload_tokenizer
         self.tokenizer_backend, self.tokenizer_dtype = tokenizer_backend, tokenizer_dtype
-        self.attention, self.compile_blocks = attention, compile_blocks
+        if kernels not in KERNELS:
+            raise ValueError(f"unknown DiT kernels {kernels!r}; choose one of {KERNELS}")
+        self.attention, self.compile_blocks, self.kernels = attention, compile_blocks, kernels
         self.split = split
         self.makes_frames = split is None or split.role == 0  # role 1 samples only
         self.stats = DecodeStats()
@@ -171,6 +177,7 @@ class DiffusionDecoder:
             net = DiffusionDecoderDiT(cfg)
         net = net.to(self.dtype).eval().requires_grad_(False)
         net.set_attention_backend(self.attention)
+        net.set_kernels(self.kernels)
         b = 1 if self.split is not None or not self.sampler.batch_guidance else 2
         h, w = grid_hw
         scale = DV_SPATIAL // CV_SPATIAL
@@ -228,6 +235,7 @@ class DiffusionDecoder:
         t = time.perf_counter()
         net = load_dit(self.checkpoint_dir / MODEL_FILE, self.config_arg, self.device, self.dtype)
         net.set_attention_backend(self.attention)
+        net.set_kernels(self.kernels)
         if self.compile_blocks:
             for block in net.blocks.values():
                 block.compile()

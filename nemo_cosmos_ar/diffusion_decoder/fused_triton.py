@@ -1,0 +1,88 @@
+"""The Triton source of ``fused.py``'s kernels (imported on first use only: this module imports Triton at the top).
+
+Each kernel reproduces the eager ops' roundings: where the eager code rounds an intermediate to the activation dtype
+(bf16 on the GPU), the kernel rounds it too (``.to(dtype).to(fp32)``), so the result differs from eager only by the
+order of the fp32 sums inside a norm (an occasional one-unit difference in the last place of a bf16 value).
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def qk_norm_rope_kernel(
+    x_ptr, w_ptr, cos_ptr, sin_ptr, y_ptr, R, H, S, eps,
+    D: tl.constexpr, HALF: tl.constexpr, BLOCK_HALF: tl.constexpr, BLOCK_R: tl.constexpr, ROPE: tl.constexpr,
+):  # fmt: skip
+    """Rows of ``D`` (one head of one token each, ``[B, S, H, D]`` contiguous): RMSNorm with gain ``w`` in fp32,
+    rounded to the output dtype, then (``ROPE``) rotate-half RoPE by the token's fp32 ``cos``/``sin [S, D]``."""
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_ok = rows < R
+    j = tl.arange(0, BLOCK_HALF)
+    j_ok = j < HALF
+    ok = row_ok[:, None] & j_ok[None, :]
+    base = x_ptr + rows[:, None].to(tl.int64) * D + j[None, :]
+    x1 = tl.load(base, mask=ok, other=0.0).to(tl.float32)
+    x2 = tl.load(base + HALF, mask=ok, other=0.0).to(tl.float32)
+    ss = tl.sum(x1 * x1, axis=1) + tl.sum(x2 * x2, axis=1)
+    r = tl.rsqrt(ss / D + eps)[:, None]
+    w1 = tl.load(w_ptr + j, mask=j_ok, other=0.0).to(tl.float32)[None, :]
+    w2 = tl.load(w_ptr + HALF + j, mask=j_ok, other=0.0).to(tl.float32)[None, :]
+    dt = y_ptr.dtype.element_ty
+    y1 = ((x1 * r) * w1).to(dt).to(tl.float32)  # the eager RMSNorm's output, rounded
+    y2 = ((x2 * r) * w2).to(dt).to(tl.float32)
+    if ROPE:
+        s = (rows // H) % S
+        cs = s[:, None].to(tl.int64) * D + j[None, :]
+        c1 = tl.load(cos_ptr + cs, mask=ok, other=0.0)
+        c2 = tl.load(cos_ptr + cs + HALF, mask=ok, other=0.0)
+        s1 = tl.load(sin_ptr + cs, mask=ok, other=0.0)
+        s2 = tl.load(sin_ptr + cs + HALF, mask=ok, other=0.0)
+        o1 = y1 * c1 + (-y2) * s1
+        o2 = y2 * c2 + y1 * s2
+    else:
+        o1, o2 = y1, y2
+    out = y_ptr + rows[:, None].to(tl.int64) * D + j[None, :]
+    tl.store(out, o1.to(dt), mask=ok)
+    tl.store(out + HALF, o2.to(dt), mask=ok)
+
+
+@triton.jit
+def ln_modulate_kernel(
+    x_ptr, shift_ptr, scale_ptr, y_ptr, S, D, stride_mod, eps, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """One token's row: ``layer_norm(x) * (1 + scale) + shift`` (no affine), each op rounded as in eager;
+    ``shift``/``scale`` are the row's batch entry (``stride_mod`` apart)."""
+    row = tl.program_id(0)
+    b = row // S
+    c = tl.arange(0, BLOCK_D)
+    ok = c < D
+    x = tl.load(x_ptr + row.to(tl.int64) * D + c, mask=ok, other=0.0).to(tl.float32)
+    mean = tl.sum(x, axis=0) / D
+    xc = tl.where(ok, x - mean, 0.0)
+    var = tl.sum(xc * xc, axis=0) / D
+    dt = y_ptr.dtype.element_ty
+    ln = (xc * tl.rsqrt(var + eps)).to(dt).to(tl.float32)
+    sc = tl.load(scale_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
+    sh = tl.load(shift_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
+    t = (1.0 + sc).to(dt).to(tl.float32)
+    m = (ln * t).to(dt).to(tl.float32)
+    tl.store(y_ptr + row.to(tl.int64) * D + c, (m + sh).to(dt), mask=ok)
+
+
+@triton.jit
+def gate_residual_kernel(
+    x_ptr, y_ptr, gate_ptr, out_ptr, S, D, stride_mod, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """One token's row: ``x + gate * y``, the product rounded before the sum as in eager."""
+    row = tl.program_id(0)
+    b = row // S
+    c = tl.arange(0, BLOCK_D)
+    ok = c < D
+    at = row.to(tl.int64) * D + c
+    x = tl.load(x_ptr + at, mask=ok, other=0.0).to(tl.float32)
+    y = tl.load(y_ptr + at, mask=ok, other=0.0).to(tl.float32)
+    g = tl.load(gate_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
+    dt = out_ptr.dtype.element_ty
+    gy = (g * y).to(dt).to(tl.float32)
+    tl.store(out_ptr + at, (x + gy).to(dt), mask=ok)
