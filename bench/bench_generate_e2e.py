@@ -22,6 +22,10 @@ Configurations (``--configs``, comma-separated; default all but ``dd-int8``):
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
+``--per-video``: each configuration also in batch mode (``--batch-input-path``, ``--batch-size 1``) over 1 and over
+3 lines of the same input: (main(3) - main(1)) / 2 is what one more video costs once everything is loaded, compiled
+and captured, the way NVIDIA counts its ~62 s ("after model init").
+
 ``--cprofile``: rank 0's main() under cProfile, its 45 largest cumulative entries printed after the table (finds the
 "other" time; the profiler slows the Python-heavy parts, so the row's own figures are not comparable).
 "other s" is main() less the printed stages (imports inside main, reading the input, waits between ranks...).
@@ -41,8 +45,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,6 +154,42 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
     return ck, image
 
 
+def _spawn(argv: list[str], out: Path, nproc: int, env: dict):
+    """Run ``cosmos-ar <argv>`` in a fresh process (torchrun with ``nproc`` > 1): (process, wall s, BENCH lines of
+    every rank, rank 0's)."""
+    if nproc > 1:
+        child = out / "bench_child.py"
+        child.write_text(CHILD + "\n")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(child)]
+        cmd += [*argv, "--num-gpus", str(nproc)]
+    else:
+        cmd = [sys.executable, "-c", CHILD, *argv]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    ranks = re.findall(r"BENCH rank=(\d+) rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
+    return proc, wall, ranks, next((r for r in ranks if r[0] == "0"), None)
+
+
+def run_batch(name: str, ck: Path, inp: Path, out: Path, n: int, extra: list[str], nproc: int, smoke: bool) -> float:
+    """main() seconds of batch mode over ``n`` lines of the same input (seeds 0..n-1), one video at a time."""
+    folder = out / f"{name}_batch{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    jsonl = out / f"batch{n}.jsonl"
+    jsonl.write_text("".join(json.dumps({"visual_input": str(inp), "seed": i}) + "\n" for i in range(n)))
+    argv = ["generate", "--checkpoint-dir", str(ck), "--batch-input-path", str(jsonl), "--video_save_folder"]
+    argv += [str(folder), "--batch-size", "1", "--disable-guardrail", "--no-progress", *CONFIGS[name], *extra]
+    if smoke:
+        argv += ["--model", "tiny", "--device", "cpu"]
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc, _, ranks, bench = _spawn(argv, out, nproc, env)
+    if proc.returncode or not bench or bench[1] != "0" or len(list(folder.glob("*.mp4"))) != n:
+        raise SystemExit(
+            f"{name} batch {n}: failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return float(bench[2])
+
+
 def run_config(
     name: str,
     ck: Path,
@@ -180,18 +222,7 @@ def run_config(
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     if cprofile:
         env["BENCH_CPROFILE"] = "1"
-    if nproc > 1:
-        child = out / "bench_child.py"
-        child.write_text(CHILD + "\n")
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", str(child)]
-        cmd += [*argv, "--num-gpus", str(nproc)]
-    else:
-        cmd = [sys.executable, "-c", CHILD, *argv]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    ranks = re.findall(r"BENCH rank=(\d+) rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
-    bench = next((r for r in ranks if r[0] == "0"), None)
+    proc, wall, ranks, bench = _spawn(argv, out, nproc, env)
     timing = TIMING.search(proc.stdout)
     if proc.returncode or not bench or bench[1] != "0" or not timing or len(ranks) != nproc:
         raise SystemExit(
@@ -226,6 +257,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--input", choices=("image", "video"), default="image", help="prompt: an image, or 9 frames of a video"
+    )
+    parser.add_argument(
+        "--per-video", action="store_true", help="also the steady per-video time (batch of 3 less batch of 1)"
     )
     parser.add_argument("--cprofile", action="store_true", help="profile rank 0's main() (see the docstring)")
     parser.add_argument("--nproc", type=int, default=1, help="GPUs: run generate under torchrun with --num-gpus N")
@@ -271,6 +305,13 @@ def main() -> None:
                 flush=True,
             )
         print("\n".join(parts))
+        if args.per_video:
+            print(
+                "\n| config | batch of 1: main() s | batch of 3: main() s | per further video s |\n|---|---:|---:|---:|"
+            )
+            for name in names:
+                one, three = (run_batch(name, ck, image, root, n, extra, args.nproc, args.smoke) for n in (1, 3))
+                print(f"| {name} | {one:.1f} | {three:.1f} | **{(three - one) / 2:.1f}** |", flush=True)
         for r in rows:
             if r["profile"]:
                 print(f"# {r['config']}: cProfile of rank 0's main()\n{r['profile'][:12000]}")

@@ -1,5 +1,6 @@
 """The DiT's Triton kernels (``diffusion_decoder/fused.py``): each equals its eager ops up to the order of a norm's
-fp32 sums (fp32: within 1e-5; bf16 on a GPU: within one unit in the last place, and nearly all values bit-equal; in
+fp32 sums (fp32: within 1e-5; bf16 on a GPU: within one unit in the last place of a unit-scale value, and over 90%
+bit-equal; in
 Triton's CPU interpreter, which truncates to bf16, within a few units; fp32 checks the logic there), and a tiny
 DiT forward with them equals the eager forward.
 
@@ -31,9 +32,10 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> None:
     if got.dtype == torch.float32:
         assert (g - w).abs().max().item() < 1e-5
         return
-    if DEVICE.type == "cuda":  # one unit in the last place (2^-7 relative, 2^-8 near a power of two), nearly all equal
-        assert bool(((g - w).abs() <= w.abs() * 2**-7 + 1e-6).all())
-        assert (g == w).float().mean().item() > 0.97
+    if DEVICE.type == "cuda":  # one unit in the last place of the unit-scale intermediates, and most values equal
+        # (LayerNorm's mean and variance are summed in another order than torch's, and ``m + shift`` can cancel)
+        assert bool(((g - w).abs() <= (w.abs() + 1) * 2**-7).all())
+        assert (g == w).float().mean().item() > 0.9
     else:  # Triton's interpreter rounds to bf16 by truncation, not to nearest: a few units per rounding step
         assert bool(((g - w).abs() <= (w.abs() + 1) * 2**-5).all())
 
