@@ -261,6 +261,7 @@ def main() -> None:
     parser.add_argument(
         "--per-video", action="store_true", help="also the steady per-video time (batch of 3 less batch of 1)"
     )
+    parser.add_argument("--per-video-only", action="store_true", help="--per-video without the single runs")
     parser.add_argument("--cprofile", action="store_true", help="profile rank 0's main() (see the docstring)")
     parser.add_argument("--nproc", type=int, default=1, help="GPUs: run generate under torchrun with --num-gpus N")
     parser.add_argument(
@@ -293,7 +294,7 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         parts, rows = [], []
-        for name in names:
+        for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
             parts.append(f"# {name}: load = {r['parts']}")
             rows.append(r)
@@ -305,7 +306,7 @@ def main() -> None:
                 flush=True,
             )
         print("\n".join(parts))
-        if args.per_video:
+        if args.per_video or args.per_video_only:
             print(
                 "\n| config | batch of 1: main() s | batch of 3: main() s | per further video s |\n|---|---:|---:|---:|"
             )
