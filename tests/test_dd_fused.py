@@ -1,8 +1,7 @@
 """The DiT's Triton kernels (``diffusion_decoder/fused.py``): each equals its eager ops up to the order of a norm's
-fp32 sums (fp32: within 1e-5; bf16 on a GPU: within one unit in the last place of a unit-scale value, and over 90%
-bit-equal; in
-Triton's CPU interpreter, which truncates to bf16, within a few units; fp32 checks the logic there), and a tiny
-DiT forward with them equals the eager forward.
+fp32 sums (fp32: within 1e-5; bf16 on a GPU: within one unit in the last place of a unit-scale value and over 90%
+bit-equal; in Triton's CPU interpreter, which truncates to bf16, within a few units, while fp32 checks the logic),
+and a tiny DiT forward with them equals the eager forward.
 
 The kernel tests need Triton (absent from the CPU stack, so CI skips them); without a GPU they run in Triton's
 interpreter in a child pytest (``test_in_the_interpreter``), as test_gemv.py's. The dispatch tests run everywhere.
