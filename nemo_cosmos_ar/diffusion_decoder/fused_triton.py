@@ -29,8 +29,8 @@ def qk_norm_rope_kernel(
     w1 = tl.load(w_ptr + j, mask=j_ok, other=0.0).to(tl.float32)[None, :]
     w2 = tl.load(w_ptr + HALF + j, mask=j_ok, other=0.0).to(tl.float32)[None, :]
     dt = y_ptr.dtype.element_ty
-    y1 = ((x1 * r) * w1).to(dt).to(tl.float32)  # the eager RMSNorm's output, rounded
-    y2 = ((x2 * r) * w2).to(dt).to(tl.float32)
+    y1 = ((x1 * r) * w1).to(dt, fp_downcast_rounding="rtne").to(tl.float32)  # the eager RMSNorm's output, rounded
+    y2 = ((x2 * r) * w2).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
     if ROPE:
         s = (rows // H) % S
         cs = s[:, None].to(tl.int64) * D + j[None, :]
@@ -43,8 +43,8 @@ def qk_norm_rope_kernel(
     else:
         o1, o2 = y1, y2
     out = y_ptr + rows[:, None].to(tl.int64) * D + j[None, :]
-    tl.store(out, o1.to(dt), mask=ok)
-    tl.store(out + HALF, o2.to(dt), mask=ok)
+    tl.store(out, o1.to(dt, fp_downcast_rounding="rtne"), mask=ok)
+    tl.store(out + HALF, o2.to(dt, fp_downcast_rounding="rtne"), mask=ok)
 
 
 @triton.jit
@@ -62,12 +62,12 @@ def ln_modulate_kernel(
     xc = tl.where(ok, x - mean, 0.0)
     var = tl.sum(xc * xc, axis=0) / D
     dt = y_ptr.dtype.element_ty
-    ln = (xc * tl.rsqrt(var + eps)).to(dt).to(tl.float32)
+    ln = (xc * tl.rsqrt(var + eps)).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
     sc = tl.load(scale_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
     sh = tl.load(shift_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
-    t = (1.0 + sc).to(dt).to(tl.float32)
-    m = (ln * t).to(dt).to(tl.float32)
-    tl.store(y_ptr + row.to(tl.int64) * D + c, (m + sh).to(dt), mask=ok)
+    t = (1.0 + sc).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
+    m = (ln * t).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
+    tl.store(y_ptr + row.to(tl.int64) * D + c, (m + sh).to(dt, fp_downcast_rounding="rtne"), mask=ok)
 
 
 @triton.jit
@@ -84,5 +84,5 @@ def gate_residual_kernel(
     y = tl.load(y_ptr + at, mask=ok, other=0.0).to(tl.float32)
     g = tl.load(gate_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
     dt = out_ptr.dtype.element_ty
-    gy = (g * y).to(dt).to(tl.float32)
-    tl.store(out_ptr + at, (x + gy).to(dt), mask=ok)
+    gy = (g * y).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
+    tl.store(out_ptr + at, (x + gy).to(dt, fp_downcast_rounding="rtne"), mask=ok)
