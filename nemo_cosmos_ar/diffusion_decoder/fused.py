@@ -86,7 +86,7 @@ def qk_norm_rope(
         cos = sin = x  # not read
     rows, block_r = b * s * h, 16
     half = d // 2
-    _triton()["qk"][(triton_cdiv(rows, block_r),)](
+    _triton()["qk"][(_cdiv(rows, block_r),)](
         x, weight, cos, sin, out, rows, h, s, eps,
         D=d, HALF=half, BLOCK_HALF=_pow2(half), BLOCK_R=block_r, ROPE=rope is not None, num_warps=4,
     )  # fmt: skip
@@ -135,5 +135,5 @@ def _warps(d: int) -> int:
     return 8 if d >= 2048 else 4
 
 
-def triton_cdiv(a: int, b: int) -> int:
+def _cdiv(a: int, b: int) -> int:
     return -(-a // b)

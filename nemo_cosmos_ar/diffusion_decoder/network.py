@@ -55,9 +55,6 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
     return fused.layer_norm_eager(x, NORM_EPS)
 
 
-apply_rope = fused.rope_eager  # rotate-half RoPE of [B, S, heads, D] by fp32 cos/sin [S, 1, D], in fp32
-
-
 class RoPE3D(nn.Module):
     """3D rotary angles for a ``T x H x W`` patch grid (positions in (t, h, w) order, w fastest).
 
