@@ -375,22 +375,43 @@ def test_guidance_inputs_and_batched_passes(decoder, folders):
     net = decoder.network
     forward = net.forward
 
-    def spy(x, t, context, tokens, fps=24.0):
-        seen.append((context.clone(), tokens.clone()))
-        return forward(x, t, context, tokens, fps)
+    def spy(x, t, context, tokens, fps=24.0, context_rows=None):
+        seen.append((context.clone(), tokens.clone(), context_rows))
+        return forward(x, t, context, tokens, fps, context_rows)
 
     net.forward = spy
     try:
         batched = decoder.decode_tokens(_tokens(), seed=3)
     finally:
         del net.forward
-    ctx, tok = seen[0]
+    ctx, tok, rows = seen[0]
+    assert rows == 1  # the unconditional row's cross-attention is skipped
     chunk = smp.split_tokens(_tokens(), 8, 2)[0]
     assert len(seen) == 15 and ctx.shape == (2, 16, 32) and tok.shape == (2, 8, 2, 2)
     assert torch.equal(ctx[0], load_generic_prompt(folders[0], 32)[0]) and torch.equal(tok[0], chunk[0])
     assert torch.equal(ctx[1], torch.zeros(16, 32)) and torch.equal(tok[1], torch.zeros(8, 2, 2, dtype=torch.long))
     two = DiffusionDecoder(*folders, device="cpu", sampler=SamplerConfig(batch_guidance=False))
     assert torch.allclose(two.decode_tokens(_tokens(), seed=3), batched, atol=1e-4)
+
+
+def test_zero_context_rows_skip_cross_attention_exactly(decoder):
+    """An all-zero context makes the cross-attention exactly zero (RMS-normed keys and values of 0), so skipping it
+    for rows past ``context_rows`` changes nothing: checked row by row against the full computation."""
+    net = decoder.network
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 16, 8, 4, 4, generator=g)
+    ctx = torch.randn(3, 16, 32, generator=g)
+    ctx[1:] = 0
+    tok = torch.randint(0, 64000, (3, 8, 2, 2), generator=g)
+    t = torch.tensor(0.3)
+    full = net(x, t, ctx, tok)
+    skipped = net(x, t, ctx, tok, context_rows=1)
+    assert torch.equal(skipped[1:], full[1:])  # the same kernels at the same batch: bit-equal
+    # row 0's cross-attention ran at batch 1 instead of 3: only the GEMMs' blocking differs (fp32 CPU)
+    torch.testing.assert_close(skipped[:1], full[:1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(net(x[1:], t, ctx[1:], tok[1:], context_rows=0), full[1:], rtol=0, atol=1e-6)
+    ctx[1, 0, 0] = 1.0  # a context that is not zero does attend: skipping it would be wrong
+    assert not torch.equal(net(x, t, ctx, tok)[1], full[1])
 
 
 @pytest.mark.parametrize("batch_guidance", [True, False])

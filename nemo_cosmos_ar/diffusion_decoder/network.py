@@ -264,7 +264,17 @@ class SubBlock(nn.Module):
         self.adaLN_modulation = _adaln(d, cfg.adaln_lora_dim, 3)
         self.kernels = "auto"  # the modulated norm and the gated residual: Triton on the GPU (fused.py), or "eager"
 
-    def forward(self, x, emb, lora, context, rope) -> torch.Tensor:
+    def forward(self, x, emb, lora, context, rope, context_rows: int | None = None) -> torch.Tensor:
+        if self.kind == "ca" and context_rows is not None and context_rows < x.shape[0]:
+            # Rows past context_rows have an all-zero context (the guidance's unconditional pass): their RMS-normed
+            # keys and their values are 0, so the attention, to_out and gate * 0 leave x exactly as it is.
+            if context_rows == 0:
+                return x
+            head = self._forward(x[:context_rows], emb[:context_rows], lora[:context_rows], context, rope)
+            return torch.cat([head, x[context_rows:]])
+        return self._forward(x, emb, lora, context, rope)
+
+    def _forward(self, x, emb, lora, context, rope) -> torch.Tensor:
         shift, scale, gate = (self.adaLN_modulation(emb) + lora).unsqueeze(1).chunk(3, dim=-1)
         h = fused.ln_modulate(x, shift, scale, NORM_EPS, self.kernels)  # layer_norm(x) * (1 + scale) + shift
         y = self.block(h, context if self.kind == "ca" else None, rope)
@@ -278,9 +288,9 @@ class DiTBlock(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(SubBlock(kind, cfg) for kind in ("fa", "ca", "mlp"))
 
-    def forward(self, x, emb, lora, context, rope) -> torch.Tensor:
+    def forward(self, x, emb, lora, context, rope, context_rows: int | None = None) -> torch.Tensor:
         for sub in self.blocks:
-            x = sub(x, emb, lora, context, rope)
+            x = sub(x, emb, lora, context, rope, context_rows)
         return x
 
 
@@ -354,6 +364,7 @@ class DiffusionDecoderDiT(nn.Module):
         context: torch.Tensor,
         tokens: torch.Tensor,
         fps: float = 24.0,
+        context_rows: int | None = None,
     ) -> torch.Tensor:
         """One denoiser evaluation.
 
@@ -363,6 +374,9 @@ class DiffusionDecoderDiT(nn.Module):
             context: ``[B, M, context_dim]`` cross-attention context (T5 embeddings; zeros for unconditional).
             tokens: ``[B, T, H', W']`` int64 DV8x16x16 ids (all 0 for unconditional).
             fps: frame rate of the temporal RoPE positions.
+            context_rows: the batch rows ``[0, context_rows)`` have a context, the rest an all-zero one (the
+                guidance's unconditional pass, whose cross-attention is then skipped: exactly zero). None: every
+                row is computed as given.
 
         Returns:
             ``[B, C, T, H, W]`` network output F in the model dtype.
@@ -380,9 +394,9 @@ class DiffusionDecoderDiT(nn.Module):
         timesteps = timesteps.to(x.device).reshape(-1)  # the sampler's c_noise is a CPU scalar
         emb, lora = self.t_embedder(timesteps.expand(b) if timesteps.numel() == 1 else timesteps)
         emb = self.affline_norm(emb)
-        context = context.to(x.dtype)
+        context = context.to(x.dtype)[:context_rows]  # (a slice of None is the whole)
         for block in self.blocks.values():
-            x = block(x, emb, lora, context, rope)
+            x = block(x, emb, lora, context, rope, context_rows)
         x = self.final_layer(x, emb, lora)
         p, pt = cfg.patch_spatial, cfg.patch_temporal
         x = x.reshape(b, tp, hp, wp, p, p, pt, c).permute(0, 7, 1, 6, 2, 4, 3, 5)

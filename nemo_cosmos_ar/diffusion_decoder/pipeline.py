@@ -185,7 +185,7 @@ class DiffusionDecoder:
         x = torch.zeros(b, cfg.latent_channels, frames, h * scale, w * scale, device=self.device, dtype=self.dtype)
         ctx = self.context.to(self.device, self.dtype).expand(b, -1, -1)
         tok = torch.zeros(b, frames, h, w, dtype=torch.long, device=self.device)
-        net(x, torch.zeros((), dtype=self.dtype), ctx, tok, self.sampler.fps)
+        net(x, torch.zeros((), dtype=self.dtype), ctx, tok, self.sampler.fps, context_rows=1 if b == 2 else None)
         _sync(self.device)
         del net
         return time.perf_counter() - t
@@ -272,13 +272,16 @@ class DiffusionDecoder:
         tok_u, ctx_u = torch.zeros_like(tok), torch.zeros_like(ctx)
 
         def denoise_pair(x_in: torch.Tensor, c_noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # context_rows: the unconditional pass's all-zero context makes its cross-attention exactly zero, so
+            # the network skips it (network.SubBlock.forward)
             if self.split is not None:  # one pass here, the other on the partner rank
-                mine = (ctx, tok) if self.split.role == 0 else (ctx_u, tok_u)
-                return self.split.exchange(net(x_in, c_noise, *mine, sc.fps))
+                mine = (ctx, tok, None) if self.split.role == 0 else (ctx_u, tok_u, 0)
+                return self.split.exchange(net(x_in, c_noise, *mine[:2], sc.fps, context_rows=mine[2]))
             if sc.batch_guidance:
-                out = net(torch.cat([x_in, x_in]), c_noise, torch.cat([ctx, ctx_u]), torch.cat([tok, tok_u]), sc.fps)
+                xx, cc, tt = torch.cat([x_in, x_in]), torch.cat([ctx, ctx_u]), torch.cat([tok, tok_u])
+                out = net(xx, c_noise, cc, tt, sc.fps, context_rows=b)
                 return out[:b], out[b:]
-            return net(x_in, c_noise, ctx, tok, sc.fps), net(x_in, c_noise, ctx_u, tok_u, sc.fps)
+            return net(x_in, c_noise, ctx, tok, sc.fps), net(x_in, c_noise, ctx_u, tok_u, sc.fps, context_rows=0)
 
         last = [time.perf_counter()]
 
