@@ -10,10 +10,12 @@ split's per-GPU pass). Prints four markdown tables:
 3. ``forward``: the whole DiT forward (28 blocks) with the eager elementwise ops, with the Triton kernels of
    ``diffusion_decoder/fused.py``, and (``--compile``) with each block ``torch.compile``'d (compile seconds printed);
 4. ``profile``: the forward's CUDA time by kernel class (GEMM, attention, elementwise/other) from torch.profiler,
-   with the Triton kernels.
+   with the Triton kernels;
+5. (``--fp8``) the one-GPU guidance batch of 2 with and without the unconditional pass's cross-attention, then with
+   FP8 GEMMs (``diffusion_decoder/fp8.py``), and the FP8 forward's profile.
 
     python bench/bench_dd_kernels.py            # H200
-    python bench/bench_dd_kernels.py --smoke    # CPU, tiny preset: checks the script runs
+    python bench/bench_dd_kernels.py --smoke --fp8   # CPU, tiny preset: checks the script runs
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nemo_cosmos_ar.diffusion_decoder import fp8 as fp8mod  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder.config import get_dit_config  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT  # noqa: E402
 
@@ -100,20 +103,21 @@ def _gemm_row(name: str, m: int, k: int, n: int, dev: str, dt) -> str:
     try:
         f8 = timed(lambda: torch._scaled_mm(x8, w8.t(), scale_a=xs, scale_b=ws.t(), out_dtype=dt), 10, dev)
     except RuntimeError as err:
-        return f"| {name} | {bf * 1e3:.3f} | - | - | - | - | {str(err).splitlines()[0][:60]} |"
+        return f"| {name} | {bf * 1e3:.3f} | - | - | - | - | - | {str(err).splitlines()[0][:60]} |"
     qs = timed(quant, 10, dev)
+    qk = timed(lambda: fp8mod.quantize_rows(x, "auto"), 10, dev)  # the Triton row-quantize kernel
     fl = 2 * m * k * n
     return (
         f"| {name} | {bf * 1e3:.3f} | {fl / bf / 1e12:.0f} | {f8 * 1e3:.3f} | {fl / f8 / 1e12:.0f} | "
-        f"{qs * 1e3:.3f} | {bf / (f8 + qs):.2f}x |"
+        f"{qs * 1e3:.3f} | {qk * 1e3:.3f} | {bf / (f8 + qk):.2f}x |"
     )
 
 
 @torch.no_grad()
 def gemm_table(m: int, dim: int, dev: str, dt) -> None:
     print(
-        f"\n| product (M={m}) | bf16 ms | bf16 TFLOP/s | fp8 ms | fp8 TFLOP/s | quantize x ms | "
-        "fp8 + quantize speed-up |\n|---|---:|---:|---:|---:|---:|---:|"
+        f"\n| product (M={m}) | bf16 ms | bf16 TFLOP/s | fp8 ms | fp8 TFLOP/s | quantize x, eager ms | "
+        "quantize x, Triton ms | fp8 + Triton quantize speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, k, n in (
         ("qkv/out 4096->4096", dim, dim),
@@ -163,8 +167,42 @@ def forward_table(net, inputs, dev: str, steps: int, compile_too: bool) -> None:
     print(f"| compiled blocks (eager ops inside) | {sec:.3f} | - | {first:.1f} |", flush=True)
 
 
+def _batch2(inputs):
+    """The one-GPU guidance batch: the conditional and the unconditional input (zero context, token 0)."""
+    x, t, cx, tok, fps = inputs
+    return (torch.cat([x, x]), t, torch.cat([cx, torch.zeros_like(cx)]), torch.cat([tok, torch.zeros_like(tok)]), fps)
+
+
 @torch.no_grad()
-def profile_table(net, inputs, dev: str) -> None:
+def fp8_table(net, inputs, dev: str, steps: int) -> None:
+    """The guidance batch of 2 (one GPU's step) in bf16 with and without the unconditional cross-attention skip,
+    then the same with FP8 GEMMs (``fp8.py``; converts ``net`` for good), and FP8 at batch 1 (the split's pass);
+    differences against the bf16 batch-2 output."""
+    net.set_kernels("auto")
+    two = _batch2(inputs)
+    print("\n| DiT forward (Triton kernels) | s | max diff vs bf16 batch 2 | relative L2 diff |\n|---|---:|---:|---:|")
+    sec = timed(lambda: net(*two), steps, dev)
+    ref = net(*two).float()
+    print(f"| bf16, batch 2 (guidance), every cross-attention | {sec:.3f} | - | - |", flush=True)
+
+    def row(name, sec, out):
+        d = out.float() - ref[: out.shape[0]]
+        rel = (d.norm() / ref[: out.shape[0]].norm()).item()
+        print(f"| {name} | {sec:.3f} | {d.abs().max().item():.3e} | {rel:.2e} |", flush=True)
+
+    row("bf16, batch 2, unconditional cross-attention skipped", timed(lambda: net(*two, context_rows=1), steps, dev),
+        net(*two, context_rows=1))  # fmt: skip
+    t = time.perf_counter()
+    net.set_gemm("fp8")
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    print(f"| (conversion to FP8: {time.perf_counter() - t:.2f} s) | | | |")
+    row("fp8 GEMMs, batch 2, skipped", timed(lambda: net(*two, context_rows=1), steps, dev), net(*two, context_rows=1))
+    row("fp8 GEMMs, batch 1 (conditional)", timed(lambda: net(*inputs), steps, dev), net(*inputs))
+
+
+@torch.no_grad()
+def profile_table(net, inputs, dev: str, label: str = "Triton kernels") -> None:
     from torch.profiler import ProfilerActivity, profile
 
     if dev != "cuda":
@@ -193,7 +231,7 @@ def profile_table(net, inputs, dev: str) -> None:
         classes[kind] = classes.get(kind, 0.0) + us
         top.append((us, ev.key[:90]))
     total = sum(classes.values())
-    print("\n| kernel class (one forward, Triton kernels) | ms | share |\n|---|---:|---:|")
+    print(f"\n| kernel class (one forward, {label}) | ms | share |\n|---|---:|---:|")
     for kind, us in sorted(classes.items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {us / 1e3:.1f} | {us / total:.0%} |")
     print("\ntop kernels:")
@@ -206,6 +244,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny preset")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="also time compiled blocks (a 16 s compile)")
+    ap.add_argument("--fp8", action="store_true", help="then the guidance batch, the cross-attention skip and FP8")
     args = ap.parse_args()
     dev = "cpu" if args.smoke else "cuda"
     dt = torch.float32 if args.smoke else torch.bfloat16
@@ -219,8 +258,11 @@ def main() -> None:
     attention_table(s, cfg.num_heads, cfg.head_dim, dev, dt)
     gemm_table(s, cfg.model_channels, dev, dt) if dev == "cuda" else None
     net, inputs = build(preset, lat, dev, dt)
-    forward_table(net, inputs, dev, args.steps, args.compile)
+    forward_table(net, inputs, dev, args.steps, args.compile and not args.fp8)
     profile_table(net, inputs, dev)
+    if args.fp8:
+        fp8_table(net, inputs, dev, args.steps)
+        profile_table(net, inputs, dev, "FP8 GEMMs + Triton kernels")
 
 
 if __name__ == "__main__":

@@ -265,3 +265,29 @@ def test_options_from_the_flags(ckdir, assets, tmp_path):
     # Python: the CV8x8x8 folder defaults to the one next to the decoder's; no decoder by default.
     assert GenerateOptions(input="a.png", diffusion_decoder_dir=str(dd)).cv_tokenizer == cv
     assert GenerateOptions(input="a.png").diffusion_decoder_dir is None
+
+
+def test_fp8_gemm_flag_reaches_the_decoder(assets, ckdir, written, tmp_path):
+    """--diffusion-decoder-gemm fp8: the run's video is the FP8 decoder's decode_tokens with the run's tokens and
+    seed (bit-exact), close to the bf16 one but not equal; bf16 is the default and other values are refused."""
+
+    def opts(*extra):
+        return options_from_args(build_parser().parse_args(["generate", "--input", "a.png", *extra])).dd_gemm
+
+    assert opts() == "bf16" and opts("--diffusion-decoder-gemm", "fp8") == "fp8"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--input", "a.png", "--diffusion-decoder-gemm", "fp16"])
+    with pytest.raises(ValueError, match="--diffusion-decoder-gemm must be bf16 or fp8, got 'fp16'"):
+        GenerateOptions(input="a.png", dd_gemm="fp16")
+    out, tok = tmp_path / "v.mp4", tmp_path / "v.pt"
+    assert (
+        main(_argv(assets, ckdir, out, "--seed", "3", "--save-tokens", str(tok), "--diffusion-decoder-gemm", "fp8"))
+        == 0
+    )
+    ((frames, _),) = written
+    tokens = _tokens(tok)
+    dd = ddp.DiffusionDecoder(ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR, device="cpu", gemm="fp8")
+    assert torch.equal(frames, dd.decode_tokens(tokens, seed=3)[0])
+    exact = ddp.DiffusionDecoder(ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR, device="cpu")
+    diff = (frames - exact.decode_tokens(tokens, seed=3)[0]).abs()
+    assert 0 < diff.max().item() and diff.mean().item() < 0.02

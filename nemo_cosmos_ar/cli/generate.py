@@ -169,6 +169,7 @@ def options_from_args(args: argparse.Namespace):
         cv_tokenizer=cv_dir,
         offload_diffusion_decoder=args.offload_diffusion_decoder,
         dd_parallel=args.diffusion_decoder_parallel,
+        dd_gemm=args.diffusion_decoder_gemm,
         sampling=SamplingConfig(temperature=args.temperature, top_p=top_p, top_k=args.top_k, nucleus=args.nucleus),
     )
 

@@ -402,3 +402,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "pass of each guided step, swapping the results (the 7B is then loaded on both; the video is the one GPU's); "
         "off: GPU 0 runs both",
     )
+    dd.add_argument(
+        "--diffusion-decoder-gemm",
+        choices=("bf16", "fp8"),
+        default="bf16",
+        help="fp8: the DiT's attention and MLP projections as e4m3 GEMMs, one scale per weight row and per token "
+        "(Hopper or later GPUs; see BENCHMARKS.md for the measured speed and the change in the video); off by "
+        "default because it changes the video",
+    )

@@ -36,6 +36,7 @@ def _triton():
             qk=fused_triton.qk_norm_rope_kernel,
             ln=fused_triton.ln_modulate_kernel,
             gate=fused_triton.gate_residual_kernel,
+            quant=fused_triton.quant_rows_kernel,
         )
     return _K
 
@@ -103,7 +104,9 @@ def ln_modulate(
     x = x.contiguous()
     out = torch.empty_like(x)
     stride = _mod_stride(shift, scale)
-    _triton()["ln"][(b * s,)](x, shift, scale, out, s, d, stride, eps, BLOCK_D=_pow2(d), num_warps=_warps(d))
+    _triton()["ln"][(b * s,)](
+        x, shift, scale, out, out, s, d, stride, eps, 0.0, BLOCK_D=_pow2(d), QUANT=False, num_warps=_warps(d)
+    )
     return out
 
 

@@ -48,11 +48,38 @@ def qk_norm_rope_kernel(
 
 
 @triton.jit
+def _round_e4m3(q):
+    """fp32 ``q`` (|q| <= 448) rounded to the nearest e4m3 value, ties to even, still in fp32, so the conversion
+    that follows is exact. Why not let the conversion round: Triton's CPU interpreter drops the carry when a value
+    rounds up to the next power of two (124.7 -> 64), and this way the GPU's result does not depend on the
+    conversion's rounding mode either."""
+    bits = q.to(tl.int32, bitcast=True)
+    # normals (|q| >= 2^-6): keep 3 of fp32's 23 mantissa bits, half to even; a carry moves into the exponent
+    normal = ((bits + 0x7FFFF + ((bits >> 20) & 1)) & -0x100000).to(tl.float32, bitcast=True)
+    # subnormals: multiples of 2^-9, rounded half to even by the 1.5 * 2^23 trick
+    sub = ((q * 512.0 + 12582912.0) - 12582912.0) * 0.001953125
+    return tl.where(tl.abs(q) >= 0.015625, normal, sub)
+
+
+@triton.jit
+def _fp8_row(v, ok, q_ptrs, s_ptr, min_scale):
+    """Quantize one fp32 row ``v`` to e4m3 with the scale ``max(amax / 448, min_scale)`` (as ``fp8.py``'s eager
+    reference: IEEE division, clamped to +-448) and store the row and its scale."""
+    amax = tl.max(tl.where(ok, tl.abs(v), 0.0), axis=0)
+    sc = tl.maximum(tl.math.div_rn(amax, 448.0), min_scale)
+    q = tl.minimum(tl.maximum(tl.math.div_rn(v, sc), -448.0), 448.0)
+    tl.store(q_ptrs, _round_e4m3(q).to(tl.float8e4nv), mask=ok)
+    tl.store(s_ptr, sc)
+
+
+@triton.jit
 def ln_modulate_kernel(
-    x_ptr, shift_ptr, scale_ptr, y_ptr, S, D, stride_mod, eps, BLOCK_D: tl.constexpr,
+    x_ptr, shift_ptr, scale_ptr, y_ptr, ys_ptr, S, D, stride_mod, eps, min_scale,
+    BLOCK_D: tl.constexpr, QUANT: tl.constexpr,
 ):  # fmt: skip
-    """One token's row: ``layer_norm(x) * (1 + scale) + shift`` (no affine), each op rounded as in eager;
-    ``shift``/``scale`` are the row's batch entry (``stride_mod`` apart)."""
+    """One token's row: ``layer_norm(x) * (1 + scale) + shift`` (no affine), each op rounded as in eager to the
+    modulation's dtype (the model's); ``shift``/``scale`` are the row's batch entry (``stride_mod`` apart). ``QUANT``:
+    store the row in e4m3 with its scale at ``ys_ptr`` (``fp8.ln_modulate_quant``) instead."""
     row = tl.program_id(0)
     b = row // S
     c = tl.arange(0, BLOCK_D)
@@ -61,13 +88,30 @@ def ln_modulate_kernel(
     mean = tl.sum(x, axis=0) / D
     xc = tl.where(ok, x - mean, 0.0)
     var = tl.sum(xc * xc, axis=0) / D
-    dt = y_ptr.dtype.element_ty
+    dt = shift_ptr.dtype.element_ty
     ln = (xc * tl.rsqrt(var + eps)).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
     sc = tl.load(scale_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
     sh = tl.load(shift_ptr + b * stride_mod + c, mask=ok, other=0.0).to(tl.float32)
     t = (1.0 + sc).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
     m = (ln * t).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
-    tl.store(y_ptr + row.to(tl.int64) * D + c, (m + sh).to(dt, fp_downcast_rounding="rtne"), mask=ok)
+    y = (m + sh).to(dt, fp_downcast_rounding="rtne")
+    if QUANT:
+        _fp8_row(y.to(tl.float32), ok, y_ptr + row.to(tl.int64) * D + c, ys_ptr + row, min_scale)
+    else:
+        tl.store(y_ptr + row.to(tl.int64) * D + c, y, mask=ok)
+
+
+@triton.jit
+def quant_rows_kernel(x_ptr, q_ptr, s_ptr, D, min_scale, BLOCK_D: tl.constexpr, GELU: tl.constexpr):
+    """One row of ``x`` (or of exact ``gelu(x)``, rounded to ``x``'s dtype as eager GELU is) to e4m3 with its scale."""
+    row = tl.program_id(0)
+    c = tl.arange(0, BLOCK_D)
+    ok = c < D
+    x = tl.load(x_ptr + row.to(tl.int64) * D + c, mask=ok, other=0.0).to(tl.float32)
+    if GELU:
+        g = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+        x = g.to(x_ptr.dtype.element_ty, fp_downcast_rounding="rtne").to(tl.float32)
+    _fp8_row(x, ok, q_ptr + row.to(tl.int64) * D + c, s_ptr + row, min_scale)
 
 
 @triton.jit

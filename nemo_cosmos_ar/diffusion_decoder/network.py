@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nemo_cosmos_ar.diffusion_decoder import fused
+from nemo_cosmos_ar.diffusion_decoder import fp8, fused
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig
 from nemo_cosmos_ar.model.sdpa import preferred_sdpa_backends
 
@@ -235,15 +235,20 @@ class VideoAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """``layer2(gelu(layer1(x)))`` without biases (exact GELU)."""
+    """``layer2(gelu(layer1(x)))`` without biases (exact GELU); with FP8 GEMMs the GELU and the quantization of
+    its output are one kernel."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.layer1 = nn.Linear(dim, hidden, bias=False)
         self.layer2 = nn.Linear(hidden, dim, bias=False)
+        self.kernels = "auto"
 
-    def forward(self, x: torch.Tensor, context=None, rope=None) -> torch.Tensor:
-        return self.layer2(F.gelu(self.layer1(x)))
+    def forward(self, x, context=None, rope=None) -> torch.Tensor:
+        h = self.layer1(x)
+        if isinstance(self.layer2, fp8.FP8Linear):
+            return self.layer2(fp8.quantize_rows(h, self.kernels, gelu=True))
+        return self.layer2(F.gelu(h))
 
 
 def _adaln(dim: int, lora: int, chunks: int) -> nn.Sequential:
@@ -263,6 +268,7 @@ class SubBlock(nn.Module):
             self.block = VideoAttention(d, cfg.context_dim if kind == "ca" else None, cfg.num_heads)
         self.adaLN_modulation = _adaln(d, cfg.adaln_lora_dim, 3)
         self.kernels = "auto"  # the modulated norm and the gated residual: Triton on the GPU (fused.py), or "eager"
+        self.gemm = "bf16"  # "fp8": the modulated norm's output quantized for FP8 projections (fp8.py)
 
     def forward(self, x, emb, lora, context, rope, context_rows: int | None = None) -> torch.Tensor:
         if self.kind == "ca" and context_rows is not None and context_rows < x.shape[0]:
@@ -276,7 +282,10 @@ class SubBlock(nn.Module):
 
     def _forward(self, x, emb, lora, context, rope) -> torch.Tensor:
         shift, scale, gate = (self.adaLN_modulation(emb) + lora).unsqueeze(1).chunk(3, dim=-1)
-        h = fused.ln_modulate(x, shift, scale, NORM_EPS, self.kernels)  # layer_norm(x) * (1 + scale) + shift
+        if self.gemm == "fp8":
+            h = fp8.ln_modulate_quant(x, shift, scale, NORM_EPS, self.kernels)
+        else:
+            h = fused.ln_modulate(x, shift, scale, NORM_EPS, self.kernels)  # layer_norm(x) * (1 + scale) + shift
         y = self.block(h, context if self.kind == "ca" else None, rope)
         return fused.gate_residual(x, y, gate, self.kernels)  # x + gate * y
 
@@ -342,8 +351,31 @@ class DiffusionDecoderDiT(nn.Module):
         if kernels not in fused.KERNELS:
             raise ValueError(f"unknown DiT kernels {kernels!r}; choose one of {fused.KERNELS}")
         for m in self.modules():
-            if isinstance(m, (Attention, SubBlock)):
+            if isinstance(m, (Attention, SubBlock, FeedForward, fp8.FP8Linear)):
                 m.kernels = kernels
+
+    def set_gemm(self, gemm: str) -> None:
+        """``"bf16"`` (the model dtype's GEMMs) or ``"fp8"``: the blocks' token-stream projections (self-attention
+        q/k/v/out, cross-attention q/out, both MLP layers) become e4m3 ``FP8Linear`` modules (``fp8.py``; the
+        output changes). One way: the model-dtype weights of those projections are dropped, so load the
+        checkpoint first and do not save the state dict afterwards."""
+        if gemm not in fp8.GEMMS:
+            raise ValueError(f"unknown DiT GEMM precision {gemm!r}; choose one of {fp8.GEMMS}")
+        subs = [m for m in self.modules() if isinstance(m, SubBlock)]
+        if gemm == "bf16":
+            if any(s.gemm == "fp8" for s in subs):
+                raise ValueError("this DiT already runs FP8 GEMMs; its bf16 weights are gone (load it again)")
+            return
+        kernels = subs[0].kernels if subs else "auto"
+        for sub in subs:
+            if sub.kind == "mlp":
+                names = ["block.layer1", "block.layer2"]
+            else:  # the cross-attention's keys and values read the 512-row context: they stay in the model dtype
+                qkv = ("to_q", "to_k", "to_v") if sub.kind == "fa" else ("to_q",)
+                names = [f"block.attn.{n}.0" for n in (*qkv, "to_out")]
+            fp8.convert_linears(sub, names)
+            sub.gemm = "fp8"
+        self.set_kernels(kernels)
 
     def token_condition(self, tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``[B, T, h, w]`` token ids -> ``[B, token_dim, T, H, W]`` embeddings resized bilinearly to ``size``.

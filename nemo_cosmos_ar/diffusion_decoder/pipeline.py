@@ -38,6 +38,7 @@ from nemo_cosmos_ar.diffusion_decoder import sampler as smp
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, CVTokenizerDecoder, load_cv_decoder
+from nemo_cosmos_ar.diffusion_decoder.fp8 import GEMMS
 from nemo_cosmos_ar.diffusion_decoder.fused import KERNELS
 from nemo_cosmos_ar.diffusion_decoder.network import ATTENTION_BACKENDS, DiffusionDecoderDiT
 from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
@@ -95,6 +96,9 @@ class DiffusionDecoder:
         compile_blocks: ``torch.compile`` each DiT block (GPU speed; the first call pays the compile).
         kernels: the DiT's norms, RoPE and gated residuals as Triton kernels on the GPU (``"auto"``, ``fused.py``)
             or as the plain torch ops (``"eager"``).
+        gemm: ``"bf16"`` (the model dtype) or ``"fp8"``: the DiT blocks' token-stream projections as e4m3 GEMMs with
+            the activation quantization fused into the kernels that produce them (``fp8.py``; faster on a GPU with
+            FP8 tensor cores, and the video changes slightly).
         split: this rank's part of a two-rank guidance split (``parallel.py``): each rank runs one of the two passes
             of every step; role 1 never loads the CV8x8x8 decoder and its ``decode_tokens`` returns None. Both ranks
             must call ``decode_tokens`` with the same tokens and seed. None: both passes here.
@@ -119,6 +123,7 @@ class DiffusionDecoder:
         attention: str = "sdpa",
         compile_blocks: bool = False,
         kernels: str = "auto",
+        gemm: str = "bf16",
         split: GuidanceSplit | None = None,
         background: bool = False,
     ) -> None:
@@ -140,7 +145,9 @@ class DiffusionDecoder:
         self.tokenizer_backend, self.tokenizer_dtype = tokenizer_backend, tokenizer_dtype
         if kernels not in KERNELS:
             raise ValueError(f"unknown DiT kernels {kernels!r}; choose one of {KERNELS}")
-        self.attention, self.compile_blocks, self.kernels = attention, compile_blocks, kernels
+        if gemm not in GEMMS:
+            raise ValueError(f"unknown DiT GEMM precision {gemm!r}; choose one of {GEMMS}")
+        self.attention, self.compile_blocks, self.kernels, self.gemm = attention, compile_blocks, kernels, gemm
         self.split = split
         self.makes_frames = split is None or split.role == 0  # role 1 samples only
         self.stats = DecodeStats()
@@ -178,6 +185,7 @@ class DiffusionDecoder:
         net = net.to(self.dtype).eval().requires_grad_(False)
         net.set_attention_backend(self.attention)
         net.set_kernels(self.kernels)
+        net.set_gemm(self.gemm)
         b = 1 if self.split is not None or not self.sampler.batch_guidance else 2
         h, w = grid_hw
         scale = DV_SPATIAL // CV_SPATIAL
@@ -236,6 +244,7 @@ class DiffusionDecoder:
         net = load_dit(self.checkpoint_dir / MODEL_FILE, self.config_arg, self.device, self.dtype)
         net.set_attention_backend(self.attention)
         net.set_kernels(self.kernels)
+        net.set_gemm(self.gemm)
         if self.compile_blocks:
             for block in net.blocks.values():
                 block.compile()

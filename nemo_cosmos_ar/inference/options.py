@@ -70,6 +70,8 @@ class GenerateOptions:
         dd_parallel: "auto": on two or more GPUs the diffusion decoder's conditional and unconditional passes run on
             ranks 0 and 1 (``diffusion_decoder/parallel.py``; half the sampling time, the DiT on both GPUs); "off":
             rank 0 runs both.
+        dd_gemm: "bf16" or "fp8": the diffusion decoder's DiT projections as e4m3 GEMMs (``diffusion_decoder/fp8.py``;
+            faster on FP8 GPUs, changes the video slightly).
     """
 
     input: Path | None = None
@@ -106,6 +108,7 @@ class GenerateOptions:
     cv_tokenizer: Path | None = None
     offload_diffusion_decoder: bool = False
     dd_parallel: str = "auto"
+    dd_gemm: str = "bf16"
 
     def __post_init__(self) -> None:
         self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
@@ -132,6 +135,8 @@ class GenerateOptions:
                 "--decode-weights int8 is for the Megatron engine's batch-1 decode: use --engine mcore and "
                 f"--batch-size 1 (got --engine {self.engine}, --batch-size {self.batch_size})"
             )
+        if self.dd_gemm not in ("bf16", "fp8"):
+            raise ValueError(f"--diffusion-decoder-gemm must be bf16 or fp8, got {self.dd_gemm!r}")
         if self.dd_parallel not in ("auto", "off"):
             raise ValueError(f"--diffusion-decoder-parallel must be auto or off, got {self.dd_parallel!r}")
         if self.seed < 0 or self.seed >= 2**63:

@@ -239,6 +239,7 @@ class Runner:
             offload_network=off,
             offload_tokenizer=off,
             split=self.dd_split,
+            gemm=self.opts.dd_gemm,
             background=True,  # checked now, loaded while the AR model generates; waited for at the first video
         )
         self._loaded("diffusion decoder", t)

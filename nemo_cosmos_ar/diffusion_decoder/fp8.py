@@ -1,0 +1,136 @@
+"""FP8 GEMMs for the DiT's token-stream projections (opt-in, ``DiffusionDecoder(gemm="fp8")``; it changes the output).
+
+Why: half of a DiT forward at one 20,480-token chunk is GEMMs (368 of 735 ms on the H200), and FP8 ``_scaled_mm``
+with row-wise scales runs the three shapes 1.7-1.9x faster than bf16 (``bench/bench_dd_kernels.py``). Quantizing the
+activations with eager ops costs more than that saves, so here the quantization is fused into the kernels that
+produce the activations: the modulated LayerNorm (input of q/k/v, the cross-attention's q and the MLP's first layer)
+and the MLP's GELU (input of its second layer); only the attention output (input of ``to_out``) gets a kernel of its
+own. What stays bf16: the cross-attention keys and values (512 context rows), the patch embedding, the time and
+adaLN projections and the final layer.
+
+Scaling: e4m3 (max 448) with one fp32 scale per weight output row (computed once, at conversion) and one per
+activation row (per token, computed by the producing kernel): ``scale = amax / 448`` so the row's largest value maps
+to 448 exactly. The eager definitions below are the reference; the Triton kernels compute the same bf16 values,
+then the same scale and quotient with IEEE division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nemo_cosmos_ar.diffusion_decoder import fused
+
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0
+MIN_SCALE = 1e-12  # an all-zero row: any positive scale gives zeros
+GEMMS = ("bf16", "fp8")
+
+
+@dataclass
+class QuantRows:
+    """Activation rows in FP8: ``data [M, K]`` e4m3, ``scale [M, 1]`` fp32, ``lead`` the source's leading shape."""
+
+    data: torch.Tensor
+    scale: torch.Tensor
+    lead: tuple[int, ...]
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return (self.data.float() * self.scale).to(dtype).reshape(*self.lead, -1)
+
+
+# ---- eager definitions (the reference; what runs without Triton) ----
+def quantize_rows_eager(x: torch.Tensor) -> QuantRows:
+    """Per-row e4m3 quantization of ``x [..., K]`` (rows = all leading dims)."""
+    xf = x.reshape(-1, x.shape[-1]).float()
+    scale = (xf.abs().amax(-1, keepdim=True) / FP8_MAX).clamp_min(MIN_SCALE)
+    return QuantRows((xf / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale, tuple(x.shape[:-1]))
+
+
+# ---- dispatchers ----
+def quantize_rows(x: torch.Tensor, kernels: str = "auto", gelu: bool = False) -> QuantRows:
+    """``x`` (or ``gelu(x)``, rounded to ``x``'s dtype as eager GELU is) quantized per row."""
+    if not fused.use_triton(x, kernels):
+        return quantize_rows_eager(F.gelu(x) if gelu else x)
+    d = x.shape[-1]
+    x2 = x.reshape(-1, d).contiguous()
+    q = torch.empty(x2.shape, dtype=FP8, device=x.device)
+    s = torch.empty(x2.shape[0], 1, dtype=torch.float32, device=x.device)
+    block = fused._pow2(d)
+    fused._triton()["quant"][(x2.shape[0],)](x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, num_warps=_warps(d))
+    return QuantRows(q, s, tuple(x.shape[:-1]))
+
+
+def ln_modulate_quant(
+    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float, kernels: str = "auto"
+) -> QuantRows:
+    """``fused.ln_modulate`` (rounded to ``x``'s dtype) quantized per row, in one kernel on the GPU."""
+    if not fused.use_triton(x, kernels):
+        return quantize_rows_eager(fused.ln_modulate(x, shift, scale, eps, "eager"))
+    b, s, d = x.shape
+    x = x.contiguous()
+    q = torch.empty(b * s, d, dtype=FP8, device=x.device)
+    qs = torch.empty(b * s, 1, dtype=torch.float32, device=x.device)
+    stride = fused._mod_stride(shift, scale)
+    fused._triton()["ln"][(b * s,)](
+        x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE, BLOCK_D=fused._pow2(d), QUANT=True, num_warps=_warps(d)
+    )
+    return QuantRows(q, qs, (b, s))
+
+
+def _warps(d: int) -> int:
+    return 16 if d >= 8192 else fused._warps(d)
+
+
+class FP8Linear(nn.Module):
+    """A bias-free ``nn.Linear`` with e4m3 weights (one fp32 scale per output row) on ``torch._scaled_mm``.
+
+    ``forward`` takes either activations in the model dtype (quantized here, per row) or ``QuantRows`` from a fused
+    producer, and returns ``[*lead, out_features]`` in the model dtype.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        if linear.bias is not None:
+            raise ValueError("FP8Linear converts bias-free linears only (the DiT's projections have none)")
+        w = linear.weight.detach().float()
+        scale = (w.abs().amax(1, keepdim=True) / FP8_MAX).clamp_min(MIN_SCALE)
+        self.register_buffer("weight", (w / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8))  # [N, K]
+        self.register_buffer("weight_scale", scale.t().contiguous())  # [1, N]
+        self.out_dtype = linear.weight.dtype
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.kernels = "auto"
+
+    def forward(self, x: torch.Tensor | QuantRows) -> torch.Tensor:
+        q = x if isinstance(x, QuantRows) else quantize_rows(x, self.kernels)
+        out = torch._scaled_mm(
+            q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=self.out_dtype
+        )
+        return out.reshape(*q.lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, e4m3 row-scaled"
+
+
+def convert_linears(root: nn.Module, names: list[str]) -> int:
+    """Replace the ``nn.Linear`` submodules of ``root`` at the dotted ``names`` by ``FP8Linear``; returns how many
+    were converted (an ``FP8Linear`` already there is left as is)."""
+    done = 0
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = root.get_submodule(parent_name) if parent_name else root
+        mod = getattr(parent, child) if not child.isdigit() else parent[int(child)]
+        if isinstance(mod, FP8Linear):
+            continue
+        if not isinstance(mod, nn.Linear):
+            raise TypeError(f"{name} is a {type(mod).__name__}, not an nn.Linear")
+        new = FP8Linear(mod)
+        if child.isdigit():
+            parent[int(child)] = new
+        else:
+            setattr(parent, child, new)
+        done += 1
+    return done
