@@ -42,7 +42,7 @@ def test_quantize_rows_bounds_scales_and_zero_rows():
     assert q.data.shape == (15, 64) and q.data.dtype == torch.float8_e4m3fn and q.scale.shape == (15, 1)
     assert q.lead == (3, 5)
     amax = x.reshape(15, 64).abs().amax(-1, keepdim=True)
-    torch.testing.assert_close(q.scale, (amax / 448).clamp_min(fp8.MIN_SCALE), rtol=0, atol=0)
+    torch.testing.assert_close(q.scale, (amax * (1 / 448)).clamp_min(fp8.MIN_SCALE), rtol=0, atol=0)
     assert bool((q.data.float().abs().amax(-1) == 448).logical_or(amax[:, 0] == 0).all())  # the largest maps to 448
     assert not q.data.float().isnan().any() and bool((q.data.float()[7] == 0).all())
     _within_e4m3(q, x)
@@ -54,8 +54,8 @@ def test_fp8_linear_is_the_product_of_its_dequantized_operands(dtype):
     lin = nn.Linear(64, 48, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.randn(48, 64, generator=g) * 0.05)
-    lin = lin.to(dtype)
-    x = torch.randn(2, 9, 64, generator=g).to(dtype)
+    lin = lin.to(DEVICE, dtype)
+    x = torch.randn(2, 9, 64, generator=g).to(DEVICE, dtype)
     f = fp8.FP8Linear(lin)
     assert f.weight.dtype == torch.float8_e4m3fn and f.weight_scale.shape == (1, 48)
     out = f(x)
@@ -63,7 +63,7 @@ def test_fp8_linear_is_the_product_of_its_dequantized_operands(dtype):
     q = fp8.quantize_rows_eager(x)
     w = f.weight.float() * f.weight_scale.t()
     want = (q.dequantize() @ w.t()).to(dtype)
-    tol = 1e-5 if dtype == torch.float32 else 2**-7
+    tol = 1e-5 if dtype == torch.float32 and DEVICE.type == "cpu" else 2**-7  # CUDA: _scaled_mm's bf16 output
     torch.testing.assert_close(out.float(), want.float(), rtol=tol, atol=tol)
     exact = lin.float()(x.float())
     rel = ((out.float() - exact).norm() / exact.norm()).item()

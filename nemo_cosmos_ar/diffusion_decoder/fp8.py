@@ -10,8 +10,8 @@ adaLN projections and the final layer.
 
 Scaling: e4m3 (max 448) with one fp32 scale per weight output row (computed once, at conversion) and one per
 activation row (per token, computed by the producing kernel): ``scale = amax / 448`` so the row's largest value maps
-to 448 exactly. The eager definitions below are the reference; the Triton kernels compute the same bf16 values,
-then the same scale and quotient with IEEE division.
+to 448 (within rounding). The eager definitions below are the reference; the Triton kernels compute the same bf16
+values, then the same scale (``amax * (1/448)``) and quotient (IEEE division), so their e4m3 rows equal eager's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from nemo_cosmos_ar.diffusion_decoder import fused
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = 448.0
+INV_FP8_MAX = 1.0 / FP8_MAX  # scale = amax * (1/448): torch on CUDA divides by a scalar this way, so the kernels do
 MIN_SCALE = 1e-12  # an all-zero row: any positive scale gives zeros
 GEMMS = ("bf16", "fp8")
 
@@ -46,7 +47,7 @@ class QuantRows:
 def quantize_rows_eager(x: torch.Tensor) -> QuantRows:
     """Per-row e4m3 quantization of ``x [..., K]`` (rows = all leading dims)."""
     xf = x.reshape(-1, x.shape[-1]).float()
-    scale = (xf.abs().amax(-1, keepdim=True) / FP8_MAX).clamp_min(MIN_SCALE)
+    scale = (xf.abs().amax(-1, keepdim=True) * INV_FP8_MAX).clamp_min(MIN_SCALE)
     return QuantRows((xf / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale, tuple(x.shape[:-1]))
 
 
@@ -97,7 +98,7 @@ class FP8Linear(nn.Module):
         if linear.bias is not None:
             raise ValueError("FP8Linear converts bias-free linears only (the DiT's projections have none)")
         w = linear.weight.detach().float()
-        scale = (w.abs().amax(1, keepdim=True) / FP8_MAX).clamp_min(MIN_SCALE)
+        scale = (w.abs().amax(1, keepdim=True) * INV_FP8_MAX).clamp_min(MIN_SCALE)
         self.register_buffer("weight", (w / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8))  # [N, K]
         self.register_buffer("weight_scale", scale.t().contiguous())  # [1, N]
         self.out_dtype = linear.weight.dtype
@@ -106,9 +107,14 @@ class FP8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor | QuantRows) -> torch.Tensor:
         q = x if isinstance(x, QuantRows) else quantize_rows(x, self.kernels)
-        out = torch._scaled_mm(
-            q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=self.out_dtype
-        )
+        if q.data.is_cuda:
+            # row-wise scales need a bf16 output on Hopper: another model dtype is cast from it
+            out = torch._scaled_mm(
+                q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=torch.bfloat16
+            ).to(self.out_dtype)
+        else:  # CPU (tests): the same product in fp32; torch's CPU _scaled_mm before 2.13 has no row-wise scales
+            w = self.weight.float() * self.weight_scale.t()
+            out = ((q.data.float() * q.scale) @ w.t()).to(self.out_dtype)
         return out.reshape(*q.lead, self.out_features)
 
     def extra_repr(self) -> str:

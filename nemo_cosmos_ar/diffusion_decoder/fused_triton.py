@@ -63,10 +63,10 @@ def _round_e4m3(q):
 
 @triton.jit
 def _fp8_row(v, ok, q_ptrs, s_ptr, min_scale):
-    """Quantize one fp32 row ``v`` to e4m3 with the scale ``max(amax / 448, min_scale)`` (as ``fp8.py``'s eager
-    reference: IEEE division, clamped to +-448) and store the row and its scale."""
+    """Quantize one fp32 row ``v`` to e4m3 with the scale ``max(amax * (1/448), min_scale)`` (as ``fp8.py``'s eager
+    reference: the quotient by IEEE division, clamped to +-448) and store the row and its scale."""
     amax = tl.max(tl.where(ok, tl.abs(v), 0.0), axis=0)
-    sc = tl.maximum(tl.math.div_rn(amax, 448.0), min_scale)
+    sc = tl.maximum(amax * 0.002232142857142857, min_scale)  # 1/448, rounded to fp32 as torch rounds the scalar
     q = tl.minimum(tl.maximum(tl.math.div_rn(v, sc), -448.0), 448.0)
     tl.store(q_ptrs, _round_e4m3(q).to(tl.float8e4nv), mask=ok)
     tl.store(s_ptr, sc)
