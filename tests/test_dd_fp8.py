@@ -152,12 +152,14 @@ def test_ln_modulate_quant_kernel_matches_eager(d):
 
 
 def _kernel_close(got: fp8.QuantRows, want: fp8.QuantRows) -> None:
-    """The kernels compute the same bf16 values as eager up to an occasional last-place difference (a norm's sum
-    order; the interpreter's bf16 truncation), so: scales within 1%, values within one e4m3 unit, most equal."""
+    """The kernels' bf16 values before the quantization differ from eager's as test_dd_fused.py's bound allows
+    (within 2^-6 of a unit-scale value: the modulated LayerNorm measured up to 1.1% apart on the H200), so: scales
+    within 1%, values within one e4m3 unit plus that bf16 bound, most equal."""
     assert got.data.dtype == want.data.dtype and got.data.shape == want.data.shape and got.lead == want.lead
     torch.testing.assert_close(got.scale, want.scale, rtol=1e-2, atol=0)
     a, b = got.dequantize(), want.dequantize()
-    assert bool(((a - b).abs() <= 1.01 * (b.abs() * 2**-3 + want.scale.reshape(*want.lead, 1) * 2**-9)).all())
+    unit = b.abs() * 2**-3 + want.scale.reshape(*want.lead, 1) * 2**-9
+    assert bool(((a - b).abs() <= unit + (b.abs() + 1) * 2**-6).all())
     assert (got.data.float() == want.data.float()).float().mean().item() > 0.8
 
 
