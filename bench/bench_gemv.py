@@ -10,6 +10,7 @@ warps and stages.
     python bench/bench_gemv.py                  # H200: all shapes, sweep included (a few minutes of compiles)
     python bench/bench_gemv.py --no-sweep
     python bench/bench_gemv.py --weights int8   # int8 weights with per-row scales (quant.py), gemv.INT8_CONFIG
+    python bench/bench_gemv.py --weights int8 --quick-sweep --shapes qkv,proj,fc1,fc2,output
 
 With ``--weights int8`` the kernel columns multiply int8 weights (``gemv(..., scale=)``) and their TB/s count the
 int8 bytes and the fp32 scales; cuBLAS stays the bf16 product of the same shape (the yardstick).
@@ -61,7 +62,7 @@ def graph_time(fn, calls: int, replays: int = 20) -> float:
     return start.elapsed_time(end) / 1e3 / (replays * calls)
 
 
-def bench_shape(name: str, sweep: list[dict], int8: bool = False) -> str:
+def bench_shape(name: str, sweep: list[dict], int8: bool = False, variants=("plain", "fused")) -> str:
     """One table row for projection ``name`` (``int8``: the kernel on int8 weights with per-row scales)."""
     dev, dt = torch.device("cuda"), torch.bfloat16
     n, k, fusion = SHAPES[name]
@@ -95,7 +96,7 @@ def bench_shape(name: str, sweep: list[dict], int8: bool = False) -> str:
     t_fused = graph_time(lambda i: run(i, x, **kw), copies)
     row = [fmt(t_cublas, tb=tb_bf16), fmt(t_plain), fmt(t_fused)]
     if sweep:
-        for variant in ("plain", "fused"):
+        for variant in variants:
             best = None
             for cfg in sweep:
                 try:
@@ -118,13 +119,20 @@ def main() -> None:
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--weights", choices=("bf16", "int8"), default="bf16", help="the kernel's weights")
+    ap.add_argument(
+        "--quick-sweep", action="store_true", help="the plain variant only, over 1-8 rows x 1-4k columns x 4/8 warps"
+    )
     args = ap.parse_args()
     int8 = args.weights == "int8"
     block_k = (512, 1024, 2048, 4096) if int8 else (256, 512, 1024, 2048)  # int8 rows are half the bytes
+    rows = (1, 2, 4, 8, 16)
+    if args.quick_sweep:
+        block_k, rows = block_k[1:], rows[:-1]
     sweep = [
         dict(BLOCK_N=bn, BLOCK_K=bk, num_warps=w, num_stages=st)
-        for bn, bk, w, st in itertools.product((1, 2, 4, 8, 16), block_k, (4, 8), (3,))
+        for bn, bk, w, st in itertools.product(rows, block_k, (4, 8), (3,))
     ]
+    variants = ("plain",) if args.quick_sweep else ("plain", "fused")  # generate runs the plain products
     default = G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG
     print(
         f"{torch.cuda.get_device_name()}, {args.weights} weights (cuBLAS: bf16), streamed from HBM (distinct copies "
@@ -136,7 +144,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes.split(","):
-        print(bench_shape(name, [] if args.no_sweep else sweep, int8), flush=True)
+        print(bench_shape(name, [] if args.no_sweep else sweep, int8, variants), flush=True)
 
 
 if __name__ == "__main__":
