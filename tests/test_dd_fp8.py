@@ -9,6 +9,7 @@ or in Triton's CPU interpreter (``TRITON_INTERPRET=1``), as test_dd_fused.py's.
 
 import importlib.util
 import os
+import re
 
 import pytest
 import torch
@@ -181,6 +182,18 @@ def test_fp8_dit_kernels_match_eager_fp8():
     assert ((got - want).norm() / want.norm()).item() < 0.05
 
 
+def test_fp8_needs_hopper_on_cuda(monkeypatch):
+    """A CUDA GPU before compute capability 9.0 is refused in one line naming it; CPU and Hopper pass."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    with pytest.raises(
+        ValueError, match=r"^FP8 DiT GEMMs need a Hopper .* cuda:0 is 8\.0: use --diffusion-decoder-gemm bf16$"
+    ):
+        fp8.check_device(torch.device("cuda:0"))
+    fp8.check_device(torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    fp8.check_device(torch.device("cuda:0"))
+
+
 def test_kernels_dispatch_without_triton():
     x = torch.randn(2, 3, 16)
     if fused.use_triton(x, "auto"):
@@ -209,3 +222,13 @@ def test_pipeline_fp8_is_seeded_and_close(folders):
     assert 0 < diff.max().item() and diff.mean().item() < 0.02  # pixels in [-1, 1]
     with pytest.raises(ValueError, match="unknown DiT GEMM precision"):
         DiffusionDecoder(*folders, device="cpu", gemm="fp16")
+
+
+@pytest.mark.skipif(HERE or not HAS_TRITON, reason="the tests ran in this process, or there is no Triton")
+def test_in_the_interpreter():
+    """This file's tests in a child pytest that sets TRITON_INTERPRET=1 before Triton is imported: all pass (the
+    skips: this test and the without-Triton dispatch test)."""
+    from conftest import run_in_triton_interpreter
+
+    summary = run_in_triton_interpreter(__file__)
+    assert re.fullmatch(r"=* ?15 passed, 2 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary

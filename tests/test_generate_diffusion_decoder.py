@@ -291,3 +291,11 @@ def test_fp8_gemm_flag_reaches_the_decoder(assets, ckdir, written, tmp_path):
     exact = ddp.DiffusionDecoder(ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR, device="cpu")
     diff = (frames - exact.decode_tokens(tokens, seed=3)[0]).abs()
     assert 0 < diff.max().item() and diff.mean().item() < 0.02
+
+
+def test_fp8_without_the_decoder_is_a_one_line_note(assets, loads, written, tmp_path, capsys):
+    argv = _argv(assets, assets, tmp_path / "v.mp4", "--disable-diffusion-decoder", "--diffusion-decoder-gemm", "fp8")
+    assert main(argv) == 0
+    err, _ = _err_lines(capsys)
+    assert err == ["cosmos-ar generate: note: --diffusion-decoder-gemm fp8 has no effect: the diffusion decoder is off"]
+    assert loads["built"] == 0 and len(written) == 1

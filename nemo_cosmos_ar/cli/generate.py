@@ -229,6 +229,8 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     unfiltered = opts.guardrail_dir is None and not args.disable_guardrail  # default on, weights not found
     dv_only = opts.diffusion_decoder_dir is None and not args.disable_diffusion_decoder  # the same for the decoder
     folder = args.checkpoint_dir or Path("checkpoints")
+    if opts.dd_gemm == "fp8" and opts.diffusion_decoder_dir is None:
+        note("cosmos-ar generate: note: --diffusion-decoder-gemm fp8 has no effect: the diffusion decoder is off")
     if args.batch_input_path is not None:
         rc, written = _run_batch(args, opts, say)
         if unfiltered and written:

@@ -43,6 +43,18 @@ class QuantRows:
         return (self.data.float() * self.scale).to(dtype).reshape(*self.lead, -1)
 
 
+def check_device(device: torch.device) -> None:
+    """Refuse a CUDA GPU without FP8 tensor cores with row-wise scales (before Hopper) in one line; CPU runs the
+    same maths in fp32 (tests)."""
+    if device.type == "cuda":
+        cc = torch.cuda.get_device_capability(device)
+        if cc < (9, 0):
+            raise ValueError(
+                f"FP8 DiT GEMMs need a Hopper or later GPU (compute capability 9.0+); {device} is {cc[0]}.{cc[1]}: "
+                "use --diffusion-decoder-gemm bf16"
+            )
+
+
 # ---- eager definitions (the reference; what runs without Triton) ----
 def quantize_rows_eager(x: torch.Tensor) -> QuantRows:
     """Per-row e4m3 quantization of ``x [..., K]`` (rows = all leading dims)."""

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from nemo_cosmos_ar.diffusion_decoder import fp8
 from nemo_cosmos_ar.diffusion_decoder import sampler as smp
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
@@ -138,6 +139,8 @@ class DiffusionDecoder:
         if attention not in ATTENTION_BACKENDS:
             raise ValueError(f"unknown attention backend {attention!r}; choose one of {ATTENTION_BACKENDS}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if gemm == "fp8":
+            fp8.check_device(self.device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.sampler = sampler or SamplerConfig()
         self.config_arg = config
