@@ -266,6 +266,9 @@ def main() -> None:
         "--per-video", action="store_true", help="also the steady per-video time (batch of 3 less batch of 1)"
     )
     parser.add_argument("--per-video-only", action="store_true", help="--per-video without the single runs")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="write the random folders and the video prompt, then stop"
+    )
     parser.add_argument("--cprofile", action="store_true", help="profile rank 0's main() (see the docstring)")
     parser.add_argument("--nproc", type=int, default=1, help="GPUs: run generate under torchrun with --num-gpus N")
     parser.add_argument(
@@ -284,8 +287,12 @@ def main() -> None:
         t = time.perf_counter()
         ck, image = setup(root, args.smoke)
         extra = args.generate_args.split()
-        if args.input == "video":
-            image, extra = input_video(root, args.smoke), [*extra, "--num-input-frames", "9"]
+        if args.input == "video" or args.setup_only:
+            video = input_video(root, args.smoke)
+            if args.setup_only:
+                print(f"# setup {time.perf_counter() - t:.0f}s: {ck}, {image}, {video}")
+                return
+            image, extra = video, [*extra, "--num-input-frames", "9"]
         print(f"# setup {time.perf_counter() - t:.0f}s (random folders under {ck})", flush=True)
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "CPU"
         print(

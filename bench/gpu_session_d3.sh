@@ -15,9 +15,7 @@ IMP='import time; t = time.perf_counter(); import torch, megatron.core, torch.di
   for i in 1 2; do echo -n "image defaults, run $i: "; python3 -c "$IMP"; done
   for i in 1 2; do echo -n "PYTHONPYCACHEPREFIX, run $i: "; PYTHONPYCACHEPREFIX=/tmp/pyc python3 -c "$IMP"; done; } > "$L/pyc.log" 2>&1
 export PYTHONPYCACHEPREFIX=/tmp/pyc
-(taskset -c 8-15 timeout 150 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from pathlib import Path; import bench_generate_e2e as b; b.setup(Path('/tmp/e2e'), False); b.input_video(Path('/tmp/e2e'), False)" > "$L/setup.log" 2>&1) &
+(taskset -c 8-15 timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1) &
 taskset -c 0-7 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_dd_fp8.py tests/test_dd_fused.py > "$L/pytest.log" 2>&1
 wait
 timeout 200 python3 bench/bench_dd_kernels.py --fp8 --steps 3 > "$L/kernels.log" 2>&1

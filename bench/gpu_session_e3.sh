@@ -11,9 +11,7 @@ OUT=${OUT:-/tmp/out}; L=/tmp/e3; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE-unset}" > "$L/env.log"
-(taskset -c 8-15 timeout 150 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from pathlib import Path; import bench_generate_e2e as b; b.setup(Path('/tmp/e2e'), False); b.input_video(Path('/tmp/e2e'), False)" > "$L/setup.log" 2>&1) &
+(taskset -c 8-15 timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1) &
 taskset -c 0-7 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_dd_fp8.py tests/test_dd_fused.py > "$L/pytest.log" 2>&1
 wait
 unset PYTHONDONTWRITEBYTECODE

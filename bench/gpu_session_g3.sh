@@ -9,9 +9,7 @@ OUT=${OUT:-/tmp/out}; L=/tmp/g3; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 unset PYTHONDONTWRITEBYTECODE
-(taskset -c 8-15 timeout 150 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from pathlib import Path; import bench_generate_e2e as b; b.setup(Path('/tmp/e2e'), False); b.input_video(Path('/tmp/e2e'), False)" > "$L/setup.log" 2>&1) &
+(taskset -c 8-15 timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1) &
 taskset -c 0-7 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_gemv_int8.py > "$L/pytest.log" 2>&1
 taskset -c 0-7 timeout 60 python3 bench/bench_gemv.py --weights int8 --no-sweep > "$L/gemv.log" 2>&1
 taskset -c 0-7 timeout 100 python3 bench/bench_gemv.py --weights int8 --quick-sweep --shapes qkv,fc1 > "$L/sweep.log" 2>&1

@@ -8,9 +8,7 @@ source bench/gpu_site.sh .gpu4
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 unset PYTHONDONTWRITEBYTECODE
 (taskset -c 8-15 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_dd_fp8.py tests/test_gemv_int8.py > "$L/pytest.log" 2>&1) &
-taskset -c 0-7 timeout 100 python3 -c "
-import sys; sys.path.insert(0,'bench')
-from pathlib import Path; import bench_generate_e2e as b; b.setup(Path('/tmp/e2e'), False); b.input_video(Path('/tmp/e2e'), False)" > "$L/setup.log" 2>&1
+taskset -c 0-7 timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 wait
 timeout 230 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --per-video-only > "$L/pervideo.log" 2>&1
 for f in pytest setup pervideo; do echo "=== $f"; grep -vE "Warning|warn\(|^\s*$|import pynvml" "$L/$f.log" | tail -6; done
