@@ -109,7 +109,7 @@ def test_the_dispatch_falls_back_to_eager_and_checks_its_arguments(monkeypatch):
     y = fused.qk_norm_rope(x, w, 1e-6, (ang[:, :, :8].cos(), ang[:, :, :8].sin()), "auto")  # eager here
     assert torch.equal(y, fused.qk_norm_rope(x, w, 1e-6, (ang[:, :, :8].cos(), ang[:, :, :8].sin()), "eager"))
     with pytest.raises(ValueError, match=r"adaLN modulation of shape \(1, 2, 4\)"):
-        fused._mod_stride(torch.zeros(1, 2, 4))  # not one row per batch entry
+        fused.mod_stride(torch.zeros(1, 2, 4))  # not one row per batch entry
 
 
 @pytest.mark.skipif(HERE or not HAS_TRITON, reason="the tests ran in this process, or there is no Triton")

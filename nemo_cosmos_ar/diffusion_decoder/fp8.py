@@ -72,8 +72,10 @@ def quantize_rows(x: torch.Tensor, kernels: str = "auto", gelu: bool = False) ->
     x2 = x.reshape(-1, d).contiguous()
     q = torch.empty(x2.shape, dtype=FP8, device=x.device)
     s = torch.empty(x2.shape[0], 1, dtype=torch.float32, device=x.device)
-    block = fused._pow2(d)
-    fused._triton()["quant"][(x2.shape[0],)](x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, num_warps=_warps(d))
+    block = fused.pow2(d)
+    fused.triton_kernels()["quant"][(x2.shape[0],)](
+        x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, num_warps=_warps(d)
+    )
     return QuantRows(q, s, tuple(x.shape[:-1]))
 
 
@@ -87,15 +89,15 @@ def ln_modulate_quant(
     x = x.contiguous()
     q = torch.empty(b * s, d, dtype=FP8, device=x.device)
     qs = torch.empty(b * s, 1, dtype=torch.float32, device=x.device)
-    stride = fused._mod_stride(shift, scale)
-    fused._triton()["ln"][(b * s,)](
-        x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE, BLOCK_D=fused._pow2(d), QUANT=True, num_warps=_warps(d)
+    stride = fused.mod_stride(shift, scale)
+    fused.triton_kernels()["ln"][(b * s,)](
+        x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE, BLOCK_D=fused.pow2(d), QUANT=True, num_warps=_warps(d)
     )
     return QuantRows(q, qs, (b, s))
 
 
 def _warps(d: int) -> int:
-    return 16 if d >= 8192 else fused._warps(d)
+    return 16 if d >= 8192 else fused.num_warps_for(d)
 
 
 class FP8Linear(nn.Module):

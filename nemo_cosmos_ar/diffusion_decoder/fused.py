@@ -28,7 +28,7 @@ KERNELS = ("auto", "eager")
 _K: dict = {}
 
 
-def _triton():
+def triton_kernels():
     if not _K:
         from nemo_cosmos_ar.diffusion_decoder import fused_triton
 
@@ -87,9 +87,9 @@ def qk_norm_rope(
         cos = sin = x  # not read
     rows, block_r = b * s * h, 16
     half = d // 2
-    _triton()["qk"][(_cdiv(rows, block_r),)](
+    triton_kernels()["qk"][(_cdiv(rows, block_r),)](
         x, weight, cos, sin, out, rows, h, s, eps,
-        D=d, HALF=half, BLOCK_HALF=_pow2(half), BLOCK_R=block_r, ROPE=rope is not None, num_warps=4,
+        D=d, HALF=half, BLOCK_HALF=pow2(half), BLOCK_R=block_r, ROPE=rope is not None, num_warps=4,
     )  # fmt: skip
     return out
 
@@ -103,9 +103,9 @@ def ln_modulate(
     b, s, d = x.shape
     x = x.contiguous()
     out = torch.empty_like(x)
-    stride = _mod_stride(shift, scale)
-    _triton()["ln"][(b * s,)](
-        x, shift, scale, out, out, s, d, stride, eps, 0.0, BLOCK_D=_pow2(d), QUANT=False, num_warps=_warps(d)
+    stride = mod_stride(shift, scale)
+    triton_kernels()["ln"][(b * s,)](
+        x, shift, scale, out, out, s, d, stride, eps, 0.0, BLOCK_D=pow2(d), QUANT=False, num_warps=num_warps_for(d)
     )
     return out
 
@@ -117,11 +117,13 @@ def gate_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor, kernels:
     b, s, d = x.shape
     x, y = x.contiguous(), y.contiguous()
     out = torch.empty_like(x)
-    _triton()["gate"][(b * s,)](x, y, gate, out, s, d, _mod_stride(gate), BLOCK_D=_pow2(d), num_warps=_warps(d))
+    triton_kernels()["gate"][(b * s,)](
+        x, y, gate, out, s, d, mod_stride(gate), BLOCK_D=pow2(d), num_warps=num_warps_for(d)
+    )
     return out
 
 
-def _mod_stride(*mods: torch.Tensor) -> int:
+def mod_stride(*mods: torch.Tensor) -> int:
     """The batch stride of adaLN chunks ``[B, 1, D]`` (views of one ``[B, 1, k*D]`` tensor; unit stride along D)."""
     stride = mods[0].stride(0)
     for m in mods:
@@ -130,11 +132,11 @@ def _mod_stride(*mods: torch.Tensor) -> int:
     return stride
 
 
-def _pow2(n: int) -> int:
+def pow2(n: int) -> int:
     return 1 << (max(1, n) - 1).bit_length()
 
 
-def _warps(d: int) -> int:
+def num_warps_for(d: int) -> int:
     return 8 if d >= 2048 else 4
 
 
