@@ -58,13 +58,14 @@ def test_warm_kernels_runs_one_block_at_the_chunk_shapes_and_changes_nothing(fol
     want = dd.decode_tokens(_tokens(), seed=2)
     seen = []
     real = ddp.DiffusionDecoderDiT.forward
-    ddp.DiffusionDecoderDiT.forward = lambda self, x, *a: (
-        seen.append((len(self.blocks), tuple(x.shape))) or real(self, x, *a)
+    ddp.DiffusionDecoderDiT.forward = lambda self, x, *a, **k: (
+        seen.append((len(self.blocks), tuple(x.shape), k)) or real(self, x, *a, **k)
     )
     try:
         assert dd.warm_kernels((2, 2)) > 0
     finally:
         ddp.DiffusionDecoderDiT.forward = real
     cfg = dd.dit_config
-    assert seen == [(1, (2, cfg.latent_channels, 8, 4, 4))]  # cond + uncond batched, 8 latent frames, 2x per side
+    # cond + uncond batched (the uncond row's cross-attention skipped, as in sampling), 8 latent frames, 2x per side
+    assert seen == [(1, (2, cfg.latent_channels, 8, 4, 4), {"context_rows": 1})]
     assert torch.equal(dd.decode_tokens(_tokens(), seed=2), want)
