@@ -111,10 +111,9 @@ class FP8Linear(nn.Module):
         super().__init__()
         if linear.bias is not None:
             raise ValueError("FP8Linear converts bias-free linears only (the DiT's projections have none)")
-        w = linear.weight.detach().float()
-        scale = (w.abs().amax(1, keepdim=True) * INV_FP8_MAX).clamp_min(MIN_SCALE)
-        self.register_buffer("weight", (w / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8))  # [N, K]
-        self.register_buffer("weight_scale", scale.t().contiguous())  # [1, N]
+        q = quantize_rows_eager(linear.weight.detach())  # a weight row is quantized as an activation row is
+        self.register_buffer("weight", q.data)  # [N, K]
+        self.register_buffer("weight_scale", q.scale.t().contiguous())  # [1, N]
         self.out_dtype = linear.weight.dtype
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.kernels = "auto"
