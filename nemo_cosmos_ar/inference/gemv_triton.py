@@ -108,3 +108,68 @@ def gemv_kernel(
     if RESIDUAL:  # r + W x with W x rounded first: the unfused step's two roundings
         y = y.to(y_ptr.dtype.element_ty).to(tl.float32) + tl.load(r_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=row_ok)
+
+
+@triton.jit
+def nibble(w32, j: tl.constexpr):
+    """Nibble ``j`` (0..4) of each int32 word times ``16**j``, as fp32, exactly: masked in place and ORed into the
+    bits of 2^23 it makes the float ``2^23 + nibble * 16**j`` (below 2^24 for j <= 4, so every bit is kept), and
+    subtracting 2^23 leaves it. One AND/OR (a single LOP3) and one add per weight instead of a shift, a mask and an
+    int-to-float conversion; the ``16**-j`` goes into the input value, which is shared by all rows."""
+    return ((w32 & (0xF << (4 * j))) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+
+
+@triton.jit
+def inv16(j: tl.constexpr):
+    """``16**-j`` as fp32, built from its exponent bits (exact)."""
+    return tl.full([1], (127 - 4 * j) << 23, tl.int32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def int4_tile(acc, w, x_ptr, s_rows, c, c_ok, GROUP_W: tl.constexpr):
+    """``acc += scale * (q x)`` for one tile of int32 words ``w [BLOCK_N, TILE]`` (8 columns each: column
+    ``8 c + j`` in bits ``4 j..``, stored as ``q + 8``). Per word: ``p = sum_j nibble_j x_j`` and
+    ``q x = p - 8 sum_j x_j`` (the offset's sum is the same for every row, so it is taken once per tile), then one
+    multiply by the word's group scale."""
+    hi = w >> 20  # nibbles 5..7 moved to 0..2 (the arithmetic shift's sign bits are masked off)
+    p = tl.zeros(w.shape, dtype=tl.float32)
+    xs = tl.zeros(c.shape, dtype=tl.float32)
+    for j in tl.static_range(8):
+        x = tl.load(x_ptr + 8 * c + j, mask=c_ok, other=0.0).to(tl.float32)
+        xs += x
+        if j < 5:
+            p += nibble(w, j) * (x * inv16(j))[None, :]
+        else:
+            p += nibble(hi, j - 5) * (x * inv16(j - 5))[None, :]
+    s = tl.load(s_rows + (c // GROUP_W)[None, :], mask=c_ok[None, :], other=0.0)
+    return acc + s * (p - 8.0 * xs[None, :])
+
+
+@triton.jit
+def gemv_int4_kernel(
+    x_ptr, w_ptr, y_ptr, r_ptr, s_ptr, N, KW, stride_wn, stride_sn,
+    RESIDUAL: tl.constexpr, PDL: tl.constexpr, GROUP_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
+):  # fmt: skip
+    """``y = W x`` (``+ r``) for int4 weights as int32 words ``[N, KW]`` with fp32 scales ``[N, KW / GROUP_W]``
+    (one per ``GROUP_W`` words); each program owns ``BLOCK_N`` rows and walks them ``BLOCK_W`` words at a time."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    rows = tl.where(row_ok, rows, 0)  # out-of-range rows read row 0 (in bounds) and are not stored
+    cols = tl.arange(0, BLOCK_W)
+    w_rows = w_ptr + rows[:, None].to(tl.int64) * stride_wn
+    s_rows = s_ptr + rows[:, None].to(tl.int64) * stride_sn
+    c_ok = cols < KW
+    w = tl.load(w_rows + cols[None, :], mask=c_ok[None, :], other=0)  # before the wait, as gemv_kernel
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+    acc = int4_tile(tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32), w, x_ptr, s_rows, cols, c_ok, GROUP_W)
+    for k0 in range(BLOCK_W, KW, BLOCK_W):
+        c = k0 + cols
+        c_ok = c < KW
+        w = tl.load(w_rows + c[None, :], mask=c_ok[None, :], other=0)
+        acc = int4_tile(acc, w, x_ptr, s_rows, c, c_ok, GROUP_W)
+    y = tl.sum(acc, 1)
+    if RESIDUAL:  # r + W x with W x rounded first, as gemv_kernel
+        y = y.to(y_ptr.dtype.element_ty).to(tl.float32) + tl.load(r_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
+    tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=row_ok)
