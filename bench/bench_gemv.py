@@ -11,12 +11,9 @@ warps and stages.
     python bench/bench_gemv.py --no-sweep
     python bench/bench_gemv.py --weights int8   # int8 weights with per-row scales (quant.py), gemv.INT8_CONFIG
     python bench/bench_gemv.py --weights int8 --quick-sweep --shapes qkv,proj,fc1,fc2,output
-    python bench/bench_gemv.py --weights int4 --quick-sweep   # int4 in groups of 128 columns, gemv.INT4_CONFIG
 
 With ``--weights int8`` the kernel columns multiply int8 weights (``gemv(..., scale=)``) and their TB/s count the
-int8 bytes and the fp32 scales; cuBLAS stays the bf16 product of the same shape (the yardstick). ``--weights int4``
-likewise with the int4 words and group scales; its "fused" column is the residual epilogue where the shape has one
-(int4 takes no other fusion) and the plain product again otherwise.
+int8 bytes and the fp32 scales; cuBLAS stays the bf16 product of the same shape (the yardstick).
 """
 
 import argparse
@@ -65,8 +62,8 @@ def graph_time(fn, calls: int, replays: int = 20) -> float:
     return start.elapsed_time(end) / 1e3 / (replays * calls)
 
 
-def bench_shape(name: str, sweep: list[dict], weights: str = "bf16", variants=("plain", "fused")) -> str:
-    """One table row for projection ``name`` (``weights``: bf16, int8 with per-row scales, int4 with group scales)."""
+def bench_shape(name: str, sweep: list[dict], int8: bool = False, variants=("plain", "fused")) -> str:
+    """One table row for projection ``name`` (``int8``: the kernel on int8 weights with per-row scales)."""
     dev, dt = torch.device("cuda"), torch.bfloat16
     n, k, fusion = SHAPES[name]
     copies = 4 if name == "output" else 16
@@ -83,17 +80,9 @@ def bench_shape(name: str, sweep: list[dict], weights: str = "bf16", variants=("
         kw["residual"] = res
     if fusion == "glu":
         kw, x = {"glu": True}, xk
-    if weights == "int4":
-        kw = {"residual": res} if "residual" in fusion else {}
-        x = xk
     tb_bf16 = n * k * 2 / 1e12
-    tb = {"bf16": tb_bf16, "int8": (n * k + 4 * n) / 1e12, "int4": (n * k / 2 + 4 * n * k / 128) / 1e12}[weights]
-    if weights == "int8":
-        qs = [quant.quantize_rows(w) for w in ws]
-    elif weights == "int4":
-        qs = [quant.quantize_groups_int4(w) for w in ws]
-    else:
-        qs = [(w, None) for w in ws]
+    tb = (n * k + 4 * n) / 1e12 if int8 else tb_bf16
+    qs = [quant.quantize_rows(w) for w in ws] if int8 else [(w, None) for w in ws]
 
     def fmt(t, extra="", tb=tb):
         return f"{t * 1e6:.1f} ({tb / t:.2f}){extra}"
@@ -129,14 +118,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--shapes", default=",".join(SHAPES))
-    ap.add_argument("--weights", choices=("bf16", "int8", "int4"), default="bf16", help="the kernel's weights")
+    ap.add_argument("--weights", choices=("bf16", "int8"), default="bf16", help="the kernel's weights")
     ap.add_argument(
         "--quick-sweep", action="store_true", help="the plain variant only, over 1-8 rows x 1-4k columns x 4/8 warps"
     )
     args = ap.parse_args()
-    # the same bytes per tile: int8 rows are half bf16's, int4 a quarter
-    block_k = {"bf16": (256, 512, 1024, 2048), "int8": (512, 1024, 2048, 4096), "int4": (1024, 2048, 4096, 8192)}
-    block_k = block_k[args.weights]
+    int8 = args.weights == "int8"
+    block_k = (512, 1024, 2048, 4096) if int8 else (256, 512, 1024, 2048)  # int8 rows are half the bytes
     rows = (1, 2, 4, 8, 16)
     if args.quick_sweep:
         block_k, rows = block_k[1:], rows[:-1]
@@ -145,7 +133,7 @@ def main() -> None:
         for bn, bk, w, st in itertools.product(rows, block_k, (4, 8), (3,))
     ]
     variants = ("plain",) if args.quick_sweep else ("plain", "fused")  # generate runs the plain products
-    default = {"bf16": G.DEFAULT_CONFIG, "int8": G.INT8_CONFIG, "int4": G.INT4_CONFIG}[args.weights]
+    default = G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG
     print(
         f"{torch.cuda.get_device_name()}, {args.weights} weights (cuBLAS: bf16), streamed from HBM (distinct copies "
         f"per call); gemv's default blocks {default}\n"
@@ -156,7 +144,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes.split(","):
-        print(bench_shape(name, [] if args.no_sweep else sweep, args.weights, variants), flush=True)
+        print(bench_shape(name, [] if args.no_sweep else sweep, int8, variants), flush=True)
 
 
 if __name__ == "__main__":

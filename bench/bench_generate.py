@@ -35,8 +35,6 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
                    teacher-forced forward of the bf16 model (the quantization's effect), of the dequantized model
                    (the kernel's exactness), and the share of greedy tokens equal to the bf16 model's
-    +int4          +pdl with int4 layer projections in groups of 128 columns and the output layer int8
-                   (--decode-weights int4); its exactness as +int8's
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -75,7 +73,6 @@ ATTENTION = {
     "+glu": "triton",
     "+pdl": "triton",
     "+int8": "triton",
-    "+int4": "triton",
 }
 CONFIGS = (
     "reference",
@@ -95,12 +92,10 @@ CONFIGS = (
     "+glu",
     "+pdl",
     "+int8",
-    "+int4",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8", "+int4")
-QUANT = {"+int8": "int8", "+int4": "int4"}
-_BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 / +int4 has them quantized
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8")
+_BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
 
 def random_mcore(cfg, tp: int, device, dtype):
@@ -152,29 +147,26 @@ def set_config(engine, name: str) -> None:
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
     engine.gemv_glu = name == "+glu"
-    engine.pdl = name in ("+pdl", *QUANT)
-    set_weights(engine, QUANT.get(name, "bf16"))
+    engine.pdl = name in ("+pdl", "+int8")
+    set_weights(engine, "int8" if name == "+int8" else "bf16")
 
 
 def set_weights(engine, kind: str) -> None:
-    """The decode projections as bf16 (the drawn weights) or quantized to int8 or int4 (``quant.quantize_model``:
+    """The decode projections as bf16 (the drawn weights) or quantized to int8 (``quant.quantize_model``: int8
     copies beside dequantized weights); the bf16 weights are kept on the host meanwhile, so configurations can
     alternate on one engine."""
     from nemo_cosmos_ar.inference import quant
 
     mods = quant.decode_projections(engine.model)
     with torch.no_grad():
-        done = quant.quantized_kind(engine.model)
-        if done not in ("bf16", kind):  # back to the drawn weights first
-            for n, m in mods:
-                m.weight.copy_(_BF16[n])
-                for attr in ("weight_int8", "weight_int4", "weight_scale"):
-                    if hasattr(m, attr):
-                        delattr(m, attr)
-        if kind != "bf16" and quant.quantized_kind(engine.model) != kind:
+        if kind == "int8" and not quant.is_quantized(engine.model):
             if not _BF16:
                 _BF16.update({n: m.weight.detach().to("cpu", copy=True) for n, m in mods})
-            quant.quantize_model(engine.model, kind)
+            quant.quantize_model(engine.model)
+        elif kind == "bf16" and quant.is_quantized(engine.model):
+            for n, m in mods:
+                m.weight.copy_(_BF16[n])
+                del m.weight_int8, m.weight_scale
     engine.weights = kind
 
 
@@ -208,8 +200,8 @@ def max_logit_error(engine, prompt, steps, sampling, opts, device, tokens: bool 
     return (err, out, seen) if tokens else err
 
 
-def quant_exactness(engine, kind, prompt, steps, sampling, opts, device) -> str:
-    """+int8's (+int4's) exactness column: the quantized decode's logits against the teacher-forced forward of the bf16 model and
+def int8_exactness(engine, prompt, steps, sampling, opts, device) -> str:
+    """+int8's exactness column: the int8 decode's logits against the teacher-forced forward of the bf16 model and
     of the dequantized one on the same tokens, and greedy tokens (``steps`` of them) equal to the bf16 model's."""
     import dataclasses as dc
 
@@ -222,7 +214,7 @@ def quant_exactness(engine, kind, prompt, steps, sampling, opts, device) -> str:
     err_b = max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
     greedy = dc.replace(sampling, temperature=0.0)
     ref, _ = generate_tokens(engine, prompt, p0 + steps, greedy, options=opts)  # bf16 weights, the +int8 switches
-    set_weights(engine, kind)
+    set_weights(engine, "int8")
     got, _ = generate_tokens(engine, prompt, p0 + steps, greedy, options=opts)
     same = (got[:, p0:] == ref[:, p0:]).float().mean().item()
     return f"max abs dlogit vs bf16 {err_b:.3g}, vs dequantized {err_q:.3g}; greedy tokens = bf16: {same:.3f}"
@@ -421,8 +413,8 @@ def main() -> None:
                 temperature=temp, top_p=args.top_p, nucleus="topk" if name == "+topk-nucleus" else "sort"
             )
             eng = ref if name == "reference" else engine
-            if name in QUANT and batch > 1:
-                say(f"| {name} | {batch} | skipped: the {QUANT[name]} decode is batch 1 only |")
+            if name == "+int8" and batch > 1:
+                say(f"| {name} | {batch} | skipped: the int8 decode is batch 1 only |")
                 continue
             if eng is engine:
                 set_config(engine, name)
@@ -453,8 +445,8 @@ def main() -> None:
                 last_in_graph = out
             if args.check and batch == 1 and name != "+sample-in-graph":
                 check = (prompt[:1], args.check, sampling, dataclasses.replace(opts, sample_in_graph=False), device)
-                if name in QUANT:
-                    exact += quant_exactness(eng, QUANT[name], *check)
+                if name == "+int8":
+                    exact += int8_exactness(eng, *check)
                 else:
                     exact += f"max abs dlogit {max_logit_error(eng, *check):.3g}"
             rows.append((name, batch, st.prefill_s, st.tokens_per_s, wall, peak, exact, st.step_mode))

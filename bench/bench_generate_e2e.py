@@ -9,8 +9,7 @@ runs ``cosmos-ar generate`` on the image once per configuration, each in its own
 user's command), and prints a markdown table: the process's wall time (imports included), generate's own stages
 from its timing line (load, encode, AR decode and tokens/s, diffusion or DV decode, write) and the peak GPU memory.
 
-Configurations (``--configs``, comma-separated; default all but the opt-in ``*int8*``, ``*int4*`` and ``*fp8*``
-ones):
+Configurations (``--configs``, comma-separated; default all but the opt-in ``*int8*`` and ``*fp8*`` ones):
 
 * ``dv``: ``--disable-diffusion-decoder`` (the DV8x16x16 decoder);
 * ``dd``: the diffusion decoder, everything resident (cosmos-predict1 without offload flags);
@@ -22,7 +21,6 @@ ones):
   Triton matrix-vector kernel on a GPU);
 * ``dd-fp8``: ``--diffusion-decoder-gemm fp8`` (the DiT's projections as e4m3 GEMMs; changes the video);
 * ``dd-int8-fp8``: both.
-* ``dd-int4-fp8``: ``--decode-weights int4`` (4-bit group-wise AR decode weights) and FP8 DiT GEMMs.
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
@@ -81,9 +79,8 @@ CONFIGS = {
     "dd-int8": ["--decode-weights", "int8"],  # opt-in (changes the outputs; needs Triton on a GPU): not a default
     "dd-fp8": ["--diffusion-decoder-gemm", "fp8"],  # opt-in (changes the video): not a default
     "dd-int8-fp8": ["--decode-weights", "int8", "--diffusion-decoder-gemm", "fp8"],
-    "dd-int4-fp8": ["--decode-weights", "int4", "--diffusion-decoder-gemm", "fp8"],
 }
-DEFAULT_CONFIGS = [c for c in CONFIGS if not any(t in c for t in ("int8", "int4", "fp8"))]
+DEFAULT_CONFIGS = [c for c in CONFIGS if "int8" not in c and "fp8" not in c]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
 CHILD = (
