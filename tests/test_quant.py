@@ -66,7 +66,7 @@ def test_configure_decode_int8_refusals_and_quantization(tiny):
         en.configure_decode(eng, "sdpa", "off", "off", weights="int8")
     with pytest.raises(ValueError, match=msg):
         en.configure_decode(eng, weights="int8")  # auto on a CPU: unfused, no gemv
-    with pytest.raises(ValueError, match=r"decode weights must be one of bf16, int8, int4, got 'fp8'"):
+    with pytest.raises(ValueError, match=r"decode weights must be bf16 or int8, got 'fp8'"):
         en.configure_decode(eng, "sdpa", "on", "on", weights="fp8")
     assert eng.weights == "bf16" and not quant.is_quantized(eng.model)
     en.configure_decode(eng, "sdpa", "on", "on", weights="int8")
@@ -94,10 +94,6 @@ def test_configure_decode_int8_refusals_and_quantization(tiny):
     assert quant.quantize_model(eng.model) == 0
     with pytest.raises(ValueError, match=r"--decode-weights bf16: this engine's weights were quantized to int8"):
         en.configure_decode(eng, "sdpa", "on", "on")
-    with pytest.raises(ValueError, match=r"--decode-weights int4: this engine's weights were quantized to int8; load"):
-        en.configure_decode(eng, "sdpa", "on", "on", weights="int4")
-    with pytest.raises(ValueError, match=r"already quantized to int8; load the model again for int4"):
-        quant.quantize_model(eng.model, "int4")
 
 
 def test_quantize_model_reports_the_added_bytes():
@@ -121,16 +117,13 @@ def test_decode_weights_from_the_command_line(tmp_path, monkeypatch):
 
     assert opts().decode_weights == "bf16"
     assert opts("--decode-weights", "int8").decode_weights == "int8"
-    assert opts("--decode-weights", "int4").decode_weights == "int4"
-    with pytest.raises(ValueError, match=r"--decode-weights int4 is for the Megatron engine's batch-1 decode: .*"):
-        opts("--decode-weights", "int4", "--batch-size", "2")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--input", "a.png", "--decode-weights", "fp8"])
     with pytest.raises(ValueError, match=r"--decode-weights int8 is for the Megatron engine's batch-1 decode: .*"):
         opts("--decode-weights", "int8", "--batch-size", "2")
     with pytest.raises(ValueError, match=r"\(got --engine reference, --batch-size 1\)"):
         opts("--decode-weights", "int8", "--engine", "reference")
-    with pytest.raises(ValueError, match=r"--decode-weights must be bf16, int8 or int4, got 'fp8'"):
+    with pytest.raises(ValueError, match=r"--decode-weights must be bf16 or int8, got 'fp8'"):
         GenerateOptions(decode_weights="fp8")
 
     from nemo_cosmos_ar.inference import pipeline
@@ -145,69 +138,3 @@ def test_decode_weights_from_the_command_line(tmp_path, monkeypatch):
     runner.opts = opts("--decode-weights", "int8", "--decode-gemv", "on", "--fused-step", "on")
     assert runner.load_engine() == "engine"
     assert seen == [("auto", "on", "on", "auto", "int8")]
-
-
-def test_int4_pack_unpack_bit_exact():
-    """Every value of [-8, 7] in every nibble position survives ``pack_int4`` -> ``unpack_int4``; the word layout is
-    column ``8 c + j`` in bits ``4 j..4 j + 3`` of word ``c`` as ``q + 8`` (hand-checked words, incl. the sign bit)."""
-    g = torch.Generator().manual_seed(0)
-    q = torch.randint(-8, 8, (7, 64), generator=g, dtype=torch.int8)
-    q[0, :16] = torch.arange(-8, 8, dtype=torch.int8)
-    words = quant.pack_int4(q)
-    assert words.dtype == torch.int32 and words.shape == (7, 8)
-    assert torch.equal(quant.unpack_int4(words), q)
-    # row 0, word 0 holds nibbles 0..7 (q = -8..-1) -> 0x76543210; word 1 nibbles 8..15 -> 0xFEDCBA98 (negative)
-    assert words[0, 0].item() == 0x76543210
-    assert words[0, 1].item() == 0xFEDCBA98 - 2**32
-    assert quant.pack_int4(torch.full((1, 8), -1, dtype=torch.int8)).item() == 0x77777777
-
-
-def test_quantize_groups_int4_exact_values_and_bound():
-    """Hand-computed groups: scale = max|w| / 7 per group of the row, round half to even, an all-zero group gets
-    scale 1; random rows dequantize within scale / 2 (+ fp32 rounding) and reach +-7 in every nonzero group."""
-    w = torch.tensor([[14.0, -7.0, 1.0, 3.0, 0, 0, 0, 0, 0.7, -0.35, 0, 0, 0, 0, 0, 0.1]])
-    q, s = quant.quantize_groups_int4(w, group=8)
-    assert s.shape == (1, 2) and s[0, 0].item() == 2.0 and s[0, 1].item() == (torch.tensor(0.7) / 7).item()
-    assert quant.unpack_int4(q)[0].tolist() == [7, -4, 0, 2, 0, 0, 0, 0, 7, -4, 0, 0, 0, 0, 0, 1]  # -3.5 -> -4
-    z, sz = quant.quantize_groups_int4(torch.zeros(2, 16), group=8)
-    assert torch.equal(sz, torch.ones(2, 2)) and torch.equal(quant.unpack_int4(z), torch.zeros(2, 16, dtype=torch.int8))
-    g = torch.Generator().manual_seed(1)
-    w = torch.randn((32, 512), generator=g) * torch.logspace(-3, 2, 32)[:, None]
-    q, s = quant.quantize_groups_int4(w)
-    assert s.shape == (32, 4)  # groups of 128
-    v = quant.unpack_int4(q).view(32, 4, 128)
-    assert torch.equal(v.abs().amax(2), torch.full((32, 4), 7, dtype=torch.int8)) and int(v.min()) >= -7
-    err = (quant.dequantize_int4(q, s, torch.float32) - w).abs().view(32, 4, 128)
-    assert (err <= s[..., None] * (0.5 + 2e-5)).all() and (err / s[..., None]).max().item() > 0.45
-    assert [quant.int4_group(k) for k in (4096, 14336, 160, 64, 200)] == [128, 128, 32, 64, 8]
-    with pytest.raises(ValueError, match=r"int4 weights need rows of a multiple of 8 columns .* got 12"):
-        quant.quantize_groups_int4(torch.ones(2, 12))
-    with pytest.raises(ValueError, match=r"a group of 12 columns must be a multiple of 8 dividing K = 24"):
-        quant.quantize_groups_int4(torch.ones(2, 24), group=12)
-
-
-def test_quantize_model_int4():
-    """int4: the layers' projections get int32 words and group scales (a quarter of a byte per weight, one fp32
-    per group), the output layer int8 per row; the weights become the dequantized values; idempotent; int8 after it
-    is refused. Tiny preset groups: K = 64 (QKV, fc1) -> 64, 128 (proj) -> 128, 160 (fc2) -> 32."""
-    eng = tiny_mcore_engine(seed=5)
-    before = {n: m.weight.clone() for n, m in quant.decode_projections(eng.model)}
-    layer = 256 * 64 // 2 + 4 * 256 + 64 * 128 // 2 + 4 * 64 + 320 * 64 // 2 + 4 * 320 + 64 * 160 // 2 + 4 * 64 * 5
-    assert quant.quantize_model(eng.model, "int4") == 2 * layer + 64000 * 64 + 4 * 64000
-    assert quant.quantized_kind(eng.model) == "int4" and quant.is_quantized(eng.model)
-    for name, m in quant.decode_projections(eng.model):
-        if name == "output_layer":
-            assert m.weight_int8.dtype == torch.int8 and not hasattr(m, "weight_int4")
-            continue
-        words, s = quant.decode_weight(m)
-        assert words.dtype == torch.int32 and words.shape == (m.weight.shape[0], m.weight.shape[1] // 8), name
-        assert s.shape == (m.weight.shape[0], m.weight.shape[1] // quant.int4_group(m.weight.shape[1])), name
-        assert torch.equal(m.weight, quant.dequantize_int4(words, s, m.weight.dtype)), name
-        assert torch.equal(quant.quantize_groups_int4(before[name])[0], words), name
-        rel = (m.weight - before[name]).norm() / before[name].norm()
-        assert 0.02 < rel < 0.2, (name, rel)  # 4 bits: a few percent of the weight, far more than int8's
-    assert quant.quantize_model(eng.model, "int4") == 0
-    with pytest.raises(ValueError, match=r"already quantized to int4; load the model again for int8"):
-        quant.quantize_model(eng.model, "int8")
-    with pytest.raises(ValueError, match=r"quantize_model: kind must be int8 or int4, got 'fp8'"):
-        quant.quantize_model(eng.model, "fp8")

@@ -329,13 +329,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     ad.add_argument(
         "--decode-weights",
-        choices=("bf16", "int8", "int4"),
+        choices=("bf16", "int8"),
         default="bf16",
         help="int8: weight-only int8, one scale per output channel, for the batch-1 decode's matrix-vector products "
-        "(half the weight bytes per token: 545 against 411 tokens/s for the 4B on an H200; +~4 GB for the 4B); int4: "
-        "the layers' projections 4-bit with one scale per 128 columns (a quarter of the bytes), the output layer int8 "
-        "(coarser still). Off by default because they change the outputs (prefill and checks then use the dequantized "
-        "weights too); need --decode-gemv and --batch-size 1",
+        "(half the weight bytes per token: 545 against 411 tokens/s for the 4B on an H200; +~4 GB for the 4B); off by "
+        "default because it changes the outputs (prefill and checks then use the dequantized weights too); needs "
+        "--decode-gemv and --batch-size 1",
     )
     gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")
     gr.add_argument(

@@ -433,10 +433,8 @@ def configure_decode(
     TP=1, the step's Triton kernels use programmatic dependent launch (``pdl``; ``McoreEngine.pdl``).
 
     ``weights="int8"`` (opt-in: it changes the outputs): quantize the decode projections to int8 per output row,
-    once (``quant.quantize_model``), so the batch-1 matrix-vector products read half the bytes; ``"int4"``: the
-    layers' projections to int4 in groups of 128 columns (a quarter of the bytes), the output layer int8. Both need
-    that kernel (fused step and gemv on) and cannot be undone on this engine (its weights now hold the dequantized
-    values).
+    once (``quant.quantize_model``), so the batch-1 matrix-vector products read half the bytes; needs that kernel
+    (fused step and gemv on). It cannot be undone on this engine (its weights now hold the dequantized values).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -450,8 +448,8 @@ def configure_decode(
         raise ValueError(f"gemv must be auto, on or off, got {gemv!r}")
     if pdl not in ("auto", "on", "off"):
         raise ValueError(f"pdl must be auto, on or off, got {pdl!r}")
-    if weights not in quant.WEIGHT_KINDS:
-        raise ValueError(f"decode weights must be one of {', '.join(quant.WEIGHT_KINDS)}, got {weights!r}")
+    if weights not in ("bf16", "int8"):
+        raise ValueError(f"decode weights must be bf16 or int8, got {weights!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -470,18 +468,15 @@ def configure_decode(
     engine.pdl = pdl == "on" or (
         pdl == "auto" and engine.fused_step and fused_step.pdl_supported(engine.device) and decode_kernel.available()
     )
-    if weights != "bf16" and not (engine.fused_step and engine.gemv):
+    if weights == "int8" and not (engine.fused_step and engine.gemv):
         raise ValueError(
-            f"--decode-weights {weights} needs the batch-1 matrix-vector decode: --fused-step and --decode-gemv on "
+            "--decode-weights int8 needs the batch-1 matrix-vector decode: --fused-step and --decode-gemv on "
             "(their default on a CUDA GPU with Triton)"
         )
-    done = quant.quantized_kind(engine.model)
-    if done != "bf16" and weights != done:
-        raise ValueError(
-            f"--decode-weights {weights}: this engine's weights were quantized to {done}; load the model again"
-        )
-    if weights != "bf16":
-        quant.quantize_model(engine.model, weights)
+    if weights == "bf16" and quant.is_quantized(engine.model):
+        raise ValueError("--decode-weights bf16: this engine's weights were quantized to int8; load the model again")
+    if weights == "int8":
+        quant.quantize_model(engine.model)
     engine.weights = weights
     return engine
 

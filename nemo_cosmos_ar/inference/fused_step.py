@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import gemv as gemv_kernel
-from nemo_cosmos_ar.inference.quant import decode_weight
+from nemo_cosmos_ar.inference.quant import int8_weight
 
 _COMPILED: dict[str, object] = {}
 
@@ -139,11 +139,11 @@ def _reduce(module, y: torch.Tensor) -> torch.Tensor:
 
 def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
-    weight (its int8 or int4 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
+    weight (its int8 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
     launch), then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do."""
     if not gemv:
         return module(h)[0]
-    w, scale = decode_weight(module)
+    w, scale = int8_weight(module)
     y = gemv_kernel.gemv(h, w, scale=scale, pdl=pdl)
     return _reduce(module, y) if reduce else y
 
@@ -182,7 +182,7 @@ def run_layers(
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
-            w, scale = decode_weight(mlp.linear_fc1)
+            w, scale = int8_weight(mlp.linear_fc1)
             m = gemv_kernel.gemv(h, w, scale=scale, glu=True, pdl=pdl)
         else:
             m = act(project(mlp.linear_fc1, h, gemv, False, pdl))
@@ -205,11 +205,10 @@ def run_layers_gemv(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torc
 
     The normalised row is not rounded to bf16 before its product (the kernel scales the fp32 product by 1/rms), so
     the logits differ from ``run_layers`` by bf16 rounding noise; in fp32 they agree to ~1e-6. Int8 weights
-    (``quant.py``) are multiplied as int8 with their scales, as in ``run_layers``; int4 weights take no prologue
-    (``gemv`` refuses them here: use ``run_layers``)."""
+    (``quant.py``) are multiplied as int8 with their scales, as in ``run_layers``."""
 
     def gemv(h, module, **kw):
-        w, scale = decode_weight(module)
+        w, scale = int8_weight(module)
         return gemv_kernel.gemv(h, w, scale=scale, **kw)
 
     qk = _fn("qk", qk_norm_rope, x.is_cuda)

@@ -24,10 +24,6 @@ Fusions (``gemv``'s keywords):
   conversion instruction runs at a quarter of the FMA rate and held the kernel at ~2.9 TB/s), accumulates as for
   bf16 and multiplies the row sums by the rows' scales before the epilogue (norm, GLU, residual). Its blocks are
   ``INT8_CONFIG``.
-* int4 (``--decode-weights int4``): the weight is int32 words of 8 nibbles with one fp32 scale per group of columns
-  (``quant.quantize_groups_int4``): a quarter of bf16's bytes. Its own kernel (``gemv_triton.gemv_int4_kernel``)
-  turns each nibble into fp32 with one AND/OR and one add (``gemv_triton.nibble``), sums each word's 8 products and
-  multiplies the sum by the word's group scale. Only the residual fusion is offered. Blocks: ``INT4_CONFIG``.
 
 Triton is imported only when the kernel is first needed, so this module imports without it. On CPU tensors the kernel
 runs in Triton's interpreter (tests, ``TRITON_INTERPRET=1``), with a fixed configuration.
@@ -49,17 +45,14 @@ DEFAULT_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 1024, "num_warps": 4, "num_stages": 3
 # (35.2 us, 3.34 TB/s, against 41.0 us for the byte-wise kernel's best) and near it for QKV (8 x 1,024: 10.2 us);
 # with 2 rows the word-wise kernel was slower than the byte-wise one (bench/bench_gemv.py --weights int8).
 INT8_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3}
-# Int4 weights: BLOCK_K counts columns (8 per int32 word). Not yet swept on the H200 (bench/bench_gemv.py --weights
-# int4 --quick-sweep); the int8 kernel's best rows and words per program.
-INT4_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 4096, "num_warps": 4, "num_stages": 3}
 
 
-def _build(int4: bool = False):
+def _build():
     if not _KERNEL:
-        from nemo_cosmos_ar.inference.gemv_triton import gemv_int4_kernel, gemv_kernel
+        from nemo_cosmos_ar.inference.gemv_triton import gemv_kernel
 
-        _KERNEL.extend((gemv_kernel, gemv_int4_kernel))
-    return _KERNEL[int(int4)]
+        _KERNEL.append(gemv_kernel)
+    return _KERNEL[0]
 
 
 def gemv(
@@ -88,8 +81,6 @@ def gemv(
 
     ``scale [N]`` (fp32, contiguous): ``weight`` is int8 and stands for ``weight * scale[:, None]`` (per-row
     symmetric quantization, ``quant.quantize_rows``); with ``glu`` the up rows' scales follow the gate rows'.
-    An int32 ``weight [N, K / 8]`` is int4 (``quant.quantize_groups_int4``) with ``scale [N, K / group]``; it takes
-    ``residual`` and no other fusion.
 
     ``pdl``: launch with programmatic dependent launch (Hopper and later, CUDA only): the kernel may start while
     the kernel before it finishes, loads its first weight tile, then waits for that kernel's writes
@@ -97,10 +88,6 @@ def gemv(
     ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) overrides ``DEFAULT_CONFIG`` (int8:
     ``INT8_CONFIG``).
     """
-    if weight.dtype == torch.int32:
-        if norm_weight is not None or swiglu or glu:
-            raise ValueError("gemv: int4 weights take no norm, swiglu or glu fusion (only residual)")
-        return _gemv_int4(x, weight, scale, residual, pdl, config)
     n, k = weight.shape
     if (weight.dtype == torch.int8) != (scale is not None):
         raise ValueError(
@@ -151,45 +138,6 @@ def gemv(
     meta = dict(config or (INT8_CONFIG if scaled else DEFAULT_CONFIG))
     launch = {"launch_pdl": True} if pdl else {}
     kernel[(_cdiv(n_out, meta["BLOCK_N"]),)](*args, **flags, PDL=pdl, **meta, **launch)
-    return y
-
-
-def _gemv_int4(x, words, scale, residual, pdl: bool, config: dict | None) -> torch.Tensor:
-    """``gemv`` for int4 words (see there)."""
-    n, kw = words.shape
-    k = 8 * kw
-    if scale is None or scale.dtype != torch.float32 or scale.dim() != 2 or scale.shape[0] != n:
-        got = "missing" if scale is None else f"{scale.dtype} {tuple(scale.shape)}"
-        raise ValueError(f"gemv: int4 words {tuple(words.shape)} need float32 group scales ({n}, K / group), got {got}")
-    groups = scale.shape[1]
-    if groups == 0 or kw % groups or scale.stride(1) != 1:
-        raise ValueError(
-            f"gemv: {groups} group scales per row do not divide the {kw} words of a row evenly (or are not contiguous)"
-        )
-    if words.stride(1) != 1:
-        raise ValueError("gemv: the int4 words' last dimension must be contiguous")
-    if x.shape[-1] != k or x.numel() != k:
-        raise ValueError(f"gemv: x {tuple(x.shape)} must be one row of {k} values for int4 words {tuple(words.shape)}")
-    if not (x.device == words.device == scale.device):
-        raise ValueError(f"gemv: x, the words and the scales must share a device ({x.device}, {words.device}, "
-                         f"{scale.device})")  # fmt: skip
-    if residual is not None and residual.numel() != n:
-        raise ValueError(f"gemv: residual {tuple(residual.shape)} must hold {n} values")
-    if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        raise ValueError("gemv: CPU tensors run in Triton's interpreter: set TRITON_INTERPRET=1 first")
-    kernel = _build(int4=True)
-    xv = x.reshape(k).contiguous()
-    r = residual.reshape(n).contiguous() if residual is not None else xv
-    y = torch.empty((*x.shape[:-1], n), dtype=x.dtype, device=x.device)
-    args = (xv, words, y, r, scale, n, kw, words.stride(0), scale.stride(0))
-    flags = dict(RESIDUAL=residual is not None, GROUP_W=kw // groups)
-    if x.device.type != "cuda":  # the interpreter: one fixed small configuration
-        kernel[(_cdiv(n, 16),)](*args, **flags, PDL=False, BLOCK_N=16, BLOCK_W=16)
-        return y
-    meta = dict(config or INT4_CONFIG)
-    block_w = meta.pop("BLOCK_K") // 8
-    launch = {"launch_pdl": True} if pdl else {}
-    kernel[(_cdiv(n, meta["BLOCK_N"]),)](*args, **flags, PDL=pdl, BLOCK_W=block_w, **meta, **launch)
     return y
 
 

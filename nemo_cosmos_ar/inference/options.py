@@ -53,9 +53,8 @@ class GenerateOptions:
         decode_attention, fused_step, decode_gemv, decode_pdl: the Megatron engine's decode attention, fused step,
             batch-1 matrix-vector kernel and programmatic dependent launch (``engine.configure_decode``; "auto" =
             the fastest measured on the device).
-        decode_weights: "bf16", "int8" or "int4" (weight-only int8, or int4 in groups of 128 columns, for the
-            batch-1 decode, ``quant.py``; changes the outputs, so off by default; Megatron engine at batch size 1
-            only).
+        decode_weights: "bf16" or "int8" (weight-only int8 for the batch-1 decode, ``quant.py``; changes the
+            outputs, so off by default; Megatron engine at batch size 1 only).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).
@@ -129,11 +128,11 @@ class GenerateOptions:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.num_gpus < 1 or self.batch_size < 1:
             raise ValueError(f"--num-gpus and --batch-size must be >= 1, got {self.num_gpus} and {self.batch_size}")
-        if self.decode_weights not in ("bf16", "int8", "int4"):
-            raise ValueError(f"--decode-weights must be bf16, int8 or int4, got {self.decode_weights!r}")
-        if self.decode_weights != "bf16" and (self.engine != "mcore" or self.batch_size != 1):
+        if self.decode_weights not in ("bf16", "int8"):
+            raise ValueError(f"--decode-weights must be bf16 or int8, got {self.decode_weights!r}")
+        if self.decode_weights == "int8" and (self.engine != "mcore" or self.batch_size != 1):
             raise ValueError(
-                f"--decode-weights {self.decode_weights} is for the Megatron engine's batch-1 decode: use --engine mcore and "
+                "--decode-weights int8 is for the Megatron engine's batch-1 decode: use --engine mcore and "
                 f"--batch-size 1 (got --engine {self.engine}, --batch-size {self.batch_size})"
             )
         if self.dd_gemm not in ("bf16", "fp8"):
