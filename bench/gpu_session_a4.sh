@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Device call 1 of the 2026-12-01 (third) session, one H200, carrying .gpu4. Issue 13: the int4 matrix-vector kernel
-# It ran at commit 65f08fa (int4 code of d9aabe6 and 6cf46b5); that code was reverted after this call (BENCHMARKS.md,
-# issue 13, third session): to rerun it, check out 65f08fa.
 # (bench_gemv.py --weights int4, a quick sweep) and the whole generate with int4 AR weights + FP8 DiT GEMMs, twice
 # (the first run writes the .pyc files and the Triton cache), then int8 + FP8 once on the same machine.
+# It ran at commit 65f08fa (int4 code of d9aabe6 and 6cf46b5); that code was reverted after this call (BENCHMARKS.md,
+# issue 13, third session): to rerun it, check out 65f08fa.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/a4; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
