@@ -99,8 +99,10 @@ def main() -> None:
     sync_all()
     ar_alone, tps_alone = ar()
     dit_alone = dit(args.dit_steps)
-    print(f"# AR {total - p} tokens alone: {ar_alone:.2f} s ({tps_alone:.1f} tokens/s); "
-          f"DiT {args.dit_steps} forwards alone: {dit_alone:.2f} s ({dit_alone / args.dit_steps:.3f} s each)")
+    print(
+        f"# AR {total - p} tokens alone: {ar_alone:.2f} s ({tps_alone:.1f} tokens/s); "
+        f"DiT {args.dit_steps} forwards alone: {dit_alone:.2f} s ({dit_alone / args.dit_steps:.3f} s each)"
+    )
     print("| priority (AR / DiT) | wall s | AR s (tokens/s) | DiT s (per forward) | wall / (AR + DiT alone) |")
     print("|---|---:|---:|---:|---:|")
     cases = [("high / low", -1, 0), ("same", 0, 0)] if dev == "cuda" else [("cpu, sequential", 0, 0)]
@@ -110,8 +112,8 @@ def main() -> None:
         s_ar = torch.cuda.Stream(priority=pa) if dev == "cuda" else None
         s_dit = torch.cuda.Stream(priority=pd) if dev == "cuda" else None
 
-        def dit_thread():
-            with torch.cuda.stream(s_dit) if s_dit is not None else torch.no_grad():
+        def dit_thread(stream=s_dit, res=res):
+            with torch.cuda.stream(stream) if stream is not None else torch.no_grad():
                 res["dit"] = dit(args.dit_steps)
 
         t = time.perf_counter()
@@ -123,8 +125,11 @@ def main() -> None:
         sync_all()
         wall = time.perf_counter() - t
         (a, tps), d = res["ar"], res["dit"]
-        print(f"| {label} | {wall:.2f} | {a:.2f} ({tps:.1f}) | {d:.2f} ({d / args.dit_steps:.3f}) | "
-              f"{wall / (ar_alone + dit_alone):.2f} |", flush=True)
+        print(
+            f"| {label} | {wall:.2f} | {a:.2f} ({tps:.1f}) | {d:.2f} ({d / args.dit_steps:.3f}) | "
+            f"{wall / (ar_alone + dit_alone):.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
