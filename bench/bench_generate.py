@@ -35,6 +35,9 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
                    teacher-forced forward of the bf16 model (the quantization's effect), of the dequantized model
                    (the kernel's exactness), and the share of greedy tokens equal to the bf16 model's
+    +symm          +int8 with the TP all-reduces of the step by torch's symmetric-memory one-shot kernel
+                   (inference/symm_reduce.py, --decode-reduce symm) instead of NCCL; TP > 1 only
+    +symm-pdl      +symm with programmatic dependent launch at TP > 1 too (McoreEngine.pdl_tp)
     +topk-nucleus  top-p from a checked top-k pre-filter instead of the full sort (host-side: it syncs to check)
 
     python bench/bench_generate.py                                # 4B, 2-frame prompt (5,120 -> 7,680), batch 1,4,8
@@ -73,6 +76,8 @@ ATTENTION = {
     "+glu": "triton",
     "+pdl": "triton",
     "+int8": "triton",
+    "+symm": "triton",
+    "+symm-pdl": "triton",
 }
 CONFIGS = (
     "reference",
@@ -92,9 +97,13 @@ CONFIGS = (
     "+glu",
     "+pdl",
     "+int8",
+    "+symm",
+    "+symm-pdl",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8")
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8", "+symm", "+symm-pdl")
+INT8 = ("+int8", "+symm", "+symm-pdl")
+_REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
 
@@ -147,8 +156,19 @@ def set_config(engine, name: str) -> None:
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
     engine.gemv_glu = name == "+glu"
-    engine.pdl = name in ("+pdl", "+int8")
-    set_weights(engine, "int8" if name == "+int8" else "bf16")
+    engine.pdl = name in ("+pdl", *INT8)
+    engine.pdl_tp = name == "+symm-pdl"
+    set_weights(engine, "int8" if name in INT8 else "bf16")
+    engine.reducer = None
+    if name in ("+symm", "+symm-pdl") and engine.tp > 1:
+        if not _REDUCER:
+            from megatron.core import parallel_state
+
+            from nemo_cosmos_ar.inference import symm_reduce
+
+            group = parallel_state.get_tensor_model_parallel_group()
+            _REDUCER.append(symm_reduce.make_reducer("symm", True, group, engine))
+        engine.reducer = _REDUCER[0]
 
 
 def set_weights(engine, kind: str) -> None:
@@ -407,13 +427,13 @@ def main() -> None:
     rows, last = [], None
     for batch in (int(b) for b in args.batch.split(",")):
         prompt = torch.randint(0, cfg.vocab_size, (batch, num_prompt), generator=torch.Generator().manual_seed(batch))
-        host_tokens = last_in_graph = None
+        host_tokens = last_in_graph = int8_tokens = None
         for name in configs:
             sampling = SamplingConfig(
                 temperature=temp, top_p=args.top_p, nucleus="topk" if name == "+topk-nucleus" else "sort"
             )
             eng = ref if name == "reference" else engine
-            if name == "+int8" and batch > 1:
+            if name in INT8 and batch > 1:
                 say(f"| {name} | {batch} | skipped: the int8 decode is batch 1 only |")
                 continue
             if eng is engine:
@@ -439,13 +459,17 @@ def main() -> None:
             if name == "+sample-in-graph" and host_tokens is not None:
                 same = (out == host_tokens).float().mean().item()
                 exact = f"tokens = host sampling: {same:.4f}"
-            if name in ATTENTION and last_in_graph is not None:
+            if name in ("+symm", "+symm-pdl") and int8_tokens is not None:  # the same sums as NCCL's at TP=2
+                exact = f"tokens = +int8: {(out == int8_tokens).float().mean().item():.4f}; "
+            elif name in ATTENTION and last_in_graph is not None:
                 exact = f"tokens = +sample-in-graph: {(out == last_in_graph).float().mean().item():.4f}; "
             if name == "+sample-in-graph":
                 last_in_graph = out
+            if name == "+int8":
+                int8_tokens = out
             if args.check and batch == 1 and name != "+sample-in-graph":
                 check = (prompt[:1], args.check, sampling, dataclasses.replace(opts, sample_in_graph=False), device)
-                if name == "+int8":
+                if name in INT8:
                     exact += int8_exactness(eng, *check)
                 else:
                     exact += f"max abs dlogit {max_logit_error(eng, *check):.3g}"

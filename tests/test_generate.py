@@ -15,7 +15,7 @@ from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import main
 from nemo_cosmos_ar.conversion import native_io
 from nemo_cosmos_ar.inference import checkpoints as ck
-from nemo_cosmos_ar.inference import engine, pipeline
+from nemo_cosmos_ar.inference import engine, pipeline, symm_reduce
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, sample, sampling_probs
 from nemo_cosmos_ar.model.presets import get_preset
@@ -428,6 +428,30 @@ def test_the_guides_inference_command_runs_as_pasted(assets, tmp_path, capsys):
     assert got == (model_dir, tokenizer_dir, out, True, 0.8)
     assert (opts.diffusion_decoder_dir, opts.offload_diffusion_decoder) == (None, True)
     assert args.guide_spelling and not build_parser().parse_args(_args(assets, "a.png", "b.mp4")).guide_spelling
+
+
+def test_decode_reduce_falls_back_to_nccl_where_symmetric_memory_cannot_run(engines):
+    """--decode-reduce: no reducer (the process group's all-reduce) on CPU or at TP=1, whatever "auto" or "nccl"
+    asks; "symm" there is a one-line error; the flag reaches the options."""
+    _, eng = engines
+    try:
+        for reduce in ("auto", "nccl"):
+            engine.configure_decode(eng, "sdpa", "on", "on", reduce=reduce)
+            assert eng.reducer is None and eng.gemv
+        msg = r"^--decode-reduce symm: the model is on cpu, and symmetric memory needs CUDA GPUs; use --decode-reduce"
+        with pytest.raises(ValueError, match=msg):
+            engine.configure_decode(eng, "sdpa", "on", "on", reduce="symm")
+        with pytest.raises(ValueError, match=r"^decode reduce must be auto, nccl or symm, got 'ring'$"):
+            engine.configure_decode(eng, reduce="ring")
+    finally:
+        eng.decode_attention, eng.fused_step, eng.gemv, eng.pdl, eng.reducer = "sdpa", False, False, False, None
+    assert symm_reduce.available(torch.device("cuda"), None) == (False, "one rank: there is nothing to reduce")
+    from nemo_cosmos_ar.cli import build_parser
+    from nemo_cosmos_ar.cli.generate import options_from_args
+
+    parse = build_parser().parse_args
+    assert options_from_args(parse(["generate", "--input", "a.png", "--decode-reduce", "symm"])).decode_reduce == "symm"
+    assert options_from_args(parse(["generate", "--input", "a.png"])).decode_reduce == "auto"
 
 
 def test_prompt_tokens_replace_the_input(assets, tmp_path, capsys):

@@ -152,6 +152,7 @@ def options_from_args(args: argparse.Namespace):
         fused_step=args.fused_step,
         decode_gemv=args.decode_gemv,
         decode_pdl=args.decode_pdl,
+        decode_reduce=args.decode_reduce,
         decode_weights=args.decode_weights,
         offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer,

@@ -328,6 +328,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "before drains); auto = on on Hopper or later GPUs",
     )
     ad.add_argument(
+        "--decode-reduce",
+        choices=("auto", "nccl", "symm"),
+        default="auto",
+        help="at --num-gpus > 1, the batch-1 step's tensor-parallel all-reduces: symm = torch's symmetric-memory "
+        "one-shot kernel (lower latency for one token's rows over NVLink), nccl = the process group's; auto = symm "
+        "where the GPUs allow it",
+    )
+    ad.add_argument(
         "--decode-weights",
         choices=("bf16", "int8"),
         default="bf16",

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import decode_kernel, fused_step, quant
+from nemo_cosmos_ar.inference import decode_kernel, fused_step, quant, symm_reduce
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -208,6 +208,11 @@ class McoreEngine:
         # drains (``fused_step.pdl_supported``), and the Triton attention writing the step's K/V itself: the two
         # index_copy_ launches per layer it saves would be the only other kernels between the layers' kernels.
         self.pdl = False
+        # At TP > 1: the batch-1 step's all-reduces by torch's symmetric-memory one-shot kernel (``symm_reduce.py``)
+        # instead of NCCL; None = NCCL. Set by ``configure_decode`` (collective: every rank builds it).
+        self.reducer = None
+        # Programmatic dependent launch at TP > 1 too (``pdl`` alone is TP=1 only, where it was measured).
+        self.pdl_tp = False
         # "int8": the decode projections quantized per output row (``quant.py``; the batch-1 gemv step reads the int8
         # copies, everything else the dequantized bf16 weights). Set by ``configure_decode`` only: it is one-way.
         self.weights = "bf16"
@@ -309,7 +314,7 @@ class McoreEngine:
             visible = (torch.arange(attend, device=self.device) <= pos).view(1, 1, 1, attend)
         cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, 1, 1, hd]
         gemv = self.fused_step and self.gemv and tokens.shape[0] == 1  # a matrix-vector product: batch 1 only
-        pdl = self.pdl and gemv and self.tp == 1 and self.device.type == "cuda"
+        pdl = self.pdl and gemv and (self.tp == 1 or self.pdl_tp) and self.device.type == "cuda"
         write = self.fused_cache_write or pdl
 
         def attend_fn(attn, q, k, v, kv):
@@ -344,7 +349,10 @@ class McoreEngine:
             if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
-            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl)
+            reducer = self.reducer if gemv else None
+            h = fused_step.run_layers(
+                self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl, reducer=reducer
+            )
             logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl)
             return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
@@ -427,10 +435,15 @@ def configure_decode(
     gemv: str = "auto",
     pdl: str = "auto",
     weights: str = "bf16",
+    reduce: str = "auto",
 ) -> McoreEngine:
     """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
     projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step) and whether, at batch 1 and
     TP=1, the step's Triton kernels use programmatic dependent launch (``pdl``; ``McoreEngine.pdl``).
+
+    ``reduce``: how the batch-1 step's TP all-reduces run: "symm" (torch's symmetric-memory one-shot kernel,
+    ``symm_reduce.py``), "nccl" (the process group's) or "auto" (symm where available and the step is the
+    matrix-vector one).
 
     ``weights="int8"`` (opt-in: it changes the outputs): quantize the decode projections to int8 per output row,
     once (``quant.quantize_model``), so the batch-1 matrix-vector products read half the bytes; needs that kernel
@@ -450,6 +463,8 @@ def configure_decode(
         raise ValueError(f"pdl must be auto, on or off, got {pdl!r}")
     if weights not in ("bf16", "int8"):
         raise ValueError(f"decode weights must be bf16 or int8, got {weights!r}")
+    if reduce not in ("auto", "nccl", "symm"):
+        raise ValueError(f"decode reduce must be auto, nccl or symm, got {reduce!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -478,6 +493,10 @@ def configure_decode(
     if weights == "int8":
         quant.quantize_model(engine.model)
     engine.weights = weights
+    from megatron.core import parallel_state
+
+    group = parallel_state.get_tensor_model_parallel_group() if engine.tp > 1 else None
+    engine.reducer = symm_reduce.make_reducer(reduce, engine.fused_step and engine.gemv, group, engine)
     return engine
 
 

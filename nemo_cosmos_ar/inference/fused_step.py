@@ -128,24 +128,28 @@ def gemv_supported(model) -> bool:
     )
 
 
-def _reduce(module, y: torch.Tensor) -> torch.Tensor:
-    """The all-reduce a row-parallel module does after its product (none at TP=1)."""
+def _reduce(module, y: torch.Tensor, reducer=None) -> torch.Tensor:
+    """The all-reduce a row-parallel module does after its product (none at TP=1); ``reducer``: the engine's
+    symmetric-memory all-reduce (``symm_reduce.SymmReducer``) instead of the process group's, for rows it holds."""
     if module.tp_group.size() == 1:
         return y
+    if reducer is not None and y.numel() <= reducer.numel:
+        return reducer(y)
     from megatron.core.tensor_parallel.mappings import reduce_from_tensor_model_parallel_region
 
     return reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
 
 
-def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False) -> torch.Tensor:
+def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False, reducer=None) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
     weight (its int8 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
-    launch), then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do."""
-    if not gemv:
+    launch), then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do (by
+    ``reducer`` when given, see ``_reduce``; batch-1 ``gemv`` path only)."""
+    if not gemv:  # cuBLAS inside the module, and the module's own all-reduce
         return module(h)[0]
     w, scale = int8_weight(module)
     y = gemv_kernel.gemv(h, w, scale=scale, pdl=pdl)
-    return _reduce(module, y) if reduce else y
+    return _reduce(module, y, reducer) if reduce else y
 
 
 def _split_qkv(attn, mixed: torch.Tensor):
@@ -158,15 +162,17 @@ def _split_qkv(attn, mixed: torch.Tensor):
 
 
 def run_layers(
-    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False
-) -> torch.Tensor:
+    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False,
+    reducer=None,
+) -> torch.Tensor:  # fmt: skip
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
     ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s).
     ``gemv``: the projections as ``gemv.gemv`` (the caller passes it at batch 1 only; ``gemv_supported(model)``
     must hold); with ``glu`` the MLP's fc1 and SwiGLU are one ``gemv(..., glu=True)`` (this rank's fc1 weight is
     ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
-    layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``)."""
+    layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``).
+    ``reducer``: the TP all-reduces of the ``gemv`` products by ``symm_reduce.SymmReducer`` (``McoreEngine.reducer``)."""
     cuda = x.is_cuda
     qk, addn = _fn("qk", qk_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
     act = _fn("swiglu", swiglu, cuda, pdl)
@@ -178,7 +184,7 @@ def run_layers(
         q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl)
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
@@ -186,7 +192,7 @@ def run_layers(
             m = gemv_kernel.gemv(h, w, scale=scale, glu=True, pdl=pdl)
         else:
             m = act(project(mlp.linear_fc1, h, gemv, False, pdl))
-        y = project(mlp.linear_fc2, m, gemv, True, pdl)
+        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer)
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h
@@ -223,12 +229,12 @@ def run_layers_gemv(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torc
         if attn.linear_proj.tp_group.size() == 1:
             r = gemv(o, attn.linear_proj, residual=r)
         else:
-            r = r + _reduce(attn.linear_proj, gemv(o, attn.linear_proj))
+            r = r + _reduce(attn.linear_proj, gemv(o, attn.linear_proj), engine.reducer)
         norm = layer.pre_mlp_layernorm
         m = gemv(r, mlp.linear_fc1, norm_weight=norm.weight, eps=norm.eps)
         if mlp.linear_fc2.tp_group.size() == 1:
             r = gemv(m, mlp.linear_fc2, swiglu=True, residual=r)
         else:
-            r = r + _reduce(mlp.linear_fc2, gemv(m, mlp.linear_fc2, swiglu=True))
+            r = r + _reduce(mlp.linear_fc2, gemv(m, mlp.linear_fc2, swiglu=True), engine.reducer)
     norm = engine.model.decoder.final_layernorm
     return gemv(r, engine.model.output_layer, norm_weight=norm.weight, eps=norm.eps)

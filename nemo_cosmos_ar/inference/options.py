@@ -53,6 +53,7 @@ class GenerateOptions:
         decode_attention, fused_step, decode_gemv, decode_pdl: the Megatron engine's decode attention, fused step,
             batch-1 matrix-vector kernel and programmatic dependent launch (``engine.configure_decode``; "auto" =
             the fastest measured on the device).
+        decode_reduce: "auto", "nccl" or "symm": the batch-1 step's TP all-reduces (``symm_reduce.py``).
         decode_weights: "bf16" or "int8" (weight-only int8 for the batch-1 decode, ``quant.py``; changes the
             outputs, so off by default; Megatron engine at batch size 1 only).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
@@ -98,6 +99,7 @@ class GenerateOptions:
     fused_step: str = "auto"
     decode_gemv: str = "auto"
     decode_pdl: str = "auto"
+    decode_reduce: str = "auto"
     decode_weights: str = "bf16"
     engine: str = "mcore"
     num_gpus: int = 1

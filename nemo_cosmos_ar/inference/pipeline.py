@@ -181,6 +181,7 @@ class Runner:
                     self.opts.decode_gemv,
                     self.opts.decode_pdl,
                     self.opts.decode_weights,
+                    self.opts.decode_reduce,
                 )
             else:
                 model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
