@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Device call 4 of the 2026-12-01 (fourth) session, nvidia-h200-x2, carrying .gpu4. Issue 13, the TP=2 AR decode:
 #   the 4B's int8 batch-1 decode at TP=2 with NCCL all-reduces (+int8), torch's symmetric-memory one-shot all-reduce
-#   (+symm; its tokens must equal +int8's) and that with PDL at TP=2 (+symm-pdl), while GPU-less setup writes the
-#   random folders; then the whole generate on two GPUs with int8 + FP8, --decode-reduce auto (symm) and nccl.
+#   (+symm; its tokens must equal +int8's) and that with PDL at TP=2 (+symm-pdl); then the random folders and the
+#   whole generate on two GPUs with int8 + FP8, --decode-reduce symm (twice: the first run fills the caches), then
+#   nccl (auto).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/e5; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
@@ -14,10 +15,11 @@ cp $L/*.log "$OUT"/ 2>/dev/null
 grep -vE "Warning|warn\(|^\s*$|import pynvml" "$L/tp2.log" | tail -14
 timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 for i in 1 2; do
-  timeout 110 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 > "$L/e2e$i.log" 2>&1
+  timeout 110 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 \
+    --generate-args "--decode-reduce symm" > "$L/e2e$i.log" 2>&1
   cp $L/*.log "$OUT"/ 2>/dev/null
 done
 timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 \
-  --generate-args "--decode-reduce nccl" > "$L/e2e3.log" 2>&1
+  > "$L/e2e3.log" 2>&1
 for f in setup e2e1 e2e2 e2e3; do echo "=== $f"; grep -vE "Warning|warn\(|^\s*$|import pynvml" "$L/$f.log" | tail -5; done
 cp $L/*.log "$OUT"/ 2>/dev/null

@@ -332,8 +332,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("auto", "nccl", "symm"),
         default="auto",
         help="at --num-gpus > 1, the batch-1 step's tensor-parallel all-reduces: symm = torch's symmetric-memory "
-        "one-shot kernel (lower latency for one token's rows over NVLink), nccl = the process group's; auto = symm "
-        "where the GPUs allow it",
+        "one-shot kernel (lower latency for one token's rows over NVLink; not yet measured), nccl = the process "
+        "group's; auto = nccl",
     )
     ad.add_argument(
         "--decode-weights",

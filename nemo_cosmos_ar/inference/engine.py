@@ -442,8 +442,8 @@ def configure_decode(
     TP=1, the step's Triton kernels use programmatic dependent launch (``pdl``; ``McoreEngine.pdl``).
 
     ``reduce``: how the batch-1 step's TP all-reduces run: "symm" (torch's symmetric-memory one-shot kernel,
-    ``symm_reduce.py``), "nccl" (the process group's) or "auto" (symm where available and the step is the
-    matrix-vector one).
+    ``symm_reduce.py``; batch-1 matrix-vector step only), "nccl" (the process group's) or "auto" (nccl until
+    the one-shot kernel is measured faster).
 
     ``weights="int8"`` (opt-in: it changes the outputs): quantize the decode projections to int8 per output row,
     once (``quant.quantize_model``), so the batch-1 matrix-vector products read half the bytes; needs that kernel

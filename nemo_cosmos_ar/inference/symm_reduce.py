@@ -66,10 +66,11 @@ class SymmReducer:
 
 
 def make_reducer(reduce: str, gemv_step: bool, group, engine) -> SymmReducer | None:
-    """The engine's reducer for ``--decode-reduce``: "symm" (an error where unavailable), "auto" (symm where
-    available and the step is the batch-1 matrix-vector one, ``gemv_step``, the only path that uses it) or "nccl"
-    (None). ``group``: the TP group (None at TP=1). Collective at TP > 1: every rank must call it."""
-    if reduce == "nccl" or (reduce == "auto" and not gemv_step):
+    """The engine's reducer for ``--decode-reduce``: "symm" (an error where unavailable) or "nccl" / "auto"
+    (None: the process group's all-reduce). "auto" stays NCCL until the one-shot kernel is measured faster on two
+    GPUs (BENCHMARKS.md, issue 13). ``gemv_step``: the step is the batch-1 matrix-vector one, the only path that
+    uses a reducer. ``group``: the TP group (None at TP=1). Collective at TP > 1: every rank must call it."""
+    if reduce in ("nccl", "auto") or not gemv_step:
         return None
     ok, why = available(engine.device, group)
     if reduce == "symm" and not ok:
