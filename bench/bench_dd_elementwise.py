@@ -52,8 +52,8 @@ def main() -> None:
         moved = x.numel() * 3 + s * 4  # bf16 in, e4m3 out, a scale per row
         for warps in (4, 8, 16, 32):
 
-            def run(w=warps):
-                k["quant"][(s,)](x, q, sc, width, fp8.MIN_SCALE, BLOCK_D=fused.pow2(width), GELU=gelu, num_warps=w)
+            def run(w=warps, a=(x, q, sc, width), gelu=gelu):
+                k["quant"][(s,)](*a, fp8.MIN_SCALE, BLOCK_D=fused.pow2(a[3]), GELU=gelu, num_warps=w)
 
             us = timed_us(run)
             name = "GELU + row quantize" if gelu else "row quantize"
@@ -99,7 +99,9 @@ def main() -> None:
                                        BLOCK_HALF=hd // 2, BLOCK_R=br, ROPE=True, num_warps=wp)  # fmt: skip
 
         us = timed_us(qkn)
-        print(f"| q/k RMSNorm + RoPE (BLOCK_R {block_r}) | {hd} | {warps} | {us:.0f} | {qk.numel() * 4 / us / 1e3:.0f} |")
+        print(
+            f"| q/k RMSNorm + RoPE (BLOCK_R {block_r}) | {hd} | {warps} | {us:.0f} | {qk.numel() * 4 / us / 1e3:.0f} |"
+        )
 
 
 if __name__ == "__main__":
