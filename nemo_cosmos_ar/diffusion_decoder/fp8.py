@@ -29,6 +29,15 @@ FP8_MAX = 448.0
 INV_FP8_MAX = 1.0 / FP8_MAX  # scale = amax * (1/448): torch on CUDA divides by a scalar this way, so the kernels do
 MIN_SCALE = 1e-12  # an all-zero row: any positive scale gives zeros
 GEMMS = ("bf16", "fp8")
+# Launch widths (the outputs do not depend on them): the best of bench/bench_dd_elementwise.py on the H200 at 20,480
+# tokens (BENCHMARKS.md, issue 13): the row quantizer 8 warps at 4,096 values a row (115 us) and 32 at 16,384 with the
+# GELU (969 against 1,043 us at 16; compute-bound: erf, the IEEE division, the rounding); the LayerNorm + quantize 4
+# warps (164 against 221 us at 8).
+LN_QUANT_WARPS = 4
+
+
+def quant_warps(d: int) -> int:
+    return 32 if d >= 8192 else 8
 
 
 @dataclass
@@ -74,7 +83,7 @@ def quantize_rows(x: torch.Tensor, kernels: str = "auto", gelu: bool = False) ->
     s = torch.empty(x2.shape[0], 1, dtype=torch.float32, device=x.device)
     block = fused.pow2(d)
     fused.triton_kernels()["quant"][(x2.shape[0],)](
-        x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, num_warps=_warps(d)
+        x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, num_warps=quant_warps(d)
     )
     return QuantRows(q, s, tuple(x.shape[:-1]))
 
@@ -91,13 +100,21 @@ def ln_modulate_quant(
     qs = torch.empty(b * s, 1, dtype=torch.float32, device=x.device)
     stride = fused.mod_stride(shift, scale)
     fused.triton_kernels()["ln"][(b * s,)](
-        x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE, BLOCK_D=fused.pow2(d), QUANT=True, num_warps=_warps(d)
+        x,
+        shift,
+        scale,
+        q,
+        qs,
+        s,
+        d,
+        stride,
+        eps,
+        MIN_SCALE,
+        BLOCK_D=fused.pow2(d),
+        QUANT=True,
+        num_warps=LN_QUANT_WARPS,
     )
     return QuantRows(q, qs, (b, s))
-
-
-def _warps(d: int) -> int:
-    return 16 if d >= 8192 else fused.num_warps_for(d)
 
 
 class FP8Linear(nn.Module):
