@@ -100,20 +100,9 @@ def ln_modulate_quant(
     qs = torch.empty(b * s, 1, dtype=torch.float32, device=x.device)
     stride = fused.mod_stride(shift, scale)
     fused.triton_kernels()["ln"][(b * s,)](
-        x,
-        shift,
-        scale,
-        q,
-        qs,
-        s,
-        d,
-        stride,
-        eps,
-        MIN_SCALE,
-        BLOCK_D=fused.pow2(d),
-        QUANT=True,
-        num_warps=LN_QUANT_WARPS,
-    )
+        x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE,
+        BLOCK_D=fused.pow2(d), QUANT=True, num_warps=LN_QUANT_WARPS,
+    )  # fmt: skip
     return QuantRows(q, qs, (b, s))
 
 
