@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Device call 7 of the 2026-12-01 (fourth) session: SymmReducer's sums eagerly and in a CUDA graph, and its time per
+# all-reduce against NCCL (bench/check_symm_reduce.py). On one GPU the two ranks share it (gloo, no NCCL figure).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+source bench/gpu_site.sh .gpu4
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
+timeout 200 python3 -m torch.distributed.run --standalone --nproc-per-node 2 bench/check_symm_reduce.py 2>&1 \
+  | grep -vE "Warning|warn\(|pynvml" | tail -30 | tee "$OUT/symm.log"
