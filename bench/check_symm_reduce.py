@@ -1,9 +1,9 @@
 """Check ``inference/symm_reduce.SymmReducer`` against a plain sum, eagerly and replayed in a CUDA graph, and time it
 against the process group's all-reduce (issue 13, ``--decode-reduce``).
 
-Under ``torchrun --nproc-per-node N``: rank r uses GPU ``r % device_count``, so on a one-GPU machine the ranks share
-GPU 0 (the process group is then gloo, which NCCL would refuse, and no NCCL time is printed); on N GPUs it is NCCL.
-Each round every rank reduces a fresh bf16 row of ``--numel`` values (the 4B's hidden size: 4,096) drawn from a seed
+Under ``torchrun --nproc-per-node N`` on N GPUs (rank r on GPU r, NCCL). It cannot run with ranks sharing a GPU:
+torch's symmetric memory refuses allocations of several ranks on one device at rendezvous (tried on the one-GPU
+H200, call h5). Each round every rank reduces a fresh bf16 row of ``--numel`` values (the 4B's hidden size: 4,096) drawn from a seed
 of (round, rank), and compares with the sum of all ranks' rows computed locally in fp32 and rounded once to bf16
 (at two ranks exactly what both all-reduces must return). Then ``--reps`` reduces captured in one CUDA graph are
 replayed and timed: us per all-reduce.
@@ -68,10 +68,13 @@ def main() -> None:
     args = ap.parse_args()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     count = torch.cuda.device_count()
-    device = torch.device("cuda", local % count)
+    if int(os.environ.get("WORLD_SIZE", "1")) > count:
+        raise SystemExit(
+            f"{os.environ.get('WORLD_SIZE')} ranks but {count} GPU(s): symmetric memory needs a GPU per rank"
+        )
+    device = torch.device("cuda", local)
     torch.cuda.set_device(device)
-    shared = int(os.environ.get("WORLD_SIZE", "1")) > count
-    dist.init_process_group("gloo" if shared else "nccl")
+    dist.init_process_group("nccl")
     rank, world = dist.get_rank(), dist.get_world_size()
     group = dist.group.WORLD
     reducer = symm_reduce.make_reducer("symm", True, group, _Engine(args.numel, device))
@@ -99,16 +102,14 @@ def main() -> None:
         graph_worst = max(graph_worst, (y.float() - want.float()).abs().max().item())
     halve = 1.0 / world  # keep the chained values bounded
     us_symm = graph_us(lambda v: reducer(v) * halve, x, args.reps)
-    us_nccl = float("nan")
-    if not shared:
 
-        def nccl(v):
-            dist.all_reduce(v)
-            return v * halve
+    def nccl(v):
+        dist.all_reduce(v)
+        return v * halve
 
-        us_nccl = graph_us(nccl, x.clone(), args.reps)
+    us_nccl = graph_us(nccl, x.clone(), args.reps)
     if rank == 0:
-        print(f"# {world} ranks on {count} GPU(s) ({'shared, gloo' if shared else 'NCCL'}), {args.numel} bf16 values")
+        print(f"# {world} ranks, one GPU each, NCCL; {args.numel} bf16 values")
         print(f"max |symm - sum| eager {worst:.3g}, in a CUDA graph {graph_worst:.3g} (want 0)")
         print(f"us per all-reduce (+ one scale kernel), {args.reps} in a graph: symm {us_symm:.1f}, NCCL {us_nccl:.1f}")
     dist.destroy_process_group()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Device call 7 of the 2026-12-01 (fourth) session: SymmReducer's sums eagerly and in a CUDA graph, and its time per
-# all-reduce against NCCL (bench/check_symm_reduce.py). On one GPU the two ranks share it (gloo, no NCCL figure).
+# all-reduce against NCCL (bench/check_symm_reduce.py). Ran on one GPU (two ranks sharing it): symmetric memory
+# refused at rendezvous ("allocations from overlapping devices"); the script now needs a GPU per rank (nvidia-h200-x2).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source bench/gpu_site.sh .gpu4
