@@ -5,11 +5,11 @@
 #   whole generate on two GPUs with int8 + FP8, --decode-reduce symm (twice: the first run fills the caches), then
 #   nccl (auto).
 set -uo pipefail
-# first the reducer alone: its sums (eager, in a CUDA graph) and its time per all-reduce against NCCL
 OUT=${OUT:-/tmp/out}; L=/tmp/e5; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 unset PYTHONDONTWRITEBYTECODE
+# first the reducer alone: its sums (eager, in a CUDA graph) and its time per all-reduce against NCCL
 timeout 60 python3 -m torch.distributed.run --standalone --nproc-per-node 2 bench/check_symm_reduce.py 2>&1 \
   | grep -vE "Warning|warn\(|pynvml" | tail -8 | tee "$L/symm.log"
 timeout 240 python3 -m torch.distributed.run --standalone --nproc-per-node 2 bench/bench_generate.py --tp 2 --batch 1 \
