@@ -137,4 +137,7 @@ def test_decode_weights_from_the_command_line(tmp_path, monkeypatch):
     )  # fmt: skip
     runner.opts = opts("--decode-weights", "int8", "--decode-gemv", "on", "--fused-step", "on")
     assert runner.load_engine() == "engine"
-    assert seen == [("auto", "on", "on", "auto", "int8")]
+    assert seen == [("auto", "on", "on", "auto", "int8", "auto")]  # ..., weights, reduce
+    runner.engine, seen[:] = None, []
+    runner.opts = opts("--decode-weights", "int8", "--decode-reduce", "nccl")
+    assert runner.load_engine() == "engine" and seen == [("auto", "auto", "auto", "auto", "int8", "nccl")]
