@@ -12,29 +12,19 @@ and prints us per call and GB/s of the bytes it must move. The kernels' outputs 
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cuda_timing import median_ms  # noqa: E402
+
 from nemo_cosmos_ar.diffusion_decoder import fp8, fused  # noqa: E402
 
 
 def timed_us(fn, reps: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b) * 1e3)
-    return statistics.median(out)
+    return median_ms(fn, reps, warmup=3) * 1e3
 
 
 def main() -> None:

@@ -20,27 +20,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 
 import torch
 import torch.nn.functional as F
+from cuda_timing import median_ms
 
 E4M3_MAX = 448.0
 
 
 def timed(fn, reps: int) -> float:
     """Median milliseconds of ``fn`` over ``reps`` runs after two warm-ups."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    return median_ms(fn, reps)
 
 
 def quantize(x: torch.Tensor):

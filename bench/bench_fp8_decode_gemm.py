@@ -13,9 +13,8 @@ figures in BENCHMARKS.md (issue 13: QKV 11.3, attention out 8.0, fc1 35.2, fc2 2
 
 from __future__ import annotations
 
-import statistics
-
 import torch
+from cuda_timing import median_ms
 
 SHAPES = {"qkv": (6144, 4096), "proj": (4096, 4096), "fc1": (28672, 4096), "fc2": (4096, 14336), "out": (64000, 4096)}
 COPIES = 16
@@ -43,15 +42,7 @@ def main() -> None:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 run()
-            times = []
-            for _ in range(12):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                graph.replay()
-                b.record()
-                torch.cuda.synchronize()
-                times.append(a.elapsed_time(b) * 1e3 / COPIES)
-            us = statistics.median(times[2:])
+            us = median_ms(graph.replay, 10) * 1e3 / COPIES
             print(f"| {name} | {n} x {k} | {m} | {us:.1f} | {n * k / us / 1e6:.2f} |", flush=True)
         del ws
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cuda_timing import median_ms  # noqa: E402
+
 from nemo_cosmos_ar.inference import symm_reduce  # noqa: E402
 
 
@@ -47,17 +48,7 @@ def graph_us(fn, x: torch.Tensor, reps: int) -> float:
     with torch.cuda.graph(g):
         for _ in range(reps):
             out = fn(out)
-    times = []
-    for _ in range(10):
-        dist.barrier()
-        torch.cuda.synchronize()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / reps)
-    return statistics.median(times)
+    return median_ms(g.replay, 10, warmup=0, before=lambda: (dist.barrier(), torch.cuda.synchronize())) * 1e3 / reps
 
 
 def main() -> None:
