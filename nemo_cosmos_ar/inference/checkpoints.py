@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -145,23 +146,49 @@ def _load_nemo(model, ckpt: Path) -> None:
 
 @torch.no_grad()
 def load_native_state(model, tensors: dict[str, torch.Tensor], cfg: CosmosARConfig) -> None:
-    """Copy this TP rank's part of a full native state dict (keys without ``model.``) into a ``GPTModel``."""
+    """Copy this TP rank's part of a full native state dict (keys without ``model.``) into a ``GPTModel``.
+
+    One Megatron tensor at a time, on the model's device: each native tensor is moved there first, then fused
+    (QKV, fc1) and cut for this rank there. Why: fusing and cutting the whole 4B on the host took 5.4 s per rank at
+    TP=2 against 2.0 s at TP=1 (two processes copying ~8 GB each; BENCHMARKS.md, issue 13); on a GPU these are
+    device copies, and only one fused tensor exists at a time."""
     from megatron.core import parallel_state
 
     params = dict(model.named_parameters())
     spec = cm.layer_spec_of(params)
     tp, rank = parallel_state.get_tensor_model_parallel_world_size(), parallel_state.get_tensor_model_parallel_rank()
-    full = cm.native_to_mcore(tensors, cfg, spec)
-    if set(full) != set(params):
-        raise ValueError(
-            f"the native weights map to {len(full)} Megatron tensors, the model has {len(params)} "
-            f"(differ: {sorted(set(full) ^ set(params))[:4]})"
-        )
-    for key, value in full.items():
+    device = next(iter(params.values())).device
+    placed = _Placed(tensors, device)
+    seen = set()
+    for key, value in cm.iter_native_to_mcore(placed, cfg, spec):
+        if key not in params:
+            raise ValueError(f"the native weights map to {key}, which the model does not have")
         part = cm.mcore_tp_slice(key, value, tp, rank)
         if part.shape != params[key].shape:
             raise ValueError(f"{key}: this rank's slice is {list(part.shape)}, the model has {list(params[key].shape)}")
         params[key].copy_(part)
+        seen.add(key)
+    if seen != set(params):
+        raise ValueError(
+            f"the native weights map to {len(seen)} Megatron tensors, the model has {len(params)} "
+            f"(differ: {sorted(set(params) ^ seen)[:4]})"
+        )
+
+
+class _Placed(Mapping):
+    """A read-only view of a state dict whose values are moved to ``device`` when read (no copy on their own device)."""
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor], device: torch.device) -> None:
+        self._tensors, self._device = tensors, device
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._tensors[key].to(self._device)
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -156,15 +156,19 @@ def native_to_mcore(
     native: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec: str = "local"
 ) -> dict[str, torch.Tensor]:
     """Map a full native state dict (no prefix) to Megatron-Core names. Tensors are not copied where not fused."""
-    out: dict[str, torch.Tensor] = {}
+    return dict(iter_native_to_mcore(native, cfg, spec))
+
+
+def iter_native_to_mcore(native: Mapping[str, torch.Tensor], cfg: CosmosARConfig, spec: str = "local"):
+    """``native_to_mcore`` one ``(key, tensor)`` at a time: a fused tensor is made when its turn comes, so a caller
+    can slice and place it before the next one exists (one fused tensor in memory, not all of them)."""
     for src_t, dst_t in {**RENAMES, **NORM_RENAMES[spec]}.items():
         for i, src in _layer_keys(src_t, cfg.n_layers):
-            out[dst_t.format(i=i)] = native[src]
+            yield dst_t.format(i=i), native[src]
     for dst_t, srcs in FUSED.items():
         for i in range(cfg.n_layers):
             parts = [native[s.format(i=i)] for s in srcs]
-            out[dst_t.format(i=i)] = merge_qkv(*parts, cfg) if "linear_qkv" in dst_t else torch.cat(parts, dim=0)
-    return out
+            yield dst_t.format(i=i), merge_qkv(*parts, cfg) if "linear_qkv" in dst_t else torch.cat(parts, dim=0)
 
 
 def mcore_to_native(
