@@ -27,12 +27,6 @@ from cuda_timing import median_ms  # noqa: E402
 from nemo_cosmos_ar.inference import symm_reduce  # noqa: E402
 
 
-class _Engine:  # what make_reducer reads
-    def __init__(self, dim: int, device: torch.device) -> None:
-        self.cfg = type("Cfg", (), {"dim": dim})()
-        self.device, self.dtype = device, torch.bfloat16
-
-
 def rows(rnd: int, world: int, numel: int, device) -> list[torch.Tensor]:
     return [
         torch.randn(numel, generator=torch.Generator().manual_seed(1000 * rnd + r)).to(torch.bfloat16).to(device)
@@ -68,7 +62,7 @@ def main() -> None:
     dist.init_process_group("nccl")
     rank, world = dist.get_rank(), dist.get_world_size()
     group = dist.group.WORLD
-    reducer = symm_reduce.make_reducer("symm", True, group, _Engine(args.numel, device))
+    reducer = symm_reduce.SymmReducer(group, args.numel, torch.bfloat16, device)
     worst = 0.0
     for rnd in range(args.rounds):
         xs = rows(rnd, world, args.numel, device)

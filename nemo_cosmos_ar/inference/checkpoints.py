@@ -149,9 +149,9 @@ def load_native_state(model, tensors: dict[str, torch.Tensor], cfg: CosmosARConf
     """Copy this TP rank's part of a full native state dict (keys without ``model.``) into a ``GPTModel``.
 
     One Megatron tensor at a time, on the model's device: each native tensor is moved there first, then fused
-    (QKV, fc1) and cut for this rank there. Why: fusing and cutting the whole 4B on the host took 5.4 s per rank at
-    TP=2 against 2.0 s at TP=1 (two processes copying ~8 GB each; BENCHMARKS.md, issue 13); on a GPU these are
-    device copies, and only one fused tensor exists at a time."""
+    (QKV, fc1) and cut for this rank there. Why: with the whole 4B fused and cut on the host first, the AR load took
+    5.4 s per rank at TP=2 against 2.0 s at TP=1 (BENCHMARKS.md, issue 13); on a GPU these are device copies, and
+    only one fused tensor exists at a time."""
     from megatron.core import parallel_state
 
     params = dict(model.named_parameters())

@@ -349,10 +349,7 @@ class McoreEngine:
             if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
-            reducer = self.reducer if gemv else None
-            h = fused_step.run_layers(
-                self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl, reducer=reducer
-            )
+            h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl)
             logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl)
             return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope

@@ -162,21 +162,21 @@ def _split_qkv(attn, mixed: torch.Tensor):
 
 
 def run_layers(
-    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False,
-    reducer=None,
-) -> torch.Tensor:  # fmt: skip
+    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False
+) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
     ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s).
     ``gemv``: the projections as ``gemv.gemv`` (the caller passes it at batch 1 only; ``gemv_supported(model)``
     must hold); with ``glu`` the MLP's fc1 and SwiGLU are one ``gemv(..., glu=True)`` (this rank's fc1 weight is
     ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
-    layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``).
-    ``reducer``: the TP all-reduces of the ``gemv`` products by ``symm_reduce.SymmReducer`` (``McoreEngine.reducer``)."""
+    layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``). With
+    ``gemv`` the TP all-reduces go through ``engine.reducer`` when it is set (``symm_reduce.SymmReducer``)."""
     cuda = x.is_cuda
     qk, addn = _fn("qk", qk_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
     act = _fn("swiglu", swiglu, cuda, pdl)
     layers = engine.layers
+    reducer = engine.reducer if gemv else None
     first = layers[0].input_layernorm
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
