@@ -108,3 +108,53 @@ def gemv_kernel(
     if RESIDUAL:  # r + W x with W x rounded first: the unfused step's two roundings
         y = y.to(y_ptr.dtype.element_ty).to(tl.float32) + tl.load(r_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=row_ok)
+
+
+@triton.jit
+def gemv_i8mma_kernel(
+    x_ptr, w_ptr, y_ptr, s_ptr, N, K, stride_wn,
+    PDL: tl.constexpr, GROUPS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """``y = (W x) * s`` for int8 ``W [N, K]`` on the int8 tensor cores: no per-weight conversion instruction.
+
+    Each ``BLOCK_K`` tile of x is cut into ``GROUPS`` groups; each group is written as ``hi * s1 + lo * s2`` with
+    int8 ``hi``, ``lo`` (``s1 = amax / 127``, ``s2 = s1 / 254``: the remainder after ``hi`` is at most ``s1 / 2``),
+    which represents the bf16 row to ``amax * 1.6e-5`` per value. The tile's B operand is ``[BLOCK_K, 16]`` int8:
+    column ``2 g`` holds group g's ``hi`` on its rows and zeros elsewhere, column ``2 g + 1`` its ``lo``; one int32
+    MMA gives every group's two partial sums, which are scaled and added in fp32."""
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    cols = tl.arange(0, BLOCK_K)
+    w_rows = w_ptr + rows[:, None].to(tl.int64) * stride_wn
+    w = tl.load(w_rows + cols[None, :], mask=row_ok[:, None] & (cols < K)[None, :], other=0)
+    if PDL:  # as gemv_kernel: the first weight tile is read before waiting for the kernel before
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+    j = tl.arange(0, 16)  # B's columns
+    jg = j // 2  # the group a column belongs to (>= GROUPS: an unused zero column)
+    GS: tl.constexpr = BLOCK_K // GROUPS
+    kg = cols // GS  # the group of each tile row
+    g = tl.arange(0, GROUPS)
+    acc = tl.zeros([BLOCK_N, 16], dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        c = k0 + cols
+        c_ok = c < K
+        if k0 > 0:
+            w = tl.load(w_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0)
+        x = tl.load(x_ptr + c, mask=c_ok, other=0.0).to(tl.float32)
+        amax = tl.max(tl.abs(tl.reshape(x, [GROUPS, GS])), 1)  # [GROUPS]
+        s1 = amax / 127.0
+        inv1 = tl.where(amax > 0, 127.0 / amax, 0.0)
+        # per tile row, its group's 1/s1 (a select over the few groups: no gather needed)
+        inv1_k = tl.sum(tl.where(kg[:, None] == g[None, :], inv1[None, :], 0.0), 1)
+        s1_k = tl.sum(tl.where(kg[:, None] == g[None, :], s1[None, :], 0.0), 1)
+        hi = tl.floor(x * inv1_k + 0.5)
+        lo = tl.floor((x - hi * s1_k) * (254.0 * inv1_k) + 0.5)
+        lo = tl.minimum(tl.maximum(lo, -127.0), 127.0)
+        sel = kg[:, None] == jg[None, :]
+        b = tl.where(sel, tl.where((j % 2 == 0)[None, :], hi[:, None], lo[:, None]), 0.0).to(tl.int8)
+        part = tl.dot(w, b, out_dtype=tl.int32)  # [BLOCK_N, 16]
+        scol = tl.where(j % 2 == 0, 1.0, 1.0 / 254.0) * tl.sum(tl.where(jg[:, None] == g[None, :], s1[None, :], 0.0), 1)
+        acc += part.to(tl.float32) * scol[None, :]
+    y = tl.sum(acc, 1) * tl.load(s_ptr + rows, mask=row_ok, other=0.0)
+    tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=row_ok)
