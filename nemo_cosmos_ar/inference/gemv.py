@@ -36,7 +36,7 @@ import os
 import torch
 
 _KERNEL: list = []
-_MMA_KERNEL: list = []
+_DP4A_KERNEL: list = []
 
 # Blocks per program: 2 rows x 1,024 columns, 4 warps. On the H200 an autotuner picked it for every 4B shape and it
 # was the best of a 24-configuration sweep (bench/bench_gemv.py sweeps them); a fixed choice spares generate's first
@@ -46,9 +46,9 @@ DEFAULT_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 1024, "num_warps": 4, "num_stages": 3
 # (35.2 us, 3.34 TB/s, against 41.0 us for the byte-wise kernel's best) and near it for QKV (8 x 1,024: 10.2 us);
 # with 2 rows the word-wise kernel was slower than the byte-wise one (bench/bench_gemv.py --weights int8).
 INT8_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3}
-# Int8 weights on the int8 tensor cores (``mma=True``, ``gemv_triton.gemv_i8mma_kernel``): rows per program, columns
-# per tile and the groups each tile's x is quantized in (not yet measured on the H200).
-INT8_MMA_CONFIG = {"BLOCK_N": 16, "BLOCK_K": 512, "GROUPS": 8, "num_warps": 4, "num_stages": 3}
+# Int8 weights with integer dot products (``dp4a=True``, ``gemv_triton.gemv_dp4a_kernel``): rows per program,
+# columns per tile, the int8 levels x is written in (not yet measured on the H200).
+DP4A_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 2048, "LEVELS": 2, "num_warps": 4, "num_stages": 3}
 
 
 def _build():
@@ -59,12 +59,12 @@ def _build():
     return _KERNEL[0]
 
 
-def _build_mma():
-    if not _MMA_KERNEL:
-        from nemo_cosmos_ar.inference.gemv_triton import gemv_i8mma_kernel
+def _build_dp4a():
+    if not _DP4A_KERNEL:
+        from nemo_cosmos_ar.inference.gemv_triton import gemv_dp4a_kernel
 
-        _MMA_KERNEL.append(gemv_i8mma_kernel)
-    return _MMA_KERNEL[0]
+        _DP4A_KERNEL.append(gemv_dp4a_kernel)
+    return _DP4A_KERNEL[0]
 
 
 def gemv(
@@ -78,7 +78,7 @@ def gemv(
     glu: bool = False,
     scale: torch.Tensor | None = None,
     pdl: bool = False,
-    mma: bool = False,
+    dp4a: bool = False,
     config: dict | None = None,
 ) -> torch.Tensor:
     """``F.linear(x, weight)`` for one row: ``x [..., K]`` with one row in all, ``weight [N, K]`` with a contiguous
@@ -98,11 +98,11 @@ def gemv(
     ``pdl``: launch with programmatic dependent launch (Hopper and later, CUDA only): the kernel may start while
     the kernel before it finishes, loads its first weight tile, then waits for that kernel's writes
     (``griddepcontrol.wait``) before reading anything else; it lets the next kernel launch early in turn.
-    ``mma`` (int8 weights, no fusion): the product on the int8 tensor cores, x written per group of columns as
-    ``hi * s1 + lo * s2`` with two int8 values (``gemv_triton.gemv_i8mma_kernel``; within ``amax * 1.6e-5`` of
-    x per value, about 1e-4 of the output, under the bf16 rounding of the result).
-    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``; ``GROUPS`` with ``mma``) overrides
-    ``DEFAULT_CONFIG`` (int8: ``INT8_CONFIG``, ``INT8_MMA_CONFIG``).
+    ``dp4a`` (int8 weights, K a multiple of 4, no fusion): integer dot products, x written as ``LEVELS`` int8 values
+    per column (``gemv_triton.gemv_dp4a_kernel``; two levels carry x to ``amax(x) / 64,516`` per value, three to
+    ``amax(x) / 16.4e6``).
+    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``; ``LEVELS`` with ``dp4a``) overrides
+    ``DEFAULT_CONFIG`` (int8: ``INT8_CONFIG``, ``DP4A_CONFIG``).
     """
     n, k = weight.shape
     if (weight.dtype == torch.int8) != (scale is not None):
@@ -135,8 +135,8 @@ def gemv(
         raise ValueError(f"gemv: residual {tuple(residual.shape)} must hold {n_out} values")
     if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("gemv: CPU tensors run in Triton's interpreter: set TRITON_INTERPRET=1 first")
-    if mma:
-        return _gemv_mma(
+    if dp4a:
+        return _gemv_dp4a(
             x, weight, scale, pdl, config, fused=bool(swiglu or glu or norm_weight is not None or residual is not None)
         )
     kernel = _build()
@@ -161,19 +161,22 @@ def gemv(
     return y
 
 
-def _gemv_mma(x, weight, scale, pdl: bool, config: dict | None, fused: bool) -> torch.Tensor:
+def _gemv_dp4a(x, weight, scale, pdl: bool, config: dict | None, fused: bool) -> torch.Tensor:
     n, k = weight.shape
-    if scale is None or fused:
-        raise ValueError("gemv: mma=True takes an int8 weight with its scale and no fusion")
-    kernel = _build_mma()
+    if scale is None or fused or k % 4 or weight.stride(0) % 4 or weight.data_ptr() % 4:
+        raise ValueError(
+            "gemv: dp4a=True takes an int8 weight with its scale, K and the row stride multiples of 4, and no fusion "
+            f"(weight {tuple(weight.shape)}, stride {weight.stride()})"
+        )
+    kernel = _build_dp4a()
     y = torch.empty((*x.shape[:-1], n), dtype=x.dtype, device=x.device)
-    args = (x.reshape(k).contiguous(), weight, y, scale, n, k, weight.stride(0))
-    if x.device.type != "cuda":  # the interpreter: one fixed small configuration
-        kernel[(_cdiv(n, 16),)](*args, PDL=False, GROUPS=4, BLOCK_N=16, BLOCK_K=128)
+    args = (x.reshape(k).contiguous(), weight.view(torch.int32), y, scale, n, k, weight.stride(0) // 4)
+    meta = dict(config or DP4A_CONFIG)
+    if x.device.type != "cuda":  # the interpreter: one fixed small block, dp4a emulated by shifts
+        kernel[(_cdiv(n, 16),)](*args, PDL=False, LEVELS=meta["LEVELS"], ASM=False, BLOCK_N=16, BLOCK_K=128)
         return y
-    meta = dict(config or INT8_MMA_CONFIG)
     launch = {"launch_pdl": True} if pdl else {}
-    kernel[(_cdiv(n, meta["BLOCK_N"]),)](*args, PDL=pdl, **meta, **launch)
+    kernel[(_cdiv(n, meta["BLOCK_N"]),)](*args, PDL=pdl, ASM=True, **meta, **launch)
     return y
 
 

@@ -111,50 +111,74 @@ def gemv_kernel(
 
 
 @triton.jit
-def gemv_i8mma_kernel(
-    x_ptr, w_ptr, y_ptr, s_ptr, N, K, stride_wn,
-    PDL: tl.constexpr, GROUPS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-):  # fmt: skip
-    """``y = (W x) * s`` for int8 ``W [N, K]`` on the int8 tensor cores: no per-weight conversion instruction.
+def dot4(w32, x32, acc, ASM: tl.constexpr):
+    """``acc + sum_j byte_j(w32) * byte_j(x32)`` over the 4 signed int8 bytes of two int32 words: one ``dp4a``
+    instruction on the GPU (``ASM``), shifts in Triton's interpreter."""
+    if ASM:
+        return tl.inline_asm_elementwise(
+            "dp4a.s32.s32 $0, $1, $2, $3;", "=r,r,r,r", [w32, x32, acc], dtype=tl.int32, is_pure=True, pack=1
+        )
+    for j in tl.static_range(4):
+        acc += ((w32 << (24 - 8 * j)) >> 24) * ((x32 << (24 - 8 * j)) >> 24)
+    return acc
 
-    Each ``BLOCK_K`` tile of x is cut into ``GROUPS`` groups; each group is written as ``hi * s1 + lo * s2`` with
-    int8 ``hi``, ``lo`` (``s1 = amax / 127``, ``s2 = s1 / 254``: the remainder after ``hi`` is at most ``s1 / 2``),
-    which represents the bf16 row to ``amax * 1.6e-5`` per value. The tile's B operand is ``[BLOCK_K, 16]`` int8:
-    column ``2 g`` holds group g's ``hi`` on its rows and zeros elsewhere, column ``2 g + 1`` its ``lo``; one int32
-    MMA gives every group's two partial sums, which are scaled and added in fp32."""
+
+@triton.jit
+def pack4(v):
+    """``[T, 4]`` int32 values in [-128, 127] as ``[T]`` int32 words, value j in byte j (little-endian)."""
+    sh = 8 * tl.arange(0, 4)
+    return tl.sum((v & 0xFF) << sh[None, :], 1)
+
+
+@triton.jit
+def gemv_dp4a_kernel(
+    x_ptr, w_ptr, y_ptr, s_ptr, N, K, stride_wn,
+    PDL: tl.constexpr, LEVELS: tl.constexpr, ASM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """``y = (W x) * s`` for int8 ``W [N, K]`` (rows read as int32 words of 4 columns, ``K % 4 == 0``) with integer
+    dot products: x is written as ``sum_l q_l * amax / 127 / 254^l`` with int8 ``q_l`` (``LEVELS`` of them; each
+    level carries the remainder of the one before, at most half its step), packed 4 to a word, and each weight word
+    meets each x word in one ``dp4a`` (4 multiply-adds): ``LEVELS / 4`` instructions per weight, exact int32 sums,
+    no int-to-float work per weight. x is carried to ``amax / (2 * 127 * 254^(LEVELS - 1))`` per value."""
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < N
-    cols = tl.arange(0, BLOCK_K)
+    TILE: tl.constexpr = BLOCK_K // 4
+    K_T = K // 4
+    cols = tl.arange(0, TILE)
     w_rows = w_ptr + rows[:, None].to(tl.int64) * stride_wn
-    w = tl.load(w_rows + cols[None, :], mask=row_ok[:, None] & (cols < K)[None, :], other=0)
+    w = tl.load(w_rows + cols[None, :], mask=row_ok[:, None] & (cols < K_T)[None, :], other=0)
     if PDL:  # as gemv_kernel: the first weight tile is read before waiting for the kernel before
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
-    j = tl.arange(0, 16)  # B's columns
-    jg = j // 2  # the group a column belongs to (>= GROUPS: an unused zero column)
-    GS: tl.constexpr = BLOCK_K // GROUPS
-    kg = cols // GS  # the group of each tile row
-    g = tl.arange(0, GROUPS)
-    acc = tl.zeros([BLOCK_N, 16], dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    # x's largest magnitude (every program computes the same one; x is a few KB, read from L2)
+    amax = tl.max(tl.abs(tl.load(x_ptr + tl.arange(0, BLOCK_K), mask=tl.arange(0, BLOCK_K) < K, other=0.0)), 0)
+    for k0 in range(BLOCK_K, K, BLOCK_K):
+        c = k0 + tl.arange(0, BLOCK_K)
+        amax = tl.maximum(amax, tl.max(tl.abs(tl.load(x_ptr + c, mask=c < K, other=0.0)), 0))
+    amax = amax.to(tl.float32)
+    inv = tl.where(amax > 0, 127.0 / amax, 0.0)
+    step = amax / 127.0
+    j4 = tl.arange(0, 4)
+    acc0 = tl.zeros([BLOCK_N, TILE], dtype=tl.int32)
+    acc1 = tl.zeros([BLOCK_N, TILE], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_N, TILE], dtype=tl.int32)
+    for k0 in range(0, K_T, TILE):
         c = k0 + cols
-        c_ok = c < K
+        c_ok = c < K_T
         if k0 > 0:
             w = tl.load(w_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0)
-        x = tl.load(x_ptr + c, mask=c_ok, other=0.0).to(tl.float32)
-        amax = tl.max(tl.abs(tl.reshape(x, [GROUPS, GS])), 1)  # [GROUPS]
-        s1 = amax / 127.0
-        inv1 = tl.where(amax > 0, 127.0 / amax, 0.0)
-        # per tile row, its group's 1/s1 (a select over the few groups: no gather needed)
-        inv1_k = tl.sum(tl.where(kg[:, None] == g[None, :], inv1[None, :], 0.0), 1)
-        s1_k = tl.sum(tl.where(kg[:, None] == g[None, :], s1[None, :], 0.0), 1)
-        hi = tl.floor(x * inv1_k + 0.5)
-        lo = tl.floor((x - hi * s1_k) * (254.0 * inv1_k) + 0.5)
-        lo = tl.minimum(tl.maximum(lo, -127.0), 127.0)
-        sel = kg[:, None] == jg[None, :]
-        b = tl.where(sel, tl.where((j % 2 == 0)[None, :], hi[:, None], lo[:, None]), 0.0).to(tl.int8)
-        part = tl.dot(w, b, out_dtype=tl.int32)  # [BLOCK_N, 16]
-        scol = tl.where(j % 2 == 0, 1.0, 1.0 / 254.0) * tl.sum(tl.where(jg[:, None] == g[None, :], s1[None, :], 0.0), 1)
-        acc += part.to(tl.float32) * scol[None, :]
-    y = tl.sum(acc, 1) * tl.load(s_ptr + rows, mask=row_ok, other=0.0)
+        xv = tl.load(x_ptr + 4 * c[:, None] + j4[None, :], mask=c_ok[:, None], other=0.0).to(tl.float32)
+        q0 = tl.floor(xv * inv + 0.5)
+        acc0 = dot4(w, tl.broadcast_to(pack4(q0.to(tl.int32))[None, :], [BLOCK_N, TILE]), acc0, ASM)
+        r = xv - q0 * step
+        q1 = tl.minimum(tl.maximum(tl.floor(r * (254.0 * inv) + 0.5), -127.0), 127.0)
+        acc1 = dot4(w, tl.broadcast_to(pack4(q1.to(tl.int32))[None, :], [BLOCK_N, TILE]), acc1, ASM)
+        if LEVELS == 3:
+            r = r - q1 * (step / 254.0)
+            q2 = tl.minimum(tl.maximum(tl.floor(r * (64516.0 * inv) + 0.5), -127.0), 127.0)
+            acc2 = dot4(w, tl.broadcast_to(pack4(q2.to(tl.int32))[None, :], [BLOCK_N, TILE]), acc2, ASM)
+    y = tl.sum(acc0, 1).to(tl.float32) * step + tl.sum(acc1, 1).to(tl.float32) * (step / 254.0)
+    if LEVELS == 3:
+        y += tl.sum(acc2, 1).to(tl.float32) * (step / 64516.0)
+    y = y * tl.load(s_ptr + rows, mask=row_ok, other=0.0)
     tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=row_ok)

@@ -1,15 +1,15 @@
-"""The int8 batch-1 decode products on the int8 tensor cores, against the current int8 matrix-vector kernel (issue 13).
+"""The int8 batch-1 decode products with integer dot products, against the current int8 matrix-vector kernel (issue 13).
 
-``gemv(..., scale=, mma=True)`` (``gemv_triton.gemv_i8mma_kernel``) feeds the int8 weight tiles straight to int8
-MMAs, with x written per group of columns as two int8 values (``hi * s1 + lo * s2``): no int-to-float work per
-weight, which is what held the int8 kernel's small products at ~2.2 TB/s. Per 4B shape, each on 16 distinct weight
+``gemv(..., scale=, dp4a=True)`` (``gemv_triton.gemv_dp4a_kernel``) writes x as two (or three) int8 values per column
+and multiplies 4 weights by 4 x values in one ``dp4a`` instruction: no int-to-float work per weight, which is what
+holds the int8 kernel's products at 2.1-3.6 TB/s. Per 4B shape, each on 16 distinct weight
 copies in one CUDA graph (so the weights stream from HBM): microseconds per product and TB/s of int8 weight + fp32
-scale bytes, for the current kernel (``INT8_CONFIG``) and the MMA kernel (its default and the best of a sweep), with
-and without programmatic dependent launch; and the MMA kernel's largest difference from the current kernel's output,
-relative to that output's largest value.
+scale bytes, for the current kernel (``INT8_CONFIG``) and the dp4a kernel (two and three levels, and the best of a sweep), with
+and without programmatic dependent launch; and the dp4a kernel's largest difference from the current kernel's output
+and from the exact product, relative to that output's largest value.
 
-    python bench/bench_gemv_mma.py             # H200
-    python bench/bench_gemv_mma.py --no-sweep
+    python bench/bench_gemv_dp4a.py             # H200
+    python bench/bench_gemv_dp4a.py --no-sweep
 """
 
 import argparse
@@ -43,11 +43,18 @@ def row(name: str, sweep: list[dict]) -> str:
     def fmt(sec):
         return f"{sec * 1e6:.1f} ({tb / sec:.2f})"
 
-    cells = [fmt(t()), fmt(t(pdl=True)), fmt(t(mma=True)), fmt(t(mma=True, pdl=True))]
+    three = dict(G.DP4A_CONFIG, LEVELS=3)
+    cells = [
+        fmt(t()),
+        fmt(t(pdl=True)),
+        fmt(t(dp4a=True)),
+        fmt(t(dp4a=True, pdl=True)),
+        fmt(t(dp4a=True, config=three)),
+    ]
     best = None
     for cfg in sweep:
         try:
-            sec = graph_time(lambda i, c=cfg: G.gemv(x, qs[i][0], scale=qs[i][1], mma=True, config=c), copies, 10)
+            sec = graph_time(lambda i, c=cfg: G.gemv(x, qs[i][0], scale=qs[i][1], dp4a=True, config=c), copies, 10)
         except Exception as err:  # noqa: BLE001 -- e.g. out of shared memory: skip the config
             print(f"  {name} {cfg}: {str(err).splitlines()[0][:120]}", file=sys.stderr)
             continue
@@ -56,11 +63,11 @@ def row(name: str, sweep: list[dict]) -> str:
     if best:
         c = best[1]
         cells.append(
-            f"{fmt(best[0])} [{c['BLOCK_N']}x{c['BLOCK_K']} g{c['GROUPS']} w{c['num_warps']} s{c['num_stages']}]"
+            f"{fmt(best[0])} [{c['BLOCK_N']}x{c['BLOCK_K']} L{c['LEVELS']} w{c['num_warps']} s{c['num_stages']}]"
         )
-        cells.append(fmt(t(mma=True, pdl=True, config=best[1])))
+        cells.append(fmt(t(dp4a=True, pdl=True, config=best[1])))
     ref = G.gemv(x, qs[0][0], scale=qs[0][1]).float()
-    got = G.gemv(x, qs[0][0], scale=qs[0][1], mma=True).float()
+    got = G.gemv(x, qs[0][0], scale=qs[0][1], dp4a=True).float()
     exact = (qs[0][0].float() @ x.reshape(k).float()) * qs[0][1]
     err = (got - ref).abs().max().item() / ref.abs().max().item()
     err_exact = (got.reshape(n) - exact).abs().max().item() / exact.abs().max().item()
@@ -74,18 +81,18 @@ def main() -> None:
     ap.add_argument("--shapes", default="qkv,proj,fc1,fc2,output")
     args = ap.parse_args()
     sweep = [
-        dict(BLOCK_N=bn, BLOCK_K=bk, GROUPS=g, num_warps=w, num_stages=st)
-        for bn, bk, g, w, st in itertools.product((16, 32, 64), (256, 512, 1024), (8,), (4, 8), (3, 4))
-    ] + [dict(G.INT8_MMA_CONFIG, GROUPS=1), dict(G.INT8_MMA_CONFIG, GROUPS=2)]
+        dict(BLOCK_N=bn, BLOCK_K=bk, LEVELS=2, num_warps=w, num_stages=st)
+        for bn, bk, w, st in itertools.product((2, 4, 8, 16), (1024, 2048, 4096), (4, 8), (3,))
+    ]
     if args.no_sweep:
         sweep = []
     print(f"{torch.cuda.get_device_name()}; int8 weights, per-row scales; INT8_CONFIG {G.INT8_CONFIG}, "
-          f"INT8_MMA_CONFIG {G.INT8_MMA_CONFIG}\n")  # fmt: skip
+          f"DP4A_CONFIG {G.DP4A_CONFIG}\n")  # fmt: skip
     print(
-        "| shape | N x K | int8 kernel us (TB/s) | + PDL | MMA kernel | MMA + PDL | MMA, best of sweep [config] "
-        "| best + PDL | MMA vs int8 kernel / vs exact (max diff / max) |"
+        "| shape | N x K | int8 kernel us (TB/s) | + PDL | dp4a, 2 levels | + PDL | dp4a, 3 levels "
+        "| dp4a, best of sweep [config] | best + PDL | dp4a vs int8 kernel / vs exact (max diff / max) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.shapes.split(","):
         print(row(name, sweep), flush=True)
 
