@@ -36,7 +36,6 @@ import os
 import torch
 
 _KERNEL: list = []
-_DP4A_KERNEL: list = []
 
 # Blocks per program: 2 rows x 1,024 columns, 4 warps. On the H200 an autotuner picked it for every 4B shape and it
 # was the best of a 24-configuration sweep (bench/bench_gemv.py sweeps them); a fixed choice spares generate's first
@@ -46,9 +45,6 @@ DEFAULT_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 1024, "num_warps": 4, "num_stages": 3
 # (35.2 us, 3.34 TB/s, against 41.0 us for the byte-wise kernel's best) and near it for QKV (8 x 1,024: 10.2 us);
 # with 2 rows the word-wise kernel was slower than the byte-wise one (bench/bench_gemv.py --weights int8).
 INT8_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3}
-# Int8 weights with integer dot products (``dp4a=True``, ``gemv_triton.gemv_dp4a_kernel``): rows per program,
-# columns per tile, the int8 levels x is written in (not yet measured on the H200).
-DP4A_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 2048, "LEVELS": 2, "num_warps": 4, "num_stages": 3}
 
 
 def _build():
@@ -57,14 +53,6 @@ def _build():
 
         _KERNEL.append(gemv_kernel)
     return _KERNEL[0]
-
-
-def _build_dp4a():
-    if not _DP4A_KERNEL:
-        from nemo_cosmos_ar.inference.gemv_triton import gemv_dp4a_kernel
-
-        _DP4A_KERNEL.append(gemv_dp4a_kernel)
-    return _DP4A_KERNEL[0]
 
 
 def gemv(
@@ -78,7 +66,6 @@ def gemv(
     glu: bool = False,
     scale: torch.Tensor | None = None,
     pdl: bool = False,
-    dp4a: bool = False,
     config: dict | None = None,
 ) -> torch.Tensor:
     """``F.linear(x, weight)`` for one row: ``x [..., K]`` with one row in all, ``weight [N, K]`` with a contiguous
@@ -98,11 +85,8 @@ def gemv(
     ``pdl``: launch with programmatic dependent launch (Hopper and later, CUDA only): the kernel may start while
     the kernel before it finishes, loads its first weight tile, then waits for that kernel's writes
     (``griddepcontrol.wait``) before reading anything else; it lets the next kernel launch early in turn.
-    ``dp4a`` (int8 weights, K a multiple of 4, no fusion): integer dot products, x written as ``LEVELS`` int8 values
-    per column (``gemv_triton.gemv_dp4a_kernel``; two levels carry x to ``amax(x) / 64,516`` per value, three to
-    ``amax(x) / 16.4e6``).
-    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``; ``LEVELS`` with ``dp4a``) overrides
-    ``DEFAULT_CONFIG`` (int8: ``INT8_CONFIG``, ``DP4A_CONFIG``).
+    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) overrides ``DEFAULT_CONFIG`` (int8:
+    ``INT8_CONFIG``).
     """
     n, k = weight.shape
     if (weight.dtype == torch.int8) != (scale is not None):
@@ -135,10 +119,6 @@ def gemv(
         raise ValueError(f"gemv: residual {tuple(residual.shape)} must hold {n_out} values")
     if x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("gemv: CPU tensors run in Triton's interpreter: set TRITON_INTERPRET=1 first")
-    if dp4a:
-        return _gemv_dp4a(
-            x, weight, scale, pdl, config, fused=bool(swiglu or glu or norm_weight is not None or residual is not None)
-        )
     kernel = _build()
     xv = x.reshape(k_in).contiguous()
     g = norm_weight.contiguous() if norm_weight is not None else xv  # unused pointers when the fusion is off
@@ -158,25 +138,6 @@ def gemv(
     meta = dict(config or (INT8_CONFIG if scaled else DEFAULT_CONFIG))
     launch = {"launch_pdl": True} if pdl else {}
     kernel[(_cdiv(n_out, meta["BLOCK_N"]),)](*args, **flags, PDL=pdl, **meta, **launch)
-    return y
-
-
-def _gemv_dp4a(x, weight, scale, pdl: bool, config: dict | None, fused: bool) -> torch.Tensor:
-    n, k = weight.shape
-    if scale is None or fused or k % 4 or weight.stride(0) % 4 or weight.data_ptr() % 4:
-        raise ValueError(
-            "gemv: dp4a=True takes an int8 weight with its scale, K and the row stride multiples of 4, and no fusion "
-            f"(weight {tuple(weight.shape)}, stride {weight.stride()})"
-        )
-    kernel = _build_dp4a()
-    y = torch.empty((*x.shape[:-1], n), dtype=x.dtype, device=x.device)
-    args = (x.reshape(k).contiguous(), weight.view(torch.int32), y, scale, n, k, weight.stride(0) // 4)
-    meta = dict(config or DP4A_CONFIG)
-    if x.device.type != "cuda":  # the interpreter: one fixed small block, dp4a emulated by shifts
-        kernel[(_cdiv(n, 16),)](*args, PDL=False, LEVELS=meta["LEVELS"], ASM=False, BLOCK_N=16, BLOCK_K=128)
-        return y
-    launch = {"launch_pdl": True} if pdl else {}
-    kernel[(_cdiv(n, meta["BLOCK_N"]),)](*args, PDL=pdl, ASM=True, **meta, **launch)
     return y
 
 
