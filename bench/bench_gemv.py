@@ -62,7 +62,9 @@ def graph_time(fn, calls: int, replays: int = 20) -> float:
     return start.elapsed_time(end) / 1e3 / (replays * calls)
 
 
-def bench_shape(name: str, sweep: list[dict], int8: bool = False, variants=("plain", "fused")) -> str:
+def bench_shape(
+    name: str, sweep: list[dict], int8: bool = False, variants=("plain", "fused"), prefetch: bool = False
+) -> str:
     """One table row for projection ``name`` (``int8``: the kernel on int8 weights with per-row scales)."""
     dev, dt = torch.device("cuda"), torch.bfloat16
     n, k, fusion = SHAPES[name]
@@ -95,6 +97,9 @@ def bench_shape(name: str, sweep: list[dict], int8: bool = False, variants=("pla
     t_plain = graph_time(lambda i: run(i, xk), copies)
     t_fused = graph_time(lambda i: run(i, x, **kw), copies)
     row = [fmt(t_cublas, tb=tb_bf16), fmt(t_plain), fmt(t_fused)]
+    if prefetch:  # the default blocks with the next tile loaded first
+        cfg = dict(G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG, PREFETCH=True)
+        row.append(fmt(graph_time(lambda i: run(i, xk, cfg), copies)))
     if sweep:
         for variant in variants:
             best = None
@@ -110,7 +115,10 @@ def bench_shape(name: str, sweep: list[dict], int8: bool = False, variants=("pla
                 if best is None or t < best[0]:
                     best = (t, cfg)
             cfg = best[1]
-            row.append(fmt(best[0], f" [{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}]"))
+            pf = " prefetch" if cfg.get("PREFETCH") else ""
+            row.append(
+                fmt(best[0], f" [{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}{pf}]")
+            )
     return f"| {name} | {n} x {k} | {fusion} | " + " | ".join(row) + " |"
 
 
@@ -122,6 +130,9 @@ def main() -> None:
     ap.add_argument(
         "--quick-sweep", action="store_true", help="the plain variant only, over 1-8 rows x 1-4k columns x 4/8 warps"
     )
+    ap.add_argument(
+        "--prefetch", action="store_true", help="sweep each block with and without PREFETCH (next tile loaded first)"
+    )
     args = ap.parse_args()
     int8 = args.weights == "int8"
     block_k = (512, 1024, 2048, 4096) if int8 else (256, 512, 1024, 2048)  # int8 rows are half the bytes
@@ -132,6 +143,8 @@ def main() -> None:
         dict(BLOCK_N=bn, BLOCK_K=bk, num_warps=w, num_stages=st)
         for bn, bk, w, st in itertools.product(rows, block_k, (4, 8), (3,))
     ]
+    if args.prefetch:
+        sweep = [dict(c, PREFETCH=p) for c in sweep for p in (False, True)]
     variants = ("plain",) if args.quick_sweep else ("plain", "fused")  # generate runs the plain products
     default = G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG
     print(
@@ -140,11 +153,12 @@ def main() -> None:
     )
     print(
         "| shape | N x K | fusion | cuBLAS us (TB/s) | gemv us (TB/s) | fused us (TB/s) "
-        "| best plain sweep us (TB/s) [config] | best fused sweep us (TB/s) [config] |"
+        + ("| gemv + PREFETCH us (TB/s) " if args.prefetch else "")
+        + "| best plain sweep us (TB/s) [config] | best fused sweep us (TB/s) [config] |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.prefetch else ""))
     for name in args.shapes.split(","):
-        print(bench_shape(name, [] if args.no_sweep else sweep, int8, variants), flush=True)
+        print(bench_shape(name, [] if args.no_sweep else sweep, int8, variants, args.prefetch), flush=True)
 
 
 if __name__ == "__main__":
