@@ -62,9 +62,7 @@ def graph_time(fn, calls: int, replays: int = 20) -> float:
     return start.elapsed_time(end) / 1e3 / (replays * calls)
 
 
-def bench_shape(
-    name: str, sweep: list[dict], int8: bool = False, variants=("plain", "fused"), prefetch: bool = False
-) -> str:
+def bench_shape(name: str, sweep: list[dict], int8: bool = False, variants=("plain", "fused")) -> str:
     """One table row for projection ``name`` (``int8``: the kernel on int8 weights with per-row scales)."""
     dev, dt = torch.device("cuda"), torch.bfloat16
     n, k, fusion = SHAPES[name]
@@ -97,9 +95,6 @@ def bench_shape(
     t_plain = graph_time(lambda i: run(i, xk), copies)
     t_fused = graph_time(lambda i: run(i, x, **kw), copies)
     row = [fmt(t_cublas, tb=tb_bf16), fmt(t_plain), fmt(t_fused)]
-    if prefetch:  # the default blocks with the next tile loaded first
-        cfg = dict(G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG, PREFETCH=True)
-        row.append(fmt(graph_time(lambda i: run(i, xk, cfg), copies)))
     if sweep:
         for variant in variants:
             best = None
@@ -115,10 +110,7 @@ def bench_shape(
                 if best is None or t < best[0]:
                     best = (t, cfg)
             cfg = best[1]
-            pf = " prefetch" if cfg.get("PREFETCH") else ""
-            row.append(
-                fmt(best[0], f" [{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}{pf}]")
-            )
+            row.append(fmt(best[0], f" [{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}]"))
     return f"| {name} | {n} x {k} | {fusion} | " + " | ".join(row) + " |"
 
 
@@ -130,9 +122,6 @@ def main() -> None:
     ap.add_argument(
         "--quick-sweep", action="store_true", help="the plain variant only, over 1-8 rows x 1-4k columns x 4/8 warps"
     )
-    ap.add_argument(
-        "--prefetch", action="store_true", help="sweep each block with and without PREFETCH (next tile loaded first)"
-    )
     args = ap.parse_args()
     int8 = args.weights == "int8"
     block_k = (512, 1024, 2048, 4096) if int8 else (256, 512, 1024, 2048)  # int8 rows are half the bytes
@@ -143,8 +132,6 @@ def main() -> None:
         dict(BLOCK_N=bn, BLOCK_K=bk, num_warps=w, num_stages=st)
         for bn, bk, w, st in itertools.product(rows, block_k, (4, 8), (3,))
     ]
-    if args.prefetch:
-        sweep = [dict(c, PREFETCH=p) for c in sweep for p in (False, True)]
     variants = ("plain",) if args.quick_sweep else ("plain", "fused")  # generate runs the plain products
     default = G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG
     print(
@@ -153,12 +140,11 @@ def main() -> None:
     )
     print(
         "| shape | N x K | fusion | cuBLAS us (TB/s) | gemv us (TB/s) | fused us (TB/s) "
-        + ("| gemv + PREFETCH us (TB/s) " if args.prefetch else "")
-        + "| best plain sweep us (TB/s) [config] | best fused sweep us (TB/s) [config] |"
+        "| best plain sweep us (TB/s) [config] | best fused sweep us (TB/s) [config] |"
     )
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.prefetch else ""))
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.shapes.split(","):
-        print(bench_shape(name, [] if args.no_sweep else sweep, int8, variants, args.prefetch), flush=True)
+        print(bench_shape(name, [] if args.no_sweep else sweep, int8, variants), flush=True)
 
 
 if __name__ == "__main__":

@@ -133,8 +133,7 @@ def gemv(
     flags["PACKED"] = packed
     args = (xv, w_arg, y, g, r, scale if scaled else xv, n_out, k, w_stride, eps)
     if x.device.type != "cuda":  # the interpreter: one fixed small configuration
-        prefetch = bool((config or {}).get("PREFETCH", False))
-        kernel[(_cdiv(n_out, 32),)](*args, **flags, PDL=False, BLOCK_N=32, BLOCK_K=128, PREFETCH=prefetch)
+        kernel[(_cdiv(n_out, 32),)](*args, **flags, PDL=False, BLOCK_N=32, BLOCK_K=128)
         return y
     meta = dict(config or (INT8_CONFIG if scaled else DEFAULT_CONFIG))
     launch = {"launch_pdl": True} if pdl else {}

@@ -60,7 +60,6 @@ def gemv_kernel(
     x_ptr, w_ptr, y_ptr, g_ptr, r_ptr, s_ptr, N, K, stride_wn, eps,
     NORM: tl.constexpr, SWIGLU: tl.constexpr, RESIDUAL: tl.constexpr, GLU: tl.constexpr, PDL: tl.constexpr,
     SCALED: tl.constexpr, PACKED: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    PREFETCH: tl.constexpr = False,
 ):  # fmt: skip
     """``PACKED`` (int8 weights only): ``w_ptr`` is the weight viewed as int32 words, ``stride_wn`` counts words, and
     each tile of ``BLOCK_K`` columns is ``BLOCK_K / 4`` words."""
@@ -83,29 +82,15 @@ def gemv_kernel(
         tl.extra.cuda.gdc_launch_dependents()
     acc = tl.zeros([BLOCK_N, TILE], dtype=tl.float32)
     acc_u = tl.zeros([BLOCK_N, TILE], dtype=tl.float32)
-    if PREFETCH:  # the next tile's load is issued before this tile's arithmetic: one more tile in flight
-        c = cols
-        ss = tl.zeros([TILE], dtype=tl.float32)
-        for k0 in range(TILE, K_T + TILE, TILE):  # the last pass's load is fully masked: no memory traffic
-            cn = k0 + cols
-            cn_ok = cn < K_T
-            w_next = tl.load(w_rows + cn[None, :], mask=row_ok[:, None] & cn_ok[None, :], other=0)
-            wu_next = w_next
-            if GLU:
-                wu_next = tl.load(u_rows + cn[None, :], mask=row_ok[:, None] & cn_ok[None, :], other=0)
-            acc, acc_u, sq = mac(acc, acc_u, w, wu, x_ptr, g_ptr, c, c_ok, K, NORM, SWIGLU, GLU, PACKED)
-            ss += sq
-            w, wu, c, c_ok = w_next, wu_next, cn, cn_ok
-    else:
-        acc, acc_u, ss = mac(acc, acc_u, w, wu, x_ptr, g_ptr, cols, c_ok, K, NORM, SWIGLU, GLU, PACKED)
-        for k0 in range(TILE, K_T, TILE):
-            c = k0 + cols
-            c_ok = c < K_T
-            w = tl.load(w_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0)
-            if GLU:
-                wu = tl.load(u_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0)
-            acc, acc_u, sq = mac(acc, acc_u, w, wu, x_ptr, g_ptr, c, c_ok, K, NORM, SWIGLU, GLU, PACKED)
-            ss += sq
+    acc, acc_u, ss = mac(acc, acc_u, w, wu, x_ptr, g_ptr, cols, c_ok, K, NORM, SWIGLU, GLU, PACKED)
+    for k0 in range(TILE, K_T, TILE):
+        c = k0 + cols
+        c_ok = c < K_T
+        w = tl.load(w_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0)
+        if GLU:
+            wu = tl.load(u_rows + c[None, :], mask=row_ok[:, None] & c_ok[None, :], other=0)
+        acc, acc_u, sq = mac(acc, acc_u, w, wu, x_ptr, g_ptr, c, c_ok, K, NORM, SWIGLU, GLU, PACKED)
+        ss += sq
     y = tl.sum(acc, 1)
     if SCALED:  # int8 weight: the row sums of q x times the rows' fp32 scales (gate rows here, up rows N later)
         y = y * tl.load(s_ptr + rows, mask=row_ok, other=0.0)
