@@ -494,3 +494,26 @@ def test_configure_decode_picks_per_device_and_refuses_unknown(engines):
     finally:
         eng.decode_attention, eng.fused_step, eng.gemv, eng.gemv_glu, eng.pdl = "sdpa", False, False, False, False
         eng.fused_cache_write = False
+
+
+@pytest.mark.parametrize("backend,frames", [("eager", 9), ("jit", 33)])
+def test_the_prompt_encodes_only_the_real_frames_with_the_eager_backend(assets, tokenizer, backend, frames):
+    """The eager network encodes only the 9 real frames (the causal tokenizer's first 2 latent frames depend on
+    them alone); the TorchScript files get the padded 33, as cosmos-predict1 gives them. Both give the prompt
+    tokens of the padded clip."""
+    from nemo_cosmos_ar.cli import build_parser
+    from nemo_cosmos_ar.cli.generate import options_from_args
+    from nemo_cosmos_ar.inference.options import Job
+
+    argv = _args(assets, assets / "input.mp4", assets / "unused.mp4", "--tokenizer-backend", backend)
+    runner = pipeline.Runner(options_from_args(build_parser().parse_args(argv)))
+    seen = []
+    tok = runner.tokenizer()
+    encode = tok.encode
+    tok.encode = lambda video: seen.append(video.shape[2]) or encode(video)
+    ids = runner.prompt(Job(0, assets / "input.mp4", assets / "unused.mp4", None, 0, 9))
+    assert seen == [frames]
+    last9 = video_io.read_video(assets / "input.mp4", num_frames=9, start=-9, size=(64, 96))
+    expected = tokenizer.encode(video_io.pad_frames(last9, 33)[None])[:, :2]
+    assert ids.shape == (1, 2 * GRID[1] * GRID[2])
+    assert torch.equal(ids, expected.reshape(1, -1))

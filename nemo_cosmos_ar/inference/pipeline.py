@@ -7,7 +7,8 @@ The order of cosmos-predict1's base pipeline
    frame covers the model resolution keeping its aspect ratio, centre-crop, scale to [-1, 1], pad to 33 frames by
    repeating the last frame;
 2. tokenize the 33 frames with the DV8x16x16 encoder -> grid ``[5, H/16, W/16]``; the prompt is its first latent
-   frame (image) or first two (9 frames), which the causal tokenizer computes from the real frames only;
+   frame (image) or first two (9 frames), which the causal tokenizer computes from the real frames only (so the
+   eager backend encodes just the real frames; the TorchScript files get the 33);
 3. generate the rest of the grid with the AR model (KV cache, temperature + top-p, seeded) on the Megatron-Core
    model at the run's tensor-parallel size (``engine.py``), or on the plain-PyTorch reference (``engine="reference"``);
 4. decode the whole grid (prompt re-decoded too): with ``diffusion_decoder_dir``, by the 7B diffusion decoder
@@ -268,13 +269,18 @@ class Runner:
                 )
         else:
             clip = load_input(job.input, job.num_input_frames, self.height, self.width)
+            # The causal tokenizer's first latent frames depend on the real frames only, so the eager network
+            # encodes just those (1 or 9 of the 33: a quarter of the work or less). The TorchScript files get the
+            # padded 33 frames cosmos-predict1 gives them: a traced graph may hold its traced clip length.
+            frames = job.num_input_frames if self.opts.tokenizer_backend == "eager" else gen.NUM_OUTPUT_FRAMES
+            expected = (n_frames if frames == job.num_input_frames else self.grid[0], *self.grid[1:])
             t = time.perf_counter()
-            ids = self.tokenizer().encode(clip[None])  # [1, T', H', W']
+            ids = self.tokenizer().encode(clip[None, :, :frames])  # [1, T', H', W']
             self.seconds["encode"] += time.perf_counter() - t
-            if tuple(ids.shape[1:]) != self.grid:
+            if tuple(ids.shape[1:]) != expected:
                 raise ValueError(
-                    f"the tokenizer in {self.opts.tokenizer} gives a {list(ids.shape[1:])} grid for 33 "
-                    f"frames at {self.height}x{self.width}; the model expects {list(self.grid)}"
+                    f"the tokenizer in {self.opts.tokenizer} gives a {list(ids.shape[1:])} grid for {frames} "
+                    f"frames at {self.height}x{self.width}; the model expects {list(expected)}"
                 )
         return flatten_grid(ids[:, :n_frames]).long().cpu()
 
