@@ -9,5 +9,6 @@ if [ ! -f /tmp/fa4site/.b_ok ]; then
   rm -rf /tmp/fa4b && python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/fa4b .fa4b/*.whl \
     && cp -r /tmp/fa4b/. /tmp/fa4site/ && touch /tmp/fa4site/.b_ok || exit 4
 fi
-export PYTHONPATH=/tmp/fa4site:$PWD:$PWD/bench PYTHONWARNINGS=ignore
+# --target installs skip .pth files: the DSL wheel's adds nvidia_cutlass_dsl/dsl_packages (the `cutlass` package)
+export PYTHONPATH=/tmp/fa4site:/tmp/fa4site/nvidia_cutlass_dsl/dsl_packages:$PWD:$PWD/bench PYTHONWARNINGS=ignore
 timeout 400 python3 bench/bench_fa4.py 2>&1 | grep -vE "Warning|warn\(|pynvml" | tail -30 | tee "$OUT/fa4.log"
