@@ -136,7 +136,7 @@ def main() -> None:
     default = G.INT8_CONFIG if int8 else G.DEFAULT_CONFIG
     print(
         f"{torch.cuda.get_device_name()}, {args.weights} weights (cuBLAS: bf16), streamed from HBM (distinct copies "
-        f"per call); gemv's default blocks {default}\n"
+        f"per call); gemv's default blocks {default} (bf16 4B shapes: gemv.SHAPE_CONFIGS)\n"
     )
     print(
         "| shape | N x K | fusion | cuBLAS us (TB/s) | gemv us (TB/s) | fused us (TB/s) "

@@ -28,7 +28,6 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    QK-norm/RoPE kernel per layer; fused_step.run_layers_gemv)
     +glu           +gemv with fc1 and SwiGLU in one kernel (gemv(..., glu=True): a gate row and its up row per
                    program, silu(gate) * up in the epilogue)
-    +pdl-blocks    +pdl with 4 x 2,048-column blocks for four of the bf16 products (BLOCKS; bench_gemv's sweep, call c6)
     +pdl           +gemv with programmatic dependent launch for every Triton kernel of the layers (products,
                    attention, inductor's pieces: each starts while the one before drains) and the attention kernel
                    writing the step's K/V (no index_copy_ between them); batch 1, TP=1 (generate's default there)
@@ -76,7 +75,6 @@ ATTENTION = {
     "+gemv-fused": "triton",
     "+glu": "triton",
     "+pdl": "triton",
-    "+pdl-blocks": "triton",
     "+int8": "triton",
     "+symm": "triton",
     "+symm-pdl": "triton",
@@ -98,21 +96,12 @@ CONFIGS = (
     "+gemv-fused",
     "+glu",
     "+pdl",
-    "+pdl-blocks",
     "+int8",
     "+symm",
     "+symm-pdl",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+pdl-blocks", "+int8", "+symm", "+symm-pdl")
-# +pdl-blocks: +pdl with 4 x 2,048-column blocks for the bf16 attention-out, fc1, fc2 and output-layer products (8
-# warps for fc1 and the output layer), the best of bench_gemv's sweep in call c6, instead of gemv.DEFAULT_CONFIG
-BLOCKS = {
-    (4096, 4096, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3},
-    (28672, 4096, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 8, "num_stages": 3},
-    (4096, 14336, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3},
-    (64000, 4096, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 8, "num_stages": 3},
-}
+GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8", "+symm", "+symm-pdl")
 INT8 = ("+int8", "+symm", "+symm-pdl")
 _REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
@@ -167,12 +156,7 @@ def set_config(engine, name: str) -> None:
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
     engine.gemv_glu = name == "+glu"
-    engine.pdl = name in ("+pdl", "+pdl-blocks", *INT8)
-    from nemo_cosmos_ar.inference import gemv
-
-    gemv.SHAPE_CONFIGS.clear()
-    if name == "+pdl-blocks":
-        gemv.SHAPE_CONFIGS.update(BLOCKS)
+    engine.pdl = name in ("+pdl", *INT8)
     engine.pdl_tp = name == "+symm-pdl"
     set_weights(engine, "int8" if name in INT8 else "bf16")
     engine.reducer = None

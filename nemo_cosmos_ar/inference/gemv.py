@@ -6,7 +6,8 @@ reads the large ones (the MLP's) at about 4.0 TB/s on an H200, but the attention
 program owns ``BLOCK_N`` whole rows of ``W`` (a Linear weight is row-major, so a row is one contiguous read), walks K
 in ``BLOCK_K`` steps with an fp32 elementwise accumulator and reduces it once at the end: no split-K, no reduce
 kernel, one launch per product. Blocks: ``DEFAULT_CONFIG`` (2 rows x 1,024 columns, 4 warps: the best of a
-24-configuration sweep on the H200 for every 4B shape, bench/bench_gemv.py).
+24-configuration sweep on the H200 for every 4B shape, bench/bench_gemv.py), except the 4B shapes in
+``SHAPE_CONFIGS`` (4 x 2,048, faster end to end in a later measurement).
 
 Fusions (``gemv``'s keywords):
 
@@ -47,9 +48,16 @@ DEFAULT_CONFIG = {"BLOCK_N": 2, "BLOCK_K": 1024, "num_warps": 4, "num_stages": 3
 INT8_CONFIG = {"BLOCK_N": 8, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3}
 
 
-# Blocks for particular (N, K, int8) products, over the defaults above (empty: measured candidates live in the
-# benchmarks until they win end to end).
-SHAPE_CONFIGS: dict[tuple[int, int, bool], dict] = {}
+# Blocks for particular (N, K, int8) products, over the defaults above: the 4B's bf16 attention-out, fc1, fc2 and
+# output layer at TP=1 read faster in 4-row x 2,048-column blocks (bench_gemv's sweep, call c6: fc2 30.8 -> 28.3 us)
+# and the whole batch-1 decode went 406.7 / 407.0 -> 415.6 / 415.6 tokens/s (bench_generate, call g6;
+# BENCHMARKS.md, issue 13). Other shapes (TP=2 halves, the 12B) keep the defaults.
+SHAPE_CONFIGS: dict[tuple[int, int, bool], dict] = {
+    (4096, 4096, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3},
+    (28672, 4096, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 8, "num_stages": 3},
+    (4096, 14336, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 4, "num_stages": 3},
+    (64000, 4096, False): {"BLOCK_N": 4, "BLOCK_K": 2048, "num_warps": 8, "num_stages": 3},
+}
 
 
 def _build():
@@ -90,8 +98,8 @@ def gemv(
     ``pdl``: launch with programmatic dependent launch (Hopper and later, CUDA only): the kernel may start while
     the kernel before it finishes, loads its first weight tile, then waits for that kernel's writes
     (``griddepcontrol.wait``) before reading anything else; it lets the next kernel launch early in turn.
-    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) overrides ``DEFAULT_CONFIG`` (int8:
-    ``INT8_CONFIG``).
+    ``config`` (``BLOCK_N``, ``BLOCK_K``, ``num_warps``, ``num_stages``) overrides the blocks: else
+    ``SHAPE_CONFIGS`` for this shape, else ``DEFAULT_CONFIG`` (int8: ``INT8_CONFIG``).
     """
     n, k = weight.shape
     if (weight.dtype == torch.int8) != (scale is not None):
