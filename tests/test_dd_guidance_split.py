@@ -1,6 +1,8 @@
 """The diffusion decoder on two ranks (``diffusion_decoder/parallel.py``): each rank runs one pass of the guidance;
 the video equals one rank's unbatched decode exactly, rank 1 makes no frames and loads no CV8x8x8 decoder, and a
-load that fails on one rank raises on both (nobody waits forever). Under torchrun with gloo on CPU."""
+load that fails on one rank raises on both (nobody waits forever). On four ranks each pass is also cut by context
+parallelism: the video equals one rank's within fp32 rounding, only rank 0 makes frames, and a failed load on one
+rank raises on all four. Under torchrun with gloo on CPU."""
 
 import json
 import shutil
@@ -10,7 +12,7 @@ import torch
 
 from conftest import run_torchrun
 from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder
-from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit, split_for_rank
+from nemo_cosmos_ar.diffusion_decoder.parallel import ContextParallel, GuidanceSplit, split_for_rank
 
 
 def test_split_roles():
@@ -19,6 +21,19 @@ def test_split_roles():
     assert split_for_rank(2, 4) is None  # ranks past the pair take no part
     with pytest.raises(ValueError, match="roles 0 .conditional. and 1 .unconditional., got 2"):
         GuidanceSplit(2)
+    assert GuidanceSplit(0).makes_frames and not GuidanceSplit(1).makes_frames
+    assert GuidanceSplit(0, cp=ContextParallel(0, 2)).makes_frames
+    assert not GuidanceSplit(0, cp=ContextParallel(1, 2)).makes_frames  # rank 2 of four: conditional, no frames
+    assert GuidanceSplit(1, cp=ContextParallel(2, 3)).ranks == 6
+
+
+def test_context_parallel_spans():
+    cp = [ContextParallel(i, 4) for i in range(4)]
+    assert [c.span(20480) for c in cp] == [(0, 5120), (5120, 10240), (10240, 15360), (15360, 20480)]
+    with pytest.raises(ValueError, match=r"over 4 GPUs needs a token count divisible by 4, got 20482: .*guidance"):
+        cp[0].span(20482)
+    with pytest.raises(ValueError, match=r"index in \[0, size\) and size >= 2, got 2, 2"):
+        ContextParallel(2, 2)
 
 
 def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
@@ -47,3 +62,38 @@ def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
         name0 == "ValueError"
         and msg0 == f"loading the diffusion decoder failed on the other GPU of the guidance split: {msg1}"
     )
+
+
+def test_four_ranks_cut_each_pass_by_context_parallelism(tmp_path):
+    dd = write_random_decoder(tmp_path / "dd", "tiny", seed=0)
+    cv = write_random_cv_tokenizer(tmp_path / "cv", "tiny", seed=0)
+    broken = tmp_path / "broken"
+    shutil.copytree(dd, broken)
+    data = (broken / "model.pt").read_bytes()
+    (broken / "model.pt").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = {"decoder": str(dd), "cv": str(cv), "broken": str(broken), "out": str(out)}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    run_torchrun("dd_context_parallel.py", "--spec", str(tmp_path / "spec.json"), nproc=4)
+    res = json.loads((out / "results.json").read_text())
+    roles = [(r["role"], r["cp"], r["makes_frames"], r["returned_video"], r["loaded_cv"]) for r in res["ranks"]]
+    assert roles == [
+        (0, [0, 2], True, True, True),
+        (1, [0, 2], False, False, False),
+        (0, [1, 2], False, False, False),
+        (1, [1, 2], False, False, False),
+    ]
+    cp, single = (torch.load(out / f"{n}.pt", weights_only=True) for n in ("cp", "single"))
+    assert cp.shape == single.shape == (1, 3, 65, 32, 32) and res["chunks"] == 2
+    # each rank's queries against all keys: other matrix shapes than one rank's, so fp32 rounding only
+    assert (cp - single).abs().max() < 1e-5
+    assert not torch.equal(cp, torch.zeros_like(cp))
+    messages = res["broken"]
+    assert all(m is not None for m in messages), messages  # every rank raised: nobody waits forever
+    name3, msg3 = messages[3]
+    assert "model.pt" in msg3 and str(broken) in msg3, msg3
+    for name, msg in messages[:3]:
+        assert name == "ValueError" and msg == (
+            f"loading the diffusion decoder failed on GPU 3 of the guidance split: {msg3}"
+        )

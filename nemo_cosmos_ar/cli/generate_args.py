@@ -30,7 +30,8 @@ Cosmos-Tokenize1-CV8x8x8-720p decoder makes the frames), when its weights are un
 the DV8x16x16 decoder makes the frames (blurrier) and a one-line note says so. --diffusion-decoder makes missing
 weights an error, --disable-diffusion-decoder always uses the DV8x16x16 decoder. Under torchrun its DiT runs on
 GPUs 0 and 1, each one of the two passes of the guidance (about half the sampling time; the same video as one GPU),
-and GPU 0 makes the frames; --diffusion-decoder-parallel off keeps it on GPU 0.
+and GPU 0 makes the frames; on 4 or more GPUs each pass is also cut by context parallelism over half of them (as
+NVIDIA splits its decoder); --diffusion-decoder-parallel guidance keeps GPUs 0 and 1 only, off keeps it on GPU 0.
 
 Before a video is written, NVIDIA's video guardrails run on it, as in cosmos-predict1: a content safety filter
 (SigLIP and a classifier over frames sampled at 2 fps; a video it flags is not written, nor its tokens, and the
@@ -406,11 +407,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     dd.add_argument(
         "--diffusion-decoder-parallel",
-        choices=("auto", "off"),
+        choices=("auto", "guidance", "off"),
         default="auto",
         help="auto (default): on 2 or more GPUs (torchrun), GPU 0 runs the conditional and GPU 1 the unconditional "
         "pass of each guided step, swapping the results (the 7B is then loaded on both; the video is the one GPU's); "
-        "off: GPU 0 runs both",
+        "on 4 or more, the even GPUs share the conditional and the odd ones the unconditional pass, each holding a "
+        "slice of the tokens (context parallelism; the 7B on every GPU); guidance: GPUs 0 and 1 only; off: GPU 0 "
+        "runs both",
     )
     dd.add_argument(
         "--diffusion-decoder-gemm",

@@ -208,6 +208,7 @@ class Attention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner, dim, bias=False), nn.Identity())
         self.backend = "sdpa"
         self.kernels = "auto"  # the q/k norm and RoPE: one Triton kernel each on the GPU (fused.py), or "eager"
+        self.cp = None  # self-attention under context parallelism: the keys and values of every rank's tokens
         self._ops: dict = {}  # a plain dict, so a TransformerEngine op adds no state-dict keys
 
     def forward(
@@ -220,6 +221,8 @@ class Attention(nn.Module):
         q = fused.qk_norm_rope(self.to_q[0](x).unflatten(-1, shape), qn.weight, qn.eps, rope, self.kernels)
         k = fused.qk_norm_rope(self.to_k[0](src).unflatten(-1, shape), kn.weight, kn.eps, rope, self.kernels)
         v = self.to_v[0](src).unflatten(-1, shape)
+        if self.cp is not None and self.is_self:  # this rank's queries against every rank's keys and values
+            k, v = self.cp.gather(k, 1), self.cp.gather(v, 1)
         return self.to_out[0](_attention(q, k, v, self.backend, self._ops))
 
 
@@ -336,6 +339,7 @@ class DiffusionDecoderDiT(nn.Module):
         self.affline_norm = RMSNorm(cfg.model_channels)  # NVIDIA's spelling, kept for the checkpoint keys
         self.blocks = nn.ModuleDict({f"block{i}": DiTBlock(cfg) for i in range(cfg.num_blocks)})
         self.final_layer = FinalLayer(cfg)
+        self.cp = None  # parallel.ContextParallel, set_context_parallel
 
     def set_attention_backend(self, backend: str) -> None:
         """``"sdpa"`` (torch scaled_dot_product_attention: flash/cuDNN on GPU) or ``"te"`` (TransformerEngine)."""
@@ -344,6 +348,15 @@ class DiffusionDecoderDiT(nn.Module):
         for m in self.modules():
             if isinstance(m, Attention):
                 m.backend = backend
+
+    def set_context_parallel(self, cp) -> None:
+        """Cut each forward's token sequence over the ranks of ``cp`` (``parallel.ContextParallel``; None: off).
+        Every rank computes its slice of the tokens through every block (the self-attention gathers all keys and
+        values), and the output is gathered at the end, so each rank returns the whole output."""
+        self.cp = cp
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.cp = cp
 
     def set_kernels(self, kernels: str) -> None:
         """``"auto"`` (the elementwise work as Triton kernels on the GPU when Triton is there, ``fused.py``) or
@@ -423,6 +436,9 @@ class DiffusionDecoderDiT(nn.Module):
         tp, hp, wp = x.shape[1:4]
         x = x.flatten(1, 3)  # [B, S, D], S in (t, h, w) order
         rope = self.pos_embedder.cos_sin(tp, hp, wp, fps)
+        if self.cp is not None:  # this rank's tokens and their positions
+            lo, hi = self.cp.span(x.shape[1])
+            x, rope = x[:, lo:hi], (rope[0][lo:hi], rope[1][lo:hi])
         timesteps = timesteps.to(x.device).reshape(-1)  # the sampler's c_noise is a CPU scalar
         emb, lora = self.t_embedder(timesteps.expand(b) if timesteps.numel() == 1 else timesteps)
         emb = self.affline_norm(emb)
@@ -430,6 +446,8 @@ class DiffusionDecoderDiT(nn.Module):
         for block in self.blocks.values():
             x = block(x, emb, lora, context, rope, context_rows)
         x = self.final_layer(x, emb, lora)
+        if self.cp is not None:
+            x = self.cp.gather(x, 1)
         p, pt = cfg.patch_spatial, cfg.patch_temporal
         x = x.reshape(b, tp, hp, wp, p, p, pt, c).permute(0, 7, 1, 6, 2, 4, 3, 5)
         return x.reshape(b, c, tp * pt, hp * p, wp * p)

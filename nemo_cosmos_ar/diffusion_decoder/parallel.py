@@ -9,10 +9,14 @@ rank's unbatched sampling (``SamplerConfig(batch_guidance=False)``) exactly: the
 
 cosmos-predict1 splits its decoder over GPUs by context parallelism instead (the sequence of one pass cut across
 ranks, with attention exchanging keys and values every layer); for two GPUs the guidance split needs no change to the
-network and one small exchange per step. Only two ranks take part; with more GPUs the others wait.
+network and one small exchange per step. With four or more ranks both are used (``make_split``): the even ranks run
+the conditional pass and the odd ranks the unconditional one, each pass cut by context parallelism over the ranks of
+its parity (``ContextParallel``: every rank holds ``1 / size`` of the 20,480 tokens, the self-attention gathers the
+keys and values of all of them every layer, and the output is gathered at the end), and rank ``2 i`` swaps outputs
+with rank ``2 i + 1``. With an odd count the last rank takes no part.
 
-Role 0 runs the conditional pass and afterwards decodes the latents to frames (the CV8x8x8 decoder lives there
-only); role 1 runs the unconditional pass and returns no video.
+Rank 0 (role 0, the first of its context group) decodes the latents to frames (the CV8x8x8 decoder lives there
+only); every other rank returns no video.
 """
 
 from __future__ import annotations
@@ -24,21 +28,73 @@ import torch.distributed as dist
 
 
 @dataclass(frozen=True)
-class GuidanceSplit:
-    """This rank's part of a two-rank guidance split.
+class ContextParallel:
+    """This rank's part of one guidance pass cut along the token sequence.
 
     Attributes:
-        role: 0 = the conditional pass and the frames; 1 = the unconditional pass.
-        group: the process group of the two ranks (role 0 is its first rank); None = the default group, which must
-            then hold exactly these two ranks.
+        index: this rank's place in the group: it holds tokens ``[index * S / size, (index + 1) * S / size)``.
+        size: ranks in the group (>= 2).
+        group: their process group.
+    """
+
+    index: int
+    size: int
+    group: object | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 2 or not 0 <= self.index < self.size:
+            raise ValueError(
+                f"context parallelism needs index in [0, size) and size >= 2, got {self.index}, {self.size}"
+            )
+
+    def span(self, s: int) -> tuple[int, int]:
+        """This rank's ``[lo, hi)`` of ``s`` tokens; ``s`` must split evenly (a clear error says how otherwise)."""
+        if s % self.size:
+            raise ValueError(
+                f"context parallelism over {self.size} GPUs needs a token count divisible by {self.size}, got {s}: "
+                "use a GPU count whose half divides it, or --diffusion-decoder-parallel guidance"
+            )
+        n = s // self.size
+        return self.index * n, (self.index + 1) * n
+
+    def gather(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """The whole of ``x`` along ``dim`` from every rank's slice (in rank order)."""
+        x = x.movedim(dim, 0).contiguous()
+        out = torch.empty((self.size * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
+        dist.all_gather_into_tensor(out, x, group=self.group)
+        return out.movedim(0, dim)
+
+
+@dataclass(frozen=True)
+class GuidanceSplit:
+    """This rank's part of a guidance split.
+
+    Attributes:
+        role: 0 = the conditional pass (and the frames, on rank 0); 1 = the unconditional pass.
+        group: the process group of this rank and its partner of the other role (role 0 first); None = the default
+            group, which must then hold exactly these two ranks.
+        cp: this pass's context parallelism (four or more ranks), or None.
+        everyone: the process group of every rank of the split (failures are agreed on over it); None = the
+            default group, or ``group`` when there is no context parallelism.
     """
 
     role: int
     group: object | None = None
+    cp: ContextParallel | None = None
+    everyone: object | None = None
 
     def __post_init__(self) -> None:
         if self.role not in (0, 1):
             raise ValueError(f"a guidance split has roles 0 (conditional) and 1 (unconditional), got {self.role}")
+
+    @property
+    def makes_frames(self) -> bool:
+        """Only the first conditional rank decodes the latents to frames."""
+        return self.role == 0 and (self.cp is None or self.cp.index == 0)
+
+    @property
+    def ranks(self) -> int:
+        return 2 if self.cp is None else 2 * self.cp.size
 
     def exchange(self, mine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(conditional, unconditional)`` outputs from this rank's ``mine`` and the other rank's."""
@@ -48,20 +104,42 @@ class GuidanceSplit:
         return both[:b], both[b:]
 
     def agree(self, error: BaseException | None, what: str) -> None:
-        """Raise on both ranks when ``what`` failed on either (else the other would wait in the next exchange
-        forever): this rank's own error as it is, the other rank's as a ``ValueError`` carrying its message."""
-        messages: list[str | None] = [None, None]
-        dist.all_gather_object(messages, None if error is None else str(error), group=self.group)
+        """Raise on every rank of the split when ``what`` failed on any (else the others would wait in the next
+        exchange forever): this rank's own error as it is, another rank's as a ``ValueError`` carrying its
+        message."""
+        messages: list[str | None] = [None] * self.ranks
+        group = self.group if self.cp is None else self.everyone
+        dist.all_gather_object(messages, None if error is None else str(error), group=group)
         if error is not None:
             raise error
-        other = messages[1 - self.role]
-        if other is not None:
-            raise ValueError(f"{what} failed on the other GPU of the guidance split: {other}")
+        failed = [(i, m) for i, m in enumerate(messages) if m is not None]
+        if failed:
+            i, other = failed[0]
+            where = "the other GPU" if self.cp is None else f"GPU {i}"  # with context parallelism: its rank
+            raise ValueError(f"{what} failed on {where} of the guidance split: {other}")
 
 
 def split_for_rank(rank: int, world: int, group: object | None = None) -> GuidanceSplit | None:
-    """The split of ``rank`` in a run of ``world`` ranks: ranks 0 and 1 share the decoder when there are two or more;
-    None for a single process and for ranks 2 and up (they take no part)."""
+    """The two-rank split of ``rank`` in a run of ``world`` ranks: ranks 0 and 1 share the decoder when there are
+    two or more; None for a single process and for ranks 2 and up (they take no part)."""
     if world < 2 or rank > 1:
         return None
     return GuidanceSplit(rank, group)
+
+
+def make_split(rank: int, world: int, context_parallel: bool) -> GuidanceSplit | None:
+    """The split of ``rank``, making the process groups it needs. A collective: every rank calls it, with the same
+    arguments. ``context_parallel`` and four or more ranks: the guidance split over pairs, each pass cut over the
+    ``world // 2`` ranks of its parity (an odd last rank takes no part); else the two-rank split of
+    ``split_for_rank``."""
+    if not context_parallel or world < 4:
+        group = None if world == 2 else dist.new_group([0, 1])  # every rank makes the group; ranks 0, 1 use it
+        return split_for_rank(rank, world, group)
+    n = world // 2  # ranks per pass
+    pairs = [dist.new_group([2 * i, 2 * i + 1]) for i in range(n)]
+    passes = [dist.new_group(list(range(role, 2 * n, 2))) for role in (0, 1)]
+    everyone = None if 2 * n == world else dist.new_group(list(range(2 * n)))
+    if rank >= 2 * n:
+        return None
+    role = rank % 2
+    return GuidanceSplit(role, pairs[rank // 2], ContextParallel(rank // 2, n, passes[role]), everyone)

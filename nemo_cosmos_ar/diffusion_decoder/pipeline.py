@@ -100,9 +100,10 @@ class DiffusionDecoder:
         gemm: ``"bf16"`` (the model dtype) or ``"fp8"``: the DiT blocks' token-stream projections as e4m3 GEMMs with
             the activation quantization fused into the kernels that produce them (``fp8.py``; faster on a GPU with
             FP8 tensor cores, and the video changes slightly).
-        split: this rank's part of a two-rank guidance split (``parallel.py``): each rank runs one of the two passes
-            of every step; role 1 never loads the CV8x8x8 decoder and its ``decode_tokens`` returns None. Both ranks
-            must call ``decode_tokens`` with the same tokens and seed. None: both passes here.
+        split: this rank's part of a guidance split (``parallel.py``): each rank runs one of the two passes of every
+            step (with four or more ranks, its slice of that pass's tokens); only rank 0 loads the CV8x8x8 decoder,
+            and the others' ``decode_tokens`` returns None. Every rank of the split must call ``decode_tokens``
+            with the same tokens and seed. None: both passes here.
         background: without ``offload_network``: check the file's keys and shapes now (memory-mapped; a bad file
             still fails here), then load the DiT and the CV8x8x8 decoder in a thread (on CUDA on a side stream)
             while the caller goes on (generate's AR decode), and wait for them at the first ``decode_tokens``.
@@ -152,7 +153,7 @@ class DiffusionDecoder:
             raise ValueError(f"unknown DiT GEMM precision {gemm!r}; choose one of {GEMMS}")
         self.attention, self.compile_blocks, self.kernels, self.gemm = attention, compile_blocks, kernels, gemm
         self.split = split
-        self.makes_frames = split is None or split.role == 0  # role 1 samples only
+        self.makes_frames = split is None or split.makes_frames  # the other ranks sample only
         self.stats = DecodeStats()
         self.startup_s = {"network": 0.0, "tokenizer": 0.0}
         self.network: DiffusionDecoderDiT | None = None
@@ -189,6 +190,7 @@ class DiffusionDecoder:
         net.set_attention_backend(self.attention)
         net.set_kernels(self.kernels)
         net.set_gemm(self.gemm)
+        net.set_context_parallel(self.split.cp if self.split is not None else None)
         b = 1 if self.split is not None or not self.sampler.batch_guidance else 2
         h, w = grid_hw
         scale = DV_SPATIAL // CV_SPATIAL
@@ -248,6 +250,7 @@ class DiffusionDecoder:
         net.set_attention_backend(self.attention)
         net.set_kernels(self.kernels)
         net.set_gemm(self.gemm)
+        net.set_context_parallel(self.split.cp if self.split is not None else None)
         if self.compile_blocks:
             for block in net.blocks.values():
                 block.compile()

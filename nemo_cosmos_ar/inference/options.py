@@ -26,6 +26,9 @@ DIFFUSION_DECODER_DIR, CV_TOKENIZER_DIR = DECODER_FOLDER, CV_TOKENIZER_FOLDER
 ENGINES = ("mcore", "reference")
 
 
+DD_PARALLEL = ("auto", "guidance", "off")  # --diffusion-decoder-parallel
+
+
 @dataclass(kw_only=True)
 class GenerateOptions:
     """Everything one generation needs. Paths and settings are checked before anything heavy is loaded.
@@ -69,8 +72,9 @@ class GenerateOptions:
         offload_diffusion_decoder: load the diffusion decoder (DiT and CV8x8x8 decoder) for each video and delete it
             after, as cosmos-predict1's ``--offload_diffusion_decoder``.
         dd_parallel: "auto": on two or more GPUs the diffusion decoder's conditional and unconditional passes run on
-            ranks 0 and 1 (``diffusion_decoder/parallel.py``; half the sampling time, the DiT on both GPUs); "off":
-            rank 0 runs both.
+            ranks 0 and 1 (``diffusion_decoder/parallel.py``; half the sampling time, the DiT on both GPUs), and on
+            four or more each pass is also cut by context parallelism over half the ranks; "guidance": ranks 0 and
+            1 only, at any count; "off": rank 0 runs both.
         dd_gemm: "bf16" or "fp8": the diffusion decoder's DiT projections as e4m3 GEMMs (``diffusion_decoder/fp8.py``;
             faster on FP8 GPUs, changes the video slightly).
     """
@@ -139,8 +143,8 @@ class GenerateOptions:
             )
         if self.dd_gemm not in ("bf16", "fp8"):
             raise ValueError(f"--diffusion-decoder-gemm must be bf16 or fp8, got {self.dd_gemm!r}")
-        if self.dd_parallel not in ("auto", "off"):
-            raise ValueError(f"--diffusion-decoder-parallel must be auto or off, got {self.dd_parallel!r}")
+        if self.dd_parallel not in DD_PARALLEL:
+            raise ValueError(f"--diffusion-decoder-parallel must be one of {DD_PARALLEL}, got {self.dd_parallel!r}")
         if self.seed < 0 or self.seed >= 2**63:
             raise ValueError(f"--seed must be in [0, 2**63), got {self.seed}")
 

@@ -21,7 +21,8 @@ The order of cosmos-predict1's base pipeline
 Under torchrun (TP = the number of processes) rank 0 reads and tokenizes the inputs and broadcasts the prompts,
 every rank runs its shard of the model, rank 0 decodes, runs the guardrails and writes; the other ranks never load
 the tokenizer or the guardrails. The diffusion decoder's DiT runs on ranks 0 and 1, each one of the two passes of the
-guidance (``diffusion_decoder/parallel.py``; ``dd_parallel="off"``: rank 0 alone); rank 0 makes the frames.
+guidance (``diffusion_decoder/parallel.py``; on four or more ranks every rank, each pass cut by context parallelism;
+``dd_parallel="guidance"``: ranks 0 and 1 only; ``"off"``: rank 0 alone); rank 0 makes the frames.
 Offloading (cosmos-predict1's ``--offload_*`` flags) deletes a module after use and reloads it from disk when it is
 next needed; it never moves modules to the CPU. Without it the model, the tokenizer, the diffusion decoder and the
 guardrails are loaded up front and stay resident; with the diffusion decoder on, the DV8x16x16 tokenizer is only
@@ -147,17 +148,16 @@ class Runner:
         self.engine = None
         self.tok = None
         self.guard = None
-        # The diffusion decoder (rank 0, and rank 1 of a guidance split), built by load_diffusion_decoder.
+        # The diffusion decoder (rank 0, and the other ranks of a guidance split), built by load_diffusion_decoder.
         self.dd = None
-        self.dd_split = None  # this rank's part of the guidance split (ranks 0 and 1), None elsewhere
+        self.dd_split = None  # this rank's part of the guidance split (ranks 0 and 1, or all), None elsewhere
         # Whether the run splits the decoder: the same on every rank, so that every rank takes the same collectives.
-        self.dd_split_on = opts.diffusion_decoder_dir is not None and opts.dd_parallel == "auto" and self.world > 1
+        self.dd_split_on = opts.diffusion_decoder_dir is not None and opts.dd_parallel != "off" and self.world > 1
         if self.dd_split_on:
-            from nemo_cosmos_ar.diffusion_decoder.parallel import split_for_rank
+            from nemo_cosmos_ar.diffusion_decoder.parallel import make_split
 
-            # Every rank makes the group (a collective call); only ranks 0 and 1 use it.
-            group = None if self.world == 2 else torch.distributed.new_group([0, 1])
-            self.dd_split = split_for_rank(self.rank, self.world, group)
+            # Every rank makes the groups (collective calls); ranks past the split take no part.
+            self.dd_split = make_split(self.rank, self.world, context_parallel=opts.dd_parallel == "auto")
         self.dd_stats = None  # its DecodeStats of the last video
         if opts.guardrail_dir is not None and self.rank == 0:  # the files are located now, the models load later
             from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
@@ -220,7 +220,7 @@ class Runner:
 
     @property
     def runs_dd(self) -> bool:
-        """Whether this rank runs the diffusion decoder: rank 0, and rank 1 of a guidance split."""
+        """Whether this rank runs the diffusion decoder: rank 0, and the other ranks of a guidance split."""
         return self.opts.diffusion_decoder_dir is not None and (self.rank == 0 or self.dd_split is not None)
 
     def load_diffusion_decoder(self) -> None:
@@ -306,20 +306,21 @@ class Runner:
         return unflatten_grid(seq, self.grid).cpu(), stats
 
     def distribute(self, payload):
-        """Rank 0's ``payload`` (or error) on every rank, after rank 1 of a guidance split has built its decoder: an
-        error there reaches every rank too (``share``), so none goes on to wait for it."""
+        """Rank 0's ``payload`` (or error) on every rank, after the other ranks of a guidance split have built their
+        decoders: an error there reaches every rank too (``share``), so none goes on to wait for it."""
         if not self.dd_split_on:
             return broadcast(payload, self.rank, self.world)
         error = None
         if self.rank != 0:
             try:
-                self.load_diffusion_decoder()  # a no-op on ranks past the pair
+                self.load_diffusion_decoder()  # a no-op on ranks past the split
             except Exception as err:  # noqa: BLE001 - every rank raises it
                 error = err
         return share(payload, self.rank, self.world, error)
 
     def decode_partner(self, job: Job, tokens: torch.Tensor) -> None:
-        """Rank 1 of a guidance split: its half of the diffusion decoder's passes for the grid rank 0 is writing."""
+        """A rank of a guidance split other than 0: its part of the diffusion decoder's passes for the grid rank 0
+        is writing."""
         if self.dd is not None and self.dd_split is not None and self.rank != 0:
             try:
                 self.dd.decode_tokens(tokens, seed=job.seed)
