@@ -34,6 +34,9 @@ def test_context_parallel_spans():
         cp[0].span(20482)
     with pytest.raises(ValueError, match=r"index in \[0, size\) and size >= 2, got 2, 2"):
         ContextParallel(2, 2)
+    # the warm-up's stand-in: this rank's shapes, no process group (a lone rank's warm-up waits for nobody)
+    x = torch.arange(6.0).reshape(1, 3, 2)
+    assert torch.equal(cp[1].stand_in().gather(x, 1), torch.cat([x] * 4, 1)) and cp[1].stand_in().span(8) == (2, 4)
 
 
 def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):

@@ -21,6 +21,7 @@ only); every other rank returns no video.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ class ContextParallel:
     index: int
     size: int
     group: object | None = None
+    local: bool = False  # a stand-in: ``gather`` repeats this rank's slice instead of communicating
 
     def __post_init__(self) -> None:
         if self.size < 2 or not 0 <= self.index < self.size:
@@ -57,8 +59,15 @@ class ContextParallel:
         n = s // self.size
         return self.index * n, (self.index + 1) * n
 
+    def stand_in(self) -> ContextParallel:
+        """The same shapes with no communication (``gather`` repeats the local slice): for a warm-up that one
+        rank runs alone, which must not wait for the others."""
+        return dataclasses.replace(self, group=None, local=True)
+
     def gather(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """The whole of ``x`` along ``dim`` from every rank's slice (in rank order)."""
+        if self.local:
+            return torch.cat([x] * self.size, dim=dim)
         x = x.movedim(dim, 0).contiguous()
         out = torch.empty((self.size * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
         dist.all_gather_into_tensor(out, x, group=self.group)

@@ -190,7 +190,8 @@ class DiffusionDecoder:
         net.set_attention_backend(self.attention)
         net.set_kernels(self.kernels)
         net.set_gemm(self.gemm)
-        net.set_context_parallel(self.split.cp if self.split is not None else None)
+        cp = self.split.cp if self.split is not None else None
+        net.set_context_parallel(cp.stand_in() if cp is not None else None)  # this rank's shapes, no collectives
         b = 1 if self.split is not None or not self.sampler.batch_guidance else 2
         h, w = grid_hw
         scale = DV_SPATIAL // CV_SPATIAL

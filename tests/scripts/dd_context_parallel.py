@@ -10,6 +10,7 @@ whose ``model.pt`` is truncated (``broken``) and an output folder (``out``). Ran
   returned (a video on rank 0 only) and whether it loaded a CV8x8x8 decoder;
 * ``cp.pt``: rank 0's video of a 9-latent-frame grid (two chunks), and ``single.pt``: the same grid and seed decoded
   by rank 0 alone, the two passes one after the other;
+* rank 2 runs ``warm_kernels`` alone (it must not wait for the other ranks);
 * ``broken``: with offloading, rank 3's next load reads the truncated ``model.pt``: the error class and message each
   rank raised (all must raise; none may wait for the others).
 """
@@ -38,6 +39,8 @@ def main() -> None:
     tokens = torch.randint(0, 64000, (1, 9, 2, 2), generator=torch.Generator().manual_seed(3))
     dd = DiffusionDecoder(spec["decoder"], spec["cv"], device="cpu", split=split)
     video = dd.decode_tokens(tokens, seed=11)
+    if rank == 2:  # the warm-up runs one rank alone (generate calls it at each rank's load): no collective in it
+        dd.warm_kernels((2, 2))
     mine = {
         "role": split.role,
         "cp": [split.cp.index, split.cp.size],
