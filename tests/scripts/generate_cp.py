@@ -3,9 +3,9 @@ the AR model and the diffusion decoder's guidance split with context parallelism
 
     torchrun --nproc-per-node 4 generate_cp.py --spec spec.json
 
-``spec.json`` holds the command (``cli``) and an output folder (``out``). Rank 0 writes ``results.json`` there: the
-command's exit code on every rank, and per rank how many diffusion decoders it built and how many grids it decoded
-with one (every rank: one each) and whether its decoder had a context-parallel split.
+``spec.json`` holds the command (``cli``), the same with ``--diffusion-decoder-parallel guidance`` (``cli_guidance``)
+and an output folder (``out``). Rank 0 writes ``results.json`` there: per command, each rank's exit code, how many
+diffusion decoders it built, how many grids it decoded with one and its decoder's context-parallel place.
 """
 
 import argparse
@@ -36,11 +36,15 @@ def main() -> None:
         return decode(self, *a, **kw)
 
     ddp.DiffusionDecoder.__init__, ddp.DiffusionDecoder.decode_tokens = built, decoded
-    rc = cli(spec["cli"])
-    per_rank = [None] * int(os.environ["WORLD_SIZE"])
-    torch.distributed.all_gather_object(per_rank, {"rc": rc, **seen})
+    results = {}
+    for name in ("cli", "cli_guidance"):
+        seen.update(built=0, decoded=0, cp=None)
+        rc = cli(spec[name])
+        per_rank = [None] * int(os.environ["WORLD_SIZE"])
+        torch.distributed.all_gather_object(per_rank, {"rc": rc, **seen})
+        results[name] = per_rank
     if int(os.environ["RANK"]) == 0:
-        (Path(spec["out"]) / "results.json").write_text(json.dumps({"ranks": per_rank}, indent=1))
+        (Path(spec["out"]) / "results.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
