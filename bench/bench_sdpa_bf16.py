@@ -17,7 +17,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from cuda_timing import median_ms
+from cuda_timing import attention_case, median_ms
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
@@ -63,16 +63,7 @@ def main() -> None:
     print("\n| batch | what | ms | TFLOP/s | rel L2 vs fp32 |")
     print("|---:|---|---:|---:|---:|")
     for b in [int(x) for x in args.batches.split(",")]:
-        g = torch.Generator(device="cuda").manual_seed(0)
-        q, k, v = (torch.randn(b, s, h, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
-        flops = 4 * b * s * s * h * d
-        n = 1024
-        ref = F.scaled_dot_product_attention(
-            q[:, :n].transpose(1, 2).float(), k.transpose(1, 2).float(), v.transpose(1, 2).float()
-        ).transpose(1, 2)
-
-        def err(out_bshd, ref=ref, n=n):
-            return ((out_bshd[:, :n].float() - ref).norm() / ref.norm()).item()
+        q, k, v, flops, err = attention_case(b, s, h, d)
 
         qc, kc, vc = (t.transpose(1, 2).contiguous() for t in (q, k, v))
         cases = {

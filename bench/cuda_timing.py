@@ -24,3 +24,21 @@ def median_ms(fn, reps: int = 10, warmup: int = 2, before=None) -> float:
         torch.cuda.synchronize()
         times.append(a.elapsed_time(b))
     return statistics.median(times)
+
+
+def attention_case(b: int, s: int, heads: int = 32, head_dim: int = 128, ref_queries: int = 1024, seed: int = 0):
+    """Random bf16 ``q, k, v [b, s, heads, head_dim]`` on the GPU, the FLOPs of one non-causal attention over them,
+    and ``err(out)``: the relative L2 of an output ``[b, s, heads, head_dim]`` against fp32 attention over the first
+    ``ref_queries`` queries (the attention benches' error column)."""
+    import torch.nn.functional as F
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    q, k, v = (torch.randn(b, s, heads, head_dim, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
+    ref = F.scaled_dot_product_attention(
+        q[:, :ref_queries].transpose(1, 2).float(), k.transpose(1, 2).float(), v.transpose(1, 2).float()
+    ).transpose(1, 2)
+
+    def err(out: torch.Tensor) -> float:
+        return ((out[:, :ref_queries].float() - ref).norm() / ref.norm()).item()
+
+    return q, k, v, 4 * b * s * s * heads * head_dim, err

@@ -39,7 +39,9 @@ def test_context_parallel_spans():
     assert torch.equal(cp[1].stand_in().gather(x, 1), torch.cat([x] * 4, 1)) and cp[1].stand_in().span(8) == (2, 4)
 
 
-def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
+def _folders(tmp_path):
+    """The tiny decoder and CV8x8x8 folders, a copy of the decoder with a truncated ``model.pt``, an output folder
+    and ``spec.json`` naming them (the scripts' input); returns ``(out, broken)``."""
     dd = write_random_decoder(tmp_path / "dd", "tiny", seed=0)
     cv = write_random_cv_tokenizer(tmp_path / "cv", "tiny", seed=0)
     broken = tmp_path / "broken"
@@ -50,6 +52,11 @@ def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
     out.mkdir()
     spec = {"decoder": str(dd), "cv": str(cv), "broken": str(broken), "out": str(out)}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return out, broken
+
+
+def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
+    out, broken = _folders(tmp_path)
     run_torchrun("dd_guidance_split.py", "--spec", str(tmp_path / "spec.json"), nproc=2)
     res = json.loads((out / "results.json").read_text())
     split, unbatched, batched = (
@@ -68,16 +75,7 @@ def test_two_ranks_give_the_one_rank_video_and_fail_together(tmp_path):
 
 
 def test_four_ranks_cut_each_pass_by_context_parallelism(tmp_path):
-    dd = write_random_decoder(tmp_path / "dd", "tiny", seed=0)
-    cv = write_random_cv_tokenizer(tmp_path / "cv", "tiny", seed=0)
-    broken = tmp_path / "broken"
-    shutil.copytree(dd, broken)
-    data = (broken / "model.pt").read_bytes()
-    (broken / "model.pt").write_bytes(data[: len(data) // 2])
-    out = tmp_path / "out"
-    out.mkdir()
-    spec = {"decoder": str(dd), "cv": str(cv), "broken": str(broken), "out": str(out)}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out, broken = _folders(tmp_path)
     run_torchrun("dd_context_parallel.py", "--spec", str(tmp_path / "spec.json"), nproc=4)
     res = json.loads((out / "results.json").read_text())
     roles = [(r["role"], r["cp"], r["makes_frames"], r["returned_video"], r["loaded_cv"]) for r in res["ranks"]]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from dd_split_common import broken_load_errors
 
 
 def main() -> None:
@@ -59,17 +60,7 @@ def main() -> None:
         torch.save(single.decode_tokens(tokens, seed=11), out / "single.pt")
     dist.barrier()
 
-    broken = DiffusionDecoder(spec["decoder"], spec["cv"], device="cpu", split=split, offload_network=True)
-    if rank == 3:  # its model.pt replaced by a damaged one between videos: found at the next load
-        broken.checkpoint_dir = Path(spec["broken"])
-    try:
-        broken.decode_tokens(tokens, seed=11)
-        err = None
-    except Exception as e:  # noqa: BLE001 - recorded for the test
-        err = [type(e).__name__, " ".join(str(e).split())]
-    errors = [None] * world
-    dist.all_gather_object(errors, err)
-    results["broken"] = errors
+    results["broken"] = broken_load_errors(spec, split, tokens, failing_rank=3)
     if rank == 0:
         (out / "results.json").write_text(json.dumps(results, indent=1))
     dist.barrier()

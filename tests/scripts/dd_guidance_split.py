@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from dd_split_common import broken_load_errors
 
 
 def main() -> None:
@@ -52,17 +53,7 @@ def main() -> None:
             torch.save(single.decode_tokens(tokens, seed=11), out / f"{name}.pt")
     dist.barrier()
 
-    errors = [None, None]
-    broken = DiffusionDecoder(spec["decoder"], spec["cv"], device="cpu", split=split, offload_network=True)
-    if rank == 1:  # its model.pt replaced by a damaged one between videos: found at the next load
-        broken.checkpoint_dir = Path(spec["broken"])
-    try:
-        broken.decode_tokens(tokens, seed=11)
-        mine = None
-    except Exception as err:  # noqa: BLE001 - recorded for the test
-        mine = [type(err).__name__, " ".join(str(err).split())]
-    dist.all_gather_object(errors, mine)
-    results["broken"] = errors
+    results["broken"] = broken_load_errors(spec, split, tokens, failing_rank=1)
     if rank == 0:
         (out / "results.json").write_text(json.dumps(results, indent=1))
     dist.barrier()
