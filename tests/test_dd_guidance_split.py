@@ -30,13 +30,22 @@ def test_split_roles():
 def test_context_parallel_spans():
     cp = [ContextParallel(i, 4) for i in range(4)]
     assert [c.span(20480) for c in cp] == [(0, 5120), (5120, 10240), (10240, 15360), (15360, 20480)]
-    with pytest.raises(ValueError, match=r"over 4 GPUs needs a token count divisible by 4, got 20482: .*guidance"):
-        cp[0].span(20482)
+    assert [c.span(14) for c in cp] == [(0, 3), (3, 7), (7, 10), (10, 14)]  # uneven: counts differ by one at most
+    assert [ContextParallel(i, 3).span(20480) for i in range(3)] == [(0, 6826), (6826, 13653), (13653, 20480)]
+    with pytest.raises(ValueError, match=r"over 4 GPUs needs at least 4 tokens, got 3"):
+        cp[0].span(3)
     with pytest.raises(ValueError, match=r"index in \[0, size\) and size >= 2, got 2, 2"):
         ContextParallel(2, 2)
-    # the warm-up's stand-in: this rank's shapes, no process group (a lone rank's warm-up waits for nobody)
-    x = torch.arange(6.0).reshape(1, 3, 2)
-    assert torch.equal(cp[1].stand_in().gather(x, 1), torch.cat([x] * 4, 1)) and cp[1].stand_in().span(8) == (2, 4)
+    # the warm-up's stand-in: the whole length from this rank's slice, no process group (waits for nobody)
+    local = cp[1].stand_in()
+    assert local.span(14) == (3, 7) and local.group is None
+    x = torch.arange(8.0).reshape(1, 4, 2)
+    assert torch.equal(local.gather(x, 1), torch.cat([x] * 4, 1)[:, :14])
+
+
+def test_context_parallel_gathers_uneven_slices():
+    """Four ranks (gloo) gather slices of 12, 13, 14 and 15 rows along dims 0 and 1: the whole, in order."""
+    run_torchrun("cp_gather.py", nproc=4)
 
 
 def _folders(tmp_path):

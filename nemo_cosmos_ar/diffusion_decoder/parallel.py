@@ -11,7 +11,7 @@ cosmos-predict1 splits its decoder over GPUs by context parallelism instead (the
 ranks, with attention exchanging keys and values every layer); for two GPUs the guidance split needs no change to the
 network and one small exchange per step. With four or more ranks both are used (``make_split``): the even ranks run
 the conditional pass and the odd ranks the unconditional one, each pass cut by context parallelism over the ranks of
-its parity (``ContextParallel``: every rank holds ``1 / size`` of the 20,480 tokens, the self-attention gathers the
+its parity (``ContextParallel``: every rank holds about ``1 / size`` of the 20,480 tokens, the self-attention gathers the
 keys and values of all of them every layer, and the output is gathered at the end), and rank ``2 i`` swaps outputs
 with rank ``2 i + 1``. With an odd count the last rank takes no part.
 
@@ -28,20 +28,24 @@ import torch
 import torch.distributed as dist
 
 
-@dataclass(frozen=True)
+@dataclass
 class ContextParallel:
     """This rank's part of one guidance pass cut along the token sequence.
 
     Attributes:
-        index: this rank's place in the group: it holds tokens ``[index * S / size, (index + 1) * S / size)``.
+        index: this rank's place in the group: of ``S`` tokens it holds ``[index * S // size, (index + 1) * S //
+            size)`` (the counts differ by at most one when ``size`` does not divide ``S``).
         size: ranks in the group (>= 2).
         group: their process group.
+        local: a stand-in: ``gather`` makes the whole length from this rank's slice instead of communicating.
+        total: the sequence length of the forward in progress (set by ``span``; ``gather`` needs it).
     """
 
     index: int
     size: int
     group: object | None = None
-    local: bool = False  # a stand-in: ``gather`` repeats this rank's slice instead of communicating
+    local: bool = False
+    total: int = 0
 
     def __post_init__(self) -> None:
         if self.size < 2 or not 0 <= self.index < self.size:
@@ -49,28 +53,36 @@ class ContextParallel:
                 f"context parallelism needs index in [0, size) and size >= 2, got {self.index}, {self.size}"
             )
 
+    def bounds(self, i: int) -> tuple[int, int]:
+        return i * self.total // self.size, (i + 1) * self.total // self.size
+
     def span(self, s: int) -> tuple[int, int]:
-        """This rank's ``[lo, hi)`` of ``s`` tokens; ``s`` must split evenly (a clear error says how otherwise)."""
-        if s % self.size:
-            raise ValueError(
-                f"context parallelism over {self.size} GPUs needs a token count divisible by {self.size}, got {s}: "
-                "use a GPU count whose half divides it, or --diffusion-decoder-parallel guidance"
-            )
-        n = s // self.size
-        return self.index * n, (self.index + 1) * n
+        """This rank's ``[lo, hi)`` of ``s`` tokens, and ``s`` recorded as the length the gathers rebuild."""
+        if s < self.size:
+            raise ValueError(f"context parallelism over {self.size} GPUs needs at least {self.size} tokens, got {s}")
+        self.total = s
+        return self.bounds(self.index)
 
     def stand_in(self) -> ContextParallel:
-        """The same shapes with no communication (``gather`` repeats the local slice): for a warm-up that one
-        rank runs alone, which must not wait for the others."""
+        """The same shapes with no communication: for a warm-up that one rank runs alone, which must not wait for
+        the others."""
         return dataclasses.replace(self, group=None, local=True)
 
     def gather(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        """The whole of ``x`` along ``dim`` from every rank's slice (in rank order)."""
+        """The whole ``total`` along ``dim`` from every rank's slice (in rank order). Uneven slices travel padded
+        to the longest (one all-gather needs equal parts) and are cut back after."""
         if self.local:
-            return torch.cat([x] * self.size, dim=dim)
-        x = x.movedim(dim, 0).contiguous()
-        out = torch.empty((self.size * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
-        dist.all_gather_into_tensor(out, x, group=self.group)
+            reps = -(-self.total // x.shape[dim])
+            return torch.cat([x] * reps, dim=dim).narrow(dim, 0, self.total)
+        x = x.movedim(dim, 0)
+        m = -(-self.total // self.size)  # the longest slice
+        if x.shape[0] < m:
+            x = torch.cat([x, x.new_zeros((m - x.shape[0], *x.shape[1:]))])
+        out = torch.empty((self.size * m, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        dist.all_gather_into_tensor(out, x.contiguous(), group=self.group)
+        if self.total % self.size:  # drop each short slice's padding
+            parts = [out[i * m : i * m + (hi - lo)] for i, (lo, hi) in enumerate(map(self.bounds, range(self.size)))]
+            out = torch.cat(parts)
         return out.movedim(0, dim)
 
 
