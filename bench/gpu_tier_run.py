@@ -53,6 +53,7 @@ def main() -> int:
         "test_cuda_graph_decode_equals_eager_step_and_teacher_forcing": "cuda_graph_decode",
         "test_cudnn_attention_equals_math_attention": "cudnn_attention",
         "test_tokenizer_bf16_against_fp32": "tokenizer_bf16_vs_fp32",
+        "test_dd_context_parallel_on_gpu_kernels": "dd_context_parallel",
         "test_4b_recipe_two_steps": "recipe_4b_2_steps",
     }
     for name, status, sec in rows:

@@ -3,6 +3,7 @@
 * CUDA-graph decoding equals the eager fixed-shape step and Megatron's teacher-forced forward (fp32);
 * the attention core's cuDNN SDPA (what training picks on a GPU) equals math attention, forward and backward (bf16);
 * the tokenizer in bf16 against fp32 on the GPU (tiny and released sizes, random weights);
+* the diffusion decoder's context parallelism on the GPU's kernels (two ranks sharing one GPU);
 * a 2-step run of the 4B TP=1 recipe (the real NeMo path) on mock clips.
 
 Each test records what it measured in ``MEASURED`` (printed; ``bench/gpu_test_tier.sh`` tabulates it). The file
@@ -16,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -208,6 +210,30 @@ def test_tokenizer_bf16_against_fp32():
         if DEVICE == "cuda":
             torch.cuda.empty_cache()
     _record("tokenizer_bf16_vs_fp32", **numbers)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The diffusion decoder's context parallelism on the GPU's kernels
+# ---------------------------------------------------------------------------------------------------------------
+def test_dd_context_parallel_on_gpu_kernels():
+    """Two ranks sharing GPU 0 over gloo (bench/check_dd_cp_gpu.py): a 2-block slice of the 7B DiT at the real
+    20,480 tokens, cut by context parallelism, gives the whole forward's output within 1e-3 of its largest value,
+    bf16 and FP8 GEMMs (measured bit-equal on the H200, call j6)."""
+    with tempfile.TemporaryDirectory() as tmp:  # a plain call (bench/gpu_tier_run.py passes no fixtures)
+        res = _run_cp_check(Path(tmp) / "cp.json")
+    assert set(res) == ({"bf16"} if SMOKE else {"bf16", "fp8"})
+    for gemm, r in res.items():
+        assert r["max_rel_diff"] < 1e-3, (gemm, r)
+    _record("dd_context_parallel", **res)
+
+
+def _run_cp_check(out: Path) -> dict:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+           str(REPO / "bench" / "check_dd_cp_gpu.py"), "--json", str(out), *(["--smoke"] if SMOKE else [])]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text())
 
 
 # ---------------------------------------------------------------------------------------------------------------
