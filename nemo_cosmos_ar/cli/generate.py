@@ -148,6 +148,7 @@ def options_from_args(args: argparse.Namespace):
         device=args.device,
         dtype=dtype,
         tokenizer_backend=args.tokenizer_backend,
+        started_at=getattr(args, "started", None),
         decode_attention=args.decode_attention,
         fused_step=args.fused_step,
         decode_gemv=args.decode_gemv,

@@ -47,6 +47,8 @@ class GenerateOptions:
         device: ``"cuda"``, ``"cpu"`` ...; None = CUDA when available (under torchrun: this rank's GPU).
         dtype: model dtype; None = bf16 on CUDA (as cosmos-predict1), fp32 on CPU.
         tokenizer_dtype / tokenizer_backend: see ``tokenizer.backends.load_tokenizer``.
+        started_at: ``time.perf_counter()`` when the command started (the CLI sets it): the time until the run's
+            set-up begins (argument parsing, imports) is counted as the "startup" part of its load time.
         offload_ar_model / offload_tokenizer: cosmos-predict1's offloading (delete after use, reload when needed).
         overwrite: replace existing outputs.
         save_tokens: also save the full token grid ``[1, T', H', W']`` int64 (``torch.save``) here.
@@ -92,6 +94,7 @@ class GenerateOptions:
     dtype: torch.dtype | None = None
     tokenizer_dtype: torch.dtype | None = None
     tokenizer_backend: str = "eager"
+    started_at: float | None = None
     offload_ar_model: bool = False
     offload_tokenizer: bool = False
     overwrite: bool = False

@@ -126,6 +126,8 @@ class Runner:
         self.rank, self.world = world()
         self.seconds = dict.fromkeys(("load", "encode", "generate", "decode", "guardrail", "write"), 0.0)
         self.load_parts: dict[str, float] = {}  # what "load" was spent on (the timing line prints it)
+        if opts.started_at is not None:  # the command's own start-up: parsing, imports (the CLI's clock)
+            self._loaded("startup", opts.started_at)
         t = time.perf_counter()
         self.device = checks.check_device(opts.device)
         if opts.engine == "mcore":
