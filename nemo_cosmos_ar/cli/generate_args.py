@@ -83,8 +83,10 @@ class _Spelling(argparse.Action):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nemo_cosmos_ar.cli.describe import parse_resolution
+    from nemo_cosmos_ar.inference import symm_reduce
     from nemo_cosmos_ar.inference.options import (
         CV_TOKENIZER_DIR,
+        DD_PARALLEL,
         DEFAULT_CHECKPOINT,
         DEFAULT_TOKENIZER,
         DIFFUSION_DECODER_DIR,
@@ -332,7 +334,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     ad.add_argument(
         "--decode-reduce",
-        choices=("auto", "nccl", "symm"),
+        choices=symm_reduce.MODES,
         default="auto",
         help="at --num-gpus > 1, the batch-1 step's tensor-parallel all-reduces: symm = torch's symmetric-memory "
         "one-shot kernel (lower latency for one token's rows over NVLink; not yet measured), nccl = the process "
@@ -407,7 +409,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     dd.add_argument(
         "--diffusion-decoder-parallel",
-        choices=("auto", "guidance", "off"),
+        choices=DD_PARALLEL,
         default="auto",
         help="auto (default): on 2 or more GPUs (torchrun), GPU 0 runs the conditional and GPU 1 the unconditional "
         "pass of each guided step, swapping the results (the 7B is then loaded on both; the video is the one GPU's); "

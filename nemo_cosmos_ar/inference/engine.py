@@ -460,7 +460,7 @@ def configure_decode(
         raise ValueError(f"pdl must be auto, on or off, got {pdl!r}")
     if weights not in ("bf16", "int8"):
         raise ValueError(f"decode weights must be bf16 or int8, got {weights!r}")
-    if reduce not in ("auto", "nccl", "symm"):
+    if reduce not in symm_reduce.MODES:
         raise ValueError(f"decode reduce must be auto, nccl or symm, got {reduce!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":

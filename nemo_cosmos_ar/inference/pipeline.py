@@ -274,8 +274,9 @@ class Runner:
             # The causal tokenizer's first latent frames depend on the real frames only, so the eager network
             # encodes just those (1 or 9 of the 33: a quarter of the work or less). The TorchScript files get the
             # padded 33 frames cosmos-predict1 gives them: a traced graph may hold its traced clip length.
-            frames = job.num_input_frames if self.opts.tokenizer_backend == "eager" else gen.NUM_OUTPUT_FRAMES
-            expected = (n_frames if frames == job.num_input_frames else self.grid[0], *self.grid[1:])
+            eager = self.opts.tokenizer_backend == "eager"
+            frames = job.num_input_frames if eager else gen.NUM_OUTPUT_FRAMES
+            expected = (n_frames if eager else self.grid[0], *self.grid[1:])
             t = time.perf_counter()
             ids = self.tokenizer().encode(clip[None, :, :frames])  # [1, T', H', W']
             self.seconds["encode"] += time.perf_counter() - t

@@ -15,10 +15,10 @@ whether this torch and these GPUs can do it, and the engine falls back to the pr
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.distributed as dist
+
+MODES = ("auto", "nccl", "symm")  # --decode-reduce
 
 
 def available(device: torch.device, group) -> tuple[bool, str]:
@@ -70,17 +70,10 @@ def make_reducer(reduce: str, gemv_step: bool, group, engine) -> SymmReducer | N
     (None: the process group's all-reduce). "auto" stays NCCL until the one-shot kernel is measured faster on two
     GPUs (BENCHMARKS.md, issue 13). ``gemv_step``: the step is the batch-1 matrix-vector one, the only path that
     uses a reducer. ``group``: the TP group (None at TP=1). Collective at TP > 1: every rank must call it."""
-    if reduce in ("nccl", "auto") or not gemv_step:
+    if reduce != "symm" or not gemv_step:
         return None
     ok, why = available(engine.device, group)
-    if reduce == "symm" and not ok:
-        raise ValueError(f"--decode-reduce symm: {why}; use --decode-reduce nccl")
     if not ok:
-        return None
-    try:  # rows of up to 8 tokens' hidden states; a larger row takes NCCL (fused_step._reduce)
-        return SymmReducer(group, 8 * engine.cfg.dim, engine.dtype, engine.device)
-    except RuntimeError as err:  # e.g. GPUs without peer access: slower, not wrong
-        if reduce == "symm":
-            raise
-        warnings.warn(f"symmetric-memory all-reduce unavailable ({err}); the decode uses NCCL", stacklevel=2)
-        return None
+        raise ValueError(f"--decode-reduce symm: {why}; use --decode-reduce nccl")
+    # rows of up to 8 tokens' hidden states; a larger row takes NCCL (fused_step._reduce)
+    return SymmReducer(group, 8 * engine.cfg.dim, engine.dtype, engine.device)
