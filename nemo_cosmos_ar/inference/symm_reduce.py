@@ -10,7 +10,7 @@ buffer can be reused at once. It is captured in the step's CUDA graph like any k
 
 The sum is taken in the row's dtype, rank by rank in rank order; at TP=2 ``a + b`` is exact up to one rounding
 either way, so the result equals NCCL's (which also adds the two bf16 rows once). CUDA only; ``available`` says
-whether this torch and these GPUs can do it, and the engine falls back to the process group's all-reduce otherwise.
+whether this torch and these GPUs can do it; ``--decode-reduce symm`` where they cannot is a one-line error.
 """
 
 from __future__ import annotations
