@@ -27,7 +27,56 @@ from nemo_cosmos_ar.inference import gemv as G  # noqa: E402
 from nemo_cosmos_ar.inference import gemv_cuda as GC  # noqa: E402
 from nemo_cosmos_ar.inference import quant  # noqa: E402
 
-SHAPES = {"qkv": (6144, 4096), "proj": (4096, 4096), "fc1": (28672, 4096), "fc2": (4096, 14336), "output": (64000, 4096)}
+SHAPES = {
+    "qkv": (6144, 4096),
+    "proj": (4096, 4096),
+    "fc1": (28672, 4096),
+    "fc2": (4096, 14336),
+    "output": (64000, 4096),
+}
+
+
+def shape_row(name: str, n: int, k: int, sweep: list, dev, best_cfg: dict):
+    """Print one table row; returns the shape's weight copies and input row (for the chain)."""
+    copies = 4 if name == "output" else 16
+    qs = [quant.quantize_rows(torch.randn(n, k, device=dev, dtype=torch.bfloat16) * 0.02) for _ in range(copies)]
+    x = torch.randn(1, 1, k, device=dev, dtype=torch.bfloat16)
+    tb = (n * k + 4 * n) / 1e12
+
+    def fmt(t, tb=tb):
+        return f"{t * 1e6:.1f} ({tb / t:.2f})"
+
+    ref = (qs[0][0].float() * qs[0][1][:, None]) @ x.reshape(k).float()
+    tri = G.gemv(x, qs[0][0], scale=qs[0][1]).reshape(n)
+    t_tri = graph_time(lambda i: G.gemv(x, qs[i][0], scale=qs[i][1]), copies)
+    t_tri_pdl = graph_time(lambda i: G.gemv(x, qs[i][0], scale=qs[i][1], pdl=True), copies)
+    results = []
+    for cfg in sweep:
+        try:
+            t = graph_time(lambda i, c=cfg: GC.gemv_int8(x, qs[i][0], qs[i][1], config=c), copies, replays=10)
+        except Exception as err:  # noqa: BLE001 - report and go on
+            print(f"  {name} {cfg}: {str(err).splitlines()[0][:120]}", file=sys.stderr)
+            continue
+        results.append((t, cfg))
+    if not results:
+        print(f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | failed | | | | |")
+        return qs, x
+    t_def = next((t for t, c in results if c == GC.DEFAULT_CONFIG), float("nan"))
+    t_best, cfg = min(results)
+    best_cfg[name] = cfg
+    t_best = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg), copies)
+    t_best_pdl = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg, pdl=True), copies)
+    out = GC.gemv_int8(x, qs[0][0], qs[0][1], config=cfg).reshape(n)
+    scale = ref.abs().max().item()
+    err_c = (out.float() - ref).abs().max().item() / scale
+    err_t = (tri.float() - ref).abs().max().item() / scale
+    same = (out == tri).float().mean().item()
+    print(
+        f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | {fmt(t_def)} | {fmt(t_best)} {list(cfg)} | "
+        f"{fmt(t_best_pdl)} | {err_c:.2e} / {err_t:.2e} | {same:.4f} |",
+        flush=True,
+    )
+    return qs, x
 
 
 def main() -> None:
@@ -39,48 +88,15 @@ def main() -> None:
     if not args.quick:
         sweep += [c for c in itertools.product((1, 2, 4), (2, 4, 8), (4, 8), (0, 4, 8)) if c != GC.DEFAULT_CONFIG]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {len(sweep)} CUDA block choices\n")
-    print("| shape | N x K | Triton | Triton + PDL | CUDA default | CUDA best [rows, unroll, warps, per SM] | "
-          "CUDA best + PDL | max rel err (CUDA / Triton) | bf16 outputs = Triton |")
+    print(
+        "| shape | N x K | Triton | Triton + PDL | CUDA default | CUDA best [rows, unroll, warps, per SM] | "
+        "CUDA best + PDL | max rel err (CUDA / Triton) | bf16 outputs = Triton |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---|---:|")
     best_cfg = {}
     data = {}
     for name, (n, k) in SHAPES.items():
-        copies = 4 if name == "output" else 16
-        qs = [quant.quantize_rows(torch.randn(n, k, device=dev, dtype=torch.bfloat16) * 0.02) for _ in range(copies)]
-        x = torch.randn(1, 1, k, device=dev, dtype=torch.bfloat16)
-        data[name] = (qs, x)
-        tb = (n * k + 4 * n) / 1e12
-
-        def fmt(t, tb=tb):
-            return f"{t * 1e6:.1f} ({tb / t:.2f})"
-
-        ref = (qs[0][0].float() * qs[0][1][:, None]) @ x.reshape(k).float()
-        tri = G.gemv(x, qs[0][0], scale=qs[0][1]).reshape(n)
-        t_tri = graph_time(lambda i: G.gemv(x, qs[i][0], scale=qs[i][1]), copies)
-        t_tri_pdl = graph_time(lambda i: G.gemv(x, qs[i][0], scale=qs[i][1], pdl=True), copies)
-        results = []
-        for cfg in sweep:
-            try:
-                t = graph_time(lambda i, c=cfg: GC.gemv_int8(x, qs[i][0], qs[i][1], config=c), copies, replays=10)
-            except Exception as err:  # noqa: BLE001 - report and go on
-                print(f"  {name} {cfg}: {str(err).splitlines()[0][:120]}", file=sys.stderr)
-                continue
-            results.append((t, cfg))
-        if not results:
-            print(f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | failed | | | | |")
-            continue
-        t_def = next((t for t, c in results if c == GC.DEFAULT_CONFIG), float("nan"))
-        t_best, cfg = min(results)
-        best_cfg[name] = cfg
-        t_best = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg), copies)
-        t_best_pdl = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg, pdl=True), copies)
-        out = GC.gemv_int8(x, qs[0][0], qs[0][1], config=cfg).reshape(n)
-        scale = ref.abs().max().item()
-        err_c = (out.float() - ref).abs().max().item() / scale
-        err_t = (tri.float() - ref).abs().max().item() / scale
-        same = (out == tri).float().mean().item()
-        print(f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | {fmt(t_def)} | {fmt(t_best)} {list(cfg)} | "
-              f"{fmt(t_best_pdl)} | {err_c:.2e} / {err_t:.2e} | {same:.4f} |", flush=True)
+        data[name] = shape_row(name, n, k, sweep, dev, best_cfg)
     if len(best_cfg) < 4:
         return
     layer = ("qkv", "proj", "fc1", "fc2")

@@ -198,7 +198,9 @@ def gemv_int8(
     """``gemv.gemv(x, weight, scale=scale)`` (one bf16 row; see the module docstring) by the CUDA kernel."""
     n, k = weight.shape
     if weight.dtype != torch.int8 or x.dtype != torch.bfloat16 or scale.dtype != torch.float32:
-        raise ValueError(f"gemv_int8: needs int8 weight, bf16 x, fp32 scale; got {weight.dtype}, {x.dtype}, {scale.dtype}")
+        raise ValueError(
+            f"gemv_int8: needs int8 weight, bf16 x, fp32 scale; got {weight.dtype}, {x.dtype}, {scale.dtype}"
+        )
     if k % 16 or weight.stride() != (k, 1) or weight.data_ptr() % 16 or x.numel() != k or scale.numel() != n:
         raise ValueError(
             f"gemv_int8: weight {tuple(weight.shape)} must be contiguous with K % 16 == 0 and 16-byte aligned, x one "
