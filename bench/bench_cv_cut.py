@@ -42,8 +42,9 @@ def timed(fn, reps: int, cuda: bool) -> tuple[float, torch.Tensor]:
 
 
 def write_case(frames, thread_type: str, tmp: Path) -> float:
-    import av
     from fractions import Fraction
+
+    import av
 
     t = time.perf_counter()
     with av.open(str(tmp / "x.mp4"), mode="w", format="mp4") as container:
@@ -89,16 +90,19 @@ def main() -> None:
             if a in outs and b in outs:
                 d = (outs[a] - outs[b]).abs()
                 q = ((outs[a].clamp(-1, 1) + 1) * 127.5).round() != ((outs[b].clamp(-1, 1) + 1) * 127.5).round()
-                print(f"{a} vs {b}, 33 kept frames: max |d| {d.max().item():.3g}, mean {d.mean().item():.3g}; "
-                      f"uint8 values that differ {q.float().mean().item():.2e}")
+                print(
+                    f"{a} vs {b}, 33 kept frames: max |d| {d.max().item():.3g}, mean {d.mean().item():.3g}; "
+                    f"uint8 values that differ {q.float().mean().item():.2e}"
+                )
         import numpy as np
 
         n, hh, ww = (33, 640, 1024) if cuda else (9, 64, 96)
         rng = np.random.default_rng(0)
         noise = rng.integers(0, 255, (n, hh, ww, 3), dtype=np.uint8)
         yy, xx = np.mgrid[0:hh, 0:ww]
-        smooth = np.stack([np.stack([(xx + 8 * t) % 256, (yy + 4 * t) % 256, (xx + yy) // 8 % 256], -1)
-                           for t in range(n)]).astype(np.uint8)
+        smooth = np.stack(
+            [np.stack([(xx + 8 * t) % 256, (yy + 4 * t) % 256, (xx + yy) // 8 % 256], -1) for t in range(n)]
+        ).astype(np.uint8)
         print(f"\nMP4 write (libx264 crf 18), {n}x{hh}x{ww}\n\n| frames | SLICE s | FRAME s |\n|---|---:|---:|")
         for label, frames in (("noise", noise), ("smooth", smooth)):
             res = {tt: statistics.median(write_case(frames, tt, tmp) for _ in range(3)) for tt in ("SLICE", "FRAME")}

@@ -31,6 +31,8 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +pdl           +gemv with programmatic dependent launch for every Triton kernel of the layers (products,
                    attention, inductor's pieces: each starts while the one before drains) and the attention kernel
                    writing the step's K/V (no index_copy_ between them); batch 1, TP=1 (generate's default there)
+    +int8-cuda     +int8 with the int8 products by the hand-written CUDA kernel (inference/gemv_cuda.py,
+                   --decode-int8-kernel cuda) instead of the Triton one
     +int8-nopdl    +int8 without programmatic dependent launch (for profiles whose kernels must not overlap)
     +int8          +pdl with weight-only int8 projections (inference/quant.py, --decode-weights int8: one scale per
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
@@ -78,6 +80,7 @@ ATTENTION = {
     "+pdl": "triton",
     "+int8": "triton",
     "+int8-nopdl": "triton",
+    "+int8-cuda": "triton",
     "+symm": "triton",
     "+symm-pdl": "triton",
 }
@@ -100,12 +103,24 @@ CONFIGS = (
     "+pdl",
     "+int8",
     "+int8-nopdl",
+    "+int8-cuda",
     "+symm",
     "+symm-pdl",
     "+topk-nucleus",
 )
-GEMV = ("+gemv", "+gemv-write", "+gemv-fused", "+glu", "+pdl", "+int8", "+int8-nopdl", "+symm", "+symm-pdl")
-INT8 = ("+int8", "+int8-nopdl", "+symm", "+symm-pdl")
+GEMV = (
+    "+gemv",
+    "+gemv-write",
+    "+gemv-fused",
+    "+glu",
+    "+pdl",
+    "+int8",
+    "+int8-nopdl",
+    "+int8-cuda",
+    "+symm",
+    "+symm-pdl",
+)
+INT8 = ("+int8", "+int8-nopdl", "+int8-cuda", "+symm", "+symm-pdl")
 _REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
@@ -161,6 +176,7 @@ def set_config(engine, name: str) -> None:
     engine.gemv_glu = name == "+glu"
     engine.pdl = name in ("+pdl", *INT8) and name != "+int8-nopdl"
     engine.pdl_tp = name == "+symm-pdl"
+    engine.int8_kernel = "cuda" if name == "+int8-cuda" else "triton"
     set_weights(engine, "int8" if name in INT8 else "bf16")
     engine.reducer = None
     if name in ("+symm", "+symm-pdl") and engine.tp > 1:

@@ -21,6 +21,7 @@ Configurations (``--configs``, comma-separated; default all but the opt-in ``*in
   Triton matrix-vector kernel on a GPU);
 * ``dd-fp8``: ``--diffusion-decoder-gemm fp8`` (the DiT's projections as e4m3 GEMMs; changes the video);
 * ``dd-int8-fp8``: both.
+* ``dd-int8-fp8-triton``: both, the int8 products by the Triton kernel instead of the CUDA one.
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
@@ -79,6 +80,15 @@ CONFIGS = {
     "dd-int8": ["--decode-weights", "int8"],  # opt-in (changes the outputs; needs Triton on a GPU): not a default
     "dd-fp8": ["--diffusion-decoder-gemm", "fp8"],  # opt-in (changes the video): not a default
     "dd-int8-fp8": ["--decode-weights", "int8", "--diffusion-decoder-gemm", "fp8"],
+    # the same with the Triton int8 kernel (the default is the CUDA one where it compiles, gemv_cuda.py)
+    "dd-int8-fp8-triton": [
+        "--decode-weights",
+        "int8",
+        "--diffusion-decoder-gemm",
+        "fp8",
+        "--decode-int8-kernel",
+        "triton",
+    ],
 }
 DEFAULT_CONFIGS = [c for c in CONFIGS if "int8" not in c and "fp8" not in c]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"

@@ -68,9 +68,15 @@ def test_configure_decode_int8_refusals_and_quantization(tiny):
         en.configure_decode(eng, weights="int8")  # auto on a CPU: unfused, no gemv
     with pytest.raises(ValueError, match=r"decode weights must be bf16 or int8, got 'fp8'"):
         en.configure_decode(eng, "sdpa", "on", "on", weights="fp8")
+    with pytest.raises(ValueError, match=r"decode int8 kernel must be one of auto, cuda, triton, got 'cutlass'"):
+        en.configure_decode(eng, "sdpa", "on", "on", weights="int8", int8_kernel="cutlass")
+    # the CUDA kernel is refused on a CPU, before any weight changes
+    with pytest.raises(ValueError, match=r"--decode-int8-kernel cuda: the CUDA kernel does not compile here"):
+        en.configure_decode(eng, "sdpa", "on", "on", weights="int8", int8_kernel="cuda")
     assert eng.weights == "bf16" and not quant.is_quantized(eng.model)
     en.configure_decode(eng, "sdpa", "on", "on", weights="int8")
     assert (eng.weights, eng.fused_step, eng.gemv) == ("int8", True, True) and quant.is_quantized(eng.model)
+    assert eng.int8_kernel == "triton"  # auto: the CUDA kernel only where it compiles
     mods = quant.decode_projections(eng.model)
     names = ("self_attention.linear_qkv", "self_attention.linear_proj", "mlp.linear_fc1", "mlp.linear_fc2")
     assert [n for n, _ in mods[:4]] == [f"decoder.layers.0.{m}" for m in names]
@@ -137,7 +143,11 @@ def test_decode_weights_from_the_command_line(tmp_path, monkeypatch):
     )  # fmt: skip
     runner.opts = opts("--decode-weights", "int8", "--decode-gemv", "on", "--fused-step", "on")
     assert runner.load_engine() == "engine"
-    assert seen == [("auto", "on", "on", "auto", "int8", "auto")]  # ..., weights, reduce
+    assert seen == [("auto", "on", "on", "auto", "int8", "auto", "auto")]  # ..., weights, reduce, int8 kernel
     runner.engine, seen[:] = None, []
-    runner.opts = opts("--decode-weights", "int8", "--decode-reduce", "nccl")
-    assert runner.load_engine() == "engine" and seen == [("auto", "auto", "auto", "auto", "int8", "nccl")]
+    runner.opts = opts("--decode-weights", "int8", "--decode-reduce", "nccl", "--decode-int8-kernel", "triton")
+    assert runner.load_engine() == "engine" and seen == [("auto", "auto", "auto", "auto", "int8", "nccl", "triton")]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--input", "a.png", "--decode-int8-kernel", "cutlass"])
+    with pytest.raises(ValueError, match=r"--decode-int8-kernel must be one of \('auto', 'cuda', 'triton'\)"):
+        GenerateOptions(decode_int8_kernel="cutlass")

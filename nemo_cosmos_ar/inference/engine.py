@@ -216,6 +216,9 @@ class McoreEngine:
         # "int8": the decode projections quantized per output row (``quant.py``; the batch-1 gemv step reads the int8
         # copies, everything else the dequantized bf16 weights). Set by ``configure_decode`` only: it is one-way.
         self.weights = "bf16"
+        # With int8 weights: "cuda" runs their batch-1 products by the hand-written kernel (``gemv_cuda.py``, 10%
+        # faster per layer on the H200), "triton" by ``gemv.gemv``. Set by ``configure_decode``.
+        self.int8_kernel = "triton"
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -350,7 +353,8 @@ class McoreEngine:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
             h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl)
-            logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl)
+            c8 = self.int8_kernel == "cuda"
+            logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl, None, c8)
             return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
         for layer, kv in zip(self.layers, cache):
@@ -423,6 +427,7 @@ class McoreEngine:
 
 
 DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
+INT8_KERNELS = ("auto", "cuda", "triton")  # --decode-int8-kernel
 
 
 def configure_decode(
@@ -433,6 +438,7 @@ def configure_decode(
     pdl: str = "auto",
     weights: str = "bf16",
     reduce: str = "auto",
+    int8_kernel: str = "auto",
 ) -> McoreEngine:
     """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
     projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step) and whether, at batch 1 and
@@ -445,6 +451,9 @@ def configure_decode(
     ``weights="int8"`` (opt-in: it changes the outputs): quantize the decode projections to int8 per output row,
     once (``quant.quantize_model``), so the batch-1 matrix-vector products read half the bytes; needs that kernel
     (fused step and gemv on). It cannot be undone on this engine (its weights now hold the dequantized values).
+
+    ``int8_kernel`` (with ``weights="int8"``): "cuda" (``gemv_cuda.py``, compiled here by NVRTC; an error where it
+    cannot be), "triton" (``gemv.gemv``) or "auto" (cuda where it compiles, else triton).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -462,6 +471,8 @@ def configure_decode(
         raise ValueError(f"decode weights must be bf16 or int8, got {weights!r}")
     if reduce not in symm_reduce.MODES:
         raise ValueError(f"decode reduce must be auto, nccl or symm, got {reduce!r}")
+    if int8_kernel not in INT8_KERNELS:
+        raise ValueError(f"decode int8 kernel must be one of {', '.join(INT8_KERNELS)}, got {int8_kernel!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -487,9 +498,20 @@ def configure_decode(
         )
     if weights == "bf16" and quant.is_quantized(engine.model):
         raise ValueError("--decode-weights bf16: this engine's weights were quantized to int8; load the model again")
+    kernel8 = "triton"
+    if weights == "int8" and int8_kernel != "triton":  # checked before the weights change
+        from nemo_cosmos_ar.inference import gemv_cuda
+
+        ok = gemv_cuda.available(engine.device, engine.pdl)
+        if int8_kernel == "cuda" and not ok:
+            raise ValueError(
+                "--decode-int8-kernel cuda: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's "
+                "NVRTC library); use --decode-int8-kernel triton"
+            )
+        kernel8 = "cuda" if ok else "triton"
     if weights == "int8":
         quant.quantize_model(engine.model)
-    engine.weights = weights
+    engine.weights, engine.int8_kernel = weights, kernel8
     from megatron.core import parallel_state
 
     group = parallel_state.get_tensor_model_parallel_group() if engine.tp > 1 else None

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import gemv as gemv_kernel
+from nemo_cosmos_ar.inference import gemv_cuda
 from nemo_cosmos_ar.inference.quant import int8_weight
 
 _COMPILED: dict[str, object] = {}
@@ -140,15 +141,21 @@ def _reduce(module, y: torch.Tensor, reducer=None) -> torch.Tensor:
     return reduce_from_tensor_model_parallel_region(y, group=module.tp_group)
 
 
-def project(module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False, reducer=None) -> torch.Tensor:
+def project(
+    module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False, reducer=None, int8_cuda: bool = False
+) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
     weight (its int8 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
-    launch), then (row-parallel, ``reduce``) the all-reduce over the TP group that the module would do (by
-    ``reducer`` when given, see ``_reduce``; batch-1 ``gemv`` path only)."""
+    launch; ``int8_cuda``: an int8 weight's product by ``gemv_cuda.gemv_int8`` instead), then (row-parallel,
+    ``reduce``) the all-reduce over the TP group that the module would do (by ``reducer`` when given, see
+    ``_reduce``; batch-1 ``gemv`` path only)."""
     if not gemv:  # cuBLAS inside the module, and the module's own all-reduce
         return module(h)[0]
     w, scale = int8_weight(module)
-    y = gemv_kernel.gemv(h, w, scale=scale, pdl=pdl)
+    if int8_cuda and gemv_cuda.fits(h, w, scale):
+        y = gemv_cuda.gemv_int8(h, w, scale, pdl=pdl)
+    else:
+        y = gemv_kernel.gemv(h, w, scale=scale, pdl=pdl)
     return _reduce(module, y, reducer) if reduce else y
 
 
@@ -177,22 +184,23 @@ def run_layers(
     act = _fn("swiglu", swiglu, cuda, pdl)
     layers = engine.layers
     reducer = engine.reducer if gemv else None
+    c8 = engine.int8_kernel == "cuda"
     first = layers[0].input_layernorm
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl))
+        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, None, c8))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer)
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, c8)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
             w, scale = int8_weight(mlp.linear_fc1)
             m = gemv_kernel.gemv(h, w, scale=scale, glu=True, pdl=pdl)
         else:
-            m = act(project(mlp.linear_fc1, h, gemv, False, pdl))
-        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer)
+            m = act(project(mlp.linear_fc1, h, gemv, False, pdl, None, c8))
+        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer, c8)
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h

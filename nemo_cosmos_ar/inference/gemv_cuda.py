@@ -26,9 +26,14 @@ import ctypes
 import torch
 
 # (ROWS per warp, UNROLL loads per lane per row, WARPS per block, BLOCKS per SM of the grid; 0 = one block per
-# row group, no loop). Chosen by bench/bench_gemv_cuda.py on the H200; the per-shape table overrides it.
-DEFAULT_CONFIG = (2, 4, 4, 0)
-SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+# row group, no loop). The best of bench/bench_gemv_cuda.py's 54-choice sweep on the H200 for fc1 and the output
+# layer (30.0 and 61.5 us, 3.9 and 4.3 TB/s; call b7), and per shape for the 4B's other products.
+DEFAULT_CONFIG = (2, 2, 4, 0)
+SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
+    (6144, 4096): (2, 2, 4, 8),  # QKV: 9.3 us (2.70 TB/s) against the Triton kernel's 10.6 with PDL
+    (4096, 4096): (1, 2, 4, 0),  # attention out: 7.2 against 6.9
+    (4096, 14336): (1, 4, 8, 8),  # fc2: 18.4 against 21.1
+}
 
 _SOURCE = r"""
 #define ROWS %(rows)d
@@ -162,6 +167,34 @@ class _LaunchConfig(ctypes.Structure):  # CUlaunchConfig
 
 
 _PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+
+
+def available(device: torch.device, pdl: bool) -> bool:
+    """Whether the kernel compiles and loads here (NVRTC found, a CUDA device; ``pdl``: compute capability 9.0+);
+    compiles the default block choice once as a side effect."""
+    if device.type != "cuda" or (pdl and torch.cuda.get_device_capability(device)[0] < 9):
+        return False
+    try:
+        with torch.cuda.device(device):
+            kernel(*DEFAULT_CONFIG[:3], pdl)
+    except Exception:  # noqa: BLE001 - no NVRTC library, an old driver: the Triton kernel serves instead
+        return False
+    return True
+
+
+def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> bool:
+    """Whether ``gemv_int8`` takes these operands (else the caller uses ``gemv.gemv``)."""
+    n, k = weight.shape
+    return (
+        scale is not None
+        and weight.is_cuda
+        and weight.dtype == torch.int8
+        and x.dtype == torch.bfloat16
+        and x.numel() == k
+        and k % 16 == 0
+        and weight.stride() == (k, 1)
+        and weight.data_ptr() % 16 == 0
+    )
 
 
 def kernel(rows: int, unroll: int, warps: int, pdl: bool):

@@ -15,7 +15,7 @@ import torch
 from nemo_cosmos_ar.diffusion_decoder.config import CV_TOKENIZER_FOLDER, DECODER_FOLDER
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference.engine import world  # importing engine loads no Megatron (its functions do)
+from nemo_cosmos_ar.inference.engine import INT8_KERNELS, world  # importing engine loads no Megatron (its functions do)
 from nemo_cosmos_ar.inference.sampling import SamplingConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -61,6 +61,7 @@ class GenerateOptions:
         decode_reduce: "auto", "nccl" or "symm": the batch-1 step's TP all-reduces (``symm_reduce.py``).
         decode_weights: "bf16" or "int8" (weight-only int8 for the batch-1 decode, ``quant.py``; changes the
             outputs, so off by default; Megatron engine at batch size 1 only).
+        decode_int8_kernel: "auto", "cuda" or "triton": the kernel of the int8 products (``engine.configure_decode``).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).
@@ -108,6 +109,7 @@ class GenerateOptions:
     decode_pdl: str = "auto"
     decode_reduce: str = "auto"
     decode_weights: str = "bf16"
+    decode_int8_kernel: str = "auto"
     engine: str = "mcore"
     num_gpus: int = 1
     batch_size: int = 1
@@ -144,6 +146,8 @@ class GenerateOptions:
                 "--decode-weights int8 is for the Megatron engine's batch-1 decode: use --engine mcore and "
                 f"--batch-size 1 (got --engine {self.engine}, --batch-size {self.batch_size})"
             )
+        if self.decode_int8_kernel not in INT8_KERNELS:
+            raise ValueError(f"--decode-int8-kernel must be one of {INT8_KERNELS}, got {self.decode_int8_kernel!r}")
         if self.dd_gemm not in ("bf16", "fp8"):
             raise ValueError(f"--diffusion-decoder-gemm must be bf16 or fp8, got {self.dd_gemm!r}")
         if self.dd_parallel not in DD_PARALLEL:
