@@ -152,7 +152,9 @@ _SM_COUNT: list[int] = []
 
 
 class _LaunchAttr(ctypes.Structure):  # CUlaunchAttribute: id, padding to 8 bytes, a 64-byte value union
-    _fields_ = [("id", ctypes.c_uint), ("pad", ctypes.c_char * 4), ("value", ctypes.c_char * 64)]
+    # The union as integers: a c_char array field would read back as a bytes copy, and writing through that copy
+    # would corrupt Python's own objects.
+    _fields_ = [("id", ctypes.c_uint), ("pad", ctypes.c_uint), ("value", ctypes.c_ulonglong * 8)]
 
 
 class _LaunchConfig(ctypes.Structure):  # CUlaunchConfig
@@ -218,7 +220,7 @@ def _launch(fn, grid: int, block: int, shared: int, args: list, pdl: bool) -> No
     attr = _LaunchAttr()
     if pdl:
         attr.id = _PROGRAMMATIC_STREAM_SERIALIZATION
-        ctypes.memmove(attr.value, ctypes.byref(ctypes.c_int(1)), 4)
+        attr.value[0] = 1  # programmaticStreamSerializationAllowed, the union's first int (little-endian)
         cfg.attrs, cfg.num_attrs = ctypes.pointer(attr), 1
     err = libcuda.cuLaunchKernelEx(ctypes.byref(cfg), fn.func, params, None)
     if err:
