@@ -59,21 +59,26 @@ def shape_row(name: str, n: int, k: int, sweep: list, dev, best_cfg: dict):
             continue
         results.append((t, cfg))
     if not results:
-        print(f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | failed | | | | |")
+        print(f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | failed | | | | | |")
         return qs, x
     t_def = next((t for t, c in results if c == GC.DEFAULT_CONFIG), float("nan"))
     t_best, cfg = min(results)
     best_cfg[name] = cfg
     t_best = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg), copies)
     t_best_pdl = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg, pdl=True), copies)
+    GC.X_GLOBAL = True
+    t_xg = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg), copies)
+    out_xg = GC.gemv_int8(x, qs[0][0], qs[0][1], config=cfg).reshape(n)
+    GC.X_GLOBAL = False
     out = GC.gemv_int8(x, qs[0][0], qs[0][1], config=cfg).reshape(n)
+    assert torch.equal(out, out_xg), name
     scale = ref.abs().max().item()
     err_c = (out.float() - ref).abs().max().item() / scale
     err_t = (tri.float() - ref).abs().max().item() / scale
     same = (out == tri).float().mean().item()
     print(
         f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_tri_pdl)} | {fmt(t_def)} | {fmt(t_best)} {list(cfg)} | "
-        f"{fmt(t_best_pdl)} | {err_c:.2e} / {err_t:.2e} | {same:.4f} |",
+        f"{fmt(t_best_pdl)} | {fmt(t_xg)} | {err_c:.2e} / {err_t:.2e} | {same:.4f} |",
         flush=True,
     )
     return qs, x
@@ -90,9 +95,9 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {len(sweep)} CUDA block choices\n")
     print(
         "| shape | N x K | Triton | Triton + PDL | CUDA default | CUDA best [rows, unroll, warps, per SM] | "
-        "CUDA best + PDL | max rel err (CUDA / Triton) | bf16 outputs = Triton |"
+        "CUDA best + PDL | CUDA best, x read from global | max rel err (CUDA / Triton) | bf16 outputs = Triton |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
     best_cfg = {}
     data = {}
     for name, (n, k) in SHAPES.items():
@@ -115,8 +120,12 @@ def main() -> None:
 
     print("\nA layer's four products (QKV, attention out, fc1, fc2), 16 layers chained in one graph, us per layer:\n")
     print("| kernel | no PDL | PDL |\n|---|---:|---:|")
-    for kind in ("triton", "cuda"):
-        print(f"| {kind} | {chain(kind, False):.1f} | {chain(kind, True):.1f} |")
+    print(f"| triton | {chain('triton', False):.1f} | {chain('triton', True):.1f} |")
+    for mode, xg in (("early", False), ("late", False), ("early", True), ("late", True)):
+        GC.PDL_MODE, GC.X_GLOBAL = mode, xg
+        label = f"cuda, PDL trigger {mode}" + (", x from global" if xg else "")
+        print(f"| {label} | {chain('cuda', False):.1f} | {chain('cuda', True):.1f} |")
+    GC.PDL_MODE, GC.X_GLOBAL = "early", False
     print(f"\nbest CUDA blocks per shape: {best_cfg}")
 
 

@@ -40,6 +40,8 @@ _SOURCE = r"""
 #define UNROLL %(unroll)d
 #define WARPS %(warps)d
 #define PDL %(pdl)d
+#define LATE %(late)d
+#define XG %(xg)d
 
 __device__ __forceinline__ float bf16_lo(unsigned int u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
@@ -65,7 +67,9 @@ __device__ __forceinline__ float dot4(unsigned int w, float x0, float x1, float 
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* __restrict__ scale,
           unsigned short* __restrict__ y, int n, int k) {
+#if !XG
     extern __shared__ uint4 xs[];  // the input row, bf16, 8 values per uint4
+#endif
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kv = k >> 4;  // 16-byte weight vectors per row
     const int step = gridDim.x * WARPS * ROWS;
@@ -81,9 +85,13 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 #if PDL
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+#if XG
+    const uint4* xs = x;  // read x from global memory (L1/L2) where it is used: no staging, no block barrier
+#else
     for (int i = threadIdx.x; i < (k >> 3); i += WARPS * 32) xs[i] = x[i];
     __syncthreads();
-#if PDL
+#endif
+#if PDL && !LATE
     asm volatile("griddepcontrol.launch_dependents;");
 #endif
     for (; row < n; row += step) {
@@ -144,10 +152,19 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
                 }
         }
     }
+#if PDL && LATE
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
 }
 """
 
-_KERNELS: dict[tuple[int, int, int, bool], object] = {}
+# When a launch asks for PDL: "early" lets the next kernel launch once every block has staged x, "late" once every
+# block has finished its rows, "off" launches without the attribute.
+PDL_MODE = "early"
+# Read the input row from global memory where it is used instead of staging it in shared memory (measured by
+# bench/bench_gemv_cuda.py).
+X_GLOBAL = False
+_KERNELS: dict[tuple[int, int, int, bool, bool, bool], object] = {}
 _SM_COUNT: list[int] = []
 
 
@@ -199,11 +216,11 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
     )
 
 
-def kernel(rows: int, unroll: int, warps: int, pdl: bool):
+def kernel(rows: int, unroll: int, warps: int, pdl: bool, late: bool = False, xg: bool = False):
     """The compiled kernel for one block shape (NVRTC, once per process)."""
-    key = (rows, unroll, warps, pdl)
+    key = (rows, unroll, warps, pdl, late, xg)
     if key not in _KERNELS:
-        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl))
+        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl), late=int(late), xg=int(xg))
         _KERNELS[key] = torch.cuda._compile_kernel(src, "gemv_int8")
     return _KERNELS[key]
 
@@ -251,5 +268,7 @@ def gemv_int8(
         groups = min(groups, per_sm * _SM_COUNT[0])
     xv = x.reshape(k).contiguous()
     y = torch.empty((*x.shape[:-1], n), dtype=torch.bfloat16, device=x.device)
-    _launch(kernel(rows, unroll, warps, pdl), groups, 32 * warps, 2 * k, [weight, xv, scale, y, n, k], pdl)
+    pdl = pdl and PDL_MODE != "off"
+    fn = kernel(rows, unroll, warps, pdl, pdl and PDL_MODE == "late", X_GLOBAL)
+    _launch(fn, groups, 32 * warps, 0 if X_GLOBAL else 2 * k, [weight, xv, scale, y, n, k], pdl)
     return y
