@@ -66,12 +66,10 @@ def shape_row(name: str, n: int, k: int, sweep: list, dev, best_cfg: dict):
     best_cfg[name] = cfg
     t_best = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg), copies)
     t_best_pdl = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg, pdl=True), copies)
-    GC.X_GLOBAL = True
-    t_xg = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=cfg), copies)
-    out_xg = GC.gemv_int8(x, qs[0][0], qs[0][1], config=cfg).reshape(n)
-    GC.X_GLOBAL = False
+    xg = (*cfg[:4], not cfg[4])  # the same blocks with the other x source
+    t_xg = graph_time(lambda i: GC.gemv_int8(x, qs[i][0], qs[i][1], config=xg), copies)
     out = GC.gemv_int8(x, qs[0][0], qs[0][1], config=cfg).reshape(n)
-    assert torch.equal(out, out_xg), name
+    assert torch.equal(out, GC.gemv_int8(x, qs[0][0], qs[0][1], config=xg).reshape(n)), name
     scale = ref.abs().max().item()
     err_c = (out.float() - ref).abs().max().item() / scale
     err_t = (tri.float() - ref).abs().max().item() / scale
@@ -89,13 +87,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     dev = torch.device("cuda")
-    sweep = [GC.DEFAULT_CONFIG]
+    sweep = [GC.DEFAULT_CONFIG, *sorted(set(GC.SHAPE_CONFIGS.values()))]
     if not args.quick:
-        sweep += [c for c in itertools.product((1, 2, 4), (2, 4, 8), (4, 8), (0, 4, 8)) if c != GC.DEFAULT_CONFIG]
+        choices = itertools.product((1, 2, 4), (2, 4, 8), (4, 8), (0, 4, 8), (False, True))
+        sweep += [c for c in choices if c != GC.DEFAULT_CONFIG]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {len(sweep)} CUDA block choices\n")
     print(
         "| shape | N x K | Triton | Triton + PDL | CUDA default | CUDA best [rows, unroll, warps, per SM] | "
-        "CUDA best + PDL | CUDA best, x read from global | max rel err (CUDA / Triton) | bf16 outputs = Triton |"
+        "CUDA best + PDL | CUDA best, the other x source | max rel err (CUDA / Triton) | bf16 outputs = Triton |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
     best_cfg = {}
@@ -114,19 +113,18 @@ def main() -> None:
                 if kind == "triton":
                     G.gemv(x, w, scale=s, pdl=pdl)
                 else:
-                    GC.gemv_int8(x, w, s, config=best_cfg[name], pdl=pdl)
+                    GC.gemv_int8(x, w, s, pdl=pdl)  # generate's blocks (SHAPE_CONFIGS)
 
         return graph_time(step, 16) * 1e6
 
     print("\nA layer's four products (QKV, attention out, fc1, fc2), 16 layers chained in one graph, us per layer:\n")
     print("| kernel | no PDL | PDL |\n|---|---:|---:|")
     print(f"| triton | {chain('triton', False):.1f} | {chain('triton', True):.1f} |")
-    for mode, xg in (("early", False), ("late", False), ("early", True), ("late", True)):
-        GC.PDL_MODE, GC.X_GLOBAL = mode, xg
-        label = f"cuda, PDL trigger {mode}" + (", x from global" if xg else "")
-        print(f"| {label} | {chain('cuda', False):.1f} | {chain('cuda', True):.1f} |")
-    GC.PDL_MODE, GC.X_GLOBAL = "early", False
-    print(f"\nbest CUDA blocks per shape: {best_cfg}")
+    for mode in ("early", "late"):
+        GC.PDL_MODE = mode
+        print(f"| cuda, PDL trigger {mode} | {chain('cuda', False):.1f} | {chain('cuda', True):.1f} |")
+    GC.PDL_MODE = "early"
+    print(f"\nbest CUDA blocks per shape: {best_cfg}; the chain ran gemv_cuda.SHAPE_CONFIGS")
 
 
 if __name__ == "__main__":

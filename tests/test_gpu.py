@@ -239,7 +239,12 @@ def test_int8_cuda_kernel_matches_triton_and_reference():
         tri = G.gemv(x, q, scale=scale).reshape(n)
         top = ref.abs().max().item()
         err_t = (tri.float() - ref).abs().max().item() / top
-        for cfg in {GC.SHAPE_CONFIGS.get((n, k), GC.DEFAULT_CONFIG), (1, 4, 8, 8), (4, 2, 4, 0)}:
+        for cfg in {
+            GC.SHAPE_CONFIGS.get((n, k), GC.DEFAULT_CONFIG),
+            (1, 4, 8, 8, True),
+            (4, 2, 4, 0, False),
+            (2, 2, 4, 8, False),
+        }:
             for use_pdl in (False, pdl) if pdl else (False,):
                 out = GC.gemv_int8(x, q, scale, config=cfg, pdl=use_pdl).reshape(n)
                 err = (out.float() - ref).abs().max().item() / top

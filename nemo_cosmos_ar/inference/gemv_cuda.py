@@ -25,14 +25,17 @@ import ctypes
 
 import torch
 
-# (ROWS per warp, UNROLL loads per lane per row, WARPS per block, BLOCKS per SM of the grid; 0 = one block per
-# row group, no loop). The best of bench/bench_gemv_cuda.py's 54-choice sweep on the H200 for fc1 and the output
-# layer (30.0 and 61.5 us, 3.9 and 4.3 TB/s; call b7), and per shape for the 4B's other products.
-DEFAULT_CONFIG = (2, 2, 4, 0)
-SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
-    (6144, 4096): (2, 2, 4, 8),  # QKV: 9.3 us (2.70 TB/s) against the Triton kernel's 10.6 with PDL
-    (4096, 4096): (1, 2, 4, 0),  # attention out: 7.2 against 6.9
-    (4096, 14336): (1, 4, 8, 8),  # fc2: 18.4 against 21.1
+# (ROWS per warp, UNROLL loads per lane per row, WARPS per block, BLOCKS per SM of the grid, 0 = one block per
+# row group and no loop; X_GLOBAL: read x from global memory where it is used instead of staging it in shared
+# memory). bench/bench_gemv_cuda.py on the H200 (calls b7, e7): 2 x 2 x 4 warps was the best of a 54-choice sweep for
+# fc1 and the output layer (29.8 and 61.5 us, 3.9 and 4.3 TB/s) and within 0.1-0.4 us of the best for the others;
+# reading x where it is used took QKV 9.3 -> 8.8 us, attention out 7.6 -> 7.0, fc2 19.6 -> 18.3 and cost fc1 and
+# the output layer 0.6-0.7 us, so those two stage it.
+DEFAULT_CONFIG = (2, 2, 4, 0, False)
+SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int, bool]] = {
+    (6144, 4096): (2, 2, 4, 0, True),  # QKV
+    (4096, 4096): (2, 2, 4, 0, True),  # attention out
+    (4096, 14336): (2, 2, 4, 0, True),  # fc2
 }
 
 _SOURCE = r"""
@@ -161,9 +164,6 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 # When a launch asks for PDL: "early" lets the next kernel launch once every block has staged x, "late" once every
 # block has finished its rows, "off" launches without the attribute.
 PDL_MODE = "early"
-# Read the input row from global memory where it is used instead of staging it in shared memory (measured by
-# bench/bench_gemv_cuda.py).
-X_GLOBAL = False
 _KERNELS: dict[tuple[int, int, int, bool, bool, bool], object] = {}
 _SM_COUNT: list[int] = []
 
@@ -196,6 +196,7 @@ def available(device: torch.device, pdl: bool) -> bool:
     try:
         with torch.cuda.device(device):
             kernel(*DEFAULT_CONFIG[:3], pdl)
+            kernel(*DEFAULT_CONFIG[:3], pdl, xg=True)
     except Exception:  # noqa: BLE001 - no NVRTC library, an old driver: the Triton kernel serves instead
         return False
     return True
@@ -260,7 +261,7 @@ def gemv_int8(
         )
     if not weight.is_cuda:
         raise ValueError("gemv_int8: CUDA tensors only")
-    rows, unroll, warps, per_sm = config or SHAPE_CONFIGS.get((n, k), DEFAULT_CONFIG)
+    rows, unroll, warps, per_sm, x_global = config or SHAPE_CONFIGS.get((n, k), DEFAULT_CONFIG)
     groups = -(-n // (rows * warps))
     if per_sm:
         if not _SM_COUNT:
@@ -269,6 +270,6 @@ def gemv_int8(
     xv = x.reshape(k).contiguous()
     y = torch.empty((*x.shape[:-1], n), dtype=torch.bfloat16, device=x.device)
     pdl = pdl and PDL_MODE != "off"
-    fn = kernel(rows, unroll, warps, pdl, pdl and PDL_MODE == "late", X_GLOBAL)
-    _launch(fn, groups, 32 * warps, 0 if X_GLOBAL else 2 * k, [weight, xv, scale, y, n, k], pdl)
+    fn = kernel(rows, unroll, warps, pdl, pdl and PDL_MODE == "late", x_global)
+    _launch(fn, groups, 32 * warps, 0 if x_global else 2 * k, [weight, xv, scale, y, n, k], pdl)
     return y

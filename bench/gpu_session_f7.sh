@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Device call 6 of the 2026-12-01 (sixth) session, one H200, carrying .gpu4. Issue 13: the CUDA int8 kernel with x
+# read where used for QKV, attention out and fc2 (gemv_cuda.SHAPE_CONFIGS after call e7): the GPU tier test, the
+# products and chain (bench_gemv_cuda --quick), the decode against the Triton kernel, then the whole generate twice.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; L=/tmp/f7; rm -rf $L; mkdir -p "$OUT" $L
+source bench/gpu_site.sh .gpu4
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
+unset PYTHONDONTWRITEBYTECODE
+timeout 120 python3 bench/gpu_tier_run.py int8_cuda > "$L/tier.log" 2>&1
+timeout 100 python3 bench/bench_gemv_cuda.py --quick > "$L/gemv.log" 2>&1; cp $L/*.log "$OUT"/
+timeout 300 python3 bench/bench_generate.py --batch 1 --check 16 --configs +int8,+int8-cuda,+int8,+int8-cuda > "$L/gen.log" 2>&1
+cp $L/*.log "$OUT"/
+timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
+for i in 1 2; do
+  timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video > "$L/e2e$i.log" 2>&1
+  cp $L/*.log "$OUT"/ 2>/dev/null
+done
+grep -vE "Warning|warn\(|pynvml" $L/tier.log | tail -4
+grep -vE "Warning|warn\(|pynvml" $L/gemv.log | tail -16
+grep -vE "Warning|warn\(|pynvml" $L/gen.log | tail -7
+for f in e2e1 e2e2; do echo "=== $f"; grep -vE "Warning|warn\(|^\s*$|import pynvml|^# (setup|cosmos)|^\| (config|---)" "$L/$f.log" | tail -3; done
