@@ -443,10 +443,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     if rank == 0:
         try:
             runner.load_guardrails()
-            # The prompt first: the diffusion decoder's background load slowed the encode beside it (0.4 s alone,
-            # 1.1-1.5 s beside it on the H200; BENCHMARKS.md, issue 13).
-            payload = runner.prompt(job)
             runner.load_diffusion_decoder()
+            payload = runner.prompt(job)
         except Exception as err:  # travels to the other ranks, which raise it too
             payload = err
         if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
