@@ -114,20 +114,7 @@ CONFIGS = (
     "+symm-pdl",
     "+topk-nucleus",
 )
-GEMV = (
-    "+gemv",
-    "+gemv-write",
-    "+gemv-fused",
-    "+glu",
-    "+pdl",
-    "+int8",
-    "+int8-nopdl",
-    "+int8-cuda",
-    "+int8-cuda-late",
-    "+int8-cuda-nopdl",
-    "+symm",
-    "+symm-pdl",
-)
+GEMV = CONFIGS[CONFIGS.index("+gemv") : CONFIGS.index("+topk-nucleus")]  # the batch-1 matrix-vector ones
 INT8 = ("+int8", "+int8-nopdl", "+int8-cuda", "+int8-cuda-late", "+int8-cuda-nopdl", "+symm", "+symm-pdl")
 _REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
