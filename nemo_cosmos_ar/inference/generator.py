@@ -192,7 +192,11 @@ class _Decoder:
             graph = torch.cuda.CUDAGraph()
             for g in gens:
                 graph.register_generator_state(g)
-            with torch.cuda.graph(graph, pool=pool):
+            # "thread_local": only this thread is held to capture-safe calls. The diffusion decoder loads its
+            # weights on another thread meanwhile (by design), and torch's default "global" mode would fail that
+            # thread's unsafe calls and invalidate this capture, leaving an eager decode (the suspected cause of
+            # call g7's slow runs, BENCHMARKS.md issue 13).
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
                 self._forward(n)
             self.graphs[n] = graph
         for g, s in zip(gens, saved):  # the warm-ups drew random numbers: back to the state we were given
