@@ -168,6 +168,9 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
     return ck, image
 
 
+SPAWN_TIMEOUT: float | None = None  # --timeout
+
+
 def _spawn(argv: list[str], out: Path, nproc: int, env: dict):
     """Run ``cosmos-ar <argv>`` in a fresh process (torchrun with ``nproc`` > 1): (process, wall s, BENCH lines of
     every rank, rank 0's)."""
@@ -179,8 +182,19 @@ def _spawn(argv: list[str], out: Path, nproc: int, env: dict):
     else:
         cmd = [sys.executable, "-c", CHILD, *argv]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=SPAWN_TIMEOUT)
+    except subprocess.TimeoutExpired as err:  # say what it was doing (e.g. a failed capture: an eager decode)
+        tails = [
+            (b.decode(errors="replace") if isinstance(b, bytes) else b or "")[-3000:] for b in (err.stdout, err.stderr)
+        ]
+        raise SystemExit(
+            f"generate did not finish within {SPAWN_TIMEOUT} s; its output so far:\n" + "\n".join(tails)
+        ) from None
     wall = time.perf_counter() - t
+    for line in proc.stderr.splitlines():  # a slower path taken silently would skew the row: show why
+        if "decoding eagerly" in line or ("capture" in line.lower() and "fail" in line.lower()):
+            print(f"# WARNING from generate: {line.strip()[:300]}", flush=True)
     ranks = re.findall(r"BENCH rank=(\d+) rc=(\d+) main_s=([\d.]+) peak_gib=(\S+)", proc.stdout)
     return proc, wall, ranks, next((r for r in ranks if r[0] == "0"), None)
 
@@ -284,7 +298,12 @@ def main() -> None:
     parser.add_argument(
         "--generate-args", default="", help='more generate flags for every run, e.g. "--fused-step off"'
     )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds per generate run; on expiry print what it wrote so far and stop"
+    )
     args = parser.parse_args()
+    global SPAWN_TIMEOUT
+    SPAWN_TIMEOUT = args.timeout
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
     if unknown:

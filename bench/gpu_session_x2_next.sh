@@ -20,11 +20,11 @@ cp $L/*.log "$OUT"/ 2>/dev/null
 grep -vE "Warning|warn\(|^\s*$|import pynvml" "$L/tp2.log" | tail -14
 timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 for i in 1 2; do
-  timeout 110 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 \
+  timeout 110 python3 bench/bench_generate_e2e.py --timeout 95 --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 \
     --generate-args "--decode-reduce symm" > "$L/e2e$i.log" 2>&1
   cp $L/*.log "$OUT"/ 2>/dev/null
 done
-timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 \
+timeout 100 python3 bench/bench_generate_e2e.py --timeout 95 --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 2 \
   > "$L/e2e3.log" 2>&1
 for f in setup e2e1 e2e2 e2e3; do echo "=== $f"; grep -vE "Warning|warn\(|^\s*$|import pynvml" "$L/$f.log" | tail -5; done
 cp $L/*.log "$OUT"/ 2>/dev/null

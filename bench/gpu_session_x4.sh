@@ -12,11 +12,11 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-}
 unset PYTHONDONTWRITEBYTECODE
 timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 for i in 1 2; do
-  timeout 120 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 > "$L/e2e$i.log" 2>&1
+  timeout 120 python3 bench/bench_generate_e2e.py --timeout 95 --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 > "$L/e2e$i.log" 2>&1
   cp $L/*.log "$OUT"/ 2>/dev/null
 done
-timeout 120 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 \
+timeout 120 python3 bench/bench_generate_e2e.py --timeout 95 --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 \
   --generate-args="--diffusion-decoder-parallel guidance" > "$L/guidance.log" 2>&1
-timeout 200 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 --per-video-only > "$L/pv.log" 2>&1
+timeout 200 python3 bench/bench_generate_e2e.py --timeout 190 --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 --per-video-only > "$L/pv.log" 2>&1
 for f in setup e2e1 e2e2 guidance pv; do echo "=== $f"; grep -vE "Warning|warn\(|^\s*$|import pynvml" "$L/$f.log" | tail -6; done
 cp $L/*.log "$OUT"/ 2>/dev/null
