@@ -5,6 +5,7 @@ kernel itself runs in the GPU tier (``tests/test_gpu.py``)."""
 import ctypes
 
 import numpy as np
+import pytest
 import torch
 
 from nemo_cosmos_ar.inference import gemv_cuda as GC
@@ -38,8 +39,13 @@ def test_byte_to_float_trick_gives_every_int8_value():
 
 
 def test_never_picked_on_a_cpu():
-    """``available`` is False off CUDA (generate then keeps the Triton kernel) and ``fits`` refuses CPU operands."""
-    assert not GC.available(torch.device("cpu"), pdl=False)
+    """``available`` is False off CUDA, so ``pick`` keeps the Triton kernel for auto and refuses cuda in one line;
+    ``fits`` refuses CPU operands."""
+    cpu = torch.device("cpu")
+    assert not GC.available(cpu, pdl=False)
+    assert GC.pick("auto", cpu, False) == "triton" and GC.pick("triton", cpu, False) == "triton"
+    with pytest.raises(ValueError, match=r"^--decode-int8-kernel cuda: the CUDA kernel does not compile here"):
+        GC.pick("cuda", cpu, False)
     q = torch.zeros(8, 32, dtype=torch.int8)
     assert not GC.fits(torch.zeros(32, dtype=torch.bfloat16), q, torch.ones(8))
     assert not GC.fits(torch.zeros(32, dtype=torch.bfloat16), q, None)

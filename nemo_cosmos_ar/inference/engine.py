@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import decode_kernel, fused_step, quant, symm_reduce
+from nemo_cosmos_ar.inference import decode_kernel, fused_step, gemv_cuda, quant, symm_reduce
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -498,17 +498,8 @@ def configure_decode(
         )
     if weights == "bf16" and quant.is_quantized(engine.model):
         raise ValueError("--decode-weights bf16: this engine's weights were quantized to int8; load the model again")
-    kernel8 = "triton"
-    if weights == "int8" and int8_kernel != "triton":  # checked before the weights change
-        from nemo_cosmos_ar.inference import gemv_cuda
-
-        ok = gemv_cuda.available(engine.device, engine.pdl)
-        if int8_kernel == "cuda" and not ok:
-            raise ValueError(
-                "--decode-int8-kernel cuda: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's "
-                "NVRTC library); use --decode-int8-kernel triton"
-            )
-        kernel8 = "cuda" if ok else "triton"
+    # checked before the weights change
+    kernel8 = gemv_cuda.pick(int8_kernel, engine.device, engine.pdl) if weights == "int8" else "triton"
     if weights == "int8":
         quant.quantize_model(engine.model)
     engine.weights, engine.int8_kernel = weights, kernel8

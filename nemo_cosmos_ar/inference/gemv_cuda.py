@@ -205,6 +205,21 @@ def available(device: torch.device, pdl: bool) -> bool:
     return True
 
 
+def pick(mode: str, device: torch.device, pdl: bool) -> str:
+    """``--decode-int8-kernel``: "triton" stays; "cuda" where ``available`` (else a one-line error); "auto" = cuda
+    where available, else triton."""
+    if mode == "triton":
+        return "triton"
+    if available(device, pdl):
+        return "cuda"
+    if mode == "cuda":
+        raise ValueError(
+            "--decode-int8-kernel cuda: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's NVRTC "
+            "library); use --decode-int8-kernel triton"
+        )
+    return "triton"
+
+
 def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> bool:
     """Whether ``gemv_int8`` takes these operands (else the caller uses ``gemv.gemv``)."""
     n, k = weight.shape
