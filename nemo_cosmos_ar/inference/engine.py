@@ -354,7 +354,7 @@ class McoreEngine:
                 return self._gather(logits[0])[:, : self.vocab_size]
             h = fused_step.run_layers(self, x, cos, sin, cache, attend_fn, gemv=gemv, glu=self.gemv_glu, pdl=pdl)
             c8 = self.int8_kernel == "cuda"
-            logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl, None, c8)
+            logits = fused_step.project(self.model.output_layer, h, gemv, False, pdl, int8_cuda=c8)
             return self._gather(logits[0])[:, : self.vocab_size]
         rope = self._rope_fused if self.fused_rope else self._rope
         for layer, kv in zip(self.layers, cache):

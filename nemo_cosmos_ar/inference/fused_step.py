@@ -142,7 +142,7 @@ def _reduce(module, y: torch.Tensor, reducer=None) -> torch.Tensor:
 
 
 def project(
-    module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False, reducer=None, int8_cuda: bool = False
+    module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False, reducer=None, *, int8_cuda: bool = False
 ) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
     weight (its int8 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
@@ -189,18 +189,18 @@ def run_layers(
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, None, c8))
+        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, int8_cuda=c8))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, c8)
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, int8_cuda=c8)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
             w, scale = int8_weight(mlp.linear_fc1)
             m = gemv_kernel.gemv(h, w, scale=scale, glu=True, pdl=pdl)
         else:
-            m = act(project(mlp.linear_fc1, h, gemv, False, pdl, None, c8))
-        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer, c8)
+            m = act(project(mlp.linear_fc1, h, gemv, False, pdl, int8_cuda=c8))
+        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer, int8_cuda=c8)
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h

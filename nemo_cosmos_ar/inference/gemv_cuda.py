@@ -30,16 +30,15 @@ import ctypes
 import torch
 
 # (ROWS per warp, UNROLL loads per lane per row, WARPS per block, BLOCKS per SM of the grid, 0 = one block per
-# row group and no loop; X_GLOBAL: read x from global memory where it is used instead of staging it in shared
-# memory). bench/bench_gemv_cuda.py's 54-choice sweep on the H200 (call b7): 2 x 2 x 4 warps was the best for fc1
-# and the output layer (30.0 and 61.5 us, 3.9 and 4.3 TB/s); the others' bests are below. Reading x where it is
-# used made the products alone faster for QKV, attention out and fc2 (call e7) but the whole decode step slower,
-# 609.1 -> 606.1 tokens/s on one machine (calls e7, f7), so every shape stages x.
-DEFAULT_CONFIG = (2, 2, 4, 0, False)
-SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int, bool]] = {
-    (6144, 4096): (2, 2, 4, 8, False),  # QKV: 9.3 us (2.70 TB/s) against the Triton kernel's 10.6 with PDL
-    (4096, 4096): (1, 2, 4, 0, False),  # attention out: 7.2 against 6.9
-    (4096, 14336): (1, 4, 8, 8, False),  # fc2: 18.4 against 21.1
+# row group and no loop). bench/bench_gemv_cuda.py's 54-choice sweep on the H200 (call b7): 2 x 2 x 4 warps was the
+# best for fc1 and the output layer (30.0 and 61.5 us, 3.9 and 4.3 TB/s); the others' bests are below. Two variants
+# measured and dropped (BENCHMARKS.md; code in commit a93c029): x read from global memory where it is used, and the
+# PDL trigger after the rows -- each faster for the products alone, slower in the whole decode step.
+DEFAULT_CONFIG = (2, 2, 4, 0)
+SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
+    (6144, 4096): (2, 2, 4, 8),  # QKV: 9.3 us (2.70 TB/s) against the Triton kernel's 10.6 with PDL
+    (4096, 4096): (1, 2, 4, 0),  # attention out: 7.2 against 6.9
+    (4096, 14336): (1, 4, 8, 8),  # fc2: 18.4 against 21.1
 }
 
 _SOURCE = r"""
@@ -47,8 +46,6 @@ _SOURCE = r"""
 #define UNROLL %(unroll)d
 #define WARPS %(warps)d
 #define PDL %(pdl)d
-#define LATE %(late)d
-#define XG %(xg)d
 
 __device__ __forceinline__ float bf16_lo(unsigned int u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
@@ -74,9 +71,7 @@ __device__ __forceinline__ float dot4(unsigned int w, float x0, float x1, float 
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* __restrict__ scale,
           unsigned short* __restrict__ y, int n, int k) {
-#if !XG
     extern __shared__ uint4 xs[];  // the input row, bf16, 8 values per uint4
-#endif
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kv = k >> 4;  // 16-byte weight vectors per row
     const int step = gridDim.x * WARPS * ROWS;
@@ -92,13 +87,9 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 #if PDL
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-#if XG
-    const uint4* xs = x;  // read x from global memory (L1/L2) where it is used: no staging, no block barrier
-#else
     for (int i = threadIdx.x; i < (k >> 3); i += WARPS * 32) xs[i] = x[i];
     __syncthreads();
-#endif
-#if PDL && !LATE
+#if PDL
     asm volatile("griddepcontrol.launch_dependents;");
 #endif
     for (; row < n; row += step) {
@@ -159,16 +150,10 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
                 }
         }
     }
-#if PDL && LATE
-    asm volatile("griddepcontrol.launch_dependents;");
-#endif
 }
 """
 
-# When a launch asks for PDL: "early" lets the next kernel launch once every block has staged x, "late" once every
-# block has finished its rows, "off" launches without the attribute.
-PDL_MODE = "early"
-_KERNELS: dict[tuple[int, int, int, bool, bool, bool], object] = {}
+_KERNELS: dict[tuple[int, int, int, bool], object] = {}
 _SM_COUNT: list[int] = []
 
 
@@ -235,11 +220,11 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
     )
 
 
-def kernel(rows: int, unroll: int, warps: int, pdl: bool, late: bool = False, xg: bool = False):
+def kernel(rows: int, unroll: int, warps: int, pdl: bool):
     """The compiled kernel for one block shape (NVRTC, once per process)."""
-    key = (rows, unroll, warps, pdl, late, xg)
+    key = (rows, unroll, warps, pdl)
     if key not in _KERNELS:
-        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl), late=int(late), xg=int(xg))
+        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl))
         _KERNELS[key] = torch.cuda._compile_kernel(src, "gemv_int8")
     return _KERNELS[key]
 
@@ -279,7 +264,7 @@ def gemv_int8(
         )
     if not weight.is_cuda:
         raise ValueError("gemv_int8: CUDA tensors only")
-    rows, unroll, warps, per_sm, x_global = config or SHAPE_CONFIGS.get((n, k), DEFAULT_CONFIG)
+    rows, unroll, warps, per_sm = config or SHAPE_CONFIGS.get((n, k), DEFAULT_CONFIG)
     groups = -(-n // (rows * warps))
     if per_sm:
         if not _SM_COUNT:
@@ -287,7 +272,5 @@ def gemv_int8(
         groups = min(groups, per_sm * _SM_COUNT[0])
     xv = x.reshape(k).contiguous()
     y = torch.empty((*x.shape[:-1], n), dtype=torch.bfloat16, device=x.device)
-    pdl = pdl and PDL_MODE != "off"
-    fn = kernel(rows, unroll, warps, pdl, pdl and PDL_MODE == "late", x_global)
-    _launch(fn, groups, 32 * warps, 0 if x_global else 2 * k, [weight, xv, scale, y, n, k], pdl)
+    _launch(kernel(rows, unroll, warps, pdl), groups, 32 * warps, 2 * k, [weight, xv, scale, y, n, k], pdl)
     return y

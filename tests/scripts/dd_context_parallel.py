@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from dd_split_common import broken_load_errors
+from dd_split_common import finish
 
 
 def main() -> None:
@@ -60,11 +60,7 @@ def main() -> None:
         torch.save(single.decode_tokens(tokens, seed=11), out / "single.pt")
     dist.barrier()
 
-    results["broken"] = broken_load_errors(spec, split, tokens, failing_rank=3)
-    if rank == 0:
-        (out / "results.json").write_text(json.dumps(results, indent=1))
-    dist.barrier()
-    dist.destroy_process_group()
+    finish(results, out, spec, split, tokens, failing_rank=3)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the two diffusion-decoder split scripts (dd_guidance_split.py, dd_context_parallel.py) share."""
 
+import json
 from pathlib import Path
 
 import torch.distributed as dist
@@ -22,3 +23,13 @@ def broken_load_errors(spec: dict, split, tokens, failing_rank: int) -> list:
     errors = [None] * dist.get_world_size()
     dist.all_gather_object(errors, mine)
     return errors
+
+
+def finish(results: dict, out: Path, spec: dict, split, tokens, failing_rank: int) -> None:
+    """The scripts' last steps: the failed-load check (``broken_load_errors``), rank 0 writes ``results.json``,
+    then every rank leaves the process group."""
+    results["broken"] = broken_load_errors(spec, split, tokens, failing_rank)
+    if dist.get_rank() == 0:
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    dist.barrier()
+    dist.destroy_process_group()
