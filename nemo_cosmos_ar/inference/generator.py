@@ -194,8 +194,8 @@ class _Decoder:
                 graph.register_generator_state(g)
             # "thread_local": only this thread is held to capture-safe calls. The diffusion decoder loads its
             # weights on another thread meanwhile (by design), and torch's default "global" mode would fail that
-            # thread's unsafe calls and invalidate this capture, leaving an eager decode (the suspected cause of
-            # call g7's slow runs, BENCHMARKS.md issue 13).
+            # thread's unsafe calls and invalidate this capture, leaving an eager decode (call g7's slow runs; with
+            # this mode call a8's three runs of the same order all captured, BENCHMARKS.md issue 13).
             with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
                 self._forward(n)
             self.graphs[n] = graph

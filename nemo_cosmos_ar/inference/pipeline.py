@@ -443,8 +443,11 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     if rank == 0:
         try:
             runner.load_guardrails()
-            runner.load_diffusion_decoder()
+            # The prompt first: the diffusion decoder's background load slowed the encode beside it (0.4 s alone,
+            # 1.1-1.8 s beside it on the H200). The load then overlaps the AR capture, which is safe because the
+            # capture is thread-local (generator.py); measured 34.6 -> 33.6-33.8 s after init (BENCHMARKS.md, #13).
             payload = runner.prompt(job)
+            runner.load_diffusion_decoder()
         except Exception as err:  # travels to the other ranks, which raise it too
             payload = err
         if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
