@@ -34,6 +34,9 @@ GEMMS = ("bf16", "fp8")
 # GELU (969 against 1,043 us at 16; compute-bound: erf, the IEEE division, the rounding); the LayerNorm + quantize 4
 # warps (164 against 221 us at 8).
 LN_QUANT_WARPS = 4
+# The GPU's e4m3 conversion rounds the quantizers' quotients (the CPU interpreter needs the written-out rounding,
+# which gives the same bytes: bench/check_e4m3_round.py checks every fp32 value in +-448). A switch for the benches.
+HARDWARE_ROUNDING = True
 
 
 def quant_warps(d: int) -> int:
@@ -83,7 +86,8 @@ def quantize_rows(x: torch.Tensor, kernels: str = "auto", gelu: bool = False) ->
     s = torch.empty(x2.shape[0], 1, dtype=torch.float32, device=x.device)
     block = fused.pow2(d)
     fused.triton_kernels()["quant"][(x2.shape[0],)](
-        x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, num_warps=quant_warps(d)
+        x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, HW_ROUND=HARDWARE_ROUNDING and x.is_cuda,
+        num_warps=quant_warps(d),
     )
     return QuantRows(q, s, tuple(x.shape[:-1]))
 
@@ -101,7 +105,7 @@ def ln_modulate_quant(
     stride = fused.mod_stride(shift, scale)
     fused.triton_kernels()["ln"][(b * s,)](
         x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE,
-        BLOCK_D=fused.pow2(d), QUANT=True, num_warps=LN_QUANT_WARPS,
+        BLOCK_D=fused.pow2(d), QUANT=True, HW_ROUND=HARDWARE_ROUNDING and x.is_cuda, num_warps=LN_QUANT_WARPS,
     )  # fmt: skip
     return QuantRows(q, qs, (b, s))
 
@@ -123,13 +127,17 @@ class FP8Linear(nn.Module):
         self.out_dtype = linear.weight.dtype
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.kernels = "auto"
+        # cuBLASLt's fast accumulation (no periodic fp32 promotion of the FP8 tensor-core sums); off, as measured
+        # in BENCHMARKS.md unless it says otherwise. A switch for the benches.
+        self.fast_accum = False
 
     def forward(self, x: torch.Tensor | QuantRows) -> torch.Tensor:
         q = x if isinstance(x, QuantRows) else quantize_rows(x, self.kernels)
         if q.data.is_cuda:
             # row-wise scales need a bf16 output on Hopper: another model dtype is cast from it
             out = torch._scaled_mm(
-                q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=torch.bfloat16
+                q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=torch.bfloat16,
+                use_fast_accum=self.fast_accum,
             ).to(self.out_dtype)
         else:  # CPU (tests): the same product in fp32; torch's CPU _scaled_mm before 2.13 has no row-wise scales
             w = self.weight.float() * self.weight_scale.t()
