@@ -43,7 +43,7 @@ def main() -> None:
         for warps in (4, 8, 16, 32):
 
             def run(w=warps, a=(x, q, sc, width), gelu=gelu):
-                k["quant"][(s,)](*a, fp8.MIN_SCALE, BLOCK_D=fused.pow2(a[3]), GELU=gelu, num_warps=w)
+                k["quant"][(s,)](*a, fp8.MIN_SCALE, a[0], BLOCK_D=fused.pow2(a[3]), GELU=gelu, num_warps=w)
 
             us = timed_us(run)
             name = "GELU + row quantize" if gelu else "row quantize"

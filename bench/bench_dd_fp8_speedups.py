@@ -57,34 +57,61 @@ def exhaustive_check(chunk: int = 1 << 27) -> None:
     dev = torch.device("cuda")
     sw = torch.empty(chunk, dtype=torch.uint8, device=dev)
     hw = torch.empty_like(sw)
-    diff_sw_hw = diff_torch = total = 0
+    diff_sw_hw = diff_torch = total = zeros_only = 0
+    seen: list[str] = []
     for neg in (False, True):
         for base in range(0, FP8_MAX_BITS + 1, chunk):
             n = min(chunk, FP8_MAX_BITS + 1 - base)
             both[(triton_cdiv(n, 1024),)](sw, hw, base, n, NEG=neg, BLOCK=1024)
             q = torch.arange(base, base + n, dtype=torch.int32, device=dev).view(torch.float32)
             ref = (-q if neg else q).to(torch.float8_e4m3fn).view(torch.uint8)
-            diff_sw_hw += int((sw[:n] != hw[:n]).sum())
-            diff_torch += int((hw[:n] != ref).sum())
+            bad_sw = sw[:n] != hw[:n]
+            diff_sw_hw += int(bad_sw.sum())
+            zeros_only += int((bad_sw & ((hw[:n] & 0x7F) == 0) & ((sw[:n] & 0x7F) == 0)).sum())
+            bad = (hw[:n] != ref).nonzero()[:, 0]
+            diff_torch += bad.numel()
+            for i in bad[:4].tolist():
+                q_i = (-q[i] if neg else q[i]).item()
+                seen.append(
+                    f"{q_i!r} (bits {(base + i) | (1 << 31 if neg else 0):#010x}): GPU {int(hw[i]):#04x}, "
+                    f"torch {int(ref[i]):#04x}, written-out {int(sw[i]):#04x}"
+                )
             total += n
     print(
         f"\n| e4m3 rounding, every fp32 value in [-448, 448] | values | written-out != GPU conversion | "
-        f"GPU conversion != torch cast |\n|---|---:|---:|---:|\n| | {total:,} | {diff_sw_hw} | {diff_torch} |",
+        f"GPU conversion != torch cast |\n|---|---:|---:|---:|\n| | {total:,} | {diff_sw_hw} (of which +0 against "
+        f"-0: {zeros_only}) | {diff_torch} |",
         flush=True,
     )
+    for line in seen:
+        print(f"- GPU conversion != torch cast at {line}")
 
 
 def triton_cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+VARIANTS = (  # (name, HARDWARE_ROUNDING, FAST_DIVISION, GELU_TABLE)
+    ("written-out rounding", False, False, False),
+    ("GPU rounding", True, False, False),
+    ("GPU rounding + fast division", True, True, False),
+    ("GPU rounding + GELU table", True, False, True),
+    ("GPU rounding + fast division + GELU table", True, True, True),
+)
+
+
+def _set(hw: bool, fast_div: bool, lut: bool) -> None:
+    fp8.HARDWARE_ROUNDING, fp8.FAST_DIVISION, fp8.GELU_TABLE = hw, fast_div, lut
+
+
 @torch.no_grad()
 def quantizer_table(s: int = 20480, d: int = 4096, hidden: int = 16384) -> None:
-    """The three quantizing kernels as generate launches them, written-out rounding vs the GPU's: us and equality."""
+    """The three quantizing kernels as generate launches them, per variant: us, and against the written-out
+    rounding with the IEEE division and the GELU formula: bytes that differ, values that differ (-0 == +0)."""
     dev = torch.device("cuda")
     g = torch.Generator(device=dev).manual_seed(0)
     x4 = torch.randn(s, d, device=dev, generator=g).to(torch.bfloat16)
-    xh = torch.randn(s, hidden, device=dev, generator=g).to(torch.bfloat16)
+    xh = (2 * torch.randn(s, hidden, device=dev, generator=g)).to(torch.bfloat16)
     x3 = x4[None]
     mod = (0.1 * torch.randn(1, 1, 2 * d, device=dev, generator=g)).to(torch.bfloat16)
     shift, scale = mod[..., :d], mod[..., d:]
@@ -93,16 +120,32 @@ def quantizer_table(s: int = 20480, d: int = 4096, hidden: int = 16384) -> None:
         "GELU + row quantize (MLP, 16,384)": lambda: fp8.quantize_rows(xh, gelu=True),
         "modulated LayerNorm + quantize (4,096)": lambda: fp8.ln_modulate_quant(x3, shift, scale, 1e-6),
     }
-    print("\n| kernel | written-out rounding us | GPU conversion us | bytes equal | scales equal |\n|---|---:|---:|---|---|")
+    print(
+        "\n| kernel | variant | us | bytes differing | values differing | scales equal |\n|---|---|---:|---:|---:|---|"
+    )
     for name, fn in cases.items():
-        out = {}
-        for hw in (False, True):
-            fp8.HARDWARE_ROUNDING = hw
-            out[hw] = (fn(), timed(fn, 20, "cuda") * 1e6)
-        (a, ta), (b, tb) = out[False], out[True]
-        same = torch.equal(a.data.view(torch.uint8), b.data.view(torch.uint8))
-        print(f"| {name} | {ta:.0f} | {tb:.0f} | {same} | {torch.equal(a.scale, b.scale)} |", flush=True)
-    fp8.HARDWARE_ROUNDING = True
+        base = None
+        for label, hw, fast_div, lut in VARIANTS:
+            if lut and "GELU" not in name:
+                continue
+            _set(hw, fast_div, lut)
+            out = fn()
+            us = timed(fn, 20, "cuda") * 1e6
+            base = base or out
+            nb = int((out.data.view(torch.uint8) != base.data.view(torch.uint8)).sum())
+            nv = int((out.data.float() != base.data.float()).sum())
+            same_s = torch.equal(out.scale, base.scale)
+            print(f"| {name} | {label} | {us:.0f} | {nb} | {nv} | {same_s} |", flush=True)
+    _set(True, False, False)
+    gl = fp8.gelu_table(dev)
+    xs = torch.arange(1 << 16, dtype=torch.int32, device=dev).to(torch.int16).view(torch.bfloat16)
+    finite = torch.isfinite(xs)
+    formula = (0.5 * xs.float() * (1 + torch.erf(xs.float() * 0.7071067811865476))).to(torch.bfloat16)
+    diff = int((gl[finite].view(torch.int16) != formula[finite].view(torch.int16)).sum())
+    print(
+        f"\nGELU table vs the kernel's formula written in torch ops, finite bf16 inputs: {diff} of "
+        f"{int(finite.sum())} differ"
+    )
 
 
 @torch.no_grad()
@@ -122,15 +165,15 @@ def gemm_accum_table(ms=(20480, 40960)) -> None:
             x = torch.randn(m, k, device=dev, generator=g).to(torch.bfloat16)
             xq = fp8.quantize_rows(x)
             ref = (xq.data.float() * xq.scale) @ (wq.data.float() * wq.scale).t()
-            exact_bf = (x.float() @ w.float().t())
+            exact_bf = x.float() @ w.float().t()
             res = {}
+            b8, sb = wq.data.t(), wq.scale.t().contiguous()
             for fast in (False, True):
 
-                def mm(fast=fast):
+                def mm(fast=fast, a=xq, b=b8, sb=sb):
                     return torch._scaled_mm(
-                        xq.data, wq.data.t(), scale_a=xq.scale, scale_b=wq.scale.t().contiguous(),
-                        out_dtype=torch.bfloat16, use_fast_accum=fast,
-                    )  # fmt: skip
+                        a.data, b, scale_a=a.scale, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast
+                    )
 
                 out = mm().float()
                 res[fast] = (timed(mm, 10, "cuda"), ((out - ref).norm() / ref.norm()).item())
@@ -160,14 +203,15 @@ def forward_table(steps: int, preset: str, lat, dev: str, dt) -> None:
     )
     print(f"| bf16 GEMMs (reference) | {base_s:.3f} | - | - |", flush=True)
     fp8_ref = None
-    for name, hw, fast in (
-        ("FP8 as is (written-out rounding, exact accumulation)", False, False),
-        ("+ the GPU's e4m3 rounding", True, False),
-        ("+ fast accumulation", False, True),
-        ("+ both", True, True),
-        ("FP8 as is, again", False, False),
+    for name, hw, fast_div, lut, fast in (
+        ("FP8, GPU rounding (b8's '+ the GPU's e4m3 rounding')", True, False, False, False),
+        ("+ fast division", True, True, False, False),
+        ("+ GELU table", True, False, True, False),
+        ("+ fast accumulation", True, False, False, True),
+        ("+ fast division + GELU table + fast accumulation", True, True, True, True),
+        ("FP8, GPU rounding, again", True, False, False, False),
     ):
-        fp8.HARDWARE_ROUNDING = hw
+        _set(hw, fast_div, lut)
         for m in linears:
             m.fast_accum = fast
         sec = timed(lambda: net(*two, context_rows=1), steps, dev)
@@ -176,7 +220,7 @@ def forward_table(steps: int, preset: str, lat, dev: str, dt) -> None:
         rel = ((out - ref).norm() / ref.norm()).item()
         rel8 = ((out - fp8_ref).norm() / fp8_ref.norm()).item()
         print(f"| {name} | {sec:.3f} | {rel:.3e} | {rel8:.3e} |", flush=True)
-    fp8.HARDWARE_ROUNDING = True
+    _set(True, False, False)
 
 
 def main() -> None:

@@ -37,6 +37,19 @@ LN_QUANT_WARPS = 4
 # The GPU's e4m3 conversion rounds the quantizers' quotients (the CPU interpreter needs the written-out rounding,
 # which gives the same bytes: bench/check_e4m3_round.py checks every fp32 value in +-448). A switch for the benches.
 HARDWARE_ROUNDING = True
+FAST_DIVISION = False  # (bench) the quotient by the row's reciprocal and one fma correction, see fused_triton
+GELU_TABLE = False  # (bench) the MLP's GELU read from a 65,536-entry table of eager GELU on bf16 inputs
+_GELU_TABLES: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def gelu_table(device: torch.device, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Eager ``F.gelu`` of every 16-bit ``dtype`` value, indexed by its bit pattern (computed on ``device`` by the
+    same kernel eager runs, so a lookup equals eager GELU there by construction)."""
+    key = (device, dtype)
+    if key not in _GELU_TABLES:
+        bits = torch.arange(1 << 16, dtype=torch.int32, device=device).to(torch.int16)
+        _GELU_TABLES[key] = F.gelu(bits.view(dtype))
+    return _GELU_TABLES[key]
 
 
 def quant_warps(d: int) -> int:
@@ -85,10 +98,12 @@ def quantize_rows(x: torch.Tensor, kernels: str = "auto", gelu: bool = False) ->
     q = torch.empty(x2.shape, dtype=FP8, device=x.device)
     s = torch.empty(x2.shape[0], 1, dtype=torch.float32, device=x.device)
     block = fused.pow2(d)
+    hw = x.is_cuda  # the written-out rounding and the formula where Triton's CPU interpreter runs (tests)
+    lut = gelu and hw and GELU_TABLE and x.dtype in (torch.bfloat16, torch.float16)
     fused.triton_kernels()["quant"][(x2.shape[0],)](
-        x2, q, s, d, MIN_SCALE, BLOCK_D=block, GELU=gelu, HW_ROUND=HARDWARE_ROUNDING and x.is_cuda,
-        num_warps=quant_warps(d),
-    )
+        x2, q, s, d, MIN_SCALE, gelu_table(x.device, x.dtype) if lut else x2, BLOCK_D=block, GELU=gelu,
+        HW_ROUND=HARDWARE_ROUNDING and hw, FAST_DIV=FAST_DIVISION and hw, LUT=lut, num_warps=quant_warps(d),
+    )  # fmt: skip
     return QuantRows(q, s, tuple(x.shape[:-1]))
 
 
@@ -105,7 +120,8 @@ def ln_modulate_quant(
     stride = fused.mod_stride(shift, scale)
     fused.triton_kernels()["ln"][(b * s,)](
         x, shift, scale, q, qs, s, d, stride, eps, MIN_SCALE,
-        BLOCK_D=fused.pow2(d), QUANT=True, HW_ROUND=HARDWARE_ROUNDING and x.is_cuda, num_warps=LN_QUANT_WARPS,
+        BLOCK_D=fused.pow2(d), QUANT=True, HW_ROUND=HARDWARE_ROUNDING and x.is_cuda,
+        FAST_DIV=FAST_DIVISION and x.is_cuda, num_warps=LN_QUANT_WARPS,
     )  # fmt: skip
     return QuantRows(q, qs, (b, s))
 
@@ -136,7 +152,11 @@ class FP8Linear(nn.Module):
         if q.data.is_cuda:
             # row-wise scales need a bf16 output on Hopper: another model dtype is cast from it
             out = torch._scaled_mm(
-                q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=torch.bfloat16,
+                q.data,
+                self.weight.t(),
+                scale_a=q.scale,
+                scale_b=self.weight_scale,
+                out_dtype=torch.bfloat16,
                 use_fast_accum=self.fast_accum,
             ).to(self.out_dtype)
         else:  # CPU (tests): the same product in fp32; torch's CPU _scaled_mm before 2.13 has no row-wise scales

@@ -62,14 +62,24 @@ def _round_e4m3(q):
 
 
 @triton.jit
-def _fp8_row(v, ok, q_ptrs, s_ptr, min_scale, HW_ROUND: tl.constexpr):
+def _fp8_row(v, ok, q_ptrs, s_ptr, min_scale, HW_ROUND: tl.constexpr, FAST_DIV: tl.constexpr = False):
     """Quantize one fp32 row ``v`` to e4m3 with the scale ``max(amax * (1/448), min_scale)`` (as ``fp8.py``'s eager
-    reference: the quotient by IEEE division, clamped to +-448) and store the row and its scale. ``HW_ROUND``: the
-    GPU's conversion rounds (round to nearest even, as ``_round_e4m3``; checked equal on every fp32 value in
-    +-448 by ``bench/check_e4m3_round.py``); else ``_round_e4m3`` first (what the CPU interpreter needs)."""
+    reference: the quotient by IEEE division, clamped to +-448) and store the row and its scale.
+
+    ``HW_ROUND``: the GPU's conversion rounds (to nearest even, as ``_round_e4m3``; ``bench/bench_dd_fp8_speedups.py``
+    checks every fp32 value in +-448: the same value everywhere, and the sign of a zero as torch's cast keeps it);
+    else ``_round_e4m3`` first (what the CPU interpreter needs). ``FAST_DIV``: the quotient as ``v * r`` (r the
+    row's correctly rounded reciprocal) corrected once by its fma residual (Markstein's step) instead of a full
+    IEEE division per value; the bench counts where it differs from the division."""
     amax = tl.max(tl.where(ok, tl.abs(v), 0.0), axis=0)
     sc = tl.maximum(amax * 0.002232142857142857, min_scale)  # 1/448, rounded to fp32 as torch rounds the scalar
-    q = tl.minimum(tl.maximum(tl.math.div_rn(v, sc), -448.0), 448.0)
+    if FAST_DIV:
+        r = tl.math.div_rn(1.0, sc)
+        q0 = v * r
+        quo = tl.math.fma(tl.math.fma(-q0, sc, v), r, q0)
+    else:
+        quo = tl.math.div_rn(v, sc)
+    q = tl.minimum(tl.maximum(quo, -448.0), 448.0)
     if HW_ROUND:
         tl.store(q_ptrs, q.to(tl.float8e4nv, fp_downcast_rounding="rtne"), mask=ok)
     else:
@@ -80,7 +90,7 @@ def _fp8_row(v, ok, q_ptrs, s_ptr, min_scale, HW_ROUND: tl.constexpr):
 @triton.jit
 def ln_modulate_kernel(
     x_ptr, shift_ptr, scale_ptr, y_ptr, ys_ptr, S, D, stride_mod, eps, min_scale,
-    BLOCK_D: tl.constexpr, QUANT: tl.constexpr, HW_ROUND: tl.constexpr = False,
+    BLOCK_D: tl.constexpr, QUANT: tl.constexpr, HW_ROUND: tl.constexpr = False, FAST_DIV: tl.constexpr = False,
 ):  # fmt: skip
     """One token's row: ``layer_norm(x) * (1 + scale) + shift`` (no affine), each op rounded as in eager to the
     modulation's dtype (the model's); ``shift``/``scale`` are the row's batch entry (``stride_mod`` apart). ``QUANT``:
@@ -101,24 +111,34 @@ def ln_modulate_kernel(
     m = (ln * t).to(dt, fp_downcast_rounding="rtne").to(tl.float32)
     y = (m + sh).to(dt, fp_downcast_rounding="rtne")
     if QUANT:
-        _fp8_row(y.to(tl.float32), ok, y_ptr + row.to(tl.int64) * D + c, ys_ptr + row, min_scale, HW_ROUND)
+        _fp8_row(y.to(tl.float32), ok, y_ptr + row.to(tl.int64) * D + c, ys_ptr + row, min_scale, HW_ROUND, FAST_DIV)
     else:
         tl.store(y_ptr + row.to(tl.int64) * D + c, y, mask=ok)
 
 
 @triton.jit
 def quant_rows_kernel(
-    x_ptr, q_ptr, s_ptr, D, min_scale, BLOCK_D: tl.constexpr, GELU: tl.constexpr, HW_ROUND: tl.constexpr = False
-):
-    """One row of ``x`` (or of exact ``gelu(x)``, rounded to ``x``'s dtype as eager GELU is) to e4m3 with its scale."""
+    x_ptr, q_ptr, s_ptr, D, min_scale, lut_ptr, BLOCK_D: tl.constexpr, GELU: tl.constexpr,
+    HW_ROUND: tl.constexpr = False, FAST_DIV: tl.constexpr = False, LUT: tl.constexpr = False,
+):  # fmt: skip
+    """One row of ``x`` (or of exact ``gelu(x)``, rounded to ``x``'s dtype as eager GELU is) to e4m3 with its scale.
+    ``LUT`` (GELU, bf16 ``x``): ``gelu(x)`` read from ``lut_ptr``, eager GELU of all 65,536 bf16 values
+    (``fp8.gelu_table``), instead of computed."""
     row = tl.program_id(0)
     c = tl.arange(0, BLOCK_D)
     ok = c < D
-    x = tl.load(x_ptr + row.to(tl.int64) * D + c, mask=ok, other=0.0).to(tl.float32)
+    xin = tl.load(x_ptr + row.to(tl.int64) * D + c, mask=ok, other=0.0)
     if GELU:
-        g = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
-        x = g.to(x_ptr.dtype.element_ty, fp_downcast_rounding="rtne").to(tl.float32)
-    _fp8_row(x, ok, q_ptr + row.to(tl.int64) * D + c, s_ptr + row, min_scale, HW_ROUND)
+        if LUT:
+            bits = xin.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+            x = tl.load(lut_ptr + bits, mask=ok, other=0.0).to(tl.float32)
+        else:
+            x = xin.to(tl.float32)
+            g = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+            x = g.to(x_ptr.dtype.element_ty, fp_downcast_rounding="rtne").to(tl.float32)
+    else:
+        x = xin.to(tl.float32)
+    _fp8_row(x, ok, q_ptr + row.to(tl.int64) * D + c, s_ptr + row, min_scale, HW_ROUND, FAST_DIV)
 
 
 @triton.jit
