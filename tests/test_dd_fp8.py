@@ -123,6 +123,21 @@ def test_quantize_rows_kernel_matches_eager(gelu, d):
     x[0, 1] = 0
     got, want = fp8.quantize_rows(x, "auto", gelu), fp8.quantize_rows(x, "eager", gelu)
     _kernel_close(got, want)
+    if DEVICE.type == "cuda":  # the GPU's rounding and (GELU) the table of eager GELU: eager's values exactly
+        assert torch.equal(got.scale, want.scale) and torch.equal(got.data.float(), want.data.float())
+
+
+def test_gelu_table_is_eager_gelu_by_bit_pattern():
+    """``fp8.gelu_table`` is indexed by a bf16 value's 16 bits (negative values wrap through int16): every finite
+    value's entry equals eager GELU of it, bit for bit, and the table has all 65,536 entries."""
+    table = fp8.gelu_table(torch.device("cpu"))
+    assert table.shape == (1 << 16,) and table.dtype == torch.bfloat16
+    g = torch.Generator().manual_seed(0)
+    x = (4 * torch.randn(10_000, generator=g)).to(torch.bfloat16)
+    x[:3] = torch.tensor([0.0, -0.0, -3.0])
+    idx = x.view(torch.int16).to(torch.int64) & 0xFFFF
+    assert torch.equal(table[idx].view(torch.int16), torch.nn.functional.gelu(x).view(torch.int16))
+    assert table[0x4040].item() == torch.nn.functional.gelu(torch.tensor(3.0, dtype=torch.bfloat16)).item()
 
 
 @here
