@@ -329,10 +329,10 @@ def main() -> None:
             f"{args.nproc} process(es)"
         )
         print(
-            "| config | process wall s | main() s | load s | encode s | AR compile + capture s | AR decode s | "
+            "| config | process wall s | main() s | load s | encode s | prefill s | AR compile + capture s | AR decode s | "
             "tokens/s | decoder | decode s | DiT sampling s (first step) | CV decode s | write s | other s | peak GiB |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         parts, rows = [], []
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
@@ -340,7 +340,7 @@ def main() -> None:
             rows.append(r)
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
-                f"{r['capture']:.1f} | {r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | "
+                f"{r['prefill']:.1f} | {r['capture']:.1f} | {r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | "
                 f"{r['sample']:.1f} ({r['first']:.1f}) | {r['cv']:.1f} | {r['write']:.1f} | {r['other']:.1f} | "
                 f"{r['peak_gib']:.1f} |",
                 flush=True,
