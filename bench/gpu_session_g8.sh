@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device call g8 (2026-12-01, seventh session), one H200, carrying .gpu4. Issue 13: the prefill takes 0.8-1.4 s inside
 # generate against 0.3 s for a fresh process's first prefill alone (call f8): does a 0.2 ms GIL switch interval while
-# the decoder loads in the background (bench/switch_interval.patch) give the AR stage its time back? Same machine:
+# the decoder loads in the background (bench/switch_interval.patch, removed after; the switch is in commit b913fb2) give the AR stage its time back? Same machine:
 # now (a fresh machine's first run), patched, now, patched. int8 + FP8, the guide's 9-frame prompt.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/g8; rm -rf $L; mkdir -p "$OUT" $L

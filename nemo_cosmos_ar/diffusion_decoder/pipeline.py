@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,12 +47,6 @@ from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
 DV_SPATIAL = 16  # DV8x16x16 pixels per token, per side
 CV_SPATIAL = 8  # CV8x8x8 pixels per latent cell, per side
 TEMPORAL = 8  # frames per latent frame of both tokenizers (after the first)
-
-
-# (bench) While the background load runs, the interpreter's GIL switch interval in seconds (None: Python's 5 ms).
-# The AR stage runs beside the load and launches its kernels from Python; call g8 measures whether a shorter
-# interval lets it wait less for the GIL.
-LOADER_SWITCH_INTERVAL: float | None = None
 
 
 @dataclass
@@ -213,17 +206,7 @@ class DiffusionDecoder:
 
     def _load_in_background(self, load_tok: bool) -> None:
         """The thread of ``background``: the loads on a side stream, so their copies overlap the caller's kernels
-        (on the default stream they would queue behind them). With ``LOADER_SWITCH_INTERVAL`` set, the interpreter
-        hands the GIL between threads that often while this thread runs (process-wide; restored after)."""
-        old_interval = sys.getswitchinterval()
-        if LOADER_SWITCH_INTERVAL is not None:
-            sys.setswitchinterval(LOADER_SWITCH_INTERVAL)
-        try:
-            self._load_on_side_stream(load_tok)
-        finally:
-            sys.setswitchinterval(old_interval)
-
-    def _load_on_side_stream(self, load_tok: bool) -> None:
+        (on the default stream they would queue behind them)."""
         try:
             cuda = self.device.type == "cuda"
             side = torch.cuda.Stream(self.device) if cuda else None
