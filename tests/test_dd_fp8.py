@@ -246,4 +246,4 @@ def test_in_the_interpreter():
     from conftest import run_in_triton_interpreter
 
     summary = run_in_triton_interpreter(__file__)
-    assert re.fullmatch(r"=* ?15 passed, 2 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
+    assert re.fullmatch(r"=* ?16 passed, 2 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary

@@ -31,9 +31,9 @@ INV_FP8_MAX = 1.0 / FP8_MAX  # scale = amax * (1/448): torch on CUDA divides by 
 MIN_SCALE = 1e-12  # an all-zero row: any positive scale gives zeros
 GEMMS = ("bf16", "fp8")
 # Launch widths (the outputs do not depend on them): the best of bench/bench_dd_elementwise.py on the H200 at 20,480
-# tokens (BENCHMARKS.md, issue 13): the row quantizer 8 warps at 4,096 values a row (115 us) and 32 at 16,384 with the
-# GELU (969 against 1,043 us at 16; compute-bound: erf, the IEEE division, the rounding); the LayerNorm + quantize 4
-# warps (164 against 221 us at 8).
+# tokens (BENCHMARKS.md, issue 13; call d8, with the GPU's rounding and the GELU table): the row quantizer 8 warps at
+# 4,096 values a row (92 us; 91 at 4) and 32 at 16,384 with the GELU (400 us; 405 at 16, 568 at 8); the LayerNorm +
+# quantize 4 warps (123 against 144 us at 8).
 LN_QUANT_WARPS = 4
 # On the GPU (bench/bench_dd_fp8_speedups.py, BENCHMARKS.md issue 13, call c8):
 # - the e4m3 conversion rounds the quantizers' quotients: the same values as the written-out rounding, which
