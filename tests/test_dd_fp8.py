@@ -247,3 +247,26 @@ def test_in_the_interpreter():
 
     summary = run_in_triton_interpreter(__file__)
     assert re.fullmatch(r"=* ?16 passed, 2 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="FP8Linear's CUDA branch (torch._scaled_mm)")
+def test_fp8_linear_falls_back_to_exact_accumulation(monkeypatch):
+    """A torch/cuBLAS that refuses fast accumulation with row-wise scales: one warning, then the exact kind, whose
+    product is what a layer built with ``fast_accum=False`` gives."""
+    torch.manual_seed(0)
+    lin = fp8.FP8Linear(nn.Linear(64, 32, bias=False).to(DEVICE, torch.bfloat16))
+    x = torch.randn(16, 64, device=DEVICE, dtype=torch.bfloat16)
+    lin.fast_accum = False
+    want = lin(x)
+    lin.fast_accum = True
+    real = torch._scaled_mm
+
+    def refusing(*args, use_fast_accum=False, **kw):
+        if use_fast_accum:
+            raise RuntimeError("fast accumulation is not supported with row-wise scales")
+        return real(*args, use_fast_accum=use_fast_accum, **kw)
+
+    monkeypatch.setattr(torch, "_scaled_mm", refusing)
+    with pytest.warns(UserWarning, match="accumulating exactly"):
+        got = lin(x)
+    assert not lin.fast_accum and torch.equal(got, want)

@@ -17,6 +17,7 @@ their e4m3 rows have eager's values. The GEMMs accumulate with cuBLASLt's fast F
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -156,18 +157,27 @@ class FP8Linear(nn.Module):
         q = x if isinstance(x, QuantRows) else quantize_rows(x, self.kernels)
         if q.data.is_cuda:
             # row-wise scales need a bf16 output on Hopper: another model dtype is cast from it
-            out = torch._scaled_mm(
-                q.data,
-                self.weight.t(),
-                scale_a=q.scale,
-                scale_b=self.weight_scale,
-                out_dtype=torch.bfloat16,
-                use_fast_accum=self.fast_accum,
-            ).to(self.out_dtype)
+            try:
+                out = self._mm(q)
+            except torch.OutOfMemoryError:
+                raise
+            except RuntimeError as err:  # a torch/cuBLAS without fast accumulation for row-wise scales
+                if not self.fast_accum:
+                    raise
+                warnings.warn(f"FP8 GEMM: fast accumulation refused ({err}); accumulating exactly", stacklevel=2)
+                self.fast_accum = False
+                out = self._mm(q)
+            out = out.to(self.out_dtype)
         else:  # CPU (tests): the same product in fp32; torch's CPU _scaled_mm before 2.13 has no row-wise scales
             w = self.weight.float() * self.weight_scale.t()
             out = ((q.data.float() * q.scale) @ w.t()).to(self.out_dtype)
         return out.reshape(*q.lead, self.out_features)
+
+    def _mm(self, q: QuantRows) -> torch.Tensor:
+        return torch._scaled_mm(
+            q.data, self.weight.t(), scale_a=q.scale, scale_b=self.weight_scale, out_dtype=torch.bfloat16,
+            use_fast_accum=self.fast_accum,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, e4m3 row-scaled"
