@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared for a later session with nvidia-h200-x2 (not lent in the fourth to sixth sessions; it replaces the fourth
+# Prepared for a later session with nvidia-h200-x2 (not lent in the fourth to seventh sessions; it replaces the fourth
 # session's gpu_session_e5.sh, which never ran), carrying .gpu4.
 # Issue 13, the TP=2 AR decode and the whole generate on two GPUs:
 #   the 4B's int8 batch-1 decode at TP=2 with NCCL all-reduces (+int8, the Triton int8 kernel), the same with the
