@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Device calls b8 and c8 (2026-12-01, seventh session; c8 ran it again after the next commit), one H200, carrying .gpu4. Issue 13: the DiT's FP8 path with the GPU's
-# e4m3 rounding in the quantizers (must be byte-equal) and with cuBLASLt's fast accumulation (measured error).
+# Device calls b8 and c8 (2026-12-01, seventh session; c8 ran it again at commit b6d275d), one H200, carrying .gpu4.
+# Issue 13: the DiT's FP8 path with the GPU's e4m3 rounding in the quantizers (must give the same values), the GELU
+# table, and cuBLASLt's fast accumulation (measured error).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/b8; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
