@@ -5,8 +5,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/a7; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 nproc > "$L/host.log"
 timeout 150 python3 bench/bench_cv_cut.py > "$L/cv.log" 2>&1; cp $L/*.log "$OUT"/
 timeout 200 python3 bench/bench_generate.py --batch 1 --configs +int8,+int8-nopdl --check 0 --graph-profile 100 \

@@ -4,8 +4,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/b7; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 python3 -c "import torch, torch.cuda._utils as u; print(torch.__version__, hasattr(torch.cuda, '_compile_kernel'), hasattr(u, '_check_cuda'))"
 timeout 400 python3 bench/bench_gemv_cuda.py > "$L/gemv_cuda.log" 2>&1; cp $L/*.log "$OUT"/
 grep -vE "Warning|warn\(|pynvml" $L/gemv_cuda.log | tail -40

@@ -5,8 +5,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/b8; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_dd_fp8.py tests/test_dd_fused.py > $L/tier.log 2>&1
 tail -3 $L/tier.log; cp $L/*.log "$OUT"/
 timeout 360 python3 bench/bench_dd_fp8_speedups.py --steps 3 > $L/fp8.log 2>&1

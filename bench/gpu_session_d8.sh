@@ -5,8 +5,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/d8; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_dd_fp8.py tests/test_dd_fused.py > $L/tier.log 2>&1
 tail -2 $L/tier.log; cp $L/*.log "$OUT"/
 timeout 120 python3 bench/bench_dd_elementwise.py > $L/elementwise.log 2>&1; cp $L/*.log "$OUT"/

@@ -5,8 +5,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/f7; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 120 python3 bench/gpu_tier_run.py int8_cuda > "$L/tier.log" 2>&1
 timeout 100 python3 bench/bench_gemv_cuda.py --quick > "$L/gemv.log" 2>&1; cp $L/*.log "$OUT"/
 timeout 300 python3 bench/bench_generate.py --batch 1 --check 16 --configs +int8,+int8-cuda,+int8,+int8-cuda > "$L/gen.log" 2>&1

@@ -4,6 +4,4 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/f8; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 400 python3 bench/bench_prefill_first.py > $L/prefill.log 2>&1; cp $L/*.log "$OUT"/; cat $L/prefill.log | tail -8

@@ -5,8 +5,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/g7; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 for i in 1 2 3; do
   timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video > "$L/e2e$i.log" 2>&1

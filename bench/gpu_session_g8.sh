@@ -6,8 +6,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/g8; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 120 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 run() { timeout 100 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video \
   --timeout 90 > "$L/$1.log" 2>&1; cp $L/*.log "$OUT"/ 2>/dev/null; }

@@ -9,8 +9,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/x2n; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 # first the reducer alone: its sums (eager, in a CUDA graph) and its time per all-reduce against NCCL
 timeout 60 python3 -m torch.distributed.run --standalone --nproc-per-node 2 bench/check_symm_reduce.py 2>&1 \
   | grep -vE "Warning|warn\(|pynvml" | tail -8 | tee "$L/symm.log"

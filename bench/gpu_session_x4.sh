@@ -8,8 +8,6 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/x4; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
-unset PYTHONDONTWRITEBYTECODE
 timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
 for i in 1 2; do
   timeout 120 python3 bench/bench_generate_e2e.py --timeout 95 --work-dir /tmp/e2e --configs dd-int8-fp8 --input video --nproc 4 > "$L/e2e$i.log" 2>&1

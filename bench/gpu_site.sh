@@ -20,3 +20,6 @@ if [ ! -f "$site/.ok" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" $wheels && touch "$site/.ok" || exit 1
 fi
 export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+# The H200 image sets PYTHONDONTWRITEBYTECODE=1, so every process would compile every module it imports (~3 s of
+# generate's start-up, BENCHMARKS.md issue 13 call e3); an installed environment has its .pyc files.
+unset PYTHONDONTWRITEBYTECODE
