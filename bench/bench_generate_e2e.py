@@ -29,6 +29,11 @@ Configurations (``--configs``, comma-separated; default all but the opt-in ``*in
 3 lines of the same input, after a discarded batch of 1 that fills the caches: (main(3) - main(1)) / 2 is what one more
 video costs once everything is loaded, compiled and captured, the way NVIDIA counts its ~62 s ("after model init").
 
+``--batches LINES:BATCH_SIZE[,...]``: instead of the single runs, batch mode over LINES lines of the same input with
+``--batch-size BATCH_SIZE`` (prompts decoded together; ``--decode-weights int8`` needs 1), one process each after a
+discarded batch of BATCH_SIZE lines; prints the batch's timing totals and (main() - load - AR compile) / LINES, the
+time per video of a many-video job.
+
 ``--cprofile``: rank 0's main() under cProfile, its 45 largest cumulative entries printed after the table (finds the
 "other" time; the profiler slows the Python-heavy parts, so the row's own figures are not comparable).
 "other s" is main() less the printed stages (imports inside main, reading the input, waits between ranks...).
@@ -199,14 +204,33 @@ def _spawn(argv: list[str], out: Path, nproc: int, env: dict):
     return proc, wall, ranks, next((r for r in ranks if r[0] == "0"), None)
 
 
-def run_batch(name: str, ck: Path, inp: Path, out: Path, n: int, extra: list[str], nproc: int, smoke: bool) -> float:
-    """main() seconds of batch mode over ``n`` lines of the same input (seeds 0..n-1), one video at a time."""
+BATCH_TOTALS = re.compile(
+    r"decode (?P<tps>[\d.]+) tokens/s over batches.*\ntotals: load (?P<load>[\d.]+)s, encode (?P<encode>[\d.]+)s, "
+    r"prefill (?P<prefill>[\d.]+)s, compile and graph capture (?P<capture>[\d.]+)s, decode (?P<ar>[\d.]+)s, "
+    r"video decode (?P<dec>[\d.]+)s, write (?P<write>[\d.]+)s"
+)
+
+
+def run_batch(
+    name: str,
+    ck: Path,
+    inp: Path,
+    out: Path,
+    n: int,
+    extra: list[str],
+    nproc: int,
+    smoke: bool,
+    bs: int = 1,
+    detail=None,
+) -> float:
+    """main() seconds of batch mode over ``n`` lines of the same input (seeds 0..n-1), ``bs`` prompts decoded
+    together; ``detail``: a dict that receives the batch's timing totals (``BATCH_TOTALS``' groups, floats)."""
     folder = out / f"{name}_batch{n}"
     shutil.rmtree(folder, ignore_errors=True)
     jsonl = out / f"batch{n}.jsonl"
     jsonl.write_text("".join(json.dumps({"visual_input": str(inp), "seed": i}) + "\n" for i in range(n)))
     argv = ["generate", "--checkpoint-dir", str(ck), "--batch-input-path", str(jsonl), "--video_save_folder"]
-    argv += [str(folder), "--batch-size", "1", "--disable-guardrail", "--no-progress", *CONFIGS[name], *extra]
+    argv += [str(folder), "--batch-size", str(bs), "--disable-guardrail", "--no-progress", *CONFIGS[name], *extra]
     if smoke:
         argv += ["--model", "tiny", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
@@ -215,6 +239,11 @@ def run_batch(name: str, ck: Path, inp: Path, out: Path, n: int, extra: list[str
         raise SystemExit(
             f"{name} batch {n}: failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
+    if detail is not None:
+        m = BATCH_TOTALS.search(proc.stdout)
+        if m is None:
+            raise SystemExit(f"{name} batch {n}: no timing totals in its output:\n{proc.stdout[-3000:]}")
+        detail.update({k: float(v) for k, v in m.groupdict().items()})
     return float(bench[2])
 
 
@@ -275,6 +304,28 @@ def run_config(
     return row
 
 
+def run_batches(names, spec: str, ck: Path, inp: Path, out: Path, extra: list[str], nproc: int, smoke: bool) -> None:
+    """``--batches``: per config and LINES:BATCH_SIZE, one batch-mode process; "per video after init" is main() less
+    the load and the AR compile + capture, over the lines (as the single runs' "after init", per video)."""
+    print(
+        "| config | lines | batch size | main() s | load s | AR compile + capture s | encode s | AR decode s (tokens/s) "
+        "| video decode s | write s | per video after init s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for name in names:
+        for item in spec.split(","):
+            lines, bs = (int(v) for v in item.split(":"))
+            # the discarded run: the first process of a machine (and of a new batch size) pays the Triton compiles
+            run_batch(name, ck, inp, out, bs, extra, nproc, smoke, bs)
+            d: dict = {}
+            main_s = run_batch(name, ck, inp, out, lines, extra, nproc, smoke, bs, d)
+            per = (main_s - d["load"] - d["capture"]) / lines
+            print(
+                f"| {name} | {lines} | {bs} | {main_s:.1f} | {d['load']:.1f} | {d['capture']:.1f} | {d['encode']:.1f} | "
+                f"{d['ar']:.1f} ({d['tps']:.1f}) | {d['dec']:.1f} | {d['write']:.1f} | **{per:.1f}** |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny presets on CPU (seconds)")
@@ -290,6 +341,12 @@ def main() -> None:
         "--per-video", action="store_true", help="also the steady per-video time (batch of 3 less batch of 1)"
     )
     parser.add_argument("--per-video-only", action="store_true", help="--per-video without the single runs")
+    parser.add_argument(
+        "--batches",
+        default="",
+        help="batch-mode runs LINES:BATCH_SIZE[,...] (e.g. 4:4,4:1): one process each, after a discarded batch of "
+        "BATCH_SIZE lines; prints the totals and the time per video after initialisation; replaces the single runs",
+    )
     parser.add_argument(
         "--setup-only", action="store_true", help="write the random folders and the video prompt, then stop"
     )
@@ -328,6 +385,9 @@ def main() -> None:
             f"# cosmos-ar generate, one {args.input} -> 33 frames, {gpu}, torch {torch.__version__}, seed {args.seed}, "
             f"{args.nproc} process(es)"
         )
+        if args.batches:
+            run_batches(names, args.batches, ck, image, root, extra, args.nproc, args.smoke)
+            return
         print(
             "| config | process wall s | main() s | load s | encode s | prefill s | AR compile + capture s | AR decode s | "
             "tokens/s | decoder | decode s | DiT sampling s (first step) | CV decode s | write s | other s | peak GiB |"

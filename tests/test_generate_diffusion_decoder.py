@@ -8,6 +8,7 @@ videos each equal their own decode."""
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -233,6 +234,13 @@ def test_batch_decodes_each_video_with_its_seed_and_offloading_reloads(
     assert main(argv) == 0
     err, stdout = _err_lines(capsys)
     assert err == [] and "wrote 2 of 2 videos" in stdout
+    totals = re.search(
+        r"totals: load ([\d.]+)s, encode ([\d.]+)s, prefill ([\d.]+)s, compile and graph capture ([\d.]+)s, "
+        r"decode ([\d.]+)s, video decode ([\d.]+)s, write ([\d.]+)s",
+        stdout,
+    )
+    assert totals is not None, stdout
+    assert float(totals[5]) > 0 and float(totals[6]) > 0  # the AR decode and both videos' diffusion decodes
     n = 2 if offload else 1
     assert loads == {"built": 1, "dit": n, "cv": n, "dv_decode": 0}
     grids = [_tokens(tmp_path / "tok" / f"v{i}.pt") for i in range(2)]

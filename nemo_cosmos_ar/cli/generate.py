@@ -302,4 +302,13 @@ def _run_batch(args: argparse.Namespace, opts, say) -> tuple[int, int]:
         f"wrote {len(res.written)} of {total} videos to {folder}{kept}{failed}; decode {res.tokens_per_s:.1f} "
         f"tokens/s over batches of up to {opts.batch_size}"
     )
+    if res.stats:  # where the time went, summed over the batch (the single run's timing line, in totals)
+        s = res.seconds
+        prefill, dec = sum(st.prefill_s for st in res.stats), sum(st.decode_s for st in res.stats)
+        guard = f"guardrails {s['guardrail']:.1f}s, " if opts.guardrail_dir else ""
+        say(
+            f"totals: load {s['load']:.1f}s, encode {s['encode']:.1f}s, prefill {prefill:.2f}s, compile and graph "
+            f"capture {max(0.0, s['generate'] - prefill - dec):.1f}s, decode {dec:.1f}s, video decode "
+            f"{s['decode']:.1f}s, {guard}write {s['write']:.1f}s"
+        )
     return (1 if res.failed else 0), len(res.written)
