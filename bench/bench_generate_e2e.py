@@ -32,7 +32,7 @@ video costs once everything is loaded, compiled and captured, the way NVIDIA cou
 ``--batches LINES:BATCH_SIZE[,...]``: instead of the single runs, batch mode over LINES lines of the same input with
 ``--batch-size BATCH_SIZE`` (prompts decoded together; ``--decode-weights int8`` needs 1), one process each after a
 discarded batch of BATCH_SIZE lines; prints the batch's timing totals and (main() - load - AR compile) / LINES, the
-time per video of a many-video job.
+time per video of a many-video job (``BENCH_NO_DISCARD=1``: no discarded batch, for a warm machine).
 
 ``--cprofile``: rank 0's main() under cProfile, its 45 largest cumulative entries printed after the table (finds the
 "other" time; the profiler slows the Python-heavy parts, so the row's own figures are not comparable).
@@ -315,7 +315,8 @@ def run_batches(names, spec: str, ck: Path, inp: Path, out: Path, extra: list[st
         for item in spec.split(","):
             lines, bs = (int(v) for v in item.split(":"))
             # the discarded run: the first process of a machine (and of a new batch size) pays the Triton compiles
-            run_batch(name, ck, inp, out, bs, extra, nproc, smoke, bs)
+            if not os.environ.get("BENCH_NO_DISCARD"):  # a warm machine: the compiles fall into the AR compile column
+                run_batch(name, ck, inp, out, bs, extra, nproc, smoke, bs)
             d: dict = {}
             main_s = run_batch(name, ck, inp, out, lines, extra, nproc, smoke, bs, d)
             per = (main_s - d["load"] - d["capture"]) / lines
