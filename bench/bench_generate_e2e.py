@@ -98,14 +98,31 @@ CONFIGS = {
 DEFAULT_CONFIGS = [c for c in CONFIGS if "int8" not in c and "fp8" not in c]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
-CHILD = (
-    "import os, sys, time, torch; from nemo_cosmos_ar.cli import main; t = time.perf_counter(); "
-    "prof = __import__('cProfile').Profile() if os.environ.get('BENCH_CPROFILE') and os.environ.get('RANK', '0') == '0' "
-    "else None; prof and prof.enable(); rc = main(sys.argv[1:]); prof and prof.disable();"
-    " prof and __import__('pstats').Stats(prof).sort_stats('cumulative').print_stats(45);"
-    ' print(f\'BENCH rank={os.environ.get("RANK", "0")} rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib=\''
-    " + (f'{torch.cuda.max_memory_allocated() / 2**30:.1f}' if torch.cuda.is_available() else 'nan'), flush=True)"
-)
+CHILD = """
+import gc, os, sys, time, torch
+from nemo_cosmos_ar.cli import main
+
+# the automatic garbage collections of main() (a full one costs ~0.3 s with Megatron-Core imported): count, seconds
+gcs = {"n": 0, "full": 0, "s": 0.0, "t": 0.0}
+def on_gc(phase, info):
+    if phase == "start":
+        gcs["t"] = time.perf_counter()
+    else:
+        gcs["n"] += 1
+        gcs["full"] += info["generation"] == 2
+        gcs["s"] += time.perf_counter() - gcs["t"]
+gc.callbacks.append(on_gc)
+t = time.perf_counter()
+rank = os.environ.get("RANK", "0")
+prof = __import__("cProfile").Profile() if os.environ.get("BENCH_CPROFILE") and rank == "0" else None
+prof and prof.enable()
+rc = main(sys.argv[1:])
+prof and prof.disable()
+prof and __import__("pstats").Stats(prof).sort_stats("cumulative").print_stats(45)
+peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if torch.cuda.is_available() else "nan"
+print(f"BENCH rank={rank} rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib={peak}", flush=True)
+print(f"BENCHGC rank={rank} collections={gcs['n']} full={gcs['full']} seconds={gcs['s']:.3f}", flush=True)
+"""
 DD_PARTS = re.compile(
     r"diffusion decode [\d.]+s \((?P<steps>\d+) steps, (?P<sample>[\d.]+)s, the first (?P<first>[\d.]+)s; CV8x8x8 decode (?P<cv>[\d.]+)s"
 )
@@ -286,6 +303,8 @@ def run_config(
             f"{name}: generate failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     row = {k: float(v) for k, v in timing.groupdict().items() if k not in ("which", "parts")}
+    gcs = re.search(r"BENCHGC rank=0 collections=(\d+) full=(\d+) seconds=([\d.]+)", proc.stdout)
+    row["gc"] = f"{gcs[1]} collections ({gcs[2]} full) took {gcs[3]} s" if gcs else "not reported"
     staged = row["load"] + row["encode"] + row["prefill"] + row["capture"] + row["ar"] + row["dec"] + row["write"]
     dd = DD_PARTS.search(proc.stdout)
     row.update(
@@ -397,7 +416,7 @@ def main() -> None:
         parts, rows = [], []
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
-            parts.append(f"# {name}: load = {r['parts']}")
+            parts.append(f"# {name}: load = {r['parts']}; in main(), {r['gc']}")
             rows.append(r)
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "

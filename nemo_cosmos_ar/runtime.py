@@ -20,6 +20,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_memory(device: torch.device | str) -> None:
+    """What cosmos-predict1's offloading does after ``del``: a full garbage collection, then the cached CUDA blocks
+    handed back to the driver. Only for what a user asked to offload: in a process holding Megatron-Core and NeMo
+    (~500 k Python objects) the collection alone takes ~0.27 s (2-core CPU machine), and ``empty_cache`` frees
+    blocks this process would reuse."""
+    import gc
+
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def prepare_process(nemo: bool = True) -> None:
     """The process-wide fixes an entry point applies before it builds Megatron-Core or NeMo objects (idempotent):
     NumPy 2 compatibility (``compat``) everywhere, and on a machine without CUDA the CUDA stand-ins of ``cpu_shim``

@@ -6,9 +6,11 @@ never builds it; --diffusion-decoder without the files is a one-line error befor
 DV8x16x16 decoder and a one-line note; --offload-diffusion-decoder reloads it per video (load counts) in a batch whose
 videos each equal their own decode."""
 
+import gc
 import json
 import os
 import re
+import weakref
 
 import pytest
 import torch
@@ -307,3 +309,31 @@ def test_fp8_without_the_decoder_is_a_one_line_note(assets, loads, written, tmp_
     err, _ = _err_lines(capsys)
     assert err == ["cosmos-ar generate: note: --diffusion-decoder-gemm fp8 has no effect: the diffusion decoder is off"]
     assert loads["built"] == 0 and len(written) == 1
+
+
+@pytest.mark.parametrize("offload", [False, True], ids=["resident", "offload-tokenizer"])
+def test_the_dv_tokenizer_is_released_without_a_collection_unless_offloading(
+    assets, ckdir, tmp_path, monkeypatch, offload
+):
+    """With the diffusion decoder on, the DV8x16x16 tokenizer is dropped after the prompt. Only --offload-tokenizer
+    pays a full collection and empty_cache (``runtime.free_memory``, ~0.27 s in a process holding Megatron-Core):
+    otherwise the tokenizer is freed by reference counting alone, its blocks left in torch's cache for the decoder."""
+    collected, seen = [], []
+    monkeypatch.setattr(pipeline, "free_memory", lambda device: collected.append(str(device)))
+    real_load = pipeline.load_tokenizer
+
+    def load(*a, **k):  # a weak reference to each tokenizer generate builds
+        tok = real_load(*a, **k)
+        seen.append(weakref.ref(tok))
+        return tok
+
+    monkeypatch.setattr(pipeline, "load_tokenizer", load)
+    gc.disable()  # no automatic collection may free it either
+    try:
+        extra = ("--offload-tokenizer",) if offload else ()
+        assert main(_argv(assets, ckdir, tmp_path / "v.mp4", *extra)) == 0
+        assert len(seen) == 1 and seen[0]() is None  # built once (the prompt) and already freed
+    finally:
+        gc.enable()
+    # offloaded: dropped after the prompt and again after the video (cosmos-predict1's two offload points)
+    assert collected == (["cpu", "cpu"] if offload else [])

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from nemo_cosmos_ar.diffusion_decoder.fp8 import GEMMS
 from nemo_cosmos_ar.diffusion_decoder.fused import KERNELS
 from nemo_cosmos_ar.diffusion_decoder.network import ATTENTION_BACKENDS, DiffusionDecoderDiT
 from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
+from nemo_cosmos_ar.runtime import free_memory
 
 DV_SPATIAL = 16  # DV8x16x16 pixels per token, per side
 CV_SPATIAL = 8  # CV8x8x8 pixels per latent cell, per side
@@ -70,12 +70,6 @@ class DecodeStats:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def free_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 class DiffusionDecoder:

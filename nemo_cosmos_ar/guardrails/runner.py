@@ -13,7 +13,6 @@ Integration in ``cosmos-ar generate`` (construct before generating so missing we
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -23,17 +22,12 @@ import torch
 from nemo_cosmos_ar.guardrails.face_blur import FaceDetector, blur_faces, load_face_detector
 from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
 from nemo_cosmos_ar.guardrails.safety import Verdict, VideoSafetyFilter, check_video, load_safety_filter
+from nemo_cosmos_ar.runtime import free_memory
 
 
 class GuardrailResult(NamedTuple):
     verdict: Verdict
     frames: object  # the face-blurred frames (same type as the input), or None when the video is unsafe
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 class VideoGuardrails:
@@ -101,7 +95,7 @@ class VideoGuardrails:
         finally:
             if self.offload:
                 self.safety = None
-                _free(self.device)
+                free_memory(self.device)
 
     def blur_faces(self, frames):
         try:
@@ -109,7 +103,7 @@ class VideoGuardrails:
         finally:
             if self.offload:
                 self.detector = None
-                _free(self.device)
+                free_memory(self.device)
 
     def __call__(self, frames, fps: float = 25.0) -> GuardrailResult:
         """Safety filter, then face blur. An unsafe video gets ``frames=None`` (not blurred, not to be written)."""
@@ -119,4 +113,4 @@ class VideoGuardrails:
     def release(self) -> None:
         """Drop both models now (e.g. before the next generation when not offloading)."""
         self.safety = self.detector = None
-        _free(self.device)
+        free_memory(self.device)

@@ -229,5 +229,5 @@ def _prompts(runner: Runner, chunk: list[Job], bar, result: BatchResult, report,
                 bar.total -= cfg.seq_length - grid.prompt_tokens(j.num_input_frames, cfg.latent_shape)
                 bar.refresh()
     if runner.opts.offload_tokenizer or (last and runner.dd is not None):
-        runner.drop_tokenizer()
+        runner.drop_tokenizer(collect=runner.opts.offload_tokenizer)
     return (good, torch.cat(rows) if rows else None)

@@ -47,6 +47,7 @@ from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths, world
 from nemo_cosmos_ar.model.config import latent_shape_for
+from nemo_cosmos_ar.runtime import free_memory
 from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
@@ -209,9 +210,13 @@ class Runner:
             self._loaded("tokenizer", t)
         return self.tok
 
-    def drop_tokenizer(self) -> None:
+    def drop_tokenizer(self, collect: bool = True) -> None:
+        """Release the DV8x16x16 tokenizer; ``collect``: also collect and empty the CUDA cache (``free_memory``),
+        as ``--offload-tokenizer`` asks. Without it (the diffusion decoder replacing its decoder) the tokenizer's
+        blocks go back to torch's cache, where the diffusion decoder reuses them, at no cost."""
         self.tok = None
-        free_memory(self.device)
+        if collect:
+            free_memory(self.device)
 
     def load_guardrails(self) -> None:
         """Rank 0, unless offloading: load the guardrail models up front (a bad weights file fails before
@@ -407,15 +412,6 @@ def _check_ranks_agree(seq: torch.Tensor) -> None:
         raise RuntimeError("tensor-parallel ranks generated different tokens; please report this with the command")
 
 
-def free_memory(device: torch.device | str) -> None:
-    """What cosmos-predict1's offloading does after ``del``: collect, then hand cached CUDA blocks back."""
-    import gc
-
-    gc.collect()
-    if torch.device(device).type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def generate_video(opts: GenerateOptions) -> GenerationResult:
     """Run the whole pipeline for one input (see the module docstring) and return the tokens and timings.
 
@@ -451,7 +447,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         except Exception as err:  # travels to the other ranks, which raise it too
             payload = err
         if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
-            runner.drop_tokenizer()
+            runner.drop_tokenizer(collect=opts.offload_tokenizer)
     payload = runner.distribute(payload)
     if isinstance(payload, Exception):
         raise payload
