@@ -54,6 +54,7 @@ def main() -> int:
         "test_cudnn_attention_equals_math_attention": "cudnn_attention",
         "test_tokenizer_bf16_against_fp32": "tokenizer_bf16_vs_fp32",
         "test_dd_context_parallel_on_gpu_kernels": "dd_context_parallel",
+        "test_dd_frames_converted_on_the_gpu_equal_the_cpu_path": "dd_frames_on_gpu",
         "test_4b_recipe_two_steps": "recipe_4b_2_steps",
     }
     for name, status, sec in rows:

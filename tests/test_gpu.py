@@ -5,6 +5,7 @@
 * the tokenizer in bf16 against fp32 on the GPU (tiny and released sizes, random weights);
 * the int8 decode product's CUDA kernel against the Triton kernel and an fp32 reference;
 * the diffusion decoder's context parallelism on the GPU's kernels (two ranks sharing one GPU);
+* the diffusion decoder's frames converted to uint8 on the GPU equal the CPU path;
 * a 2-step run of the 4B TP=1 recipe (the real NeMo path) on mock clips.
 
 Each test records what it measured in ``MEASURED`` (printed; ``bench/gpu_test_tier.sh`` tabulates it). The file
@@ -287,6 +288,32 @@ def _run_cp_check(out: Path) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The diffusion decoder's frames made into uint8 on the GPU (generate's write path)
+# ---------------------------------------------------------------------------------------------------------------
+def test_dd_frames_converted_on_the_gpu_equal_the_cpu_path():
+    """``decode_tokens(on_device=True)`` (what generate calls) leaves the frames on the GPU, and ``to_uint8_frames``
+    converts them there: the frames equal the default call's CPU copy bit for bit, and the uint8 frames equal the
+    CPU conversion (the same four IEEE float ops per value), on the tiny decoder."""
+    from nemo_cosmos_ar import video_io
+    from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer, write_random_decoder
+    from nemo_cosmos_ar.diffusion_decoder.pipeline import DiffusionDecoder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dd_dir = write_random_decoder(Path(tmp) / "dd", "tiny", seed=0)
+        cv_dir = write_random_cv_tokenizer(Path(tmp) / "cv", "tiny", seed=0)
+        dd = DiffusionDecoder(dd_dir, cv_dir, device=DEVICE, dtype=torch.float32)
+        tokens = torch.randint(0, 64_000, (1, 5, 4, 6), generator=torch.Generator().manual_seed(0))
+        on_host = dd.decode_tokens(tokens, seed=3)
+        kept = dd.decode_tokens(tokens, seed=3, on_device=True)
+    assert on_host.device.type == "cpu" and kept.device.type == torch.device(DEVICE).type
+    assert kept.shape == on_host.shape == (1, 3, 33, 64, 96)
+    assert torch.equal(kept.cpu(), on_host)
+    u8 = video_io.to_uint8_frames(kept[0], "CTHW")
+    assert (u8 == video_io.to_uint8_frames(on_host[0], "CTHW")).all()
+    _record("dd_frames_on_gpu", frames=list(kept.shape), uint8_equal=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

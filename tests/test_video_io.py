@@ -56,6 +56,25 @@ def test_write_float_model_layout_atomically(tmp_path):
     assert (vio.read_frames(out).float() - expected).abs().mean() < 3.5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_to_uint8_frames_is_the_rounding_formula_and_leaves_its_input_alone(dtype):
+    """``round((clamp(x, -1, 1) + 1) / 2 * 255)`` value for value, in both layouts: the values where rounding ties
+    (every (k + 0.5) / 127.5 - 1), the ends, out-of-range values, -0.0 and random ones; the input is not modified."""
+    g = torch.Generator().manual_seed(0)
+    ties = (torch.arange(255, dtype=torch.float64) + 0.5) / 127.5 - 1
+    special = torch.tensor([-1.0, 1.0, -0.0, 0.0, -3.0, 2.5, 1e-8, -1e-8], dtype=torch.float64)
+    values = torch.cat([ties, special, torch.rand(3 * 5 * 8 * 10 - 263, generator=g, dtype=torch.float64) * 2.4 - 1.2])
+    video = values.reshape(3, 5, 8, 10).to(dtype)  # CTHW
+    before = video.clone()
+    x = video.float()
+    want = ((x.clamp(-1, 1) + 1) / 2 * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    got = vio.to_uint8_frames(video, "CTHW")
+    assert got.shape == (5, 8, 10, 3) and got.dtype == np.uint8 and got.flags["C_CONTIGUOUS"]
+    assert np.array_equal(got, want)
+    assert np.array_equal(vio.to_uint8_frames(video.permute(1, 2, 3, 0), "THWC"), want)
+    assert torch.equal(video, before)
+
+
 def test_pyav_fallback_reads_the_same_clip(clip_file, monkeypatch):
     path, frames = clip_file
     with_decord = vio.read_frames(path, num_frames=9, start=2, stride=1)

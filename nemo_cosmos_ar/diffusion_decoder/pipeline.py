@@ -311,6 +311,7 @@ class DiffusionDecoder:
         seed: int = 0,
         num_frames: int | None = None,
         context: torch.Tensor | None = None,
+        on_device: bool = False,
     ) -> torch.Tensor | None:
         """Decode a DV8x16x16 token grid into frames.
 
@@ -320,10 +321,12 @@ class DiffusionDecoder:
             num_frames: frames to keep; None = ``1 + 8 (T - 1)`` (33 for a 5-frame grid).
             context: ``[1, M, 1024]`` T5 prompt embedding (Video2World); None = the generic prompt of
                 ``aux_vars.pt``, as cosmos-predict1's base pipeline.
+            on_device: return the frames on the decoder's device instead of the CPU (generate converts them to
+                uint8 there, so a quarter of the bytes and only the kept frames cross to the host).
 
         Returns:
-            ``[B, 3, num_frames, 16h, 16w]`` float32 on the CPU, in [-1, 1] (what ``video_io.write_video`` takes);
-            None on role 1 of a guidance split.
+            ``[B, 3, num_frames, 16h, 16w]`` float32 on the CPU (``on_device``: the decoder's device), in [-1, 1]
+            (what ``video_io.write_video`` takes); None on role 1 of a guidance split.
         """
         tokens = self._check_tokens(tokens, self.dit_config.token_vocab_size)
         sc, tc = self.sampler, TEMPORAL
@@ -370,7 +373,8 @@ class DiffusionDecoder:
         t = time.perf_counter()
         videos = []
         for parts in latents:
-            pix = [tok.decode(lat, sc.sigma_data).clamp(-1, 1).cpu() for lat in parts]
+            decoded = (tok.decode(lat, sc.sigma_data).clamp(-1, 1) for lat in parts)  # one chunk at a time
+            pix = [f if on_device else f.cpu() for f in decoded]
             videos.append(smp.blend_chunks(pix, smp.blend_overlap(sc, tc))[:, :, :keep])
         _sync(self.device)
         self.stats.tokenizer_decode_s = time.perf_counter() - t

@@ -341,7 +341,8 @@ class Runner:
         t = time.perf_counter()
         if self.dd is not None:  # the seed of the job's tokens seeds its noise too, as cosmos-predict1's --seed
             try:
-                video = self.dd.decode_tokens(tokens, seed=job.seed)[0]  # [3, 33, H, W] float32 in [-1, 1]
+                # [3, 33, H, W] float32 in [-1, 1], left on the GPU: write_video makes the uint8 frames there
+                video = self.dd.decode_tokens(tokens, seed=job.seed, on_device=True)[0]
             except (ValueError, FileNotFoundError) as err:  # our tokens are valid: its weights are not
                 raise DiffusionDecoderError(str(err)) from None
             self.dd_stats = self.dd.stats
