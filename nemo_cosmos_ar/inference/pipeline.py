@@ -104,8 +104,8 @@ def output_resolution(cfg, resolution: tuple[int, int] | None) -> tuple[int, int
     return resolution
 
 
-def load_input(path: Path, num_input_frames: int, height: int, width: int) -> torch.Tensor:
-    """The prompt clip, padded: ``[3, 33, height, width]`` float32 in [-1, 1].
+def load_input(path: Path, num_input_frames: int, height: int, width: int, pad: bool = True) -> torch.Tensor:
+    """The prompt clip, padded: ``[3, 33, height, width]`` float32 in [-1, 1] (``pad=False``: the real frames only).
 
     An image gives one frame; a video its last ``num_input_frames`` frames. The last real frame is repeated up to
     33 frames, which cannot leak into the prompt tokens (the tokenizer is causal).
@@ -116,7 +116,7 @@ def load_input(path: Path, num_input_frames: int, height: int, width: int) -> to
         clip = video_io.read_image(path, size=(height, width))
     else:
         clip = video_io.read_video(path, num_frames=num_input_frames, start=-num_input_frames, size=(height, width))
-    return video_io.pad_frames(clip, gen.NUM_OUTPUT_FRAMES)
+    return video_io.pad_frames(clip, gen.NUM_OUTPUT_FRAMES) if pad else clip
 
 
 class Runner:
@@ -276,11 +276,12 @@ class Runner:
                     f"{self.ckpt.cfg.vocab_size}), got [{int(ids.min())}, {int(ids.max())}]"
                 )
         else:
-            clip = load_input(job.input, job.num_input_frames, self.height, self.width)
             # The causal tokenizer's first latent frames depend on the real frames only, so the eager network
-            # encodes just those (1 or 9 of the 33: a quarter of the work or less). The TorchScript files get the
-            # padded 33 frames cosmos-predict1 gives them: a traced graph may hold its traced clip length.
+            # encodes just those (1 or 9 of the 33: a quarter of the work or less), and they are not padded (a
+            # 260 MB copy). The TorchScript files get the padded 33 frames cosmos-predict1 gives them: a traced
+            # graph may hold its traced clip length.
             eager = self.opts.tokenizer_backend == "eager"
+            clip = load_input(job.input, job.num_input_frames, self.height, self.width, pad=not eager)
             frames = job.num_input_frames if eager else gen.NUM_OUTPUT_FRAMES
             expected = (n_frames if eager else self.grid[0], *self.grid[1:])
             t = time.perf_counter()
