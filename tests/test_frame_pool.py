@@ -134,8 +134,8 @@ def test_slots_are_granted_again_only_after_release(videos, tokenizer_dir, tmp_p
     held, intact, aliased = {}, [], []
     real_get, real_release, real_transfer = pipeline._Processes.get, pipeline._Processes.release, None
 
-    def get(self, unit):  # what the worker got, as views of the slot and as a copy
-        frames, slot = real_get(self, unit)
+    def get(self, unit, stop=None):  # what the worker got, as views of the slot and as a copy
+        frames, slot = real_get(self, unit, stop)
         held[slot] = [(g, g.clone()) for g in frames.groups]
         return frames, slot
 
@@ -288,3 +288,43 @@ def test_ctrl_c_with_decode_processes_leaves_nothing_running(tokenizer_dir, tmp_
     while not all(_gone(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [k for k in kids if not _gone(k)] == []
+
+
+@LINUX
+def test_the_handoff_to_the_encode_loop_survives_ctrl_c_and_honours_stop():
+    """``pipeline._Handoff``: bounded and in order; ``put`` gives up once stop is set while it is full; and a
+    ``get`` interrupted by SIGINT (KeyboardInterrupt in the main thread, as Ctrl-C in the encode loop) leaves it
+    usable: the producer's next put goes through and the item comes out. (``queue.Queue``'s get, interrupted at the
+    wrong moment, once left its mutex locked and the producer waiting for it forever; see the class docstring.)"""
+    stop = threading.Event()
+    h = pipeline._Handoff(2)
+    assert h.put(1, stop) and h.put(2, stop)
+    box: list = []
+    full = threading.Thread(target=lambda: box.append(h.put(3, stop)))
+    full.start()
+    full.join(timeout=0.2)
+    assert full.is_alive() and box == []  # no room: waiting
+    stop.set()
+    full.join(timeout=10)
+    assert not full.is_alive() and box == [False]
+    assert [h.get(), h.get()] == [1, 2]
+    stop.clear()
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("a signal's KeyboardInterrupt reaches the main thread only")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the test runner set
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    rescue = threading.Timer(20, h._q.put, ("rescue",))  # a lost signal fails the test instead of hanging it
+    try:
+        timer.start()
+        rescue.start()
+        with pytest.raises(KeyboardInterrupt):
+            h.get()  # nothing queued: blocks until the SIGINT
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        timer.cancel()
+        rescue.cancel()
+    producer = threading.Thread(target=lambda: box.append(h.put("after", stop)))
+    producer.start()
+    producer.join(timeout=10)
+    assert not producer.is_alive() and box == [False, True]
+    assert h.get() == "after"

@@ -25,6 +25,7 @@ and the start-up; and the frame slots' size and use.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -39,6 +40,10 @@ from nemo_cosmos_ar.data.prepare_config import PrepareError
 from nemo_cosmos_ar.data.windows import WindowSpec
 
 _POLL = 0.5  # seconds between liveness checks while a queue is full or empty
+# Bounds on the waits of a shutdown after an error or an interrupt, so that Ctrl-C always ends the run: a decode
+# process gets this long to act on SIGTERM before SIGKILL, the decode thread this long to stop before it is left
+# behind (a daemon). The one hang seen (``_Handoff``'s docstring) is fixed at its cause; these bound the others.
+_STOP_TIMEOUT = 20.0
 # Units moved to the GPU at once by a CUDA worker's producer. One thread moved ~3.7 units/s on an H200 (8 clips of
 # 720p frames, ~730 MB, staged through pinned memory: the first touch of the decode processes' shared memory and the
 # copy are CPU work) while the encoder takes ~5: two threads overlap two units. Order is kept (``_produce``).
@@ -243,12 +248,15 @@ class _Processes:
             self.close()
             raise
 
-    def get(self, unit: int) -> tuple[UnitFrames, int | None]:
+    def get(self, unit: int, stop=None) -> tuple[UnitFrames, int | None]:
+        """``stop``: a callable; once true, waiting ends with ``frame_pool.Stopped`` (the source is closing)."""
         k = self.owner[unit]
         while True:
             try:
                 kind, item = self.queues[k].get(timeout=_POLL)
             except queue.Empty:
+                if stop is not None and stop():
+                    raise frame_pool.Stopped from None
                 if not self.procs[k].is_alive():
                     raise RuntimeError(
                         f"a decode process died (exit code {self.procs[k].exitcode}); rerun to resume"
@@ -284,7 +292,11 @@ class _Processes:
         for p in started:
             if p.is_alive():  # still decoding (or starting): an error or an interrupt ended the run early
                 p.terminate()
-                p.join()
+        for p in started:
+            p.join(timeout=_STOP_TIMEOUT)
+            if p.is_alive():  # SIGTERM not acted on in time
+                p.kill()
+                p.join(timeout=_STOP_TIMEOUT)
 
 
 class FrameSource:
@@ -321,7 +333,7 @@ class FrameSource:
             self._items = self._sequential()
             return
         self._items = self._prefetched()
-        self._done: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._done = _Handoff(prefetch)
         self._process_args = (plan_path, decode_workers, prefetch) if decode_workers > 0 else None
         # The decode processes are started by the producer thread itself: starting them takes seconds (the fork
         # server imports torch once; spawn imports it per process), and the worker loads its tokenizer meanwhile.
@@ -346,7 +358,13 @@ class FrameSource:
         if procs is not None:  # first, so that a producer waiting on a process sees it gone
             procs.close()
         if self._thread is not None and self._thread.ident is not None:
-            self._thread.join()
+            self._thread.join(timeout=_STOP_TIMEOUT)
+            if self._thread.is_alive():  # a daemon: left behind, with the slots it may still read (freed at exit)
+                print(
+                    f"prepare-data: the decode thread did not stop within {_STOP_TIMEOUT:.0f} s; leaving it",
+                    file=sys.stderr,
+                )
+                return
         with self._lock:  # after the join: no transfer thread reads a slot any more
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -427,7 +445,7 @@ class FrameSource:
                 frames, job = pending.popleft()
                 clips, seconds = job.result()
                 stats.resize += seconds
-                if not _put(self._done, ("unit", (frames, clips)), self._stop):
+                if not self._done.put(("unit", (frames, clips)), self._stop):
                     return False
             return True
 
@@ -441,12 +459,12 @@ class FrameSource:
             if self._transfers > 1:
                 pool = ThreadPoolExecutor(self._transfers, thread_name_prefix="prepare-data-transfer")
             for u in self._units:
-                frames, slot = procs.get(u) if procs is not None else (reader.load(u), None)
+                frames, slot = procs.get(u, self._stop.is_set) if procs is not None else (reader.load(u), None)
                 stats.decode += frames.seconds
                 if pool is None:
                     clips, seconds = self._transfer(frames, slot)
                     stats.resize += seconds
-                    if not _put(self._done, ("unit", (frames, clips)), self._stop):
+                    if not self._done.put(("unit", (frames, clips)), self._stop):
                         return
                     continue
                 pending.append((frames, pool.submit(self._transfer, frames, slot)))
@@ -454,7 +472,7 @@ class FrameSource:
                     return
             hand_over(0)
         except BaseException as e:  # noqa: BLE001 -- re-raised by the encode loop
-            _put(self._done, ("error", e), self._stop)
+            self._done.put(("error", e), self._stop)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -474,11 +492,29 @@ class FrameSource:
             yield frames, clips
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=_POLL)
-            return True
-        except queue.Full:
-            continue
-    return False
+class _Handoff:
+    """The bounded queue from the decode thread to the encode loop, made so that Ctrl-C cannot wedge it.
+
+    Why not ``queue.Queue``: its ``get``, interrupted by KeyboardInterrupt at the wrong moment inside
+    ``Condition.wait``, can leave the queue's mutex locked. A CI run caught it (gdb on the hung process): the encode
+    loop's ``get`` took the interrupt, the decode thread then waited forever for the mutex inside its ``put``, and
+    ``close()`` forever for the decode thread. Here the consumer blocks in the C ``SimpleQueue.get``, which has no
+    Python-level lock to leave behind, and the producer waits for room by polling the size (``put`` never blocks)."""
+
+    def __init__(self, maxsize: int):
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._max = max(1, maxsize)
+
+    def put(self, item, stop: threading.Event) -> bool:
+        """Queue ``item`` once there is room; False (not queued) if ``stop`` is set first."""
+        while self._q.qsize() >= self._max:
+            if stop.is_set():
+                return False
+            time.sleep(0.002)
+        if stop.is_set():
+            return False
+        self._q.put(item)
+        return True
+
+    def get(self):
+        return self._q.get()
