@@ -25,7 +25,6 @@ and the start-up; and the frame slots' size and use.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections import deque
@@ -40,9 +39,7 @@ from nemo_cosmos_ar.data.prepare_config import PrepareError
 from nemo_cosmos_ar.data.windows import WindowSpec
 
 _POLL = 0.5  # seconds between liveness checks while a queue is full or empty
-# Bounds on the waits of a shutdown after an error or an interrupt, so that Ctrl-C always ends the run: a decode
-# process gets this long to act on SIGTERM before SIGKILL, the decode thread this long to stop before it is left
-# behind (a daemon). The one hang seen (``_Handoff``'s docstring) is fixed at its cause; these bound the others.
+# After an error or an interrupt a decode process gets this long to act on SIGTERM before SIGKILL.
 _STOP_TIMEOUT = 20.0
 # Units moved to the GPU at once by a CUDA worker's producer. One thread moved ~3.7 units/s on an H200 (8 clips of
 # 720p frames, ~730 MB, staged through pinned memory: the first touch of the decode processes' shared memory and the
@@ -358,13 +355,7 @@ class FrameSource:
         if procs is not None:  # first, so that a producer waiting on a process sees it gone
             procs.close()
         if self._thread is not None and self._thread.ident is not None:
-            self._thread.join(timeout=_STOP_TIMEOUT)
-            if self._thread.is_alive():  # a daemon: left behind, with the slots it may still read (freed at exit)
-                print(
-                    f"prepare-data: the decode thread did not stop within {_STOP_TIMEOUT:.0f} s; leaving it",
-                    file=sys.stderr,
-                )
-                return
+            self._thread.join()
         with self._lock:  # after the join: no transfer thread reads a slot any more
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -507,14 +498,12 @@ class _Handoff:
 
     def put(self, item, stop: threading.Event) -> bool:
         """Queue ``item`` once there is room; False (not queued) if ``stop`` is set first."""
-        while self._q.qsize() >= self._max:
-            if stop.is_set():
-                return False
+        while not stop.is_set():
+            if self._q.qsize() < self._max:
+                self._q.put(item)
+                return True
             time.sleep(0.002)
-        if stop.is_set():
-            return False
-        self._q.put(item)
-        return True
+        return False
 
     def get(self):
         return self._q.get()
