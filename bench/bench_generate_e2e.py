@@ -103,14 +103,18 @@ import gc, os, sys, time, torch
 from nemo_cosmos_ar.cli import main
 
 # the automatic garbage collections of main() (a full one costs ~0.3 s with Megatron-Core imported): count, seconds
-gcs = {"n": 0, "full": 0, "s": 0.0, "t": 0.0}
+# and when the slow ones (full, or over 20 ms) ran, in seconds since main() started (read against the load column)
+gcs = {"n": 0, "full": 0, "s": 0.0, "t": 0.0, "slow": []}
 def on_gc(phase, info):
     if phase == "start":
         gcs["t"] = time.perf_counter()
     else:
+        took = time.perf_counter() - gcs["t"]
         gcs["n"] += 1
         gcs["full"] += info["generation"] == 2
-        gcs["s"] += time.perf_counter() - gcs["t"]
+        gcs["s"] += took
+        if info["generation"] == 2 or took > 0.02:
+            gcs["slow"].append(f"{gcs['t'] - t:.1f}s:gen{info['generation']}:{took:.3f}")
 gc.callbacks.append(on_gc)
 t = time.perf_counter()
 rank = os.environ.get("RANK", "0")
@@ -122,6 +126,7 @@ prof and __import__("pstats").Stats(prof).sort_stats("cumulative").print_stats(4
 peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if torch.cuda.is_available() else "nan"
 print(f"BENCH rank={rank} rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib={peak}", flush=True)
 print(f"BENCHGC rank={rank} collections={gcs['n']} full={gcs['full']} seconds={gcs['s']:.3f}", flush=True)
+print(f"BENCHGCSLOW rank={rank} {','.join(gcs['slow']) or 'none'}", flush=True)
 """
 DD_PARTS = re.compile(
     r"diffusion decode [\d.]+s \((?P<steps>\d+) steps, (?P<sample>[\d.]+)s, the first (?P<first>[\d.]+)s; CV8x8x8 decode (?P<cv>[\d.]+)s"
@@ -305,6 +310,8 @@ def run_config(
     row = {k: float(v) for k, v in timing.groupdict().items() if k not in ("which", "parts")}
     gcs = re.search(r"BENCHGC rank=0 collections=(\d+) full=(\d+) seconds=([\d.]+)", proc.stdout)
     row["gc"] = f"{gcs[1]} collections ({gcs[2]} full) took {gcs[3]} s" if gcs else "not reported"
+    slow = re.search(r"BENCHGCSLOW rank=0 (\S+)", proc.stdout)
+    row["gc"] += f"; the slow ones (start since main():generation:seconds) {slow[1]}" if slow else ""
     staged = row["load"] + row["encode"] + row["prefill"] + row["capture"] + row["ar"] + row["dec"] + row["write"]
     dd = DD_PARTS.search(proc.stdout)
     row.update(
