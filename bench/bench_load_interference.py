@@ -51,7 +51,7 @@ def decode_graph(dev: torch.device):
     with torch.cuda.graph(g):
         for i, w in enumerate(ws):
             torch.mv(w, x, out=out[i])
-    return g, ws
+    return g, (ws, x, out)  # the graph reads and writes these: they must outlive it
 
 
 def replays(g, n: int) -> float:
