@@ -316,6 +316,28 @@ def test_dd_frames_converted_on_the_gpu_equal_the_cpu_path():
     _record("dd_frames_on_gpu", frames=list(kept.shape), uint8_equal=True)
 
 
+def test_copy_to_device_through_pinned_buffers_is_bit_exact():
+    """``runtime.copy_to_device`` (how the 7B decoder's weights reach the GPU): every tensor equal to its source,
+    with chunks smaller than a tensor (4 KiB here), an empty tensor, a non-contiguous one and several dtypes."""
+    from nemo_cosmos_ar.runtime import copy_to_device
+
+    g = torch.Generator().manual_seed(0)
+    src = {
+        "bf16": torch.randn(37, 129, generator=g).bfloat16(),
+        "f32": torch.randn(3000, generator=g),
+        "i64": torch.randint(-(2**40), 2**40, (5, 7), generator=g),
+        "empty": torch.empty(0, 4),
+        "strided": torch.randn(64, 48, generator=g).t(),
+    }
+    out = copy_to_device(src, torch.device(DEVICE), chunk_bytes=4096)
+    torch.cuda.synchronize() if DEVICE == "cuda" else None
+    assert list(out) == list(src)
+    for k, v in src.items():
+        assert out[k].device.type == DEVICE and out[k].dtype == v.dtype and out[k].shape == v.shape
+        assert torch.equal(out[k].cpu(), v), k
+    _record("copy_to_device", tensors=len(src), equal=True)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # A 2-step run of a GPU recipe
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import torch
 
 from nemo_cosmos_ar.diffusion_decoder.config import DIT_PRESETS, DiTConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
+from nemo_cosmos_ar.runtime import copy_to_device
 
 MODEL_FILE = "model.pt"
 AUX_FILE = "aux_vars.pt"
@@ -155,6 +156,9 @@ def load_dit(
     weights = check_state_dict(sd, cfg, path, preset)
     with torch.device("meta"):
         net = DiffusionDecoderDiT(cfg)
+    device = torch.device(device)
+    if device.type == "cuda":  # through pinned buffers: 2.7x faster than .to() from the memory map (runtime.py)
+        weights = copy_to_device(weights, device)
     net.load_state_dict(weights, strict=True, assign=True)
     return net.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
