@@ -21,7 +21,6 @@ from nemo_cosmos_ar.cli import build_parser, main
 from nemo_cosmos_ar.cli.generate import DV_NOTE, options_from_args
 from nemo_cosmos_ar.diffusion_decoder import pipeline as ddp
 from nemo_cosmos_ar.inference import engine, pipeline
-from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR, GenerateOptions
 from nemo_cosmos_ar.tokenizer import backends
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
@@ -338,37 +337,3 @@ def test_the_dv_tokenizer_is_released_without_a_collection_unless_offloading(
         gc.enable()
     # offloaded: dropped after the prompt and again after the video (cosmos-predict1's two offload points)
     assert collected == (["cpu", "cpu"] if offload else [])
-
-
-def test_the_decoders_background_load_starts_after_the_prefill(assets, ckdir, tmp_path, monkeypatch):
-    """Beside the load, the prefill's kernel launches wait for the interpreter lock (0.6-1.0 s instead of ~0.3 s on
-    the H200), so generate builds the decoder before generating but starts its load thread after the prefill."""
-    events = []
-
-    def record(name, real):
-        return lambda *a, **k: events.append(name) or real(*a, **k)
-
-    for cls in (engine.McoreEngine, gen.ReferenceEngine):
-        monkeypatch.setattr(cls, "prefill", record("prefill", cls.prefill))
-    monkeypatch.setattr(ddp.DiffusionDecoder, "__init__", record("built", ddp.DiffusionDecoder.__init__))
-    monkeypatch.setattr(
-        ddp.DiffusionDecoder, "_load_in_background", record("load", ddp.DiffusionDecoder._load_in_background)
-    )
-    assert main(_argv(assets, ckdir, tmp_path / "v.mp4")) == 0
-    assert events == ["built", "prefill", "load"]
-
-
-def test_a_deferred_load_starts_at_start_loading_or_the_first_decode(ckdir):
-    folders = (ckdir / DIFFUSION_DECODER_DIR, ckdir / CV_TOKENIZER_DIR)
-    tokens = torch.randint(0, 64000, (1, 5, 2, 2), generator=torch.Generator().manual_seed(4))
-    want = ddp.DiffusionDecoder(*folders, device="cpu").decode_tokens(tokens, seed=2)
-    dd = ddp.DiffusionDecoder(*folders, device="cpu", background=True, defer_load=True)
-    assert dd._loader.ident is None and dd.network is None  # checked, not loading
-    assert torch.equal(dd.decode_tokens(tokens, seed=2), want)  # the first decode starts and waits for it
-    dd = ddp.DiffusionDecoder(*folders, device="cpu", background=True, defer_load=True)
-    dd.start_loading()
-    dd.start_loading()  # a second call is a no-op, not a second thread
-    assert dd._loader.ident is not None
-    dd._loader.join()
-    assert dd.network is not None and dd.tokenizer is not None
-    ddp.DiffusionDecoder(*folders, device="cpu", background=True, defer_load=True).close()  # never started: no join

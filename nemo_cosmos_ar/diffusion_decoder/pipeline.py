@@ -101,9 +101,6 @@ class DiffusionDecoder:
         background: without ``offload_network``: check the file's keys and shapes now (memory-mapped; a bad file
             still fails here), then load the DiT and the CV8x8x8 decoder in a thread (on CUDA on a side stream)
             while the caller goes on (generate's AR decode), and wait for them at the first ``decode_tokens``.
-        defer_load: with ``background``, the thread starts at ``start_loading()`` (or the first ``decode_tokens``)
-            instead of in the constructor. generate starts it after the AR prefill: beside the load, the prefill's
-            thousands of kernel launches waited for the interpreter lock and took 0.6-1.0 s instead of ~0.3 s.
     """
 
     def __init__(
@@ -125,7 +122,6 @@ class DiffusionDecoder:
         gemm: str = "bf16",
         split: GuidanceSplit | None = None,
         background: bool = False,
-        defer_load: bool = False,
     ) -> None:
         self.checkpoint_dir, self.tokenizer_dir = Path(checkpoint_dir), Path(tokenizer_dir)
         for folder, name in ((self.checkpoint_dir, MODEL_FILE), (self.tokenizer_dir, DECODER_FILE)):
@@ -166,8 +162,7 @@ class DiffusionDecoder:
         load_tok = not offload_tokenizer and self.makes_frames
         if background:
             self._loader = threading.Thread(target=self._load_in_background, args=(load_tok,), daemon=True)
-            if not defer_load:
-                self._loader.start()
+            self._loader.start()
         elif load_tok:
             self.tokenizer, self.startup_s["tokenizer"] = self._load_tokenizer()
 
@@ -219,14 +214,8 @@ class DiffusionDecoder:
         except BaseException as err:  # noqa: BLE001 - raised by the first decode_tokens
             self._load_error = err
 
-    def start_loading(self) -> None:
-        """Start a deferred background load (``defer_load``); a no-op when it has started or there is none."""
-        if self._loader is not None and self._loader.ident is None:
-            self._loader.start()
-
     def _wait_for_loads(self) -> None:
         if self._loader is not None:
-            self.start_loading()
             t = time.perf_counter()
             self._loader.join()
             self._loader = None
@@ -398,11 +387,10 @@ class DiffusionDecoder:
         return torch.cat(videos)
 
     def close(self) -> None:
-        """Free the resident modules (after a background load has finished; a deferred one never started is
-        dropped)."""
-        if self._loader is not None and self._loader.ident is not None:
+        """Free the resident modules (after a background load has finished)."""
+        if self._loader is not None:
             self._loader.join()
-        self._loader = None
+            self._loader = None
         self.network = self.tokenizer = None
         free_memory(self.device)
 

@@ -251,7 +251,6 @@ class Runner:
             split=self.dd_split,
             gemm=self.opts.dd_gemm,
             background=True,  # checked now, loaded while the AR model generates; waited for at the first video
-            defer_load=True,  # from the end of the prefill (generate_tokens' after_prefill)
         )
         self._loaded("diffusion decoder", t)
         if self.device.type == "cuda":  # its kernels chosen before the AR model runs (DiffusionDecoder.warm_kernels)
@@ -308,7 +307,6 @@ class Runner:
             gens[0] if len(gens) == 1 else gens,
             progress=bar,
             options=self.opts.decode,
-            after_prefill=self.dd.start_loading if self.dd is not None else None,
         )
         if self.world > 1:
             _check_ranks_agree(seq)
@@ -444,8 +442,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         try:
             runner.load_guardrails()
             # The prompt first: the diffusion decoder's background load slowed the encode beside it (0.4 s alone,
-            # 1.1-1.8 s beside it on the H200; 34.6 -> 33.6-33.8 s after init, BENCHMARKS.md, #13). The load itself
-            # starts after the AR prefill (defer_load), so it runs beside the graph replays of the decode only.
+            # 1.1-1.8 s beside it on the H200). The load then overlaps the AR capture, which is safe because the
+            # capture is thread-local (generator.py); measured 34.6 -> 33.6-33.8 s after init (BENCHMARKS.md, #13).
             payload = runner.prompt(job)
             runner.load_diffusion_decoder()
         except Exception as err:  # travels to the other ranks, which raise it too
