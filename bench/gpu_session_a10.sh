@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Runs at commits cabe19d (a10) and c91b0f8 (c10): the defer_load switch it flips was removed after call c10.
 # Ninth session (2026-12-01), one H200, carrying .gpu4. Issue 13: the diffusion decoder's background load started
 # after the AR prefill (defer_load) against the old start in its constructor, as a same-machine A/B; int8 + FP8, the
 # guide's 9-frame prompt. Runs: warm (a fresh machine's compiles, discarded), now, old, now, old. The columns to read

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Runs at commits cabe19d (a10) and c91b0f8 (c10): the defer_load switch it flips was removed after call c10.
 # Ninth session (2026-12-01), one H200, carrying .gpu4. Issue 13, one-machine A/B of how the diffusion decoder's
 # weights load beside the AR model (int8 + FP8, the guide's 9-frame prompt, fresh processes):
 #   SE = staged (runtime.copy_to_device: pinned buffers) and started early (in the decoder's constructor, as before a10)

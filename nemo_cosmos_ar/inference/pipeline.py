@@ -444,6 +444,8 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
             # The prompt first: the diffusion decoder's background load slowed the encode beside it (0.4 s alone,
             # 1.1-1.8 s beside it on the H200). The load then overlaps the AR capture, which is safe because the
             # capture is thread-local (generator.py); measured 34.6 -> 33.6-33.8 s after init (BENCHMARKS.md, #13).
+            # Not later: a load started after the AR prefill runs beside the decode, which it slowed by 0.6 s
+            # (staged copies) to 2.7 s (the old pageable ones) on the H200 (calls a10, c10).
             payload = runner.prompt(job)
             runner.load_diffusion_decoder()
         except Exception as err:  # travels to the other ranks, which raise it too
