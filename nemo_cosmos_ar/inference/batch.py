@@ -169,6 +169,9 @@ def generate_batch(
         if rank == 0:
             report(line, msg)
     result.failed.extend(failed)
+    chunks = _chunks(jobs, opts.batch_size)
+    for j in chunks[0] if chunks else []:  # read while the AR model loads
+        runner.prefetch_input(j)
     if not opts.offload_ar_model and jobs:
         runner.load_engine()
     bar = None
@@ -179,7 +182,6 @@ def generate_batch(
         total = sum(per_job - grid.prompt_tokens(j.num_input_frames, runner.grid) for j in jobs)
         bar = tqdm(total=total, unit="tok", desc="generating", dynamic_ncols=True)
     try:
-        chunks = _chunks(jobs, opts.batch_size)
         for i, chunk in enumerate(chunks):
             ready = None
             if rank == 0:
@@ -188,6 +190,8 @@ def generate_batch(
             if not ready[0]:
                 continue
             good, prompts = ready
+            for j in chunks[i + 1] if i + 1 < len(chunks) else []:  # the next chunk's inputs, read meanwhile
+                runner.prefetch_input(j)
             grids, stats = runner.generate(prompts, [j.seed for j in good], bar=bar or False)
             result.stats.append(stats)
             if rank == 0:

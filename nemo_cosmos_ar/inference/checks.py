@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -123,18 +124,24 @@ def check_diffusion_decoder(decoder_dir: Path, cv_dir: Path) -> None:
             )
 
 
+_PIL_LIMIT = threading.Lock()
+
+
 def check_image_size(path: Path) -> None:
     """Refuse images larger than Pillow's decompression-bomb limit (about 89 megapixels) before decoding them."""
     from PIL import Image, UnidentifiedImageError
 
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # read the header size without the bomb error
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path}: not a readable image ({err})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    # The limit is Pillow's global: lifted to read the header size without the bomb error, under a lock, since
+    # generate reads inputs on threads (a second check would otherwise save the lifted None as the limit).
+    with _PIL_LIMIT:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"{path}: not a readable image ({err})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     if limit and width * height > limit:
         raise ValueError(
             f"{path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the "
