@@ -1,8 +1,11 @@
 """What a single ``cosmos-ar generate`` overlaps with the model loads: the input clip is read (decoded, resized,
 cropped: ~0.6 s for 9 frames at 720p on the 2-core CPU machine) on a thread while the AR model loads, and the
-prompt takes that clip; a bad input is still the same one-line error."""
+prompt is encoded on a thread beside the AR model load too (0.4-0.7 s on the H200); the tokens are those of the
+sequential order, and a bad input is still the same one-line error."""
 
+import re
 import threading
+from concurrent.futures import Future
 
 import pytest
 import torch
@@ -126,3 +129,41 @@ def test_a_batch_reads_each_chunks_inputs_on_the_reader_threads(assets, tmp_path
     assert events.index("v0") < events.index("load") < events.index("v1"), events  # the first read beside the load
     assert [e for e in events if e != "load"] == ["v0", "v1", "generate", "v2", "generate", "generate"], events
     assert sorted(n for n, _ in reads) == sorted(names) and all(t.startswith("cosmos-ar-input") for _, t in reads)
+
+
+def test_the_prompt_is_encoded_on_a_thread_while_the_ar_model_loads(assets, tmp_path, monkeypatch, capsys):
+    from nemo_cosmos_ar.tokenizer import backends
+
+    calls, engine_started = [], threading.Event()
+    real_engine = pipeline.Runner.load_engine
+
+    def load_engine(self):
+        engine_started.set()
+        return real_engine(self)
+
+    def encoded(real):
+        def encode(self, *a, **k):
+            # Returns only once the AR model has started loading: encoded before it, this would wait 20 s, False.
+            calls.append((threading.current_thread().name, engine_started.wait(20)))
+            return real(self, *a, **k)
+
+        return encode
+
+    for cls in (backends.EagerTokenizer, backends.JitTokenizer):
+        monkeypatch.setattr(cls, "encode", encoded(cls.encode))
+    monkeypatch.setattr(pipeline.Runner, "load_engine", load_engine)
+    tokens, extra = tmp_path / "t.pt", ("--num-input-frames", "9")
+    assert main(cli_args(assets, assets / "input.mp4", tmp_path / "v.mp4", "--save-tokens", str(tokens), *extra)) == 0
+    assert len(calls) == 1 and calls[0][0].startswith("cosmos-ar-encode") and calls[0][1] is True
+    assert re.search(r"encode \d+\.\ds \(\d+\.\ds beside the AR model load\), prefill", capsys.readouterr().out)
+
+    def in_order(self, job):  # the prompt encoded in the caller's thread, before the AR model loads
+        done = Future()
+        done.set_result(self.prompt(job))
+        return done
+
+    monkeypatch.setattr(pipeline.Runner, "prompt_beside", in_order)
+    engine_started.set()
+    again = tmp_path / "t2.pt"
+    assert main(cli_args(assets, assets / "input.mp4", tmp_path / "v2.mp4", "--save-tokens", str(again), *extra)) == 0
+    assert torch.equal(torch.load(tokens, weights_only=True), torch.load(again, weights_only=True))

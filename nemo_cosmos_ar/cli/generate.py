@@ -269,7 +269,9 @@ def _run(args: argparse.Namespace, rank: int) -> int:
         decoded = f"DV decode {s['decode']:.1f}s"
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.load_parts.items())
     say(
-        f"load {s['load']:.1f}s ({parts}), encode {s['encode']:.1f}s, prefill {st.prefill_s:.2f}s, "
+        f"load {s['load']:.1f}s ({parts}), encode {s['encode']:.1f}s"
+        + (f" ({result.encode_beside_s:.1f}s beside the AR model load)" if result.encode_beside_s else "")
+        + f", prefill {st.prefill_s:.2f}s, "
         f"compile and graph capture {max(0.0, s['generate'] - st.prefill_s - st.decode_s):.1f}s, "
         f"decode {st.decode_s:.1f}s "
         f"({st.tokens_per_s:.1f} tokens/s), {decoded}, {guard}write {s['write']:.1f}s"

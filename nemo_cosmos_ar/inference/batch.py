@@ -31,7 +31,8 @@ from nemo_cosmos_ar.guardrails.weights import GuardrailWeightsError
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths
-from nemo_cosmos_ar.inference.pipeline import DiffusionDecoderError, Runner, broadcast
+from nemo_cosmos_ar.inference.pipeline import DiffusionDecoderError, Runner
+from nemo_cosmos_ar.inference.ranks import broadcast
 from nemo_cosmos_ar.tokenizer import grid
 
 INPUT_KEYS = ("visual_input", "input")

@@ -47,6 +47,7 @@ from nemo_cosmos_ar.inference import checkpoints as ck
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths, world
+from nemo_cosmos_ar.inference.ranks import broadcast, check_ranks_agree, share
 from nemo_cosmos_ar.model.config import latent_shape_for
 from nemo_cosmos_ar.runtime import free_memory
 from nemo_cosmos_ar.tokenizer import grid
@@ -81,6 +82,8 @@ class GenerationResult:
             decode, or the diffusion decoder's whole call when it is on.
         diffusion: the diffusion decoder's timings (``diffusion_decoder.pipeline.DecodeStats``), None when it is off.
         load_parts: what ``seconds["load"]`` was spent on (setup, AR model, tokenizer, diffusion decoder, guardrails).
+        encode_beside_s: the prompt's encode on a thread beside the AR model load (``seconds["encode"]`` is then only
+            the wait for it after the load).
     """
 
     output: Path
@@ -90,6 +93,7 @@ class GenerationResult:
     seconds: dict[str, float]
     diffusion: object | None = None
     load_parts: dict[str, float] = field(default_factory=dict)
+    encode_beside_s: float = 0.0
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
@@ -165,6 +169,7 @@ class Runner:
         self.dd_stats = None  # its DecodeStats of the last video
         self._inputs: dict[tuple, Future] = {}  # prompt clips being read on a thread (prefetch_input)
         self._reader: ThreadPoolExecutor | None = None
+        self.encode_beside_s = 0.0  # the prompt's encode beside the AR model load (prompt_beside)
         if opts.guardrail_dir is not None and self.rank == 0:  # the files are located now, the models load later
             from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
 
@@ -313,6 +318,23 @@ class Runner:
                 )
         return flatten_grid(ids[:, :n_frames]).long().cpu()
 
+    def prompt_beside(self, job: Job) -> Future:
+        """``prompt(job)`` on a thread, for the caller to load the AR model meanwhile; ``prompt_done`` takes it."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cosmos-ar-encode")
+        try:
+            return pool.submit(self.prompt, job)
+        finally:
+            pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def prompt_done(self, pending: Future) -> torch.Tensor:
+        """The tokens of ``prompt_beside`` (or its error). ``seconds["encode"]`` becomes the wait here, the time the
+        encode added to the run; the encode's own time is ``encode_beside_s``."""
+        t = time.perf_counter()
+        try:
+            return pending.result()
+        finally:
+            self.encode_beside_s, self.seconds["encode"] = self.seconds["encode"], time.perf_counter() - t
+
     def generate(self, prompts: torch.Tensor, seeds: list[int], bar=False) -> tuple[torch.Tensor, gen.DecodeStats]:
         """Grids ``[B, T', H', W']`` (CPU) for prompts ``[B, P]``; row r drawn from a generator seeded ``seeds[r]``."""
         engine = self.load_engine()
@@ -328,7 +350,7 @@ class Runner:
             options=self.opts.decode,
         )
         if self.world > 1:
-            _check_ranks_agree(seq)
+            check_ranks_agree(seq)
         if self.opts.offload_ar_model:
             self.drop_engine()
         self.seconds["generate"] += time.perf_counter() - t
@@ -399,40 +421,6 @@ class Runner:
         self.seconds["write"] += time.perf_counter() - t
 
 
-def broadcast(obj, rank: int, world: int):
-    """``obj`` from rank 0 on every rank (one process: ``obj``). Errors travel too, so no rank waits forever."""
-    if world == 1:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj if rank == 0 else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def share(payload, rank: int, world: int, error: BaseException | None = None):
-    """``broadcast`` for steps where other ranks can fail too: rank 0's ``payload`` on every rank, unless it is an
-    exception or another rank passes ``error``; then the first such exception (one all-gather)."""
-    if world == 1:
-        return payload if error is None else error
-    import torch.distributed as dist
-
-    got: list = [None] * world
-    dist.all_gather_object(got, payload if rank == 0 else error)
-    return next((e for e in got if isinstance(e, BaseException)), got[0])
-
-
-def _check_ranks_agree(seq: torch.Tensor) -> None:
-    """Every TP rank samples from the same gathered logits with the same seed; check they agree (one all-reduce)."""
-    import torch.distributed as dist
-
-    weights = torch.arange(1, seq.numel() + 1, device=seq.device).view_as(seq)
-    h = torch.stack([(seq * weights).sum(), -(seq * weights).sum()])
-    dist.all_reduce(h, op=dist.ReduceOp.MAX)
-    if int(h[0]) != -int(h[1]):
-        raise RuntimeError("tensor-parallel ranks generated different tokens; please report this with the command")
-
-
 def generate_video(opts: GenerateOptions) -> GenerationResult:
     """Run the whole pipeline for one input (see the module docstring) and return the tokens and timings.
 
@@ -453,10 +441,13 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     runner = Runner(opts)
     rank = runner.rank
     runner.prefetch_input(job)  # read while the models load
-    if not opts.offload_ar_model:
-        runner.load_engine()
+    pending = None
     if rank == 0 and not opts.offload_tokenizer and opts.prompt_tokens is None:
         runner.tokenizer()
+        if not opts.offload_ar_model:  # the prompt encoded on a thread while the AR model loads
+            pending = runner.prompt_beside(job)
+    if not opts.offload_ar_model:
+        runner.load_engine()
     payload = None
     if rank == 0:
         try:
@@ -466,7 +457,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
             # capture is thread-local (generator.py); measured 34.6 -> 33.6-33.8 s after init (BENCHMARKS.md, #13).
             # Not later: a load started after the AR prefill runs beside the decode, which it slowed by 0.6 s
             # (staged copies) to 2.7 s (the old pageable ones) on the H200 (calls a10, c10).
-            payload = runner.prompt(job)
+            payload = runner.prompt(job) if pending is None else runner.prompt_done(pending)
             runner.load_diffusion_decoder()
         except Exception as err:  # travels to the other ranks, which raise it too
             payload = err
@@ -490,6 +481,7 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.seconds,
         runner.dd_stats,
         runner.load_parts,
+        runner.encode_beside_s,
     )
 
 
