@@ -26,7 +26,8 @@ guidance (``diffusion_decoder/parallel.py``; on four or more ranks every rank, e
 Offloading (cosmos-predict1's ``--offload_*`` flags) deletes a module after use and reloads it from disk when it is
 next needed; it never moves modules to the CPU. Without it the model, the tokenizer, the diffusion decoder and the
 guardrails are loaded up front and stay resident; with the diffusion decoder on, the DV8x16x16 tokenizer is only
-needed to encode, so it is freed once the prompts are encoded.
+needed to encode, so it is freed once the prompts are encoded. Steps 1 and 2 overlap the loads: the input is read on
+a thread from the start, and the prompt is encoded on a thread while the AR model loads (the tokenizer loads first).
 
 The options of a run and the checks made before anything loads are in ``options.py``.
 """
