@@ -37,6 +37,8 @@ time per video of a many-video job (``BENCH_NO_DISCARD=1``: no discarded batch, 
 ``--cprofile``: rank 0's main() under cProfile, its 45 largest cumulative entries printed after the table (finds the
 "other" time; the profiler slows the Python-heavy parts, so the row's own figures are not comparable).
 "other s" is main() less the printed stages (imports inside main, reading the input, waits between ranks...).
+"after init s" is main() less the load and the AR compile + capture. Work moved beside a load (the input read, the
+prompt's encode) leaves it and may lengthen the load instead: compare main() too.
 
 ``--nproc N`` runs each configuration under ``torchrun --nproc-per-node N`` with ``--num-gpus N``; the peak memory is
 the largest over the ranks.
@@ -418,9 +420,10 @@ def main() -> None:
             return
         print(
             "| config | process wall s | main() s | load s | encode s | prefill s | AR compile + capture s | AR decode s | "
-            "tokens/s | decoder | decode s | DiT sampling s (first step) | CV decode s | write s | other s | peak GiB |"
+            "tokens/s | decoder | decode s | DiT sampling s (first step) | CV decode s | write s | other s | peak GiB | "
+            "after init s |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- " * 17 + "|")
         parts, rows = [], []
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
@@ -431,7 +434,7 @@ def main() -> None:
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
                 f"{r['prefill']:.1f} | {r['capture']:.1f} | {r['ar']:.1f} | {r['tps']:.1f} | {r['which']} | {r['dec']:.1f} | "
                 f"{r['sample']:.1f} ({r['first']:.1f}) | {r['cv']:.1f} | {r['write']:.1f} | {r['other']:.1f} | "
-                f"{r['peak_gib']:.1f} |",
+                f"{r['peak_gib']:.1f} | {r['main_s'] - r['load'] - r['capture']:.1f} |",
                 flush=True,
             )
         print("\n".join(parts))

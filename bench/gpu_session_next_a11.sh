@@ -4,7 +4,8 @@
 # (Runner.prefetch_input; 0.58-0.67 s for 9 frames at 720p on the 2-core CPU) and the prompt encoded on a thread while
 # the AR model loads (Runner.prompt_beside; the encode took 0.4-0.7 s after init on the H200). On top of the rest of
 # the session (the pinned-buffer decoder load, the DV tokenizer freed without a collection, uint8 frames on the GPU).
-# int8 + FP8, the guide's 9-frame prompt. Runs: warm (discarded), on, off, on, off; read encode, other, after init.
+# int8 + FP8, the guide's 9-frame prompt. Runs: warm (discarded), on, off, on, off; read after init (the last
+# column), encode, other, and main(): work moved beside a load leaves "after init" but may lengthen the load.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/a11; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
