@@ -1,6 +1,7 @@
 """Process set-up shared by the CLI, the recipes, the tests and the benchmarks: the process-wide fixes
-(``prepare_process``), the process-group / Megatron-Core parallel-state set-up, and the offload routine
-(``free_memory``) of generate, the diffusion decoder and the guardrails.
+(``prepare_process``), the process-group / Megatron-Core parallel-state set-up, the offload routine
+(``free_memory``) of generate, the diffusion decoder and the guardrails, and the pinned-buffer copy of a
+memory-mapped checkpoint to the GPU (``copy_to_device``, the diffusion decoder's load).
 
 Works under ``torchrun`` (reads RANK/WORLD_SIZE) and as a plain single process (fills the env in). Uses NCCL on
 GPUs and gloo on CPU, where it also applies the CUDA shims of ``cpu_shim``.
