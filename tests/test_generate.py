@@ -330,8 +330,9 @@ def test_offloading_reloads_modules_and_changes_no_token(assets, tokenizer, monk
     assert events == ["tokenizer", "model", "tokenizer", "model", "tokenizer"]
     assert torch.equal(results[False].tokens, results[True].tokens)
     assert results[True].prompt_latent_frames == 1 and results[True].stats.generated_tokens == 96
-    # What was written is the DV decoding of the returned tokens (the whole grid, prompt re-decoded).
-    assert torch.equal(written[1], tokenizer.decode(results[True].tokens)[0])
+    # What was written is the DV decoding of the returned tokens (the whole grid, prompt re-decoded), as uint8 frames.
+    decoded = video_io.to_uint8_frames(tokenizer.decode(results[True].tokens)[0], "CTHW")
+    assert written[1].dtype == torch.uint8 and torch.equal(written[1], torch.from_numpy(decoded))
 
 
 def test_refuses_to_overwrite(image_run, assets, capsys):

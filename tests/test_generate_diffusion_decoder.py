@@ -20,7 +20,7 @@ from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.cli import build_parser, main
 from nemo_cosmos_ar.cli.generate import DV_NOTE, options_from_args
 from nemo_cosmos_ar.diffusion_decoder import pipeline as ddp
-from nemo_cosmos_ar.inference import engine, pipeline
+from nemo_cosmos_ar.inference import engine, pipeline, writer
 from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR, GenerateOptions
 from nemo_cosmos_ar.tokenizer import backends
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
@@ -70,12 +70,11 @@ def loads(monkeypatch):
 
 @pytest.fixture
 def written(monkeypatch):
-    """What each write_video call received: ``(frames, layout)``."""
+    """The decoded video of each output, before it is made the uint8 frames written: ``(video, layout)`` as
+    ``writer.host_frames`` receives them."""
     calls = []
-    real = video_io.write_video
-    monkeypatch.setattr(
-        video_io, "write_video", lambda p, v, **k: calls.append((v.clone(), k.get("layout"))) or real(p, v, **k)
-    )
+    real = writer.host_frames
+    monkeypatch.setattr(writer, "host_frames", lambda v, lay: calls.append((v.clone(), lay)) or real(v, lay))
     return calls
 
 

@@ -119,7 +119,7 @@ def test_no_weights_writes_the_video_with_a_one_line_warning(assets, loads, writ
         "--disable-guardrail to silence this)"
     )
     assert f"wrote {out}" in stdout and "guardrails " not in stdout
-    assert loads == {"safety": 0, "face": 0} and [layout for _, layout in written] == ["CTHW"]  # the decoded video
+    assert loads == {"safety": 0, "face": 0} and len(written) == 1  # the decoded video, no guardrail ran
     assert video_io.probe(out).num_frames == 33
 
 
@@ -156,7 +156,7 @@ def test_disable_guardrail_loads_no_model(assets, weights, loads, written, tmp_p
     assert main(argv) == 0  # the weights would flag it: they did not run
     err, _ = _err_lines(capsys)
     assert err == [DV_NOTE.format(what="the output is", folder=weights["unsafe"])]  # no guardrail warning
-    assert loads == {"safety": 0, "face": 0} and [layout for _, layout in written] == ["CTHW"]
+    assert loads == {"safety": 0, "face": 0} and len(written) == 1
     assert video_io.probe(out).num_frames == 33
 
 

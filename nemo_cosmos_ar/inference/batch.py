@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,8 +32,9 @@ from nemo_cosmos_ar.guardrails.weights import GuardrailWeightsError
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths
-from nemo_cosmos_ar.inference.pipeline import DiffusionDecoderError, Runner
+from nemo_cosmos_ar.inference.pipeline import OUTPUT_FPS, DiffusionDecoderError, Runner
 from nemo_cosmos_ar.inference.ranks import broadcast
+from nemo_cosmos_ar.inference.writer import BackgroundWriter, save_outputs
 from nemo_cosmos_ar.tokenizer import grid
 
 INPUT_KEYS = ("visual_input", "input")
@@ -171,6 +173,7 @@ def generate_batch(
             report(line, msg)
     result.failed.extend(failed)
     chunks = _chunks(jobs, opts.batch_size)
+    writes = BackgroundWriter()  # video k's MP4 is encoded while video k+1 generates
     for j in chunks[0] if chunks else []:  # read while the AR model loads
         runner.prefetch_input(j)
     if not opts.offload_ar_model and jobs:
@@ -198,13 +201,15 @@ def generate_batch(
             if rank == 0:
                 for j, tokens in zip(good, grids):
                     try:
-                        runner.write(j, tokens[None])
-                        result.written.append((j.line, j.output))
+                        frames = runner.render(j, tokens[None])
                     except (GuardrailWeightsError, DiffusionDecoderError):  # the run's weights, not this line: stop
                         raise
                     except (ValueError, FileExistsError, OSError) as err:
                         result.failed.append((j.line, str(err)))
                         report(j.line, str(err))
+                        continue
+                    save = partial(save_outputs, j, tokens[None].cpu(), frames, OUTPUT_FPS, opts.overwrite)
+                    _saved(writes.submit(j, save), runner, result, report)
                 if opts.offload_tokenizer:
                     runner.drop_tokenizer()
             else:  # rank 1 of a guidance split runs its half of each video's decode (elsewhere: nothing)
@@ -213,9 +218,24 @@ def generate_batch(
     finally:
         if bar is not None:
             bar.close()
+        _saved(writes.close(), runner, result, report)  # every video generated is written (or reported)
     result.failed.sort()
     result.seconds = runner.seconds
     return result
+
+
+def _saved(done, runner: Runner, result: BatchResult, report) -> None:
+    """Account for finished writes (``BackgroundWriter``): the written ones, the failed ones reported by line; an
+    unexpected error is raised here, on the main thread."""
+    for j, err, seconds in done:
+        runner.seconds["write"] += seconds
+        if err is None:
+            result.written.append((j.line, j.output))
+        elif isinstance(err, (ValueError, FileExistsError, OSError)):
+            result.failed.append((j.line, str(err)))
+            report(j.line, str(err))
+        else:
+            raise err
 
 
 def _prompts(runner: Runner, chunk: list[Job], bar, result: BatchResult, report, last: bool = False):

@@ -34,7 +34,6 @@ The options of a run and the checks made before anything loads are in ``options.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ import torch
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.token_layout import flatten_grid, unflatten_grid
 from nemo_cosmos_ar.inference import checkpoints as ck
-from nemo_cosmos_ar.inference import checks
+from nemo_cosmos_ar.inference import checks, writer
 from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES, GenerateOptions, Job, check_common, check_job_paths, world
 from nemo_cosmos_ar.inference.ranks import broadcast, check_ranks_agree, share
@@ -379,12 +378,13 @@ class Runner:
             except (ValueError, FileNotFoundError) as err:
                 raise DiffusionDecoderError(str(err)) from None
 
-    def write(self, job: Job, tokens: torch.Tensor) -> None:
-        """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0)."""
+    def render(self, job: Job, tokens: torch.Tensor) -> torch.Tensor:
+        """Decode one grid ``[1, T', H', W']`` and run the guardrails (rank 0): the uint8 ``[T, H, W, 3]`` frames to
+        write, on the CPU. Raises ``UnsafeVideo`` for a video the safety filter flags."""
         t = time.perf_counter()
         if self.dd is not None:  # the seed of the job's tokens seeds its noise too, as cosmos-predict1's --seed
             try:
-                # [3, 33, H, W] float32 in [-1, 1], left on the GPU: write_video makes the uint8 frames there
+                # [3, 33, H, W] float32 in [-1, 1], left on the GPU: host_frames makes the uint8 frames there
                 video = self.dd.decode_tokens(tokens, seed=job.seed, on_device=True)[0]
             except (ValueError, FileNotFoundError) as err:  # our tokens are valid: its weights are not
                 raise DiffusionDecoderError(str(err)) from None
@@ -392,34 +392,26 @@ class Runner:
         else:
             video = self.tokenizer().decode(tokens.to(self.device))[0]  # [3, 33, H, W] float32, about [-1, 1]
         self.seconds["decode"] += time.perf_counter() - t
-        frames, layout = video, "CTHW"
+        t = time.perf_counter()
+        frames = writer.host_frames(video, "CTHW")  # clamped, rounded: what is written (and what guardrails see)
+        self.seconds["write"] += time.perf_counter() - t
         if self.guard is not None:  # before anything is written: an unsafe video leaves no file at all
             t = time.perf_counter()
-            frames = torch.from_numpy(video_io.to_uint8_frames(video, "CTHW"))  # what would be written unguarded
             verdict, frames = self.guard(frames, fps=OUTPUT_FPS)
             self.seconds["guardrail"] += time.perf_counter() - t
             if frames is None:
                 raise UnsafeVideo(job.output, verdict)
-            layout = "THWC"  # uint8 frames, faces blurred
+        return frames
+
+    def save(self, job: Job, tokens: torch.Tensor, frames: torch.Tensor) -> None:
+        """Write the job's files (``writer.save_outputs``) and add the seconds taken to ``seconds["write"]``."""
         t = time.perf_counter()
-        if job.output.exists() and not self.opts.overwrite:  # it may have appeared while we were generating
-            raise FileExistsError(f"{job.output} already exists; pass --overwrite to replace it")
-        created = _missing_parents([job.output] + ([job.save_tokens] if job.save_tokens else []))
-        tmp = None
-        try:  # tokens to a temporary file, the video (itself atomic), then the tokens renamed: both or neither
-            if job.save_tokens is not None:
-                job.save_tokens.parent.mkdir(parents=True, exist_ok=True)
-                tmp = job.save_tokens.with_name(f".{job.save_tokens.name}.{os.getpid()}.tmp")
-                torch.save(tokens, tmp)
-            video_io.write_video(job.output, frames, fps=OUTPUT_FPS, layout=layout)  # clamps, uint8, atomic
-            if tmp is not None:
-                os.replace(tmp, job.save_tokens)
-        except BaseException:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            _remove_empty(created)
-            raise
+        writer.save_outputs(job, tokens, frames, OUTPUT_FPS, self.opts.overwrite)
         self.seconds["write"] += time.perf_counter() - t
+
+    def write(self, job: Job, tokens: torch.Tensor) -> None:
+        """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0)."""
+        self.save(job, tokens.cpu(), self.render(job, tokens))
 
 
 def generate_video(opts: GenerateOptions) -> GenerationResult:
@@ -484,22 +476,3 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.load_parts,
         runner.encode_beside_s,
     )
-
-
-def _missing_parents(paths: list[Path]) -> list[Path]:
-    out = []
-    for p in paths:
-        parent = Path(os.path.abspath(p)).parent
-        while not parent.exists():
-            out.append(parent)
-            parent = parent.parent
-    return out
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders this run created for its outputs if they stayed empty (no stray folders on failure)."""
-    for f in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
-        try:
-            f.rmdir()
-        except OSError:
-            pass
