@@ -14,8 +14,10 @@ with its line number and skipped; the others are written. So is a video the cont
 guardrails on): it is not written, its line is reported. Prompts of the same length (images: 1 latent frame,
 9-frame videos: 2) are decoded ``batch_size`` at a time, each row with its own seeded generator, under one progress
 bar. With the diffusion decoder on, each video is decoded by its own call seeded with its line's seed (one batched
-call would draw every row's noise from one generator), so every video equals its single run. Under torchrun rank 0
-reads the jsonl and the inputs and broadcasts what every rank needs.
+call would draw every row's noise from one generator), so every video equals its single run. Each video's MP4 is
+encoded on a writer thread while the next video generates (``writer.BackgroundWriter``); every video generated is
+written, or its line reported, before the call returns. Under torchrun rank 0 reads the jsonl and the inputs and
+broadcasts what every rank needs.
 """
 
 from __future__ import annotations
