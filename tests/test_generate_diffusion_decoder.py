@@ -336,3 +336,27 @@ def test_the_dv_tokenizer_is_released_without_a_collection_unless_offloading(
         gc.enable()
     # offloaded: dropped after the prompt and again after the video (cosmos-predict1's two offload points)
     assert collected == (["cpu", "cpu"] if offload else [])
+
+
+def test_the_decoders_load_starts_before_the_ar_model_loads(assets, ckdir, reference, written, tmp_path, monkeypatch):
+    """Resident with the prompt encoded on a thread: the decoder is built (its background load started) and warmed
+    before the AR model loads, so the load overlaps less of the AR decode; the video is still exactly
+    ``decode_tokens`` of the run's tokens. With --offload-ar-model (the prompt encoded first, no load beside it)
+    the decoder is built after the encode and the AR model loads last, when it generates."""
+    events = []
+
+    def log(name, real):
+        return lambda *a, **k: events.append(name) or real(*a, **k)
+
+    monkeypatch.setattr(ddp.DiffusionDecoder, "__init__", log("dd", ddp.DiffusionDecoder.__init__))
+    monkeypatch.setattr(engine, "load_engine", log("ar", engine.load_engine))
+    monkeypatch.setattr(pipeline.Runner, "prompt", log("encode", pipeline.Runner.prompt))
+    monkeypatch.setattr(pipeline.Runner, "prompt_done", log("wait", pipeline.Runner.prompt_done))
+    tok = tmp_path / "v.pt"
+    assert main(_argv(assets, ckdir, tmp_path / "v.mp4", "--seed", "4", "--save-tokens", str(tok))) == 0
+    assert [e for e in events if e != "encode"] == ["dd", "ar", "wait"], events  # "encode": on its thread, any time
+    ((frames, _),) = written
+    assert torch.equal(frames, reference.decode_tokens(_tokens(tok), seed=4)[0])
+    events.clear()
+    assert main(_argv(assets, ckdir, tmp_path / "w.mp4", "--offload-ar-model")) == 0
+    assert events == ["encode", "dd", "ar"], events

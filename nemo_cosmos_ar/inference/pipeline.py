@@ -439,19 +439,27 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
         runner.tokenizer()
         if not opts.offload_ar_model:  # the prompt encoded on a thread while the AR model loads
             pending = runner.prompt_beside(job)
+    early = None
+    if rank == 0 and pending is not None:  # the diffusion decoder's background load beside the AR model load
+        try:
+            runner.load_diffusion_decoder()
+        except Exception as err:  # raised below, once every rank has loaded its AR model shard
+            early = err
     if not opts.offload_ar_model:
         runner.load_engine()
     payload = None
     if rank == 0:
         try:
+            if early is not None:
+                raise early
             runner.load_guardrails()
-            # The prompt first: the diffusion decoder's background load slowed the encode beside it (0.4 s alone,
-            # 1.1-1.8 s beside it on the H200). The load then overlaps the AR capture, which is safe because the
-            # capture is thread-local (generator.py); measured 34.6 -> 33.6-33.8 s after init (BENCHMARKS.md, #13).
-            # Not later: a load started after the AR prefill runs beside the decode, which it slowed by 0.6 s
-            # (staged copies) to 2.7 s (the old pageable ones) on the H200 (calls a10, c10).
+            # The decoder's background load (3.5 s alone on the H200) slows whatever GPU work runs beside it, so
+            # it starts as early as it can: beside the AR model load when the prompt is encoded on a thread (its
+            # warm-up, one DiT block, still runs before the AR model generates, as it must). Otherwise after the
+            # prompt's encode, which it slowed from 0.4 to 1.1-1.8 s; the capture beside it is safe (thread-local,
+            # generator.py). Never after the AR prefill: beside the decode it cost 0.6-2.7 s (calls a10, c10).
             payload = runner.prompt(job) if pending is None else runner.prompt_done(pending)
-            runner.load_diffusion_decoder()
+            runner.load_diffusion_decoder()  # (when not loaded above)
         except Exception as err:  # travels to the other ranks, which raise it too
             payload = err
         if opts.offload_tokenizer or runner.dd is not None:  # the diffusion decoder needs no DV8x16x16 decoder
