@@ -16,6 +16,5 @@ OFF='        fut = Future(); fut.set_result(self._timed(fn)); self._pending.appe
 run() { timeout 250 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video \
   --per-video-only --timeout 150 > "$L/$1.log" 2>&1; cp $L/*.log "$OUT"/ 2>/dev/null; }
 run on
-swap() { python3 -c 'import sys; p, a, b = sys.argv[1:]; s = open(p).read(); assert a in s; open(p, "w").write(s.replace(a, b))' "$@"; }
 swap "$W" "$ON" "$OFF"; run off; swap "$W" "$OFF" "$ON"
 for f in on off; do echo "=== $f"; grep -E "^\| dd|^# " "$L/$f.log" | tail -4; done

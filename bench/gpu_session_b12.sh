@@ -10,7 +10,6 @@ timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only
 W=nemo_cosmos_ar/inference/writer.py
 ON='        self._pending.append((job, self._pool.submit(self._timed, fn)))'
 OFF='        fut = Future(); fut.set_result(self._timed(fn)); self._pending.append((job, fut))  # A/B: synchronous'
-swap() { python3 -c 'import sys; p, a, b = sys.argv[1:]; s = open(p).read(); assert a in s; open(p, "w").write(s.replace(a, b))' "$@"; }
 run() { timeout 200 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --configs dd-int8-fp8 --input video \
   --batches 3:1 --timeout 150 > "$L/$1.log" 2>&1; cp $L/*.log "$OUT"/ 2>/dev/null; }
 run on1

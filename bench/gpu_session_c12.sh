@@ -10,7 +10,6 @@ timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only
 P=nemo_cosmos_ar/inference/pipeline.py
 E='    if rank == 0 and pending is not None:  # the diffusion decoder'
 D='    if False:  # the diffusion decoder'
-swap() { python3 -c 'import sys; p, a, b = sys.argv[1:]; s = open(p).read(); assert a in s; open(p, "w").write(s.replace(a, b))' "$@"; }
 run() { [ $SECONDS -lt 270 ] || return; timeout 75 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e \
   --configs dd-int8-fp8 --input video --timeout 70 > "$L/$1.log" 2>&1; cp $L/*.log "$OUT"/ 2>/dev/null; }
 run warm; run early1; swap $P "$E" "$D"; run late1; swap $P "$D" "$E"; run early2; swap $P "$E" "$D"; run late2

@@ -23,3 +23,6 @@ export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVIC
 # The H200 image sets PYTHONDONTWRITEBYTECODE=1, so every process would compile every module it imports (~3 s of
 # generate's start-up, BENCHMARKS.md issue 13 call e3); an installed environment has its .pyc files.
 unset PYTHONDONTWRITEBYTECODE
+# For same-machine A/B scripts: `swap FILE OLD NEW` replaces the exact text OLD by NEW in FILE (fails if OLD is not
+# there, so a stale pattern cannot silently measure the same code twice).
+swap() { python3 -c 'import sys; p, a, b = sys.argv[1:]; s = open(p).read(); assert a in s, (p, a); open(p, "w").write(s.replace(a, b))' "$@"; }
