@@ -360,3 +360,20 @@ def test_the_decoders_load_starts_before_the_ar_model_loads(assets, ckdir, refer
     events.clear()
     assert main(_argv(assets, ckdir, tmp_path / "w.mp4", "--offload-ar-model")) == 0
     assert events == ["encode", "dd", "ar"], events
+
+
+def test_junk_decoder_weights_fail_before_the_ar_model_loads(assets, ckdir, tmp_path, capsys, monkeypatch):
+    """One process: the decoder is built before the AR model loads, so unreadable weights are a one-line error that
+    costs no AR model load, and nothing is written."""
+
+    def expensive(*a, **k):
+        raise AssertionError("the AR model was loaded")
+
+    root = _partial(ckdir, tmp_path / "checkpoints", (DIFFUSION_DECODER_DIR, "model.pt"))
+    (root / DIFFUSION_DECODER_DIR / "model.pt").write_bytes(os.urandom(256))
+    monkeypatch.setattr(engine, "load_engine", expensive)
+    out = tmp_path / "out" / "v.mp4"
+    assert main(_argv(assets, root, out)) == 1
+    err, _ = _err_lines(capsys)
+    assert len(err) == 1 and err[0].startswith("cosmos-ar generate: error: ") and "model.pt" in err[0], err
+    assert not out.parent.exists()

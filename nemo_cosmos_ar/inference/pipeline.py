@@ -443,8 +443,10 @@ def generate_video(opts: GenerateOptions) -> GenerationResult:
     if rank == 0 and pending is not None:  # the diffusion decoder's background load beside the AR model load
         try:
             runner.load_diffusion_decoder()
-        except Exception as err:  # raised below, once every rank has loaded its AR model shard
-            early = err
+        except Exception as err:
+            if runner.world == 1:  # nothing to wait for: fail before the AR model loads
+                raise
+            early = err  # raised below, once every rank has loaded its AR model shard (they load in step)
     if not opts.offload_ar_model:
         runner.load_engine()
     payload = None
