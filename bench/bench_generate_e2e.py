@@ -329,6 +329,7 @@ def run_config(
         cv=float(dd["cv"]) if dd else float("nan"),
         other=float(bench[2]) - staged,
         profile=proc.stdout[proc.stdout.find("function calls") :] if cprofile else "",
+        prepared="the first unconditional pass ran beside the AR decode" in proc.stdout,
     )
     return row
 
@@ -428,6 +429,7 @@ def main() -> None:
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
             beside = f"; the encode ran {r['beside']:.1f} s beside the AR model load" if "beside" in r else ""
+            beside += "; the DiT's first unconditional pass ran beside the AR decode" if r["prepared"] else ""
             parts.append(f"# {name}: load = {r['parts']}{beside}; in main(), {r['gc']}")
             rows.append(r)
             print(

@@ -263,6 +263,7 @@ def _run(args: argparse.Namespace, rank: int) -> int:
             f"decode {dd.tokenizer_decode_s:.1f}s"
             + (f"; loads {loads:.1f}s" if loads else "")
             + (f"; waited {dd.wait_load_s:.1f}s for its load" if dd.wait_load_s >= 0.05 else "")
+            + ("; the first unconditional pass ran beside the AR decode" if dd.prepared else "")
             + ")"
         )
     else:

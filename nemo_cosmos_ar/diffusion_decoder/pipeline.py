@@ -65,6 +65,7 @@ class DecodeStats:
     total_s: float = 0.0
     chunks: int = 0
     peak_memory_gib: float | None = None
+    prepared: bool = False  # the first step's unconditional pass came from prepare()
 
 
 def _sync(device: torch.device) -> None:
@@ -153,6 +154,8 @@ class DiffusionDecoder:
         self.network: DiffusionDecoderDiT | None = None
         self.tokenizer: CVTokenizerDecoder | None = None
         self._loader: threading.Thread | None = None
+        self._prepared: threading.Thread | None = None  # prepare(): first steps' unconditional passes
+        self._prepared_out: dict = {}
         self._load_error: BaseException | None = None
         background = background and not offload_network
         if not offload_network and not background:
@@ -270,13 +273,22 @@ class DiffusionDecoder:
             raise ValueError(f"token ids must lie in [0, {vocab}) (DV8x16x16 codes; remove special tokens first)")
         return tokens.long()
 
-    def _sample_chunk(
-        self, net: DiffusionDecoderDiT, tokens: torch.Tensor, context: torch.Tensor, gen: torch.Generator
-    ) -> torch.Tensor:
-        cfg, sc = net.config, self.sampler
-        b, t, h, w = tokens.shape
+    def _noise_shape(self, tokens_shape) -> tuple[int, ...]:
+        b, t, h, w = tokens_shape
         scale = DV_SPATIAL // CV_SPATIAL  # CV8x8x8 latent cells per DV8x16x16 token, per side
-        noise = torch.randn(b, cfg.latent_channels, t, h * scale, w * scale, generator=gen).to(self.device)
+        return (b, self.dit_config.latent_channels, t, h * scale, w * scale)
+
+    def _sample_chunk(
+        self,
+        net: DiffusionDecoderDiT,
+        tokens: torch.Tensor,
+        context: torch.Tensor,
+        gen: torch.Generator,
+        first_uncond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        sc = self.sampler
+        b = tokens.shape[0]
+        noise = torch.randn(self._noise_shape(tokens.shape), generator=gen).to(self.device)
         tok = tokens.to(self.device)
         ctx = context.to(self.device, self.dtype).expand(b, -1, -1)
         tok_u, ctx_u = torch.zeros_like(tok), torch.zeros_like(ctx)
@@ -301,7 +313,68 @@ class DiffusionDecoder:
             self.stats.step_s.append(now - last[0])
             last[0] = now
 
-        return smp.edm_sample(denoise_pair, noise, sc, self.dtype, on_step)
+        def denoise_cond(x_in: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+            return net(x_in, c_noise, ctx, tok, sc.fps)
+
+        return smp.edm_sample(
+            denoise_pair, noise, sc, self.dtype, on_step, first_uncond=first_uncond, denoise_cond=denoise_cond
+        )
+
+    def prepare(self, seeds: list[int], grid: tuple[int, int, int]) -> None:
+        """Start computing, on a thread, the first step's unconditional pass of each video ``decode_tokens`` will
+        decode next with these seeds and a ``grid`` (T, h, w) of tokens: it depends on the seeded noise alone
+        (token id 0, zero context), not on the tokens, so it can run while the AR model generates them. The first
+        step of those videos then runs the conditional pass alone. One GPU only (not with a guidance split, nor
+        with ``offload_network``, which loads the DiT inside ``decode_tokens``); its own batch of 1 rounds the
+        last bits differently from the guidance batch of 2. A failure here is dropped: the step runs both passes.
+        """
+        if self.split is not None or self.offload_network:
+            return
+        if self._prepared is not None:  # an earlier one's leftovers (a video that was never decoded)
+            self._prepared.join()
+        self._prepared_out = {}
+        sc = self.sampler
+        part = smp.split_tokens(torch.zeros(1, *grid, dtype=torch.long), sc.chunk_latent_frames(), sc.overlap)[0]
+        shape = tuple(part.shape)
+        self._prepared = threading.Thread(
+            target=self._prepare, args=(list(seeds), shape), daemon=True, name="cosmos-ar-dd-prepare"
+        )
+        self._prepared.start()
+
+    def _prepare(self, seeds: list[int], tokens_shape: tuple[int, ...]) -> None:
+        try:
+            loader = self._loader
+            if loader is not None:  # joined, not consumed: a load error stays for decode_tokens to raise
+                loader.join()
+            net, sc, cuda = self.network, self.sampler, self.device.type == "cuda"
+            if net is None:
+                return
+            side = torch.cuda.Stream(self.device) if cuda else None
+            tok = torch.zeros(tokens_shape, dtype=torch.long, device=self.device)
+            ctx = torch.zeros(1, *self.context.shape[1:], device=self.device, dtype=self.dtype)
+            with torch.no_grad(), torch.cuda.device(self.device) if cuda else contextlib.nullcontext():
+                with torch.cuda.stream(side):
+                    for seed in seeds:
+                        gen = torch.Generator().manual_seed(seed)  # decode_tokens' first draw with this seed
+                        noise = torch.randn(self._noise_shape(tokens_shape), generator=gen).to(self.device)
+                        x_in, c_noise = smp.first_input(noise, sc, self.dtype)
+                        out = net(x_in, c_noise, ctx, tok, sc.fps, context_rows=0)
+                        self._prepared_out[(seed, tokens_shape)] = out
+                if cuda:
+                    side.synchronize()
+        except BaseException:  # noqa: BLE001 - the first step then runs both passes, as without prepare
+            self._prepared_out.clear()
+
+    def _take_prepared(self, seed: int, tokens_shape: tuple[int, ...]) -> torch.Tensor | None:
+        if self._prepared is None:
+            return None
+        self._prepared.join()
+        out = self._prepared_out.pop((seed, tokens_shape), None)
+        if not self._prepared_out:
+            self._prepared = None
+        if out is not None and out.is_cuda:  # made on the thread's stream, used (and freed) on this one
+            out.record_stream(torch.cuda.current_stream(out.device))
+        return out
 
     @torch.no_grad()
     def decode_tokens(
@@ -357,7 +430,11 @@ class DiffusionDecoder:
         t = time.perf_counter()
         for sample in tokens.split(1):
             parts = smp.split_tokens(sample, chunk, sc.overlap)
-            latents.append([self._sample_chunk(net, part, ctx, gen) for part in parts])
+            first = self._take_prepared(seed, tuple(parts[0].shape)) if not latents else None
+            self.stats.prepared = first is not None
+            latents.append(
+                [self._sample_chunk(net, p, ctx, gen, first if i == 0 else None) for i, p in enumerate(parts)]
+            )
         _sync(self.device)
         self.stats.sample_s = time.perf_counter() - t
         self.stats.chunks = sum(len(p) for p in latents)

@@ -54,6 +54,9 @@ from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
 OUTPUT_FPS = 25.0  # cosmos-predict1 writes its outputs at 25 fps (imageio.mimsave(..., fps=25))
+# The diffusion decoder's first unconditional pass computed while the AR model generates (DiffusionDecoder.prepare):
+# off until measured on a GPU (bench/bench_dit_beside_decode.py; BENCHMARKS.md, issue 13, tenth session).
+EARLY_UNCOND = False
 
 
 class DiffusionDecoderError(ValueError):
@@ -348,6 +351,7 @@ class Runner:
             gens[0] if len(gens) == 1 else gens,
             progress=bar,
             options=self.opts.decode,
+            on_decode=self._prepare_decoder(seeds),
         )
         if self.world > 1:
             check_ranks_agree(seq)
@@ -355,6 +359,13 @@ class Runner:
             self.drop_engine()
         self.seconds["generate"] += time.perf_counter() - t
         return unflatten_grid(seq, self.grid).cpu(), stats
+
+    def _prepare_decoder(self, seeds: list[int]):
+        """With ``EARLY_UNCOND``, on one GPU: the hook that starts the diffusion decoder's first unconditional
+        passes for these videos once the AR prefill is done (``DiffusionDecoder.prepare``), else None."""
+        if not EARLY_UNCOND or self.dd is None or self.dd_split is not None:
+            return None
+        return lambda: self.dd.prepare(seeds, tuple(self.grid))
 
     def distribute(self, payload):
         """Rank 0's ``payload`` (or error) on every rank, after the other ranks of a guidance split have built their
