@@ -430,8 +430,10 @@ class DiffusionDecoder:
         t = time.perf_counter()
         for sample in tokens.split(1):
             parts = smp.split_tokens(sample, chunk, sc.overlap)
-            first = self._take_prepared(seed, tuple(parts[0].shape)) if not latents else None
-            self.stats.prepared = first is not None
+            first = None
+            if not latents:  # prepare() covers the first chunk of the first row
+                first = self._take_prepared(seed, tuple(parts[0].shape))
+                self.stats.prepared = first is not None
             latents.append(
                 [self._sample_chunk(net, p, ctx, gen, first if i == 0 else None) for i, p in enumerate(parts)]
             )
