@@ -210,7 +210,7 @@ def generate_batch(
                         result.failed.append((j.line, str(err)))
                         report(j.line, str(err))
                         continue
-                    save = partial(save_outputs, j, tokens[None].cpu(), frames, OUTPUT_FPS, opts.overwrite)
+                    save = partial(save_outputs, j, tokens[None], frames, OUTPUT_FPS, opts.overwrite)
                     _saved(writes.submit(j, save), runner, result, report)
                 if opts.offload_tokenizer:
                     runner.drop_tokenizer()

@@ -414,15 +414,13 @@ class Runner:
                 raise UnsafeVideo(job.output, verdict)
         return frames
 
-    def save(self, job: Job, tokens: torch.Tensor, frames: torch.Tensor) -> None:
-        """Write the job's files (``writer.save_outputs``) and add the seconds taken to ``seconds["write"]``."""
+    def write(self, job: Job, tokens: torch.Tensor) -> None:
+        """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0; batch mode renders here and
+        writes on its writer thread)."""
+        frames = self.render(job, tokens)
         t = time.perf_counter()
         writer.save_outputs(job, tokens, frames, OUTPUT_FPS, self.opts.overwrite)
         self.seconds["write"] += time.perf_counter() - t
-
-    def write(self, job: Job, tokens: torch.Tensor) -> None:
-        """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0)."""
-        self.save(job, tokens.cpu(), self.render(job, tokens))
 
 
 def generate_video(opts: GenerateOptions) -> GenerationResult:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A same-machine A/B of the whole generate on one H200 (carry .gpu4), for any switch in the code:
+#   bash bench/gpu_ab_e2e.sh FILE 'TEXT NOW' 'TEXT B' [PAIRS]
+# "a" runs the code as it is, "b" with TEXT NOW replaced by TEXT B in FILE (it must be there: a stale pattern would
+# measure the same code twice). int8 + FP8, the guide's 9-frame prompt, each run a fresh process: a discarded warm
+# run, then a / b PAIRS times (default 3), while the call's time lasts (~45 s a run). Prepared in the tenth session
+# (2026-12-02); for issue 13 the next ones are
+#   bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/inference/pipeline.py 'EARLY_UNCOND = False' 'EARLY_UNCOND = True'
+#   bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/inference/pipeline.py \
+#     '    if rank == 0 and pending is not None:  # the diffusion decoder' '    if False:  # the diffusion decoder'
+# (the first guided step's unconditional pass beside the AR decode; the decoder's load before the AR model's or
+# after the prompt, which call c12 could not tell apart).
+set -uo pipefail
+F=$1 A=$2 B=$3 PAIRS=${4:-3}
+OUT=${OUT:-/tmp/out}; L=/tmp/ab; rm -rf $L; mkdir -p "$OUT" $L
+source bench/gpu_site.sh .gpu4
+timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
+run() { [ $SECONDS -lt 520 ] || return; timeout 75 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e \
+  --configs dd-int8-fp8 --input video --timeout 70 > "$L/$1.log" 2>&1; cp $L/*.log "$OUT"/ 2>/dev/null; }
+names=(warm)
+run warm
+for i in $(seq "$PAIRS"); do run a$i; swap "$F" "$A" "$B"; run b$i; swap "$F" "$B" "$A"; names+=(a$i b$i); done
+for f in "${names[@]}"; do echo "=== $f"; grep -E "^\| dd|^# dd" "$L/$f.log" 2>/dev/null | tail -2 | cut -c1-400; done
