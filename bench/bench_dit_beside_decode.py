@@ -16,6 +16,10 @@ seconds: what the overlap would take off one video.
 
     python3 bench/bench_dit_beside_decode.py              # one H200, ~3 min
     python3 bench/bench_dit_beside_decode.py --smoke      # CPU, tiny models (checks the script)
+
+Measured on the H200 (eleventh session, 2026-12-02): the decode alone 12.86-12.87 s, the DiT forward alone 0.505 s;
+beside it the decode took +0.50-0.51 s at the same priority and +0.47 s raised, a net of -0.002 to +0.036 s. The
+overlap buys nothing, and the built ``DiffusionDecoder.prepare`` was removed (BENCHMARKS.md, issue 13).
 """
 
 from __future__ import annotations

@@ -327,9 +327,9 @@ def run_config(
         sample=float(dd["sample"]) if dd else float("nan"),
         first=float(dd["first"]) if dd else float("nan"),
         cv=float(dd["cv"]) if dd else float("nan"),
+        attention=(re.search(r"; attention (\w+)\)", proc.stdout) or [None, "-"])[1],  # the DiT's attention kernel
         other=float(bench[2]) - staged,
         profile=proc.stdout[proc.stdout.find("function calls") :] if cprofile else "",
-        prepared="the first unconditional pass ran beside the AR decode" in proc.stdout,
     )
     return row
 
@@ -429,8 +429,7 @@ def main() -> None:
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
             beside = f"; the encode ran {r['beside']:.1f} s beside the AR model load" if "beside" in r else ""
-            beside += "; the DiT's first unconditional pass ran beside the AR decode" if r["prepared"] else ""
-            parts.append(f"# {name}: load = {r['parts']}{beside}; in main(), {r['gc']}")
+            parts.append(f"# {name}: load = {r['parts']}{beside}; DiT attention {r['attention']}; in main(), {r['gc']}")
             rows.append(r)
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "

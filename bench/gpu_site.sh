@@ -20,6 +20,11 @@ if [ ! -f "$site/.ok" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" $wheels && touch "$site/.ok" || exit 1
 fi
 export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore CUDA_DEVICE_MAX_CONNECTIONS=1
+# FlashAttention-4 (the DiT's "fa4" attention), where bench/gpu_fa4_install.sh put it on this warm machine: first, as
+# in the fifth session's measurement (call e6)
+if [ -f /tmp/fa4site/.b_ok ]; then
+  export PYTHONPATH=/tmp/fa4site:/tmp/fa4site/nvidia_cutlass_dsl/dsl_packages:$PYTHONPATH
+fi
 # The H200 image sets PYTHONDONTWRITEBYTECODE=1, so every process would compile every module it imports (~3 s of
 # generate's start-up, BENCHMARKS.md issue 13 call e3); an installed environment has its .pyc files.
 unset PYTHONDONTWRITEBYTECODE

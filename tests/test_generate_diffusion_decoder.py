@@ -377,3 +377,36 @@ def test_junk_decoder_weights_fail_before_the_ar_model_loads(assets, ckdir, tmp_
     err, _ = _err_lines(capsys)
     assert len(err) == 1 and err[0].startswith("cosmos-ar generate: error: ") and "model.pt" in err[0], err
     assert not out.parent.exists()
+
+
+def test_attention_flag_reaches_the_decoder_and_fa4_on_cpu_fails_before_the_ar_model_loads(
+    assets, ckdir, tmp_path, capsys, monkeypatch
+):
+    """--diffusion-decoder-attention: auto is the default and resolves to SDPA on the CPU (the timing line says
+    which ran); fa4 where it cannot run is a one-line error before the AR model loads, with nothing written."""
+
+    def opts(*extra):
+        return options_from_args(build_parser().parse_args(["generate", "--input", "a.png", *extra])).dd_attention
+
+    assert opts() == "auto" and opts("--diffusion-decoder-attention", "fa4") == "fa4"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--input", "a.png", "--diffusion-decoder-attention", "flash"])
+    with pytest.raises(ValueError, match="--diffusion-decoder-attention must be one of .*, got 'flash'"):
+        GenerateOptions(input="a.png", dd_attention="flash")
+    out = tmp_path / "v.mp4"
+    assert main(_argv(assets, ckdir, out)) == 0
+    _, stdout = _err_lines(capsys)
+    assert "; attention sdpa)" in stdout, stdout
+
+    def expensive(*a, **k):
+        raise AssertionError("the AR model was loaded")
+
+    monkeypatch.setattr(engine, "load_engine", expensive)
+    out = tmp_path / "out" / "v.mp4"
+    assert main(_argv(assets, ckdir, out, "--diffusion-decoder-attention", "fa4")) == 1
+    err, _ = _err_lines(capsys)
+    assert err == [
+        "cosmos-ar generate: error: attention backend 'fa4': FlashAttention-4 runs on CUDA GPUs only, not on cpu; "
+        "use 'sdpa' (or 'auto')"
+    ]
+    assert not out.parent.exists()

@@ -173,6 +173,7 @@ def options_from_args(args: argparse.Namespace):
         offload_diffusion_decoder=args.offload_diffusion_decoder,
         dd_parallel=args.diffusion_decoder_parallel,
         dd_gemm=args.diffusion_decoder_gemm,
+        dd_attention=args.diffusion_decoder_attention,
         sampling=SamplingConfig(temperature=args.temperature, top_p=top_p, top_k=args.top_k, nucleus=args.nucleus),
     )
 
@@ -263,8 +264,7 @@ def _run(args: argparse.Namespace, rank: int) -> int:
             f"decode {dd.tokenizer_decode_s:.1f}s"
             + (f"; loads {loads:.1f}s" if loads else "")
             + (f"; waited {dd.wait_load_s:.1f}s for its load" if dd.wait_load_s >= 0.05 else "")
-            + ("; the first unconditional pass ran beside the AR decode" if dd.prepared else "")
-            + ")"
+            + f"; attention {dd.attention})"
         )
     else:
         decoded = f"DV decode {s['decode']:.1f}s"

@@ -87,6 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from nemo_cosmos_ar.inference.engine import INT8_KERNELS
     from nemo_cosmos_ar.inference.options import (
         CV_TOKENIZER_DIR,
+        DD_ATTENTION,
         DD_PARALLEL,
         DEFAULT_CHECKPOINT,
         DEFAULT_TOKENIZER,
@@ -440,4 +441,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fp8: the DiT's attention and MLP projections as e4m3 GEMMs, one scale per weight row and per token "
         "(Hopper or later GPUs; see BENCHMARKS.md for the measured speed and the change in the video); off by "
         "default because it changes the video",
+    )
+    dd.add_argument(
+        "--diffusion-decoder-attention",
+        choices=DD_ATTENTION,
+        default="auto",  # the DiT's attention kernel
+        help="the DiT's attention kernel. auto (default): FlashAttention-4 when it is installed (pip install "
+        "flash-attn-4) on a Hopper or Blackwell GPU, else torch SDPA (cuDNN first); sdpa; fa4 (an error where it "
+        "cannot run). The same attention either way, up to bf16 rounding; FA4's import (~8 s) overlaps the loads",
     )

@@ -32,10 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nemo_cosmos_ar.diffusion_decoder import fp8, fused
+from nemo_cosmos_ar.diffusion_decoder.attention import ATTENTION_BACKENDS, attend
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig
-from nemo_cosmos_ar.model.sdpa import preferred_sdpa_backends
 
-ATTENTION_BACKENDS = ("sdpa", "te")
 NORM_EPS = 1e-6
 
 
@@ -168,24 +167,6 @@ class TimestepEmbedding(nn.Module):
         return feats, self.linear_2(F.silu(self.linear_1(feats)))
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str, ops: dict) -> torch.Tensor:
-    """``[B, S, heads, D]`` q, k, v -> ``[B, S, heads*D]``; softmax scale 1/sqrt(D), no mask, no dropout."""
-    b, s, heads, d = q.shape
-    if backend == "te":
-        if "te" not in ops:
-            try:
-                import transformer_engine.pytorch as te
-            except ImportError as err:
-                raise RuntimeError(f"attention backend 'te' needs TransformerEngine ({err}); use 'sdpa'") from None
-            ops["te"] = te.DotProductAttention(
-                heads, d, attention_dropout=0.0, qkv_format="bshd", attn_mask_type="no_mask"
-            )
-        return ops["te"](q.contiguous(), k.contiguous(), v.contiguous()).reshape(b, s, heads * d)
-    with preferred_sdpa_backends(q.device):  # cuDNN first: faster than torch's default (flash) on the H200
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-    return out.transpose(1, 2).reshape(b, s, heads * d)
-
-
 class Attention(nn.Module):
     """Multi-head attention with per-head RMS-normalised queries and keys (``qkv_norm="RRI"``), no biases.
 
@@ -223,7 +204,7 @@ class Attention(nn.Module):
         v = self.to_v[0](src).unflatten(-1, shape)
         if self.cp is not None and self.is_self:  # this rank's queries against every rank's keys and values
             k, v = self.cp.gather(k, 1), self.cp.gather(v, 1)
-        return self.to_out[0](_attention(q, k, v, self.backend, self._ops))
+        return self.to_out[0](attend(q, k, v, self.backend, self._ops))
 
 
 class VideoAttention(nn.Module):
@@ -342,7 +323,8 @@ class DiffusionDecoderDiT(nn.Module):
         self.cp = None  # parallel.ContextParallel, set_context_parallel
 
     def set_attention_backend(self, backend: str) -> None:
-        """``"sdpa"`` (torch scaled_dot_product_attention: flash/cuDNN on GPU) or ``"te"`` (TransformerEngine)."""
+        """``"sdpa"`` (torch scaled_dot_product_attention: cuDNN/flash on GPU), ``"fa4"`` (FlashAttention-4) or
+        ``"te"`` (TransformerEngine); ``attention.resolve`` turns ``"auto"`` into one of them."""
         if backend not in ATTENTION_BACKENDS:
             raise ValueError(f"unknown attention backend {backend!r}; choose one of {ATTENTION_BACKENDS}")
         for m in self.modules():

@@ -35,12 +35,14 @@ import torch
 
 from nemo_cosmos_ar.diffusion_decoder import fp8
 from nemo_cosmos_ar.diffusion_decoder import sampler as smp
+from nemo_cosmos_ar.diffusion_decoder.attention import preload as preload_fa4
+from nemo_cosmos_ar.diffusion_decoder.attention import resolve as resolve_attention
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, CVTokenizerDecoder, load_cv_decoder
 from nemo_cosmos_ar.diffusion_decoder.fp8 import GEMMS
 from nemo_cosmos_ar.diffusion_decoder.fused import KERNELS
-from nemo_cosmos_ar.diffusion_decoder.network import ATTENTION_BACKENDS, DiffusionDecoderDiT
+from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
 from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
 from nemo_cosmos_ar.runtime import free_memory
 
@@ -65,7 +67,7 @@ class DecodeStats:
     total_s: float = 0.0
     chunks: int = 0
     peak_memory_gib: float | None = None
-    prepared: bool = False  # the first step's unconditional pass came from prepare()
+    attention: str = ""  # the DiT's attention backend
 
 
 def _sync(device: torch.device) -> None:
@@ -88,7 +90,8 @@ class DiffusionDecoder:
         offload_tokenizer: load the CV8x8x8 decoder for each call and free it after.
         tokenizer_backend: ``"jit"`` (the TorchScript file, NVIDIA's path) or ``"eager"``.
         tokenizer_dtype: eager CV8x8x8 dtype; None = the file's (the jit backend always uses the file's).
-        attention: ``"sdpa"`` (torch scaled_dot_product_attention) or ``"te"`` (TransformerEngine, if installed).
+        attention: ``"auto"`` (FlashAttention-4 where it runs, else SDPA), ``"sdpa"`` (torch
+            scaled_dot_product_attention), ``"fa4"`` or ``"te"`` (TransformerEngine, if installed); ``attention.py``.
         compile_blocks: ``torch.compile`` each DiT block (GPU speed; the first call pays the compile).
         kernels: the DiT's norms, RoPE and gated residuals as Triton kernels on the GPU (``"auto"``, ``fused.py``)
             or as the plain torch ops (``"eager"``).
@@ -117,7 +120,7 @@ class DiffusionDecoder:
         offload_tokenizer: bool = False,
         tokenizer_backend: str = "jit",
         tokenizer_dtype: torch.dtype | None = None,
-        attention: str = "sdpa",
+        attention: str = "auto",
         compile_blocks: bool = False,
         kernels: str = "auto",
         gemm: str = "bf16",
@@ -132,9 +135,10 @@ class DiffusionDecoder:
                     "Cosmos-Predict1-7B-Decoder-DV8x16x16ToCV8x8x8-720p (model.pt, aux_vars.pt) "
                     "and Cosmos-Tokenize1-CV8x8x8-720p (decoder.jit, mean_std.pt)"
                 )
-        if attention not in ATTENTION_BACKENDS:
-            raise ValueError(f"unknown attention backend {attention!r}; choose one of {ATTENTION_BACKENDS}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        attention = resolve_attention(attention, self.device)
+        if attention == "fa4":
+            preload_fa4()  # its ~8 s import on a thread, while the caller goes on; the first forward waits for it
         if gemm == "fp8":
             fp8.check_device(self.device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
@@ -154,8 +158,6 @@ class DiffusionDecoder:
         self.network: DiffusionDecoderDiT | None = None
         self.tokenizer: CVTokenizerDecoder | None = None
         self._loader: threading.Thread | None = None
-        self._prepared: threading.Thread | None = None  # prepare(): first steps' unconditional passes
-        self._prepared_out: dict = {}
         self._load_error: BaseException | None = None
         background = background and not offload_network
         if not offload_network and not background:
@@ -273,22 +275,13 @@ class DiffusionDecoder:
             raise ValueError(f"token ids must lie in [0, {vocab}) (DV8x16x16 codes; remove special tokens first)")
         return tokens.long()
 
-    def _noise_shape(self, tokens_shape) -> tuple[int, ...]:
-        b, t, h, w = tokens_shape
-        scale = DV_SPATIAL // CV_SPATIAL  # CV8x8x8 latent cells per DV8x16x16 token, per side
-        return (b, self.dit_config.latent_channels, t, h * scale, w * scale)
-
     def _sample_chunk(
-        self,
-        net: DiffusionDecoderDiT,
-        tokens: torch.Tensor,
-        context: torch.Tensor,
-        gen: torch.Generator,
-        first_uncond: torch.Tensor | None = None,
+        self, net: DiffusionDecoderDiT, tokens: torch.Tensor, context: torch.Tensor, gen: torch.Generator
     ) -> torch.Tensor:
-        sc = self.sampler
-        b = tokens.shape[0]
-        noise = torch.randn(self._noise_shape(tokens.shape), generator=gen).to(self.device)
+        cfg, sc = net.config, self.sampler
+        b, t, h, w = tokens.shape
+        scale = DV_SPATIAL // CV_SPATIAL  # CV8x8x8 latent cells per DV8x16x16 token, per side
+        noise = torch.randn(b, cfg.latent_channels, t, h * scale, w * scale, generator=gen).to(self.device)
         tok = tokens.to(self.device)
         ctx = context.to(self.device, self.dtype).expand(b, -1, -1)
         tok_u, ctx_u = torch.zeros_like(tok), torch.zeros_like(ctx)
@@ -313,68 +306,7 @@ class DiffusionDecoder:
             self.stats.step_s.append(now - last[0])
             last[0] = now
 
-        def denoise_cond(x_in: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-            return net(x_in, c_noise, ctx, tok, sc.fps)
-
-        return smp.edm_sample(
-            denoise_pair, noise, sc, self.dtype, on_step, first_uncond=first_uncond, denoise_cond=denoise_cond
-        )
-
-    def prepare(self, seeds: list[int], grid: tuple[int, int, int]) -> None:
-        """Start computing, on a thread, the first step's unconditional pass of each video ``decode_tokens`` will
-        decode next with these seeds and a ``grid`` (T, h, w) of tokens: it depends on the seeded noise alone
-        (token id 0, zero context), not on the tokens, so it can run while the AR model generates them. The first
-        step of those videos then runs the conditional pass alone. One GPU only (not with a guidance split, nor
-        with ``offload_network``, which loads the DiT inside ``decode_tokens``); its own batch of 1 rounds the
-        last bits differently from the guidance batch of 2. A failure here is dropped: the step runs both passes.
-        """
-        if self.split is not None or self.offload_network:
-            return
-        if self._prepared is not None:  # an earlier one's leftovers (a video that was never decoded)
-            self._prepared.join()
-        self._prepared_out = {}
-        sc = self.sampler
-        part = smp.split_tokens(torch.zeros(1, *grid, dtype=torch.long), sc.chunk_latent_frames(), sc.overlap)[0]
-        shape = tuple(part.shape)
-        self._prepared = threading.Thread(
-            target=self._prepare, args=(list(seeds), shape), daemon=True, name="cosmos-ar-dd-prepare"
-        )
-        self._prepared.start()
-
-    def _prepare(self, seeds: list[int], tokens_shape: tuple[int, ...]) -> None:
-        try:
-            loader = self._loader
-            if loader is not None:  # joined, not consumed: a load error stays for decode_tokens to raise
-                loader.join()
-            net, sc, cuda = self.network, self.sampler, self.device.type == "cuda"
-            if net is None:
-                return
-            side = torch.cuda.Stream(self.device) if cuda else None
-            tok = torch.zeros(tokens_shape, dtype=torch.long, device=self.device)
-            ctx = torch.zeros(1, *self.context.shape[1:], device=self.device, dtype=self.dtype)
-            with torch.no_grad(), torch.cuda.device(self.device) if cuda else contextlib.nullcontext():
-                with torch.cuda.stream(side):
-                    for seed in seeds:
-                        gen = torch.Generator().manual_seed(seed)  # decode_tokens' first draw with this seed
-                        noise = torch.randn(self._noise_shape(tokens_shape), generator=gen).to(self.device)
-                        x_in, c_noise = smp.first_input(noise, sc, self.dtype)
-                        out = net(x_in, c_noise, ctx, tok, sc.fps, context_rows=0)
-                        self._prepared_out[(seed, tokens_shape)] = out
-                if cuda:
-                    side.synchronize()
-        except BaseException:  # noqa: BLE001 - the first step then runs both passes, as without prepare
-            self._prepared_out.clear()
-
-    def _take_prepared(self, seed: int, tokens_shape: tuple[int, ...]) -> torch.Tensor | None:
-        if self._prepared is None:
-            return None
-        self._prepared.join()
-        out = self._prepared_out.pop((seed, tokens_shape), None)
-        if not self._prepared_out:
-            self._prepared = None
-        if out is not None and out.is_cuda:  # made on the thread's stream, used (and freed) on this one
-            out.record_stream(torch.cuda.current_stream(out.device))
-        return out
+        return smp.edm_sample(denoise_pair, noise, sc, self.dtype, on_step)
 
     @torch.no_grad()
     def decode_tokens(
@@ -408,7 +340,7 @@ class DiffusionDecoder:
         keep = num_frames or full
         if not 0 < keep <= full:
             raise ValueError(f"num_frames must be in [1, {full}] for a {tokens.shape[1]}-frame grid, got {keep}")
-        self.stats = DecodeStats()
+        self.stats = DecodeStats(attention=self.attention)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
@@ -430,13 +362,7 @@ class DiffusionDecoder:
         t = time.perf_counter()
         for sample in tokens.split(1):
             parts = smp.split_tokens(sample, chunk, sc.overlap)
-            first = None
-            if not latents:  # prepare() covers the first chunk of the first row
-                first = self._take_prepared(seed, tuple(parts[0].shape))
-                self.stats.prepared = first is not None
-            latents.append(
-                [self._sample_chunk(net, p, ctx, gen, first if i == 0 else None) for i, p in enumerate(parts)]
-            )
+            latents.append([self._sample_chunk(net, part, ctx, gen) for part in parts])
         _sync(self.device)
         self.stats.sample_s = time.perf_counter() - t
         self.stats.chunks = sum(len(p) for p in latents)

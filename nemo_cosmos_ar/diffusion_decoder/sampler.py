@@ -74,18 +74,6 @@ def euler_step(
 
 
 DenoisePair = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def step_input(x: torch.Tensor, sigma: torch.Tensor, cfg: SamplerConfig, dtype: torch.dtype):
-    """The network's inputs at noise level ``sigma`` for the state ``x`` (in ``dtype``): ``(x * c_in, c_noise)``."""
-    return x * preconditioning(sigma, cfg.sigma_data)[2], noise_conditioning(sigma).to(dtype)
-
-
-def first_input(noise: torch.Tensor, cfg: SamplerConfig, dtype: torch.dtype):
-    """``step_input`` of the first step, from the standard-normal ``noise`` (the inputs ``edm_sample`` gives the
-    network first; its unconditional pass needs nothing else, so it can be computed ahead: ``first_uncond``)."""
-    return step_input((noise * initial_noise_std(cfg)).to(dtype), karras_sigmas(cfg)[0], cfg, dtype)
 
 
 def edm_sample(
@@ -94,9 +82,6 @@ def edm_sample(
     cfg: SamplerConfig,
     dtype: torch.dtype,
     on_step: Callable[[int], None] | None = None,
-    *,
-    first_uncond: torch.Tensor | None = None,
-    denoise_cond: Denoise | None = None,
 ) -> torch.Tensor:
     """Run the sampler.
 
@@ -106,24 +91,17 @@ def edm_sample(
         cfg: schedule and guidance.
         dtype: the network dtype (the state is rounded to it between steps).
         on_step: called with the step index after each step (timing, progress).
-        first_uncond: ``F_uncond`` of the first step, computed ahead from ``first_input(noise, ...)``; the first
-            step then runs ``denoise_cond(x_in, c_noise)`` alone (needs ``denoise_cond``).
 
     Returns:
         The final latent in ``dtype``.
     """
-    if first_uncond is not None and denoise_cond is None:
-        raise ValueError("first_uncond needs denoise_cond, which runs the first step's conditional pass alone")
     sigmas = karras_sigmas(cfg)
     x = noise * initial_noise_std(cfg)
     for i in range(cfg.num_steps):
         x = x.to(dtype)
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        x_in, c_noise = step_input(x, sigma, cfg, dtype)
-        if i == 0 and first_uncond is not None:
-            cond, uncond = denoise_cond(x_in, c_noise), first_uncond
-        else:
-            cond, uncond = denoise_pair(x_in, c_noise)
+        c_in = preconditioning(sigma, cfg.sigma_data)[2]
+        cond, uncond = denoise_pair(x * c_in, noise_conditioning(sigma).to(dtype))
         x = euler_step(x, guide(cond, uncond, cfg.guidance), sigma, sigma_next, cfg.sigma_data)
         if on_step is not None:
             on_step(i)

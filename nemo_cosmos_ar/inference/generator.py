@@ -227,7 +227,6 @@ def generate_tokens(
     on_logits: Callable[[int, torch.Tensor], None] | None = None,
     step_mode: str | None = None,
     options: DecodeOptions | None = None,
-    on_decode: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, DecodeStats]:
     """Extend ``prompt`` to ``total_tokens`` tokens: prefill, then one token at a time with a KV cache.
 
@@ -243,7 +242,6 @@ def generate_tokens(
             them with a teacher-forced forward). Copy them to keep them: the buffer is reused.
         step_mode: shorthand for ``options.step_mode``.
         options: how steps run (``DecodeOptions``; default: a CUDA graph on CUDA, eager elsewhere).
-        on_decode: called once after the prefill, before the first step (work to start beside the decode).
 
     Returns:
         ``([B, total_tokens] int64 on the model's device, stats)``; ``result[:, :P] == prompt``.
@@ -293,8 +291,6 @@ def generate_tokens(
     logits = engine.prefill(out[:, :num_prompt], cache)
     _sync(device)
     t1 = time.perf_counter()
-    if on_decode is not None:
-        on_decode()
     bar, own_bar = progress, False
     if progress is True:
         from tqdm import tqdm

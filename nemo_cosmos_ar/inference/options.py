@@ -27,6 +27,7 @@ ENGINES = ("mcore", "reference")
 
 
 DD_PARALLEL = ("auto", "guidance", "off")  # --diffusion-decoder-parallel
+DD_ATTENTION = ("auto", "sdpa", "fa4")  # --diffusion-decoder-attention (diffusion_decoder/attention.py)
 
 
 @dataclass(kw_only=True)
@@ -80,6 +81,9 @@ class GenerateOptions:
             1 only, at any count; "off": rank 0 runs both.
         dd_gemm: "bf16" or "fp8": the diffusion decoder's DiT projections as e4m3 GEMMs (``diffusion_decoder/fp8.py``;
             faster on FP8 GPUs, changes the video slightly).
+        dd_attention: the DiT's attention kernel (``diffusion_decoder/attention.py``): "auto" (FlashAttention-4
+            where it is installed and runs, else torch SDPA), "sdpa" or "fa4"; the same attention either way, up to
+            bf16 rounding.
     """
 
     input: Path | None = None
@@ -120,6 +124,7 @@ class GenerateOptions:
     offload_diffusion_decoder: bool = False
     dd_parallel: str = "auto"
     dd_gemm: str = "bf16"
+    dd_attention: str = "auto"
 
     def __post_init__(self) -> None:
         self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
@@ -150,6 +155,8 @@ class GenerateOptions:
             raise ValueError(f"--decode-int8-kernel must be one of {INT8_KERNELS}, got {self.decode_int8_kernel!r}")
         if self.dd_gemm not in ("bf16", "fp8"):
             raise ValueError(f"--diffusion-decoder-gemm must be bf16 or fp8, got {self.dd_gemm!r}")
+        if self.dd_attention not in DD_ATTENTION:
+            raise ValueError(f"--diffusion-decoder-attention must be one of {DD_ATTENTION}, got {self.dd_attention!r}")
         if self.dd_parallel not in DD_PARALLEL:
             raise ValueError(f"--diffusion-decoder-parallel must be one of {DD_PARALLEL}, got {self.dd_parallel!r}")
         if self.seed < 0 or self.seed >= 2**63:

@@ -54,9 +54,6 @@ from nemo_cosmos_ar.tokenizer import grid
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
 OUTPUT_FPS = 25.0  # cosmos-predict1 writes its outputs at 25 fps (imageio.mimsave(..., fps=25))
-# The diffusion decoder's first unconditional pass computed while the AR model generates (DiffusionDecoder.prepare):
-# off until measured on a GPU (bench/bench_dit_beside_decode.py; BENCHMARKS.md, issue 13, tenth session).
-EARLY_UNCOND = False
 
 
 class DiffusionDecoderError(ValueError):
@@ -161,6 +158,7 @@ class Runner:
         self.guard = None
         # The diffusion decoder (rank 0, and the other ranks of a guidance split), built by load_diffusion_decoder.
         self.dd = None
+        self._dd_warm = False  # warm_diffusion_decoder ran
         self.dd_split = None  # this rank's part of the guidance split (ranks 0 and 1, or all), None elsewhere
         # Whether the run splits the decoder: the same on every rank, so that every rank takes the same collectives.
         self.dd_split_on = opts.diffusion_decoder_dir is not None and opts.dd_parallel != "off" and self.world > 1
@@ -261,13 +259,21 @@ class Runner:
             offload_tokenizer=off,
             split=self.dd_split,
             gemm=self.opts.dd_gemm,
+            attention=self.opts.dd_attention,
             background=True,  # checked now, loaded while the AR model generates; waited for at the first video
         )
         self._loaded("diffusion decoder", t)
-        if self.device.type == "cuda":  # its kernels chosen before the AR model runs (DiffusionDecoder.warm_kernels)
-            t = time.perf_counter()
-            self.dd.warm_kernels(self.grid[1:])
-            self._loaded("diffusion decoder warm-up", t)
+
+    def warm_diffusion_decoder(self) -> None:
+        """Once, on CUDA: the decoder's kernels chosen before the AR model first runs (``DiffusionDecoder.
+        warm_kernels``). ``generate`` calls it, as late as it can be, so that FlashAttention-4's import (started on a
+        thread when the decoder was built) overlaps the AR model load and the prompt's encode."""
+        if self.dd is None or self._dd_warm or self.device.type != "cuda":
+            return
+        t = time.perf_counter()
+        self.dd.warm_kernels(self.grid[1:])
+        self._dd_warm = True
+        self._loaded("diffusion decoder warm-up", t)
 
     # ---- steps ----
     def _clip_args(self, job: Job) -> tuple:
@@ -341,6 +347,7 @@ class Runner:
     def generate(self, prompts: torch.Tensor, seeds: list[int], bar=False) -> tuple[torch.Tensor, gen.DecodeStats]:
         """Grids ``[B, T', H', W']`` (CPU) for prompts ``[B, P]``; row r drawn from a generator seeded ``seeds[r]``."""
         engine = self.load_engine()
+        self.warm_diffusion_decoder()
         t = time.perf_counter()
         gens = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         seq, stats = gen.generate_tokens(
@@ -351,7 +358,6 @@ class Runner:
             gens[0] if len(gens) == 1 else gens,
             progress=bar,
             options=self.opts.decode,
-            on_decode=self._prepare_decoder(seeds),
         )
         if self.world > 1:
             check_ranks_agree(seq)
@@ -359,13 +365,6 @@ class Runner:
             self.drop_engine()
         self.seconds["generate"] += time.perf_counter() - t
         return unflatten_grid(seq, self.grid).cpu(), stats
-
-    def _prepare_decoder(self, seeds: list[int]):
-        """With ``EARLY_UNCOND``, on one GPU: the hook that starts the diffusion decoder's first unconditional
-        passes for these videos once the AR prefill is done (``DiffusionDecoder.prepare``), else None."""
-        if not EARLY_UNCOND or self.dd is None or self.dd_split is not None:
-            return None
-        return lambda: self.dd.prepare(seeds, tuple(self.grid))
 
     def distribute(self, payload):
         """Rank 0's ``payload`` (or error) on every rank, after the other ranks of a guidance split have built their

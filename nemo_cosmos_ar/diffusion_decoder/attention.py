@@ -1,0 +1,141 @@
+"""The DiT's attention core (no NeMo): torch SDPA, TransformerEngine, or FlashAttention-4.
+
+All three compute the same bf16 attention (softmax scale 1/sqrt(D), no mask); they differ in the kernel and so in
+rounding. Which one:
+
+* ``"sdpa"``: torch ``scaled_dot_product_attention`` with cuDNN tried first (``model.sdpa``); runs everywhere.
+* ``"fa4"``: FlashAttention-4's forward (the optional ``flash-attn-4`` package, CuTe DSL; Hopper and Blackwell).
+  At the DiT's shape on the H200 it is 5-10% faster than cuDNN with the same error against fp32 attention
+  (9.74 against 10.2-11.2 ms for one 20,480-token sample, 20.0 against 22.0-22.4 ms for the guidance batch of 2;
+  BENCHMARKS.md, issue 13, fifth session). Attention is ~60% of a guided DiT step, so that is ~0.7 s a video.
+  Importing it loads a ~190 MB compiler library (~8 s), so ``preload`` starts the import on a thread as soon as a
+  decoder that uses it is built, and the first call waits for it there. FA4 compiles its kernels at the first call;
+  ``preload`` turns on its on-disk kernel cache (``FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED``, unless the caller set
+  it) so later processes load them instead.
+* ``"te"``: TransformerEngine's ``DotProductAttention``, when it is installed.
+* ``"auto"``: ``"fa4"`` where it can run (a CUDA GPU of compute capability 9.x or 10.x and the package installed),
+  else ``"sdpa"``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from concurrent.futures import Future
+
+import torch
+import torch.nn.functional as F
+
+from nemo_cosmos_ar.model.sdpa import preferred_sdpa_backends
+
+ATTENTION_BACKENDS = ("sdpa", "te", "fa4")  # what a DiT runs; "auto" resolves to one of them (``resolve``)
+ATTENTION_CHOICES = ("auto",) + ATTENTION_BACKENDS
+FA4_MODULE = "flash_attn.cute.interface"
+FA4_ARCHS = (9, 10)  # the compute capabilities FlashAttention-4 has forwards for (sm90 Hopper, sm100 Blackwell)
+FA4_INSTALL = "pip install flash-attn-4"
+
+_fa4_lock = threading.Lock()
+_fa4_future: Future | None = None
+fa4_import_s = 0.0  # how long the import took (0 until it ran)
+
+
+def fa4_installed() -> bool:
+    """Whether the FlashAttention-4 package can be found (without importing its compiler libraries)."""
+    try:
+        return (
+            importlib.util.find_spec("flash_attn") is not None
+            and importlib.util.find_spec("flash_attn.cute") is not None
+        )
+    except (ImportError, ValueError):  # a broken parent package: treat as absent
+        return False
+
+
+def fa4_unavailable(device: torch.device) -> str | None:
+    """Why FlashAttention-4 cannot run on ``device``, or None if it can."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"FlashAttention-4 runs on CUDA GPUs only, not on {device.type}"
+    major, minor = torch.cuda.get_device_capability(device)
+    if major not in FA4_ARCHS:
+        return f"FlashAttention-4 has forwards for sm90 and sm100 GPUs only; this one is sm{major}{minor}"
+    if not fa4_installed():
+        return f"FlashAttention-4 is not installed ({FA4_INSTALL})"
+    return None
+
+
+def resolve(name: str, device: torch.device) -> str:
+    """The backend ``name`` means on ``device``: ``"auto"`` picks ``"fa4"`` where it can run, else ``"sdpa"``.
+
+    Raises:
+        ValueError: an unknown name, or ``"fa4"`` where it cannot run (the message says why).
+    """
+    if name not in ATTENTION_CHOICES:
+        raise ValueError(f"unknown attention backend {name!r}; choose one of {ATTENTION_CHOICES}")
+    if name == "auto":
+        return "fa4" if fa4_unavailable(device) is None else "sdpa"
+    if name == "fa4":
+        reason = fa4_unavailable(device)
+        if reason is not None:
+            raise ValueError(f"attention backend 'fa4': {reason}; use 'sdpa' (or 'auto')")
+    return name
+
+
+def _import_fa4():
+    global fa4_import_s
+    t = time.perf_counter()
+    os.environ.setdefault("FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED", "1")  # compiled kernels reused across processes
+    module = importlib.import_module(FA4_MODULE)
+    fa4_import_s = time.perf_counter() - t
+    return module.flash_attn_func
+
+
+def preload() -> None:
+    """Start importing FlashAttention-4 on a thread (once per process); ``fa4_function`` waits for it."""
+    global _fa4_future
+    with _fa4_lock:
+        if _fa4_future is not None:
+            return
+        future: Future = Future()
+        _fa4_future = future
+
+    def run() -> None:
+        try:
+            future.set_result(_import_fa4())
+        except BaseException as err:  # noqa: BLE001 - handed to whoever calls fa4_function
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="cosmos-ar-fa4-import", daemon=True).start()
+
+
+def fa4_function():
+    """FlashAttention-4's ``flash_attn_func`` (imported by ``preload``'s thread; waits for it)."""
+    preload()
+    try:
+        return _fa4_future.result()
+    except ImportError as err:
+        raise RuntimeError(f"attention backend 'fa4' could not import {FA4_MODULE} ({err}); {FA4_INSTALL}, "
+                           "or use 'sdpa'") from None  # fmt: skip
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str, ops: dict) -> torch.Tensor:
+    """``[B, S, heads, D]`` q and ``[B, S_kv, heads, D]`` k, v -> ``[B, S, heads*D]``; softmax scale 1/sqrt(D), no
+    mask, no dropout. ``ops`` caches a backend's module (TransformerEngine's) for its caller."""
+    b, s, heads, d = q.shape
+    if backend == "fa4":
+        out = fa4_function()(q, k, v)
+        return (out[0] if isinstance(out, tuple) else out).reshape(b, s, heads * d)
+    if backend == "te":
+        if "te" not in ops:
+            try:
+                import transformer_engine.pytorch as te
+            except ImportError as err:
+                raise RuntimeError(f"attention backend 'te' needs TransformerEngine ({err}); use 'sdpa'") from None
+            ops["te"] = te.DotProductAttention(
+                heads, d, attention_dropout=0.0, qkv_format="bshd", attn_mask_type="no_mask"
+            )
+        return ops["te"](q.contiguous(), k.contiguous(), v.contiguous()).reshape(b, s, heads * d)
+    with preferred_sdpa_backends(q.device):  # cuDNN first: faster than torch's default (flash) on the H200
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    return out.transpose(1, 2).reshape(b, s, heads * d)

@@ -1,0 +1,59 @@
+"""The DiT's attention backends (``diffusion_decoder/attention.py``): which one "auto" picks, the errors where a
+backend cannot run, and SDPA's output against attention written out in fp64. FlashAttention-4 itself needs a
+Hopper or Blackwell GPU: its output against SDPA's is in the GPU tier (tests/test_gpu.py)."""
+
+import pytest
+import torch
+
+from nemo_cosmos_ar.diffusion_decoder import attention as att
+from nemo_cosmos_ar.diffusion_decoder.config import get_dit_config
+from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
+
+
+def _reference(q, k, v):
+    """Softmax(q k^T / sqrt(D)) v in fp64, per head: ``[B, S, H, D]`` -> ``[B, S, H*D]``."""
+    q, k, v = (t.double().transpose(1, 2) for t in (q, k, v))
+    w = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+    out = (w @ v).transpose(1, 2)
+    return out.reshape(*out.shape[:2], -1)
+
+
+@pytest.mark.parametrize("kv_len", [37, 5], ids=["self", "cross"])
+def test_sdpa_matches_written_out_attention(kv_len):
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 37, 3, 16, generator=g)
+    k, v = torch.randn(2, kv_len, 3, 16, generator=g), torch.randn(2, kv_len, 3, 16, generator=g)
+    out = att.attend(q, k, v, "sdpa", {})
+    assert out.shape == (2, 37, 48)
+    assert (out.double() - _reference(q, k, v)).abs().max().item() < 1e-5
+
+
+def test_auto_resolves_to_sdpa_on_cpu_and_fa4_or_unknown_names_are_refused():
+    assert att.resolve("auto", torch.device("cpu")) == "sdpa"
+    assert att.resolve("sdpa", torch.device("cpu")) == "sdpa"
+    with pytest.raises(
+        ValueError, match=r"^attention backend 'fa4': FlashAttention-4 runs on CUDA GPUs only, not on cpu"
+    ):
+        att.resolve("fa4", torch.device("cpu"))
+    with pytest.raises(
+        ValueError, match=r"unknown attention backend 'flash'; choose one of \('auto', 'sdpa', 'te', 'fa4'\)"
+    ):
+        att.resolve("flash", torch.device("cpu"))
+    net = DiffusionDecoderDiT(get_dit_config("tiny"))
+    with pytest.raises(ValueError, match="unknown attention backend 'auto'"):  # resolved by the caller, not the net
+        net.set_attention_backend("auto")
+    net.set_attention_backend("fa4")
+    assert {m.backend for m in net.modules() if hasattr(m, "backend")} == {"fa4"}
+
+
+@pytest.mark.skipif(att.fa4_installed(), reason="FlashAttention-4 is installed here")
+def test_fa4_missing_is_a_clear_error_at_the_first_call(monkeypatch):
+    """Without the package, ``preload``'s thread fails quietly and the first attention call says how to fix it."""
+    monkeypatch.setattr(att, "_fa4_future", None)
+    att.preload()
+    q = torch.randn(1, 4, 2, 8)
+    with pytest.raises(RuntimeError, match=r"^attention backend 'fa4' could not import flash_attn\.cute\.interface .*"
+                       r"pip install flash-attn-4, or use 'sdpa'$"):  # fmt: skip
+        att.attend(q, q, q, "fa4", {})
+    with pytest.raises(RuntimeError, match="could not import"):  # the same error again, not a hang
+        att.fa4_function()
