@@ -448,5 +448,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",  # the DiT's attention kernel
         help="the DiT's attention kernel. auto (default): FlashAttention-4 when it is installed (pip install "
         "flash-attn-4) on a Hopper or Blackwell GPU, else torch SDPA (cuDNN first); sdpa; fa4 (an error where it "
-        "cannot run). The same attention either way, up to bf16 rounding; FA4's import (~8 s) overlaps the loads",
+        "cannot run). The same attention either way, up to bf16 rounding; FA4's import (5-16 s) overlaps the loads",
     )

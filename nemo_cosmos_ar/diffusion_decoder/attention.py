@@ -4,14 +4,13 @@ All three compute the same bf16 attention (softmax scale 1/sqrt(D), no mask); th
 rounding. Which one:
 
 * ``"sdpa"``: torch ``scaled_dot_product_attention`` with cuDNN tried first (``model.sdpa``); runs everywhere.
-* ``"fa4"``: FlashAttention-4's forward (the optional ``flash-attn-4`` package, CuTe DSL; Hopper and Blackwell).
-  At the DiT's shape on the H200 it is 5-10% faster than cuDNN with the same error against fp32 attention
-  (9.74 against 10.2-11.2 ms for one 20,480-token sample, 20.0 against 22.0-22.4 ms for the guidance batch of 2;
-  BENCHMARKS.md, issue 13, fifth session). Attention is ~60% of a guided DiT step, so that is ~0.7 s a video.
-  Importing it loads a ~190 MB compiler library (~8 s), so ``preload`` starts the import on a thread as soon as a
-  decoder that uses it is built, and the first call waits for it there. FA4 compiles its kernels at the first call;
-  ``preload`` turns on its on-disk kernel cache (``FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED``, unless the caller set
-  it) so later processes load them instead.
+* ``"fa4"``: FlashAttention-4's forward (the optional ``flash-attn-4`` package, CuTe DSL; Hopper and Blackwell;
+  measured with 4.0.0b36). In the whole generate on the H200 the DiT's 15 guided steps take 15.0 s with it against
+  15.9 s with cuDNN, and its error against fp32 attention equals cuDNN's (BENCHMARKS.md, issue 13, eleventh
+  session). Importing it loads a ~190 MB compiler library (4.5 s warm, 15.7 s from a cold page cache on the H200),
+  so ``preload`` starts the import on a thread as soon as a decoder that uses it is built, and the first call waits
+  for it there. FA4 compiles its kernels at the first call; ``preload`` turns on its on-disk kernel cache
+  (``FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED``, unless the caller set it) so later processes load them instead.
 * ``"te"``: TransformerEngine's ``DotProductAttention``, when it is installed.
 * ``"auto"``: ``"fa4"`` where it can run (a CUDA GPU of compute capability 9.x or 10.x and the package installed),
   else ``"sdpa"``.

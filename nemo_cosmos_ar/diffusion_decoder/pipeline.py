@@ -138,7 +138,7 @@ class DiffusionDecoder:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         attention = resolve_attention(attention, self.device)
         if attention == "fa4":
-            preload_fa4()  # its ~8 s import on a thread, while the caller goes on; the first forward waits for it
+            preload_fa4()  # its 5-16 s import on a thread, while the caller goes on; the first forward waits for it
         if gemm == "fp8":
             fp8.check_device(self.device)
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
