@@ -13,7 +13,8 @@ rounding. Which one:
   (``FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED``, unless the caller set it) so later processes load them instead.
 * ``"te"``: TransformerEngine's ``DotProductAttention``, when it is installed.
 * ``"auto"``: ``"fa4"`` where it can run (a CUDA GPU of compute capability 9.x or 10.x and the package installed),
-  else ``"sdpa"``.
+  else ``"sdpa"``. The diffusion decoder falls back to ``"sdpa"`` with a warning when an installed package fails to
+  import (``DiffusionDecoder``); asked for by name, ``"fa4"`` raises instead.
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ def fa4_function():
     except ImportError as err:
         raise RuntimeError(f"attention backend 'fa4' could not import {FA4_MODULE} ({err}); {FA4_INSTALL}, "
                            "or use 'sdpa'") from None  # fmt: skip
+
+
+def fa4_import_error() -> BaseException | None:
+    """Wait for ``preload``'s import and return its error (None: FlashAttention-4 is ready)."""
+    preload()
+    return _fa4_future.exception()
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str, ops: dict) -> torch.Tensor:

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import torch
 
 from nemo_cosmos_ar.diffusion_decoder import fp8
 from nemo_cosmos_ar.diffusion_decoder import sampler as smp
+from nemo_cosmos_ar.diffusion_decoder.attention import fa4_import_error
 from nemo_cosmos_ar.diffusion_decoder.attention import preload as preload_fa4
 from nemo_cosmos_ar.diffusion_decoder.attention import resolve as resolve_attention
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
@@ -136,6 +138,7 @@ class DiffusionDecoder:
                     "and Cosmos-Tokenize1-CV8x8x8-720p (decoder.jit, mean_std.pt)"
                 )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._fa4_optional = attention == "auto"  # an FA4 that fails to import falls back to SDPA (attention_backend)
         attention = resolve_attention(attention, self.device)
         if attention == "fa4":
             preload_fa4()  # its 5-16 s import on a thread, while the caller goes on; the first forward waits for it
@@ -186,7 +189,7 @@ class DiffusionDecoder:
         with torch.device(self.device):
             net = DiffusionDecoderDiT(cfg)
         net = net.to(self.dtype).eval().requires_grad_(False)
-        net.set_attention_backend(self.attention)
+        net.set_attention_backend(self.attention_backend())
         net.set_kernels(self.kernels)
         net.set_gemm(self.gemm)
         cp = self.split.cp if self.split is not None else None
@@ -202,6 +205,20 @@ class DiffusionDecoder:
         _sync(self.device)
         del net
         return time.perf_counter() - t
+
+    def attention_backend(self) -> str:
+        """The DiT's attention backend, checked before a forward: chosen by ``"auto"``, a FlashAttention-4 that
+        failed to import becomes SDPA with a warning (waits for ``preload``'s import)."""
+        if self.attention == "fa4" and self._fa4_optional:
+            err = fa4_import_error()
+            if err is not None:
+                warnings.warn(
+                    f"FlashAttention-4 is installed but failed to import ({type(err).__name__}: {err}); the "
+                    "diffusion decoder uses torch SDPA (pass --diffusion-decoder-attention sdpa to skip it)",
+                    stacklevel=2,
+                )
+                self.attention = "sdpa"
+        return self.attention
 
     def _load_in_background(self, load_tok: bool) -> None:
         """The thread of ``background``: the loads on a side stream, so their copies overlap the caller's kernels
@@ -340,22 +357,24 @@ class DiffusionDecoder:
         keep = num_frames or full
         if not 0 < keep <= full:
             raise ValueError(f"num_frames must be in [1, {full}] for a {tokens.shape[1]}-frame grid, got {keep}")
-        self.stats = DecodeStats(attention=self.attention)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
+        self.stats = DecodeStats()
         net, error = None, None
         try:
             self._wait_for_loads()
             net = self.network
             if net is None:
                 net, self.stats.load_network_s = self._load_network()
+            net.set_attention_backend(self.attention_backend())
         except Exception as err:  # noqa: BLE001 - the partner rank must hear of it before the first exchange
             error = err
         if self.split is not None:
             self.split.agree(error, "loading the diffusion decoder")
         elif error is not None:
             raise error
+        self.stats.attention = self.attention
         ctx = self.context if context is None else context.float().reshape(1, -1, net.config.context_dim)
         gen = torch.Generator().manual_seed(seed)
         latents: list[list[torch.Tensor]] = []
