@@ -522,3 +522,34 @@ def test_the_prompt_encodes_only_the_real_frames_with_the_eager_backend(assets, 
     expected = tokenizer.encode(video_io.pad_frames(last9, 33)[None])[:, :2]
     assert ids.shape == (1, 2 * GRID[1] * GRID[2])
     assert torch.equal(ids, expected.reshape(1, -1))
+
+
+def test_generate_runs_with_rarer_full_collections_and_restores_the_thresholds(monkeypatch):
+    """``cosmos-ar generate`` runs with full garbage collections 10x rarer (they cost ~1 s of the loads on the
+    H200) and gives the caller its thresholds back, whether the command returns or raises."""
+    import gc
+
+    from nemo_cosmos_ar.cli import generate as cli_generate
+
+    seen = []
+
+    def fake(args):
+        seen.append(gc.get_threshold())
+        if len(seen) == 2:
+            raise RuntimeError("boom")
+        return 0
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(cli_generate, "_run_handled", fake)
+    try:
+        gc.set_threshold(700, 10, 10)
+        assert cli_generate.run(None) == 0
+        assert seen[0] == (700, 10, 100) and gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(RuntimeError, match="boom"):
+            cli_generate.run(None)
+        assert seen[1] == (700, 10, 100) and gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(700, 10, 500)  # a caller's own higher setting is kept
+        monkeypatch.setattr(cli_generate, "_run_handled", lambda a: seen.append(gc.get_threshold()) or 0)
+        assert cli_generate.run(None) == 0 and seen[2] == (700, 10, 500)
+    finally:
+        gc.set_threshold(*before)
