@@ -276,18 +276,25 @@ def test_options_from_the_flags(ckdir, assets, tmp_path):
     assert GenerateOptions(input="a.png").diffusion_decoder_dir is None
 
 
+def _check_choice_flag(flag: str, field: str, default: str, other: str, bad: str, refusal: str) -> None:
+    """A choice flag of generate: ``default`` unless given, ``other`` when given, ``bad`` refused by the parser and
+    by ``GenerateOptions`` (whose message matches ``refusal``)."""
+
+    def parsed(*extra):
+        return getattr(options_from_args(build_parser().parse_args(["generate", "--input", "a.png", *extra])), field)
+
+    assert parsed() == default and parsed(flag, other) == other
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--input", "a.png", flag, bad])
+    with pytest.raises(ValueError, match=f"{flag} {refusal}, got '{bad}'"):
+        GenerateOptions(input="a.png", **{field: bad})
+
+
 def test_fp8_gemm_flag_reaches_the_decoder(assets, ckdir, written, tmp_path):
     """--diffusion-decoder-gemm fp8: the run's video is the FP8 decoder's decode_tokens with the run's tokens and
     seed (bit-exact), close to the bf16 one but not equal; bf16 is the default and other values are refused."""
 
-    def opts(*extra):
-        return options_from_args(build_parser().parse_args(["generate", "--input", "a.png", *extra])).dd_gemm
-
-    assert opts() == "bf16" and opts("--diffusion-decoder-gemm", "fp8") == "fp8"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["generate", "--input", "a.png", "--diffusion-decoder-gemm", "fp16"])
-    with pytest.raises(ValueError, match="--diffusion-decoder-gemm must be bf16 or fp8, got 'fp16'"):
-        GenerateOptions(input="a.png", dd_gemm="fp16")
+    _check_choice_flag("--diffusion-decoder-gemm", "dd_gemm", "bf16", "fp8", "fp16", "must be bf16 or fp8")
     out, tok = tmp_path / "v.mp4", tmp_path / "v.pt"
     assert (
         main(_argv(assets, ckdir, out, "--seed", "3", "--save-tokens", str(tok), "--diffusion-decoder-gemm", "fp8"))
@@ -385,14 +392,7 @@ def test_attention_flag_reaches_the_decoder_and_fa4_on_cpu_fails_before_the_ar_m
     """--diffusion-decoder-attention: auto is the default and resolves to SDPA on the CPU (the timing line says
     which ran); fa4 where it cannot run is a one-line error before the AR model loads, with nothing written."""
 
-    def opts(*extra):
-        return options_from_args(build_parser().parse_args(["generate", "--input", "a.png", *extra])).dd_attention
-
-    assert opts() == "auto" and opts("--diffusion-decoder-attention", "fa4") == "fa4"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["generate", "--input", "a.png", "--diffusion-decoder-attention", "flash"])
-    with pytest.raises(ValueError, match="--diffusion-decoder-attention must be one of .*, got 'flash'"):
-        GenerateOptions(input="a.png", dd_attention="flash")
+    _check_choice_flag("--diffusion-decoder-attention", "dd_attention", "auto", "fa4", "flash", "must be one of .*")
     out = tmp_path / "v.mp4"
     assert main(_argv(assets, ckdir, out)) == 0
     _, stdout = _err_lines(capsys)
