@@ -4,10 +4,13 @@
 # "a" runs the code as it is, "b" with TEXT NOW replaced by TEXT B in FILE (it must be there: a stale pattern would
 # measure the same code twice). int8 + FP8, the guide's 9-frame prompt, each run a fresh process: a discarded warm
 # run, then a / b PAIRS times (default 3), while the call's time lasts (~45 s a run). Prepared in the tenth session
-# (2026-12-02); for issue 13 the next one is
+# (2026-12-02); for issue 13 the next ones are (after bench/gpu_fa4_install.sh a and b, so the DiT runs FA4 as
+# generate's default picks it)
+#   bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/cli/generate.py 'FULL_COLLECTION_EVERY = 100' 'FULL_COLLECTION_EVERY = 10'
 #   bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/inference/pipeline.py \
 #     '    if rank == 0 and pending is not None:  # the diffusion decoder' '    if False:  # the diffusion decoder'
-# (the decoder's load before the AR model's or after the prompt, which call c12 could not tell apart).
+# (the rarer full collections, measured on CPU only; the decoder's load before the AR model's or after the prompt,
+# which call c12 could not tell apart).
 set -uo pipefail
 F=$1 A=$2 B=$3 PAIRS=${4:-3}
 OUT=${OUT:-/tmp/out}; L=/tmp/ab; rm -rf $L; mkdir -p "$OUT" $L

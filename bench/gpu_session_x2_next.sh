@@ -6,6 +6,8 @@
 #   CUDA int8 kernel (+int8-cuda, the generate default since the sixth session), torch's symmetric-memory one-shot
 #   all-reduce (+symm; its tokens must equal +int8's) and that with PDL at TP=2 (+symm-pdl); then the whole generate
 #   on two GPUs with int8 + FP8, --decode-reduce symm (twice: the first run fills the caches), then nccl (auto).
+# Since the eleventh session the DiT uses FlashAttention-4 where it is installed: run `bash bench/gpu_fa4_install.sh a`
+# (carry .fa4a) and `... b` (carry .fa4b) on the same warm machine first, or the figures are SDPA's.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/x2n; rm -rf $L; mkdir -p "$OUT" $L
 source bench/gpu_site.sh .gpu4
