@@ -4,7 +4,9 @@ random weights at the real shapes, one fresh process per configuration.
 Writes a checkpoints folder laid out as ``cosmos-ar download`` writes it (unless ``--work-dir`` already holds one):
 a random bf16 ``Cosmos-Predict1-4B/model.pt`` (released layout), a random DV8x16x16 tokenizer, the random 7B
 diffusion decoder (``model.pt`` + ``aux_vars.pt``) and CV8x8x8 ``decoder.jit`` + ``mean_std.pt`` at the released
-sizes (traced in bf16 on the GPU), and a 640x1024 input image; no guardrail weights (``--disable-guardrail``). Then
+sizes (traced in bf16 on the GPU), and a 640x1024 input image; no guardrail weights (``--disable-guardrail``), unless
+``--guardrails``: random ones in the released layout that pass every video and find no face (``random_guardrails``;
+NVIDIA's ~62 s counts the guardrails; their seconds fall into "other" and "after init"). Then
 runs ``cosmos-ar generate`` on the image once per configuration, each in its own Python process (a cold start, as a
 user's command), and prints a markdown table: the process's wall time (imports included), generate's own stages
 from its timing line (load, encode, AR decode and tokens/s, diffusion or DV decode, write) and the peak GPU memory.
@@ -170,6 +172,38 @@ def input_video(root: Path, smoke: bool) -> Path:
     return path
 
 
+def random_guardrails(ck: Path, smoke: bool) -> None:
+    """Random guardrail weights in the released layout under ``ck`` (``--guardrails``), built so that every video
+    passes and no face is found, as most real clips: SigLIP so400m (a tiny SigLIP for ``--smoke``) saved as a
+    Hugging Face folder, the safety classifier with its last layer zeroed and biased to class 0 ("safe"), and
+    RetinaFace-ResNet50 with its class heads zeroed and biased to "background" (random logits would pass thousands
+    of boxes to NMS). With the released weights the safety filter costs the same; the face blur costs more per face
+    found."""
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    from nemo_cosmos_ar.guardrails import paths, retinaface, safety
+
+    g = ck / AR_DIR / "guardrail"
+    if (g / paths.FACE_DETECTOR).is_file():
+        return
+    torch.manual_seed(0)
+    tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=28)
+    encoder = SiglipVisionModel(SiglipVisionConfig(**(dict(tiny, patch_size=14) if smoke else safety.SO400M_VISION)))
+    encoder.save_pretrained(g / "video_content_safety_filter" / "siglip-so400m-patch14-384")
+    clf = safety.SafetyClassifier(input_size=encoder.config.hidden_size)
+    last = clf.network.layers[6]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.nn.functional.one_hot(torch.tensor(0), last.bias.numel()).float() * 4)
+    torch.save({"model": clf.state_dict()}, g / paths.SAFETY_FILTER)
+    net = retinaface.retinaface_resnet50()
+    for head in net.ClassHead:
+        torch.nn.init.zeros_(head.conv1x1.weight)
+        head.conv1x1.bias.data.copy_(torch.tensor([8.0, -8.0]).repeat(head.conv1x1.bias.numel() // 2))
+    (g / paths.FACE_DETECTOR).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, g / paths.FACE_DETECTOR)
+
+
 def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
     """The checkpoints folder and the input image (written once; reused when present)."""
     ck = root / "checkpoints"
@@ -199,6 +233,7 @@ def setup(root: Path, smoke: bool) -> tuple[Path, Path]:
 
 
 SPAWN_TIMEOUT: float | None = None  # --timeout
+GUARD_FLAGS = ["--disable-guardrail"]  # [] with --guardrails
 
 
 def _spawn(argv: list[str], out: Path, nproc: int, env: dict):
@@ -255,7 +290,7 @@ def run_batch(
     jsonl = out / f"batch{n}.jsonl"
     jsonl.write_text("".join(json.dumps({"visual_input": str(inp), "seed": i}) + "\n" for i in range(n)))
     argv = ["generate", "--checkpoint-dir", str(ck), "--batch-input-path", str(jsonl), "--video_save_folder"]
-    argv += [str(folder), "--batch-size", str(bs), "--disable-guardrail", "--no-progress", *CONFIGS[name], *extra]
+    argv += [str(folder), "--batch-size", str(bs), *GUARD_FLAGS, "--no-progress", *CONFIGS[name], *extra]
     if smoke:
         argv += ["--model", "tiny", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
@@ -292,7 +327,7 @@ def run_config(
         "--output",
         str(out / f"{name}.mp4"),
         "--overwrite",
-        "--disable-guardrail",
+        *GUARD_FLAGS,
         "--no-progress",
         "--seed",
         str(seed),
@@ -328,6 +363,7 @@ def run_config(
         first=float(dd["first"]) if dd else float("nan"),
         cv=float(dd["cv"]) if dd else float("nan"),
         attention=(re.search(r"; attention (\w+)\)", proc.stdout) or [None, "-"])[1],  # the DiT's attention kernel
+        guard=(re.search(r"guardrails ([\d.]+)s, ", proc.stdout) or [None, "off"])[1],
         other=float(bench[2]) - staged,
         profile=proc.stdout[proc.stdout.find("function calls") :] if cprofile else "",
     )
@@ -389,9 +425,13 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, help="seconds per generate run; on expiry print what it wrote so far and stop"
     )
+    parser.add_argument(
+        "--guardrails", action="store_true", help="with random guardrail weights that pass every video (see setup)"
+    )
     args = parser.parse_args()
-    global SPAWN_TIMEOUT
+    global SPAWN_TIMEOUT, GUARD_FLAGS
     SPAWN_TIMEOUT = args.timeout
+    GUARD_FLAGS = [] if args.guardrails else ["--disable-guardrail"]
     names = [c for c in args.configs.split(",") if c]
     unknown = [c for c in names if c not in CONFIGS]
     if unknown:
@@ -403,6 +443,8 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         ck, image = setup(root, args.smoke)
+        if args.guardrails:
+            random_guardrails(ck, args.smoke)
         extra = args.generate_args.split()
         if args.input == "video" or args.setup_only:
             video = input_video(root, args.smoke)
@@ -429,7 +471,10 @@ def main() -> None:
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
             beside = f"; the encode ran {r['beside']:.1f} s beside the AR model load" if "beside" in r else ""
-            parts.append(f"# {name}: load = {r['parts']}{beside}; DiT attention {r['attention']}; in main(), {r['gc']}")
+            parts.append(
+                f"# {name}: load = {r['parts']}{beside}; DiT attention {r['attention']}; guardrails {r['guard']} s "
+                f"(in 'other'); in main(), {r['gc']}"
+            )
             rows.append(r)
             print(
                 f"| {name} | {r['wall_s']:.1f} | {r['main_s']:.1f} | {r['load']:.1f} | {r['encode']:.1f} | "
