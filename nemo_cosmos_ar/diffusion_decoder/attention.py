@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-import time
 from concurrent.futures import Future
 
 import torch
@@ -38,7 +37,6 @@ FA4_INSTALL = "pip install flash-attn-4"
 
 _fa4_lock = threading.Lock()
 _fa4_future: Future | None = None
-fa4_import_s = 0.0  # how long the import took (0 until it ran)
 
 
 def fa4_installed() -> bool:
@@ -83,12 +81,8 @@ def resolve(name: str, device: torch.device) -> str:
 
 
 def _import_fa4():
-    global fa4_import_s
-    t = time.perf_counter()
     os.environ.setdefault("FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED", "1")  # compiled kernels reused across processes
-    module = importlib.import_module(FA4_MODULE)
-    fa4_import_s = time.perf_counter() - t
-    return module.flash_attn_func
+    return importlib.import_module(FA4_MODULE).flash_attn_func
 
 
 def preload() -> None:
