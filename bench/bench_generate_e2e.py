@@ -363,7 +363,7 @@ def run_config(
         first=float(dd["first"]) if dd else float("nan"),
         cv=float(dd["cv"]) if dd else float("nan"),
         attention=(re.search(r"; attention (\w+)\)", proc.stdout) or [None, "-"])[1],  # the DiT's attention kernel
-        guard=(re.search(r"guardrails ([\d.]+)s, ", proc.stdout) or [None, "off"])[1],
+        guard=(lambda m: f"{m[1]} s (in 'other')" if m else "off")(re.search(r"guardrails ([\d.]+)s, ", proc.stdout)),
         other=float(bench[2]) - staged,
         profile=proc.stdout[proc.stdout.find("function calls") :] if cprofile else "",
     )
@@ -472,8 +472,8 @@ def main() -> None:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
             beside = f"; the encode ran {r['beside']:.1f} s beside the AR model load" if "beside" in r else ""
             parts.append(
-                f"# {name}: load = {r['parts']}{beside}; DiT attention {r['attention']}; guardrails {r['guard']} s "
-                f"(in 'other'); in main(), {r['gc']}"
+                f"# {name}: load = {r['parts']}{beside}; DiT attention {r['attention']}; guardrails {r['guard']}; "
+                f"in main(), {r['gc']}"
             )
             rows.append(r)
             print(

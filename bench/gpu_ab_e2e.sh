@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A same-machine A/B of the whole generate on one H200 (carry .gpu4), for any switch in the code:
-#   bash bench/gpu_ab_e2e.sh FILE 'TEXT NOW' 'TEXT B' [PAIRS]
+#   bash bench/gpu_ab_e2e.sh FILE 'TEXT NOW' 'TEXT B' [PAIRS [LIMIT]]
 # "a" runs the code as it is, "b" with TEXT NOW replaced by TEXT B in FILE (it must be there: a stale pattern would
 # measure the same code twice). int8 + FP8, the guide's 9-frame prompt, each run a fresh process: a discarded warm
 # run, then a / b PAIRS times (default 3), while the call's time lasts (~45 s a run). Prepared in the tenth session
@@ -12,13 +12,12 @@
 # (the rarer full collections, measured on CPU only; the decoder's load before the AR model's or after the prompt,
 # which call c12 could not tell apart).
 set -uo pipefail
-F=$1 A=$2 B=$3 PAIRS=${4:-3}
-OUT=${OUT:-/tmp/out}; L=/tmp/ab; rm -rf $L; mkdir -p "$OUT" $L
+F=$1 A=$2 B=$3 PAIRS=${4:-3} LIMIT=${5:-520}  # LIMIT: no run starts after this many seconds of the call
+OUT=${OUT:-/tmp/out}; L=/tmp/ab; rm -rf $L
 source bench/gpu_site.sh .gpu4
-timeout 150 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only > "$L/setup.log" 2>&1
-run() { [ $SECONDS -lt 520 ] || return; timeout 75 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e \
-  --configs dd-int8-fp8 --input video --timeout 70 > "$L/$1.log" 2>&1; cp $L/*.log "$OUT"/ 2>/dev/null; }
+e2e_setup
+run() { E2E_TIMEOUT=70 e2e "$1" "$LIMIT" --configs dd-int8-fp8; }
 names=(warm)
 run warm
 for i in $(seq "$PAIRS"); do run a$i; swap "$F" "$A" "$B"; run b$i; swap "$F" "$B" "$A"; names+=(a$i b$i); done
-for f in "${names[@]}"; do echo "=== $f"; grep -E "^\| dd|^# dd" "$L/$f.log" 2>/dev/null | tail -2 | cut -c1-400; done
+e2e_report "${names[@]}"

@@ -31,3 +31,20 @@ unset PYTHONDONTWRITEBYTECODE
 # For same-machine A/B scripts: `swap FILE OLD NEW` replaces the exact text OLD by NEW in FILE (fails if OLD is not
 # there, so a stale pattern cannot silently measure the same code twice).
 swap() { python3 -c 'import sys; p, a, b = sys.argv[1:]; s = open(p).read(); assert a in s, (p, a); open(p, "w").write(s.replace(a, b))' "$@"; }
+# The whole-generate runs of the session scripts: bench_generate_e2e.py on the random folders of /tmp/e2e (written
+# once per machine), the guide's 9-frame prompt, each run a fresh process; logs in $L (the caller sets it), copied to
+# $OUT as they come.
+#   e2e_setup                  the folders and the video prompt
+#   e2e NAME LIMIT ARGS...     one run (ARGS: --configs ..., more flags), unless the call is past LIMIT seconds
+#                              ($SECONDS); E2E_TIMEOUT (default 100) bounds the run
+#   e2e_report NAME...         each run's table row and "# " line
+e2e_setup() { mkdir -p "$L" "$OUT"; timeout 200 python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --setup-only \
+  > "$L/setup.log" 2>&1; }
+e2e() {
+  local name=$1 limit=$2 t=${E2E_TIMEOUT:-100}; shift 2
+  [ "$SECONDS" -lt "$limit" ] || return 0
+  timeout $((t + 10)) python3 bench/bench_generate_e2e.py --work-dir /tmp/e2e --input video --timeout "$t" "$@" \
+    > "$L/$name.log" 2>&1
+  cp "$L"/*.log "$OUT"/ 2>/dev/null
+}
+e2e_report() { local f; for f in "$@"; do echo "=== $f"; grep -E "^\| dd|^# dd" "$L/$f.log" 2>/dev/null | tail -2 | cut -c1-400; done; }
