@@ -363,7 +363,10 @@ def run_config(
         first=float(dd["first"]) if dd else float("nan"),
         cv=float(dd["cv"]) if dd else float("nan"),
         attention=(re.search(r"; attention (\w+)\)", proc.stdout) or [None, "-"])[1],  # the DiT's attention kernel
-        guard=(lambda m: f"{m[1]} s (in 'other')" if m else "off")(re.search(r"guardrails ([\d.]+)s, ", proc.stdout)),
+        # the run's guardrails stage (the load parts name "guardrails" too, so the one before "write")
+        guard=(lambda m: f"{m[1]} s (in 'other')" if m else "off")(
+            re.search(r"guardrails ([\d.]+)s, write ", proc.stdout)
+        ),
         other=float(bench[2]) - staged,
         profile=proc.stdout[proc.stdout.find("function calls") :] if cprofile else "",
     )

@@ -10,13 +10,13 @@
 #   bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/inference/pipeline.py \
 #     '    if rank == 0 and pending is not None:  # the diffusion decoder' '    if False:  # the diffusion decoder'
 # (the rarer full collections, measured on CPU only; the decoder's load before the AR model's or after the prompt,
-# which call c12 could not tell apart).
+# which call c12 could not tell apart). AB_ARGS: more bench_generate_e2e.py arguments for every run (--guardrails).
 set -uo pipefail
 F=$1 A=$2 B=$3 PAIRS=${4:-3} LIMIT=${5:-520}  # LIMIT: no run starts after this many seconds of the call
 OUT=${OUT:-/tmp/out}; L=/tmp/ab; rm -rf $L
 source bench/gpu_site.sh .gpu4
 e2e_setup
-run() { E2E_TIMEOUT=70 e2e "$1" "$LIMIT" --configs dd-int8-fp8; }
+run() { E2E_TIMEOUT=${E2E_TIMEOUT:-90} e2e "$1" "$LIMIT" --configs dd-int8-fp8 ${AB_ARGS:-}; }
 names=(warm)
 run warm
 for i in $(seq "$PAIRS"); do run a$i; swap "$F" "$A" "$B"; run b$i; swap "$F" "$B" "$A"; names+=(a$i b$i); done

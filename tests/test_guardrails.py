@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +120,66 @@ def test_offload_loads_per_call_and_frees(mp4):
             guard(frames[:9], fps=fps)
         assert loads == {"safety": expected, "face": expected}
         assert (guard.safety is None, guard.detector is None) == (offload, offload)
+
+
+def test_background_load_is_waited_for_and_gives_the_same_result(mp4):
+    _, frames, fps = mp4
+    threads = []
+
+    def loader(what, build):
+        def load():
+            threads.append((what, threading.current_thread().name))
+            time.sleep(0.2)  # still loading when the first use comes: it must wait, not build a second copy
+            return build()
+
+        return load
+
+    guard = VideoGuardrails(
+        loader("safety", lambda: tiny_safety(0)),
+        loader("face", lambda: face_blur.FaceDetector(tiny_retinaface())),
+        prepare=lambda: threads.append(("prepare", threading.current_thread().name)),
+    )
+    guard.start_loading()
+    guard.start_loading()  # a second call starts nothing
+    verdict, out = guard(frames, fps=fps)
+    # one load of each; transformers' SigLIP build on the caller's thread (it patches torch process-wide)
+    here = threading.current_thread().name
+    assert threads == [("prepare", "cosmos-ar-guardrails"), ("face", "cosmos-ar-guardrails"), ("safety", here)]
+    ref_verdict, ref = VideoGuardrails(lambda: tiny_safety(0), lambda: face_blur.FaceDetector(tiny_retinaface()))(
+        frames, fps=fps
+    )
+    assert verdict == ref_verdict and verdict.safe and torch.equal(out, ref)
+
+    def bad():
+        raise weights.GuardrailWeightsError("Resnet50_Final.pth: missing key body.conv1.weight")
+
+    broken = VideoGuardrails(lambda: tiny_safety(0), bad)
+    broken.start_loading()  # the thread's error is raised by the wait, in the caller
+    with pytest.raises(weights.GuardrailWeightsError, match="^Resnet50_Final.pth: missing key body.conv1.weight$"):
+        broken.load()
+    offloaded = VideoGuardrails(bad, bad, offload=True)
+    offloaded.start_loading()  # offloading: nothing is loaded ahead
+    assert offloaded._loader is None
+
+
+def test_warm_up_runs_every_shape_once_and_changes_nothing(mp4):
+    _, frames, fps = mp4
+    seen = {"face": [], "siglip": []}
+    net, filt = tiny_retinaface(), tiny_safety(0)
+    net.register_forward_pre_hook(lambda m, a: seen["face"].append(tuple(a[0].shape)))
+    filt.encoder.register_forward_pre_hook(
+        lambda m, a, k: seen["siglip"].append(tuple(k["pixel_values"].shape)), with_kwargs=True
+    )
+    guard = VideoGuardrails(lambda: filt, lambda: face_blur.FaceDetector(net, batch_size=8))
+    guard.warm_up(33, 64, 96, fps=fps)
+    # the sampled frames (0, 12, 24) in one SigLIP batch; the detector's full batch of 8 and the remainder of 1
+    assert seen == {"face": [(1, 3, 64, 96), (8, 3, 64, 96)], "siglip": [(3, 3, 28, 28)]}
+    verdict, out = guard(frames, fps=fps)
+    ref_verdict, ref = VideoGuardrails(lambda: tiny_safety(0), lambda: face_blur.FaceDetector(tiny_retinaface()))(
+        frames, fps=fps
+    )
+    assert verdict == ref_verdict and torch.equal(out, ref)
+    assert VideoGuardrails(None, None, offload=True).warm_up(33, 64, 96) is None  # offloaded: nothing loaded
 
 
 def test_pixelation_is_exactly_inside_the_boxes():

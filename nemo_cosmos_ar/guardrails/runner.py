@@ -7,21 +7,33 @@ Integration in ``cosmos-ar generate`` (construct before generating so missing we
     guard = None if args.disable_guardrail else VideoGuardrails.from_checkpoint_dir(
         args.checkpoint_dir, device=device, offload=args.offload_guardrail)
     ...
+    guard.start_loading()                         # optional: build both models on a thread meanwhile
+    ...
+    guard.load(); guard.warm_up(33, 640, 1024)    # waits for that build; first-call costs paid before the video
     verdict, frames = guard(frames, fps=25)      # frames: uint8 [T, H, W, 3]; None when unsafe
     if frames is None: print(f"cosmos-ar generate: {verdict.message}", file=sys.stderr); return 1
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from nemo_cosmos_ar.guardrails.face_blur import FaceDetector, blur_faces, load_face_detector
 from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
-from nemo_cosmos_ar.guardrails.safety import Verdict, VideoSafetyFilter, check_video, load_safety_filter
+from nemo_cosmos_ar.guardrails.safety import (
+    Verdict,
+    VideoSafetyFilter,
+    check_video,
+    import_siglip,
+    load_safety_filter,
+)
 from nemo_cosmos_ar.runtime import free_memory
 
 
@@ -36,6 +48,7 @@ class VideoGuardrails:
     Args:
         load_safety / load_detector: build the models (from disk for the released weights; tests pass tiny ones).
         device: where the models run (for freeing memory on offload).
+        prepare: run first by ``start_loading``'s thread (the released models: import transformers).
         offload: load each model right before use and delete it right after, as ``--offload_guardrail_models``.
     """
 
@@ -46,12 +59,15 @@ class VideoGuardrails:
         *,
         device: str | torch.device = "cpu",
         offload: bool = False,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
-        self._load_safety, self._load_detector = load_safety, load_detector
+        self._load_safety, self._load_detector, self._prepare = load_safety, load_detector, prepare
         self.device = torch.device(device)
         self.offload = offload
         self.safety: VideoSafetyFilter | None = None
         self.detector: FaceDetector | None = None
+        self._loader: threading.Thread | None = None  # start_loading's thread, until waited for
+        self._load_error: BaseException | None = None
 
     @classmethod
     def from_checkpoint_dir(
@@ -72,22 +88,73 @@ class VideoGuardrails:
             lambda: load_face_detector(files.face_detector, device=device, batch_size=batch_size),
             device=device,
             offload=offload,
+            prepare=import_siglip,
         )
 
+    def start_loading(self) -> None:
+        """Start the load on a daemon thread, so that it overlaps whatever the caller loads meanwhile: ``prepare``
+        (the released models: transformers' import, 2-5 s), then the face detector, its copy to the GPU on a side
+        stream. The safety filter is built later, by ``load`` on the caller's thread: transformers' from_pretrained
+        patches ``nn.Module.register_parameter`` process-wide while it runs (to build on the meta device), which
+        turned modules that another thread was building into meta tensors. ``load`` and every use wait for the
+        thread and raise its error. Nothing when offloading (each use loads)."""
+        if self.offload or self._loader is not None or self.detector is not None:
+            return
+        self._loader = threading.Thread(target=self._load_in_background, name="cosmos-ar-guardrails", daemon=True)
+        self._loader.start()
+
+    def _load_in_background(self) -> None:
+        try:
+            if self._prepare is not None:
+                self._prepare()
+            cuda = self.device.type == "cuda"
+            side = torch.cuda.Stream(self.device) if cuda else None
+            with torch.cuda.device(self.device) if cuda else contextlib.nullcontext(), torch.cuda.stream(side):
+                detector = self._load_detector()
+                if cuda:
+                    side.synchronize()  # the weights are on the GPU before another stream reads them
+            self.detector = detector
+        except BaseException as err:  # noqa: BLE001 - raised by the first wait
+            self._load_error = err
+
+    def _wait(self) -> None:
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        if self._load_error is not None:
+            err, self._load_error = self._load_error, None
+            raise err
+
     def _safety(self) -> VideoSafetyFilter:
+        self._wait()
         if self.safety is None:
             self.safety = self._load_safety()
         return self.safety
 
     def _detector(self) -> FaceDetector:
+        self._wait()
         if self.detector is None:
             self.detector = self._load_detector()
         return self.detector
 
     def load(self) -> None:
-        """Build both models now (when not offloading: up front, so a bad weights file fails before generating)."""
+        """Build both models now, or wait for ``start_loading``'s build (when not offloading: up front, so that a
+        bad weights file fails before generating)."""
         self._safety()
         self._detector()
+
+    def warm_up(self, num_frames: int, height: int, width: int, fps: float = 25.0) -> None:
+        """Run each model once at the shapes a ``num_frames`` x ``height`` x ``width`` video gives it, on black
+        frames, and drop the results: the first real video then does not pay for loading kernels and choosing
+        convolution algorithms, per shape (the face detector sees a full batch and the remainder). Nothing when
+        offloading: the models are not resident."""
+        if self.offload:
+            return
+        black = np.zeros((num_frames, height, width, 3), np.uint8)
+        check_video(black, self._safety(), fps=fps)
+        det = self._detector()
+        for n in sorted({min(det.batch_size, num_frames), num_frames % det.batch_size} - {0}):
+            det.detect(black[:n])
 
     def check_video(self, frames, fps: float = 25.0) -> Verdict:
         try:
@@ -112,5 +179,6 @@ class VideoGuardrails:
 
     def release(self) -> None:
         """Drop both models now (e.g. before the next generation when not offloading)."""
+        self._wait()
         self.safety = self.detector = None
         free_memory(self.device)

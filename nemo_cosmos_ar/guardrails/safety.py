@@ -195,6 +195,17 @@ def siglip_processor(image_size: int):
         return TorchSiglipPreprocess(image_size)
 
 
+def import_siglip() -> None:
+    """Import what ``load_safety_filter`` takes from transformers (2-5 s), so that a thread can do it ahead of the
+    load; an import error is left for the load to report."""
+    try:
+        from transformers import SiglipVisionModel  # noqa: F401
+
+        siglip_processor(384)
+    except ImportError:
+        pass
+
+
 def load_safety_filter(
     classifier_path: str | Path,
     siglip_dir: str | Path,

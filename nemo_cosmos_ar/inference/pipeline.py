@@ -177,6 +177,7 @@ class Runner:
             self.guard = VideoGuardrails.from_checkpoint_dir(
                 opts.guardrail_dir, device=self.device, offload=opts.offload_guardrail
             )
+            self.guard.start_loading()  # beside the tokenizer and AR model loads; load_guardrails waits
         self._loaded("setup", t)
 
     # ---- modules ----
@@ -228,12 +229,17 @@ class Runner:
             free_memory(self.device)
 
     def load_guardrails(self) -> None:
-        """Rank 0, unless offloading: load the guardrail models up front (a bad weights file fails before
-        generating), as cosmos-predict1 does."""
+        """Rank 0, unless offloading: the guardrail models loaded up front (a bad weights file fails before
+        generating), as cosmos-predict1 does; their build started on a thread in ``__init__``, and this waits for
+        it. On CUDA, then one warm-up pass at the output's shapes (``VideoGuardrails.warm_up``)."""
         if self.guard is not None and not self.opts.offload_guardrail:
             t = time.perf_counter()
             self.guard.load()
             self._loaded("guardrails", t)
+            if self.device.type == "cuda":
+                t = time.perf_counter()
+                self.guard.warm_up(gen.NUM_OUTPUT_FRAMES, self.height, self.width, OUTPUT_FPS)
+                self._loaded("guardrails warm-up", t)
 
     @property
     def runs_dd(self) -> bool:
