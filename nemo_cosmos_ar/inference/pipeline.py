@@ -229,9 +229,8 @@ class Runner:
             free_memory(self.device)
 
     def load_guardrails(self) -> None:
-        """Rank 0, unless offloading: the guardrail models loaded up front (a bad weights file fails before
-        generating), as cosmos-predict1 does; their build started on a thread in ``__init__``, and this waits for
-        it. On CUDA, then one warm-up pass at the output's shapes (``VideoGuardrails.warm_up``)."""
+        """Rank 0, unless offloading: the guardrails loaded up front, as cosmos-predict1 does (waits for the thread
+        ``__init__`` started); on CUDA, one warm-up pass at the output's shapes (``VideoGuardrails.warm_up``)."""
         if self.guard is not None and not self.opts.offload_guardrail:
             t = time.perf_counter()
             self.guard.load()
