@@ -7,9 +7,9 @@ Integration in ``cosmos-ar generate`` (construct before generating so missing we
     guard = None if args.disable_guardrail else VideoGuardrails.from_checkpoint_dir(
         args.checkpoint_dir, device=device, offload=args.offload_guardrail)
     ...
-    guard.start_loading()                         # optional: build both models on a thread meanwhile
+    guard.start_loading()                         # optional: the import + face detector on a thread
     ...
-    guard.load(); guard.warm_up(33, 640, 1024)    # waits for that build; first-call costs paid before the video
+    guard.load(); guard.warm_up(33, 640, 1024)    # waits for it, builds SigLIP; first calls paid ahead
     verdict, frames = guard(frames, fps=25)      # frames: uint8 [T, H, W, 3]; None when unsafe
     if frames is None: print(f"cosmos-ar generate: {verdict.message}", file=sys.stderr); return 1
 """
@@ -93,7 +93,7 @@ class VideoGuardrails:
 
     def start_loading(self) -> None:
         """Start the load on a daemon thread, so that it overlaps whatever the caller loads meanwhile: ``prepare``
-        (the released models: transformers' import, 2-5 s), then the face detector, its copy to the GPU on a side
+        (the released models: transformers' import, several seconds), then the face detector, its copy to the GPU on a side
         stream. The safety filter is built later, by ``load`` on the caller's thread: transformers' from_pretrained
         patches ``nn.Module.register_parameter`` process-wide while it runs (to build on the meta device), which
         turned modules that another thread was building into meta tensors. ``load`` and every use wait for the

@@ -196,7 +196,7 @@ def siglip_processor(image_size: int):
 
 
 def import_siglip() -> None:
-    """Import what ``load_safety_filter`` takes from transformers (2-5 s), so that a thread can do it ahead of the
+    """Import what ``load_safety_filter`` takes from transformers (several seconds), so that a thread can do it ahead of the
     load; an import error is left for the load to report."""
     try:
         from transformers import SiglipVisionModel  # noqa: F401
