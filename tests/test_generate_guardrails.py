@@ -6,6 +6,7 @@ leaves nothing (video and tokens) and exits 1 with one line; no weights: written
 a batch with one unsafe line; offloading."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -39,14 +40,27 @@ def weights(tmp_path_factory):
     return {"safe": make_guardrail_weights(root / "safe", 0), "unsafe": make_guardrail_weights(root / "unsafe", 2)}
 
 
+class Counts(dict):
+    """Loads per model, and ``threads``: (model, the loading thread's name) per load."""
+
+    def __init__(self, **counts: int) -> None:
+        super().__init__(counts)
+        self.threads: list[tuple[str, str]] = []
+
+
 @pytest.fixture
 def loads(monkeypatch):
     """The tiny RetinaFace architecture for the loader, and a count of guardrail model loads from disk."""
     monkeypatch.setattr(face_blur, "retinaface_resnet50", tiny_retinaface)
-    counts = {"safety": 0, "face": 0}
+    counts = Counts(safety=0, face=0)
 
     def counted(key, real):
-        return lambda *a, **k: counts.__setitem__(key, counts[key] + 1) or real(*a, **k)
+        def load(*a, **k):
+            counts[key] += 1
+            counts.threads.append((key, threading.current_thread().name))
+            return real(*a, **k)
+
+        return load
 
     monkeypatch.setattr(runner, "load_safety_filter", counted("safety", runner.load_safety_filter))
     monkeypatch.setattr(runner, "load_face_detector", counted("face", runner.load_face_detector))
@@ -78,6 +92,8 @@ def test_default_on_a_safe_video_is_written_with_faces_blurred(assets, weights, 
     # No warning (only the note that no diffusion decoder is there); the timing line has the guardrail stage.
     assert err == [DV_NOTE.format(what="the output is", folder=weights["safe"])] and "guardrails " in stdout
     assert loads == {"safety": 1, "face": 1}  # loaded once, up front
+    # the face detector on the guardrails' thread beside the other loads, SigLIP on the main thread
+    assert loads.threads == [("face", "cosmos-ar-guardrails"), ("safety", threading.current_thread().name)]
     assert video_io.probe(out).num_frames == 33
     ((frames, layout),) = written
     assert layout == "THWC" and frames.dtype == torch.uint8 and frames.shape == (33, 64, 96, 3)
