@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from nemo_cosmos_ar.guardrails import face_blur, retinaface, safety  # noqa: E402
+from nemo_cosmos_ar.guardrails import face_blur, retinaface, safety, siglip  # noqa: E402
 from nemo_cosmos_ar.guardrails.runner import VideoGuardrails  # noqa: E402
 
 TINY_SIGLIP = dict(
@@ -59,13 +59,12 @@ def _timed(fn, device: torch.device, warmup: int = 1, iters: int = 3) -> tuple[f
 
 def build_random(smoke: bool, device: torch.device, dtype: torch.dtype, face_batch: int):
     """Loaders for random-weight models at the real (or, for --smoke, tiny) shapes."""
-    from transformers import SiglipVisionConfig, SiglipVisionModel
 
     def load_safety():
         torch.manual_seed(0)
-        cfg = SiglipVisionConfig(**(TINY_SIGLIP if smoke else safety.SO400M_VISION))
+        cfg = siglip.SiglipVisionConfig(**(TINY_SIGLIP if smoke else safety.SO400M_VISION))
+        encoder = siglip.SiglipVisionTower(cfg).init_random()
         with torch.device(device):
-            encoder = SiglipVisionModel(cfg)
             clf = safety.SafetyClassifier(input_size=cfg.hidden_size)
         return safety.VideoSafetyFilter(
             encoder, clf, safety.siglip_processor(cfg.image_size), device=device, dtype=dtype

@@ -16,7 +16,7 @@ import torch
 
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.samples import render_bouncing_balls
-from nemo_cosmos_ar.guardrails import face_blur, paths, retinaface, safety, weights
+from nemo_cosmos_ar.guardrails import face_blur, paths, retinaface, safety, siglip, weights
 from nemo_cosmos_ar.guardrails.retinaface import ResNetBody, RetinaFace, RetinaFaceConfig
 from nemo_cosmos_ar.guardrails.runner import VideoGuardrails
 
@@ -74,13 +74,56 @@ def test_safety_filter_over_mp4_matches_its_definition(mp4):
     assert verdict.safe == all(int(p.argmax()) == 0 for p in probs)
 
 
-def test_torch_preprocessing_within_one_level_of_transformers(mp4):
+def test_siglip_preprocessing_is_transformers_bit_for_bit(mp4, tmp_path):
+    from transformers import SiglipImageProcessor
+
     _, frames, _ = mp4
     imgs = [frames[i].numpy() for i in (0, 12)]
-    ref = safety.siglip_processor(28)(images=imgs, return_tensors="pt")["pixel_values"]
-    ours = safety.TorchSiglipPreprocess(28)(images=imgs)["pixel_values"]
-    assert ours.shape == ref.shape == (2, 3, 28, 28)
-    assert (ours - ref).abs().max().item() <= 2 / 255 + 1e-6  # one uint8 level in [-1, 1] units
+    ref = SiglipImageProcessor(size={"height": 28, "width": 28})(images=imgs, return_tensors="pt")["pixel_values"]
+    ours = safety.siglip_processor(28)(images=imgs)["pixel_values"]
+    assert ours.dtype == ref.dtype == torch.float32 and ours.shape == ref.shape == (2, 3, 28, 28)
+    assert torch.equal(ours, ref)
+    # a folder's own preprocessor_config.json: non-square, another filter, mean and std
+    cfg = dict(size={"height": 30, "width": 20}, resample=2, image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.3, 0.25])
+    SiglipImageProcessor(**cfg).save_pretrained(tmp_path)
+    ref = SiglipImageProcessor.from_pretrained(tmp_path)(images=imgs, return_tensors="pt")["pixel_values"]
+    ours = siglip.SiglipPreprocess.from_folder(tmp_path, 384)(images=imgs)["pixel_values"]
+    assert ours.shape == ref.shape == (2, 3, 30, 20) and torch.equal(ours, ref)
+
+
+def test_siglip_tower_matches_transformers_and_checks_the_file(tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(0)
+    hf = SiglipVisionModel(SiglipVisionConfig(**TINY_SIGLIP)).eval()
+    hf.save_pretrained(tmp_path / "s")
+    ours = siglip.load_siglip_vision(tmp_path / "s")
+    assert ours.config == siglip.SiglipVisionConfig(**TINY_SIGLIP)
+    px = torch.randn(3, 3, 28, 28)
+    with torch.no_grad():
+        ref, out = hf(pixel_values=px), ours(pixel_values=px)
+    assert out.pooler_output.shape == (3, 32) and out.last_hidden_state.shape == (3, 4, 32)
+    assert (out.last_hidden_state - ref.last_hidden_state).abs().max() < 1e-5
+    assert (out.pooler_output - ref.pooler_output).abs().max() < 1e-5
+    assert (
+        siglip.load_siglip_vision(tmp_path / "s", dtype=torch.bfloat16).vision_model.head.probe.dtype == torch.bfloat16
+    )
+    # a missing tensor, a wrong shape, no weights file: one line naming the file and the key
+    weights_file = tmp_path / "s" / "model.safetensors"
+    state = load_file(weights_file)
+    key = "vision_model.encoder.layers.1.mlp.fc1.weight"
+    save_file({k: v for k, v in state.items() if k != key}, weights_file)
+    with pytest.raises(weights.GuardrailWeightsError, match=f"1 of the .* missing, first '{key}'"):
+        siglip.load_siglip_vision(tmp_path / "s")
+    save_file(dict(state, **{key: torch.zeros(3, 32)}), weights_file)
+    with pytest.raises(
+        weights.GuardrailWeightsError, match=rf"'{key}' has shape \(3, 32\), the config needs \(64, 32\)"
+    ):
+        siglip.load_siglip_vision(tmp_path / "s")
+    weights_file.unlink()
+    with pytest.raises(weights.GuardrailWeightsError, match="no SigLIP weights"):
+        siglip.load_siglip_vision(tmp_path / "s")
 
 
 def test_verdict_decides_whether_the_video_is_written(mp4, tmp_path):
@@ -135,16 +178,12 @@ def test_background_load_is_waited_for_and_gives_the_same_result(mp4):
         return load
 
     guard = VideoGuardrails(
-        loader("safety", lambda: tiny_safety(0)),
-        loader("face", lambda: face_blur.FaceDetector(tiny_retinaface())),
-        prepare=lambda: threads.append(("prepare", threading.current_thread().name)),
+        loader("safety", lambda: tiny_safety(0)), loader("face", lambda: face_blur.FaceDetector(tiny_retinaface()))
     )
     guard.start_loading()
     guard.start_loading()  # a second call starts nothing
     verdict, out = guard(frames, fps=fps)
-    # one load of each; transformers' SigLIP build on the caller's thread (it patches torch process-wide)
-    here = threading.current_thread().name
-    assert threads == [("prepare", "cosmos-ar-guardrails"), ("face", "cosmos-ar-guardrails"), ("safety", here)]
+    assert threads == [("safety", "cosmos-ar-guardrails"), ("face", "cosmos-ar-guardrails")]  # one load each
     ref_verdict, ref = VideoGuardrails(lambda: tiny_safety(0), lambda: face_blur.FaceDetector(tiny_retinaface()))(
         frames, fps=fps
     )

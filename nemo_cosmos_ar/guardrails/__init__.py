@@ -8,7 +8,8 @@ docs/guardrails.md), for ``cosmos-ar generate``:
   integration).
 
 Text guardrails (Blocklist, Aegis/LlamaGuard) screen text prompts, which the base models do not take: not here.
-Torch and transformers are imported lazily by the submodules, so importing this package is cheap.
+Torch is imported lazily by the submodules, so importing this package is cheap; transformers is not used (SigLIP's
+vision tower and preprocessing are in ``siglip``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ _EXPORTS = {
     "blur_faces": "face_blur",
     "pixelate_boxes": "face_blur",
     "load_face_detector": "face_blur",
+    "SiglipVisionTower": "siglip",
+    "SiglipPreprocess": "siglip",
+    "load_siglip_vision": "siglip",
     "RetinaFace": "retinaface",
     "RetinaFaceConfig": "retinaface",
     "VideoGuardrails": "runner",

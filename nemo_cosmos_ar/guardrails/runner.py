@@ -7,9 +7,9 @@ Integration in ``cosmos-ar generate`` (construct before generating so missing we
     guard = None if args.disable_guardrail else VideoGuardrails.from_checkpoint_dir(
         args.checkpoint_dir, device=device, offload=args.offload_guardrail)
     ...
-    guard.start_loading()                         # optional: the import + face detector on a thread
+    guard.start_loading()                         # optional: both models load on a thread meanwhile
     ...
-    guard.load(); guard.warm_up(33, 640, 1024)    # waits for it, builds SigLIP; first calls paid ahead
+    guard.load(); guard.warm_up(33, 640, 1024)    # waits for that load; first-call costs paid ahead
     verdict, frames = guard(frames, fps=25)      # frames: uint8 [T, H, W, 3]; None when unsafe
     if frames is None: print(f"cosmos-ar generate: {verdict.message}", file=sys.stderr); return 1
 """
@@ -27,13 +27,7 @@ import torch
 
 from nemo_cosmos_ar.guardrails.face_blur import FaceDetector, blur_faces, load_face_detector
 from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
-from nemo_cosmos_ar.guardrails.safety import (
-    Verdict,
-    VideoSafetyFilter,
-    check_video,
-    import_siglip,
-    load_safety_filter,
-)
+from nemo_cosmos_ar.guardrails.safety import Verdict, VideoSafetyFilter, check_video, load_safety_filter
 from nemo_cosmos_ar.runtime import free_memory
 
 
@@ -48,7 +42,6 @@ class VideoGuardrails:
     Args:
         load_safety / load_detector: build the models (from disk for the released weights; tests pass tiny ones).
         device: where the models run (for freeing memory on offload).
-        prepare: run first by ``start_loading``'s thread (the released models: import transformers).
         offload: load each model right before use and delete it right after, as ``--offload_guardrail_models``.
     """
 
@@ -59,9 +52,8 @@ class VideoGuardrails:
         *,
         device: str | torch.device = "cpu",
         offload: bool = False,
-        prepare: Callable[[], None] | None = None,
     ) -> None:
-        self._load_safety, self._load_detector, self._prepare = load_safety, load_detector, prepare
+        self._load_safety, self._load_detector = load_safety, load_detector
         self.device = torch.device(device)
         self.offload = offload
         self.safety: VideoSafetyFilter | None = None
@@ -88,32 +80,26 @@ class VideoGuardrails:
             lambda: load_face_detector(files.face_detector, device=device, batch_size=batch_size),
             device=device,
             offload=offload,
-            prepare=import_siglip,
         )
 
     def start_loading(self) -> None:
-        """Start the load on a daemon thread, so that it overlaps whatever the caller loads meanwhile: ``prepare``
-        (the released models: transformers' import, several seconds), then the face detector, its copy to the GPU on a side
-        stream. The safety filter is built later, by ``load`` on the caller's thread: transformers' from_pretrained
-        patches ``nn.Module.register_parameter`` process-wide while it runs (to build on the meta device), which
-        turned modules that another thread was building into meta tensors. ``load`` and every use wait for the
-        thread and raise its error. Nothing when offloading (each use loads)."""
-        if self.offload or self._loader is not None or self.detector is not None:
+        """Build both models on a daemon thread, their copies to the GPU on a side stream, so that the load
+        overlaps whatever the caller loads meanwhile. ``load`` and every use wait for it and raise its error.
+        Nothing when offloading (each use loads)."""
+        if self.offload or self._loader is not None or (self.safety is not None and self.detector is not None):
             return
         self._loader = threading.Thread(target=self._load_in_background, name="cosmos-ar-guardrails", daemon=True)
         self._loader.start()
 
     def _load_in_background(self) -> None:
         try:
-            if self._prepare is not None:
-                self._prepare()
             cuda = self.device.type == "cuda"
             side = torch.cuda.Stream(self.device) if cuda else None
             with torch.cuda.device(self.device) if cuda else contextlib.nullcontext(), torch.cuda.stream(side):
-                detector = self._load_detector()
+                safety, detector = self._load_safety(), self._load_detector()
                 if cuda:
                     side.synchronize()  # the weights are on the GPU before another stream reads them
-            self.detector = detector
+            self.safety, self.detector = safety, detector
         except BaseException as err:  # noqa: BLE001 - raised by the first wait
             self._load_error = err
 
@@ -138,7 +124,7 @@ class VideoGuardrails:
         return self.detector
 
     def load(self) -> None:
-        """Build both models now, or wait for ``start_loading``'s build (when not offloading: up front, so that a
+        """Build both models now, or wait for ``start_loading``'s thread (when not offloading: up front, so that a
         bad weights file fails before generating)."""
         self._safety()
         self._detector()

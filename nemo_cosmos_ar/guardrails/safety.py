@@ -3,11 +3,10 @@
 ``auxiliary/guardrail/video_content_safety_filter/``: ``google/siglip-so400m-patch14-384`` embeddings, 1152-d, feed
 a 7-class MLP, ``safety_filter.pt``; any unsafe frame means the video is not saved).
 
-SigLIP comes from ``transformers`` (``SiglipVisionModel``: the vision tower only, whose pooled output is what
-``SiglipModel.get_image_features`` returns; a full SiglipModel checkpoint loads into it with the text tower left
-out). Pixels go through transformers' own ``SiglipImageProcessor`` (bicubic resize to the model's square size,
-/255, mean = std = 0.5), so the encoder sees what it saw in training; ``TorchSiglipPreprocess`` stands in (within one
-uint8 level) where a transformers version lacks it.
+SigLIP's vision tower (the published SiglipVisionModel, whose pooled output is what ``SiglipModel.get_image_features``
+returns) and transformers' ``SiglipImageProcessor`` pixels are re-implemented in ``siglip`` and read from the same
+Hugging Face folder, a full SiglipModel checkpoint's text tower left out; transformers is not imported (why:
+``siglip``'s docstring). Tests hold both to transformers' outputs.
 
 NOT IN THE REFERENCE (from our reading of cosmos-predict1's guardrail code; check against the released file):
 * the classifier's layout, ``network.layers`` = Linear(1152, 512), BatchNorm1d, ReLU, Linear(512, 256),
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from nemo_cosmos_ar.guardrails.siglip import SiglipPreprocess, load_siglip_vision
 
 CLASS_NAMES: tuple[str, ...] = (
     "Safe",
@@ -168,42 +169,10 @@ def check_video(frames, classifier: VideoSafetyFilter, fps: float = 25.0, batch_
     return Verdict(all(v.safe for v in verdicts), tuple(verdicts))
 
 
-class TorchSiglipPreprocess:
-    """SigLIP preprocessing in torch, callable like transformers' image processor: bicubic antialiased resize to
-    ``image_size`` squared, rounded back to uint8 levels (as PIL's resize of a uint8 image is), /255, mean = std = 0.5.
-    Within one uint8 level of ``SiglipImageProcessor`` (PIL) on our test frames; used when that one is missing."""
-
-    def __init__(self, image_size: int) -> None:
-        self.image_size = image_size
-
-    def __call__(self, images, return_tensors: str = "pt") -> dict[str, torch.Tensor]:
-        x = torch.from_numpy(np.stack([np.asarray(i) for i in images])).permute(0, 3, 1, 2).float()
-        x = torch.nn.functional.interpolate(
-            x, size=(self.image_size,) * 2, mode="bicubic", antialias=True, align_corners=False
-        )
-        return {"pixel_values": (x.round().clamp(0, 255) / 255 - 0.5) / 0.5}
-
-
-def siglip_processor(image_size: int):
-    """transformers' SigLIP preprocessing for a square ``image_size`` (its defaults: bicubic, /255, mean=std=0.5);
-    ``TorchSiglipPreprocess`` where this transformers version has no (slow, PIL) SiglipImageProcessor."""
-    try:
-        from transformers import SiglipImageProcessor
-
-        return SiglipImageProcessor(size={"height": image_size, "width": image_size})
-    except ImportError:
-        return TorchSiglipPreprocess(image_size)
-
-
-def import_siglip() -> None:
-    """Import what ``load_safety_filter`` takes from transformers (several seconds), so that a thread can do it ahead of the
-    load; an import error is left for the load to report."""
-    try:
-        from transformers import SiglipVisionModel  # noqa: F401
-
-        siglip_processor(384)
-    except ImportError:
-        pass
+def siglip_processor(image_size: int) -> SiglipPreprocess:
+    """SigLIP's preprocessing at a square ``image_size`` with the published defaults (bicubic, /255,
+    mean = std = 0.5): what ``SiglipImageProcessor`` makes of a folder without a preprocessor config."""
+    return SiglipPreprocess(image_size)
 
 
 def load_safety_filter(
@@ -213,17 +182,13 @@ def load_safety_filter(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> VideoSafetyFilter:
-    """The released safety filter: ``safety_filter.pt`` (read with ``weights_only=True``) + the SigLIP folder."""
-    from transformers import SiglipVisionModel
-
+    """The released safety filter: ``safety_filter.pt`` (read with ``weights_only=True``) + the SigLIP folder (its
+    vision tower and its preprocessing config). Safe to call on any thread."""
     from nemo_cosmos_ar.guardrails.weights import load_released_weights
 
     siglip_dir = Path(siglip_dir)
-    encoder = SiglipVisionModel.from_pretrained(siglip_dir, dtype=dtype)  # `dtype`: transformers >= 4.56 and 5.x
-    # The folder's own preprocessing when it has one, else the model's defaults.
-    processor = siglip_processor(encoder.config.image_size)
-    if (siglip_dir / "preprocessor_config.json").is_file() and not isinstance(processor, TorchSiglipPreprocess):
-        processor = type(processor).from_pretrained(siglip_dir)
+    encoder = load_siglip_vision(siglip_dir, device=device, dtype=dtype)
+    processor = SiglipPreprocess.from_folder(siglip_dir, encoder.config.image_size)
     classifier = SafetyClassifier(input_size=encoder.config.hidden_size)
     load_released_weights(classifier, classifier_path, what="video safety classifier")
     return VideoSafetyFilter(encoder, classifier, processor, device=device, dtype=dtype)
