@@ -109,6 +109,12 @@ def test_siglip_tower_matches_transformers_and_checks_the_file(tmp_path):
     assert (
         siglip.load_siglip_vision(tmp_path / "s", dtype=torch.bfloat16).vision_model.head.probe.dtype == torch.bfloat16
     )
+    # the same weights as a pytorch_model.bin (read weights-only) give the same tower
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_bytes((tmp_path / "s" / "config.json").read_bytes())
+    torch.save(hf.state_dict(), tmp_path / "b" / "pytorch_model.bin")
+    with torch.no_grad():
+        assert torch.equal(siglip.load_siglip_vision(tmp_path / "b")(pixel_values=px).pooler_output, out.pooler_output)
     # a missing tensor, a wrong shape, no weights file: one line naming the file and the key
     weights_file = tmp_path / "s" / "model.safetensors"
     state = load_file(weights_file)

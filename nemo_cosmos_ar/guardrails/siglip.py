@@ -177,9 +177,9 @@ class SiglipVisionTower(nn.Module):
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
-def _read_vision_tensors(folder: Path, keys: set[str], device: torch.device) -> tuple[Path, dict[str, torch.Tensor]]:
-    """The vision tower's tensors of the folder's weights file (a full checkpoint's text tower is not read);
-    safetensors go from the memory-mapped file straight to ``device``."""
+def _read_vision_tensors(folder: Path, keys: set[str]) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The vision tower's tensors of the folder's weights file, memory-mapped on the CPU (a full checkpoint's text
+    tower is not read; the caller's ``.to(device)`` is the one copy)."""
     for name in WEIGHT_FILES:
         path = folder / name
         if not path.is_file():
@@ -188,12 +188,14 @@ def _read_vision_tensors(folder: Path, keys: set[str], device: torch.device) -> 
             if name.endswith(".safetensors"):
                 from safetensors import safe_open
 
-                with safe_open(str(path), framework="pt", device=str(device)) as f:
+                with safe_open(str(path), framework="pt") as f:
                     return path, {k: f.get_tensor(k) for k in f.keys() if k in keys}  # noqa: SIM118
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
             first = " ".join(str(err).split())[:200]
             raise GuardrailWeightsError(f"{path}: not a readable SigLIP weights file ({first}); {HINT}") from None
+        if not isinstance(state, dict):
+            raise GuardrailWeightsError(f"{path}: expected a state dict, got {type(state).__name__}; {HINT}")
         return path, {k: v for k, v in state.items() if k in keys}
     raise GuardrailWeightsError(f"{folder}: no SigLIP weights ({' or '.join(WEIGHT_FILES)}); {HINT}")
 
@@ -208,7 +210,7 @@ def load_siglip_vision(
     with torch.device("meta"):
         tower = SiglipVisionTower(cfg)
     expected = tower.state_dict()
-    path, state = _read_vision_tensors(folder, set(expected), torch.device(device))
+    path, state = _read_vision_tensors(folder, set(expected))
     missing = [k for k in expected if k not in state]
     if missing:
         raise GuardrailWeightsError(
