@@ -124,7 +124,7 @@ def test_siglip_tower_matches_transformers_and_checks_the_file(tmp_path):
         siglip.load_siglip_vision(tmp_path / "s")
     save_file(dict(state, **{key: torch.zeros(3, 32)}), weights_file)
     with pytest.raises(
-        weights.GuardrailWeightsError, match=rf"'{key}' has shape \(3, 32\), the config needs \(64, 32\)"
+        weights.GuardrailWeightsError, match=rf"'{key}' has shape \(3, 32\), the SigLIP vision tower needs \(64, 32\)"
     ):
         siglip.load_siglip_vision(tmp_path / "s")
     weights_file.unlink()

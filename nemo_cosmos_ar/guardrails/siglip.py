@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nemo_cosmos_ar.guardrails.weights import HINT, GuardrailWeightsError
+from nemo_cosmos_ar.guardrails.weights import HINT, GuardrailWeightsError, check_tensors
 
 
 @dataclass(frozen=True)
@@ -211,17 +211,7 @@ def load_siglip_vision(
         tower = SiglipVisionTower(cfg)
     expected = tower.state_dict()
     path, state = _read_vision_tensors(folder, set(expected))
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise GuardrailWeightsError(
-            f"{path}: {len(missing)} of the {len(expected)} tensors of the SigLIP vision tower are missing, first "
-            f"'{missing[0]}'; is this the right file? {HINT}"
-        )
-    for k, ref in expected.items():
-        if tuple(state[k].shape) != tuple(ref.shape):
-            raise GuardrailWeightsError(
-                f"{path}: '{k}' has shape {tuple(state[k].shape)}, the config needs {tuple(ref.shape)}; {HINT}"
-            )
+    check_tensors(path, expected, state, "SigLIP vision tower")
     state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
     tower.load_state_dict(state, strict=True, assign=True)
     return tower.eval().requires_grad_(False)

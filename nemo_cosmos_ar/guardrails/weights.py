@@ -44,11 +44,10 @@ def read_state_dict(
     return out
 
 
-def load_released_weights(module: nn.Module, path: str | Path, *, what: str, **kw) -> nn.Module:
-    """Load ``path`` into ``module``: every key the module has must be there with its shape; extra keys are
-    ignored (a released file may carry more than we run). Raises GuardrailWeightsError with one line otherwise."""
-    state = read_state_dict(path, **kw)
-    expected = module.state_dict()
+def check_tensors(
+    path: str | Path, expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], what: str
+) -> None:
+    """Every key of ``expected`` is in ``state`` with its shape; GuardrailWeightsError with one line otherwise."""
     missing = [k for k in expected if k not in state]
     if missing:
         raise GuardrailWeightsError(
@@ -61,5 +60,13 @@ def load_released_weights(module: nn.Module, path: str | Path, *, what: str, **k
                 f"{path}: '{k}' has shape {tuple(state[k].shape)}, the {what} needs "
                 f"{tuple(ref.shape)}; is this the right file? {HINT}"
             )
+
+
+def load_released_weights(module: nn.Module, path: str | Path, *, what: str, **kw) -> nn.Module:
+    """Load ``path`` into ``module``: every key the module has must be there with its shape; extra keys are
+    ignored (a released file may carry more than we run). Raises GuardrailWeightsError with one line otherwise."""
+    state = read_state_dict(path, **kw)
+    expected = module.state_dict()
+    check_tensors(path, expected, state, what)
     module.load_state_dict({k: state[k] for k in expected}, strict=True)
     return module
