@@ -67,7 +67,7 @@ def build_random(smoke: bool, device: torch.device, dtype: torch.dtype, face_bat
         with torch.device(device):
             clf = safety.SafetyClassifier(input_size=cfg.hidden_size)
         return safety.VideoSafetyFilter(
-            encoder, clf, safety.siglip_processor(cfg.image_size), device=device, dtype=dtype
+            encoder, clf, siglip.SiglipPreprocess(cfg.image_size), device=device, dtype=dtype
         )
 
     def load_face():

@@ -1,7 +1,8 @@
 """Process set-up shared by the CLI, the recipes, the tests and the benchmarks: the process-wide fixes
 (``prepare_process``), the process-group / Megatron-Core parallel-state set-up, the offload routine
-(``free_memory``) of generate, the diffusion decoder and the guardrails, and the pinned-buffer copy of a
-memory-mapped checkpoint to the GPU (``copy_to_device``, the diffusion decoder's load).
+(``free_memory``) of generate, the diffusion decoder and the guardrails, the pinned-buffer copy of a
+memory-mapped checkpoint to the GPU (``copy_to_device``), and a load on a thread (``Background``: the diffusion
+decoder's and the guardrails').
 
 Works under ``torchrun`` (reads RANK/WORLD_SIZE) and as a plain single process (fills the env in). Uses NCCL on
 GPUs and gloo on CPU, where it also applies the CUDA shims of ``cpu_shim``.
@@ -9,8 +10,13 @@ GPUs and gloo on CPU, where it also applies the CUDA shims of ``cpu_shim``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -124,3 +130,36 @@ def copy_to_device(
         if ev is not None:
             ev.synchronize()
     return out
+
+
+T = TypeVar("T")
+
+
+class Background(Generic[T]):
+    """``fn()`` on a daemon thread, its CUDA work on a side stream of ``device`` (on the caller's stream its copies
+    would queue behind the caller's kernels), synchronised before the result is handed over. ``result()`` waits for
+    it and returns it, or raises its error in the caller's thread."""
+
+    def __init__(self, fn: Callable[[], T], device: torch.device | str, name: str) -> None:
+        self._future: Future = Future()
+        self.thread = threading.Thread(target=self._run, args=(fn, torch.device(device)), name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[[], T], device: torch.device) -> None:
+        try:
+            cuda = device.type == "cuda"
+            side = torch.cuda.Stream(device) if cuda else None
+            with torch.cuda.device(device) if cuda else contextlib.nullcontext(), torch.cuda.stream(side):
+                out = fn()
+                if cuda:
+                    side.synchronize()
+            self._future.set_result(out)
+        except BaseException as err:  # noqa: BLE001 - raised by result()
+            self._future.set_exception(err)
+
+    def result(self) -> T:
+        return self._future.result()
+
+    def exception(self) -> BaseException | None:
+        """Wait for ``fn`` and return its error, or None."""
+        return self._future.exception()

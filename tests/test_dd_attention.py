@@ -49,7 +49,7 @@ def test_auto_resolves_to_sdpa_on_cpu_and_fa4_or_unknown_names_are_refused():
 @pytest.mark.skipif(att.fa4_installed(), reason="FlashAttention-4 is installed here")
 def test_fa4_missing_is_a_clear_error_at_the_first_call(monkeypatch):
     """Without the package, ``preload``'s thread fails quietly and the first attention call says how to fix it."""
-    monkeypatch.setattr(att, "_fa4_future", None)
+    monkeypatch.setattr(att, "_fa4_import", None)
     att.preload()
     q = torch.randn(1, 4, 2, 8)
     with pytest.raises(RuntimeError, match=r"^attention backend 'fa4' could not import flash_attn\.cute\.interface .*"
@@ -73,7 +73,7 @@ def test_decoder_falls_back_to_sdpa_when_an_auto_picked_fa4_fails_to_import(tmp_
     dd = DiffusionDecoder(dd_dir, cv_dir, device="cpu", attention="auto")
     assert dd.attention == "sdpa"
     want = dd.decode_tokens(tokens, seed=3)
-    monkeypatch.setattr(att, "_fa4_future", None)
+    monkeypatch.setattr(att, "_fa4_import", None)
     dd.attention = "fa4"  # what "auto" resolves to on a Hopper GPU with the package found
     with pytest.warns(UserWarning, match=r"FlashAttention-4 is installed but failed to import \(.*\); the diffusion "):
         got = dd.decode_tokens(tokens, seed=3)

@@ -38,7 +38,7 @@ def tiny_safety(bias_class: int | None = None, seed: int = 0) -> safety.VideoSaf
         torch.nn.init.zeros_(last.weight)
         with torch.no_grad():
             last.bias.copy_(torch.nn.functional.one_hot(torch.tensor(bias_class), 7).float() * 4)
-    return safety.VideoSafetyFilter(encoder, clf, safety.siglip_processor(28))
+    return safety.VideoSafetyFilter(encoder, clf, siglip.SiglipPreprocess(28))
 
 
 def tiny_retinaface(seed: int = 0) -> RetinaFace:
@@ -80,7 +80,7 @@ def test_siglip_preprocessing_is_transformers_bit_for_bit(mp4, tmp_path):
     _, frames, _ = mp4
     imgs = [frames[i].numpy() for i in (0, 12)]
     ref = SiglipImageProcessor(size={"height": 28, "width": 28})(images=imgs, return_tensors="pt")["pixel_values"]
-    ours = safety.siglip_processor(28)(images=imgs)["pixel_values"]
+    ours = siglip.SiglipPreprocess(28)(images=imgs)["pixel_values"]
     assert ours.dtype == ref.dtype == torch.float32 and ours.shape == ref.shape == (2, 3, 28, 28)
     assert torch.equal(ours, ref)
     # a folder's own preprocessor_config.json: non-square, another filter, mean and std

@@ -22,12 +22,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from concurrent.futures import Future
 
 import torch
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.model.sdpa import preferred_sdpa_backends
+from nemo_cosmos_ar.runtime import Background
 
 ATTENTION_BACKENDS = ("sdpa", "te", "fa4")  # what a DiT runs; "auto" resolves to one of them (``resolve``)
 ATTENTION_CHOICES = ("auto",) + ATTENTION_BACKENDS
@@ -36,7 +36,7 @@ FA4_ARCHS = (9, 10)  # the compute capabilities FlashAttention-4 has forwards fo
 FA4_INSTALL = "pip install flash-attn-4"
 
 _fa4_lock = threading.Lock()
-_fa4_future: Future | None = None
+_fa4_import: Background | None = None  # preload's import
 
 
 def fa4_installed() -> bool:
@@ -87,27 +87,17 @@ def _import_fa4():
 
 def preload() -> None:
     """Start importing FlashAttention-4 on a thread (once per process); ``fa4_function`` waits for it."""
-    global _fa4_future
+    global _fa4_import
     with _fa4_lock:
-        if _fa4_future is not None:
-            return
-        future: Future = Future()
-        _fa4_future = future
-
-    def run() -> None:
-        try:
-            future.set_result(_import_fa4())
-        except BaseException as err:  # noqa: BLE001 - handed to whoever calls fa4_function
-            future.set_exception(err)
-
-    threading.Thread(target=run, name="cosmos-ar-fa4-import", daemon=True).start()
+        if _fa4_import is None:
+            _fa4_import = Background(_import_fa4, "cpu", "cosmos-ar-fa4-import")
 
 
 def fa4_function():
     """FlashAttention-4's ``flash_attn_func`` (imported by ``preload``'s thread; waits for it)."""
     preload()
     try:
-        return _fa4_future.result()
+        return _fa4_import.result()
     except ImportError as err:
         raise RuntimeError(f"attention backend 'fa4' could not import {FA4_MODULE} ({err}); {FA4_INSTALL}, "
                            "or use 'sdpa'") from None  # fmt: skip
@@ -116,7 +106,7 @@ def fa4_function():
 def fa4_import_error() -> BaseException | None:
     """Wait for ``preload``'s import and return its error (None: FlashAttention-4 is ready)."""
     preload()
-    return _fa4_future.exception()
+    return _fa4_import.exception()
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str, ops: dict) -> torch.Tensor:

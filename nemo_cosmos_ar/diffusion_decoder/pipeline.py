@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from nemo_cosmos_ar.diffusion_decoder.fp8 import GEMMS
 from nemo_cosmos_ar.diffusion_decoder.fused import KERNELS
 from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
 from nemo_cosmos_ar.diffusion_decoder.parallel import GuidanceSplit
-from nemo_cosmos_ar.runtime import free_memory
+from nemo_cosmos_ar.runtime import Background, free_memory
 
 DV_SPATIAL = 16  # DV8x16x16 pixels per token, per side
 CV_SPATIAL = 8  # CV8x8x8 pixels per latent cell, per side
@@ -160,8 +159,7 @@ class DiffusionDecoder:
         self.startup_s = {"network": 0.0, "tokenizer": 0.0}
         self.network: DiffusionDecoderDiT | None = None
         self.tokenizer: CVTokenizerDecoder | None = None
-        self._loader: threading.Thread | None = None
-        self._load_error: BaseException | None = None
+        self._loader: Background | None = None  # the background load, until waited for
         background = background and not offload_network
         if not offload_network and not background:
             self.network, self.startup_s["network"] = self._load_network()
@@ -169,8 +167,7 @@ class DiffusionDecoder:
         self.context = load_generic_prompt(self.checkpoint_dir, self.dit_config.context_dim)
         load_tok = not offload_tokenizer and self.makes_frames
         if background:
-            self._loader = threading.Thread(target=self._load_in_background, args=(load_tok,), daemon=True)
-            self._loader.start()
+            self._loader = Background(lambda: self._load_both(load_tok), self.device, "cosmos-ar-dd-load")
         elif load_tok:
             self.tokenizer, self.startup_s["tokenizer"] = self._load_tokenizer()
 
@@ -220,31 +217,23 @@ class DiffusionDecoder:
                 self.attention = "sdpa"
         return self.attention
 
-    def _load_in_background(self, load_tok: bool) -> None:
-        """The thread of ``background``: the loads on a side stream, so their copies overlap the caller's kernels
-        (on the default stream they would queue behind them)."""
-        try:
-            cuda = self.device.type == "cuda"
-            side = torch.cuda.Stream(self.device) if cuda else None
-            with torch.cuda.device(self.device) if cuda else contextlib.nullcontext(), torch.cuda.stream(side):
-                net, took = self._load_network(sync=False)
-                tok, took_tok = self._load_tokenizer(sync=False) if load_tok else (None, 0.0)
-                if cuda:
-                    side.synchronize()
-            self.network, self.tokenizer = net, tok
-            self.startup_s.update(network=took, tokenizer=took_tok)
-        except BaseException as err:  # noqa: BLE001 - raised by the first decode_tokens
-            self._load_error = err
+    def _load_both(self, load_tok: bool) -> tuple:
+        """``background``'s loads (on its thread): ``(network, seconds, tokenizer or None, seconds)``."""
+        net, took = self._load_network(sync=False)
+        tok, took_tok = self._load_tokenizer(sync=False) if load_tok else (None, 0.0)
+        return net, took, tok, took_tok
 
     def _wait_for_loads(self) -> None:
-        if self._loader is not None:
-            t = time.perf_counter()
-            self._loader.join()
-            self._loader = None
+        if self._loader is None:
+            return
+        loader, self._loader = self._loader, None
+        t = time.perf_counter()
+        try:
+            net, took, tok, took_tok = loader.result()  # its error is raised here, once
+        finally:
             self.stats.wait_load_s = time.perf_counter() - t
-        if self._load_error is not None:
-            err, self._load_error = self._load_error, None
-            raise err
+        self.network, self.tokenizer = net, tok
+        self.startup_s.update(network=took, tokenizer=took_tok)
 
     def _peek_config(self, check: bool = False) -> DiTConfig:
         """The DiT's config without loading it; ``check``: also check every key's shape and dtype."""
@@ -413,7 +402,8 @@ class DiffusionDecoder:
     def close(self) -> None:
         """Free the resident modules (after a background load has finished)."""
         if self._loader is not None:
-            self._loader.join()
+            with contextlib.suppress(Exception):  # a failed load leaves nothing to free
+                self._loader.result()
             self._loader = None
         self.network = self.tokenizer = None
         free_memory(self.device)

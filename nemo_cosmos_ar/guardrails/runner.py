@@ -16,8 +16,6 @@ Integration in ``cosmos-ar generate`` (construct before generating so missing we
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +26,7 @@ import torch
 from nemo_cosmos_ar.guardrails.face_blur import FaceDetector, blur_faces, load_face_detector
 from nemo_cosmos_ar.guardrails.paths import find_guardrail_files
 from nemo_cosmos_ar.guardrails.safety import Verdict, VideoSafetyFilter, check_video, load_safety_filter
-from nemo_cosmos_ar.runtime import free_memory
+from nemo_cosmos_ar.runtime import Background, free_memory
 
 
 class GuardrailResult(NamedTuple):
@@ -58,8 +56,7 @@ class VideoGuardrails:
         self.offload = offload
         self.safety: VideoSafetyFilter | None = None
         self.detector: FaceDetector | None = None
-        self._loader: threading.Thread | None = None  # start_loading's thread, until waited for
-        self._load_error: BaseException | None = None
+        self._loader: Background | None = None  # start_loading's thread, until waited for
 
     @classmethod
     def from_checkpoint_dir(
@@ -83,33 +80,19 @@ class VideoGuardrails:
         )
 
     def start_loading(self) -> None:
-        """Build both models on a daemon thread, their copies to the GPU on a side stream, so that the load
+        """Build both models on a thread (``runtime.Background``: copies on a side stream), so that the load
         overlaps whatever the caller loads meanwhile. ``load`` and every use wait for it and raise its error.
         Nothing when offloading (each use loads)."""
         if self.offload or self._loader is not None or (self.safety is not None and self.detector is not None):
             return
-        self._loader = threading.Thread(target=self._load_in_background, name="cosmos-ar-guardrails", daemon=True)
-        self._loader.start()
-
-    def _load_in_background(self) -> None:
-        try:
-            cuda = self.device.type == "cuda"
-            side = torch.cuda.Stream(self.device) if cuda else None
-            with torch.cuda.device(self.device) if cuda else contextlib.nullcontext(), torch.cuda.stream(side):
-                safety, detector = self._load_safety(), self._load_detector()
-                if cuda:
-                    side.synchronize()  # the weights are on the GPU before another stream reads them
-            self.safety, self.detector = safety, detector
-        except BaseException as err:  # noqa: BLE001 - raised by the first wait
-            self._load_error = err
+        self._loader = Background(
+            lambda: (self._load_safety(), self._load_detector()), self.device, "cosmos-ar-guardrails"
+        )
 
     def _wait(self) -> None:
         if self._loader is not None:
-            self._loader.join()
-            self._loader = None
-        if self._load_error is not None:
-            err, self._load_error = self._load_error, None
-            raise err
+            loader, self._loader = self._loader, None
+            self.safety, self.detector = loader.result()  # its error is raised here, once
 
     def _safety(self) -> VideoSafetyFilter:
         self._wait()

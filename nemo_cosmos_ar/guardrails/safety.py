@@ -169,12 +169,6 @@ def check_video(frames, classifier: VideoSafetyFilter, fps: float = 25.0, batch_
     return Verdict(all(v.safe for v in verdicts), tuple(verdicts))
 
 
-def siglip_processor(image_size: int) -> SiglipPreprocess:
-    """SigLIP's preprocessing at a square ``image_size`` with the published defaults (bicubic, /255,
-    mean = std = 0.5): what ``SiglipImageProcessor`` makes of a folder without a preprocessor config."""
-    return SiglipPreprocess(image_size)
-
-
 def load_safety_filter(
     classifier_path: str | Path,
     siglip_dir: str | Path,

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nemo_cosmos_ar.guardrails.weights import HINT, GuardrailWeightsError, check_tensors
+from nemo_cosmos_ar.runtime import copy_to_device
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 def _read_vision_tensors(folder: Path, keys: set[str]) -> tuple[Path, dict[str, torch.Tensor]]:
     """The vision tower's tensors of the folder's weights file, memory-mapped on the CPU (a full checkpoint's text
-    tower is not read; the caller's ``.to(device)`` is the one copy)."""
+    tower is not read); ``runtime.copy_to_device`` takes them to the GPU through pinned buffers."""
     for name in WEIGHT_FILES:
         path = folder / name
         if not path.is_file():
@@ -212,9 +213,8 @@ def load_siglip_vision(
     expected = tower.state_dict()
     path, state = _read_vision_tensors(folder, set(expected))
     check_tensors(path, expected, state, "SigLIP vision tower")
-    state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
-    tower.load_state_dict(state, strict=True, assign=True)
-    return tower.eval().requires_grad_(False)
+    tower.load_state_dict(copy_to_device(state, torch.device(device)), strict=True, assign=True)
+    return tower.to(dtype=dtype).eval().requires_grad_(False)
 
 
 class SiglipPreprocess:
