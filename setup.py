@@ -18,7 +18,7 @@ setup(
         "dev": ["pytest"],
     },
     entry_points={
-        "console_scripts": ["cosmos-ar=nemo_cosmos_ar.cli:main"],
+        "console_scripts": ["cosmos-ar=nemo_cosmos_ar.cli:entry"],
         # The `nemo` CLI (nemo-run) loads every module of this group: that registers our recipe factories.
         "nemo_run.cli": ["cosmos_ar=nemo_cosmos_ar.recipes"],
     },

@@ -133,6 +133,14 @@ def copy_to_device(
 
 
 T = TypeVar("T")
+_BACKGROUND: list[threading.Thread] = []
+
+
+def background_busy() -> list[str]:
+    """The names of the ``Background`` loads still running. A process that ends on an error while one runs must
+    leave through ``os._exit``: interpreter shutdown runs C++ static destructors under a thread that is still inside
+    a CUDA copy or a compiler import, and the process aborts ("terminate called without an active exception")."""
+    return [t.name for t in _BACKGROUND if t.is_alive()]
 
 
 class Background(Generic[T]):
@@ -144,6 +152,7 @@ class Background(Generic[T]):
         self._future: Future = Future()
         self.thread = threading.Thread(target=self._run, args=(fn, torch.device(device)), name=name, daemon=True)
         self.thread.start()
+        _BACKGROUND.append(self.thread)
 
     def _run(self, fn: Callable[[], T], device: torch.device) -> None:
         try:

@@ -397,3 +397,43 @@ def test_a_path_without_tensor_parallelism_refuses_under_torchrun(assets, tmp_pa
     monkeypatch.setenv("RANK", "1")  # the other rank says nothing and fails the same way
     assert main(_base(assets, out / "v.mp4") + ["--engine", "reference"]) == 1
     assert capsys.readouterr().err == ""
+
+
+_ENTRY_CHILD = """
+import atexit, sys, time
+import nemo_cosmos_ar.cli as cli
+from nemo_cosmos_ar import runtime
+
+atexit.register(lambda: print("shutdown ran", flush=True))
+
+def fake_main(argv=None):
+    if sys.argv[1] == "busy":
+        runtime.Background(lambda: time.sleep(120), "cpu", "slow-load")
+        assert runtime.background_busy() == ["slow-load"]
+    print("cosmos-ar generate: error: bad input", file=sys.stderr)
+    return int(sys.argv[2])
+
+cli.main = fake_main
+cli.entry()
+"""
+
+
+@pytest.mark.parametrize("busy", ["busy", "idle"])
+@pytest.mark.parametrize("code", [0, 3])
+def test_an_error_during_a_background_load_exits_at_once_with_its_code(busy, code):
+    # A failure while a load still runs on a Background thread skips interpreter shutdown (os._exit), where C++
+    # destructors under that thread abort the process (exit -6 on the H200); otherwise the exit is the normal one.
+    import subprocess
+
+    from conftest import child_env
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _ENTRY_CHILD, busy, str(code)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "cosmos-ar generate: error: bad input"
+    assert ("shutdown ran" in proc.stdout) == (busy == "idle" or code == 0)

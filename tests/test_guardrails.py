@@ -115,6 +115,14 @@ def test_siglip_tower_matches_transformers_and_checks_the_file(tmp_path):
     torch.save(hf.state_dict(), tmp_path / "b" / "pytorch_model.bin")
     with torch.no_grad():
         assert torch.equal(siglip.load_siglip_vision(tmp_path / "b")(pixel_values=px).pooler_output, out.pooler_output)
+    # keys without the vision_model. prefix (SiglipVisionModel as transformers 5 saves it) give the same tower
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "config.json").write_bytes((tmp_path / "s" / "config.json").read_bytes())
+    bare = {k.removeprefix("vision_model."): v.contiguous() for k, v in hf.state_dict().items()}
+    assert not any(k.startswith("vision_model.") for k in bare) and len(bare) == len(hf.state_dict())
+    save_file(bare, tmp_path / "u" / "model.safetensors")
+    with torch.no_grad():
+        assert torch.equal(siglip.load_siglip_vision(tmp_path / "u")(pixel_values=px).pooler_output, out.pooler_output)
     # a missing tensor, a wrong shape, no weights file: one line naming the file and the key
     weights_file = tmp_path / "s" / "model.safetensors"
     state = load_file(weights_file)

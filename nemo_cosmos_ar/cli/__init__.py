@@ -107,5 +107,33 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
 
+def entry() -> None:
+    """The console script: ``main()``, then the exit. A command that fails while a load still runs on a
+    background thread (``runtime.Background``: the diffusion decoder, the guardrails, FlashAttention-4's import)
+    leaves at once through ``os._exit`` with its exit code, its error already printed; a normal interpreter shutdown
+    would abort the process under that thread (exit -6) after the message."""
+    try:
+        code: int | str | None = main()
+    except SystemExit as e:
+        code = e.code
+    except BaseException:
+        if not _busy():
+            raise
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    if code not in (0, None) and _busy():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
+    sys.exit(code)
+
+
+def _busy() -> bool:
+    runtime = sys.modules.get("nemo_cosmos_ar.runtime")  # never imported: no background thread was started
+    return bool(runtime is not None and runtime.background_busy())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -176,11 +176,20 @@ class SiglipVisionTower(nn.Module):
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PREFIX = "vision_model."
 
 
 def _read_vision_tensors(folder: Path, keys: set[str]) -> tuple[Path, dict[str, torch.Tensor]]:
     """The vision tower's tensors of the folder's weights file, memory-mapped on the CPU (a full checkpoint's text
-    tower is not read); ``runtime.copy_to_device`` takes them to the GPU through pinned buffers."""
+    tower is not read); ``runtime.copy_to_device`` takes them to the GPU through pinned buffers. Keys are read in
+    both layouts a SigLIP folder comes in: ``vision_model.*`` (the released SiglipModel, and SiglipVisionModel as
+    transformers 4 saves it) and without that prefix (SiglipVisionModel as transformers 5 saves it)."""
+
+    def ours(key: str) -> str | None:
+        if key in keys:
+            return key
+        return PREFIX + key if PREFIX + key in keys else None
+
     for name in WEIGHT_FILES:
         path = folder / name
         if not path.is_file():
@@ -190,14 +199,14 @@ def _read_vision_tensors(folder: Path, keys: set[str]) -> tuple[Path, dict[str, 
                 from safetensors import safe_open
 
                 with safe_open(str(path), framework="pt") as f:
-                    return path, {k: f.get_tensor(k) for k in f.keys() if k in keys}  # noqa: SIM118
+                    return path, {ours(k): f.get_tensor(k) for k in f.keys() if ours(k)}  # noqa: SIM118
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
             first = " ".join(str(err).split())[:200]
             raise GuardrailWeightsError(f"{path}: not a readable SigLIP weights file ({first}); {HINT}") from None
         if not isinstance(state, dict):
             raise GuardrailWeightsError(f"{path}: expected a state dict, got {type(state).__name__}; {HINT}")
-        return path, {k: v for k, v in state.items() if k in keys}
+        return path, {ours(k): v for k, v in state.items() if ours(k)}
     raise GuardrailWeightsError(f"{folder}: no SigLIP weights ({' or '.join(WEIGHT_FILES)}); {HINT}")
 
 
