@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Thirteenth session (2026-12-02), one H200 call (~2 min), carrying .gpu4: the exit of a generate that fails while a
-# background load still runs. Call 3 of this session: SigLIP's weights could not be read (the loader did not know
+# Thirteenth session (2026-12-02), one H200 call (~6 min), carrying .gpu4, after bench/gpu_fa4_install.sh a and b.
+# 1. The exit of a generate that fails while a background load still runs. Call 3 of this session: SigLIP's weights could not be read (the loader did not know
 # transformers 5's key layout), generate printed its one-line error, then the process aborted (exit -6, "terminate
 # called without an active exception") under the diffusion decoder's load thread. cosmos-ar's console script
 # (cli.entry) now leaves through os._exit in that case: expect exit 1 and the same one-line error, no abort.
@@ -19,3 +19,13 @@ for run in 1 2; do
 done
 mv $S/model.safetensors.away $S/model.safetensors
 cp $L/*.log "$OUT"/
+# 2. CUDA_DEVICE_MAX_CONNECTIONS. gpu_site.sh sets it to 1 for every run (Megatron's training setting, kept from the
+# first sessions); `cosmos-ar generate` in a plain shell runs with CUDA's default (8 hardware queues). generate
+# overlaps work on side streams (the DiT's first unconditional pass beside the AR decode, loads beside loads), which
+# a single queue orders by submission. a = unset (what a user gets), b = 1 (every figure so far); guardrails on,
+# int8 + FP8 + FA4.
+run() { E2E_TIMEOUT=90 e2e "$@" --configs dd-int8-fp8 --guardrails; }
+run_unset() { (unset CUDA_DEVICE_MAX_CONNECTIONS; run "$@"); }  # a subshell: only this run loses it
+run_unset warm 400
+for i in 1 2; do run_unset a$i 470; run b$i 470; done
+e2e_report warm a1 b1 a2 b2
