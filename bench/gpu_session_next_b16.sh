@@ -27,5 +27,5 @@ cp $L/*.log "$OUT"/
 run() { E2E_TIMEOUT=90 e2e "$@" --configs dd-int8-fp8 --guardrails; }
 run_unset() { (unset CUDA_DEVICE_MAX_CONNECTIONS; run "$@"); }  # a subshell: only this run loses it
 run_unset warm 400
-for i in 1 2; do run_unset a$i 470; run b$i 470; done
+for i in 1 2; do run_unset a$i 300; run b$i 300; done
 e2e_report warm a1 b1 a2 b2
