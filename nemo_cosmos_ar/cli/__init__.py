@@ -127,7 +127,23 @@ def entry() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code if isinstance(code, int) else 1)
+    _close_process_group(ok=code in (0, None))
     sys.exit(code)
+
+
+def _close_process_group(ok: bool) -> None:
+    """Close the process group a command left open (generate keeps its group for a caller's later collectives), so
+    NCCL does not warn at exit that destroy_process_group() was not called. Across ranks only after a success: a
+    rank that failed alone must not wait on the others."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    if not ok and dist.get_world_size() > 1:
+        return
+    parallel_state = sys.modules.get("megatron.core.parallel_state")
+    if parallel_state is not None:
+        parallel_state.destroy_model_parallel()
+    dist.destroy_process_group()
 
 
 def _busy() -> bool:
