@@ -152,7 +152,7 @@ class Background(Generic[T]):
         self._future: Future = Future()
         self.thread = threading.Thread(target=self._run, args=(fn, torch.device(device)), name=name, daemon=True)
         self.thread.start()
-        _BACKGROUND.append(self.thread)
+        _BACKGROUND[:] = [t for t in _BACKGROUND if t.is_alive()] + [self.thread]  # finished ones are dropped
 
     def _run(self, fn: Callable[[], T], device: torch.device) -> None:
         try:
