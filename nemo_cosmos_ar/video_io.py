@@ -390,42 +390,60 @@ def to_uint8_frames(video: torch.Tensor, layout: str | None = None) -> np.ndarra
     return x.to(torch.uint8).contiguous().cpu().numpy()
 
 
-def write_video(
-    path: str | Path, video: torch.Tensor, fps: float = DEFAULT_FPS, *, crf: int = 18, layout: str | None = None
-) -> Path:
-    """Write a clip as H.264 MP4, atomically (temporary file in the same folder, then rename).
+def encode_mp4(
+    video: torch.Tensor, fps: float = DEFAULT_FPS, *, crf: int = 18, layout: str | None = None, name: str = "video"
+) -> bytes:
+    """A clip as H.264 MP4 bytes, in memory: what ``write_video`` writes (the same frames give the same bytes; x264
+    is deterministic at a fixed thread count). ``name`` labels the errors (``write_video`` passes the path).
 
     Args:
-        path: output ``.mp4`` path; parent folders are created.
         video: see ``to_uint8_frames`` (uint8 ``[T, H, W, 3]`` or float in [-1, 1]). H and W must be even
             (yuv420p chroma subsampling).
         fps: frame rate (cosmos-predict1 writes 25).
         crf: x264 constant rate factor (lower = better; 18 is visually lossless for most content).
         layout: see ``to_uint8_frames``.
-
-    Returns:
-        ``path``.
     """
+    import io
+
     import av
 
     frames = to_uint8_frames(video, layout)
     _, height, width, _ = frames.shape
-    path = Path(path)
     if height % 2 or width % 2:
-        raise VideoError(f"{path}: H.264 (yuv420p) needs even frame sizes, got {height}x{width}; crop or pad first")
+        raise VideoError(f"{name}: H.264 (yuv420p) needs even frame sizes, got {height}x{width}; crop or pad first")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be positive, got {fps}")
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """``data`` to ``path`` atomically (a temporary file in the same folder, then a rename); parent folders are
+    created."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": str(crf)}
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode(None))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_video(
+    path: str | Path, video: torch.Tensor, fps: float = DEFAULT_FPS, *, crf: int = 18, layout: str | None = None
+) -> Path:
+    """Write a clip as H.264 MP4 (``encode_mp4``), atomically (``write_bytes``): a reader never sees half a video.
+
+    Returns:
+        ``path``.
+    """
+    return write_bytes(path, encode_mp4(video, fps, crf=crf, layout=layout, name=str(path)))

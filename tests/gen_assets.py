@@ -76,11 +76,11 @@ FACE_LOGIT = 8.0  # the tiny detector's "face" class bias: a face everywhere, so
 GUARDRAIL_DIR = "Cosmos-Predict1-4B/guardrail"  # NVIDIA's layout: the model repo's guardrail/ folder
 
 
-def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
+def make_guardrail_weights(root: Path, verdict_class: int = 0, faces: bool = True) -> Path:
     """``root`` as a checkpoints folder holding tiny guardrail weights where ``cosmos-ar download`` puts the real
     ones (``GUARDRAIL_DIR``, in the model folder): test_guardrails' tiny SigLIP (a Hugging Face folder) and classifier,
     whose every frame goes to ``verdict_class`` (0 = safe), and its tiny RetinaFace (DataParallel ``module.`` names,
-    as released) with the face logit raised on every anchor. Loading that detector needs the tiny architecture in
+    as released) with the face logit raised on every anchor (lowered with ``faces=False``: no face anywhere). Loading that detector needs the tiny architecture in
     place of the full one (``face_blur.retinaface_resnet50 = test_guardrails.tiny_retinaface``)."""
     from test_guardrails import tiny_retinaface, tiny_safety
 
@@ -93,7 +93,9 @@ def make_guardrail_weights(root: Path, verdict_class: int = 0) -> Path:
     state = tiny_retinaface().state_dict()
     for k, v in state.items():
         if k.startswith("ClassHead.") and k.endswith(".bias"):  # (background, face) per anchor
-            state[k] = torch.tensor([-FACE_LOGIT, FACE_LOGIT]).repeat(v.numel() // 2)
+            state[k] = torch.tensor([-FACE_LOGIT, FACE_LOGIT] if faces else [FACE_LOGIT, -FACE_LOGIT]).repeat(
+                v.numel() // 2
+            )
     (g / paths.FACE_DETECTOR).parent.mkdir(parents=True)
     torch.save({f"module.{k}": v for k, v in state.items()}, g / paths.FACE_DETECTOR)
     return root

@@ -37,7 +37,11 @@ def assets(tmp_path_factory):
 def weights(tmp_path_factory):
     """Checkpoints folders whose tiny classifier says safe (class 0) / unsafe (class 2, Violence) for every frame."""
     root = tmp_path_factory.mktemp("checkpoints")
-    return {"safe": make_guardrail_weights(root / "safe", 0), "unsafe": make_guardrail_weights(root / "unsafe", 2)}
+    return {
+        "safe": make_guardrail_weights(root / "safe", 0),
+        "unsafe": make_guardrail_weights(root / "unsafe", 2),
+        "noface": make_guardrail_weights(root / "noface", 0, faces=False),
+    }
 
 
 class Counts(dict):
@@ -67,14 +71,33 @@ def loads(monkeypatch):
     return counts
 
 
+class Written(list):
+    """``(frames, layout)`` of each video written: an MP4 encoded (``encode_mp4``) whose bytes reached the disk
+    (``write_bytes``). ``encodes``: every encode, written or dropped, as ``(frames, layout)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encodes: list[tuple] = []
+        self._bytes: list[bytes] = []
+
+
 @pytest.fixture
 def written(monkeypatch):
-    """What each write_video call received: ``(frames, layout)``."""
-    calls = []
-    real = video_io.write_video
-    monkeypatch.setattr(
-        video_io, "write_video", lambda p, v, **k: calls.append((v, k.get("layout"))) or real(p, v, **k)
-    )
+    calls = Written()
+    real_encode, real_write = video_io.encode_mp4, video_io.write_bytes
+
+    def encode(v, *a, **k):
+        data = real_encode(v, *a, **k)
+        calls.encodes.append((v, k.get("layout")))
+        calls._bytes.append(data)
+        return data
+
+    def write(path, data):
+        calls.extend(calls.encodes[i] for i, b in enumerate(calls._bytes) if b is data)
+        return real_write(path, data)
+
+    monkeypatch.setattr(video_io, "encode_mp4", encode)
+    monkeypatch.setattr(video_io, "write_bytes", write)
     return calls
 
 
@@ -106,6 +129,23 @@ def test_default_on_a_safe_video_is_written_with_faces_blurred(assets, weights, 
     assert all(len(d) > 0 for d in detector.detect(decoded))  # faces found in every frame ...
     assert np.array_equal(frames, face_blur.blur_faces(decoded, detector))
     assert (frames != decoded).mean() > 0.1  # ... so the blur changed the video (a missing blur would show)
+    # The MP4 encoded while the guardrails ran (the unblurred frames) was dropped; the blurred one was encoded after.
+    assert len(written.encodes) == 2 and np.array_equal(written.encodes[0][0].numpy(), decoded)
+
+
+def test_no_face_writes_the_mp4_encoded_while_the_guardrails_ran(assets, weights, loads, written, tmp_path, capsys):
+    # Lossless: the frames encoded beside the guardrails are exactly those of the same run with the guardrails off,
+    # and the file holds that one encode's bytes. (The bytes of two encodes of the same frames can differ: x264's
+    # frame threads are not repeatable here, so the check is on the frames and on which encode was written.)
+    out, off = tmp_path / "v.mp4", tmp_path / "off.mp4"
+    assert main(cli_args(assets, assets / "input.png", out, "--checkpoint-dir", str(weights["noface"]))) == 0
+    assert len(written) == len(written.encodes) == 1 and "guardrails " in capsys.readouterr().out
+    assert out.read_bytes() == written._bytes[0]
+    assert main(cli_args(assets, assets / "input.png", off, "--disable-guardrail")) == 0
+    assert len(written.encodes) == 2 and torch.equal(written.encodes[0][0], written.encodes[1][0])
+    assert written.encodes[0][1] == written.encodes[1][1] == "THWC"
+    assert video_io.read_frames(out).shape == (33, 64, 96, 3)
+    assert not [t for t in threading.enumerate() if t.name == "cosmos-ar-early-encode"]
 
 
 @pytest.mark.parametrize("offload", [False, True], ids=["resident", "offload"])
@@ -117,6 +157,8 @@ def test_an_unsafe_video_writes_nothing_and_exits_1(assets, weights, loads, writ
     err, stdout = _err_lines(capsys)
     assert err == [f"cosmos-ar generate: {out}: {FLAGGED}"] and stdout == ""
     assert written == [] and sorted(tmp_path.rglob("*")) == []  # no video, no tokens, no folder, no temporary file
+    assert len(written.encodes) == 1  # encoded beside the guardrails, then dropped; its thread is done
+    assert not [t for t in threading.enumerate() if t.name == "cosmos-ar-early-encode"]
     # Resident: both models loaded up front. Offloaded: each right before its use, and an unsafe video is not blurred.
     assert loads == ({"safety": 1, "face": 0} if offload else {"safety": 1, "face": 1})
 

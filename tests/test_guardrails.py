@@ -272,7 +272,11 @@ def test_blur_faces_uses_every_detection_and_keeps_type():
     for t in range(3):
         assert np.array_equal(out[t], face_blur.pixelate_boxes(frames[t], boxes[t]).numpy())
     assert np.array_equal(out[1], frames[1].numpy())  # no face: untouched
-    assert isinstance(face_blur.blur_faces(frames, det), torch.Tensor)
+    blurred = face_blur.blur_faces(frames, det)
+    assert isinstance(blurred, torch.Tensor) and blurred is not frames and not torch.equal(blurred, frames)
+    det.detect = lambda video: [torch.zeros(0, 5)] * 3  # no face anywhere: the input itself, not a copy
+    assert face_blur.blur_faces(frames, det) is frames
+    assert isinstance(face_blur.blur_faces(frames.numpy(), det), np.ndarray)
 
 
 def test_priors_follow_the_anchor_formula():

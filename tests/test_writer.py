@@ -142,3 +142,23 @@ def test_a_failed_write_in_a_batch_is_its_lines_error_and_the_others_are_written
     assert "line 2:" in err and "No space left on device" in err, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v0.mp4", "v2.mp4"]
     assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["v0.pt", "v2.pt"]  # v1's tokens: neither file
+
+
+def test_early_encode_hands_over_its_bytes_only_for_the_frames_it_encoded(tmp_path):
+    frames = torch.randint(0, 256, (5, 16, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    early = writer.EarlyEncode(frames, 25.0)
+    data = early.take(frames)
+    assert data is not None and early.take(frames.clone()) is data  # equal frames: the same bytes
+    assert early.take(frames.flip(1)) is None and early.take(frames[:4]) is None  # blurred / other: encode again
+    early.close()
+    video_io.write_bytes(tmp_path / "v.mp4", data)
+    info = video_io.probe(tmp_path / "v.mp4")
+    assert (info.num_frames, info.height, info.width, info.fps) == (5, 16, 24, 25.0)
+    # an encoding error is no hand-over: the normal write raises it, naming the file
+    odd = torch.zeros(5, 15, 24, 3, dtype=torch.uint8)
+    early = writer.EarlyEncode(odd, 25.0)
+    assert early.take(odd) is None
+    early.close()
+    with pytest.raises(video_io.VideoError, match=r"odd.mp4: H.264 \(yuv420p\) needs even frame sizes, got 15x24"):
+        video_io.write_video(tmp_path / "odd.mp4", odd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]

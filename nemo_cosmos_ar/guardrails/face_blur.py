@@ -84,10 +84,13 @@ def pixelate_boxes(frame: torch.Tensor, boxes, blocks: int = BLOCKS) -> torch.Te
 
 def blur_faces(frames, detector: FaceDetector, blocks: int = BLOCKS):
     """Detect faces in every frame and pixelate them. ``frames``: uint8 ``[T, H, W, 3]`` numpy or torch; returns the
-    same type. Frames without a detection come back bit-identical."""
+    same type. Frames without a detection come back bit-identical; a CPU tensor with no face at all comes back as
+    itself (no copy; generate then writes the MP4 it encoded while the guardrails ran, ``writer.EarlyEncode``)."""
     is_numpy = not isinstance(frames, torch.Tensor)
     video = torch.from_numpy(as_uint8_thwc(frames).copy()) if is_numpy else frames.detach().cpu()
     detections = detector.detect(video)
+    if not is_numpy and frames.device.type == "cpu" and not any(len(d) for d in detections):
+        return frames
     out = torch.stack([pixelate_boxes(f, d, blocks) if len(d) else f for f, d in zip(video, detections)])
     return out.numpy() if is_numpy else out
 

@@ -396,6 +396,9 @@ class Runner:
     def render(self, job: Job, tokens: torch.Tensor) -> torch.Tensor:
         """Decode one grid ``[1, T', H', W']`` and run the guardrails (rank 0): the uint8 ``[T, H, W, 3]`` frames to
         write, on the CPU. Raises ``UnsafeVideo`` for a video the safety filter flags."""
+        return self._guarded(job, self._decoded(job, tokens))
+
+    def _decoded(self, job: Job, tokens: torch.Tensor) -> torch.Tensor:
         t = time.perf_counter()
         if self.dd is not None:  # the seed of the job's tokens seeds its noise too, as cosmos-predict1's --seed
             try:
@@ -410,6 +413,9 @@ class Runner:
         t = time.perf_counter()
         frames = writer.host_frames(video, "CTHW")  # clamped, rounded: what is written (and what guardrails see)
         self.seconds["write"] += time.perf_counter() - t
+        return frames
+
+    def _guarded(self, job: Job, frames: torch.Tensor) -> torch.Tensor:
         if self.guard is not None:  # before anything is written: an unsafe video leaves no file at all
             t = time.perf_counter()
             verdict, frames = self.guard(frames, fps=OUTPUT_FPS)
@@ -421,10 +427,18 @@ class Runner:
     def write(self, job: Job, tokens: torch.Tensor) -> None:
         """Decode one grid ``[1, T', H', W']`` and write the job's outputs (rank 0; batch mode renders here and
         writes on its writer thread)."""
-        frames = self.render(job, tokens)
-        t = time.perf_counter()
-        writer.save_outputs(job, tokens, frames, OUTPUT_FPS, self.opts.overwrite)
-        self.seconds["write"] += time.perf_counter() - t
+        frames = self._decoded(job, tokens)
+        # the MP4 encodes on a thread while the guardrails run (BENCHMARKS.md, issue 13, thirteenth session)
+        early = writer.EarlyEncode(frames, OUTPUT_FPS) if self.guard is not None else None
+        try:
+            final = self._guarded(job, frames)
+            t = time.perf_counter()
+            encoded = early.take(final) if early is not None else None
+            writer.save_outputs(job, tokens, final, OUTPUT_FPS, self.opts.overwrite, encoded=encoded)
+            self.seconds["write"] += time.perf_counter() - t
+        finally:
+            if early is not None:
+                early.close()  # after the write: a blurred video's second encode need not wait for the first
 
 
 def generate_video(opts: GenerateOptions) -> GenerationResult:

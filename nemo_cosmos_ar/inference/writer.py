@@ -5,11 +5,16 @@ folders it had to create are removed again if it fails. It touches only the CPU 
 host), so batch mode runs it on a thread (``BackgroundWriter``): the H.264 encode of video k (1.0-1.8 s for the
 random-weight noise of the benchmarks on the H200, ~0.3 s for a smooth clip) then runs while video k+1 is encoded,
 generated and decoded on the GPU, instead of between them.
+
+``EarlyEncode`` does the same for one video and its guardrails: the MP4 is encoded on a thread while the safety
+filter and the face detector run on the same frames. Most videos pass unchanged (no face found), and then those
+bytes are written; a blurred video is encoded again, an unsafe one is dropped.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,10 +33,39 @@ def host_frames(video: torch.Tensor, layout: str) -> torch.Tensor:
     return torch.from_numpy(video_io.to_uint8_frames(video, layout))
 
 
-def save_outputs(job: Job, tokens: torch.Tensor, frames: torch.Tensor, fps: float, overwrite: bool) -> None:
-    """Write ``job.output`` (the MP4 of ``frames``, uint8 ``[T, H, W, 3]``) and, if ``job.save_tokens`` is set, the
-    grid ``tokens``: the tokens to a temporary file first, then the video (atomic itself), then the tokens renamed,
-    so a failure leaves neither.
+class EarlyEncode:
+    """The MP4 bytes of ``frames`` (uint8 ``[T, H, W, 3]``, read only), encoded on a thread from construction."""
+
+    def __init__(self, frames: torch.Tensor, fps: float) -> None:
+        self.frames = frames
+        self._future: Future = Future()
+        self._thread = threading.Thread(target=self._run, args=(fps,), name="cosmos-ar-early-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self, fps: float) -> None:
+        try:
+            self._future.set_result(video_io.encode_mp4(self.frames, fps, layout="THWC"))
+        except BaseException as err:  # noqa: BLE001 - take() falls back to the normal write, which raises it
+            self._future.set_exception(err)
+
+    def take(self, final: torch.Tensor) -> bytes | None:
+        """The bytes, when ``final`` (what the guardrails returned) is the frames encoded; else None (the caller
+        encodes ``final``). An encoding error is None too: the normal write then raises it with the path."""
+        if final is not self.frames and not (final.shape == self.frames.shape and torch.equal(final, self.frames)):
+            return None
+        return None if self._future.exception() is not None else self._future.result()
+
+    def close(self) -> None:
+        """Wait for the thread (a process must not exit with it inside the encoder)."""
+        self._thread.join()
+
+
+def save_outputs(
+    job: Job, tokens: torch.Tensor, frames: torch.Tensor, fps: float, overwrite: bool, encoded: bytes | None = None
+) -> None:
+    """Write ``job.output`` (the MP4 of ``frames``, uint8 ``[T, H, W, 3]``; ``encoded``: those bytes, already
+    encoded by ``EarlyEncode``) and, if ``job.save_tokens`` is set, the grid ``tokens``: the tokens to a temporary
+    file first, then the video (atomic itself), then the tokens renamed, so a failure leaves neither.
 
     Raises:
         FileExistsError: ``job.output`` appeared since the run's checks and ``overwrite`` is off.
@@ -46,7 +80,10 @@ def save_outputs(job: Job, tokens: torch.Tensor, frames: torch.Tensor, fps: floa
             job.save_tokens.parent.mkdir(parents=True, exist_ok=True)
             tmp = job.save_tokens.with_name(f".{job.save_tokens.name}.{os.getpid()}.tmp")
             torch.save(tokens.cpu(), tmp)
-        video_io.write_video(job.output, frames, fps=fps, layout="THWC")
+        if encoded is not None:
+            video_io.write_bytes(job.output, encoded)
+        else:
+            video_io.write_video(job.output, frames, fps=fps, layout="THWC")
         if tmp is not None:
             os.replace(tmp, job.save_tokens)
     except BaseException:
