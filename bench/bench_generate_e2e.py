@@ -131,12 +131,7 @@ peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if torch.cuda.is_avail
 print(f"BENCH rank={rank} rc={rc} main_s={time.perf_counter() - t:.2f} peak_gib={peak}", flush=True)
 print(f"BENCHGC rank={rank} collections={gcs['n']} full={gcs['full']} seconds={gcs['s']:.3f}", flush=True)
 print(f"BENCHGCSLOW rank={rank} {','.join(gcs['slow']) or 'none'}", flush=True)
-# leave as the console script does (cli.entry): at once after a failure during a background load, else with the
-# process group closed
-import nemo_cosmos_ar.cli as cli
-if rc and cli._busy():
-    sys.stdout.flush(); sys.stderr.flush(); os._exit(rc)
-cli._close_process_group(ok=rc == 0)
+__import__("nemo_cosmos_ar.cli").cli.finish(rc)  # exit as the console script does
 """
 DD_PARTS = re.compile(
     r"diffusion decode [\d.]+s \((?P<steps>\d+) steps, (?P<sample>[\d.]+)s, the first (?P<first>[\d.]+)s; CV8x8x8 decode (?P<cv>[\d.]+)s"

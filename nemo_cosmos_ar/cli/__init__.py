@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from typing import NoReturn
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
 
-def entry() -> None:
+def entry() -> NoReturn:
     """The console script: ``main()``, then the exit. A command that fails while a load still runs on a
     background thread (``runtime.Background``: the diffusion decoder, the guardrails, FlashAttention-4's import)
     leaves at once through ``os._exit`` with its exit code, its error already printed; a normal interpreter shutdown
@@ -123,6 +124,12 @@ def entry() -> None:
 
         traceback.print_exc()
         code = 1
+    finish(code)
+
+
+def finish(code: int | str | None) -> NoReturn:
+    """End the process with ``code`` as ``entry`` does after ``main()`` (also for callers that run ``main``
+    in-process and then exit, e.g. bench/bench_generate_e2e.py's child)."""
     if code not in (0, None) and _busy():
         sys.stdout.flush()
         sys.stderr.flush()

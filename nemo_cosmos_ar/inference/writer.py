@@ -14,7 +14,6 @@ bytes are written; a blurred video is encoded again, an unsafe one is dropped.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ import torch
 
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.inference.options import Job
+from nemo_cosmos_ar.runtime import Background
 
 
 def host_frames(video: torch.Tensor, layout: str) -> torch.Tensor:
@@ -34,30 +34,23 @@ def host_frames(video: torch.Tensor, layout: str) -> torch.Tensor:
 
 
 class EarlyEncode:
-    """The MP4 bytes of ``frames`` (uint8 ``[T, H, W, 3]``, read only), encoded on a thread from construction."""
+    """The MP4 bytes of ``frames`` (uint8 ``[T, H, W, 3]``, read only), encoded on a ``runtime.Background`` thread
+    from construction."""
 
     def __init__(self, frames: torch.Tensor, fps: float) -> None:
         self.frames = frames
-        self._future: Future = Future()
-        self._thread = threading.Thread(target=self._run, args=(fps,), name="cosmos-ar-early-encode", daemon=True)
-        self._thread.start()
-
-    def _run(self, fps: float) -> None:
-        try:
-            self._future.set_result(video_io.encode_mp4(self.frames, fps, layout="THWC"))
-        except BaseException as err:  # noqa: BLE001 - take() falls back to the normal write, which raises it
-            self._future.set_exception(err)
+        self._job = Background(lambda: video_io.encode_mp4(frames, fps, layout="THWC"), "cpu", "cosmos-ar-early-encode")
 
     def take(self, final: torch.Tensor) -> bytes | None:
         """The bytes, when ``final`` (what the guardrails returned) is the frames encoded; else None (the caller
         encodes ``final``). An encoding error is None too: the normal write then raises it with the path."""
         if final is not self.frames and not (final.shape == self.frames.shape and torch.equal(final, self.frames)):
             return None
-        return None if self._future.exception() is not None else self._future.result()
+        return None if self._job.exception() is not None else self._job.result()
 
     def close(self) -> None:
         """Wait for the thread (a process must not exit with it inside the encoder)."""
-        self._thread.join()
+        self._job.thread.join()
 
 
 def save_outputs(
