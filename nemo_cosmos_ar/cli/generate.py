@@ -176,7 +176,13 @@ def options_from_args(args: argparse.Namespace):
         dd_parallel=args.diffusion_decoder_parallel,
         dd_gemm=args.diffusion_decoder_gemm,
         dd_attention=args.diffusion_decoder_attention,
-        sampling=SamplingConfig(temperature=args.temperature, top_p=top_p, top_k=args.top_k, nucleus=args.nucleus),
+        sampling=SamplingConfig(
+            temperature=args.temperature,
+            top_p=top_p,
+            top_k=args.top_k,
+            nucleus=args.nucleus,
+            kernel=args.sampling_kernel,
+        ),
     )
 
 

@@ -246,6 +246,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="sort",
         help="sort: cosmos-predict1's full sort (default); topk: exact pre-filter, see docs/generate.md",
     )
+    sa.add_argument(
+        "--sampling-kernel",
+        choices=("auto", "torch"),
+        default="auto",
+        help="auto: on CUDA the top-p draw is one sort + one Triton kernel (same random numbers, sums in another "
+        "order); torch: cosmos-predict1's ops everywhere. See docs/generate.md",
+    )
     rt = p.add_argument_group("runtime")
     rt.add_argument("--device", help="cuda, cuda:N or cpu; default cuda when available (torchrun: the rank's GPU)")
     rt.add_argument(

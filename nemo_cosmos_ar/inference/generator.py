@@ -130,8 +130,8 @@ def _generators(generator: Generators) -> list[torch.Generator]:
 class _Decoder:
     """The per-token work of one ``generate_tokens`` call, eager or as CUDA graphs (one per attended length).
 
-    Buffers: ``tok [B, 1]`` (the token entering the step), ``pos [1]`` (its position), ``logits [B, V]`` (fp32, the
-    distribution of the next token) and ``out [B, L + 1]`` (the grid; column L is scratch for warm-up/capture).
+    Buffers: ``tok [B, 1]`` (the token entering the step), ``pos [1]`` (its position), ``logits [B, V]`` (the model's
+    dtype; the distribution of the next token) and ``out [B, L + 1]`` (the grid; column L is scratch for warm-up/capture).
     Warm-up and capture run at position L-1: the cache slot it writes is never read by a real step (the last real
     step is at L-2), and the output column it writes is overwritten by the final token.
     """
@@ -155,7 +155,10 @@ class _Decoder:
         batch = out.shape[0]
         self.tok = torch.zeros(batch, 1, dtype=torch.long, device=device)
         self.pos = torch.zeros(1, dtype=torch.long, device=device)
-        self.logits = torch.zeros(batch, engine.vocab_size, dtype=torch.float32, device=device)
+        # The model's dtype, as its step returns them: the sampler upcasts (sampling.sample), and on CUDA sorts
+        # these as they are (bf16: a 16-bit radix key, sample_kernel).
+        dtype = getattr(engine, "dtype", torch.float32)
+        self.logits = torch.zeros(batch, engine.vocab_size, dtype=dtype, device=device)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         if graphs:
             self._capture_all()

@@ -25,6 +25,11 @@ before the (k+1)-th is above ``top_p``), falling back to the full sort per call 
 full ``[B, V]`` so the generator advances exactly as with the sort; the kept set is the same, the renormalising sum is
 taken over k instead of V entries (last-bit differences, so a near-tie of two race values may resolve differently).
 
+On CUDA the top-p path (``top_p`` set, no ``top_k``, the "sort" nucleus) runs as one sort and one Triton kernel
+(``sample_kernel``, ``kernel="auto"``): the same random numbers and the same draw, summed in another order, so a
+rank at the nucleus edge or a near-tie of two race values may resolve the other way. ``kernel="torch"`` keeps the
+ops above on every device.
+
 The exponential draw is clamped to the smallest normal float: a draw of exactly 0 would make a zeroed entry 0/0 = NaN,
 which ``argmax`` picks (cosmos-predict1 does not clamp; a 0 draw needs a uniform of exactly 0).
 """
@@ -38,6 +43,7 @@ from typing import Sequence, Union
 import torch
 
 NUCLEUS_MODES = ("sort", "topk")
+KERNELS = ("auto", "torch")
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
@@ -52,6 +58,8 @@ class SamplingConfig:
         top_k: keep only the k most likely tokens (None: off); an integer >= 1.
         nucleus: "sort" (NVIDIA's full sort, default) or "topk" (exact cut-checked pre-filter, see module doc).
         prefilter_k: how many candidates the "topk" nucleus looks at before falling back to the sort.
+        kernel: "auto" (the top-p draw as ``sample_kernel``'s sort + Triton kernel on CUDA, module doc) or "torch"
+            (NVIDIA's ops everywhere).
     """
 
     temperature: float = 1.0
@@ -59,6 +67,7 @@ class SamplingConfig:
     top_k: int | None = None
     nucleus: str = "sort"
     prefilter_k: int = 1024
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -71,6 +80,8 @@ class SamplingConfig:
             raise ValueError(f"top_k must be an integer >= 1 (leave it out for no top-k), got {self.top_k}")
         if self.nucleus not in NUCLEUS_MODES:
             raise ValueError(f"nucleus must be one of {NUCLEUS_MODES}, got {self.nucleus!r}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
         if self.prefilter_k < 1:
             raise ValueError(f"prefilter_k must be >= 1, got {self.prefilter_k}")
 
@@ -146,6 +157,19 @@ def exponential_draw(batch: int, width: int, generator: Generators, device: torc
     return race.clamp_min_(torch.finfo(race.dtype).tiny)
 
 
+def _kernel_path(logits: torch.Tensor, config: SamplingConfig) -> bool:
+    """Whether ``sample`` takes ``sample_kernel``'s path: CUDA, top-p alone with the full-sort nucleus, Triton there."""
+    if not (logits.is_cuda and config.kernel == "auto" and not config.greedy and config.top_p is not None):
+        return False
+    if config.top_k is not None or config.nucleus != "sort":
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators = None) -> torch.Tensor:
     """Draw one token per row of ``logits [B, V]`` (or ``[V]``), as cosmos-predict1 does (module doc).
 
@@ -158,6 +182,13 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
         ``[B]`` (or ``[]``) int64 token ids on ``logits.device``.
     """
     squeeze = logits.ndim == 1
+    if _kernel_path(logits, config):
+        from nemo_cosmos_ar.inference import sample_kernel
+
+        keys = logits.reshape(-1, logits.shape[-1])
+        race = exponential_draw(keys.shape[0], keys.shape[1], generator, logits.device)
+        out = sample_kernel.sample_top_p(keys, config.temperature, config.top_p, race)
+        return out[0] if squeeze else out
     logits = logits.float().reshape(-1, logits.shape[-1])
     if config.greedy:
         out = logits.argmax(dim=-1)
