@@ -1,4 +1,4 @@
-"""cosmos-predict1's top-p draw as one sort and one Triton kernel (CUDA), instead of a dozen small torch ops.
+"""cosmos-predict1's top-p draw as one sort and three small Triton kernels (CUDA), instead of a dozen torch ops.
 
 Why: at batch 1 the AR decode's sampler is ~0.1 ms of each ~1.7 ms token on the H200 (BENCHMARKS.md, issue 13:
 the 64,000-way radix sort of the fp32 probabilities 0.041 ms, the one-row softmax 0.018, the argmax 0.016, the
@@ -14,16 +14,19 @@ What it computes is ``sampling.sample`` for the top-p path (``top_p`` set, no ``
    to the same value, lies past any nucleus.
 2. ``race = Exp(1)`` drawn exactly as the reference draws it (``sampling.exponential_draw``, one ``[B, V]`` fill per
    step from the same generator), so a seed consumes the same random numbers.
-3. ``_race_kernel``, one program per row, walking the sorted row in tiles: pass 1 the softmax denominator (the
-   maximum is the first sorted value); pass 2 the running mass before each rank, which ranks are kept
-   (``before <= top_p``, the reference's ``masked_fill(before > top_p, 0)``) and their sum; pass 3, over the tiles up
-   to the last kept rank, ``argmax((p / kept_sum) / race[rank])`` (first maximum on ties, as ``torch.argmax``), and
-   the winner's token id ``order[rank]``.
+3. Three small Triton kernels over tiles of the sorted row (``TILE`` ranks per program, all tiles at once; one
+   program doing the whole row tile after tile took 41-59 us on the H200, BENCHMARKS.md issue 13): each tile's sum
+   of ``exp(x - max)`` (the maximum is the first sorted value); then per tile the probabilities, the mass before
+   each rank (the tiles before it from those sums, then a scan), the kept ranks (``before <= top_p``, the
+   reference's ``masked_fill(before > top_p, 0)``) and the tile's race winner ``argmax(p / race[rank])`` among
+   them; then the best tile (the first on ties, as ``torch.argmax``) and its winner's token id ``order[rank]``.
 
-The arithmetic is the reference's in fp32 but summed in another order (tile sums, not torch's scans), so a rank at
-the nucleus edge, or two race values within an ulp, can come out the other way: the same distribution and the same
-random numbers, the same token nearly always (tests: every token equal over 200 random rows in the interpreter), the
-same token for the same seed always. Triton is imported on first use; on CPU tensors the kernel runs in Triton's
+Two differences from the reference's arithmetic, both at the level of rounding: the sums run in another order (tile
+sums, not torch's scans), so a rank whose mass before it is within rounding of ``top_p`` can fall the other way; and
+the race compares ``p / race`` where the reference compares ``(p / kept_sum) / race`` -- the same order but for two
+race values within an ulp. Same distribution, same random numbers, the same token nearly always (tests: every row
+whose nucleus agrees draws the reference's token; the H200 bench: 1,000 of 1,000 draws per spread), and the same
+token for the same seed always. Triton is imported on first use; on CPU tensors the kernel runs in Triton's
 interpreter (tests only: generate uses it on CUDA).
 """
 
@@ -31,77 +34,75 @@ from __future__ import annotations
 
 import torch
 
-TILE = 2048  # sorted values per step of a program's walk
-NUM_WARPS = 8
-_KERNEL: list = []
+TILE = 2048  # sorted values per program
+NUM_WARPS = 4
+_KERNELS: list = []
 
 
 def _build():
-    """The kernel, decorated on first use (``TRITON_INTERPRET=1`` is read at decoration time)."""
-    if _KERNEL:
-        return _KERNEL[0]
+    """The three kernels, decorated on first use (``TRITON_INTERPRET=1`` is read at decoration time)."""
+    if _KERNELS:
+        return _KERNELS[0]
     import triton
     import triton.language as tl
 
     @triton.jit
-    def race_kernel(
-        keys_ptr, order_ptr, race_ptr, out_ptr, kept_ptr,
-        vocab, stride_k, stride_o, stride_r, temperature, top_p,
-        TILE: tl.constexpr,
-    ):  # fmt: skip
-        row = tl.program_id(0)
+    def mass_kernel(keys_ptr, mass_ptr, vocab, tiles, stride_k, temperature, TILE: tl.constexpr):
+        """Grid (rows, tiles): each tile's sum of exp(x - max) (the max is the row's first sorted value)."""
+        row, tile = tl.program_id(0), tl.program_id(1)
         keys = keys_ptr + row * stride_k
-        lanes = tl.arange(0, TILE)
-        top = tl.load(keys).to(tl.float32) / temperature  # the row's maximum: it sorts first
-        # Pass 1: the softmax denominator (sum of exp(x - max); a padded lane is -inf -> 0).
-        acc = tl.zeros([TILE], dtype=tl.float32)
-        for start in range(0, vocab, TILE):
-            offs = start + lanes
-            x = tl.load(keys + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32) / temperature
-            acc += tl.exp(x - top)
-        denom = tl.sum(acc, axis=0)
-        # Pass 2: the mass before each rank, the kept ranks, their sum, and the last kept rank.
-        carry = tl.zeros([], dtype=tl.float32)
-        kept_sum = tl.zeros([], dtype=tl.float32)
-        last = tl.zeros([], dtype=tl.int32)
-        for start in range(0, vocab, TILE):
-            offs = start + lanes
-            x = tl.load(keys + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32) / temperature
-            p = tl.exp(x - top) / denom
-            run = tl.cumsum(p, axis=0) + carry
-            keep = ((run - p) <= top_p) & (offs < vocab)
-            kept_sum += tl.sum(tl.where(keep, p, 0.0), axis=0)
-            last = tl.maximum(last, tl.max(tl.where(keep, offs + 1, 0), axis=0))
-            carry = tl.max(run, axis=0)  # p >= 0, so the running mass only grows: its max is the tile's last value
-        # Pass 3: the exponential race over the kept ranks, ranks past the last kept one never read.
-        best = tl.full([], -1.0, dtype=tl.float32)
-        best_rank = tl.zeros([], dtype=tl.int32)
-        carry = tl.zeros([], dtype=tl.float32)
-        for start in range(0, last, TILE):
-            offs = start + lanes
-            x = tl.load(keys + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32) / temperature
-            p = tl.exp(x - top) / denom
-            run = tl.cumsum(p, axis=0) + carry
-            keep = ((run - p) <= top_p) & (offs < vocab)
-            e = tl.load(race_ptr + row * stride_r + offs, mask=offs < vocab, other=1.0)
-            v = tl.where(keep, tl.where(keep, p, 0.0) / kept_sum / e, -1.0)
-            tile_best = tl.max(v, axis=0)
-            tile_rank = tl.argmax(v, axis=0, tie_break_left=True).to(tl.int32) + start
-            take = tile_best > best  # strict: an earlier tile keeps a tie, as argmax's first maximum
-            best_rank = tl.where(take, tile_rank, best_rank)
-            best = tl.maximum(best, tile_best)
-            carry = tl.max(run, axis=0)
-        tl.store(out_ptr + row, tl.load(order_ptr + row * stride_o + best_rank))
-        tl.store(kept_ptr + row, last)
+        offs = tile * TILE + tl.arange(0, TILE)
+        top = tl.load(keys).to(tl.float32) / temperature
+        x = tl.load(keys + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32) / temperature
+        tl.store(mass_ptr + row * tiles + tile, tl.sum(tl.exp(x - top), axis=0))
 
-    _KERNEL.append(race_kernel)
-    return race_kernel
+    @triton.jit
+    def tile_kernel(
+        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
+        vocab, tiles, stride_k, stride_r, temperature, top_p,
+        TILE: tl.constexpr, TILES: tl.constexpr,
+    ):  # fmt: skip
+        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
+        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
+        row, tile = tl.program_id(0), tl.program_id(1)
+        keys = keys_ptr + row * stride_k
+        t = tl.arange(0, TILES)
+        mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
+        denom = tl.sum(mass, axis=0)  # the same sum, in the same order, in every program of the row
+        before_tile = tl.sum(tl.where(t < tile, mass, 0.0), axis=0) / denom
+        offs = tile * TILE + tl.arange(0, TILE)
+        valid = offs < vocab
+        top = tl.load(keys).to(tl.float32) / temperature
+        x = tl.load(keys + offs, mask=valid, other=float("-inf")).to(tl.float32) / temperature
+        p = tl.exp(x - top) / denom
+        run = tl.cumsum(p, axis=0) + before_tile
+        keep = ((run - p) <= top_p) & valid
+        e = tl.load(race_ptr + row * stride_r + offs, mask=valid, other=1.0)
+        v = tl.where(keep, p / e, -1.0)
+        out = row * tiles + tile
+        tl.store(best_ptr + out, tl.max(v, axis=0))
+        tl.store(rank_ptr + out, tl.argmax(v, axis=0, tie_break_left=True).to(tl.int32) + tile * TILE)
+        tl.store(last_ptr + out, tl.max(tl.where(keep, offs + 1, 0), axis=0))
+
+    @triton.jit
+    def pick_kernel(best_ptr, rank_ptr, last_ptr, order_ptr, out_ptr, kept_ptr, tiles, stride_o, TILES: tl.constexpr):
+        """Grid (rows,): the best tile (the first on ties: its ranks come first), its winner's token id."""
+        row = tl.program_id(0)
+        t = tl.arange(0, TILES)
+        best = tl.load(best_ptr + row * tiles + t, mask=t < tiles, other=-2.0)
+        win = tl.argmax(best, axis=0, tie_break_left=True)
+        rank = tl.load(rank_ptr + row * tiles + win)
+        tl.store(out_ptr + row, tl.load(order_ptr + row * stride_o + rank))
+        tl.store(kept_ptr + row, tl.max(tl.load(last_ptr + row * tiles + t, mask=t < tiles, other=0), axis=0))
+
+    _KERNELS.append((mass_kernel, tile_kernel, pick_kernel))
+    return _KERNELS[0]
 
 
 def race_sorted(
     keys: torch.Tensor, order: torch.Tensor, race: torch.Tensor, temperature: float, top_p: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kernel on already sorted rows: ``keys [B, V]`` (descending logits, any float dtype), ``order [B, V]``
+    """The kernels on already sorted rows: ``keys [B, V]`` (descending logits, any float dtype), ``order [B, V]``
     (their token ids), ``race [B, V]`` (fp32 Exp(1) draws, > 0). Returns ``(token ids [B] int64, kept [B] int32)``;
     kept is one past the last kept rank (the nucleus size when it is a prefix, as it is but for rounding)."""
     batch, vocab = keys.shape
@@ -109,13 +110,23 @@ def race_sorted(
         raise ValueError(f"keys {tuple(keys.shape)}, order {tuple(order.shape)}, race {tuple(race.shape)} must match")
     if keys.stride(-1) != 1 or order.stride(-1) != 1 or race.stride(-1) != 1 or race.dtype != torch.float32:
         raise ValueError("keys, order and race must be row-contiguous, race fp32")
-    out = torch.empty(batch, dtype=order.dtype, device=keys.device)
-    kept = torch.empty(batch, dtype=torch.int32, device=keys.device)
-    _build()[(batch,)](
-        keys, order, race, out, kept,
-        vocab, keys.stride(0), order.stride(0), race.stride(0), float(temperature), float(top_p),
-        TILE=TILE, num_warps=NUM_WARPS,
+    mass_k, tile_k, pick_k = _build()
+    tiles = -(-vocab // TILE)
+    pad = max(16, 1 << (tiles - 1).bit_length())
+    dev = keys.device
+    mass = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
+    best = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
+    rank = torch.empty(batch, tiles, dtype=torch.int32, device=dev)
+    last = torch.empty(batch, tiles, dtype=torch.int32, device=dev)
+    out = torch.empty(batch, dtype=order.dtype, device=dev)
+    kept = torch.empty(batch, dtype=torch.int32, device=dev)
+    t, p = float(temperature), float(top_p)
+    mass_k[(batch, tiles)](keys, mass, vocab, tiles, keys.stride(0), t, TILE=TILE, num_warps=NUM_WARPS)
+    tile_k[(batch, tiles)](
+        keys, race, mass, best, rank, last, vocab, tiles, keys.stride(0), race.stride(0), t, p,
+        TILE=TILE, TILES=pad, num_warps=NUM_WARPS,
     )  # fmt: skip
+    pick_k[(batch,)](best, rank, last, order, out, kept, tiles, order.stride(0), TILES=pad, num_warps=1)
     return out, kept
 
 
