@@ -130,8 +130,9 @@ def _generators(generator: Generators) -> list[torch.Generator]:
 class _Decoder:
     """The per-token work of one ``generate_tokens`` call, eager or as CUDA graphs (one per attended length).
 
-    Buffers: ``tok [B, 1]`` (the token entering the step), ``pos [1]`` (its position), ``logits [B, V]`` (the model's
-    dtype; the distribution of the next token) and ``out [B, L + 1]`` (the grid; column L is scratch for warm-up/capture).
+    Buffers: ``tok [B, 1]`` (the token entering the step), ``pos [1]`` (its position), ``logits [B, V]`` (in the
+    model's dtype; the distribution of the next token) and ``out [B, L + 1]`` (the grid; column L is scratch for
+    warm-up/capture).
     Warm-up and capture run at position L-1: the cache slot it writes is never read by a real step (the last real
     step is at L-2), and the output column it writes is overwritten by the final token.
     """

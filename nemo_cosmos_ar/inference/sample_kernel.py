@@ -25,9 +25,10 @@ Two differences from the reference's arithmetic, both at the level of rounding: 
 sums, not torch's scans), so a rank whose mass before it is within rounding of ``top_p`` can fall the other way; and
 the race compares ``p / race`` where the reference compares ``(p / kept_sum) / race`` -- the same order but for two
 race values within an ulp. Same distribution, same random numbers, the same token nearly always (tests: every row
-whose nucleus agrees draws the reference's token; the H200 bench: 1,000 of 1,000 draws per spread), and the same
-token for the same seed always. Triton is imported on first use; on CPU tensors the kernel runs in Triton's
-interpreter (tests only: generate uses it on CUDA).
+whose nucleus agrees draws the reference's token; the H200 bench: 500 of 500 draws per spread), and the same token
+for the same seed always. On the H200 a draw takes 41 us instead of 112 in a CUDA graph, and the AR decode of one
+video 12.4 s instead of 13.1. Triton is imported on first use; on CPU tensors the kernels run in Triton's
+interpreter (tests only: generate uses them on CUDA).
 """
 
 from __future__ import annotations

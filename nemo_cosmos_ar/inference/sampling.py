@@ -25,10 +25,10 @@ before the (k+1)-th is above ``top_p``), falling back to the full sort per call 
 full ``[B, V]`` so the generator advances exactly as with the sort; the kept set is the same, the renormalising sum is
 taken over k instead of V entries (last-bit differences, so a near-tie of two race values may resolve differently).
 
-On CUDA the top-p path (``top_p`` set, no ``top_k``, the "sort" nucleus) runs as one sort and one Triton kernel
-(``sample_kernel``, ``kernel="auto"``): the same random numbers and the same draw, summed in another order, so a
-rank at the nucleus edge or a near-tie of two race values may resolve the other way. ``kernel="torch"`` keeps the
-ops above on every device.
+On CUDA the top-p path (``top_p`` set, no ``top_k``, the "sort" nucleus) runs as one sort and three small
+Triton kernels (``sample_kernel``, ``kernel="auto"``): the same random numbers and the same draw, summed in another
+order, so a rank at the nucleus edge or a near-tie of two race values may resolve the other way.
+``kernel="torch"`` keeps the ops above on every device.
 
 The exponential draw is clamped to the smallest normal float: a draw of exactly 0 would make a zeroed entry 0/0 = NaN,
 which ``argmax`` picks (cosmos-predict1 does not clamp; a 0 draw needs a uniform of exactly 0).
