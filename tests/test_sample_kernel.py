@@ -124,4 +124,29 @@ def test_cuda_dispatch(cfg, taken):
 def test_in_the_interpreter():
     """This file's tests in a child pytest that sets TRITON_INTERPRET=1 before anything imports Triton: all pass."""
     summary = run_in_triton_interpreter(__file__)
-    assert re.fullmatch(r"=* ?11 passed, 6 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
+    assert re.fullmatch(r"=* ?12 passed, 6 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
+
+
+def test_kernels_that_fail_leave_the_torch_ops_with_the_same_draw(monkeypatch):
+    """A GPU or Triton build the kernels do not compile for: one warning, the draw made by the torch ops from the race
+    already drawn (so the generator advances once, as always), and the ops from then on. Forced here on CPU tensors."""
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise RuntimeError("no kernel image is available for execution on the device\nsecond line")
+
+    monkeypatch.setattr(sk, "sample_top_p", broken)
+    monkeypatch.setattr(sm, "KERNEL_FAILURES", [])
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda t: True))  # the kernel path, on CPU tensors
+    logits = torch.randn(3, 500, generator=torch.Generator().manual_seed(0))
+    cfg = sm.SamplingConfig(top_p=0.7)
+    got, ref = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    with pytest.warns(UserWarning, match=r"top-p Triton kernels failed on cpu \(RuntimeError: no kernel image is "
+                      r"available for execution on the device\); sampling with the torch ops"):  # fmt: skip
+        first = sm.sample(logits, cfg, got)
+    assert torch.equal(first, sm.sample(logits, sm.SamplingConfig(top_p=0.7, kernel="torch"), ref))
+    assert torch.equal(got.get_state(), ref.get_state())
+    assert sm.KERNEL_FAILURES and len(calls) == 1
+    second = sm.sample(logits, cfg, got)  # no second try, no second warning
+    assert len(calls) == 1 and torch.equal(second, sm.sample(logits, sm.SamplingConfig(top_p=0.7, kernel="torch"), ref))

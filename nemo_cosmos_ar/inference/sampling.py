@@ -37,6 +37,7 @@ which ``argmax`` picks (cosmos-predict1 does not clamp; a 0 draw needs a uniform
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -44,6 +45,8 @@ import torch
 
 NUCLEUS_MODES = ("sort", "topk")
 KERNELS = ("auto", "torch")
+# Why the kernels stopped being used in this process (a GPU or Triton build they do not compile for); empty = in use.
+KERNEL_FAILURES: list[str] = []
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
@@ -161,7 +164,7 @@ def _kernel_path(logits: torch.Tensor, config: SamplingConfig) -> bool:
     """Whether ``sample`` takes ``sample_kernel``'s path: CUDA, top-p alone with the full-sort nucleus, Triton there."""
     if not (logits.is_cuda and config.kernel == "auto" and not config.greedy and config.top_p is not None):
         return False
-    if config.top_k is not None or config.nucleus != "sort":
+    if config.top_k is not None or config.nucleus != "sort" or KERNEL_FAILURES:
         return False
     try:
         import triton  # noqa: F401
@@ -187,7 +190,18 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
 
         keys = logits.reshape(-1, logits.shape[-1])
         race = exponential_draw(keys.shape[0], keys.shape[1], generator, logits.device)
-        out = sample_kernel.sample_top_p(keys, config.temperature, config.top_p, race)
+        try:
+            out = sample_kernel.sample_top_p(keys, config.temperature, config.top_p, race)
+        except Exception as err:  # Triton raises several types (compilation, resources, driver) on unsupported GPUs
+            KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
+            warnings.warn(
+                f"the top-p Triton kernels failed on {logits.device} ({KERNEL_FAILURES[-1].splitlines()[0]}); "
+                "sampling with the torch ops from now on (--sampling-kernel torch skips them)",
+                stacklevel=2,
+            )
+            # The race is drawn already: the ops use it, so the generator still advances once for this draw.
+            kept, ids = sorted_nucleus(_probs(keys.float(), config), config)
+            out = ids.gather(-1, (kept / race[:, : kept.shape[-1]]).argmax(dim=-1, keepdim=True))[:, 0]
         return out[0] if squeeze else out
     logits = logits.float().reshape(-1, logits.shape[-1])
     if config.greedy:
