@@ -393,8 +393,9 @@ def to_uint8_frames(video: torch.Tensor, layout: str | None = None) -> np.ndarra
 def encode_mp4(
     video: torch.Tensor, fps: float = DEFAULT_FPS, *, crf: int = 18, layout: str | None = None, name: str = "video"
 ) -> bytes:
-    """A clip as H.264 MP4 bytes, in memory: what ``write_video`` writes (the same frames give the same bytes; x264
-    is deterministic at a fixed thread count). ``name`` labels the errors (``write_video`` passes the path).
+    """A clip as H.264 MP4 bytes, in memory: what ``write_video`` writes. The same frames decode to the same frames,
+    but the bytes can differ between encodes: x264's frame threads (its default) are not repeatable byte for byte
+    (BENCHMARKS.md, issue 13, thirteenth session). ``name`` labels the errors (``write_video`` passes the path).
 
     Args:
         video: see ``to_uint8_frames`` (uint8 ``[T, H, W, 3]`` or float in [-1, 1]). H and W must be even

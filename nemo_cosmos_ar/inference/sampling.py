@@ -61,7 +61,7 @@ class SamplingConfig:
         top_k: keep only the k most likely tokens (None: off); an integer >= 1.
         nucleus: "sort" (NVIDIA's full sort, default) or "topk" (exact cut-checked pre-filter, see module doc).
         prefilter_k: how many candidates the "topk" nucleus looks at before falling back to the sort.
-        kernel: "auto" (the top-p draw as ``sample_kernel``'s sort + Triton kernel on CUDA, module doc) or "torch"
+        kernel: "auto" (the top-p draw as ``sample_kernel``'s sort + Triton kernels on CUDA, module doc) or "torch"
             (NVIDIA's ops everywhere).
     """
 
@@ -185,6 +185,7 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
         ``[B]`` (or ``[]``) int64 token ids on ``logits.device``.
     """
     squeeze = logits.ndim == 1
+    race = None  # the top-p race, when the kernel path drew it and then failed
     if _kernel_path(logits, config):
         from nemo_cosmos_ar.inference import sample_kernel
 
@@ -192,6 +193,7 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
         race = exponential_draw(keys.shape[0], keys.shape[1], generator, logits.device)
         try:
             out = sample_kernel.sample_top_p(keys, config.temperature, config.top_p, race)
+            return out[0] if squeeze else out
         except Exception as err:  # Triton raises several types (compilation, resources, driver) on unsupported GPUs
             KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
             warnings.warn(
@@ -199,10 +201,6 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
                 "sampling with the torch ops from now on (--sampling-kernel torch skips them)",
                 stacklevel=2,
             )
-            # The race is drawn already: the ops use it, so the generator still advances once for this draw.
-            kept, ids = sorted_nucleus(_probs(keys.float(), config), config)
-            out = ids.gather(-1, (kept / race[:, : kept.shape[-1]]).argmax(dim=-1, keepdim=True))[:, 0]
-        return out[0] if squeeze else out
     logits = logits.float().reshape(-1, logits.shape[-1])
     if config.greedy:
         out = logits.argmax(dim=-1)
@@ -213,7 +211,9 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
         out = (probs / exponential_draw(batch, vocab, generator, logits.device)).argmax(dim=-1)
     else:
         kept, ids = sorted_nucleus(probs, config)
-        # The full [B, V] draw even when only W candidates are kept: the generator advances as with the sort.
-        race = exponential_draw(batch, vocab, generator, logits.device)[:, : kept.shape[-1]]
-        out = ids.gather(-1, (kept / race).argmax(dim=-1, keepdim=True))[:, 0]
+        # The full [B, V] draw even when only W candidates are kept: the generator advances as with the sort. After
+        # a failed kernel the race it drew is used, so the generator still advances once for this draw.
+        if race is None:
+            race = exponential_draw(batch, vocab, generator, logits.device)
+        out = ids.gather(-1, (kept / race[:, : kept.shape[-1]]).argmax(dim=-1, keepdim=True))[:, 0]
     return out[0] if squeeze else out
