@@ -11,6 +11,9 @@ graph; the max |error| against the fp32 reference.
     gemm    two batched GEMMs per KV group, fp32 softmax (McoreEngine._gemm_attention)
     flex    compiled flex_attention, position mask as a score modification (McoreEngine._flex_attention)
     triton  hand-written split-K flash-decoding (decode_kernel.decode_attention)
+    fa4     FlashAttention-4's forward (optional ``flash-attn-4`` package, Hopper path): q as [B, 1, heads, hd], the
+            cache as a [B, L, groups, hd] view, ``seqused_k = pos + 1`` on the device, GQA heads packed into one
+            tile; ``fa4`` lets its heuristic pick the KV splits, ``fa4-sN`` forces N (its combine kernel included)
 
     python bench/bench_decode_attention.py                       # batch 1,4,8 x length 6144,9000,12800
     python bench/bench_decode_attention.py --batch 1 --sweep     # also the Triton kernel's tile/split/warp choices
@@ -61,6 +64,23 @@ def attention_fn(mode: str, attend: int, device):
 
         def fn(q, k, v, pos, visible):
             return McoreEngine._flex_attention(eng, q, k[:, :, :attend], v[:, :, :attend], pos)
+
+    elif mode.startswith("fa4"):
+        from flash_attn.cute.interface import _flash_attn_fwd
+
+        splits = int(mode[5:]) if mode.startswith("fa4-s") else 0  # 0: FA4's own split heuristic
+
+        used_of: dict = {}  # one int32 `pos + 1` per pos tensor, as a decode step would keep one for all its layers
+
+        def fn(q, k, v, pos, visible):
+            used = used_of.get(id(pos))
+            if used is None:
+                used = used_of[id(pos)] = (pos + 1).to(torch.int32).expand(q.shape[1]).contiguous()
+            out = _flash_attn_fwd(
+                q.transpose(0, 1), k[:, :, :attend].transpose(1, 2), v[:, :, :attend].transpose(1, 2),
+                seqused_k=used, num_splits=splits, pack_gqa=True,
+            )[0]  # fmt: skip
+            return out.reshape(1, q.shape[1], -1)
 
     else:
 
@@ -156,9 +176,9 @@ def main() -> None:
             ref = decode_kernel.decode_attention_reference(q, *caches[0], pos)
             filled = 2 * batch * groups * length * hd * dtype.itemsize  # K and V bytes read per call
             for mode in modes:
-                fn = attention_fn(mode, attend, device)
-                calls = [bind(fn, q, k, v, pos, visible) for k, v in caches]
                 try:
+                    fn = attention_fn(mode, attend, device)
+                    calls = [bind(fn, q, k, v, pos, visible) for k, v in caches]
                     err = (fn(q, *caches[0], pos, visible).float() - ref).abs().max().item()
                     eager = timed(calls, args.iters, cuda, graph=False)
                     graph = timed(calls, args.iters, cuda, graph=True) if cuda else float("nan")
