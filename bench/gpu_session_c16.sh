@@ -13,5 +13,3 @@ grep -E "^\| 1 \| [0-9]+ \| [0-9]+ \| triton" "$OUT/sweep.log"; tail -3 "$OUT/sw
 # the 6 fastest choices per length
 for n in 6144 9216 12800; do grep -E "^\| 1 \| $n \| (64|128) \|" "$OUT/sweep.log" | head -6; done
 cp /tmp/best_attn.txt "$OUT/" 2>/dev/null; cat /tmp/best_attn.txt 2>/dev/null; echo
-# the GPU tier's test of the two choices (bf16 at the 4B's shapes, PDL, in a CUDA graph)
-timeout 150 python3 bench/gpu_tier_run.py decode_attention 2>&1 | grep -vE "Warning|warn\(" | tail -5 | tee "$OUT/tier.log"
