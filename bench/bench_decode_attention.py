@@ -17,7 +17,6 @@ graph; the max |error| against the fp32 reference.
 
     python bench/bench_decode_attention.py                       # batch 1,4,8 x length 6144,9000,12800
     python bench/bench_decode_attention.py --batch 1 --sweep     # also the Triton kernel's tile/split/warp choices
-    python bench/bench_decode_attention.py --batch 1 --sweep --grid loads   # its V-load order and fused combine
     python bench/bench_decode_attention.py --smoke               # CPU, tiny shapes, Triton in its interpreter
 """
 
@@ -138,19 +137,11 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=50, help="graph replays (eager: rounds of --layers calls)")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--sweep", action="store_true", help="also time the Triton kernel's block_n/waves/warps choices")
-    ap.add_argument(
-        "--grid",
-        choices=("tiles", "loads"),
-        default="tiles",
-        help="the sweep's choices: 'tiles' = block_n 32/64/128 x waves 1/2/4/8 x warps 4/8 x stages 2/3/4 (V loaded "
-        "after the scores, a combine kernel); 'loads' = block_n 64/128 x waves 2/4/8 x stages 2/3, each with early_v "
-        "and fused_combine off and on (4 warps)",
-    )
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny shapes (Triton in its interpreter)")
     ap.add_argument(
         "--best-out",
         help="with --sweep: write the choice with the least summed time over the lengths at the first batch size "
-        "as 'block_n,waves,warps,stages,early_v,fused_combine' (bench_generate.py --attention-config reads it)",
+        "as 'block_n,waves,warps,stages' (bench_generate.py --attention-config reads it)",
     )
     args = ap.parse_args()
     heads, groups, hd, dtype = 32, 8, 128, torch.bfloat16
@@ -199,31 +190,18 @@ def main() -> None:
                     (batch, length, attend, mode, f"{eager:.1f} | {graph:.1f} | {filled / best / 1e3:.0f} | {err:.2e}")
                 )
                 if mode == "triton" and args.sweep:
-                    if args.grid == "tiles":
-                        choices = itertools.product((32, 64, 128), (1, 2, 4, 8), (4, 8), (2, 3, 4), (False,), (False,))
-                    else:
-                        choices = itertools.product((64, 128), (2, 4, 8), (4,), (2, 3), (False, True), (False, True))
-                    if args.smoke:  # the interpreter is slow: three choices check the table
-                        choices = ((32, 2, 4, 2, False, False), (64, 1, 4, 2, False, False), (32, 2, 4, 2, True, True))
-                    for bn, waves, warps, stages, early, fused in choices:
-                        kw = dict(
-                            block_n=bn,
-                            waves=waves,
-                            num_warps=warps,
-                            num_stages=stages,
-                            early_v=early,
-                            fused_combine=fused,
-                        )
+                    choices = itertools.product((32, 64, 128), (1, 2, 4, 8), (4, 8), (2, 3, 4))
+                    if args.smoke:  # the interpreter is slow: two choices check the table
+                        choices = ((32, 2, 4, 2), (64, 1, 4, 2))
+                    for bn, waves, warps, stages in choices:
+                        kw = dict(block_n=bn, waves=waves, num_warps=warps, num_stages=stages)
                         tcalls = [bind(fn, q, k, v, pos, visible, **kw) for k, v in caches]
                         try:
                             us = timed(tcalls, args.iters, cuda, graph=cuda)
                         except Exception:  # e.g. out of shared memory at the largest tiles
                             continue
                         s = decode_kernel.num_splits(batch, groups, attend, decode_kernel._sm_count(device), bn, waves)
-                        err = (fn(q, *caches[0], pos, visible, **kw).float() - ref).abs().max().item()
-                        sweep.append(
-                            (batch, length, (bn, waves, warps, stages, early, fused), s[0], us, filled / us / 1e3, err)
-                        )
+                        sweep.append((batch, length, bn, waves, warps, stages, s[0], us, filled / us / 1e3))
             del visible
     name = torch.cuda.get_device_name() if cuda else "CPU"
     print(
@@ -237,33 +215,28 @@ def main() -> None:
         print(f"| {b} | {n} | {a} | {mode} | {rest} |")
     if sweep:
         print("\nTriton kernel choices (graph us/call):\n")
-        print(
-            "| batch | filled | block_n | waves | warps | stages | early_v | fused_combine | splits | us/call | GB/s | max abs err |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for b, n, c, s, us, gbs, err in sorted(sweep, key=lambda r: (r[0], r[1], r[4])):
-            cells = " | ".join(str(x) for x in c)
-            print(f"| {b} | {n} | {cells} | {s} | {us:.1f} | {gbs:.0f} | {err:.2e} |")
+        print("| batch | filled | block_n | waves | warps | stages | splits | us/call | GB/s |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for b, n, bn, w, nw, st, s, us, gbs in sorted(sweep, key=lambda r: (r[0], r[1], r[7])):
+            print(f"| {b} | {n} | {bn} | {w} | {nw} | {st} | {s} | {us:.1f} | {gbs:.0f} |")
         first = sweep[0][0]
         lengths = {r[1] for r in sweep if r[0] == first}
         totals: dict[tuple, list[float]] = {}
-        for b, _n, c, _, us, _, _ in sweep:
+        for b, _n, bn, w, nw, st, _, us, _ in sweep:
             if b == first:
-                totals.setdefault(c, []).append(us)
+                totals.setdefault((bn, w, nw, st), []).append(us)
         whole = {c: sum(t) for c, t in totals.items() if len(t) == len(lengths)}
         best = min(whole, key=whole.get)
         d = decode_kernel.DEFAULTS
-        keys = ("block_n", "waves", "num_warps", "num_stages", "early_v", "fused_combine")
-        now = tuple(d[k] for k in keys)
+        now = (d["block_n"], d["waves"], d["num_warps"], d["num_stages"])
         base = whole.get(now)
         print(
-            f"\nbatch {first}, summed over {len(lengths)} lengths: best "
-            + " ".join(f"{k}={x}" for k, x in zip(keys, best))
-            + f": {whole[best]:.1f} us; the defaults {now}: "
+            f"\nbatch {first}, summed over {len(lengths)} lengths: best block_n={best[0]} waves={best[1]} warps={best[2]} "
+            f"stages={best[3]}: {whole[best]:.1f} us; the defaults {now}: "
             + (f"{base:.1f} us" if base is not None else "not in the sweep")
         )
         if args.best_out:
-            Path(args.best_out).write_text(",".join(str(int(x) if isinstance(x, bool) else x) for x in best))
+            Path(args.best_out).write_text(",".join(str(x) for x in best))
 
 
 if __name__ == "__main__":

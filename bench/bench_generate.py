@@ -394,8 +394,8 @@ def main() -> None:
     )
     ap.add_argument(
         "--attention-config",
-        help="the Triton decode attention's launch choices 'block_n,waves,warps,stages[,early_v,fused_combine]' "
-        "(default: decode_kernel's DEFAULTS), or a file holding them (bench_decode_attention.py --best-out)",
+        help="the Triton decode attention's launch choices 'block_n,waves,warps,stages' (default: decode_kernel's "
+        "DEFAULTS), or a file holding them (bench_decode_attention.py --best-out)",
     )
     args = ap.parse_args()
     if args.attention_config:
@@ -404,10 +404,8 @@ def main() -> None:
         text = args.attention_config
         if os.path.isfile(text):
             text = Path(text).read_text().strip()
-        bn, waves, warps, stages, *loads = text.split(",")  # + optional early_v,fused_combine (0/1)
+        bn, waves, warps, stages = text.split(",")
         decode_kernel.DEFAULTS.update(block_n=int(bn), waves=float(waves), num_warps=int(warps), num_stages=int(stages))
-        if loads:
-            decode_kernel.DEFAULTS.update(early_v=loads[0] in ("1", "True"), fused_combine=loads[1] in ("1", "True"))
     if args.smoke:
         args.model, args.grid, args.max_new_tokens, args.check, args.batch = "tiny", "5x4x6", 24, 8, "1,2"
         args.bucket = 8

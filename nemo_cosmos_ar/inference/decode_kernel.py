@@ -30,8 +30,7 @@ BLOCK_N = 64  # cache slots per tile; chunks are whole tiles
 # pipelining depth; bench/bench_decode_attention.py --sweep times the alternatives.
 # On the H200, 4 waves (about 4 programs per SM) gave 11.6 / 15.1 / 19.3 us per layer at 6,144 / 9,216 / 12,800 filled
 # slots against 12.9 / 17.5 / 22.1 with 2: the least summed time of a 72-choice sweep (BENCHMARKS.md, issue 12).
-DEFAULTS = {"block_n": BLOCK_N, "waves": 4.0, "num_warps": 4, "num_stages": 2, "early_v": False, "fused_combine": False}
-_COUNTERS: dict[tuple, torch.Tensor] = {}  # the fused combine's arrival counters, one zeroed buffer per device/size
+DEFAULTS = {"block_n": BLOCK_N, "waves": 4.0, "num_warps": 4, "num_stages": 2}
 _KERNELS: list[tuple] = []  # (split kernel, combine kernel) once built
 
 
@@ -45,13 +44,13 @@ def _build() -> tuple:
 
     @triton.jit
     def split_kernel(
-        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr, kn_ptr, vn_ptr, cnt_ptr, out_ptr,
+        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr, kn_ptr, vn_ptr,
         stride_qb, stride_qh, stride_kb, stride_kg, stride_kn, stride_vb, stride_vg, stride_vn,
         stride_knb, stride_kng, stride_vnb, stride_vng,
         length, chunk, num_splits, qk_scale,
         GROUPS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
-        WRITE: tl.constexpr, PDL: tl.constexpr, EARLY_V: tl.constexpr, FUSED: tl.constexpr, BLOCK_S: tl.constexpr,
+        WRITE: tl.constexpr, PDL: tl.constexpr,
     ):  # fmt: skip
         if PDL:  # launched early (programmatic dependent launch): wait for the kernels before, then let the next go
             tl.extra.cuda.gdc_wait()
@@ -92,12 +91,6 @@ def _build() -> tuple:
                 mask=ok[None, :] & dim_ok[:, None],
                 other=0.0,
             )
-            if EARLY_V:  # the V tile's loads issued before the scores need K: both tiles in flight at once
-                v = tl.load(
-                    v_base + slots[:, None].to(tl.int64) * stride_vn + dims[None, :],
-                    mask=ok[:, None] & dim_ok[None, :],
-                    other=0.0,
-                )
             if WRITE:  # the slot being written now: its value from registers, not the (unordered) store
                 kt = tl.where(slots[None, :] == pos, k_new[:, None], kt)
             if F32_DOT:
@@ -109,12 +102,11 @@ def _build() -> tuple:
             alpha = tl.exp2(m_i - m_new)
             p = tl.exp2(s - m_new[:, None])
             l_i = l_i * alpha + tl.sum(p, 1)
-            if not EARLY_V:
-                v = tl.load(
-                    v_base + slots[:, None].to(tl.int64) * stride_vn + dims[None, :],
-                    mask=ok[:, None] & dim_ok[None, :],
-                    other=0.0,
-                )
+            v = tl.load(
+                v_base + slots[:, None].to(tl.int64) * stride_vn + dims[None, :],
+                mask=ok[:, None] & dim_ok[None, :],
+                other=0.0,
+            )
             if WRITE:
                 v = tl.where(slots[:, None] == pos, v_new[None, :], v)
             if F32_DOT:
@@ -127,35 +119,6 @@ def _build() -> tuple:
         tl.store(acc_ptr + ws_rows[:, None] * BLOCK_D + dims[None, :], acc, mask=row_ok[:, None])
         tl.store(m_ptr + ws_rows, m_i, mask=row_ok)
         tl.store(l_ptr + ws_rows, l_i, mask=row_ok)
-        if FUSED:  # the group's last program to finish combines its heads' partials: no combine kernel to launch
-            tl.debug_barrier()  # every thread's partial stores precede the arrival (release, at GPU scope)
-            arrived = tl.atomic_add(cnt_ptr + bg, 1, sem="acq_rel", scope="gpu")
-            if arrived == num_splits - 1:
-                sp = tl.arange(0, BLOCK_S)
-                for r in tl.static_range(HPG):
-                    row = (b * (GROUPS * HPG) + g * HPG + r) * num_splits
-                    m_all = tl.load(m_ptr + row + sp, mask=sp < num_splits, other=float("-inf"), cache_modifier=".cg")
-                    m_max = tl.max(m_all, 0)  # split 0 holds slot 0: finite
-                    den = tl.zeros([BLOCK_D], tl.float32)  # the weighted sums, carried as vectors
-                    num = tl.zeros([BLOCK_D], tl.float32)
-                    for s0 in range(0, num_splits, 32):  # 32 splits a pass: a [32, BLOCK_D] fp32 tile
-                        ss = s0 + tl.arange(0, 32)
-                        s_ok = ss < num_splits
-                        w = tl.exp2(
-                            tl.load(m_ptr + row + ss, mask=s_ok, other=float("-inf"), cache_modifier=".cg") - m_max
-                        )
-                        l_s = tl.load(l_ptr + row + ss, mask=s_ok, other=0.0, cache_modifier=".cg")
-                        a = tl.load(
-                            acc_ptr + (row + ss)[:, None] * BLOCK_D + dims[None, :],
-                            mask=s_ok[:, None],
-                            other=0.0,
-                            cache_modifier=".cg",
-                        )
-                        num += tl.sum(a * w[:, None], 0)
-                        den += tl.sum(l_s * w, 0)
-                    o_row = (b * (GROUPS * HPG) + g * HPG + r) * HEAD_DIM
-                    tl.store(out_ptr + o_row + dims, (num / den).to(out_ptr.dtype.element_ty), mask=dim_ok)
-                tl.atomic_xchg(cnt_ptr + bg, 0)  # reset for the next call (the counters live across calls)
 
     @triton.jit
     def combine_kernel(
@@ -217,8 +180,6 @@ def decode_attention(
     waves: float | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
-    early_v: bool | None = None,
-    fused_combine: bool | None = None,
     k_new: torch.Tensor | None = None,
     v_new: torch.Tensor | None = None,
     pdl: bool = False,
@@ -233,10 +194,7 @@ def decode_attention(
     ``k_new``/``v_new`` ``[B, groups, hd]`` (optional, together): this step's K and V, written into slot ``pos`` of
     k/v by the kernel itself (saving the step's two ``index_copy_`` launches per layer) and used for that slot.
 
-    ``block_n``, ``waves``, ``num_warps``, ``num_stages``, ``early_v``, ``fused_combine``: launch choices (None:
-    ``DEFAULTS``). ``early_v`` issues each V tile's loads before the scores are computed from the K tile (both tiles'
-    loads in flight at once); ``fused_combine`` lets the last split program of each (sequence, group) to finish
-    combine the group's partials (an arrival counter per group), instead of a second kernel launch.
+    ``block_n``, ``waves``, ``num_warps``, ``num_stages``: launch choices (None: ``DEFAULTS``).
 
     ``pdl`` (CUDA, Hopper and later): both kernels are launched with programmatic dependent launch, so each may start
     while the kernel before it drains; each waits for that kernel's writes before reading anything.
@@ -245,8 +203,6 @@ def decode_attention(
     waves = DEFAULTS["waves"] if waves is None else waves
     num_warps = DEFAULTS["num_warps"] if num_warps is None else num_warps
     num_stages = DEFAULTS["num_stages"] if num_stages is None else num_stages
-    early_v = DEFAULTS["early_v"] if early_v is None else early_v
-    fused_combine = DEFAULTS["fused_combine"] if fused_combine is None else fused_combine
     _, b, heads, hd = q.shape
     kb, groups, length, khd = k.shape
     if kb != b or khd != hd or tuple(v.shape) != tuple(k.shape) or heads % groups:
@@ -284,34 +240,20 @@ def decode_attention(
     l_s = torch.empty_like(m)
     pdl = pdl and q.device.type == "cuda"  # the interpreter has no launch attributes
     launch = {"launch_pdl": True} if pdl else {}
-    out = torch.empty((1, b, heads * hd), dtype=q.dtype, device=q.device)
-    cnt = _counters(q.device, b * groups) if fused_combine else m  # an unused pointer without the fused combine
     split_kernel[(b * groups, splits)](
-        q, k, v, pos, acc, m, l_s, kn, vn, cnt, out,
+        q, k, v, pos, acc, m, l_s, kn, vn,
         q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
         kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1),
         length, chunk, splits, scale * math.log2(math.e),
         GROUPS=groups, HPG=hpg, HEAD_DIM=hd, BLOCK_H=max(16, _next_pow2(hpg)), BLOCK_N=block_n,
-        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, EARLY_V=early_v, FUSED=fused_combine,
-        BLOCK_S=max(2, _next_pow2(splits)), num_warps=num_warps, num_stages=num_stages, **launch,
+        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, num_warps=num_warps, num_stages=num_stages, **launch,
     )  # fmt: skip
-    if fused_combine:
-        return out
+    out = torch.empty((1, b, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(b * heads,)](
         acc, m, l_s, out, splits, HEAD_DIM=hd, BLOCK_S=max(2, _next_pow2(splits)), BLOCK_D=block_d, PDL=pdl,
         num_warps=4, **launch,
     )  # fmt: skip
     return out
-
-
-def _counters(device: torch.device, n: int) -> torch.Tensor:
-    """``n`` int32 arrival counters at zero. Each fused-combine call leaves them at zero again (its last program per
-    group resets its counter), so one buffer serves every call and every captured graph on the device; calls on it
-    must not overlap (one decode step's layers run one after another)."""
-    key = (str(device), n)
-    if key not in _COUNTERS:
-        _COUNTERS[key] = torch.zeros(n, dtype=torch.int32, device=device)
-    return _COUNTERS[key]
 
 
 def _next_pow2(n: int) -> int:
