@@ -16,4 +16,4 @@ test_gpu.test_int8_cuda_kernel_matches_triton_and_reference()
 print('int8 CUDA kernel with the L2 prefetch: pass')
 " 2>&1 | grep -vE "Warning|warn\(" | tail -3 | tee "$OUT/tier.log"
 grep -q ": pass" "$OUT/tier.log" || exit 5
-bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/inference/gemv_cuda.py 'L2_PREFETCH = False' 'L2_PREFETCH = True' 2 300
+bash bench/gpu_ab_e2e.sh nemo_cosmos_ar/inference/gemv_cuda.py 'L2_PREFETCH = False' 'L2_PREFETCH = True' 3 360
