@@ -41,18 +41,11 @@ SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
     (4096, 14336): (1, 4, 8, 8),  # fc2: 18.4 against 21.1
 }
 
-# With PDL, a block that has issued its first loads waits (``griddepcontrol.wait``) while the kernel before it -- a
-# norm, RoPE or the attention's combine, all bound by latency, not bytes -- finishes: HBM idles. L2_PREFETCH asks
-# L2, before that wait, for the rest of the block's first row group (``prefetch.global.L2``, one 128-byte line a
-# request), so the wait streams weights the block reads next. Off until measured (issue 13, fifteenth session).
-L2_PREFETCH = False
-
 _SOURCE = r"""
 #define ROWS %(rows)d
 #define UNROLL %(unroll)d
 #define WARPS %(warps)d
 #define PDL %(pdl)d
-#define PREFETCH %(prefetch)d
 
 __device__ __forceinline__ float bf16_lo(unsigned int u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
@@ -91,15 +84,6 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
             const int c = lane + 32 * u;
             v[r][u] = (row + r < n && c < kv) ? load_stream(w + (long long)(row + r) * kv + c) : make_int4(0, 0, 0, 0);
         }
-#if PDL && PREFETCH
-    {   // the block's first row group (WARPS x ROWS contiguous rows) into L2 while the kernel before finishes
-        const long long first = (long long)blockIdx.x * WARPS * ROWS;
-        const long long bytes = (long long)min(WARPS * ROWS, max(n - (int)first, 0)) * k;
-        const char* base = (const char*)w + first * k;
-        for (long long off = (long long)threadIdx.x * 128; off < bytes; off += WARPS * 32 * 128)
-            asm volatile("prefetch.global.L2 [%%0];" :: "l"(base + off));
-    }
-#endif
 #if PDL
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
@@ -169,7 +153,7 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 }
 """
 
-_KERNELS: dict[tuple[int, int, int, bool, bool], object] = {}
+_KERNELS: dict[tuple[int, int, int, bool], object] = {}
 _SM_COUNT: list[int] = []
 
 
@@ -238,9 +222,9 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
 
 def kernel(rows: int, unroll: int, warps: int, pdl: bool):
     """The compiled kernel for one block shape (NVRTC, once per process)."""
-    key = (rows, unroll, warps, pdl, L2_PREFETCH)
+    key = (rows, unroll, warps, pdl)
     if key not in _KERNELS:
-        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl), prefetch=int(L2_PREFETCH))
+        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl))
         _KERNELS[key] = torch.cuda._compile_kernel(src, "gemv_int8")
     return _KERNELS[key]
 
