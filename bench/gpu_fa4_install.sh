@@ -6,8 +6,16 @@
 #                                     # 4.8.1 less its aarch64 stubs, as a 61 MB tar.xz of the 92 MB wheel)
 #   bash bench/gpu_fa4_install.sh b   # carry .fa4b: flash-attn-4 4.0.0b36 and its other dependencies; then the GPU
 #                                     # tier's FA4 test and a cold and a warm import of flash_attn.cute
-# Build the two folders on the CPU machine (cp312 manylinux_2_28 wheels, `pip download --no-deps`; .fa4a's tar.xz is
-# the cu13 wheel unpacked, its aarch64 files removed, `tar cJf`); both are listed in .git/info/exclude.
+# Build the two folders on the CPU machine (both listed in .git/info/exclude; a fresh checkout has neither):
+#   P="--no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 --platform any"
+#   pip download $P -d .fa4b flash-attn-4==4.0.0b36 nvidia-cutlass-dsl==4.8.1 nvidia-cutlass-dsl-libs-base==4.8.1 \
+#     nvidia-cutlass-dsl-libs-core==4.8.1 'apache-tvm-ffi<0.2,>=0.1.11' torch-c-dlpack-ext quack-kernels einops \
+#     'cuda-bindings>=13,<14' cuda-pathfinder                                   # 18 MB
+#   (libs-core holds the DSL's Python package, `cutlass.cute`: since 4.6 libs-base has only the MLIR bindings, and
+#   without libs-core the import fails with "No module named 'cutlass.cute'".)
+#   pip download $P -d /tmp/w nvidia-cutlass-dsl-libs-cu13==4.8.1; unzip it into /tmp/u, delete its stubs/aarch64*
+#   folders, then `tar cf - -C /tmp/u . | xz -T2 -9e > .fa4a/cu13.tar.xz`       # 63.5 MB (-6 gives 66.1 MB: with the
+#   tracked files the call's upload passes the 64 MiB limit)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 case ${1:-} in
