@@ -11,9 +11,6 @@ graph; the max |error| against the fp32 reference.
     gemm    two batched GEMMs per KV group, fp32 softmax (McoreEngine._gemm_attention)
     flex    compiled flex_attention, position mask as a score modification (McoreEngine._flex_attention)
     triton  hand-written split-K flash-decoding (decode_kernel.decode_attention)
-    qk-kernel / qk-inside   the decode step's QK norms + RoPE and the Triton attention writing this step's K/V, with
-            PDL where the GPU has it: the compiled ``fused_step.qk_norm_rope`` kernel then the attention, against the
-            attention kernel norming and rotating the QKV product's raw rows itself (``qk_norm=``); max abs err = nan
     fa4     FlashAttention-4's forward (optional ``flash-attn-4`` package, Hopper path): q as [B, 1, heads, hd], the
             cache as a [B, L, groups, hd] view, ``seqused_k = pos + 1`` on the device, GQA heads packed into one
             tile; ``fa4`` lets its heuristic pick the KV splits, ``fa4-sN`` forces N (its combine kernel included)
@@ -67,32 +64,6 @@ def attention_fn(mode: str, attend: int, device):
 
         def fn(q, k, v, pos, visible):
             return McoreEngine._flex_attention(eng, q, k[:, :, :attend], v[:, :, :attend], pos)
-
-    elif mode in ("qk-kernel", "qk-inside"):
-        from nemo_cosmos_ar.inference import fused_step
-
-        pdl = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
-        qk = fused_step._fn("qk", fused_step.qk_norm_rope, device.type == "cuda", pdl)
-        rows: dict = {}  # per q: the QKV product's raw rows [1, B, groups, (hpg + 2) * hd], norm weights, cos, sin
-
-        def fn(q, k, v, pos, visible):
-            if id(q) not in rows:
-                _, b, heads, hd = q.shape
-                groups = k.shape[1]
-                mixed = torch.randn(1, b, groups, (heads // groups + 2) * hd, device=q.device, dtype=q.dtype)
-                angle = torch.randn(hd // 2, device=q.device).repeat(2)
-                rows[id(q)] = (
-                    torch.split(mixed, [heads // groups * hd, hd, hd], dim=3),
-                    (torch.ones(hd, device=q.device, dtype=q.dtype),) * 2,
-                    (angle.cos().to(q.dtype).view(1, 1, 1, hd), angle.sin().to(q.dtype).view(1, 1, 1, hd)),
-                )
-            (qq, kk, vv), (qw, kw), (cos, sin) = rows[id(q)]
-            kc, vc = k[:, :, :attend], v[:, :, :attend]
-            if mode == "qk-inside":
-                norm = (qw, kw, 1e-6, 1e-6, cos, sin)
-                return decode_kernel.decode_attention(qq, kc, vc, pos, k_new=kk[0], v_new=vv[0], pdl=pdl, qk_norm=norm)
-            qr, kr = qk(qq, kk, qw, kw, 1e-6, 1e-6, cos, sin)
-            return decode_kernel.decode_attention(qr, kc, vc, pos, k_new=kr[0], v_new=vv[0], pdl=pdl)
 
     elif mode.startswith("fa4"):
         from flash_attn.cute.interface import _flash_attn_fwd
@@ -209,7 +180,6 @@ def main() -> None:
                     fn = attention_fn(mode, attend, device)
                     calls = [bind(fn, q, k, v, pos, visible) for k, v in caches]
                     err = (fn(q, *caches[0], pos, visible).float() - ref).abs().max().item()
-                    err = float("nan") if mode.startswith("qk-") else err  # other inputs than the reference's
                     eager = timed(calls, args.iters, cuda, graph=False)
                     graph = timed(calls, args.iters, cuda, graph=True) if cuda else float("nan")
                 except Exception as exc:  # a mode that fails at a shape is a row, not the end of the table
