@@ -44,13 +44,13 @@ def _build() -> tuple:
 
     @triton.jit
     def split_kernel(
-        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr, kn_ptr, vn_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr,
-        stride_qb, stride_qg, stride_qh, stride_kb, stride_kg, stride_kn, stride_vb, stride_vg, stride_vn,
+        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr, kn_ptr, vn_ptr,
+        stride_qb, stride_qh, stride_kb, stride_kg, stride_kn, stride_vb, stride_vg, stride_vn,
         stride_knb, stride_kng, stride_vnb, stride_vng,
-        length, chunk, num_splits, qk_scale, q_eps, k_eps,
+        length, chunk, num_splits, qk_scale,
         GROUPS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
-        WRITE: tl.constexpr, PDL: tl.constexpr, QK_NORM: tl.constexpr,
+        WRITE: tl.constexpr, PDL: tl.constexpr,
     ):  # fmt: skip
         if PDL:  # launched early (programmatic dependent launch): wait for the kernels before, then let the next go
             tl.extra.cuda.gdc_wait()
@@ -64,37 +64,18 @@ def _build() -> tuple:
         row_ok = rows < HPG
         dim_ok = dims < HEAD_DIM
         heads = g * HPG + rows
-        q_rows = q_ptr + b * stride_qb + g.to(tl.int64) * stride_qg + rows[:, None] * stride_qh
-        q_ok = row_ok[:, None] & dim_ok[None, :]
-        q = tl.load(q_rows + dims[None, :], mask=q_ok, other=0.0)
-        if QK_NORM:  # q and this step's k arrive as the QKV product gave them: RMSNorm and RoPE here, in fp32
-            # rotate-half RoPE pairs dim d with d +- HEAD_DIM / 2: load each row again in partner order
-            partner = tl.where(dims < HEAD_DIM // 2, dims + HEAD_DIM // 2, dims - HEAD_DIM // 2)
-            sign = tl.where(dims < HEAD_DIM // 2, -1.0, 1.0)
-            cos = tl.load(cos_ptr + dims, mask=dim_ok, other=0.0).to(tl.float32)
-            sin = tl.load(sin_ptr + dims, mask=dim_ok, other=0.0).to(tl.float32) * sign
-            qa = q.to(tl.float32)
-            qb = tl.load(q_rows + partner[None, :], mask=q_ok, other=0.0).to(tl.float32)
-            q_inv = 1.0 / tl.sqrt(tl.sum(qa * qa, 1) / HEAD_DIM + q_eps)
-            wa = tl.load(qw_ptr + dims, mask=dim_ok, other=0.0).to(tl.float32)
-            wb = tl.load(qw_ptr + partner, mask=dim_ok, other=0.0).to(tl.float32)
-            q = (qa * wa[None, :] * cos[None, :] + qb * wb[None, :] * sin[None, :]) * q_inv[:, None]
-            q = q.to(q_ptr.dtype.element_ty)
+        q = tl.load(
+            q_ptr + b * stride_qb + heads[:, None] * stride_qh + dims[None, :],
+            mask=row_ok[:, None] & dim_ok[None, :],
+            other=0.0,
+        )
         pos = tl.load(pos_ptr).to(tl.int32)
         start = split * chunk
         end = tl.minimum(tl.minimum(start + chunk, pos + 1), length)  # slots > pos are never read
         k_base = k_ptr + b * stride_kb + g.to(tl.int64) * stride_kg
         v_base = v_ptr + b * stride_vb + g.to(tl.int64) * stride_vg
         if WRITE:  # this step's K/V: the chunk holding pos stores them; its loads take them from registers
-            k_row = kn_ptr + b * stride_knb + g.to(tl.int64) * stride_kng
-            k_new = tl.load(k_row + dims, mask=dim_ok, other=0.0)
-            if QK_NORM:
-                ka = k_new.to(tl.float32)
-                kb = tl.load(k_row + partner, mask=dim_ok, other=0.0).to(tl.float32)
-                k_inv = 1.0 / tl.sqrt(tl.sum(ka * ka, 0) / HEAD_DIM + k_eps)
-                wa = tl.load(kw_ptr + dims, mask=dim_ok, other=0.0).to(tl.float32)
-                wb = tl.load(kw_ptr + partner, mask=dim_ok, other=0.0).to(tl.float32)
-                k_new = ((ka * wa * cos + kb * wb * sin) * k_inv).to(kn_ptr.dtype.element_ty)
+            k_new = tl.load(kn_ptr + b * stride_knb + g.to(tl.int64) * stride_kng + dims, mask=dim_ok, other=0.0)
             v_new = tl.load(vn_ptr + b * stride_vnb + g.to(tl.int64) * stride_vng + dims, mask=dim_ok, other=0.0)
             if (pos >= start) & (pos < start + chunk):
                 tl.store(k_base + pos.to(tl.int64) * stride_kn + dims, k_new, mask=dim_ok)
@@ -202,7 +183,6 @@ def decode_attention(
     k_new: torch.Tensor | None = None,
     v_new: torch.Tensor | None = None,
     pdl: bool = False,
-    qk_norm: tuple | None = None,
 ) -> torch.Tensor:
     """Attention of one query position per sequence to cache slots ``0..pos``.
 
@@ -218,36 +198,17 @@ def decode_attention(
 
     ``pdl`` (CUDA, Hopper and later): both kernels are launched with programmatic dependent launch, so each may start
     while the kernel before it drains; each waits for that kernel's writes before reading anything.
-
-    ``qk_norm = (q_weight, k_weight, q_eps, k_eps, cos, sin)`` (with ``k_new``/``v_new``): q and ``k_new`` are the
-    QKV product's raw rows, and the kernel applies what ``fused_step.qk_norm_rope`` would first: per head an RMSNorm
-    (weights ``[hd]``; an eps of None is the dtype's, as ``F.rms_norm``'s) then rotate-half RoPE with this position's
-    ``cos``/``sin`` (``hd`` values each), in fp32, rounded once to q's dtype. It saves that kernel's launch per layer.
-    q may then also be the product's grouped view ``[1, B, groups, hpg * hd]`` (``fused_step._split_qkv``'s).
     """
     block_n = DEFAULTS["block_n"] if block_n is None else block_n
     waves = DEFAULTS["waves"] if waves is None else waves
     num_warps = DEFAULTS["num_warps"] if num_warps is None else num_warps
     num_stages = DEFAULTS["num_stages"] if num_stages is None else num_stages
-    kb, groups, length, hd = k.shape
-    q_shape = tuple(q.shape)
-    if q.dim() != 4:
-        raise ValueError(f"decode_attention: q must be [1, B, heads, hd] or [1, B, groups, hpg * hd], got {q_shape}")
-    if q.shape[2] == groups and q.shape[3] > hd and q.shape[3] % hd == 0:  # the QKV product's grouped view
-        q = q.unflatten(3, (q.shape[3] // hd, hd))  # [1, B, groups, hpg, hd]
-    else:
-        q = q.unsqueeze(3)  # [1, B, heads, 1, hd]
-    b, heads = q.shape[1], q.shape[2] * q.shape[3]
-    if q.shape[0] != 1 or kb != b or q.shape[-1] != hd or tuple(v.shape) != tuple(k.shape) or heads % groups:
-        raise ValueError(f"decode_attention: q {q_shape} does not fit k {tuple(k.shape)} / v {tuple(v.shape)}")
+    _, b, heads, hd = q.shape
+    kb, groups, length, khd = k.shape
+    if kb != b or khd != hd or tuple(v.shape) != tuple(k.shape) or heads % groups:
+        raise ValueError(f"decode_attention: q {tuple(q.shape)} does not fit k {tuple(k.shape)} / v {tuple(v.shape)}")
     if q.stride(-1) != 1:
         q = q.contiguous()
-    hpg = heads // groups
-    # head j of group g sits at b * stride_qb + g * stride_qg + (j % hpg) * stride_qh
-    if q.shape[2] == groups:  # grouped view [1, B, groups, hpg, hd]
-        stride_qg, stride_qh = q.stride(2), q.stride(3)
-    else:  # [1, B, heads, 1, hd]
-        stride_qg, stride_qh = hpg * q.stride(2), q.stride(2)
     if k.stride(-1) != 1 or v.stride(-1) != 1:
         raise ValueError("decode_attention: the cache's last dimension (head_dim) must be contiguous")
     write = k_new is not None
@@ -260,18 +221,7 @@ def decode_attention(
     kn, vn = (k_new, v_new) if write else (k, v)  # unused pointers when not writing
     if pos.device != q.device:
         raise ValueError(f"decode_attention: pos is on {pos.device}, q on {q.device} (pos must stay on the device)")
-    if qk_norm is not None:
-        qw, kw, q_eps, k_eps, cos, sin = qk_norm
-        if not write or any(t.numel() != hd for t in (qw, kw, cos, sin)) or hd % 2:
-            raise ValueError(
-                f"decode_attention: qk_norm needs k_new/v_new, an even head_dim and four tensors of {hd} values"
-            )
-        cos, sin = cos.reshape(hd).contiguous(), sin.reshape(hd).contiguous()
-        q_eps = torch.finfo(q.dtype).eps if q_eps is None else q_eps
-        k_eps = torch.finfo(q.dtype).eps if k_eps is None else k_eps
-    else:
-        qw = kw = cos = sin = q  # unused pointers
-        q_eps = k_eps = 0.0
+    hpg = heads // groups
     block_d = max(16, _next_pow2(hd))
     if splits is None:
         splits, chunk = num_splits(b, groups, length, _sm_count(q.device), block_n, waves)
@@ -291,13 +241,12 @@ def decode_attention(
     pdl = pdl and q.device.type == "cuda"  # the interpreter has no launch attributes
     launch = {"launch_pdl": True} if pdl else {}
     split_kernel[(b * groups, splits)](
-        q, k, v, pos, acc, m, l_s, kn, vn, qw, kw, cos, sin,
-        q.stride(1), stride_qg, stride_qh, k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
+        q, k, v, pos, acc, m, l_s, kn, vn,
+        q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
         kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1),
-        length, chunk, splits, scale * math.log2(math.e), q_eps, k_eps,
+        length, chunk, splits, scale * math.log2(math.e),
         GROUPS=groups, HPG=hpg, HEAD_DIM=hd, BLOCK_H=max(16, _next_pow2(hpg)), BLOCK_N=block_n,
-        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, QK_NORM=qk_norm is not None, num_warps=num_warps,
-        num_stages=num_stages, **launch,
+        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, num_warps=num_warps, num_stages=num_stages, **launch,
     )  # fmt: skip
     out = torch.empty((1, b, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(b * heads,)](

@@ -195,9 +195,6 @@ class McoreEngine:
         # With the Triton attention: the kernel writes this step's K/V into the cache (no index_copy_ launches).
         # Off by default until measured on a GPU.
         self.fused_cache_write = False
-        # With the Triton attention writing K/V (and the fused step's run_layers): the QK norms and RoPE inside the
-        # attention kernel (``decode_attention(..., qk_norm=)``), one kernel less per layer. Off until measured.
-        self.qk_in_attention = False
         # With the fused step at batch 1: the projections as the Triton matrix-vector kernel (``gemv.py``) instead
         # of cuBLAS. Off by default until measured on a GPU; ``gemv_ok`` says whether the layers allow it.
         self.gemv = False
@@ -323,13 +320,11 @@ class McoreEngine:
         pdl = self.pdl and gemv and (self.tp == 1 or self.pdl_tp) and self.device.type == "cuda"
         write = self.fused_cache_write or pdl
 
-        def attend_fn(attn, q, k, v, kv, qk=None):
+        def attend_fn(attn, q, k, v, kv):
             kc, vc = kv
             if self.decode_attention == "triton" and write:  # the kernel writes slot pos itself
                 kv_at = (kc[:, :, :attend], vc[:, :, :attend])
-                return decode_kernel.decode_attention(
-                    q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0], pdl=pdl, qk_norm=qk
-                )
+                return decode_kernel.decode_attention(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0], pdl=pdl)
             kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
             vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
             if self.decode_attention == "gemm":
@@ -348,7 +343,6 @@ class McoreEngine:
             )  # [B, heads, 1, hd]: q-head j reads KV group j // (heads / groups), no cache copy
             return o.permute(2, 0, 1, 3).reshape(1, o.shape[0], -1)
 
-        attend_fn.norms_qk = self.qk_in_attention and self.decode_attention == "triton" and write
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [1, B, dim]
         if self.fused_step:
             if not self.fusable:

@@ -173,9 +173,7 @@ def run_layers(
 ) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
-    ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s); when it
-    has ``norms_qk`` set, it takes q and k as the QKV product gave them and ``qk=`` the QK norms' weights and eps and
-    cos/sin, and norms and rotates them itself (``decode_kernel.decode_attention(..., qk_norm=)``).
+    ``attend_fn(attn, q, k, v, kv)`` writes K/V into the layer's cache and attends (``McoreEngine.step``'s).
     ``gemv``: the projections as ``gemv.gemv`` (the caller passes it at batch 1 only; ``gemv_supported(model)``
     must hold); with ``glu`` the MLP's fc1 and SwiGLU are one ``gemv(..., glu=True)`` (this rank's fc1 weight is
     ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
@@ -193,12 +191,8 @@ def run_layers(
         attn, mlp = layer.self_attention, layer.mlp
         q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, int8_cuda=c8))
         qn, kn = attn.q_layernorm, attn.k_layernorm
-        if getattr(attend_fn, "norms_qk", False):  # the attention kernel norms and rotates q and k itself
-            o = attend_fn(attn, q, k, v, kv, qk=(qn.weight, kn.weight, qn.eps, kn.eps, cos, sin))
-        else:
-            q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-            o = attend_fn(attn, q, k, v, kv)
-        y = project(attn.linear_proj, o, gemv, True, pdl, reducer, int8_cuda=c8)
+        q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, int8_cuda=c8)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
