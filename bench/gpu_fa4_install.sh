@@ -3,7 +3,7 @@
 # "fa4" attention (issue 13). /tmp/fa4site stays while the machine is warm; bench/gpu_site.sh then puts it on
 # PYTHONPATH for every later call.
 #   bash bench/gpu_fa4_install.sh a   # carry .fa4a: the CuTe DSL's CUDA 13 libraries (nvidia-cutlass-dsl-libs-cu13
-#                                     # 4.8.1 less its aarch64 stubs, as a 61 MB tar.xz of the 92 MB wheel)
+#                                     # 4.8.1 less its aarch64 stubs, as a 63.5 MB tar.xz of the 92 MB wheel)
 #   bash bench/gpu_fa4_install.sh b   # carry .fa4b: flash-attn-4 4.0.0b36 and its other dependencies; then the GPU
 #                                     # tier's FA4 test and a cold and a warm import of flash_attn.cute
 # Build the two folders on the CPU machine (both listed in .git/info/exclude; a fresh checkout has neither):
