@@ -166,11 +166,9 @@ def _kernel_path(logits: torch.Tensor, config: SamplingConfig) -> bool:
         return False
     if config.top_k is not None or config.nucleus != "sort" or KERNEL_FAILURES:
         return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from nemo_cosmos_ar.inference import decode_kernel
+
+    return decode_kernel.available()
 
 
 def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators = None) -> torch.Tensor:
