@@ -31,9 +31,6 @@ BLOCK_N = 64  # cache slots per tile; chunks are whole tiles
 # On the H200, 4 waves (about 4 programs per SM) gave 11.6 / 15.1 / 19.3 us per layer at 6,144 / 9,216 / 12,800 filled
 # slots against 12.9 / 17.5 / 22.1 with 2: the least summed time of a 72-choice sweep (BENCHMARKS.md, issue 12).
 DEFAULTS = {"block_n": BLOCK_N, "waves": 4.0, "num_warps": 4, "num_stages": 2}
-# The split kernel loads its chunk's first K/V tile before griddepcontrol.wait (PDL), so the start of the cache read
-# overlaps the kernel before it (the QK norm/RoPE kernel, latency-bound). Measured in BENCHMARKS.md, issue 13.
-EARLY_TILE = True
 _KERNELS: list[tuple] = []  # (split kernel, combine kernel) once built
 
 
@@ -53,8 +50,11 @@ def _build() -> tuple:
         length, chunk, num_splits, qk_scale,
         GROUPS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
-        WRITE: tl.constexpr, PDL: tl.constexpr, EARLY: tl.constexpr,
+        WRITE: tl.constexpr, PDL: tl.constexpr,
     ):  # fmt: skip
+        if PDL:  # launched early (programmatic dependent launch): wait for the kernels before, then let the next go
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         bg = tl.program_id(0)
         split = tl.program_id(1)
         b = (bg // GROUPS).to(tl.int64)
@@ -64,34 +64,16 @@ def _build() -> tuple:
         row_ok = rows < HPG
         dim_ok = dims < HEAD_DIM
         heads = g * HPG + rows
-        # pos and the cache's filled slots were written by earlier steps (earlier graph replays), never by the kernel
-        # just before this one, so they may be read before gdc_wait; q and this step's k come from that kernel.
-        pos = tl.load(pos_ptr).to(tl.int32)
-        start = split * chunk
-        end = tl.minimum(tl.minimum(start + chunk, pos + 1), length)  # slots > pos are never read
-        k_base = k_ptr + b * stride_kb + g.to(tl.int64) * stride_kg
-        v_base = v_ptr + b * stride_vb + g.to(tl.int64) * stride_vg
-        if EARLY:  # the chunk's first tile is loaded now: with PDL its loads stream while the QK kernel still runs
-            slots0 = start + tl.arange(0, BLOCK_N)
-            ok0 = slots0 < end
-            kt0 = tl.load(
-                k_base + slots0[None, :].to(tl.int64) * stride_kn + dims[:, None],
-                mask=ok0[None, :] & dim_ok[:, None],
-                other=0.0,
-            )
-            v0 = tl.load(
-                v_base + slots0[:, None].to(tl.int64) * stride_vn + dims[None, :],
-                mask=ok0[:, None] & dim_ok[None, :],
-                other=0.0,
-            )
-        if PDL:  # launched early (programmatic dependent launch): wait for the kernels before, then let the next go
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
         q = tl.load(
             q_ptr + b * stride_qb + heads[:, None] * stride_qh + dims[None, :],
             mask=row_ok[:, None] & dim_ok[None, :],
             other=0.0,
         )
+        pos = tl.load(pos_ptr).to(tl.int32)
+        start = split * chunk
+        end = tl.minimum(tl.minimum(start + chunk, pos + 1), length)  # slots > pos are never read
+        k_base = k_ptr + b * stride_kb + g.to(tl.int64) * stride_kg
+        v_base = v_ptr + b * stride_vb + g.to(tl.int64) * stride_vg
         if WRITE:  # this step's K/V: the chunk holding pos stores them; its loads take them from registers
             k_new = tl.load(kn_ptr + b * stride_knb + g.to(tl.int64) * stride_kng + dims, mask=dim_ok, other=0.0)
             v_new = tl.load(vn_ptr + b * stride_vnb + g.to(tl.int64) * stride_vng + dims, mask=dim_ok, other=0.0)
@@ -101,26 +83,7 @@ def _build() -> tuple:
         m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_H], tl.float32)
         acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
-        first = start
-        if EARLY:
-            first = start + BLOCK_N
-            if start < end:  # the loop's first iteration, on the tile already loaded (an empty chunk skips it)
-                if WRITE:
-                    kt0 = tl.where(slots0[None, :] == pos, k_new[:, None], kt0)
-                    v0 = tl.where(slots0[:, None] == pos, v_new[None, :], v0)
-                if F32_DOT:
-                    s0 = tl.dot(q.to(tl.float32), kt0.to(tl.float32), input_precision="ieee")
-                else:
-                    s0 = tl.dot(q, kt0)
-                s0 = tl.where(ok0[None, :], s0 * qk_scale, float("-inf"))
-                m_i = tl.max(s0, 1)  # finite: the tile holds slot start <= pos
-                p0 = tl.exp2(s0 - m_i[:, None])
-                l_i = tl.sum(p0, 1)
-                if F32_DOT:
-                    acc = tl.dot(p0, v0.to(tl.float32), input_precision="ieee")
-                else:
-                    acc = tl.dot(p0.to(v0.dtype), v0)
-        for n0 in range(first, end, BLOCK_N):
+        for n0 in range(start, end, BLOCK_N):
             slots = n0 + tl.arange(0, BLOCK_N)
             ok = slots < end
             kt = tl.load(  # K^T tile [BLOCK_D, BLOCK_N]
@@ -283,7 +246,7 @@ def decode_attention(
         kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1),
         length, chunk, splits, scale * math.log2(math.e),
         GROUPS=groups, HPG=hpg, HEAD_DIM=hd, BLOCK_H=max(16, _next_pow2(hpg)), BLOCK_N=block_n,
-        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, EARLY=EARLY_TILE, num_warps=num_warps, num_stages=num_stages, **launch,
+        BLOCK_D=block_d, F32_DOT=f32_dot, WRITE=write, PDL=pdl, num_warps=num_warps, num_stages=num_stages, **launch,
     )  # fmt: skip
     out = torch.empty((1, b, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(b * heads,)](
