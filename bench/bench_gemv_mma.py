@@ -27,7 +27,13 @@ from nemo_cosmos_ar.inference import gemv_cuda as GC  # noqa: E402
 from nemo_cosmos_ar.inference import gemv_mma as GM  # noqa: E402
 from nemo_cosmos_ar.inference import quant  # noqa: E402
 
-SHAPES = {"qkv": (6144, 4096), "proj": (4096, 4096), "fc1": (28672, 4096), "fc2": (4096, 14336), "output": (64000, 4096)}
+SHAPES = {
+    "qkv": (6144, 4096),
+    "proj": (4096, 4096),
+    "fc1": (28672, 4096),
+    "fc2": (4096, 14336),
+    "output": (64000, 4096),
+}
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
