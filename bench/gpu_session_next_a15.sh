@@ -2,7 +2,8 @@
 # Prepared in the fourteenth session (2026-12-02) for a later one-H200 call (~6 min), carrying .gpu4, after
 # `bash bench/gpu_fa4_install.sh a` and `... b` on the same warm machine. Issue 13 on another machine, so the
 # fourteenth session's 29.3-29.6 s after initialisation (one machine, DiT 15.2-15.3 s) is checked across machines
-# (run in the fifteenth session on machine C: 29.5-30.0 s; rerun it on further machines): first the GPU tier's test
+# (run in the fifteenth session on machine C: 29.5-30.0 s, in the sixteenth on machine F: 28.9-29.1 s; rerun it on
+# further machines): first the GPU tier's test
 # of the top-p Triton kernels (tokens against the torch ops at 64,000 tokens, a CUDA graph against eager; passed in
 # the fifteenth session), then int8 + FP8 + FA4 with the guardrails four times, then generate's defaults (exact bf16)
 # once. Each run a fresh process, the guide's 9-frame prompt.

@@ -4,6 +4,7 @@
 # algorithm search (cudnn.benchmark, off in generate) make the decoder's 3D convolutions faster at the released
 # sizes, and what does its first call cost (it would need a warm-up at the output's shapes in the load)?
 # bench_cv_cut.py prints the decode with and without it, plus the write rows measured before (noise / smooth).
+# Ran in the sixteenth session (call 5): 423.2 -> 422.7 ms, no gain; cudnn.benchmark stays off.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source bench/gpu_site.sh .gpu4
