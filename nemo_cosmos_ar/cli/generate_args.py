@@ -51,8 +51,8 @@ EPILOG = """examples:
   cosmos-ar generate --batch-input-path inputs.jsonl --video_save_folder outputs/ --batch-size 4
   torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input clip.mp4
   cosmos-ar generate --input clip.mp4 --decode-weights int8 --diffusion-decoder-gemm fp8
-      # (one command) one GPU's fastest: ~29 s after loading on an H200 with flash-attn-4 installed; changes the
-      # video slightly (int8 AR weights, e4m3 DiT GEMMs)
+      # one GPU's fastest: 29-30 s after loading on an H200 with flash-attn-4 installed; changes the video
+      # slightly (int8 AR weights, e4m3 DiT GEMMs)
   torchrun --nproc-per-node 2 -m nemo_cosmos_ar.cli generate --num-gpus 2 --input clip.mp4 --decode-weights int8
       --diffusion-decoder-gemm fp8     # (one command) the fastest measured; changes the video slightly
   cosmos-ar generate --input robot.mp4 --guardrail          # refuse to start without the guardrail weights
