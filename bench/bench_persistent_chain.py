@@ -66,7 +66,9 @@ __device__ __forceinline__ void grid_sync(unsigned int* bar, unsigned int target
     if (threadIdx.x == 0) {
         __threadfence();
         atomicAdd(bar, 1u);
+        const long long t0 = clock64();
         while (*(volatile unsigned int*)bar < target) {
+            if (clock64() - t0 > 4000000000LL) __trap();  // ~2 s: blocks not co-resident, fail instead of hanging
         }
         __threadfence();
     }
