@@ -17,6 +17,7 @@ The norms, attention and SwiGLU between the products are left out of both, so on
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,8 +31,8 @@ from nemo_cosmos_ar.inference import quant  # noqa: E402
 
 LAYER = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)]  # QKV, attention out, fc1, fc2
 LAYERS = 16
-WARPS = 8
-BLOCKS_PER_SM = 2
+WARPS = int(os.environ.get("PCHAIN_WARPS", 8))  # warps per block
+BLOCKS_PER_SM = int(os.environ.get("PCHAIN_BLOCKS", 2))  # the persistent grid: blocks per SM, all co-resident
 
 SOURCE = r"""
 #define UNROLL 8
