@@ -13,6 +13,11 @@ kernel (with and without the loads issued before the barrier), and whether every
 The norms, attention and SwiGLU between the products are left out of both, so only the products' boundaries differ.
 
     python bench/bench_persistent_chain.py    # H200 (CUDA only; the prototype is not used by generate)
+    PCHAIN_WARPS=8 PCHAIN_BLOCKS=3 python bench/bench_persistent_chain.py
+
+Measured on the H200 (sixteenth session, BENCHMARKS.md issue 13): the gemv_cuda PDL chain 64.4-64.5 us a layer; the
+persistent kernel, bit-equal, 69.7-73.3 us with the loads before the barrier and 75.1-76.1 us without, over four grids
+(264 x 8, 396 x 8, 528 x 4, 792 x 4 warps). Grid-wide barriers cost more than PDL's kernel boundaries.
 """
 
 from __future__ import annotations
