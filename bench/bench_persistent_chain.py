@@ -39,28 +39,14 @@ LAYERS = 16
 WARPS = int(os.environ.get("PCHAIN_WARPS", 8))  # warps per block
 BLOCKS_PER_SM = int(os.environ.get("PCHAIN_BLOCKS", 2))  # the persistent grid: blocks per SM, all co-resident
 
-SOURCE = r"""
+SOURCE = (
+    r"""
 #define UNROLL 8
 #define WARPS %(warps)d
 #define EARLY %(early)d
-
-__device__ __forceinline__ int4 load_stream(const int4* p) {
-    int4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%%0, %%1, %%2, %%3}, [%%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
-__device__ __forceinline__ float bf16_lo(unsigned int u) { return __uint_as_float(u << 16); }
-__device__ __forceinline__ float bf16_hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
-__device__ __forceinline__ float dot4(unsigned int w, float x0, float x1, float x2, float x3, float acc) {
-    const unsigned int u = w ^ 0x80808080u;
-    acc = fmaf(__uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540)) - 8388736.0f, x0, acc);
-    acc = fmaf(__uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541)) - 8388736.0f, x1, acc);
-    acc = fmaf(__uint_as_float(__byte_perm(u, 0x4B000000u, 0x7542)) - 8388736.0f, x2, acc);
-    acc = fmaf(__uint_as_float(__byte_perm(u, 0x4B000000u, 0x7543)) - 8388736.0f, x3, acc);
-    return acc;
-}
-__device__ __forceinline__ void load_row(int4* v, const int4* w, int row, int kv, int c0, int lane) {
+"""
+    + GC.HELPERS  # gemv_cuda's load_stream, bf16_lo/hi and dot4
+    + r"""__device__ __forceinline__ void load_row(int4* v, const int4* w, int row, int kv, int c0, int lane) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
         const int c = c0 + lane + 32 * u;
@@ -141,6 +127,7 @@ chain(const long long* wp, const long long* sp, const long long* xp, const long 
     }
 }
 """
+)
 
 
 def main() -> None:

@@ -41,12 +41,9 @@ SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
     (4096, 14336): (1, 4, 8, 8),  # fc2: 18.4 against 21.1
 }
 
-_SOURCE = r"""
-#define ROWS %(rows)d
-#define UNROLL %(unroll)d
-#define WARPS %(warps)d
-#define PDL %(pdl)d
-
+# The device helpers, shared with bench/bench_persistent_chain.py (a "%"-template like the kernel: asm operands
+# are written %%0).
+HELPERS = r"""
 __device__ __forceinline__ float bf16_lo(unsigned int u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
 
@@ -68,7 +65,17 @@ __device__ __forceinline__ float dot4(unsigned int w, float x0, float x1, float 
     return acc;
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+"""
+
+_SOURCE = (
+    r"""
+#define ROWS %(rows)d
+#define UNROLL %(unroll)d
+#define WARPS %(warps)d
+#define PDL %(pdl)d
+"""
+    + HELPERS
+    + r"""extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* __restrict__ scale,
           unsigned short* __restrict__ y, int n, int k) {
     extern __shared__ uint4 xs[];  // the input row, bf16, 8 values per uint4
@@ -152,6 +159,7 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
     }
 }
 """
+)
 
 _KERNELS: dict[tuple[int, int, int, bool], object] = {}
 _SM_COUNT: list[int] = []
