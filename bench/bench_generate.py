@@ -33,6 +33,8 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    writing the step's K/V (no index_copy_ between them); batch 1, TP=1 (generate's default there)
     +int8-cuda     +int8 with the int8 products by the hand-written CUDA kernel (inference/gemv_cuda.py,
                    --decode-int8-kernel cuda) instead of the Triton one
+    +int8-fused    +int8-cuda with the RMSNorms, residual adds and SwiGLU folded into the CUDA kernel
+                   (inference/fused_int8.py, --decode-int8-kernel fused): 7 kernels a layer instead of 10
     +int8-nopdl    +int8 without programmatic dependent launch (for profiles whose kernels must not overlap)
     +int8          +pdl with weight-only int8 projections (inference/quant.py, --decode-weights int8: one scale per
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
@@ -81,6 +83,7 @@ ATTENTION = {
     "+int8": "triton",
     "+int8-nopdl": "triton",
     "+int8-cuda": "triton",
+    "+int8-fused": "triton",
     "+symm": "triton",
     "+symm-pdl": "triton",
 }
@@ -104,12 +107,13 @@ CONFIGS = (
     "+int8",
     "+int8-nopdl",
     "+int8-cuda",
+    "+int8-fused",
     "+symm",
     "+symm-pdl",
     "+topk-nucleus",
 )
 GEMV = CONFIGS[CONFIGS.index("+gemv") : CONFIGS.index("+topk-nucleus")]  # the batch-1 matrix-vector ones
-INT8 = ("+int8", "+int8-nopdl", "+int8-cuda", "+symm", "+symm-pdl")
+INT8 = ("+int8", "+int8-nopdl", "+int8-cuda", "+int8-fused", "+symm", "+symm-pdl")
 _REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
@@ -165,8 +169,12 @@ def set_config(engine, name: str) -> None:
     engine.gemv_glu = name == "+glu"
     engine.pdl = name in ("+pdl", *INT8) and name != "+int8-nopdl"
     engine.pdl_tp = name == "+symm-pdl"
-    engine.int8_kernel = "cuda" if name == "+int8-cuda" else "triton"
+    engine.int8_kernel = {"+int8-cuda": "cuda", "+int8-fused": "fused"}.get(name, "triton")
     set_weights(engine, "int8" if name in INT8 else "bf16")
+    if name == "+int8-fused":
+        from nemo_cosmos_ar.inference import fused_int8
+
+        fused_int8.prepare(engine.model, drop_plain=False)
     engine.reducer = None
     if name in ("+symm", "+symm-pdl") and engine.tp > 1:
         if not _REDUCER:
@@ -195,6 +203,8 @@ def set_weights(engine, kind: str) -> None:
             for n, m in mods:
                 m.weight.copy_(_BF16[n])
                 del m.weight_int8, m.weight_scale
+                if hasattr(m, "weight_int8_glu"):  # fused_int8.prepare's interleaved fc1 copy
+                    del m.weight_int8_glu, m.weight_scale_glu
     engine.weights = kind
 
 
@@ -241,8 +251,15 @@ def int8_exactness(engine, prompt, steps, sampling, opts, device) -> str:
     p0 = prompt.shape[1]
     err_b = max((seen[p] - full[:, p - 1]).abs().max().item() for p in range(p0, p0 + steps))
     greedy = dc.replace(sampling, temperature=0.0)
+    kernel = engine.int8_kernel  # "fused" needs int8 weights: the bf16 model runs the unfused products
+    engine.int8_kernel = "cuda" if kernel == "fused" else kernel
     ref, _ = generate_tokens(engine, prompt, p0 + steps, greedy, options=opts)  # bf16 weights, the +int8 switches
     set_weights(engine, "int8")
+    if kernel == "fused":
+        from nemo_cosmos_ar.inference import fused_int8
+
+        fused_int8.prepare(engine.model, drop_plain=False)
+    engine.int8_kernel = kernel
     got, _ = generate_tokens(engine, prompt, p0 + steps, greedy, options=opts)
     same = (got[:, p0:] == ref[:, p0:]).float().mean().item()
     return f"max abs dlogit vs bf16 {err_b:.3g}, vs dequantized {err_q:.3g}; greedy tokens = bf16: {same:.3f}"

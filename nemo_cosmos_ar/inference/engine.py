@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import decode_kernel, fused_step, gemv_cuda, quant, symm_reduce
+from nemo_cosmos_ar.inference import decode_kernel, fused_int8, fused_step, gemv_cuda, quant, symm_reduce
 from nemo_cosmos_ar.model.config import CosmosARConfig
 from nemo_cosmos_ar.model.rope3d import rope_3d_table
 
@@ -349,6 +349,8 @@ class McoreEngine:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
             if self.gemv and not self.gemv_ok:
                 raise ValueError("gemv needs plain Megatron parallel linears (no adapters, bias or sequence parallel)")
+            if gemv and self.int8_kernel == "fused":
+                return self._gather(fused_int8.run_layers(self, x, cos, sin, cache, attend_fn)[0])[:, : self.vocab_size]
             if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
                 return self._gather(logits[0])[:, : self.vocab_size]
@@ -427,7 +429,7 @@ class McoreEngine:
 
 
 DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
-INT8_KERNELS = ("auto", "cuda", "triton")  # --decode-int8-kernel
+INT8_KERNELS = ("auto", "cuda", "fused", "triton")  # --decode-int8-kernel
 
 
 def configure_decode(
@@ -453,7 +455,8 @@ def configure_decode(
     (fused step and gemv on). It cannot be undone on this engine (its weights now hold the dequantized values).
 
     ``int8_kernel`` (with ``weights="int8"``): "cuda" (``gemv_cuda.py``, compiled here by NVRTC; an error where it
-    cannot be), "triton" (``gemv.gemv``) or "auto" (cuda where it compiles, else triton).
+    cannot be), "fused" (cuda with the norms, residual adds and SwiGLU folded in, ``fused_int8.py``; TP=1),
+    "triton" (``gemv.gemv``) or "auto" (cuda where it compiles, else triton).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -502,6 +505,10 @@ def configure_decode(
     kernel8 = gemv_cuda.pick(int8_kernel, engine.device, engine.pdl) if weights == "int8" else "triton"
     if weights == "int8":
         quant.quantize_model(engine.model)
+    if kernel8 == "fused":
+        if not fused_int8.supported(engine):
+            raise ValueError("--decode-int8-kernel fused: needs TP=1 and RMSNorms with an explicit eps; use cuda")
+        fused_int8.prepare(engine.model)
     engine.weights, engine.int8_kernel = weights, kernel8
     from megatron.core import parallel_state
 

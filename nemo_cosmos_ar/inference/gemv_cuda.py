@@ -67,17 +67,51 @@ __device__ __forceinline__ float dot4(unsigned int w, float x0, float x1, float 
 
 """
 
+# The fusions' helpers: round to bf16 (nearest even, finite values), the squares of 8 bf16 values, and 8 values
+# normalised (x * rs * weight, one rounding).
+FUSION_HELPERS = r"""
+__device__ __forceinline__ unsigned short bf16_bits(float f) {
+    unsigned int bits = __float_as_uint(f);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (unsigned short)(bits >> 16);
+}
+__device__ __forceinline__ float bf16_round(float f) { return __uint_as_float((unsigned int)bf16_bits(f) << 16); }
+__device__ __forceinline__ float sq8(uint4 a) {
+    float s = 0.0f;
+    const unsigned int u[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) s = fmaf(bf16_hi(u[j]), bf16_hi(u[j]), fmaf(bf16_lo(u[j]), bf16_lo(u[j]), s));
+    return s;
+}
+__device__ __forceinline__ unsigned int norm2(unsigned int a, unsigned int g, float rs) {
+    return (unsigned int)bf16_bits(bf16_lo(a) * rs * bf16_lo(g))
+           | ((unsigned int)bf16_bits(bf16_hi(a) * rs * bf16_hi(g)) << 16);
+}
+__device__ __forceinline__ uint4 norm8(uint4 a, uint4 g, float rs) {
+    return make_uint4(norm2(a.x, g.x, rs), norm2(a.y, g.y, rs), norm2(a.z, g.z, rs), norm2(a.w, g.w, rs));
+}
+
+"""
+
 _SOURCE = (
     r"""
 #define ROWS %(rows)d
 #define UNROLL %(unroll)d
 #define WARPS %(warps)d
 #define PDL %(pdl)d
+#define NORM %(norm)d
+#define RES %(res)d
+#define GLU %(glu)d
+#if GLU && ROWS != 2
+#error "GLU needs ROWS == 2: a warp's two rows are a gate row and its up row"
+#endif
 """
     + HELPERS
+    + FUSION_HELPERS
     + r"""extern "C" __global__ void __launch_bounds__(WARPS * 32)
 gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* __restrict__ scale,
-          unsigned short* __restrict__ y, int n, int k) {
+          unsigned short* __restrict__ y, int n, int k, const uint4* __restrict__ nw,
+          const unsigned short* __restrict__ res, float eps) {
     extern __shared__ uint4 xs[];  // the input row, bf16, 8 values per uint4
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kv = k >> 4;  // 16-byte weight vectors per row
@@ -94,7 +128,28 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 #if PDL
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+#if NORM
+    {  // x is the residual stream: stage rms_norm(x) * nw; every block sums the squares in the same order
+        __shared__ float part[WARPS];
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < (k >> 3); i += WARPS * 32) {
+            const uint4 a = x[i];
+            xs[i] = a;
+            ss += sq8(a);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if (lane == 0) part[warp] = ss;
+        __syncthreads();
+        float tot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < WARPS; ++i) tot += part[i];
+        const float rs = rsqrtf(tot / (float)k + eps);
+        for (int i = threadIdx.x; i < (k >> 3); i += WARPS * 32) xs[i] = norm8(xs[i], nw[i], rs);
+    }
+#else
     for (int i = threadIdx.x; i < (k >> 3); i += WARPS * 32) xs[i] = x[i];
+#endif
     __syncthreads();
 #if PDL
     asm volatile("griddepcontrol.launch_dependents;");
@@ -137,15 +192,26 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
         }
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
-            float s = acc[r];
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+            for (int o = 16; o > 0; o >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+        }
+#if GLU
+        if (lane == 0 && row < n) {  // rows row and row + 1: gate j and up j, j = row / 2
+            const float g = bf16_round(acc[0] * scale[row]), u = bf16_round(acc[1] * scale[row + 1]);
+            y[row >> 1] = bf16_bits(g / (1.0f + expf(-g)) * u);
+        }
+#else
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
             if (lane == 0 && row + r < n) {
-                unsigned int bits = __float_as_uint(s * scale[row + r]);
-                bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even (finite values)
-                y[row + r] = (unsigned short)(bits >> 16);
+#if RES
+                y[row + r] = bf16_bits(bf16_round(acc[r] * scale[row + r]) + __uint_as_float((unsigned int)res[row + r] << 16));
+#else
+                y[row + r] = bf16_bits(acc[r] * scale[row + r]);
+#endif
             }
         }
+#endif
         if (row + step < n) {  // the next row group's first loads, before this warp's reduction is consumed
 #pragma unroll
             for (int r = 0; r < ROWS; ++r)
@@ -199,16 +265,16 @@ def available(device: torch.device, pdl: bool) -> bool:
 
 
 def pick(mode: str, device: torch.device, pdl: bool) -> str:
-    """``--decode-int8-kernel``: "triton" stays; "cuda" where ``available`` (else a one-line error); "auto" = cuda
-    where available, else triton."""
+    """``--decode-int8-kernel``: "triton" stays; "cuda" and "fused" where ``available`` (else a one-line error);
+    "auto" = cuda where available, else triton."""
     if mode == "triton":
         return "triton"
     if available(device, pdl):
-        return "cuda"
-    if mode == "cuda":
+        return "cuda" if mode == "auto" else mode
+    if mode in ("cuda", "fused"):
         raise ValueError(
-            "--decode-int8-kernel cuda: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's NVRTC "
-            "library); use --decode-int8-kernel triton"
+            f"--decode-int8-kernel {mode}: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's "
+            "NVRTC library); use --decode-int8-kernel triton"
         )
     return "triton"
 
@@ -228,18 +294,28 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
     )
 
 
-def kernel(rows: int, unroll: int, warps: int, pdl: bool):
-    """The compiled kernel for one block shape (NVRTC, once per process)."""
-    key = (rows, unroll, warps, pdl)
+def source(rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, res: bool = False, glu: bool = False):
+    """The kernel's CUDA source for one block shape and fusion choice."""
+    flags = dict(pdl=int(pdl), norm=int(norm), res=int(res), glu=int(glu))
+    return _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, **flags)
+
+
+def kernel(rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, res: bool = False, glu: bool = False):
+    """The compiled kernel for one block shape and fusion choice (NVRTC, once per process)."""
+    key = (rows, unroll, warps, pdl, norm, res, glu)
     if key not in _KERNELS:
-        src = _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, pdl=int(pdl))
-        _KERNELS[key] = torch.cuda._compile_kernel(src, "gemv_int8")
+        _KERNELS[key] = torch.cuda._compile_kernel(source(*key), "gemv_int8")
     return _KERNELS[key]
 
 
 def _launch(fn, grid: int, block: int, shared: int, args: list, pdl: bool) -> None:
     libcuda = torch.cuda._utils._get_gpu_runtime_library()
-    keep = [ctypes.c_void_p(a.data_ptr()) if isinstance(a, torch.Tensor) else ctypes.c_int(a) for a in args]
+    keep = [
+        ctypes.c_void_p(a.data_ptr())
+        if isinstance(a, torch.Tensor)
+        else (ctypes.c_float(a) if isinstance(a, float) else ctypes.c_int(a))
+        for a in args
+    ]
     params = (ctypes.c_void_p * len(keep))(*[ctypes.cast(ctypes.byref(p), ctypes.c_void_p) for p in keep])
     cfg = _LaunchConfig()
     cfg.grid[:] = (grid, 1, 1)
@@ -257,9 +333,26 @@ def _launch(fn, grid: int, block: int, shared: int, args: list, pdl: bool) -> No
 
 
 def gemv_int8(
-    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, *, pdl: bool = False, config=None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    pdl: bool = False,
+    config=None,
+    norm: tuple[torch.Tensor, float] | None = None,
+    residual: torch.Tensor | None = None,
+    glu: bool = False,
 ) -> torch.Tensor:
-    """``gemv.gemv(x, weight, scale=scale)`` (one bf16 row; see the module docstring) by the CUDA kernel."""
+    """``gemv.gemv(x, weight, scale=scale)`` (one bf16 row; see the module docstring) by the CUDA kernel, with the
+    decode step's small operations optionally folded in (``fused_int8.py``; ``reference`` computes the same):
+
+    * ``norm=(w, eps)``: ``x`` is the residual stream and the product's input is ``rms_norm(x) * w`` (bf16 ``w [K]``;
+      the squares summed in fp32, the normalised row rounded once to bf16);
+    * ``residual`` (bf16, N values): the output is ``residual + product`` (the product rounded to bf16 first, as the
+      unfused add sees it);
+    * ``glu``: ``weight``'s rows are gate and up rows interleaved (``quant.interleave_glu``) and the output is
+      ``silu(gate) * up`` of N / 2 values (gate and up rounded to bf16 first, one more rounding at the end).
+    """
     n, k = weight.shape
     if weight.dtype != torch.int8 or x.dtype != torch.bfloat16 or scale.dtype != torch.float32:
         raise ValueError(
@@ -272,13 +365,59 @@ def gemv_int8(
         )
     if not weight.is_cuda:
         raise ValueError("gemv_int8: CUDA tensors only")
+    _check_fusions(n, k, norm, residual, glu, torch.bfloat16)
     rows, unroll, warps, per_sm = config or SHAPE_CONFIGS.get((n, k), DEFAULT_CONFIG)
+    if glu and rows != 2:
+        raise ValueError(f"gemv_int8: glu needs 2 rows per warp (a gate row and its up row), got config {config}")
     groups = -(-n // (rows * warps))
     if per_sm:
         if not _SM_COUNT:
             _SM_COUNT.append(torch.cuda.get_device_properties(weight.device).multi_processor_count)
         groups = min(groups, per_sm * _SM_COUNT[0])
     xv = x.reshape(k).contiguous()
-    y = torch.empty((*x.shape[:-1], n), dtype=torch.bfloat16, device=x.device)
-    _launch(kernel(rows, unroll, warps, pdl), groups, 32 * warps, 2 * k, [weight, xv, scale, y, n, k], pdl)
+    y = torch.empty((*x.shape[:-1], n // 2 if glu else n), dtype=torch.bfloat16, device=x.device)
+    nw, eps = (norm[0].contiguous(), float(norm[1])) if norm is not None else (xv, 0.0)
+    res = residual.reshape(n).contiguous() if residual is not None else xv
+    fn = kernel(rows, unroll, warps, pdl, norm is not None, residual is not None, glu)
+    _launch(fn, groups, 32 * warps, 2 * k, [weight, xv, scale, y, n, k, nw, res, eps], pdl)
     return y
+
+
+def _check_fusions(n: int, k: int, norm, residual, glu: bool, dtype: torch.dtype) -> None:
+    if norm is not None and (norm[0].dtype != dtype or norm[0].numel() != k or norm[1] is None):
+        raise ValueError(f"gemv_int8: norm needs a {dtype} weight of {k} values and a float eps")
+    if residual is not None and (residual.dtype != dtype or residual.numel() != n or glu):
+        raise ValueError(f"gemv_int8: residual needs {n} {dtype} values (and no glu)")
+    if glu and n % 2:
+        raise ValueError(f"gemv_int8: glu needs an even number of rows, got {n}")
+
+
+def reference(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    norm: tuple[torch.Tensor, float] | None = None,
+    residual: torch.Tensor | None = None,
+    glu: bool = False,
+) -> torch.Tensor:
+    """What ``gemv_int8`` computes, in torch (any device; fp32 products, the kernel's roundings to ``x``'s dtype,
+    none for fp32). The fused decode step runs this where the kernel cannot (CPU tests), and the GPU tier compares
+    the kernel with it."""
+    n, k = weight.shape
+    _check_fusions(n, k, norm, residual, glu, x.dtype)
+
+    def rnd(t):
+        return t.to(x.dtype).float()
+
+    xf = x.reshape(k).float()
+    if norm is not None:
+        rs = torch.rsqrt(xf.square().sum() / k + norm[1])
+        xf = rnd(xf * rs * norm[0].float())
+    y = rnd((weight.float() @ xf) * scale)
+    if glu:
+        g, u = y[0::2], y[1::2]
+        y = g / (1.0 + torch.exp(-g)) * u
+    elif residual is not None:
+        y = y + residual.reshape(n).float()
+    return y.to(x.dtype).reshape(*x.shape[:-1], -1)

@@ -62,7 +62,8 @@ class GenerateOptions:
         decode_reduce: "auto", "nccl" or "symm": the batch-1 step's TP all-reduces (``symm_reduce.py``).
         decode_weights: "bf16" or "int8" (weight-only int8 for the batch-1 decode, ``quant.py``; changes the
             outputs, so off by default; Megatron engine at batch size 1 only).
-        decode_int8_kernel: "auto", "cuda" or "triton": the kernel of the int8 products (``engine.configure_decode``).
+        decode_int8_kernel: "auto", "cuda", "fused" or "triton": the kernel of the int8 products
+            (``engine.configure_decode``).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).

@@ -89,3 +89,16 @@ def int8_weight(module) -> tuple[torch.Tensor, torch.Tensor | None]:
     ``(weight, None)``."""
     q = getattr(module, "weight_int8", None)
     return (module.weight, None) if q is None else (q, module.weight_scale)
+
+
+def interleave_glu(q: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An fc1 weight ``[gate; up]`` (``[2F, K]``, the layout Megatron's SwiGLU ``chunk`` splits) with its rows
+    interleaved, ``[gate 0, up 0, gate 1, up 1, ...]``, and its per-row scales the same way: the layout whose
+    row pairs ``gemv_cuda.gemv_int8(..., glu=True)`` turns into ``silu(gate) * up``."""
+    n = q.shape[0]
+    if n % 2 or scale.shape != (n,):
+        raise ValueError(
+            f"interleave_glu: needs [2F, K] rows and 2F scales, got {tuple(q.shape)}, {tuple(scale.shape)}"
+        )
+    order = torch.arange(n, device=q.device).view(2, n // 2).t().reshape(n)  # gate j at 2j, up j at 2j + 1
+    return q.index_select(0, order).contiguous(), scale.index_select(0, order).contiguous()

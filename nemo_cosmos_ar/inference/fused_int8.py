@@ -1,0 +1,90 @@
+"""The batch-1 int8 decode step with the small operations between its products folded into the CUDA kernel
+(``--decode-int8-kernel fused``; ``gemv_cuda.gemv_int8``'s ``norm``, ``residual`` and ``glu``).
+
+Why: after the int8 products (``gemv_cuda.py``) the step's time on an H200 is close to the sum of its kernels, and
+the kernels between the products are ~350 us of a 1,485 us token (BENCHMARKS.md, issue 13, sixteenth session). Three
+of them per layer are pure elementwise or row work that a product can do on its way in or out:
+
+    qkv = W_qkv · norm_in(r)                 the RMSNorm in the prologue (every block normalises the row it stages)
+    r   = r + W_proj · attention(...)        the residual add in the epilogue (one more load per output row)
+    m   = silu(gate) * up, [gate; up] = W_fc1 · norm_mlp(r)
+                                             the norm in the prologue; fc1's rows interleaved (gate j, up j) so the
+                                             warp that owns a pair writes silu(gate) * up
+    r   = r + W_fc2 · m                      the residual add in the epilogue
+    logits = W_out · final_norm(r)
+
+so a layer is 4 products, the QK-norm/RoPE kernel and the attention's two kernels: 7 launches instead of 10. The
+Triton kernel tried the same prologues in an earlier session and lost (``run_layers_gemv``, BENCHMARKS.md issue 12:
+its 2,048 programs each recomputed the SwiGLU over all 14,336 inputs). Here fc1's epilogue computes each SwiGLU
+output once, and the norm is paid once per block of a looping grid.
+
+Numbers: the norm's squares are summed in a different order than ``F.rms_norm`` and the normalised row is rounded
+once (x * rs * w); the SwiGLU is computed in fp32 from bf16 gate and up and rounded once. The logits therefore
+differ from ``fused_step.run_layers`` by bf16 rounding noise (the CPU tests bound it). TP=1 only: at TP > 1 the
+row-parallel products need their all-reduce before the residual add.
+
+Off CUDA (the CPU tests) every product is ``gemv_cuda.reference``: the same arithmetic in torch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nemo_cosmos_ar.inference import gemv_cuda
+from nemo_cosmos_ar.inference.fused_step import _fn, _split_qkv, qk_norm_rope
+from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
+
+
+def supported(engine) -> bool:
+    """Whether the engine's step can run here: TP=1, int8 weights, every norm with an explicit eps."""
+    from nemo_cosmos_ar.inference import quant
+
+    model = engine.model
+    norms = [model.decoder.final_layernorm]
+    for layer in model.decoder.layers:
+        norms += [layer.input_layernorm, layer.pre_mlp_layernorm]
+    return engine.tp == 1 and quant.is_quantized(model) and all(n.eps is not None for n in norms)
+
+
+def prepare(model, drop_plain: bool = True) -> int:
+    """fc1's int8 rows interleaved for the ``glu`` epilogue, once per module (``quant.interleave_glu``). With
+    ``drop_plain`` the plain int8 copy is dropped (about 1.9 GB for the 4B): another path then multiplies fc1 by its
+    dequantized bf16 weight, which is the same model. Returns the bytes added."""
+    added = 0
+    for layer in model.decoder.layers:
+        mlp = layer.mlp
+        if getattr(mlp.linear_fc1, "weight_int8_glu", None) is None:
+            q, s = interleave_glu(*int8_weight(mlp.linear_fc1))
+            mlp.linear_fc1.weight_int8_glu, mlp.linear_fc1.weight_scale_glu = q, s
+            added += q.numel() + 4 * s.numel()
+        if drop_plain and getattr(mlp.linear_fc1, "weight_int8", None) is not None:
+            del mlp.linear_fc1.weight_int8, mlp.linear_fc1.weight_scale
+            added -= mlp.linear_fc1.weight_int8_glu.numel() + 4 * mlp.linear_fc1.weight_scale_glu.numel()
+    return added
+
+
+def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Tensor:
+    """All layers and the output layer of a batch-1 decode step from the embedding ``x [1, 1, dim]``; returns
+    the logits ``[1, 1, vocab]`` (``prepare`` must have run; ``engine.pdl`` launches every kernel with PDL)."""
+    cuda, pdl = x.is_cuda, engine.pdl
+
+    def gemv(h, module, glu=False, **kw):
+        w, s = (module.weight_int8_glu, module.weight_scale_glu) if glu else int8_weight(module)
+        if cuda:
+            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, **kw)
+        return gemv_cuda.reference(h, w, s, glu=glu, **kw)
+
+    qk = _fn("qk", qk_norm_rope, cuda, pdl)
+    r = x
+    for layer, kv in zip(engine.layers, cache):
+        attn, mlp = layer.self_attention, layer.mlp
+        norm = layer.input_layernorm
+        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv, norm=(norm.weight, norm.eps)))
+        qn, kn = attn.q_layernorm, attn.k_layernorm
+        q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
+        r = gemv(attend_fn(attn, q, k, v, kv), attn.linear_proj, residual=r)
+        norm = layer.pre_mlp_layernorm
+        m = gemv(r, mlp.linear_fc1, glu=True, norm=(norm.weight, norm.eps))
+        r = gemv(m, mlp.linear_fc2, residual=r)
+    norm = engine.model.decoder.final_layernorm
+    return gemv(r, engine.model.output_layer, norm=(norm.weight, norm.eps))
