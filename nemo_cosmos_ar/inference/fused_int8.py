@@ -29,10 +29,19 @@ Off CUDA (the CPU tests) every product is ``gemv_cuda.reference``: the same arit
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import gemv_cuda
 from nemo_cosmos_ar.inference.fused_step import _fn, _split_qkv, qk_norm_rope
 from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
+
+# Block choices [rows, unroll, warps, blocks per SM] of the fused products: the best of bench_gemv_fused.py's sweep on
+# the H200 (call a20): QKV with its norm 10.1 us (12.2 with the plain kernel's blocks), attention out with its
+# residual 7.0, fc1 with norm and SwiGLU 32.5 (33.7); fc2 keeps the plain kernel's.
+CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8), "fc1": (2, 2, 8, 8), "fc2": None}
+# Whether fc1 normalises its input itself (else a compiled RMSNorm kernel before it, and fc1's plain blocks): the
+# norm prologue cost fc1 3 us against 29.5 (call a20).
+FC1_NORM = True
 
 
 def supported(engine) -> bool:
@@ -68,23 +77,32 @@ def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Ten
     the logits ``[1, 1, vocab]`` (``prepare`` must have run; ``engine.pdl`` launches every kernel with PDL)."""
     cuda, pdl = x.is_cuda, engine.pdl
 
-    def gemv(h, module, glu=False, **kw):
+    def gemv(h, module, glu=False, config=None, **kw):
         w, s = (module.weight_int8_glu, module.weight_scale_glu) if glu else int8_weight(module)
         if cuda:
-            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, **kw)
+            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, config=config, **kw)
         return gemv_cuda.reference(h, w, s, glu=glu, **kw)
 
     qk = _fn("qk", qk_norm_rope, cuda, pdl)
+    rms = _fn("rms", _rms, cuda, pdl)
+    c = CONFIGS if cuda else {}
     r = x
     for layer, kv in zip(engine.layers, cache):
         attn, mlp = layer.self_attention, layer.mlp
         norm = layer.input_layernorm
-        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv, norm=(norm.weight, norm.eps)))
+        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv, norm=(norm.weight, norm.eps), config=c.get("qkv")))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        r = gemv(attend_fn(attn, q, k, v, kv), attn.linear_proj, residual=r)
+        r = gemv(attend_fn(attn, q, k, v, kv), attn.linear_proj, residual=r, config=c.get("proj"))
         norm = layer.pre_mlp_layernorm
-        m = gemv(r, mlp.linear_fc1, glu=True, norm=(norm.weight, norm.eps))
-        r = gemv(m, mlp.linear_fc2, residual=r)
-    norm = engine.model.decoder.final_layernorm
-    return gemv(r, engine.model.output_layer, norm=(norm.weight, norm.eps))
+        if FC1_NORM:
+            m = gemv(r, mlp.linear_fc1, glu=True, norm=(norm.weight, norm.eps), config=c.get("fc1"))
+        else:
+            m = gemv(rms(r, norm.weight, norm.eps), mlp.linear_fc1, glu=True)
+        r = gemv(m, mlp.linear_fc2, residual=r, config=c.get("fc2"))
+    norm = engine.model.decoder.final_layernorm  # a norm prologue cost the output layer 5 us (call a20): a kernel
+    return gemv(rms(r, norm.weight, norm.eps), engine.model.output_layer)
+
+
+def _rms(x, w, eps: float):
+    return F.rms_norm(x, (x.shape[-1],), w, eps)
