@@ -24,7 +24,7 @@ Configurations (``--configs``, comma-separated; default all but the opt-in ``*in
 * ``dd-fp8``: ``--diffusion-decoder-gemm fp8`` (the DiT's projections as e4m3 GEMMs; changes the video);
 * ``dd-int8-fp8``: both.
 * ``dd-int8-fp8-triton``: both, the int8 products by the Triton kernel instead of the CUDA one.
-* ``dd-int8-fp8-fused``: both, the CUDA kernel with the norms, residual adds and SwiGLU folded in.
+* ``dd-int8-fp8-cuda``: both, the CUDA int8 kernel without the fusions that are the default at TP=1.
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
@@ -99,14 +99,14 @@ CONFIGS = {
         "--decode-int8-kernel",
         "triton",
     ],
-    # the CUDA int8 kernel with the norms, residual adds and SwiGLU folded in (inference/fused_int8.py)
-    "dd-int8-fp8-fused": [
+    # the CUDA int8 kernel without the fusions of inference/fused_int8.py (the default at TP=1 has them)
+    "dd-int8-fp8-cuda": [
         "--decode-weights",
         "int8",
         "--diffusion-decoder-gemm",
         "fp8",
         "--decode-int8-kernel",
-        "fused",
+        "cuda",
     ],
 }
 DEFAULT_CONFIGS = [c for c in CONFIGS if "int8" not in c and "fp8" not in c]

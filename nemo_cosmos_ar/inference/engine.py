@@ -455,8 +455,8 @@ def configure_decode(
     (fused step and gemv on). It cannot be undone on this engine (its weights now hold the dequantized values).
 
     ``int8_kernel`` (with ``weights="int8"``): "cuda" (``gemv_cuda.py``, compiled here by NVRTC; an error where it
-    cannot be), "fused" (cuda with the norms, residual adds and SwiGLU folded in, ``fused_int8.py``; TP=1),
-    "triton" (``gemv.gemv``) or "auto" (cuda where it compiles, else triton).
+    cannot be), "fused" (cuda with a norm, the residual adds and the SwiGLU folded in, ``fused_int8.py``; TP=1),
+    "triton" (``gemv.gemv``) or "auto" (fused at TP=1 and cuda otherwise where the kernel compiles, else triton).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -505,6 +505,8 @@ def configure_decode(
     kernel8 = gemv_cuda.pick(int8_kernel, engine.device, engine.pdl) if weights == "int8" else "triton"
     if weights == "int8":
         quant.quantize_model(engine.model)
+    if int8_kernel == "auto" and kernel8 == "cuda" and fused_int8.supported(engine):
+        kernel8 = "fused"  # 1.3% faster decode on the H200 (fused_int8.py)
     if kernel8 == "fused":
         if not fused_int8.supported(engine):
             raise ValueError("--decode-int8-kernel fused: needs TP=1 and RMSNorms with an explicit eps; use cuda")

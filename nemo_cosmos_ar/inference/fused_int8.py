@@ -1,24 +1,26 @@
-"""The batch-1 int8 decode step with the small operations between its products folded into the CUDA kernel
-(``--decode-int8-kernel fused``; ``gemv_cuda.gemv_int8``'s ``norm``, ``residual`` and ``glu``).
+"""The batch-1 int8 decode step with some small operations between its products folded into the CUDA kernel
+(``--decode-int8-kernel fused``, the int8 default at TP=1; ``gemv_cuda.gemv_int8``'s ``norm``, ``residual``, ``glu``).
 
 Why: after the int8 products (``gemv_cuda.py``) the step's time on an H200 is close to the sum of its kernels, and
-the kernels between the products are ~350 us of a 1,485 us token (BENCHMARKS.md, issue 13, sixteenth session). Three
-of them per layer are pure elementwise or row work that a product can do on its way in or out:
+the kernels between the products are ~350 us of a 1,485 us token (BENCHMARKS.md, issue 13, sixteenth session).
+Some of that work a product can do on its way in or out:
 
     qkv = W_qkv · norm_in(r)                 the RMSNorm in the prologue (every block normalises the row it stages)
     r   = r + W_proj · attention(...)        the residual add in the epilogue (one more load per output row)
-    m   = silu(gate) * up, [gate; up] = W_fc1 · norm_mlp(r)
-                                             the norm in the prologue; fc1's rows interleaved (gate j, up j) so the
-                                             warp that owns a pair writes silu(gate) * up
+    h   = norm_mlp(r)                        a kernel of its own (see below)
+    m   = silu(gate) * up, [gate; up] = W_fc1 · h
+                                             fc1's rows interleaved (gate j, up j), so the warp that owns a pair
+                                             writes silu(gate) * up
     r   = r + W_fc2 · m                      the residual add in the epilogue
-    logits = W_out · final_norm(r)
+    logits = W_out · final_norm(r)           the norm a kernel of its own
 
-so a layer is 4 products, the QK-norm/RoPE kernel and the attention's two kernels: 7 launches instead of 10. The
-Triton kernel tried the same prologues in an earlier session and lost (``run_layers_gemv``, BENCHMARKS.md issue 12:
-its 2,048 programs each recomputed the SwiGLU over all 14,336 inputs). Here fc1's epilogue computes each SwiGLU
-output once, and the norm is paid once per block of a looping grid.
+so a layer is 4 products, one norm, the QK-norm/RoPE kernel and the attention's two kernels: 8 launches instead of
+10. Measured on the H200 (BENCHMARKS.md, issue 13, twentieth session): the residual epilogues and the SwiGLU
+epilogue cost nothing, the QKV's norm prologue nothing at its own block choice (``CONFIGS``), but the norm in fc1's
+prologue cost 3 us and in the output layer's 5 us, more than the kernel it saves, so those two norms stay kernels.
+The whole decode: 625 -> 634 tokens/s (+1.3%); with fc1's norm folded in too, 612.
 
-Numbers: the norm's squares are summed in a different order than ``F.rms_norm`` and the normalised row is rounded
+Numbers: the QKV norm's squares are summed in another order than ``F.rms_norm`` and the normalised row is rounded
 once (x * rs * w); the SwiGLU is computed in fp32 from bf16 gate and up and rounded once. The logits therefore
 differ from ``fused_step.run_layers`` by bf16 rounding noise (the CPU tests bound it). TP=1 only: at TP > 1 the
 row-parallel products need their all-reduce before the residual add.
@@ -35,13 +37,11 @@ from nemo_cosmos_ar.inference import gemv_cuda
 from nemo_cosmos_ar.inference.fused_step import _fn, _split_qkv, qk_norm_rope
 from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
 
-# Block choices [rows, unroll, warps, blocks per SM] of the fused products: the best of bench_gemv_fused.py's sweep on
-# the H200 (call a20): QKV with its norm 10.1 us (12.2 with the plain kernel's blocks), attention out with its
-# residual 7.0, fc1 with norm and SwiGLU 32.5 (33.7); fc2 keeps the plain kernel's.
-CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8), "fc1": (2, 2, 8, 8), "fc2": None}
-# Whether fc1 normalises its input itself (else a compiled RMSNorm kernel before it, and fc1's plain blocks): the
-# norm prologue cost fc1 3 us against 29.5 (call a20).
-FC1_NORM = True
+# Block choices [rows, unroll, warps, blocks per SM] of the fused products where they differ from the plain kernel's
+# (``gemv_cuda.SHAPE_CONFIGS``): the best of bench_gemv_fused.py's sweep on the H200 (call a20): QKV with its norm
+# 10.1 us (12.2 at the plain kernel's blocks, the same 10.1 as the plain product), attention out with its residual
+# 7.0 (7.5 plain).
+CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8)}
 
 
 def supported(engine) -> bool:
@@ -94,13 +94,10 @@ def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Ten
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
         r = gemv(attend_fn(attn, q, k, v, kv), attn.linear_proj, residual=r, config=c.get("proj"))
-        norm = layer.pre_mlp_layernorm
-        if FC1_NORM:
-            m = gemv(r, mlp.linear_fc1, glu=True, norm=(norm.weight, norm.eps), config=c.get("fc1"))
-        else:
-            m = gemv(rms(r, norm.weight, norm.eps), mlp.linear_fc1, glu=True)
-        r = gemv(m, mlp.linear_fc2, residual=r, config=c.get("fc2"))
-    norm = engine.model.decoder.final_layernorm  # a norm prologue cost the output layer 5 us (call a20): a kernel
+        norm = layer.pre_mlp_layernorm  # a kernel: in fc1's prologue it cost 3 us against 29.5 (call a20)
+        m = gemv(rms(r, norm.weight, norm.eps), mlp.linear_fc1, glu=True)
+        r = gemv(m, mlp.linear_fc2, residual=r)
+    norm = engine.model.decoder.final_layernorm  # a kernel: the output layer's prologue cost 5 us (call a20)
     return gemv(rms(r, norm.weight, norm.eps), engine.model.output_layer)
 
 

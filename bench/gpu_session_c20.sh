@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Twentieth session, third call (one H200, carrying .gpu4, ~7 min), after `bash bench/gpu_fa4_install.sh a` and
+# `... b` on the same warm machine. Issue 13: the whole generate with int8 + FP8 + FA4 and the guardrails, the
+# guide's 9-frame prompt, each run a fresh process: "f" = dd-int8-fp8, whose int8 kernel is now the fused step
+# (fused_int8.py, auto at TP=1), against "c" = dd-int8-fp8-cuda (the unfused CUDA kernel, the default before).
+# A discarded warm run, then f / c pairs while the call's time lasts. Prediction: AR decode -1.3% (~-0.16 s).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; L=/tmp/c20; rm -rf $L
+source bench/gpu_site.sh .gpu4
+e2e_setup
+names=(warm)
+E2E_TIMEOUT=90 e2e warm 500 --configs dd-int8-fp8 --guardrails
+for i in 1 2 3; do
+  E2E_TIMEOUT=90 e2e f$i 500 --configs dd-int8-fp8 --guardrails
+  E2E_TIMEOUT=90 e2e c$i 500 --configs dd-int8-fp8-cuda --guardrails
+  names+=(f$i c$i)
+done
+e2e_report "${names[@]}"
