@@ -68,7 +68,7 @@ def test_configure_decode_int8_refusals_and_quantization(tiny):
         en.configure_decode(eng, weights="int8")  # auto on a CPU: unfused, no gemv
     with pytest.raises(ValueError, match=r"decode weights must be bf16 or int8, got 'fp8'"):
         en.configure_decode(eng, "sdpa", "on", "on", weights="fp8")
-    with pytest.raises(ValueError, match=r"decode int8 kernel must be one of auto, cuda, triton, got 'cutlass'"):
+    with pytest.raises(ValueError, match=r"decode int8 kernel must be one of auto, cuda, fused, triton, got 'cutlass'"):
         en.configure_decode(eng, "sdpa", "on", "on", weights="int8", int8_kernel="cutlass")
     # the CUDA kernel is refused on a CPU, before any weight changes
     with pytest.raises(ValueError, match=r"--decode-int8-kernel cuda: the CUDA kernel does not compile here"):
@@ -149,5 +149,5 @@ def test_decode_weights_from_the_command_line(tmp_path, monkeypatch):
     assert runner.load_engine() == "engine" and seen == [("auto", "auto", "auto", "auto", "int8", "nccl", "triton")]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--input", "a.png", "--decode-int8-kernel", "cutlass"])
-    with pytest.raises(ValueError, match=r"--decode-int8-kernel must be one of \('auto', 'cuda', 'triton'\)"):
+    with pytest.raises(ValueError, match=r"--decode-int8-kernel must be one of \('auto', 'cuda', 'fused', 'triton'\)"):
         GenerateOptions(decode_int8_kernel="cutlass")
