@@ -9,6 +9,7 @@
    fused   = QKV(norm), attention out(+residual), fc1(norm, glu), fc2(+residual), at each shape's best block choice.
 
     python bench/bench_gemv_fused.py            # H200
+    python bench/bench_gemv_fused.py fc1+glu    # one shape's row only
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
         "qkv+norm": (6144, D, r, dict(norm=(nw, EPS)), 16),
         "proj+res": (D, D, o, dict(residual=r), 16),
         "fc1+norm+glu": (2 * F, D, r, dict(norm=(nw, EPS), glu=True), 16),
+        "fc1+glu": (2 * F, D, r, dict(glu=True), 16),
         "fc2+res": (D, F, m, dict(residual=r), 16),
         "output+norm": (V, D, r, dict(norm=(nw, EPS)), 4),
     }
@@ -56,7 +58,10 @@ def main() -> None:
           "fused default us | fused best us [rows, unroll, warps, per SM] |")  # fmt: skip
     print("|---|---|---|---:|---|---:|---:|---:|")
     data, best = {}, {}
+    only = sys.argv[1:]  # shape names: only their rows (no chain)
     for name, (n, k, x, fus, copies) in shapes.items():
+        if only and name not in only:
+            continue
         ws = weights(n, k, copies, glu=fus.get("glu", False))
         data[name] = ws
         q, s = ws[0]
@@ -84,6 +89,8 @@ def main() -> None:
         print(f"| {name} | {n} x {k} | {err:.2e} | {same:.4f} | {eq} | {t_plain * 1e6:.1f} | {t_def * 1e6:.1f} | "
               f"{tb * 1e6:.1f} {list(cfg)} |", flush=True)  # fmt: skip
 
+    if only:
+        return
     addn = FS._fn("add_norm", FS.add_norm, True, pdl=True)
     act = FS._fn("swiglu", FS.swiglu, True, pdl=True)
     plain_fc1 = weights(2 * F, D, 16)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Twentieth session (2026-12-02), one H200, carrying .gpu4 (~7 min). Issue 13: the int8 decode products with the
+# Seventeenth session (2026-12-02), one H200, carrying .gpu4 (~7 min). Issue 13: the int8 decode products with the
 # norms, residual adds and SwiGLU folded into the CUDA kernel (inference/fused_int8.py, --decode-int8-kernel fused).
 #   1. the GPU tier's two int8 kernel tests (the fusions against gemv_cuda.reference; the plain kernel unchanged)
 #   2. bench_gemv_fused.py: exactness, block sweep per fused shape, a layer's chain fused against unfused

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Twentieth session, third call (one H200, carrying .gpu4, ~7 min), after `bash bench/gpu_fa4_install.sh a` and
+# Seventeenth session, third call (one H200, carrying .gpu4, ~7 min), after `bash bench/gpu_fa4_install.sh a` and
 # `... b` on the same warm machine. Issue 13: the whole generate with int8 + FP8 + FA4 and the guardrails, the
 # guide's 9-frame prompt, each run a fresh process: "f" = dd-int8-fp8, whose int8 kernel is now the fused step
 # (fused_int8.py, auto at TP=1), against "c" = dd-int8-fp8-cuda (the unfused CUDA kernel, the default before).
@@ -7,6 +7,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/c20; rm -rf $L
 source bench/gpu_site.sh .gpu4
+timeout 100 python3 bench/bench_gemv_fused.py fc1+glu > "$OUT/fc1glu.log" 2>&1  # fc1's SwiGLU epilogue alone
 e2e_setup
 names=(warm)
 E2E_TIMEOUT=90 e2e warm 500 --configs dd-int8-fp8 --guardrails
@@ -16,3 +17,4 @@ for i in 1 2 3; do
   names+=(f$i c$i)
 done
 e2e_report "${names[@]}"
+grep "^|" "$OUT/fc1glu.log"

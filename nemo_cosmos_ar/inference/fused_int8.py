@@ -15,7 +15,7 @@ Some of that work a product can do on its way in or out:
     logits = W_out · final_norm(r)           the norm a kernel of its own
 
 so a layer is 4 products, one norm, the QK-norm/RoPE kernel and the attention's two kernels: 8 launches instead of
-10. Measured on the H200 (BENCHMARKS.md, issue 13, twentieth session): the residual epilogues and the SwiGLU
+10. Measured on the H200 (BENCHMARKS.md, issue 13, seventeenth session): the residual epilogues and the SwiGLU
 epilogue cost nothing, the QKV's norm prologue nothing at its own block choice (``CONFIGS``), but the norm in fc1's
 prologue cost 3 us and in the output layer's 5 us, more than the kernel it saves, so those two norms stay kernels.
 The whole decode: 625 -> 634 tokens/s (+1.3%); with fc1's norm folded in too, 612.
