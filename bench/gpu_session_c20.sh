@@ -18,3 +18,9 @@ for i in 1 2 3; do
 done
 e2e_report "${names[@]}"
 grep "^|" "$OUT/fc1glu.log"
+# then the decode alone: the attention-out product prefetching its weights into L2 during the attention (PDL launches
+# it early; cp.async.bulk.prefetch.L2 before its wait). Prediction: proj from L2, ~-2 us a layer, +0-5%.
+c=+int8-fused,+int8-fused-pf
+[ "$SECONDS" -lt 450 ] && timeout $((590 - SECONDS)) python3 bench/bench_generate.py --batch 1 --check 0 --configs $c,$c \
+  > "$OUT/pf.log" 2>&1
+grep -E "^\|" "$OUT/pf.log"
