@@ -37,6 +37,7 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
                    (inference/fused_int8.py, --decode-int8-kernel fused, generate's int8 default at TP=1): 8 kernels
                    a layer instead of 10
     +int8-fused-pf +int8-fused with the attention-out product asking L2 for its weights while the attention runs
+    +int8-fused-pfall  +int8-fused-pf for every product (each behind the kernel before it)
     +int8-nopdl    +int8 without programmatic dependent launch (for profiles whose kernels must not overlap)
     +int8          +pdl with weight-only int8 projections (inference/quant.py, --decode-weights int8: one scale per
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
@@ -87,6 +88,7 @@ ATTENTION = {
     "+int8-cuda": "triton",
     "+int8-fused": "triton",
     "+int8-fused-pf": "triton",
+    "+int8-fused-pfall": "triton",
     "+symm": "triton",
     "+symm-pdl": "triton",
 }
@@ -112,12 +114,22 @@ CONFIGS = (
     "+int8-cuda",
     "+int8-fused",
     "+int8-fused-pf",
+    "+int8-fused-pfall",
     "+symm",
     "+symm-pdl",
     "+topk-nucleus",
 )
 GEMV = CONFIGS[CONFIGS.index("+gemv") : CONFIGS.index("+topk-nucleus")]  # the batch-1 matrix-vector ones
-INT8 = ("+int8", "+int8-nopdl", "+int8-cuda", "+int8-fused", "+int8-fused-pf", "+symm", "+symm-pdl")
+INT8 = (
+    "+int8",
+    "+int8-nopdl",
+    "+int8-cuda",
+    "+int8-fused",
+    "+int8-fused-pf",
+    "+int8-fused-pfall",
+    "+symm",
+    "+symm-pdl",
+)
 _REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
@@ -180,7 +192,10 @@ def set_config(engine, name: str) -> None:
         from nemo_cosmos_ar.inference import fused_int8
 
         fused_int8.prepare(engine.model, drop_plain=False)
-        fused_int8.PREFETCH_PROJ = name == "+int8-fused-pf"
+        every = frozenset(("qkv", "proj", "fc1", "fc2", "output"))
+        fused_int8.PREFETCH = {"+int8-fused-pf": frozenset(("proj",)), "+int8-fused-pfall": every}.get(
+            name, frozenset()
+        )
     engine.reducer = None
     if name in ("+symm", "+symm-pdl") and engine.tp > 1:
         if not _REDUCER:

@@ -3,7 +3,8 @@
 # `... b` on the same warm machine. Issue 13.
 #   1. bench_gemv_fused.py fc1+glu: fc1's SwiGLU epilogue alone, its block sweep
 #   2. the decode alone: the attention-out product prefetching its weights into L2 during the attention (PDL launches
-#      it early; cp.async.bulk.prefetch.L2 before its wait). Prediction: proj from L2, ~-2 us a layer, +0-5%.
+#      it early; cp.async.bulk.prefetch.L2 before its wait), and every product doing so behind the kernel before it.
+#      Prediction: proj from L2, ~-2 us a layer, +0-5%; every product: +-5% (they compete for the same bandwidth).
 #   3. the whole generate with int8 + FP8 + FA4 and the guardrails, the guide's 9-frame prompt, each run a fresh
 #      process: "f" = dd-int8-fp8, whose int8 kernel is now the fused step (fused_int8.py, auto at TP=1), against
 #      "c" = dd-int8-fp8-cuda (the unfused CUDA kernel, the default before). A discarded warm run, then f / c pairs
@@ -12,8 +13,8 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/c20; rm -rf $L
 source bench/gpu_site.sh .gpu4
 timeout 100 python3 bench/bench_gemv_fused.py fc1+glu > "$OUT/fc1glu.log" 2>&1
-c=+int8-fused,+int8-fused-pf
-timeout 150 python3 bench/bench_generate.py --batch 1 --check 0 --configs $c,$c > "$OUT/pf.log" 2>&1
+c=+int8-fused,+int8-fused-pf,+int8-fused-pfall
+timeout 170 python3 bench/bench_generate.py --batch 1 --check 0 --configs $c,$c > "$OUT/pf.log" 2>&1
 e2e_setup
 names=(warm)
 E2E_TIMEOUT=90 e2e warm 500 --configs dd-int8-fp8 --guardrails

@@ -42,8 +42,9 @@ from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
 # 10.1 us (12.2 at the plain kernel's blocks, the same 10.1 as the plain product), attention out with its residual
 # 7.0 (7.5 plain).
 CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8)}
-# The attention-out product launched early (PDL) asks L2 for its weights while the attention runs (measuring).
-PREFETCH_PROJ = False
+# The products whose blocks, launched early (PDL), ask L2 for their weights before waiting for the kernel before
+# (``gemv_int8(prefetch=True)``): "proj" behind the attention, or all of them (measuring; none by default).
+PREFETCH: frozenset = frozenset()
 
 
 def supported(engine) -> bool:
@@ -79,29 +80,28 @@ def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Ten
     the logits ``[1, 1, vocab]`` (``prepare`` must have run; ``engine.pdl`` launches every kernel with PDL)."""
     cuda, pdl = x.is_cuda, engine.pdl
 
-    def gemv(h, module, glu=False, config=None, prefetch=False, **kw):
+    def gemv(h, module, name, glu=False, **kw):
         w, s = (module.weight_int8_glu, module.weight_scale_glu) if glu else int8_weight(module)
         if cuda:
-            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, config=config, prefetch=prefetch, **kw)
+            pf = name in PREFETCH
+            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, config=CONFIGS.get(name), prefetch=pf, **kw)
         return gemv_cuda.reference(h, w, s, glu=glu, **kw)
 
     qk = _fn("qk", qk_norm_rope, cuda, pdl)
     rms = _fn("rms", _rms, cuda, pdl)
-    c = CONFIGS if cuda else {}
     r = x
     for layer, kv in zip(engine.layers, cache):
         attn, mlp = layer.self_attention, layer.mlp
         norm = layer.input_layernorm
-        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv, norm=(norm.weight, norm.eps), config=c.get("qkv")))
+        q, k, v = _split_qkv(attn, gemv(r, attn.linear_qkv, "qkv", norm=(norm.weight, norm.eps)))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        o = attend_fn(attn, q, k, v, kv)
-        r = gemv(o, attn.linear_proj, residual=r, config=c.get("proj"), **({"prefetch": True} if PREFETCH_PROJ else {}))
+        r = gemv(attend_fn(attn, q, k, v, kv), attn.linear_proj, "proj", residual=r)
         norm = layer.pre_mlp_layernorm  # a kernel: in fc1's prologue it cost 3 us against 29.5 (call a20)
-        m = gemv(rms(r, norm.weight, norm.eps), mlp.linear_fc1, glu=True)
-        r = gemv(m, mlp.linear_fc2, residual=r)
+        m = gemv(rms(r, norm.weight, norm.eps), mlp.linear_fc1, "fc1", glu=True)
+        r = gemv(m, mlp.linear_fc2, "fc2", residual=r)
     norm = engine.model.decoder.final_layernorm  # a kernel: the output layer's prologue cost 5 us (call a20)
-    return gemv(rms(r, norm.weight, norm.eps), engine.model.output_layer)
+    return gemv(rms(r, norm.weight, norm.eps), engine.model.output_layer, "output")
 
 
 def _rms(x, w, eps: float):
