@@ -36,8 +36,6 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +int8-fused    +int8-cuda with the QKV's RMSNorm, the residual adds and the SwiGLU folded into the CUDA kernel
                    (inference/fused_int8.py, --decode-int8-kernel fused, generate's int8 default at TP=1): 8 kernels
                    a layer instead of 10
-    +int8-fused-pf +int8-fused with the attention-out product asking L2 for its weights while the attention runs
-    +int8-fused-pfall  +int8-fused-pf for every product (each behind the kernel before it)
     +int8-nopdl    +int8 without programmatic dependent launch (for profiles whose kernels must not overlap)
     +int8          +pdl with weight-only int8 projections (inference/quant.py, --decode-weights int8: one scale per
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
@@ -87,8 +85,6 @@ ATTENTION = {
     "+int8-nopdl": "triton",
     "+int8-cuda": "triton",
     "+int8-fused": "triton",
-    "+int8-fused-pf": "triton",
-    "+int8-fused-pfall": "triton",
     "+symm": "triton",
     "+symm-pdl": "triton",
 }
@@ -113,8 +109,6 @@ CONFIGS = (
     "+int8-nopdl",
     "+int8-cuda",
     "+int8-fused",
-    "+int8-fused-pf",
-    "+int8-fused-pfall",
     "+symm",
     "+symm-pdl",
     "+topk-nucleus",
@@ -125,8 +119,6 @@ INT8 = (
     "+int8-nopdl",
     "+int8-cuda",
     "+int8-fused",
-    "+int8-fused-pf",
-    "+int8-fused-pfall",
     "+symm",
     "+symm-pdl",
 )
@@ -185,17 +177,12 @@ def set_config(engine, name: str) -> None:
     engine.gemv_glu = name == "+glu"
     engine.pdl = name in ("+pdl", *INT8) and name != "+int8-nopdl"
     engine.pdl_tp = name == "+symm-pdl"
-    fused = name.startswith("+int8-fused")
-    engine.int8_kernel = "cuda" if name == "+int8-cuda" else ("fused" if fused else "triton")
+    engine.int8_kernel = {"+int8-cuda": "cuda", "+int8-fused": "fused"}.get(name, "triton")
     set_weights(engine, "int8" if name in INT8 else "bf16")
-    if fused:
+    if name == "+int8-fused":
         from nemo_cosmos_ar.inference import fused_int8
 
         fused_int8.prepare(engine.model, drop_plain=False)
-        every = frozenset(("qkv", "proj", "fc1", "fc2", "output"))
-        fused_int8.PREFETCH = {"+int8-fused-pf": frozenset(("proj",)), "+int8-fused-pfall": every}.get(
-            name, frozenset()
-        )
     engine.reducer = None
     if name in ("+symm", "+symm-pdl") and engine.tp > 1:
         if not _REDUCER:

@@ -42,9 +42,6 @@ from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
 # 10.1 us (12.2 at the plain kernel's blocks, the same 10.1 as the plain product), attention out with its residual
 # 7.0 (7.5 plain).
 CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8)}
-# The products whose blocks, launched early (PDL), ask L2 for their weights before waiting for the kernel before
-# (``gemv_int8(prefetch=True)``): "proj" behind the attention, or all of them (measuring; none by default).
-PREFETCH: frozenset = frozenset()
 
 
 def supported(engine) -> bool:
@@ -83,8 +80,7 @@ def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Ten
     def gemv(h, module, name, glu=False, **kw):
         w, s = (module.weight_int8_glu, module.weight_scale_glu) if glu else int8_weight(module)
         if cuda:
-            pf = name in PREFETCH
-            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, config=CONFIGS.get(name), prefetch=pf, **kw)
+            return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, config=CONFIGS.get(name), **kw)
         return gemv_cuda.reference(h, w, s, glu=glu, **kw)
 
     qk = _fn("qk", qk_norm_rope, cuda, pdl)

@@ -102,7 +102,6 @@ _SOURCE = (
 #define NORM %(norm)d
 #define RES %(res)d
 #define GLU %(glu)d
-#define PREFETCH %(prefetch)d
 #if GLU && ROWS != 2
 #error "GLU needs ROWS == 2: a warp's two rows are a gate row and its up row"
 #endif
@@ -126,17 +125,6 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
             const int c = lane + 32 * u;
             v[r][u] = (row + r < n && c < kv) ? load_stream(w + (long long)(row + r) * kv + c) : make_int4(0, 0, 0, 0);
         }
-#if PREFETCH
-    // Launched early (PDL) behind a long kernel: ask L2 for all of this block's rows before waiting, so the stream
-    // after the wait reads L2 (one bulk prefetch per row group: its WARPS * ROWS rows are contiguous).
-    if (threadIdx.x == 0) {
-        for (int g = blockIdx.x * WARPS * ROWS; g < n; g += step) {
-            const unsigned int bytes = (unsigned int)(min(WARPS * ROWS, n - g) * k);
-            asm volatile("cp.async.bulk.prefetch.L2.global [%%0], %%1;" :: "l"(w + (long long)g * kv), "r"(bytes)
-                         : "memory");
-        }
-    }
-#endif
 #if PDL
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
@@ -306,15 +294,15 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
     )
 
 
-def source(rows, unroll, warps, pdl: bool, norm=False, res=False, glu=False, prefetch=False) -> str:
+def source(rows, unroll, warps, pdl: bool, norm=False, res=False, glu=False) -> str:
     """The kernel's CUDA source for one block shape and fusion choice."""
-    flags = dict(pdl=int(pdl), norm=int(norm), res=int(res), glu=int(glu), prefetch=int(prefetch))
+    flags = dict(pdl=int(pdl), norm=int(norm), res=int(res), glu=int(glu))
     return _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, **flags)
 
 
-def kernel(rows, unroll, warps, pdl: bool, norm=False, res=False, glu=False, prefetch=False):
+def kernel(rows, unroll, warps, pdl: bool, norm=False, res=False, glu=False):
     """The compiled kernel for one block shape and fusion choice (NVRTC, once per process)."""
-    key = (rows, unroll, warps, pdl, norm, res, glu, prefetch)
+    key = (rows, unroll, warps, pdl, norm, res, glu)
     if key not in _KERNELS:
         _KERNELS[key] = torch.cuda._compile_kernel(source(*key), "gemv_int8")
     return _KERNELS[key]
@@ -354,7 +342,6 @@ def gemv_int8(
     norm: tuple[torch.Tensor, float] | None = None,
     residual: torch.Tensor | None = None,
     glu: bool = False,
-    prefetch: bool = False,
 ) -> torch.Tensor:
     """``gemv.gemv(x, weight, scale=scale)`` (one bf16 row; see the module docstring) by the CUDA kernel, with the
     decode step's small operations optionally folded in (``fused_int8.py``; ``reference`` computes the same):
@@ -364,9 +351,7 @@ def gemv_int8(
     * ``residual`` (bf16, N values): the output is ``residual + product`` (the product rounded to bf16 first, as the
       unfused add sees it);
     * ``glu``: ``weight``'s rows are gate and up rows interleaved (``quant.interleave_glu``) and the output is
-      ``silu(gate) * up`` of N / 2 values (gate and up rounded to bf16 first, one more rounding at the end);
-    * ``prefetch`` (sm_90, with ``pdl``): before waiting for the kernel before, each block asks L2 for all its rows
-      (``cp.async.bulk.prefetch.L2``), for a product launched early behind a long kernel (the attention).
+      ``silu(gate) * up`` of N / 2 values (gate and up rounded to bf16 first, one more rounding at the end).
     """
     n, k = weight.shape
     if weight.dtype != torch.int8 or x.dtype != torch.bfloat16 or scale.dtype != torch.float32:
@@ -393,7 +378,7 @@ def gemv_int8(
     y = torch.empty((*x.shape[:-1], n // 2 if glu else n), dtype=torch.bfloat16, device=x.device)
     nw, eps = (norm[0].contiguous(), float(norm[1])) if norm is not None else (xv, 0.0)
     res = residual.reshape(n).contiguous() if residual is not None else xv
-    fn = kernel(rows, unroll, warps, pdl, norm is not None, residual is not None, glu, prefetch and pdl)
+    fn = kernel(rows, unroll, warps, pdl, norm is not None, residual is not None, glu)
     _launch(fn, groups, 32 * warps, 2 * k, [weight, xv, scale, y, n, k, nw, res, eps], pdl)
     return y
 
