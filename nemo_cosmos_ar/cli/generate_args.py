@@ -375,7 +375,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="with --decode-weights int8, the kernel of its products: cuda = a hand-written CUDA kernel compiled at "
         "start-up by torch's NVRTC (10%% faster per layer than triton on an H200), fused = cuda with an RMSNorm, the "
-        "residual adds and the SwiGLU folded into it (TP=1; 1.3%% faster decode), triton = the Triton kernel; auto = "
+        "residual adds and the SwiGLU folded into it (TP=1; 0.1-1.3%% faster decode), triton = the Triton kernel; auto = "
         "fused at TP=1, else cuda, where the kernel compiles, else triton",
     )
     gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")

@@ -18,7 +18,9 @@ so a layer is 4 products, one norm, the QK-norm/RoPE kernel and the attention's 
 10. Measured on the H200 (BENCHMARKS.md, issue 13, seventeenth session): the residual epilogues and the SwiGLU
 epilogue cost nothing, the QKV's norm prologue nothing at its own block choice (``CONFIGS``), but the norm in fc1's
 prologue cost 3 us and in the output layer's 5 us, more than the kernel it saves, so those two norms stay kernels.
-The whole decode: 625 -> 634 tokens/s (+1.3%); with fc1's norm folded in too, 612.
+The decode alone (bench_generate.py): +1.3% on one machine (625 -> 634 tokens/s), +0.2% on another (634 -> 635);
+with fc1's norm folded in too, 612. The whole generate: +0.1% (630.3 -> 631.1 tokens/s, three pairs), within the
+spread. It is the int8 default at TP=1 because no same-machine comparison found it slower.
 
 Numbers: the QKV norm's squares are summed in another order than ``F.rms_norm`` and the normalised row is rounded
 once (x * rs * w); the SwiGLU is computed in fp32 from bf16 gate and up and rounded once. The logits therefore
