@@ -294,13 +294,15 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
     )
 
 
-def source(rows, unroll, warps, pdl: bool, norm=False, res=False, glu=False) -> str:
+def source(
+    rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, res: bool = False, glu: bool = False
+) -> str:
     """The kernel's CUDA source for one block shape and fusion choice."""
     flags = dict(pdl=int(pdl), norm=int(norm), res=int(res), glu=int(glu))
     return _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, **flags)
 
 
-def kernel(rows, unroll, warps, pdl: bool, norm=False, res=False, glu=False):
+def kernel(rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, res: bool = False, glu: bool = False):
     """The compiled kernel for one block shape and fusion choice (NVRTC, once per process)."""
     key = (rows, unroll, warps, pdl, norm, res, glu)
     if key not in _KERNELS:
