@@ -114,14 +114,7 @@ CONFIGS = (
     "+topk-nucleus",
 )
 GEMV = CONFIGS[CONFIGS.index("+gemv") : CONFIGS.index("+topk-nucleus")]  # the batch-1 matrix-vector ones
-INT8 = (
-    "+int8",
-    "+int8-nopdl",
-    "+int8-cuda",
-    "+int8-fused",
-    "+symm",
-    "+symm-pdl",
-)
+INT8 = CONFIGS[CONFIGS.index("+int8") : CONFIGS.index("+topk-nucleus")]  # weight-only int8, batch 1
 _REDUCER: list = []  # the symmetric-memory reducer, built once (collectively) by the first +symm configuration
 _BF16: dict = {}  # the decode projections' bf16 weights (host copies) while +int8 has them quantized
 
