@@ -47,14 +47,20 @@ CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8)}
 
 
 def supported(engine) -> bool:
-    """Whether the engine's step can run here: TP=1, int8 weights, every norm with an explicit eps."""
+    """Whether the engine's step can run here: TP=1, int8 weights whose rows the kernel takes (K a multiple of 16),
+    every norm with an explicit eps."""
     from nemo_cosmos_ar.inference import quant
 
     model = engine.model
     norms = [model.decoder.final_layernorm]
     for layer in model.decoder.layers:
         norms += [layer.input_layernorm, layer.pre_mlp_layernorm]
-    return engine.tp == 1 and quant.is_quantized(model) and all(n.eps is not None for n in norms)
+    return (
+        engine.tp == 1
+        and quant.is_quantized(model)
+        and all(n.eps is not None for n in norms)
+        and all(m.weight.shape[1] % 16 == 0 for _, m in quant.decode_projections(model))
+    )
 
 
 def prepare(model, drop_plain: bool = True) -> int:

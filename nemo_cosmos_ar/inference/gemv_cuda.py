@@ -18,6 +18,10 @@ exponent of 2^23, and one subtraction leaves its value exactly.
 The launch goes through ``cuLaunchKernelEx`` (ctypes, the driver torch already loaded), so it can carry that
 attribute and be captured in a CUDA graph. CUDA only (sm_90+ for ``pdl``); nothing here runs on CPU.
 
+Compile-time options fold the decode step's small operations in (``gemv_int8``'s ``norm``, ``residual``, ``glu``;
+used by ``fused_int8.py``): an RMSNorm while the input row is staged, a residual add or fc1's SwiGLU (rows stored as
+gate/up pairs) when the row sums are written.
+
 Measured on the H200 (BENCHMARKS.md, issue 13, sixth session): a 4B layer's four int8 products 71.8 -> 64.7 us
 (the Triton kernel with PDL against this one), the output layer 68.7 -> 61.4 us, the batch-1 int8 decode 553 ->
 606-609 tokens/s, with the same bf16 outputs as the Triton kernel for 99.98-100% of the rows.
