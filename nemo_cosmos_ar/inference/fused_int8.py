@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import gemv_cuda
+from nemo_cosmos_ar.inference import gemv_cuda, quant
 from nemo_cosmos_ar.inference.fused_step import _fn, _split_qkv, qk_norm_rope
 from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
 
@@ -49,8 +49,6 @@ CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8)}
 def supported(engine) -> bool:
     """Whether the engine's step can run here: TP=1, int8 weights whose rows the kernel takes (K a multiple of 16),
     every norm with an explicit eps."""
-    from nemo_cosmos_ar.inference import quant
-
     model = engine.model
     norms = [model.decoder.final_layernorm]
     for layer in model.decoder.layers:
