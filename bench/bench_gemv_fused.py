@@ -6,7 +6,9 @@
 2. A block-choice sweep per fused shape (us per product, 16 weight copies in one graph, PDL).
 3. A layer without its attention, 16 layers chained in one graph with PDL, us per layer:
    unfused = QKV, attention out, add+norm (inductor, PDL), fc1, SwiGLU (inductor, PDL), fc2, add+norm
-   fused   = QKV(norm), attention out(+residual), fc1(norm, glu), fc2(+residual), at each shape's best block choice.
+   fused   = QKV(norm), attention out(+residual), fc1(norm, glu), fc2(+residual), at the plain kernel's blocks and at
+             each shape's best block choice;
+   as generate runs it (fused_int8.run_layers) = the same with fc1's norm a kernel of its own, at fused_int8.CONFIGS.
 
     python bench/bench_gemv_fused.py            # H200
     python bench/bench_gemv_fused.py fc1+glu    # one shape's row only
@@ -22,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_gemv import graph_time  # noqa: E402
+from nemo_cosmos_ar.inference import fused_int8 as FI  # noqa: E402
 from nemo_cosmos_ar.inference import fused_step as FS  # noqa: E402
 from nemo_cosmos_ar.inference import gemv_cuda as GC  # noqa: E402
 from nemo_cosmos_ar.inference import quant  # noqa: E402
@@ -58,7 +61,7 @@ def main() -> None:
           "fused default us | fused best us [rows, unroll, warps, per SM] |")  # fmt: skip
     print("|---|---|---|---:|---|---:|---:|---:|")
     data, best = {}, {}
-    only = sys.argv[1:]  # shape names: only their rows (no chain)
+    only = sys.argv[1:]  # shape names: only their rows (no chain, which needs every shape)
     for name, (n, k, x, fus, copies) in shapes.items():
         if only and name not in only:
             continue
@@ -110,16 +113,28 @@ def main() -> None:
         mm = GC.gemv_int8(x, *data["fc1+norm+glu"][i], pdl=True, norm=(nw, EPS), glu=True, config=c.get("fc1+norm+glu"))
         fused.x = GC.gemv_int8(mm, *data["fc2+res"][i], pdl=True, residual=x, config=c.get("fc2+res"))
 
+    rms = FS._fn("rms", FI._rms, True, pdl=True)  # fused_int8's own compiled norm
+
+    def shipped(i):  # what --decode-int8-kernel fused runs (fused_int8.run_layers): fc1's norm a kernel of its own
+        c = FI.CONFIGS
+        x = fused.x
+        GC.gemv_int8(x, *data["qkv+norm"][i], pdl=True, norm=(nw, EPS), config=c.get("qkv"))
+        x = GC.gemv_int8(o, *data["proj+res"][i], pdl=True, residual=x, config=c.get("proj"))
+        mm = GC.gemv_int8(rms(x, nw, EPS), *data["fc1+glu"][i], pdl=True, glu=True, config=c.get("fc1"))
+        fused.x = GC.gemv_int8(mm, *data["fc2+res"][i], pdl=True, residual=x, config=c.get("fc2"))
+
     for _ in range(2):  # compile inductor's pieces outside the graph
         unfused.x, unfused.h, fused.x = r, r, r
         unfused(0)
         fused(0)
+        shipped(0)
     print("\nA layer without attention, 16 layers chained in one CUDA graph with PDL, us per layer:\n")
     print("| chain | us per layer |\n|---|---:|")
     for label, fn in (
         ("unfused (generate's --decode-int8-kernel cuda)", unfused),
         ("fused, default blocks", fused),
         ("fused, each shape's best blocks", lambda i: fused(i, best)),
+        ("fused as generate runs it (fc1's norm a kernel; fused_int8.CONFIGS)", shipped),
         ("unfused again", unfused),
     ):
         unfused.x, unfused.h, fused.x = r, r, r

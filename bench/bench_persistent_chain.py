@@ -45,7 +45,7 @@ SOURCE = (
 #define WARPS %(warps)d
 #define EARLY %(early)d
 """
-    + GC.HELPERS  # gemv_cuda's load_stream, bf16_lo/hi and dot4
+    + GC.HELPERS  # gemv_cuda's load_stream, bf16_lo/hi, bf16_bits and dot4
     + r"""__device__ __forceinline__ void load_row(int4* v, const int4* w, int row, int kv, int c0, int lane) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
@@ -114,11 +114,7 @@ chain(const long long* wp, const long long* sp, const long long* xp, const long 
             }
 #pragma unroll
             for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-            if (lane == 0) {
-                unsigned int bits = __float_as_uint(acc * scale[row]);
-                bits += 0x7fffu + ((bits >> 16) & 1u);
-                y[row] = (unsigned short)(bits >> 16);
-            }
+            if (lane == 0) y[row] = bf16_bits(acc * scale[row]);
         }
 #if EARLY
         if (gw >= n && p + 1 < count && gw < np[p + 1]) load_row(v, (const int4*)wp[p + 1], gw, kp[p + 1] >> 4, 0, lane);

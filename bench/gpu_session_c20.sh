@@ -5,6 +5,8 @@
 #   2. the decode alone: the attention-out product prefetching its weights into L2 during the attention (PDL launches
 #      it early; cp.async.bulk.prefetch.L2 before its wait), and every product doing so behind the kernel before it.
 #      Prediction: proj from L2, ~-2 us a layer, +0-5%; every product: +-5% (they compete for the same bandwidth).
+#      (Measured -0.5% / -12.6% and dropped: the +int8-fused-pf* configurations exist only at b720843, so step 2
+#      needs that commit now.)
 #   3. the whole generate with int8 + FP8 + FA4 and the guardrails, the guide's 9-frame prompt, each run a fresh
 #      process: "f" = dd-int8-fp8, whose int8 kernel is now the fused step (fused_int8.py, auto at TP=1), against
 #      "c" = dd-int8-fp8-cuda (the unfused CUDA kernel, the default before). A discarded warm run, then f / c pairs

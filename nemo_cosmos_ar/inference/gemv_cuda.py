@@ -50,6 +50,13 @@ SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
 HELPERS = r"""
 __device__ __forceinline__ float bf16_lo(unsigned int u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float bf16_hi(unsigned int u) { return __uint_as_float(u & 0xffff0000u); }
+// f rounded to bf16 (nearest even; finite values): its bits, and its value
+__device__ __forceinline__ unsigned short bf16_bits(float f) {
+    unsigned int bits = __float_as_uint(f);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (unsigned short)(bits >> 16);
+}
+__device__ __forceinline__ float bf16_round(float f) { return __uint_as_float((unsigned int)bf16_bits(f) << 16); }
 
 __device__ __forceinline__ int4 load_stream(const int4* p) {
     int4 v;
@@ -71,15 +78,8 @@ __device__ __forceinline__ float dot4(unsigned int w, float x0, float x1, float 
 
 """
 
-# The fusions' helpers: round to bf16 (nearest even, finite values), the squares of 8 bf16 values, and 8 values
-# normalised (x * rs * weight, one rounding).
+# The fusions' helpers: the squares of 8 bf16 values, and 8 values normalised (x * rs * weight, one rounding).
 FUSION_HELPERS = r"""
-__device__ __forceinline__ unsigned short bf16_bits(float f) {
-    unsigned int bits = __float_as_uint(f);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return (unsigned short)(bits >> 16);
-}
-__device__ __forceinline__ float bf16_round(float f) { return __uint_as_float((unsigned int)bf16_bits(f) << 16); }
 __device__ __forceinline__ float sq8(uint4 a) {
     float s = 0.0f;
     const unsigned int u[4] = {a.x, a.y, a.z, a.w};
@@ -209,7 +209,8 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
         for (int r = 0; r < ROWS; ++r) {
             if (lane == 0 && row + r < n) {
 #if RES
-                y[row + r] = bf16_bits(bf16_round(acc[r] * scale[row + r]) + __uint_as_float((unsigned int)res[row + r] << 16));
+                const float sum = bf16_round(acc[r] * scale[row + r]) + bf16_lo((unsigned int)res[row + r]);
+                y[row + r] = bf16_bits(sum);
 #else
                 y[row + r] = bf16_bits(acc[r] * scale[row + r]);
 #endif
