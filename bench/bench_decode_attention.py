@@ -11,6 +11,9 @@ graph; the max |error| against the fp32 reference.
     gemm    two batched GEMMs per KV group, fp32 softmax (McoreEngine._gemm_attention)
     flex    compiled flex_attention, position mask as a score modification (McoreEngine._flex_attention)
     triton  hand-written split-K flash-decoding (decode_kernel.decode_attention)
+    cuda    the CUDA split-K kernels cut by the filled length (attention_cuda.decode_attention)
+    triton-w, cuda-w   the same as the decode step calls them: this step's K/V written into slot pos by the kernel,
+            programmatic dependent launch (Hopper+)
     fa4     FlashAttention-4's forward (optional ``flash-attn-4`` package, Hopper path): q as [B, 1, heads, hd], the
             cache as a [B, L, groups, hd] view, ``seqused_k = pos + 1`` on the device, GQA heads packed into one
             tile; ``fa4`` lets its heuristic pick the KV splits, ``fa4-sN`` forces N (its combine kernel included)
@@ -18,6 +21,9 @@ graph; the max |error| against the fp32 reference.
     python bench/bench_decode_attention.py                       # batch 1,4,8 x length 6144,9000,12800
     python bench/bench_decode_attention.py --batch 1 --sweep     # also the Triton kernel's tile/split/warp choices
     python bench/bench_decode_attention.py --smoke               # CPU, tiny shapes, Triton in its interpreter
+    python bench/bench_decode_attention.py --batch 1 --bucket 0 --modes triton-w,cuda-w --cuda-sweep
+                                                                 # as generate attends (the whole cache), and the
+                                                                 # CUDA kernels' warps/unroll/waves choices
 """
 
 import argparse
@@ -32,7 +38,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ("sdpa", "gemm", "flex", "triton")
+MODES = ("sdpa", "gemm", "flex", "triton", "cuda")
+CUDA_SWEEP = [
+    (w, u, wv, rs)
+    for w in (2, 4, 8)
+    for u in (2, 4)
+    for wv in (1.0, 1.5, 2.0, 3.0)
+    for rs in ((0, 1) if u == 4 else (0,))
+]  # (warps, unroll, waves, reduce-scatter: UNROLL * 4 heads == 16 only)
 
 
 class _Attn:
@@ -82,12 +95,38 @@ def attention_fn(mode: str, attend: int, device):
             )[0]  # fmt: skip
             return out.reshape(1, q.shape[1], -1)
 
-    else:
+    elif mode.startswith("cuda"):
+        from nemo_cosmos_ar.inference import attention_cuda
+
+        new = _new_kv(mode)
 
         def fn(q, k, v, pos, visible, **kw):
-            return decode_kernel.decode_attention(q, k[:, :, :attend], v[:, :, :attend], pos, **kw)
+            return attention_cuda.decode_attention(q, k[:, :, :attend], v[:, :, :attend], pos, **new(q, k), **kw)
+
+    else:
+        new = _new_kv(mode)
+
+        def fn(q, k, v, pos, visible, **kw):
+            return decode_kernel.decode_attention(q, k[:, :, :attend], v[:, :, :attend], pos, **new(q, k), **kw)
 
     return fn
+
+
+def _new_kv(mode: str):
+    """``-w`` modes: the step's K/V (one random row per group, made once per cache) and PDL, as the decode step
+    passes them; the slot written holds the same kind of values, so the timing does not drift."""
+    if not mode.endswith("-w"):
+        return lambda q, k: {}
+    made: dict = {}
+
+    def new(q, k):
+        if id(k) not in made:
+            b, g, _, hd = k.shape
+            made[id(k)] = (torch.randn(b, g, hd, device=k.device, dtype=k.dtype),) * 2
+        kn, vn = made[id(k)]
+        return {"k_new": kn, "v_new": vn, "pdl": q.is_cuda and torch.cuda.get_device_capability()[0] >= 9}
+
+    return new
 
 
 def bind(fn, *args, **kw):
@@ -132,7 +171,10 @@ def main() -> None:
     ap.add_argument("--batch", default="1,4,8")
     ap.add_argument("--lengths", default="6144,9000,12800", help="filled slots (pos + 1)")
     ap.add_argument("--cache", type=int, default=12800, help="slots of the static cache")
-    ap.add_argument("--bucket", type=int, default=1024, help="attend = the filled length rounded up to this")
+    ap.add_argument(
+        "--bucket", type=int, default=1024, help="attend = the filled length rounded up to this; 0: the whole cache"
+    )
+    ap.add_argument("--cuda-sweep", action="store_true", help="also time the CUDA kernels' warps/unroll/waves")
     ap.add_argument("--layers", type=int, default=16, help="calls per CUDA graph, each on a cache of its own")
     ap.add_argument("--iters", type=int, default=50, help="graph replays (eager: rounds of --layers calls)")
     ap.add_argument("--modes", default=",".join(MODES))
@@ -160,7 +202,9 @@ def main() -> None:
         if "triton" in modes:
             print("(no triton: its rows are skipped)")
             modes.remove("triton")
-    rows, sweep = [], []
+    if not cuda:
+        modes = [m for m in modes if not m.startswith("cuda")]  # the CUDA kernels have no interpreter
+    rows, sweep, csweep = [], [], []
     for batch in (int(b) for b in args.batch.split(",")):
         g = torch.Generator(device=device).manual_seed(batch)
         shape = (batch, groups, args.cache, hd)
@@ -170,16 +214,17 @@ def main() -> None:
         ]  # fmt: skip
         q = torch.randn((1, batch, heads, hd), generator=g, device=device, dtype=dtype)
         for length in (int(n) for n in args.lengths.split(",")):
-            attend = min(args.cache, -(-length // args.bucket) * args.bucket)
+            attend = min(args.cache, -(-length // args.bucket) * args.bucket) if args.bucket else args.cache
             pos = torch.tensor([length - 1], device=device)
             visible = (torch.arange(attend, device=device) <= pos).view(1, 1, 1, attend)
-            ref = decode_kernel.decode_attention_reference(q, *caches[0], pos)
             filled = 2 * batch * groups * length * hd * dtype.itemsize  # K and V bytes read per call
             for mode in modes:
                 try:
                     fn = attention_fn(mode, attend, device)
                     calls = [bind(fn, q, k, v, pos, visible) for k, v in caches]
-                    err = (fn(q, *caches[0], pos, visible).float() - ref).abs().max().item()
+                    out = fn(q, *caches[0], pos, visible).float()  # (-w modes write slot pos: compare after)
+                    ref = decode_kernel.decode_attention_reference(q, *caches[0], pos)
+                    err = (out - ref).abs().max().item()
                     eager = timed(calls, args.iters, cuda, graph=False)
                     graph = timed(calls, args.iters, cuda, graph=True) if cuda else float("nan")
                 except Exception as exc:  # a mode that fails at a shape is a row, not the end of the table
@@ -189,6 +234,11 @@ def main() -> None:
                 rows.append(
                     (batch, length, attend, mode, f"{eager:.1f} | {graph:.1f} | {filled / best / 1e3:.0f} | {err:.2e}")
                 )
+                if mode.startswith("cuda") and args.cuda_sweep:
+                    for cfg in CUDA_SWEEP:
+                        tcalls = [bind(fn, q, k, v, pos, visible, config=cfg) for k, v in caches]
+                        us = timed(tcalls, args.iters, cuda, graph=cuda)
+                        csweep.append((batch, length, mode, *cfg, us, filled / us / 1e3))
                 if mode == "triton" and args.sweep:
                     choices = itertools.product((32, 64, 128), (1, 2, 4, 8), (4, 8), (2, 3, 4))
                     if args.smoke:  # the interpreter is slow: two choices check the table
@@ -213,6 +263,22 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for b, n, a, mode, rest in rows:
         print(f"| {b} | {n} | {a} | {mode} | {rest} |")
+    if csweep:
+        print("\nCUDA kernel choices (graph us/call):\n")
+        print("| batch | filled | mode | warps | unroll | waves | rs | us/call | GB/s |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for b, n, mode, w, u, wv, rs, us, gbs in sorted(csweep, key=lambda r: (r[0], r[2], r[1], r[7])):
+            print(f"| {b} | {n} | {mode} | {w} | {u} | {wv} | {rs} | {us:.1f} | {gbs:.0f} |")
+        totals = {}
+        for b, _n, mode, w, u, wv, rs, us, _ in csweep:
+            totals.setdefault((b, mode, w, u, wv, rs), []).append(us)
+        for key in sorted({k[:2] for k in totals}):
+            whole = {k[2:]: sum(t) for k, t in totals.items() if k[:2] == key}
+            best = min(whole, key=whole.get)
+            print(
+                f"\nbatch {key[0]} {key[1]}, summed over the lengths: best (warps, unroll, waves, rs) {best}: "
+                f"{whole[best]:.1f} us"
+            )
     if sweep:
         print("\nTriton kernel choices (graph us/call):\n")
         print("| batch | filled | block_n | waves | warps | stages | splits | us/call | GB/s |")
