@@ -13,7 +13,7 @@ graph; the max |error| against the fp32 reference.
     triton  hand-written split-K flash-decoding (decode_kernel.decode_attention)
     cuda    the CUDA split-K kernels cut by the filled length (attention_cuda.decode_attention)
     triton-w, cuda-w   the same as the decode step calls them: this step's K/V written into slot pos by the kernel,
-            programmatic dependent launch (Hopper+)
+            programmatic dependent launch (Hopper+); -wo: the write alone, -p: PDL alone
     fa4     FlashAttention-4's forward (optional ``flash-attn-4`` package, Hopper path): q as [B, 1, heads, hd], the
             cache as a [B, L, groups, hd] view, ``seqused_k = pos + 1`` on the device, GQA heads packed into one
             tile; ``fa4`` lets its heuristic pick the KV splits, ``fa4-sN`` forces N (its combine kernel included)
@@ -114,17 +114,19 @@ def attention_fn(mode: str, attend: int, device):
 
 def _new_kv(mode: str):
     """``-w`` modes: the step's K/V (one random row per group, made once per cache) and PDL, as the decode step
-    passes them; the slot written holds the same kind of values, so the timing does not drift."""
-    if not mode.endswith("-w"):
-        return lambda q, k: {}
+    passes them; the slot written holds the same kind of values, so the timing does not drift. ``-wo``: the write
+    alone, ``-p``: PDL alone."""
+    write, pdl = mode.endswith(("-w", "-wo")), mode.endswith(("-w", "-p"))
     made: dict = {}
 
     def new(q, k):
-        if id(k) not in made:
-            b, g, _, hd = k.shape
-            made[id(k)] = (torch.randn(b, g, hd, device=k.device, dtype=k.dtype),) * 2
-        kn, vn = made[id(k)]
-        return {"k_new": kn, "v_new": vn, "pdl": q.is_cuda and torch.cuda.get_device_capability()[0] >= 9}
+        kw = {"pdl": True} if pdl and q.is_cuda and torch.cuda.get_device_capability()[0] >= 9 else {}
+        if write:
+            if id(k) not in made:
+                b, g, _, hd = k.shape
+                made[id(k)] = (torch.randn(b, g, hd, device=k.device, dtype=k.dtype),) * 2
+            kw["k_new"], kw["v_new"] = made[id(k)]
+        return kw
 
     return new
 

@@ -92,7 +92,8 @@ def _build() -> tuple:
                 other=0.0,
             )
             if WRITE:  # the slot being written now: its value from registers, not the (unordered) store
-                kt = tl.where(slots[None, :] == pos, k_new[:, None], kt)
+                if (pos >= n0) & (pos < n0 + BLOCK_N):  # only the tile holding it pays for the select
+                    kt = tl.where(slots[None, :] == pos, k_new[:, None], kt)
             if F32_DOT:
                 s = tl.dot(q.to(tl.float32), kt.to(tl.float32), input_precision="ieee")
             else:
@@ -108,7 +109,8 @@ def _build() -> tuple:
                 other=0.0,
             )
             if WRITE:
-                v = tl.where(slots[:, None] == pos, v_new[None, :], v)
+                if (pos >= n0) & (pos < n0 + BLOCK_N):
+                    v = tl.where(slots[:, None] == pos, v_new[None, :], v)
             if F32_DOT:
                 acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32), input_precision="ieee")
             else:
