@@ -74,7 +74,7 @@ def _build() -> tuple:
         end = tl.minimum(tl.minimum(start + chunk, pos + 1), length)  # slots > pos are never read
         k_base = k_ptr + b * stride_kb + g.to(tl.int64) * stride_kg
         v_base = v_ptr + b * stride_vb + g.to(tl.int64) * stride_vg
-        if WRITE:  # this step's K/V: the chunk holding pos stores them; its loads take them from registers
+        if WRITE:  # this step's K/V: the chunk holding pos stores them and attends to them from registers, last
             k_new = tl.load(kn_ptr + b * stride_knb + g.to(tl.int64) * stride_kng + dims, mask=dim_ok, other=0.0)
             v_new = tl.load(vn_ptr + b * stride_vnb + g.to(tl.int64) * stride_vng + dims, mask=dim_ok, other=0.0)
             if (pos >= start) & (pos < start + chunk):
@@ -83,23 +83,22 @@ def _build() -> tuple:
         m_i = tl.full([BLOCK_H], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_H], tl.float32)
         acc = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
-        for n0 in range(start, end, BLOCK_N):
+        # With WRITE the tiles stop before slot pos (it is added after the loop), so the loop is the plain one.
+        stop = tl.minimum(end, pos) if WRITE else end
+        for n0 in range(start, stop, BLOCK_N):
             slots = n0 + tl.arange(0, BLOCK_N)
-            ok = slots < end
+            ok = slots < stop
             kt = tl.load(  # K^T tile [BLOCK_D, BLOCK_N]
                 k_base + slots[None, :].to(tl.int64) * stride_kn + dims[:, None],
                 mask=ok[None, :] & dim_ok[:, None],
                 other=0.0,
             )
-            if WRITE:  # the slot being written now: its value from registers, not the (unordered) store
-                if (pos >= n0) & (pos < n0 + BLOCK_N):  # only the tile holding it pays for the select
-                    kt = tl.where(slots[None, :] == pos, k_new[:, None], kt)
             if F32_DOT:
                 s = tl.dot(q.to(tl.float32), kt.to(tl.float32), input_precision="ieee")
             else:
                 s = tl.dot(q, kt)
             s = tl.where(ok[None, :], s * qk_scale, float("-inf"))  # base-2 logits
-            m_new = tl.maximum(m_i, tl.max(s, 1))  # finite: the tile holds slot n0 <= pos
+            m_new = tl.maximum(m_i, tl.max(s, 1))  # finite: the tile holds slot n0 < stop
             alpha = tl.exp2(m_i - m_new)
             p = tl.exp2(s - m_new[:, None])
             l_i = l_i * alpha + tl.sum(p, 1)
@@ -108,14 +107,20 @@ def _build() -> tuple:
                 mask=ok[:, None] & dim_ok[None, :],
                 other=0.0,
             )
-            if WRITE:
-                if (pos >= n0) & (pos < n0 + BLOCK_N):
-                    v = tl.where(slots[:, None] == pos, v_new[None, :], v)
             if F32_DOT:
                 acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32), input_precision="ieee")
             else:
                 acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
             m_i = m_new
+        if WRITE:
+            if (pos >= start) & (pos < start + chunk):  # slot pos: one more online-softmax step, in fp32
+                s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * qk_scale
+                m_new = tl.maximum(m_i, s_new)
+                alpha = tl.exp2(m_i - m_new)
+                p_new = tl.exp2(s_new - m_new)
+                l_i = l_i * alpha + p_new
+                acc = acc * alpha[:, None] + p_new[:, None] * v_new.to(tl.float32)[None, :]
+                m_i = m_new
         # workspace [B, heads, S, ...]: head h of sequence b at row (b * GROUPS * HPG + h)
         ws_rows = (b * (GROUPS * HPG) + heads) * num_splits + split
         tl.store(acc_ptr + ws_rows[:, None] * BLOCK_D + dims[None, :], acc, mask=row_ok[:, None])
