@@ -11,9 +11,8 @@ graph; the max |error| against the fp32 reference.
     gemm    two batched GEMMs per KV group, fp32 softmax (McoreEngine._gemm_attention)
     flex    compiled flex_attention, position mask as a score modification (McoreEngine._flex_attention)
     triton  hand-written split-K flash-decoding (decode_kernel.decode_attention)
-    cuda    the CUDA split-K kernels cut by the filled length (attention_cuda.decode_attention)
-    triton-w, cuda-w   the same as the decode step calls them: this step's K/V written into slot pos by the kernel,
-            programmatic dependent launch (Hopper+); -wo: the write alone, -p: PDL alone
+    triton-w  the same as the decode step calls it: this step's K/V written into slot pos by the kernel,
+            programmatic dependent launch (Hopper+); triton-wo: the write alone, triton-p: PDL alone
     fa4     FlashAttention-4's forward (optional ``flash-attn-4`` package, Hopper path): q as [B, 1, heads, hd], the
             cache as a [B, L, groups, hd] view, ``seqused_k = pos + 1`` on the device, GQA heads packed into one
             tile; ``fa4`` lets its heuristic pick the KV splits, ``fa4-sN`` forces N (its combine kernel included)
@@ -21,9 +20,8 @@ graph; the max |error| against the fp32 reference.
     python bench/bench_decode_attention.py                       # batch 1,4,8 x length 6144,9000,12800
     python bench/bench_decode_attention.py --batch 1 --sweep     # also the Triton kernel's tile/split/warp choices
     python bench/bench_decode_attention.py --smoke               # CPU, tiny shapes, Triton in its interpreter
-    python bench/bench_decode_attention.py --batch 1 --bucket 0 --modes triton-w,cuda-w --cuda-sweep
-                                                                 # as generate attends (the whole cache), and the
-                                                                 # CUDA kernels' warps/unroll/waves choices
+    python bench/bench_decode_attention.py --batch 1 --bucket 0 --modes triton,triton-wo,triton-w
+                                                                 # as generate attends (the whole cache)
 """
 
 import argparse
@@ -38,14 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ("sdpa", "gemm", "flex", "triton", "cuda")
-CUDA_SWEEP = [
-    (w, u, wv, rs)
-    for w in (2, 4, 8)
-    for u in (2, 4)
-    for wv in (1.0, 1.5, 2.0, 3.0)
-    for rs in ((0, 1) if u == 4 else (0,))
-]  # (warps, unroll, waves, reduce-scatter: UNROLL * 4 heads == 16 only)
+MODES = ("sdpa", "gemm", "flex", "triton")
 
 
 class _Attn:
@@ -94,14 +85,6 @@ def attention_fn(mode: str, attend: int, device):
                 seqused_k=used, num_splits=splits, pack_gqa=True,
             )[0]  # fmt: skip
             return out.reshape(1, q.shape[1], -1)
-
-    elif mode.startswith("cuda"):
-        from nemo_cosmos_ar.inference import attention_cuda
-
-        new = _new_kv(mode)
-
-        def fn(q, k, v, pos, visible, **kw):
-            return attention_cuda.decode_attention(q, k[:, :, :attend], v[:, :, :attend], pos, **new(q, k), **kw)
 
     else:
         new = _new_kv(mode)
@@ -176,7 +159,6 @@ def main() -> None:
     ap.add_argument(
         "--bucket", type=int, default=1024, help="attend = the filled length rounded up to this; 0: the whole cache"
     )
-    ap.add_argument("--cuda-sweep", action="store_true", help="also time the CUDA kernels' warps/unroll/waves")
     ap.add_argument("--layers", type=int, default=16, help="calls per CUDA graph, each on a cache of its own")
     ap.add_argument("--iters", type=int, default=50, help="graph replays (eager: rounds of --layers calls)")
     ap.add_argument("--modes", default=",".join(MODES))
@@ -204,9 +186,7 @@ def main() -> None:
         if "triton" in modes:
             print("(no triton: its rows are skipped)")
             modes.remove("triton")
-    if not cuda:
-        modes = [m for m in modes if not m.startswith("cuda")]  # the CUDA kernels have no interpreter
-    rows, sweep, csweep = [], [], []
+    rows, sweep = [], []
     for batch in (int(b) for b in args.batch.split(",")):
         g = torch.Generator(device=device).manual_seed(batch)
         shape = (batch, groups, args.cache, hd)
@@ -236,11 +216,6 @@ def main() -> None:
                 rows.append(
                     (batch, length, attend, mode, f"{eager:.1f} | {graph:.1f} | {filled / best / 1e3:.0f} | {err:.2e}")
                 )
-                if mode.startswith("cuda") and args.cuda_sweep:
-                    for cfg in CUDA_SWEEP:
-                        tcalls = [bind(fn, q, k, v, pos, visible, config=cfg) for k, v in caches]
-                        us = timed(tcalls, args.iters, cuda, graph=cuda)
-                        csweep.append((batch, length, mode, *cfg, us, filled / us / 1e3))
                 if mode == "triton" and args.sweep:
                     choices = itertools.product((32, 64, 128), (1, 2, 4, 8), (4, 8), (2, 3, 4))
                     if args.smoke:  # the interpreter is slow: two choices check the table
@@ -265,22 +240,6 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for b, n, a, mode, rest in rows:
         print(f"| {b} | {n} | {a} | {mode} | {rest} |")
-    if csweep:
-        print("\nCUDA kernel choices (graph us/call):\n")
-        print("| batch | filled | mode | warps | unroll | waves | rs | us/call | GB/s |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for b, n, mode, w, u, wv, rs, us, gbs in sorted(csweep, key=lambda r: (r[0], r[2], r[1], r[7])):
-            print(f"| {b} | {n} | {mode} | {w} | {u} | {wv} | {rs} | {us:.1f} | {gbs:.0f} |")
-        totals = {}
-        for b, _n, mode, w, u, wv, rs, us, _ in csweep:
-            totals.setdefault((b, mode, w, u, wv, rs), []).append(us)
-        for key in sorted({k[:2] for k in totals}):
-            whole = {k[2:]: sum(t) for k, t in totals.items() if k[:2] == key}
-            best = min(whole, key=whole.get)
-            print(
-                f"\nbatch {key[0]} {key[1]}, summed over the lengths: best (warps, unroll, waves, rs) {best}: "
-                f"{whole[best]:.1f} us"
-            )
     if sweep:
         print("\nTriton kernel choices (graph us/call):\n")
         print("| batch | filled | block_n | waves | warps | stages | splits | us/call | GB/s |")

@@ -36,8 +36,6 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +int8-fused    +int8-cuda with the QKV's RMSNorm, the residual adds and the SwiGLU folded into the CUDA kernel
                    (inference/fused_int8.py, --decode-int8-kernel fused, generate's int8 default at TP=1): 8 kernels
                    a layer instead of 10
-    +int8-fused-cattn  +int8-fused with the decode attention as the CUDA kernels (inference/attention_cuda.py,
-                   --decode-attention cuda) instead of the Triton one
     +int8-nopdl    +int8 without programmatic dependent launch (for profiles whose kernels must not overlap)
     +int8          +pdl with weight-only int8 projections (inference/quant.py, --decode-weights int8: one scale per
                    output row, half the bytes per token; batch 1 only). Its exactness: max |dlogit| against the
@@ -87,7 +85,6 @@ ATTENTION = {
     "+int8-nopdl": "triton",
     "+int8-cuda": "triton",
     "+int8-fused": "triton",
-    "+int8-fused-cattn": "cuda",
     "+symm": "triton",
     "+symm-pdl": "triton",
 }
@@ -112,7 +109,6 @@ CONFIGS = (
     "+int8-nopdl",
     "+int8-cuda",
     "+int8-fused",
-    "+int8-fused-cattn",
     "+symm",
     "+symm-pdl",
     "+topk-nucleus",
@@ -174,11 +170,9 @@ def set_config(engine, name: str) -> None:
     engine.gemv_glu = name == "+glu"
     engine.pdl = name in ("+pdl", *INT8) and name != "+int8-nopdl"
     engine.pdl_tp = name == "+symm-pdl"
-    engine.int8_kernel = {"+int8-cuda": "cuda", "+int8-fused": "fused", "+int8-fused-cattn": "fused"}.get(
-        name, "triton"
-    )
+    engine.int8_kernel = {"+int8-cuda": "cuda", "+int8-fused": "fused"}.get(name, "triton")
     set_weights(engine, "int8" if name in INT8 else "bf16")
-    if name.startswith("+int8-fused"):
+    if name == "+int8-fused":
         from nemo_cosmos_ar.inference import fused_int8
 
         fused_int8.prepare(engine.model, drop_plain=False)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Ran at 82360d8: attention_cuda.py and the cuda modes were removed after calls a21-b21 measured them slower.)
 # Eighteenth session, first call (one H200, carrying .gpu4, ~5 min). Issue 13: the decode attention as CUDA kernels
 # cut by the filled length (inference/attention_cuda.py, --decode-attention cuda) against the Triton split-K kernel.
 # 1. the GPU tier's test of the new kernels (fp32 reference, writes, PDL, graph replay);

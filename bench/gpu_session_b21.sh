@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Ran at 82360d8: attention_cuda.py and the cuda modes were removed after calls a21-b21 measured them slower.)
 # Eighteenth session, second call (one H200, carrying .gpu4, ~2 min). Issue 13: call a21 found the CUDA decode
 # attention correct but slower than Triton (24-30 us against 19 at 12,800 slots): each warp loaded a tile, then
 # computed it, with nothing in flight meanwhile. Now two register buffers (the next tile's loads before this tile's

@@ -327,10 +327,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     ad.add_argument(
         "--decode-attention",
-        choices=("auto", "sdpa", "triton", "cuda", "gemm", "flex"),
+        choices=("auto", "sdpa", "triton", "gemm", "flex"),
         default="auto",
-        help="decode-step attention: auto = the Triton split-K kernel on CUDA when Triton imports, else SDPA; "
-        "cuda = split-K CUDA kernels cut by the filled length (bf16, head_dim 128)",
+        help="decode-step attention: auto = the Triton split-K kernel on CUDA when Triton imports, else SDPA",
     )
     ad.add_argument(
         "--fused-step",

@@ -27,15 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import (
-    attention_cuda,
-    decode_kernel,
-    fused_int8,
-    fused_step,
-    gemv_cuda,
-    quant,
-    symm_reduce,
-)
+from nemo_cosmos_ar.inference import decode_kernel, fused_int8, fused_step, gemv_cuda, quant, symm_reduce
 from nemo_cosmos_ar.inference.mcore_setup import (  # noqa: F401  (re-exported: engine.init_parallel etc.)
     _quiet_megatron_import,
     build_model,
@@ -74,9 +66,8 @@ class McoreEngine:
         # (fp32 angles, cast to the activations' dtype; mscale 1), so tabulating changes no bit.
         angles = rope_3d_table(cfg, device=self.device)  # [S, 1, 1, head_dim] fp32
         self.cos, self.sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
-        # How a decode step attends: "sdpa", "gemm" (``_gemm_attention``), "flex" (``_flex_attention``), "triton"
-        # (``decode_kernel.decode_attention``: hand-written split-K flash-decoding; needs Triton) or "cuda"
-        # (``attention_cuda.decode_attention``: the same contract as CUDA kernels cut by the filled length).
+        # How a decode step attends: "sdpa", "gemm" (``_gemm_attention``), "flex" (``_flex_attention``) or "triton"
+        # (``decode_kernel.decode_attention``: hand-written split-K flash-decoding; needs Triton).
         self.decode_attention = "sdpa"
         # Decode-step RoPE as one compiled kernel per tensor instead of about six elementwise ones (see
         # ``_rope_fused``); off by default until measured.
@@ -215,18 +206,17 @@ class McoreEngine:
 
         def attend_fn(attn, q, k, v, kv):
             kc, vc = kv
-            kernel = _ATTENTION_KERNELS.get(self.decode_attention)
-            if kernel is not None and write:  # the kernel writes slot pos itself
+            if self.decode_attention == "triton" and write:  # the kernel writes slot pos itself
                 kv_at = (kc[:, :, :attend], vc[:, :, :attend])
-                return kernel(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0], pdl=pdl)
+                return decode_kernel.decode_attention(q, *kv_at, pos, self.scale, k_new=k[0], v_new=v[0], pdl=pdl)
             kc.index_copy_(2, pos, k.permute(1, 2, 0, 3))
             vc.index_copy_(2, pos, v.permute(1, 2, 0, 3))
             if self.decode_attention == "gemm":
                 return self._gemm_attention(q, kc[:, :, :attend], vc[:, :, :attend], visible)
             if self.decode_attention == "flex":
                 return self._flex_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos)
-            if kernel is not None:
-                return kernel(q, kc[:, :, :attend], vc[:, :, :attend], pos, self.scale, pdl=pdl)
+            if self.decode_attention == "triton":
+                return decode_kernel.decode_attention(q, kc[:, :, :attend], vc[:, :, :attend], pos, self.scale, pdl=pdl)
             o = F.scaled_dot_product_attention(
                 q.permute(1, 2, 0, 3),
                 kc[:, :, :attend],
@@ -322,8 +312,7 @@ class McoreEngine:
         return self._gather(logits)[..., : self.vocab_size]
 
 
-DECODE_ATTENTION = ("auto", "sdpa", "triton", "cuda", "gemm", "flex")
-_ATTENTION_KERNELS = {"triton": decode_kernel.decode_attention, "cuda": attention_cuda.decode_attention}
+DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
 INT8_KERNELS = ("auto", "cuda", "fused", "triton")  # --decode-int8-kernel
 
 
@@ -389,11 +378,6 @@ def configure_decode(
     engine.pdl = pdl == "on" or (
         pdl == "auto" and engine.fused_step and fused_step.pdl_supported(engine.device) and decode_kernel.available()
     )
-    if attention == "cuda" and not _attention_cuda_ok(engine):
-        raise ValueError(
-            "--decode-attention cuda: the CUDA kernels need a CUDA GPU where torch's NVRTC compiles them, bf16 and "
-            "head_dim 128; use --decode-attention triton"
-        )
     if weights == "int8" and not (engine.fused_step and engine.gemv):
         raise ValueError(
             "--decode-weights int8 needs the batch-1 matrix-vector decode: --fused-step and --decode-gemv on "
@@ -417,16 +401,6 @@ def configure_decode(
     group = parallel_state.get_tensor_model_parallel_group() if engine.tp > 1 else None
     engine.reducer = symm_reduce.make_reducer(reduce, engine.fused_step and engine.gemv, group, engine)
     return engine
-
-
-def _attention_cuda_ok(engine: McoreEngine) -> bool:
-    attn = engine.layers[0].self_attention
-    hpg = attn.num_attention_heads_per_partition // engine.groups
-    return (
-        engine.head_dim == attention_cuda.HEAD_DIM
-        and engine.dtype == torch.bfloat16
-        and attention_cuda.available(engine.device, engine.pdl, hpg)
-    )
 
 
 def load_engine(ckpt, tp: int, device: torch.device, dtype: torch.dtype) -> McoreEngine:

@@ -315,22 +315,17 @@ def kernel(rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, re
     return _KERNELS[key]
 
 
-def _launch(fn, grid: int | tuple[int, ...], block: int, shared: int, args: list, pdl: bool) -> None:
-    """Launch ``fn`` on the current stream: tensors pass their pointers, floats as float, ints as int and ctypes
-    values as they are (``attention_cuda`` passes its strides as ``c_longlong``); ``grid`` one to three sizes."""
+def _launch(fn, grid: int, block: int, shared: int, args: list, pdl: bool) -> None:
     libcuda = torch.cuda._utils._get_gpu_runtime_library()
     keep = [
         ctypes.c_void_p(a.data_ptr())
         if isinstance(a, torch.Tensor)
-        else a
-        if isinstance(a, ctypes._SimpleCData)
         else (ctypes.c_float(a) if isinstance(a, float) else ctypes.c_int(a))
         for a in args
     ]
     params = (ctypes.c_void_p * len(keep))(*[ctypes.cast(ctypes.byref(p), ctypes.c_void_p) for p in keep])
     cfg = _LaunchConfig()
-    dims = (grid,) if isinstance(grid, int) else tuple(grid)
-    cfg.grid[:] = dims + (1,) * (3 - len(dims))
+    cfg.grid[:] = (grid, 1, 1)
     cfg.block[:] = (block, 1, 1)
     cfg.shared = shared
     cfg.stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
