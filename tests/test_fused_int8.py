@@ -114,3 +114,56 @@ def test_prepare_drops_the_plain_fc1_copy_and_fused_is_refused_on_a_cpu():
     assert quant.int8_weight(eng.model.decoder.layers[0].mlp.linear_fc2)[1] is not None
     with pytest.raises(ValueError, match=r"^--decode-int8-kernel fused: the CUDA kernel does not compile here"):
         en.configure_decode(eng, "sdpa", "on", "on", "off", weights="int8", int8_kernel="fused")
+
+
+def test_reference_bf16_weights_take_no_scale_and_megatron_glu_halves():
+    """``reference`` as ``gemv_bf16`` computes it: bf16 weights with no scale give the bf16 product (within 2 units
+    of bf16's last place), and ``glu`` with ``halves`` pairs gate row j with up row j + F of Megatron's ``[gate; up]``
+    layout, equal to the interleaved-pairs form of the same rows; without ``halves`` the result differs."""
+    k, f = 128, 40
+    g = torch.Generator().manual_seed(5)
+    w = (torch.randn(2 * f, k, generator=g) * 0.05).bfloat16()
+    x = torch.randn(1, 1, k, generator=g).bfloat16()
+    y = gemv_cuda.reference(x, w, None)
+    want = (x.float() @ w.float().t()).bfloat16()
+    assert y.shape == (1, 1, 2 * f) and bool(
+        ((y.float() - want.float()).abs() <= 2**-6 * want.float().abs() + 1e-2).all()
+    )
+    y_glu = gemv_cuda.reference(x, w, None, glu=True, halves=True)
+    gate, up = want.float().chunk(2, dim=-1)
+    assert y_glu.shape == (1, 1, f)
+    assert torch.allclose(y_glu.float(), (F.silu(gate) * up).bfloat16().float(), rtol=2**-6, atol=1e-2)
+    order = torch.arange(2 * f).view(2, f).t().reshape(-1)  # the interleaved pairs of the same rows
+    assert torch.equal(y_glu, gemv_cuda.reference(x, w[order], None, glu=True))
+    assert not torch.equal(y_glu, gemv_cuda.reference(x, w, None, glu=True))
+
+
+def test_fused_step_with_bf16_weights_gives_the_unfused_step_logits():
+    """The same two steps with the model's own weights (``engine.weights == "bf16"``, ``bf16_kernel = "fused"``):
+    the fused step reads the Megatron modules' weights (doubling fc2's changes the logits) and fc1's ``[gate; up]``
+    halves as they are, within 1e-5 of the unfused step in fp32; ``supported(engine, "bf16")`` needs no
+    quantization, and ``configure_decode(bf16_kernel="fused")`` on a CPU is a one-line error."""
+    eng = tiny_mcore_engine(seed=13)
+    assert fused_int8.supported(eng, "bf16") and not fused_int8.supported(eng)
+    prompt = torch.randint(0, 64000, (1, 40), generator=torch.Generator().manual_seed(6))
+    nxt = torch.tensor([[9], [31000]])
+    cache0 = eng.new_cache(1, 48)
+
+    def two_steps():
+        cache = [(k.clone(), v.clone()) for k, v in cache0]
+        return [eng.dynamic_step(nxt[i : i + 1], 40 + i, cache) for i in range(2)]
+
+    with torch.inference_mode():
+        eng.prefill(prompt, cache0)
+        ref = two_steps()
+        eng.fused_step = eng.gemv = True
+        eng.bf16_kernel = "fused"
+        got = two_steps()
+        for a, b in zip(ref, got):
+            assert a.shape == b.shape == (1, 64000)
+            assert (a - b).abs().max().item() < 1e-5
+            assert a.abs().max().item() > 0.1
+        eng.model.decoder.layers[0].mlp.linear_fc2.weight.mul_(2.0)
+        assert (two_steps()[0] - ref[0]).abs().max().item() > 1e-3
+    with pytest.raises(ValueError, match=r"^--decode-bf16-kernel fused: the CUDA kernel does not compile here"):
+        en.configure_decode(tiny_mcore_engine(seed=13), "sdpa", "on", "on", "off", bf16_kernel="fused")
