@@ -142,6 +142,9 @@ def main() -> None:
         choices = itertools.product((1, 2, 4), (2, 4, 8), (4, 8), (0, 4, 8))
         sweep += [c for c in choices if c != GC.DEFAULT_CONFIG]
     if args.bf16:
+        if not args.quick:  # 36 choices: the int8 sweep's rows, warps, ~bytes in flight per lane, two grid kinds
+            choices = itertools.product((1, 2, 4), (1, 2, 4), (4, 8), (0, 8))
+            sweep = [GC.BF16_CONFIG, *[c for c in choices if c != GC.BF16_CONFIG]]
         print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {len(sweep)} CUDA block choices\n")
         bf16_rows(sweep, dev)
         return
