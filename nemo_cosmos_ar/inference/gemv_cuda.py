@@ -18,6 +18,9 @@ exponent of 2^23, and one subtraction leaves its value exactly.
 The launch goes through ``cuLaunchKernelEx`` (ctypes, the driver torch already loaded), so it can carry that
 attribute and be captured in a CUDA graph. CUDA only (sm_90+ for ``pdl``); nothing here runs on CPU.
 
+``gemv_bf16`` runs the same kernel on bf16 weights (``WBF16``: 8 values per 16-byte load, no scale), for the exact
+bf16 decode (``--decode-bf16-kernel fused``), whose fc1 SwiGLU reads Megatron's ``[gate; up]`` halves in place.
+
 Compile-time options fold the decode step's small operations in (``gemv_int8``'s ``norm``, ``residual``, ``glu``;
 used by ``fused_int8.py``): an RMSNorm while the input row is staged, a residual add or fc1's SwiGLU (rows stored as
 gate/up pairs) when the row sums are written.
