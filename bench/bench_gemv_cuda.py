@@ -9,8 +9,6 @@ layers of the four products chained in one graph with PDL, per layer.
 
     python bench/bench_gemv_cuda.py            # H200
     python bench/bench_gemv_cuda.py --quick    # the default block choice only
-    python bench/bench_gemv_cuda.py --bf16     # bf16 weights: the Triton kernel (generate's default) against
-                                               # gemv_cuda.gemv_bf16 (--decode-bf16-kernel fused), TB/s of bf16 bytes
 """
 
 from __future__ import annotations
@@ -81,73 +79,15 @@ def shape_row(name: str, n: int, k: int, sweep: list, dev, best_cfg: dict):
     return qs, x
 
 
-def bf16_rows(sweep: list, dev) -> None:
-    """The bf16 table: per shape the Triton kernel with PDL (what the bf16 step runs) against the CUDA kernel's
-    default and best block choice with PDL, bf16 outputs equal to Triton's; then a layer's chain (with PDL)."""
-    print("| shape | N x K | Triton + PDL | CUDA default + PDL | CUDA best + PDL [rows, unroll, warps, per SM] | "
-          "bf16 outputs = Triton |\n|---|---|---:|---:|---:|---:|")  # fmt: skip
-    data, best = {}, {}
-    for name, (n, k) in SHAPES.items():
-        copies = 4 if name == "output" else 16
-        ws = [0.02 * torch.randn(n, k, device=dev, dtype=torch.bfloat16) for _ in range(copies)]
-        x = torch.randn(1, 1, k, device=dev, dtype=torch.bfloat16)
-        tb = 2 * n * k / 1e12
-
-        def fmt(t, tb=tb):
-            return f"{t * 1e6:.1f} ({tb / t:.2f})"
-
-        t_tri = graph_time(lambda i, ws=ws, x=x: G.gemv(x, ws[i], pdl=True), copies)
-        results = []
-        for cfg in sweep:
-            try:
-                t = graph_time(lambda i, c=cfg, ws=ws, x=x: GC.gemv_bf16(x, ws[i], config=c, pdl=True), copies, 10)
-            except Exception as err:  # noqa: BLE001 - report and go on
-                print(f"  {name} {cfg}: {str(err).splitlines()[0][:120]}", file=sys.stderr)
-                continue
-            results.append((t, cfg))
-        t_def = next((t for t, c in results if c == GC.BF16_CONFIG), float("nan"))
-        t_best, cfg = min(results)
-        best[name] = cfg
-        t_best = graph_time(lambda i, ws=ws, x=x, c=cfg: GC.gemv_bf16(x, ws[i], config=c, pdl=True), copies)
-        same = (GC.gemv_bf16(x, ws[0], config=cfg) == G.gemv(x, ws[0])).float().mean().item()
-        print(f"| {name} | {n} x {k} | {fmt(t_tri)} | {fmt(t_def)} | {fmt(t_best)} {list(cfg)} | {same:.4f} |",
-              flush=True)  # fmt: skip
-        data[name] = (ws, x)
-
-    def chain(kind: str):
-        def step(i):
-            for name in ("qkv", "proj", "fc1", "fc2"):
-                ws, x = data[name]
-                if kind == "triton":
-                    G.gemv(x, ws[i], pdl=True)
-                else:
-                    GC.gemv_bf16(x, ws[i], pdl=True, config=best[name] if kind == "best" else None)
-
-        return graph_time(step, 16) * 1e6
-
-    print("\nA layer's four bf16 products, 16 layers chained in one graph with PDL, us per layer:\n")
-    print(f"| Triton | CUDA default | CUDA best per shape |\n|---:|---:|---:|\n"
-          f"| {chain('triton'):.1f} | {chain('cuda'):.1f} | {chain('best'):.1f} |")  # fmt: skip
-    print(f"\nbest CUDA blocks per shape: {best}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--bf16", action="store_true", help="bf16 weights (see the docstring)")
     args = ap.parse_args()
     dev = torch.device("cuda")
     sweep = [GC.DEFAULT_CONFIG, *sorted(set(GC.SHAPE_CONFIGS.values()))]
     if not args.quick:
         choices = itertools.product((1, 2, 4), (2, 4, 8), (4, 8), (0, 4, 8))
         sweep += [c for c in choices if c != GC.DEFAULT_CONFIG]
-    if args.bf16:
-        if not args.quick:  # 36 choices: the int8 sweep's rows, warps, ~bytes in flight per lane, two grid kinds
-            choices = itertools.product((1, 2, 4), (1, 2, 4), (4, 8), (0, 8))
-            sweep = [GC.BF16_CONFIG, *[c for c in choices if c != GC.BF16_CONFIG]]
-        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {len(sweep)} CUDA block choices\n")
-        bf16_rows(sweep, dev)
-        return
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {len(sweep)} CUDA block choices\n")
     print(
         "| shape | N x K | Triton | Triton + PDL | CUDA default | CUDA best [rows, unroll, warps, per SM] | "

@@ -31,9 +31,6 @@ total autoregressive seconds, peak memory, and an exactness check (max |logit - 
     +pdl           +gemv with programmatic dependent launch for every Triton kernel of the layers (products,
                    attention, inductor's pieces: each starts while the one before drains) and the attention kernel
                    writing the step's K/V (no index_copy_ between them); batch 1, TP=1 (generate's default there)
-    +bf16-fused    +pdl with the bf16 products by the CUDA kernel of the int8 path reading the bf16 weights, with the
-                   QKV's RMSNorm, the residual adds and the SwiGLU folded in (inference/fused_int8.py,
-                   --decode-bf16-kernel fused): exact bf16, 8 kernels a layer instead of 10
     +int8-cuda     +int8 with the int8 products by the hand-written CUDA kernel (inference/gemv_cuda.py,
                    --decode-int8-kernel cuda) instead of the Triton one
     +int8-fused    +int8-cuda with the QKV's RMSNorm, the residual adds and the SwiGLU folded into the CUDA kernel
@@ -84,7 +81,6 @@ ATTENTION = {
     "+gemv-fused": "triton",
     "+glu": "triton",
     "+pdl": "triton",
-    "+bf16-fused": "triton",
     "+int8": "triton",
     "+int8-nopdl": "triton",
     "+int8-cuda": "triton",
@@ -109,7 +105,6 @@ CONFIGS = (
     "+gemv-fused",
     "+glu",
     "+pdl",
-    "+bf16-fused",
     "+int8",
     "+int8-nopdl",
     "+int8-cuda",
@@ -173,10 +168,9 @@ def set_config(engine, name: str) -> None:
     engine.gemv = name in GEMV
     engine.gemv_fuse = name == "+gemv-fused"
     engine.gemv_glu = name == "+glu"
-    engine.pdl = name in ("+pdl", "+bf16-fused", *INT8) and name != "+int8-nopdl"
+    engine.pdl = name in ("+pdl", *INT8) and name != "+int8-nopdl"
     engine.pdl_tp = name == "+symm-pdl"
     engine.int8_kernel = {"+int8-cuda": "cuda", "+int8-fused": "fused"}.get(name, "triton")
-    engine.bf16_kernel = "fused" if name == "+bf16-fused" else "triton"
     set_weights(engine, "int8" if name in INT8 else "bf16")
     if name == "+int8-fused":
         from nemo_cosmos_ar.inference import fused_int8

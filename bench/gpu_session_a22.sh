@@ -10,6 +10,8 @@
 #      twice each in turn, 32-token exactness check.
 # Prediction: all pass; the CUDA bf16 products 0-8% faster than Triton's (~4.0 TB/s now); the decode 439 -> ~455-480
 # tokens/s.
+# Ran at commit 95ec2e4 (call 9 of the session): the bf16 CUDA kernel measured slower and was removed after it, with
+# bench_gemv_cuda.py --bf16 and bench_generate.py's +bf16-fused (BENCHMARKS.md, issue 13, nineteenth session).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source bench/gpu_site.sh .gpu4

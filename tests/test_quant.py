@@ -143,20 +143,11 @@ def test_decode_weights_from_the_command_line(tmp_path, monkeypatch):
     )  # fmt: skip
     runner.opts = opts("--decode-weights", "int8", "--decode-gemv", "on", "--fused-step", "on")
     assert runner.load_engine() == "engine"
-    # ..., weights, reduce, int8 kernel, bf16 kernel
-    assert seen == [("auto", "on", "on", "auto", "int8", "auto", "auto", "auto")]
+    assert seen == [("auto", "on", "on", "auto", "int8", "auto", "auto")]  # ..., weights, reduce, int8 kernel
     runner.engine, seen[:] = None, []
     runner.opts = opts("--decode-weights", "int8", "--decode-reduce", "nccl", "--decode-int8-kernel", "triton")
-    assert runner.load_engine() == "engine"
-    assert seen == [("auto", "auto", "auto", "auto", "int8", "nccl", "triton", "auto")]
-    runner.engine, seen[:] = None, []
-    runner.opts = opts("--decode-bf16-kernel", "fused")
-    assert runner.load_engine() == "engine" and seen[0][4:] == ("bf16", "auto", "auto", "fused")
+    assert runner.load_engine() == "engine" and seen == [("auto", "auto", "auto", "auto", "int8", "nccl", "triton")]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--input", "a.png", "--decode-int8-kernel", "cutlass"])
     with pytest.raises(ValueError, match=r"--decode-int8-kernel must be one of \('auto', 'cuda', 'fused', 'triton'\)"):
         GenerateOptions(decode_int8_kernel="cutlass")
-    with pytest.raises(
-        ValueError, match=r"--decode-bf16-kernel must be one of \('auto', 'fused', 'triton'\), got 'cuda'"
-    ):
-        GenerateOptions(decode_bf16_kernel="cuda")

@@ -158,7 +158,6 @@ def options_from_args(args: argparse.Namespace):
         decode_reduce=args.decode_reduce,
         decode_weights=args.decode_weights,
         decode_int8_kernel=args.decode_int8_kernel,
-        decode_bf16_kernel=args.decode_bf16_kernel,
         offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer,
         overwrite=args.overwrite,

@@ -87,7 +87,7 @@ class _Spelling(argparse.Action):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nemo_cosmos_ar.cli.describe import parse_resolution
     from nemo_cosmos_ar.inference import symm_reduce
-    from nemo_cosmos_ar.inference.engine import BF16_KERNELS, INT8_KERNELS
+    from nemo_cosmos_ar.inference.engine import INT8_KERNELS
     from nemo_cosmos_ar.inference.options import (
         CV_TOKENIZER_DIR,
         DD_ATTENTION,
@@ -377,14 +377,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "start-up by torch's NVRTC (10%% faster per layer than triton on an H200), fused = cuda with an RMSNorm, the "
         "residual adds and the SwiGLU folded into it (TP=1; 0.1-1.3%% faster decode), triton = the Triton kernel; auto = "
         "fused at TP=1, else cuda, where the kernel compiles, else triton",
-    )
-    ad.add_argument(
-        "--decode-bf16-kernel",
-        choices=BF16_KERNELS,
-        default="auto",
-        help="with bf16 weights (the default), the kernel of the batch-1 decode's products: fused = the CUDA kernel "
-        "reading the bf16 weights with an RMSNorm, the residual adds and the SwiGLU folded in (TP=1), triton = the "
-        "Triton matrix-vector kernel; auto = triton (fused is not yet measured faster)",
     )
     gr = p.add_argument_group("guardrails (default: on when their weights are under --checkpoint-dir, else a warning)")
     gr.add_argument(

@@ -103,9 +103,6 @@ class McoreEngine:
         # With int8 weights: "cuda" runs their batch-1 products by the hand-written kernel (``gemv_cuda.py``, 10%
         # faster per layer on the H200), "triton" by ``gemv.gemv``. Set by ``configure_decode``.
         self.int8_kernel = "triton"
-        # With bf16 weights: "fused" runs the batch-1 step by the CUDA kernel with its fusions (``fused_int8.py``),
-        # "triton" by ``gemv.gemv``. Set by ``configure_decode``.
-        self.bf16_kernel = "triton"
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -236,7 +233,7 @@ class McoreEngine:
                 raise ValueError("fused_step needs the non-TransformerEngine layer spec (torch RMSNorm, SwiGLU)")
             if self.gemv and not self.gemv_ok:
                 raise ValueError("gemv needs plain Megatron parallel linears (no adapters, bias or sequence parallel)")
-            if gemv and "fused" in (self.int8_kernel, self.bf16_kernel):
+            if gemv and self.int8_kernel == "fused":
                 return self._gather(fused_int8.run_layers(self, x, cos, sin, cache, attend_fn)[0])[:, : self.vocab_size]
             if gemv and self.gemv_fuse:
                 logits = fused_step.run_layers_gemv(self, x, cos, sin, cache, attend_fn)
@@ -317,7 +314,6 @@ class McoreEngine:
 
 DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
 INT8_KERNELS = ("auto", "cuda", "fused", "triton")  # --decode-int8-kernel
-BF16_KERNELS = ("auto", "fused", "triton")  # --decode-bf16-kernel
 
 
 def configure_decode(
@@ -329,7 +325,6 @@ def configure_decode(
     weights: str = "bf16",
     reduce: str = "auto",
     int8_kernel: str = "auto",
-    bf16_kernel: str = "auto",
 ) -> McoreEngine:
     """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
     projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step) and whether, at batch 1 and
@@ -346,10 +341,6 @@ def configure_decode(
     ``int8_kernel`` (with ``weights="int8"``): "cuda" (``gemv_cuda.py``, compiled here by NVRTC; an error where it
     cannot be), "fused" (cuda with a norm, the residual adds and the SwiGLU folded in, ``fused_int8.py``; TP=1),
     "triton" (``gemv.gemv``) or "auto" (fused at TP=1 and cuda otherwise where the kernel compiles, else triton).
-
-    ``bf16_kernel`` (with ``weights="bf16"``, the batch-1 matrix-vector step): "fused" (the CUDA kernel reading the
-    bf16 weights with the same fusions, ``fused_int8.py``; TP=1, an error where it cannot run), "triton"
-    (``gemv.gemv``) or "auto" (triton: the fused kernel is not yet measured faster on the H200).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -369,8 +360,6 @@ def configure_decode(
         raise ValueError(f"decode reduce must be auto, nccl or symm, got {reduce!r}")
     if int8_kernel not in INT8_KERNELS:
         raise ValueError(f"decode int8 kernel must be one of {', '.join(INT8_KERNELS)}, got {int8_kernel!r}")
-    if bf16_kernel not in BF16_KERNELS:
-        raise ValueError(f"decode bf16 kernel must be one of {', '.join(BF16_KERNELS)}, got {bf16_kernel!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -407,17 +396,6 @@ def configure_decode(
             raise ValueError("--decode-int8-kernel fused: needs TP=1 and RMSNorms with an explicit eps; use cuda")
         fused_int8.prepare(engine.model)
     engine.weights, engine.int8_kernel = weights, kernel8
-    engine.bf16_kernel = "triton"
-    if weights == "bf16" and bf16_kernel == "fused":
-        if not (engine.gemv and fused_int8.supported(engine, "bf16")):
-            raise ValueError(
-                "--decode-bf16-kernel fused: needs the batch-1 matrix-vector decode (--decode-gemv) at TP=1 and "
-                "RMSNorms with an explicit eps; use triton"
-            )
-        if (
-            gemv_cuda.pick("fused", engine.device, engine.pdl, "--decode-bf16-kernel") == "fused"
-        ):  # an error where the kernel cannot compile
-            engine.bf16_kernel = "fused"
     from megatron.core import parallel_state
 
     group = parallel_state.get_tensor_model_parallel_group() if engine.tp > 1 else None

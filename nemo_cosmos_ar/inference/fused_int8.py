@@ -27,11 +27,6 @@ once (x * rs * w); the SwiGLU is computed in fp32 from bf16 gate and up and roun
 differ from ``fused_step.run_layers`` by bf16 rounding noise (the CPU tests bound it). TP=1 only: at TP > 1 the
 row-parallel products need their all-reduce before the residual add.
 
-The same step runs the exact bf16 model (``--decode-bf16-kernel fused``): the kernel then reads the Megatron
-modules' own bf16 weights, 8 per 16-byte load with no scale (``gemv_cuda.gemv_bf16``), and fc1's SwiGLU pairs gate
-row j with up row j + F of Megatron's ``[gate; up]`` layout, so nothing is copied. Its logits differ from the Triton
-path's (``fused_step.run_layers``) by the same bf16 rounding noise as the int8 step's.
-
 Off CUDA (the CPU tests) every product is ``gemv_cuda.reference``: the same arithmetic in torch.
 """
 
@@ -44,34 +39,30 @@ from nemo_cosmos_ar.inference import gemv_cuda, quant
 from nemo_cosmos_ar.inference.fused_step import _fn, _split_qkv, qk_norm_rope
 from nemo_cosmos_ar.inference.quant import int8_weight, interleave_glu
 
-# Block choices [rows, unroll, warps, blocks per SM] of the fused bf16 products (gemv_cuda.BF16_CONFIG where absent)
-BF16_CONFIGS: dict[str, tuple[int, int, int, int]] = {}
-
-# Block choices [rows, unroll, warps, blocks per SM] of the fused int8 products where they differ from the plain kernel's
+# Block choices [rows, unroll, warps, blocks per SM] of the fused products where they differ from the plain kernel's
 # (``gemv_cuda.SHAPE_CONFIGS``): the best of bench_gemv_fused.py's sweep on the H200 (call a20): QKV with its norm
 # 10.1 us (12.2 at the plain kernel's blocks, the same 10.1 as the plain product), attention out with its residual
 # 7.0 (7.5 plain).
 CONFIGS = {"qkv": (2, 4, 8, 4), "proj": (1, 4, 8, 8)}
 
 
-def supported(engine, weights: str = "int8") -> bool:
-    """Whether the engine's step can run here: TP=1, int8 weights (``weights="int8"``: quantized, rows of K a
-    multiple of 16) or the model's bf16 ones (K a multiple of 8), every norm with an explicit eps."""
+def supported(engine) -> bool:
+    """Whether the engine's step can run here: TP=1, int8 weights whose rows the kernel takes (K a multiple of 16),
+    every norm with an explicit eps."""
     model = engine.model
     norms = [model.decoder.final_layernorm]
     for layer in model.decoder.layers:
         norms += [layer.input_layernorm, layer.pre_mlp_layernorm]
-    per_vec = 16 if weights == "int8" else 8
     return (
         engine.tp == 1
-        and (weights == "bf16" or quant.is_quantized(model))
+        and quant.is_quantized(model)
         and all(n.eps is not None for n in norms)
-        and all(m.weight.shape[1] % per_vec == 0 for _, m in quant.decode_projections(model))
+        and all(m.weight.shape[1] % 16 == 0 for _, m in quant.decode_projections(model))
     )
 
 
 def prepare(model, drop_plain: bool = True) -> int:
-    """int8 weights only (the bf16 step needs nothing): fc1's int8 rows interleaved for the ``glu`` epilogue, once per module (``quant.interleave_glu``). With
+    """fc1's int8 rows interleaved for the ``glu`` epilogue, once per module (``quant.interleave_glu``). With
     ``drop_plain`` the plain int8 copy is dropped (about 1.9 GB for the 4B): another path then multiplies fc1 by its
     dequantized bf16 weight, which is the same model. Returns the bytes added."""
     added = 0
@@ -89,16 +80,10 @@ def prepare(model, drop_plain: bool = True) -> int:
 
 def run_layers(engine, x: torch.Tensor, cos, sin, cache, attend_fn) -> torch.Tensor:
     """All layers and the output layer of a batch-1 decode step from the embedding ``x [1, 1, dim]``; returns
-    the logits ``[1, 1, vocab]`` (with int8 weights ``prepare`` must have run; ``engine.pdl`` launches every kernel
-    with PDL)."""
+    the logits ``[1, 1, vocab]`` (``prepare`` must have run; ``engine.pdl`` launches every kernel with PDL)."""
     cuda, pdl = x.is_cuda, engine.pdl
-    bf16 = engine.int8_kernel != "fused"  # the step runs for int8_kernel or bf16_kernel "fused" (McoreEngine.step)
 
     def gemv(h, module, name, glu=False, **kw):
-        if bf16:  # the module's own weight; fc1 as Megatron's [gate; up] halves
-            if cuda:
-                return gemv_cuda.gemv_bf16(h, module.weight, pdl=pdl, glu=glu, config=BF16_CONFIGS.get(name), **kw)
-            return gemv_cuda.reference(h, module.weight, None, glu=glu, halves=True, **kw)
         w, s = (module.weight_int8_glu, module.weight_scale_glu) if glu else int8_weight(module)
         if cuda:
             return gemv_cuda.gemv_int8(h, w, s, pdl=pdl, glu=glu, config=CONFIGS.get(name), **kw)

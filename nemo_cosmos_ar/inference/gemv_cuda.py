@@ -18,9 +18,6 @@ exponent of 2^23, and one subtraction leaves its value exactly.
 The launch goes through ``cuLaunchKernelEx`` (ctypes, the driver torch already loaded), so it can carry that
 attribute and be captured in a CUDA graph. CUDA only (sm_90+ for ``pdl``); nothing here runs on CPU.
 
-``gemv_bf16`` runs the same kernel on bf16 weights (``WBF16``: 8 values per 16-byte load, no scale), for the exact
-bf16 decode (``--decode-bf16-kernel fused``), whose fc1 SwiGLU reads Megatron's ``[gate; up]`` halves in place.
-
 Compile-time options fold the decode step's small operations in (``gemv_int8``'s ``norm``, ``residual``, ``glu``;
 used by ``fused_int8.py``): an RMSNorm while the input row is staged, a residual add or fc1's SwiGLU (rows stored as
 gate/up pairs) when the row sums are written.
@@ -42,9 +39,6 @@ import torch
 # measured and dropped (BENCHMARKS.md; code in commit a93c029): x read from global memory where it is used, and the
 # PDL trigger after the rows -- each faster for the products alone, slower in the whole decode step.
 DEFAULT_CONFIG = (2, 2, 4, 0)
-# gemv_bf16's blocks for every shape (the same bytes in flight per lane as DEFAULT_CONFIG's int8 rows hold twice the
-# values); not yet swept on the H200 (bench/bench_gemv_cuda.py --bf16)
-BF16_CONFIG = (2, 2, 4, 0)
 SHAPE_CONFIGS: dict[tuple[int, int], tuple[int, int, int, int]] = {
     (6144, 4096): (2, 2, 4, 8),  # QKV: 9.3 us (2.70 TB/s) against the Triton kernel's 10.6 with PDL
     (4096, 4096): (1, 2, 4, 0),  # attention out: 7.2 against 6.9
@@ -112,24 +106,8 @@ _SOURCE = (
 #define NORM %(norm)d
 #define RES %(res)d
 #define GLU %(glu)d
-#define WBF16 %(wbf16)d
 #if GLU && ROWS != 2
 #error "GLU needs ROWS == 2: a warp's two rows are a gate row and its up row"
-#endif
-// The weight row holding a warp's row r: with GLU == 2 the rows are Megatron's [gate; up] halves (gate j and up j
-// are rows j and j + n/2, the warp's "row" counting pairs twice), else row + r (GLU == 1: interleaved pairs).
-#if GLU == 2
-#define PROW(row, r) (((row) >> 1) + (r) * (n >> 1))
-#else
-#define PROW(row, r) ((row) + (r))
-#endif
-// Weight bytes per 16-byte vector: 16 int8 values, or 8 bf16 ones (WBF16: no per-row scale)
-#if WBF16
-#define PER_VEC 8
-#define SCALE(i) 1.0f
-#else
-#define PER_VEC 16
-#define SCALE(i) scale[i]
 #endif
 """
     + HELPERS
@@ -140,7 +118,7 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
           const unsigned short* __restrict__ res, float eps) {
     extern __shared__ uint4 xs[];  // the input row, bf16, 8 values per uint4
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int kv = k / PER_VEC;  // 16-byte weight vectors per row
+    const int kv = k >> 4;  // 16-byte weight vectors per row
     const int step = gridDim.x * WARPS * ROWS;
     int row = (blockIdx.x * WARPS + warp) * ROWS;
     int4 v[ROWS][UNROLL];
@@ -149,7 +127,7 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 #pragma unroll
         for (int u = 0; u < UNROLL; ++u) {
             const int c = lane + 32 * u;
-            v[r][u] = (row + r < n && c < kv) ? load_stream(w + (long long)PROW(row, r) * kv + c) : make_int4(0, 0, 0, 0);
+            v[r][u] = (row + r < n && c < kv) ? load_stream(w + (long long)(row + r) * kv + c) : make_int4(0, 0, 0, 0);
         }
 #if PDL
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -191,7 +169,7 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 #pragma unroll
                     for (int u = 0; u < UNROLL; ++u) {
                         const int c = c0 + lane + 32 * u;
-                        v[r][u] = (row + r < n && c < kv) ? load_stream(w + (long long)PROW(row, r) * kv + c)
+                        v[r][u] = (row + r < n && c < kv) ? load_stream(w + (long long)(row + r) * kv + c)
                                                           : make_int4(0, 0, 0, 0);
                     }
             }
@@ -199,25 +177,6 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
             for (int u = 0; u < UNROLL; ++u) {
                 const int c = c0 + lane + 32 * u;
                 if (c < kv) {
-#if WBF16
-                    const uint4 a = xs[c];  // the 8 inputs of this vector's 8 bf16 weights
-                    const float x0 = bf16_lo(a.x), x1 = bf16_hi(a.x), x2 = bf16_lo(a.y), x3 = bf16_hi(a.y);
-                    const float x4 = bf16_lo(a.z), x5 = bf16_hi(a.z), x6 = bf16_lo(a.w), x7 = bf16_hi(a.w);
-#pragma unroll
-                    for (int r = 0; r < ROWS; ++r) {
-                        const unsigned int q0 = v[r][u].x, q1 = v[r][u].y, q2 = v[r][u].z, q3 = v[r][u].w;
-                        float s = acc[r];
-                        s = fmaf(bf16_lo(q0), x0, s);
-                        s = fmaf(bf16_hi(q0), x1, s);
-                        s = fmaf(bf16_lo(q1), x2, s);
-                        s = fmaf(bf16_hi(q1), x3, s);
-                        s = fmaf(bf16_lo(q2), x4, s);
-                        s = fmaf(bf16_hi(q2), x5, s);
-                        s = fmaf(bf16_lo(q3), x6, s);
-                        s = fmaf(bf16_hi(q3), x7, s);
-                        acc[r] = s;
-                    }
-#else
                     const uint4 a = xs[2 * c], b = xs[2 * c + 1];
                     const float x0 = bf16_lo(a.x), x1 = bf16_hi(a.x), x2 = bf16_lo(a.y), x3 = bf16_hi(a.y);
                     const float x4 = bf16_lo(a.z), x5 = bf16_hi(a.z), x6 = bf16_lo(a.w), x7 = bf16_hi(a.w);
@@ -232,7 +191,6 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
                         s = dot4((unsigned int)v[r][u].w, xc, xd, xe, xf, s);
                         acc[r] = s;
                     }
-#endif
                 }
             }
         }
@@ -242,8 +200,8 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
             for (int o = 16; o > 0; o >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
         }
 #if GLU
-        if (lane == 0 && row < n) {  // the warp's two rows: gate j and up j, j = row / 2
-            const float g = bf16_round(acc[0] * SCALE(PROW(row, 0))), u = bf16_round(acc[1] * SCALE(PROW(row, 1)));
+        if (lane == 0 && row < n) {  // rows row and row + 1: gate j and up j, j = row / 2
+            const float g = bf16_round(acc[0] * scale[row]), u = bf16_round(acc[1] * scale[row + 1]);
             y[row >> 1] = bf16_bits(g / (1.0f + expf(-g)) * u);
         }
 #else
@@ -251,10 +209,10 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
         for (int r = 0; r < ROWS; ++r) {
             if (lane == 0 && row + r < n) {
 #if RES
-                const float sum = bf16_round(acc[r] * SCALE(row + r)) + bf16_lo((unsigned int)res[row + r]);
+                const float sum = bf16_round(acc[r] * scale[row + r]) + bf16_lo((unsigned int)res[row + r]);
                 y[row + r] = bf16_bits(sum);
 #else
-                y[row + r] = bf16_bits(acc[r] * SCALE(row + r));
+                y[row + r] = bf16_bits(acc[r] * scale[row + r]);
 #endif
             }
         }
@@ -265,9 +223,8 @@ gemv_int8(const int4* __restrict__ w, const uint4* __restrict__ x, const float* 
 #pragma unroll
                 for (int u = 0; u < UNROLL; ++u) {
                     const int c = lane + 32 * u;
-                    v[r][u] = (row + step + r < n && c < kv)
-                                  ? load_stream(w + (long long)PROW(row + step, r) * kv + c)
-                                  : make_int4(0, 0, 0, 0);
+                    v[r][u] = (row + step + r < n && c < kv) ? load_stream(w + (long long)(row + step + r) * kv + c)
+                                                             : make_int4(0, 0, 0, 0);
                 }
         }
     }
@@ -312,17 +269,17 @@ def available(device: torch.device, pdl: bool) -> bool:
     return True
 
 
-def pick(mode: str, device: torch.device, pdl: bool, flag: str = "--decode-int8-kernel") -> str:
-    """``--decode-int8-kernel`` (or ``flag``): "triton" stays; "cuda" and "fused" where ``available`` (else a
-    one-line error); "auto" = cuda where available, else triton."""
+def pick(mode: str, device: torch.device, pdl: bool) -> str:
+    """``--decode-int8-kernel``: "triton" stays; "cuda" and "fused" where ``available`` (else a one-line error);
+    "auto" = cuda where available, else triton."""
     if mode == "triton":
         return "triton"
     if available(device, pdl):
         return "cuda" if mode == "auto" else mode
     if mode in ("cuda", "fused"):
         raise ValueError(
-            f"{flag} {mode}: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's NVRTC library); "
-            f"use {flag} triton"
+            f"--decode-int8-kernel {mode}: the CUDA kernel does not compile here (it needs a CUDA GPU and torch's "
+            "NVRTC library); use --decode-int8-kernel triton"
         )
     return "triton"
 
@@ -343,33 +300,16 @@ def fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None) -> b
 
 
 def source(
-    rows: int,
-    unroll: int,
-    warps: int,
-    pdl: bool,
-    norm: bool = False,
-    res: bool = False,
-    glu: int = 0,
-    wbf16: bool = False,
+    rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, res: bool = False, glu: bool = False
 ) -> str:
-    """The kernel's CUDA source for one block shape and fusion choice. ``glu``: 0 none, 1 interleaved gate/up row
-    pairs (``quant.interleave_glu``), 2 Megatron's ``[gate; up]`` halves. ``wbf16``: bf16 weights, no scale."""
-    flags = dict(pdl=int(pdl), norm=int(norm), res=int(res), glu=int(glu), wbf16=int(wbf16))
+    """The kernel's CUDA source for one block shape and fusion choice."""
+    flags = dict(pdl=int(pdl), norm=int(norm), res=int(res), glu=int(glu))
     return _SOURCE % dict(rows=rows, unroll=unroll, warps=warps, **flags)
 
 
-def kernel(
-    rows: int,
-    unroll: int,
-    warps: int,
-    pdl: bool,
-    norm: bool = False,
-    res: bool = False,
-    glu: int = 0,
-    wbf16: bool = False,
-):
+def kernel(rows: int, unroll: int, warps: int, pdl: bool, norm: bool = False, res: bool = False, glu: bool = False):
     """The compiled kernel for one block shape and fusion choice (NVRTC, once per process)."""
-    key = (rows, unroll, warps, pdl, norm, res, int(glu), wbf16)
+    key = (rows, unroll, warps, pdl, norm, res, glu)
     if key not in _KERNELS:
         _KERNELS[key] = torch.cuda._compile_kernel(source(*key), "gemv_int8")
     return _KERNELS[key]
@@ -420,48 +360,22 @@ def gemv_int8(
     * ``glu``: ``weight``'s rows are gate and up rows interleaved (``quant.interleave_glu``) and the output is
       ``silu(gate) * up`` of N / 2 values (gate and up rounded to bf16 first, one more rounding at the end).
     """
+    n, k = weight.shape
     if weight.dtype != torch.int8 or x.dtype != torch.bfloat16 or scale.dtype != torch.float32:
         raise ValueError(
             f"gemv_int8: needs int8 weight, bf16 x, fp32 scale; got {weight.dtype}, {x.dtype}, {scale.dtype}"
         )
-    return _gemv("gemv_int8", x, weight, scale, pdl, config, norm, residual, 1 if glu else 0)
-
-
-def gemv_bf16(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    *,
-    pdl: bool = False,
-    config=None,
-    norm: tuple[torch.Tensor, float] | None = None,
-    residual: torch.Tensor | None = None,
-    glu: bool = False,
-) -> torch.Tensor:
-    """``x @ weight.T`` for one bf16 row and a bf16 ``weight [N, K]`` (contiguous, ``K % 8 == 0``) by the same
-    kernel, 8 bf16 weights per 16-byte load and no scale, with the same ``norm`` and ``residual`` fusions. ``glu``:
-    ``weight`` is Megatron's fc1 as it is, ``[gate; up]`` halves (no interleaved copy), and the output is
-    ``silu(gate) * up``. For the exact bf16 decode (``fused_int8.run_layers`` with bf16 weights)."""
-    if weight.dtype != torch.bfloat16 or x.dtype != torch.bfloat16:
-        raise ValueError(f"gemv_bf16: needs bf16 weight and x; got {weight.dtype}, {x.dtype}")
-    return _gemv("gemv_bf16", x, weight, None, pdl, config or BF16_CONFIG, norm, residual, 2 if glu else 0)
-
-
-def _gemv(what: str, x, weight, scale, pdl: bool, config, norm, residual, glu: int) -> torch.Tensor:
-    n, k = weight.shape
-    per_vec = 16 if scale is not None else 8  # weight values per 16-byte load
-    if k % per_vec or weight.stride() != (k, 1) or weight.data_ptr() % 16 or x.numel() != k:
+    if k % 16 or weight.stride() != (k, 1) or weight.data_ptr() % 16 or x.numel() != k or scale.numel() != n:
         raise ValueError(
-            f"{what}: weight {tuple(weight.shape)} must be contiguous with K % {per_vec} == 0 and 16-byte aligned, x "
-            f"one row of {k}; got x {tuple(x.shape)}"
+            f"gemv_int8: weight {tuple(weight.shape)} must be contiguous with K % 16 == 0 and 16-byte aligned, x one "
+            f"row of {k}, scale {n} values; got x {tuple(x.shape)}, scale {tuple(scale.shape)}"
         )
-    if scale is not None and scale.numel() != n:
-        raise ValueError(f"{what}: scale needs {n} values, got {tuple(scale.shape)}")
     if not weight.is_cuda:
-        raise ValueError(f"{what}: CUDA tensors only")
-    _check_fusions(n, k, norm, residual, bool(glu), torch.bfloat16)
+        raise ValueError("gemv_int8: CUDA tensors only")
+    _check_fusions(n, k, norm, residual, glu, torch.bfloat16)
     rows, unroll, warps, per_sm = config or SHAPE_CONFIGS.get((n, k), DEFAULT_CONFIG)
     if glu and rows != 2:
-        raise ValueError(f"{what}: glu needs 2 rows per warp (a gate row and its up row), got config {config}")
+        raise ValueError(f"gemv_int8: glu needs 2 rows per warp (a gate row and its up row), got config {config}")
     groups = -(-n // (rows * warps))
     if per_sm:
         if not _SM_COUNT:
@@ -471,8 +385,8 @@ def _gemv(what: str, x, weight, scale, pdl: bool, config, norm, residual, glu: i
     y = torch.empty((*x.shape[:-1], n // 2 if glu else n), dtype=torch.bfloat16, device=x.device)
     nw, eps = (norm[0].contiguous(), float(norm[1])) if norm is not None else (xv, 0.0)
     res = residual.reshape(n).contiguous() if residual is not None else xv
-    fn = kernel(rows, unroll, warps, pdl, norm is not None, residual is not None, glu, scale is None)
-    _launch(fn, groups, 32 * warps, 2 * k, [weight, xv, xv if scale is None else scale, y, n, k, nw, res, eps], pdl)
+    fn = kernel(rows, unroll, warps, pdl, norm is not None, residual is not None, glu)
+    _launch(fn, groups, 32 * warps, 2 * k, [weight, xv, scale, y, n, k, nw, res, eps], pdl)
     return y
 
 
@@ -488,17 +402,15 @@ def _check_fusions(n: int, k: int, norm, residual, glu: bool, dtype: torch.dtype
 def reference(
     x: torch.Tensor,
     weight: torch.Tensor,
-    scale: torch.Tensor | None,
+    scale: torch.Tensor,
     *,
     norm: tuple[torch.Tensor, float] | None = None,
     residual: torch.Tensor | None = None,
     glu: bool = False,
-    halves: bool = False,
 ) -> torch.Tensor:
-    """What ``gemv_int8`` computes (``gemv_bf16`` with ``scale=None`` and ``halves=True``: the glu rows as
-    ``[gate; up]`` halves, not interleaved pairs), in torch (any device; fp32 products, the kernel's roundings to
-    ``x``'s dtype, none for fp32). The fused decode step runs this where the kernel cannot (CPU tests), and the GPU
-    tier compares the kernel with it."""
+    """What ``gemv_int8`` computes, in torch (any device; fp32 products, the kernel's roundings to ``x``'s dtype,
+    none for fp32). The fused decode step runs this where the kernel cannot (CPU tests), and the GPU tier compares
+    the kernel with it."""
     n, k = weight.shape
     _check_fusions(n, k, norm, residual, glu, x.dtype)
 
@@ -509,10 +421,9 @@ def reference(
     if norm is not None:
         rs = torch.rsqrt(xf.square().sum() / k + norm[1])
         xf = rnd(xf * rs * norm[0].float())
-    y = weight.float() @ xf
-    y = rnd(y if scale is None else y * scale)
+    y = rnd((weight.float() @ xf) * scale)
     if glu:
-        g, u = y.chunk(2) if halves else (y[0::2], y[1::2])
+        g, u = y[0::2], y[1::2]
         y = g / (1.0 + torch.exp(-g)) * u
     elif residual is not None:
         y = y + residual.reshape(n).float()
