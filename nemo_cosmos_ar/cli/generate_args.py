@@ -365,7 +365,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("bf16", "int8"),
         default="bf16",
         help="int8: weight-only int8, one scale per output channel, for the batch-1 decode's matrix-vector products "
-        "(half the weight bytes per token: 606 against 411 tokens/s for the 4B on an H200; +~4 GB for the 4B); off by "
+        "(half the weight bytes per token: 665-669 against 439-442 tokens/s for the 4B on an H200; +~4 GB); off by "
         "default because it changes the outputs (prefill and checks then use the dequantized weights too); needs "
         "--decode-gemv and --batch-size 1",
     )
