@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prepare-data": ("nemo_cosmos_ar.cli.prepare_data", "tokenize a folder of videos into a training dataset"),
     "generate": ("nemo_cosmos_ar.cli.generate", "image or 9-frame video -> 33-frame video (discrete decoder path)"),
     "download": ("nemo_cosmos_ar.cli.download", "fetch the released checkpoints from the Hugging Face Hub"),
+    "check-precision": (
+        "nemo_cosmos_ar.cli.check_precision",
+        "measure what --decode-weights int8 and --diffusion-decoder-gemm fp8 change, on your weights and a video",
+    ),
 }
 
 
