@@ -56,6 +56,7 @@ class ARPrecision:
     logit_rel_l2: float  # ||l_int8 - l_bf16|| / ||l_bf16|| over all scored logits
     logit_max_abs: float
     seconds: float = 0.0
+    peak_memory_gib: float | None = None  # CUDA: the largest allocation during the check (model included)
 
     @property
     def nll_change(self) -> float:
@@ -73,6 +74,7 @@ class DDPrecision:
     psnr_seed_vs_seed: float | None  # bf16 seed s against bf16 seed s + 1: the noise's own effect (None: not run)
     psnr_dv: float | None  # the DV8x16x16 decoder against the clip (None: not run)
     seconds: float = 0.0
+    peak_memory_gib: float | None = None  # CUDA: the largest allocation of one decode (the decoder resets it)
 
 
 @dataclass
@@ -163,6 +165,8 @@ def check_ar(engine, grid_tokens: torch.Tensor, prompt_frames: int, sampling: Sa
         raise ValueError("check_ar: the engine's weights are already int8-quantized; load the model again")
     if engine.tp != 1:
         raise ValueError(f"check_ar: runs at TP=1 (one process); this engine is at TP={engine.tp}")
+    if engine.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(engine.device)  # from the model's own weights on
     start = time.perf_counter()
     seq = flatten_grid(grid_tokens).long()  # [1, S]
     first = prompt_frames * grid_tokens.shape[2] * grid_tokens.shape[3]  # first generated position
@@ -172,9 +176,13 @@ def check_ar(engine, grid_tokens: torch.Tensor, prompt_frames: int, sampling: Sa
     quant.quantize_model(engine.model)
     test = engine.teacher_forced(seq[:, :-1])[0, first - 1 :]
     stats = compare_logits(ref, test, targets, sampling)
-    if engine.device.type == "cuda":
-        torch.cuda.synchronize(engine.device)
-    return ARPrecision(positions=targets.numel(), seconds=time.perf_counter() - start, **stats)
+    return ARPrecision(
+        positions=targets.numel(), seconds=time.perf_counter() - start, peak_memory_gib=_peak(engine.device), **stats
+    )
+
+
+def _peak(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
 @torch.no_grad()
@@ -194,6 +202,7 @@ def check_dd(
     start = time.perf_counter()
     truth = clip[None].float()
     videos: dict[str, torch.Tensor] = {}
+    peak = None
     for gemm in ("bf16", "fp8"):
         dd = make_decoder(gemm)
         try:
@@ -201,6 +210,8 @@ def check_dd(
             for s in seeds:
                 say(f"diffusion decoder, {gemm} GEMMs, seed {s} ...")
                 videos[f"{gemm}/{s}"] = dd.decode_tokens(grid_tokens, seed=s)[:, :, : truth.shape[2]].float()
+                if dd.stats.peak_memory_gib:
+                    peak = max(peak or 0.0, dd.stats.peak_memory_gib)
         finally:
             dd.close()
     a, b = videos[f"bf16/{seed}"], videos[f"fp8/{seed}"]
@@ -217,6 +228,7 @@ def check_dd(
         psnr_seed_vs_seed=psnr(a, videos[f"bf16/{seed + 1}"]) if seed_yardstick else None,
         psnr_dv=dv,
         seconds=time.perf_counter() - start,
+        peak_memory_gib=peak,
     )
 
 
