@@ -237,6 +237,11 @@ def ar_prompt_frames(num_input_frames: int) -> int:
     return gen.prompt_latent_frames(num_input_frames)
 
 
+def _rows(*rows: tuple[str, str]) -> list[str]:
+    width = max(len(k) for k, _ in rows)
+    return [f"  {k:<{width}}  {v}" for k, v in rows]
+
+
 def format_report(r: PrecisionReport) -> str:
     """The human-readable table ``cosmos-ar check-precision`` prints."""
     lines = [
@@ -244,30 +249,33 @@ def format_report(r: PrecisionReport) -> str:
     ]
     if r.ar is not None:
         a = r.ar
-        t = r.sampling
-        lines += [
-            "",
-            f"AR model, --decode-weights int8 against bf16 ({a.positions:,} positions after a "
-            f"{r.prompt_latent_frames}-frame prompt; {a.seconds:.1f} s)",
-            f"  NLL of the clip's real tokens  {a.nll_bf16:.4f} -> {a.nll_int8:.4f} nats/token ({100 * a.nll_change:+.2f}%)",
-            f"  top-1 agreement                {100 * a.top1_agreement:.2f}%",
-            f"  KL(bf16 || int8) at T={t.get('temperature')}     mean {a.kl_mean:.2e}, max {a.kl_max:.2e} nats",
-            f"  total variation (T={t.get('temperature')}, top-p={t.get('top_p')})  mean {a.tv_mean:.4f}",
-            f"  logits                         rel. L2 {a.logit_rel_l2:.2e}, max |diff| {a.logit_max_abs:.3f}",
-        ]
+        temp, top_p = r.sampling.get("temperature"), r.sampling.get("top_p")
+        lines += ["", f"AR model, --decode-weights int8 against bf16 ({a.positions:,} positions after a "
+                  f"{r.prompt_latent_frames}-frame prompt; {a.seconds:.1f} s)"]  # fmt: skip
+        lines += _rows(
+            ("NLL of the clip's real tokens", f"{a.nll_bf16:.4f} -> {a.nll_int8:.4f} nats/token "
+             f"({100 * a.nll_change:+.2f}%)"),
+            ("top-1 agreement", f"{100 * a.top1_agreement:.2f}%"),
+            (f"KL(bf16 || int8), T={temp}", f"mean {a.kl_mean:.2e}, max {a.kl_max:.2e} nats"),
+            (f"total variation, T={temp} top-p={top_p}", f"mean {a.tv_mean:.4f}"),
+            ("logits", f"rel. L2 {a.logit_rel_l2:.2e}, max |diff| {a.logit_max_abs:.3f}"),
+        )  # fmt: skip
     if r.dd is not None:
         d = r.dd
         fmt = lambda x: "not run" if x is None else f"{x:.2f} dB"  # noqa: E731
-        lines += [
-            "",
-            f"diffusion decoder, --diffusion-decoder-gemm fp8 against bf16 ({d.seconds:.1f} s)",
-            f"  PSNR against the clip          bf16 {d.psnr_bf16:.2f} dB, fp8 {d.psnr_fp8:.2f} dB "
-            f"({d.psnr_fp8 - d.psnr_bf16:+.2f} dB)",
-            f"  fp8 against bf16, same seed    {d.psnr_fp8_vs_bf16:.2f} dB",
-            f"  bf16, seed against seed + 1    {fmt(d.psnr_seed_vs_seed)} (the noise's own effect)",
-            f"  DV8x16x16 decoder (the floor)  {fmt(d.psnr_dv)}",
-        ]
+        lines += ["", f"diffusion decoder, --diffusion-decoder-gemm fp8 against bf16 ({d.seconds:.1f} s)"]
+        lines += _rows(
+            ("PSNR against the clip", f"bf16 {d.psnr_bf16:.2f} dB, fp8 {d.psnr_fp8:.2f} dB "
+             f"({d.psnr_fp8 - d.psnr_bf16:+.2f} dB)"),
+            ("fp8 against bf16, same seed", f"{d.psnr_fp8_vs_bf16:.2f} dB"),
+            ("bf16, seed against seed + 1", f"{fmt(d.psnr_seed_vs_seed)} (the noise's own effect)"),
+            ("DV8x16x16 decoder (the floor)", fmt(d.psnr_dv)),
+        )  # fmt: skip
         if d.psnr_seed_vs_seed is not None:
             within = d.psnr_fp8_vs_bf16 >= d.psnr_seed_vs_seed
             lines.append(f"  -> FP8 moves the video {'less' if within else 'MORE'} than a change of seed does")
+    parts = (("AR", r.ar), ("decoder", r.dd))
+    peaks = [f"{name} {x.peak_memory_gib:.1f} GiB" for name, x in parts if x is not None and x.peak_memory_gib]
+    if peaks:
+        lines += ["", f"peak GPU memory: {', '.join(peaks)}"]
     return "\n".join(lines)
