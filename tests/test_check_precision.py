@@ -166,14 +166,27 @@ def test_command_ar_only_without_decoder(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (("--input", "{root}/input.mp4"), "input.mp4: .*12 frames.*33 frames from frame 0"),
-        (("--start-frame", "10"), "33 frames from frame 10"),
+        (("--input", "{root}/input.mp4"), "input.mp4 has 12 frames; a video of at least 33 frames is needed"),
+        (("--start-frame", "10"), "clip.mp4 has 40 frames; .* at least 43 frames is needed \\(33 from frame 10\\)"),
+        (("--input", "{root}/input.png"), "input.png is an image; a video of at least 33 frames"),
+        (("--input", "{root}/model.pt"), "model.pt: cannot decode as a video"),
+        (("--input", "{root}/none.mp4"), "none.mp4: no such file"),
         (("--report", "{root}/exists.json"), "exists.json exists; pass --overwrite"),
         (("--report", "{root}/r.txt"), "must end in .json"),
         (("--parts", "dd", "--diffusion-decoder-dir", "{root}/nowhere"), "nowhere/model.pt"),
         (("--tokenizer", "{root}/no_tokenizer"), "no_tokenizer: no such folder"),
     ],
-    ids=["short-video", "past-the-end", "report-exists", "report-suffix", "no-decoder", "no-tokenizer"],
+    ids=[
+        "short-video",
+        "past-the-end",
+        "image",
+        "not-a-video",
+        "no-input",
+        "report-exists",
+        "report-suffix",
+        "no-decoder",
+        "no-tokenizer",
+    ],
 )
 def test_bad_input_one_line(assets, capsys, extra, message):
     """Each mistake: exit 1, one line on stderr naming the file or flag, nothing written (an existing report is

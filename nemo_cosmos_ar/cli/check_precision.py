@@ -162,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
     if not tokenizer_dir.is_dir():
         raise FileNotFoundError(f"--tokenizer {tokenizer_dir}: no such folder (Cosmos-Tokenize1-DV8x16x16-720p)")
     device = checks.check_device(args.device)
+    if "dd" in parts:
+        from nemo_cosmos_ar.diffusion_decoder import fp8
+
+        fp8.check_device(device)  # a GPU without FP8 tensor cores: refused now, not after the bf16 decodes
     dtype = getattr(torch, DTYPES[args.dtype]) if args.dtype else default_dtype(device)
     ckpt = ck.open_checkpoint(checkpoint, args.model)  # memory-mapped: config and shapes only
     height, width = output_resolution(ckpt.cfg, args.resolution)

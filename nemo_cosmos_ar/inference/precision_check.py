@@ -37,6 +37,7 @@ import torch
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.token_layout import flatten_grid
 from nemo_cosmos_ar.inference import generator as gen
+from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
 
 ROWS_PER_CHUNK = 256  # scored positions per fp32 pass: 256 x 64,000 x 4 B = 66 MB per temporary at the 4B's vocab
@@ -105,13 +106,23 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def read_clip(path: Path, start: int, num_frames: int, height: int, width: int) -> torch.Tensor:
     """``[3, num_frames, height, width]`` float32 in [-1, 1]: frames ``start ..`` of a video, resized and
-    centre-cropped as ``prepare-data`` and ``generate`` do."""
+    centre-cropped as ``prepare-data`` and ``generate`` do. A missing file, an image, a file that is no video or one
+    too short is a one-line error naming it (the frame count is probed before anything is decoded)."""
+    need = f"a video of at least {start + num_frames} frames is needed ({num_frames} from frame {start})"
     if not path.is_file():
-        raise FileNotFoundError(f"--input {path}: no such file (a video of at least {num_frames} frames is needed)")
+        raise FileNotFoundError(f"--input {path}: no such file; {need}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise ValueError(f"--input {path} is an image; {need}")
+    try:
+        frames = video_io.probe(path).num_frames
+    except video_io.VideoError as e:
+        raise ValueError(f"--input {e}") from None
+    if frames < start + num_frames:
+        raise ValueError(f"--input {path} has {frames} frames; {need} (--start-frame moves the window)")
     try:
         return video_io.read_video(path, num_frames=num_frames, start=start, size=(height, width))
-    except video_io.VideoError as e:
-        raise ValueError(f"--input {path}: {e} (the check needs {num_frames} frames from frame {start})") from None
+    except video_io.VideoError as e:  # a frame count the container misreports
+        raise ValueError(f"--input {e}") from None
 
 
 @torch.no_grad()
