@@ -366,8 +366,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="bf16",
         help="int8: weight-only int8, one scale per output channel, for the batch-1 decode's matrix-vector products "
         "(half the weight bytes per token: 665-669 against 439-442 tokens/s for the 4B on an H200; +~4 GB); off by "
-        "default because it changes the outputs (prefill and checks then use the dequantized weights too); needs "
-        "--decode-gemv and --batch-size 1",
+        "default because it changes the outputs (prefill and checks then use the dequantized weights too; measure "
+        "the change on your weights with `cosmos-ar check-precision`); needs --decode-gemv and --batch-size 1",
     )
     ad.add_argument(
         "--decode-int8-kernel",
@@ -452,7 +452,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="bf16",
         help="fp8: the DiT's attention and MLP projections as e4m3 GEMMs, one scale per weight row and per token "
         "(Hopper or later GPUs; see BENCHMARKS.md for the measured speed and the change in the video); off by "
-        "default because it changes the video",
+        "default because it changes the video (`cosmos-ar check-precision` measures the change on your weights)",
     )
     dd.add_argument(
         "--diffusion-decoder-attention",
