@@ -19,7 +19,7 @@ from nemo_cosmos_ar.diffusion_decoder.pipeline import DiffusionDecoder
 from nemo_cosmos_ar.inference import precision_check as pc
 from nemo_cosmos_ar.inference import quant
 from nemo_cosmos_ar.inference.options import CV_TOKENIZER_DIR, DIFFUSION_DECODER_DIR
-from nemo_cosmos_ar.inference.sampling import SamplingConfig
+from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
 from nemo_cosmos_ar.tokenizer.backends import load_tokenizer
 
 SAMPLING = SamplingConfig(temperature=1.0, top_p=0.8)
@@ -55,7 +55,10 @@ def test_compare_logits_by_hand():
     # position 1: ref is uniform (before the third: 2/3); test's masses e/(e+2), then two of 1/(e+2) (before the
     # third: 0.79): both keep all three, and TV is the plain one.
     tv1 = 0.5 * float((p[1] - q[1]).abs().sum())
-    got = pc.compare_logits(ref, test, targets, SAMPLING)
+    # drafts 1 and 2: ref's nucleus at position 0 is token 0 alone (p(1) = 0); at position 1 all three, 1/3 each
+    got = pc.compare_logits(ref, test, targets, SAMPLING, drafts=torch.tensor([1, 2]))
+    assert got["draft_acceptance"] == pytest.approx(1 / 6, rel=1e-6)
+    assert "draft_acceptance" not in pc.compare_logits(ref, test, targets, SAMPLING)
     assert got["nll_bf16"] == pytest.approx(nll_ref, rel=1e-6)
     assert got["nll_int8"] == pytest.approx(nll_test, rel=1e-6)
     assert got["top1_agreement"] == 1.0  # position 1's ties resolve to index 0 on both
@@ -86,22 +89,29 @@ def test_compare_logits_chunks_and_identity(monkeypatch):
 
 def test_check_ar_tiny_engine(megatron_tp1):
     """On the tiny Megatron engine: 72 scored positions (3 of 5 latent frames of 4x6); the NLLs equal the ones
-    computed here from ``teacher_forced`` before and after ``quantize_model``; the engine is left quantized, and a
-    second check is refused."""
+    computed here from ``teacher_forced`` before and after ``quantize_model``; the previous-frame draft statistics
+    equal theirs computed here (frames 3 and 4 repeat frame 2, so 48 of the 72 real tokens equal their draft); the
+    engine is left quantized, and a second check is refused."""
     eng = tiny_mcore_engine(seed=3)
     g = torch.Generator().manual_seed(1)
     grid = torch.randint(0, eng.vocab_size, (1, 5, 4, 6), generator=g)
+    grid[:, 3:] = grid[:, 2:3]
     seq = flatten_grid(grid).long()
+    drafts = seq[0, 24:-24]  # the token one latent frame (24 tokens) before each scored one
+
+    def logits() -> torch.Tensor:
+        return eng.teacher_forced(seq[:, :-1])[0, 47:].double()  # position 47 predicts token 48, the first generated
 
     def nll() -> float:
-        logits = eng.teacher_forced(seq[:, :-1])[0, 47:].double()  # position 47 predicts token 48, the first generated
-        return float(-torch.log_softmax(logits, -1).gather(1, seq[0, 48:, None]).mean())
+        return float(-torch.log_softmax(logits(), -1).gather(1, seq[0, 48:, None]).mean())
 
     before = nll()
+    acceptance = float(sampling_probs(logits().float(), SAMPLING).gather(1, drafts[:, None]).mean())
     r = pc.check_ar(eng, grid, prompt_frames=2, sampling=SAMPLING)
     assert quant.is_quantized(eng.model)
     after = nll()
-    assert r.positions == 72
+    assert r.positions == 72 and r.draft_equal == 48 / 72
+    assert r.draft_acceptance == pytest.approx(acceptance, rel=1e-5)
     assert r.nll_bf16 == pytest.approx(before, rel=1e-6) and r.nll_int8 == pytest.approx(after, rel=1e-6)
     assert before != after  # int8 moved the model
     assert 0 < r.logit_rel_l2 < 0.05 and r.top1_agreement > 0.9  # per-row int8 on random weights: ~1% error

@@ -56,6 +56,12 @@ class ARPrecision:
     tv_mean: float  # mean total variation of the sampling distributions (temperature, top-p)
     logit_rel_l2: float  # ||l_int8 - l_bf16|| / ||l_bf16|| over all scored logits
     logit_max_abs: float
+    # Not about int8: how often a draft that copies the previous latent frame's token at the same place would be
+    # accepted by speculative sampling from the bf16 model (the mean probability the sampling distribution gives
+    # it), and how often the clip's real token equals it. The number that decides whether that lossless speed-up
+    # (same distribution, fewer weight reads per token) is worth building; it needs trained weights to mean anything.
+    draft_acceptance: float | None = None
+    draft_equal: float | None = None
     seconds: float = 0.0
     peak_memory_gib: float | None = None  # CUDA: the largest allocation during the check (model included)
 
@@ -127,14 +133,19 @@ def read_clip(path: Path, start: int, num_frames: int, height: int, width: int) 
 
 @torch.no_grad()
 def compare_logits(
-    ref: torch.Tensor, test: torch.Tensor, targets: torch.Tensor, sampling: SamplingConfig
+    ref: torch.Tensor,
+    test: torch.Tensor,
+    targets: torch.Tensor,
+    sampling: SamplingConfig,
+    drafts: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """The ``ARPrecision`` statistics of two logit sets ``[N, V]`` (any float dtype, one device) for the real next
-    tokens ``targets [N]``, in fp32, ``ROWS_PER_CHUNK`` rows at a time."""
+    tokens ``targets [N]``, in fp32, ``ROWS_PER_CHUNK`` rows at a time; with ``drafts [N]`` also the mean
+    probability ``ref``'s sampling distribution gives them."""
     if ref.shape != test.shape or ref.dim() != 2 or targets.shape != ref.shape[:1]:
         raise ValueError(f"compare_logits: shapes {tuple(ref.shape)}, {tuple(test.shape)}, {tuple(targets.shape)}")
     temp = sampling.temperature if sampling.temperature > 0 else 1.0  # greedy: the KL at T = 1 (TV is 1 - top-1)
-    sums = dict.fromkeys(("nll_ref", "nll_test", "agree", "kl", "tv", "diff2", "ref2"), 0.0)
+    sums = dict.fromkeys(("nll_ref", "nll_test", "agree", "kl", "tv", "diff2", "ref2", "draft"), 0.0)
     kl_max = max_abs = 0.0
     for lo in range(0, ref.shape[0], ROWS_PER_CHUNK):
         a, b = ref[lo : lo + ROWS_PER_CHUNK].float(), test[lo : lo + ROWS_PER_CHUNK].float()
@@ -149,6 +160,8 @@ def compare_logits(
         kl_max = max(kl_max, kl.max().item())
         pa, pb = sampling_probs(a, sampling), sampling_probs(b, sampling)
         sums["tv"] += (pa - pb).abs().sum(-1).mul(0.5).sum().item()
+        if drafts is not None:
+            sums["draft"] += pa.gather(1, drafts[lo : lo + ROWS_PER_CHUNK].to(a.device)[:, None]).sum().item()
         sums["diff2"] += (b - a).square().sum().item()
         sums["ref2"] += a.square().sum().item()
         max_abs = max(max_abs, (b - a).abs().max().item())
@@ -162,6 +175,7 @@ def compare_logits(
         "tv_mean": sums["tv"] / n,
         "logit_rel_l2": math.sqrt(sums["diff2"] / sums["ref2"]) if sums["ref2"] else 0.0,
         "logit_max_abs": max_abs,
+        **({"draft_acceptance": sums["draft"] / n} if drafts is not None else {}),
     }
 
 
@@ -182,13 +196,19 @@ def check_ar(engine, grid_tokens: torch.Tensor, prompt_frames: int, sampling: Sa
     seq = flatten_grid(grid_tokens).long()  # [1, S]
     first = prompt_frames * grid_tokens.shape[2] * grid_tokens.shape[3]  # first generated position
     targets = seq[0, first:]
+    frame = grid_tokens.shape[2] * grid_tokens.shape[3]
+    drafts = seq[0, first - frame : seq.shape[1] - frame]  # the same place one latent frame earlier
     # logits at position i predict token i + 1
     ref = engine.teacher_forced(seq[:, :-1])[0, first - 1 :].clone()
     quant.quantize_model(engine.model)
     test = engine.teacher_forced(seq[:, :-1])[0, first - 1 :]
-    stats = compare_logits(ref, test, targets, sampling)
+    stats = compare_logits(ref, test, targets, sampling, drafts)
     return ARPrecision(
-        positions=targets.numel(), seconds=time.perf_counter() - start, peak_memory_gib=_peak(engine.device), **stats
+        positions=targets.numel(),
+        draft_equal=(targets == drafts).double().mean().item(),
+        seconds=time.perf_counter() - start,
+        peak_memory_gib=_peak(engine.device),
+        **stats,
     )
 
 
@@ -263,14 +283,20 @@ def format_report(r: PrecisionReport) -> str:
         temp, top_p = r.sampling.get("temperature"), r.sampling.get("top_p")
         lines += ["", f"AR model, --decode-weights int8 against bf16 ({a.positions:,} positions after a "
                   f"{r.prompt_latent_frames}-frame prompt; {a.seconds:.1f} s)"]  # fmt: skip
-        lines += _rows(
+        rows = [
             ("NLL of the clip's real tokens", f"{a.nll_bf16:.4f} -> {a.nll_int8:.4f} nats/token "
              f"({100 * a.nll_change:+.2f}%)"),
             ("top-1 agreement", f"{100 * a.top1_agreement:.2f}%"),
             (f"KL(bf16 || int8), T={temp}", f"mean {a.kl_mean:.2e}, max {a.kl_max:.2e} nats"),
             (f"total variation, T={temp} top-p={top_p}", f"mean {a.tv_mean:.4f}"),
             ("logits", f"rel. L2 {a.logit_rel_l2:.2e}, max |diff| {a.logit_max_abs:.3f}"),
-        )  # fmt: skip
+        ]  # fmt: skip
+        if a.draft_acceptance is not None:  # not about int8: the outlook of a lossless speed-up (see ARPrecision)
+            rows.append(
+                ("previous-frame draft (bf16)", f"accepted with probability {a.draft_acceptance:.3f}; the clip's "
+                 f"token equals it {100 * (a.draft_equal or 0):.1f}% of the time"),
+            )  # fmt: skip
+        lines += _rows(*rows)
     if r.dd is not None:
         d = r.dd
         fmt = lambda x: "not run" if x is None else f"{x:.2f} dB"  # noqa: E731
