@@ -6,7 +6,8 @@
 the cache as two GEMMs per KV group with a causal mask (the cache read once for all M), all M rows of logits; one
 CUDA graph per M, ~5,130 filled slots, the cache read up to ``--attend`` slots (a bucket, as generate's). Against it:
 generate's exact default step (fused step, Triton matrix-vector products, Triton attention, PDL) in a graph. And
-the check that the M logits equal M one-token steps on the same cache (bf16 rounding only). Sampling is not timed
+the check that the M logits equal M one-token steps on the same cache (bf16 rounding only). The same with the layers
+of generate's fused step (its compiled norms, RoPE and SwiGLU) taking the M tokens as its rows. Sampling is not timed
 (top-p over M rows instead of one: ~40 us a row today, less batched).
 
     python bench/bench_verify_step.py
@@ -53,6 +54,35 @@ def verify_forward(engine, tokens: torch.Tensor, pos: torch.Tensor, cache, atten
     return engine.model.output_layer(h)[0][:, 0, : engine.vocab_size]
 
 
+def verify_fused(engine, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
+    """``verify_forward`` on generate's fused step (``fused_step.run_layers``: compiled QK norm + RoPE, add + norm
+    and SwiGLU, cuBLAS products) with the M tokens as its rows, each at its own position."""
+    from nemo_cosmos_ar.inference import fused_step
+
+    m = tokens.shape[1]
+    positions = pos + torch.arange(m, device=pos.device)
+    cos = engine.cos.index_select(0, positions).view(1, m, 1, -1)  # row i at position pos + i
+    sin = engine.sin.index_select(0, positions).view(1, m, 1, -1)
+    visible = torch.arange(attend, device=pos.device)[None] <= positions[:, None]
+
+    def attend_fn(attn, q, k, v, kv):  # q [1, M, heads, hd], k/v [1, M, groups, hd] -> [1, M, heads * hd]
+        kc, vc = kv
+        kc.index_copy_(2, positions, k[0].transpose(0, 1)[None])
+        vc.index_copy_(2, positions, v[0].transpose(0, 1)[None])
+        g, hd = kc.shape[1], kc.shape[3]
+        hpg = q.shape[2] // g
+        qg = q[0].reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
+        scale = engine.scale if engine.scale is not None else hd**-0.5
+        scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale
+        probs = scores.masked_fill(~visible.repeat_interleave(hpg, 0), float("-inf")).softmax(-1).to(vc.dtype)
+        o = torch.matmul(probs, vc[0, :, :attend])
+        return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(1, m, g * hpg * hd)
+
+    x = engine.model.embedding(input_ids=tokens, position_ids=None).view(1, m, -1)  # rows as the step's batch
+    h = fused_step.run_layers(engine, x, cos, sin, cache, attend_fn)
+    return fused_step.project(engine.model.output_layer, h, False, False)[0, :, : engine.vocab_size]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--filled", type=int, default=5120, help="cache slots filled before the timed steps")
@@ -77,15 +107,16 @@ def main() -> None:
         step_us = graph_time(lambda: engine.step(tok1, pos, cache, length))
         print(f"generate's one-token step (graph, attend {length}): {step_us:.0f} us")
         rows = [int(r) for r in args.rows.split(",")]
-        print("| M | verify step us | per token us | cost in one-token steps | max abs dlogit vs M one-token steps |")
-        print("|---:|---:|---:|---:|---:|")
-        for m in rows:
-            toks = torch.randint(0, cfg.vocab_size, (1, m), generator=g, device=device)
-            us = graph_time(lambda toks=toks: verify_forward(engine, toks, pos, cache, args.attend))
-            got = verify_forward(engine, toks, pos, cache, args.attend).float()
-            ref = torch.stack([engine.step(toks[:, i : i + 1], pos + i, cache, length)[0] for i in range(m)]).float()
-            err = (got - ref).abs().max().item()
-            print(f"| {m} | {us:.0f} | {us / m:.0f} | {us / step_us:.2f} | {err:.3f} |")
+        print("| layers | M | verify step us | per token us | cost in one-token steps | max abs dlogit vs M steps |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for label, fn in (("Megatron's", verify_forward), ("fused step", verify_fused)):
+            for m in rows:
+                toks = torch.randint(0, cfg.vocab_size, (1, m), generator=g, device=device)
+                us = graph_time(lambda toks=toks, fn=fn: fn(engine, toks, pos, cache, args.attend))
+                got = fn(engine, toks, pos, cache, args.attend).float()
+                steps = [engine.step(toks[:, i : i + 1], pos + i, cache, length)[0] for i in range(m)]
+                err = (got - torch.stack(steps).float()).abs().max().item()
+                print(f"| {label} | {m} | {us:.0f} | {us / m:.0f} | {us / step_us:.2f} | {err:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Twentieth session, one H200 carrying .gpu4 (~3 min). Issue 13: a whole M-token verify step of the 4B (Megatron's
 # layers, cuBLAS, M-query GEMM attention over a 6,144-slot bucket) against generate's one-token step, in graphs.
-# Prediction: products ~2.02 ms at any M (call b23) + unfused small ops ~0.6-0.9 ms -> 2.7-3.0 ms, i.e. 1.2-1.35
+# Prediction (Megatron layers; measured 4.1 ms at c23): ~2.7-3.0 ms at M = 8. Fused-step layers: ~2.4-2.6 ms at M = 8,
+# 1.1-1.2 steps (products 2.02 ms + ~0.4-0.5 ms of compiled small ops and the M-query attention). Old: 1.2-1.35
 # one-token steps at M = 8; M = 1 itself slower than generate's 2.23 ms.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
