@@ -20,38 +20,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_gemv import graph_time  # noqa: E402
+from bench.bench_gemv_cuda import SHAPES  # noqa: E402  (the 4B's five products)
 from nemo_cosmos_ar.inference import gemv as G  # noqa: E402
 
-SHAPES = {
-    "qkv": (6144, 4096),
-    "proj": (4096, 4096),
-    "fc1": (28672, 4096),
-    "fc2": (4096, 14336),
-    "output": (64000, 4096),
-}
 ROWS = (1, 2, 3, 4, 5, 6, 8)
 LAYERS = 16
-
-
-def graph_time(fn, reps: int = 20) -> float:
-    """Microseconds per ``fn()`` call replayed in a CUDA graph."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    g.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        g.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) * 1000 / reps
 
 
 def measure(n: int, k: int, copies: int, dev: torch.device) -> dict[str, float]:
@@ -60,9 +34,9 @@ def measure(n: int, k: int, copies: int, dev: torch.device) -> dict[str, float]:
     row: dict[str, float] = {}
     for m in ROWS:
         x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
-        row[f"cublas M={m}"] = graph_time(lambda x=x: [F.linear(x, w) for w in ws]) / copies
+        row[f"cublas M={m}"] = 1e6 * graph_time(lambda i, x=x: F.linear(x, ws[i]), copies)
     x1 = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
-    row["triton M=1"] = graph_time(lambda: [G.gemv(x1, w) for w in ws]) / copies
+    row["triton M=1"] = 1e6 * graph_time(lambda i: G.gemv(x1, ws[i]), copies)
     return row
 
 

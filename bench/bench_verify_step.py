@@ -23,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_generate import random_mcore  # noqa: E402
-from bench_verify_cost import graph_time  # noqa: E402
+
+from bench.bench_gemv import graph_time as _graph_time  # noqa: E402
+
+
+def graph_time(fn) -> float:
+    """Microseconds per ``fn()`` replayed in a CUDA graph."""
+    return 1e6 * _graph_time(lambda i: fn(), 1)
 
 
 def verify_forward(engine, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
