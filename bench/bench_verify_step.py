@@ -32,27 +32,35 @@ def graph_time(fn) -> float:
     return 1e6 * _graph_time(lambda i: fn(), 1)
 
 
-def verify_forward(engine, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
-    """Logits ``[M, vocab]`` of ``tokens [1, M]`` at positions ``pos[0] ..``; writes their K/V into ``cache``."""
-    m = tokens.shape[1]
-    positions = pos + torch.arange(m, device=pos.device)
-    cos, sin = engine.cos.index_select(0, positions), engine.sin.index_select(0, positions)  # [M, 1, 1, hd]
-    visible = torch.arange(attend, device=pos.device)[None] <= positions[:, None]  # [M, attend]
+def m_query_attend(engine, positions: torch.Tensor, attend: int):
+    """The ``attend_fn`` of a verify step: writes the M rows' K/V at ``positions`` and attends each row to the cache
+    slots up to its own position, as two GEMMs per KV group (the cache read once for all M). Takes Megatron's
+    ``[M, 1, ...]`` layout and the fused step's ``[1, M, ...]`` alike; returns ``[*q.shape[:2], heads * hd]``."""
+    m = positions.numel()
+    visible = torch.arange(attend, device=positions.device)[None] <= positions[:, None]  # [M, attend]
 
     def attend_fn(attn, q, k, v, kv):
         kc, vc = kv  # [1, groups, L, hd]
-        kc.index_copy_(2, positions, k.permute(1, 2, 0, 3))
-        vc.index_copy_(2, positions, v.permute(1, 2, 0, 3))
         g, hd = kc.shape[1], kc.shape[3]
+        kc.index_copy_(2, positions, k.reshape(m, g, hd).transpose(0, 1)[None])
+        vc.index_copy_(2, positions, v.reshape(m, g, hd).transpose(0, 1)[None])
         hpg = q.shape[2] // g
-        qg = q[:, 0].reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
+        qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
         scale = engine.scale if engine.scale is not None else hd**-0.5
         scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale  # [g, M*hpg, attend]
         mask = visible.repeat_interleave(hpg, 0)  # row r = query position r // hpg
         probs = scores.masked_fill(~mask, float("-inf")).softmax(-1).to(vc.dtype)
         o = torch.matmul(probs, vc[0, :, :attend])  # [g, M*hpg, hd]
-        return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(m, 1, g * hpg * hd)
+        return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(*q.shape[:2], g * hpg * hd)
 
+    return attend_fn
+
+
+def verify_forward(engine, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
+    """Logits ``[M, vocab]`` of ``tokens [1, M]`` at positions ``pos[0] ..``; writes their K/V into ``cache``."""
+    positions = pos + torch.arange(tokens.shape[1], device=pos.device)
+    cos, sin = engine.cos.index_select(0, positions), engine.sin.index_select(0, positions)  # [M, 1, 1, hd]
+    attend_fn = m_query_attend(engine, positions, attend)
     x = engine.model.embedding(input_ids=tokens, position_ids=None)  # [M, 1, dim]
     for layer, kv in zip(engine.layers, cache):
         x = engine._layer(layer, x, cos, sin, kv, attend_fn)
@@ -69,23 +77,8 @@ def verify_fused(engine, tokens: torch.Tensor, pos: torch.Tensor, cache, attend:
     positions = pos + torch.arange(m, device=pos.device)
     cos = engine.cos.index_select(0, positions).view(1, m, 1, -1)  # row i at position pos + i
     sin = engine.sin.index_select(0, positions).view(1, m, 1, -1)
-    visible = torch.arange(attend, device=pos.device)[None] <= positions[:, None]
-
-    def attend_fn(attn, q, k, v, kv):  # q [1, M, heads, hd], k/v [1, M, groups, hd] -> [1, M, heads * hd]
-        kc, vc = kv
-        kc.index_copy_(2, positions, k[0].transpose(0, 1)[None])
-        vc.index_copy_(2, positions, v[0].transpose(0, 1)[None])
-        g, hd = kc.shape[1], kc.shape[3]
-        hpg = q.shape[2] // g
-        qg = q[0].reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
-        scale = engine.scale if engine.scale is not None else hd**-0.5
-        scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale
-        probs = scores.masked_fill(~visible.repeat_interleave(hpg, 0), float("-inf")).softmax(-1).to(vc.dtype)
-        o = torch.matmul(probs, vc[0, :, :attend])
-        return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(1, m, g * hpg * hd)
-
     x = engine.model.embedding(input_ids=tokens, position_ids=None).view(1, m, -1)  # rows as the step's batch
-    h = fused_step.run_layers(engine, x, cos, sin, cache, attend_fn)
+    h = fused_step.run_layers(engine, x, cos, sin, cache, m_query_attend(engine, positions, attend))
     return fused_step.project(engine.model.output_layer, h, False, False)[0, :, : engine.vocab_size]
 
 

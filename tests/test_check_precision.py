@@ -181,7 +181,7 @@ def test_command_ar_only_without_decoder(tmp_path, capsys):
         (("--input", "{root}/input.png"), "input.png is an image; a video of at least 33 frames"),
         (("--input", "{root}/model.pt"), "model.pt: cannot decode as a video"),
         (("--input", "{root}/none.mp4"), "none.mp4: no such file"),
-        (("--report", "{root}/exists.json"), "exists.json exists; pass --overwrite"),
+        (("--report", "{root}/exists.json"), "exists.json already exists; pass --overwrite"),
         (("--report", "{root}/r.txt"), "must end in .json"),
         (("--parts", "dd", "--diffusion-decoder-dir", "{root}/nowhere"), "nowhere/model.pt"),
         (("--tokenizer", "{root}/no_tokenizer"), "no_tokenizer: no such folder"),

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -98,36 +96,10 @@ def _decoder_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
     )
 
 
-def _check_report_path(path: Path | None, overwrite: bool) -> None:
-    if path is None:
-        return
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"--report {path} must end in .json")
-    if path.is_dir():
-        raise ValueError(f"--report {path} is a folder; give a file name ending in .json")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"--report {path} exists; pass --overwrite to replace it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise ValueError(f"--report {path}: the folder {parent} is not writable")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=float)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from nemo_cosmos_ar import video_io
     from nemo_cosmos_ar.inference import checkpoints as ck
     from nemo_cosmos_ar.inference import checks
     from nemo_cosmos_ar.inference import generator as gen
@@ -142,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cosmos-ar check-precision: {msg}", file=sys.stderr, flush=True)
 
     # ---- every check that costs no model load ----
-    _check_report_path(args.report, args.overwrite)
+    if args.report is not None:
+        checks.check_output(args.report, "--report", args.overwrite, ".json")
     if args.start_frame < 0:
         raise ValueError(f"--start-frame must be >= 0, got {args.start_frame}")
     sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p)
@@ -176,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     clip = pc.read_clip(args.input, args.start_frame, gen.NUM_OUTPUT_FRAMES, height, width)
     report = pc.PrecisionReport(
         input=str(args.input), frames=clip.shape[1], resolution=(height, width), grid=grid,
-        prompt_latent_frames=pc.ar_prompt_frames(args.num_input_frames),
+        prompt_latent_frames=gen.prompt_latent_frames(args.num_input_frames),
         sampling={"temperature": sampling.temperature, "top_p": sampling.top_p},
     )  # fmt: skip
 
@@ -225,6 +198,6 @@ def run(args: argparse.Namespace) -> int:
 
     print(pc.format_report(report))
     if args.report is not None:
-        _write_json(args.report, report.to_dict())
+        video_io.write_bytes(args.report, (json.dumps(report.to_dict(), indent=2) + "\n").encode())  # atomic
         say(f"wrote {args.report}")
     return 0

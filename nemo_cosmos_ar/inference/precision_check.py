@@ -36,7 +36,6 @@ import torch
 
 from nemo_cosmos_ar import video_io
 from nemo_cosmos_ar.data.token_layout import flatten_grid
-from nemo_cosmos_ar.inference import generator as gen
 from nemo_cosmos_ar.inference.options import IMAGE_SUFFIXES
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
 
@@ -261,11 +260,6 @@ def check_dd(
         seconds=time.perf_counter() - start,
         peak_memory_gib=peak,
     )
-
-
-def ar_prompt_frames(num_input_frames: int) -> int:
-    """Latent frames ``generate`` takes as the prompt for an image (1) or a 9-frame video (2)."""
-    return gen.prompt_latent_frames(num_input_frames)
 
 
 def _rows(*rows: tuple[str, str]) -> list[str]:
