@@ -136,6 +136,11 @@ def options_from_args(args: argparse.Namespace):
         decode.bucket = args.attention_bucket
     if args.sample_in_graph is not None:
         decode.sample_in_graph = args.sample_in_graph == "on"
+    if args.speculative_window < 0:
+        raise ValueError(f"--speculative-window must be >= 0 (0 = off), got {args.speculative_window}")
+    if args.speculative_window and args.batch_size > 1:
+        raise ValueError("--speculative-window decodes one video at a time; drop --batch-size or set it to 1")
+    decode.speculative, decode.speculative_init = args.speculative_window, args.speculative_init
     decode.__post_init__()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return GenerateOptions(
@@ -302,13 +307,16 @@ def _run(args: argparse.Namespace, rank: int) -> int:
     else:
         decoded = f"DV decode {s['decode']:.1f}s"
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.load_parts.items())
+    spec = opts.decode.speculative and st.forwards
     say(
         f"load {s['load']:.1f}s ({parts}), encode {s['encode']:.1f}s"
         + (f" ({result.encode_beside_s:.1f}s beside the AR model load)" if result.encode_beside_s else "")
         + f", prefill {st.prefill_s:.2f}s, "
         f"compile and graph capture {max(0.0, s['generate'] - st.prefill_s - st.decode_s):.1f}s, "
         f"decode {st.decode_s:.1f}s "
-        f"({st.tokens_per_s:.1f} tokens/s), {decoded}, {guard}write {s['write']:.1f}s"
+        f"({st.tokens_per_s:.1f} tokens/s"
+        + (f", {st.forwards} forwards: {st.generated_tokens / st.forwards:.2f} tokens each" if spec else "")
+        + f"), {decoded}, {guard}write {s['write']:.1f}s"
     )
     if opts.save_tokens:
         say(f"tokens [1, {t}, {h}, {w}] int64 -> {opts.save_tokens}")

@@ -326,6 +326,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sample-in-graph", choices=("on", "off"), help="sample inside the captured step (no host work between tokens)"
     )
     ad.add_argument(
+        "--speculative-window",
+        type=int,
+        default=0,
+        metavar="L",
+        help="speculative Jacobi decoding: verify L draft tokens per forward, drafts re-drawn by maximal coupling "
+        "(docs/generate.md). The tokens follow the model's distribution exactly, but a seed draws other tokens than "
+        "the one-token decoder (greedy: the same tokens). How many tokens a forward accepts depends on the weights: "
+        "`cosmos-ar check-precision` measures it on yours. Batch 1; 0 (default) = off",
+    )
+    ad.add_argument(
+        "--speculative-init",
+        choices=("previous-frame", "random"),
+        default="previous-frame",
+        help="with --speculative-window, a new draft: the token one latent frame back (default) or a random token",
+    )
+    ad.add_argument(
         "--decode-attention",
         choices=("auto", "sdpa", "triton", "gemm", "flex"),
         default="auto",

@@ -247,6 +247,47 @@ class McoreEngine:
             x = self._layer(layer, x, cos, sin, kv, attend_fn, rope)
         return self._logits(x)
 
+    def verify(self, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
+        """Logits ``[M, vocab]`` of ``tokens [1, M]`` at positions ``pos .. pos + M - 1`` (``pos`` a one-element
+        device tensor), their K/V written into the cache, row i attending to slots ``0 .. pos + i`` among the first
+        ``attend``: the forward of speculative decoding (``speculative.py``), the weights read once for M tokens.
+
+        Rows past the grid (the window's tail at the end) write their K/V to the cache's spare slots and take the
+        last position's RoPE angles; their logits mean nothing. With the fused step the M tokens are its batch rows
+        (its compiled norms, RoPE and SwiGLU; cuBLAS products), otherwise Megatron's layers run them as a sequence.
+        """
+        m = tokens.shape[1]
+        slots = pos + torch.arange(m, device=self.device)
+        rows = slots.clamp(max=self.cos.shape[0] - 1)
+        # GQA without copying the cache: a group's hpg query heads x M positions are the rows of one attention over
+        # that group's K/V (row r is position r // hpg), under a mask built once for all layers.
+        hpg = self.layers[0].self_attention.num_attention_heads_per_partition // self.groups
+        visible = (torch.arange(attend, device=self.device)[None] <= slots[:, None]).repeat_interleave(hpg, 0)
+
+        def attend_fn(attn, q, k, v, kv):
+            kc, vc = kv  # [1, groups, length, hd]
+            g, hd = kc.shape[1], kc.shape[3]
+            kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
+            vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
+            qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(1, g, m * hpg, hd)
+            o = F.scaled_dot_product_attention(
+                qg, kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale
+            )  # [1, g, M * hpg, hd]
+            return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(q.shape[0], q.shape[1], g * hpg * hd)
+
+        x = self.model.embedding(input_ids=tokens, position_ids=None)  # [M, 1, dim]
+        if self.fused_step:
+            cos = self.cos.index_select(0, rows).view(1, m, 1, -1)
+            sin = self.sin.index_select(0, rows).view(1, m, 1, -1)
+            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn)
+            logits = fused_step.project(self.model.output_layer, h, False, False)[0]
+        else:
+            cos, sin = self.cos.index_select(0, rows), self.sin.index_select(0, rows)  # [M, 1, 1, hd]
+            for layer, kv in zip(self.layers, cache):
+                x = self._layer(layer, x, cos, sin, kv, attend_fn)
+            logits = self.model.output_layer(self.model.decoder.final_layernorm(x))[0][:, 0]
+        return self._gather(logits)[:, : self.vocab_size]
+
     def _gemm_attention(self, q, k, v, visible):
         """One query position against the cache as two batched GEMMs per KV group (``"gemm"`` decode attention).
 

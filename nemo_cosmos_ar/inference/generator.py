@@ -19,6 +19,8 @@ How steps run (``DecodeOptions``), each switch measurable on its own with ``benc
   them (one graph per length, captured before the prefill); 0 = the whole cache.
 * ``sample_in_graph``: the sampler, the write of the new token and the position increment are part of the step
   (captured too on CUDA), so the host only replays graphs; the generators are registered with the graphs.
+* ``speculative``: L > 0 verifies L draft tokens per forward (``speculative.py``: the same distribution, other
+  draws for a seed; batch 1), with drafts made as ``speculative_init`` says; 0 (default) decodes one token a step.
 """
 
 from __future__ import annotations
@@ -62,8 +64,14 @@ class DecodeOptions:
     step_mode: str = "auto"
     bucket: int = 0
     sample_in_graph: bool = False
+    speculative: int = 0
+    speculative_init: str = "previous-frame"
 
     def __post_init__(self) -> None:
+        if self.speculative:
+            from nemo_cosmos_ar.inference.speculative import SpeculativeConfig
+
+            SpeculativeConfig(window=self.speculative, init=self.speculative_init)  # validates
         if self.step_mode not in STEP_MODES:
             raise ValueError(f"step mode must be one of {STEP_MODES}, got {self.step_mode!r}")
         if self.bucket < 0:
@@ -80,6 +88,7 @@ class DecodeStats:
     decode_s: float
     batch: int = 1
     step_mode: str = ""
+    forwards: int = 0  # decode forwards after the prefill (speculative decoding: fewer than the tokens)
 
     @property
     def tokens_per_s(self) -> float:
@@ -106,6 +115,9 @@ class ReferenceEngine:
 
     def dynamic_step(self, tokens: torch.Tensor, pos: int, cache) -> torch.Tensor:
         return self.model(tokens, start=pos, cache=cache)[:, -1]
+
+    def verify(self, tokens: torch.Tensor, pos: torch.Tensor, cache, attend: int) -> torch.Tensor:
+        return self.model(tokens, start=int(pos[0]), cache=cache)[0]  # [M, vocab]; the filled slots only
 
     @torch.inference_mode()
     def teacher_forced(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -265,6 +277,8 @@ def generate_tokens(
             f"total_tokens={total_tokens} must lie between the prompt length {num_prompt} and the "
             f"model's grid {list(cfg.latent_shape)} = {cfg.seq_length} tokens"
         )
+    if opts.speculative:
+        return _generate_speculative(engine, prompt, total_tokens, sampling, generator, progress, on_logits, opts)
     mode = opts.step_mode
     if mode == "auto":
         mode = "graph" if device.type == "cuda" else "dynamic"
@@ -339,5 +353,34 @@ def generate_tokens(
         bar.close()
     del cache, dec
     label = mode + (" fused" if fused else "")
-    stats = DecodeStats(num_prompt, total_tokens - num_prompt, t1 - t0, t2 - t1, batch, label)
+    stats = DecodeStats(num_prompt, total_tokens - num_prompt, t1 - t0, t2 - t1, batch, label, max(steps, 0))
     return out[:, :total_tokens], stats
+
+
+def _generate_speculative(engine, prompt, total_tokens, sampling, generator, progress, on_logits, opts):
+    """``generate_tokens`` by ``speculative.generate`` (``DecodeOptions.speculative``)."""
+    from nemo_cosmos_ar.inference import speculative
+
+    if on_logits is not None:
+        raise ValueError("on_logits sees one-token steps; speculative decoding has none (set speculative=0)")
+    if prompt.shape[0] != 1 or not isinstance(generator, (torch.Generator, type(None))):
+        raise ValueError(f"speculative decoding runs batch 1, got {prompt.shape[0]} rows; use --batch-size 1")
+    config = speculative.SpeculativeConfig(window=opts.speculative, init=opts.speculative_init)
+    bar = progress
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_tokens - prompt.shape[1], unit="tok", desc="generating", dynamic_ncols=True)
+    _sync(engine.device)
+    t0 = time.perf_counter()
+    try:
+        out, spec, prefill_s = speculative.generate(
+            engine, prompt.to(engine.device), total_tokens, sampling, config, generator, bar or None
+        )
+        _sync(engine.device)
+    finally:
+        if progress is True:
+            bar.close()
+    wall = time.perf_counter() - t0
+    label = f"speculative L={config.window} ({spec.tokens_per_forward:.2f} tokens/forward)"
+    return out, DecodeStats(prompt.shape[1], spec.generated, prefill_s, wall - prefill_s, 1, label, spec.forwards)
