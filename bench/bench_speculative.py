@@ -1,0 +1,134 @@
+"""Speculative Jacobi decoding of the 4B on one GPU (issue 13): what a forward of L + 1 tokens costs, what the AR
+stage takes with it, against generate's one-token decoder.
+
+Random weights in bf16, a random 2-frame prompt (5,120 tokens), the rest of the 5x40x64 grid generated (7,680
+tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
+
+* the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (eager forwards, a host
+  sync per forward to learn how many drafts passed), after a short warm-up run that compiles the M-row pieces;
+* the verify forward alone at ~5,130 filled slots, eager and replayed in a CUDA graph (what capturing it would give);
+* the per-forward sampling work alone (top-p over L + 1 rows, the coupled resample).
+
+How many tokens a forward accepts is a property of the weights: random weights make near-uniform distributions that
+barely depend on the context, so their figure says nothing about the released model's. The table therefore also
+gives the AR stage's time for a range of tokens per forward: 7,680 / R forwards at the measured cost of one.
+
+    python bench/bench_speculative.py [--windows 8,16,32,64]
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_generate import random_mcore  # noqa: E402
+
+from bench.bench_gemv import graph_time as _graph_time  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--windows", default="8,16,32,64")
+    ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
+    args = ap.parse_args()
+    from nemo_cosmos_ar.inference import engine as en
+    from nemo_cosmos_ar.inference import generator as gen
+    from nemo_cosmos_ar.inference import speculative
+    from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
+    from nemo_cosmos_ar.model.presets import get_preset
+
+    device = en.init_parallel(1, torch.device("cuda"))
+    cfg = get_preset("4b").with_latent_shape((5, 40, 64))
+    engine = en.McoreEngine(random_mcore(cfg, 1, device, torch.bfloat16), cfg)
+    en.configure_decode(engine)  # generate's defaults: fused step, Triton gemv + attention, PDL
+    total, frame = cfg.seq_length, 40 * 64
+    prompt = torch.randint(0, cfg.vocab_size, (1, 2 * frame), generator=torch.Generator().manual_seed(0))
+    sampling = SamplingConfig()
+    new = total - 2 * frame
+
+    def run(opts, length=total, seed=0):
+        g = torch.Generator(device=device).manual_seed(seed)
+        return gen.generate_tokens(engine, prompt, length, sampling, g, options=opts)
+
+    run(gen.DecodeOptions(), 2 * frame + 64)  # compile + capture once
+    _, base = run(gen.DecodeOptions())
+    step_ms = 1e3 * base.decode_s / max(base.forwards, 1)
+    print(
+        f"one-token decoder (generate's default, graphs): {base.decode_s:.2f} s for {new} tokens, "
+        f"{base.tokens_per_s:.1f} tokens/s, {step_ms:.3f} ms a step"
+    )
+    windows = [int(w) for w in args.windows.split(",")]
+    rates = [float(r) for r in args.rates.split(",")]
+    rows = []
+    for L in windows:
+        opts = gen.DecodeOptions(speculative=L)
+        run(opts, 2 * frame + 4 * (L + 1))  # compiles the fused step's pieces for L + 1 rows
+        _, st = run(opts)
+        # the forward alone, at the prompt's end: eager (as the decode runs it) and in a graph
+        m = L + 1
+        cache = engine.new_cache(1, total + L)
+        with torch.inference_mode():
+            engine.prefill(prompt.to(device), cache)
+            toks = torch.randint(0, cfg.vocab_size, (1, m), device=device)
+            pos = torch.tensor([2 * frame], device=device)
+            attend = 2 * frame + m
+            graph_ms = 1e3 * _graph_time(lambda i, a=(toks, pos, cache, attend): engine.verify(*a), 1)
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(20):
+                engine.verify(toks, pos, cache, attend)
+            torch.cuda.synchronize()
+            eager_ms = 1e3 * (time.perf_counter() - t) / 20
+            logits = engine.verify(toks, pos, cache, attend)
+            q = sampling_probs(logits[:L].float(), sampling)
+            drafts = toks[0, 1:]
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(20):
+                p = sampling_probs(logits.float(), sampling)
+                u = torch.rand(L, device=device)
+                e = torch.empty_like(p).exponential_(1.0)
+                speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
+            torch.cuda.synchronize()
+            sample_ms = 1e3 * (time.perf_counter() - t) / 20
+        cache = None  # freed before the next window's decode
+        per_fwd = 1e3 * st.decode_s / st.forwards
+        rows.append((L, st, per_fwd, eager_ms, graph_ms, sample_ms))
+        print(
+            f"L={L}: {st.decode_s:.2f} s, {st.forwards} forwards, {st.generated_tokens / st.forwards:.2f} "
+            f"tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, {per_fwd:.2f} ms a forward in the "
+            f"decode; the forward alone {eager_ms:.2f} ms eager, {graph_ms:.2f} ms in a graph; sampling "
+            f"{sample_ms:.2f} ms",
+            flush=True,
+        )
+    print()
+    print(
+        "| L | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a forward in the decode | "
+        "forward alone, eager ms | in a graph ms | sampling + coupling ms | forward in one-token steps |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for L, st, per_fwd, eager_ms, graph_ms, sample_ms in rows:
+        print(
+            f"| {L} | {st.forwards} | {st.generated_tokens / st.forwards:.2f} | {st.decode_s:.2f} | "
+            f"{st.tokens_per_s:.1f} | {per_fwd:.2f} | {eager_ms:.2f} | {graph_ms:.2f} | {sample_ms:.2f} | "
+            f"{per_fwd / step_ms:.2f} |"
+        )
+    print()
+    print(
+        f"AR stage for {new} tokens, seconds, at R tokens per forward (the forward's cost in the decode above); "
+        f"one-token decoder: {base.decode_s:.1f} s"
+    )
+    print("| L | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
+    print("|---:|" + "---:|" * len(rates))
+    for L, _st, per_fwd, *_ in rows:
+        cells = [f"{new / r * per_fwd / 1e3:.1f}" if r <= L + 1 else "-" for r in rates]
+        print(f"| {L} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
