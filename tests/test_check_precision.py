@@ -91,7 +91,8 @@ def test_check_ar_tiny_engine(megatron_tp1):
     """On the tiny Megatron engine: 72 scored positions (3 of 5 latent frames of 4x6); the NLLs equal the ones
     computed here from ``teacher_forced`` before and after ``quantize_model``; the previous-frame draft statistics
     equal theirs computed here (frames 3 and 4 repeat frame 2, so 48 of the 72 real tokens equal their draft); the
-    engine is left quantized, and a second check is refused."""
+    engine is left quantized, and a second check is refused. With a speculative window both decoders generate the
+    72 tokens from the clip's prompt, the speculative one in fewer forwards than tokens."""
     eng = tiny_mcore_engine(seed=3)
     g = torch.Generator().manual_seed(1)
     grid = torch.randint(0, eng.vocab_size, (1, 5, 4, 6), generator=g)
@@ -107,8 +108,11 @@ def test_check_ar_tiny_engine(megatron_tp1):
 
     before = nll()
     acceptance = float(sampling_probs(logits().float(), SAMPLING).gather(1, drafts[:, None]).mean())
-    r = pc.check_ar(eng, grid, prompt_frames=2, sampling=SAMPLING)
+    r = pc.check_ar(eng, grid, prompt_frames=2, sampling=SAMPLING, speculative_window=4)
     assert quant.is_quantized(eng.model)
+    sp = r.speculative
+    assert sp["window"] == 4 and sp["tokens"] == 72 and 1 <= sp["forwards"] < 72
+    assert sp["tokens_per_forward"] == 72 / sp["forwards"] and sp["seconds"] > 0 and sp["one_token_seconds"] > 0
     after = nll()
     assert r.positions == 72 and r.draft_equal == 48 / 72
     assert r.draft_acceptance == pytest.approx(acceptance, rel=1e-5)
@@ -146,6 +150,7 @@ def test_command_end_to_end(assets, tmp_path, capsys):
     r = json.loads(report.read_text())
     assert (r["frames"], r["grid"], r["resolution"], r["prompt_latent_frames"]) == (33, [5, 4, 6], [64, 96], 2)
     assert r["ar"]["positions"] == 72 and r["sampling"] == {"temperature": 1.0, "top_p": 0.8}
+    assert r["ar"]["speculative"]["window"] == 24 and r["ar"]["speculative"]["tokens"] == 72  # one frame: 4x6
     assert r["ar"]["nll_change"] == pytest.approx((r["ar"]["nll_int8"] - r["ar"]["nll_bf16"]) / r["ar"]["nll_bf16"])
     clip = pc.read_clip(assets / "clip.mp4", 0, 33, 64, 96)
     tok = load_tokenizer(assets / "tokenizer", "eager", "cpu", torch.float32)

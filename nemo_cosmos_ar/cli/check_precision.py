@@ -81,6 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rt.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for KL/TV (default 1.0)")
     rt.add_argument("--top-p", type=float, default=0.8, help="nucleus mass for the TV (default 0.8, NVIDIA's)")
     rt.add_argument("--seed", type=int, default=0, help="the diffusion decoder's noise seed (default 0)")
+    rt.add_argument(
+        "--speculative-window", type=int, default=None, metavar="L",
+        help="also generate the clip's continuation with generate's --speculative-window L and with one token a "
+        "step (bf16), and report the tokens each forward accepted and both times (default 32, or one latent "
+        "frame's tokens if fewer; 0 = skip)",
+    )  # fmt: skip
     rt.add_argument("--no-seed-yardstick", action="store_true", help="skip the second bf16 decode (seed + 1)")
     rt.add_argument("--no-dv", action="store_true", help="skip the DV8x16x16 decoder's PSNR")
     rt.add_argument("--device", help="cuda, cuda:N or cpu; default CUDA when present")
@@ -118,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         checks.check_output(args.report, "--report", args.overwrite, ".json")
     if args.start_frame < 0:
         raise ValueError(f"--start-frame must be >= 0, got {args.start_frame}")
+    if args.speculative_window is not None and args.speculative_window < 0:
+        raise ValueError(f"--speculative-window must be >= 0 (0 = skip), got {args.speculative_window}")
     sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p)
     dd_dir, cv_dir = _decoder_dirs(args)
     dd_found = (dd_dir / "model.pt").is_file()
@@ -147,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     checks.check_grid(grid, ckpt.cfg.latent_shape, height, width)
     ckpt = ckpt.with_latent_shape(grid)
     clip = pc.read_clip(args.input, args.start_frame, gen.NUM_OUTPUT_FRAMES, height, width)
+    window = min(32, grid[1] * grid[2]) if args.speculative_window is None else args.speculative_window
     report = pc.PrecisionReport(
         input=str(args.input), frames=clip.shape[1], resolution=(height, width), grid=grid,
         prompt_latent_frames=gen.prompt_latent_frames(args.num_input_frames),
@@ -176,11 +185,13 @@ def run(args: argparse.Namespace) -> int:
 
         t = time.perf_counter()
         device = en.init_parallel(1, device)
-        engine = en.load_engine(ckpt, 1, device, dtype)
+        engine = en.configure_decode(en.load_engine(ckpt, 1, device, dtype))  # generate's exact defaults
         say(
-            f"AR model loaded from {checkpoint} ({time.perf_counter() - t:.1f} s); teacher-forced logits, bf16 then int8 ..."
+            f"AR model loaded from {checkpoint} ({time.perf_counter() - t:.1f} s); teacher-forced logits, bf16 then int8"
+            + (" (and the two decoders, bf16)" if window else "")
+            + " ..."
         )
-        report.ar = pc.check_ar(engine, tokens, report.prompt_latent_frames, sampling)
+        report.ar = pc.check_ar(engine, tokens, report.prompt_latent_frames, sampling, window, args.seed)
         del engine
         free_memory(device)
 

@@ -61,6 +61,9 @@ class ARPrecision:
     # (same distribution, fewer weight reads per token) is worth building; it needs trained weights to mean anything.
     draft_acceptance: float | None = None
     draft_equal: float | None = None
+    # Speculative decoding (``--speculative-window``, lossless) from the clip's prompt with the bf16 weights: the
+    # tokens each forward accepted, which decides its speed-up, and both decoders' seconds for the same tokens.
+    speculative: dict | None = None
     seconds: float = 0.0
     peak_memory_gib: float | None = None  # CUDA: the largest allocation during the check (model included)
 
@@ -178,11 +181,40 @@ def compare_logits(
     }
 
 
+def check_speculative(engine, prompt: torch.Tensor, total: int, sampling: SamplingConfig, window: int, seed: int):
+    """Generate ``total`` tokens from ``prompt [1, P]`` with the one-token decoder and with speculative decoding
+    (window ``window``, previous-frame drafts), both as ``generate`` runs them (a short speculative run first
+    compiles its L + 1-row pieces, as the one-token decoder's graph capture does outside its timing). Returns the
+    ``ARPrecision.speculative`` record."""
+    from nemo_cosmos_ar.inference import generator as gen
+
+    def run(opts, length=total):
+        g = torch.Generator(device=engine.device).manual_seed(seed)
+        return gen.generate_tokens(engine, prompt.to(engine.device), length, sampling, g, options=opts)[1]
+
+    base = run(gen.DecodeOptions())
+    opts = gen.DecodeOptions(speculative=window)
+    run(opts, min(total, prompt.shape[1] + 2 * (window + 1)))
+    spec = run(opts)
+    return {
+        "window": window,
+        "tokens": spec.generated_tokens,
+        "forwards": spec.forwards,
+        "tokens_per_forward": spec.generated_tokens / spec.forwards if spec.forwards else float("nan"),
+        "seconds": spec.decode_s,
+        "one_token_seconds": base.decode_s,
+    }
+
+
 @torch.no_grad()
-def check_ar(engine, grid_tokens: torch.Tensor, prompt_frames: int, sampling: SamplingConfig) -> ARPrecision:
+def check_ar(
+    engine, grid_tokens: torch.Tensor, prompt_frames: int, sampling: SamplingConfig, speculative_window: int = 0,
+    seed: int = 0,
+) -> ARPrecision:  # fmt: skip
     """Teacher-forced logits of ``engine`` (a TP=1 ``McoreEngine``, bf16 weights) on ``grid_tokens [1, T', H', W']``,
-    before and after ``quant.quantize_model``, at the positions after the first ``prompt_frames`` latent frames.
-    The engine's weights are quantized afterwards (load it again for bf16)."""
+    before and after ``quant.quantize_model``, at the positions after the first ``prompt_frames`` latent frames;
+    with ``speculative_window`` also ``check_speculative`` from the clip's prompt (bf16, before quantizing). The
+    engine's weights are quantized afterwards (load it again for bf16)."""
     from nemo_cosmos_ar.inference import quant
 
     if quant.is_quantized(engine.model):
@@ -199,12 +231,16 @@ def check_ar(engine, grid_tokens: torch.Tensor, prompt_frames: int, sampling: Sa
     drafts = seq[0, first - frame : seq.shape[1] - frame]  # the same place one latent frame earlier
     # logits at position i predict token i + 1
     ref = engine.teacher_forced(seq[:, :-1])[0, first - 1 :].clone()
+    spec = None
+    if speculative_window:
+        spec = check_speculative(engine, seq[:, :first], seq.shape[1], sampling, speculative_window, seed)
     quant.quantize_model(engine.model)
     test = engine.teacher_forced(seq[:, :-1])[0, first - 1 :]
     stats = compare_logits(ref, test, targets, sampling, drafts)
     return ARPrecision(
         positions=targets.numel(),
         draft_equal=(targets == drafts).double().mean().item(),
+        speculative=spec,
         seconds=time.perf_counter() - start,
         peak_memory_gib=_peak(engine.device),
         **stats,
@@ -289,6 +325,13 @@ def format_report(r: PrecisionReport) -> str:
             rows.append(
                 ("previous-frame draft (bf16)", f"accepted with probability {a.draft_acceptance:.3f}; the clip's "
                  f"token equals it {100 * (a.draft_equal or 0):.1f}% of the time"),
+            )  # fmt: skip
+        if a.speculative:  # lossless: what --speculative-window would do for this prompt on these weights
+            sp = a.speculative
+            rows.append(
+                (f"--speculative-window {sp['window']} (bf16)", f"{sp['tokens']:,} tokens in {sp['forwards']:,} "
+                 f"forwards ({sp['tokens_per_forward']:.2f} each): {sp['seconds']:.1f} s against "
+                 f"{sp['one_token_seconds']:.1f} s one token a step ({sp['one_token_seconds'] / sp['seconds']:.2f}x)"),
             )  # fmt: skip
         lines += _rows(*rows)
     if r.dd is not None:
