@@ -4,9 +4,11 @@ stage takes with it, against generate's one-token decoder.
 Random weights in bf16, a random 2-frame prompt (5,120 tokens), the rest of the 5x40x64 grid generated (7,680
 tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
 
-* the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (eager forwards, a host
-  sync per forward to learn how many drafts passed), after a short warm-up run that compiles the M-row pieces;
-* the verify forward alone at ~5,130 filled slots, eager and replayed in a CUDA graph (what capturing it would give);
+* the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (the forwards replayed
+  from CUDA graphs, the accept/reject eager, a host sync per forward to learn how many drafts passed), after a
+  short warm-up run that compiles the M-row pieces;
+* the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph, with the GEMM attention
+  (the decode's) and with torch SDPA under a mask;
 * the per-forward sampling work alone (top-p over L + 1 rows, the coupled resample).
 
 How many tokens a forward accepts is a property of the weights: random weights make near-uniform distributions that
@@ -69,21 +71,19 @@ def main() -> None:
         opts = gen.DecodeOptions(speculative=L)
         run(opts, 2 * frame + 4 * (L + 1))  # compiles the fused step's pieces for L + 1 rows
         _, st = run(opts)
-        # the forward alone, at the prompt's end: eager (as the decode runs it) and in a graph
+        # the forward alone, at the prompt's end, in a graph: each attention (the decode uses engine.verify_attention)
         m = L + 1
-        cache = engine.new_cache(1, total + L)
+        cache = engine.new_cache(1, total + L + 1)
+        alone = {}
         with torch.inference_mode():
             engine.prefill(prompt.to(device), cache)
             toks = torch.randint(0, cfg.vocab_size, (1, m), device=device)
             pos = torch.tensor([2 * frame], device=device)
-            attend = 2 * frame + m
-            graph_ms = 1e3 * _graph_time(lambda i, a=(toks, pos, cache, attend): engine.verify(*a), 1)
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            for _ in range(20):
-                engine.verify(toks, pos, cache, attend)
-            torch.cuda.synchronize()
-            eager_ms = 1e3 * (time.perf_counter() - t) / 20
+            attend = 2 * frame + 512  # a bucket, as the decode's graphs attend
+            for attn in ("gemm", "sdpa"):
+                engine.verify_attention = attn
+                alone[attn] = 1e3 * _graph_time(lambda i, a=(toks, pos, cache, attend): engine.verify(*a), 1)
+            engine.verify_attention = "gemm"
             logits = engine.verify(toks, pos, cache, attend)
             q = sampling_probs(logits[:L].float(), sampling)
             drafts = toks[0, 1:]
@@ -96,13 +96,14 @@ def main() -> None:
                 speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
             torch.cuda.synchronize()
             sample_ms = 1e3 * (time.perf_counter() - t) / 20
+        eager_ms, graph_ms = alone["sdpa"], alone["gemm"]
         cache = None  # freed before the next window's decode
         per_fwd = 1e3 * st.decode_s / st.forwards
         rows.append((L, st, per_fwd, eager_ms, graph_ms, sample_ms))
         print(
             f"L={L}: {st.decode_s:.2f} s, {st.forwards} forwards, {st.generated_tokens / st.forwards:.2f} "
             f"tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, {per_fwd:.2f} ms a forward in the "
-            f"decode; the forward alone {eager_ms:.2f} ms eager, {graph_ms:.2f} ms in a graph; sampling "
+            f"decode; the forward alone in a graph {graph_ms:.2f} ms (gemm attention), {eager_ms:.2f} ms (sdpa); sampling "
             f"{sample_ms:.2f} ms",
             flush=True,
         )

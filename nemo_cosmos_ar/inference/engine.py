@@ -97,6 +97,9 @@ class McoreEngine:
         self.reducer = None
         # Programmatic dependent launch at TP > 1 too (``pdl`` alone is TP=1 only, where it was measured).
         self.pdl_tp = False
+        # The attention of ``verify`` (speculative decoding's M-row forward): "gemm" (two GEMMs per KV group, fp32
+        # softmax) or "sdpa" (torch SDPA with a boolean mask); bench/bench_speculative.py times both.
+        self.verify_attention = "gemm"
         # "int8": the decode projections quantized per output row (``quant.py``; the batch-1 gemv step reads the int8
         # copies, everything else the dequantized bf16 weights). Set by ``configure_decode`` only: it is one-way.
         self.weights = "bf16"
@@ -269,10 +272,16 @@ class McoreEngine:
             g, hd = kc.shape[1], kc.shape[3]
             kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
             vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
-            qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(1, g, m * hpg, hd)
-            o = F.scaled_dot_product_attention(
-                qg, kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale
-            )  # [1, g, M * hpg, hd]
+            qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
+            if self.verify_attention == "sdpa":
+                o = F.scaled_dot_product_attention(
+                    qg[None], kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale
+                )[0]
+            else:  # two GEMMs per group, the softmax in fp32 (the "gemm" decode attention's arithmetic)
+                scale = self.scale if self.scale is not None else hd**-0.5
+                scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale  # [g, M*hpg, attend]
+                probs = scores.masked_fill_(~visible, float("-inf")).softmax(-1).to(vc.dtype)
+                o = torch.matmul(probs, vc[0, :, :attend])  # [g, M * hpg, hd]
             return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(q.shape[0], q.shape[1], g * hpg * hd)
 
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [M, 1, dim]

@@ -381,6 +381,6 @@ def _generate_speculative(engine, prompt, total_tokens, sampling, generator, pro
     finally:
         if progress is True:
             bar.close()
-    wall = time.perf_counter() - t0
+    decode_s = time.perf_counter() - t0 - prefill_s - spec.capture_s  # capture outside, as the one-token decoder's
     label = f"speculative L={config.window} ({spec.tokens_per_forward:.2f} tokens/forward)"
-    return out, DecodeStats(prompt.shape[1], spec.generated, prefill_s, wall - prefill_s, 1, label, spec.forwards)
+    return out, DecodeStats(prompt.shape[1], spec.generated, prefill_s, decode_s, 1, label, spec.forwards)
