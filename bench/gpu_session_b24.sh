@@ -8,5 +8,5 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source bench/gpu_site.sh .gpu4
-timeout 480 python3 bench/bench_speculative.py --windows 16,32,64,128 > "$OUT/speculative.log" 2>&1; echo "rc=$?"
+timeout 480 python3 bench/bench_speculative.py --windows 16,32,64 > "$OUT/speculative.log" 2>&1; echo "rc=$?"
 grep -vE "Warning|warn\(|^\s*$|import pynvml" "$OUT/speculative.log" | tail -30 | cut -c1-300
