@@ -34,7 +34,7 @@ Cache: ``new_cache`` holds T + L + 1 slots; rows past the grid's last position (
 their K/V to the spare slots and take the last position's RoPE angles; no real row ever attends to them.
 
 On CUDA the forward is replayed from CUDA graphs (``_VerifyGraphs``): one per attended length, the filled cache
-rounded up to ``BUCKET`` slots, captured before the prefill at the spare slots; the graph reads its L + 1 tokens
+rounded up to ``BUCKET`` slots (``FLEX_BUCKET`` with the flex attention), captured before the prefill at the spare slots; the graph reads its L + 1 tokens
 from the token buffer at a device-side position, so a forward is one copy of n and one replay. The accept/reject
 work stays eager (~0.4-0.8 ms a forward on the H200) and reads back k, the drafts that passed, once per forward.
 
@@ -111,6 +111,9 @@ def coupled_resample(
 
 
 BUCKET = 512  # cache slots per attended-length step of the captured forwards
+# The compiled flex_attention is compiled once per attended length (seconds each): fewer, longer steps; its fused
+# kernel makes the extra slots cheap.
+FLEX_BUCKET = 2048
 
 
 class _VerifyGraphs:
@@ -120,6 +123,7 @@ class _VerifyGraphs:
     def __init__(self, engine, grid, cache, m: int, first: int, total: int, length: int) -> None:
         device = engine.device
         self.engine, self.grid, self.cache, self.m, self.length = engine, grid, cache, m, length
+        self.bucket = FLEX_BUCKET if getattr(engine, "verify_attention", "") == "flex" else BUCKET
         self.pos = torch.zeros(1, dtype=torch.long, device=device)
         self.offsets = torch.arange(m, device=device)
         self.logits = torch.zeros(m, engine.vocab_size, dtype=getattr(engine, "dtype", torch.float32), device=device)
@@ -139,7 +143,7 @@ class _VerifyGraphs:
             self.graphs[attend] = graph
 
     def attend(self, n: int) -> int:
-        return min(self.length, BUCKET * -(-(n + self.m) // BUCKET))
+        return min(self.length, self.bucket * -(-(n + self.m) // self.bucket))
 
     def _forward(self, n: int | None, attend: int) -> None:
         if n is not None:
