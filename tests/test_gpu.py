@@ -1,6 +1,7 @@
 """The GPU tier (``make test-gpu``, marker ``gpu``; skipped without CUDA): the CUDA paths the CPU suite cannot run.
 
-* CUDA-graph decoding equals the eager fixed-shape step and Megatron's teacher-forced forward (fp32);
+* CUDA-graph decoding equals the eager fixed-shape step and Megatron's teacher-forced forward (fp32); speculative
+  decoding on its captured verify forwards gives the greedy tokens;
 * the attention core's cuDNN SDPA (what training picks on a GPU) equals math attention, forward and backward (bf16);
 * the tokenizer in bf16 against fp32 on the GPU (tiny and released sizes, random weights);
 * the int8 decode product's CUDA kernel against the Triton kernel and an fp32 reference, and its fusions against
@@ -116,6 +117,39 @@ def test_cuda_graph_decode_equals_eager_step_and_teacher_forcing():
     for name in ("greedy", "top-p"):
         assert torch.equal(runs["graph", name][0], runs["static", name][0]), name
     assert (logits[1:] - full[:-1]).abs().max().item() > 1e-2  # negative control: one position off is far off
+
+
+def test_speculative_decoding_on_cuda_graphs_is_greedy_exact():
+    """fp32, the tiny engine: speculative decoding with its verify forward replayed from CUDA graphs (GEMM and flex
+    attention, windows 4 and 24) gives the one-token decoder's greedy tokens, and a seeded top-p run gives the same
+    tokens twice."""
+    from nemo_cosmos_ar.inference import generator as gen
+    from nemo_cosmos_ar.inference import speculative
+    from nemo_cosmos_ar.inference.sampling import SamplingConfig
+
+    eng = _tiny_engine(torch.float32)
+    total, hw = eng.cfg.seq_length, 4 * 6
+    prompt = torch.randint(0, 64000, (1, 2 * hw), generator=torch.Generator().manual_seed(7)).to(DEVICE)
+    greedy = SamplingConfig(temperature=0.0)
+    want, _ = gen.generate_tokens(eng, prompt, total, greedy)
+    forwards = {}
+    for attention in ("gemm", "flex"):
+        eng.verify_attention = attention
+        for window in (4, 24):
+            opts = gen.DecodeOptions(speculative=window)
+            got, stats = gen.generate_tokens(eng, prompt, total, greedy, options=opts)
+            assert torch.equal(got, want), (attention, window)
+            forwards[f"{attention}_{window}"] = stats.forwards
+        runs = [
+            speculative.generate(
+                eng, prompt, total, SamplingConfig(), speculative.SpeculativeConfig(window=8),
+                torch.Generator(device=DEVICE).manual_seed(0),
+            )[0]
+            for _ in range(2)
+        ]  # fmt: skip
+        assert torch.equal(runs[0], runs[1]), attention
+    eng.verify_attention = "gemm"
+    _record("speculative_graphs", **forwards)
 
 
 # ---------------------------------------------------------------------------------------------------------------
