@@ -221,6 +221,20 @@ def test_greedy_speculative_tokens_equal_the_one_token_decoder(engines, window, 
     assert torch.equal(runs[0][:, :hw], prompt)
 
 
+def test_reading_the_window_one_step_late_changes_nothing(engines, monkeypatch):
+    """The host reads n one step late on CUDA (``read_lag``): the step queued after the last token must change no
+    token, and the random draws stay in step, so lag 1 gives lag 0's tokens and forward count (seeded top-p)."""
+    _, eng = engines
+    prompt = torch.randint(0, 64000, (1, 24), generator=_gen(8))
+    config = speculative.SpeculativeConfig(window=6)
+    runs = []
+    for lag in (0, 1):
+        monkeypatch.setattr(speculative, "read_lag", lambda device, lag=lag: lag)
+        out, stats, _ = speculative.generate(eng, prompt, 120, SamplingConfig(), config, _gen(3))
+        runs.append((out, stats.forwards))
+    assert torch.equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+
+
 def test_speculative_options_refuse_what_they_cannot_do(engines):
     _, eng = engines
     hw = GRID[1] * GRID[2]

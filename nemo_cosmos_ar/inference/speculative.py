@@ -33,10 +33,11 @@ differently): the distribution is the same, the draws are not.
 Cache: ``new_cache`` holds T + L + 1 slots; rows past the grid's last position (the window's tail near the end) write
 their K/V to the spare slots and take the last position's RoPE angles; no real row ever attends to them.
 
-On CUDA the forward is replayed from CUDA graphs (``_VerifyGraphs``): one per attended length, the filled cache
-rounded up to ``BUCKET`` slots (``FLEX_BUCKET`` with the flex attention), captured before the prefill at the spare slots; the graph reads its L + 1 tokens
-from the token buffer at a device-side position, so a forward is one copy of n and one replay. The accept/reject
-work stays eager (~0.4-0.8 ms a forward on the H200) and reads back k, the drafts that passed, once per forward.
+Everything a step does lives on the device (``_Window``: the tokens, the proposals, the position n), so on CUDA the
+forward and the accept/reject are replayed as one CUDA graph (``_Steps``), one per attended length (the filled cache
+rounded up to ``BUCKET`` slots, ``FLEX_BUCKET`` with the flex attention), captured before the prefill at the spare
+slots. The host reads n back one step late, so the GPU never waits for it; it only needs n to pick the next graph
+and to stop.
 
 No NeMo import; the engine is anything with ``new_cache``, ``prefill`` and ``verify`` (``McoreEngine``,
 ``generator.ReferenceEngine``).
@@ -79,7 +80,6 @@ class SpeculativeStats:
 
     forwards: int = 0  # verify forwards (the prefill not counted)
     generated: int = 0  # tokens produced after the prompt
-    verify_s: float = 0.0  # in the forwards (device time included only where the caller syncs)
     capture_s: float = 0.0  # compiling and capturing the forward's CUDA graphs, before the prefill
 
     @property
@@ -116,73 +116,126 @@ BUCKET = 512  # cache slots per attended-length step of the captured forwards
 FLEX_BUCKET = 2048
 
 
-class _VerifyGraphs:
-    """``engine.verify`` of L + 1 tokens read from ``grid`` at a device-side position, captured per attended length
-    (the filled slots rounded up to ``BUCKET``); capture runs at the cache's spare slots (positions ``total ..``)."""
+class _Window:
+    """One sequence's tokens (accepted, then L drafts) and the drafts' proposals, all on the device, and the step
+    that advances them after a forward (``advance``: fixed shapes, no host read, so it is captured with the forward).
 
-    def __init__(self, engine, grid, cache, m: int, first: int, total: int, length: int) -> None:
+    ``n [1]``: the position of the last accepted token (its K/V not yet cached); the forward reads
+    ``grid[n .. n + L]``. Past the grid's last position ``advance`` changes nothing but scratch, so forwards queued
+    after the end are harmless.
+    """
+
+    def __init__(self, engine, grid, total: int, config: SpeculativeConfig, frame: int, sampling, generator) -> None:
+        device, L = grid.device, config.window
+        self.engine, self.grid, self.total, self.L, self.frame = engine, grid, total, L, frame
+        self.init, self.sampling, self.gen, self.vocab = config.init, sampling, generator, engine.vocab_size
+        self.n = torch.zeros(1, dtype=torch.long, device=device)
+        self.q = torch.zeros(L, self.vocab, device=device)
+        self.rows = torch.arange(L, device=device)
+        self.offsets = torch.arange(L + 1, device=device)
+
+    def start(self, n: int) -> None:
+        """Drafts for positions n+1 .. n+L after the first accepted token at n."""
+        self.n.fill_(n)
+        positions = n + 1 + self.rows
+        tok, q = self._new_drafts(positions)
+        self.grid.index_copy_(0, positions, tok)
+        self.q.copy_(q)
+
+    def _new_drafts(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.init == "previous-frame":  # one frame back is accepted: the window is at most a frame long
+            tok = self.grid.index_select(0, positions - self.frame)
+            return tok, torch.zeros_like(self.q).scatter_(1, tok[:, None], 1.0)  # (one_hot would sync on CUDA)
+        tok = torch.randint(0, self.vocab, (self.L,), generator=self.gen, device=self.grid.device)
+        return tok, torch.full_like(self.q, 1.0 / self.vocab)
+
+    def forward(self, cache, attend: int) -> torch.Tensor:
+        """The verify forward's logits ``[L + 1, V]`` for ``grid[n .. n + L]``."""
+        tokens = self.grid.index_select(0, self.n + self.offsets)[None]
+        return self.engine.verify(tokens, self.n, cache, attend)
+
+    def advance(self, logits: torch.Tensor) -> None:
+        """Accept/reject the drafts against the forward's ``logits`` and move the window (module doc, steps 2-4)."""
+        L, n, rows = self.L, self.n, self.rows
+        p = sampling_probs(logits.float(), self.sampling)  # [L + 1, V]: row j is position n + 1 + j
+        uniform = torch.rand(L, generator=self.gen, device=p.device)
+        exp = _exp(p.shape, self.gen, p.device)
+        drawn, kept = coupled_resample(p[:L], self.q, self.grid.index_select(0, n + 1 + rows), uniform, exp[:L])
+        drawn = torch.cat([drawn, race(p[L:], exp[L:])])  # [L + 1]: the bonus draw after L passes last
+        valid = (self.total - 1 - n).clamp(0, L)  # draft positions inside the grid
+        k = (kept & (rows < valid)).to(torch.int32).cumprod(0).sum().view(1).long()  # leading passes
+        # accepted: the k drafts (already in place) and the draw at the first failure (or the bonus) at n + 1 + k
+        self.grid.index_copy_(0, n + 1 + k, drawn.index_select(0, k))
+        n_new = n + (k + 1) * (n < self.total - 1)
+        # next drafts at n_new + 1 + i: this forward's draws past the failure (row k + 1 + i, its p the proposal),
+        # then new ones
+        src = (k + 1 + rows).clamp(max=L)
+        carried = (k + 1 + rows <= L)[:, None]
+        positions = n_new + 1 + rows
+        new_tok, new_q = self._new_drafts(positions)
+        self.grid.index_copy_(0, positions, torch.where(carried[:, 0], drawn.index_select(0, src), new_tok))
+        self.q.copy_(torch.where(carried, p.index_select(0, src), new_q))
+        self.n.copy_(n_new)
+
+
+class _Steps:
+    """A forward plus ``advance``, replayed from CUDA graphs, one per attended length (``attend``); capture runs
+    at the cache's spare slots (n = total), where ``advance`` changes nothing the decode reads."""
+
+    def __init__(self, win: _Window, cache, first: int, length: int, capture: bool = True) -> None:
+        engine = win.engine
         device = engine.device
-        self.engine, self.grid, self.cache, self.m, self.length = engine, grid, cache, m, length
+        self.win, self.cache, self.m, self.length = win, cache, win.L + 1, length
         self.bucket = FLEX_BUCKET if getattr(engine, "verify_attention", "") == "flex" else BUCKET
-        self.pos = torch.zeros(1, dtype=torch.long, device=device)
-        self.offsets = torch.arange(m, device=device)
-        self.logits = torch.zeros(m, engine.vocab_size, dtype=getattr(engine, "dtype", torch.float32), device=device)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        # the "topk" nucleus syncs with the host to pick its path: no graph can hold it
+        if not (capture and device.type == "cuda" and win.sampling.nucleus == "sort"):
+            return
+        saved_n, saved_q, saved_grid = win.n.clone(), win.q.clone(), win.grid.clone()
+        gen_state = win.gen.get_state() if win.gen is not None else None
         pool = torch.cuda.graph_pool_handle()
-        for attend in sorted({self.attend(n) for n in range(first, total - 1)}):
+        for attend in sorted({self.attend(n) for n in range(first, length)}):
+            win.n.fill_(win.total)
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):  # warm-up (compiles the M-row pieces once) on a side stream
                 for _ in range(2):
-                    self._forward(total, attend)
+                    self._eager(attend)
             torch.cuda.current_stream(device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            self.pos.fill_(total)
+            if win.gen is not None:
+                graph.register_generator_state(win.gen)
             with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):  # see generator._Decoder
-                self._forward(None, attend)
+                self._eager(attend)
             self.graphs[attend] = graph
+        win.n.copy_(saved_n)
+        win.q.copy_(saved_q)
+        win.grid.copy_(saved_grid)
+        if gen_state is not None:  # the warm-ups drew random numbers: back to the state we were given
+            try:
+                win.gen.set_state(gen_state)
+            except RuntimeError:  # a generator registered with a graph may refuse; it was freshly seeded
+                win.gen.manual_seed(win.gen.initial_seed())
 
     def attend(self, n: int) -> int:
         return min(self.length, self.bucket * -(-(n + self.m) // self.bucket))
 
-    def _forward(self, n: int | None, attend: int) -> None:
-        if n is not None:
-            self.pos.fill_(n)
-        tokens = self.grid.index_select(0, self.pos + self.offsets)[None]
-        self.logits.copy_(self.engine.verify(tokens, self.pos, self.cache, attend))
+    def _eager(self, attend: int) -> None:
+        self.win.advance(self.win.forward(self.cache, attend))
 
-    def __call__(self, n: int) -> torch.Tensor:
-        self.pos.fill_(n)
-        self.graphs[self.attend(n)].replay()
-        return self.logits
-
-
-def _leading_true(mask: torch.Tensor) -> int:
-    """How many leading entries of the 1-D bool ``mask`` are True (one device -> host read)."""
-    return int(mask.to(torch.int32).cumprod(0).sum().item())
-
-
-class _Window:
-    """The tokens (accepted prefix, then drafts) and the drafts' proposals of one sequence."""
-
-    def __init__(self, grid: torch.Tensor, vocab: int, window: int, frame: int, init: str, generator) -> None:
-        self.toks, self.vocab, self.L, self.frame, self.init, self.gen = grid, vocab, window, frame, init, generator
-        self.q = torch.zeros(window, vocab, device=grid.device)
-
-    def fill(self, start: int, slot: int, count: int) -> None:
-        """New drafts for positions ``start .. start+count-1`` into proposal rows ``slot ..``."""
-        if count <= 0:
-            return
-        rows = self.q[slot : slot + count]
-        pos = torch.arange(start, start + count, device=self.toks.device)
-        if self.init == "previous-frame":  # one frame back is already accepted (window <= frame)
-            self.toks[start : start + count] = self.toks[pos - self.frame]
-            rows.zero_().scatter_(1, self.toks[start : start + count].view(-1, 1), 1.0)
+    def __call__(self, n_bound: int) -> None:
+        """One step, for a window whose n is at most ``n_bound``."""
+        attend = self.attend(n_bound)
+        graph = self.graphs.get(attend)
+        if graph is not None:
+            graph.replay()
         else:
-            self.toks[start : start + count] = torch.randint(
-                0, self.vocab, (count,), generator=self.gen, device=self.toks.device
-            )
-            rows.fill_(1.0 / self.vocab)
+            self._eager(attend)
+
+
+def read_lag(device: torch.device) -> int:
+    """Steps queued ahead of the host's read of n: 1 on CUDA (the GPU never idles for the host), 0 elsewhere."""
+    return 1 if device.type == "cuda" else 0
 
 
 @torch.inference_mode()
@@ -198,7 +251,9 @@ def generate(
     """Extend ``prompt [1, P]`` to ``total_tokens`` tokens, L drafts verified per forward (module doc).
 
     Returns ``(tokens [1, total_tokens] on the engine's device, stats, prefill seconds)``. ``progress``: a tqdm bar
-    to advance by the tokens each forward accepts.
+    to advance by the tokens accepted. On CUDA the host queues each step before reading where the previous one
+    left the window (one step behind), so the GPU never waits for it; the step queued after the last token changes
+    nothing.
     """
     device = engine.device
     if prompt.ndim != 2 or prompt.shape[0] != 1:
@@ -216,16 +271,21 @@ def generate(
     if num_prompt < frame and config.init == "previous-frame":
         raise ValueError(f"previous-frame drafts need a prompt of at least one latent frame ({frame} tokens)")
     stats = SpeculativeStats()
-    # + room for the window's tail past the end (drafts up to n + 2L + 1 with n <= total - 2)
+    # + room past the end: the window's drafts reach n + 2L + 1 with n <= total (a step queued after the last token)
     grid = torch.zeros(total_tokens + 2 * L + 2, dtype=torch.long, device=device)
     grid[:num_prompt] = prompt[0].to(device)
-    cache = engine.new_cache(1, total_tokens + L + 1)
-    graphs, t_capture = None, time.perf_counter()
-    if device.type == "cuda" and total_tokens - num_prompt > 1:
+    length = total_tokens + L + 1  # cache slots: a forward at n <= total writes slots up to n + L
+    cache = engine.new_cache(1, length)
+    win = _Window(engine, grid, total_tokens, config, frame, sampling, generator)
+    steps, t_capture = None, time.perf_counter()
+    if total_tokens - num_prompt > 1:
         try:
-            graphs = _VerifyGraphs(engine, grid, cache, L + 1, num_prompt, total_tokens, total_tokens + L + 1)
+            steps = _Steps(win, cache, num_prompt, length)
         except RuntimeError as err:  # a kernel that cannot be captured on this torch/CUDA: slower, not wrong
-            warnings.warn(f"CUDA graph capture of the verify forward failed ({err}); running it eagerly", stacklevel=2)
+            warnings.warn(
+                f"CUDA graph capture of the speculative step failed ({err}); running it eagerly", stacklevel=2
+            )
+            steps = _Steps(win, cache, num_prompt, length, capture=False)
     t0 = time.perf_counter()
     stats.capture_s = t0 - t_capture
     logits = engine.prefill(grid[None, :num_prompt], cache)
@@ -237,41 +297,33 @@ def generate(
     # The first new token: a plain draw from the prefill's logits (nothing to verify yet).
     p0 = sampling_probs(logits.float(), sampling)
     grid[num_prompt] = race(p0, _exp(p0.shape, generator, device))[0]
-    n = num_prompt  # position of the last accepted token (its K/V not yet cached)
-    win = _Window(grid, cfg.vocab_size, L, frame, config.init, generator)
-    win.fill(n + 1, 0, L)
-    pos = torch.zeros(1, dtype=torch.long, device=device)
     if progress:
         progress.update(1)
-    while n < total_tokens - 1:
-        valid = min(L, total_tokens - 1 - n)  # draft positions inside the grid (n+1 .. n+valid)
-        t = time.perf_counter()
-        if graphs is not None:
-            logits = graphs(n)
-        else:
-            pos.fill_(n)
-            logits = engine.verify(grid[None, n : n + L + 1], pos, cache, n + L + 1)
-        stats.forwards += 1
-        p = sampling_probs(logits.float(), sampling)  # [L + 1, V]: row j is position n + 1 + j
-        uniform = torch.rand(L, generator=generator, device=device)
-        exp = _exp(p.shape, generator, device)
-        drawn, kept = coupled_resample(p[:L], win.q, grid[n + 1 : n + 1 + L], uniform, exp[:L])
-        bonus = race(p[L:], exp[L:])
-        k = _leading_true(kept[:valid])
-        stats.verify_s += time.perf_counter() - t
-        # Accepted: the k drafts (unchanged) and the draw at the first rejection, or the bonus after L passes.
-        grid[n + 1 + k] = drawn[k] if k < L else bonus[0]
-        if k + 1 < L:  # the coupled draws past it are the next drafts, this forward's p their proposal
-            grid[n + k + 2 : n + L + 1] = drawn[k + 1 :]
-            win.q[: L - k - 1] = p[k + 1 : L]
-        if k < L:
-            grid[n + L + 1] = bonus[0]
-            win.q[L - k - 1] = p[L]
-        accepted = min(k + 1, total_tokens - 1 - n)
-        n += k + 1
-        win.fill(n + L - k + 1, L - k, k)  # the k freed slots at the window's end (positions n_old + L + 2 ..)
-        if progress:
-            progress.update(accepted)
+    win.start(num_prompt)
+    n_known, pending = num_prompt, 0  # the last n read back, and the steps queued after it
+    lag = read_lag(device)
+    seen = torch.zeros(2, dtype=torch.long, device="cpu", pin_memory=device.type == "cuda")
+    events = [torch.cuda.Event() for _ in range(2)] if device.type == "cuda" else []
+    queued = 0
+    while n_known < total_tokens - 1:
+        steps(min(n_known + pending * (L + 1), total_tokens))
+        queued += 1
+        pending += 1
+        slot = queued % 2
+        seen[slot : slot + 1].copy_(win.n, non_blocking=bool(events))
+        if events:
+            events[slot].record()
+        if pending > lag:  # read the oldest queued step's n
+            old = (queued - lag) % 2
+            if events:
+                events[old].synchronize()
+            n_new = int(seen[old])
+            if progress:
+                progress.update(min(n_new, total_tokens - 1) - n_known)
+            n_known, pending = n_new, pending - 1
+            stats.forwards = queued - lag
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     stats.generated = total_tokens - num_prompt
     return grid[None, :total_tokens], stats, prefill_s
 
