@@ -8,7 +8,7 @@ tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
   from CUDA graphs, the accept/reject eager, a host sync per forward to learn how many drafts passed), after a
   short warm-up run that compiles the M-row pieces;
 * the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph, with each attention of
-  ``McoreEngine.verify_attention`` (two GEMMs, compiled flex_attention, torch SDPA under a mask), and the decode
+  ``McoreEngine.verify_attention`` (two GEMMs, torch SDPA under a mask), and the decode
   with each of ``--attentions``;
 * the per-forward sampling work alone (top-p over L + 1 rows, the coupled resample).
 
@@ -37,7 +37,7 @@ from bench.bench_gemv import graph_time as _graph_time  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", default="8,16,32,64")
-    ap.add_argument("--attentions", default="gemm,flex", help="verify attentions to run the decode with")
+    ap.add_argument("--attentions", default="gemm", help="verify attentions to run the decode with")
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     args = ap.parse_args()
     from nemo_cosmos_ar.inference import engine as en
@@ -80,7 +80,7 @@ def main() -> None:
             toks = torch.randint(0, cfg.vocab_size, (1, m), device=device)
             pos = torch.tensor([2 * frame], device=device)
             attend = 2 * frame + 512  # a bucket, as the decode's graphs attend
-            for attn in ("gemm", "flex", "sdpa"):
+            for attn in ("gemm", "sdpa"):
                 engine.verify_attention = attn
                 alone[attn] = 1e3 * _graph_time(lambda i, a=(toks, pos, cache, attend): engine.verify(*a), 1)
             logits = engine.verify(toks, pos, cache, attend)

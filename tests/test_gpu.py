@@ -120,7 +120,7 @@ def test_cuda_graph_decode_equals_eager_step_and_teacher_forcing():
 
 
 def test_speculative_decoding_on_cuda_graphs_is_greedy_exact():
-    """fp32, the tiny engine: speculative decoding with its verify forward replayed from CUDA graphs (GEMM and flex
+    """fp32, the tiny engine: speculative decoding with its steps replayed from CUDA graphs (GEMM and SDPA
     attention, windows 4 and 24) gives the one-token decoder's greedy tokens, and a seeded top-p run gives the same
     tokens twice."""
     from nemo_cosmos_ar.inference import generator as gen
@@ -133,7 +133,7 @@ def test_speculative_decoding_on_cuda_graphs_is_greedy_exact():
     greedy = SamplingConfig(temperature=0.0)
     want, _ = gen.generate_tokens(eng, prompt, total, greedy)
     forwards = {}
-    for attention in ("gemm", "flex"):
+    for attention in ("gemm", "sdpa"):
         eng.verify_attention = attention
         for window in (4, 24):
             opts = gen.DecodeOptions(speculative=window)

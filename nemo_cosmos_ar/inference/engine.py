@@ -98,8 +98,9 @@ class McoreEngine:
         # Programmatic dependent launch at TP > 1 too (``pdl`` alone is TP=1 only, where it was measured).
         self.pdl_tp = False
         # The attention of ``verify`` (speculative decoding's M-row forward): "gemm" (two GEMMs per KV group, fp32
-        # softmax), "flex" (compiled flex_attention) or "sdpa" (torch SDPA with a boolean mask);
-        # bench/bench_speculative.py times them.
+        # softmax) or "sdpa" (torch SDPA with a boolean mask: 6.5-7.1 ms a forward in a graph on the H200 at any
+        # L, against 3.6 ms at L = 16 for "gemm"; compiled flex_attention measured 180 ms and was dropped,
+        # BENCHMARKS.md issue 13).
         self.verify_attention = "gemm"
         # "int8": the decode projections quantized per output row (``quant.py``; the batch-1 gemv step reads the int8
         # copies, everything else the dequantized bf16 weights). Set by ``configure_decode`` only: it is one-way.
@@ -274,9 +275,7 @@ class McoreEngine:
             kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
             vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
             qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
-            if self.verify_attention == "flex":  # one fused kernel: the scores never reach memory
-                o = self._flex_verify(qg[None], kc[:, :, :attend], vc[:, :, :attend], pos, hpg)[0]
-            elif self.verify_attention == "sdpa":
+            if self.verify_attention == "sdpa":
                 o = F.scaled_dot_product_attention(
                     qg[None], kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale
                 )[0]
@@ -338,21 +337,6 @@ class McoreEngine:
             warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
             o = run(q.permute(1, 2, 0, 3), k, v, score_mod=visible, scale=self.scale, enable_gqa=True)
         return o.permute(2, 0, 1, 3).reshape(1, o.shape[0], -1)
-
-    def _flex_verify(self, q, k, v, pos, hpg: int):
-        """``verify``'s attention as ``flex_attention`` over one KV group per head: q ``[1, groups, M * hpg, hd]``
-        (row r is position ``pos + r // hpg``), k/v ``[1, groups, L, hd]``; compiled on CUDA (one kernel per layer)."""
-        mods = self.__dict__.setdefault("_flex_verify_mods", {})
-        visible = mods.get((id(pos), hpg))
-        if visible is None:  # one score modification per position buffer: a new closure would recompile
-
-            def visible(score, b, h, q_idx, kv_idx):
-                return torch.where(kv_idx <= pos[0] + q_idx // hpg, score, -float("inf"))
-
-            mods[(id(pos), hpg)] = visible
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-            return _flex_kernel(q.is_cuda)(q, k, v, score_mod=visible, scale=self.scale)
 
     def dynamic_step(self, tokens: torch.Tensor, pos: int, cache) -> torch.Tensor:
         """``step`` attending to exactly the filled slots ``0..pos`` (eager decoding; a new shape every step)."""

@@ -35,7 +35,7 @@ their K/V to the spare slots and take the last position's RoPE angles; no real r
 
 Everything a step does lives on the device (``_Window``: the tokens, the proposals, the position n), so on CUDA the
 forward and the accept/reject are replayed as one CUDA graph (``_Steps``), one per attended length (the filled cache
-rounded up to ``BUCKET`` slots, ``FLEX_BUCKET`` with the flex attention), captured before the prefill at the spare
+rounded up to ``BUCKET`` slots), captured before the prefill at the spare
 slots. The host reads n back one step late, so the GPU never waits for it; it only needs n to pick the next graph
 and to stop.
 
@@ -111,9 +111,6 @@ def coupled_resample(
 
 
 BUCKET = 512  # cache slots per attended-length step of the captured forwards
-# The compiled flex_attention is compiled once per attended length (seconds each): fewer, longer steps; its fused
-# kernel makes the extra slots cheap.
-FLEX_BUCKET = 2048
 
 
 class _Window:
@@ -186,7 +183,6 @@ class _Steps:
         engine = win.engine
         device = engine.device
         self.win, self.cache, self.m, self.length = win, cache, win.L + 1, length
-        self.bucket = FLEX_BUCKET if getattr(engine, "verify_attention", "") == "flex" else BUCKET
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         # the "topk" nucleus syncs with the host to pick its path: no graph can hold it
         if not (capture and device.type == "cuda" and win.sampling.nucleus == "sort"):
@@ -218,7 +214,7 @@ class _Steps:
                 win.gen.manual_seed(win.gen.initial_seed())
 
     def attend(self, n: int) -> int:
-        return min(self.length, self.bucket * -(-(n + self.m) // self.bucket))
+        return min(self.length, BUCKET * -(-(n + self.m) // BUCKET))
 
     def _eager(self, attend: int) -> None:
         self.win.advance(self.win.forward(self.cache, attend))
