@@ -17,6 +17,10 @@ Takes 33 frames of the video (from ``--start-frame``), tokenizes them, and measu
   FP8 should move the video less than a change of seed does). Needs the decoder's folders under
   ``--checkpoint-dir`` (as ``generate``).
 
+* speculative decoding (``generate --speculative-window``, lossless): the clip's continuation generated with it
+  and with one token a step (bf16), the tokens each of its steps accepted and both times (``--speculative-window``,
+  default 16; 0 skips it).
+
 ``inference/precision_check.py`` has the definitions. One GPU, TP=1. On an H200 with the 4B and the 7B decoder it took
 74 s and at most 14.8 GiB for the AR part and 17.6 GiB for the decoder's (one 7B network resident at a time;
 BENCHMARKS.md, issue 13).

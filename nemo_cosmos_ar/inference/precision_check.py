@@ -20,6 +20,9 @@ This module computes them from one real clip, where the right answer is known:
   output moves with the sampling noise alone. The DV8x16x16 decoder's PSNR is the floor the diffusion decoder should
   beat.
 
+* **Speculative decoding** (not about precision: it keeps the distribution). How many tokens a step accepts is a
+  property of the weights; ``check_speculative`` generates the clip's continuation both ways and reports it.
+
 PSNR is over pixels in [0, 1] (the frames written are the [-1, 1] model range mapped there): ``10 log10(1 / MSE)``.
 No NeMo import; the AR model is the Megatron-Core ``GPTModel`` of ``engine.py`` at TP=1.
 """
