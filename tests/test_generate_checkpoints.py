@@ -140,6 +140,7 @@ def test_tp2_under_torchrun_equals_tp1_for_every_checkpoint_and_the_cli(trained,
     for name in ("pt", "shards", "nemo"):
         r = res[name]
         assert r["greedy_equal"] and r["sampled_equal"] and r["rank_shard_rows"] == 32000, (name, r)
+        assert r["speculative_greedy_equal"], (name, r)
         assert r["max_logit_diff"] < TOL, (name, r)
     assert (res["cli_rc"], res["batch_rc"], res["batch_dd_rc"]) == (0, 1, 1)  # the batches had one bad line
     assert res["batch_dd_decodes"] == [2, 2]  # both ranks ran their pass of both good videos

@@ -6,7 +6,7 @@
 (``expected``: a torch file) and an output folder. Rank 0 writes ``results.json`` there:
 
 * per checkpoint (model.pt, its TP=2 shards, the NeMo checkpoint of a training run): whether greedy tokens equal
-  TP=1's, the max |logit difference| from TP=1 over every decoded position (fp32), and whether seeded top-p tokens
+  TP=1's (also by speculative decoding, window 4, first prompt), the max |logit difference| from TP=1 over every decoded position (fp32), and whether seeded top-p tokens
   equal TP=1's;
 * the exit codes of ``cosmos-ar generate --num_gpus 2`` on one image and of a 3-line batch with one bad line (their
   outputs are checked by the test; only rank 0 may write them);
@@ -58,7 +58,12 @@ def main() -> None:
             eng, prompt, total, SamplingConfig(temperature=1.0, top_p=None, top_k=50), torch.Generator().manual_seed(5)
         )
         ref = expected[spec["reference_of"][name]]
+        # speculative decoding at TP=2 (gathered logits, the same draws on both ranks): TP=1's greedy tokens
+        spec_greedy, _ = gen.generate_tokens(
+            eng, prompt[:1], total, SamplingConfig(temperature=0.0), options=gen.DecodeOptions(speculative=4)
+        )
         results[name] = {
+            "speculative_greedy_equal": bool(torch.equal(spec_greedy, ref["greedy"][:1])),
             "greedy_equal": bool(torch.equal(out, ref["greedy"])),
             "max_logit_diff": float((torch.stack(seen) - ref["logits"]).abs().max()),
             "sampled_equal": bool(torch.equal(sampled, ref["sampled"])),
