@@ -7,9 +7,7 @@ tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
 * the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (the forwards replayed
   from CUDA graphs, the accept/reject eager, a host sync per forward to learn how many drafts passed), after a
   short warm-up run that compiles the M-row pieces;
-* the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph, with each attention of
-  ``McoreEngine.verify_attention`` (two GEMMs, torch SDPA under a mask), and the decode
-  with each of ``--attentions``;
+* the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph;
 * the per-forward sampling work alone (top-p over L + 1 rows, the coupled resample).
 
 How many tokens a forward accepts is a property of the weights: random weights make near-uniform distributions that
@@ -37,7 +35,6 @@ from bench.bench_gemv import graph_time as _graph_time  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", default="8,16,32,64")
-    ap.add_argument("--attentions", default="gemm", help="verify attentions to run the decode with")
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     args = ap.parse_args()
     from nemo_cosmos_ar.inference import engine as en
@@ -68,21 +65,17 @@ def main() -> None:
     )
     windows = [int(w) for w in args.windows.split(",")]
     rates = [float(r) for r in args.rates.split(",")]
-    attentions = args.attentions.split(",")
     rows = []
     for L in windows:
-        # the forward alone, at the prompt's end, in a graph, with each attention
+        # the forward alone, at the prompt's end, in a graph
         m = L + 1
         cache = engine.new_cache(1, total + L + 1)
-        alone = {}
         with torch.inference_mode():
             engine.prefill(prompt.to(device), cache)
             toks = torch.randint(0, cfg.vocab_size, (1, m), device=device)
             pos = torch.tensor([2 * frame], device=device)
             attend = 2 * frame + 512  # a bucket, as the decode's graphs attend
-            for attn in ("gemm", "sdpa"):
-                engine.verify_attention = attn
-                alone[attn] = 1e3 * _graph_time(lambda i, a=(toks, pos, cache, attend): engine.verify(*a), 1)
+            alone_ms = 1e3 * _graph_time(lambda i, a=(toks, pos, cache, attend): engine.verify(*a), 1)
             logits = engine.verify(toks, pos, cache, attend)
             q = sampling_probs(logits[:L].float(), sampling)
             drafts = toks[0, 1:]
@@ -96,34 +89,24 @@ def main() -> None:
             torch.cuda.synchronize()
             sample_ms = 1e3 * (time.perf_counter() - t) / 20
         cache = None  # freed before the decodes
+        _, st = run(gen.DecodeOptions(speculative=L))  # compiling and capture outside its decode seconds
+        per_fwd = 1e3 * st.decode_s / st.forwards
+        rows.append((L, st, per_fwd, alone_ms, sample_ms))
         print(
-            f"L={L}: the forward alone in a graph: "
-            + ", ".join(f"{a} {ms:.2f} ms" for a, ms in alone.items())
-            + f"; sampling + coupling {sample_ms:.2f} ms",
+            f"L={L}: {st.decode_s:.2f} s, {st.forwards} forwards, {st.generated_tokens / st.forwards:.2f} "
+            f"tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, {per_fwd:.2f} ms a forward in the "
+            f"decode; the forward alone in a graph {alone_ms:.2f} ms; sampling + coupling {sample_ms:.2f} ms",
             flush=True,
         )
-        for attn in attentions:
-            engine.verify_attention = attn
-            opts = gen.DecodeOptions(speculative=L)
-            run(opts, 2 * frame + 4 * (L + 1))  # compiles the fused step's pieces for L + 1 rows
-            _, st = run(opts)
-            per_fwd = 1e3 * st.decode_s / st.forwards
-            rows.append((L, attn, st, per_fwd, alone[attn], sample_ms))
-            print(
-                f"L={L} {attn}: {st.decode_s:.2f} s, {st.forwards} forwards, "
-                f"{st.generated_tokens / st.forwards:.2f} tokens/forward (random weights), {st.tokens_per_s:.1f} "
-                f"tokens/s, {per_fwd:.2f} ms a forward in the decode",
-                flush=True,
-            )
     print()
     print(
-        "| L | attention | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a forward in the "
+        "| L | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a forward in the "
         "decode | the forward alone in a graph ms | sampling + coupling ms | a forward in one-token steps |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for L, attn, st, per_fwd, alone_ms, sample_ms in rows:
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for L, st, per_fwd, alone_ms, sample_ms in rows:
         print(
-            f"| {L} | {attn} | {st.forwards} | {st.generated_tokens / st.forwards:.2f} | {st.decode_s:.2f} | "
+            f"| {L} | {st.forwards} | {st.generated_tokens / st.forwards:.2f} | {st.decode_s:.2f} | "
             f"{st.tokens_per_s:.1f} | {per_fwd:.2f} | {alone_ms:.2f} | {sample_ms:.2f} | {per_fwd / step_ms:.2f} |"
         )
     print()
@@ -131,11 +114,11 @@ def main() -> None:
         f"AR stage for {new} tokens, seconds, at R tokens per forward (the forward's cost in the decode above); "
         f"one-token decoder: {base.decode_s:.1f} s"
     )
-    print("| L | attention | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
-    print("|---:|---|" + "---:|" * len(rates))
-    for L, attn, _st, per_fwd, *_ in rows:
+    print("| L | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
+    print("|---:|" + "---:|" * len(rates))
+    for L, _st, per_fwd, *_ in rows:
         cells = [f"{new / r * per_fwd / 1e3:.1f}" if r <= L + 1 else "-" for r in rates]
-        print(f"| {L} | {attn} | " + " | ".join(cells) + " |")
+        print(f"| {L} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Run at 9999d5b; the review mend after it dropped --attentions and the SDPA verify option.)
 # Twenty-first session, one H200 carrying .gpu4 (~6 min). Issue 13: speculative decoding after call b24 (GEMM
 # attention, forwards from graphs, accept/reject eager with a host read per forward: 4.6 / 5.9 / 8.5 ms a forward in
 # the decode at L = 16 / 32 / 64 against 3.6 / 4.2 / 5.6 ms for the forward alone). Now the forward and the

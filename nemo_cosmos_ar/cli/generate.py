@@ -136,8 +136,6 @@ def options_from_args(args: argparse.Namespace):
         decode.bucket = args.attention_bucket
     if args.sample_in_graph is not None:
         decode.sample_in_graph = args.sample_in_graph == "on"
-    if args.speculative_window < 0:
-        raise ValueError(f"--speculative-window must be >= 0 (0 = off), got {args.speculative_window}")
     if args.speculative_window and args.batch_size > 1:
         raise ValueError("--speculative-window decodes one video at a time; drop --batch-size or set it to 1")
     decode.speculative, decode.speculative_init = args.speculative_window, args.speculative_init

@@ -97,11 +97,6 @@ class McoreEngine:
         self.reducer = None
         # Programmatic dependent launch at TP > 1 too (``pdl`` alone is TP=1 only, where it was measured).
         self.pdl_tp = False
-        # The attention of ``verify`` (speculative decoding's M-row forward): "gemm" (two GEMMs per KV group, fp32
-        # softmax) or "sdpa" (torch SDPA with a boolean mask: 6.5-7.1 ms a forward in a graph on the H200 at any
-        # L, against 3.6 ms at L = 16 for "gemm"; compiled flex_attention measured 180 ms and was dropped,
-        # BENCHMARKS.md issue 13).
-        self.verify_attention = "gemm"
         # "int8": the decode projections quantized per output row (``quant.py``; the batch-1 gemv step reads the int8
         # copies, everything else the dequantized bf16 weights). Set by ``configure_decode`` only: it is one-way.
         self.weights = "bf16"
@@ -275,15 +270,13 @@ class McoreEngine:
             kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
             vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
             qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
-            if self.verify_attention == "sdpa":
-                o = F.scaled_dot_product_attention(
-                    qg[None], kc[:, :, :attend], vc[:, :, :attend], attn_mask=visible, scale=self.scale
-                )[0]
-            else:  # two GEMMs per group, the softmax in fp32 (the "gemm" decode attention's arithmetic)
-                scale = self.scale if self.scale is not None else hd**-0.5
-                scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale  # [g, M*hpg, attend]
-                probs = scores.masked_fill_(~visible, float("-inf")).softmax(-1).to(vc.dtype)
-                o = torch.matmul(probs, vc[0, :, :attend])  # [g, M * hpg, hd]
+            # Two GEMMs per group with the softmax in fp32 (the "gemm" decode attention's arithmetic). On the H200
+            # SDPA under this mask took 6.5-7.1 ms a forward and compiled flex_attention 180 ms, against 3.6 ms at
+            # M = 17 (BENCHMARKS.md, issue 13).
+            scale = self.scale if self.scale is not None else hd**-0.5
+            scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale  # [g, M*hpg, attend]
+            probs = scores.masked_fill_(~visible, float("-inf")).softmax(-1).to(vc.dtype)
+            o = torch.matmul(probs, vc[0, :, :attend])  # [g, M * hpg, hd]
             return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(q.shape[0], q.shape[1], g * hpg * hd)
 
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [M, 1, dim]
@@ -324,7 +317,21 @@ class McoreEngine:
         uncompiled (the same function, for the tests).
         q ``[1, B, heads, hd]``, k/v ``[B, groups, L, hd]`` -> ``[1, B, heads * hd]``.
         """
-        run = _flex_kernel(q.is_cuda)
+        from torch.nn.attention.flex_attention import flex_attention
+
+        global _FLEX_COMPILED
+        run = flex_attention
+        if q.is_cuda:
+            if _FLEX_COMPILED is None:
+                # one compile per attention length (bucket): raise dynamo's default limit of 8 so a long grid with
+                # small buckets does not fall back to the (very slow) uncompiled flex_attention
+                import torch._dynamo.config as dcfg
+
+                for knob in ("recompile_limit", "cache_size_limit"):
+                    if hasattr(dcfg, knob):
+                        setattr(dcfg, knob, max(getattr(dcfg, knob), 64))
+                _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
+            run = _FLEX_COMPILED
         mods = self.__dict__.setdefault("_flex_mods", {})
         visible = mods.get(id(pos))
         if visible is None:  # one score modification per position buffer: a new closure would recompile
@@ -348,25 +355,6 @@ class McoreEngine:
         pos = torch.arange(tokens.shape[1], device=self.device)[None]
         logits = self.model(tokens.to(self.device), pos, None)
         return self._gather(logits)[..., : self.vocab_size]
-
-
-def _flex_kernel(cuda: bool):
-    """``flex_attention``, compiled on CUDA (once per process; on CPU it runs uncompiled, for the tests)."""
-    from torch.nn.attention.flex_attention import flex_attention
-
-    global _FLEX_COMPILED
-    if not cuda:
-        return flex_attention
-    if _FLEX_COMPILED is None:
-        # one compile per attention length (bucket): raise dynamo's default limit of 8 so a long grid with small
-        # buckets does not fall back to the (very slow) uncompiled flex_attention
-        import torch._dynamo.config as dcfg
-
-        for knob in ("recompile_limit", "cache_size_limit"):
-            if hasattr(dcfg, knob):
-                setattr(dcfg, knob, max(getattr(dcfg, knob), 64))
-        _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
-    return _FLEX_COMPILED
 
 
 DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")

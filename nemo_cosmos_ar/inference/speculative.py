@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
+from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
 
 INITS = ("previous-frame", "random")
 
@@ -69,7 +69,7 @@ class SpeculativeConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"the speculative window must be an integer >= 1 (0 turns it off), got {self.window}")
+            raise ValueError(f"the speculative window (--speculative-window) must be an integer >= 1 (0 turns it off), got {self.window}")
         if self.init not in INITS:
             raise ValueError(f"draft init must be one of {', '.join(INITS)}, got {self.init!r}")
 
@@ -156,7 +156,7 @@ class _Window:
         L, n, rows = self.L, self.n, self.rows
         p = sampling_probs(logits.float(), self.sampling)  # [L + 1, V]: row j is position n + 1 + j
         uniform = torch.rand(L, generator=self.gen, device=p.device)
-        exp = _exp(p.shape, self.gen, p.device)
+        exp = exponential_draw(p.shape[0], p.shape[1], self.gen, p.device)
         drawn, kept = coupled_resample(p[:L], self.q, self.grid.index_select(0, n + 1 + rows), uniform, exp[:L])
         drawn = torch.cat([drawn, race(p[L:], exp[L:])])  # [L + 1]: the bonus draw after L passes last
         valid = (self.total - 1 - n).clamp(0, L)  # draft positions inside the grid
@@ -292,7 +292,7 @@ def generate(
         return grid[None, :total_tokens], stats, prefill_s
     # The first new token: a plain draw from the prefill's logits (nothing to verify yet).
     p0 = sampling_probs(logits.float(), sampling)
-    grid[num_prompt] = race(p0, _exp(p0.shape, generator, device))[0]
+    grid[num_prompt] = race(p0, exponential_draw(1, p0.shape[1], generator, device))[0]
     if progress:
         progress.update(1)
     win.start(num_prompt)
@@ -322,8 +322,3 @@ def generate(
         torch.cuda.synchronize(device)
     stats.generated = total_tokens - num_prompt
     return grid[None, :total_tokens], stats, prefill_s
-
-
-def _exp(shape, generator, device) -> torch.Tensor:
-    e = torch.empty(shape, device=device).exponential_(1.0, generator=generator)
-    return e.clamp_min_(torch.finfo(e.dtype).tiny)
