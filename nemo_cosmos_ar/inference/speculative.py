@@ -69,7 +69,9 @@ class SpeculativeConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"the speculative window (--speculative-window) must be an integer >= 1 (0 turns it off), got {self.window}")
+            raise ValueError(
+                f"the speculative window (--speculative-window) must be an integer >= 1 (0 turns it off), got {self.window}"
+            )
         if self.init not in INITS:
             raise ValueError(f"draft init must be one of {', '.join(INITS)}, got {self.init!r}")
 
