@@ -4,22 +4,21 @@ stage takes with it, against generate's one-token decoder.
 Random weights in bf16, a random 2-frame prompt (5,120 tokens), the rest of the 5x40x64 grid generated (7,680
 tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
 
-* the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (the forwards replayed
-  from CUDA graphs, the accept/reject eager, a host sync per forward to learn how many drafts passed), after a
-  short warm-up run that compiles the M-row pieces;
+* the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (forward and
+  accept/reject replayed as one CUDA graph a step, the host reading the window one step late);
 * the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph;
-* the per-forward sampling work alone (top-p over L + 1 rows, the coupled resample).
+* the accept/reject alone in a graph (top-p over L + 1 rows, the coupled resample), torch ops or
+  ``accept_kernel``; each run picks the verify attention (GEMMs or ``verify_kernel``) and the accept/reject.
 
 How many tokens a forward accepts is a property of the weights: random weights make near-uniform distributions that
 barely depend on the context, so their figure says nothing about the released model's. The table therefore also
 gives the AR stage's time for a range of tokens per forward: 7,680 / R forwards at the measured cost of one.
 
-    python bench/bench_speculative.py [--windows 8,16,32,64]
+    python bench/bench_speculative.py [--runs 16:gemm+torch,16:triton+kernel,32:triton+kernel]
 """
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,13 +33,18 @@ from bench.bench_gemv import graph_time as _graph_time  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--windows", default="8,16,32,64")
+    ap.add_argument(
+        "--runs",
+        default="16:gemm+torch,16:triton+torch,16:triton+kernel,32:triton+kernel,64:triton+kernel",
+        help="L:attention+accept per decode: the verify attention (gemm: two GEMMs per KV group; triton: "
+        "verify_kernel) and the accept/reject (torch ops or accept_kernel)",
+    )
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     args = ap.parse_args()
+    from nemo_cosmos_ar.inference import accept_kernel, speculative
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference import generator as gen
-    from nemo_cosmos_ar.inference import speculative
-    from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
+    from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
     from nemo_cosmos_ar.model.presets import get_preset
 
     device = en.init_parallel(1, torch.device("cuda"))
@@ -49,10 +53,10 @@ def main() -> None:
     en.configure_decode(engine)  # generate's defaults: fused step, Triton gemv + attention, PDL
     total, frame = cfg.seq_length, 40 * 64
     prompt = torch.randint(0, cfg.vocab_size, (1, 2 * frame), generator=torch.Generator().manual_seed(0))
-    sampling = SamplingConfig()
     new = total - 2 * frame
 
-    def run(opts, length=total, seed=0):
+    def run(opts, length=total, seed=0, sampling=None):
+        sampling = sampling or SamplingConfig()
         g = torch.Generator(device=device).manual_seed(seed)
         return gen.generate_tokens(engine, prompt, length, sampling, g, options=opts)
 
@@ -63,11 +67,13 @@ def main() -> None:
         f"one-token decoder (generate's default, graphs): {base.decode_s:.2f} s for {new} tokens, "
         f"{base.tokens_per_s:.1f} tokens/s, {step_ms:.3f} ms a step"
     )
-    windows = [int(w) for w in args.windows.split(",")]
+    runs = [(int(r.split(":")[0]), *r.split(":")[1].split("+")) for r in args.runs.split(",")]
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
-    for L in windows:
-        # the forward alone, at the prompt's end, in a graph
+    for L, attention, accept in runs:
+        sampling = SamplingConfig(kernel="auto" if accept == "kernel" else "torch")
+        engine.decode_attention = attention
+        # the forward alone, at the prompt's end, in a graph; the accept/reject alone
         m = L + 1
         cache = engine.new_cache(1, total + L + 1)
         with torch.inference_mode():
@@ -79,46 +85,49 @@ def main() -> None:
             logits = engine.verify(toks, pos, cache, attend)
             q = sampling_probs(logits[:L].float(), sampling)
             drafts = toks[0, 1:]
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            for _ in range(20):
-                p = sampling_probs(logits.float(), sampling)
+
+            def accept_once(i, logits=logits, q=q, drafts=drafts, L=L, sampling=sampling):
                 u = torch.rand(L, device=device)
-                e = torch.empty_like(p).exponential_(1.0)
-                speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
-            torch.cuda.synchronize()
-            sample_ms = 1e3 * (time.perf_counter() - t) / 20
+                e = exponential_draw(L + 1, logits.shape[1], None, device)
+                if sampling.kernel == "auto":
+                    return accept_kernel.accept(logits, 1.0, 0.8, q, drafts, u, e)
+                p = sampling_probs(logits.float(), sampling)
+                return speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
+
+            sample_ms = 1e3 * _graph_time(accept_once, 1)
         cache = None  # freed before the decodes
-        _, st = run(gen.DecodeOptions(speculative=L))  # compiling and capture outside its decode seconds
+        _, st = run(gen.DecodeOptions(speculative=L), sampling=sampling)  # compile + capture outside decode_s
         per_fwd = 1e3 * st.decode_s / st.forwards
-        rows.append((L, st, per_fwd, alone_ms, sample_ms))
+        rows.append((L, f"{attention}+{accept}", st, per_fwd, alone_ms, sample_ms))
         print(
-            f"L={L}: {st.decode_s:.2f} s, {st.forwards} forwards, {st.generated_tokens / st.forwards:.2f} "
-            f"tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, {per_fwd:.2f} ms a forward in the "
-            f"decode; the forward alone in a graph {alone_ms:.2f} ms; sampling + coupling {sample_ms:.2f} ms",
+            f"L={L} {attention}+{accept}: {st.decode_s:.2f} s, {st.forwards} forwards, "
+            f"{st.generated_tokens / st.forwards:.2f} tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, "
+            f"{per_fwd:.2f} ms a step in the decode; the forward alone in a graph {alone_ms:.2f} ms; the "
+            f"accept/reject alone {sample_ms:.3f} ms",
             flush=True,
         )
+    engine.decode_attention = "triton"
     print()
     print(
-        "| L | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a forward in the "
-        "decode | the forward alone in a graph ms | sampling + coupling ms | a forward in one-token steps |"
+        "| L | attention + accept | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
+        "the decode | the forward alone in a graph ms | accept/reject alone ms | a step in one-token steps |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for L, st, per_fwd, alone_ms, sample_ms in rows:
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for L, name, st, per_fwd, alone_ms, sample_ms in rows:
         print(
-            f"| {L} | {st.forwards} | {st.generated_tokens / st.forwards:.2f} | {st.decode_s:.2f} | "
-            f"{st.tokens_per_s:.1f} | {per_fwd:.2f} | {alone_ms:.2f} | {sample_ms:.2f} | {per_fwd / step_ms:.2f} |"
+            f"| {L} | {name} | {st.forwards} | {st.generated_tokens / st.forwards:.2f} | {st.decode_s:.2f} | "
+            f"{st.tokens_per_s:.1f} | {per_fwd:.2f} | {alone_ms:.2f} | {sample_ms:.3f} | {per_fwd / step_ms:.2f} |"
         )
     print()
     print(
-        f"AR stage for {new} tokens, seconds, at R tokens per forward (the forward's cost in the decode above); "
+        f"AR stage for {new} tokens, seconds, at R tokens per forward (the step's cost in the decode above); "
         f"one-token decoder: {base.decode_s:.1f} s"
     )
-    print("| L | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
-    print("|---:|" + "---:|" * len(rates))
-    for L, _st, per_fwd, *_ in rows:
+    print("| L | attention + accept | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
+    print("|---:|---|" + "---:|" * len(rates))
+    for L, name, _st, per_fwd, *_ in rows:
         cells = [f"{new / r * per_fwd / 1e3:.1f}" if r <= L + 1 else "-" for r in rates]
-        print(f"| {L} | " + " | ".join(cells) + " |")
+        print(f"| {L} | {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

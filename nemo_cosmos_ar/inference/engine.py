@@ -27,7 +27,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nemo_cosmos_ar.inference import decode_kernel, fused_int8, fused_step, gemv_cuda, quant, symm_reduce
+from nemo_cosmos_ar.inference import (
+    decode_kernel,
+    fused_int8,
+    fused_step,
+    gemv_cuda,
+    quant,
+    symm_reduce,
+    verify_kernel,
+)
 from nemo_cosmos_ar.inference.mcore_setup import (  # noqa: F401  (re-exported: engine.init_parallel etc.)
     _quiet_megatron_import,
     build_model,
@@ -255,6 +263,8 @@ class McoreEngine:
         Rows past the grid (the window's tail at the end) write their K/V to the cache's spare slots and take the
         last position's RoPE angles; their logits mean nothing. With the fused step the M tokens are its batch rows
         (its compiled norms, RoPE and SwiGLU; cuBLAS products), otherwise Megatron's layers run them as a sequence.
+        The attention is ``verify_kernel``'s split-K kernel with the ``"triton"`` decode attention, else two GEMMs
+        per KV group with an fp32 softmax.
         """
         m = tokens.shape[1]
         slots = pos + torch.arange(m, device=self.device)
@@ -262,13 +272,20 @@ class McoreEngine:
         # GQA without copying the cache: a group's hpg query heads x M positions are the rows of one attention over
         # that group's K/V (row r is position r // hpg), under a mask built once for all layers.
         hpg = self.layers[0].self_attention.num_attention_heads_per_partition // self.groups
-        visible = (torch.arange(attend, device=self.device)[None] <= slots[:, None]).repeat_interleave(hpg, 0)
+        visible = None
+        if self.decode_attention != "triton":  # the kernel masks by position itself
+            visible = (torch.arange(attend, device=self.device)[None] <= slots[:, None]).repeat_interleave(hpg, 0)
 
         def attend_fn(attn, q, k, v, kv):
             kc, vc = kv  # [1, groups, length, hd]
             g, hd = kc.shape[1], kc.shape[3]
             kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
             vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
+            if self.decode_attention == "triton":  # split-K flash attention over the filled slots only
+                o = verify_kernel.verify_attention(
+                    q.reshape(m, g * hpg, hd), kc[0, :, :attend], vc[0, :, :attend], pos, self.scale
+                )
+                return o.view(q.shape[0], q.shape[1], g * hpg * hd)
             qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
             # Two GEMMs per group with the softmax in fp32 (the "gemm" decode attention's arithmetic). On the H200
             # SDPA under this mask took 6.5-7.1 ms a forward and compiled flex_attention 180 ms, against 3.6 ms at
