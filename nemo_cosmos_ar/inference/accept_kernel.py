@@ -44,11 +44,13 @@ def _build():
     @triton.jit
     def _keys(x_raw, KEY_BITS: tl.constexpr):
         """Integer keys in the floats' order (the sign bit's flip: negative floats' other bits reversed)."""
-        if KEY_BITS == 16:
+        if KEY_BITS == 16:  # (one return after the branches: the compiler refuses a return inside them)
             k = x_raw.to(tl.int16, bitcast=True).to(tl.int64)
-            return tl.where(k < 0, k ^ 0x7FFF, k)
-        k = x_raw.to(tl.int32, bitcast=True).to(tl.int64)
-        return tl.where(k < 0, k ^ 0x7FFFFFFF, k)
+            k = tl.where(k < 0, k ^ 0x7FFF, k)
+        else:
+            k = x_raw.to(tl.int32, bitcast=True).to(tl.int64)
+            k = tl.where(k < 0, k ^ 0x7FFFFFFF, k)
+        return k
 
     globals()["_keys"] = _keys  # Triton resolves a kernel's helper functions among its module's globals
 
