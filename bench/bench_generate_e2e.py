@@ -25,6 +25,7 @@ Configurations (``--configs``, comma-separated; default all but the opt-in ``*in
 * ``dd-int8-fp8``: both.
 * ``dd-int8-fp8-triton``: both, the int8 products by the Triton kernel instead of the CUDA one.
 * ``dd-int8-fp8-cuda``: both, the CUDA int8 kernel without the fusions that are the default at TP=1.
+* ``dd-spec16`` / ``dd-spec32`` / ``dd-spec64``: ``--speculative-window L`` (opt-in).
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
@@ -108,8 +109,10 @@ CONFIGS = {
         "--decode-int8-kernel",
         "cuda",
     ],
+    # speculative decoding (opt-in: the same distribution, other draws for a seed), window 16 / 32 / 64
+    **{f"dd-spec{w}": ["--speculative-window", str(w)] for w in (16, 32, 64)},
 }
-DEFAULT_CONFIGS = [c for c in CONFIGS if "int8" not in c and "fp8" not in c]
+DEFAULT_CONFIGS = [c for c in CONFIGS if not any(o in c for o in ("int8", "fp8", "spec"))]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"
 # The child process: run the command in-process, then report the peak GPU memory it reached.
 CHILD = """

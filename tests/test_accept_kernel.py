@@ -21,7 +21,8 @@ from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs  # 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 HERE = DEVICE.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 here = pytest.mark.skipif(not HERE, reason="runs in the child pytest with TRITON_INTERPRET=1")
-V = 3000  # two tiles of 2,048, the second ragged
+V = 1000  # 4 tiles of 256, the last ragged; SPLITS_T chunks of 512: [0, 512), [512, 1000) and an empty one
+SPLITS_T = 3
 
 
 def _case(rows: int, dtype, seed: int, scale: float = 3.0):
@@ -68,7 +69,7 @@ def test_accept_equals_the_torch_ops(dtype, temperature, top_p):
     sampling = SamplingConfig(temperature=temperature, top_p=top_p)
     args = _case(9, dtype, seed=int(temperature * 10 + top_p * 100))
     want_drawn, want_kept, want_p, edge = _torch_path(*args, sampling)
-    drawn, kept, p = ak.accept(*args[:1], temperature, top_p, *args[1:])
+    drawn, kept, p = ak.accept(*args[:1], temperature, top_p, *args[1:], splits=SPLITS_T)
     assert p.shape == (9, V) and drawn.shape == (9,) and kept.shape == (8,)
     assert torch.equal((p > 0) & ~edge, (want_p > 0) & ~edge)  # the nucleus, entry for entry, off its edge
     assert top_p == 1.0 or edge.sum().item() < 2  # (at 1 the whole tail is within 1e-5 of it)
@@ -84,7 +85,7 @@ def test_a_tie_at_the_nucleus_edge_keeps_its_first_members_in_vocabulary_order()
     order while the mass before them is at most top_p, so exactly the first three of them are kept."""
     logits = torch.full((2, V), -20.0)
     logits[:, [7, 90]] = 4.0  # two tokens above the tie
-    group = [3, 11, 500, 2100, 2200, 2999]  # in both tiles
+    group = [3, 11, 600, 700, 800, 999]  # the third kept member is in the second chunk
     logits[:, group] = 2.0
     logits = logits.to(torch.bfloat16).to(DEVICE)
     e = torch.exp(logits.float().cpu())
@@ -95,8 +96,8 @@ def test_a_tie_at_the_nucleus_edge_keeps_its_first_members_in_vocabulary_order()
     q[0, 0] = 1.0
     drafts = torch.zeros(1, dtype=torch.long, device=DEVICE)
     exp = torch.ones(2, V, device=DEVICE)
-    _, _, p = ak.accept(logits, 1.0, top_p, q, drafts, torch.zeros(1, device=DEVICE), exp)
-    assert (p[0] > 0).nonzero()[:, 0].tolist() == sorted([7, 90, 3, 11, 500])
+    _, _, p = ak.accept(logits, 1.0, top_p, q, drafts, torch.zeros(1, device=DEVICE), exp, splits=SPLITS_T)
+    assert (p[0] > 0).nonzero()[:, 0].tolist() == sorted([7, 90, 3, 11, 600])
     assert abs(p[0, 3].item() - each.item() / (above + 3 * each).item()) < 1e-6
 
 
@@ -118,7 +119,7 @@ def test_the_kernel_is_used_only_for_the_top_p_path():
 @here
 def test_bad_shapes_are_refused():
     logits, q, drafts, uniform, exp = _case(4, torch.float32, seed=1)
-    with pytest.raises(ValueError, match=r"accept: logits \(4, 3000\), q \(4, 3000\).*one row fewer"):
+    with pytest.raises(ValueError, match=r"accept: logits \(4, 1000\), q \(4, 1000\).*one row fewer"):
         ak.accept(logits, 1.0, 0.8, torch.cat([q, q[:1]]), drafts, uniform, exp)
 
 
@@ -127,7 +128,7 @@ def test_bad_shapes_are_refused():
 def test_speculative_generate_with_the_kernel_gives_the_torch_paths_tokens():
     """Seeded top-p speculative decoding of test_speculative.py's enumerable toy model (vocabulary 3, so the
     interpreter is quick): the kernel's accept/reject and the torch ops' give the same tokens and forward counts in
-    20 generations per draft init."""
+    10 generations per draft init."""
     from test_speculative import MarkovEngine
 
     model = MarkovEngine(3, (4, 1, 2), seed=1)
@@ -139,11 +140,11 @@ def test_speculative_generate_with_the_kernel_gives_the_torch_paths_tokens():
             g = torch.Generator().manual_seed(7)
             runs[kernel] = [
                 speculative.generate(model, prompt, 8, SamplingConfig(top_p=0.9, kernel=kernel), config, g)
-                for _ in range(20)
+                for _ in range(10)
             ]
         for (a, sa, _), (b, sb, _) in zip(runs["auto"], runs["torch"]):
             assert torch.equal(a, b) and sa.forwards == sb.forwards, init
-        assert len({tuple(out[0].tolist()) for out, _, _ in runs["auto"]}) > 5  # the draws do vary
+        assert len({tuple(out[0].tolist()) for out, _, _ in runs["auto"]}) > 3  # the draws do vary
 
 
 @pytest.mark.skipif(HERE, reason="the tests ran in this process")
