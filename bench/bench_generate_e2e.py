@@ -153,7 +153,8 @@ TIMING = re.compile(
     r"load (?P<load>[\d.]+)s \((?P<parts>[^)]*)\), encode (?P<encode>[\d.]+)s"
     r"(?: \((?P<beside>[\d.]+)s beside the AR model load\))?, prefill (?P<prefill>[\d.]+)s, "
     r"compile and graph capture (?P<capture>[\d.]+)s, decode (?P<ar>[\d.]+)s "
-    r"\((?P<tps>[\d.]+) tokens/s\), (?P<which>diffusion|DV) decode (?P<dec>[\d.]+)s.*write "
+    r"\((?P<tps>[\d.]+) tokens/s(?:, \d+ forwards: [\d.]+ tokens each)?\), (?P<which>diffusion|DV) decode "
+    r"(?P<dec>[\d.]+)s.*write "
     r"(?P<write>[\d.]+)s"
 )
 
