@@ -7,14 +7,14 @@ tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
 * the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (forward and
   accept/reject replayed as one CUDA graph a step, the host reading the window one step late);
 * the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph;
-* the accept/reject alone in a graph (top-p over L + 1 rows, the coupled resample), torch ops or
-  ``accept_kernel``; each run picks the verify attention (GEMMs or ``verify_kernel``) and the accept/reject.
+* the accept/reject alone in a graph (top-p over L + 1 rows, the coupled resample); each run picks the verify
+  attention (two GEMMs per KV group, or ``verify_kernel``'s split-K kernel).
 
 How many tokens a forward accepts is a property of the weights: random weights make near-uniform distributions that
 barely depend on the context, so their figure says nothing about the released model's. The table therefore also
 gives the AR stage's time for a range of tokens per forward: 7,680 / R forwards at the measured cost of one.
 
-    python bench/bench_speculative.py [--runs 16:gemm+torch,16:triton+kernel,32:triton+kernel]
+    python bench/bench_speculative.py [--runs 16:gemm,16:triton,32:triton,64:triton]
 """
 
 import argparse
@@ -35,15 +35,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--runs",
-        default="16:gemm+torch,16:triton+torch,16:triton+kernel,32:triton+kernel,64:triton+kernel",
-        help="L:attention+accept per decode: the verify attention (gemm: two GEMMs per KV group; triton: "
-        "verify_kernel) and the accept/reject (torch ops or accept_kernel)",
+        default="16:gemm,16:triton,32:triton,64:triton",
+        help="L:attention per decode: the verify attention (gemm: two GEMMs per KV group; triton: verify_kernel)",
     )
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     args = ap.parse_args()
-    from nemo_cosmos_ar.inference import accept_kernel, speculative
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference import generator as gen
+    from nemo_cosmos_ar.inference import speculative
     from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
     from nemo_cosmos_ar.model.presets import get_preset
 
@@ -67,11 +66,11 @@ def main() -> None:
         f"one-token decoder (generate's default, graphs): {base.decode_s:.2f} s for {new} tokens, "
         f"{base.tokens_per_s:.1f} tokens/s, {step_ms:.3f} ms a step"
     )
-    runs = [(int(r.split(":")[0]), *r.split(":")[1].split("+")) for r in args.runs.split(",")]
+    runs = [(int(r.split(":")[0]), r.split(":")[1]) for r in args.runs.split(",")]
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
-    for L, attention, accept in runs:
-        sampling = SamplingConfig(kernel="auto" if accept == "kernel" else "torch")
+    sampling = SamplingConfig()
+    for L, attention in runs:
         engine.decode_attention = attention
         # the forward alone, at the prompt's end, in a graph; the accept/reject alone
         m = L + 1
@@ -86,11 +85,9 @@ def main() -> None:
             q = sampling_probs(logits[:L].float(), sampling)
             drafts = toks[0, 1:]
 
-            def accept_once(i, logits=logits, q=q, drafts=drafts, L=L, sampling=sampling):
+            def accept_once(i, logits=logits, q=q, drafts=drafts, L=L):
                 u = torch.rand(L, device=device)
                 e = exponential_draw(L + 1, logits.shape[1], None, device)
-                if sampling.kernel == "auto":
-                    return accept_kernel.accept(logits, 1.0, 0.8, q, drafts, u, e)
                 p = sampling_probs(logits.float(), sampling)
                 return speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
 
@@ -98,9 +95,9 @@ def main() -> None:
         cache = None  # freed before the decodes
         _, st = run(gen.DecodeOptions(speculative=L), sampling=sampling)  # compile + capture outside decode_s
         per_fwd = 1e3 * st.decode_s / st.forwards
-        rows.append((L, f"{attention}+{accept}", st, per_fwd, alone_ms, sample_ms))
+        rows.append((L, attention, st, per_fwd, alone_ms, sample_ms))
         print(
-            f"L={L} {attention}+{accept}: {st.decode_s:.2f} s, {st.forwards} forwards, "
+            f"L={L} {attention}: {st.decode_s:.2f} s, {st.forwards} forwards, "
             f"{st.generated_tokens / st.forwards:.2f} tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, "
             f"{per_fwd:.2f} ms a step in the decode; the forward alone in a graph {alone_ms:.2f} ms; the "
             f"accept/reject alone {sample_ms:.3f} ms",
@@ -109,7 +106,7 @@ def main() -> None:
     engine.decode_attention = "triton"
     print()
     print(
-        "| L | attention + accept | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
+        "| L | verify attention | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
         "the decode | the forward alone in a graph ms | accept/reject alone ms | a step in one-token steps |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -123,7 +120,7 @@ def main() -> None:
         f"AR stage for {new} tokens, seconds, at R tokens per forward (the step's cost in the decode above); "
         f"one-token decoder: {base.decode_s:.1f} s"
     )
-    print("| L | attention + accept | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
+    print("| L | verify attention | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
     print("|---:|---|" + "---:|" * len(rates))
     for L, name, _st, per_fwd, *_ in rows:
         cells = [f"{new / r * per_fwd / 1e3:.1f}" if r <= L + 1 else "-" for r in rates]

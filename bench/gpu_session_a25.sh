@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Run at b6336f7; accept_kernel and its bench/test parts were removed after call b25 measured it slower.)
 # Twenty-second session, one H200 carrying .gpu4 (~6 min). Issue 13: the speculative step's two new Triton kernels.
 # Before (call c24): a step of L = 16 cost 4.51 ms in the decode (1.97 one-token steps): the verify forward 3.61 ms
 # alone, of which the GEMM attention (fp32 scores over the whole bucket) ~0.7-1.6 ms, and the accept/reject in torch

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Run at cd3357e; accept_kernel and its bench/test parts were removed after this call measured it slower.)
 # Twenty-second session, one H200 carrying .gpu4 (~8 min). Issue 13. Call a25 measured verify_kernel: a step of L = 16
 # 4.48 -> 3.54 ms (forward alone 3.58 -> 2.91 ms), the AR stage at random weights' 1.97 tokens a step 17.1 -> 13.8 s;
 # but the first accept_kernel (one program a row, 17 bisection passes) took 0.43 ms against the torch ops' 0.36.

@@ -51,7 +51,6 @@ from dataclasses import dataclass
 
 import torch
 
-from nemo_cosmos_ar.inference import accept_kernel
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
 
 INITS = ("previous-frame", "random")
@@ -133,9 +132,6 @@ class _Window:
         self.q = torch.zeros(L, self.vocab, device=device)
         self.rows = torch.arange(L, device=device)
         self.offsets = torch.arange(L + 1, device=device)
-        # the accept/reject as one Triton kernel (``accept_kernel``) where it computes the torch path's draws (CUDA,
-        # top-p; ``SamplingConfig.kernel="torch"``, generate's --sampling-kernel torch, keeps the torch ops)
-        self.kernel = accept_kernel.supported(device, sampling)
 
     def start(self, n: int) -> None:
         """Drafts for positions n+1 .. n+L after the first accepted token at n."""
@@ -160,17 +156,11 @@ class _Window:
     def advance(self, logits: torch.Tensor) -> None:
         """Accept/reject the drafts against the forward's ``logits`` and move the window (module doc, steps 2-4)."""
         L, n, rows = self.L, self.n, self.rows
-        device = logits.device
-        uniform = torch.rand(L, generator=self.gen, device=device)
-        exp = exponential_draw(logits.shape[0], logits.shape[1], self.gen, device)
-        drafts = self.grid.index_select(0, n + 1 + rows)
-        if self.kernel:  # the same draws as below (the same random numbers), without a sort: accept_kernel's doc
-            s = self.sampling
-            drawn, kept, p = accept_kernel.accept(logits, s.temperature, s.top_p, self.q, drafts, uniform, exp)
-        else:
-            p = sampling_probs(logits.float(), self.sampling)  # [L + 1, V]: row j is position n + 1 + j
-            drawn, kept = coupled_resample(p[:L], self.q, drafts, uniform, exp[:L])
-            drawn = torch.cat([drawn, race(p[L:], exp[L:])])  # [L + 1]: the bonus draw after L passes last
+        p = sampling_probs(logits.float(), self.sampling)  # [L + 1, V]: row j is position n + 1 + j
+        uniform = torch.rand(L, generator=self.gen, device=p.device)
+        exp = exponential_draw(p.shape[0], p.shape[1], self.gen, p.device)
+        drawn, kept = coupled_resample(p[:L], self.q, self.grid.index_select(0, n + 1 + rows), uniform, exp[:L])
+        drawn = torch.cat([drawn, race(p[L:], exp[L:])])  # [L + 1]: the bonus draw after L passes last
         valid = (self.total - 1 - n).clamp(0, L)  # draft positions inside the grid
         k = (kept & (rows < valid)).to(torch.int32).cumprod(0).sum().view(1).long()  # leading passes
         # accepted: the k drafts (already in place) and the draw at the first failure (or the bonus) at n + 1 + k
