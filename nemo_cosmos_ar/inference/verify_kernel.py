@@ -2,11 +2,11 @@
 
 A verify forward (``engine.verify``, ``speculative.py``) runs M = L + 1 consecutive positions pos .. pos + M - 1 of one
 sequence against the KV cache, row j seeing slots 0 .. pos + j. As two GEMMs per KV group with an fp32 softmax over
-the whole attended bucket it cost ~1.6 ms of a 3.6 ms forward at M = 17 on the H200 (BENCHMARKS.md, issue 13): the
-scores of every row against every attended slot go to memory and back three times. This is the decode kernel's
-flash-decoding (``decode_kernel``) with more rows:
+the whole attended bucket, the scores of every row against every attended slot go to memory and back three times;
+this kernel took the forward at M = 17 from 3.58 to 2.91 ms on the H200 (BENCHMARKS.md, issue 13). It is the decode
+kernel's flash-decoding (``decode_kernel``) with more rows:
 
-1. ``_split_kernel``, grid ``(groups * row blocks, S)``: the rows of one KV group are its ``hpg`` query heads at each
+1. ``split_kernel``, grid ``(groups * row blocks, S)``: the rows of one KV group are its ``hpg`` query heads at each
    of the M positions, row r being position ``r // hpg`` and head ``g * hpg + r % hpg``; a block of ``BLOCK_H`` rows
    is one ``tl.dot`` against each K tile, so the cache is read once per row block (one block holds them all up to
    M * hpg = ``BLOCK_H``). Each program walks its chunk of the cache clipped to the block's last visible slot
@@ -29,8 +29,8 @@ import torch
 
 from nemo_cosmos_ar.inference import decode_kernel
 
-# Launch choices (bench/bench_speculative.py --sweep-attention times the alternatives). BLOCK_H = 0: the whole
-# M * hpg rows in one block (rounded up to a power of two), capped at MAX_BLOCK_H.
+# Launch choices, not swept yet (the decode kernel's tile and waves; 8 warps for up to 128 rows). BLOCK_H = 0: the
+# whole M * hpg rows in one block (rounded up to a power of two), capped at MAX_BLOCK_H.
 DEFAULTS = {"block_h": 0, "block_n": 64, "waves": 4.0, "num_warps": 8, "num_stages": 2}
 MAX_BLOCK_H = 128
 _KERNELS: list = []
