@@ -286,14 +286,11 @@ class McoreEngine:
                     q.reshape(m, g * hpg, hd), kc[0, :, :attend], vc[0, :, :attend], pos, self.scale
                 )
                 return o.view(q.shape[0], q.shape[1], g * hpg * hd)
-            qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(g, m * hpg, hd)
-            # Two GEMMs per group with the softmax in fp32 (the "gemm" decode attention's arithmetic). On the H200
-            # SDPA under this mask took 6.5-7.1 ms a forward and compiled flex_attention 180 ms, against 3.6 ms at
-            # M = 17 (BENCHMARKS.md, issue 13).
-            scale = self.scale if self.scale is not None else hd**-0.5
-            scores = torch.matmul(qg, kc[0, :, :attend].transpose(-1, -2)).float() * scale  # [g, M*hpg, attend]
-            probs = scores.masked_fill_(~visible, float("-inf")).softmax(-1).to(vc.dtype)
-            o = torch.matmul(probs, vc[0, :, :attend])  # [g, M * hpg, hd]
+            # Otherwise the decode's "gemm" attention with a group's M * hpg rows as its query heads (two GEMMs, the
+            # softmax in fp32). On the H200 SDPA under this mask took 6.5-7.1 ms a forward and compiled
+            # flex_attention 180 ms, against 3.6 ms at M = 17 (BENCHMARKS.md, issue 13).
+            qg = q.reshape(m, g, hpg, hd).permute(1, 0, 2, 3).reshape(1, 1, g * m * hpg, hd)
+            o = self._gemm_attention(qg, kc[:, :, :attend], vc[:, :, :attend], visible)  # [1, 1, g * M * hpg * hd]
             return o.view(g, m, hpg, hd).permute(1, 0, 2, 3).reshape(q.shape[0], q.shape[1], g * hpg * hd)
 
         x = self.model.embedding(input_ids=tokens, position_ids=None)  # [M, 1, dim]
@@ -316,7 +313,8 @@ class McoreEngine:
         K and V once per query head (``repeat_interleave``): for the 4B, 4x the cache read per layer. Here the
         ``heads / groups`` query heads of a group become the rows of one GEMM against that group's K, so the cache
         is read once; the softmax runs in fp32 (as the math path's result is rounded once).
-        q ``[1, B, heads, hd]``, k/v ``[B, groups, L, hd]``, visible ``[1, 1, 1, L]`` -> ``[1, B, heads * hd]``.
+        q ``[1, B, heads, hd]``, k/v ``[B, groups, L, hd]``, visible ``[1, 1, 1, L]`` (or per query row of a group,
+        ``[heads / groups, L]``: ``verify``) -> ``[1, B, heads * hd]``.
         """
         b, g, _, hd = k.shape
         qg = q[0].view(b, g, -1, hd)  # [B, groups, heads per group, hd]

@@ -141,16 +141,8 @@ def verify_attention(
     ``pos + M <= L``. Query head h reads KV group ``h // (heads / groups)``. Returns ``[M, heads * hd]`` in q's dtype.
     ``splits`` forces the number of cache chunks (tests); the other keywords are launch choices (None: ``DEFAULTS``).
     """
-    opts = {
-        key: DEFAULTS[key] if val is None else val
-        for key, val in (
-            ("block_h", block_h),
-            ("block_n", block_n),
-            ("waves", waves),
-            ("num_warps", num_warps),
-            ("num_stages", num_stages),
-        )
-    }
+    given = {"block_h": block_h, "block_n": block_n, "waves": waves, "num_warps": num_warps, "num_stages": num_stages}
+    opts = {**DEFAULTS, **{key: val for key, val in given.items() if val is not None}}
     m, heads, hd = q.shape
     groups, length, khd = k.shape
     if khd != hd or tuple(v.shape) != tuple(k.shape) or heads % groups:
