@@ -326,9 +326,6 @@ def profile_graph(engine, prompt, steps: int, say, label: str, sampling, bucket:
     """Kernel timeline of ``steps`` replays of the captured decode step (sampling in the graph), as generation runs
     it: per token the replay's span, the kernels' summed time, the idle gaps between kernels, the kernel count and
     the largest kernels. With programmatic dependent launch kernels overlap, so the sum may exceed the span."""
-    import json
-    import tempfile
-
     from torch.profiler import ProfilerActivity, profile
 
     from nemo_cosmos_ar.inference.generator import DecodeOptions, _Decoder
@@ -351,6 +348,15 @@ def profile_graph(engine, prompt, steps: int, say, label: str, sampling, bucket:
             for pos in range(p0 + 8, p0 + 8 + steps):
                 dec.run(pos)
             torch.cuda.synchronize()
+    kernel_table(prof, steps, say, label)
+
+
+def kernel_table(prof, steps: int, say, label: str, per: str = "token") -> None:
+    """Summarise a torch.profiler run over ``steps`` replays of a CUDA graph from its chrome trace: per ``per`` the
+    span, the kernels' summed time, the idle gaps and the kernel count, then the kernels by total time."""
+    import json
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         prof.export_chrome_trace(f"{tmp}/trace.json")
         trace = json.load(open(f"{tmp}/trace.json"))
@@ -372,10 +378,10 @@ def profile_graph(engine, prompt, steps: int, say, label: str, sampling, bucket:
         c[0] += 1
         c[1] += e["dur"]
     say(
-        f"\ngraph profile of {label}: {steps} replays; per token: span {span / steps / 1e3:.3f} ms, kernels "
+        f"\ngraph profile of {label}: {steps} replays; per {per}: span {span / steps / 1e3:.3f} ms, kernels "
         f"{busy / steps / 1e3:.3f} ms summed, idle gaps {gaps / steps / 1e3:.3f} ms, {len(kernels) / steps:.0f} kernels"
     )
-    say("| kernel | per token | us per token | share of summed |")
+    say(f"| kernel | per {per} | us per {per} | share of summed |")
     say("|---|---|---|---|")
     for name, (c, t) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:22]:
         say(f"| {name[:90]} | {c / steps:.1f} | {t / steps:.1f} | {100 * t / busy:.1f}% |")

@@ -15,6 +15,7 @@ barely depend on the context, so their figure says nothing about the released mo
 gives the AR stage's time for a range of tokens per forward: 7,680 / R forwards at the measured cost of one.
 
     python bench/bench_speculative.py [--runs 16:gemm,16:triton,32:triton,64:triton]
+    python bench/bench_speculative.py --runs "" --profile 16,64   # kernels of a whole step (forward + accept)
 """
 
 import argparse
@@ -26,9 +27,42 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_generate import random_mcore  # noqa: E402
+from bench_generate import kernel_table, random_mcore  # noqa: E402
 
 from bench.bench_gemv import graph_time as _graph_time  # noqa: E402
+
+
+def profile_step(engine, prompt, total: int, frame: int, L: int, device, steps: int = 20) -> None:
+    """Kernel table of ``steps`` whole speculative steps (verify forward + accept/reject, one CUDA graph each) replayed
+    as the decode replays them, from ~1,000 tokens into the generated part (attending ~6,100-6,600 slots)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from nemo_cosmos_ar.inference import speculative as sp
+    from nemo_cosmos_ar.inference.sampling import SamplingConfig
+
+    p0 = prompt.shape[1]
+    grid = torch.zeros(total + 2 * L + 2, dtype=torch.long, device=device)
+    grid[:p0] = prompt[0].to(device)
+    length = total + L + 1
+    with torch.inference_mode():
+        cache = engine.new_cache(1, length)
+        gen = torch.Generator(device=device).manual_seed(0)
+        win = sp._Window(engine, grid, total, sp.SpeculativeConfig(window=L), frame, SamplingConfig(), gen)
+        start = min(p0 + 1000, (p0 + total) // 2)  # the prompt, then random tokens as if accepted
+        grid[p0:start] = torch.randint(0, engine.vocab_size, (start - p0,), device=device)
+        stepper = sp._Steps(win, cache, start, length)
+        engine.prefill(grid[None, :start], cache)
+        win.start(start)
+        for _ in range(8):
+            stepper(int(win.n) + L + 1)
+        torch.cuda.synchronize()
+        n0 = int(win.n)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):  # the window may advance by up to L + 1 a step: the bound the decode would use
+                stepper(int(win.n) + L + 1)
+            torch.cuda.synchronize()
+        n1 = int(win.n)
+    kernel_table(prof, steps, print, f"the speculative step at L = {L} ({(n1 - n0) / steps:.2f} tokens a step)", "step")
 
 
 def main() -> None:
@@ -39,6 +73,7 @@ def main() -> None:
         help="L:attention per decode: the verify attention (gemm: two GEMMs per KV group; triton: verify_kernel)",
     )
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
+    ap.add_argument("--profile", default="", help="L,...: kernel table of 20 replayed whole steps per window L")
     args = ap.parse_args()
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference import generator as gen
@@ -66,7 +101,9 @@ def main() -> None:
         f"one-token decoder (generate's default, graphs): {base.decode_s:.2f} s for {new} tokens, "
         f"{base.tokens_per_s:.1f} tokens/s, {step_ms:.3f} ms a step"
     )
-    runs = [(int(r.split(":")[0]), r.split(":")[1]) for r in args.runs.split(",")]
+    for L in [int(x) for x in args.profile.split(",") if x]:
+        profile_step(engine, prompt, total, frame, L, device)
+    runs = [(int(r.split(":")[0]), r.split(":")[1]) for r in args.runs.split(",") if r]
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
     sampling = SamplingConfig()
