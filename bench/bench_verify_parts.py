@@ -45,29 +45,34 @@ def sweep_attention(smoke: bool) -> None:
     vs = [torch.randn(groups, cache, hd, device=dev).bfloat16() for _ in range(layers)]
     ms = (5,) if smoke else (17, 33, 65)
     filled = (100,) if smoke else (5120, 12700)
-    choices = list(itertools.product((0, 64, 32), (4, 8), (2.0, 4.0, 8.0)))
+    # call a26 swept rows per block {all, 64, 32} x warps {4, 8} x waves {2, 4, 8}: 64 / 4 / 2 was best everywhere;
+    # now around it: waves below 2, the K tile and the pipeline depth
+    choices = list(itertools.product((64, 0), (4,), (1.0, 1.5, 2.0), (32, 64, 128), (2, 3)))
     if smoke:
         choices = choices[:2]
-    print("| M | filled slots | rows per block | warps | waves | us a call |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| M | filled slots | rows per block | warps | waves | K tile | stages | us a call |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m, n in itertools.product(ms, filled):
         q = torch.randn(m, heads, hd, device=dev).bfloat16()
         pos = torch.tensor([n - m], device=dev)
         attend = min(cache, 512 * -(-n // 512))  # the decode's 512-slot bucket
         best = None
-        for block_h, warps, waves in choices:
+        for block_h, warps, waves, block_n, stages in choices:
+            row = f"| {m} | {n} | {block_h or 'all'} | {warps} | {waves:g} | {block_n} | {stages} |"
 
-            def call(i, a=(q, pos, attend), block_h=block_h, warps=warps, waves=waves):
+            def call(i, a=(q, pos, attend), o=(block_h, warps, waves, block_n, stages)):
                 k, v = ks[i][:, : a[2]], vs[i][:, : a[2]]
-                return vk.verify_attention(a[0], k, v, a[1], block_h=block_h, num_warps=warps, waves=waves)
+                return vk.verify_attention(
+                    a[0], k, v, a[1], block_h=o[0], num_warps=o[1], waves=o[2], block_n=o[3], num_stages=o[4]
+                )
 
             try:
                 us = 1e6 * _time(call, layers, smoke)
             except Exception as err:  # noqa: BLE001 -- a launch choice that does not compile is a row, not a stop
-                print(f"| {m} | {n} | {block_h or 'all'} | {warps} | {waves:g} | failed: {type(err).__name__} |")
+                print(f"{row} failed: {type(err).__name__} |")
                 continue
-            best = min(best or (us, ""), (us, f"{block_h or 'all'}/{warps}/{waves:g}"))
-            print(f"| {m} | {n} | {block_h or 'all'} | {warps} | {waves:g} | {us:.1f} |", flush=True)
+            best = min(best or (us, ""), (us, row))
+            print(f"{row} {us:.1f} |", flush=True)
         if best:
             print(f"best at M = {m}, {n} slots: {best[0]:.1f} us ({best[1]}; default {vk.DEFAULTS})", flush=True)
 
@@ -80,30 +85,35 @@ def profile_accept(smoke: bool) -> None:
 
     dev = torch.device("cpu" if smoke else "cuda")
     vocab = 1000 if smoke else 64000
-    sampling = SamplingConfig()
+    print("\n| M | top-p distribution | accept/reject alone, us (CUDA graph) |")
+    print("|---:|---|---:|")
     for m in (3,) if smoke else (17, 33, 65):
         L = m - 1
         logits = (3 * torch.randn(m, vocab, device=dev)).bfloat16()
         q = torch.softmax(torch.randn(L, vocab, device=dev), -1)
         drafts = torch.randint(0, vocab, (L,), device=dev)
+        # "auto": sample_kernel.nucleus_probs on CUDA (bf16 sort + Triton tiles); "torch": the ops
+        for kernel in ("torch", "auto"):
+            sampling = SamplingConfig(kernel=kernel)
 
-        def once(logits=logits, q=q, drafts=drafts, L=L):
-            p = sampling_probs(logits.float(), sampling)
-            u = torch.rand(L, device=dev)
-            e = exponential_draw(L + 1, vocab, None, dev)
-            drawn, _ = speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
-            return torch.cat([drawn, speculative.race(p[L:], e[L:])])
+            def once(i=0, logits=logits, q=q, drafts=drafts, L=L, sampling=sampling):
+                p = sampling_probs(logits, sampling)
+                u = torch.rand(L, device=dev)
+                e = exponential_draw(L + 1, vocab, None, dev)
+                drawn, _ = speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
+                return torch.cat([drawn, speculative.race(p[L:], e[L:])])
 
-        once()
-        acts = [ProfilerActivity.CPU] if smoke else [ProfilerActivity.CPU, ProfilerActivity.CUDA]
-        with profile(activities=acts) as prof:
-            for _ in range(20):
-                once()
-            if not smoke:
-                torch.cuda.synchronize()
-        key = "self_cpu_time_total" if smoke else "self_device_time_total"
-        print(f"\naccept/reject at M = {m} (20 calls; {key}):")
-        print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
+            once()
+            print(f"| {m} | {kernel} | {1e6 * _time(once, 1, smoke):.1f} |", flush=True)
+            acts = [ProfilerActivity.CPU] if smoke else [ProfilerActivity.CPU, ProfilerActivity.CUDA]
+            with profile(activities=acts) as prof:
+                for _ in range(20):
+                    once()
+                if not smoke:
+                    torch.cuda.synchronize()
+            key = "self_cpu_time_total" if smoke else "self_device_time_total"
+            print(f"\naccept/reject at M = {m}, {kernel} (20 calls; {key}):")
+            print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
 
 
 def main() -> None:

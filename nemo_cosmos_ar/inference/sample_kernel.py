@@ -96,7 +96,36 @@ def _build():
         tl.store(out_ptr + row, tl.load(order_ptr + row * stride_o + rank))
         tl.store(kept_ptr + row, tl.max(tl.load(last_ptr + row * tiles + t, mask=t < tiles, other=0), axis=0))
 
-    _KERNELS.append((mass_kernel, tile_kernel, pick_kernel))
+    @triton.jit
+    def nucleus_kernel(
+        keys_ptr, order_ptr, mass_ptr, kept_ptr, out_ptr,
+        vocab, tiles, stride_k, stride_o, stride_out, temperature, top_p,
+        TILE: tl.constexpr, TILES: tl.constexpr, WRITE: tl.constexpr,
+    ):  # fmt: skip
+        """Grid (rows, tiles): the tile's probabilities and kept ranks as ``tile_kernel`` computes them; without
+        ``WRITE`` the tile's kept mass, with it the kept probabilities over the row's kept mass, written to their
+        token ids (``order`` is a permutation, so every entry of the output row is written once: no zero fill)."""
+        row, tile = tl.program_id(0), tl.program_id(1)
+        keys = keys_ptr + row * stride_k
+        t = tl.arange(0, TILES)
+        mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
+        denom = tl.sum(mass, axis=0)
+        before_tile = tl.sum(tl.where(t < tile, mass, 0.0), axis=0) / denom
+        offs = tile * TILE + tl.arange(0, TILE)
+        valid = offs < vocab
+        top = tl.load(keys).to(tl.float32) / temperature
+        x = tl.load(keys + offs, mask=valid, other=float("-inf")).to(tl.float32) / temperature
+        p = tl.exp(x - top) / denom
+        run = tl.cumsum(p, axis=0) + before_tile
+        keep = ((run - p) <= top_p) & valid
+        if WRITE:
+            kept = tl.sum(tl.load(kept_ptr + row * tiles + t, mask=t < tiles, other=0.0), axis=0)
+            ids = tl.load(order_ptr + row * stride_o + offs, mask=valid, other=0)
+            tl.store(out_ptr + row * stride_out + ids, tl.where(keep, p / kept, 0.0), mask=valid)
+        else:
+            tl.store(kept_ptr + row * tiles + tile, tl.sum(tl.where(keep, p, 0.0), axis=0))
+
+    _KERNELS.append((mass_kernel, tile_kernel, pick_kernel, nucleus_kernel))
     return _KERNELS[0]
 
 
@@ -111,7 +140,7 @@ def race_sorted(
         raise ValueError(f"keys {tuple(keys.shape)}, order {tuple(order.shape)}, race {tuple(race.shape)} must match")
     if keys.stride(-1) != 1 or order.stride(-1) != 1 or race.stride(-1) != 1 or race.dtype != torch.float32:
         raise ValueError("keys, order and race must be row-contiguous, race fp32")
-    mass_k, tile_k, pick_k = _build()
+    mass_k, tile_k, pick_k, _ = _build()
     tiles = -(-vocab // TILE)
     pad = max(16, 1 << (tiles - 1).bit_length())
     dev = keys.device
@@ -136,3 +165,37 @@ def sample_top_p(logits: torch.Tensor, temperature: float, top_p: float, race: t
     ``race [B, V]`` (``sampling.exponential_draw``'s fp32 values). Returns ``[B]`` int64 token ids."""
     keys, order = torch.sort(logits, dim=-1, descending=True, stable=True)
     return race_sorted(keys, order, race, temperature, top_p)[0]
+
+
+def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """``sampling.sampling_probs`` for the top-p path (no top-k, temperature > 0): ``[B, V]`` fp32 in vocabulary
+    order, the nucleus's probabilities over its mass and zeros elsewhere, from ``logits [B, V]`` in the model's dtype.
+
+    Why: speculative decoding needs every verified row's distribution in vocabulary order (the accept test and the
+    residual), and torch's ops for it (fp32 softmax, a 32-bit radix sort, an innermost-dim cumsum, masks, a sum, a
+    division, a scatter) took ~0.25 ms of each step at 17 rows of 64,000 on the H200 (~0.5 ms at 65; BENCHMARKS.md,
+    issue 13, call a26). Here: one stable sort of the 16-bit logits (half the radix passes) and three launches of the
+    tile kernels (tile masses, tile kept masses, the write). The sums run in another order than torch's (module doc):
+    a rank within rounding of the top-p edge may fall the other way, and values differ from the reference's by
+    rounding only."""
+    if logits.ndim != 2 or logits.stride(-1) != 1:
+        raise ValueError(f"logits must be a row-contiguous [B, V] tensor, got {tuple(logits.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"nucleus_probs needs a temperature > 0 (greedy is a one-hot), got {temperature}")
+    batch, vocab = logits.shape
+    keys, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+    mass_k, _, _, nucleus_k = _build()
+    tiles = -(-vocab // TILE)
+    pad = max(16, 1 << (tiles - 1).bit_length())
+    dev = logits.device
+    mass = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
+    kept = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
+    out = torch.empty(batch, vocab, dtype=torch.float32, device=dev)
+    t, p = float(temperature), float(top_p)
+    mass_k[(batch, tiles)](keys, mass, vocab, tiles, keys.stride(0), t, TILE=TILE, num_warps=NUM_WARPS)
+    for write in (False, True):
+        nucleus_k[(batch, tiles)](
+            keys, order, mass, kept, out, vocab, tiles, keys.stride(0), order.stride(0), out.stride(0), t, p,
+            TILE=TILE, TILES=pad, WRITE=write, num_warps=NUM_WARPS,
+        )  # fmt: skip
+    return out

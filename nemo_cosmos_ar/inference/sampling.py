@@ -129,9 +129,24 @@ def sorted_nucleus(probs: torch.Tensor, config: SamplingConfig) -> tuple[torch.T
 
 def sampling_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
     """The distribution tokens are drawn from: ``[..., V]`` fp32 in vocabulary order, rows sum to 1 (one-hot argmax
-    when greedy)."""
-    logits = logits.float()
+    when greedy). Where ``sample`` takes the kernel path (CUDA, top-p alone, ``kernel="auto"``) so does this:
+    ``sample_kernel.nucleus_probs`` on the logits in their own dtype, equal to the ops' result up to rounding."""
     shape = logits.shape
+    if _kernel_path(logits, config):
+        from nemo_cosmos_ar.inference import sample_kernel
+
+        try:
+            return sample_kernel.nucleus_probs(logits.reshape(-1, shape[-1]), config.temperature, config.top_p).view(
+                shape
+            )
+        except Exception as err:  # as in sample: a GPU or Triton build the kernels do not compile for
+            KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
+            warnings.warn(
+                f"the top-p Triton kernels failed on {logits.device} ({KERNEL_FAILURES[-1].splitlines()[0]}); "
+                "using the torch ops from now on (--sampling-kernel torch skips them)",
+                stacklevel=2,
+            )
+    logits = logits.float()
     logits = logits.reshape(-1, shape[-1])
     if config.greedy:
         return torch.nn.functional.one_hot(logits.argmax(-1), shape[-1]).float().reshape(shape)

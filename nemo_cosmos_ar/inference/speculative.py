@@ -156,7 +156,8 @@ class _Window:
     def advance(self, logits: torch.Tensor) -> None:
         """Accept/reject the drafts against the forward's ``logits`` and move the window (module doc, steps 2-4)."""
         L, n, rows = self.L, self.n, self.rows
-        p = sampling_probs(logits.float(), self.sampling)  # [L + 1, V]: row j is position n + 1 + j
+        # [L + 1, V]: row j is position n + 1 + j. On CUDA a bf16 sort and Triton tiles (sample_kernel.nucleus_probs)
+        p = sampling_probs(logits, self.sampling)
         uniform = torch.rand(L, generator=self.gen, device=p.device)
         exp = exponential_draw(p.shape[0], p.shape[1], self.gen, p.device)
         drawn, kept = coupled_resample(p[:L], self.q, self.grid.index_select(0, n + 1 + rows), uniform, exp[:L])
@@ -293,7 +294,7 @@ def generate(
     if total_tokens == num_prompt:
         return grid[None, :total_tokens], stats, prefill_s
     # The first new token: a plain draw from the prefill's logits (nothing to verify yet).
-    p0 = sampling_probs(logits.float(), sampling)
+    p0 = sampling_probs(logits, sampling)
     grid[num_prompt] = race(p0, exponential_draw(1, p0.shape[1], generator, device))[0]
     if progress:
         progress.update(1)
