@@ -30,10 +30,11 @@ import torch
 from nemo_cosmos_ar.inference import decode_kernel
 
 # Launch choices. BLOCK_H = 0: the whole M * hpg rows in one block (rounded up to a power of two), capped at
-# MAX_BLOCK_H. Swept on the H200 (BENCHMARKS.md, issue 13, call a26): blocks of 64 rows, 4 warps and ~2 programs per
-# SM beat the first guess (all rows, 8 warps, 4 waves) at every M = 17 / 33 / 65 and cache fill measured, by 22-40%
-# (M = 17: 26.5 -> 18.5 us a layer at 5,120 filled slots; M = 65: 101 -> 67 us at 12,700).
-DEFAULTS = {"block_h": 64, "block_n": 64, "waves": 2.0, "num_warps": 4, "num_stages": 2}
+# MAX_BLOCK_H. Swept on the H200 (BENCHMARKS.md, issue 13, calls a26 and a27): blocks of 64 rows, 4 warps, ~2
+# programs per SM, 64-slot K tiles and a 3-deep pipeline were the best of the 144 choices tried at every M = 17 / 33 /
+# 65 and cache fill measured: 31-44% under the first guess (all rows, 8 warps, 4 waves, 2 stages), e.g. M = 17 at
+# 5,120 filled slots 26.5 -> 16.4 us a layer, M = 65 at 12,700 101 -> 56.5 us.
+DEFAULTS = {"block_h": 64, "block_n": 64, "waves": 2.0, "num_warps": 4, "num_stages": 3}
 MAX_BLOCK_H = 128
 _KERNELS: list = []
 
