@@ -69,11 +69,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--runs",
-        default="16:triton:cublas,16:triton,32:triton,64:triton",
-        help="L:attention[:products] per decode: the verify attention (gemm: two GEMMs per KV group; triton: "
-        "verify_kernel) and its products (rows: rows_gemm, the default on a GPU; cublas)",
+        default="16:triton,32:triton,64:triton",
+        help="L:attention per decode: the verify attention (gemm: two GEMMs per KV group; triton: verify_kernel)",
     )
-    ap.add_argument("--rows-tuned", help="rows_gemm launch choices from bench_rows_gemm.py --save-tuned")
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     ap.add_argument("--profile", default="", help="L,...: kernel table of 20 replayed whole steps per window L")
     args = ap.parse_args()
@@ -105,19 +103,12 @@ def main() -> None:
     )
     for L in [int(x) for x in args.profile.split(",") if x]:
         profile_step(engine, prompt, total, frame, L, device)
-    if args.rows_tuned:
-        from nemo_cosmos_ar.inference import rows_gemm
-
-        print(f"rows_gemm: {rows_gemm.load_tuned(args.rows_tuned)} tuned launch choices from {args.rows_tuned}")
-    runs = [((r + ":rows").split(":")[:3]) for r in args.runs.split(",") if r]
-    runs = [(int(L), attention, products) for L, attention, products in runs]
+    runs = [(int(r.split(":")[0]), r.split(":")[1]) for r in args.runs.split(",") if r]
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
     sampling = SamplingConfig()
-    for L, attention, products in runs:
+    for L, attention in runs:
         engine.decode_attention = attention
-        engine.verify_rows = products == "rows"
-        attention = attention if products == "rows" else f"{attention}, {products}"
         # the forward alone, at the prompt's end, in a graph; the accept/reject alone
         m = L + 1
         cache = engine.new_cache(1, total + L + 1)
@@ -149,7 +140,7 @@ def main() -> None:
             f"accept/reject alone {sample_ms:.3f} ms",
             flush=True,
         )
-    engine.decode_attention, engine.verify_rows = "triton", True
+    engine.decode_attention = "triton"
     print()
     print(
         "| L | verify attention | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at a27a4cd; rows_gemm was removed after this call (slower than cuBLAS at M = 33 / 65, even at 17: BENCHMARKS.md).
 # Twenty-third session, call a28 (one H200 carrying .gpu4, ~7 min). Issue 13: the speculative verify forward's products
 # as rows_gemm (Triton, swap-AB, split-K with a fixed-order reduce) instead of cuBLAS (2.12-2.26 ms a forward in a26).
 # (1) the GPU tier's rows_gemm / nucleus_probs / speculative / verify-attention tests; (2) bench_rows_gemm.py at

@@ -423,37 +423,6 @@ def test_top_p_kernels_draw_the_ops_tokens():
     _record("top_p_kernels", **numbers)
 
 
-def test_rows_gemm_products_at_the_4b_shapes():
-    """``rows_gemm`` (the speculative verify forward's products) at the 4B's five projection shapes and M = 17 / 33 /
-    65 rows, with the launch choices a forward uses (``DEFAULTS`` + ``TUNED``): every output within one bf16 ulp of
-    the fp32 product (plus K * 2^-24 of |x| @ |w|^T for the sums' order); a CUDA-graph replay equals the eager call."""
-    if SMOKE:
-        _record("rows_gemm", skipped="CUDA only: the interpreter runs it in test_rows_gemm.py")
-        return
-    from nemo_cosmos_ar.inference import rows_gemm
-
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    worst = 0.0
-    for n, k in ((6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336), (64000, 4096)):
-        w = 0.02 * torch.randn(n, k, device="cuda", generator=gen).bfloat16()
-        for m in (17, 33, 65):
-            x = torch.randn(m, k, device="cuda", generator=gen).bfloat16()
-            y = rows_gemm.rows_gemm(x, w).float()
-            ref = x.float() @ w.float().T
-            ulp = 2.0 ** (torch.floor(torch.log2(torch.maximum(y.abs(), ref.abs()).clamp_min(2.0**-126))) - 7)
-            tol = ulp + k * 2.0**-24 * (x.float().abs() @ w.float().abs().T)
-            ratio = float(((y - ref).abs() / tol).max())
-            assert ratio <= 1.0, (n, k, m, ratio)
-            worst = max(worst, ratio)
-    graph, out = torch.cuda.CUDAGraph(), torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-    with torch.cuda.graph(graph):
-        out.copy_(rows_gemm.rows_gemm(x, w))
-    graph.replay()
-    torch.cuda.synchronize()
-    assert torch.equal(out, rows_gemm.rows_gemm(x, w))
-    _record("rows_gemm", worst_error_over_tolerance=worst)
-
-
 def test_nucleus_probs_kernel_is_the_ops_distribution():
     """``sampling.sampling_probs`` on CUDA (``sample_kernel.nucleus_probs``: bf16 sort + Triton tiles; speculative
     decoding's p) against the torch ops (``kernel="torch"``, fp32 logits) at 65 rows of the 4B's 64,000 tokens, a

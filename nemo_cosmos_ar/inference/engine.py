@@ -93,9 +93,6 @@ class McoreEngine:
         # With ``gemv``: the norms, SwiGLU and residual adds folded into the kernel (``fused_step.run_layers_gemv``).
         self.gemv_fuse = False
         self.gemv_ok = fused_step.gemv_supported(model)
-        # The speculative verify forward's products as ``rows_gemm`` (its M positions read each weight once) instead
-        # of cuBLAS; set with ``gemv`` by ``configure_decode``.
-        self.verify_rows = False
         # With ``gemv``: fc1 and the SwiGLU as one kernel (``gemv.gemv(..., glu=True)``).
         self.gemv_glu = False
         # With ``gemv`` at TP=1 (batch 1, where it was measured): the step's Triton kernels (products, attention,
@@ -300,9 +297,8 @@ class McoreEngine:
         if self.fused_step:
             cos = self.cos.index_select(0, rows).view(1, m, 1, -1)
             sin = self.sin.index_select(0, rows).view(1, m, 1, -1)
-            rows = self.verify_rows
-            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn, rows=rows)
-            logits = fused_step.project(self.model.output_layer, h, False, False, rows=rows)[0]
+            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn)
+            logits = fused_step.project(self.model.output_layer, h, False, False)[0]
         else:
             cos, sin = self.cos.index_select(0, rows), self.sin.index_select(0, rows)  # [M, 1, 1, hd]
             for layer, kv in zip(self.layers, cache):
@@ -436,7 +432,6 @@ def configure_decode(
     engine.gemv = gemv == "on" or (
         gemv == "auto" and cuda and engine.fused_step and engine.gemv_ok and decode_kernel.available()  # Triton
     )
-    engine.verify_rows = engine.gemv  # the same Triton on the same GPU; rows_gemm.fits guards the rest
     engine.gemv_glu = False  # fc1 + SwiGLU in one kernel measured slower on the H200 (BENCHMARKS.md); kept as an option
     if pdl == "on" and not (engine.fused_step and fused_step.pdl_supported(engine.device)):
         raise ValueError("--decode-pdl on needs the fused step on a CUDA GPU of compute capability 9.0 or later")
