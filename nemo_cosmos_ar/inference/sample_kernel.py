@@ -58,10 +58,14 @@ def _build():
         tl.store(mass_ptr + row * tiles + tile, tl.sum(tl.exp(x - top), axis=0))
 
     @triton.jit
-    def tile_probs(keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p,
-                   TILE: tl.constexpr, TILES: tl.constexpr):  # fmt: skip
-        """A tile's ranks, which are in the row, their probabilities and which are kept: the mass before each rank
-        is the tiles before it (from the tile sums) plus a scan, kept while it is <= top_p."""
+    def tile_kernel(
+        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
+        vocab, tiles, stride_k, stride_r, temperature, top_p,
+        TILE: tl.constexpr, TILES: tl.constexpr,
+    ):  # fmt: skip
+        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
+        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
+        row, tile = tl.program_id(0), tl.program_id(1)
         keys = keys_ptr + row * stride_k
         t = tl.arange(0, TILES)
         mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
@@ -74,20 +78,6 @@ def _build():
         p = tl.exp(x - top) / denom
         run = tl.cumsum(p, axis=0) + before_tile
         keep = ((run - p) <= top_p) & valid
-        return offs, valid, p, keep
-
-    @triton.jit
-    def tile_kernel(
-        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
-        vocab, tiles, stride_k, stride_r, temperature, top_p,
-        TILE: tl.constexpr, TILES: tl.constexpr,
-    ):  # fmt: skip
-        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
-        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
-        row, tile = tl.program_id(0), tl.program_id(1)
-        offs, valid, p, keep = tile_probs(
-            keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p, TILE, TILES
-        )
         e = tl.load(race_ptr + row * stride_r + offs, mask=valid, other=1.0)
         v = tl.where(keep, p / e, -1.0)
         out = row * tiles + tile
@@ -116,10 +106,18 @@ def _build():
         ``WRITE`` the tile's kept mass, with it the kept probabilities over the row's kept mass, written to their
         token ids (``order`` is a permutation, so every entry of the output row is written once: no zero fill)."""
         row, tile = tl.program_id(0), tl.program_id(1)
-        offs, valid, p, keep = tile_probs(
-            keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p, TILE, TILES
-        )
+        keys = keys_ptr + row * stride_k
         t = tl.arange(0, TILES)
+        mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
+        denom = tl.sum(mass, axis=0)
+        before_tile = tl.sum(tl.where(t < tile, mass, 0.0), axis=0) / denom
+        offs = tile * TILE + tl.arange(0, TILE)
+        valid = offs < vocab
+        top = tl.load(keys).to(tl.float32) / temperature
+        x = tl.load(keys + offs, mask=valid, other=float("-inf")).to(tl.float32) / temperature
+        p = tl.exp(x - top) / denom
+        run = tl.cumsum(p, axis=0) + before_tile
+        keep = ((run - p) <= top_p) & valid
         if WRITE:
             kept = tl.sum(tl.load(kept_ptr + row * tiles + t, mask=t < tiles, other=0.0), axis=0)
             ids = tl.load(order_ptr + row * stride_o + offs, mask=valid, other=0)
