@@ -161,7 +161,7 @@ def test_cuda_dispatch(cfg, taken):
 def test_in_the_interpreter():
     """This file's tests in a child pytest that sets TRITON_INTERPRET=1 before anything imports Triton: all pass."""
     summary = run_in_triton_interpreter(__file__)
-    assert re.fullmatch(r"=* ?21 passed, 6 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
+    assert re.fullmatch(r"=* ?22 passed, 6 skipped in [\d.]+s( \([\d:]+\))? ?=*", summary), summary
 
 
 def test_kernels_that_fail_leave_the_torch_ops_with_the_same_draw(monkeypatch):
@@ -187,3 +187,24 @@ def test_kernels_that_fail_leave_the_torch_ops_with_the_same_draw(monkeypatch):
     assert sm.KERNEL_FAILURES and len(calls) == 1
     second = sm.sample(logits, cfg, got)  # no second try, no second warning
     assert len(calls) == 1 and torch.equal(second, sm.sample(logits, sm.SamplingConfig(top_p=0.7, kernel="torch"), ref))
+
+
+def test_a_failing_nucleus_kernel_leaves_the_torch_ops(monkeypatch):
+    """sampling_probs on the kernel path (speculative decoding's p): the kernels failing give one warning and the
+    torch ops' distribution, then the ops from then on; a row-strided input reaches the kernel with unit stride."""
+    calls = []
+
+    def broken(rows, temperature, top_p):
+        calls.append(rows.stride(-1))
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(sk, "nucleus_probs", broken)
+    monkeypatch.setattr(sm, "KERNEL_FAILURES", [])
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda t: True))  # the kernel path, on CPU tensors
+    logits = torch.randn(500, 3, generator=torch.Generator().manual_seed(0)).T  # rows of stride 3
+    cfg = sm.SamplingConfig(top_p=0.7)
+    want = sm.sampling_probs(logits, sm.SamplingConfig(top_p=0.7, kernel="torch"))
+    with pytest.warns(UserWarning, match=r"top-p Triton kernels failed on cpu \(RuntimeError: no kernel image"):
+        assert torch.equal(sm.sampling_probs(logits, cfg), want)
+    assert calls == [1] and len(sm.KERNEL_FAILURES) == 1
+    assert torch.equal(sm.sampling_probs(logits, cfg), want) and calls == [1]  # no second try

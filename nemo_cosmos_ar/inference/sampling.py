@@ -136,9 +136,9 @@ def sampling_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor
         from nemo_cosmos_ar.inference import sample_kernel
 
         try:
-            return sample_kernel.nucleus_probs(logits.reshape(-1, shape[-1]), config.temperature, config.top_p).view(
-                shape
-            )
+            rows = logits.reshape(-1, shape[-1])
+            rows = rows if rows.stride(-1) == 1 else rows.contiguous()  # the kernels read rows of unit stride
+            return sample_kernel.nucleus_probs(rows, config.temperature, config.top_p).view(shape)
         except Exception as err:  # as in sample: a GPU or Triton build the kernels do not compile for
             KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
             warnings.warn(
