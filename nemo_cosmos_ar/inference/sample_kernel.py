@@ -29,6 +29,10 @@ whose nucleus agrees draws the reference's token; the H200 bench: 500 of 500 dra
 for the same seed always. On the H200 a draw takes 41 us instead of 112 in a CUDA graph, and the AR decode of one
 video 12.4 s instead of 13.1. Triton is imported on first use; on CPU tensors the kernels run in Triton's
 interpreter (tests only: generate uses them on CUDA).
+
+``nucleus_probs`` serves speculative decoding, which needs each verified row's whole top-p distribution in vocabulary
+order rather than one draw: the same sort and tile arithmetic, then the kept probabilities written to their token
+ids (``sampling.sampling_probs``'s CUDA path).
 """
 
 from __future__ import annotations
