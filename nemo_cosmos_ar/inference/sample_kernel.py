@@ -61,15 +61,16 @@ def _build():
         x = tl.load(keys + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32) / temperature
         tl.store(mass_ptr + row * tiles + tile, tl.sum(tl.exp(x - top), axis=0))
 
+    # A module global, not a local: Triton's interpreter resolves the helpers a kernel calls in the module's globals
+    # (a closure variable there raised NameError), the compiler in either.
+    global _tile_probs
+
     @triton.jit
-    def tile_kernel(
-        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
-        vocab, tiles, stride_k, stride_r, temperature, top_p,
-        TILE: tl.constexpr, TILES: tl.constexpr,
-    ):  # fmt: skip
-        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
-        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
-        row, tile = tl.program_id(0), tl.program_id(1)
+    def _tile_probs(keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p,
+                    TILE: tl.constexpr, TILES: tl.constexpr):  # fmt: skip
+        """A tile's ranks (``offs``), which are in the row, their probabilities and which are kept: the mass before
+        a rank is the tiles before it (from the tile sums) plus a scan; kept while it is <= top_p. ``tile_kernel``
+        and ``nucleus_kernel`` share it, so the draw and the distribution keep the same ranks."""
         keys = keys_ptr + row * stride_k
         t = tl.arange(0, TILES)
         mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
@@ -82,6 +83,20 @@ def _build():
         p = tl.exp(x - top) / denom
         run = tl.cumsum(p, axis=0) + before_tile
         keep = ((run - p) <= top_p) & valid
+        return offs, valid, p, keep
+
+    @triton.jit
+    def tile_kernel(
+        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
+        vocab, tiles, stride_k, stride_r, temperature, top_p,
+        TILE: tl.constexpr, TILES: tl.constexpr,
+    ):  # fmt: skip
+        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
+        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
+        row, tile = tl.program_id(0), tl.program_id(1)
+        offs, valid, p, keep = _tile_probs(
+            keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p, TILE, TILES
+        )
         e = tl.load(race_ptr + row * stride_r + offs, mask=valid, other=1.0)
         v = tl.where(keep, p / e, -1.0)
         out = row * tiles + tile
@@ -110,18 +125,10 @@ def _build():
         ``WRITE`` the tile's kept mass, with it the kept probabilities over the row's kept mass, written to their
         token ids (``order`` is a permutation, so every entry of the output row is written once: no zero fill)."""
         row, tile = tl.program_id(0), tl.program_id(1)
-        keys = keys_ptr + row * stride_k
+        offs, valid, p, keep = _tile_probs(
+            keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p, TILE, TILES
+        )
         t = tl.arange(0, TILES)
-        mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
-        denom = tl.sum(mass, axis=0)
-        before_tile = tl.sum(tl.where(t < tile, mass, 0.0), axis=0) / denom
-        offs = tile * TILE + tl.arange(0, TILE)
-        valid = offs < vocab
-        top = tl.load(keys).to(tl.float32) / temperature
-        x = tl.load(keys + offs, mask=valid, other=float("-inf")).to(tl.float32) / temperature
-        p = tl.exp(x - top) / denom
-        run = tl.cumsum(p, axis=0) + before_tile
-        keep = ((run - p) <= top_p) & valid
         if WRITE:
             kept = tl.sum(tl.load(kept_ptr + row * tiles + t, mask=t < tiles, other=0.0), axis=0)
             ids = tl.load(order_ptr + row * stride_o + offs, mask=valid, other=0)
@@ -131,6 +138,17 @@ def _build():
 
     _KERNELS.append((mass_kernel, tile_kernel, pick_kernel, nucleus_kernel))
     return _KERNELS[0]
+
+
+def _tile_masses(keys: torch.Tensor, temperature: float) -> tuple[int, int, torch.Tensor]:
+    """``(tiles, tiles padded to a power of two >= 16, each tile's sum of exp(x - max) [B, tiles])`` of sorted rows."""
+    batch, vocab = keys.shape
+    tiles = -(-vocab // TILE)
+    mass = torch.empty(batch, tiles, dtype=torch.float32, device=keys.device)
+    _build()[0][(batch, tiles)](
+        keys, mass, vocab, tiles, keys.stride(0), float(temperature), TILE=TILE, num_warps=NUM_WARPS
+    )
+    return tiles, max(16, 1 << (tiles - 1).bit_length()), mass
 
 
 def race_sorted(
@@ -144,18 +162,15 @@ def race_sorted(
         raise ValueError(f"keys {tuple(keys.shape)}, order {tuple(order.shape)}, race {tuple(race.shape)} must match")
     if keys.stride(-1) != 1 or order.stride(-1) != 1 or race.stride(-1) != 1 or race.dtype != torch.float32:
         raise ValueError("keys, order and race must be row-contiguous, race fp32")
-    mass_k, tile_k, pick_k, _ = _build()
-    tiles = -(-vocab // TILE)
-    pad = max(16, 1 << (tiles - 1).bit_length())
+    _, tile_k, pick_k, _ = _build()
+    tiles, pad, mass = _tile_masses(keys, temperature)
     dev = keys.device
-    mass = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
     best = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
     rank = torch.empty(batch, tiles, dtype=torch.int32, device=dev)
     last = torch.empty(batch, tiles, dtype=torch.int32, device=dev)
     out = torch.empty(batch, dtype=order.dtype, device=dev)
     kept = torch.empty(batch, dtype=torch.int32, device=dev)
     t, p = float(temperature), float(top_p)
-    mass_k[(batch, tiles)](keys, mass, vocab, tiles, keys.stride(0), t, TILE=TILE, num_warps=NUM_WARPS)
     tile_k[(batch, tiles)](
         keys, race, mass, best, rank, last, vocab, tiles, keys.stride(0), race.stride(0), t, p,
         TILE=TILE, TILES=pad, num_warps=NUM_WARPS,
@@ -188,15 +203,11 @@ def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> tor
         raise ValueError(f"nucleus_probs needs a temperature > 0 (greedy is a one-hot), got {temperature}")
     batch, vocab = logits.shape
     keys, order = torch.sort(logits, dim=-1, descending=True, stable=True)
-    mass_k, _, _, nucleus_k = _build()
-    tiles = -(-vocab // TILE)
-    pad = max(16, 1 << (tiles - 1).bit_length())
-    dev = logits.device
-    mass = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
-    kept = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
-    out = torch.empty(batch, vocab, dtype=torch.float32, device=dev)
+    nucleus_k = _build()[3]
+    tiles, pad, mass = _tile_masses(keys, temperature)
+    kept = torch.empty(batch, tiles, dtype=torch.float32, device=logits.device)
+    out = torch.empty(batch, vocab, dtype=torch.float32, device=logits.device)
     t, p = float(temperature), float(top_p)
-    mass_k[(batch, tiles)](keys, mass, vocab, tiles, keys.stride(0), t, TILE=TILE, num_warps=NUM_WARPS)
     for write in (False, True):
         nucleus_k[(batch, tiles)](
             keys, order, mass, kept, out, vocab, tiles, keys.stride(0), order.stride(0), out.stride(0), t, p,

@@ -140,12 +140,7 @@ def sampling_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor
             rows = rows if rows.stride(-1) == 1 else rows.contiguous()  # the kernels read rows of unit stride
             return sample_kernel.nucleus_probs(rows, config.temperature, config.top_p).view(shape)
         except Exception as err:  # as in sample: a GPU or Triton build the kernels do not compile for
-            KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
-            warnings.warn(
-                f"the top-p Triton kernels failed on {logits.device} ({KERNEL_FAILURES[-1].splitlines()[0]}); "
-                "using the torch ops from now on (--sampling-kernel torch skips them)",
-                stacklevel=2,
-            )
+            _kernel_failed(err, logits.device, "using")
     logits = logits.float()
     logits = logits.reshape(-1, shape[-1])
     if config.greedy:
@@ -186,6 +181,16 @@ def _kernel_path(logits: torch.Tensor, config: SamplingConfig) -> bool:
     return decode_kernel.available()
 
 
+def _kernel_failed(err: Exception, device: torch.device, then: str) -> None:
+    """Record a failed top-p kernel (``_kernel_path`` is False from now on) and warn once with its first line."""
+    KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
+    warnings.warn(
+        f"the top-p Triton kernels failed on {device} ({KERNEL_FAILURES[-1].splitlines()[0]}); "
+        f"{then} the torch ops from now on (--sampling-kernel torch skips them)",
+        stacklevel=3,
+    )
+
+
 def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators = None) -> torch.Tensor:
     """Draw one token per row of ``logits [B, V]`` (or ``[V]``), as cosmos-predict1 does (module doc).
 
@@ -208,12 +213,7 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: Generators =
             out = sample_kernel.sample_top_p(keys, config.temperature, config.top_p, race)
             return out[0] if squeeze else out
         except Exception as err:  # Triton raises several types (compilation, resources, driver) on unsupported GPUs
-            KERNEL_FAILURES.append(f"{type(err).__name__}: {err}")
-            warnings.warn(
-                f"the top-p Triton kernels failed on {logits.device} ({KERNEL_FAILURES[-1].splitlines()[0]}); "
-                "sampling with the torch ops from now on (--sampling-kernel torch skips them)",
-                stacklevel=2,
-            )
+            _kernel_failed(err, logits.device, "sampling with")
     logits = logits.float().reshape(-1, logits.shape[-1])
     if config.greedy:
         out = logits.argmax(dim=-1)
