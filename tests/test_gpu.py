@@ -424,9 +424,9 @@ def test_top_p_kernels_draw_the_ops_tokens():
 
 
 def test_nucleus_probs_kernel_is_the_ops_distribution():
-    """``sampling.sampling_probs`` on CUDA (``sample_kernel.nucleus_probs``: bf16 sort + Triton tiles; speculative
-    decoding's p) against the torch ops (``kernel="torch"``, fp32 logits) at 65 rows of the 4B's 64,000 tokens, a
-    wide and a narrow nucleus: at most one rank differs at a nucleus's edge in at most 2 rows, elsewhere the same
+    """``sampling.sampling_probs`` on CUDA (``nucleus_kernel.nucleus_probs``: the nucleus's edge by a 16-way search
+    over the bf16 logits' bits, no sort; speculative decoding's p) against the torch ops (``kernel="torch"``, fp32
+    logits) at 65 rows of the 4B's 64,000 tokens, a wide and a narrow nucleus: at most one rank differs at a nucleus's edge in at most 2 rows, elsewhere the same
     nucleus with values within 1e-6 of the largest; in a CUDA graph the same as eagerly."""
     if SMOKE:
         _record("nucleus_probs", skipped="CUDA only: the CPU suite runs the kernels in Triton's interpreter")

@@ -28,7 +28,8 @@ taken over k instead of V entries (last-bit differences, so a near-tie of two ra
 On CUDA the top-p path (``top_p`` set, no ``top_k``, the "sort" nucleus) runs as one sort and three small
 Triton kernels (``sample_kernel``, ``kernel="auto"``): the same random numbers and the same draw, summed in another
 order, so a rank at the nucleus edge or a near-tie of two race values may resolve the other way.
-``kernel="torch"`` keeps the ops above on every device.
+``kernel="torch"`` keeps the ops above on every device. ``sampling_probs`` (speculative decoding's whole
+distribution) takes ``nucleus_kernel`` there instead: the nucleus without a sort, equal to the ops up to rounding.
 
 The exponential draw is clamped to the smallest normal float: a draw of exactly 0 would make a zeroed entry 0/0 = NaN,
 which ``argmax`` picks (cosmos-predict1 does not clamp; a 0 draw needs a uniform of exactly 0).
@@ -47,6 +48,9 @@ NUCLEUS_MODES = ("sort", "topk")
 KERNELS = ("auto", "torch")
 # Why the kernels stopped being used in this process (a GPU or Triton build they do not compile for); empty = in use.
 KERNEL_FAILURES: list[str] = []
+# The kernel behind sampling_probs's CUDA path: "search" (nucleus_kernel: the nucleus's edge by a 16-way search over
+# the logits' bits, no sort) or "sort" (sample_kernel.nucleus_probs: a bf16 sort and tile kernels); benches switch it.
+NUCLEUS_KERNEL = "search"
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
@@ -133,12 +137,13 @@ def sampling_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor
     ``sample_kernel.nucleus_probs`` on the logits in their own dtype, equal to the ops' result up to rounding."""
     shape = logits.shape
     if _kernel_path(logits, config):
-        from nemo_cosmos_ar.inference import sample_kernel
+        from nemo_cosmos_ar.inference import nucleus_kernel, sample_kernel
 
+        kernel = nucleus_kernel if NUCLEUS_KERNEL == "search" else sample_kernel
         try:
             rows = logits.reshape(-1, shape[-1])
             rows = rows if rows.stride(-1) == 1 else rows.contiguous()  # the kernels read rows of unit stride
-            return sample_kernel.nucleus_probs(rows, config.temperature, config.top_p).view(shape)
+            return kernel.nucleus_probs(rows, config.temperature, config.top_p).view(shape)
         except Exception as err:  # as in sample: a GPU or Triton build the kernels do not compile for
             _kernel_failed(err, logits.device, "using")
     logits = logits.float()
