@@ -13,7 +13,13 @@ int8 decode weights, 7B DiT with FP8 GEMMs, one guided step = a batch-2 forward)
 ``generate_tokens`` synchronizes the whole device at its start and end (``generator._sync``); here that is swapped for
 a synchronization of the current stream, or the AR decode would wait for the DiT's queued work.
 
+``--connections``: CUDA_DEVICE_MAX_CONNECTIONS for this process (the session scripts' gpu_site.sh sets 1 for Megatron,
+which puts every stream's kernels into one hardware queue: a kernel queued behind another stream's waiting kernel
+waits too; call d5 ran so). ``--exact``: the exact output configuration instead (bf16 AR weights with
+``--window`` speculative decoding, bf16 DiT GEMMs).
+
     python bench/bench_overlap.py                 # H200
+    python bench/bench_overlap.py --exact --window 63 --tokens 7680 --dit-steps 7 --connections 8
     python bench/bench_overlap.py --smoke         # CPU, tiny presets (checks the script; no overlap on CPU)
 """
 
@@ -36,7 +42,14 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=2560, help="AR tokens to decode after a 2-frame prompt")
     ap.add_argument("--dit-steps", type=int, default=4)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--exact", action="store_true", help="bf16 AR weights and DiT GEMMs (the exact output)")
+    ap.add_argument("--window", type=int, default=0, help="speculative window L of the AR decode (0: one token)")
+    ap.add_argument("--connections", type=int, default=0, help="CUDA_DEVICE_MAX_CONNECTIONS (0: leave the env)")
     args = ap.parse_args()
+    if args.connections:
+        import os
+
+        os.environ["CUDA_DEVICE_MAX_CONNECTIONS"] = str(args.connections)  # read when CUDA starts, below
     dev = "cpu" if args.smoke else "cuda"
     dt = torch.float32 if args.smoke else torch.bfloat16
     dit_name, lat, ar_name, grid = ("tiny", (4, 8, 8), "tiny", (5, 4, 6)) if args.smoke else (
@@ -48,6 +61,7 @@ def main() -> None:
     from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference import generator as gen_mod
+    from nemo_cosmos_ar.inference import speculative as spec_mod
     from nemo_cosmos_ar.inference.generator import DecodeOptions, generate_tokens
     from nemo_cosmos_ar.inference.sampling import SamplingConfig
     from nemo_cosmos_ar.model.presets import get_preset
@@ -61,7 +75,7 @@ def main() -> None:
     with torch.device(dev):
         net = DiffusionDecoderDiT(cfg)
     net = net.to(dt).eval().requires_grad_(False)
-    if not args.smoke:
+    if not args.smoke and not args.exact:
         net.set_gemm("fp8")
     g = torch.Generator(device=dev).manual_seed(0)
     t_, h, w = lat
@@ -83,22 +97,28 @@ def main() -> None:
     device = en.init_parallel(1, torch.device(dev))
     acfg = get_preset(ar_name).with_latent_shape(grid)
     engine = en.McoreEngine(random_mcore(acfg, 1, device, dt), acfg)
-    en.configure_decode(engine, weights="int8" if not args.smoke else "bf16")
+    en.configure_decode(engine, weights="int8" if not (args.smoke or args.exact) else "bf16")
     p = 2 * grid[1] * grid[2]
     total = min(acfg.seq_length, p + args.tokens)
     prompt = torch.randint(0, acfg.vocab_size, (1, p), device=device)
-    gen_mod._sync = lambda d: torch.cuda.current_stream(d).synchronize() if d.type == "cuda" else None
+    stream_sync = lambda d: torch.cuda.current_stream(d).synchronize() if d.type == "cuda" else None  # noqa: E731
+    gen_mod._sync = spec_mod._sync = stream_sync
 
     def ar() -> tuple[float, float]:
         gen = torch.Generator(device=device).manual_seed(0)
         t = time.perf_counter()
-        _, stats = generate_tokens(engine, prompt, total, SamplingConfig(), gen, options=DecodeOptions())
+        opts = DecodeOptions(speculative=args.window) if args.window else DecodeOptions()
+        _, stats = generate_tokens(engine, prompt, total, SamplingConfig(), gen, options=opts)
         return time.perf_counter() - t, stats.tokens_per_s
 
     ar()  # capture, compile
     sync_all()
     ar_alone, tps_alone = ar()
     dit_alone = dit(args.dit_steps)
+    print(
+        f"# CUDA_DEVICE_MAX_CONNECTIONS={__import__('os').environ.get('CUDA_DEVICE_MAX_CONNECTIONS', '(unset)')}; "
+        f"{'exact (bf16)' if args.exact else 'int8 AR, FP8 DiT'}; window {args.window}"
+    )
     print(
         f"# AR {total - p} tokens alone: {ar_alone:.2f} s ({tps_alone:.1f} tokens/s); "
         f"DiT {args.dit_steps} forwards alone: {dit_alone:.2f} s ({dit_alone / args.dit_steps:.3f} s each)"

@@ -14,7 +14,7 @@ How many tokens a forward accepts is a property of the weights: random weights m
 barely depend on the context, so their figure says nothing about the released model's. The table therefore also
 gives the AR stage's time for a range of tokens per forward: 7,680 / R forwards at the measured cost of one.
 
-    python bench/bench_speculative.py [--runs 16:gemm,16:triton,32:triton,64:triton]
+    python bench/bench_speculative.py [--runs 15:gemm,15:triton,31:triton,63:triton]
     python bench/bench_speculative.py --runs "" --profile 16,64   # kernels of a whole step (forward + accept)
 """
 
@@ -69,17 +69,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--runs",
-        default="16:triton,32:triton,64:triton",
-        help="L:attention[:nucleus] per decode: the verify attention (gemm: two GEMMs per KV group; triton: "
-        "verify_kernel); the top-p distribution's kernel (search: nucleus_kernel, the default; sort: "
-        "sample_kernel.nucleus_probs)",
+        default="15:triton,31:triton,63:triton",
+        help="L:attention per decode: the verify attention (gemm: two GEMMs per KV group; triton: verify_kernel)",
     )
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     ap.add_argument("--profile", default="", help="L,...: kernel table of 20 replayed whole steps per window L")
     args = ap.parse_args()
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference import generator as gen
-    from nemo_cosmos_ar.inference import sampling as sm
     from nemo_cosmos_ar.inference import speculative
     from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
     from nemo_cosmos_ar.model.presets import get_preset
@@ -106,13 +103,12 @@ def main() -> None:
     )
     for L in [int(x) for x in args.profile.split(",") if x]:
         profile_step(engine, prompt, total, frame, L, device)
-    runs = [(int(r.split(":")[0]), r.split(":")[1], (r.split(":") + ["search"])[2]) for r in args.runs.split(",") if r]
+    runs = [(int(r.split(":")[0]), r.split(":")[1]) for r in args.runs.split(",") if r]
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
     sampling = SamplingConfig()
-    for L, attention, nucleus in runs:
+    for L, attention in runs:
         engine.decode_attention = attention
-        sm.NUCLEUS_KERNEL = nucleus
         # the forward alone, at the prompt's end, in a graph; the accept/reject alone
         m = L + 1
         cache = engine.new_cache(1, total + L + 1)
@@ -136,19 +132,18 @@ def main() -> None:
         cache = None  # freed before the decodes
         _, st = run(gen.DecodeOptions(speculative=L), sampling=sampling)  # compile + capture outside decode_s
         per_fwd = 1e3 * st.decode_s / st.forwards
-        name = f"{attention}, {nucleus}"
-        rows.append((L, name, st, per_fwd, alone_ms, sample_ms))
+        rows.append((L, attention, st, per_fwd, alone_ms, sample_ms))
         print(
-            f"L={L} {name}: {st.decode_s:.2f} s, {st.forwards} forwards, "
+            f"L={L} {attention}: {st.decode_s:.2f} s, {st.forwards} forwards, "
             f"{st.generated_tokens / st.forwards:.2f} tokens/forward (random weights), {st.tokens_per_s:.1f} tokens/s, "
             f"{per_fwd:.2f} ms a step in the decode; the forward alone in a graph {alone_ms:.2f} ms; the "
             f"accept/reject alone {sample_ms:.3f} ms",
             flush=True,
         )
-    engine.decode_attention, sm.NUCLEUS_KERNEL = "triton", "search"
+    engine.decode_attention = "triton"
     print()
     print(
-        "| L | verify attention, top-p kernel | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
+        "| L | verify attention | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
         "the decode | the forward alone in a graph ms | accept/reject alone ms | a step in one-token steps |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -162,7 +157,7 @@ def main() -> None:
         f"AR stage for {new} tokens, seconds, at R tokens per forward (the step's cost in the decode above); "
         f"one-token decoder: {base.decode_s:.1f} s"
     )
-    print("| L | verify attention, top-p kernel | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
+    print("| L | verify attention | " + " | ".join(f"R = {r:g}" for r in rates) + " |")
     print("|---:|---|" + "---:|" * len(rates))
     for L, name, _st, per_fwd, *_ in rows:
         cells = [f"{new / r * per_fwd / 1e3:.1f}" if r <= L + 1 else "-" for r in rates]

@@ -92,7 +92,7 @@ def profile_accept(smoke: bool) -> None:
         logits = (3 * torch.randn(m, vocab, device=dev)).bfloat16()
         q = torch.softmax(torch.randn(L, vocab, device=dev), -1)
         drafts = torch.randint(0, vocab, (L,), device=dev)
-        # "auto": sample_kernel.nucleus_probs on CUDA (bf16 sort + Triton tiles); "torch": the ops
+        # "auto": nucleus_kernel.nucleus_probs on CUDA (the nucleus's edge by a search, no sort); "torch": the ops
         for kernel in ("torch", "auto"):
             sampling = SamplingConfig(kernel=kernel)
 

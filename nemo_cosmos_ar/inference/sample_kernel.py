@@ -30,9 +30,8 @@ for the same seed always. On the H200 a draw takes 41 us instead of 112 in a CUD
 video 12.4 s instead of 13.1. Triton is imported on first use; on CPU tensors the kernels run in Triton's
 interpreter (tests only: generate uses them on CUDA).
 
-``nucleus_probs`` serves speculative decoding, which needs each verified row's whole top-p distribution in vocabulary
-order rather than one draw: the same sort and tile arithmetic, then the kept probabilities written to their token
-ids (``sampling.sampling_probs``'s CUDA path).
+Speculative decoding needs each verified row's whole top-p distribution rather than one draw; ``nucleus_kernel``
+gives it without a sort (a sort-based version of it here took twice as long at 64 rows: BENCHMARKS.md, issue 13).
 """
 
 from __future__ import annotations
@@ -69,8 +68,7 @@ def _build():
     def _tile_probs(keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p,
                     TILE: tl.constexpr, TILES: tl.constexpr):  # fmt: skip
         """A tile's ranks (``offs``), which are in the row, their probabilities and which are kept: the mass before
-        a rank is the tiles before it (from the tile sums) plus a scan; kept while it is <= top_p. ``tile_kernel``
-        and ``nucleus_kernel`` share it, so the draw and the distribution keep the same ranks."""
+        a rank is the tiles before it (from the tile sums) plus a scan; kept while it is <= top_p."""
         keys = keys_ptr + row * stride_k
         t = tl.arange(0, TILES)
         mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
@@ -115,28 +113,7 @@ def _build():
         tl.store(out_ptr + row, tl.load(order_ptr + row * stride_o + rank))
         tl.store(kept_ptr + row, tl.max(tl.load(last_ptr + row * tiles + t, mask=t < tiles, other=0), axis=0))
 
-    @triton.jit
-    def nucleus_kernel(
-        keys_ptr, order_ptr, mass_ptr, kept_ptr, out_ptr,
-        vocab, tiles, stride_k, stride_o, stride_out, temperature, top_p,
-        TILE: tl.constexpr, TILES: tl.constexpr, WRITE: tl.constexpr,
-    ):  # fmt: skip
-        """Grid (rows, tiles): the tile's probabilities and kept ranks as ``tile_kernel`` computes them; without
-        ``WRITE`` the tile's kept mass, with it the kept probabilities over the row's kept mass, written to their
-        token ids (``order`` is a permutation, so every entry of the output row is written once: no zero fill)."""
-        row, tile = tl.program_id(0), tl.program_id(1)
-        offs, valid, p, keep = _tile_probs(
-            keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p, TILE, TILES
-        )
-        t = tl.arange(0, TILES)
-        if WRITE:
-            kept = tl.sum(tl.load(kept_ptr + row * tiles + t, mask=t < tiles, other=0.0), axis=0)
-            ids = tl.load(order_ptr + row * stride_o + offs, mask=valid, other=0)
-            tl.store(out_ptr + row * stride_out + ids, tl.where(keep, p / kept, 0.0), mask=valid)
-        else:
-            tl.store(kept_ptr + row * tiles + tile, tl.sum(tl.where(keep, p, 0.0), axis=0))
-
-    _KERNELS.append((mass_kernel, tile_kernel, pick_kernel, nucleus_kernel))
+    _KERNELS.append((mass_kernel, tile_kernel, pick_kernel))
     return _KERNELS[0]
 
 
@@ -162,7 +139,7 @@ def race_sorted(
         raise ValueError(f"keys {tuple(keys.shape)}, order {tuple(order.shape)}, race {tuple(race.shape)} must match")
     if keys.stride(-1) != 1 or order.stride(-1) != 1 or race.stride(-1) != 1 or race.dtype != torch.float32:
         raise ValueError("keys, order and race must be row-contiguous, race fp32")
-    _, tile_k, pick_k, _ = _build()
+    _, tile_k, pick_k = _build()
     tiles, pad, mass = _tile_masses(keys, temperature)
     dev = keys.device
     best = torch.empty(batch, tiles, dtype=torch.float32, device=dev)
@@ -184,33 +161,3 @@ def sample_top_p(logits: torch.Tensor, temperature: float, top_p: float, race: t
     ``race [B, V]`` (``sampling.exponential_draw``'s fp32 values). Returns ``[B]`` int64 token ids."""
     keys, order = torch.sort(logits, dim=-1, descending=True, stable=True)
     return race_sorted(keys, order, race, temperature, top_p)[0]
-
-
-def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """``sampling.sampling_probs`` for the top-p path (no top-k, temperature > 0): ``[B, V]`` fp32 in vocabulary
-    order, the nucleus's probabilities over its mass and zeros elsewhere, from ``logits [B, V]`` in the model's dtype.
-
-    Why: speculative decoding needs every verified row's distribution in vocabulary order (the accept test and the
-    residual), and torch's ops for it (fp32 softmax, a 32-bit radix sort, an innermost-dim cumsum, masks, a sum, a
-    division, a scatter) took ~0.25 ms of each step at 17 rows of 64,000 on the H200 (~0.5 ms at 65; BENCHMARKS.md,
-    issue 13, call a26). Here: one stable sort of the 16-bit logits (half the radix passes) and three launches of the
-    tile kernels (tile masses, tile kept masses, the write). The sums run in another order than torch's (module doc):
-    a rank within rounding of the top-p edge may fall the other way, and values differ from the reference's by
-    rounding only."""
-    if logits.ndim != 2 or logits.stride(-1) != 1:
-        raise ValueError(f"logits must be a row-contiguous [B, V] tensor, got {tuple(logits.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"nucleus_probs needs a temperature > 0 (greedy is a one-hot), got {temperature}")
-    batch, vocab = logits.shape
-    keys, order = torch.sort(logits, dim=-1, descending=True, stable=True)
-    nucleus_k = _build()[3]
-    tiles, pad, mass = _tile_masses(keys, temperature)
-    kept = torch.empty(batch, tiles, dtype=torch.float32, device=logits.device)
-    out = torch.empty(batch, vocab, dtype=torch.float32, device=logits.device)
-    t, p = float(temperature), float(top_p)
-    for write in (False, True):
-        nucleus_k[(batch, tiles)](
-            keys, order, mass, kept, out, vocab, tiles, keys.stride(0), order.stride(0), out.stride(0), t, p,
-            TILE=TILE, TILES=pad, WRITE=write, num_warps=NUM_WARPS,
-        )  # fmt: skip
-    return out

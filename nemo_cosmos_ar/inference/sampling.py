@@ -48,9 +48,6 @@ NUCLEUS_MODES = ("sort", "topk")
 KERNELS = ("auto", "torch")
 # Why the kernels stopped being used in this process (a GPU or Triton build they do not compile for); empty = in use.
 KERNEL_FAILURES: list[str] = []
-# The kernel behind sampling_probs's CUDA path: "search" (nucleus_kernel: the nucleus's edge by a 16-way search over
-# the logits' bits, no sort) or "sort" (sample_kernel.nucleus_probs: a bf16 sort and tile kernels); benches switch it.
-NUCLEUS_KERNEL = "search"
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
@@ -134,16 +131,16 @@ def sorted_nucleus(probs: torch.Tensor, config: SamplingConfig) -> tuple[torch.T
 def sampling_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
     """The distribution tokens are drawn from: ``[..., V]`` fp32 in vocabulary order, rows sum to 1 (one-hot argmax
     when greedy). Where ``sample`` takes the kernel path (CUDA, top-p alone, ``kernel="auto"``) so does this:
-    ``sample_kernel.nucleus_probs`` on the logits in their own dtype, equal to the ops' result up to rounding."""
+    ``nucleus_kernel.nucleus_probs`` on the logits in their own dtype (no sort), equal to the ops' result up to
+    rounding."""
     shape = logits.shape
     if _kernel_path(logits, config):
-        from nemo_cosmos_ar.inference import nucleus_kernel, sample_kernel
+        from nemo_cosmos_ar.inference import nucleus_kernel
 
-        kernel = nucleus_kernel if NUCLEUS_KERNEL == "search" else sample_kernel
         try:
             rows = logits.reshape(-1, shape[-1])
             rows = rows if rows.stride(-1) == 1 else rows.contiguous()  # the kernels read rows of unit stride
-            return kernel.nucleus_probs(rows, config.temperature, config.top_p).view(shape)
+            return nucleus_kernel.nucleus_probs(rows, config.temperature, config.top_p).view(shape)
         except Exception as err:  # as in sample: a GPU or Triton build the kernels do not compile for
             _kernel_failed(err, logits.device, "using")
     logits = logits.float()

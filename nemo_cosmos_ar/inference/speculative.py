@@ -156,7 +156,7 @@ class _Window:
     def advance(self, logits: torch.Tensor) -> None:
         """Accept/reject the drafts against the forward's ``logits`` and move the window (module doc, steps 2-4)."""
         L, n, rows = self.L, self.n, self.rows
-        # [L + 1, V]: row j is position n + 1 + j. On CUDA a bf16 sort and Triton tiles (sample_kernel.nucleus_probs)
+        # [L + 1, V]: row j is position n + 1 + j. On CUDA Triton kernels without a sort (nucleus_kernel)
         p = sampling_probs(logits, self.sampling)
         uniform = torch.rand(L, generator=self.gen, device=p.device)
         exp = exponential_draw(p.shape[0], p.shape[1], self.gen, p.device)
@@ -232,6 +232,12 @@ class _Steps:
             self._eager(attend)
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for the device (timing; bench_overlap.py swaps it for the current stream's, as for generator._sync)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def read_lag(device: torch.device) -> int:
     """Steps queued ahead of the host's read of n: 1 on CUDA (the GPU never idles for the host), 0 elsewhere."""
     return 1 if device.type == "cuda" else 0
@@ -288,8 +294,7 @@ def generate(
     t0 = time.perf_counter()
     stats.capture_s = t0 - t_capture
     logits = engine.prefill(grid[None, :num_prompt], cache)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     prefill_s = time.perf_counter() - t0
     if total_tokens == num_prompt:
         return grid[None, :total_tokens], stats, prefill_s
@@ -321,7 +326,6 @@ def generate(
                 progress.update(min(n_new, total_tokens - 1) - n_known)
             n_known, pending = n_new, pending - 1
             stats.forwards = queued - lag
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     stats.generated = total_tokens - num_prompt
     return grid[None, :total_tokens], stats, prefill_s
