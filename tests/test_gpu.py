@@ -467,6 +467,35 @@ def test_nucleus_probs_kernel_is_the_float64_distribution():
     _record("nucleus_probs", **numbers)
 
 
+def test_coupled_kernels_equal_the_ops():
+    """``coupled_kernel`` (speculative decoding's residual races and proposal carry) at 64 rows of 64,000 against the
+    torch ops, bit for bit: the same tokens from the same random numbers, the same proposals. CUDA only."""
+    if SMOKE:
+        _record("coupled_kernels", skipped="CUDA only: the interpreter runs them in test_coupled_kernel.py")
+        return
+    from nemo_cosmos_ar.inference import coupled_kernel as ck
+    from nemo_cosmos_ar.inference import sampling as sm
+    from nemo_cosmos_ar.inference import speculative
+
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    cfg = sm.SamplingConfig()
+    p = sm.sampling_probs(torch.randn(64, 64000, device="cuda", generator=gen).bfloat16(), cfg)
+    q = sm.sampling_probs(torch.randn(63, 64000, device="cuda", generator=gen).bfloat16(), cfg)
+    q[5] = p[5]  # an empty residual: p's race
+    exp = sm.exponential_draw(64, 64000, gen, torch.device("cuda"))
+    residual = (p[:63] - q).clamp_min(0.0)
+    residual = torch.where(residual.sum(1, keepdim=True) > 0, residual, p[:63])
+    want = torch.cat([speculative.race(residual, exp[:63]), speculative.race(p[63:], exp[63:])])
+    assert torch.equal(ck.residual_race(p, q, exp), want)
+    src = torch.arange(1, 64, device="cuda").clamp(max=63)
+    carried = torch.arange(63, device="cuda") < 40
+    tokens = torch.randint(0, 64000, (63,), device="cuda", generator=gen)
+    new = torch.zeros_like(q).scatter_(1, tokens[:, None], 1.0)
+    ck.carry_proposals(q, p, src, carried, tokens, False)
+    assert torch.equal(q, torch.where(carried[:, None], p.index_select(0, src), new))
+    _record("coupled_kernels", rows=64)
+
+
 def test_verify_attention_kernel_matches_its_reference():
     """``verify_kernel.verify_attention`` (speculative decoding's verify forward) at the 4B's shapes: M = 17 and 33
     positions (32 heads, 8 KV groups, 128 dims) against a 12,800-slot bf16 cache, from the first slot to the last,

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nemo_cosmos_ar.inference import coupled_kernel
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
 
 INITS = ("previous-frame", "random")
@@ -95,6 +96,13 @@ def race(weights: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
     return (weights / exp).argmax(dim=-1)
 
 
+def keeps(p: torch.Tensor, q: torch.Tensor, drafts: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """The test of ``coupled_resample``: ``[R]`` bool, draft i kept with probability min(1, p_i(d)/q_i(d))."""
+    idx = drafts.view(-1, 1)
+    pd, qd = p.gather(1, idx)[:, 0], q.gather(1, idx)[:, 0]
+    return (pd >= qd) | (uniform * qd < pd)  # u < p/q without dividing by a q that rounding made 0
+
+
 def coupled_resample(
     p: torch.Tensor, q: torch.Tensor, drafts: torch.Tensor, uniform: torch.Tensor, exp: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,15 +112,23 @@ def coupled_resample(
     ``exp [R, V]`` ~ Exp(1). Returns ``(tokens [R], kept [R] bool)``; every token is a draw from p_i. Where p_i = q_i
     bit for bit the residual is empty but the test always keeps (p(d) >= q(d)); the race then falls back to p.
     """
-    idx = drafts.view(-1, 1)
-    pd, qd = p.gather(1, idx)[:, 0], q.gather(1, idx)[:, 0]
-    kept = (pd >= qd) | (uniform * qd < pd)  # u < p/q without dividing by a q that rounding made 0
+    kept = keeps(p, q, drafts, uniform)
     residual = (p - q).clamp_min_(0.0)
     residual = torch.where(residual.sum(1, keepdim=True) > 0, residual, p)
     return torch.where(kept, drafts, race(residual, exp)), kept
 
 
 BUCKET = 512  # cache slots per attended-length step of the captured forwards
+FUSED_FAILURES: list[str] = []
+
+
+def _fused_available(device: torch.device, sampling: SamplingConfig) -> bool:
+    """Whether ``_Window`` takes ``coupled_kernel``: CUDA, Triton there, ``kernel="auto"``, no earlier failure."""
+    if device.type != "cuda" or sampling.kernel != "auto" or FUSED_FAILURES:
+        return False
+    from nemo_cosmos_ar.inference import decode_kernel
+
+    return decode_kernel.available()
 
 
 class _Window:
@@ -132,6 +148,7 @@ class _Window:
         self.q = torch.zeros(L, self.vocab, device=device)
         self.rows = torch.arange(L, device=device)
         self.offsets = torch.arange(L + 1, device=device)
+        self.fused = _fused_available(device, sampling)  # coupled_kernel for the passes over [L + 1, V]
 
     def start(self, n: int) -> None:
         """Drafts for positions n+1 .. n+L after the first accepted token at n."""
@@ -141,12 +158,20 @@ class _Window:
         self.grid.index_copy_(0, positions, tok)
         self.q.copy_(q)
 
-    def _new_drafts(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _new_tokens(self, positions: torch.Tensor) -> torch.Tensor:
         if self.init == "previous-frame":  # one frame back is accepted: the window is at most a frame long
-            tok = self.grid.index_select(0, positions - self.frame)
-            return tok, torch.zeros_like(self.q).scatter_(1, tok[:, None], 1.0)  # (one_hot would sync on CUDA)
-        tok = torch.randint(0, self.vocab, (self.L,), generator=self.gen, device=self.grid.device)
-        return tok, torch.full_like(self.q, 1.0 / self.vocab)
+            return self.grid.index_select(0, positions - self.frame)
+        return torch.randint(0, self.vocab, (self.L,), generator=self.gen, device=self.grid.device)
+
+    def _proposals(self, tok: torch.Tensor) -> torch.Tensor:
+        """New drafts' proposals: point masses on ``tok`` (previous-frame), or uniform (random)."""
+        if self.init == "previous-frame":  # (one_hot would sync on CUDA)
+            return torch.zeros_like(self.q).scatter_(1, tok[:, None], 1.0)
+        return torch.full_like(self.q, 1.0 / self.vocab)
+
+    def _new_drafts(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = self._new_tokens(positions)
+        return tok, self._proposals(tok)
 
     def forward(self, cache, attend: int) -> torch.Tensor:
         """The verify forward's logits ``[L + 1, V]`` for ``grid[n .. n + L]``."""
@@ -160,8 +185,14 @@ class _Window:
         p = sampling_probs(logits, self.sampling)
         uniform = torch.rand(L, generator=self.gen, device=p.device)
         exp = exponential_draw(p.shape[0], p.shape[1], self.gen, p.device)
-        drawn, kept = coupled_resample(p[:L], self.q, self.grid.index_select(0, n + 1 + rows), uniform, exp[:L])
-        drawn = torch.cat([drawn, race(p[L:], exp[L:])])  # [L + 1]: the bonus draw after L passes last
+        drafts = self.grid.index_select(0, n + 1 + rows)
+        raced = self._fused(coupled_kernel.residual_race, p, self.q, exp) if self.fused else None
+        if raced is not None:  # the same tokens as the ops below, from the same random numbers
+            kept = keeps(p[:L], self.q, drafts, uniform)
+            drawn = torch.cat([torch.where(kept, drafts, raced[:L]), raced[L:]])
+        else:
+            drawn, kept = coupled_resample(p[:L], self.q, drafts, uniform, exp[:L])
+            drawn = torch.cat([drawn, race(p[L:], exp[L:])])  # [L + 1]: the bonus draw after L passes last
         valid = (self.total - 1 - n).clamp(0, L)  # draft positions inside the grid
         k = (kept & (rows < valid)).to(torch.int32).cumprod(0).sum().view(1).long()  # leading passes
         # accepted: the k drafts (already in place) and the draw at the first failure (or the bonus) at n + 1 + k
@@ -172,10 +203,33 @@ class _Window:
         src = (k + 1 + rows).clamp(max=L)
         carried = (k + 1 + rows <= L)[:, None]
         positions = n_new + 1 + rows
-        new_tok, new_q = self._new_drafts(positions)
+        if self.fused:
+            new_tok = self._new_tokens(positions)
+            done = self._fused(coupled_kernel.carry_proposals, self.q, p, src, carried[:, 0], new_tok,
+                               self.init == "random")  # fmt: skip
+            if done is None:  # failed: the ops below, from the same tokens
+                self.q.copy_(torch.where(carried, p.index_select(0, src), self._proposals(new_tok)))
+        else:
+            new_tok, new_q = self._new_drafts(positions)
+            self.q.copy_(torch.where(carried, p.index_select(0, src), new_q))
         self.grid.index_copy_(0, positions, torch.where(carried[:, 0], drawn.index_select(0, src), new_tok))
-        self.q.copy_(torch.where(carried, p.index_select(0, src), new_q))
         self.n.copy_(n_new)
+
+    def _fused(self, fn, *args):
+        """``fn(*args)`` (a ``coupled_kernel`` call; True when it returns None), or None after warning once that
+        it failed; the torch ops from then on."""
+        try:
+            out = fn(*args)
+            return True if out is None else out
+        except Exception as err:  # Triton raises several types (compilation, resources, driver) on unsupported GPUs
+            FUSED_FAILURES.append(f"{type(err).__name__}: {err}")
+            self.fused = False
+            warnings.warn(
+                f"speculative decoding's Triton kernels failed ({FUSED_FAILURES[-1].splitlines()[0]}); using the "
+                "torch ops from now on",
+                stacklevel=3,
+            )
+            return None
 
 
 class _Steps:
