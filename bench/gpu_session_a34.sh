@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Twenty-fourth session, call a34 (one H200 carrying .gpu4, ~6 min). Issue 13:
+# Twenty-fourth session, call a34 (one H200 carrying .gpu4, ~4 min). Issue 13:
 #   1. GPU tier: sampling_probs (nucleus_kernel, no sort) against the float64 nucleus (a33 failed the old test's
 #      "at most 2 of 65 rows one rank off" against the fp32 ops, with 3: the test now asks, where they differ, that
 #      the float64 mass before that rank lies within 5e-6 of top_p); coupled_kernel against the ops at 64 x 64,000;
@@ -16,5 +16,7 @@ timeout 120 python3 bench/gpu_tier_run.py nucleus_probs coupled speculative_deco
 timeout 200 python3 bench/bench_speculative.py --runs 15:triton,31:triton,63:triton > "$OUT/speculative.log" 2>&1
 echo "speculative rc=$?"
 grep -E "^\||^one-token|^L=" "$OUT/speculative.log" | head -9 | cut -c1-300
-timeout $((560 - SECONDS)) python3 bench/bench_overlap.py --exact --window 63 --tokens 7680 --dit-steps 7 \
-  --connections 8 2>&1 | grep -vE "Warning|warn\(|pynvml" | tee "$OUT/overlap_8.log"
+# 3. only with time to spare (the session's device time ran short: two calls got no machine)
+[ "$SECONDS" -lt 60 ] && timeout $((560 - SECONDS)) python3 bench/bench_overlap.py --exact --window 63 --tokens 7680 \
+  --dit-steps 7 --connections 8 2>&1 | grep -vE "Warning|warn\(|pynvml" | tee "$OUT/overlap_8.log"
+exit 0
