@@ -254,8 +254,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("auto", "torch"),
         default="auto",
         help="auto: on CUDA the top-p draw is one sort + three small Triton kernels (the same random numbers, sums "
-        "in another order; 112 -> 41 us a token on an H200), and speculative decoding's top-p distributions the "
-        "same way; torch: cosmos-predict1's ops everywhere. See docs/generate.md",
+        "in another order; 112 -> 41 us a token on an H200); speculative decoding's top-p distributions, "
+        "residual draws and proposals as Triton kernels too (no sort); torch: cosmos-predict1's ops everywhere. "
+        "See docs/generate.md",
     )
     rt = p.add_argument_group("runtime")
     rt.add_argument("--device", help="cuda, cuda:N or cpu; default cuda when available (torchrun: the rank's GPU)")
