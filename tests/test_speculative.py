@@ -251,3 +251,11 @@ def test_speculative_options_refuse_what_they_cannot_do(engines):
         gen.generate_tokens(
             eng, prompt[:1], 48, SamplingConfig(), on_logits=print, options=gen.DecodeOptions(speculative=4)
         )
+
+
+def test_a_fresh_generator_continues_the_old_stream():
+    """After a failed capture the window draws from ``fresh_generator``: the same state, so the same next numbers."""
+    g = torch.Generator().manual_seed(11)
+    torch.rand(5, generator=g)
+    fresh = speculative.fresh_generator(g, torch.device("cpu"))
+    assert fresh is not g and torch.equal(torch.rand(7, generator=fresh), torch.rand(7, generator=g))

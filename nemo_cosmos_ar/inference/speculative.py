@@ -286,6 +286,19 @@ class _Steps:
             self._eager(attend)
 
 
+def fresh_generator(gen: torch.Generator | None, device: torch.device) -> torch.Generator:
+    """A generator no CUDA graph knows of, with ``gen``'s state (the device's default generator's for None) where it
+    can be read, else its seed. A capture that failed part-way can leave a generator registered with it refusing
+    every later draw ("Offset increment outside graph capture encountered unexpectedly": seen when another thread
+    queued CUDA work during the capture, BENCHMARKS.md issue 13, call a34)."""
+    fresh = torch.Generator(device)
+    try:
+        fresh.set_state(gen.get_state() if gen is not None else torch.cuda.get_rng_state(device))
+    except RuntimeError:
+        fresh.manual_seed(gen.initial_seed() if gen is not None else torch.initial_seed())
+    return fresh
+
+
 def _sync(device: torch.device) -> None:
     """Wait for the device (timing; bench_overlap.py swaps it for the current stream's, as for generator._sync)."""
     if device.type == "cuda":
@@ -344,6 +357,7 @@ def generate(
             warnings.warn(
                 f"CUDA graph capture of the speculative step failed ({err}); running it eagerly", stacklevel=2
             )
+            generator = win.gen = fresh_generator(win.gen, device)
             steps = _Steps(win, cache, num_prompt, length, capture=False)
     t0 = time.perf_counter()
     stats.capture_s = t0 - t_capture
