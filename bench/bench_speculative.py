@@ -7,8 +7,10 @@ tokens), NVIDIA's sampling (temperature 1, top-p 0.8). Per window L:
 * the whole decode by ``generator.generate_tokens(options=DecodeOptions(speculative=L))`` (forward and
   accept/reject replayed as one CUDA graph a step, the host reading the window one step late);
 * the verify forward alone at ~5,130 filled slots (a 5,632-slot bucket) in a CUDA graph;
-* the accept/reject alone in a graph (top-p over L + 1 rows, the coupled resample); each run picks the verify
-  attention (two GEMMs per KV group, or ``verify_kernel``'s split-K kernel).
+* the accept/reject alone in a graph (top-p over L + 1 rows, the residual races and the proposal carry by
+  ``coupled_kernel``, as the decode runs them on CUDA; before the twenty-fourth session's a34, the torch ops' coupled
+  resample without the carry); each run picks the verify attention (two GEMMs per KV group, or ``verify_kernel``'s
+  split-K kernel).
 
 How many tokens a forward accepts is a property of the weights: random weights make near-uniform distributions that
 barely depend on the context, so their figure says nothing about the released model's. The table therefore also
@@ -75,9 +77,9 @@ def main() -> None:
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     ap.add_argument("--profile", default="", help="L,...: kernel table of 20 replayed whole steps per window L")
     args = ap.parse_args()
+    from nemo_cosmos_ar.inference import coupled_kernel, speculative
     from nemo_cosmos_ar.inference import engine as en
     from nemo_cosmos_ar.inference import generator as gen
-    from nemo_cosmos_ar.inference import speculative
     from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
     from nemo_cosmos_ar.model.presets import get_preset
 
@@ -122,11 +124,19 @@ def main() -> None:
             q = sampling_probs(logits[:L], sampling)
             drafts = toks[0, 1:]
 
-            def accept_once(i, logits=logits, q=q, drafts=drafts, L=L):
+            q_next = torch.empty_like(q)
+            src = torch.arange(1, L + 1, device=device).clamp(max=L)
+            carried = torch.arange(L, device=device) < L // 2
+
+            def accept_once(i, logits=logits, q=q, drafts=drafts, L=L, q_next=q_next, src=src, carried=carried):
+                """The step's work after the forward, as ``_Window.advance`` does it on CUDA (coupled_kernel)."""
                 u = torch.rand(L, device=device)
                 e = exponential_draw(L + 1, logits.shape[1], None, device)
                 p = sampling_probs(logits, sampling)  # the model's bf16 logits, as the decode passes them
-                return speculative.coupled_resample(p[:L], q, drafts, u, e[:L])
+                raced = coupled_kernel.residual_race(p, q, e)
+                kept = speculative.keeps(p[:L], q, drafts, u)
+                coupled_kernel.carry_proposals(q_next, p, src, carried, drafts, False)  # q stays for the replays
+                return torch.where(kept, drafts, raced[:L]), kept
 
             sample_ms = 1e3 * _graph_time(accept_once, 1)
         cache = None  # freed before the decodes
