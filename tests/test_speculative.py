@@ -13,7 +13,7 @@ from gen_assets import GRID
 from nemo_cosmos_ar.inference import checkpoints as ck
 from nemo_cosmos_ar.inference import engine, speculative
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference.sampling import SamplingConfig, sampling_probs
+from nemo_cosmos_ar.inference.sampling import SamplingConfig, fresh_generators, sampling_probs
 from nemo_cosmos_ar.model.presets import get_preset
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
 
@@ -254,8 +254,13 @@ def test_speculative_options_refuse_what_they_cannot_do(engines):
 
 
 def test_a_fresh_generator_continues_the_old_stream():
-    """After a failed capture the window draws from ``fresh_generator``: the same state, so the same next numbers."""
+    """After a failed capture the decoders draw from ``fresh_generators``: the same state, so the same next numbers;
+    one per row for a list."""
     g = torch.Generator().manual_seed(11)
     torch.rand(5, generator=g)
-    fresh = speculative.fresh_generator(g, torch.device("cpu"))
+    fresh = fresh_generators(g, torch.device("cpu"))
     assert fresh is not g and torch.equal(torch.rand(7, generator=fresh), torch.rand(7, generator=g))
+    rows = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    again = fresh_generators(rows, torch.device("cpu"))
+    assert len(again) == 2 and all(torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=r))
+                                   for a, r in zip(again, rows))  # fmt: skip

@@ -113,8 +113,8 @@ def residual_race(p: torch.Tensor, q: torch.Tensor, exp: torch.Tensor) -> torch.
 
 def carry_proposals(
     q: torch.Tensor, p: torch.Tensor, src: torch.Tensor, carried: torch.Tensor, tokens: torch.Tensor, uniform: bool
-) -> None:
-    """In place: ``q[i] = p[src[i]]`` where ``carried[i]``, else a point mass on ``tokens[i]`` (or 1/V when
+) -> torch.Tensor:
+    """In place, returning ``q``: ``q[i] = p[src[i]]`` where ``carried[i]``, else a point mass on ``tokens[i]`` (or 1/V when
     ``uniform``). ``q [L, V]``, ``p [L + 1, V]`` fp32 with rows of unit stride; ``src``, ``tokens`` ``[L]`` int64,
     ``carried [L]`` bool."""
     rows, vocab = q.shape
@@ -123,3 +123,4 @@ def carry_proposals(
     _build()[2][(rows, -(-vocab // TILE))](
         q, p, src, carried, tokens, vocab, q.stride(0), p.stride(0), UNIFORM=uniform, TILE=TILE, num_warps=NUM_WARPS
     )
+    return q

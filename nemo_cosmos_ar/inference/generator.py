@@ -32,7 +32,7 @@ from typing import Callable
 
 import torch
 
-from nemo_cosmos_ar.inference.sampling import Generators, SamplingConfig, sample
+from nemo_cosmos_ar.inference.sampling import Generators, SamplingConfig, fresh_generators, sample
 from nemo_cosmos_ar.model.reference import ReferenceTransformer
 from nemo_cosmos_ar.tokenizer import grid
 
@@ -302,6 +302,8 @@ def generate_tokens(
                 raise
             warnings.warn(f"CUDA graph capture of the decoding step failed ({err}); decoding eagerly", stacklevel=2)
             mode = "static"
+            if device.type == "cuda":
+                generator = fresh_generators(generator, device)
             dec = _Decoder(engine, cache, out, num_prompt, total_tokens, sampling, generator, opts, fused, False)
 
     _sync(device)

@@ -60,15 +60,15 @@ def _build():
         x = tl.load(keys + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32) / temperature
         tl.store(mass_ptr + row * tiles + tile, tl.sum(tl.exp(x - top), axis=0))
 
-    # A module global, not a local: Triton's interpreter resolves the helpers a kernel calls in the module's globals
-    # (a closure variable there raised NameError), the compiler in either.
-    global _tile_probs
-
     @triton.jit
-    def _tile_probs(keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p,
-                    TILE: tl.constexpr, TILES: tl.constexpr):  # fmt: skip
-        """A tile's ranks (``offs``), which are in the row, their probabilities and which are kept: the mass before
-        a rank is the tiles before it (from the tile sums) plus a scan; kept while it is <= top_p."""
+    def tile_kernel(
+        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
+        vocab, tiles, stride_k, stride_r, temperature, top_p,
+        TILE: tl.constexpr, TILES: tl.constexpr,
+    ):  # fmt: skip
+        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
+        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
+        row, tile = tl.program_id(0), tl.program_id(1)
         keys = keys_ptr + row * stride_k
         t = tl.arange(0, TILES)
         mass = tl.load(mass_ptr + row * tiles + t, mask=t < tiles, other=0.0)
@@ -80,21 +80,7 @@ def _build():
         x = tl.load(keys + offs, mask=valid, other=float("-inf")).to(tl.float32) / temperature
         p = tl.exp(x - top) / denom
         run = tl.cumsum(p, axis=0) + before_tile
-        keep = ((run - p) <= top_p) & valid
-        return offs, valid, p, keep
-
-    @triton.jit
-    def tile_kernel(
-        keys_ptr, race_ptr, mass_ptr, best_ptr, rank_ptr, last_ptr,
-        vocab, tiles, stride_k, stride_r, temperature, top_p,
-        TILE: tl.constexpr, TILES: tl.constexpr,
-    ):  # fmt: skip
-        """Grid (rows, tiles): the tile's probabilities, the mass before each rank (the tiles before it from the
-        partial sums, then a scan), which ranks are kept, and the tile's race winner among them."""
-        row, tile = tl.program_id(0), tl.program_id(1)
-        offs, valid, p, keep = _tile_probs(
-            keys_ptr, mass_ptr, row, tile, vocab, tiles, stride_k, temperature, top_p, TILE, TILES
-        )
+        keep = ((run - p) <= top_p) & valid  # kept while the mass before the rank is <= top_p
         e = tl.load(race_ptr + row * stride_r + offs, mask=valid, other=1.0)
         v = tl.where(keep, p / e, -1.0)
         out = row * tiles + tile

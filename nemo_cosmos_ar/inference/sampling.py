@@ -172,6 +172,22 @@ def exponential_draw(batch: int, width: int, generator: Generators, device: torc
     return race.clamp_min_(torch.finfo(race.dtype).tiny)
 
 
+def fresh_generators(generator: Generators, device: torch.device) -> Generators:
+    """Generators no CUDA graph knows of, each with the old one's state (the device's default generator's for None)
+    where it can be read, else its seed; one per row for a list. Why: a capture that failed part-way can leave the
+    generators registered with it refusing every later draw ("Offset increment outside graph capture encountered
+    unexpectedly": seen when another thread queued CUDA work during a capture, BENCHMARKS.md issue 13, call a34), so
+    the decoders' eager fallbacks draw from these instead."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        return [fresh_generators(g, device) for g in generator]
+    fresh = torch.Generator(device)
+    try:
+        fresh.set_state(generator.get_state() if generator is not None else torch.cuda.get_rng_state(device))
+    except RuntimeError:
+        fresh.manual_seed(generator.initial_seed() if generator is not None else torch.initial_seed())
+    return fresh
+
+
 def _kernel_path(logits: torch.Tensor, config: SamplingConfig) -> bool:
     """Whether ``sample`` takes ``sample_kernel``'s path: CUDA, top-p alone with the full-sort nucleus, Triton there."""
     if not (logits.is_cuda and config.kernel == "auto" and not config.greedy and config.top_p is not None):

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import torch
 
 from nemo_cosmos_ar.inference import coupled_kernel
-from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, sampling_probs
+from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, fresh_generators, sampling_probs
 
 INITS = ("previous-frame", "random")
 
@@ -207,7 +207,7 @@ class _Window:
             new_tok = self._new_tokens(positions)
             done = self._fused(coupled_kernel.carry_proposals, self.q, p, src, carried[:, 0], new_tok,
                                self.init == "random")  # fmt: skip
-            if done is None:  # failed: the ops below, from the same tokens
+            if done is None:  # failed: the ops, from the same tokens
                 self.q.copy_(torch.where(carried, p.index_select(0, src), self._proposals(new_tok)))
         else:
             new_tok, new_q = self._new_drafts(positions)
@@ -216,11 +216,10 @@ class _Window:
         self.n.copy_(n_new)
 
     def _fused(self, fn, *args):
-        """``fn(*args)`` (a ``coupled_kernel`` call; True when it returns None), or None after warning once that
-        it failed; the torch ops from then on."""
+        """``fn(*args)`` (a ``coupled_kernel`` call), or None after warning once that it failed; the torch ops from
+        then on."""
         try:
-            out = fn(*args)
-            return True if out is None else out
+            return fn(*args)
         except Exception as err:  # Triton raises several types (compilation, resources, driver) on unsupported GPUs
             FUSED_FAILURES.append(f"{type(err).__name__}: {err}")
             self.fused = False
@@ -286,19 +285,6 @@ class _Steps:
             self._eager(attend)
 
 
-def fresh_generator(gen: torch.Generator | None, device: torch.device) -> torch.Generator:
-    """A generator no CUDA graph knows of, with ``gen``'s state (the device's default generator's for None) where it
-    can be read, else its seed. A capture that failed part-way can leave a generator registered with it refusing
-    every later draw ("Offset increment outside graph capture encountered unexpectedly": seen when another thread
-    queued CUDA work during the capture, BENCHMARKS.md issue 13, call a34)."""
-    fresh = torch.Generator(device)
-    try:
-        fresh.set_state(gen.get_state() if gen is not None else torch.cuda.get_rng_state(device))
-    except RuntimeError:
-        fresh.manual_seed(gen.initial_seed() if gen is not None else torch.initial_seed())
-    return fresh
-
-
 def _sync(device: torch.device) -> None:
     """Wait for the device (timing; bench_overlap.py swaps it for the current stream's, as for generator._sync)."""
     if device.type == "cuda":
@@ -357,7 +343,7 @@ def generate(
             warnings.warn(
                 f"CUDA graph capture of the speculative step failed ({err}); running it eagerly", stacklevel=2
             )
-            generator = win.gen = fresh_generator(win.gen, device)
+            generator = win.gen = fresh_generators(win.gen, device)
             steps = _Steps(win, cache, num_prompt, length, capture=False)
     t0 = time.perf_counter()
     stats.capture_s = t0 - t_capture
