@@ -9,7 +9,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/a37; rm -rf $L; mkdir -p "$OUT" "$L"
 source bench/gpu_site.sh .gpu4
 [ -f /tmp/rows_best.json ] && export COSMOS_AR_ROWS_CONFIGS=/tmp/rows_best.json
-echo "rows configs: ${COSMOS_AR_ROWS_CONFIGS:-the table's}"
+echo "rows configs: ${COSMOS_AR_ROWS_CONFIGS:-rows_kernel.CONFIGS}"
 e2e_setup
 run() { E2E_TIMEOUT=95 e2e "$1" "$2" --configs "$3" --guardrails; }
 run warm 150 dd-spec63; run g63 250 dd-spec63; run c63 330 dd-spec63-cublas; run h63 410 dd-spec63
