@@ -16,11 +16,8 @@ How many tokens a forward accepts is a property of the weights: random weights m
 barely depend on the context, so their figure says nothing about the released model's. The table therefore also
 gives the AR stage's time for a range of tokens per forward: 7,680 / R forwards at the measured cost of one.
 
-    python bench/bench_speculative.py [--runs 15:gemm,15:triton,31:triton,63:triton,63:triton:cublas]
+    python bench/bench_speculative.py [--runs 15:gemm,15:triton,31:triton,63:triton]
     python bench/bench_speculative.py --runs "" --profile 16,64   # kernels of a whole step (forward + accept)
-
-A run is ``L:attention[:products]``: the verify forward's products by ``rows_kernel`` ("triton", generate's default on
-CUDA) or "cublas".
 """
 
 import argparse
@@ -75,8 +72,7 @@ def main() -> None:
     ap.add_argument(
         "--runs",
         default="15:triton,31:triton,63:triton",
-        help="L:attention[:products] per decode: the verify attention (gemm: two GEMMs per KV group; triton: "
-        "verify_kernel) and its products (triton: rows_kernel, the default; cublas)",
+        help="L:attention per decode: the verify attention (gemm: two GEMMs per KV group; triton: verify_kernel)",
     )
     ap.add_argument("--rates", default="2,3,4,6,8,13.6", help="tokens per forward to project the AR stage at")
     ap.add_argument("--profile", default="", help="L,...: kernel table of 20 replayed whole steps per window L")
@@ -109,13 +105,12 @@ def main() -> None:
     )
     for L in [int(x) for x in args.profile.split(",") if x]:
         profile_step(engine, prompt, total, frame, L, device)
-    runs = [(int(r.split(":")[0]), ":".join(r.split(":")[1:])) for r in args.runs.split(",") if r]
+    runs = [(int(r.split(":")[0]), r.split(":")[1]) for r in args.runs.split(",") if r]
     rates = [float(r) for r in args.rates.split(",")]
     rows = []
     sampling = SamplingConfig()
     for L, attention in runs:
-        engine.decode_attention = attention.split(":")[0]
-        engine.verify_rows = not attention.endswith(":cublas")
+        engine.decode_attention = attention
         # the forward alone, at the prompt's end, in a graph; the accept/reject alone
         m = L + 1
         cache = engine.new_cache(1, total + L + 1)
@@ -155,10 +150,10 @@ def main() -> None:
             f"accept/reject alone {sample_ms:.3f} ms",
             flush=True,
         )
-    engine.decode_attention, engine.verify_rows = "triton", True
+    engine.decode_attention = "triton"
     print()
     print(
-        "| L | verify attention[:products] | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
+        "| L | verify attention | forwards | tokens/forward (random weights) | decode s | tokens/s | ms a step in "
         "the decode | the forward alone in a graph ms | accept/reject alone ms | a step in one-token steps |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")

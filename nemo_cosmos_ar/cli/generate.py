@@ -161,7 +161,6 @@ def options_from_args(args: argparse.Namespace):
         decode_reduce=args.decode_reduce,
         decode_weights=args.decode_weights,
         decode_int8_kernel=args.decode_int8_kernel,
-        verify_products=args.verify_products,
         offload_ar_model=args.offload_ar_model,
         offload_tokenizer=args.offload_tokenizer,
         overwrite=args.overwrite,

@@ -87,7 +87,7 @@ class _Spelling(argparse.Action):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nemo_cosmos_ar.cli.describe import parse_resolution
     from nemo_cosmos_ar.inference import symm_reduce
-    from nemo_cosmos_ar.inference.engine import INT8_KERNELS, VERIFY_PRODUCTS
+    from nemo_cosmos_ar.inference.engine import INT8_KERNELS
     from nemo_cosmos_ar.inference.options import (
         CV_TOKENIZER_DIR,
         DD_ATTENTION,
@@ -342,14 +342,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("previous-frame", "random"),
         default="previous-frame",
         help="with --speculative-window, a new draft: the token one latent frame back (default) or a random token",
-    )
-    ad.add_argument(
-        "--verify-products",
-        choices=VERIFY_PRODUCTS,
-        default="auto",
-        help="with --speculative-window (L + 1 <= 64 rows), the verify forward's products: triton = one Triton "
-        "kernel a product that reads the weights once for all rows, cublas = torch's; auto = triton where "
-        "--decode-gemv is on",
     )
     ad.add_argument(
         "--decode-attention",

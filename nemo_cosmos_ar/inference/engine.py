@@ -111,9 +111,6 @@ class McoreEngine:
         # With int8 weights: "cuda" runs their batch-1 products by the hand-written kernel (``gemv_cuda.py``, 10%
         # faster per layer on the H200), "triton" by ``gemv.gemv``. Set by ``configure_decode``.
         self.int8_kernel = "triton"
-        # A speculative verify's products (M = L + 1 <= 64 rows) by ``rows_kernel`` instead of cuBLAS; needs the
-        # fused step and plain linears. Set by ``configure_decode``.
-        self.verify_rows = False
 
     # ---- cache ----
     def new_cache(self, batch: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -265,8 +262,7 @@ class McoreEngine:
 
         Rows past the grid (the window's tail at the end) write their K/V to the cache's spare slots and take the
         last position's RoPE angles; their logits mean nothing. With the fused step the M tokens are its batch rows
-        (its compiled norms, RoPE and SwiGLU; cuBLAS products, or ``rows_kernel``'s with ``verify_rows``), otherwise
-        Megatron's layers run them as a sequence.
+        (its compiled norms, RoPE and SwiGLU; cuBLAS products), otherwise Megatron's layers run them as a sequence.
         The attention is ``verify_kernel``'s split-K kernel with the ``"triton"`` decode attention, else two GEMMs
         per KV group with an fp32 softmax.
         """
@@ -301,9 +297,8 @@ class McoreEngine:
         if self.fused_step:
             cos = self.cos.index_select(0, rows).view(1, m, 1, -1)
             sin = self.sin.index_select(0, rows).view(1, m, 1, -1)
-            rows = self.verify_rows
-            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn, rows=rows)
-            logits = fused_step.project(self.model.output_layer, h, False, False, rows=rows)[0]
+            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn)
+            logits = fused_step.project(self.model.output_layer, h, False, False)[0]
         else:
             cos, sin = self.cos.index_select(0, rows), self.sin.index_select(0, rows)  # [M, 1, 1, hd]
             for layer, kv in zip(self.layers, cache):
@@ -379,7 +374,6 @@ class McoreEngine:
 
 DECODE_ATTENTION = ("auto", "sdpa", "triton", "gemm", "flex")
 INT8_KERNELS = ("auto", "cuda", "fused", "triton")  # --decode-int8-kernel
-VERIFY_PRODUCTS = ("auto", "cublas", "triton")  # --verify-products
 
 
 def configure_decode(
@@ -391,7 +385,6 @@ def configure_decode(
     weights: str = "bf16",
     reduce: str = "auto",
     int8_kernel: str = "auto",
-    verify: str = "auto",
 ) -> McoreEngine:
     """Pick the decode step's attention, whether its small ops are fused (``fused_step``), whether its batch-1
     projections are the Triton matrix-vector kernel (``gemv.py``; needs the fused step) and whether, at batch 1 and
@@ -408,9 +401,6 @@ def configure_decode(
     ``int8_kernel`` (with ``weights="int8"``): "cuda" (``gemv_cuda.py``, compiled here by NVRTC; an error where it
     cannot be), "fused" (cuda with a norm, the residual adds and the SwiGLU folded in, ``fused_int8.py``; TP=1),
     "triton" (``gemv.gemv``) or "auto" (fused at TP=1 and cuda otherwise where the kernel compiles, else triton).
-
-    ``verify``: a speculative verify forward's products: "triton" (``rows_kernel``; needs the fused step and plain
-    linears), "cublas", or "auto" (triton where the matrix-vector decode runs, i.e. on CUDA with Triton).
 
     ``"auto"``: on CUDA the Triton split-K kernel (when Triton imports), the fused step (when the spec is the
     non-TransformerEngine one), the matrix-vector kernel and, on Hopper or later, programmatic dependent launch --
@@ -430,8 +420,6 @@ def configure_decode(
         raise ValueError(f"decode reduce must be auto, nccl or symm, got {reduce!r}")
     if int8_kernel not in INT8_KERNELS:
         raise ValueError(f"decode int8 kernel must be one of {', '.join(INT8_KERNELS)}, got {int8_kernel!r}")
-    if verify not in VERIFY_PRODUCTS:
-        raise ValueError(f"verify products must be one of {', '.join(VERIFY_PRODUCTS)}, got {verify!r}")
     cuda = engine.device.type == "cuda"
     if attention == "auto":
         attention = "triton" if cuda and decode_kernel.available() else "sdpa"
@@ -444,11 +432,6 @@ def configure_decode(
     engine.gemv = gemv == "on" or (
         gemv == "auto" and cuda and engine.fused_step and engine.gemv_ok and decode_kernel.available()  # Triton
     )
-    if verify == "triton" and not (engine.fused_step and engine.gemv_ok):
-        raise ValueError(
-            "--verify-products triton needs the fused step and plain Megatron linears (no adapters or bias)"
-        )
-    engine.verify_rows = verify == "triton" or (verify == "auto" and engine.gemv)
     engine.gemv_glu = False  # fc1 + SwiGLU in one kernel measured slower on the H200 (BENCHMARKS.md); kept as an option
     if pdl == "on" and not (engine.fused_step and fused_step.pdl_supported(engine.device)):
         raise ValueError("--decode-pdl on needs the fused step on a CUDA GPU of compute capability 9.0 or later")

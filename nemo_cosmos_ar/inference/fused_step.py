@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nemo_cosmos_ar.inference import gemv as gemv_kernel
-from nemo_cosmos_ar.inference import gemv_cuda, rows_kernel
+from nemo_cosmos_ar.inference import gemv_cuda
 from nemo_cosmos_ar.inference.quant import int8_weight
 
 _COMPILED: dict[str, object] = {}
@@ -142,25 +142,13 @@ def _reduce(module, y: torch.Tensor, reducer=None) -> torch.Tensor:
 
 
 def project(
-    module,
-    h: torch.Tensor,
-    gemv: bool,
-    reduce: bool,
-    pdl: bool = False,
-    reducer=None,
-    *,
-    int8_cuda: bool = False,
-    rows: bool = False,
+    module, h: torch.Tensor, gemv: bool, reduce: bool, pdl: bool = False, reducer=None, *, int8_cuda: bool = False
 ) -> torch.Tensor:
     """``module(h)[0]`` of a Megatron parallel linear; with ``gemv`` the batch-1 Triton product on this rank's
     weight (its int8 copy and scales once ``quant.quantize_model`` ran; ``pdl``: launched with programmatic dependent
     launch; ``int8_cuda``: an int8 weight's product by ``gemv_cuda.gemv_int8`` instead), then (row-parallel,
     ``reduce``) the all-reduce over the TP group that the module would do (by ``reducer`` when given, see
-    ``_reduce``; batch-1 ``gemv`` path only). ``rows`` (without ``gemv``): a few rows (a speculative verify's
-    window) by ``rows_kernel.rows_linear`` on this rank's weight where it takes them, then that all-reduce."""
-    if rows and not gemv and rows_kernel.supported(h, module.weight):
-        y = rows_kernel.rows_linear(h, module.weight)
-        return _reduce(module, y) if reduce else y
+    ``_reduce``; batch-1 ``gemv`` path only)."""
     if not gemv:  # cuBLAS inside the module, and the module's own all-reduce
         return module(h)[0]
     w, scale = int8_weight(module)
@@ -181,16 +169,7 @@ def _split_qkv(attn, mixed: torch.Tensor):
 
 
 def run_layers(
-    engine,
-    x: torch.Tensor,
-    cos,
-    sin,
-    cache,
-    attend_fn,
-    gemv: bool = False,
-    glu: bool = False,
-    pdl: bool = False,
-    rows: bool = False,
+    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False
 ) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
@@ -199,8 +178,7 @@ def run_layers(
     must hold); with ``glu`` the MLP's fc1 and SwiGLU are one ``gemv(..., glu=True)`` (this rank's fc1 weight is
     ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
     layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``). With
-    ``gemv`` the TP all-reduces go through ``engine.reducer`` when it is set (``symm_reduce.SymmReducer``).
-    ``rows``: the products of a few rows by ``rows_kernel`` (``project``'s; a speculative verify)."""
+    ``gemv`` the TP all-reduces go through ``engine.reducer`` when it is set (``symm_reduce.SymmReducer``)."""
     cuda = x.is_cuda
     qk, addn = _fn("qk", qk_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
     act = _fn("swiglu", swiglu, cuda, pdl)
@@ -211,18 +189,18 @@ def run_layers(
     h = F.rms_norm(x, (x.shape[-1],), first.weight, first.eps)
     for i, (layer, kv) in enumerate(zip(layers, cache)):
         attn, mlp = layer.self_attention, layer.mlp
-        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, int8_cuda=c8, rows=rows))
+        q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, int8_cuda=c8))
         qn, kn = attn.q_layernorm, attn.k_layernorm
         q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
-        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, int8_cuda=c8, rows=rows)
+        y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, int8_cuda=c8)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
         if gemv and glu:
             w, scale = int8_weight(mlp.linear_fc1)
             m = gemv_kernel.gemv(h, w, scale=scale, glu=True, pdl=pdl)
         else:
-            m = act(project(mlp.linear_fc1, h, gemv, False, pdl, int8_cuda=c8, rows=rows))
-        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer, int8_cuda=c8, rows=rows)
+            m = act(project(mlp.linear_fc1, h, gemv, False, pdl, int8_cuda=c8))
+        y = project(mlp.linear_fc2, m, gemv, True, pdl, reducer, int8_cuda=c8)
         norm = layers[i + 1].input_layernorm if i + 1 < len(layers) else engine.model.decoder.final_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
     return h

@@ -15,11 +15,7 @@ import torch
 from nemo_cosmos_ar.diffusion_decoder.config import CV_TOKENIZER_FOLDER, DECODER_FOLDER
 from nemo_cosmos_ar.inference import checks
 from nemo_cosmos_ar.inference import generator as gen
-from nemo_cosmos_ar.inference.engine import (
-    INT8_KERNELS,
-    VERIFY_PRODUCTS,
-    world,
-)  # importing engine loads no Megatron (its functions do)
+from nemo_cosmos_ar.inference.engine import INT8_KERNELS, world  # importing engine loads no Megatron (its functions do)
 from nemo_cosmos_ar.inference.sampling import SamplingConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -68,7 +64,6 @@ class GenerateOptions:
             outputs, so off by default; Megatron engine at batch size 1 only).
         decode_int8_kernel: "auto", "cuda", "fused" or "triton": the kernel of the int8 products
             (``engine.configure_decode``).
-        verify_products: "auto", "cublas" or "triton": a speculative verify forward's products (``rows_kernel``).
         engine: "mcore" (the Megatron-Core model, any TP) or "reference" (plain PyTorch, one process).
         num_gpus: tensor-parallel size; must equal the number of torchrun processes.
         batch_size: prompts decoded together (batch mode).
@@ -120,7 +115,6 @@ class GenerateOptions:
     decode_reduce: str = "auto"
     decode_weights: str = "bf16"
     decode_int8_kernel: str = "auto"
-    verify_products: str = "auto"
     engine: str = "mcore"
     num_gpus: int = 1
     batch_size: int = 1
@@ -160,8 +154,6 @@ class GenerateOptions:
             )
         if self.decode_int8_kernel not in INT8_KERNELS:
             raise ValueError(f"--decode-int8-kernel must be one of {INT8_KERNELS}, got {self.decode_int8_kernel!r}")
-        if self.verify_products not in VERIFY_PRODUCTS:
-            raise ValueError(f"--verify-products must be one of {VERIFY_PRODUCTS}, got {self.verify_products!r}")
         if self.dd_gemm not in ("bf16", "fp8"):
             raise ValueError(f"--diffusion-decoder-gemm must be bf16 or fp8, got {self.dd_gemm!r}")
         if self.dd_attention not in DD_ATTENTION:

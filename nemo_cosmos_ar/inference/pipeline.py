@@ -197,7 +197,6 @@ class Runner:
                     self.opts.decode_weights,
                     self.opts.decode_reduce,
                     self.opts.decode_int8_kernel,
-                    self.opts.verify_products,
                 )
             else:
                 model = ck.build_reference(self.ckpt.cfg, self.ckpt.native_state(), self.device, self.dtype)
