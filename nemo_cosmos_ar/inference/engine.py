@@ -279,8 +279,9 @@ class McoreEngine:
         def attend_fn(attn, q, k, v, kv):
             kc, vc = kv  # [1, groups, length, hd]
             g, hd = kc.shape[1], kc.shape[3]
-            kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
-            vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
+            if k is not None:  # else the fused step's QK-norm/RoPE kernel wrote them (``cache_slots``)
+                kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
+                vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
             if self.decode_attention == "triton":  # split-K flash attention over the filled slots only
                 o = verify_kernel.verify_attention(
                     q.reshape(m, g * hpg, hd), kc[0, :, :attend], vc[0, :, :attend], pos, self.scale
@@ -297,7 +298,7 @@ class McoreEngine:
         if self.fused_step:
             cos = self.cos.index_select(0, rows).view(1, m, 1, -1)
             sin = self.sin.index_select(0, rows).view(1, m, 1, -1)
-            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn)
+            h = fused_step.run_layers(self, x.view(1, m, -1), cos, sin, cache, attend_fn, cache_slots=slots)
             logits = fused_step.project(self.model.output_layer, h, False, False)[0]
         else:
             cos, sin = self.cos.index_select(0, rows), self.sin.index_select(0, rows)  # [M, 1, 1, hd]

@@ -51,6 +51,18 @@ def qk_norm_rope(q, k, qw, kw, q_eps: float | None, k_eps: float | None, cos, si
     return rope(q, cos, sin), rope(k, cos, sin)
 
 
+def qk_norm_rope_cache(q, k, v, qw, kw, q_eps: float | None, k_eps: float | None, cos, sin, kc, vc, slots):
+    """``qk_norm_rope`` for a verify forward's M positions (``k, v [1, M, groups, hd]``) with k (normed, rotated)
+    and v written into this layer's cache ``kc, vc [1, groups, length, hd]`` at ``slots [M]``; returns q. Compiled,
+    the writes are stores of the norm's kernel (inductor updates the caches in place) instead of two ``index_copy_``
+    launches a layer: 90 us of a 3.4 ms step at L = 63 (BENCHMARKS.md, issue 13, twenty-fifth session)."""
+    q, k = qk_norm_rope(q, k, qw, kw, q_eps, k_eps, cos, sin)
+    m, g, hd = k.shape[1], k.shape[2], k.shape[3]
+    kc[:, :, slots] = k.reshape(m, g, hd).transpose(0, 1)[None]
+    vc[:, :, slots] = v.reshape(m, g, hd).transpose(0, 1)[None]
+    return q
+
+
 def add_norm(x, y, w, eps: float | None):
     """The residual add and the next RMSNorm: ``(x + y, norm(x + y))``."""
     x = x + y
@@ -169,7 +181,16 @@ def _split_qkv(attn, mixed: torch.Tensor):
 
 
 def run_layers(
-    engine, x: torch.Tensor, cos, sin, cache, attend_fn, gemv: bool = False, glu: bool = False, pdl: bool = False
+    engine,
+    x: torch.Tensor,
+    cos,
+    sin,
+    cache,
+    attend_fn,
+    gemv: bool = False,
+    glu: bool = False,
+    pdl: bool = False,
+    cache_slots: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """All layers of a decode step from the embedding ``x [1, B, dim]``; returns the final-normed hidden state.
 
@@ -178,7 +199,9 @@ def run_layers(
     must hold); with ``glu`` the MLP's fc1 and SwiGLU are one ``gemv(..., glu=True)`` (this rank's fc1 weight is
     ``[gate; up]`` at any TP size, the layout the SwiGLU's ``chunk`` splits). ``pdl``: every Triton kernel of the
     layers (products, compiled pieces) is launched with programmatic dependent launch (``pdl_supported``). With
-    ``gemv`` the TP all-reduces go through ``engine.reducer`` when it is set (``symm_reduce.SymmReducer``)."""
+    ``gemv`` the TP all-reduces go through ``engine.reducer`` when it is set (``symm_reduce.SymmReducer``).
+    ``cache_slots`` (a verify forward's M positions, ``x [1, M, dim]``): K/V are written into the caches at these
+    slots by the QK-norm/RoPE kernel (``qk_norm_rope_cache``) and ``attend_fn`` gets ``k = v = None``."""
     cuda = x.is_cuda
     qk, addn = _fn("qk", qk_norm_rope, cuda, pdl), _fn("add_norm", add_norm, cuda, pdl)
     act = _fn("swiglu", swiglu, cuda, pdl)
@@ -191,7 +214,12 @@ def run_layers(
         attn, mlp = layer.self_attention, layer.mlp
         q, k, v = _split_qkv(attn, project(attn.linear_qkv, h, gemv, False, pdl, int8_cuda=c8))
         qn, kn = attn.q_layernorm, attn.k_layernorm
-        q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
+        if cache_slots is None:
+            q, k = qk(q, k, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin)
+        else:
+            qkc = _fn("qk_cache", qk_norm_rope_cache, cuda)
+            q = qkc(q, k, v, qn.weight, kn.weight, qn.eps, kn.eps, cos, sin, kv[0], kv[1], cache_slots)
+            k = v = None
         y = project(attn.linear_proj, attend_fn(attn, q, k, v, kv), gemv, True, pdl, reducer, int8_cuda=c8)
         norm = layer.pre_mlp_layernorm
         x, h = addn(x, y, norm.weight, norm.eps)
