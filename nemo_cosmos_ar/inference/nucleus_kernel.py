@@ -40,7 +40,6 @@ import torch
 
 TILE = 2048  # logits per program
 BINS = 16  # thresholds a round: 4 bits of t0
-SUB = 512  # logits a round_kernel program sums at a time ([SUB, BINS] compares: 64 values a thread at 4 warps)
 NUM_WARPS = 4
 _KEY_BITS = {torch.bfloat16: 16, torch.float16: 16, torch.float32: 32}
 _KERNELS: list = []
@@ -98,7 +97,6 @@ def _build():
     def round_kernel(
         x_ptr, mx_ptr, part_ptr, cnt_ptr, lo_ptr, vocab, tiles, stride_x, temperature, top_p,
         ROUND: tl.constexpr, ROUNDS: tl.constexpr, KEY_BITS: tl.constexpr, TILE: tl.constexpr, TILES: tl.constexpr,
-        SUB: tl.constexpr, BINS: tl.constexpr,
     ):  # fmt: skip
         row, tile = tl.program_id(0), tl.program_id(1)
         width = tl.full([], 1, tl.int64) << (KEY_BITS - 4 * (ROUND + 1))  # keys per threshold step this round
@@ -110,31 +108,20 @@ def _build():
         if tile == 0:  # for the next round and the write (another launch: no program reads what this one writes)
             tl.store(lo_ptr + row * ROUNDS + ROUND, lo)
         top = _row_max(mx_ptr, row, tiles, TILES) / temperature
-        bins = tl.arange(0, BINS)
-        thresholds = (lo + (bins + 1) * width - 1).to(tl.int32)  # the mass above each: G(threshold)
-        candidates = (lo + bins).to(tl.int32)  # the last round (width 1): the 16 candidates for t0
-        above = tl.zeros([BINS], tl.float32)
-        ties = tl.zeros([BINS], tl.int32)
-        mass = 0.0
-        # SUB logits at a time, all 16 sums in one 2-D reduction: 16 separate row reductions (one barrier chain
-        # each) held a round at ~27 us over 64 rows of 64,000 on the H200 (BENCHMARKS.md, issue 13)
-        for c in tl.static_range(TILE // SUB):
-            offs = tile * TILE + c * SUB + tl.arange(0, SUB)
-            valid = offs < vocab
-            x = tl.load(x_ptr + row * stride_x + offs, mask=valid, other=0.0)
-            key = tl.where(valid, _key(x, KEY_BITS), -(1 << 31) + 1)  # outside the row: below every threshold
-            e = tl.where(valid, tl.exp(x.to(tl.float32) / temperature - top), 0.0)
-            above += tl.sum(tl.where(key[:, None] > thresholds[None, :], e[:, None], 0.0), axis=0)
-            if ROUND == 0:
-                mass += tl.sum(e, axis=0)
-            if ROUND + 1 == ROUNDS:
-                ties += tl.sum((key[:, None] == candidates[None, :]).to(tl.int32), axis=0)
+        offs = tile * TILE + tl.arange(0, TILE)
+        valid = offs < vocab
+        x = tl.load(x_ptr + row * stride_x + offs, mask=valid, other=0.0)
+        key = tl.where(valid, _key(x, KEY_BITS), -(1 << 31) + 1)  # outside the row: below every threshold
+        e = tl.where(valid, tl.exp(x.to(tl.float32) / temperature - top), 0.0)
         out = part_ptr + ((row * ROUNDS + ROUND) * tiles + tile) * 32
-        tl.store(out + bins, above)
+        for b in tl.static_range(16):
+            tl.store(out + b, tl.sum(tl.where(key > (lo + (b + 1) * width - 1).to(tl.int32), e, 0.0), axis=0))
         if ROUND == 0:
-            tl.store(out + 16, mass)
-        if ROUND + 1 == ROUNDS:
-            tl.store(cnt_ptr + (row * tiles + tile) * 16 + bins, ties)
+            tl.store(out + 16, tl.sum(e, axis=0))
+        if ROUND + 1 == ROUNDS:  # width 1: the 16 candidates for t0 are lo + b
+            for b in tl.static_range(16):
+                n = tl.sum((key == (lo + b).to(tl.int32)).to(tl.int32), axis=0)
+                tl.store(cnt_ptr + (row * tiles + tile) * 16 + b, n)
 
     @triton.jit
     def write_kernel(
@@ -201,7 +188,7 @@ def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> tor
     for r in range(rounds):
         round_k[grid](
             logits, mx, part, ties, lo, vocab, tiles, logits.stride(0), t, p,
-            ROUND=r, ROUNDS=rounds, KEY_BITS=bits, TILE=TILE, TILES=pad, SUB=SUB, BINS=BINS, num_warps=NUM_WARPS,
+            ROUND=r, ROUNDS=rounds, KEY_BITS=bits, TILE=TILE, TILES=pad, num_warps=NUM_WARPS,
         )  # fmt: skip
     write_k[grid](
         logits, mx, part, ties, lo, out, vocab, tiles, logits.stride(0), out.stride(0), t, p,
