@@ -201,6 +201,31 @@ def test_verify_forward_matches_teacher_forcing_including_the_window_past_the_gr
         eng.fused_step = False
 
 
+def test_the_fused_verify_writes_the_window_into_the_cache_as_index_copy_does():
+    """``fused_step.qk_norm_rope_cache`` (the verify's K/V written by the QK-norm/RoPE step): the same q as
+    ``qk_norm_rope`` and caches bit-equal to its k and v written by ``index_copy_``; no other slot touched."""
+    from nemo_cosmos_ar.inference import fused_step
+
+    g = torch.Generator().manual_seed(11)
+    m, groups, hpg, hd, length = 5, 2, 3, 8, 20
+    q = torch.randn(1, m, groups, hpg * hd, generator=g)
+    k, v = torch.randn(1, m, groups, hd, generator=g), torch.randn(1, m, groups, hd, generator=g)
+    qw, kw = torch.rand(hd, generator=g) + 0.5, torch.rand(hd, generator=g) + 0.5
+    angles = torch.randn(1, m, 1, hd, generator=g)
+    cos, sin = angles.cos(), angles.sin()
+    slots = torch.arange(7, 7 + m)
+    filled = torch.randn(2, 1, groups, length, hd, generator=g)
+    kc, vc = filled[0].clone(), filled[1].clone()
+    q_fused = fused_step.qk_norm_rope_cache(q, k, v, qw, kw, 1e-6, 1e-5, cos, sin, kc, vc, slots)
+    q_want, k_want = fused_step.qk_norm_rope(q, k, qw, kw, 1e-6, 1e-5, cos, sin)
+    kw_c, vw_c = filled[0].clone(), filled[1].clone()
+    kw_c.index_copy_(2, slots, k_want.reshape(m, groups, hd).transpose(0, 1)[None])
+    vw_c.index_copy_(2, slots, v.reshape(m, groups, hd).transpose(0, 1)[None])
+    assert torch.equal(q_fused, q_want) and torch.equal(kc, kw_c) and torch.equal(vc, vw_c)
+    assert not torch.equal(kc[:, :, 7], filled[0][:, :, 7])  # the window's slots did change
+    assert torch.equal(kc[:, :, 12:], filled[0][:, :, 12:]) and torch.equal(vc[:, :, :7], filled[1][:, :, :7])
+
+
 @pytest.mark.parametrize("window, init", [(1, "random"), (5, "previous-frame"), (24, "previous-frame")])
 def test_greedy_speculative_tokens_equal_the_one_token_decoder(engines, window, init):
     """Temperature 0: speculative decoding gives the one-token decoder's greedy grid exactly, on the Megatron engine
