@@ -1,7 +1,7 @@
 """The speculative step's two parts besides the products, alone (issue 13): the verify attention's launch choices
 and where the accept/reject's time goes.
 
-1. ``verify_kernel.verify_attention`` at the 4B's shapes (32 heads, 8 KV groups, 128 dims; M = 17 / 33 / 65 rows
+1. ``verify_kernel.verify_attention`` at the 4B's shapes (32 heads, 8 KV groups, 128 dims; M = 16 / 32 / 64 rows
    of positions; the window ending at 5,120 or 12,700 filled slots of a 12,800-slot cache) for each launch choice
    (rows per block, warps, waves), in us per call (16 calls per CUDA graph, one per layer as a forward makes them).
 2. The accept/reject in torch ops (``sampling.sampling_probs`` + ``speculative.coupled_resample`` + the bonus race,
@@ -43,11 +43,14 @@ def sweep_attention(smoke: bool) -> None:
     layers = 2 if smoke else 16
     ks = [torch.randn(groups, cache, hd, device=dev).bfloat16() for _ in range(layers)]
     vs = [torch.randn(groups, cache, hd, device=dev).bfloat16() for _ in range(layers)]
-    ms = (5,) if smoke else (17, 33, 65)
+    # the windows generate suggests (L = 15 / 31 / 63: M = 16 / 32 / 64, whole 64-row blocks)
+    ms = (5,) if smoke else (16, 32, 64)
     filled = (100,) if smoke else (5120, 12700)
-    # call a26 swept rows per block {all, 64, 32} x warps {4, 8} x waves {2, 4, 8}: 64 / 4 / 2 was best everywhere;
-    # now around it: waves below 2, the K tile and the pipeline depth
-    choices = list(itertools.product((64, 0), (4,), (1.0, 1.5, 2.0), (32, 64, 128), (2, 3)))
+    # a26 swept rows per block {all, 64, 32} x warps {4, 8} x waves {2, 4, 8} at M = 17 / 33 / 65 (68 / 132 / 260
+    # rows: "all" padded them), a27 waves {1, 1.5, 2} x K tile {32, 64, 128} x stages {2, 3}: 64 rows, 4 warps,
+    # 2 waves, 64-slot tiles, 3 stages. At aligned M a block of 128 rows (0 = all, capped at 128) pads nothing: around
+    # the default again, with 128-row blocks on 4 and 8 warps.
+    choices = list(itertools.product((64, 0), (4, 8), (1.5, 2.0, 3.0), (64,), (3,)))
     if smoke:
         choices = choices[:2]
     print("| M | filled slots | rows per block | warps | waves | K tile | stages | us a call |")
@@ -87,7 +90,7 @@ def profile_accept(smoke: bool) -> None:
     vocab = 1000 if smoke else 64000
     print("\n| M | top-p distribution | accept/reject alone, us (CUDA graph) |")
     print("|---:|---|---:|")
-    for m in (3,) if smoke else (17, 33, 65):
+    for m in (3,) if smoke else (16, 32, 64):
         L = m - 1
         logits = (3 * torch.randn(m, vocab, device=dev)).bfloat16()
         q = torch.softmax(torch.randn(L, vocab, device=dev), -1)
