@@ -15,5 +15,5 @@ source bench/gpu_site.sh .gpu4
 timeout 200 python3 bench/bench_nucleus.py 2>&1 | grep -vE "Warning|warn\(|pynvml" | tee "$OUT/nucleus.log" | tail -20
 timeout $((560 - SECONDS)) python3 bench/bench_verify_parts.py --parts attention 2>&1 \
   | grep -vE "Warning|warn\(|pynvml" > "$OUT/verify_parts.log"
-grep -E "^best|^\| (16|32|64) \| (5120|12700) \| (64|all) \| [48] \| [0-9.]+ \|" "$OUT/verify_parts.log" | head -24
+grep -E "^best" "$OUT/verify_parts.log"  # every row is in the log
 exit 0
