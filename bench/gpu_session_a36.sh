@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# A record of the call: rows_kernel, bench_rows.py and --verify-products were removed after it (commit 7a1b747 has
+# them), so it no longer runs on later commits.
 # Twenty-fifth session, call a36 (one H200 carrying .gpu4, ~8 min, after `bash bench/gpu_fa4_install.sh a` and `b`
 # on the same warm machine; a37 follows on it). Issue 13, the verify forward's products by rows_kernel:
 #   1. GPU tier: rows_kernel against float64 at the 4B's shapes (M = 16 / 64, split-K, graph replays); greedy

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# A record of the call: rows_kernel, bench_rows.py and --verify-products were removed after it (commit 7a1b747 has
+# them), so it no longer runs on later commits.
 # Twenty-fifth session, call a37 (one H200 carrying .gpu4, ~9 min, right after a36 on the same warm machine: FA4 and
 # /tmp/rows_best.json from a36). Issue 13: the whole generate with the exact distribution on this session's code
 # (--speculative-window 63, FA4, guardrails): a discarded warm run, two runs on rows_kernel, one on cuBLAS

@@ -280,8 +280,7 @@ class McoreEngine:
             kc, vc = kv  # [1, groups, length, hd]
             g, hd = kc.shape[1], kc.shape[3]
             if k is not None:  # else the fused step's QK-norm/RoPE kernel wrote them (``cache_slots``)
-                kc.index_copy_(2, slots, k.reshape(m, g, hd).transpose(0, 1)[None])
-                vc.index_copy_(2, slots, v.reshape(m, g, hd).transpose(0, 1)[None])
+                fused_step.write_window(kc, vc, slots, k, v)
             if self.decode_attention == "triton":  # split-K flash attention over the filled slots only
                 o = verify_kernel.verify_attention(
                     q.reshape(m, g * hpg, hd), kc[0, :, :attend], vc[0, :, :attend], pos, self.scale

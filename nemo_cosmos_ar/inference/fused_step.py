@@ -51,15 +51,21 @@ def qk_norm_rope(q, k, qw, kw, q_eps: float | None, k_eps: float | None, cos, si
     return rope(q, cos, sin), rope(k, cos, sin)
 
 
-def qk_norm_rope_cache(q, k, v, qw, kw, q_eps: float | None, k_eps: float | None, cos, sin, kc, vc, slots):
-    """``qk_norm_rope`` for a verify forward's M positions (``k, v [1, M, groups, hd]``) with k (normed, rotated)
-    and v written into this layer's cache ``kc, vc [1, groups, length, hd]`` at ``slots [M]``; returns q. Compiled,
-    the writes are stores of the norm's kernel (inductor updates the caches in place) instead of two ``index_copy_``
-    launches a layer: 90 us of a 3.4 ms step at L = 63 (BENCHMARKS.md, issue 13, twenty-fifth session)."""
-    q, k = qk_norm_rope(q, k, qw, kw, q_eps, k_eps, cos, sin)
-    m, g, hd = k.shape[1], k.shape[2], k.shape[3]
+def write_window(kc, vc, slots, k, v) -> None:
+    """A verify forward's K/V (``k, v``: M positions x groups x hd values, position-major, e.g. ``[1, M, groups,
+    hd]``) into one layer's cache ``kc, vc [1, groups, length, hd]`` at ``slots [M]``."""
+    m, g, hd = slots.numel(), kc.shape[1], kc.shape[3]
     kc[:, :, slots] = k.reshape(m, g, hd).transpose(0, 1)[None]
     vc[:, :, slots] = v.reshape(m, g, hd).transpose(0, 1)[None]
+
+
+def qk_norm_rope_cache(q, k, v, qw, kw, q_eps: float | None, k_eps: float | None, cos, sin, kc, vc, slots):
+    """``qk_norm_rope`` for a verify forward's M positions with k (normed, rotated) and v written into the layer's
+    cache by ``write_window``; returns q. Compiled, the writes are stores of the norm's kernel (inductor updates the
+    caches in place) instead of two ``index_copy_`` launches a layer: 90 us of a 3.4 ms step at L = 63
+    (BENCHMARKS.md, issue 13, twenty-fifth session)."""
+    q, k = qk_norm_rope(q, k, qw, kw, q_eps, k_eps, cos, sin)
+    write_window(kc, vc, slots, k, v)
     return q
 
 

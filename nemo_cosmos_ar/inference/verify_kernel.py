@@ -16,8 +16,8 @@ kernel's flash-decoding (``decode_kernel``) with more rows:
    chunk of the last slots): such rows keep max -inf and sum 0 without producing NaN.
 2. The decode kernel's combine, grid ``(M * heads,)``: the workspace rows are laid out as the output's, position-major.
 
-The K/V of the M positions are written into the cache before the call (by the fused step's QK-norm/RoPE kernel,
-else ``index_copy_``), so the kernel only reads.
+The K/V of the M positions are written into the cache before the call (``fused_step.write_window``, inside the fused
+step's QK-norm/RoPE kernel when it runs), so the kernel only reads.
 On CPU tensors the kernels run in Triton's interpreter (tests, ``TRITON_INTERPRET=1``);
 ``verify_attention_reference`` is the fp32 yardstick.
 """
