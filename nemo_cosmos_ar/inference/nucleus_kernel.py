@@ -38,7 +38,10 @@ from __future__ import annotations
 
 import torch
 
-TILE = 2048  # logits per program
+# Launch choices, swept on the H200 (BENCHMARKS.md, issue 13, call a42: TILE 512-4,096 x 2 / 4 / 8 warps): 4,096
+# logits on 4 warps was the best at 64 rows (131.1 -> 111.0 us for the whole search, against 2,048 on 4) and within
+# 0.6 us of the best at 16 and 32 rows (46.2 -> 39.0, 75.9 -> 64.9). 16 tiles of 64,000 logits a row.
+TILE = 4096  # logits per program
 BINS = 16  # thresholds a round: 4 bits of t0
 NUM_WARPS = 4
 _KEY_BITS = {torch.bfloat16: 16, torch.float16: 16, torch.float32: 32}
