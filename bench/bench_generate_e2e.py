@@ -155,7 +155,7 @@ TIMING = re.compile(
     r"load (?P<load>[\d.]+)s \((?P<parts>[^)]*)\), encode (?P<encode>[\d.]+)s"
     r"(?: \((?P<beside>[\d.]+)s beside the AR model load\))?, prefill (?P<prefill>[\d.]+)s, "
     r"compile and graph capture (?P<capture>[\d.]+)s, decode (?P<ar>[\d.]+)s "
-    r"\((?P<tps>[\d.]+) tokens/s(?:, \d+ forwards: [\d.]+ tokens each)?\), (?P<which>diffusion|DV) decode "
+    r"\((?P<tps>[\d.]+) tokens/s(?:, (?P<forwards>\d+) forwards: [\d.]+ tokens each)?\), (?P<which>diffusion|DV) decode "
     r"(?P<dec>[\d.]+)s.*write "
     r"(?P<write>[\d.]+)s"
 )
@@ -490,9 +490,11 @@ def main() -> None:
         parts, rows = [], []
         for name in [] if args.per_video_only else names:
             r = run_config(name, ck, image, root, args.smoke, args.seed, extra, args.nproc, args.cprofile)
-            beside = f"; the encode ran {r['beside']:.1f} s beside the AR model load" if "beside" in r else ""
+            more = f"; the encode ran {r['beside']:.1f} s beside the AR model load" if "beside" in r else ""
+            if "forwards" in r:  # speculative decoding: the verify forwards of the AR decode
+                more += f"; {r['forwards']:.0f} verify forwards"
             parts.append(
-                f"# {name}: load = {r['parts']}{beside}; DiT attention {r['attention']}; guardrails {r['guard']}; "
+                f"# {name}: load = {r['parts']}{more}; DiT attention {r['attention']}; guardrails {r['guard']}; "
                 f"in main(), {r['gc']}"
             )
             rows.append(r)

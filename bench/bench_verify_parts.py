@@ -3,8 +3,7 @@ and where the accept/reject's time goes.
 
 1. ``verify_kernel.verify_attention`` at the 4B's shapes (32 heads, 8 KV groups, 128 dims; M = 16 / 32 / 64 rows
    of positions; the window ending at 5,120 or 12,700 filled slots of a 12,800-slot cache) for each launch choice
-   (rows per block, warps, waves, where the splits are combined), in us per call (16 calls per CUDA graph, one per
-   layer as a forward makes them).
+   (rows per block, warps, waves), in us per call (16 calls per CUDA graph, one per layer as a forward makes them).
 2. The accept/reject in torch ops (``sampling.sampling_probs`` + ``speculative.coupled_resample`` + the bonus race,
    as ``speculative._Window.advance`` runs them) over M rows of 64,000 bf16 logits: its CUDA kernels by total time
    (torch.profiler, 20 calls), to see which op the 0.36 ms at M = 17 is.
@@ -48,29 +47,28 @@ def sweep_attention(smoke: bool) -> None:
     ms = (5,) if smoke else (16, 32, 64)
     filled = (100,) if smoke else (5120, 12700)
     # a26 swept rows per block {all, 64, 32} x warps {4, 8} x waves {2, 4, 8} at M = 17 / 33 / 65 (68 / 132 / 260
-    # rows: "all" padded them), a27 waves {1, 1.5, 2} x K tile {32, 64, 128} x stages {2, 3}, a42 128-row blocks on
-    # 4 and 8 warps at M = 16 / 32 / 64: 64 rows, 4 warps, 2 waves, 64-slot tiles, 3 stages won each time. Now where
-    # the splits are combined (in the split kernel's last program, or a second launch), at that choice and at more
-    # waves (more splits: a longer combine for the last program).
-    choices = list(itertools.product((64,), (4,), (2.0, 3.0), (64,), (3,), ("last", "kernel")))
+    # rows: "all" padded them), a27 waves {1, 1.5, 2} x K tile {32, 64, 128} x stages {2, 3}: 64 rows, 4 warps,
+    # 2 waves, 64-slot tiles, 3 stages. At aligned M a block of 128 rows (0 = all, capped at 128) pads nothing: around
+    # the default again, with 128-row blocks on 4 and 8 warps (a42: the default won again). a43 tried the splits'
+    # combine in the split kernel's last program (one launch less): 1.1-2.7x slower, removed.
+    choices = list(itertools.product((64, 0), (4, 8), (1.5, 2.0, 3.0), (64,), (3,)))
     if smoke:
         choices = choices[:2]
-    print("| M | filled slots | rows per block | warps | waves | K tile | stages | combine | us a call |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("| M | filled slots | rows per block | warps | waves | K tile | stages | us a call |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m, n in itertools.product(ms, filled):
         q = torch.randn(m, heads, hd, device=dev).bfloat16()
         pos = torch.tensor([n - m], device=dev)
         attend = min(cache, 512 * -(-n // 512))  # the decode's 512-slot bucket
         best = None
-        for block_h, warps, waves, block_n, stages, combine in choices:
-            row = f"| {m} | {n} | {block_h or 'all'} | {warps} | {waves:g} | {block_n} | {stages} | {combine} |"
+        for block_h, warps, waves, block_n, stages in choices:
+            row = f"| {m} | {n} | {block_h or 'all'} | {warps} | {waves:g} | {block_n} | {stages} |"
 
-            def call(i, a=(q, pos, attend), o=(block_h, warps, waves, block_n, stages, combine)):
+            def call(i, a=(q, pos, attend), o=(block_h, warps, waves, block_n, stages)):
                 k, v = ks[i][:, : a[2]], vs[i][:, : a[2]]
                 return vk.verify_attention(
-                    a[0], k, v, a[1], block_h=o[0], num_warps=o[1], waves=o[2], block_n=o[3], num_stages=o[4],
-                    combine=o[5],
-                )  # fmt: skip
+                    a[0], k, v, a[1], block_h=o[0], num_warps=o[1], waves=o[2], block_n=o[3], num_stages=o[4]
+                )
 
             try:
                 us = 1e6 * _time(call, layers, smoke)

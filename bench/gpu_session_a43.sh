@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# A record of the call: the in-kernel combine it measured (commit 1622054) was removed after it, so steps 1 and 2 now
+# run the earlier tests and sweep.
 # Twenty-sixth session, call a43 (one H200 carrying .gpu4, ~8 min, no FA4 needed). Issue 13, the speculative step:
 #   1. GPU tier: the verify attention (now combining its splits in the split kernel's last program, against the
 #      second launch; graph replays leave the counters at zero) and the nucleus search (TILE 4,096 now).

@@ -499,9 +499,7 @@ def test_coupled_kernels_equal_the_ops():
 def test_verify_attention_kernel_matches_its_reference():
     """``verify_kernel.verify_attention`` (speculative decoding's verify forward) at the 4B's shapes: M = 17 and 33
     positions (32 heads, 8 KV groups, 128 dims) against a 12,800-slot bf16 cache, from the first slot to the last,
-    within 8e-3 (of the largest) of the fp32 attention, with the combine in the split kernel (the default) and as a
-    second launch, within one bf16 rounding of each other; in a CUDA graph, replayed twice, the same output as eagerly
-    and the split counters back at zero. CUDA only."""
+    within 8e-3 (of the largest) of the fp32 attention; in a CUDA graph the same output as eagerly. CUDA only."""
     if SMOKE:
         _record("verify_attention", skipped="CUDA only: the interpreter runs it in test_verify_kernel.py")
         return
@@ -516,23 +514,18 @@ def test_verify_attention_kernel_matches_its_reference():
         for p in (0, 63, 6000, 12800 - m):
             pos = torch.tensor([p], device="cuda")
             got = VK.verify_attention(q, k, v, pos).float()
-            apart = VK.verify_attention(q, k, v, pos, combine="kernel").float()
             ref = VK.verify_attention_reference(q, k, v, pos)
             err = (got - ref).abs().max().item() / ref.abs().max().item()
             assert got.shape == ref.shape and err < 8e-3, (m, p, err)
-            step = ((got - apart).abs() / apart.abs().clamp_min(2.0**-20)).max().item()
-            assert step <= 2.0**-7, (m, p, step)  # the two combines' sums differ in order only
-            numbers[f"m{m} pos {p}"] = {"rel_err": err, "combines_rel_diff": step}
+            numbers[f"m{m} pos {p}"] = {"rel_err": err}
         eager = VK.verify_attention(q, k, v, pos)
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize()
         with torch.cuda.graph(graph):
             captured = VK.verify_attention(q, k, v, pos)
-        for _ in range(2):  # the counters must be back at zero after each replay
-            graph.replay()
-            torch.cuda.synchronize()
-            assert torch.equal(captured, eager), m
-    assert int(VK._counters(k.device).abs().sum()) == 0
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(captured, eager), m
     _record("verify_attention", **numbers)
 
 

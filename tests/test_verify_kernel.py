@@ -80,27 +80,6 @@ def test_slots_past_the_window_are_never_read(dtype):
     assert torch.equal(clean, dirty)
 
 
-@here
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-def test_the_in_kernel_combine_equals_the_combine_kernel(dtype):
-    """``combine="last"`` (the last split program of a row block combines) gives the second launch's output within
-    fp32 rounding (bf16: the same bits but for a last-place rounding flip), the same bits on a repeat call, and leaves
-    the split counters at zero; 5 splits of 16 slots, two row blocks of 16 rows a group."""
-    q, kc, vc = _inputs(7, dtype, seed=3)
-    p = torch.tensor([60], device=DEVICE)
-    kw = {"splits": 5, "block_n": 16, "block_h": 16}
-    apart = vk.verify_attention(q, kc[:, :L], vc[:, :L], p, combine="kernel", **kw)
-    inside = vk.verify_attention(q, kc[:, :L], vc[:, :L], p, combine="last", **kw)
-    ref = vk.verify_attention_reference(q, kc[:, :L], vc[:, :L], p)
-    unit = 1e-6 if dtype == torch.float32 else 2**-7
-    assert ((inside.float() - apart.float()).abs() / apart.float().abs().clamp_min(1)).max().item() <= unit
-    assert ((inside.float() - ref).abs() / ref.abs().clamp_min(1)).max().item() < TOL[dtype]
-    assert torch.equal(inside, vk.verify_attention(q, kc[:, :L], vc[:, :L], p, combine="last", **kw))
-    assert int(vk._counters(q.device).abs().sum()) == 0
-    with pytest.raises(ValueError, match="combine must be one of last, kernel, got 'both'"):
-        vk.verify_attention(q, kc[:, :L], vc[:, :L], p, combine="both")
-
-
 def test_row_blocks():
     assert [vk.block_rows(r) for r in (1, 4, 16, 17, 68, 128, 132)] == [16, 16, 16, 32, 128, 128, 128]
     assert vk.block_rows(68, 64) == 64

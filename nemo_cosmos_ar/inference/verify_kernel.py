@@ -14,11 +14,10 @@ kernel's flash-decoding (``decode_kernel``) with more rows:
    per row (slot <= pos + j), and writes the unnormalised partial output, running max and sum per row.
    Unlike a decode, a tile can hold no visible slot for some rows of the block (the window's early positions in the
    chunk of the last slots): such rows keep max -inf and sum 0 without producing NaN.
-2. The combine of the splits' partials into the output. ``combine="last"`` (the default): inside ``split_kernel``,
-   by whichever program of a row block arrives last (a per-block counter, acquire/release atomics), summing the
-   partials in split order, so the result does not depend on the arrival order and a CUDA-graph replay gives the
-   same bits; the counter is set back to zero for the next call. ``combine="kernel"``: the decode kernel's combine
-   as a second launch, grid ``(M * heads,)``. The workspace rows are laid out as the output's, position-major.
+2. The decode kernel's combine, grid ``(M * heads,)``: the workspace rows are laid out as the output's, position-major.
+   A second launch on purpose: combining in the split kernel, by the last of a row block's programs to arrive, was
+   1.1-2.7x slower on the H200 (BENCHMARKS.md, issue 13, call a43): one program then reads every split's partials
+   for its 64 rows alone, at the kernel's tail, where the combine kernel spreads them over M * heads programs.
 
 The K/V of the M positions are written into the cache before the call (``fused_step.write_window``, inside the fused
 step's QK-norm/RoPE kernel when it runs), so the kernel only reads.
@@ -39,12 +38,9 @@ from nemo_cosmos_ar.inference import decode_kernel
 # programs per SM, 64-slot K tiles and a 3-deep pipeline were the best of the 144 choices tried at every M = 17 / 33 /
 # 65 and cache fill measured: 31-44% under the first guess (all rows, 8 warps, 4 waves, 2 stages), e.g. M = 17 at
 # 5,120 filled slots 26.5 -> 16.4 us a layer, M = 65 at 12,700 101 -> 56.5 us.
-DEFAULTS = {"block_h": 64, "block_n": 64, "waves": 2.0, "num_warps": 4, "num_stages": 3, "combine": "last"}
-COMBINES = ("last", "kernel")
+DEFAULTS = {"block_h": 64, "block_n": 64, "waves": 2.0, "num_warps": 4, "num_stages": 3}
 MAX_BLOCK_H = 128
 _KERNELS: list = []
-_COUNTERS: dict = {}  # per device: int32 zeros the split programs of a row block count on (each call leaves them 0)
-COUNTERS = 1 << 12  # row blocks (groups x row blocks) a call may have
 
 
 def _build():
@@ -55,12 +51,11 @@ def _build():
 
     @triton.jit
     def split_kernel(
-        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr, out_ptr, count_ptr,
+        q_ptr, k_ptr, v_ptr, pos_ptr, acc_ptr, m_ptr, l_ptr,
         stride_qm, stride_qh, stride_kg, stride_kn, stride_vg, stride_vn,
         length, chunk, num_splits, rows_total, row_blocks, qk_scale,
         HEADS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
-        COMBINE: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         split = tl.program_id(1)
@@ -119,34 +114,6 @@ def _build():
         tl.store(acc_ptr + ws_rows[:, None] * BLOCK_D + dims[None, :], acc, mask=row_ok[:, None])
         tl.store(m_ptr + ws_rows, m_i, mask=row_ok)
         tl.store(l_ptr + ws_rows, l_i, mask=row_ok)
-        if COMBINE:
-            tl.debug_barrier()  # every thread's partial stored before the (releasing) count
-            arrived = tl.atomic_add(count_ptr + pid, 1, sem="acq_rel")
-            if arrived == num_splits - 1:  # the last of the block: every partial is visible (acquire)
-                first = ws_rows - split  # the row's split 0
-                m_all = tl.load(m_ptr + first, mask=row_ok, other=0.0, cache_modifier=".cg")
-                for s_ in range(1, num_splits):
-                    m_all = tl.maximum(m_all, tl.load(m_ptr + first + s_, mask=row_ok, other=0.0, cache_modifier=".cg"))
-                # split 0 holds slot 0, which every real row sees: m_all is finite; an empty split weighs exp2(-inf) = 0
-                num = tl.zeros([BLOCK_H, BLOCK_D], tl.float32)
-                den = tl.zeros([BLOCK_H], tl.float32)
-                for s_ in range(0, num_splits):
-                    w = tl.exp2(tl.load(m_ptr + first + s_, mask=row_ok, other=0.0, cache_modifier=".cg") - m_all)
-                    den += tl.load(l_ptr + first + s_, mask=row_ok, other=0.0, cache_modifier=".cg") * w
-                    part = tl.load(
-                        acc_ptr + (first + s_)[:, None] * BLOCK_D + dims[None, :],
-                        mask=row_ok[:, None],
-                        other=0.0,
-                        cache_modifier=".cg",
-                    )
-                    num += part * w[:, None]
-                out_rows = (j.to(tl.int64) * HEADS + heads) * HEAD_DIM  # out [M, heads * hd], position-major
-                tl.store(
-                    out_ptr + out_rows[:, None] + dims[None, :],
-                    (num / tl.where(row_ok, den, 1.0)[:, None]).to(out_ptr.dtype.element_ty),  # padding: no 0 / 0
-                    mask=row_ok[:, None] & dim_ok[None, :],
-                )
-                tl.atomic_xchg(count_ptr + pid, 0)  # ready for the next call (a graph replay included)
 
     _KERNELS.append(split_kernel)
     return split_kernel
@@ -158,13 +125,6 @@ def block_rows(rows: int, block_h: int = 0) -> int:
     if block_h:
         return block_h
     return min(MAX_BLOCK_H, max(16, decode_kernel._next_pow2(rows)))
-
-
-def _counters(device: torch.device) -> torch.Tensor:
-    key = str(device)
-    if key not in _COUNTERS:
-        _COUNTERS[key] = torch.zeros(COUNTERS, dtype=torch.int32, device=device)
-    return _COUNTERS[key]
 
 
 def verify_attention(
@@ -180,21 +140,16 @@ def verify_attention(
     waves: float | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
-    combine: str | None = None,
 ) -> torch.Tensor:
     """Attention of positions ``pos .. pos + M - 1`` of one sequence to cache slots ``0 .. pos + j`` (row j).
 
     q ``[M, heads, hd]``; k, v ``[groups, L, hd]`` (a batch-1 cache sliced to the attended slots; last dimension
     contiguous) holding the M positions' K/V already; ``pos`` a one-element integer tensor on q's device with
     ``pos + M <= L``. Query head h reads KV group ``h // (heads / groups)``. Returns ``[M, heads * hd]`` in q's dtype.
-    ``splits`` forces the number of cache chunks (tests); the other keywords are launch choices (None: ``DEFAULTS``),
-    ``combine`` where the splits are combined ("last": in the split kernel; "kernel": a second launch).
+    ``splits`` forces the number of cache chunks (tests); the other keywords are launch choices (None: ``DEFAULTS``).
     """
     given = {"block_h": block_h, "block_n": block_n, "waves": waves, "num_warps": num_warps, "num_stages": num_stages}
-    given["combine"] = combine
     opts = {**DEFAULTS, **{key: val for key, val in given.items() if val is not None}}
-    if opts["combine"] not in COMBINES:
-        raise ValueError(f"verify_attention: combine must be one of {', '.join(COMBINES)}, got {opts['combine']!r}")
     m, heads, hd = q.shape
     groups, length, khd = k.shape
     if khd != hd or tuple(v.shape) != tuple(k.shape) or heads % groups:
@@ -222,24 +177,19 @@ def verify_attention(
         chunk = -(-per_split // block_n) * block_n  # whole tiles
     scale = hd**-0.5 if scale is None else scale
     f32_dot = q.dtype == torch.float32 or q.device.type != "cuda"  # see decode_kernel: the interpreter's bf16 dot
-    in_kernel = opts["combine"] == "last"
-    if in_kernel and groups * row_blocks > COUNTERS:
-        raise ValueError(f"verify_attention: {groups * row_blocks} row blocks exceed the {COUNTERS} split counters")
     split_kernel = _build()
+    combine_kernel = decode_kernel._build()[1]
     acc = torch.empty((m * heads, splits, block_d), dtype=torch.float32, device=q.device)
     mx = torch.empty((m * heads, splits), dtype=torch.float32, device=q.device)
     sums = torch.empty_like(mx)
-    out = torch.empty((m, heads * hd), dtype=q.dtype, device=q.device)
     split_kernel[(groups * row_blocks, splits)](
-        q, k, v, pos, acc, mx, sums, out, _counters(q.device) if in_kernel else mx,
+        q, k, v, pos, acc, mx, sums,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         length, chunk, splits, rows_total, row_blocks, scale * 1.4426950408889634,
         HEADS=heads, HPG=hpg, HEAD_DIM=hd, BLOCK_H=bh, BLOCK_N=block_n, BLOCK_D=block_d, F32_DOT=f32_dot,
-        COMBINE=in_kernel, num_warps=opts["num_warps"], num_stages=opts["num_stages"],
+        num_warps=opts["num_warps"], num_stages=opts["num_stages"],
     )  # fmt: skip
-    if in_kernel:
-        return out
-    combine_kernel = decode_kernel._build()[1]
+    out = torch.empty((m, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(m * heads,)](
         acc, mx, sums, out, splits, HEAD_DIM=hd, BLOCK_S=max(2, decode_kernel._next_pow2(splits)), BLOCK_D=block_d,
         PDL=False, num_warps=4,
