@@ -35,7 +35,7 @@ def _time(fn, calls: int, smoke: bool) -> float:
     return graph_time(fn, calls)
 
 
-def sweep_attention(smoke: bool) -> None:
+def sweep_attention(smoke: bool, given: str = "", ms_given: str = "") -> None:
     from nemo_cosmos_ar.inference import verify_kernel as vk
 
     dev = torch.device("cpu" if smoke else "cuda")
@@ -44,7 +44,7 @@ def sweep_attention(smoke: bool) -> None:
     ks = [torch.randn(groups, cache, hd, device=dev).bfloat16() for _ in range(layers)]
     vs = [torch.randn(groups, cache, hd, device=dev).bfloat16() for _ in range(layers)]
     # the windows generate suggests (L = 15 / 31 / 63: M = 16 / 32 / 64, whole 64-row blocks)
-    ms = (5,) if smoke else (16, 32, 64)
+    ms = (5,) if smoke else tuple(int(m) for m in (ms_given or "16,32,64").split(","))
     filled = (100,) if smoke else (5120, 12700)
     # a26 swept rows per block {all, 64, 32} x warps {4, 8} x waves {2, 4, 8} at M = 17 / 33 / 65 (68 / 132 / 260
     # rows: "all" padded them), a27 waves {1, 1.5, 2} x K tile {32, 64, 128} x stages {2, 3}: 64 rows, 4 warps,
@@ -52,6 +52,8 @@ def sweep_attention(smoke: bool) -> None:
     # the default again, with 128-row blocks on 4 and 8 warps (a42: the default won again). a43 tried the splits'
     # combine in the split kernel's last program (one launch less): 1.1-2.7x slower, removed.
     choices = list(itertools.product((64, 0), (4, 8), (1.5, 2.0, 3.0), (64,), (3,)))
+    if given:  # --choices "block_h,warps,waves,block_n,stages;..."
+        choices = [tuple(float(x) if i == 2 else int(x) for i, x in enumerate(c.split(","))) for c in given.split(";")]
     if smoke:
         choices = choices[:2]
     print("| M | filled slots | rows per block | warps | waves | K tile | stages | us a call |")
@@ -124,10 +126,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="CPU rehearsal (TRITON_INTERPRET=1): tiny shapes")
     ap.add_argument("--parts", default="attention,accept")
+    ap.add_argument("--choices", default="", help='attention launch choices "block_h,warps,waves,block_n,stages;..."')
+    ap.add_argument("--rows", default="", help="attention M values, e.g. 16,32,64")
     args = ap.parse_args()
     parts = args.parts.split(",")
     if "attention" in parts:
-        sweep_attention(args.smoke)
+        sweep_attention(args.smoke, args.choices, args.rows)
     if "accept" in parts:
         profile_accept(args.smoke)
 
