@@ -14,7 +14,6 @@ and where the accept/reject's time goes.
 
 import argparse
 import itertools
-import os
 import sys
 import time
 from pathlib import Path
@@ -55,8 +54,6 @@ def sweep_attention(smoke: bool, given: str = "", ms_given: str = "") -> None:
     choices = list(itertools.product((64, 0), (4, 8), (1.5, 2.0, 3.0), (64,), (3,)))
     if given:  # --choices "block_h,warps,waves,block_n,stages;..."
         choices = [tuple(float(x) if i == 2 else int(x) for i, x in enumerate(c.split(","))) for c in given.split(";")]
-    pdl = os.environ.get("VERIFY_PDL") == "1"  # both kernels by programmatic dependent launch
-    print(f"programmatic dependent launch: {pdl}")
     if smoke:
         choices = choices[:2]
     print("| M | filled slots | rows per block | warps | waves | K tile | stages | us a call |")
@@ -72,7 +69,7 @@ def sweep_attention(smoke: bool, given: str = "", ms_given: str = "") -> None:
             def call(i, a=(q, pos, attend), o=(block_h, warps, waves, block_n, stages)):
                 k, v = ks[i][:, : a[2]], vs[i][:, : a[2]]
                 return vk.verify_attention(
-                    a[0], k, v, a[1], block_h=o[0], num_warps=o[1], waves=o[2], block_n=o[3], num_stages=o[4], pdl=pdl
+                    a[0], k, v, a[1], block_h=o[0], num_warps=o[1], waves=o[2], block_n=o[3], num_stages=o[4]
                 )
 
             try:

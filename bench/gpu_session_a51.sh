@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# A record of the call: verify_kernel's pdl option it measured (commit 9ba4be8) was removed after it (no gain).
 # Twenty-sixth session, call a51 (one H200 carrying .gpu4, ~4 min, no FA4 needed). Issue 13: the verify attention's
 # two kernels by programmatic dependent launch (verify_kernel pdl=True; the combine may launch while the split kernel
 # drains, as the one-token decode's kernels do), alone (M = 16 / 32 / 64 at 5,120 / 12,700 slots, 16 calls a graph)

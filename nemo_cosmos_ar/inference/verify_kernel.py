@@ -18,6 +18,8 @@ kernel's flash-decoding (``decode_kernel``) with more rows:
    A second launch on purpose: combining in the split kernel, by the last of a row block's programs to arrive, was
    1.1-2.7x slower on the H200 (BENCHMARKS.md, issue 13, call a43): one program then reads every split's partials
    for its 64 rows alone, at the kernel's tail, where the combine kernel spreads them over M * heads programs.
+   Launching both kernels by programmatic dependent launch (as the decode kernel's) did not pay either: +3.6 to
+   +4.7 us a call at M = 16 / 32, -0.7 us at M = 64, steps +0.07 to +0.10 ms at L = 15 / 31 (call a51).
 
 The K/V of the M positions are written into the cache before the call (``fused_step.write_window``, inside the fused
 step's QK-norm/RoPE kernel when it runs), so the kernel only reads.
@@ -38,7 +40,7 @@ from nemo_cosmos_ar.inference import decode_kernel
 # programs per SM, 64-slot K tiles and a 3-deep pipeline were the best of the 144 choices tried at every M = 17 / 33 /
 # 65 and cache fill measured: 31-44% under the first guess (all rows, 8 warps, 4 waves, 2 stages), e.g. M = 17 at
 # 5,120 filled slots 26.5 -> 16.4 us a layer, M = 65 at 12,700 101 -> 56.5 us.
-DEFAULTS = {"block_h": 64, "block_n": 64, "waves": 2.0, "num_warps": 4, "num_stages": 3, "pdl": False}
+DEFAULTS = {"block_h": 64, "block_n": 64, "waves": 2.0, "num_warps": 4, "num_stages": 3}
 MAX_BLOCK_H = 128
 _KERNELS: list = []
 
@@ -56,11 +58,7 @@ def _build():
         length, chunk, num_splits, rows_total, row_blocks, qk_scale,
         HEADS: tl.constexpr, HPG: tl.constexpr, HEAD_DIM: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, F32_DOT: tl.constexpr,
-        PDL: tl.constexpr,
     ):  # fmt: skip
-        if PDL:  # launched early (programmatic dependent launch): wait for the kernels before, then let the combine go
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
         pid = tl.program_id(0)
         split = tl.program_id(1)
         g = pid // row_blocks
@@ -144,18 +142,15 @@ def verify_attention(
     waves: float | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
-    pdl: bool | None = None,
 ) -> torch.Tensor:
     """Attention of positions ``pos .. pos + M - 1`` of one sequence to cache slots ``0 .. pos + j`` (row j).
 
     q ``[M, heads, hd]``; k, v ``[groups, L, hd]`` (a batch-1 cache sliced to the attended slots; last dimension
     contiguous) holding the M positions' K/V already; ``pos`` a one-element integer tensor on q's device with
     ``pos + M <= L``. Query head h reads KV group ``h // (heads / groups)``. Returns ``[M, heads * hd]`` in q's dtype.
-    ``splits`` forces the number of cache chunks (tests); the other keywords are launch choices (None: ``DEFAULTS``);
-    ``pdl`` (CUDA, Hopper and later) launches both kernels with programmatic dependent launch, as the decode kernel's.
+    ``splits`` forces the number of cache chunks (tests); the other keywords are launch choices (None: ``DEFAULTS``).
     """
     given = {"block_h": block_h, "block_n": block_n, "waves": waves, "num_warps": num_warps, "num_stages": num_stages}
-    given["pdl"] = pdl
     opts = {**DEFAULTS, **{key: val for key, val in given.items() if val is not None}}
     m, heads, hd = q.shape
     groups, length, khd = k.shape
@@ -184,8 +179,6 @@ def verify_attention(
         chunk = -(-per_split // block_n) * block_n  # whole tiles
     scale = hd**-0.5 if scale is None else scale
     f32_dot = q.dtype == torch.float32 or q.device.type != "cuda"  # see decode_kernel: the interpreter's bf16 dot
-    pdl = bool(opts["pdl"]) and q.device.type == "cuda"  # the interpreter has no launch attributes
-    launch = {"launch_pdl": True} if pdl else {}
     split_kernel = _build()
     combine_kernel = decode_kernel._build()[1]
     acc = torch.empty((m * heads, splits, block_d), dtype=torch.float32, device=q.device)
@@ -196,12 +189,12 @@ def verify_attention(
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         length, chunk, splits, rows_total, row_blocks, scale * 1.4426950408889634,
         HEADS=heads, HPG=hpg, HEAD_DIM=hd, BLOCK_H=bh, BLOCK_N=block_n, BLOCK_D=block_d, F32_DOT=f32_dot,
-        PDL=pdl, num_warps=opts["num_warps"], num_stages=opts["num_stages"], **launch,
+        num_warps=opts["num_warps"], num_stages=opts["num_stages"],
     )  # fmt: skip
     out = torch.empty((m, heads * hd), dtype=q.dtype, device=q.device)
     combine_kernel[(m * heads,)](
         acc, mx, sums, out, splits, HEAD_DIM=hd, BLOCK_S=max(2, decode_kernel._next_pow2(splits)), BLOCK_D=block_d,
-        PDL=pdl, num_warps=4, **launch,
+        PDL=False, num_warps=4,
     )  # fmt: skip
     return out
 
