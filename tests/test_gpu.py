@@ -122,8 +122,8 @@ def test_cuda_graph_decode_equals_eager_step_and_teacher_forcing():
 
 def test_speculative_decoding_on_cuda_graphs_is_greedy_exact():
     """fp32, the tiny engine: speculative decoding with its steps replayed from CUDA graphs (windows 4 and 24, the
-    GEMM and the Triton verify attention) gives the one-token decoder's greedy tokens, and a seeded top-p run gives
-    the same tokens twice."""
+    GEMM and the Triton verify attention, the products captured on cuBLAS and on cuBLASLt) gives the one-token
+    decoder's greedy tokens, and a seeded top-p run gives the same tokens twice."""
     from nemo_cosmos_ar.inference import generator as gen
     from nemo_cosmos_ar.inference import speculative
     from nemo_cosmos_ar.inference.sampling import SamplingConfig
@@ -134,13 +134,21 @@ def test_speculative_decoding_on_cuda_graphs_is_greedy_exact():
     greedy = SamplingConfig(temperature=0.0)
     want, _ = gen.generate_tokens(eng, prompt, total, greedy)
     forwards = {}
-    for attention in ("sdpa",) if SMOKE else ("sdpa", "triton"):  # the verify's GEMM attention, verify_kernel's
-        eng.decode_attention = attention
-        for window in (4, 24):
-            opts = gen.DecodeOptions(speculative=window)
-            got, stats = gen.generate_tokens(eng, prompt, total, greedy, options=opts)
-            assert torch.equal(got, want), (attention, window)
-            forwards[f"{attention}_window_{window}"] = stats.forwards
+    library = torch.backends.cuda.preferred_blas_library()
+    default_rows = speculative.LT_ROWS
+    try:  # windows 4 and 24 are below LT_ROWS: captured on cuBLAS; then on cuBLASLt (every row count)
+        for lt_rows in (default_rows, 1):
+            speculative.LT_ROWS = lt_rows
+            for attention in ("sdpa",) if SMOKE else ("sdpa", "triton"):  # GEMM attention, verify_kernel's
+                eng.decode_attention = attention
+                for window in (4, 24):
+                    opts = gen.DecodeOptions(speculative=window)
+                    got, stats = gen.generate_tokens(eng, prompt, total, greedy, options=opts)
+                    assert torch.equal(got, want), (attention, window, lt_rows)
+                    forwards[f"{attention}_window_{window}" + ("_lt" if lt_rows == 1 else "")] = stats.forwards
+                    assert torch.backends.cuda.preferred_blas_library() == library  # restored after the capture
+    finally:
+        speculative.LT_ROWS = default_rows
     runs = [
         speculative.generate(
             eng, prompt, total, SamplingConfig(), speculative.SpeculativeConfig(window=8),

@@ -289,3 +289,29 @@ def test_a_fresh_generator_continues_the_old_stream():
     again = fresh_generators(rows, torch.device("cpu"))
     assert len(again) == 2 and all(torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=r))
                                    for a, r in zip(again, rows))  # fmt: skip
+
+
+def test_preferred_blas_is_restored_after_the_block_and_after_an_error():
+    """The capture's BLAS library is set only inside the block (process-wide state): the previous library is back
+    after it and after an exception; a library this build lacks (cuBLASLt on the CPU build) leaves torch's choice."""
+    blas = torch.backends.cuda.preferred_blas_library
+    before = blas()
+    other = "default" if before != torch._C._BlasBackend.Default else "cublas"
+    try:
+        blas(other)
+        chosen = blas()
+        with speculative.preferred_blas("cublas"):
+            assert blas() == torch._C._BlasBackend.Cublas
+        assert blas() == chosen
+        with pytest.raises(KeyError), speculative.preferred_blas("cublas"):
+            raise KeyError("inside")
+        assert blas() == chosen
+        with speculative.preferred_blas(None):
+            assert blas() == chosen
+        with speculative.preferred_blas("cublaslt"):
+            lt = torch._C._BlasBackend.Cublaslt
+            assert blas() in ((lt,) if torch.cuda.is_available() else (lt, chosen))
+        assert blas() == chosen
+    finally:
+        blas(before)
+    assert [speculative.capture_library(m) for m in (16, 31, 32, 64)] == [None, None, "cublaslt", "cublaslt"]

@@ -45,6 +45,7 @@ No NeMo import; the engine is anything with ``new_cache``, ``prefill`` and ``ver
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -119,6 +120,10 @@ def coupled_resample(
 
 
 BUCKET = 512  # cache slots per attended-length step of the captured forwards
+# From this many rows a forward the captured products run on cuBLASLt: at M = 32 / 64 one step's products take
+# 2.010 / 2.065 ms there against cuBLAS's 2.083 / 2.180 (fc2 at M = 64: 36.4 -> 32.0 us), at M = 16 cuBLAS is
+# faster (2.044 against 2.080 ms; BENCHMARKS.md, bench_blas_rows.py)
+LT_ROWS = 32
 FUSED_FAILURES: list[str] = []
 
 
@@ -231,6 +236,28 @@ class _Window:
             return None
 
 
+@contextlib.contextmanager
+def preferred_blas(library: str | None):
+    """torch's preferred CUDA BLAS library set to ``library`` inside the block (None, or a build without it:
+    unchanged), the previous one restored after it, also on an error. The setting is process-wide, so it is held
+    only around a capture: a CUDA graph keeps the kernels it captured, whatever is preferred when it replays."""
+    previous = torch.backends.cuda.preferred_blas_library()
+    try:
+        if library is not None:
+            torch.backends.cuda.preferred_blas_library(library)
+    except RuntimeError:  # a build without it ("not been compiled with cuBLASLt"): torch's choice then
+        pass
+    try:
+        yield
+    finally:
+        torch.backends.cuda.preferred_blas_library(previous)
+
+
+def capture_library(rows: int) -> str | None:
+    """The BLAS library the verify forward of ``rows`` tokens is captured with (None: torch's choice)."""
+    return "cublaslt" if rows >= LT_ROWS else None
+
+
 class _Steps:
     """A forward plus ``advance``, replayed from CUDA graphs, one per attended length (``attend``); capture runs
     at the cache's spare slots (n = total), where ``advance`` changes nothing the decode reads."""
@@ -245,6 +272,19 @@ class _Steps:
             return
         saved_n, saved_q, saved_grid = win.n.clone(), win.q.clone(), win.grid.clone()
         gen_state = win.gen.get_state() if win.gen is not None else None
+        with preferred_blas(capture_library(self.m)):  # the warm-ups too: cuBLASLt picks its kernels there
+            self._capture(first, length)
+        win.n.copy_(saved_n)
+        win.q.copy_(saved_q)
+        win.grid.copy_(saved_grid)
+        if gen_state is not None:  # the warm-ups drew random numbers: back to the state we were given
+            try:
+                win.gen.set_state(gen_state)
+            except RuntimeError:  # a generator registered with a graph may refuse; it was freshly seeded
+                win.gen.manual_seed(win.gen.initial_seed())
+
+    def _capture(self, first: int, length: int) -> None:
+        win, device = self.win, self.win.engine.device
         pool = torch.cuda.graph_pool_handle()
         for attend in sorted({self.attend(n) for n in range(first, length)}):
             win.n.fill_(win.total)
@@ -260,14 +300,6 @@ class _Steps:
             with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):  # see generator._Decoder
                 self._eager(attend)
             self.graphs[attend] = graph
-        win.n.copy_(saved_n)
-        win.q.copy_(saved_q)
-        win.grid.copy_(saved_grid)
-        if gen_state is not None:  # the warm-ups drew random numbers: back to the state we were given
-            try:
-                win.gen.set_state(gen_state)
-            except RuntimeError:  # a generator registered with a graph may refuse; it was freshly seeded
-                win.gen.manual_seed(win.gen.initial_seed())
 
     def attend(self, n: int) -> int:
         return min(self.length, BUCKET * -(-(n + self.m) // BUCKET))
