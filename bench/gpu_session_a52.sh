@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Twenty-seventh session, calls a52-a5x (one H200). Issue 13: the verify forward's products captured on cuBLASLt from
+# Twenty-seventh session, calls a52-a59 (one H200 each; results in BENCHMARKS.md). a52: `step`; a53-a55: the FA4
+# install and `e2e`; a56: bench_speculative --runs 127:triton,95:triton,63:triton; a57: bench/bench_blas_dit.py;
+# a58-a59: the FA4 install and `e2e` on that machine. Issue 13: the verify forward's products captured on cuBLASLt from
 # LT_ROWS = 32 rows (speculative.capture_library; bench_blas_rows.py measured one step's products at M = 32 / 64:
 # 2.083 -> 2.010 and 2.180 -> 2.065 ms). Predicted: -0.07 ms a step at L = 31, -0.115 ms at L = 63 (3.27 -> ~3.15),
 # AR decode -0.3 s, the whole exact generate ~29.6-30.3 s after init.
