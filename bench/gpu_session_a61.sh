@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# A record of the call: the epilogue path it measured (commit 7931cab: diffusion_decoder/epilogues.py,
+# --diffusion-decoder-epilogues, the e2e config dd-spec63-noepi) was removed after it (no gain in the whole DiT).
 # Twenty-seventh session, call a61 (one H200, after `bash bench/gpu_fa4_install.sh a` and `b`; carry .gpu4). Issue 13:
 # the DiT's GELU and gated residuals in QuACK GEMM epilogues (diffusion_decoder/epilogues.py, default "auto").
 # bench_dit_epilogues.py (a60) measured a block's fused products at 40,960 rows: MLP up + GELU 8.85 -> 7.60 ms, MLP

@@ -480,11 +480,3 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "flash-attn-4) on a Hopper or Blackwell GPU, else torch SDPA (cuDNN first); sdpa; fa4 (an error where it "
         "cannot run). The same attention either way, up to bf16 rounding; FA4's import (5-16 s) overlaps the loads",
     )
-    dd.add_argument(
-        "--diffusion-decoder-epilogues",
-        choices=("auto", "off"),
-        default="auto",
-        help="auto (default): with bf16 GEMMs on a Hopper GPU where QuACK is installed (flash-attn-4 installs it), "
-        "the DiT's GELU and gated residuals are computed by the GEMMs before them (0.7 s less a video on an H200; "
-        "the same maths up to bf16 rounding); off: separate passes",
-    )

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nemo_cosmos_ar.diffusion_decoder import epilogues, fp8, fused
+from nemo_cosmos_ar.diffusion_decoder import fp8, fused
 from nemo_cosmos_ar.diffusion_decoder.attention import ATTENTION_BACKENDS, attend
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig
 
@@ -195,12 +195,6 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
-        return self.to_out[0](self.heads_out(x, context, rope))
-
-    def heads_out(
-        self, x: torch.Tensor, context: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> torch.Tensor:
-        """The attention's output ``[B, S, heads * head_dim]``, before the output projection."""
         src = x if context is None else context
         shape = (self.heads, self.head_dim)
         rope = rope if self.is_self else None
@@ -210,7 +204,7 @@ class Attention(nn.Module):
         v = self.to_v[0](src).unflatten(-1, shape)
         if self.cp is not None and self.is_self:  # this rank's queries against every rank's keys and values
             k, v = self.cp.gather(k, 1), self.cp.gather(v, 1)
-        return attend(q, k, v, self.backend, self._ops)
+        return self.to_out[0](attend(q, k, v, self.backend, self._ops))
 
 
 class VideoAttention(nn.Module):
@@ -222,17 +216,6 @@ class VideoAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None, rope) -> torch.Tensor:
         return self.attn(x, context, rope)
-
-    def forward_residual(self, h, context, rope, x, gate, epi: str, kernels: str) -> torch.Tensor:
-        """``x + gate * forward(h)``, the output projection and the gated residual as one GEMM where
-        ``epilogues.usable``."""
-        o = self.attn.heads_out(h, context, rope)
-        proj = self.attn.to_out[0]
-        if epilogues.usable(o, proj.weight, epi):
-            out = epilogues.linear_gate_residual(o, proj.weight, x, gate)
-            if out is not None:
-                return out
-        return fused.gate_residual(x, proj(o), gate, kernels)
 
 
 class FeedForward(nn.Module):
@@ -250,19 +233,6 @@ class FeedForward(nn.Module):
         if isinstance(self.layer2, fp8.FP8Linear):
             return self.layer2(fp8.quantize_rows(h, self.kernels, gelu=True))
         return self.layer2(F.gelu(h))
-
-    def forward_residual(self, h, context, rope, x, gate, epi: str, kernels: str) -> torch.Tensor:
-        """``x + gate * forward(h)`` (bf16 layers), with the GELU in the first GEMM and the gated residual in the
-        second where ``epilogues.usable``."""
-        w1, w2 = self.layer1.weight, self.layer2.weight
-        a = epilogues.linear_gelu(h, w1) if epilogues.usable(h, w1, epi) else None
-        if a is None:
-            a = F.gelu(self.layer1(h))
-        if epilogues.usable(a, w2, epi):
-            out = epilogues.linear_gate_residual(a, w2, x, gate)
-            if out is not None:
-                return out
-        return fused.gate_residual(x, self.layer2(a), gate, kernels)
 
 
 def _adaln(dim: int, lora: int, chunks: int) -> nn.Sequential:
@@ -283,7 +253,6 @@ class SubBlock(nn.Module):
         self.adaLN_modulation = _adaln(d, cfg.adaln_lora_dim, 3)
         self.kernels = "auto"  # the modulated norm and the gated residual: Triton on the GPU (fused.py), or "eager"
         self.gemm = "bf16"  # "fp8": the modulated norm's output quantized for FP8 projections (fp8.py)
-        self.epilogues = "auto"  # bf16: the MLP's GELU and the gated residual in the GEMMs (epilogues.py), or "off"
 
     def forward(self, x, emb, lora, context, rope, context_rows: int | None = None) -> torch.Tensor:
         if self.kind == "ca" and context_rows is not None and context_rows < x.shape[0]:
@@ -301,10 +270,7 @@ class SubBlock(nn.Module):
             h = fp8.ln_modulate_quant(x, shift, scale, NORM_EPS, self.kernels)
         else:
             h = fused.ln_modulate(x, shift, scale, NORM_EPS, self.kernels)  # layer_norm(x) * (1 + scale) + shift
-        context = context if self.kind == "ca" else None
-        if self.gemm == "bf16" and self.epilogues != "off":  # x + gate * y, y's last GEMM writing it
-            return self.block.forward_residual(h, context, rope, x, gate, self.epilogues, self.kernels)
-        y = self.block(h, context, rope)
+        y = self.block(h, context if self.kind == "ca" else None, rope)
         return fused.gate_residual(x, y, gate, self.kernels)  # x + gate * y
 
 
@@ -382,15 +348,6 @@ class DiffusionDecoderDiT(nn.Module):
         for m in self.modules():
             if isinstance(m, (Attention, SubBlock, FeedForward, fp8.FP8Linear)):
                 m.kernels = kernels
-
-    def set_epilogues(self, mode: str) -> None:
-        """``"auto"`` (bf16 GEMMs: the MLP's GELU and each sub-block's gated residual computed by the GEMM before
-        them, on QuACK where ``epilogues.usable``) or ``"off"`` (separate passes, ``fused.py``)."""
-        if mode not in epilogues.EPILOGUES:
-            raise ValueError(f"unknown DiT epilogues {mode!r}; choose one of {epilogues.EPILOGUES}")
-        for m in self.modules():
-            if isinstance(m, SubBlock):
-                m.epilogues = mode
 
     def set_gemm(self, gemm: str) -> None:
         """``"bf16"`` (the model dtype's GEMMs) or ``"fp8"``: the blocks' token-stream projections (self-attention
