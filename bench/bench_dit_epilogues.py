@@ -29,21 +29,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_blas_dit import timed  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder import fused  # noqa: E402
 
 ROWS, D, HIDDEN = 40960, 4096, 16384
-
-
-def timed(fn, reps: int = 10) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps  # ms
 
 
 def tflops(m: int, n: int, k: int, ms: float) -> float:
