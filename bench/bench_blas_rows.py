@@ -20,16 +20,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_gemv import SHAPES as GEMV_SHAPES  # noqa: E402
 from bench.bench_gemv import graph_time  # noqa: E402
 
-SHAPES = {
-    "qkv": (6144, 4096),
-    "proj": (4096, 4096),
-    "fc1": (28672, 4096),
-    "fc2": (4096, 14336),
-    "output": (64000, 4096),
-}
 PER_STEP = {"qkv": 16, "proj": 16, "fc1": 16, "fc2": 16, "output": 1}
+SHAPES = {name: GEMV_SHAPES[name][:2] for name in PER_STEP}  # the 4B's products, [N, K]
 LIBS = ("cublas", "cublaslt")
 
 
