@@ -82,3 +82,61 @@ def test_decoder_falls_back_to_sdpa_when_an_auto_picked_fa4_fails_to_import(tmp_
     named.attention = "fa4"  # asked for by name: no fallback
     with pytest.raises(RuntimeError, match="attention backend 'fa4' could not import"):
         named.decode_tokens(tokens, seed=3)
+
+
+def test_fa4_tuned_tiles_only_for_hopper_self_attention_at_head_dim_128():
+    """The 192-row tiles (measured on the H200 at the DiT's 20,480-token self-attention) are asked for only there:
+    not for the 512-row cross-attention, other head dims or Blackwell, which keep FA4's own choice."""
+    tuned = {"tile_mn": (192, 128), "mma_pv_is_rs": False, "intra_wg_overlap": True}
+    assert att.fa4_tiles(128, 20_480, (9, 0)) == tuned == att.SM90_LONG_TILES
+    assert att.fa4_tiles(128, att.LONG_KV, (9, 0)) == tuned
+    assert att.fa4_tiles(128, 512, (9, 0)) is None
+    assert att.fa4_tiles(64, 20_480, (9, 0)) is None
+    assert att.fa4_tiles(128, 20_480, (10, 0)) is None
+
+
+class _StubFA4:
+    """Stands in for FA4's interface module on CPU (the package needs a Hopper GPU): the public call is SDPA; the
+    private one returns SDPA too, or raises as a package that refuses the tiles would."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse, self.private_calls, self.public_calls = refuse, 0, 0
+
+    def _flash_attn_fwd(self, q, k, v, **tiles):
+        self.private_calls += 1
+        assert tiles == att.SM90_LONG_TILES
+        if self.refuse:
+            raise TypeError("_flash_attn_fwd() got an unexpected keyword argument 'tile_mn'")
+        return (self.flash_attn_func(q, k, v), None)
+
+    def flash_attn_func(self, q, k, v):
+        self.public_calls += 1
+        return att.attend(q, k, v, "sdpa", {}).reshape(q.shape)
+
+
+class _Done:
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["taken", "refused"])
+def test_fa4_tuned_tiles_fall_back_to_the_default_once_with_one_warning(monkeypatch, refuse):
+    stub = _StubFA4(refuse)
+    monkeypatch.setattr(att, "_fa4_import", _Done(stub))
+    monkeypatch.setattr(att, "_tiles_refused", None)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 9, 2, 8, generator=g) for _ in range(3))
+    want = att.attend(q, k, v, "sdpa", {}).reshape(q.shape)
+    if refuse:
+        with pytest.warns(UserWarning, match=r"FlashAttention-4 refused the DiT's tuned tiles \(TypeError: .*tile_mn"):
+            first = att.fa4_attend(q, k, v, att.SM90_LONG_TILES)
+    else:
+        first = att.fa4_attend(q, k, v, att.SM90_LONG_TILES)
+    second = att.fa4_attend(q, k, v, att.SM90_LONG_TILES)  # a refusal is not retried (and not warned again)
+    assert torch.equal(first, want) and torch.equal(second, want)
+    assert (stub.private_calls, stub.public_calls) == ((1, 2) if refuse else (2, 2))
+    assert (att._tiles_refused is not None) == refuse
+    assert att.fa4_tiles(128, 20_480, (9, 0)) == (None if refuse else att.SM90_LONG_TILES)

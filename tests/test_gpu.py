@@ -591,7 +591,8 @@ def test_fa4_attention_matches_sdpa():
     """The DiT's FlashAttention-4 backend (``diffusion_decoder/attention.py``) where it can run: at the DiT's head
     layout, self-attention (4,096 tokens) and cross-attention (512 context rows), bf16, its output is as close to
     fp32 attention as SDPA's (relative L2 within 1.5x of SDPA's and under 1e-2), and a 2-block 7B-width DiT forward
-    with it stays within 1e-2 of the SDPA forward."""
+    with it stays within 1e-2 of the SDPA forward. On Hopper the self-attention's tuned tiles (``SM90_LONG_TILES``)
+    run without falling back and give FA4's default output bit for bit."""
     from nemo_cosmos_ar.diffusion_decoder import attention as att
     from nemo_cosmos_ar.diffusion_decoder.config import get_dit_config
     from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
@@ -610,6 +611,12 @@ def test_fa4_attention_matches_sdpa():
         fa4, sdpa = att.attend(q, k, v, "fa4", {}), att.attend(q, k, v, "sdpa", {})
         errs[name] = {"fa4": _rel(fa4, exact), "sdpa": _rel(sdpa, exact)}
         assert errs[name]["fa4"] < min(1e-2, 1.5 * errs[name]["sdpa"]), errs
+        tiles = att.fa4_tiles(128, kv, torch.cuda.get_device_capability())
+        if tiles is not None:  # the tuned call against FA4's default: the same key tiles, so the same sums
+            tuned, default = att.fa4_attend(q, k, v, tiles), att.fa4_attend(q, k, v, None)
+            assert att._tiles_refused is None, att._tiles_refused
+            errs[name]["tuned_equal_default"] = torch.equal(tuned, default)
+            assert errs[name]["tuned_equal_default"], (tuned.float() - default.float()).abs().max().item()
     cfg = dataclasses.replace(get_dit_config("7b"), num_blocks=2)
     torch.manual_seed(0)
     with torch.device(DEVICE):
