@@ -191,22 +191,25 @@ class CVTokenizerDecoder:
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
-        """``[B, C, k * chunk, h, w]`` latents -> ``[B, 3, k * (1 + 8 (chunk - 1)), 8h, 8w]`` float32, unclamped.
+        """``[B, C, t, h, w]`` latents -> ``[B, 3, frames, 8h, 8w]`` float32, unclamped: chunks of ``latent_chunk``
+        latent frames decoded independently (``1 + 8 (chunk - 1)`` frames each), the last one possibly shorter.
 
-        The un-normalisation ``latent / sigma_data * std + mean`` runs in the latent's dtype (bf16 in NVIDIA's
-        pipeline), the network in its own dtype.
+        A shorter chunk is how the pipeline skips work: the decoder is causal in time, so the first n latent frames
+        of a chunk decode to its first ``1 + 8 (n - 1)`` frames whatever follows (equal up to the convolutions'
+        rounding, which depends on the shape). The un-normalisation ``latent / sigma_data * std + mean`` runs in the
+        latent's dtype (bf16 in NVIDIA's pipeline), the network in its own dtype.
         """
         b, c, t, h, w = latent.shape
-        if c != self.config.latent_channels or t % self.latent_chunk:
-            raise ValueError(
-                f"latent {tuple(latent.shape)} is not [B, {self.config.latent_channels}, k x {self.latent_chunk}, h, w]"
-            )
+        if c != self.config.latent_channels or t < 1:
+            raise ValueError(f"latent {tuple(latent.shape)} is not [B, {self.config.latent_channels}, t >= 1, h, w]")
         lat = latent.to(self.device)
-        lat = (lat / sigma_data) * self.std.to(lat.dtype).repeat(1, 1, t // self.latent_chunk, 1, 1)
-        lat = lat + self.mean.to(lat.dtype).repeat(1, 1, t // self.latent_chunk, 1, 1)
-        chunks = lat.reshape(b, c, -1, self.latent_chunk, h, w).transpose(1, 2).flatten(0, 1)
-        out = torch.cat([self.network(chunks[i : i + 1].to(self.dtype)).float() for i in range(len(chunks))])
-        return out.unflatten(0, (b, -1)).transpose(1, 2).flatten(2, 3)
+        pieces = []
+        for start in range(0, t, self.latent_chunk):
+            part = lat[:, :, start : start + self.latent_chunk]
+            n = part.shape[2]
+            part = (part / sigma_data) * self.std[:, :, :n].to(lat.dtype) + self.mean[:, :, :n].to(lat.dtype)
+            pieces.append(torch.cat([self.network(part[i : i + 1].to(self.dtype)).float() for i in range(b)]))
+        return torch.cat(pieces, dim=2)
 
 
 def traced_dtype(module: nn.Module) -> torch.dtype:

@@ -10,7 +10,9 @@
    embedding, token id 0 everywhere): what NVIDIA's conditioner gives with dropout 1 on the text and on the
    token condition (both have ``dropout_rate=0.2`` in training);
 3. decode each chunk's latent with the CV8x8x8 decoder (``latent / 0.5 * std + mean``), clamp to [-1, 1], join the
-   chunks by a linear cross-fade and keep ``1 + 8 (T - 1)`` frames.
+   chunks by a linear cross-fade and keep ``1 + 8 (T - 1)`` frames. The decoder is causal in time, so of the last
+   chunk only the latent frames whose frames are kept are decoded (5 of 8 for 33 frames): NVIDIA decodes all 8 and
+   drops the rest; the kept frames agree up to the convolutions' rounding (BENCHMARKS.md, issue 13).
 
 NVIDIA also decodes every chunk's tokens with the DV8x16x16 decoder and discards the result (``model.py``
 ``_add_latent_conditions_to_data_batch``); that work is skipped here. Its pipeline runs the DV decoder first only to
@@ -385,10 +387,14 @@ class DiffusionDecoder:
             tok, self.stats.load_tokenizer_s = self._load_tokenizer()
         t = time.perf_counter()
         videos = []
+        blend = smp.blend_overlap(sc, tc)
         for parts in latents:
+            # only the last chunk's latent frames whose frames are kept (5 of 8 for 33 frames; NVIDIA decodes all 8)
+            last = smp.last_chunk_latent_frames(len(parts), keep, chunk, tc, blend)
+            parts = parts[:-1] + [parts[-1][:, :, :last]]
             decoded = (tok.decode(lat, sc.sigma_data).clamp(-1, 1) for lat in parts)  # one chunk at a time
             pix = [f if on_device else f.cpu() for f in decoded]
-            videos.append(smp.blend_chunks(pix, smp.blend_overlap(sc, tc))[:, :, :keep])
+            videos.append(smp.blend_chunks(pix, blend)[:, :, :keep])
         _sync(self.device)
         self.stats.tokenizer_decode_s = time.perf_counter() - t
         if self.offload_tokenizer:

@@ -142,18 +142,34 @@ def blend_overlap(cfg: SamplerConfig, temporal_compression: int = 8) -> int:
     return temporal_compression * (cfg.overlap - 1) + 1
 
 
+def last_chunk_latent_frames(num_chunks: int, keep: int, chunk: int, temporal: int, overlap: int) -> int:
+    """How many latent frames of the last chunk to decode so that blending ``num_chunks`` chunks (``overlap`` pixel
+    frames, ``blend_overlap``) still yields ``keep`` frames: the causal decoder's prefix (``CVTokenizerDecoder``).
+    A 33-frame video is one chunk of 8 latent frames, 5 of them real and 3 reflections: 5 are decoded."""
+    per_chunk = 1 + temporal * (chunk - 1)
+    needed = keep - (num_chunks - 1) * (per_chunk - overlap)  # pixel frames of the last chunk that are kept
+    if num_chunks > 1:
+        needed = max(needed, overlap)  # its blended head
+    return max(1, min(chunk, 1 + -(-(needed - 1) // temporal)))
+
+
 def blend_chunks(videos: list[torch.Tensor], overlap: int) -> torch.Tensor:
     """Join ``[B, C, t, H, W]`` chunks: the last ``overlap`` frames of one and the first ``overlap`` of the next are
-    mixed with weights ``linspace(0, 1, overlap)`` (to the next); the result has ``N t - overlap (N - 1)`` frames."""
+    mixed with weights ``linspace(0, 1, overlap)`` (to the next); the last chunk may be shorter (at least ``overlap``
+    frames). The result has ``(N - 1) (t - overlap) + t_last`` frames."""
     if len(videos) == 1:
         return videos[0]
-    t = videos[0].shape[2]
-    if any(v.shape != videos[0].shape for v in videos) or not 0 < overlap <= t // 2:
+    t, last = videos[0].shape[2], videos[-1].shape
+    if (
+        any(v.shape != videos[0].shape for v in videos[:-1])
+        or last[:2] + last[3:] != videos[0].shape[:2] + videos[0].shape[3:]
+        or not 0 < overlap <= min(t // 2, last[2])
+    ):
         raise ValueError(f"cannot blend chunks of shapes {[tuple(v.shape) for v in videos]} over {overlap} frames")
     w = torch.linspace(0, 1, overlap, device=videos[0].device).reshape(1, 1, overlap, 1, 1)
     pieces = [videos[0][:, :, : t - overlap]]
     for i in range(1, len(videos)):
         prev, cur = videos[i - 1], videos[i]
         pieces.append((1 - w) * prev[:, :, t - overlap :] + w * cur[:, :, :overlap])
-        pieces.append(cur[:, :, overlap : (t - overlap if i < len(videos) - 1 else t)])
+        pieces.append(cur[:, :, overlap : (t - overlap if i < len(videos) - 1 else cur.shape[2])])
     return torch.cat(pieces, dim=2)
