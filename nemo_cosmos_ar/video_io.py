@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nemo_cosmos_ar import x264
 from nemo_cosmos_ar.tokenizer import grid
 
 DEFAULT_FPS = 25.0
@@ -391,7 +392,13 @@ def to_uint8_frames(video: torch.Tensor, layout: str | None = None) -> np.ndarra
 
 
 def encode_mp4(
-    video: torch.Tensor, fps: float = DEFAULT_FPS, *, crf: int = 18, layout: str | None = None, name: str = "video"
+    video: torch.Tensor,
+    fps: float = DEFAULT_FPS,
+    *,
+    crf: int = 18,
+    layout: str | None = None,
+    name: str = "video",
+    parts: int | None = None,
 ) -> bytes:
     """A clip as H.264 MP4 bytes, in memory: what ``write_video`` writes. The same frames decode to the same frames,
     but the bytes can differ between encodes: x264's frame threads (its default) are not repeatable byte for byte
@@ -403,6 +410,8 @@ def encode_mp4(
         fps: frame rate (cosmos-predict1 writes 25).
         crf: x264 constant rate factor (lower = better; 18 is visually lossless for most content).
         layout: see ``to_uint8_frames``.
+        parts: x264 encoders run side by side on consecutive runs of frames (``x264.encode_parts``); each run after
+            the first starts with a key frame. None: one per ``x264.PART_FRAMES`` frames, at most ``x264.MAX_PARTS``.
     """
     import io
 
@@ -414,14 +423,26 @@ def encode_mp4(
         raise VideoError(f"{name}: H.264 (yuv420p) needs even frame sizes, got {height}x{width}; crop or pad first")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be positive, got {fps}")
+    rate = Fraction(fps).limit_denominator(1001)
+    starts = x264.encode_parts(len(frames), parts)
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
+        options = {"crf": str(crf)}
+        stream.options = dict(options)
+        packets = None
+        if len(starts) > 1:
+            packets = x264.encode_side_by_side(stream.codec_context, frames, starts, rate, options)
+        if packets is None:
+            starts, packets = [0], [x264.encode_run(stream.codec_context, frames)]
+        for first, run in zip(starts, packets):
+            for packet in run:
+                if first:  # each encoder counts frames from 0, and one tick of the time base is one frame
+                    packet.pts += first
+                    packet.dts += first
+                packet.stream = stream
+                container.mux(packet)
     return buf.getvalue()
 
 
