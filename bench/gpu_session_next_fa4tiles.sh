@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in the twenty-seventh session for the next (no device time was left): issue 13, the DiT's self-attention
+# Prepared in the twenty-seventh session, run in the twenty-eighth (call a64; BENCHMARKS.md): issue 13, the DiT's self-attention
 # on FlashAttention-4 at other tile shapes (bench/bench_fa4_tiles.py). One H200, after the FA4 install:
 #   bash bench/gpu_fa4_install.sh a   # carry .fa4a
 #   bash bench/gpu_fa4_install.sh b   # carry .fa4b
