@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepared in the twenty-seventh session, run in the twenty-eighth (call a64; BENCHMARKS.md): issue 13, the DiT's self-attention
-# on FlashAttention-4 at other tile shapes (bench/bench_fa4_tiles.py). One H200, after the FA4 install:
+# Prepared in the twenty-seventh session, run in the twenty-eighth (call a64; BENCHMARKS.md): issue 13, the DiT's
+# self-attention on FlashAttention-4 at other tile shapes (bench/bench_fa4_tiles.py). One H200, after the FA4 install:
 #   bash bench/gpu_fa4_install.sh a   # carry .fa4a
 #   bash bench/gpu_fa4_install.sh b   # carry .fa4b
 #   bash bench/gpu_session_next_fa4tiles.sh   # no carry needed (~2-4 min: 9 choices x 2 batch sizes to compile)
