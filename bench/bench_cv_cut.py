@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import load_cv_decoder  # noqa: E402
 from nemo_cosmos_ar.diffusion_decoder.fixtures import write_random_cv_tokenizer  # noqa: E402
@@ -111,15 +112,10 @@ def main() -> None:
                     f"{a} vs {b}, 33 kept frames: max |d| {d.max().item():.3g}, mean {d.mean().item():.3g}; "
                     f"uint8 values that differ {q.float().mean().item():.2e}"
                 )
-        import numpy as np
+        from bench_encode_parts import sample_clips  # the same clips as the encode's own bench
 
         n, hh, ww = (33, 640, 1024) if cuda else (9, 64, 96)
-        rng = np.random.default_rng(0)
-        noise = rng.integers(0, 255, (n, hh, ww, 3), dtype=np.uint8)
-        yy, xx = np.mgrid[0:hh, 0:ww]
-        smooth = np.stack(
-            [np.stack([(xx + 8 * t) % 256, (yy + 4 * t) % 256, (xx + yy) // 8 % 256], -1) for t in range(n)]
-        ).astype(np.uint8)
+        noise, smooth = sample_clips(n, hh, ww)
         print(f"\nMP4 write (libx264 crf 18), {n}x{hh}x{ww}\n\n| frames | SLICE s | FRAME s |\n|---|---:|---:|")
         for label, frames in (("noise", noise), ("smooth", smooth)):
             res = {tt: statistics.median(write_case(frames, tt, tmp) for _ in range(3)) for tt in ("SLICE", "FRAME")}

@@ -26,6 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nemo_cosmos_ar import video_io  # noqa: E402
 
 
+def sample_clips(n: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two uint8 ``[n, h, w, 3]`` clips: uniform noise (seed 0; what random weights make) and a smooth pattern that
+    moves by a few pixels a frame (closer to a real video)."""
+    noise = np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    smooth = np.stack(
+        [np.stack([(xx + 8 * t) % 256, (yy + 4 * t) % 256, (xx + yy) // 8 % 256], -1) for t in range(n)]
+    ).astype(np.uint8)
+    return noise, smooth
+
+
 def psnr(data: bytes, source: np.ndarray) -> float:
     import av
 
@@ -44,12 +55,7 @@ def main() -> None:
     ap.add_argument("--parts", default="1,2,3,4")
     args = ap.parse_args()
     n, h, w = (9, 64, 96) if args.smoke else (33, 640, 1024)
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[0:h, 0:w]
-    smooth = np.stack(
-        [np.stack([(xx + 8 * t) % 256, (yy + 4 * t) % 256, (xx + yy) // 8 % 256], -1) for t in range(n)]
-    ).astype(np.uint8)
+    noise, smooth = sample_clips(n, h, w)
     parts = [int(p) for p in args.parts.split(",")]
     print(f"MP4 encode (libx264 crf 18) of {n} x {h} x {w}, median of {args.rounds} interleaved rounds\n")
     print("| clip | parts | s | MB | PSNR dB |\n|---|---:|---:|---:|---:|")
