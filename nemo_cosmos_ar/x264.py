@@ -46,9 +46,9 @@ def encode_side_by_side(
     main, frames: np.ndarray, starts: list[int], rate: Fraction, options: dict[str, str]
 ) -> list[list] | None:
     """The packets of each run of ``frames`` from ``starts`` on: the first through ``main`` (the container's
-    stream's encoder with ``options`` set, opened here), the others through encoders set up alike, all on threads at once (PyAV
-    releases the GIL inside the encoder). None, with nothing encoded, where a twin's stream header (SPS/PPS)
-    differs from ``main``'s: the caller then encodes the clip whole through ``main``."""
+    stream's encoder with ``options`` set, opened here), the others through encoders set up alike, all on threads
+    at once (PyAV releases the GIL inside the encoder). None, with nothing encoded, where a twin's stream header
+    (SPS/PPS) differs from ``main``'s: the caller then encodes the clip whole through ``main``."""
     from concurrent.futures import ThreadPoolExecutor
 
     main.time_base, main.framerate = 1 / rate, rate
