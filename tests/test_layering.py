@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nemo_cosmos_ar"
 
 # Low to high. A "unit" is a subpackage or a top-level module of nemo_cosmos_ar.
 LAYERS: list[tuple[str, ...]] = [
-    ("checks", "compat", "cpu_shim"),  # foundations: no project imports
+    ("checks", "compat", "cpu_shim", "x264"),  # foundations: no project imports (x264: video_io's parallel encode)
     ("tokenizer", "runtime", "download"),  # the grid rules and the tokenizer; process-group set-up; the Hub client
     ("video_io",),  # reading/writing clips (asks tokenizer.grid for the frame rule)
     ("model",),  # architecture config, presets, Megatron-Core model, loss, key mapping
@@ -37,6 +37,7 @@ CORE = (
     "conversion",
     "inference",
     "video_io",
+    "x264",
     "checks",
     "download",
     "guardrails",
