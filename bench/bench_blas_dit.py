@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from cuda_timing import burst_ms as timed  # ms a call over back-to-back calls
 
 D, HIDDEN = 4096, 16384
 SHAPES = {  # [N, K] of each product of a block (self-attention q/k/v as three, as the released checkpoint has them)
@@ -24,18 +25,6 @@ SHAPES = {  # [N, K] of each product of a block (self-attention q/k/v as three, 
     "mlp fc2": ((D, HIDDEN), 1),
 }
 LIBS = ("cublas", "cublaslt")
-
-
-def timed(fn, reps: int = 10) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps  # ms
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cuda_timing import burst_ms  # noqa: E402
+
 MODES = ("sdpa", "gemm", "flex", "triton")
 
 
@@ -135,14 +137,7 @@ def timed(calls, iters: int, cuda: bool, graph: bool) -> float:
         run = g.replay
     run()
     if cuda:
-        torch.cuda.synchronize()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            run()
-        stop.record()
-        torch.cuda.synchronize()
-        ms = start.elapsed_time(stop)
+        ms = burst_ms(run, iters, warmup=0) * iters
     else:
         t = time.perf_counter()
         for _ in range(iters):

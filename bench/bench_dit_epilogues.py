@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_blas_dit import timed  # noqa: E402
+from cuda_timing import burst_ms as timed  # noqa: E402
+
 from nemo_cosmos_ar.diffusion_decoder import fused  # noqa: E402
 
 ROWS, D, HIDDEN = 40960, 4096, 16384

@@ -21,6 +21,7 @@ import time
 import traceback
 
 import torch
+from cuda_timing import burst_ms
 
 CHOICES = [  # (tile_m, tile_n, mma_pv_is_rs, intra_wg_overlap); the first is FA4's default for head dim 128
     (128, 128, True, True),
@@ -60,13 +61,7 @@ def sweep(b: int, s: int, rounds: int, reps: int, gen: torch.Generator) -> None:
         runs[c] = (call, [], (out.float() - ref).abs().max().item())
     for _ in range(rounds):  # interleaved, so clocks and heat weigh on every choice alike
         for call, times, _ in runs.values():
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(reps):
-                call()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / reps)
+            times.append(burst_ms(call, reps, warmup=0))
     print(f"\n| B = {b}: tile_m x tile_n, P@V from registers, intra-WG overlap | median ms | TFLOP/s | max diff |")
     print("|---|---:|---:|---:|")
     for (tm, tn, rs, ol), (_, times, diff) in runs.items():

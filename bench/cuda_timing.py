@@ -26,6 +26,21 @@ def median_ms(fn, reps: int = 10, warmup: int = 2, before=None) -> float:
     return statistics.median(times)
 
 
+def burst_ms(fn, reps: int = 10, warmup: int = 1) -> float:
+    """Mean milliseconds of ``fn()`` over ``reps`` back-to-back runs between two CUDA events (no gaps between the
+    runs, unlike ``median_ms``), after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps):
+        fn()
+    b.record()
+    torch.cuda.synchronize()
+    return a.elapsed_time(b) / reps
+
+
 def attention_case(b: int, s: int, heads: int = 32, head_dim: int = 128, ref_queries: int = 1024, seed: int = 0):
     """Random bf16 ``q, k, v [b, s, heads, head_dim]`` on the GPU, the FLOPs of one non-causal attention over them,
     and ``err(out)``: the relative L2 of an output ``[b, s, heads, head_dim]`` against fp32 attention over the first
