@@ -56,7 +56,7 @@ def test_fa4_missing_is_a_clear_error_at_the_first_call(monkeypatch):
                        r"pip install flash-attn-4, or use 'sdpa'$"):  # fmt: skip
         att.attend(q, q, q, "fa4", {})
     with pytest.raises(RuntimeError, match="could not import"):  # the same error again, not a hang
-        att.fa4_function()
+        att.fa4_module()
 
 
 @pytest.mark.skipif(att.fa4_installed(), reason="FlashAttention-4 is installed here")

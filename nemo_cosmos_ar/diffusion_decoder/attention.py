@@ -103,7 +103,7 @@ def _import_fa4():
 
 
 def preload() -> None:
-    """Start importing FlashAttention-4 on a thread (once per process); ``fa4_function`` waits for it."""
+    """Start importing FlashAttention-4 on a thread (once per process); ``fa4_module`` waits for it."""
     global _fa4_import
     with _fa4_lock:
         if _fa4_import is None:
@@ -118,11 +118,6 @@ def fa4_module():
     except ImportError as err:
         raise RuntimeError(f"attention backend 'fa4' could not import {FA4_MODULE} ({err}); {FA4_INSTALL}, "
                            "or use 'sdpa'") from None  # fmt: skip
-
-
-def fa4_function():
-    """FlashAttention-4's ``flash_attn_func`` (its default tiles)."""
-    return fa4_module().flash_attn_func
 
 
 def fa4_tiles(head_dim: int, kv_len: int, capability: tuple[int, int]) -> dict | None:
