@@ -27,6 +27,8 @@ Configurations (``--configs``, comma-separated; default all but the opt-in ``*in
 * ``dd-int8-fp8-cuda``: both, the CUDA int8 kernel without the fusions that are the default at TP=1.
 * ``dd-spec15`` / ``dd-spec16`` / ``dd-spec31`` / ``dd-spec32`` / ``dd-spec63`` / ``dd-spec64``: ``--speculative-window
   L`` (opt-in).
+* ``dd-spec63-noepi``: ``dd-spec63`` with ``--diffusion-decoder-epilogues off`` (the DiT's GELU and gated residuals
+  as separate passes, not in the cuBLAS products before them).
 
 ``--input video`` prompts with the last 9 frames of a 12-frame 720x1280 MP4 (``--num-input-frames 9``, the guide's
 ``--input_type video``: 2 prompt latent frames, 7,680 generated tokens) instead of the image (1 latent frame, 10,240).
@@ -113,6 +115,7 @@ CONFIGS = {
     # speculative decoding (opt-in: the same distribution, other draws for a seed), window L; L + 1 = 16 / 32 / 64
     # rows fill the verify attention's 64-row blocks (4 query heads a KV group) and cuBLAS's tiles exactly
     **{f"dd-spec{w}": ["--speculative-window", str(w)] for w in (15, 16, 31, 32, 63, 64)},
+    "dd-spec63-noepi": ["--speculative-window", "63", "--diffusion-decoder-epilogues", "off"],
 }
 DEFAULT_CONFIGS = [c for c in CONFIGS if not any(o in c for o in ("int8", "fp8", "spec"))]
 AR_DIR, DV_DIR = "Cosmos-Predict1-4B", "Cosmos-Tokenize1-DV8x16x16-720p"

@@ -179,6 +179,7 @@ def options_from_args(args: argparse.Namespace):
         dd_parallel=args.diffusion_decoder_parallel,
         dd_gemm=args.diffusion_decoder_gemm,
         dd_attention=args.diffusion_decoder_attention,
+        dd_epilogues=args.diffusion_decoder_epilogues,
         sampling=SamplingConfig(
             temperature=args.temperature,
             top_p=top_p,

@@ -480,3 +480,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "flash-attn-4) on a Hopper or Blackwell GPU, else torch SDPA (cuDNN first); sdpa; fa4 (an error where it "
         "cannot run). The same attention either way, up to bf16 rounding; FA4's import (5-16 s) overlaps the loads",
     )
+    dd.add_argument(
+        "--diffusion-decoder-epilogues",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto (default): with bf16 GEMMs on a GPU, the DiT's GELU and gated residuals are computed by the "
+        "cuBLAS products before them (fewer passes over the activations; the same maths up to bf16 rounding, the "
+        "GELU as its tanh approximation); off: separate passes",
+    )

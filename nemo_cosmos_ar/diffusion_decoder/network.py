@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nemo_cosmos_ar.diffusion_decoder import fp8, fused
+from nemo_cosmos_ar.diffusion_decoder import epilogues, fp8, fused
 from nemo_cosmos_ar.diffusion_decoder.attention import ATTENTION_BACKENDS, attend
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig
 
@@ -195,6 +195,12 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
+        return self.to_out[0](self.heads_out(x, context, rope))
+
+    def heads_out(
+        self, x: torch.Tensor, context: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """The attention's output ``[B, S, heads * head_dim]``, before the output projection."""
         src = x if context is None else context
         shape = (self.heads, self.head_dim)
         rope = rope if self.is_self else None
@@ -204,7 +210,7 @@ class Attention(nn.Module):
         v = self.to_v[0](src).unflatten(-1, shape)
         if self.cp is not None and self.is_self:  # this rank's queries against every rank's keys and values
             k, v = self.cp.gather(k, 1), self.cp.gather(v, 1)
-        return self.to_out[0](attend(q, k, v, self.backend, self._ops))
+        return attend(q, k, v, self.backend, self._ops)
 
 
 class VideoAttention(nn.Module):
@@ -216,6 +222,17 @@ class VideoAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None, rope) -> torch.Tensor:
         return self.attn(x, context, rope)
+
+    def forward_residual(self, h, context, rope, x, gate, epi: str, kernels: str) -> torch.Tensor:
+        """``x + gate * forward(h)``, the output projection and the gated residual as one GEMM where
+        ``epilogues.usable`` (x may be consumed: the sum can be written into its storage)."""
+        o = self.attn.heads_out(h, context, rope)
+        proj = self.attn.to_out[0]
+        if epilogues.usable(o, proj.weight, epi):
+            out = epilogues.linear_gate_residual(o, proj.weight, x, gate)
+            if out is not None:
+                return out
+        return fused.gate_residual(x, proj(o), gate, kernels)
 
 
 class FeedForward(nn.Module):
@@ -233,6 +250,17 @@ class FeedForward(nn.Module):
         if isinstance(self.layer2, fp8.FP8Linear):
             return self.layer2(fp8.quantize_rows(h, self.kernels, gelu=True))
         return self.layer2(F.gelu(h))
+
+    def forward_residual(self, h, context, rope, x, gate, epi: str, kernels: str) -> torch.Tensor:
+        """``x + gate * forward(h)`` (bf16 layers), with the GELU in the first GEMM and the gated residual in the
+        second where ``epilogues.usable`` (x may be consumed: the sum can be written into its storage)."""
+        w1, w2 = self.layer1.weight, self.layer2.weight
+        a = epilogues.linear_gelu(h, w1) if epilogues.usable(h, w1, epi) else F.gelu(self.layer1(h))
+        if epilogues.usable(a, w2, epi):
+            out = epilogues.linear_gate_residual(a, w2, x, gate)
+            if out is not None:
+                return out
+        return fused.gate_residual(x, self.layer2(a), gate, kernels)
 
 
 def _adaln(dim: int, lora: int, chunks: int) -> nn.Sequential:
@@ -253,6 +281,7 @@ class SubBlock(nn.Module):
         self.adaLN_modulation = _adaln(d, cfg.adaln_lora_dim, 3)
         self.kernels = "auto"  # the modulated norm and the gated residual: Triton on the GPU (fused.py), or "eager"
         self.gemm = "bf16"  # "fp8": the modulated norm's output quantized for FP8 projections (fp8.py)
+        self.epilogues = "auto"  # bf16 GPU: the MLP's GELU and the gated residual in cuBLAS (epilogues.py), or "off"
 
     def forward(self, x, emb, lora, context, rope, context_rows: int | None = None) -> torch.Tensor:
         if self.kind == "ca" and context_rows is not None and context_rows < x.shape[0]:
@@ -261,16 +290,26 @@ class SubBlock(nn.Module):
             if context_rows == 0:
                 return x
             head = self._forward(x[:context_rows], emb[:context_rows], lora[:context_rows], context, rope)
+            if head.data_ptr() == x.data_ptr():  # written in place by an epilogue: x holds every row already
+                return x
             return torch.cat([head, x[context_rows:]])
         return self._forward(x, emb, lora, context, rope)
 
     def _forward(self, x, emb, lora, context, rope) -> torch.Tensor:
-        shift, scale, gate = (self.adaLN_modulation(emb) + lora).unsqueeze(1).chunk(3, dim=-1)
+        if emb.shape[0] > 1 and emb.stride(0) == 0 and lora.stride(0) == 0:
+            # one noise level for every row (the guided step): the modulation once, its rows views of one row
+            mod = (self.adaLN_modulation(emb[:1]) + lora[:1]).expand(emb.shape[0], -1)
+        else:
+            mod = self.adaLN_modulation(emb) + lora
+        shift, scale, gate = mod.unsqueeze(1).chunk(3, dim=-1)
         if self.gemm == "fp8":
             h = fp8.ln_modulate_quant(x, shift, scale, NORM_EPS, self.kernels)
         else:
             h = fused.ln_modulate(x, shift, scale, NORM_EPS, self.kernels)  # layer_norm(x) * (1 + scale) + shift
-        y = self.block(h, context if self.kind == "ca" else None, rope)
+        context = context if self.kind == "ca" else None
+        if self.gemm == "bf16" and self.epilogues != "off":  # x + gate * y, y's last GEMM writing it
+            return self.block.forward_residual(h, context, rope, x, gate, self.epilogues, self.kernels)
+        y = self.block(h, context, rope)
         return fused.gate_residual(x, y, gate, self.kernels)  # x + gate * y
 
 
@@ -349,6 +388,15 @@ class DiffusionDecoderDiT(nn.Module):
             if isinstance(m, (Attention, SubBlock, FeedForward, fp8.FP8Linear)):
                 m.kernels = kernels
 
+    def set_epilogues(self, mode: str) -> None:
+        """``"auto"`` (bf16 GEMMs on the GPU: the MLP's GELU and each sub-block's gated residual computed by the
+        cuBLAS product before them, ``epilogues.py``) or ``"off"`` (separate passes, ``fused.py``)."""
+        if mode not in epilogues.EPILOGUES:
+            raise ValueError(f"unknown DiT epilogues {mode!r}; choose one of {epilogues.EPILOGUES}")
+        for m in self.modules():
+            if isinstance(m, SubBlock):
+                m.epilogues = mode
+
     def set_gemm(self, gemm: str) -> None:
         """``"bf16"`` (the model dtype's GEMMs) or ``"fp8"``: the blocks' token-stream projections (self-attention
         q/k/v/out, cross-attention q/out, both MLP layers) become e4m3 ``FP8Linear`` modules (``fp8.py``; the
@@ -422,8 +470,10 @@ class DiffusionDecoderDiT(nn.Module):
             lo, hi = self.cp.span(x.shape[1])
             x, rope = x[:, lo:hi], (rope[0][lo:hi], rope[1][lo:hi])
         timesteps = timesteps.to(x.device).reshape(-1)  # the sampler's c_noise is a CPU scalar
-        emb, lora = self.t_embedder(timesteps.expand(b) if timesteps.numel() == 1 else timesteps)
+        emb, lora = self.t_embedder(timesteps)
         emb = self.affline_norm(emb)
+        if timesteps.numel() == 1:  # one noise level (the guided step): rows that are views of one, so the
+            emb, lora = emb.expand(b, -1), lora.expand(b, -1)  # sub-blocks modulate once and share the gate
         context = context.to(x.dtype)[:context_rows]  # (a slice of None is the whole)
         for block in self.blocks.values():
             x = block(x, emb, lora, context, rope, context_rows)

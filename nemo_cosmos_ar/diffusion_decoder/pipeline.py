@@ -43,6 +43,7 @@ from nemo_cosmos_ar.diffusion_decoder.attention import resolve as resolve_attent
 from nemo_cosmos_ar.diffusion_decoder.checkpoint import MODEL_FILE, load_dit, load_generic_prompt
 from nemo_cosmos_ar.diffusion_decoder.config import DiTConfig, SamplerConfig, get_dit_config
 from nemo_cosmos_ar.diffusion_decoder.cv8x8x8 import DECODER_FILE, CVTokenizerDecoder, load_cv_decoder
+from nemo_cosmos_ar.diffusion_decoder.epilogues import EPILOGUES
 from nemo_cosmos_ar.diffusion_decoder.fp8 import GEMMS
 from nemo_cosmos_ar.diffusion_decoder.fused import KERNELS
 from nemo_cosmos_ar.diffusion_decoder.network import DiffusionDecoderDiT
@@ -101,6 +102,9 @@ class DiffusionDecoder:
         gemm: ``"bf16"`` (the model dtype) or ``"fp8"``: the DiT blocks' token-stream projections as e4m3 GEMMs with
             the activation quantization fused into the kernels that produce them (``fp8.py``; faster on a GPU with
             FP8 tensor cores, and the video changes slightly).
+        epilogues: ``"auto"``: with bf16 GEMMs on a GPU, the MLP's GELU and the sub-blocks' gated residuals are
+            computed by the cuBLAS products that produce their inputs (``epilogues.py``; bf16-rounding-level
+            differences); ``"off"``: separate passes.
         split: this rank's part of a guidance split (``parallel.py``): each rank runs one of the two passes of every
             step (with four or more ranks, its slice of that pass's tokens); only rank 0 loads the CV8x8x8 decoder,
             and the others' ``decode_tokens`` returns None. Every rank of the split must call ``decode_tokens``
@@ -127,6 +131,7 @@ class DiffusionDecoder:
         compile_blocks: bool = False,
         kernels: str = "auto",
         gemm: str = "bf16",
+        epilogues: str = "auto",
         split: GuidanceSplit | None = None,
         background: bool = False,
     ) -> None:
@@ -154,7 +159,10 @@ class DiffusionDecoder:
             raise ValueError(f"unknown DiT kernels {kernels!r}; choose one of {KERNELS}")
         if gemm not in GEMMS:
             raise ValueError(f"unknown DiT GEMM precision {gemm!r}; choose one of {GEMMS}")
+        if epilogues not in EPILOGUES:
+            raise ValueError(f"unknown DiT epilogues {epilogues!r}; choose one of {EPILOGUES}")
         self.attention, self.compile_blocks, self.kernels, self.gemm = attention, compile_blocks, kernels, gemm
+        self.epilogues = epilogues
         self.split = split
         self.makes_frames = split is None or split.makes_frames  # the other ranks sample only
         self.stats = DecodeStats()
@@ -191,6 +199,7 @@ class DiffusionDecoder:
         net.set_attention_backend(self.attention_backend())
         net.set_kernels(self.kernels)
         net.set_gemm(self.gemm)
+        net.set_epilogues(self.epilogues)
         cp = self.split.cp if self.split is not None else None
         net.set_context_parallel(cp.stand_in() if cp is not None else None)  # this rank's shapes, no collectives
         b = 1 if self.split is not None or not self.sampler.batch_guidance else 2
@@ -258,6 +267,7 @@ class DiffusionDecoder:
         net.set_attention_backend(self.attention)
         net.set_kernels(self.kernels)
         net.set_gemm(self.gemm)
+        net.set_epilogues(self.epilogues)
         net.set_context_parallel(self.split.cp if self.split is not None else None)
         if self.compile_blocks:
             for block in net.blocks.values():

@@ -85,6 +85,9 @@ class GenerateOptions:
         dd_attention: the DiT's attention kernel (``diffusion_decoder/attention.py``): "auto" (FlashAttention-4
             where it is installed and runs, else torch SDPA), "sdpa" or "fa4"; the same attention either way, up to
             bf16 rounding.
+        dd_epilogues: "auto" (bf16 DiT on a GPU: the MLP's GELU and the gated residuals computed by the cuBLAS
+            products before them, ``diffusion_decoder/epilogues.py``; up to bf16 rounding) or "off" (separate
+            passes).
     """
 
     input: Path | None = None
@@ -126,6 +129,7 @@ class GenerateOptions:
     dd_parallel: str = "auto"
     dd_gemm: str = "bf16"
     dd_attention: str = "auto"
+    dd_epilogues: str = "auto"
 
     def __post_init__(self) -> None:
         self.output, self.checkpoint, self.tokenizer = Path(self.output), Path(self.checkpoint), Path(self.tokenizer)
@@ -156,6 +160,8 @@ class GenerateOptions:
             raise ValueError(f"--decode-int8-kernel must be one of {INT8_KERNELS}, got {self.decode_int8_kernel!r}")
         if self.dd_gemm not in ("bf16", "fp8"):
             raise ValueError(f"--diffusion-decoder-gemm must be bf16 or fp8, got {self.dd_gemm!r}")
+        if self.dd_epilogues not in ("auto", "off"):
+            raise ValueError(f"--diffusion-decoder-epilogues must be auto or off, got {self.dd_epilogues!r}")
         if self.dd_attention not in DD_ATTENTION:
             raise ValueError(f"--diffusion-decoder-attention must be one of {DD_ATTENTION}, got {self.dd_attention!r}")
         if self.dd_parallel not in DD_PARALLEL:

@@ -265,6 +265,7 @@ class Runner:
             split=self.dd_split,
             gemm=self.opts.dd_gemm,
             attention=self.opts.dd_attention,
+            epilogues=self.opts.dd_epilogues,
             background=True,  # checked now, loaded while the AR model generates; waited for at the first video
         )
         self._loaded("diffusion decoder", t)
