@@ -7,6 +7,8 @@
 #   bash bench/gpu_fa4_install.sh b   # carry .fa4b
 #   bash bench/gpu_session_next_confirm.sh   # carry .gpu4 (~5 min)
 # If the runs after the lease's first are under 30 s after init, #13's goal holds on a second lease.
+# Run in the twenty-ninth session as a80 (a fresh lease, the code of f9e1a68: 30.2-30.3 s, the DiT at the 700 W power
+# limit) and a86 (another lease, with the DiT's cuBLAS epilogues: 29.7 s in all three runs).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/confirm; mkdir -p "$OUT" "$L"
 source bench/gpu_site.sh .gpu4

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Twenty-ninth session (one H200). Issue 13: the DiT's GELU and gated residuals done by the cuBLAS products before
-# them (diffusion_decoder/epilogues.py, --diffusion-decoder-epilogues auto, the default). The confirm run before it
-# (a79, bench/gpu_session_next_confirm.sh) found the DiT at the GPU's 700 W limit (SM clock median 1,575 MHz, power
-# cap the throttle reason in 68% of busy samples) and the whole exact generate at 30.2-30.3 s after init: work
-# removed is what pays there. Predicted: GELU pass 1.09 ms + three gated passes ~0.4 ms a block less, the products'
-# beta = 1 and weight scaling ~0.1 ms more: about -1.3 ms a block, -0.5 s of the DiT.
+# Twenty-ninth session, calls a82 (bench) and a83 (e2e) on one H200 lease. Issue 13: the DiT's GELU and gated
+# residuals done by the cuBLAS products before them (diffusion_decoder/epilogues.py, --diffusion-decoder-epilogues
+# auto, the default). The confirm run before it (a80, bench/gpu_session_next_confirm.sh) found the DiT at the GPU's
+# 700 W limit (SM clock median 1,575 MHz, the power cap the throttle reason in 68% of busy samples) and the whole
+# exact generate at 30.2-30.3 s after init: work removed is what pays there. Predicted: the GELU pass (1.09 ms) and
+# three gated passes (~0.4 ms) a block less, the products' beta = 1 and weight scaling ~0.1 ms more: about -1.3 ms a
+# block, -0.5 s of the DiT.
 #   bash bench/gpu_fa4_install.sh a                    # carry .fa4a
-#   bash bench/gpu_session_a80.sh bench                # carry .fa4b: FA4 part b, the products and a 2-block
+#   bash bench/gpu_session_a82.sh bench                # carry .fa4b: FA4 part b, the products and a 2-block
 #                                                      # forward (bench_dit_blas_epilogues.py), the GPU tier test
-#   bash bench/gpu_session_a80.sh e2e                  # carry .gpu4: the whole exact generate, epilogues on / off
+#   bash bench/gpu_session_a82.sh e2e                  # carry .gpu4: the whole exact generate, epilogues on / off
 #                                                      # alternating (warm, on, off, on, off), SM clock and power
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; L=/tmp/a80; mkdir -p "$OUT" "$L"
+OUT=${OUT:-/tmp/out}; L=/tmp/a82; mkdir -p "$OUT" "$L"
 case ${1:-} in
   bench)
     if [ ! -f /tmp/fa4site/.b_ok ] && [ -f /tmp/fa4site/.a_ok ]; then
