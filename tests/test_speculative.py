@@ -315,3 +315,31 @@ def test_preferred_blas_is_restored_after_the_block_and_after_an_error():
     finally:
         blas(before)
     assert [speculative.capture_library(m) for m in (16, 31, 32, 64)] == [None, None, "cublaslt", "cublaslt"]
+
+
+@pytest.mark.parametrize("window", [0, 6])
+def test_the_warm_up_prefill_runs_once_per_shape_and_changes_no_token(engines, monkeypatch, window):
+    """``generator.warm_prefill`` (on CUDA by default; forced on here): the first generate of a prompt shape runs one
+    extra prefill into a throwaway cache, a second generate of that shape none, another shape one more; the sampled
+    tokens (seeded top-p) are those of a run without it, for the one-token decoder (window 0) and speculative
+    decoding."""
+    _, eng = engines
+    prompt = torch.randint(0, 64000, (1, 24), generator=_gen(9))
+    opts = gen.DecodeOptions(speculative=window, speculative_init="random")
+    want = [
+        gen.generate_tokens(eng, p, 72, SamplingConfig(), _gen(4), options=opts)[0] for p in (prompt, prompt[:, :12])
+    ]
+    real, ran = gen.warm_prefill, []
+    assert not real(eng, prompt)  # the default: a CPU engine gets no warm-up
+
+    def forced(engine, tokens, on=None):
+        ran.append(real(engine, tokens, on=True))
+        return ran[-1]
+
+    monkeypatch.setattr(gen, "warm_prefill", forced)
+    monkeypatch.setattr(speculative, "warm_prefill", forced)
+    monkeypatch.delitem(eng.__dict__, "warm_prefill_shapes", raising=False)
+    got = [gen.generate_tokens(eng, p, 72, SamplingConfig(), _gen(4), options=opts)[0] for p in (prompt, prompt)]
+    other = gen.generate_tokens(eng, prompt[:, :12], 72, SamplingConfig(), _gen(4), options=opts)[0]
+    assert ran == [True, False, True]
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[0]) and torch.equal(other, want[1])

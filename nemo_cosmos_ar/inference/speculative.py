@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import torch
 
 from nemo_cosmos_ar.inference import coupled_kernel
+from nemo_cosmos_ar.inference.generator import warm_prefill
 from nemo_cosmos_ar.inference.sampling import SamplingConfig, exponential_draw, fresh_generators, sampling_probs
 
 INITS = ("previous-frame", "random")
@@ -377,6 +378,8 @@ def generate(
             )
             generator = win.gen = fresh_generators(win.gen, device)
             steps = _Steps(win, cache, num_prompt, length, capture=False)
+    warm_prefill(engine, grid[None, :num_prompt])  # a fresh machine's kernel compiles: warm-up, not the video
+    _sync(device)
     t0 = time.perf_counter()
     stats.capture_s = t0 - t_capture
     logits = engine.prefill(grid[None, :num_prompt], cache)
