@@ -26,17 +26,15 @@ case ${1:-} in
   e2e)
     source bench/gpu_site.sh .gpu4
     [ -f /tmp/fa4site/.b_ok ] || { echo "FA4 is not installed on this machine"; exit 3; }
-    nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
-      --format=csv,noheader -lms 200 > "$OUT/smi.csv" 2>&1 &
-    smi=$!
+    smi_start
     e2e_setup
     E2E_TIMEOUT=100 e2e warm 110 --configs dd-spec63 --guardrails
     E2E_TIMEOUT=95 e2e off1 200 --configs dd-spec63-noepi --guardrails
     E2E_TIMEOUT=95 e2e on1 290 --configs dd-spec63 --guardrails
     E2E_TIMEOUT=95 e2e off2 380 --configs dd-spec63-noepi --guardrails
     E2E_TIMEOUT=95 e2e on2 470 --configs dd-spec63 --guardrails
-    kill $smi 2>/dev/null
     e2e_report warm off1 on1 off2 on2
+    smi_report
     ;;
   *) echo "usage: $0 bench|e2e"; exit 2 ;;
 esac

@@ -13,23 +13,9 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; L=/tmp/confirm; mkdir -p "$OUT" "$L"
 source bench/gpu_site.sh .gpu4
 [ -f /tmp/fa4site/.b_ok ] || { echo "FA4 is not installed on this machine: run bench/gpu_fa4_install.sh a, then b"; exit 3; }
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
-  --format=csv,noheader -lms 200 > "$OUT/smi.csv" 2>&1 &
-smi=$!
+smi_start
 e2e_setup
 for n in warm g63 h63 i63; do E2E_TIMEOUT=95 e2e $n 480 --configs dd-spec63 --guardrails; done
-kill $smi 2>/dev/null
 e2e_report warm g63 h63 i63
-# the clock and power while the GPU was busy (power over 300 W): median, 10th percentile, and the throttle reasons seen
-python3 - "$OUT/smi.csv" <<'PY'
-import collections, statistics, sys
-rows = [r.split(", ") for r in open(sys.argv[1]) if r.count(",") >= 6]
-busy = [r for r in rows if r[3].endswith(" W") and float(r[3][:-2]) > 300]
-if busy:
-    clk = sorted(float(r[1].split()[0]) for r in busy)
-    pw = sorted(float(r[3][:-2]) for r in busy)
-    print(f"busy samples {len(busy)} of {len(rows)}: SM clock median {statistics.median(clk):.0f} MHz, "
-          f"p10 {clk[len(clk) // 10]:.0f}; power median {statistics.median(pw):.0f} W of {busy[0][4]}")
-    print("throttle reasons:", collections.Counter(r[6].strip() for r in busy).most_common(4))
-PY
+smi_report
 exit 0

@@ -48,3 +48,11 @@ e2e() {
   cp "$L"/*.log "$OUT"/ 2>/dev/null
 }
 e2e_report() { local f; for f in "$@"; do echo "=== $f"; grep -E "^\| dd|^# dd" "$L/$f.log" 2>/dev/null | tail -2 | cut -c1-400; done; }
+# The GPU's SM clock, power and throttle reasons every 200 ms while runs go on (the DiT runs at the power limit:
+# BENCHMARKS.md, issue 13, twenty-ninth session): smi_start before the runs, smi_report after them.
+smi_start() {
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
+    --format=csv,noheader -lms 200 > "$OUT/smi.csv" 2>&1 &
+  SMI_PID=$!
+}
+smi_report() { kill "$SMI_PID" 2>/dev/null; python3 bench/smi_summary.py "$OUT/smi.csv"; }
