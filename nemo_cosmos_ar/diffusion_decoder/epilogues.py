@@ -27,6 +27,9 @@ run the separate ops (``fused.py``). No NeMo import.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from nemo_cosmos_ar.diffusion_decoder import fused
 
 EPILOGUES = ("auto", "off")
 _ZERO_BIAS: dict = {}  # (n, device, dtype) -> zeros [n]: _addmm_activation's GELU epilogue takes a bias
@@ -78,3 +81,15 @@ def linear_gate_residual(
     gated = weight * g.to(weight.dtype).view(n, 1)  # [N, K]: output channel i scaled by gate i
     x.view(-1, n).addmm_(y_in.view(-1, k), gated.t())
     return x
+
+
+def gated_projection(
+    y_in: torch.Tensor, proj: nn.Linear, x: torch.Tensor, gate: torch.Tensor, mode: str, kernels: str
+) -> torch.Tensor:
+    """``x + gate * proj(y_in)`` (x may be consumed): one product where ``usable`` and ``linear_gate_residual`` take
+    it, else the projection and ``fused.gate_residual`` (``kernels``)."""
+    if usable(y_in, proj.weight, mode):
+        out = linear_gate_residual(y_in, proj.weight, x, gate)
+        if out is not None:
+            return out
+    return fused.gate_residual(x, proj(y_in), gate, kernels)

@@ -226,13 +226,9 @@ class VideoAttention(nn.Module):
     def forward_residual(self, h, context, rope, x, gate, epi: str, kernels: str) -> torch.Tensor:
         """``x + gate * forward(h)``, the output projection and the gated residual as one GEMM where
         ``epilogues.usable`` (x may be consumed: the sum can be written into its storage)."""
-        o = self.attn.heads_out(h, context, rope)
-        proj = self.attn.to_out[0]
-        if epilogues.usable(o, proj.weight, epi):
-            out = epilogues.linear_gate_residual(o, proj.weight, x, gate)
-            if out is not None:
-                return out
-        return fused.gate_residual(x, proj(o), gate, kernels)
+        return epilogues.gated_projection(
+            self.attn.heads_out(h, context, rope), self.attn.to_out[0], x, gate, epi, kernels
+        )
 
 
 class FeedForward(nn.Module):
@@ -254,13 +250,9 @@ class FeedForward(nn.Module):
     def forward_residual(self, h, context, rope, x, gate, epi: str, kernels: str) -> torch.Tensor:
         """``x + gate * forward(h)`` (bf16 layers), with the GELU in the first GEMM and the gated residual in the
         second where ``epilogues.usable`` (x may be consumed: the sum can be written into its storage)."""
-        w1, w2 = self.layer1.weight, self.layer2.weight
+        w1 = self.layer1.weight
         a = epilogues.linear_gelu(h, w1) if epilogues.usable(h, w1, epi) else F.gelu(self.layer1(h))
-        if epilogues.usable(a, w2, epi):
-            out = epilogues.linear_gate_residual(a, w2, x, gate)
-            if out is not None:
-                return out
-        return fused.gate_residual(x, self.layer2(a), gate, kernels)
+        return epilogues.gated_projection(a, self.layer2, x, gate, epi, kernels)
 
 
 def _adaln(dim: int, lora: int, chunks: int) -> nn.Sequential:
